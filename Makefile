@@ -1,0 +1,46 @@
+# Every target sets itself up: a fresh machine needs only Python 3, pip and cargo.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.deps-installed
+export VIRTUAL_ENV := $(abspath $(VENV))
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: demo test build check lint rust-test py-test bench clean
+
+$(PY):
+	python3 -m venv $(VENV)
+
+$(STAMP): requirements-dev.txt | $(PY)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $(STAMP)
+
+# Builds the extension in release mode and installs the package into the venv.
+build: $(STAMP)
+	maturin develop --release --quiet
+
+demo: build
+	$(PY) -m eventpak demo
+
+lint: $(STAMP)
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	ruff check python tests benches
+	ruff format --check python tests benches
+
+rust-test:
+	cargo test --workspace
+
+py-test: build
+	mypy python/eventpak
+	$(PY) -m mypy.stubtest eventpak._native --allowlist stubtest-allowlist.txt
+	$(PY) -m pytest
+
+test: build lint rust-test py-test
+
+bench: build
+	$(PY) -m pytest benches --benchmark-only -q
+	$(PY) -m benches.compare
+
+clean:
+	rm -rf $(VENV) target eventpak-demo-data

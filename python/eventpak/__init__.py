@@ -1,0 +1,78 @@
+"""eventpak: an embedded, durable, append-only event log for Python services.
+
+Open a data dir with :meth:`Store.open`, append events addressed by a
+:class:`Coordinate` (entity + scope) with a string kind and a msgpack payload, and read
+them back in commit order with :class:`Region` queries.
+"""
+
+from __future__ import annotations
+
+from . import errors
+from ._native import AppendReceipt, AppendRequest, Coordinate, Event, Region
+from .config import StoreConfig, SyncMode
+from .errors import (
+    BatchTooLarge,
+    CacheFailed,
+    CheckpointWriteFailed,
+    ConcurrencyConflict,
+    CorruptSegment,
+    CursorCheckpointCorrupt,
+    CursorCheckpointRegionMismatch,
+    EventNotFound,
+    EventpakError,
+    EventTooLarge,
+    FenceActive,
+    IdempotencyConflict,
+    InvalidCheckpointId,
+    InvalidConfig,
+    InvalidCoordinate,
+    InvalidIdempotencyKey,
+    InvalidKind,
+    InvalidRegion,
+    PayloadNotSerializable,
+    RestartBudgetExhausted,
+    StorageFailed,
+    StoreClosed,
+    StoreLocked,
+    WorkerCrashed,
+)
+from .store import Store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AppendReceipt",
+    "AppendRequest",
+    "BatchTooLarge",
+    "CacheFailed",
+    "CheckpointWriteFailed",
+    "ConcurrencyConflict",
+    "Coordinate",
+    "CorruptSegment",
+    "CursorCheckpointCorrupt",
+    "CursorCheckpointRegionMismatch",
+    "Event",
+    "EventNotFound",
+    "EventTooLarge",
+    "EventpakError",
+    "FenceActive",
+    "IdempotencyConflict",
+    "InvalidCheckpointId",
+    "InvalidConfig",
+    "InvalidCoordinate",
+    "InvalidIdempotencyKey",
+    "InvalidKind",
+    "InvalidRegion",
+    "PayloadNotSerializable",
+    "Region",
+    "RestartBudgetExhausted",
+    "StorageFailed",
+    "Store",
+    "StoreClosed",
+    "StoreConfig",
+    "StoreLocked",
+    "SyncMode",
+    "WorkerCrashed",
+    "__version__",
+    "errors",
+]

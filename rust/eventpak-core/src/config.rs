@@ -1,0 +1,107 @@
+//! Store options (DESIGN.md §3) and their validation.
+
+use crate::error::{Error, Result};
+use crate::segment::MAX_BODY_LEN;
+
+/// When appended bytes are made durable with fsync.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    /// fsync before an append returns; concurrent appenders share one fsync.
+    Always,
+    /// fsync every `sync_every_n_events` events or `sync_interval_ms`, whichever first.
+    Batch,
+    /// Leave it to the OS (and to explicit `sync()` calls).
+    Never,
+}
+
+impl SyncMode {
+    /// Parses `"always"`, `"batch"` or `"never"`.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "always" => Ok(SyncMode::Always),
+            "batch" => Ok(SyncMode::Batch),
+            "never" => Ok(SyncMode::Never),
+            other => Err(Error::InvalidConfig(format!(
+                "sync must be \"always\", \"batch\" or \"never\", not {other:?}"
+            ))),
+        }
+    }
+
+    /// The option's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncMode::Always => "always",
+            SyncMode::Batch => "batch",
+            SyncMode::Never => "never",
+        }
+    }
+}
+
+/// Smallest accepted `segment_max_bytes`.
+pub const MIN_SEGMENT_BYTES: u64 = 4096;
+
+/// All options of a store.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// Durability mode.
+    pub sync: SyncMode,
+    /// In batch mode, fsync after this many unsynced events.
+    pub sync_every_n_events: u64,
+    /// In batch mode, fsync unsynced events at least this often.
+    pub sync_interval_ms: u64,
+    /// Rotate to a new segment once the active one would pass this size.
+    pub segment_max_bytes: u64,
+    /// Largest encoded event.
+    pub max_event_bytes: usize,
+    /// Most events in one `append_batch`.
+    pub max_batch_events: usize,
+    /// Most encoded bytes in one `append_batch`.
+    pub max_batch_bytes: usize,
+    /// Write the index checkpoint at close and use it at open.
+    pub enable_index_checkpoint: bool,
+    /// Create the data dir when missing.
+    pub create: bool,
+    /// Open for reading only: no appends, nothing on disk is changed.
+    pub read_only: bool,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            sync: SyncMode::Batch,
+            sync_every_n_events: 1000,
+            sync_interval_ms: 50,
+            segment_max_bytes: 256 << 20,
+            max_event_bytes: 16 << 20,
+            max_batch_events: 4096,
+            max_batch_bytes: 64 << 20,
+            enable_index_checkpoint: true,
+            create: true,
+            read_only: false,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// Refuses out-of-range options with [`Error::InvalidConfig`].
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(Error::InvalidConfig(msg));
+        if self.segment_max_bytes < MIN_SEGMENT_BYTES {
+            return bad(format!("segment_max_bytes must be at least {MIN_SEGMENT_BYTES}"));
+        }
+        if self.max_event_bytes == 0 || self.max_event_bytes > MAX_BODY_LEN / 2 {
+            return bad(format!("max_event_bytes must be between 1 and {}", MAX_BODY_LEN / 2));
+        }
+        for (name, value) in [
+            ("sync_every_n_events", self.sync_every_n_events as usize),
+            ("sync_interval_ms", self.sync_interval_ms as usize),
+            ("max_batch_events", self.max_batch_events),
+            ("max_batch_bytes", self.max_batch_bytes),
+        ] {
+            if value == 0 {
+                return bad(format!("{name} must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,84 @@
+//! The engine's error type. Every variant maps to one typed Python error (DESIGN.md §6).
+
+use std::path::PathBuf;
+
+/// Result alias used across the engine.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Everything that can go wrong in the engine, one variant per public error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A coordinate part breaks the naming rules.
+    #[error("invalid coordinate: {0}")]
+    InvalidCoordinate(String),
+    /// An event kind breaks the naming rules or uses the reserved `eventpak.` prefix.
+    #[error("invalid kind: {0}")]
+    InvalidKind(String),
+    /// A region filter is malformed (bad prefix, empty kind set, inverted clock range).
+    #[error("invalid region: {0}")]
+    InvalidRegion(String),
+    /// A store option is out of range, or the store cannot serve the call as configured.
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    /// An idempotency key is empty or longer than 64 bytes.
+    #[error("invalid idempotency key: {0}")]
+    InvalidIdempotencyKey(String),
+    /// One event is larger than `max_event_bytes`.
+    #[error("event of {size} bytes exceeds max_event_bytes={max}")]
+    EventTooLarge {
+        /// Encoded size of the event.
+        size: usize,
+        /// The configured limit.
+        max: usize,
+    },
+    /// A batch has more events or bytes than the configured limits.
+    #[error("batch too large: {0}")]
+    BatchTooLarge(String),
+    /// Another store (in this or another process) owns the data dir.
+    #[error("data dir is locked by another open store")]
+    StoreLocked,
+    /// The store was closed.
+    #[error("the store is closed; open it again to use it")]
+    StoreClosed,
+    /// No event has this id.
+    #[error("no event with id {0}")]
+    EventNotFound(String),
+    /// `expected_sequence` did not match the entity's next clock value.
+    #[error("entity {entity:?}: expected next entity_sequence {expected}, actual {actual}")]
+    ConcurrencyConflict {
+        /// The entity whose clock was compared.
+        entity: String,
+        /// What the caller expected.
+        expected: u64,
+        /// What the entity's next sequence actually is.
+        actual: u64,
+    },
+    /// An idempotency key was reused for different content, or a batch is partly committed.
+    #[error("idempotency conflict: {0}")]
+    IdempotencyConflict(String),
+    /// A segment (or another engine file) holds bytes that cannot be a valid prefix.
+    #[error("corrupt segment {path}: {reason} at offset {offset}")]
+    CorruptSegment {
+        /// The damaged file.
+        path: PathBuf,
+        /// Byte offset of the first bad byte or frame.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The writer hit an I/O error and is poisoned.
+    #[error("storage failed: {0}; nothing after this failure was acknowledged, reopen the store to recover")]
+    StorageFailed(String),
+}
+
+impl Error {
+    /// Wraps an I/O error raised while writing or syncing into [`Error::StorageFailed`].
+    pub fn storage(context: &str, err: std::io::Error) -> Self {
+        Error::StorageFailed(format!("{context}: {err}"))
+    }
+
+    /// Shorthand for a [`Error::CorruptSegment`].
+    pub fn corrupt(path: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Self {
+        Error::CorruptSegment { path: path.into(), offset, reason: reason.into() }
+    }
+}

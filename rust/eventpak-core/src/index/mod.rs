@@ -1,0 +1,225 @@
+//! The in-memory index: where every event lives and the postings that drive queries.
+
+mod checkpoint;
+mod query;
+
+pub use checkpoint::{load_checkpoint, write_checkpoint, CheckpointCover, INDEX_CHECKPOINT_FILE};
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::event::Hash;
+
+/// Interns names so each entity, scope and kind is stored once and compared as an id.
+#[derive(Default, Debug)]
+pub struct Interner {
+    names: Vec<Arc<str>>,
+    ids: HashMap<Arc<str>, u32>,
+}
+
+impl Interner {
+    /// The id of `name`, adding it when new.
+    pub fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        let name: Arc<str> = name.into();
+        self.names.push(name.clone());
+        self.ids.insert(name, id);
+        id
+    }
+
+    /// The id of `name`, if known.
+    pub fn get(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+
+    /// The name with id `id`.
+    pub fn name(&self, id: u32) -> &Arc<str> {
+        &self.names[id as usize]
+    }
+
+    /// Number of names.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// All names in id order.
+    pub fn names(&self) -> &[Arc<str>] {
+        &self.names
+    }
+}
+
+/// Where one event is and what it is, by global sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryMeta {
+    /// Position of its segment in the store's segment list.
+    pub segment: u32,
+    /// Byte offset of its frame.
+    pub offset: u64,
+    /// Frame length.
+    pub len: u32,
+    /// Interned entity id.
+    pub entity: u32,
+    /// Interned scope id.
+    pub scope: u32,
+    /// Interned kind id.
+    pub kind: u32,
+    /// Its per-entity clock.
+    pub entity_sequence: u64,
+}
+
+/// The per-entity chain head and postings.
+#[derive(Debug, Default)]
+pub struct EntityState {
+    /// Global sequences of the entity's events; position `n` holds clock `n`.
+    pub postings: Vec<u64>,
+    /// Hash of the entity's newest event.
+    pub last_hash: Hash,
+}
+
+/// A new event to index.
+pub struct NewEntry<'a> {
+    /// Where the frame is.
+    pub segment: u32,
+    /// Frame offset.
+    pub offset: u64,
+    /// Frame length.
+    pub len: u32,
+    /// Event id.
+    pub event_id: [u8; 16],
+    /// Entity.
+    pub entity: &'a str,
+    /// Scope.
+    pub scope: &'a str,
+    /// Kind.
+    pub kind: &'a str,
+    /// Entity clock.
+    pub entity_sequence: u64,
+    /// Chain hash.
+    pub hash: Hash,
+    /// Idempotency key.
+    pub idempotency_key: Option<&'a [u8]>,
+}
+
+/// The whole index. Sequences are dense, so per-event data is a vector by sequence.
+#[derive(Default, Debug)]
+pub struct Index {
+    pub(crate) entries: Vec<EntryMeta>,
+    /// Event ids by sequence; ids strictly increase, so lookup is a binary search.
+    pub(crate) event_ids: Vec<u128>,
+    pub(crate) entity_names: Interner,
+    pub(crate) scope_names: Interner,
+    pub(crate) kind_names: Interner,
+    pub(crate) entities: Vec<EntityState>,
+    pub(crate) entity_order: BTreeMap<Arc<str>, u32>,
+    pub(crate) kind_order: BTreeMap<Arc<str>, u32>,
+    pub(crate) scope_postings: Vec<Vec<u64>>,
+    pub(crate) kind_postings: Vec<Vec<u64>>,
+    pub(crate) idempotency: HashMap<Box<[u8]>, u64>,
+}
+
+impl Index {
+    /// Number of indexed events (= the next global sequence).
+    pub fn len(&self) -> u64 {
+        self.entries.len() as u64
+    }
+
+    /// True when nothing is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Adds the next event; its sequence is `self.len()`.
+    pub fn insert(&mut self, e: NewEntry<'_>) {
+        let seq = self.len();
+        let entity = self.entity_names.intern(e.entity);
+        if entity as usize == self.entities.len() {
+            self.entities.push(EntityState::default());
+            self.entity_order.insert(self.entity_names.name(entity).clone(), entity);
+        }
+        let scope = self.scope_names.intern(e.scope);
+        if scope as usize == self.scope_postings.len() {
+            self.scope_postings.push(Vec::new());
+        }
+        let kind = self.kind_names.intern(e.kind);
+        if kind as usize == self.kind_postings.len() {
+            self.kind_postings.push(Vec::new());
+            self.kind_order.insert(self.kind_names.name(kind).clone(), kind);
+        }
+        let state = &mut self.entities[entity as usize];
+        state.postings.push(seq);
+        state.last_hash = e.hash;
+        self.scope_postings[scope as usize].push(seq);
+        self.kind_postings[kind as usize].push(seq);
+        if let Some(key) = e.idempotency_key {
+            self.idempotency.insert(key.into(), seq);
+        }
+        self.event_ids.push(u128::from_be_bytes(e.event_id));
+        self.entries.push(EntryMeta {
+            segment: e.segment,
+            offset: e.offset,
+            len: e.len,
+            entity,
+            scope,
+            kind,
+            entity_sequence: e.entity_sequence,
+        });
+    }
+
+    /// The entity's next clock value and chain head (`0` and zeros for a new entity).
+    pub fn entity_head(&self, entity: &str) -> (u64, Hash) {
+        match self.entity_names.get(entity) {
+            Some(id) => {
+                let state = &self.entities[id as usize];
+                (state.postings.len() as u64, state.last_hash)
+            }
+            None => (0, [0; 32]),
+        }
+    }
+
+    /// Location and names of the event at `seq`.
+    pub fn entry(&self, seq: u64) -> Option<&EntryMeta> {
+        self.entries.get(seq as usize)
+    }
+
+    /// Interned `(entity, scope, kind)` of an entry.
+    pub fn names_of(&self, meta: &EntryMeta) -> (Arc<str>, Arc<str>, Arc<str>) {
+        (
+            self.entity_names.name(meta.entity).clone(),
+            self.scope_names.name(meta.scope).clone(),
+            self.kind_names.name(meta.kind).clone(),
+        )
+    }
+
+    /// Sequence of the event with this id.
+    pub fn sequence_of(&self, event_id: &[u8; 16]) -> Option<u64> {
+        self.event_ids.binary_search(&u128::from_be_bytes(*event_id)).ok().map(|i| i as u64)
+    }
+
+    /// Sequence of the event appended with this idempotency key.
+    pub fn sequence_of_key(&self, key: &[u8]) -> Option<u64> {
+        self.idempotency.get(key).copied()
+    }
+
+    /// The entity's event at clock `clock`.
+    pub fn entity_event_at(&self, entity: u32, clock: u64) -> Option<u64> {
+        self.entities.get(entity as usize)?.postings.get(clock as usize).copied()
+    }
+
+    /// The newest event id, as a number.
+    pub fn last_event_id(&self) -> u128 {
+        self.event_ids.last().copied().unwrap_or(0)
+    }
+
+    /// Counts of distinct entities, scopes and kinds.
+    pub fn cardinalities(&self) -> (usize, usize, usize) {
+        (self.entity_names.len(), self.scope_names.len(), self.kind_names.len())
+    }
+}

@@ -1,0 +1,170 @@
+//! `query_hits_after`: the sequences a region matches, driven by the smallest postings.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::ops::Bound::{Excluded, Included, Unbounded};
+
+use super::{EntryMeta, Index};
+use crate::region::{KindFilter, Region};
+
+/// A region's filters resolved to interned ids, checkable in O(1) per entry.
+struct IdFilter {
+    entities: Option<Vec<bool>>,
+    scope: Option<u32>,
+    kinds: Option<Vec<bool>>,
+    clock: Option<(u64, u64)>,
+}
+
+impl IdFilter {
+    fn accepts(&self, m: &EntryMeta) -> bool {
+        self.entities.as_ref().is_none_or(|set| set[m.entity as usize])
+            && self.scope.is_none_or(|s| s == m.scope)
+            && self.kinds.as_ref().is_none_or(|set| set[m.kind as usize])
+            && self.clock.is_none_or(|(lo, hi)| lo <= m.entity_sequence && m.entity_sequence <= hi)
+    }
+}
+
+fn after<'a>(list: &'a [u64], from: u64) -> &'a [u64] {
+    &list[list.partition_point(|&s| s < from)..]
+}
+
+fn bitmap(len: usize, ids: &[u32]) -> Vec<bool> {
+    let mut set = vec![false; len];
+    for &id in ids {
+        set[id as usize] = true;
+    }
+    set
+}
+
+impl Index {
+    /// Entity ids in the namespace of `prefix`: the entity itself and `prefix:*`.
+    fn entities_under(&self, prefix: &str) -> Vec<u32> {
+        let mut ids: Vec<u32> = self.entity_names.get(prefix).into_iter().collect();
+        let lo = format!("{prefix}:");
+        let hi = format!("{prefix};"); // ';' is the byte after ':'
+        ids.extend(
+            self.entity_order
+                .range::<str, _>((Included(lo.as_str()), Excluded(hi.as_str())))
+                .map(|(_, &id)| id),
+        );
+        ids
+    }
+
+    fn kinds_of(&self, filter: &KindFilter) -> Option<Vec<u32>> {
+        match filter {
+            KindFilter::Any => None,
+            KindFilter::Exact(set) => Some(set.iter().filter_map(|k| self.kind_names.get(k)).collect()),
+            KindFilter::Prefix(prefix) => Some(
+                self.kind_order
+                    .range::<str, _>((Included(prefix.as_str()), Unbounded))
+                    .take_while(|(name, _)| name.starts_with(prefix.as_str()))
+                    .map(|(_, &id)| id)
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Global sequences of events matching `region`, in commit order, at most `limit`.
+    ///
+    /// The scan starts after `position` once a cursor has `started`, at `position` itself
+    /// before that (so sequence 0 is reachable). Cost follows the smallest postings list
+    /// among the region's entity, scope and kind filters, not the size of the log.
+    pub fn query_hits_after(&self, region: &Region, position: u64, started: bool, limit: usize) -> Vec<u64> {
+        let from = if started { position.saturating_add(1) } else { position };
+        if limit == 0 || from >= self.len() {
+            return Vec::new();
+        }
+        let entity_ids = region.entity_prefix.as_deref().map(|p| self.entities_under(p));
+        let scope_id = match region.scope.as_deref() {
+            Some(scope) => match self.scope_names.get(scope) {
+                Some(id) => Some(id),
+                None => return Vec::new(),
+            },
+            None => None,
+        };
+        let kind_ids = self.kinds_of(&region.kinds);
+
+        // Candidate lists, one set per filter; the cheapest set drives the scan.
+        let mut plans: Vec<Vec<&[u64]>> = Vec::new();
+        if let Some(ids) = &entity_ids {
+            plans.push(
+                ids.iter()
+                    .map(|&id| {
+                        let postings = &self.entities[id as usize].postings[..];
+                        let clipped = match region.clock {
+                            // Position n of an entity's postings holds clock n.
+                            Some((lo, hi)) => {
+                                let end = (hi.saturating_add(1)).min(postings.len() as u64) as usize;
+                                postings.get(lo.min(end as u64) as usize..end).unwrap_or(&[])
+                            }
+                            None => postings,
+                        };
+                        after(clipped, from)
+                    })
+                    .collect(),
+            );
+        }
+        if let Some(id) = scope_id {
+            plans.push(vec![after(&self.scope_postings[id as usize], from)]);
+        }
+        if let Some(ids) = &kind_ids {
+            plans.push(ids.iter().map(|&id| after(&self.kind_postings[id as usize], from)).collect());
+        }
+        let filter = IdFilter {
+            entities: entity_ids.map(|ids| bitmap(self.entity_names.len(), &ids)),
+            scope: scope_id,
+            kinds: kind_ids.map(|ids| bitmap(self.kind_names.len(), &ids)),
+            clock: region.clock,
+        };
+        let mut hits = Vec::new();
+        let mut take = |seq: u64| {
+            if filter.accepts(&self.entries[seq as usize]) {
+                hits.push(seq);
+            }
+            hits.len() < limit
+        };
+        let cost = |plan: &Vec<&[u64]>| plan.iter().map(|l| l.len()).sum::<usize>();
+        match plans.into_iter().min_by_key(cost) {
+            None => {
+                for seq in from..self.len() {
+                    if !take(seq) {
+                        break;
+                    }
+                }
+            }
+            Some(lists) => merge_lists(&lists, &mut take),
+        }
+        hits
+    }
+}
+
+/// Walks disjoint sorted lists in ascending order until `visit` returns false.
+fn merge_lists(lists: &[&[u64]], visit: &mut impl FnMut(u64) -> bool) {
+    let mut live = lists.iter().filter(|l| !l.is_empty());
+    match (live.next(), live.next()) {
+        (None, _) => {}
+        (Some(only), None) => {
+            for &seq in only.iter() {
+                if !visit(seq) {
+                    return;
+                }
+            }
+        }
+        _ => {
+            let mut heap: BinaryHeap<Reverse<(u64, usize, usize)>> = lists
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| !l.is_empty())
+                .map(|(i, l)| Reverse((l[0], i, 0)))
+                .collect();
+            while let Some(Reverse((seq, list, pos))) = heap.pop() {
+                if !visit(seq) {
+                    return;
+                }
+                if let Some(&next) = lists[list].get(pos + 1) {
+                    heap.push(Reverse((next, list, pos + 1)));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! Opening a data dir: find the longest valid prefix of the log and rebuild the index,
+//! from the index checkpoint when it is trustworthy, else by scanning every segment.
+//!
+//! Nothing on disk changes until the whole log has been checked: a store that fails
+//! closed with [`Error::CorruptSegment`] leaves every file as it found it.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use crate::error::{Error, Result};
+use crate::index::{load_checkpoint, CheckpointCover, Index, NewEntry};
+use crate::segment::{list_segments, scan_segment, SegmentHeader, SegmentSet, SEGMENT_HEADER_LEN};
+
+/// What recovery found and did, reported through `stats()`.
+#[derive(Clone, Debug, Default)]
+pub struct RecoveryReport {
+    /// Bytes cut from the end of the newest segment (a torn tail).
+    pub torn_tail_bytes: u64,
+    /// The segment the torn tail was cut from.
+    pub torn_tail_segment: Option<PathBuf>,
+    /// Newest segment files removed because their header never got written completely.
+    pub removed_segments: Vec<PathBuf>,
+    /// `"loaded"`, `"missing"`, `"stale"`, `"corrupt"` or `"disabled"`.
+    pub index_checkpoint: &'static str,
+    /// Events read from segments (the rest came from the checkpoint).
+    pub scanned_events: u64,
+}
+
+/// A recovered log, ready for a writer.
+pub struct Recovered {
+    /// The rebuilt index.
+    pub index: Index,
+    /// `(id, valid length)` of each kept segment, ascending.
+    pub segments: Vec<(u64, u64)>,
+    /// Newest timestamp in the log.
+    pub last_timestamp_us: u64,
+    /// What happened.
+    pub report: RecoveryReport,
+}
+
+fn map_file(path: &Path) -> Result<Mmap> {
+    let file = File::open(path).map_err(|e| Error::storage("opening segment", e))?;
+    // SAFETY: the store holds the data dir lock; nobody else writes these files.
+    unsafe { Mmap::map(&file) }.map_err(|e| Error::storage("mapping segment", e))
+}
+
+/// Recovers the log in `segments_dir`, registering each kept segment in `set`.
+pub fn recover(
+    data_dir: &Path,
+    segments_dir: &Path,
+    use_checkpoint: bool,
+    read_only: bool,
+    set: &SegmentSet,
+) -> Result<Recovered> {
+    let mut files = list_segments(segments_dir).map_err(|e| Error::storage("listing segments", e))?;
+    let mut report = RecoveryReport { index_checkpoint: "disabled", ..Default::default() };
+
+    // A crash while rotating can leave the newest file empty or with a partial header.
+    let mut pending_removal = None;
+    if let Some((_, path)) = files.last() {
+        let len = std::fs::metadata(path).map_err(|e| Error::storage("reading segment size", e))?.len();
+        if len < SEGMENT_HEADER_LEN as u64 {
+            pending_removal = files.pop().map(|(_, p)| p);
+        }
+    }
+    let mut maps = Vec::with_capacity(files.len());
+    for (id, path) in &files {
+        let map = map_file(path)?;
+        let header = SegmentHeader::decode(&map).map_err(|reason| Error::corrupt(path, 0, reason))?;
+        if header.segment_id != *id {
+            return Err(Error::corrupt(path, 0, format!("header names segment {}", header.segment_id)));
+        }
+        maps.push((header, map));
+    }
+
+    let (mut index, cover) = if use_checkpoint {
+        match load_checkpoint(data_dir) {
+            Ok(Some((index, cover))) if cover_fits(&cover, &files, &maps, &index) => {
+                report.index_checkpoint = "loaded";
+                (index, cover)
+            }
+            Ok(Some(_)) => {
+                report.index_checkpoint = "stale";
+                Default::default()
+            }
+            Ok(None) => {
+                report.index_checkpoint = "missing";
+                Default::default()
+            }
+            Err(_) => {
+                report.index_checkpoint = "corrupt";
+                Default::default()
+            }
+        }
+    } else {
+        Default::default()
+    };
+
+    let mut last_ts = cover.last_timestamp_us;
+    let mut last_id = index.last_event_id();
+    let mut valid = Vec::with_capacity(files.len());
+    let mut torn_cut = None;
+    for (position, ((id, path), (header, map))) in files.iter().zip(&maps).enumerate() {
+        let is_last = position + 1 == files.len();
+        let (start, covered) = match cover.segments.get(position) {
+            Some(&(_, len)) => (len as usize, true),
+            None => (SEGMENT_HEADER_LEN, false),
+        };
+        if !covered && header.base_sequence != index.len() {
+            let reason =
+                format!("segment starts at sequence {}, expected {}", header.base_sequence, index.len());
+            return Err(Error::corrupt(path, 0, reason));
+        }
+        let end = scan_segment(path, map, start, index.len(), is_last, |offset, frame| {
+            let (entity, scope, kind) = frame.names();
+            let (clock, head) = index.entity_head(entity);
+            let id = u128::from_be_bytes(frame.event_id());
+            if frame.entity_sequence() != clock || frame.prev_hash() != head || id <= last_id {
+                return Err(Error::corrupt(path, offset, "event does not continue its entity chain"));
+            }
+            last_id = id;
+            last_ts = last_ts.max(frame.timestamp_us());
+            index.insert(NewEntry {
+                segment: position as u32,
+                offset,
+                len: frame.len as u32,
+                event_id: frame.event_id(),
+                entity,
+                scope,
+                kind,
+                entity_sequence: clock,
+                hash: frame.hash(),
+                idempotency_key: frame.idempotency_key(),
+            });
+            report.scanned_events += 1;
+            Ok(())
+        })?;
+        if end.torn_bytes > 0 {
+            torn_cut = Some((path.clone(), end.valid_len));
+            report.torn_tail_bytes = end.torn_bytes;
+            report.torn_tail_segment = Some(path.clone());
+        }
+        valid.push((*id, end.valid_len));
+    }
+    drop(maps);
+
+    // The whole log checked out: only now repair the tail.
+    if !read_only {
+        if let Some((path, len)) = torn_cut {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| Error::storage("opening torn segment", e))?;
+            file.set_len(len)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| Error::storage("truncating torn tail", e))?;
+        }
+        if let Some(path) = &pending_removal {
+            std::fs::remove_file(path).map_err(|e| Error::storage("removing half-created segment", e))?;
+            crate::io::fsync_dir(segments_dir).map_err(|e| Error::storage("fsync of segments dir", e))?;
+        }
+    }
+    report.removed_segments.extend(pending_removal);
+    for (id, _) in &valid {
+        set.push(*id, segments_dir.join(crate::segment::segment_file_name(*id)))?;
+    }
+    Ok(Recovered { index, segments: valid, last_timestamp_us: last_ts, report })
+}
+
+/// True when the checkpoint describes a prefix of the segments as they are now, and its
+/// newest event is where it says, with the id it says.
+fn cover_fits(
+    cover: &CheckpointCover,
+    files: &[(u64, PathBuf)],
+    maps: &[(SegmentHeader, Mmap)],
+    index: &Index,
+) -> bool {
+    let n = cover.segments.len();
+    if n == 0 || n > files.len() {
+        return n == 0 && index.is_empty();
+    }
+    for (i, &(id, len)) in cover.segments.iter().enumerate() {
+        let actual = maps[i].1.len() as u64;
+        let exact = i + 1 < n;
+        if files[i].0 != id || len < SEGMENT_HEADER_LEN as u64 || (exact && actual != len) || actual < len {
+            return false;
+        }
+    }
+    let Some(last) = index.len().checked_sub(1) else { return true };
+    let meta = index.entry(last).expect("last entry");
+    let map = &maps[meta.segment as usize].1;
+    let start = meta.offset as usize;
+    let Some(bytes) = map.get(start..start + meta.len as usize) else { return false };
+    match crate::segment::decode_frame(bytes) {
+        crate::segment::Decoded::Frame(f) => {
+            f.global_sequence == last && u128::from_be_bytes(f.event_id()) == index.last_event_id()
+        }
+        _ => false,
+    }
+}

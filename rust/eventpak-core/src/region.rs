@@ -1,0 +1,199 @@
+//! The read predicate shared by queries, cursors and workers.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use crate::error::{Error, Result};
+use crate::names::{check_name, MAX_COORDINATE_PART_BYTES, MAX_KIND_BYTES};
+
+/// Which kinds a region accepts.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum KindFilter {
+    /// Every kind.
+    Any,
+    /// Exactly these kinds (never empty).
+    Exact(BTreeSet<String>),
+    /// Kinds starting with this prefix.
+    Prefix(String),
+}
+
+/// A filter over coordinates, kinds and per-entity clocks. All filters are optional.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Region {
+    /// Namespace-aware entity prefix: `acct` matches `acct` and `acct:7`, not `acct2`.
+    pub entity_prefix: Option<String>,
+    /// Exact scope.
+    pub scope: Option<String>,
+    /// Kind filter.
+    pub kinds: KindFilter,
+    /// Inclusive range of `entity_sequence`.
+    pub clock: Option<(u64, u64)>,
+}
+
+fn check(what: &str, value: &str, max: usize) -> Result<()> {
+    check_name(value, max).map_err(|reason| Error::InvalidRegion(format!("{what} {value:?} {reason}")))
+}
+
+/// Escapes a filter value for `checkpoint_identity`, so a value can never read as `*`,
+/// a list separator or a prefix marker. Names cannot hold `|` or `=` at all.
+fn escape(value: &str, out: &mut String) {
+    for ch in value.chars() {
+        match ch {
+            '%' => out.push_str("%25"),
+            '*' => out.push_str("%2A"),
+            ',' => out.push_str("%2C"),
+            _ => out.push(ch),
+        }
+    }
+}
+
+impl Region {
+    /// The region that matches every event.
+    pub fn all() -> Self {
+        Region { entity_prefix: None, scope: None, kinds: KindFilter::Any, clock: None }
+    }
+
+    /// Returns a copy restricted to entities under `prefix`.
+    pub fn with_entity(mut self, prefix: &str) -> Result<Self> {
+        check("entity prefix", prefix, MAX_COORDINATE_PART_BYTES)?;
+        self.entity_prefix = Some(prefix.to_owned());
+        Ok(self)
+    }
+
+    /// Returns a copy restricted to one scope.
+    pub fn with_scope(mut self, scope: &str) -> Result<Self> {
+        check("scope", scope, MAX_COORDINATE_PART_BYTES)?;
+        self.scope = Some(scope.to_owned());
+        Ok(self)
+    }
+
+    /// Returns a copy accepting exactly `kinds` (replacing any earlier kind filter).
+    pub fn with_kinds<S: AsRef<str>>(mut self, kinds: &[S]) -> Result<Self> {
+        if kinds.is_empty() {
+            return Err(Error::InvalidRegion("with_kinds needs at least one kind".into()));
+        }
+        let mut set = BTreeSet::new();
+        for kind in kinds {
+            check("kind", kind.as_ref(), MAX_KIND_BYTES)?;
+            set.insert(kind.as_ref().to_owned());
+        }
+        self.kinds = KindFilter::Exact(set);
+        Ok(self)
+    }
+
+    /// Returns a copy accepting kinds that start with `prefix` (replacing any kind filter).
+    pub fn with_kind_prefix(mut self, prefix: &str) -> Result<Self> {
+        check("kind prefix", prefix, MAX_KIND_BYTES)?;
+        self.kinds = KindFilter::Prefix(prefix.to_owned());
+        Ok(self)
+    }
+
+    /// Returns a copy restricted to entity clocks in `start..=end`.
+    pub fn with_clock_range(mut self, start: u64, end: u64) -> Result<Self> {
+        if start > end {
+            return Err(Error::InvalidRegion(format!("clock range start {start} > end {end}")));
+        }
+        self.clock = Some((start, end));
+        Ok(self)
+    }
+
+    /// True when `entity` lies in the namespace of `prefix`.
+    pub fn entity_in_namespace(prefix: &str, entity: &str) -> bool {
+        entity.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with(':'))
+    }
+
+    /// True when the kind filter accepts `kind`.
+    pub fn kind_matches(&self, kind: &str) -> bool {
+        match &self.kinds {
+            KindFilter::Any => true,
+            KindFilter::Exact(set) => set.contains(kind),
+            KindFilter::Prefix(prefix) => kind.starts_with(prefix.as_str()),
+        }
+    }
+
+    /// True when an event at this coordinate and kind (and clock, when known) matches.
+    /// With `clock = None` the clock range is not checked.
+    pub fn matches(&self, entity: &str, scope: &str, kind: &str, clock: Option<u64>) -> bool {
+        self.entity_prefix.as_deref().is_none_or(|p| Self::entity_in_namespace(p, entity))
+            && self.scope.as_deref().is_none_or(|s| s == scope)
+            && self.kind_matches(kind)
+            && match (self.clock, clock) {
+                (Some((lo, hi)), Some(c)) => lo <= c && c <= hi,
+                _ => true,
+            }
+    }
+
+    /// A stable, injective name of every filter, bound into durable cursor checkpoints.
+    pub fn checkpoint_identity(&self) -> String {
+        let mut out = String::from("entity=");
+        match &self.entity_prefix {
+            Some(p) => escape(p, &mut out),
+            None => out.push('*'),
+        }
+        out.push_str("|scope=");
+        match &self.scope {
+            Some(s) => escape(s, &mut out),
+            None => out.push('*'),
+        }
+        out.push_str("|kind=");
+        match &self.kinds {
+            KindFilter::Any => out.push('*'),
+            KindFilter::Exact(set) => {
+                for (i, kind) in set.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    escape(kind, &mut out);
+                }
+            }
+            KindFilter::Prefix(prefix) => {
+                escape(prefix, &mut out);
+                out.push('*');
+            }
+        }
+        out.push_str("|clock=");
+        match self.clock {
+            Some((lo, hi)) => {
+                let _ = write!(out, "{lo}..{hi}");
+            }
+            None => out.push('*'),
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entity_prefix_is_namespace_aware() {
+        let r = Region::all().with_entity("alice").unwrap();
+        assert!(r.matches("alice", "s", "k", None));
+        assert!(r.matches("alice:x", "s", "k", None));
+        assert!(!r.matches("alice2", "s", "k", None));
+        assert!(!r.matches("ali", "s", "k", None));
+    }
+
+    #[test]
+    fn identity_names_every_filter() {
+        assert_eq!(Region::all().checkpoint_identity(), "entity=*|scope=*|kind=*|clock=*");
+        let r = Region::all().with_entity("acct:1").unwrap();
+        assert_eq!(r.checkpoint_identity(), "entity=acct:1|scope=*|kind=*|clock=*");
+        let star = Region::all().with_entity("*").unwrap();
+        assert_ne!(star.checkpoint_identity(), Region::all().checkpoint_identity());
+        let two = Region::all().with_kinds(&["a", "b"]).unwrap();
+        let comma = Region::all().with_kinds(&["a,b"]).unwrap();
+        assert_ne!(two.checkpoint_identity(), comma.checkpoint_identity());
+        let prefix = Region::all().with_kind_prefix("a").unwrap();
+        let exact = Region::all().with_kinds(&["a*"]).unwrap();
+        assert_ne!(prefix.checkpoint_identity(), exact.checkpoint_identity());
+    }
+
+    #[test]
+    fn inverted_clock_range_is_refused() {
+        assert!(matches!(Region::all().with_clock_range(5, 4), Err(Error::InvalidRegion(_))));
+        let r = Region::all().with_clock_range(2, 3).unwrap();
+        assert!(r.matches("e", "s", "k", Some(2)) && !r.matches("e", "s", "k", Some(4)));
+    }
+}

@@ -1,0 +1,282 @@
+//! Frames: one event each, self-checking, grouped into atomic batches.
+//!
+//! ```text
+//! frame  = body_len u32 | crc32c u32 | global_sequence u64 | batch_index u32 | batch_len u32 | body
+//! body   = event_id [16] | entity_sequence u64 | timestamp_us u64 | flags u8
+//!          | correlation_id [16] | causation_id [16] | prev_hash [32] | hash [32]
+//!          | entity_len u16 | scope_len u16 | kind_len u8 | key_len u8 | payload_len u32
+//!          | entity | scope | kind | idempotency_key | payload
+//! ```
+//! The CRC covers every byte after itself. All integers are little-endian.
+
+use std::sync::Arc;
+
+use crate::event::EventRecord;
+
+/// Bytes before the body.
+pub const FRAME_HEADER_LEN: usize = 24;
+/// Fixed part of the body.
+pub const BODY_FIXED_LEN: usize = 139;
+/// No frame body may claim more than this; a larger length field is damage, not data.
+pub const MAX_BODY_LEN: usize = 1 << 30;
+
+const FLAG_CAUSATION: u8 = 1;
+const FLAG_IDEMPOTENCY: u8 = 2;
+
+/// Size of the frame that will hold `record`.
+pub fn frame_len(record: &EventRecord) -> usize {
+    FRAME_HEADER_LEN + BODY_FIXED_LEN + body_var_len(record)
+}
+
+fn body_var_len(r: &EventRecord) -> usize {
+    r.entity.len()
+        + r.scope.len()
+        + r.kind.len()
+        + r.idempotency_key.as_ref().map_or(0, Vec::len)
+        + r.payload.len()
+}
+
+/// Appends the frame of `record` (position `batch_index` of a batch of `batch_len`) to `out`.
+pub fn encode_frame(out: &mut Vec<u8>, record: &EventRecord, batch_index: u32, batch_len: u32) {
+    let start = out.len();
+    let body_len = BODY_FIXED_LEN + body_var_len(record);
+    out.extend_from_slice(&(body_len as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]); // CRC, filled in below.
+    out.extend_from_slice(&record.global_sequence.to_le_bytes());
+    out.extend_from_slice(&batch_index.to_le_bytes());
+    out.extend_from_slice(&batch_len.to_le_bytes());
+    out.extend_from_slice(&record.event_id);
+    out.extend_from_slice(&record.entity_sequence.to_le_bytes());
+    out.extend_from_slice(&record.timestamp_us.to_le_bytes());
+    let key = record.idempotency_key.as_deref();
+    let flags = if record.causation_id.is_some() { FLAG_CAUSATION } else { 0 }
+        | if key.is_some() { FLAG_IDEMPOTENCY } else { 0 };
+    out.push(flags);
+    out.extend_from_slice(&record.correlation_id);
+    out.extend_from_slice(&record.causation_id.unwrap_or([0; 16]));
+    out.extend_from_slice(&record.prev_hash);
+    out.extend_from_slice(&record.hash);
+    out.extend_from_slice(&(record.entity.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(record.scope.len() as u16).to_le_bytes());
+    out.push(record.kind.len() as u8);
+    out.push(key.map_or(0, <[u8]>::len) as u8);
+    out.extend_from_slice(&(record.payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(record.entity.as_bytes());
+    out.extend_from_slice(record.scope.as_bytes());
+    out.extend_from_slice(record.kind.as_bytes());
+    out.extend_from_slice(key.unwrap_or(&[]));
+    out.extend_from_slice(&record.payload);
+    let crc = crc32c::crc32c(&out[start + 8..]);
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// A frame decoded in place.
+#[derive(Debug)]
+pub struct FrameView<'a> {
+    /// Global sequence stored in the frame.
+    pub global_sequence: u64,
+    /// Position inside its batch.
+    pub batch_index: u32,
+    /// Number of frames in its batch.
+    pub batch_len: u32,
+    /// Total frame length in bytes.
+    pub len: usize,
+    body: &'a [u8],
+}
+
+/// The outcome of decoding the bytes at one offset.
+#[derive(Debug)]
+pub enum Decoded<'a> {
+    /// A complete, CRC-valid frame.
+    Frame(FrameView<'a>),
+    /// The bytes end before the frame does (a torn write, if this is the tail).
+    Short,
+    /// The frame is complete but damaged.
+    Bad(String),
+}
+
+fn u16_at(b: &[u8], at: usize) -> usize {
+    u16::from_le_bytes([b[at], b[at + 1]]) as usize
+}
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+fn arr<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    b[at..at + N].try_into().unwrap()
+}
+
+/// Decodes the frame at the start of `buf`, checking its length bounds and CRC.
+pub fn decode_frame(buf: &[u8]) -> Decoded<'_> {
+    if buf.len() < FRAME_HEADER_LEN {
+        return Decoded::Short;
+    }
+    let body_len = u32_at(buf, 0) as usize;
+    if !(BODY_FIXED_LEN..=MAX_BODY_LEN).contains(&body_len) {
+        return Decoded::Bad(format!("impossible frame body length {body_len}"));
+    }
+    let len = FRAME_HEADER_LEN + body_len;
+    if buf.len() < len {
+        return Decoded::Short;
+    }
+    if crc32c::crc32c(&buf[8..len]) != u32_at(buf, 4) {
+        return Decoded::Bad("frame CRC mismatch".into());
+    }
+    let body = &buf[FRAME_HEADER_LEN..len];
+    let var = u16_at(body, 129) + u16_at(body, 131) + body[133] as usize + body[134] as usize;
+    if BODY_FIXED_LEN + var + u32_at(body, 135) as usize != body_len {
+        return Decoded::Bad("frame field lengths disagree with body length".into());
+    }
+    let view = FrameView {
+        global_sequence: u64_at(buf, 8),
+        batch_index: u32_at(buf, 16),
+        batch_len: u32_at(buf, 20),
+        len,
+        body,
+    };
+    if view.batch_len == 0 || view.batch_index >= view.batch_len {
+        return Decoded::Bad("frame batch position out of range".into());
+    }
+    if std::str::from_utf8(view.names_bytes()).is_err() {
+        return Decoded::Bad("frame names are not UTF-8".into());
+    }
+    Decoded::Frame(view)
+}
+
+impl<'a> FrameView<'a> {
+    fn names_bytes(&self) -> &'a [u8] {
+        let b = self.body;
+        let names = u16_at(b, 129) + u16_at(b, 131) + b[133] as usize;
+        &b[BODY_FIXED_LEN..BODY_FIXED_LEN + names]
+    }
+
+    fn name_ranges(&self) -> [std::ops::Range<usize>; 5] {
+        let b = self.body;
+        let lens =
+            [u16_at(b, 129), u16_at(b, 131), b[133] as usize, b[134] as usize, u32_at(b, 135) as usize];
+        let mut at = BODY_FIXED_LEN;
+        lens.map(|n| {
+            let r = at..at + n;
+            at += n;
+            r
+        })
+    }
+
+    /// Entity, scope and kind as borrowed strings (validated UTF-8 by `decode_frame`).
+    pub fn names(&self) -> (&'a str, &'a str, &'a str) {
+        let [e, s, k, _, _] = self.name_ranges();
+        let all = std::str::from_utf8(self.names_bytes()).unwrap_or_default();
+        let base = BODY_FIXED_LEN;
+        // Boundaries may split a multi-byte char only in forged frames; fall back to "".
+        let part = |r: std::ops::Range<usize>| all.get(r.start - base..r.end - base).unwrap_or("");
+        (part(e), part(s), part(k))
+    }
+
+    /// The idempotency key, if the event has one.
+    pub fn idempotency_key(&self) -> Option<&'a [u8]> {
+        let [_, _, _, key, _] = self.name_ranges();
+        (self.body[32] & FLAG_IDEMPOTENCY != 0).then(|| &self.body[key])
+    }
+
+    /// The msgpack payload bytes.
+    pub fn payload(&self) -> &'a [u8] {
+        let [_, _, _, _, payload] = self.name_ranges();
+        &self.body[payload]
+    }
+
+    /// Raw event id bytes.
+    pub fn event_id(&self) -> [u8; 16] {
+        arr(self.body, 0)
+    }
+
+    /// The entity clock stored in the frame.
+    pub fn entity_sequence(&self) -> u64 {
+        u64_at(self.body, 16)
+    }
+
+    /// Timestamp stored in the frame.
+    pub fn timestamp_us(&self) -> u64 {
+        u64_at(self.body, 24)
+    }
+
+    /// Hash of the entity's previous event, as stored in the frame.
+    pub fn prev_hash(&self) -> [u8; 32] {
+        arr(self.body, 65)
+    }
+
+    /// The chain hash stored in the frame.
+    pub fn hash(&self) -> [u8; 32] {
+        arr(self.body, 97)
+    }
+
+    /// Builds the owned record, reusing interned names where the caller has them.
+    pub fn to_record(&self, entity: Arc<str>, scope: Arc<str>, kind: Arc<str>) -> EventRecord {
+        let b = self.body;
+        EventRecord {
+            event_id: self.event_id(),
+            global_sequence: self.global_sequence,
+            entity,
+            scope,
+            kind,
+            entity_sequence: self.entity_sequence(),
+            timestamp_us: self.timestamp_us(),
+            causation_id: (b[32] & FLAG_CAUSATION != 0).then(|| arr(b, 49)),
+            correlation_id: arr(b, 33),
+            prev_hash: self.prev_hash(),
+            hash: self.hash(),
+            idempotency_key: self.idempotency_key().map(<[u8]>::to_vec),
+            payload: self.payload().to_vec(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> EventRecord {
+        EventRecord {
+            event_id: [9; 16],
+            global_sequence: 12,
+            entity: "acct:é".into(),
+            scope: "s".into(),
+            kind: "deposit".into(),
+            entity_sequence: 3,
+            timestamp_us: 99,
+            causation_id: Some([4; 16]),
+            correlation_id: [5; 16],
+            prev_hash: [6; 32],
+            hash: [7; 32],
+            idempotency_key: Some(b"key".to_vec()),
+            payload: vec![0x91, 0x01],
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let rec = sample();
+        let mut buf = Vec::new();
+        encode_frame(&mut buf, &rec, 1, 2);
+        assert_eq!(buf.len(), frame_len(&rec));
+        let Decoded::Frame(view) = decode_frame(&buf) else { panic!("decode failed") };
+        assert_eq!((view.batch_index, view.batch_len, view.len), (1, 2, buf.len()));
+        let (e, s, k) = view.names();
+        assert_eq!(view.to_record(e.into(), s.into(), k.into()), rec);
+    }
+
+    #[test]
+    fn damage_is_detected() {
+        let mut buf = Vec::new();
+        encode_frame(&mut buf, &sample(), 0, 1);
+        for cut in 0..buf.len() {
+            assert!(matches!(decode_frame(&buf[..cut]), Decoded::Short | Decoded::Bad(_)));
+        }
+        for i in 0..buf.len() {
+            let mut bad = buf.clone();
+            bad[i] ^= 0x40;
+            assert!(!matches!(decode_frame(&bad), Decoded::Frame(_)), "flip at {i} undetected");
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Segment files: naming, creation, scanning and mapped reads.
+
+mod frame;
+mod header;
+pub mod reader;
+mod scan;
+
+pub use frame::{decode_frame, encode_frame, frame_len, Decoded, FrameView, FRAME_HEADER_LEN, MAX_BODY_LEN};
+pub use header::{SegmentHeader, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION};
+pub use reader::SegmentSet;
+pub use scan::{scan_segment, ScanEnd};
+
+use std::path::{Path, PathBuf};
+
+/// Name of the folder holding segment files inside a data dir.
+pub const SEGMENTS_DIR: &str = "segments";
+
+/// File name of a segment: its id as 20 zero-padded decimal digits, then `.seg`.
+pub fn segment_file_name(id: u64) -> String {
+    format!("{id:020}.seg")
+}
+
+/// Parses a segment file name; `None` for any other file.
+pub fn parse_segment_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".seg")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Lists the segment files of `dir` in ascending id order.
+pub fn list_segments(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if let Some(id) = entry.file_name().to_str().and_then(parse_segment_file_name) {
+            found.push((id, entry.path()));
+        }
+    }
+    found.sort_unstable_by_key(|(id, _)| *id);
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        assert_eq!(segment_file_name(3), "00000000000000000003.seg");
+        assert_eq!(parse_segment_file_name("00000000000000000003.seg"), Some(3));
+        assert_eq!(parse_segment_file_name("3.seg"), None);
+        assert_eq!(parse_segment_file_name("0000000000000000000x.seg"), None);
+    }
+}

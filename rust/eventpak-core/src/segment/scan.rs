@@ -1,0 +1,91 @@
+//! Scanning one segment's frames at open, with the torn-tail rules of DESIGN.md §7.
+
+use std::path::Path;
+
+use super::frame::{decode_frame, Decoded, FrameView, FRAME_HEADER_LEN};
+use crate::error::{Error, Result};
+
+/// How a scan ended.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ScanEnd {
+    /// Length of the valid prefix: everything after it is a torn tail.
+    pub valid_len: u64,
+    /// Global sequence the next frame must carry.
+    pub next_sequence: u64,
+    /// Bytes past `valid_len` (0 when the segment ends cleanly).
+    pub torn_bytes: u64,
+}
+
+/// Scans `bytes` (a whole segment file) from `start`, calling `on_frame` for every frame
+/// of every complete batch, in order. Frames must carry dense sequences from `next_sequence`.
+///
+/// Only in the last segment (`is_last`) may the scan stop early at a torn tail: a frame
+/// cut short, a damaged frame that is the final one (or followed only by zeros), or a
+/// batch whose later frames never arrived. The tail is then cut back to the start of the
+/// unfinished batch. Damage anywhere else is [`Error::CorruptSegment`].
+pub fn scan_segment(
+    path: &Path,
+    bytes: &[u8],
+    start: usize,
+    mut next_sequence: u64,
+    is_last: bool,
+    mut on_frame: impl FnMut(u64, &FrameView<'_>) -> Result<()>,
+) -> Result<ScanEnd> {
+    let mut at = start;
+    let mut batch: Vec<(u64, FrameView<'_>)> = Vec::new();
+    let mut batch_start = start;
+    // The unfinished batch's frames are dropped: the next sequence is the batch's first.
+    let torn = |cut: usize, next: u64, pending: usize| {
+        Ok(ScanEnd {
+            valid_len: cut as u64,
+            next_sequence: next - pending as u64,
+            torn_bytes: (bytes.len() - cut) as u64,
+        })
+    };
+    while at < bytes.len() {
+        let rest = &bytes[at..];
+        let frame = match decode_frame(rest) {
+            Decoded::Frame(frame) => frame,
+            Decoded::Short if is_last => return torn(batch_start, next_sequence, batch.len()),
+            Decoded::Short => return Err(Error::corrupt(path, at as u64, "segment ends inside a frame")),
+            Decoded::Bad(reason) => {
+                let claimed =
+                    FRAME_HEADER_LEN as u64 + u32::from_le_bytes(rest[0..4].try_into().unwrap()) as u64;
+                let is_final = claimed == rest.len() as u64 || rest.iter().all(|&b| b == 0);
+                if is_last && is_final {
+                    return torn(batch_start, next_sequence, batch.len());
+                }
+                return Err(Error::corrupt(path, at as u64, reason));
+            }
+        };
+        if frame.global_sequence != next_sequence {
+            let reason = format!("frame holds sequence {}, expected {next_sequence}", frame.global_sequence);
+            return Err(Error::corrupt(path, at as u64, reason));
+        }
+        let expected_index = batch.len() as u32;
+        let same_batch = batch.first().is_none_or(|(_, f)| f.batch_len == frame.batch_len);
+        if frame.batch_index != expected_index || !same_batch {
+            return Err(Error::corrupt(path, at as u64, "frame out of place in its batch"));
+        }
+        if batch.is_empty() {
+            batch_start = at;
+        }
+        next_sequence += 1;
+        let done = frame.batch_index + 1 == frame.batch_len;
+        at += frame.len;
+        batch.push(((at - frame.len) as u64, frame));
+        if done {
+            for (offset, frame) in batch.drain(..) {
+                on_frame(offset, &frame)?;
+            }
+            batch_start = at;
+        }
+    }
+    if !batch.is_empty() {
+        if is_last {
+            return torn(batch_start, next_sequence, batch.len());
+        }
+        return Err(Error::corrupt(path, batch_start as u64, "segment ends inside a batch"));
+    }
+    Ok(ScanEnd { valid_len: at as u64, next_sequence, torn_bytes: 0 })
+}

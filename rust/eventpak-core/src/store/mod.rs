@@ -1,0 +1,261 @@
+//! The store: one data dir, one writer, one index, any number of readers.
+
+mod append;
+mod read;
+
+pub use read::Stats;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::config::{StoreConfig, SyncMode};
+use crate::error::{Error, Result};
+use crate::event::IdClock;
+use crate::index::{write_checkpoint, CheckpointCover, Index};
+use crate::io::create_private_dir;
+use crate::recovery::{recover, RecoveryReport};
+use crate::segment::{SegmentSet, SEGMENTS_DIR};
+use crate::sync::Durability;
+use crate::writer::Writer;
+
+/// Name of the lock file that marks a data dir as owned.
+pub const LOCK_FILE: &str = "LOCK";
+
+#[derive(Default)]
+struct FlushSignal {
+    stop: bool,
+    kick: bool,
+}
+
+pub(crate) struct Shared {
+    data_dir: PathBuf,
+    config: StoreConfig,
+    /// `None` for a read-only store.
+    writer: Option<Mutex<Writer>>,
+    index: RwLock<Index>,
+    segments: SegmentSet,
+    durability: Durability,
+    closed: AtomicBool,
+    report: RecoveryReport,
+    flush: Mutex<FlushSignal>,
+    flush_wake: Condvar,
+}
+
+/// An open event store. All methods take `&self`; the store is safe to share.
+pub struct Store {
+    shared: Arc<Shared>,
+    flusher: Mutex<Option<JoinHandle<()>>>,
+    lock_file: Mutex<Option<File>>,
+}
+
+fn take_lock(data_dir: &Path, read_only: bool) -> Result<File> {
+    let path = data_dir.join(LOCK_FILE);
+    let file =
+        if read_only && !path.exists() { File::open(data_dir) } else { crate::io::open_append(&path, true) }
+            .map_err(|e| Error::storage("opening the lock file", e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::StoreLocked),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::storage("locking the data dir", e)),
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in `data_dir`, recovering the longest valid prefix.
+    pub fn open(data_dir: &Path, config: StoreConfig) -> Result<Store> {
+        config.validate()?;
+        if !data_dir.is_dir() {
+            if !config.create || config.read_only {
+                return Err(Error::InvalidConfig(format!(
+                    "data dir {} does not exist (create=False or read_only=True)",
+                    data_dir.display()
+                )));
+            }
+            create_private_dir(data_dir).map_err(|e| Error::storage("creating the data dir", e))?;
+        }
+        let lock_file = take_lock(data_dir, config.read_only)?;
+        let segments_dir = data_dir.join(SEGMENTS_DIR);
+        if !config.read_only {
+            create_private_dir(&segments_dir).map_err(|e| Error::storage("creating the segments dir", e))?;
+        }
+        let segments = SegmentSet::default();
+        let mut recovered = if segments_dir.is_dir() {
+            recover(data_dir, &segments_dir, config.enable_index_checkpoint, config.read_only, &segments)?
+        } else {
+            recover_nothing()
+        };
+        let written = recovered.index.len();
+        let writer = if config.read_only {
+            None
+        } else {
+            if recovered.segments.is_empty() {
+                let path = Writer::create_segment(&segments_dir, 0, 0)
+                    .map_err(|e| Error::storage("creating the first segment", e))?;
+                segments.push(0, path)?;
+                recovered.segments.push((0, crate::segment::SEGMENT_HEADER_LEN as u64));
+            }
+            let &(id, len) = recovered.segments.last().expect("a segment exists");
+            let clock = IdClock::resume(recovered.index.last_event_id(), recovered.last_timestamp_us);
+            let position = (segments.len() - 1) as u32;
+            let writer =
+                Writer::resume(&segments_dir, config.segment_max_bytes, (id, position, len), written, clock)?;
+            // What survived a crash may sit only in the page cache: make it durable now,
+            // so `durable` receipts of later appends never rest on unsynced history.
+            writer.active_file().sync_data().map_err(|e| Error::storage("fsync at open", e))?;
+            Some(Mutex::new(writer))
+        };
+        let sync_mode = config.sync;
+        let shared = Arc::new(Shared {
+            data_dir: data_dir.to_owned(),
+            config,
+            writer,
+            index: RwLock::new(recovered.index),
+            segments,
+            durability: Durability::new(written),
+            closed: AtomicBool::new(false),
+            report: recovered.report,
+            flush: Mutex::default(),
+            flush_wake: Condvar::new(),
+        });
+        let flusher = (sync_mode == SyncMode::Batch && shared.writer.is_some())
+            .then(|| {
+                let shared = shared.clone();
+                std::thread::Builder::new()
+                    .name("eventpak-flusher".into())
+                    .spawn(move || shared.run_flusher())
+                    .map_err(|e| Error::storage("starting the flusher thread", e))
+            })
+            .transpose()?;
+        Ok(Store { shared, flusher: Mutex::new(flusher), lock_file: Mutex::new(Some(lock_file)) })
+    }
+
+    /// The data dir this store owns.
+    pub fn data_dir(&self) -> &Path {
+        &self.shared.data_dir
+    }
+
+    /// The options the store was opened with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.shared.config
+    }
+
+    /// True once `close` ran.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.is_closed() {
+            return Err(Error::StoreClosed);
+        }
+        Ok(())
+    }
+
+    fn writer(&self) -> Result<&Mutex<Writer>> {
+        self.check_open()?;
+        self.shared
+            .writer
+            .as_ref()
+            .ok_or_else(|| Error::InvalidConfig("the store was opened read_only; appends are refused".into()))
+    }
+
+    /// Makes every event appended so far durable (an fsync barrier).
+    pub fn sync(&self) -> Result<()> {
+        let writer = self.writer()?;
+        let written = writer.lock().written();
+        self.shared.durability.make_durable(written, writer)
+    }
+
+    /// Number of leading events covered by an fsync.
+    pub fn durable_events(&self) -> u64 {
+        self.shared.durability.durable()
+    }
+
+    /// Syncs, writes the index checkpoint and releases the data dir. Idempotent.
+    /// The lock is released even when syncing or the checkpoint fails; the error is returned.
+    pub fn close(&self) -> Result<()> {
+        if self.shared.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.shared.flush.lock().stop = true;
+        self.shared.flush_wake.notify_all();
+        if let Some(handle) = self.flusher.lock().take() {
+            let _ = handle.join(); // The flusher never panics; its failures poison the writer.
+        }
+        let outcome = self.finish_writer();
+        self.lock_file.lock().take();
+        outcome
+    }
+
+    fn finish_writer(&self) -> Result<()> {
+        let Some(writer) = &self.shared.writer else { return Ok(()) };
+        let mut w = writer.lock();
+        w.check_healthy()?;
+        w.active_file().sync_data().map_err(|e| Error::storage("fsync at close", e))?;
+        if !self.shared.config.enable_index_checkpoint {
+            return Ok(());
+        }
+        let mut cover =
+            CheckpointCover { last_timestamp_us: w.clock.next_timestamp_us(), ..Default::default() };
+        for (id, path) in self.shared.segments.list() {
+            let len = std::fs::metadata(&path).map_err(|e| Error::storage("reading segment size", e))?.len();
+            cover.segments.push((id, len));
+        }
+        let index = self.shared.index.read();
+        write_checkpoint(&self.shared.data_dir, &index, &cover)
+            .map_err(|e| Error::storage("writing the index checkpoint", e))
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // Dropping without close() still stops the flusher and releases the lock; there is
+        // no caller left to hand an error to.
+        let _ = self.close();
+    }
+}
+
+fn recover_nothing() -> crate::recovery::Recovered {
+    crate::recovery::Recovered {
+        index: Index::default(),
+        segments: Vec::new(),
+        last_timestamp_us: 0,
+        report: RecoveryReport { index_checkpoint: "missing", ..Default::default() },
+    }
+}
+
+impl Shared {
+    /// Batch mode: fsync when kicked (enough unsynced events) or every interval.
+    fn run_flusher(&self) {
+        let Some(writer) = &self.writer else { return };
+        let interval = Duration::from_millis(self.config.sync_interval_ms);
+        loop {
+            {
+                let mut signal = self.flush.lock();
+                if !signal.stop && !signal.kick {
+                    self.flush_wake.wait_for(&mut signal, interval);
+                }
+                if signal.stop {
+                    return;
+                }
+                signal.kick = false;
+            }
+            let written = writer.lock().written();
+            if written > self.durability.durable() {
+                // A failure poisons the writer; appends and sync() report it from there.
+                let _ = self.durability.make_durable(written, writer);
+            }
+        }
+    }
+
+    fn kick_flusher(&self) {
+        self.flush.lock().kick = true;
+        self.flush_wake.notify_one();
+    }
+}

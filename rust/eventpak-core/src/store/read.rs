@@ -1,0 +1,169 @@
+//! Reads: events by id, by region, along an entity's chain; and statistics.
+
+use super::Store;
+use crate::error::{Error, Result};
+use crate::event::EventRecord;
+use crate::index::{EntryMeta, Index};
+use crate::recovery::RecoveryReport;
+use crate::region::Region;
+use crate::segment::SegmentSet;
+
+/// A snapshot of the store's size and health.
+#[derive(Clone, Debug)]
+pub struct Stats {
+    /// Events in the log.
+    pub events: u64,
+    /// Leading events covered by an fsync.
+    pub durable_events: u64,
+    /// Segment files.
+    pub segments: usize,
+    /// Bytes in segment files.
+    pub bytes: u64,
+    /// Distinct entities.
+    pub entities: usize,
+    /// Distinct scopes.
+    pub scopes: usize,
+    /// Distinct kinds.
+    pub kinds: usize,
+    /// Why the writer stopped, if it did.
+    pub writer_failure: Option<String>,
+    /// What recovery found at open.
+    pub recovery: RecoveryReport,
+}
+
+type Located = (EntryMeta, std::sync::Arc<str>, std::sync::Arc<str>, std::sync::Arc<str>);
+
+/// Decodes located frames; consecutive frames of one segment share one mapping.
+fn decode_all(segments: &SegmentSet, located: &[Located]) -> Result<Vec<EventRecord>> {
+    let mut out = Vec::with_capacity(located.len());
+    let mut mapped: Option<(u32, crate::segment::reader::MappedSegment)> = None;
+    for (meta, entity, scope, kind) in located {
+        let end = meta.offset + meta.len as u64;
+        let reuse = matches!(&mapped, Some((seg, m)) if *seg == meta.segment && m.covers(end));
+        if !reuse {
+            mapped = Some((meta.segment, segments.map(meta.segment, end)?));
+        }
+        let (_, map) = mapped.as_ref().expect("mapped above");
+        let frame = map.frame(meta.offset, meta.len)?;
+        out.push(frame.to_record(entity.clone(), scope.clone(), kind.clone()));
+    }
+    Ok(out)
+}
+
+impl Store {
+    fn locate(index: &Index, seqs: &[u64]) -> Vec<Located> {
+        seqs.iter()
+            .filter_map(|&seq| index.entry(seq))
+            .map(|meta| {
+                let (e, s, k) = index.names_of(meta);
+                (*meta, e, s, k)
+            })
+            .collect()
+    }
+
+    /// Reads events while the caller holds the index lock.
+    pub(super) fn read_locked(&self, index: &Index, seqs: &[u64]) -> Result<Vec<EventRecord>> {
+        decode_all(&self.shared.segments, &Self::locate(index, seqs))
+    }
+
+    /// Reads the events at `seqs` (unknown sequences are left out).
+    pub fn read_events(&self, seqs: &[u64]) -> Result<Vec<EventRecord>> {
+        self.check_open()?;
+        let located = Self::locate(&self.shared.index.read(), seqs);
+        decode_all(&self.shared.segments, &located)
+    }
+
+    /// Sequences of events matching `region` after a cursor position (see [`Index::query_hits_after`]).
+    pub fn query_hits_after(
+        &self,
+        region: &Region,
+        position: u64,
+        started: bool,
+        limit: usize,
+    ) -> Result<Vec<u64>> {
+        self.check_open()?;
+        Ok(self.shared.index.read().query_hits_after(region, position, started, limit))
+    }
+
+    /// Events matching `region` in commit order, strictly after sequence `after` if given.
+    pub fn query(
+        &self,
+        region: &Region,
+        after: Option<u64>,
+        limit: Option<usize>,
+    ) -> Result<Vec<EventRecord>> {
+        let (position, started) = after.map_or((0, false), |a| (a, true));
+        let hits = self.query_hits_after(region, position, started, limit.unwrap_or(usize::MAX))?;
+        self.read_events(&hits)
+    }
+
+    /// The event with this id.
+    pub fn get(&self, event_id: &[u8; 16]) -> Result<EventRecord> {
+        self.check_open()?;
+        let located = {
+            let index = self.shared.index.read();
+            let seq = index.sequence_of(event_id).ok_or_else(|| Error::EventNotFound(uuid_text(event_id)))?;
+            Self::locate(&index, &[seq])
+        };
+        decode_all(&self.shared.segments, &located)?
+            .pop()
+            .ok_or_else(|| Error::EventNotFound(uuid_text(event_id)))
+    }
+
+    /// The event with this id, then its entity's earlier events newest first, following
+    /// `prev_hash`; at most `limit` events in all. A broken link is corruption.
+    pub fn walk_ancestors(&self, event_id: &[u8; 16], limit: Option<usize>) -> Result<Vec<EventRecord>> {
+        self.check_open()?;
+        let limit = limit.unwrap_or(usize::MAX);
+        let located = {
+            let index = self.shared.index.read();
+            let seq = index.sequence_of(event_id).ok_or_else(|| Error::EventNotFound(uuid_text(event_id)))?;
+            let meta = *index.entry(seq).expect("indexed sequence");
+            let chain: Vec<u64> = (0..=meta.entity_sequence)
+                .rev()
+                .take(limit)
+                .filter_map(|clock| index.entity_event_at(meta.entity, clock))
+                .collect();
+            Self::locate(&index, &chain)
+        };
+        let events = decode_all(&self.shared.segments, &located)?;
+        for pair in events.windows(2) {
+            if pair[0].prev_hash != pair[1].hash {
+                let path = self.shared.segments.path(located[0].0.segment).unwrap_or_default();
+                let reason = format!(
+                    "hash chain broken between sequences {} and {}",
+                    pair[1].global_sequence, pair[0].global_sequence
+                );
+                return Err(Error::corrupt(path, 0, reason));
+            }
+        }
+        Ok(events)
+    }
+
+    /// Size and health figures.
+    pub fn stats(&self) -> Result<Stats> {
+        self.check_open()?;
+        let (events, (entities, scopes, kinds)) = {
+            let index = self.shared.index.read();
+            (index.len(), index.cardinalities())
+        };
+        let files = self.shared.segments.list();
+        let bytes = files.iter().filter_map(|(_, p)| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
+        let writer_failure = self.shared.writer.as_ref().and_then(|w| w.lock().failure().map(str::to_owned));
+        Ok(Stats {
+            events,
+            durable_events: self.durable_events(),
+            segments: files.len(),
+            bytes,
+            entities,
+            scopes,
+            kinds,
+            writer_failure,
+            recovery: self.shared.report.clone(),
+        })
+    }
+}
+
+fn uuid_text(id: &[u8; 16]) -> String {
+    uuid::Uuid::from_bytes(*id).to_string()
+}

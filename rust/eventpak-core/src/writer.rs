@@ -1,0 +1,171 @@
+//! The segment writer: the one place that writes frames. Appends take it in turn under
+//! the store's writer lock, so frames land in sequence order with no hand-off to a
+//! separate thread on the hot path.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::event::{EventRecord, IdClock};
+use crate::io::{fsync_dir, open_append};
+use crate::segment::{encode_frame, segment_file_name, SegmentHeader, SegmentSet};
+
+/// Where a frame was written.
+#[derive(Clone, Copy, Debug)]
+pub struct FrameLocation {
+    /// Position of the segment in the segment set.
+    pub segment: u32,
+    /// Offset of the frame.
+    pub offset: u64,
+    /// Length of the frame.
+    pub len: u32,
+}
+
+/// The active segment and the append state that goes with it.
+pub struct Writer {
+    segments_dir: PathBuf,
+    segment_max_bytes: u64,
+    file: Arc<File>,
+    segment_id: u64,
+    segment_position: u32,
+    segment_len: u64,
+    written: u64,
+    /// Id and timestamp source for new events.
+    pub clock: IdClock,
+    buf: Vec<u8>,
+    failure: Option<String>,
+}
+
+impl Writer {
+    /// Resumes appending to segment `segment_id` (already `segment_len` bytes long).
+    pub fn resume(
+        segments_dir: &Path,
+        segment_max_bytes: u64,
+        (segment_id, segment_position, segment_len): (u64, u32, u64),
+        written: u64,
+        clock: IdClock,
+    ) -> Result<Self> {
+        let path = segments_dir.join(segment_file_name(segment_id));
+        let file = open_append(&path, false).map_err(|e| Error::storage("opening the active segment", e))?;
+        Ok(Writer {
+            segments_dir: segments_dir.to_owned(),
+            segment_max_bytes,
+            file: Arc::new(file),
+            segment_id,
+            segment_position,
+            segment_len,
+            written,
+            clock,
+            buf: Vec::new(),
+            failure: None,
+        })
+    }
+
+    /// Creates segment `id` holding events from `base_sequence`: header, fsync, dir fsync.
+    pub fn create_segment(segments_dir: &Path, id: u64, base_sequence: u64) -> std::io::Result<PathBuf> {
+        let path = segments_dir.join(segment_file_name(id));
+        let mut file = open_append(&path, true)?;
+        file.write_all(&SegmentHeader { segment_id: id, base_sequence }.encode())?;
+        file.sync_all()?;
+        fsync_dir(segments_dir)?;
+        Ok(path)
+    }
+
+    /// Number of events written (the next global sequence).
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// The active segment file, for fsync by the group-commit leader.
+    pub fn active_file(&self) -> Arc<File> {
+        self.file.clone()
+    }
+
+    /// Why the writer stopped accepting appends, if it did.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
+    /// Stops the writer for good: later appends fail with [`Error::StorageFailed`].
+    pub fn poison(&mut self, why: String) {
+        self.failure.get_or_insert(why);
+    }
+
+    /// Errors when the writer is poisoned.
+    pub fn check_healthy(&self) -> Result<()> {
+        match &self.failure {
+            Some(why) => Err(Error::StorageFailed(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// (id, length) of the active segment.
+    pub fn active_segment(&self) -> (u64, u64) {
+        (self.segment_id, self.segment_len)
+    }
+
+    /// Writes `records` (sequences `written..`) as one atomic batch in one `write`.
+    /// Rotates first when the batch would push a non-empty segment past its limit; a
+    /// batch never spans two segments. Any I/O error poisons the writer.
+    pub fn write_batch(
+        &mut self,
+        records: &[EventRecord],
+        segments: &SegmentSet,
+    ) -> Result<Vec<FrameLocation>> {
+        self.check_healthy()?;
+        self.buf.clear();
+        let count = records.len() as u32;
+        let mut ends = Vec::with_capacity(records.len());
+        for (i, record) in records.iter().enumerate() {
+            debug_assert_eq!(record.global_sequence, self.written + i as u64);
+            encode_frame(&mut self.buf, record, i as u32, count);
+            ends.push(self.buf.len());
+        }
+        let has_frames = self.segment_len > crate::segment::SEGMENT_HEADER_LEN as u64;
+        if has_frames && self.segment_len + self.buf.len() as u64 > self.segment_max_bytes {
+            self.rotate(segments).inspect_err(|e| self.poison(e.to_string()))?;
+        }
+        if let Err(e) = self.file.as_ref().write_all(&self.buf) {
+            let err = Error::storage("writing frames", e);
+            self.poison(err.to_string());
+            return Err(err);
+        }
+        let base = self.segment_len;
+        let mut start = 0;
+        let locations = ends
+            .iter()
+            .map(|&end| {
+                let loc = FrameLocation {
+                    segment: self.segment_position,
+                    offset: base + start as u64,
+                    len: (end - start) as u32,
+                };
+                start = end;
+                loc
+            })
+            .collect();
+        self.segment_len += self.buf.len() as u64;
+        self.written += records.len() as u64;
+        if self.buf.capacity() > (4 << 20) {
+            self.buf = Vec::new(); // Do not keep a huge batch's buffer alive.
+        }
+        Ok(locations)
+    }
+
+    /// Seals the active segment (fsync) and starts the next one. Sealing keeps the rule
+    /// that only the newest segment can ever have a torn tail.
+    fn rotate(&mut self, segments: &SegmentSet) -> Result<()> {
+        self.file.sync_data().map_err(|e| Error::storage("fsync while sealing a segment", e))?;
+        let next = self.segment_id + 1;
+        let path = Self::create_segment(&self.segments_dir, next, self.written)
+            .map_err(|e| Error::storage("creating the next segment", e))?;
+        let file = open_append(&path, false).map_err(|e| Error::storage("opening the next segment", e))?;
+        self.segment_position = segments.push(next, path)?;
+        self.file = Arc::new(file);
+        self.segment_id = next;
+        self.segment_len = crate::segment::SEGMENT_HEADER_LEN as u64;
+        Ok(())
+    }
+}

@@ -1,0 +1,41 @@
+//! `eventpak._native`: the PyO3 binding of eventpak-core. Thin by design: argument
+//! conversion, GIL release (`gil::detached`), error mapping and the classes below.
+
+mod errors;
+mod event;
+mod gil;
+mod payload;
+mod request;
+mod store;
+mod types;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+mod _native {
+    #[pymodule_export]
+    use crate::event::{AppendReceipt, Event};
+    #[pymodule_export]
+    use crate::request::AppendRequest;
+    #[pymodule_export]
+    use crate::store::NativeStore;
+    #[pymodule_export]
+    use crate::types::{Coordinate, Region};
+
+    use super::*;
+
+    /// Encodes a payload to msgpack the way the store does (for tests and tools).
+    #[pyfunction]
+    fn encode_payload<'py>(
+        py: Python<'py>,
+        value: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        Ok(pyo3::types::PyBytes::new(py, &crate::payload::encode(value)?))
+    }
+
+    /// Decodes msgpack bytes the way the store does.
+    #[pyfunction]
+    fn decode_payload<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+        crate::payload::decode(py, data)
+    }
+}

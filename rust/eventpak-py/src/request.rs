@@ -1,0 +1,116 @@
+//! Turning Python append arguments into engine requests (with the GIL held: payloads are
+//! encoded here, before the engine is called without it).
+
+use eventpak_core::AppendRequest as CoreRequest;
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString, PyTuple};
+
+use crate::event::from_uuid;
+use crate::payload;
+use crate::types::coordinate_parts;
+
+/// One event for `append_batch`, with the same options as `append`.
+#[pyclass(frozen, module = "eventpak._native")]
+pub struct AppendRequest {
+    #[pyo3(get)]
+    coord: Py<PyAny>,
+    #[pyo3(get)]
+    kind: Py<PyAny>,
+    #[pyo3(get)]
+    payload: Py<PyAny>,
+    #[pyo3(get)]
+    idempotency_key: Option<Py<PyAny>>,
+    #[pyo3(get)]
+    expected_sequence: Option<u64>,
+    #[pyo3(get)]
+    causation_id: Option<Py<PyAny>>,
+    #[pyo3(get)]
+    correlation_id: Option<Py<PyAny>>,
+}
+
+#[pymethods]
+impl AppendRequest {
+    #[new]
+    #[pyo3(signature = (coord, kind, payload, *, idempotency_key=None, expected_sequence=None, causation_id=None, correlation_id=None))]
+    fn new(
+        coord: Py<PyAny>,
+        kind: Py<PyAny>,
+        payload: Py<PyAny>,
+        idempotency_key: Option<Py<PyAny>>,
+        expected_sequence: Option<u64>,
+        causation_id: Option<Py<PyAny>>,
+        correlation_id: Option<Py<PyAny>>,
+    ) -> Self {
+        AppendRequest {
+            coord,
+            kind,
+            payload,
+            idempotency_key,
+            expected_sequence,
+            causation_id,
+            correlation_id,
+        }
+    }
+}
+
+/// Optional append arguments, as Python objects.
+pub struct Options<'a, 'py> {
+    pub idempotency_key: Option<&'a Bound<'py, PyAny>>,
+    pub expected_sequence: Option<u64>,
+    pub causation_id: Option<&'a Bound<'py, PyAny>>,
+    pub correlation_id: Option<&'a Bound<'py, PyAny>>,
+}
+
+fn key_bytes(key: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(text) = key.downcast::<PyString>() {
+        return Ok(text.to_str()?.as_bytes().to_vec());
+    }
+    if let Ok(bytes) = key.downcast::<PyBytes>() {
+        return Ok(bytes.as_bytes().to_vec());
+    }
+    Err(PyTypeError::new_err("idempotency_key must be str or bytes"))
+}
+
+/// Builds one engine request.
+pub fn build(
+    coord: &Bound<'_, PyAny>,
+    kind: &Bound<'_, PyAny>,
+    value: &Bound<'_, PyAny>,
+    o: Options<'_, '_>,
+) -> PyResult<CoreRequest> {
+    let (entity, scope) = coordinate_parts(coord)?;
+    Ok(CoreRequest {
+        entity,
+        scope,
+        kind: kind.extract()?,
+        payload: payload::encode(value)?,
+        idempotency_key: o.idempotency_key.filter(|k| !k.is_none()).map(key_bytes).transpose()?,
+        expected_sequence: o.expected_sequence,
+        causation_id: o.causation_id.filter(|c| !c.is_none()).map(from_uuid).transpose()?,
+        correlation_id: o.correlation_id.filter(|c| !c.is_none()).map(from_uuid).transpose()?,
+    })
+}
+
+/// Builds a batch item: an `AppendRequest` or a `(coord, kind, payload)` tuple.
+pub fn build_item(item: &Bound<'_, PyAny>) -> PyResult<CoreRequest> {
+    let py = item.py();
+    if let Ok(req) = item.downcast::<AppendRequest>() {
+        let r = req.get();
+        let bind = |o: &Option<Py<PyAny>>| o.as_ref().map(|v| v.bind(py).clone());
+        let (key, cause, corr) = (bind(&r.idempotency_key), bind(&r.causation_id), bind(&r.correlation_id));
+        let options = Options {
+            idempotency_key: key.as_ref(),
+            expected_sequence: r.expected_sequence,
+            causation_id: cause.as_ref(),
+            correlation_id: corr.as_ref(),
+        };
+        return build(r.coord.bind(py), r.kind.bind(py), r.payload.bind(py), options);
+    }
+    let tuple = item.downcast::<PyTuple>().ok().filter(|t| t.len() == 3).ok_or_else(|| {
+        PyTypeError::new_err("batch items must be ep.AppendRequest or (coord, kind, payload) tuples")
+    })?;
+    let none =
+        Options { idempotency_key: None, expected_sequence: None, causation_id: None, correlation_id: None };
+    build(&tuple.get_item(0)?, &tuple.get_item(1)?, &tuple.get_item(2)?, none)
+}
