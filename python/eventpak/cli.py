@@ -42,17 +42,23 @@ def _demo(data_dir: str, accounts: int, events: int) -> None:
             print(f"  the store already holds {before:,} events; appending more")
         singles = events // 10
         opened = [(c, "account.opened", {"owner": f"owner-{n}"}) for n, c in enumerate(coords)]
-        _timed(f"open {accounts:,} accounts (one batch each 500)", accounts, lambda: [
-            store.append_batch(opened[i : i + 500]) for i in range(0, accounts, 500)
-        ])
-        _timed(f"append {singles:,} events one by one", singles, lambda: [
-            store.append(*item(i)) for i in range(singles)
-        ])
+        _timed(
+            f"open {accounts:,} accounts (one batch each 500)",
+            accounts,
+            lambda: [store.append_batch(opened[i : i + 500]) for i in range(0, accounts, 500)],
+        )
+        _timed(
+            f"append {singles:,} events one by one",
+            singles,
+            lambda: [store.append(*item(i)) for i in range(singles)],
+        )
         rest = events - singles
         batch = [item(i) for i in range(rest)]
-        _timed(f"append {rest:,} events in batches of 1,000", rest, lambda: [
-            store.append_batch(batch[i : i + 1000]) for i in range(0, rest, 1000)
-        ])
+        _timed(
+            f"append {rest:,} events in batches of 1,000",
+            rest,
+            lambda: [store.append_batch(batch[i : i + 1000]) for i in range(0, rest, 1000)],
+        )
         _timed("sync (fsync barrier)", 0, store.sync)
 
         coord = coords[0]
@@ -61,27 +67,43 @@ def _demo(data_dir: str, accounts: int, events: int) -> None:
         try:
             store.append(coord, "deposit", {"amount": 1}, expected_sequence=head)
         except ConcurrencyConflict as conflict:
-            print(f"  compare-and-set refused a stale write: expected {conflict.expected}, actual {conflict.actual}")
+            print(
+                "  compare-and-set refused a stale write: "
+                f"expected {conflict.expected}, actual {conflict.actual}"
+            )
         first = store.append(coord, "deposit", {"amount": 5}, idempotency_key="demo-payment-1")
         again = store.append(coord, "deposit", {"amount": 5}, idempotency_key="demo-payment-1")
-        print(f"  idempotent retry returned the original receipt: {first == again} (seq {again.global_sequence})")
+        print(
+            f"  idempotent retry returned the original receipt: {first == again} "
+            f"(seq {again.global_sequence})"
+        )
 
         one = _timed("query one account (Region.entity)", 0, lambda: store.query(Region.entity("acct:42")))
-        balance = sum(e.payload["amount"] * (1 if e.kind == "deposit" else -1) for e in one if e.kind != "account.opened")
+        balance = sum(
+            e.payload["amount"] * (1 if e.kind == "deposit" else -1)
+            for e in one
+            if e.kind != "account.opened"
+        )
         print(f"    acct:42 has {len(one)} events, balance {balance}")
-        eu = _timed("query scope eu, kind deposit", 0, lambda: store.query(Region.scope("eu").with_kind("deposit")))
+        eu = _timed(
+            "query scope eu, kind deposit", 0, lambda: store.query(Region.scope("eu").with_kind("deposit"))
+        )
         print(f"    {len(eu):,} deposits in eu")
         total = store.stats()["events"]
-        every = _timed("read every event, payloads decoded", total, lambda: [
-            e.payload for e in store.query(Region.all())
-        ])
+        every = _timed(
+            "read every event, payloads decoded",
+            total,
+            lambda: [e.payload for e in store.query(Region.all())],
+        )
         assert len(every) == total
     reopened = _timed("close, then reopen from the index checkpoint", 0, lambda: Store.open(data_dir))
     with reopened as store:
         stats = store.stats()
-        print(f"  reopened: {stats['events']:,} events, {stats['entities']:,} entities, "
-              f"{stats['segments']} segment(s), {stats['bytes'] / 1e6:.1f} MB, "
-              f"index checkpoint {stats['index_checkpoint']}")
+        print(
+            f"  reopened: {stats['events']:,} events, {stats['entities']:,} entities, "
+            f"{stats['segments']} segment(s), {stats['bytes'] / 1e6:.1f} MB, "
+            f"index checkpoint {stats['index_checkpoint']}"
+        )
         assert stats["events"] == total
 
 

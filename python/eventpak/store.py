@@ -6,7 +6,6 @@ import os
 from types import TracebackType
 from typing import Any, Self
 
-
 from ._native import NativeStore
 from .config import StoreConfig
 from .errors import InvalidConfig

@@ -17,6 +17,9 @@ struct State {
     durable: u64,
     leader_active: bool,
     failure: Option<String>,
+    /// While set, leaders wait before fsyncing (a test hook that makes "blocked in
+    /// fsync" observable without a slow disk).
+    paused: bool,
 }
 
 /// Tracks which events are durable and runs the shared fsyncs.
@@ -30,6 +33,12 @@ impl Durability {
     /// Starts with events `0..durable` already durable (those found on disk at open).
     pub fn new(durable: u64) -> Self {
         Durability { state: Mutex::new(State { durable, ..Default::default() }), changed: Condvar::new() }
+    }
+
+    /// Holds (`true`) or releases (`false`) every fsync of the group-commit path.
+    pub fn set_paused(&self, paused: bool) {
+        self.state.lock().paused = paused;
+        self.changed.notify_all();
     }
 
     /// Number of leading events covered by an fsync.
@@ -52,6 +61,9 @@ impl Durability {
                 continue;
             }
             state.leader_active = true;
+            while state.paused {
+                self.changed.wait(&mut state);
+            }
             drop(state);
             let outcome = Self::lead(writer);
             state = self.state.lock();

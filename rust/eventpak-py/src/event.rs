@@ -27,7 +27,7 @@ pub fn from_uuid(obj: &Bound<'_, PyAny>) -> PyResult<[u8; 16]> {
         return Ok(bytes.downcast::<PyBytes>()?.as_bytes().try_into()?);
     }
     if let Ok(text) = obj.downcast::<PyString>() {
-        if let Ok(id) = uuid::Uuid::parse_str(&text.to_str()?) {
+        if let Ok(id) = uuid::Uuid::parse_str(text.to_str()?) {
             return Ok(id.into_bytes());
         }
     }

@@ -39,7 +39,7 @@ impl ser::Serialize for Encode<'_, '_> {
         } else if let Ok(f) = obj.downcast::<PyFloat>() {
             s.serialize_f64(f.value())
         } else if let Ok(text) = obj.downcast::<PyString>() {
-            s.serialize_str(&text.to_str().map_err(S::Error::custom)?)
+            s.serialize_str(text.to_str().map_err(S::Error::custom)?)
         } else if let Ok(bytes) = obj.downcast::<PyBytes>() {
             s.serialize_bytes(bytes.as_bytes())
         } else if let Ok(list) = obj.downcast::<PyList>() {
@@ -60,10 +60,7 @@ impl ser::Serialize for Encode<'_, '_> {
                 let Ok(key) = key.downcast::<PyString>() else {
                     return Err(S::Error::custom(format!("dict key {key} is not a str")));
                 };
-                map.serialize_entry(
-                    &*key.to_str().map_err(S::Error::custom)?,
-                    &Encode { obj: &value, depth },
-                )?;
+                map.serialize_entry(key.to_str().map_err(S::Error::custom)?, &Encode { obj: &value, depth })?;
             }
             map.end()
         } else {

@@ -166,6 +166,12 @@ impl NativeStore {
         detached(py, &self.path, || self.store.close())
     }
 
+    /// Holds (`True`) or releases (`False`) every fsync of the group-commit path, so that
+    /// tests can observe appenders blocked in fsync. Not for production use.
+    fn _pause_syncs(&self, paused: bool) {
+        self.store.pause_syncs(paused);
+    }
+
     /// True once `close()` ran.
     #[getter]
     fn closed(&self) -> bool {

@@ -24,7 +24,7 @@ impl IdFilter {
     }
 }
 
-fn after<'a>(list: &'a [u64], from: u64) -> &'a [u64] {
+fn after(list: &[u64], from: u64) -> &[u64] {
     &list[list.partition_point(|&s| s < from)..]
 }
 

@@ -46,13 +46,17 @@ pub fn scan_segment(
         let rest = &bytes[at..];
         let frame = match decode_frame(rest) {
             Decoded::Frame(frame) => frame,
-            Decoded::Short if is_last => return torn(batch_start, next_sequence, batch.len()),
-            Decoded::Short => return Err(Error::corrupt(path, at as u64, "segment ends inside a frame")),
+            Decoded::Short if is_last && !later_frame_exists(rest, next_sequence) => {
+                return torn(batch_start, next_sequence, batch.len())
+            }
+            Decoded::Short => {
+                return Err(Error::corrupt(path, at as u64, "frame runs past the end of its segment"))
+            }
             Decoded::Bad(reason) => {
                 let claimed =
                     FRAME_HEADER_LEN as u64 + u32::from_le_bytes(rest[0..4].try_into().unwrap()) as u64;
                 let is_final = claimed == rest.len() as u64 || rest.iter().all(|&b| b == 0);
-                if is_last && is_final {
+                if is_last && is_final && !later_frame_exists(rest, next_sequence) {
                     return torn(batch_start, next_sequence, batch.len());
                 }
                 return Err(Error::corrupt(path, at as u64, reason));
@@ -88,4 +92,12 @@ pub fn scan_segment(
         return Err(Error::corrupt(path, batch_start as u64, "segment ends inside a batch"));
     }
     Ok(ScanEnd { valid_len: at as u64, next_sequence, torn_bytes: 0 })
+}
+
+/// True when a valid frame with a later sequence starts anywhere after the first byte of
+/// `rest`. A torn write can only damage the very end of the log; if intact frames follow
+/// the damage, a length field was corrupted and cutting there would silently lose them.
+fn later_frame_exists(rest: &[u8], next_sequence: u64) -> bool {
+    (1..rest.len().saturating_sub(FRAME_HEADER_LEN - 1))
+        .any(|at| matches!(decode_frame(&rest[at..]), Decoded::Frame(f) if f.global_sequence > next_sequence))
 }

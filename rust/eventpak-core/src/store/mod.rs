@@ -172,6 +172,11 @@ impl Store {
         self.shared.durability.make_durable(written, writer)
     }
 
+    /// Holds every group-commit fsync until called again with `false` (a test hook).
+    pub fn pause_syncs(&self, paused: bool) {
+        self.shared.durability.set_paused(paused);
+    }
+
     /// Number of leading events covered by an fsync.
     pub fn durable_events(&self) -> u64 {
         self.shared.durability.durable()

@@ -1,0 +1,146 @@
+//! Torn tails, corruption and half-created segments.
+
+mod common;
+
+use common::*;
+use eventpak_core::{Error, Region, StoreConfig, SyncMode};
+
+fn durable_store(dir: &std::path::Path, n: usize) -> Vec<u8> {
+    let store = open(dir, StoreConfig { sync: SyncMode::Always, ..config() });
+    fill(&store, n);
+    store.close().unwrap();
+    std::fs::remove_file(dir.join("index.ckpt")).unwrap();
+    std::fs::read(&segment_paths(dir)[0]).unwrap()
+}
+
+#[test]
+fn torn_last_frame_is_cut_at_every_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = durable_store(dir.path(), 5);
+    let (last_at, last_len) = *frames(&bytes).last().unwrap();
+    for cut in last_at..last_at + last_len {
+        let seg = &segment_paths(dir.path())[0];
+        std::fs::write(seg, &bytes[..cut]).unwrap();
+        let store = open(dir.path(), config());
+        let stats = store.stats().unwrap();
+        assert_eq!(stats.events, 4, "cut at {cut}");
+        assert_eq!(stats.recovery.torn_tail_bytes, (cut - last_at) as u64);
+        assert_eq!(std::fs::metadata(seg).unwrap().len(), last_at as u64);
+        assert_eq!(store.append(request("e1", "k", b"new")).unwrap().global_sequence, 4);
+        store.close().unwrap();
+        std::fs::remove_file(dir.path().join("index.ckpt")).unwrap();
+    }
+}
+
+#[test]
+fn a_partly_written_batch_is_never_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), config());
+    fill(&store, 2);
+    store
+        .append_batch(vec![request("a", "k", b"1"), request("b", "k", b"2"), request("c", "k", b"3")])
+        .unwrap();
+    store.close().unwrap();
+    let seg = segment_paths(dir.path())[0].clone();
+    let bytes = std::fs::read(&seg).unwrap();
+    let f = frames(&bytes);
+    for cut in [f[3].0, f[3].0 + 10, f[4].0 + 1, f[4].0 + f[4].1 - 1] {
+        std::fs::write(&seg, &bytes[..cut]).unwrap();
+        let _ = std::fs::remove_file(dir.path().join("index.ckpt"));
+        let store = open(dir.path(), config());
+        assert_eq!(store.stats().unwrap().events, 2, "cut at {cut}");
+        assert_eq!(std::fs::metadata(&seg).unwrap().len(), f[2].0 as u64);
+        store.close().unwrap();
+    }
+}
+
+#[test]
+fn damage_before_the_tail_fails_closed_and_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = durable_store(dir.path(), 6);
+    let f = frames(&bytes);
+    let seg = segment_paths(dir.path())[0].clone();
+    for (i, &(at, len)) in f[..f.len() - 1].iter().enumerate() {
+        for probe in [at, at + 9, at + len / 2, at + len - 1] {
+            let mut bad = bytes.clone();
+            bad[probe] ^= 0x10;
+            std::fs::write(&seg, &bad).unwrap();
+            let before = snapshot(dir.path());
+            let err = eventpak_core::Store::open(dir.path(), config()).err().expect("must fail");
+            assert!(matches!(err, Error::CorruptSegment { .. }), "frame {i} byte {probe}: {err}");
+            assert_eq!(snapshot(dir.path()), before);
+        }
+    }
+}
+
+#[test]
+fn a_forged_length_in_the_last_segment_is_corruption_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = durable_store(dir.path(), 6);
+    let f = frames(&bytes);
+    let seg = segment_paths(dir.path())[0].clone();
+    for forged in [u32::MAX, (bytes.len() - f[2].0 - 24) as u32] {
+        let mut bad = bytes.clone();
+        bad[f[2].0..f[2].0 + 4].copy_from_slice(&forged.to_le_bytes());
+        std::fs::write(&seg, &bad).unwrap();
+        let before = snapshot(dir.path());
+        let err = eventpak_core::Store::open(dir.path(), config()).err().expect("must fail");
+        assert!(matches!(err, Error::CorruptSegment { .. }), "{forged}: {err}");
+        assert_eq!(snapshot(dir.path()), before);
+    }
+}
+
+#[test]
+fn junk_segment_files_fail_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    durable_store(dir.path(), 3);
+    let junk = dir.path().join("segments").join("00000000000000000009.seg");
+    std::fs::write(&junk, vec![0xAB; 500]).unwrap();
+    let before = snapshot(dir.path());
+    let err = eventpak_core::Store::open(dir.path(), config()).err().expect("must fail");
+    assert!(matches!(err, Error::CorruptSegment { .. }));
+    assert_eq!(snapshot(dir.path()), before);
+}
+
+#[test]
+fn newest_segment_with_a_cut_header_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    durable_store(dir.path(), 3);
+    let half = dir.path().join("segments").join("00000000000000000001.seg");
+    std::fs::write(&half, b"EVPK").unwrap();
+    let store = open(dir.path(), config());
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.events, 3);
+    assert_eq!(stats.recovery.removed_segments, vec![half.clone()]);
+    assert!(!half.exists());
+    assert_eq!(store.query(&Region::all(), None, None).unwrap().len(), 3);
+}
+
+#[test]
+fn stale_or_corrupt_index_checkpoint_falls_back_to_a_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), config());
+    fill(&store, 10);
+    store.close().unwrap();
+    let ckpt = dir.path().join("index.ckpt");
+    let old = std::fs::read(&ckpt).unwrap();
+    let store = open(dir.path(), config());
+    fill(&store, 5);
+    let expected = store.query(&Region::all(), None, None).unwrap();
+    store.close().unwrap();
+
+    std::fs::write(&ckpt, &old).unwrap(); // an older, still valid prefix
+    let store = open(dir.path(), config());
+    assert_eq!(store.stats().unwrap().recovery.index_checkpoint, "loaded");
+    assert_eq!(store.stats().unwrap().recovery.scanned_events, 5);
+    assert_eq!(store.query(&Region::all(), None, None).unwrap(), expected);
+    store.close().unwrap();
+
+    let mut bad = std::fs::read(&ckpt).unwrap();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 1;
+    std::fs::write(&ckpt, &bad).unwrap();
+    let store = open(dir.path(), config());
+    assert_eq!(store.stats().unwrap().recovery.index_checkpoint, "corrupt");
+    assert_eq!(store.query(&Region::all(), None, None).unwrap(), expected);
+}
