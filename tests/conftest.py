@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import eventpak as ep
+import pytest
 
 SEGMENT_HEADER_LEN = 40
 FRAME_HEADER_LEN = 24

@@ -169,8 +169,10 @@ pub fn recover(
     Ok(Recovered { index, segments: valid, last_timestamp_us: last_ts, report })
 }
 
-/// True when the checkpoint describes a prefix of the segments as they are now, and its
-/// newest event is where it says, with the id it says.
+/// True when the checkpoint describes a prefix of the segments as they are now, and every
+/// frame it covers is intact and where it says: frames are contiguous from each segment's
+/// header to its covered length, CRC-valid, with the sequence and id the checkpoint holds.
+/// Anything else sends recovery to a full scan, which then decides authoritatively.
 fn cover_fits(
     cover: &CheckpointCover,
     files: &[(u64, PathBuf)],
@@ -188,15 +190,23 @@ fn cover_fits(
             return false;
         }
     }
-    let Some(last) = index.len().checked_sub(1) else { return true };
-    let meta = index.entry(last).expect("last entry");
-    let map = &maps[meta.segment as usize].1;
-    let start = meta.offset as usize;
-    let Some(bytes) = map.get(start..start + meta.len as usize) else { return false };
-    match crate::segment::decode_frame(bytes) {
-        crate::segment::Decoded::Frame(f) => {
-            f.global_sequence == last && u128::from_be_bytes(f.event_id()) == index.last_event_id()
+    let mut next_offset = vec![SEGMENT_HEADER_LEN as u64; n];
+    for (seq, (meta, &id)) in index.entries.iter().zip(&index.event_ids).enumerate() {
+        let segment = meta.segment as usize;
+        if meta.offset != next_offset[segment] {
+            return false;
         }
-        _ => false,
+        next_offset[segment] += meta.len as u64;
+        let start = meta.offset as usize;
+        let Some(bytes) = maps[segment].1.get(start..start + meta.len as usize) else { return false };
+        match crate::segment::decode_frame(bytes) {
+            crate::segment::Decoded::Frame(f) => {
+                if f.global_sequence != seq as u64 || u128::from_be_bytes(f.event_id()) != id {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
     }
+    next_offset.iter().zip(&cover.segments).all(|(&end, &(_, len))| end == len)
 }

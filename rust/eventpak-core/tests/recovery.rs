@@ -91,6 +91,36 @@ fn a_forged_length_in_the_last_segment_is_corruption_not_a_torn_tail() {
 }
 
 #[test]
+fn damage_under_a_valid_index_checkpoint_still_fails_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), config());
+    fill(&store, 6);
+    store.close().unwrap();
+    let seg = segment_paths(dir.path())[0].clone();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let (at, len) = frames(&bytes)[1];
+    bytes[at + len / 2] ^= 0x01;
+    std::fs::write(&seg, &bytes).unwrap();
+    let before = snapshot(dir.path());
+    let err = eventpak_core::Store::open(dir.path(), config()).err().expect("must fail");
+    assert!(matches!(err, Error::CorruptSegment { offset, .. } if offset == at as u64), "{err}");
+    assert_eq!(snapshot(dir.path()), before);
+}
+
+#[test]
+fn a_damaged_last_frame_followed_by_zeros_is_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = durable_store(dir.path(), 4);
+    let (at, len) = *frames(&bytes).last().unwrap();
+    bytes[at + 30] ^= 0x01;
+    bytes.extend_from_slice(&[0; 100]);
+    std::fs::write(&segment_paths(dir.path())[0], &bytes).unwrap();
+    let store = open(dir.path(), config());
+    let stats = store.stats().unwrap();
+    assert_eq!((stats.events, stats.recovery.torn_tail_bytes), (3, len as u64 + 100));
+}
+
+#[test]
 fn junk_segment_files_fail_closed() {
     let dir = tempfile::tempdir().unwrap();
     durable_store(dir.path(), 3);

@@ -1,6 +1,8 @@
 //! Payload codec: Python values to msgpack and back, through serde and rmp-serde, so the
 //! bytes never pass through an intermediate Python structure.
 
+use std::sync::Mutex;
+
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -132,11 +134,70 @@ impl<'de, 'py> Visitor<'de> for Decode<'py> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let dict = PyDict::new(self.0);
-        while let Some(key) = map.next_key_seed(Decode(self.0))? {
+        while let Some(key) = map.next_key_seed(Key(self.0))? {
             let value = map.next_value_seed(Decode(self.0))?;
             dict.set_item(key, value).map_err(py_err)?;
         }
         Ok(dict.into_any())
+    }
+}
+
+/// Dict keys repeat across events ("amount", "currency", ...): short ones are kept in a
+/// small direct-mapped cache so decoding reuses one string object, with its hash already
+/// computed, instead of allocating and hashing a new one per event.
+const KEY_CACHE_SLOTS: usize = 1024;
+const MAX_CACHED_KEY: usize = 32;
+static KEY_CACHE: Mutex<Vec<Option<Py<PyString>>>> = Mutex::new(Vec::new());
+
+fn cached_key<'py>(py: Python<'py>, key: &str) -> Bound<'py, PyString> {
+    if key.len() > MAX_CACHED_KEY {
+        return PyString::new(py, key);
+    }
+    // FNV-1a: cheap and good enough to spread short keys over the slots.
+    let hash =
+        key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let slot = hash as usize % KEY_CACHE_SLOTS;
+    let mut cache = KEY_CACHE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if cache.is_empty() {
+        cache.resize_with(KEY_CACHE_SLOTS, || None);
+    }
+    if let Some(hit) = &cache[slot] {
+        let hit = hit.bind(py);
+        if hit.to_str().is_ok_and(|s| s == key) {
+            return hit.clone();
+        }
+    }
+    let fresh = PyString::intern(py, key);
+    cache[slot] = Some(fresh.clone().unbind());
+    fresh
+}
+
+struct Key<'py>(Python<'py>);
+
+impl<'de, 'py> DeserializeSeed<'de> for Key<'py> {
+    type Value = Bound<'py, PyAny>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, 'py> Visitor<'de> for Key<'py> {
+    type Value = Bound<'py, PyAny>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a dict key")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(cached_key(self.0, v).into_any())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Decode(self.0).visit_i64(v)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Decode(self.0).visit_u64(v)
+    }
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+        Decode(self.0).visit_bytes(v)
     }
 }
 

@@ -55,7 +55,10 @@ pub fn scan_segment(
             Decoded::Bad(reason) => {
                 let claimed =
                     FRAME_HEADER_LEN as u64 + u32::from_le_bytes(rest[0..4].try_into().unwrap()) as u64;
-                let is_final = claimed == rest.len() as u64 || rest.iter().all(|&b| b == 0);
+                // Zeros after the damaged frame are what a crash leaves when the file grew
+                // but the data never reached it.
+                let after = rest.get(claimed as usize..).unwrap_or_default();
+                let is_final = claimed == rest.len() as u64 || after.iter().all(|&b| b == 0);
                 if is_last && is_final && !later_frame_exists(rest, next_sequence) {
                     return torn(batch_start, next_sequence, batch.len());
                 }

@@ -34,7 +34,7 @@ pub struct Stats {
 type Located = (EntryMeta, std::sync::Arc<str>, std::sync::Arc<str>, std::sync::Arc<str>);
 
 /// Decodes located frames; consecutive frames of one segment share one mapping.
-fn decode_all(segments: &SegmentSet, located: &[Located]) -> Result<Vec<EventRecord>> {
+fn decode_all(segments: &SegmentSet, located: Vec<Located>) -> Result<Vec<EventRecord>> {
     let mut out = Vec::with_capacity(located.len());
     let mut mapped: Option<(u32, crate::segment::reader::MappedSegment)> = None;
     for (meta, entity, scope, kind) in located {
@@ -45,7 +45,7 @@ fn decode_all(segments: &SegmentSet, located: &[Located]) -> Result<Vec<EventRec
         }
         let (_, map) = mapped.as_ref().expect("mapped above");
         let frame = map.frame(meta.offset, meta.len)?;
-        out.push(frame.to_record(entity.clone(), scope.clone(), kind.clone()));
+        out.push(frame.to_record(entity, scope, kind));
     }
     Ok(out)
 }
@@ -63,14 +63,14 @@ impl Store {
 
     /// Reads events while the caller holds the index lock.
     pub(super) fn read_locked(&self, index: &Index, seqs: &[u64]) -> Result<Vec<EventRecord>> {
-        decode_all(&self.shared.segments, &Self::locate(index, seqs))
+        decode_all(&self.shared.segments, Self::locate(index, seqs))
     }
 
     /// Reads the events at `seqs` (unknown sequences are left out).
     pub fn read_events(&self, seqs: &[u64]) -> Result<Vec<EventRecord>> {
         self.check_open()?;
         let located = Self::locate(&self.shared.index.read(), seqs);
-        decode_all(&self.shared.segments, &located)
+        decode_all(&self.shared.segments, located)
     }
 
     /// Sequences of events matching `region` after a cursor position (see [`Index::query_hits_after`]).
@@ -105,7 +105,7 @@ impl Store {
             let seq = index.sequence_of(event_id).ok_or_else(|| Error::EventNotFound(uuid_text(event_id)))?;
             Self::locate(&index, &[seq])
         };
-        decode_all(&self.shared.segments, &located)?
+        decode_all(&self.shared.segments, located)?
             .pop()
             .ok_or_else(|| Error::EventNotFound(uuid_text(event_id)))
     }
@@ -126,10 +126,11 @@ impl Store {
                 .collect();
             Self::locate(&index, &chain)
         };
-        let events = decode_all(&self.shared.segments, &located)?;
+        let segment = located.first().map(|l| l.0.segment);
+        let events = decode_all(&self.shared.segments, located)?;
         for pair in events.windows(2) {
             if pair[0].prev_hash != pair[1].hash {
-                let path = self.shared.segments.path(located[0].0.segment).unwrap_or_default();
+                let path = segment.and_then(|s| self.shared.segments.path(s)).unwrap_or_default();
                 let reason = format!(
                     "hash chain broken between sequences {} and {}",
                     pair[1].global_sequence, pair[0].global_sequence
