@@ -1,0 +1,1030 @@
+"""eventpak side by side with its peers, in one process, on one machine.
+
+    python -m benches.compare                 # full run (N = 1_000_000 for the read/reopen cases)
+    python -m benches.compare --quick         # smoke run, well under a minute
+    python -m benches.compare --events 200000 --durable-seconds 1 --rounds 5
+
+Cases (see benches/README.md):
+
+  (a) one durable append per call, one thread: eventpak sync="always" vs raw os.write+os.fdatasync,
+      sqlite3 (WAL, synchronous=FULL, one INSERT committed per event), lmdb (sync=True, one put per txn)
+  (b) (a) from 8 threads sharing one store (group commit), and sqlite3 from 8 connections
+  (c) durable batches of 1000: append_batch vs sqlite3 executemany in one txn vs lmdb putmulti
+  (d) one append per call with sync="batch" vs sqlite3 synchronous=OFF (commit every 1000) and
+      lmdb sync=False (one put per txn)
+  (e) reading N events in commit order with payloads decoded
+  (f) reopen time of an N-event store with and without the index checkpoint
+
+Every case runs ``--rounds`` times; in each round all systems run one after the other in a rotated
+order, and every ratio is the median of the per-round ratios, so slow drifts of a noisy machine hit
+both sides of a ratio alike. Durable (fsync-bound) cases run for a time budget per system and round
+(``--durable-seconds``) or ``--durable-max-ops`` calls, whichever comes first.
+
+The Markdown table goes to stdout, progress to stderr, everything (every round) to a JSON file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import gc
+import itertools
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import eventpak as ep
+import msgpack
+
+from benches._workload import KIND, PAYLOAD_BYTES, POOL_MASK, make_coords, make_entities, make_payloads
+
+try:
+    import lmdb
+except ImportError:  # pragma: no cover - lmdb is in requirements-dev.txt
+    lmdb = None
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+WARMUP_CALLS = 20
+BULK_CHUNK = 4096
+
+SQLITE_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS events ("
+    "seq INTEGER PRIMARY KEY, entity TEXT NOT NULL, kind TEXT NOT NULL, payload BLOB NOT NULL)"
+)
+SQLITE_INSERT = "INSERT INTO events (entity, kind, payload) VALUES (?, ?, ?)"
+SQLITE_SELECT = "SELECT seq, entity, kind, payload FROM events ORDER BY seq"
+
+U64 = struct.Struct(">Q")  # lmdb keys: big-endian sequence numbers, so key order = commit order
+U32 = struct.Struct("<I")  # raw file records: length prefix + msgpack payload
+
+PAYLOADS = make_payloads()
+COORDS = make_coords()
+ENTITIES = make_entities()
+packb = msgpack.packb
+unpackb = msgpack.unpackb
+perf = time.perf_counter
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- measurement plumbing
+
+
+@dataclass
+class Sample:
+    events: int
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class Peer:
+    key: str
+    system: str
+    config: str
+    run: Callable[[Path], Sample]
+
+
+@dataclass
+class Row:
+    case: str
+    key: str
+    unit: str = "rate"  # "rate" (events/s, higher is better) or "seconds" (lower is better)
+    ratio: tuple[str, str, str] | None = None  # (numerator key, denominator key, label)
+    aim: str = ""
+    check: Callable[[float, float | None], bool] | None = None  # (median value, median ratio)
+    note: str = ""
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    root: Path
+    samples: dict[str, dict[str, list[Sample]]] = field(default_factory=dict)
+    peers: dict[str, dict[str, Peer]] = field(default_factory=dict)
+    titles: dict[str, str] = field(default_factory=dict)
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def fresh_dir(self, label: str) -> Path:
+        return Path(tempfile.mkdtemp(prefix=f"{label}-", dir=self.root))
+
+    def run_case(
+        self, case: str, title: str, peers: list[Peer], rounds: int | None = None, warmup: bool = False
+    ) -> None:
+        """Run every peer once per round, rotating the order each round.
+
+        With ``warmup``, every peer first runs once unmeasured (the first pass of a read that
+        materialises a million objects pays the process's first-touch page faults).
+        """
+        rounds = self.args.rounds if rounds is None else rounds
+        self.titles[case] = title
+        self.peers[case] = {p.key: p for p in peers}
+        out: dict[str, list[Sample]] = {p.key: [] for p in peers}
+        log(f"== ({case}) {title}")
+        if warmup:
+            for peer in peers:
+                d = self.fresh_dir(f"{case}-{peer.key}-warmup")
+                try:
+                    gc.collect()
+                    peer.run(d)
+                finally:
+                    shutil.rmtree(d, ignore_errors=True)
+            log(f"   warm-up pass done ({len(peers)} systems, not measured)")
+        for r in range(rounds):
+            shift = r % len(peers)
+            for peer in peers[shift:] + peers[:shift]:
+                d = self.fresh_dir(f"{case}-{peer.key}")
+                try:
+                    gc.collect()
+                    sample = peer.run(d)
+                finally:
+                    shutil.rmtree(d, ignore_errors=True)
+                out[peer.key].append(sample)
+                shown = f"{sample.seconds:.3f} s" if sample.events == 0 else f"{sample.rate:,.0f} ev/s"
+                log(f"   round {r + 1}/{rounds} {peer.key:<22} {sample.events:>9,} ev {shown}")
+        self.samples[case] = out
+
+
+def timed_calls(step: Callable[[int], object], budget_s: float, max_calls: int) -> tuple[int, float]:
+    """Call ``step(n)`` until the time budget or the call cap runs out; returns (calls, seconds)."""
+    for n in range(WARMUP_CALLS):
+        step(-1 - n)
+    t0 = perf()
+    end = t0 + budget_s
+    n = 0
+    while n < max_calls:
+        step(n)
+        n += 1
+        if perf() >= end:
+            break
+    return n, perf() - t0
+
+
+def timed_threads(
+    steps: list[Callable[[int], object]], budget_s: float, max_calls: int
+) -> tuple[int, float, list[int]]:
+    """Run one ``timed_calls``-style loop per thread, all released together by a barrier."""
+    nthreads = len(steps)
+    per_thread = max(1, max_calls // nthreads)
+    counts = [0] * nthreads
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(nthreads + 1)
+    deadline = [0.0]
+
+    def worker(t: int) -> None:
+        step = steps[t]
+        try:
+            for n in range(WARMUP_CALLS // 4):
+                step(-1 - n)
+        except BaseException as exc:
+            errors.append(exc)
+        barrier.wait()
+        if errors:
+            return
+        try:
+            end = deadline[0]
+            n = 0
+            while n < per_thread:
+                step(n)
+                n += 1
+                if perf() >= end:
+                    break
+            counts[t] = n
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(nthreads)]
+    for th in threads:
+        th.start()
+    t0 = perf()
+    deadline[0] = t0 + budget_s
+    barrier.wait()
+    for th in threads:
+        th.join()
+    elapsed = perf() - t0
+    if errors:
+        raise errors[0]
+    return sum(counts), elapsed, counts
+
+
+# --------------------------------------------------------------------------------- system set-up
+
+
+def ep_open(d: Path, **options: Any) -> ep.Store:
+    return ep.Store.open(str(d / "store"), **options)
+
+
+def sqlite_open(path: Path, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=120.0)
+    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if mode.lower() != "wal":
+        raise RuntimeError(f"sqlite3 refused WAL mode (got {mode!r})")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute(SQLITE_SCHEMA)
+    return conn
+
+
+def lmdb_open(d: Path, sync: bool, map_size: int = 1 << 31) -> Any:
+    return lmdb.open(str(d / "lmdb"), map_size=map_size, sync=sync, metasync=sync, lock=True)
+
+
+def lmdb_map_size(events: int) -> int:
+    return max(1 << 30, events * (PAYLOAD_BYTES + 128) * 2)
+
+
+# ------------------------------------------------------------------------------------------ cases
+
+
+def case_a(b: Bench) -> None:
+    a = b.args
+    budget, cap = a.durable_seconds, a.durable_max_ops
+
+    def eventpak(d: Path) -> Sample:
+        store = ep_open(d, sync="always")
+        append = store.append
+
+        def step(n: int) -> object:
+            return append(COORDS[n & POOL_MASK], KIND, PAYLOADS[n & POOL_MASK])
+
+        calls, secs = timed_calls(step, budget, cap)
+        durable = step(0).durable
+        store.close()
+        return Sample(calls, secs, {"last_receipt_durable": durable})
+
+    def raw(d: Path) -> Sample:
+        fd = os.open(d / "raw.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+        def step(n: int) -> None:
+            body = packb(PAYLOADS[n & POOL_MASK])
+            os.write(fd, U32.pack(len(body)) + body)
+            os.fdatasync(fd)
+
+        try:
+            calls, secs = timed_calls(step, budget, cap)
+        finally:
+            os.close(fd)
+        return Sample(calls, secs)
+
+    def sqlite(d: Path) -> Sample:
+        conn = sqlite_open(d / "db.sqlite", "FULL")
+        execute = conn.execute
+
+        def step(n: int) -> None:  # autocommit: each INSERT is its own committed transaction
+            execute(SQLITE_INSERT, (ENTITIES[n & POOL_MASK], KIND, packb(PAYLOADS[n & POOL_MASK])))
+
+        calls, secs = timed_calls(step, budget, cap)
+        conn.close()
+        return Sample(calls, secs)
+
+    def lmdb_(d: Path) -> Sample:
+        env = lmdb_open(d, sync=True)
+        begin, keys = env.begin, itertools.count()
+
+        def step(n: int) -> None:
+            with begin(write=True) as txn:
+                txn.put(U64.pack(next(keys)), packb(PAYLOADS[n & POOL_MASK]), append=True)
+
+        calls, secs = timed_calls(step, budget, cap)
+        env.close()
+        return Sample(calls, secs)
+
+    peers = [
+        Peer("eventpak", "eventpak", 'sync="always", 1 thread', eventpak),
+        Peer("raw", "raw os.write + os.fdatasync", "4-byte length + msgpack per record", raw),
+        Peer("sqlite", "sqlite3", "WAL, synchronous=FULL, 1 INSERT committed per event", sqlite),
+    ]
+    if lmdb is not None:
+        peers.append(Peer("lmdb", "lmdb", "sync=True, 1 put per write txn", lmdb_))
+    b.run_case("a", "one durable append per call, one thread", peers)
+    b.rows += [
+        Row("a", "eventpak"),
+        Row(
+            "a", "raw", ratio=("eventpak", "raw", "eventpak / raw"), aim=">= 0.9", check=lambda v, r: r >= 0.9
+        ),
+        Row("a", "sqlite", ratio=("eventpak", "sqlite", "eventpak / sqlite3")),
+    ]
+    if lmdb is not None:
+        b.rows.append(Row("a", "lmdb", ratio=("eventpak", "lmdb", "eventpak / lmdb")))
+
+
+def case_b(b: Bench) -> None:
+    a = b.args
+    budget, cap, nthreads = a.durable_seconds, a.durable_max_ops, a.threads
+
+    def eventpak_threads(count: int) -> Callable[[Path], Sample]:
+        def run(d: Path) -> Sample:
+            store = ep_open(d, sync="always")
+            append = store.append
+
+            def make_step(t: int) -> Callable[[int], object]:
+                offset = t * (POOL_MASK + 1) // count
+
+                def step(n: int) -> object:
+                    i = (n + offset) & POOL_MASK
+                    return append(COORDS[i], KIND, PAYLOADS[i])
+
+                return step
+
+            if count == 1:
+                calls, secs = timed_calls(make_step(0), budget, cap)
+                per_thread = [calls]
+            else:
+                calls, secs, per_thread = timed_threads([make_step(t) for t in range(count)], budget, cap)
+            stats = store.stats()
+            store.close()
+            return Sample(
+                calls, secs, {"per_thread": per_thread, "durable_events": stats.get("durable_events")}
+            )
+
+        return run
+
+    def sqlite_threads(d: Path) -> Sample:
+        path = d / "db.sqlite"
+        sqlite_open(path, "FULL").close()
+        conns = [sqlite_open(path, "FULL") for _ in range(nthreads)]
+
+        def make_step(conn: sqlite3.Connection) -> Callable[[int], None]:
+            execute = conn.execute
+
+            def step(n: int) -> None:
+                execute(SQLITE_INSERT, (ENTITIES[n & POOL_MASK], KIND, packb(PAYLOADS[n & POOL_MASK])))
+
+            return step
+
+        try:
+            calls, secs, per_thread = timed_threads([make_step(c) for c in conns], budget, cap)
+        finally:
+            for c in conns:
+                c.close()
+        return Sample(calls, secs, {"per_thread": per_thread})
+
+    def raw_threads(d: Path) -> Sample:
+        fd = os.open(d / "raw.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+        def step(n: int) -> None:
+            body = packb(PAYLOADS[n & POOL_MASK])
+            os.write(fd, U32.pack(len(body)) + body)
+            os.fdatasync(fd)
+
+        try:
+            calls, secs, per_thread = timed_threads([step] * nthreads, budget, cap)
+        finally:
+            os.close(fd)
+        return Sample(calls, secs, {"per_thread": per_thread})
+
+    peers = [
+        Peer(
+            "eventpak-1t", "eventpak", 'sync="always", 1 thread (= case a, re-measured)', eventpak_threads(1)
+        ),
+        Peer(
+            "eventpak-nt",
+            "eventpak",
+            f'sync="always", {nthreads} threads, one shared store',
+            eventpak_threads(nthreads),
+        ),
+        Peer(
+            "sqlite-nt",
+            "sqlite3",
+            f"WAL, synchronous=FULL, {nthreads} threads x own connection, autocommit INSERT",
+            sqlite_threads,
+        ),
+        Peer(
+            "raw-nt",
+            "raw os.write + os.fdatasync",
+            f"{nthreads} threads, one shared O_APPEND fd",
+            raw_threads,
+        ),
+    ]
+    b.run_case("b", f"one durable append per call, {nthreads} threads", peers)
+    b.rows += [
+        Row("b", "eventpak-1t"),
+        Row(
+            "b",
+            "eventpak-nt",
+            ratio=("eventpak-nt", "eventpak-1t", f"{nthreads} threads / 1 thread"),
+            aim=">= 5",
+            check=lambda v, r: r >= 5,
+        ),
+        Row(
+            "b",
+            "sqlite-nt",
+            ratio=("eventpak-nt", "sqlite-nt", f"eventpak / sqlite3 ({nthreads} threads each)"),
+        ),
+        Row("b", "raw-nt", ratio=("eventpak-nt", "raw-nt", f"eventpak / raw ({nthreads} threads each)")),
+    ]
+
+
+def case_c(b: Bench) -> None:
+    a = b.args
+    budget, cap, size = a.durable_seconds, a.durable_max_ops, a.batch_size
+    idx = [j & POOL_MASK for j in range(size)]
+
+    def eventpak(d: Path) -> Sample:
+        store = ep_open(d, sync="always", max_batch_events=max(size, 4096))
+        append_batch = store.append_batch
+
+        def step(n: int) -> object:
+            return append_batch([(COORDS[j], KIND, PAYLOADS[j]) for j in idx])
+
+        calls, secs = timed_calls(step, budget, cap)
+        durable = step(0)[-1].durable
+        store.close()
+        return Sample(calls * size, secs, {"batches": calls, "last_receipt_durable": durable})
+
+    def sqlite(d: Path) -> Sample:
+        conn = sqlite_open(d / "db.sqlite", "FULL")
+        execute, executemany = conn.execute, conn.executemany
+
+        def step(n: int) -> None:
+            execute("BEGIN")
+            executemany(SQLITE_INSERT, [(ENTITIES[j], KIND, packb(PAYLOADS[j])) for j in idx])
+            execute("COMMIT")
+
+        calls, secs = timed_calls(step, budget, cap)
+        conn.close()
+        return Sample(calls * size, secs, {"batches": calls})
+
+    def lmdb_(d: Path) -> Sample:
+        env = lmdb_open(d, sync=True)
+        begin, keys = env.begin, itertools.count()
+
+        def step(n: int) -> None:
+            with begin(write=True) as txn:
+                txn.cursor().putmulti([(U64.pack(next(keys)), packb(PAYLOADS[j])) for j in idx], append=True)
+
+        calls, secs = timed_calls(step, budget, cap)
+        env.close()
+        return Sample(calls * size, secs, {"batches": calls})
+
+    peers = [
+        Peer("eventpak", "eventpak", f'append_batch({size}), sync="always"', eventpak),
+        Peer("sqlite", "sqlite3", f"WAL, synchronous=FULL, executemany({size}) in one txn", sqlite),
+    ]
+    if lmdb is not None:
+        peers.append(
+            Peer("lmdb", "lmdb", f"sync=True, cursor.putmulti({size}, append=True) in one txn", lmdb_)
+        )
+    b.run_case("c", f"durable batches of {size}", peers)
+    b.rows += [
+        Row("c", "eventpak"),
+        Row(
+            "c",
+            "sqlite",
+            ratio=("eventpak", "sqlite", "eventpak / sqlite3"),
+            aim=">= 5",
+            check=lambda v, r: r >= 5,
+        ),
+    ]
+    if lmdb is not None:
+        b.rows.append(
+            Row(
+                "c",
+                "lmdb",
+                ratio=("eventpak", "lmdb", "eventpak / lmdb"),
+                aim=">= 0.5",
+                check=lambda v, r: r >= 0.5,
+            )
+        )
+
+
+def case_d(b: Bench) -> None:
+    n = b.args.write_events
+
+    def eventpak(sync: str) -> Callable[[Path], Sample]:
+        def run(d: Path) -> Sample:
+            store = ep_open(d, sync=sync)
+            append = store.append
+            for i in range(WARMUP_CALLS):
+                append(COORDS[i], KIND, PAYLOADS[i])
+            t0 = perf()
+            for i in range(n):
+                append(COORDS[i & POOL_MASK], KIND, PAYLOADS[i & POOL_MASK])
+            secs = perf() - t0
+            stats = store.stats()
+            store.close()
+            return Sample(n, secs, {"durable_events_at_end": stats.get("durable_events")})
+
+        return run
+
+    def sqlite(d: Path) -> Sample:
+        conn = sqlite_open(d / "db.sqlite", "OFF")
+        execute = conn.execute
+        t0 = perf()
+        execute("BEGIN")
+        for i in range(n):
+            execute(SQLITE_INSERT, (ENTITIES[i & POOL_MASK], KIND, packb(PAYLOADS[i & POOL_MASK])))
+            if i % 1000 == 999:
+                execute("COMMIT")
+                execute("BEGIN")
+        execute("COMMIT")
+        secs = perf() - t0
+        conn.close()
+        return Sample(n, secs)
+
+    def lmdb_(d: Path) -> Sample:
+        env = lmdb_open(d, sync=False, map_size=lmdb_map_size(n))
+        begin = env.begin
+        t0 = perf()
+        for i in range(n):
+            with begin(write=True) as txn:
+                txn.put(U64.pack(i), packb(PAYLOADS[i & POOL_MASK]), append=True)
+        secs = perf() - t0
+        env.close()
+        return Sample(n, secs)
+
+    peers = [
+        Peer("eventpak", "eventpak", 'sync="batch" (default), 1 append per call', eventpak("batch")),
+        Peer("eventpak-never", "eventpak", 'sync="never", 1 append per call', eventpak("never")),
+        Peer("sqlite", "sqlite3", "WAL, synchronous=OFF, 1 INSERT per call, COMMIT every 1000", sqlite),
+    ]
+    if lmdb is not None:
+        peers.append(Peer("lmdb", "lmdb", "sync=False, 1 put per write txn", lmdb_))
+    b.run_case("d", "one append per call, not individually durable", peers)
+    b.rows += [
+        Row("d", "eventpak", aim=">= 300,000 ev/s", check=lambda v, r: v >= 300_000),
+        Row("d", "eventpak-never", ratio=("eventpak", "eventpak-never", 'sync="batch" / sync="never"')),
+        Row("d", "sqlite", ratio=("eventpak", "sqlite", "eventpak / sqlite3")),
+    ]
+    if lmdb is not None:
+        b.rows.append(Row("d", "lmdb", ratio=("eventpak", "lmdb", "eventpak / lmdb")))
+
+
+def build_read_stores(b: Bench, n: int) -> dict[str, Path]:
+    """Load n events into one store per system (not interleaved; timed once, for information)."""
+    log(f"== building {n:,}-event stores for (e)/(f)")
+    paths: dict[str, Path] = {}
+    build: dict[str, Sample] = {}
+
+    d = b.fresh_dir("read-eventpak")
+    t0 = perf()
+    with ep_open(d, sync="never") as store:
+        for start in range(0, n, BULK_CHUNK):
+            store.append_batch(
+                [
+                    (COORDS[i & POOL_MASK], KIND, PAYLOADS[i & POOL_MASK])
+                    for i in range(start, min(n, start + BULK_CHUNK))
+                ]
+            )
+        store.sync()
+    build["eventpak"] = Sample(n, perf() - t0)
+    paths["eventpak"] = d / "store"
+
+    d = b.fresh_dir("read-sqlite")
+    t0 = perf()
+    conn = sqlite_open(d / "db.sqlite", "OFF")
+    for start in range(0, n, BULK_CHUNK):
+        conn.execute("BEGIN")
+        conn.executemany(
+            SQLITE_INSERT,
+            [
+                (ENTITIES[i & POOL_MASK], KIND, packb(PAYLOADS[i & POOL_MASK]))
+                for i in range(start, min(n, start + BULK_CHUNK))
+            ],
+        )
+        conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    build["sqlite"] = Sample(n, perf() - t0)
+    paths["sqlite"] = d / "db.sqlite"
+
+    if lmdb is not None:
+        d = b.fresh_dir("read-lmdb")
+        t0 = perf()
+        env = lmdb_open(d, sync=False, map_size=lmdb_map_size(n))
+        for start in range(0, n, BULK_CHUNK):
+            with env.begin(write=True) as txn:
+                txn.cursor().putmulti(
+                    [
+                        (U64.pack(i), packb(PAYLOADS[i & POOL_MASK]))
+                        for i in range(start, min(n, start + BULK_CHUNK))
+                    ],
+                    append=True,
+                )
+        env.sync(True)
+        env.close()
+        build["lmdb"] = Sample(n, perf() - t0)
+        paths["lmdb"] = d
+    for key, s in build.items():
+        log(f"   bulk load {key:<10} {s.seconds:.2f} s ({s.rate:,.0f} ev/s)")
+    b.samples["load"] = {k: [v] for k, v in build.items()}
+    b.titles["load"] = (
+        f"bulk load of {n:,} events (set-up of e/f; chunks of {BULK_CHUNK}, not durable, 1 run)"
+    )
+    b.peers["load"] = {
+        "eventpak": Peer(
+            "eventpak", "eventpak", f'append_batch({BULK_CHUNK}), sync="never"', lambda d: Sample(0, 0)
+        ),
+        "sqlite": Peer(
+            "sqlite",
+            "sqlite3",
+            f"WAL, synchronous=OFF, executemany({BULK_CHUNK}) per txn",
+            lambda d: Sample(0, 0),
+        ),
+    }
+    b.rows += [
+        Row("load", "eventpak"),
+        Row("load", "sqlite", ratio=("eventpak", "sqlite", "eventpak / sqlite3")),
+    ]
+    if lmdb is not None:
+        b.peers["load"]["lmdb"] = Peer(
+            "lmdb", "lmdb", f"sync=False, putmulti({BULK_CHUNK}) per txn", lambda d: Sample(0, 0)
+        )
+        b.rows.append(Row("load", "lmdb", ratio=("eventpak", "lmdb", "eventpak / lmdb")))
+    return paths
+
+
+def case_e(b: Bench, paths: dict[str, Path], n: int) -> None:
+    store = ep.Store.open(str(paths["eventpak"]))
+    conn = sqlite3.connect(str(paths["sqlite"]), check_same_thread=False)
+    env = lmdb.open(str(paths["lmdb"] / "lmdb"), map_size=lmdb_map_size(n), readonly=True) if lmdb else None
+    region = ep.Region.all()
+
+    def timed(fn: Callable[[], list[Any]]) -> Sample:
+        t0 = perf()
+        out = fn()
+        secs = perf() - t0
+        got = len(out)
+        del out
+        if got != n:
+            raise RuntimeError(f"read {got} events, expected {n}")
+        return Sample(got, secs)
+
+    def eventpak(d: Path) -> Sample:
+        return timed(lambda: [e.payload for e in store.query(region)])
+
+    def eventpak_no_decode(d: Path) -> Sample:
+        return timed(lambda: store.query(region))
+
+    def eventpak_paged(d: Path) -> Sample:
+        def read() -> list[Any]:
+            out: list[Any] = []
+            after = None
+            while page := store.query(region, after=after, limit=1000):
+                out += [e.payload for e in page]
+                after = page[-1].global_sequence
+            return out
+
+        return timed(read)
+
+    def sqlite(d: Path) -> Sample:
+        return timed(lambda: [unpackb(row[3]) for row in conn.execute(SQLITE_SELECT)])
+
+    def lmdb_(d: Path) -> Sample:
+        def read() -> list[Any]:
+            with env.begin(buffers=True) as txn:
+                return [unpackb(v) for v in txn.cursor().iternext(keys=False, values=True)]
+
+        return timed(read)
+
+    peers = [
+        Peer("eventpak", "eventpak", "[e.payload for e in store.query(Region.all())]", eventpak),
+        Peer(
+            "eventpak-nodecode",
+            "eventpak",
+            "store.query(Region.all()), payloads not touched",
+            eventpak_no_decode,
+        ),
+        Peer(
+            "eventpak-paged",
+            "eventpak",
+            "pages of query(Region.all(), after=last, limit=1000) + e.payload",
+            eventpak_paged,
+        ),
+        Peer("sqlite", "sqlite3", "SELECT seq, entity, kind, payload ORDER BY seq + msgpack.unpackb", sqlite),
+    ]
+    if env is not None:
+        peers.append(Peer("lmdb", "lmdb", "cursor.iternext(values) + msgpack.unpackb (buffers=True)", lmdb_))
+    try:
+        title = f"read {n:,} events in commit order, payloads decoded (warm page cache)"
+        b.run_case("e", title, peers, warmup=True)
+    finally:
+        store.close()
+        conn.close()
+        if env is not None:
+            env.close()
+    b.rows += [
+        Row("e", "eventpak", aim=">= 1,000,000 ev/s", check=lambda v, r: v >= 1_000_000),
+        Row("e", "eventpak-nodecode", ratio=("eventpak", "eventpak-nodecode", "with decode / without")),
+        Row("e", "eventpak-paged", ratio=("eventpak", "eventpak-paged", "one list / pages of 1000")),
+        Row("e", "sqlite", ratio=("eventpak", "sqlite", "eventpak / sqlite3")),
+    ]
+    if env is not None:
+        b.rows.append(Row("e", "lmdb", ratio=("eventpak", "lmdb", "eventpak / lmdb")))
+
+
+def case_f(b: Bench, path: Path, n: int) -> None:
+    def reopen(checkpoint: bool) -> Callable[[Path], Sample]:
+        def run(d: Path) -> Sample:
+            t0 = perf()
+            store = ep.Store.open(str(path), enable_index_checkpoint=checkpoint)
+            secs = perf() - t0
+            stats = store.stats()
+            store.close()  # a clean close: the next checkpointed open has a fresh checkpoint
+            if stats["events"] != n:
+                raise RuntimeError(f"reopened store has {stats['events']} events, expected {n}")
+            extra = {k: stats.get(k) for k in ("index_checkpoint", "scanned_events", "segments", "bytes")}
+            return Sample(0, secs, extra)
+
+        return run
+
+    peers = [
+        Peer(
+            "ckpt", "eventpak", "Store.open(enable_index_checkpoint=True) after a clean close", reopen(True)
+        ),
+        Peer("nockpt", "eventpak", "Store.open(enable_index_checkpoint=False): full scan", reopen(False)),
+    ]
+    b.run_case("f", f"reopen a {n:,}-event store (warm page cache)", peers, rounds=max(3, b.args.rounds))
+    for s in b.samples["f"]["ckpt"]:
+        if s.extra.get("index_checkpoint") != "loaded":
+            b.notes.append(
+                f"(f) a checkpointed reopen reported index_checkpoint={s.extra.get('index_checkpoint')!r}"
+            )
+    b.rows += [
+        Row("f", "ckpt", unit="seconds", aim="< 1 s (for 1M events)", check=lambda v, r: v < 1.0),
+        Row("f", "nockpt", unit="seconds", ratio=("nockpt", "ckpt", "without / with checkpoint")),
+    ]
+
+
+# ---------------------------------------------------------------------------------------- report
+
+
+def machine_info(root: Path) -> dict[str, Any]:
+    real = os.path.realpath(root)
+    fs: dict[str, str] = {}
+    try:
+        best = ""
+        with open("/proc/self/mounts") as fh:
+            for line in fh:
+                dev, mnt, fstype, opts = line.split()[:4]
+                mnt = mnt.replace("\\040", " ")
+                if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+                    best, fs = mnt, {"mount": mnt, "type": fstype, "device": dev, "options": opts}
+    except OSError:
+        pass
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    mem_gib = None
+    with contextlib.suppress(ValueError, OSError):
+        mem_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    commit = ""
+    try:
+        here = Path(__file__).resolve().parent.parent
+        commit = subprocess.run(
+            ["git", "-C", str(here), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {
+        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_count": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": mem_gib,
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "python_impl": platform.python_implementation(),
+        "tmp_dir": real,
+        "filesystem": fs,
+        "eventpak": getattr(ep, "__version__", "?"),
+        "eventpak_git": commit,
+        "sqlite": sqlite3.sqlite_version,
+        "lmdb": lmdb.version() if lmdb is not None else None,
+        "py_lmdb": getattr(lmdb, "__version__", None) if lmdb is not None else None,
+        "msgpack": ".".join(map(str, msgpack.version)),
+    }
+
+
+def median_ratio(b: Bench, case: str, num: str, den: str, unit: str) -> float | None:
+    xs, ys = b.samples[case].get(num), b.samples[case].get(den)
+    if not xs or not ys:
+        return None
+
+    def val(s: Sample) -> float:
+        return s.seconds if unit == "seconds" else s.rate
+
+    pairs = [(val(x), val(y)) for x, y in zip(xs, ys, strict=False) if val(y) > 0]
+    return statistics.median(x / y for x, y in pairs) if pairs else None
+
+
+def fmt_value(v: float, unit: str) -> str:
+    if unit == "seconds":
+        return f"{v:.3f} s" if v >= 1 else f"{v * 1000:.1f} ms"
+    return f"{v:,.0f} ev/s"
+
+
+def build_rows(b: Bench) -> list[dict[str, Any]]:
+    out = []
+    for row in b.rows:
+        if row.case not in b.samples or row.key not in b.samples[row.case]:
+            continue
+        samples = b.samples[row.case][row.key]
+        vals = [s.seconds if row.unit == "seconds" else s.rate for s in samples]
+        med = statistics.median(vals)
+        ratio = median_ratio(b, row.case, row.ratio[0], row.ratio[1], row.unit) if row.ratio else None
+        met = None
+        if row.check is not None and (ratio is not None or row.ratio is None):
+            met = bool(row.check(med, ratio))
+        peer = b.peers[row.case][row.key]
+        out.append(
+            {
+                "case": row.case,
+                "key": row.key,
+                "system": peer.system,
+                "config": peer.config,
+                "unit": "s" if row.unit == "seconds" else "events/s",
+                "median": med,
+                "min": min(vals),
+                "max": max(vals),
+                "rounds": len(vals),
+                "events_per_round": int(statistics.median(s.events for s in samples))
+                if samples[0].events
+                else None,
+                "ratio_label": row.ratio[2] if row.ratio else None,
+                "ratio": ratio,
+                "aim": row.aim or None,
+                "met": met,
+            }
+        )
+    return out
+
+
+def markdown(b: Bench, rows: list[dict[str, Any]], machine: dict[str, Any]) -> str:
+    m = machine
+    fs = m["filesystem"]
+    a = b.args
+    lines = [
+        f"Machine: {m['nproc']} CPUs ({m['cpu'] or 'unknown CPU'}), {m['memory_gib']} GiB RAM, "
+        f"{m['platform']}",
+        f"Python {m['python']}, eventpak {m['eventpak']} ({m['eventpak_git'] or 'no git'}), "
+        f"sqlite {m['sqlite']}, lmdb {m['lmdb']}, msgpack {m['msgpack']}",
+        f"Temp dir: {m['tmp_dir']} on {fs.get('type', '?')} "
+        f"({fs.get('device', '?')} mounted at {fs.get('mount', '?')})",
+        f"Settings: events={a.events:,}, write_events={a.write_events:,}, durable {a.durable_seconds:g} s or "
+        f"{a.durable_max_ops:,} calls per system and round, rounds={a.rounds}, threads={a.threads}, "
+        f"batch={a.batch_size}, payload={PAYLOAD_BYTES} B msgpack",
+        "",
+        "| Case | System | Configuration | Events/round | Result (median) | Range "
+        "| Ratio (median of rounds) | Aim | Met |",
+        "|---|---|---|---:|---:|---:|---|---|---|",
+    ]
+    for r in rows:
+        unit = "seconds" if r["unit"] == "s" else "rate"
+        rng = f"{fmt_value(r['min'], unit)} .. {fmt_value(r['max'], unit)}" if r["rounds"] > 1 else "1 run"
+        ratio = f"{r['ratio_label']} = **{r['ratio']:.2f}**" if r["ratio"] is not None else ""
+        met = "" if r["met"] is None else ("yes" if r["met"] else "**no**")
+        events = f"{r['events_per_round']:,}" if r["events_per_round"] else ""
+        lines.append(
+            f"| ({r['case']}) | {r['system']} | {r['config']} | {events} | {fmt_value(r['median'], unit)} | "
+            f"{rng} | {ratio} | {r['aim'] or ''} | {met} |"
+        )
+    lines.append("")
+    lines.append("Cases: " + "; ".join(f"({k}) {v}" for k, v in b.titles.items()) + ".")
+    for note in b.notes:
+        lines.append(f"Note: {note}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benches.compare", description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--quick", action="store_true", help="small smoke run (20k events, 0.3 s per durable case)"
+    )
+    p.add_argument(
+        "--events", type=int, help="events for the read/reopen cases (default 1,000,000; quick 20,000)"
+    )
+    p.add_argument(
+        "--write-events", type=int, help="events per run in case (d) (default min(events, 200,000))"
+    )
+    p.add_argument(
+        "--durable-seconds", type=float, help="time budget per durable run (default 2.0; quick 0.3)"
+    )
+    p.add_argument(
+        "--durable-max-ops", type=int, help="call cap per durable run (default 20,000; quick 2,000)"
+    )
+    p.add_argument("--rounds", type=int, help="interleaved rounds per case (default 5; quick 2)")
+    p.add_argument("--threads", type=int, default=8, help="threads in case (b) (default 8)")
+    p.add_argument("--batch-size", type=int, default=1000, help="batch size in case (c) (default 1000)")
+    p.add_argument("--cases", default="abcdef", help="which cases to run, e.g. 'ace' (default abcdef)")
+    p.add_argument("--dir", help="parent directory for the temporary stores (default: the system temp dir)")
+    p.add_argument("--json", help="where to write the JSON (default benches/results/latest.json, quick.json)")
+    a = p.parse_args(argv)
+    quick = a.quick
+    if a.events is None:
+        a.events = 20_000 if quick else 1_000_000
+    if a.write_events is None:
+        a.write_events = min(a.events, 200_000)
+    if a.durable_seconds is None:
+        a.durable_seconds = 0.3 if quick else 2.0
+    if a.durable_max_ops is None:
+        a.durable_max_ops = 2_000 if quick else 20_000
+    if a.rounds is None:
+        a.rounds = 2 if quick else 5
+    if a.json is None:
+        a.json = str(RESULTS_DIR / ("quick.json" if quick else "latest.json"))
+    unknown = set(a.cases) - set("abcdef")
+    if unknown:
+        p.error(f"unknown cases: {''.join(sorted(unknown))}")
+    if min(a.events, a.write_events, a.durable_max_ops, a.rounds, a.threads, a.batch_size) < 1:
+        p.error("sizes must be positive")
+    return a
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = perf()
+    with tempfile.TemporaryDirectory(prefix="eventpak-bench-", dir=args.dir) as tmp:
+        root = Path(tmp)
+        machine = machine_info(root)
+        b = Bench(args, root)
+        if lmdb is None:
+            b.notes.append("lmdb is not installed: its rows are missing")
+        if "a" in args.cases:
+            case_a(b)
+        if "b" in args.cases:
+            case_b(b)
+        if "c" in args.cases:
+            case_c(b)
+        if "d" in args.cases:
+            case_d(b)
+        if "e" in args.cases or "f" in args.cases:
+            paths = build_read_stores(b, args.events)
+            if "e" in args.cases:
+                case_e(b, paths, args.events)
+            if "f" in args.cases:
+                case_f(b, paths["eventpak"], args.events)
+    total = perf() - started
+    rows = build_rows(b)
+    table = markdown(b, rows, machine)
+    print(table)
+    print(f"\nTotal wall time {total:.0f} s.")
+    doc = {
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": [
+            Path(sys.executable).name,
+            "-m",
+            "benches.compare",
+            *(argv if argv is not None else sys.argv[1:]),
+        ],
+        "settings": {k: v for k, v in vars(args).items() if k != "json"},
+        "machine": machine,
+        "wall_seconds": round(total, 1),
+        "rows": rows,
+        "cases": {
+            case: {
+                "title": b.titles.get(case, ""),
+                "systems": {
+                    key: {
+                        "system": b.peers[case][key].system,
+                        "config": b.peers[case][key].config,
+                        "rounds": [
+                            {"events": s.events, "seconds": s.seconds, "events_per_s": s.rate, **s.extra}
+                            for s in ss
+                        ],
+                    }
+                    for key, ss in per.items()
+                },
+            }
+            for case, per in b.samples.items()
+        },
+        "notes": b.notes,
+        "markdown": table,
+    }
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    log(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
