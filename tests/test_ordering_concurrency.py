@@ -184,3 +184,22 @@ def test_concurrent_appends_with_sync_always_are_all_durable(open_store, coord):
     assert sorted(r.global_sequence for r in receipts) == list(range(THREADS * 25))
     assert all(r.durable for r in receipts)
     assert store.stats()["durable_events"] == THREADS * 25
+
+
+def test_appenders_waiting_together_share_one_fsync(open_store, coord, wait_until):
+    store = open_store(sync="always")
+    results: dict[str, object] = {}
+    store._pause_syncs(True)
+    try:
+        threads = [_start_append(store, coord(name), name, results, name) for name in "abcd"]
+        wait_until(lambda: store.stats()["events"] == 4, what="all four appends to be written")
+        before = store.stats()["fsyncs"]
+    finally:
+        store._pause_syncs(False)
+    for thread in threads:
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+    assert all(isinstance(results[name], ep.AppendReceipt) and results[name].durable for name in "abcd")
+    # group commit: the one fsync held back by the pause covered all four appenders
+    assert store.stats()["fsyncs"] == before + 1
+    assert store.stats()["durable_events"] == 4

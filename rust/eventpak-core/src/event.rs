@@ -103,10 +103,27 @@ pub fn chain_hash(
     kind: &str,
     payload: &[u8],
 ) -> Hash {
+    let parts = [entity.as_bytes(), scope.as_bytes(), kind.as_bytes(), payload];
+    let total = 40 + parts.iter().map(|p| 8 + p.len()).sum::<usize>();
+    // Small events (the common case) are assembled on the stack and hashed in one call:
+    // many tiny `update` calls cost more than the hashing itself.
+    const INLINE: usize = 1024;
+    if total <= INLINE {
+        let mut buf = [0u8; INLINE];
+        buf[..32].copy_from_slice(prev_hash);
+        buf[32..40].copy_from_slice(&entity_sequence.to_le_bytes());
+        let mut at = 40;
+        for part in parts {
+            buf[at..at + 8].copy_from_slice(&(part.len() as u64).to_le_bytes());
+            buf[at + 8..at + 8 + part.len()].copy_from_slice(part);
+            at += 8 + part.len();
+        }
+        return *blake3::hash(&buf[..at]).as_bytes();
+    }
     let mut h = blake3::Hasher::new();
     h.update(prev_hash);
     h.update(&entity_sequence.to_le_bytes());
-    for part in [entity.as_bytes(), scope.as_bytes(), kind.as_bytes(), payload] {
+    for part in parts {
         h.update(&(part.len() as u64).to_le_bytes());
         h.update(part);
     }
@@ -115,23 +132,48 @@ pub fn chain_hash(
 
 /// Hands out UUIDv7 ids that strictly increase, even when the wall clock steps back
 /// or many ids fall in one millisecond, so ids sort like `global_sequence`.
-#[derive(Debug, Default)]
+///
+/// The random bits come from a splitmix64 generator seeded once from the OS: asking the
+/// OS for randomness on every event would cost a system call per append.
+#[derive(Debug)]
 pub struct IdClock {
     last_id: u128,
     last_us: u64,
+    rng: u64,
 }
 
 const V7_RAND_B_MASK: u128 = (1 << 62) - 1;
+const V7_VERSION_AND_VARIANT: u128 = (0x7 << 76) | (0b10 << 62);
+
+impl Default for IdClock {
+    fn default() -> Self {
+        Self::resume(0, 0)
+    }
+}
 
 impl IdClock {
     /// Resumes after the newest id and timestamp already in the store.
     pub fn resume(last_id: u128, last_us: u64) -> Self {
-        IdClock { last_id, last_us }
+        let seed = uuid::Uuid::new_v4().as_u64_pair().0;
+        IdClock { last_id, last_us, rng: seed }
+    }
+
+    fn random(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
 
     /// The next id, greater than every id handed out before.
     pub fn next_id(&mut self) -> EventId {
-        let fresh = uuid::Uuid::now_v7().as_u128();
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        let (r1, r2) = (self.random() as u128, self.random() as u128);
+        let fresh = ((now_ms & 0xffff_ffff_ffff) << 80)
+            | V7_VERSION_AND_VARIANT
+            | ((r1 & 0xfff) << 64)
+            | (r2 & V7_RAND_B_MASK);
         let id = if fresh > self.last_id {
             fresh
         } else if self.last_id & V7_RAND_B_MASK != V7_RAND_B_MASK {
@@ -140,7 +182,7 @@ impl IdClock {
         } else {
             // Random bits exhausted: move to the next millisecond with zeroed random bits.
             let ms = (self.last_id >> 80) + 1;
-            (ms << 80) | (0x7 << 76) | (0b10 << 62)
+            (ms << 80) | V7_VERSION_AND_VARIANT
         };
         self.last_id = id;
         id.to_be_bytes()
@@ -170,6 +212,32 @@ mod tests {
         let mut clock = IdClock::default();
         let a = uuid::Uuid::from_bytes(clock.next_id());
         assert_eq!(a.get_version_num(), 7);
+        assert_eq!(a.get_variant(), uuid::Variant::RFC4122);
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let (secs, nanos) = a.get_timestamp().unwrap().to_unix();
+        assert!((secs * 1000 + nanos as u64 / 1_000_000).abs_diff(now_ms) < 60_000);
+    }
+
+    #[test]
+    fn inline_and_streamed_hashing_agree() {
+        let big = vec![7u8; 5000];
+        let mut h = blake3::Hasher::new();
+        h.update(&[1; 32]);
+        h.update(&9u64.to_le_bytes());
+        for part in [&b"e"[..], b"s", b"k", &big] {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        assert_eq!(chain_hash(&[1; 32], 9, "e", "s", "k", &big), *h.finalize().as_bytes());
+        let small = chain_hash(&[1; 32], 9, "e", "s", "k", &big[..10]);
+        let mut h = blake3::Hasher::new();
+        h.update(&[1; 32]);
+        h.update(&9u64.to_le_bytes());
+        for part in [&b"e"[..], b"s", b"k", &big[..10]] {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        assert_eq!(small, *h.finalize().as_bytes());
     }
 
     #[test]

@@ -3,8 +3,15 @@
 //! The first appender to need an fsync becomes the leader: it notes how many events are
 //! written, fsyncs without holding the writer lock (so others keep writing), then
 //! publishes the new durable count and wakes everyone. Appenders whose events were
-//! covered return; the rest elect the next leader. N concurrent appenders therefore pay
-//! for about two fsyncs, not N.
+//! covered return; the rest elect the next leader.
+//!
+//! Under steady concurrency the appenders just released by one fsync are still on their
+//! way back (a Python thread must win the GIL again) when the next leader is elected. So
+//! when the previous fsync carried several appenders, the leader first waits — at most
+//! about one fsync's duration — for as many appenders to be waiting again, and one fsync
+//! covers them all. A lone appender never waits.
+
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -20,6 +27,16 @@ struct State {
     /// While set, leaders wait before fsyncing (a test hook that makes "blocked in
     /// fsync" observable without a slow disk).
     paused: bool,
+    /// Group-commit fsyncs done so far.
+    fsyncs: u64,
+    /// Threads inside `make_durable` right now.
+    waiters: usize,
+    /// How many appenders rode the previous fsync: the group the next leader waits for.
+    last_group: usize,
+    /// A leader is waiting for its group to gather (arrivals must wake it).
+    gathering: bool,
+    /// Moving average of fsync time, bounding how long a leader gathers.
+    fsync_avg: Duration,
 }
 
 /// Tracks which events are durable and runs the shared fsyncs.
@@ -28,6 +45,10 @@ pub struct Durability {
     state: Mutex<State>,
     changed: Condvar,
 }
+
+/// Bounds of the gathering wait.
+const MIN_GATHER: Duration = Duration::from_micros(20);
+const MAX_GATHER: Duration = Duration::from_millis(2);
 
 impl Durability {
     /// Starts with events `0..durable` already durable (those found on disk at open).
@@ -46,15 +67,24 @@ impl Durability {
         self.state.lock().durable
     }
 
+    /// Number of group-commit fsyncs so far.
+    pub fn fsyncs(&self) -> u64 {
+        self.state.lock().fsyncs
+    }
+
     /// Returns once events `0..upto` are durable, fsyncing as leader when needed.
     pub fn make_durable(&self, upto: u64, writer: &Mutex<Writer>) -> Result<()> {
         let mut state = self.state.lock();
-        loop {
+        state.waiters += 1;
+        if state.gathering {
+            self.changed.notify_all();
+        }
+        let outcome = loop {
             if state.durable >= upto {
-                return Ok(());
+                break Ok(());
             }
             if let Some(failure) = &state.failure {
-                return Err(Error::StorageFailed(failure.clone()));
+                break Err(Error::StorageFailed(failure.clone()));
             }
             if state.leader_active {
                 self.changed.wait(&mut state);
@@ -64,16 +94,41 @@ impl Durability {
             while state.paused {
                 self.changed.wait(&mut state);
             }
+            self.gather(&mut state);
+            state.last_group = state.waiters;
             drop(state);
+            let started = Instant::now();
             let outcome = Self::lead(writer);
+            let took = started.elapsed();
             state = self.state.lock();
             state.leader_active = false;
+            state.fsync_avg = (state.fsync_avg * 7 + took) / 8;
             match outcome {
-                Ok(covered) => state.durable = state.durable.max(covered),
+                Ok(covered) => {
+                    state.durable = state.durable.max(covered);
+                    state.fsyncs += 1;
+                }
                 Err(failure) => state.failure = Some(failure),
             }
             self.changed.notify_all();
+        };
+        state.waiters -= 1;
+        outcome
+    }
+
+    /// Waits, bounded by about one fsync, until as many appenders wait as rode the last fsync.
+    fn gather(&self, state: &mut parking_lot::MutexGuard<'_, State>) {
+        if state.last_group <= 1 {
+            return;
         }
+        let deadline = Instant::now() + state.fsync_avg.clamp(MIN_GATHER, MAX_GATHER);
+        state.gathering = true;
+        while state.waiters < state.last_group {
+            if self.changed.wait_until(state, deadline).timed_out() {
+                break;
+            }
+        }
+        state.gathering = false;
     }
 
     /// One fsync of everything written so far; returns the covered event count.

@@ -144,6 +144,7 @@ impl NativeStore {
         let d = PyDict::new(py);
         d.set_item("events", s.events)?;
         d.set_item("durable_events", s.durable_events)?;
+        d.set_item("fsyncs", s.fsyncs)?;
         d.set_item("segments", s.segments)?;
         d.set_item("bytes", s.bytes)?;
         d.set_item("entities", s.entities)?;

@@ -25,6 +25,8 @@ pub struct Stats {
     pub scopes: usize,
     /// Distinct kinds.
     pub kinds: usize,
+    /// fsyncs done by group commit, the flusher and `sync()` (not rotation or close).
+    pub fsyncs: u64,
     /// Why the writer stopped, if it did.
     pub writer_failure: Option<String>,
     /// What recovery found at open.
@@ -154,6 +156,7 @@ impl Store {
         Ok(Stats {
             events,
             durable_events: self.durable_events(),
+            fsyncs: self.shared.durability.fsyncs(),
             segments: files.len(),
             bytes,
             entities,
