@@ -24,4 +24,5 @@ pub use config::{StoreConfig, SyncMode};
 pub use error::{Error, Result};
 pub use event::{AppendReceipt, AppendRequest, EventRecord};
 pub use region::{KindFilter, Region};
+pub use segment::StoredEvent;
 pub use store::{Stats, Store};

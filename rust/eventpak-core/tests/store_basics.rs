@@ -12,15 +12,17 @@ fn appends_are_dense_chained_and_readable() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), config());
     fill(&store, 30);
-    let all = store.query(&Region::all(), None, None).unwrap();
+    let stored = store.query(&Region::all(), None, None).unwrap();
+    let all: Vec<_> = stored.iter().map(|e| e.record()).collect();
     assert_eq!(all.len(), 30);
     for (i, e) in all.iter().enumerate() {
         assert_eq!(e.global_sequence, i as u64);
         assert_eq!(e.entity_sequence, (i / 3) as u64);
         assert_eq!(e.payload, format!("payload-{i}").into_bytes());
-        assert_eq!(store.get(&e.event_id).unwrap(), *e);
+        assert_eq!(store.get(&e.event_id).unwrap(), stored[i]);
     }
-    let chain = store.walk_ancestors(&all[29].event_id, None).unwrap();
+    let chain: Vec<_> =
+        store.walk_ancestors(&all[29].event_id, None).unwrap().iter().map(|e| e.record()).collect();
     assert_eq!(chain.len(), 10);
     assert!(chain.windows(2).all(|w| w[0].prev_hash == w[1].hash));
     assert_eq!(chain.last().unwrap().prev_hash, [0; 32]);
@@ -127,7 +129,7 @@ fn region_queries_use_every_filter() {
         store.append(request(entity, kind, b"")).unwrap();
     }
     let seqs = |region: Region| {
-        store.query(&region, None, None).unwrap().iter().map(|e| e.global_sequence).collect::<Vec<_>>()
+        store.query(&region, None, None).unwrap().iter().map(|e| e.global_sequence()).collect::<Vec<_>>()
     };
     assert_eq!(seqs(Region::all().with_entity("alice").unwrap()), [0, 1, 4]);
     assert_eq!(seqs(Region::all().with_kind_prefix("a.").unwrap()), [0, 1, 2]);

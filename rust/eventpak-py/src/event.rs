@@ -1,6 +1,6 @@
-//! `Event` and `AppendReceipt`: read-only views of engine records.
+//! `Event` and `AppendReceipt`: read-only views of stored events and receipts.
 
-use eventpak_core::{AppendReceipt as CoreReceipt, EventRecord};
+use eventpak_core::{AppendReceipt as CoreReceipt, StoredEvent};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -34,16 +34,17 @@ pub fn from_uuid(obj: &Bound<'_, PyAny>) -> PyResult<[u8; 16]> {
     Err(PyTypeError::new_err(format!("expected a uuid.UUID, got {}", obj.repr()?)))
 }
 
-/// A committed event. The payload is decoded from msgpack on first access, then cached.
+/// A committed event, read in place from the store's memory-mapped segment: fields are
+/// decoded on access; the payload is decoded from msgpack on first access, then cached.
 #[pyclass(frozen, module = "eventpak._native")]
 pub struct Event {
-    record: EventRecord,
+    stored: StoredEvent,
     payload: PyOnceLock<Py<PyAny>>,
 }
 
 impl Event {
-    pub fn new(record: EventRecord) -> Self {
-        Event { record, payload: PyOnceLock::new() }
+    pub fn new(stored: StoredEvent) -> Self {
+        Event { stored, payload: PyOnceLock::new() }
     }
 }
 
@@ -51,81 +52,81 @@ impl Event {
 impl Event {
     #[getter]
     fn event_id<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_uuid(py, &self.record.event_id)
+        to_uuid(py, &self.stored.view().event_id())
     }
     #[getter]
     fn global_sequence(&self) -> u64 {
-        self.record.global_sequence
+        self.stored.global_sequence()
     }
     #[getter]
     fn coordinate(&self) -> Coordinate {
-        Coordinate { entity: self.record.entity.to_string(), scope: self.record.scope.to_string() }
+        let (entity, scope, _) = self.stored.view().names();
+        Coordinate { entity: entity.to_owned(), scope: scope.to_owned() }
     }
     #[getter]
     fn entity(&self) -> &str {
-        &self.record.entity
+        self.stored.view().names().0
     }
     #[getter]
     fn scope(&self) -> &str {
-        &self.record.scope
+        self.stored.view().names().1
     }
     #[getter]
     fn kind(&self) -> &str {
-        &self.record.kind
+        self.stored.view().names().2
     }
     #[getter]
     fn entity_sequence(&self) -> u64 {
-        self.record.entity_sequence
+        self.stored.view().entity_sequence()
     }
     #[getter]
     fn timestamp_us(&self) -> u64 {
-        self.record.timestamp_us
+        self.stored.view().timestamp_us()
     }
     #[getter]
     fn causation_id<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.record.causation_id.as_ref().map(|id| to_uuid(py, id)).transpose()
+        self.stored.view().causation_id().map(|id| to_uuid(py, &id)).transpose()
     }
     #[getter]
     fn correlation_id<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_uuid(py, &self.record.correlation_id)
+        to_uuid(py, &self.stored.view().correlation_id())
     }
     #[getter]
     fn prev_hash<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.record.prev_hash)
+        PyBytes::new(py, &self.stored.view().prev_hash())
     }
     #[getter]
     fn hash<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.record.hash)
+        PyBytes::new(py, &self.stored.view().hash())
     }
     /// The payload, decoded from msgpack (once; later reads return the same object).
     #[getter]
     fn payload(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.payload
-            .get_or_try_init(py, || payload::decode(py, &self.record.payload).map(Bound::unbind))
+            .get_or_try_init(py, || payload::decode(py, self.stored.view().payload()).map(Bound::unbind))
             .map(|p| p.clone_ref(py))
     }
     /// The raw msgpack bytes of the payload.
     #[getter]
     fn payload_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.record.payload)
+        PyBytes::new(py, self.stored.view().payload())
     }
 
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
-        other.downcast::<Event>().is_ok_and(|o| o.get().record == self.record)
+        other.downcast::<Event>().is_ok_and(|o| o.get().stored == self.stored)
     }
 
     fn __hash__(&self) -> u64 {
-        self.record.global_sequence
+        self.stored.global_sequence()
     }
 
     fn __repr__(&self) -> String {
+        let view = self.stored.view();
+        let (entity, scope, kind) = view.names();
         format!(
-            "Event(global_sequence={}, coordinate=({:?}, {:?}), kind={:?}, entity_sequence={})",
-            self.record.global_sequence,
-            &*self.record.entity,
-            &*self.record.scope,
-            &*self.record.kind,
-            self.record.entity_sequence
+            "Event(global_sequence={}, coordinate=({entity:?}, {scope:?}), kind={kind:?}, entity_sequence={})",
+            view.global_sequence,
+            view.entity_sequence()
         )
     }
 }

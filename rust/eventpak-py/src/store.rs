@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use eventpak_core::{EventRecord, Store, StoreConfig, SyncMode};
+use eventpak_core::{Store, StoreConfig, StoredEvent, SyncMode};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -20,7 +20,7 @@ pub struct NativeStore {
     path: String,
 }
 
-fn events(py: Python<'_>, records: Vec<EventRecord>) -> PyResult<Vec<Py<Event>>> {
+fn events(py: Python<'_>, records: Vec<StoredEvent>) -> PyResult<Vec<Py<Event>>> {
     records.into_iter().map(|r| Py::new(py, Event::new(r))).collect()
 }
 

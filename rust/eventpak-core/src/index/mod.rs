@@ -189,15 +189,6 @@ impl Index {
         self.entries.get(seq as usize)
     }
 
-    /// Interned `(entity, scope, kind)` of an entry.
-    pub fn names_of(&self, meta: &EntryMeta) -> (Arc<str>, Arc<str>, Arc<str>) {
-        (
-            self.entity_names.name(meta.entity).clone(),
-            self.scope_names.name(meta.scope).clone(),
-            self.kind_names.name(meta.kind).clone(),
-        )
-    }
-
     /// Sequence of the event with this id.
     pub fn sequence_of(&self, event_id: &[u8; 16]) -> Option<u64> {
         self.event_ids.binary_search(&u128::from_be_bytes(*event_id)).ok().map(|i| i as u64)

@@ -146,6 +146,19 @@ pub fn decode_frame(buf: &[u8]) -> Decoded<'_> {
 }
 
 impl<'a> FrameView<'a> {
+    /// Reads a frame that was already checked by [`decode_frame`] (its bytes are immutable
+    /// since), without checking it again.
+    pub fn trusted(buf: &'a [u8]) -> Self {
+        let len = FRAME_HEADER_LEN + u32_at(buf, 0) as usize;
+        FrameView {
+            global_sequence: u64_at(buf, 8),
+            batch_index: u32_at(buf, 16),
+            batch_len: u32_at(buf, 20),
+            len,
+            body: &buf[FRAME_HEADER_LEN..len],
+        }
+    }
+
     fn names_bytes(&self) -> &'a [u8] {
         let b = self.body;
         let names = u16_at(b, 129) + u16_at(b, 131) + b[133] as usize;
@@ -211,19 +224,29 @@ impl<'a> FrameView<'a> {
         arr(self.body, 97)
     }
 
-    /// Builds the owned record, reusing interned names where the caller has them.
-    pub fn to_record(&self, entity: Arc<str>, scope: Arc<str>, kind: Arc<str>) -> EventRecord {
-        let b = self.body;
+    /// Id of the causing event, if any.
+    pub fn causation_id(&self) -> Option<[u8; 16]> {
+        (self.body[32] & FLAG_CAUSATION != 0).then(|| arr(self.body, 49))
+    }
+
+    /// Correlation id.
+    pub fn correlation_id(&self) -> [u8; 16] {
+        arr(self.body, 33)
+    }
+
+    /// Builds an owned record.
+    pub fn to_record(&self) -> EventRecord {
+        let (entity, scope, kind) = self.names();
         EventRecord {
             event_id: self.event_id(),
             global_sequence: self.global_sequence,
-            entity,
-            scope,
-            kind,
+            entity: Arc::from(entity),
+            scope: Arc::from(scope),
+            kind: Arc::from(kind),
             entity_sequence: self.entity_sequence(),
             timestamp_us: self.timestamp_us(),
-            causation_id: (b[32] & FLAG_CAUSATION != 0).then(|| arr(b, 49)),
-            correlation_id: arr(b, 33),
+            causation_id: self.causation_id(),
+            correlation_id: self.correlation_id(),
             prev_hash: self.prev_hash(),
             hash: self.hash(),
             idempotency_key: self.idempotency_key().map(<[u8]>::to_vec),
@@ -262,8 +285,8 @@ mod tests {
         assert_eq!(buf.len(), frame_len(&rec));
         let Decoded::Frame(view) = decode_frame(&buf) else { panic!("decode failed") };
         assert_eq!((view.batch_index, view.batch_len, view.len), (1, 2, buf.len()));
-        let (e, s, k) = view.names();
-        assert_eq!(view.to_record(e.into(), s.into(), k.into()), rec);
+        assert_eq!(view.to_record(), rec);
+        assert_eq!(FrameView::trusted(&buf).to_record(), rec);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use parking_lot::RwLock;
 
 use super::frame::{decode_frame, Decoded, FrameView};
 use crate::error::{Error, Result};
+use crate::event::EventRecord;
 
 struct Slot {
     id: u64,
@@ -21,9 +22,55 @@ struct Slot {
 ///
 /// Each segment is memory-mapped on first read; the active segment grows, so a read past
 /// the end of its mapping maps the file again at its new length.
-#[derive(Default)]
 pub struct SegmentSet {
     slots: RwLock<Vec<Arc<Slot>>>,
+    /// Mapping length reserved for the active segment (its size limit).
+    reserve: u64,
+}
+
+/// A committed event, read in place from its segment's mapping: no copy of its bytes is
+/// made, and fields are decoded when asked for. Holding one keeps that mapping alive.
+#[derive(Clone)]
+pub struct StoredEvent {
+    map: Arc<Mmap>,
+    offset: usize,
+    len: u32,
+}
+
+impl StoredEvent {
+    /// The frame's fields.
+    pub fn view(&self) -> FrameView<'_> {
+        FrameView::trusted(self.frame_bytes())
+    }
+
+    /// The raw frame bytes.
+    pub fn frame_bytes(&self) -> &[u8] {
+        &self.map[self.offset..self.offset + self.len as usize]
+    }
+
+    /// Its commit position.
+    pub fn global_sequence(&self) -> u64 {
+        self.view().global_sequence
+    }
+
+    /// An owned copy of every field.
+    pub fn record(&self) -> EventRecord {
+        self.view().to_record()
+    }
+}
+
+impl PartialEq for StoredEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.frame_bytes() == other.frame_bytes()
+    }
+}
+
+impl Eq for StoredEvent {}
+
+impl std::fmt::Debug for StoredEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("StoredEvent").field(&self.record()).finish()
+    }
 }
 
 /// A mapping of one segment, kept by callers that read many frames in a row.
@@ -33,12 +80,15 @@ pub struct MappedSegment {
 }
 
 impl MappedSegment {
-    /// Decodes the committed frame at `offset` (its length known from the index).
-    pub fn frame(&self, offset: u64, len: u32) -> Result<FrameView<'_>> {
+    /// Checks the committed frame at `offset` (its length known from the index) and
+    /// returns it as a [`StoredEvent`].
+    pub fn event(&self, offset: u64, len: u32) -> Result<StoredEvent> {
         let start = offset as usize;
         let bytes = self.map.get(start..start + len as usize).unwrap_or(&[]);
         match decode_frame(bytes) {
-            Decoded::Frame(frame) if frame.len == len as usize => Ok(frame),
+            Decoded::Frame(frame) if frame.len == len as usize => {
+                Ok(StoredEvent { map: self.map.clone(), offset: start, len })
+            }
             Decoded::Frame(_) => {
                 Err(Error::corrupt(&self.slot.path, offset, "frame length differs from the index"))
             }
@@ -54,6 +104,11 @@ impl MappedSegment {
 }
 
 impl SegmentSet {
+    /// An empty set whose active segment mappings reserve `reserve` bytes.
+    pub fn new(reserve: u64) -> Self {
+        SegmentSet { slots: RwLock::default(), reserve }
+    }
+
     /// Registers segment `id` (at `path`) for reading; returns its position.
     pub fn push(&self, id: u64, path: PathBuf) -> Result<u32> {
         let file = File::open(&path).map_err(|e| Error::storage("opening segment for reading", e))?;
@@ -82,34 +137,46 @@ impl SegmentSet {
         self.slots.read().iter().map(|s| (s.id, s.path.clone())).collect()
     }
 
-    /// A mapping of segment `position` that covers at least `end` bytes.
+    /// A mapping of segment `position` that covers at least `end` committed bytes.
+    ///
+    /// A sealed segment is mapped once, exactly, with its pages populated up front (one
+    /// bulk fault instead of one per page on a long read). The active segment keeps
+    /// growing, so it is mapped with room up to `reserve` bytes: pages past the end of
+    /// the file are never touched (reads stop at committed frames) and become valid as
+    /// the file grows, so tailing readers do not remap after every append.
     pub fn map(&self, position: u32, end: u64) -> Result<MappedSegment> {
-        let slot = self
-            .slots
-            .read()
-            .get(position as usize)
-            .cloned()
-            .ok_or_else(|| Error::StorageFailed(format!("segment position {position} is unknown")))?;
-        if let Some(map) = slot.map.read().as_ref() {
-            if map.len() as u64 >= end {
-                return Ok(MappedSegment { map: map.clone(), slot: slot.clone() });
-            }
+        let (slot, active) = {
+            let slots = self.slots.read();
+            let slot = slots
+                .get(position as usize)
+                .cloned()
+                .ok_or_else(|| Error::StorageFailed(format!("segment position {position} is unknown")))?;
+            (slot, position as usize + 1 == slots.len())
+        };
+        if let Some(map) = slot.map.read().as_ref().filter(|m| m.len() as u64 >= end) {
+            return Ok(MappedSegment { map: map.clone(), slot: slot.clone() });
         }
         let mut guard = slot.map.write();
         if let Some(map) = guard.as_ref().filter(|m| m.len() as u64 >= end) {
             return Ok(MappedSegment { map: map.clone(), slot: slot.clone() });
         }
-        // SAFETY: segment bytes below the committed length are never rewritten or truncated
-        // while the store is open (truncation happens only during recovery, before any map).
-        let map =
-            Arc::new(unsafe { Mmap::map(&slot.file) }.map_err(|e| Error::storage("mapping segment", e))?);
-        if (map.len() as u64) < end {
-            return Err(Error::corrupt(
-                &slot.path,
-                map.len() as u64,
-                "segment is shorter than its committed frames",
-            ));
+        let file_len = slot.file.metadata().map_err(|e| Error::storage("reading segment size", e))?.len();
+        if file_len < end {
+            let reason = "segment is shorter than its committed frames";
+            return Err(Error::corrupt(&slot.path, file_len, reason));
         }
+        let mut options = memmap2::MmapOptions::new();
+        if active {
+            options.len(self.reserve.max(end) as usize);
+        } else {
+            options.populate();
+        }
+        // SAFETY: segment bytes below the committed length are never rewritten or truncated
+        // while the store is open (truncation happens only during recovery, before any
+        // map), and no read goes past the committed length, so no access hits a page past
+        // the end of the file.
+        let map =
+            Arc::new(unsafe { options.map(&slot.file) }.map_err(|e| Error::storage("mapping segment", e))?);
         *guard = Some(map.clone());
         drop(guard);
         Ok(MappedSegment { slot, map })

@@ -192,11 +192,11 @@ impl Store {
         let stored = self.read_locked(index, &seqs)?;
         let durable = self.shared.durability.durable();
         let mut receipts = Vec::with_capacity(stored.len());
-        for (r, event) in requests.iter().zip(&stored) {
-            let same = *event.entity == *r.entity
-                && *event.scope == *r.scope
-                && *event.kind == *r.kind
-                && event.payload == r.payload;
+        for (r, stored) in requests.iter().zip(&stored) {
+            let event = stored.view();
+            let (entity, scope, kind) = event.names();
+            let same =
+                entity == r.entity && scope == r.scope && kind == r.kind && event.payload() == r.payload;
             if !same {
                 return Err(Error::IdempotencyConflict(format!(
                     "key {:?} was used for different content (event {})",
@@ -204,7 +204,14 @@ impl Store {
                     event.global_sequence
                 )));
             }
-            receipts.push(event.receipt(event.global_sequence < durable));
+            receipts.push(AppendReceipt {
+                event_id: event.event_id(),
+                global_sequence: event.global_sequence,
+                entity_sequence: event.entity_sequence(),
+                hash: event.hash(),
+                timestamp_us: event.timestamp_us(),
+                durable: event.global_sequence < durable,
+            });
         }
         Ok(Some(receipts))
     }

@@ -84,7 +84,7 @@ impl Store {
         if !config.read_only {
             create_private_dir(&segments_dir).map_err(|e| Error::storage("creating the segments dir", e))?;
         }
-        let segments = SegmentSet::default();
+        let segments = SegmentSet::new(config.segment_max_bytes);
         let mut recovered = if segments_dir.is_dir() {
             recover(data_dir, &segments_dir, config.enable_index_checkpoint, config.read_only, &segments)?
         } else {

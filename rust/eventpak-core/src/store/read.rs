@@ -2,11 +2,10 @@
 
 use super::Store;
 use crate::error::{Error, Result};
-use crate::event::EventRecord;
 use crate::index::{EntryMeta, Index};
 use crate::recovery::RecoveryReport;
 use crate::region::Region;
-use crate::segment::SegmentSet;
+use crate::segment::{SegmentSet, StoredEvent};
 
 /// A snapshot of the store's size and health.
 #[derive(Clone, Debug)]
@@ -33,43 +32,35 @@ pub struct Stats {
     pub recovery: RecoveryReport,
 }
 
-type Located = (EntryMeta, std::sync::Arc<str>, std::sync::Arc<str>, std::sync::Arc<str>);
-
-/// Decodes located frames; consecutive frames of one segment share one mapping.
-fn decode_all(segments: &SegmentSet, located: Vec<Located>) -> Result<Vec<EventRecord>> {
+/// Checks located frames and returns them in place; consecutive frames of one segment
+/// share one mapping.
+fn decode_all(segments: &SegmentSet, located: Vec<EntryMeta>) -> Result<Vec<StoredEvent>> {
     let mut out = Vec::with_capacity(located.len());
     let mut mapped: Option<(u32, crate::segment::reader::MappedSegment)> = None;
-    for (meta, entity, scope, kind) in located {
+    for meta in located {
         let end = meta.offset + meta.len as u64;
         let reuse = matches!(&mapped, Some((seg, m)) if *seg == meta.segment && m.covers(end));
         if !reuse {
             mapped = Some((meta.segment, segments.map(meta.segment, end)?));
         }
         let (_, map) = mapped.as_ref().expect("mapped above");
-        let frame = map.frame(meta.offset, meta.len)?;
-        out.push(frame.to_record(entity, scope, kind));
+        out.push(map.event(meta.offset, meta.len)?);
     }
     Ok(out)
 }
 
 impl Store {
-    fn locate(index: &Index, seqs: &[u64]) -> Vec<Located> {
-        seqs.iter()
-            .filter_map(|&seq| index.entry(seq))
-            .map(|meta| {
-                let (e, s, k) = index.names_of(meta);
-                (*meta, e, s, k)
-            })
-            .collect()
+    fn locate(index: &Index, seqs: &[u64]) -> Vec<EntryMeta> {
+        seqs.iter().filter_map(|&seq| index.entry(seq).copied()).collect()
     }
 
     /// Reads events while the caller holds the index lock.
-    pub(super) fn read_locked(&self, index: &Index, seqs: &[u64]) -> Result<Vec<EventRecord>> {
+    pub(super) fn read_locked(&self, index: &Index, seqs: &[u64]) -> Result<Vec<StoredEvent>> {
         decode_all(&self.shared.segments, Self::locate(index, seqs))
     }
 
     /// Reads the events at `seqs` (unknown sequences are left out).
-    pub fn read_events(&self, seqs: &[u64]) -> Result<Vec<EventRecord>> {
+    pub fn read_events(&self, seqs: &[u64]) -> Result<Vec<StoredEvent>> {
         self.check_open()?;
         let located = Self::locate(&self.shared.index.read(), seqs);
         decode_all(&self.shared.segments, located)
@@ -93,14 +84,14 @@ impl Store {
         region: &Region,
         after: Option<u64>,
         limit: Option<usize>,
-    ) -> Result<Vec<EventRecord>> {
+    ) -> Result<Vec<StoredEvent>> {
         let (position, started) = after.map_or((0, false), |a| (a, true));
         let hits = self.query_hits_after(region, position, started, limit.unwrap_or(usize::MAX))?;
         self.read_events(&hits)
     }
 
     /// The event with this id.
-    pub fn get(&self, event_id: &[u8; 16]) -> Result<EventRecord> {
+    pub fn get(&self, event_id: &[u8; 16]) -> Result<StoredEvent> {
         self.check_open()?;
         let located = {
             let index = self.shared.index.read();
@@ -114,7 +105,7 @@ impl Store {
 
     /// The event with this id, then its entity's earlier events newest first, following
     /// `prev_hash`; at most `limit` events in all. A broken link is corruption.
-    pub fn walk_ancestors(&self, event_id: &[u8; 16], limit: Option<usize>) -> Result<Vec<EventRecord>> {
+    pub fn walk_ancestors(&self, event_id: &[u8; 16], limit: Option<usize>) -> Result<Vec<StoredEvent>> {
         self.check_open()?;
         let limit = limit.unwrap_or(usize::MAX);
         let located = {
@@ -128,14 +119,15 @@ impl Store {
                 .collect();
             Self::locate(&index, &chain)
         };
-        let segment = located.first().map(|l| l.0.segment);
+        let segment = located.first().map(|meta| meta.segment);
         let events = decode_all(&self.shared.segments, located)?;
         for pair in events.windows(2) {
-            if pair[0].prev_hash != pair[1].hash {
+            let (newer, older) = (pair[0].view(), pair[1].view());
+            if newer.prev_hash() != older.hash() {
                 let path = segment.and_then(|s| self.shared.segments.path(s)).unwrap_or_default();
                 let reason = format!(
                     "hash chain broken between sequences {} and {}",
-                    pair[1].global_sequence, pair[0].global_sequence
+                    older.global_sequence, newer.global_sequence
                 );
                 return Err(Error::corrupt(path, 0, reason));
             }
