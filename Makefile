@@ -33,7 +33,7 @@ rust-test:
 
 py-test: build
 	mypy python/eventpak
-	$(PY) -m mypy.stubtest eventpak._native --allowlist stubtest-allowlist.txt
+	$(PY) -m mypy.stubtest eventpak._native
 	$(PY) -m pytest
 
 test: build lint rust-test py-test
