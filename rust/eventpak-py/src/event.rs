@@ -186,7 +186,9 @@ impl AppendReceipt {
     fn __repr__(&self) -> String {
         format!(
             "AppendReceipt(global_sequence={}, entity_sequence={}, durable={})",
-            self.inner.global_sequence, self.inner.entity_sequence, self.inner.durable
+            self.inner.global_sequence,
+            self.inner.entity_sequence,
+            if self.inner.durable { "True" } else { "False" }
         )
     }
 }
