@@ -8,7 +8,17 @@ them back in commit order with :class:`Region` queries.
 from __future__ import annotations
 
 from . import errors
-from ._native import AppendReceipt, AppendRequest, Coordinate, Event, Region
+from ._native import (
+    AppendReceipt,
+    AppendRequest,
+    Coordinate,
+    Cursor,
+    CursorCheckpoint,
+    CursorGapConfig,
+    Event,
+    GapObservation,
+    Region,
+)
 from .config import StoreConfig, SyncMode
 from .errors import (
     BatchTooLarge,
@@ -22,6 +32,7 @@ from .errors import (
     EventpakError,
     EventTooLarge,
     FenceActive,
+    FenceClosed,
     IdempotencyConflict,
     InvalidCheckpointId,
     InvalidConfig,
@@ -36,26 +47,38 @@ from .errors import (
     StoreLocked,
     WorkerCrashed,
 )
+from .fence import Fence
 from .store import Store
+from .worker import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig, CursorWorkerHandle, RestartPolicy
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AppendReceipt",
     "AppendRequest",
+    "AtLeastOnce",
     "BatchTooLarge",
     "CacheFailed",
     "CheckpointWriteFailed",
     "ConcurrencyConflict",
     "Coordinate",
     "CorruptSegment",
+    "Cursor",
+    "CursorCheckpoint",
     "CursorCheckpointCorrupt",
     "CursorCheckpointRegionMismatch",
+    "CursorGapConfig",
+    "CursorWorkerAction",
+    "CursorWorkerConfig",
+    "CursorWorkerHandle",
     "Event",
     "EventNotFound",
     "EventTooLarge",
     "EventpakError",
+    "Fence",
     "FenceActive",
+    "FenceClosed",
+    "GapObservation",
     "IdempotencyConflict",
     "InvalidCheckpointId",
     "InvalidConfig",
@@ -66,6 +89,7 @@ __all__ = [
     "PayloadNotSerializable",
     "Region",
     "RestartBudgetExhausted",
+    "RestartPolicy",
     "StorageFailed",
     "Store",
     "StoreClosed",

@@ -15,6 +15,7 @@ __all__ = [
     "EventTooLarge",
     "EventpakError",
     "FenceActive",
+    "FenceClosed",
     "IdempotencyConflict",
     "InvalidCheckpointId",
     "InvalidConfig",
@@ -114,7 +115,11 @@ class IdempotencyConflict(EventpakError):
 
 
 class FenceActive(EventpakError):
-    """A plain append was attempted while a visibility fence is open."""
+    """A plain append (or a second fence) was attempted while a visibility fence is open."""
+
+
+class FenceClosed(EventpakError):
+    """An append went through a fence that was already committed or cancelled."""
 
 
 class CorruptSegment(EventpakError):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import threading
 from types import TracebackType
 from typing import Any, Self
 
-from ._native import NativeStore
+from ._native import NativeStore, Region
 from .config import StoreConfig
 from .errors import InvalidConfig
+from .fence import Fence
+from .worker import CursorWorkerConfig, CursorWorkerHandle, Handler, start_worker
 
 __all__ = ["Store"]
 
@@ -17,6 +20,11 @@ class Store(NativeStore):
     """An open event store. Create it with :meth:`Store.open`; share it freely between
     threads (every engine call releases the GIL); close it with :meth:`close` or a
     ``with`` block."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # The native constructor did the opening; keep the workers to stop at close().
+        self._workers: list[CursorWorkerHandle] = []
+        self._workers_lock = threading.Lock()
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | StoreConfig, **options: Any) -> Self:
@@ -35,6 +43,34 @@ class Store(NativeStore):
             except TypeError as exc:
                 raise InvalidConfig(f"unknown store option: {exc}") from None
         return cls(os.fspath(config.path), **config.native_options())
+
+    def fence(self) -> Fence:
+        """A visibility fence: ``with store.fence() as f: f.append(...)``. See :class:`Fence`."""
+        return Fence(self)
+
+    def cursor_worker(
+        self, region: Region, handler: Handler, config: CursorWorkerConfig | None = None
+    ) -> CursorWorkerHandle:
+        """Starts a supervised worker thread that feeds ``handler(batch, store, witness)``
+        with the events of ``region`` in commit order. See :class:`CursorWorkerConfig`."""
+        handle = start_worker(self, region, handler, config)
+        with self._workers_lock:
+            self._workers = [w for w in self._workers if w.is_alive()]
+            self._workers.append(handle)
+        return handle
+
+    def close(self) -> None:
+        """Stops and joins this store's workers (their errors stay with their ``join()``),
+        then syncs, writes the index checkpoint and releases the data dir. Idempotent."""
+        with self._workers_lock:
+            workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.stop()
+        current = threading.current_thread()
+        for worker in workers:
+            if worker._thread is not current:
+                worker._thread.join()
+        super().close()
 
     def __enter__(self) -> Self:
         return self

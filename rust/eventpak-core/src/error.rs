@@ -23,6 +23,9 @@ pub enum Error {
     /// An idempotency key is empty or longer than 64 bytes.
     #[error("invalid idempotency key: {0}")]
     InvalidIdempotencyKey(String),
+    /// A cursor checkpoint id breaks the naming rules (it names a file).
+    #[error("invalid checkpoint id: {0}")]
+    InvalidCheckpointId(String),
     /// One event is larger than `max_event_bytes`.
     #[error("event of {size} bytes exceeds max_event_bytes={max}")]
     EventTooLarge {
@@ -56,6 +59,28 @@ pub enum Error {
     /// An idempotency key was reused for different content, or a batch is partly committed.
     #[error("idempotency conflict: {0}")]
     IdempotencyConflict(String),
+    /// A plain append was attempted while a visibility fence is open.
+    #[error("a visibility fence is open: append through the fence, or commit or cancel it first")]
+    FenceActive,
+    /// An append went through a fence that was already committed or cancelled.
+    #[error("this fence was already committed or cancelled; open a new fence")]
+    FenceClosed,
+    /// A cursor checkpoint file cannot be decoded or fails its CRC.
+    #[error("cursor checkpoint {path} is corrupt: {reason}")]
+    CursorCheckpointCorrupt {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A cursor checkpoint could not be written.
+    #[error("writing cursor checkpoint {id:?} failed: {cause}")]
+    CheckpointWriteFailed {
+        /// The checkpoint id.
+        id: String,
+        /// The underlying failure.
+        cause: String,
+    },
     /// A segment (or another engine file) holds bytes that cannot be a valid prefix.
     #[error("corrupt segment {path}: {reason} at offset {offset}")]
     CorruptSegment {

@@ -8,6 +8,8 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod cursor;
+pub mod cursor_checkpoint;
 pub mod error;
 pub mod event;
 pub mod index;
@@ -18,9 +20,12 @@ pub mod region;
 pub mod segment;
 pub mod store;
 pub mod sync;
+pub mod visibility;
 pub mod writer;
 
 pub use config::{StoreConfig, SyncMode};
+pub use cursor::{Cursor, GapObservation};
+pub use cursor_checkpoint::CursorCheckpoint;
 pub use error::{Error, Result};
 pub use event::{AppendReceipt, AppendRequest, EventRecord};
 pub use region::{KindFilter, Region};

@@ -12,6 +12,7 @@ use memmap2::Mmap;
 use crate::error::{Error, Result};
 use crate::index::{load_checkpoint, CheckpointCover, Index, NewEntry};
 use crate::segment::{list_segments, scan_segment, SegmentHeader, SegmentSet, SEGMENT_HEADER_LEN};
+use crate::visibility::Visibility;
 
 /// What recovery found and did, reported through `stats()`.
 #[derive(Clone, Debug, Default)]
@@ -75,9 +76,13 @@ pub fn recover(
         maps.push((header, map));
     }
 
+    let mut visibility = Visibility::load(data_dir)?;
+    // A fence still open at the last close or crash never committed: its events stay hidden.
+    let hidden =
+        |seq: u64| visibility.is_cancelled(seq) || visibility.open_fence.is_some_and(|start| seq >= start);
     let (mut index, cover) = if use_checkpoint {
         match load_checkpoint(data_dir) {
-            Ok(Some((index, cover))) if cover_fits(&cover, &files, &maps, &index) => {
+            Ok(Some((index, cover))) if cover_fits(&cover, &files, &maps, &index, &hidden) => {
                 report.index_checkpoint = "loaded";
                 (index, cover)
             }
@@ -115,9 +120,15 @@ pub fn recover(
         }
         let end = scan_segment(path, map, start, index.len(), is_last, |offset, frame| {
             let (entity, scope, kind) = frame.names();
-            let (clock, head) = index.entity_head(entity);
+            let visible = !hidden(frame.global_sequence);
             let id = u128::from_be_bytes(frame.event_id());
-            if frame.entity_sequence() != clock || frame.prev_hash() != head || id <= last_id {
+            if id <= last_id {
+                return Err(Error::corrupt(path, offset, "event ids out of order"));
+            }
+            // Hidden events were chained provisionally; only visible ones must continue
+            // their entity's chain.
+            let (clock, head) = index.entity_head(entity);
+            if visible && (frame.entity_sequence() != clock || frame.prev_hash() != head) {
                 return Err(Error::corrupt(path, offset, "event does not continue its entity chain"));
             }
             last_id = id;
@@ -130,9 +141,10 @@ pub fn recover(
                 entity,
                 scope,
                 kind,
-                entity_sequence: clock,
+                entity_sequence: frame.entity_sequence(),
                 hash: frame.hash(),
                 idempotency_key: frame.idempotency_key(),
+                visible,
             });
             report.scanned_events += 1;
             Ok(())
@@ -146,8 +158,12 @@ pub fn recover(
     }
     drop(maps);
 
+    let fence_was_open = visibility.open_fence.take().map(|start| visibility.cancel(start, index.len()));
     // The whole log checked out: only now repair the tail.
     if !read_only {
+        if fence_was_open.is_some() {
+            visibility.save(data_dir)?;
+        }
         if let Some((path, len)) = torn_cut {
             let file = std::fs::OpenOptions::new()
                 .write(true)
@@ -163,6 +179,7 @@ pub fn recover(
         }
     }
     report.removed_segments.extend(pending_removal);
+    index.visibility = visibility;
     for (id, _) in &valid {
         set.push(*id, segments_dir.join(crate::segment::segment_file_name(*id)))?;
     }
@@ -172,12 +189,14 @@ pub fn recover(
 /// True when the checkpoint describes a prefix of the segments as they are now, and every
 /// frame it covers is intact and where it says: frames are contiguous from each segment's
 /// header to its covered length, CRC-valid, with the sequence and id the checkpoint holds.
-/// Anything else sends recovery to a full scan, which then decides authoritatively.
+/// Its visibility flags must agree with `hidden.ranges`. Anything else sends recovery to
+/// a full scan, which then decides authoritatively.
 fn cover_fits(
     cover: &CheckpointCover,
     files: &[(u64, PathBuf)],
     maps: &[(SegmentHeader, Mmap)],
     index: &Index,
+    hidden: &dyn Fn(u64) -> bool,
 ) -> bool {
     let n = cover.segments.len();
     if n == 0 || n > files.len() {
@@ -193,7 +212,7 @@ fn cover_fits(
     let mut next_offset = vec![SEGMENT_HEADER_LEN as u64; n];
     for (seq, (meta, &id)) in index.entries.iter().zip(&index.event_ids).enumerate() {
         let segment = meta.segment as usize;
-        if meta.offset != next_offset[segment] {
+        if meta.offset != next_offset[segment] || meta.visible == hidden(seq as u64) {
             return false;
         }
         next_offset[segment] += meta.len as u64;

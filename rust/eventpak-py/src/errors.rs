@@ -45,5 +45,12 @@ pub fn to_py(py: Python<'_>, err: Error, data_dir: &str) -> PyErr {
             raise(py, "CorruptSegment", (path.display().to_string(), offset, reason))
         }
         Error::StorageFailed(_) => raise(py, "StorageFailed", (message,)),
+        Error::InvalidCheckpointId(_) => raise(py, "InvalidCheckpointId", (message,)),
+        Error::FenceActive => raise(py, "FenceActive", (message,)),
+        Error::FenceClosed => raise(py, "FenceClosed", (message,)),
+        Error::CursorCheckpointCorrupt { path, reason } => {
+            raise(py, "CursorCheckpointCorrupt", (path.display().to_string(), reason))
+        }
+        Error::CheckpointWriteFailed { id, cause } => raise(py, "CheckpointWriteFailed", (id, cause)),
     }
 }

@@ -1,6 +1,7 @@
 //! `eventpak._native`: the PyO3 binding of eventpak-core. Thin by design: argument
 //! conversion, GIL release (`gil::detached`), error mapping and the classes below.
 
+mod cursor;
 mod errors;
 mod event;
 mod gil;
@@ -13,6 +14,8 @@ use pyo3::prelude::*;
 
 #[pymodule]
 mod _native {
+    #[pymodule_export]
+    use crate::cursor::{Cursor, CursorCheckpoint, CursorGapConfig, GapObservation};
     #[pymodule_export]
     use crate::event::{AppendReceipt, Event};
     #[pymodule_export]

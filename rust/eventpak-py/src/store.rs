@@ -6,6 +6,7 @@ use eventpak_core::{Store, StoreConfig, StoredEvent, SyncMode};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+use crate::cursor::Cursor;
 use crate::errors::to_py;
 use crate::event::{from_uuid, AppendReceipt, Event};
 use crate::gil::detached;
@@ -18,6 +19,18 @@ pub struct NativeStore {
     store: Store,
     /// The data dir exactly as the caller gave it (for messages).
     path: String,
+}
+
+impl NativeStore {
+    /// The engine store.
+    pub fn engine(&self) -> &Store {
+        &self.store
+    }
+
+    /// The data dir as the caller gave it.
+    pub fn shown_path(&self) -> &str {
+        &self.path
+    }
 }
 
 fn events(py: Python<'_>, records: Vec<StoredEvent>) -> PyResult<Vec<Py<Event>>> {
@@ -131,6 +144,38 @@ impl NativeStore {
         let id = from_uuid(event_id)?;
         let records = detached(py, &self.path, || self.store.walk_ancestors(&id, limit))?;
         events(py, records)
+    }
+
+    /// A cursor over `region`, starting at the beginning of the log.
+    fn cursor(slf: &Bound<'_, Self>, region: &Region) -> Cursor {
+        Cursor::new(slf.clone().unbind(), region)
+    }
+
+    /// Same as `cursor`: ordered, at-least-once delivery.
+    fn cursor_guaranteed(slf: &Bound<'_, Self>, region: &Region) -> Cursor {
+        Cursor::new(slf.clone().unbind(), region)
+    }
+
+    /// Opens the store's visibility fence (used by `Store.fence()`).
+    fn _fence_begin(&self, py: Python<'_>) -> PyResult<()> {
+        detached(py, &self.path, || self.store.begin_fence())
+    }
+
+    /// Appends events through the open fence.
+    fn _fence_append(&self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<Vec<AppendReceipt>> {
+        let requests = items.try_iter()?.map(|item| build_item(&item?)).collect::<PyResult<Vec<_>>>()?;
+        let receipts = detached(py, &self.path, || self.store.fence_append_batch(requests))?;
+        Ok(receipts.into_iter().map(AppendReceipt::from).collect())
+    }
+
+    /// Commits the open fence.
+    fn _fence_commit(&self, py: Python<'_>) -> PyResult<()> {
+        detached(py, &self.path, || self.store.commit_fence())
+    }
+
+    /// Cancels the open fence.
+    fn _fence_cancel(&self, py: Python<'_>) -> PyResult<()> {
+        detached(py, &self.path, || self.store.cancel_fence())
     }
 
     /// fsync barrier: every event appended so far is durable when this returns.

@@ -10,7 +10,7 @@ use crate::io::write_atomic;
 pub const INDEX_CHECKPOINT_FILE: &str = "index.ckpt";
 const MAGIC: &[u8; 8] = b"EVPKIDX\0";
 const VERSION: u32 = 1;
-const ENTRY_LEN: usize = 52;
+const ENTRY_LEN: usize = 53;
 
 /// What part of the log a checkpoint covers: each segment id with its length then.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -62,6 +62,7 @@ pub fn write_checkpoint(dir: &Path, index: &Index, cover: &CheckpointCover) -> s
         w.u32(m.scope);
         w.u32(m.kind);
         w.u64(m.entity_sequence);
+        w.0.push(m.visible as u8);
         w.0.extend_from_slice(&id.to_be_bytes());
     }
     for state in &index.entities {
@@ -167,15 +168,24 @@ pub fn load_checkpoint(dir: &Path) -> Result<Option<(Index, CheckpointCover)>, S
             scope: r.u32()?,
             kind: r.u32()?,
             entity_sequence: r.u64()?,
+            visible: match r.take(1)?[0] {
+                0 => false,
+                1 => true,
+                _ => return Err("bad visibility flag".into()),
+            },
         };
         let id = u128::from_be_bytes(r.take(16)?.try_into().unwrap());
         let entity = index.entities.get_mut(m.entity as usize).ok_or("entity id out of range")?;
-        if entity.postings.len() as u64 != m.entity_sequence {
-            return Err("entity clock out of order".into());
+        let scope = index.scope_postings.get_mut(m.scope as usize).ok_or("scope id out of range")?;
+        let kind = index.kind_postings.get_mut(m.kind as usize).ok_or("kind id out of range")?;
+        if m.visible {
+            if entity.postings.len() as u64 != m.entity_sequence {
+                return Err("entity clock out of order".into());
+            }
+            entity.postings.push(seq);
+            scope.push(seq);
+            kind.push(seq);
         }
-        entity.postings.push(seq);
-        index.scope_postings.get_mut(m.scope as usize).ok_or("scope id out of range")?.push(seq);
-        index.kind_postings.get_mut(m.kind as usize).ok_or("kind id out of range")?.push(seq);
         if index.event_ids.last().is_some_and(|&last| last >= id) {
             return Err("event ids out of order".into());
         }

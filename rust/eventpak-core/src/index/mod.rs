@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::event::Hash;
+use crate::visibility::Visibility;
 
 /// Interns names so each entity, scope and kind is stored once and compared as an id.
 #[derive(Default, Debug)]
@@ -73,6 +74,8 @@ pub struct EntryMeta {
     pub kind: u32,
     /// Its per-entity clock.
     pub entity_sequence: u64,
+    /// False while its fence is open, and for good once the fence is cancelled.
+    pub visible: bool,
 }
 
 /// The per-entity chain head and postings.
@@ -106,6 +109,16 @@ pub struct NewEntry<'a> {
     pub hash: Hash,
     /// Idempotency key.
     pub idempotency_key: Option<&'a [u8]>,
+    /// Visible now (false for events of an open or cancelled fence).
+    pub visible: bool,
+}
+
+/// An event of the open fence, waiting to become visible at commit.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    seq: u64,
+    hash: Hash,
+    idempotency_key: Option<Box<[u8]>>,
 }
 
 /// The whole index. Sequences are dense, so per-event data is a vector by sequence.
@@ -123,6 +136,12 @@ pub struct Index {
     pub(crate) scope_postings: Vec<Vec<u64>>,
     pub(crate) kind_postings: Vec<Vec<u64>>,
     pub(crate) idempotency: HashMap<Box<[u8]>, u64>,
+    /// Cancelled ranges and the open fence, as persisted in `hidden.ranges`.
+    pub(crate) visibility: Visibility,
+    /// Events of the open fence.
+    pub(crate) pending: Vec<Pending>,
+    /// Entity heads as the open fence's own events moved them.
+    pub(crate) fence_heads: HashMap<u32, (u64, Hash)>,
 }
 
 impl Index {
@@ -136,7 +155,8 @@ impl Index {
         self.entries.is_empty()
     }
 
-    /// Adds the next event; its sequence is `self.len()`.
+    /// Adds the next event; its sequence is `self.len()`. A visible event is posted at
+    /// once; an invisible one waits in the open fence (see [`Index::publish_fence`]).
     pub fn insert(&mut self, e: NewEntry<'_>) {
         let seq = self.len();
         let entity = self.entity_names.intern(e.entity);
@@ -153,14 +173,6 @@ impl Index {
             self.kind_postings.push(Vec::new());
             self.kind_order.insert(self.kind_names.name(kind).clone(), kind);
         }
-        let state = &mut self.entities[entity as usize];
-        state.postings.push(seq);
-        state.last_hash = e.hash;
-        self.scope_postings[scope as usize].push(seq);
-        self.kind_postings[kind as usize].push(seq);
-        if let Some(key) = e.idempotency_key {
-            self.idempotency.insert(key.into(), seq);
-        }
         self.event_ids.push(u128::from_be_bytes(e.event_id));
         self.entries.push(EntryMeta {
             segment: e.segment,
@@ -170,12 +182,49 @@ impl Index {
             scope,
             kind,
             entity_sequence: e.entity_sequence,
+            visible: e.visible,
         });
+        if e.visible {
+            self.post(seq, e.hash, e.idempotency_key);
+        } else if self.visibility.open_fence.is_some_and(|start| seq >= start) {
+            self.fence_heads.insert(entity, (e.entity_sequence + 1, e.hash));
+            let idempotency_key = e.idempotency_key.map(Box::from);
+            self.pending.push(Pending { seq, hash: e.hash, idempotency_key });
+        }
+    }
+
+    /// Makes a visible event findable: entity, scope, kind postings and its key.
+    fn post(&mut self, seq: u64, hash: Hash, idempotency_key: Option<&[u8]>) {
+        let meta = self.entries[seq as usize];
+        let state = &mut self.entities[meta.entity as usize];
+        state.postings.push(seq);
+        state.last_hash = hash;
+        self.scope_postings[meta.scope as usize].push(seq);
+        self.kind_postings[meta.kind as usize].push(seq);
+        if let Some(key) = idempotency_key {
+            self.idempotency.insert(key.into(), seq);
+        }
+    }
+
+    /// Commits the open fence: its events become visible, in order.
+    pub fn publish_fence(&mut self) {
+        for p in std::mem::take(&mut self.pending) {
+            self.entries[p.seq as usize].visible = true;
+            self.post(p.seq, p.hash, p.idempotency_key.as_deref());
+        }
+        self.fence_heads.clear();
+    }
+
+    /// Cancels the open fence: its events stay hidden, entity heads fall back.
+    pub fn drop_fence(&mut self) {
+        self.pending.clear();
+        self.fence_heads.clear();
     }
 
     /// The entity's next clock value and chain head (`0` and zeros for a new entity).
     pub fn entity_head(&self, entity: &str) -> (u64, Hash) {
         match self.entity_names.get(entity) {
+            Some(id) if self.fence_heads.contains_key(&id) => self.fence_heads[&id],
             Some(id) => {
                 let state = &self.entities[id as usize];
                 (state.postings.len() as u64, state.last_hash)
@@ -189,9 +238,15 @@ impl Index {
         self.entries.get(seq as usize)
     }
 
-    /// Sequence of the event with this id.
+    /// Sequence of the visible event with this id.
     pub fn sequence_of(&self, event_id: &[u8; 16]) -> Option<u64> {
-        self.event_ids.binary_search(&u128::from_be_bytes(*event_id)).ok().map(|i| i as u64)
+        let i = self.event_ids.binary_search(&u128::from_be_bytes(*event_id)).ok()?;
+        self.entries[i].visible.then_some(i as u64)
+    }
+
+    /// Cancelled ranges clipped to `[from, to)`.
+    pub fn cancelled_within(&self, from: u64, to: u64) -> Vec<(u64, u64)> {
+        self.visibility.cancelled_within(from, to)
     }
 
     /// Sequence of the event appended with this idempotency key.

@@ -17,7 +17,8 @@ struct IdFilter {
 
 impl IdFilter {
     fn accepts(&self, m: &EntryMeta) -> bool {
-        self.entities.as_ref().is_none_or(|set| set[m.entity as usize])
+        m.visible
+            && self.entities.as_ref().is_none_or(|set| set[m.entity as usize])
             && self.scope.is_none_or(|s| s == m.scope)
             && self.kinds.as_ref().is_none_or(|set| set[m.kind as usize])
             && self.clock.is_none_or(|(lo, hi)| lo <= m.entity_sequence && m.entity_sequence <= hi)

@@ -27,15 +27,20 @@ pub fn encoded_event_size(r: &AppendRequest) -> usize {
 }
 
 impl Store {
-    /// Appends one event.
+    /// Appends one event. Refused with [`Error::FenceActive`] while a fence is open.
     pub fn append(&self, request: AppendRequest) -> Result<AppendReceipt> {
-        let mut receipts = self.commit(vec![request], false)?;
+        let mut receipts = self.commit(vec![request], false, false)?;
         Ok(receipts.pop().expect("one receipt per request"))
     }
 
     /// Appends events atomically: all of them become visible, or none.
     pub fn append_batch(&self, requests: Vec<AppendRequest>) -> Result<Vec<AppendReceipt>> {
-        self.commit(requests, true)
+        self.commit(requests, true, false)
+    }
+
+    /// Appends events through the open fence: written now, visible at its commit.
+    pub fn fence_append_batch(&self, requests: Vec<AppendRequest>) -> Result<Vec<AppendReceipt>> {
+        self.commit(requests, true, true)
     }
 
     /// Refuses bad input before anything is locked or written.
@@ -86,7 +91,12 @@ impl Store {
         Ok(())
     }
 
-    fn commit(&self, requests: Vec<AppendRequest>, is_batch: bool) -> Result<Vec<AppendReceipt>> {
+    fn commit(
+        &self,
+        requests: Vec<AppendRequest>,
+        is_batch: bool,
+        fenced: bool,
+    ) -> Result<Vec<AppendReceipt>> {
         let writer = self.writer()?;
         self.validate(&requests, is_batch)?;
         if requests.is_empty() {
@@ -96,6 +106,11 @@ impl Store {
         w.check_healthy()?;
         self.check_open()?;
         let index = self.shared.index.read();
+        match (index.visibility.open_fence.is_some(), fenced) {
+            (true, false) => return Err(Error::FenceActive),
+            (false, true) => return Err(Error::FenceClosed),
+            _ => {}
+        }
         if let Some(receipts) = self.replayed_receipts(&index, &requests)? {
             return Ok(receipts);
         }
@@ -150,8 +165,12 @@ impl Store {
                     entity_sequence: r.entity_sequence,
                     hash: r.hash,
                     idempotency_key: r.idempotency_key.as_deref(),
+                    visible: !fenced,
                 });
             }
+        }
+        if !fenced {
+            self.shared.announce_commit();
         }
         let written = w.written();
         drop(w);

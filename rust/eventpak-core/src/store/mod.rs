@@ -1,6 +1,7 @@
 //! The store: one data dir, one writer, one index, any number of readers.
 
 mod append;
+mod fence;
 mod read;
 
 pub use read::Stats;
@@ -45,6 +46,10 @@ pub(crate) struct Shared {
     report: RecoveryReport,
     flush: Mutex<FlushSignal>,
     flush_wake: Condvar,
+    /// Bumped whenever events become visible (and on `wake_waiters`): what blocking
+    /// readers wait on, so they wake on commit instead of polling.
+    commits: Mutex<u64>,
+    commit_wake: Condvar,
 }
 
 /// An open event store. All methods take `&self`; the store is safe to share.
@@ -122,6 +127,8 @@ impl Store {
             report: recovered.report,
             flush: Mutex::default(),
             flush_wake: Condvar::new(),
+            commits: Mutex::new(0),
+            commit_wake: Condvar::new(),
         });
         let flusher = (sync_mode == SyncMode::Batch && shared.writer.is_some())
             .then(|| {
@@ -172,6 +179,26 @@ impl Store {
         self.shared.durability.make_durable(written, writer)
     }
 
+    /// A counter that changes whenever events become visible.
+    pub fn commit_generation(&self) -> u64 {
+        *self.shared.commits.lock()
+    }
+
+    /// Blocks until the commit generation differs from `seen` or `timeout` passes;
+    /// returns the generation then.
+    pub fn wait_for_commit(&self, seen: u64, timeout: Duration) -> u64 {
+        let mut generation = self.shared.commits.lock();
+        if *generation == seen {
+            self.shared.commit_wake.wait_for(&mut generation, timeout);
+        }
+        *generation
+    }
+
+    /// Wakes every reader blocked in [`Store::wait_for_commit`] (to stop a worker).
+    pub fn wake_waiters(&self) {
+        self.shared.announce_commit();
+    }
+
     /// Holds every group-commit fsync until called again with `false` (a test hook).
     pub fn pause_syncs(&self, paused: bool) {
         self.shared.durability.set_paused(paused);
@@ -188,12 +215,14 @@ impl Store {
         if self.shared.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        // An unfinished fence never commits: hide its events before the checkpoint.
+        let fence = self.shared.writer.as_ref().map_or(Ok(()), |w| self.cancel_open_fence(w));
         self.shared.flush.lock().stop = true;
         self.shared.flush_wake.notify_all();
         if let Some(handle) = self.flusher.lock().take() {
             let _ = handle.join(); // The flusher never panics; its failures poison the writer.
         }
-        let outcome = self.finish_writer();
+        let outcome = fence.and(self.finish_writer());
         self.lock_file.lock().take();
         outcome
     }
@@ -257,6 +286,12 @@ impl Shared {
                 let _ = self.durability.make_durable(written, writer);
             }
         }
+    }
+
+    /// Wakes blocked readers: new events are visible.
+    fn announce_commit(&self) {
+        *self.commits.lock() += 1;
+        self.commit_wake.notify_all();
     }
 
     fn kick_flusher(&self) {

@@ -66,6 +66,11 @@ impl Store {
         decode_all(&self.shared.segments, located)
     }
 
+    /// Cancelled fence ranges clipped to `[from, to)`.
+    pub fn cancelled_within(&self, from: u64, to: u64) -> Vec<(u64, u64)> {
+        self.shared.index.read().cancelled_within(from, to)
+    }
+
     /// Sequences of events matching `region` after a cursor position (see [`Index::query_hits_after`]).
     pub fn query_hits_after(
         &self,

@@ -1,0 +1,95 @@
+"""Visibility fences: events written now, visible only when the ``with`` block succeeds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from ._native import AppendReceipt, AppendRequest, Coordinate
+from .errors import FenceClosed
+
+if TYPE_CHECKING:
+    from .store import Store
+
+__all__ = ["Fence"]
+
+
+class Fence:
+    """A visibility fence, made by :meth:`Store.fence`.
+
+    Inside ``with store.fence() as f:``, events appended through ``f`` take sequence numbers
+    and are written, but stay invisible to queries and cursors. They become visible when
+    the block exits normally; :meth:`cancel` or an exception hides them for good (the
+    decision is persisted and survives reopening). While the fence is open, plain
+    ``store.append`` raises ``ep.FenceActive``.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._state = "new"
+
+    @property
+    def state(self) -> str:
+        """``"new"``, ``"open"``, ``"committed"`` or ``"cancelled"``."""
+        return self._state
+
+    def __enter__(self) -> Self:
+        if self._state != "new":
+            raise FenceClosed("a fence is entered once; open a new one with store.fence()")
+        self._store._fence_begin()
+        self._state = "open"
+        return self
+
+    def append(
+        self,
+        coord: Coordinate | tuple[str, str],
+        kind: str,
+        payload: Any,
+        *,
+        idempotency_key: str | bytes | None = None,
+        expected_sequence: int | None = None,
+        causation_id: Any = None,
+        correlation_id: Any = None,
+    ) -> AppendReceipt:
+        """Appends one event through the fence (same options as ``Store.append``)."""
+        request = AppendRequest(
+            coord,
+            kind,
+            payload,
+            idempotency_key=idempotency_key,
+            expected_sequence=expected_sequence,
+            causation_id=causation_id,
+            correlation_id=correlation_id,
+        )
+        return self.append_batch([request])[0]
+
+    def append_batch(
+        self, items: Iterable[AppendRequest | tuple[Coordinate | tuple[str, str], str, Any]]
+    ) -> list[AppendReceipt]:
+        """Appends events through the fence atomically (same items as ``Store.append_batch``)."""
+        if self._state != "open":
+            raise FenceClosed(f"this fence is {self._state}; appends go through an open fence")
+        return self._store._fence_append(items)
+
+    def cancel(self) -> None:
+        """Hides every event appended through this fence, for good."""
+        if self._state != "open":
+            raise FenceClosed(f"this fence is {self._state}; only an open fence can be cancelled")
+        self._store._fence_cancel()
+        self._state = "cancelled"
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._state != "open":
+            return
+        if exc_type is None:
+            self._store._fence_commit()
+            self._state = "committed"
+        else:
+            self._store._fence_cancel()
+            self._state = "cancelled"

@@ -1,0 +1,275 @@
+//! `Cursor`, its gap configuration and observations, and durable `CursorCheckpoint`s.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eventpak_core::cursor_checkpoint::validate_checkpoint_id;
+use eventpak_core::{Cursor as CoreCursor, CursorCheckpoint as CoreCheckpoint, GapObservation as CoreGap};
+use parking_lot::Mutex;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use crate::errors::to_py;
+use crate::event::Event;
+use crate::gil::detached;
+use crate::store::NativeStore;
+use crate::types::Region;
+
+/// A blocking wait is cut into slices this long, so Ctrl-C (a pending signal) is
+/// noticed while a thread waits for events.
+const SIGNAL_CHECK: Duration = Duration::from_millis(100);
+
+/// Whether a cursor records gap observations, and how many it keeps.
+#[pyclass(frozen, eq, hash, module = "eventpak._native")]
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct CursorGapConfig {
+    /// Ring capacity; `None` when disabled.
+    #[pyo3(get)]
+    capacity: Option<usize>,
+}
+
+#[pymethods]
+impl CursorGapConfig {
+    /// Records the newest `capacity` observations (oldest dropped first).
+    #[staticmethod]
+    fn enabled(capacity: usize) -> PyResult<Self> {
+        if capacity == 0 {
+            return Err(PyValueError::new_err("gap capacity must be at least 1"));
+        }
+        Ok(CursorGapConfig { capacity: Some(capacity) })
+    }
+
+    /// Records nothing.
+    #[staticmethod]
+    fn disabled() -> Self {
+        CursorGapConfig { capacity: None }
+    }
+
+    fn __repr__(&self) -> String {
+        match self.capacity {
+            Some(c) => format!("CursorGapConfig.enabled({c})"),
+            None => "CursorGapConfig.disabled()".into(),
+        }
+    }
+}
+
+/// A delivery that jumped over cancelled fence ranges.
+#[pyclass(frozen, eq, module = "eventpak._native")]
+#[derive(Clone, PartialEq, Eq)]
+pub struct GapObservation {
+    /// Sequence the cursor would have delivered next with no gap.
+    #[pyo3(get)]
+    expected_sequence: u64,
+    /// Sequence it delivered.
+    #[pyo3(get)]
+    delivered_sequence: u64,
+    /// Cancelled `(start, end)` ranges, end exclusive, within the jump.
+    #[pyo3(get)]
+    cancelled_ranges: Vec<(u64, u64)>,
+}
+
+impl From<CoreGap> for GapObservation {
+    fn from(g: CoreGap) -> Self {
+        GapObservation {
+            expected_sequence: g.expected_sequence,
+            delivered_sequence: g.delivered_sequence,
+            cancelled_ranges: g.cancelled_ranges,
+        }
+    }
+}
+
+#[pymethods]
+impl GapObservation {
+    fn __repr__(&self) -> String {
+        format!(
+            "GapObservation(expected_sequence={}, delivered_sequence={}, cancelled_ranges={:?})",
+            self.expected_sequence, self.delivered_sequence, self.cancelled_ranges
+        )
+    }
+}
+
+/// A saved cursor position (value type).
+#[pyclass(frozen, eq, hash, module = "eventpak._native")]
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct CursorCheckpoint {
+    #[pyo3(get)]
+    position: u64,
+    #[pyo3(get)]
+    started: bool,
+    #[pyo3(get)]
+    process_boot_ns: Option<u64>,
+    #[pyo3(get)]
+    region_identity: Option<String>,
+}
+
+#[pymethods]
+impl CursorCheckpoint {
+    #[new]
+    #[pyo3(signature = (position, started, process_boot_ns=None, region_identity=None))]
+    fn new(
+        position: u64,
+        started: bool,
+        process_boot_ns: Option<u64>,
+        region_identity: Option<String>,
+    ) -> Self {
+        CursorCheckpoint { position, started, process_boot_ns, region_identity }
+    }
+
+    fn __repr__(&self) -> String {
+        let boot = self.process_boot_ns.map_or("None".to_owned(), |n| n.to_string());
+        let identity = self.region_identity.as_ref().map_or("None".to_owned(), |i| format!("{i:?}"));
+        format!(
+            "CursorCheckpoint(position={}, started={}, process_boot_ns={boot}, region_identity={identity})",
+            self.position,
+            if self.started { "True" } else { "False" },
+        )
+    }
+}
+
+/// Ordered, at-least-once pull delivery of the visible events of a region.
+#[pyclass(frozen, module = "eventpak._native")]
+pub struct Cursor {
+    store: Py<NativeStore>,
+    state: Mutex<CoreCursor>,
+    interrupted: Arc<AtomicBool>,
+}
+
+impl Cursor {
+    pub fn new(store: Py<NativeStore>, region: &Region) -> Self {
+        let state = Mutex::new(CoreCursor::new(region.inner.clone()));
+        Cursor { store, state, interrupted: Arc::new(AtomicBool::new(false)) }
+    }
+
+    fn events(&self, py: Python<'_>, max: usize, wait: Option<Duration>) -> PyResult<Vec<Py<Event>>> {
+        let native = self.store.get();
+        let deadline = wait.map(|w| Instant::now() + w);
+        let was_interrupted = AtomicBool::new(false);
+        let interrupted = || {
+            let hit = self.interrupted.swap(false, Ordering::AcqRel);
+            was_interrupted.fetch_or(hit, Ordering::AcqRel);
+            hit
+        };
+        loop {
+            let slice = deadline.map(|d| d.saturating_duration_since(Instant::now()).min(SIGNAL_CHECK));
+            let batch = detached(py, native.shown_path(), || {
+                let mut state = self.state.lock();
+                match slice {
+                    Some(slice) => state.pull_batch(native.engine(), max, slice, &interrupted),
+                    None => state.poll_batch(native.engine(), max),
+                }
+            })?;
+            let done = deadline.is_none_or(|d| Instant::now() >= d);
+            if !batch.is_empty() || done || max == 0 || was_interrupted.load(Ordering::Acquire) {
+                return batch.into_iter().map(|e| Py::new(py, Event::new(e))).collect();
+            }
+            // Nothing yet: let Python handle a pending signal (Ctrl-C), then wait again.
+            py.check_signals()?;
+        }
+    }
+}
+
+#[pymethods]
+impl Cursor {
+    /// The next matching event, or `None` when there is none yet.
+    fn poll(&self, py: Python<'_>) -> PyResult<Option<Py<Event>>> {
+        Ok(self.events(py, 1, None)?.pop())
+    }
+
+    /// Up to `max` matching events, without waiting.
+    fn poll_batch(&self, py: Python<'_>, max: usize) -> PyResult<Vec<Py<Event>>> {
+        self.events(py, max, None)
+    }
+
+    /// Up to `max` events, waiting (GIL released) up to `timeout` seconds for the first;
+    /// a commit wakes the wait at once.
+    fn pull_batch(&self, py: Python<'_>, max: usize, timeout: f64) -> PyResult<Vec<Py<Event>>> {
+        let timeout = Duration::try_from_secs_f64(timeout.max(0.0))
+            .map_err(|_| PyValueError::new_err("timeout must be a finite number of seconds"))?;
+        self.events(py, max, Some(timeout))
+    }
+
+    /// Makes a `pull_batch` blocked in another thread return (empty) now.
+    fn interrupt(&self) {
+        self.interrupted.store(true, Ordering::Release);
+        self.store.get().engine().wake_waiters();
+    }
+
+    /// Moves the cursor: the next delivery is the first match after `position` (or at
+    /// it, when `started` is False).
+    fn seek(&self, position: u64, started: bool) {
+        self.state.lock().seek(position, started);
+    }
+
+    /// A copy of this cursor (same position) recording gaps as `config` says.
+    fn with_gap_config(&self, py: Python<'_>, config: &CursorGapConfig) -> Cursor {
+        let mut state = self.state.lock().clone();
+        state.set_gap_capacity(config.capacity);
+        Cursor { store: self.store.clone_ref(py), state: Mutex::new(state), interrupted: Arc::default() }
+    }
+
+    /// Drains the recorded gap observations, oldest first.
+    fn take_gaps(&self) -> Vec<GapObservation> {
+        self.state.lock().take_gaps().into_iter().map(GapObservation::from).collect()
+    }
+
+    /// Last delivered global sequence (0 before the first delivery).
+    #[getter]
+    fn position(&self) -> u64 {
+        self.state.lock().position()
+    }
+
+    /// False until the first delivery.
+    #[getter]
+    fn started(&self) -> bool {
+        self.state.lock().started()
+    }
+
+    /// The cursor's region.
+    #[getter]
+    fn region(&self) -> Region {
+        Region { inner: self.state.lock().region().clone() }
+    }
+
+    /// Loads checkpoint `checkpoint_id` of `data_dir`; `None` when there is none.
+    #[staticmethod]
+    fn load_checkpoint(
+        py: Python<'_>,
+        data_dir: PathBuf,
+        checkpoint_id: &str,
+    ) -> PyResult<Option<CursorCheckpoint>> {
+        let shown = data_dir.display().to_string();
+        let loaded = detached(py, &shown, || CoreCheckpoint::load(&data_dir, checkpoint_id))?;
+        Ok(loaded.map(|c| CursorCheckpoint {
+            position: c.position,
+            started: c.started,
+            process_boot_ns: c.process_boot_ns,
+            region_identity: c.region_identity,
+        }))
+    }
+
+    /// Saves `checkpoint` as `checkpoint_id` atomically (temp, fsync, rename, dir fsync).
+    #[staticmethod]
+    fn save_checkpoint(
+        py: Python<'_>,
+        data_dir: PathBuf,
+        checkpoint_id: &str,
+        checkpoint: &CursorCheckpoint,
+    ) -> PyResult<()> {
+        let shown = data_dir.display().to_string();
+        let core = CoreCheckpoint {
+            position: checkpoint.position,
+            started: checkpoint.started,
+            process_boot_ns: checkpoint.process_boot_ns,
+            region_identity: checkpoint.region_identity.clone(),
+        };
+        detached(py, &shown, || core.save(&data_dir, checkpoint_id))
+    }
+
+    /// Raises `ep.InvalidCheckpointId` unless `checkpoint_id` can name a checkpoint.
+    #[staticmethod]
+    fn validate_checkpoint_id(py: Python<'_>, checkpoint_id: &str) -> PyResult<()> {
+        validate_checkpoint_id(checkpoint_id).map_err(|e| to_py(py, e, ""))
+    }
+}
