@@ -1,4 +1,4 @@
-//! `Cursor`, its gap configuration and observations, and durable `CursorCheckpoint`s.
+//! `Cursor`: pull delivery with wake-on-commit, gap recording and durable checkpoints.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eventpak_core::cursor_checkpoint::validate_checkpoint_id;
-use eventpak_core::{Cursor as CoreCursor, CursorCheckpoint as CoreCheckpoint, GapObservation as CoreGap};
+use eventpak_core::{Cursor as CoreCursor, CursorCheckpoint as CoreCheckpoint};
 use parking_lot::Mutex;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
+use crate::cursor_values::{CursorCheckpoint, CursorGapConfig, GapObservation};
 use crate::errors::to_py;
 use crate::event::Event;
 use crate::gil::detached;
@@ -20,113 +21,6 @@ use crate::types::Region;
 /// A blocking wait is cut into slices this long, so Ctrl-C (a pending signal) is
 /// noticed while a thread waits for events.
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
-
-/// Whether a cursor records gap observations, and how many it keeps.
-#[pyclass(frozen, eq, hash, module = "eventpak._native")]
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct CursorGapConfig {
-    /// Ring capacity; `None` when disabled.
-    #[pyo3(get)]
-    capacity: Option<usize>,
-}
-
-#[pymethods]
-impl CursorGapConfig {
-    /// Records the newest `capacity` observations (oldest dropped first).
-    #[staticmethod]
-    fn enabled(capacity: usize) -> PyResult<Self> {
-        if capacity == 0 {
-            return Err(PyValueError::new_err("gap capacity must be at least 1"));
-        }
-        Ok(CursorGapConfig { capacity: Some(capacity) })
-    }
-
-    /// Records nothing.
-    #[staticmethod]
-    fn disabled() -> Self {
-        CursorGapConfig { capacity: None }
-    }
-
-    fn __repr__(&self) -> String {
-        match self.capacity {
-            Some(c) => format!("CursorGapConfig.enabled({c})"),
-            None => "CursorGapConfig.disabled()".into(),
-        }
-    }
-}
-
-/// A delivery that jumped over cancelled fence ranges.
-#[pyclass(frozen, eq, module = "eventpak._native")]
-#[derive(Clone, PartialEq, Eq)]
-pub struct GapObservation {
-    /// Sequence the cursor would have delivered next with no gap.
-    #[pyo3(get)]
-    expected_sequence: u64,
-    /// Sequence it delivered.
-    #[pyo3(get)]
-    delivered_sequence: u64,
-    /// Cancelled `(start, end)` ranges, end exclusive, within the jump.
-    #[pyo3(get)]
-    cancelled_ranges: Vec<(u64, u64)>,
-}
-
-impl From<CoreGap> for GapObservation {
-    fn from(g: CoreGap) -> Self {
-        GapObservation {
-            expected_sequence: g.expected_sequence,
-            delivered_sequence: g.delivered_sequence,
-            cancelled_ranges: g.cancelled_ranges,
-        }
-    }
-}
-
-#[pymethods]
-impl GapObservation {
-    fn __repr__(&self) -> String {
-        format!(
-            "GapObservation(expected_sequence={}, delivered_sequence={}, cancelled_ranges={:?})",
-            self.expected_sequence, self.delivered_sequence, self.cancelled_ranges
-        )
-    }
-}
-
-/// A saved cursor position (value type).
-#[pyclass(frozen, eq, hash, module = "eventpak._native")]
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct CursorCheckpoint {
-    #[pyo3(get)]
-    position: u64,
-    #[pyo3(get)]
-    started: bool,
-    #[pyo3(get)]
-    process_boot_ns: Option<u64>,
-    #[pyo3(get)]
-    region_identity: Option<String>,
-}
-
-#[pymethods]
-impl CursorCheckpoint {
-    #[new]
-    #[pyo3(signature = (position, started, process_boot_ns=None, region_identity=None))]
-    fn new(
-        position: u64,
-        started: bool,
-        process_boot_ns: Option<u64>,
-        region_identity: Option<String>,
-    ) -> Self {
-        CursorCheckpoint { position, started, process_boot_ns, region_identity }
-    }
-
-    fn __repr__(&self) -> String {
-        let boot = self.process_boot_ns.map_or("None".to_owned(), |n| n.to_string());
-        let identity = self.region_identity.as_ref().map_or("None".to_owned(), |i| format!("{i:?}"));
-        format!(
-            "CursorCheckpoint(position={}, started={}, process_boot_ns={boot}, region_identity={identity})",
-            self.position,
-            if self.started { "True" } else { "False" },
-        )
-    }
-}
 
 /// Ordered, at-least-once pull delivery of the visible events of a region.
 #[pyclass(frozen, module = "eventpak._native")]
@@ -241,12 +135,7 @@ impl Cursor {
     ) -> PyResult<Option<CursorCheckpoint>> {
         let shown = data_dir.display().to_string();
         let loaded = detached(py, &shown, || CoreCheckpoint::load(&data_dir, checkpoint_id))?;
-        Ok(loaded.map(|c| CursorCheckpoint {
-            position: c.position,
-            started: c.started,
-            process_boot_ns: c.process_boot_ns,
-            region_identity: c.region_identity,
-        }))
+        Ok(loaded.map(CursorCheckpoint::from))
     }
 
     /// Saves `checkpoint` as `checkpoint_id` atomically (temp, fsync, rename, dir fsync).
@@ -258,12 +147,7 @@ impl Cursor {
         checkpoint: &CursorCheckpoint,
     ) -> PyResult<()> {
         let shown = data_dir.display().to_string();
-        let core = CoreCheckpoint {
-            position: checkpoint.position,
-            started: checkpoint.started,
-            process_boot_ns: checkpoint.process_boot_ns,
-            region_identity: checkpoint.region_identity.clone(),
-        };
+        let core = CoreCheckpoint::from(checkpoint);
         detached(py, &shown, || core.save(&data_dir, checkpoint_id))
     }
 

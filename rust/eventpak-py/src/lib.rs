@@ -2,6 +2,7 @@
 //! conversion, GIL release (`gil::detached`), error mapping and the classes below.
 
 mod cursor;
+mod cursor_values;
 mod errors;
 mod event;
 mod gil;
@@ -15,7 +16,9 @@ use pyo3::prelude::*;
 #[pymodule]
 mod _native {
     #[pymodule_export]
-    use crate::cursor::{Cursor, CursorCheckpoint, CursorGapConfig, GapObservation};
+    use crate::cursor::Cursor;
+    #[pymodule_export]
+    use crate::cursor_values::{CursorCheckpoint, CursorGapConfig, GapObservation};
     #[pymodule_export]
     use crate::event::{AppendReceipt, Event};
     #[pymodule_export]

@@ -1,0 +1,134 @@
+//! Value types of cursors: gap configuration, gap observations, durable checkpoints.
+
+use eventpak_core::{CursorCheckpoint as CoreCheckpoint, GapObservation as CoreGap};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+/// Whether a cursor records gap observations, and how many it keeps.
+#[pyclass(frozen, eq, hash, module = "eventpak._native")]
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct CursorGapConfig {
+    /// Ring capacity; `None` when disabled.
+    #[pyo3(get)]
+    pub capacity: Option<usize>,
+}
+
+#[pymethods]
+impl CursorGapConfig {
+    /// Records the newest `capacity` observations (oldest dropped first).
+    #[staticmethod]
+    fn enabled(capacity: usize) -> PyResult<Self> {
+        if capacity == 0 {
+            return Err(PyValueError::new_err("gap capacity must be at least 1"));
+        }
+        Ok(CursorGapConfig { capacity: Some(capacity) })
+    }
+
+    /// Records nothing.
+    #[staticmethod]
+    fn disabled() -> Self {
+        CursorGapConfig { capacity: None }
+    }
+
+    fn __repr__(&self) -> String {
+        match self.capacity {
+            Some(c) => format!("CursorGapConfig.enabled({c})"),
+            None => "CursorGapConfig.disabled()".into(),
+        }
+    }
+}
+
+/// A delivery that jumped over cancelled fence ranges.
+#[pyclass(frozen, eq, module = "eventpak._native")]
+#[derive(Clone, PartialEq, Eq)]
+pub struct GapObservation {
+    /// Sequence the cursor would have delivered next with no gap.
+    #[pyo3(get)]
+    expected_sequence: u64,
+    /// Sequence it delivered.
+    #[pyo3(get)]
+    delivered_sequence: u64,
+    /// Cancelled `(start, end)` ranges, end exclusive, within the jump.
+    #[pyo3(get)]
+    cancelled_ranges: Vec<(u64, u64)>,
+}
+
+impl From<CoreGap> for GapObservation {
+    fn from(g: CoreGap) -> Self {
+        GapObservation {
+            expected_sequence: g.expected_sequence,
+            delivered_sequence: g.delivered_sequence,
+            cancelled_ranges: g.cancelled_ranges,
+        }
+    }
+}
+
+#[pymethods]
+impl GapObservation {
+    fn __repr__(&self) -> String {
+        format!(
+            "GapObservation(expected_sequence={}, delivered_sequence={}, cancelled_ranges={:?})",
+            self.expected_sequence, self.delivered_sequence, self.cancelled_ranges
+        )
+    }
+}
+
+/// A saved cursor position (value type).
+#[pyclass(frozen, eq, hash, module = "eventpak._native")]
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct CursorCheckpoint {
+    #[pyo3(get)]
+    position: u64,
+    #[pyo3(get)]
+    started: bool,
+    #[pyo3(get)]
+    process_boot_ns: Option<u64>,
+    #[pyo3(get)]
+    region_identity: Option<String>,
+}
+
+impl From<CoreCheckpoint> for CursorCheckpoint {
+    fn from(c: CoreCheckpoint) -> Self {
+        CursorCheckpoint {
+            position: c.position,
+            started: c.started,
+            process_boot_ns: c.process_boot_ns,
+            region_identity: c.region_identity,
+        }
+    }
+}
+
+impl From<&CursorCheckpoint> for CoreCheckpoint {
+    fn from(c: &CursorCheckpoint) -> Self {
+        CoreCheckpoint {
+            position: c.position,
+            started: c.started,
+            process_boot_ns: c.process_boot_ns,
+            region_identity: c.region_identity.clone(),
+        }
+    }
+}
+
+#[pymethods]
+impl CursorCheckpoint {
+    #[new]
+    #[pyo3(signature = (position, started, process_boot_ns=None, region_identity=None))]
+    fn new(
+        position: u64,
+        started: bool,
+        process_boot_ns: Option<u64>,
+        region_identity: Option<String>,
+    ) -> Self {
+        CursorCheckpoint { position, started, process_boot_ns, region_identity }
+    }
+
+    fn __repr__(&self) -> String {
+        let boot = self.process_boot_ns.map_or("None".to_owned(), |n| n.to_string());
+        let identity = self.region_identity.as_ref().map_or("None".to_owned(), |i| format!("{i:?}"));
+        format!(
+            "CursorCheckpoint(position={}, started={}, process_boot_ns={boot}, region_identity={identity})",
+            self.position,
+            if self.started { "True" } else { "False" },
+        )
+    }
+}
