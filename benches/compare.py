@@ -14,6 +14,10 @@ Cases (see benches/README.md):
       lmdb sync=False (one put per txn)
   (e) reading N events in commit order with payloads decoded
   (f) reopen time of an N-event store with and without the index checkpoint
+  (g) a cursor worker delivering the N events to a no-op handler in batches of 1000, vs a plain
+      cursor.poll_batch(1000) loop and an lmdb cursor read in batches of 1000
+  (h) (g) with a durable checkpoint after every batch (checkpoint_id)
+  (i) append-to-handler latency with an idle worker: p50/p99/max over single appends
 
 Every case runs ``--rounds`` times; in each round all systems run one after the other in a rotated
 order, and every ratio is the median of the per-round ratios, so slow drifts of a noisy machine hit
@@ -31,6 +35,7 @@ import datetime as dt
 import gc
 import itertools
 import json
+import math
 import os
 import platform
 import shutil
@@ -60,6 +65,10 @@ except ImportError:  # pragma: no cover - lmdb is in requirements-dev.txt
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 WARMUP_CALLS = 20
 BULK_CHUNK = 4096
+ALL_CASES = "abcdefghi"
+WORKER_BATCH = 1000  # batch size of the deliveries in (g) and (h)
+WORKER_TIMEOUT_S = 600.0  # a worker that has not delivered everything by then is reported as an error
+LATENCY_WAIT_S = 5.0  # one append that does not reach the handler within this is reported as an error
 
 SQLITE_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS events ("
@@ -109,11 +118,19 @@ class Peer:
 class Row:
     case: str
     key: str
-    unit: str = "rate"  # "rate" (events/s, higher is better) or "seconds" (lower is better)
+    # "rate" (events/s, higher is better), "seconds" or "us" (microseconds; both lower is better)
+    unit: str = "rate"
     ratio: tuple[str, str, str] | None = None  # (numerator key, denominator key, label)
     aim: str = ""
     check: Callable[[float, float | None], bool] | None = None  # (median value, median ratio)
     note: str = ""
+    metric: str = ""  # when set, the row's value is ``Sample.extra[metric]`` instead of rate/seconds
+    ratio_to: tuple[float, str] | None = None  # (constant, label): ratio = median value / constant
+
+    def value(self, s: Sample) -> float:
+        if self.metric:
+            return float(s.extra[self.metric])
+        return s.seconds if self.unit == "seconds" else s.rate
 
 
 @dataclass
@@ -162,6 +179,8 @@ class Bench:
                     shutil.rmtree(d, ignore_errors=True)
                 out[peer.key].append(sample)
                 shown = f"{sample.seconds:.3f} s" if sample.events == 0 else f"{sample.rate:,.0f} ev/s"
+                if "p50_us" in sample.extra:
+                    shown = f"p50 {sample.extra['p50_us']:.1f} us, p99 {sample.extra['p99_us']:.1f} us"
                 log(f"   round {r + 1}/{rounds} {peer.key:<22} {sample.events:>9,} ev {shown}")
         self.samples[case] = out
 
@@ -571,8 +590,14 @@ def case_d(b: Bench) -> None:
 
 
 def build_read_stores(b: Bench, n: int) -> dict[str, Path]:
-    """Load n events into one store per system (not interleaved; timed once, for information)."""
-    log(f"== building {n:,}-event stores for (e)/(f)")
+    """Load n events into one store per system (not interleaved; timed once, for information).
+
+    The eventpak store serves (e), (f), (g) and (h), the lmdb one (e) and (g); the sqlite3 one is
+    only built when (e) runs.
+    """
+    users = "/".join(c for c in "efgh" if c in b.args.cases)
+    with_sqlite = "e" in b.args.cases
+    log(f"== building {n:,}-event stores for ({users})")
     paths: dict[str, Path] = {}
     build: dict[str, Sample] = {}
 
@@ -590,23 +615,24 @@ def build_read_stores(b: Bench, n: int) -> dict[str, Path]:
     build["eventpak"] = Sample(n, perf() - t0)
     paths["eventpak"] = d / "store"
 
-    d = b.fresh_dir("read-sqlite")
-    t0 = perf()
-    conn = sqlite_open(d / "db.sqlite", "OFF")
-    for start in range(0, n, BULK_CHUNK):
-        conn.execute("BEGIN")
-        conn.executemany(
-            SQLITE_INSERT,
-            [
-                (ENTITIES[i & POOL_MASK], KIND, packb(PAYLOADS[i & POOL_MASK]))
-                for i in range(start, min(n, start + BULK_CHUNK))
-            ],
-        )
-        conn.execute("COMMIT")
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    conn.close()
-    build["sqlite"] = Sample(n, perf() - t0)
-    paths["sqlite"] = d / "db.sqlite"
+    if with_sqlite:
+        d = b.fresh_dir("read-sqlite")
+        t0 = perf()
+        conn = sqlite_open(d / "db.sqlite", "OFF")
+        for start in range(0, n, BULK_CHUNK):
+            conn.execute("BEGIN")
+            conn.executemany(
+                SQLITE_INSERT,
+                [
+                    (ENTITIES[i & POOL_MASK], KIND, packb(PAYLOADS[i & POOL_MASK]))
+                    for i in range(start, min(n, start + BULK_CHUNK))
+                ],
+            )
+            conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.close()
+        build["sqlite"] = Sample(n, perf() - t0)
+        paths["sqlite"] = d / "db.sqlite"
 
     if lmdb is not None:
         d = b.fresh_dir("read-lmdb")
@@ -629,7 +655,7 @@ def build_read_stores(b: Bench, n: int) -> dict[str, Path]:
         log(f"   bulk load {key:<10} {s.seconds:.2f} s ({s.rate:,.0f} ev/s)")
     b.samples["load"] = {k: [v] for k, v in build.items()}
     b.titles["load"] = (
-        f"bulk load of {n:,} events (set-up of e/f; chunks of {BULK_CHUNK}, not durable, 1 run)"
+        f"bulk load of {n:,} events (set-up of {users}; chunks of {BULK_CHUNK}, not durable, 1 run)"
     )
     b.peers["load"] = {
         "eventpak": Peer(
@@ -766,6 +792,306 @@ def case_f(b: Bench, path: Path, n: int) -> None:
     ]
 
 
+def counting_handler(n: int) -> tuple[Callable[..., ep.CursorWorkerAction], threading.Event, list[int]]:
+    """The no-op handler of (g)/(h): counts the events it is handed without touching them (so their
+    payloads are never decoded) and sets ``done`` once it has seen ``n``."""
+    seen = [0]
+    done = threading.Event()
+    cont = ep.CursorWorkerAction.CONTINUE
+
+    def handler(batch: list[Any], store: Any, witness: Any) -> ep.CursorWorkerAction:
+        seen[0] += len(batch)
+        if seen[0] >= n:
+            done.set()
+        return cont
+
+    return handler, done, seen
+
+
+def deliver_with_worker(store: ep.Store, n: int, config: ep.CursorWorkerConfig) -> Sample:
+    """Times a worker over ``Region.all()`` from its start until the handler has seen ``n`` events."""
+    handler, done, seen = counting_handler(n)
+    t0 = perf()
+    handle = store.cursor_worker(ep.Region.all(), handler, config)
+    deadline = t0 + WORKER_TIMEOUT_S
+    while not done.wait(0.05):  # returns as soon as ``done`` is set; the timeout only polls for death
+        if not handle.is_alive() or perf() > deadline:
+            break
+    secs = perf() - t0
+    t1 = perf()
+    handle.stop_and_join(WORKER_TIMEOUT_S)  # raises the error that stopped the worker, if any
+    stop_secs = perf() - t1
+    if seen[0] != n:
+        raise RuntimeError(f"the worker delivered {seen[0]:,} events, expected {n:,}")
+    return Sample(n, secs, {"batches": -(-n // config.batch_size), "stop_and_join_s": stop_secs})
+
+
+def case_g(b: Bench, paths: dict[str, Path], n: int) -> None:
+    store = ep.Store.open(str(paths["eventpak"]))
+    env = None
+    if lmdb is not None and "lmdb" in paths:
+        env = lmdb.open(str(paths["lmdb"] / "lmdb"), map_size=lmdb_map_size(n), readonly=True)
+    region = ep.Region.all()
+    size = WORKER_BATCH
+
+    def worker(d: Path) -> Sample:
+        return deliver_with_worker(store, n, ep.CursorWorkerConfig(batch_size=size))
+
+    def poll(d: Path) -> Sample:
+        handler, _, seen = counting_handler(n)
+        t0 = perf()
+        poll_batch = store.cursor(region).poll_batch
+        while batch := poll_batch(size):
+            handler(batch, store, None)
+        secs = perf() - t0
+        if seen[0] != n:
+            raise RuntimeError(f"poll_batch delivered {seen[0]:,} events, expected {n:,}")
+        return Sample(n, secs)
+
+    def lmdb_(d: Path) -> Sample:
+        handler, _, seen = counting_handler(n)
+        t0 = perf()
+        with env.begin(buffers=True) as txn:
+            items = txn.cursor().iternext(keys=True, values=True)
+            while batch := list(itertools.islice(items, size)):
+                handler(batch, None, None)
+        secs = perf() - t0
+        if seen[0] != n:
+            raise RuntimeError(f"lmdb delivered {seen[0]:,} events, expected {n:,}")
+        return Sample(n, secs)
+
+    untouched = "no-op handler, payloads not decoded"
+    peers = [
+        Peer(
+            "worker",
+            "eventpak",
+            f"cursor_worker(Region.all(), batch_size={size}), {untouched}",
+            worker,
+        ),
+        Peer(
+            "poll",
+            "eventpak",
+            f"cursor.poll_batch({size}) loop in the main thread, no worker, same {untouched}",
+            poll,
+        ),
+    ]
+    if env is not None:
+        peers.append(
+            Peer(
+                "lmdb",
+                "lmdb",
+                f"cursor.iternext() in lists of {size} (buffers=True), same handler, values not decoded",
+                lmdb_,
+            )
+        )
+    try:
+        title = f"deliver {n:,} events to a no-op handler in batches of {size} (warm page cache)"
+        b.run_case("g", title, peers, warmup=True)
+    finally:
+        store.close()
+        if env is not None:
+            env.close()
+    b.rows += [
+        Row("g", "worker", aim=">= 1,000,000 ev/s", check=lambda v, r: v >= 1_000_000),
+        Row("g", "poll", ratio=("worker", "poll", "worker / poll loop")),
+    ]
+    if env is not None:
+        b.rows.append(Row("g", "lmdb", ratio=("worker", "lmdb", "eventpak worker / lmdb")))
+
+
+def case_h(b: Bench, path: Path, n: int) -> None:
+    store = ep.Store.open(str(path))
+    size, checkpoint_id = WORKER_BATCH, "bench-h"
+    checkpoint_file = Path(store.path) / "cursors" / f"{checkpoint_id}.ckpt"
+
+    def durable(d: Path) -> Sample:
+        checkpoint_file.unlink(missing_ok=True)  # every round delivers all n events from the start
+        sample = deliver_with_worker(
+            store, n, ep.CursorWorkerConfig(batch_size=size, checkpoint_id=checkpoint_id)
+        )
+        saved = ep.Cursor.load_checkpoint(store.path, checkpoint_id)
+        sample.extra["checkpoint_position"] = saved.position if saved is not None else None
+        return sample
+
+    def plain(d: Path) -> Sample:
+        return deliver_with_worker(store, n, ep.CursorWorkerConfig(batch_size=size))
+
+    peers = [
+        Peer(
+            "durable",
+            "eventpak",
+            f'cursor_worker(batch_size={size}, checkpoint_id="{checkpoint_id}"): '
+            "checkpoint file written (fsync + rename + dir fsync) after every batch, no-op handler",
+            durable,
+        ),
+        Peer("plain", "eventpak", f"cursor_worker(batch_size={size}), no checkpoint (= case g)", plain),
+    ]
+    try:
+        title = f"(g) with a durable checkpoint after every batch of {size}"
+        b.run_case("h", title, peers, warmup=True)
+    finally:
+        store.close()
+    last = n - 1  # global sequences start at 0
+    for s in b.samples["h"]["durable"]:
+        if s.extra.get("checkpoint_position") != last:
+            b.notes.append(
+                f"(h) the checkpoint after a round holds position {s.extra.get('checkpoint_position')!r}, "
+                f"expected {last}"
+            )
+            break
+    b.rows += [
+        Row("h", "durable", aim=">= 500,000 ev/s", check=lambda v, r: v >= 500_000),
+        Row("h", "plain", ratio=("durable", "plain", "with checkpoint / without")),
+    ]
+
+
+def percentile(ordered: list[int], q: float) -> int:
+    """Nearest-rank percentile of an ascending list."""
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(len(ordered) * q / 100) - 1))]
+
+
+def latency_sample(lat_ns: list[int], seconds: float) -> Sample:
+    ordered = sorted(lat_ns)
+    extra: dict[str, Any] = {f"p{q:g}_us": percentile(ordered, q) / 1000 for q in (50, 90, 99, 99.9)}
+    extra["max_us"] = ordered[-1] / 1000
+    extra["mean_us"] = statistics.fmean(ordered) / 1000
+    return Sample(len(ordered), seconds, extra)
+
+
+def case_i(b: Bench) -> None:
+    m = b.args.latency_appends
+    clock = time.perf_counter_ns
+    region = ep.Region.all()
+
+    def eventpak(batch_size: int) -> Callable[[Path], Sample]:
+        def run(d: Path) -> Sample:
+            store = ep_open(d)  # sync="batch", the default
+            received: dict[int, int] = {}
+            arrived = threading.Event()
+            cont = ep.CursorWorkerAction.CONTINUE
+
+            def handler(batch: list[Any], store_: Any, witness: Any) -> ep.CursorWorkerAction:
+                t = clock()
+                for e in batch:
+                    received[e.global_sequence] = t
+                arrived.set()
+                return cont
+
+            handle = store.cursor_worker(region, handler, ep.CursorWorkerConfig(batch_size=batch_size))
+            append, wait, clear = store.append, arrived.wait, arrived.clear
+            lat: list[int] = []
+            try:
+                t_start = perf()
+                for i in range(-WARMUP_CALLS, m):
+                    j = i & POOL_MASK
+                    clear()
+                    t0 = clock()
+                    receipt = append(COORDS[j], KIND, PAYLOADS[j])
+                    # The worker sets ``arrived`` from its handler and, holding the GIL, is back in
+                    # its native wait (GIL released) before this thread runs again: it is idle at
+                    # the next append.
+                    if not wait(LATENCY_WAIT_S):
+                        raise RuntimeError(f"append {i} did not reach the handler in {LATENCY_WAIT_S} s")
+                    if i >= 0:
+                        lat.append(received.pop(receipt.global_sequence) - t0)
+                    else:
+                        t_start = perf()
+                secs = perf() - t_start
+            finally:
+                handle.stop_and_join(WORKER_TIMEOUT_S)
+                store.close()
+            return latency_sample(lat, secs)
+
+        return run
+
+    def handoff(d: Path) -> Sample:
+        go, back = threading.Event(), threading.Event()
+        stamp, stop = [0], [False]
+
+        def thread() -> None:
+            while True:
+                go.wait()
+                go.clear()
+                if stop[0]:
+                    return
+                stamp[0] = clock()
+                back.set()
+
+        th = threading.Thread(target=thread, daemon=True)
+        th.start()
+        lat: list[int] = []
+        t_start = perf()
+        for i in range(-WARMUP_CALLS, m):
+            back.clear()
+            t0 = clock()
+            go.set()
+            if not back.wait(LATENCY_WAIT_S):
+                raise RuntimeError("the hand-off thread did not answer")
+            if i >= 0:
+                lat.append(stamp[0] - t0)
+            else:
+                t_start = perf()
+        secs = perf() - t_start
+        stop[0] = True
+        go.set()
+        th.join()
+        return latency_sample(lat, secs)
+
+    peers = [
+        Peer("bs1", "eventpak", 'cursor_worker(batch_size=1), append with sync="batch"', eventpak(1)),
+        Peer("bs64", "eventpak", 'cursor_worker(batch_size=64), append with sync="batch"', eventpak(64)),
+        Peer(
+            "handoff",
+            "Python threads",
+            "reference without eventpak: main sets a threading.Event a thread waits on",
+            handoff,
+        ),
+    ]
+    b.run_case("i", f"append-to-handler latency with an idle worker, {m:,} single appends", peers)
+    for key in ("bs1", "bs64"):
+        b.rows += [
+            Row(
+                "i",
+                key,
+                unit="us",
+                metric="p50_us",
+                note="p50",
+                ratio_to=(100.0, "p50 / aim"),
+                aim="<= 100 us",
+                check=lambda v, r: v <= 100,
+            ),
+            Row(
+                "i",
+                key,
+                unit="us",
+                metric="p99_us",
+                note="p99",
+                ratio_to=(1000.0, "p99 / aim"),
+                aim="<= 1 ms",
+                check=lambda v, r: v <= 1000,
+            ),
+            Row("i", key, unit="us", metric="max_us", note="max"),
+        ]
+    b.rows += [
+        Row(
+            "i",
+            "handoff",
+            unit="us",
+            metric="p50_us",
+            note="p50",
+            ratio=("bs1", "handoff", "eventpak / this"),
+        ),
+        Row(
+            "i",
+            "handoff",
+            unit="us",
+            metric="p99_us",
+            note="p99",
+            ratio=("bs1", "handoff", "eventpak / this"),
+        ),
+    ]
+
+
 # ---------------------------------------------------------------------------------------- report
 
 
@@ -821,21 +1147,25 @@ def machine_info(root: Path) -> dict[str, Any]:
     }
 
 
-def median_ratio(b: Bench, case: str, num: str, den: str, unit: str) -> float | None:
-    xs, ys = b.samples[case].get(num), b.samples[case].get(den)
+def median_ratio(b: Bench, row: Row) -> float | None:
+    assert row.ratio is not None
+    num, den = row.ratio[0], row.ratio[1]
+    xs, ys = b.samples[row.case].get(num), b.samples[row.case].get(den)
     if not xs or not ys:
         return None
-
-    def val(s: Sample) -> float:
-        return s.seconds if unit == "seconds" else s.rate
-
+    val = row.value
     pairs = [(val(x), val(y)) for x, y in zip(xs, ys, strict=False) if val(y) > 0]
     return statistics.median(x / y for x, y in pairs) if pairs else None
+
+
+UNIT_LABELS = {"seconds": "s", "us": "us", "rate": "events/s"}
 
 
 def fmt_value(v: float, unit: str) -> str:
     if unit == "seconds":
         return f"{v:.3f} s" if v >= 1 else f"{v * 1000:.1f} ms"
+    if unit == "us":
+        return f"{v:,.1f} us" if v < 1000 else f"{v / 1000:,.2f} ms"
     return f"{v:,.0f} ev/s"
 
 
@@ -845,11 +1175,14 @@ def build_rows(b: Bench) -> list[dict[str, Any]]:
         if row.case not in b.samples or row.key not in b.samples[row.case]:
             continue
         samples = b.samples[row.case][row.key]
-        vals = [s.seconds if row.unit == "seconds" else s.rate for s in samples]
+        vals = [row.value(s) for s in samples]
         med = statistics.median(vals)
-        ratio = median_ratio(b, row.case, row.ratio[0], row.ratio[1], row.unit) if row.ratio else None
+        ratio = median_ratio(b, row) if row.ratio else None
+        ratio_label = row.ratio[2] if row.ratio else None
+        if row.ratio_to is not None:
+            ratio, ratio_label = med / row.ratio_to[0], row.ratio_to[1]
         met = None
-        if row.check is not None and (ratio is not None or row.ratio is None):
+        if row.check is not None and (ratio is not None or ratio_label is None):
             met = bool(row.check(med, ratio))
         peer = b.peers[row.case][row.key]
         out.append(
@@ -857,8 +1190,9 @@ def build_rows(b: Bench) -> list[dict[str, Any]]:
                 "case": row.case,
                 "key": row.key,
                 "system": peer.system,
-                "config": peer.config,
-                "unit": "s" if row.unit == "seconds" else "events/s",
+                "config": f"{peer.config}: **{row.note}**" if row.note else peer.config,
+                "unit": UNIT_LABELS[row.unit],
+                "metric": row.metric or None,
                 "median": med,
                 "min": min(vals),
                 "max": max(vals),
@@ -866,7 +1200,7 @@ def build_rows(b: Bench) -> list[dict[str, Any]]:
                 "events_per_round": int(statistics.median(s.events for s in samples))
                 if samples[0].events
                 else None,
-                "ratio_label": row.ratio[2] if row.ratio else None,
+                "ratio_label": ratio_label,
                 "ratio": ratio,
                 "aim": row.aim or None,
                 "met": met,
@@ -888,14 +1222,16 @@ def markdown(b: Bench, rows: list[dict[str, Any]], machine: dict[str, Any]) -> s
         f"({fs.get('device', '?')} mounted at {fs.get('mount', '?')})",
         f"Settings: events={a.events:,}, write_events={a.write_events:,}, durable {a.durable_seconds:g} s or "
         f"{a.durable_max_ops:,} calls per system and round, rounds={a.rounds}, threads={a.threads}, "
-        f"batch={a.batch_size}, payload={PAYLOAD_BYTES} B msgpack",
+        f"batch={a.batch_size}, worker batch={WORKER_BATCH}, latency appends={a.latency_appends:,}, "
+        f"payload={PAYLOAD_BYTES} B msgpack",
         "",
         "| Case | System | Configuration | Events/round | Result (median) | Range "
         "| Ratio (median of rounds) | Aim | Met |",
         "|---|---|---|---:|---:|---:|---|---|---|",
     ]
+    units = {label: unit for unit, label in UNIT_LABELS.items()}
     for r in rows:
-        unit = "seconds" if r["unit"] == "s" else "rate"
+        unit = units[r["unit"]]
         rng = f"{fmt_value(r['min'], unit)} .. {fmt_value(r['max'], unit)}" if r["rounds"] > 1 else "1 run"
         ratio = f"{r['ratio_label']} = **{r['ratio']:.2f}**" if r["ratio"] is not None else ""
         met = "" if r["met"] is None else ("yes" if r["met"] else "**no**")
@@ -934,7 +1270,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, help="interleaved rounds per case (default 5; quick 2)")
     p.add_argument("--threads", type=int, default=8, help="threads in case (b) (default 8)")
     p.add_argument("--batch-size", type=int, default=1000, help="batch size in case (c) (default 1000)")
-    p.add_argument("--cases", default="abcdef", help="which cases to run, e.g. 'ace' (default abcdef)")
+    p.add_argument(
+        "--latency-appends",
+        type=int,
+        help="single appends per round in case (i) (default 10,000; quick 1,000)",
+    )
+    p.add_argument("--cases", default=ALL_CASES, help=f"which cases to run, e.g. 'ace' (default {ALL_CASES})")
     p.add_argument("--dir", help="parent directory for the temporary stores (default: the system temp dir)")
     p.add_argument("--json", help="where to write the JSON (default benches/results/latest.json, quick.json)")
     a = p.parse_args(argv)
@@ -951,10 +1292,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         a.rounds = 2 if quick else 5
     if a.json is None:
         a.json = str(RESULTS_DIR / ("quick.json" if quick else "latest.json"))
-    unknown = set(a.cases) - set("abcdef")
+    if a.latency_appends is None:
+        a.latency_appends = 1_000 if quick else 10_000
+    unknown = set(a.cases) - set(ALL_CASES)
     if unknown:
         p.error(f"unknown cases: {''.join(sorted(unknown))}")
-    if min(a.events, a.write_events, a.durable_max_ops, a.rounds, a.threads, a.batch_size) < 1:
+    sizes = (
+        a.events,
+        a.write_events,
+        a.durable_max_ops,
+        a.rounds,
+        a.threads,
+        a.batch_size,
+        a.latency_appends,
+    )
+    if min(sizes) < 1:
         p.error("sizes must be positive")
     return a
 
@@ -976,12 +1328,18 @@ def main(argv: list[str] | None = None) -> int:
             case_c(b)
         if "d" in args.cases:
             case_d(b)
-        if "e" in args.cases or "f" in args.cases:
+        if set(args.cases) & set("efgh"):
             paths = build_read_stores(b, args.events)
             if "e" in args.cases:
                 case_e(b, paths, args.events)
             if "f" in args.cases:
                 case_f(b, paths["eventpak"], args.events)
+            if "g" in args.cases:
+                case_g(b, paths, args.events)
+            if "h" in args.cases:
+                case_h(b, paths["eventpak"], args.events)
+        if "i" in args.cases:
+            case_i(b)
     total = perf() - started
     rows = build_rows(b)
     table = markdown(b, rows, machine)
