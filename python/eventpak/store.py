@@ -9,7 +9,7 @@ from typing import Any, Self
 
 from ._native import NativeStore, Region
 from .config import StoreConfig
-from .errors import InvalidConfig
+from .errors import InvalidConfig, StoreClosed
 from .fence import Fence
 from .worker import CursorWorkerConfig, CursorWorkerHandle, Handler, start_worker
 
@@ -53,6 +53,8 @@ class Store(NativeStore):
     ) -> CursorWorkerHandle:
         """Starts a supervised worker thread that feeds ``handler(batch, store, witness)``
         with the events of ``region`` in commit order. See :class:`CursorWorkerConfig`."""
+        if self.closed:
+            raise StoreClosed("the store is closed; open it again to start a worker")
         handle = start_worker(self, region, handler, config)
         with self._workers_lock:
             self._workers = [w for w in self._workers if w.is_alive()]

@@ -147,13 +147,16 @@ impl NativeStore {
     }
 
     /// A cursor over `region`, starting at the beginning of the log.
-    fn cursor(slf: &Bound<'_, Self>, region: &Region) -> Cursor {
-        Cursor::new(slf.clone().unbind(), region)
+    fn cursor(slf: &Bound<'_, Self>, region: &Region) -> PyResult<Cursor> {
+        if slf.get().store.is_closed() {
+            return Err(to_py(slf.py(), eventpak_core::Error::StoreClosed, &slf.get().path));
+        }
+        Ok(Cursor::new(slf.clone().unbind(), region))
     }
 
     /// Same as `cursor`: ordered, at-least-once delivery.
-    fn cursor_guaranteed(slf: &Bound<'_, Self>, region: &Region) -> Cursor {
-        Cursor::new(slf.clone().unbind(), region)
+    fn cursor_guaranteed(slf: &Bound<'_, Self>, region: &Region) -> PyResult<Cursor> {
+        Self::cursor(slf, region)
     }
 
     /// Opens the store's visibility fence (used by `Store.fence()`).

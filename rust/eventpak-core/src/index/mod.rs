@@ -142,6 +142,8 @@ pub struct Index {
     pub(crate) pending: Vec<Pending>,
     /// Entity heads as the open fence's own events moved them.
     pub(crate) fence_heads: HashMap<u32, (u64, Hash)>,
+    /// Idempotency keys of the open fence's events (retries inside the fence see them).
+    pub(crate) fence_keys: HashMap<Box<[u8]>, u64>,
 }
 
 impl Index {
@@ -188,7 +190,10 @@ impl Index {
             self.post(seq, e.hash, e.idempotency_key);
         } else if self.visibility.open_fence.is_some_and(|start| seq >= start) {
             self.fence_heads.insert(entity, (e.entity_sequence + 1, e.hash));
-            let idempotency_key = e.idempotency_key.map(Box::from);
+            let idempotency_key: Option<Box<[u8]>> = e.idempotency_key.map(Box::from);
+            if let Some(key) = &idempotency_key {
+                self.fence_keys.insert(key.clone(), seq);
+            }
             self.pending.push(Pending { seq, hash: e.hash, idempotency_key });
         }
     }
@@ -213,12 +218,14 @@ impl Index {
             self.post(p.seq, p.hash, p.idempotency_key.as_deref());
         }
         self.fence_heads.clear();
+        self.fence_keys.clear();
     }
 
     /// Cancels the open fence: its events stay hidden, entity heads fall back.
     pub fn drop_fence(&mut self) {
         self.pending.clear();
         self.fence_heads.clear();
+        self.fence_keys.clear();
     }
 
     /// The entity's next clock value and chain head (`0` and zeros for a new entity).
@@ -251,7 +258,7 @@ impl Index {
 
     /// Sequence of the event appended with this idempotency key.
     pub fn sequence_of_key(&self, key: &[u8]) -> Option<u64> {
-        self.idempotency.get(key).copied()
+        self.idempotency.get(key).or_else(|| self.fence_keys.get(key)).copied()
     }
 
     /// The entity's event at clock `clock`.
