@@ -185,6 +185,17 @@ class Bench:
         self.samples[case] = out
 
 
+def raw_durable_step(fd: int) -> Callable[[int], None]:
+    """One raw durable record: length-prefixed msgpack, ``write``, then ``fdatasync``."""
+
+    def step(n: int) -> None:
+        body = packb(PAYLOADS[n & POOL_MASK])
+        os.write(fd, U32.pack(len(body)) + body)
+        os.fdatasync(fd)
+
+    return step
+
+
 def timed_calls(step: Callable[[int], object], budget_s: float, max_calls: int) -> tuple[int, float]:
     """Call ``step(n)`` until the time budget or the call cap runs out; returns (calls, seconds)."""
     for n in range(WARMUP_CALLS):
@@ -293,12 +304,7 @@ def case_a(b: Bench) -> None:
 
     def raw(d: Path) -> Sample:
         fd = os.open(d / "raw.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-
-        def step(n: int) -> None:
-            body = packb(PAYLOADS[n & POOL_MASK])
-            os.write(fd, U32.pack(len(body)) + body)
-            os.fdatasync(fd)
-
+        step = raw_durable_step(fd)
         try:
             calls, secs = timed_calls(step, budget, cap)
         finally:
@@ -400,12 +406,7 @@ def case_b(b: Bench) -> None:
 
     def raw_threads(d: Path) -> Sample:
         fd = os.open(d / "raw.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-
-        def step(n: int) -> None:
-            body = packb(PAYLOADS[n & POOL_MASK])
-            os.write(fd, U32.pack(len(body)) + body)
-            os.fdatasync(fd)
-
+        step = raw_durable_step(fd)
         try:
             calls, secs, per_thread = timed_threads([step] * nthreads, budget, cap)
         finally:
