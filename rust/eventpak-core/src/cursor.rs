@@ -67,11 +67,6 @@ impl Cursor {
         self.gaps = capacity.map(|capacity| GapBuffer { capacity: capacity.max(1), items: VecDeque::new() });
     }
 
-    /// The gap capacity, if recording is on.
-    pub fn gap_capacity(&self) -> Option<usize> {
-        self.gaps.as_ref().map(|g| g.capacity)
-    }
-
     /// Drains the recorded gap observations, oldest first.
     pub fn take_gaps(&mut self) -> Vec<GapObservation> {
         self.gaps.as_mut().map(|g| g.items.drain(..).collect()).unwrap_or_default()

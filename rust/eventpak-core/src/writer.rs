@@ -101,11 +101,6 @@ impl Writer {
         }
     }
 
-    /// (id, length) of the active segment.
-    pub fn active_segment(&self) -> (u64, u64) {
-        (self.segment_id, self.segment_len)
-    }
-
     /// Writes `records` (sequences `written..`) as one atomic batch in one `write`.
     /// Rotates first when the batch would push a non-empty segment past its limit; a
     /// batch never spans two segments. Any I/O error poisons the writer.

@@ -25,21 +25,19 @@ const FLAG_IDEMPOTENCY: u8 = 2;
 
 /// Size of the frame that will hold `record`.
 pub fn frame_len(record: &EventRecord) -> usize {
-    FRAME_HEADER_LEN + BODY_FIXED_LEN + body_var_len(record)
+    let key = record.idempotency_key.as_ref().map_or(0, Vec::len);
+    frame_len_of([record.entity.len(), record.scope.len(), record.kind.len(), key, record.payload.len()])
 }
 
-fn body_var_len(r: &EventRecord) -> usize {
-    r.entity.len()
-        + r.scope.len()
-        + r.kind.len()
-        + r.idempotency_key.as_ref().map_or(0, Vec::len)
-        + r.payload.len()
+/// Size of a frame whose entity, scope, kind, idempotency key and payload have these lengths.
+pub fn frame_len_of(variable_parts: [usize; 5]) -> usize {
+    FRAME_HEADER_LEN + BODY_FIXED_LEN + variable_parts.iter().sum::<usize>()
 }
 
 /// Appends the frame of `record` (position `batch_index` of a batch of `batch_len`) to `out`.
 pub fn encode_frame(out: &mut Vec<u8>, record: &EventRecord, batch_index: u32, batch_len: u32) {
     let start = out.len();
-    let body_len = BODY_FIXED_LEN + body_var_len(record);
+    let body_len = frame_len(record) - FRAME_HEADER_LEN;
     out.extend_from_slice(&(body_len as u32).to_le_bytes());
     out.extend_from_slice(&[0; 4]); // CRC, filled in below.
     out.extend_from_slice(&record.global_sequence.to_le_bytes());

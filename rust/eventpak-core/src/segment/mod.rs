@@ -5,7 +5,9 @@ mod header;
 pub mod reader;
 mod scan;
 
-pub use frame::{decode_frame, encode_frame, frame_len, Decoded, FrameView, FRAME_HEADER_LEN, MAX_BODY_LEN};
+pub use frame::{
+    decode_frame, encode_frame, frame_len, frame_len_of, Decoded, FrameView, FRAME_HEADER_LEN, MAX_BODY_LEN,
+};
 pub use header::{SegmentHeader, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION};
 pub use reader::{SegmentSet, StoredEvent};
 pub use scan::{scan_segment, ScanEnd};

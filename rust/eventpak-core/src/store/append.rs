@@ -10,20 +10,15 @@ use crate::error::{Error, Result};
 use crate::event::{chain_hash, AppendReceipt, AppendRequest, EventRecord, Hash};
 use crate::index::{Index, NewEntry};
 use crate::names::{validate_coordinate_part, validate_kind};
-use crate::segment::FRAME_HEADER_LEN;
+use crate::segment::frame_len_of;
 
 /// Longest idempotency key in bytes.
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 64;
 
 /// Encoded size of the event a request would store (what `max_event_bytes` limits).
 pub fn encoded_event_size(r: &AppendRequest) -> usize {
-    FRAME_HEADER_LEN
-        + 139
-        + r.entity.len()
-        + r.scope.len()
-        + r.kind.len()
-        + r.idempotency_key.as_ref().map_or(0, Vec::len)
-        + r.payload.len()
+    let key = r.idempotency_key.as_ref().map_or(0, Vec::len);
+    frame_len_of([r.entity.len(), r.scope.len(), r.kind.len(), key, r.payload.len()])
 }
 
 impl Store {
