@@ -1,0 +1,28 @@
+//! `decode_frame` on arbitrary bytes: never a panic, never a frame longer than the input,
+//! and whatever decodes re-encodes to a frame that decodes to the same record.
+#![no_main]
+
+#[path = "common.rs"]
+mod common;
+
+#[global_allocator]
+static GUARD: common::Guard = common::Guard;
+
+use eventpak_core::segment::{decode_frame, encode_frame, Decoded};
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    // Odd first byte: fix the CRC so the field checks behind it run.
+    let mut buf = data.get(1..).unwrap_or_default().to_vec();
+    if data.first().is_some_and(|b| b & 1 == 1) && buf.len() >= 24 {
+        let len = (24 + u32::from_le_bytes(buf[0..4].try_into().unwrap()) as usize).min(buf.len());
+        let crc = crc32c::crc32c(&buf[8..len]);
+        buf[4..8].copy_from_slice(&crc.to_le_bytes());
+    }
+    let Decoded::Frame(frame) = decode_frame(&buf) else { return };
+    assert!(frame.len <= buf.len() && frame.batch_index < frame.batch_len);
+    let record = frame.to_record();
+    let mut again = Vec::new();
+    encode_frame(&mut again, &record, frame.batch_index, frame.batch_len);
+    let Decoded::Frame(second) = decode_frame(&again) else { panic!("re-encoded frame does not decode") };
+    assert_eq!(second.to_record(), record);
+});

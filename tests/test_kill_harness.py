@@ -1,0 +1,495 @@
+"""Kill harness for the promise of DESIGN.md section 7: after any crash, every acknowledged
+durable event is present, nothing is invented, no partial batch is visible, hash chains verify
+and durable cursors resume right after their last checkpoint.
+
+A child process (``tests/kill_writer.py``) writes to a store (single appends, batches, fences
+that commit or cancel, ``sync()`` barriers, clean close/reopen cycles, a durable worker) and
+reports on a pipe what it is about to do and what was acknowledged. The parent SIGKILLs it at
+a moment drawn from a seeded RNG (after the k-th report line, plus a random delay of up to
+2 ms; or during open and recovery), reopens the store and checks the recovered log against
+the reports. Each data dir goes through several rounds, so recovered stores are crashed and
+recovered again; each round is one kill point.
+
+What the checks allow, precisely (``base`` = events in the log when the round started):
+
+- The log holds ``base`` + the events of a prefix of the round's attempted ops, cut at an
+  op boundary (an append, a batch or one fenced append is all-or-nothing). Every op that was
+  acknowledged durable (``durable`` receipts, covered by a later ``sync()`` that returned,
+  or part of a fence whose ``with`` block exited) lies inside that prefix; under
+  ``sync="always"`` every receipt is durable. Receipts name the sequences the ops hold.
+- Plain ops of the prefix are visible with exactly the attempted coordinate, kind and
+  payload (and the receipt's id, hash, clock and timestamp). Events of a fence are visible
+  only if the fence committed: all of them when its ``with`` block exited; all or none of
+  them when the kill hit after the commit was requested but before it was acknowledged; none
+  when the commit was never requested or the fence was cancelled. Hidden events keep their
+  sequences (they are counted by ``stats()["events"]``, not by queries).
+- Events recovered in earlier rounds are unchanged; ids rise, timestamps never fall; every
+  entity's clock is dense from 0 and ``prev_hash`` is the previous visible event's hash.
+- Durable worker (checkpoint id ``kill-harness``, region ``Region.entity("acct")``): the child's
+  deliveries are the region's visible events right after the previous checkpoint, in order,
+  without gaps; the checkpoint after the kill is the previous one or the end of a delivered
+  batch, at or after every batch end the child saw acknowledged; a worker started by the
+  parent with the same id delivers exactly the region's events after that checkpoint.
+
+Default: 40 data dirs x 5 rounds = 200 kill points. ``EVENTPAK_EXTENDED=1``: 250 x 8 = 2,000.
+Seeds are printed and named in failures: ``EVENTPAK_KILL_SEED=<base seed>`` replays a whole
+run, ``EVENTPAK_KILL_DIR_SEEDS=<seed>,<seed>`` replays only the named data dirs. (A seed fixes
+the workload and the kill plan; where exactly a kill lands still depends on timing.)
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import eventpak as ep
+
+EXTENDED = os.environ.get("EVENTPAK_EXTENDED") == "1"
+DIRS, ROUNDS = (250, 8) if EXTENDED else (40, 5)
+MIN_KILL_POINTS = 2000 if EXTENDED else 200
+PARALLEL = 3
+CHILD = Path(__file__).with_name("kill_writer.py")
+CHECKPOINT_ID = "kill-harness"
+REGION_PREFIX = "acct"
+REGION = ep.Region.entity(REGION_PREFIX)
+SAFETY_NET_S = 120.0  # fails a hung child or worker; never a pass/fail threshold
+ZERO_HASH = bytes(32)
+
+PROFILES: dict[str, dict[str, float]] = {
+    "appends": {"append": 1.0},
+    "batches": {"batch": 1.0, "append": 0.2},
+    "fences": {"fence": 1.0, "cancel": 0.6, "append": 0.5},
+    "mixed": {"append": 1.0, "batch": 1.0, "fence": 0.4, "cancel": 0.25, "reopen": 0.02},
+}
+
+
+# --- one round: the child and its reports ------------------------------------------------------
+
+
+@dataclass
+class Op:
+    op_id: str
+    op_type: str
+    fence: str | None
+    events: list[tuple[str, str, str, dict[str, Any]]]  # entity, scope, kind, payload (bytes as hex)
+    receipts: list[list[Any]] | None = None  # [seq, id hex, clock, hash hex, timestamp, durable]
+    synced: bool = False  # a sync() that started after this op returned has returned
+
+
+@dataclass
+class Report:
+    ops: list[Op] = field(default_factory=list)
+    fences: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    opens: list[tuple[int, int]] = field(default_factory=list)  # (n reported, ops attempted before)
+    batches: list[list[int]] = field(default_factory=list)  # worker deliveries
+    ckpt_acks: list[int] = field(default_factory=list)
+    idle: bool = False
+
+    @classmethod
+    def parse(cls, lines: list[dict[str, Any]]) -> Report:
+        report = cls()
+        by_id: dict[str, Op] = {}
+        sync_started_at = 0
+        for msg in lines:
+            t = msg["t"]
+            if t == "att":
+                op = Op(msg["op"], msg["type"], msg["fence"], [tuple(e) for e in msg["ev"]])
+                report.ops.append(op)
+                by_id[op.op_id] = op
+            elif t == "ack":
+                by_id[msg["op"]].receipts = msg["r"]
+            elif t in ("fbeg", "fcommit", "fack", "fcancel", "fcancelled"):
+                report.fences[msg["f"]].add(t)
+            elif t == "open":
+                report.opens.append((msg["n"], len(report.ops)))
+            elif t == "sync":
+                sync_started_at = len(report.ops)
+            elif t == "synced":
+                for op in report.ops[:sync_started_at]:
+                    op.synced = True
+            elif t == "del":
+                report.batches.append(msg["s"])
+            elif t == "ckpt":
+                report.ckpt_acks.append(msg["p"])
+            elif t == "idle":
+                report.idle = True
+        return report
+
+
+@dataclass
+class Trigger:
+    after_line: int | None  # kill after this many report lines; None: after "start"
+    delay: float  # then wait this long (the kill moment is the behaviour under test)
+
+    def hit(self, msg: dict[str, Any], count: int) -> bool:
+        if msg["t"] == "idle":
+            return True
+        if self.after_line is None:
+            return msg["t"] == "start"
+        return count >= self.after_line
+
+
+def run_child(
+    config: dict[str, Any], trigger: Trigger, stderr_path: Path
+) -> tuple[list[dict[str, Any]], str]:
+    """Runs the writer until the trigger fires, SIGKILLs it and returns every whole report line
+    it wrote before it died."""
+    with open(stderr_path, "wb") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, str(CHILD), json.dumps(config)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        )
+    hung = threading.Event()
+
+    def safety_net() -> None:
+        hung.set()
+        proc.kill()
+
+    watchdog = threading.Timer(SAFETY_NET_S, safety_net)
+    watchdog.start()
+    lines: list[dict[str, Any]] = []
+    killed = False
+    try:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            if not raw.endswith(b"\n"):
+                break  # cannot happen with atomic line writes; an incomplete report is no report
+            msg = json.loads(raw)
+            lines.append(msg)
+            if not killed and trigger.hit(msg, len(lines)):
+                if trigger.delay:
+                    threading.Event().wait(trigger.delay)  # lets the child run into its next step
+                proc.send_signal(signal.SIGKILL)
+                killed = True
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                stream.close()
+    err = stderr_path.read_text(errors="replace")
+    assert not hung.is_set(), f"child hung for {SAFETY_NET_S}s; stderr:\n{err}"
+    assert proc.returncode == -signal.SIGKILL, f"child ended with {proc.returncode}, not SIGKILL:\n{err}"
+    return lines, err
+
+
+# --- a data dir across rounds ------------------------------------------------------------------
+
+
+@dataclass
+class DirState:
+    seed: int
+    path: Path
+    segment_max_bytes: int
+    base_n: int = 0  # events in the log (hidden ones included) when the next round starts
+    keys: list[tuple[Any, ...]] = field(default_factory=list)  # every visible event, as verified
+    hidden: int = 0  # hidden events in the log
+    checkpoint: int | None = None  # position in the worker's checkpoint file (None: no file)
+
+
+@dataclass
+class Tally:
+    kill_points: int = 0
+    killed_in_open: int = 0
+    killed_mid_op: int = 0
+    commit_unacked: int = 0
+    commit_unacked_visible: int = 0
+    worker_rounds: int = 0
+    torn_tails: int = 0
+    removed_segments: int = 0
+    hidden_events: int = 0
+    profiles: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: Tally) -> None:
+        for name, value in vars(other).items():
+            if name == "profiles":
+                self.profiles.update(value)
+            else:
+                setattr(self, name, getattr(self, name) + value)
+
+
+def plan_round(rng: random.Random, state: DirState, round_no: int) -> tuple[dict[str, Any], Trigger, str]:
+    profile = rng.choice(sorted(PROFILES))
+    weights = dict(PROFILES[profile])
+    sync = "always" if rng.random() < 0.75 else "batch"
+    if sync == "batch":
+        weights["sync"] = 0.15
+    config = {
+        "data_dir": str(state.path),
+        "seed": rng.randrange(2**32),
+        "round": round_no,
+        "sync": sync,
+        "segment_max_bytes": state.segment_max_bytes,
+        "weights": weights,
+        "worker": rng.random() < 0.4,
+        "worker_batch": rng.randint(1, 16),
+        "checkpoint_id": CHECKPOINT_ID,
+        "region_prefix": REGION_PREFIX,
+        "max_ops": 5000,
+    }
+    if rng.random() < 0.1:
+        trigger = Trigger(None, rng.uniform(0, 0.004))  # lands in open / recovery or just after
+    else:
+        trigger = Trigger(rng.randint(1, 600), 0.0 if rng.random() < 0.4 else rng.uniform(0, 0.002))
+    return config, trigger, profile
+
+
+def check_events_and_chains(store: ep.Store, events: list[ep.Event], n: int) -> None:
+    seqs = [e.global_sequence for e in events]
+    assert all(a < b for a, b in itertools.pairwise(seqs)), "query is not in commit order"
+    assert not seqs or seqs[-1] < n, f"visible sequence {seqs[-1]} beyond the log's {n} events"
+    ids = [e.event_id.int for e in events]
+    assert all(a < b for a, b in itertools.pairwise(ids)), "event ids do not rise with sequence"
+    stamps = [e.timestamp_us for e in events]
+    assert all(a <= b for a, b in itertools.pairwise(stamps)), "timestamps went backwards"
+    chains: dict[str, list[ep.Event]] = defaultdict(list)
+    for e in events:
+        chains[e.entity].append(e)
+    for entity, chain in chains.items():
+        assert [e.entity_sequence for e in chain] == list(range(len(chain))), f"{entity}: clock not dense"
+        prev = ZERO_HASH
+        for e in chain:
+            assert e.prev_hash == prev, (
+                f"{entity}: prev_hash of sequence {e.global_sequence} breaks the chain"
+            )
+            prev = e.hash
+        walked = store.walk_ancestors(chain[-1].event_id)
+        assert [e.global_sequence for e in walked] == [e.global_sequence for e in reversed(chain)]
+
+
+def check_round_log(
+    state: DirState, report: Report, sync: str, events: list[ep.Event], n: int, tally: Tally
+) -> tuple[int, int]:
+    """Checks the round's part of the log against the reports; returns (visible, hidden) counts
+    of the round's surviving events."""
+    ops = report.ops
+    base = state.base_n
+    cum = [0]
+    for op in ops:
+        cum.append(cum[-1] + len(op.events))
+    written = n - base
+    assert written >= 0, f"the log shrank from {base} to {n} events"
+    assert written <= cum[-1], f"{written - cum[-1]} events appeared that were never attempted"
+    near = [c for c in cum if abs(c - written) <= 12]
+    assert written in cum, f"{written} new events cut an op in half (ops end at ...{near}...)"
+    cut = cum.index(written)
+    for reported_n, attempted in report.opens:
+        assert reported_n == base + cum[attempted], "the child's store opened with a different log length"
+
+    for i, op in enumerate(ops):
+        if op.receipts is None:
+            continue
+        expected = list(range(base + cum[i], base + cum[i + 1]))
+        assert [r[0] for r in op.receipts] == expected, f"op {op.op_id}: receipts name other sequences"
+        durable = all(r[5] for r in op.receipts)
+        if sync == "always":
+            assert durable, f"op {op.op_id}: receipt under sync='always' is not durable"
+        fence_acked = op.fence is not None and "fack" in report.fences[op.fence]
+        if durable or op.synced or fence_acked:
+            assert i < cut, f"acknowledged durable op {op.op_id} ({op.op_type}) is missing after the crash"
+    tally.killed_mid_op += any(op.receipts is None for op in ops)
+
+    by_seq = {e.global_sequence: e for e in events}
+    fence_visible: dict[str, bool] = {}
+    visible_model: set[int] = set()
+    for i, op in enumerate(ops[:cut]):
+        op_seqs = range(base + cum[i], base + cum[i + 1])
+        if op.fence is None:
+            visible = True
+        else:
+            flags = report.fences[op.fence]
+            present = any(s in by_seq for s in op_seqs)
+            if "fack" in flags:
+                visible = True
+            elif "fcommit" in flags:
+                visible = fence_visible.get(op.fence, present)  # either, but the same for the whole fence
+            else:
+                visible = False
+            assert fence_visible.setdefault(op.fence, visible) == visible, f"fence {op.fence} partly visible"
+        for k, (s, attempted) in enumerate(zip(op_seqs, op.events, strict=True)):
+            if not visible:
+                assert s not in by_seq, (
+                    f"event {s} of fence {op.fence} {sorted(report.fences[op.fence])} visible"
+                )
+                continue
+            assert s in by_seq, f"event {s} of op {op.op_id} ({op.op_type}) is missing"
+            e = by_seq[s]
+            entity, scope, kind, payload = attempted
+            assert (e.entity, e.scope, e.kind) == (entity, scope, kind), f"event {s} is not what was appended"
+            assert e.payload == {**payload, "b": bytes.fromhex(payload["b"])}, f"event {s}: payload differs"
+            if op.receipts is not None:
+                _, event_id, clock, hash_hex, stamp, _ = op.receipts[k]
+                got = (e.event_id.hex, e.entity_sequence, e.hash.hex(), e.timestamp_us)
+                assert got == (event_id, clock, hash_hex, stamp), f"event {s} differs from its receipt"
+            visible_model.add(s)
+    for fence_id, visible in fence_visible.items():
+        if visible:
+            fence_ops = [i for i, op in enumerate(ops) if op.fence == fence_id]
+            assert max(fence_ops) < cut, f"committed fence {fence_id} is missing events"
+    for fence_id, flags in report.fences.items():
+        if "fcommit" in flags and "fack" not in flags:
+            tally.commit_unacked += 1
+            tally.commit_unacked_visible += fence_visible.get(fence_id, False)
+    round_visible = {e.global_sequence for e in events if e.global_sequence >= base}
+    assert round_visible == visible_model, (
+        f"unexpected visible sequences {sorted(round_visible - visible_model)}"
+    )
+    return len(visible_model), written - len(visible_model)
+
+
+def check_worker(
+    store: ep.Store, state: DirState, report: Report, events: list[ep.Event], batch_size: int
+) -> None:
+    """The child's deliveries, the checkpoint the kill left, and a resumed worker."""
+    matching = [e.global_sequence for e in events if REGION.matches(e.coordinate, e.kind)]
+    start = 0 if state.checkpoint is None else matching.index(state.checkpoint) + 1
+    delivered = [s for batch in report.batches for s in batch]
+    assert delivered == matching[start : start + len(delivered)], (
+        f"child worker deliveries {delivered[:20]}... are not the region's events after checkpoint "
+        f"{state.checkpoint}, in order and without gaps"
+    )
+    saved = ep.Cursor.load_checkpoint(state.path, CHECKPOINT_ID)
+    position = None if saved is None else saved.position
+    allowed = {state.checkpoint} | {batch[-1] for batch in report.batches}
+    assert position in allowed, (
+        f"checkpoint {position} is neither {state.checkpoint} nor a delivered batch end"
+    )
+    if saved is not None:
+        assert saved.started
+        assert saved.region_identity == REGION.checkpoint_identity
+    if report.ckpt_acks:
+        assert position is not None and position >= max(report.ckpt_acks), (
+            f"checkpoint {position} is behind acknowledged checkpoint {max(report.ckpt_acks)}"
+        )
+    state.checkpoint = position
+
+    remaining = [s for s in matching if position is None or s > position]
+    got: list[int] = []
+    done = threading.Event()
+
+    def handler(batch: list[ep.Event], _store: ep.Store, _witness: Any) -> ep.CursorWorkerAction:
+        got.extend(e.global_sequence for e in batch)
+        if remaining and got[-1] >= remaining[-1]:
+            done.set()
+            return ep.CursorWorkerAction.STOP
+        return ep.CursorWorkerAction.CONTINUE
+
+    config = ep.CursorWorkerConfig(batch_size=batch_size, checkpoint_id=CHECKPOINT_ID)
+    handle = store.cursor_worker(REGION, handler, config)
+    if remaining:
+        assert done.wait(SAFETY_NET_S), f"resumed worker stalled after {got[-5:]}"
+    handle.stop_and_join(SAFETY_NET_S)
+    assert got == remaining, f"resumed worker delivered {got[:10]}..., expected {remaining[:10]}..."
+    if remaining:
+        saved = ep.Cursor.load_checkpoint(state.path, CHECKPOINT_ID)
+        assert saved is not None and saved.position == remaining[-1]
+        state.checkpoint = remaining[-1]
+
+
+def verify_round(
+    state: DirState,
+    report: Report,
+    config: dict[str, Any],
+    verify_options: dict[str, Any],
+    event_key: Callable[[ep.Event], tuple[Any, ...]],
+    tally: Tally,
+) -> None:
+    if not state.path.is_dir():  # killed before it created the data dir: read_only would refuse
+        verify_options = {k: v for k, v in verify_options.items() if k != "read_only"}
+    with ep.Store.open(state.path, **verify_options) as store:  # CorruptSegment here fails the run
+        stats = store.stats()
+        assert stats["writer_failure"] is None
+        tally.torn_tails += stats["torn_tail_bytes"] > 0
+        tally.removed_segments += len(stats["removed_segments"])
+        n = stats["events"]
+        events = store.query(ep.Region.all())
+        old = [event_key(e) for e in events if e.global_sequence < state.base_n]
+        assert old == state.keys, "events recovered in an earlier round changed or vanished"
+        check_events_and_chains(store, events, n)
+        _, hidden = check_round_log(state, report, config["sync"], events, n, tally)
+        assert n == len(events) + state.hidden + hidden, "stats()['events'] != visible + hidden events"
+        check_worker(store, state, report, events, config["worker_batch"])
+        state.base_n = n
+        state.hidden += hidden
+        state.keys = [event_key(e) for e in events]
+    tally.hidden_events += hidden
+
+
+def run_dir(seed: int, root: Path, event_key: Callable[[ep.Event], tuple[Any, ...]]) -> Tally:
+    rng = random.Random(seed)
+    path = root / f"dir-{seed}"
+    state = DirState(seed, path / "data", rng.choice([4096, 16384, 1 << 20]))
+    path.mkdir()
+    tally = Tally()
+    for round_no in range(ROUNDS):
+        config, trigger, profile = plan_round(rng, state, round_no)
+        last = round_no == ROUNDS - 1
+        verify_options = rng.choice(
+            [{}, {}, {"enable_index_checkpoint": False}] + ([] if last else [{"read_only": True}])
+        )
+        options = f"{profile}, sync={config['sync']}, {trigger}, verify with {verify_options}"
+        where = f"dir seed {seed} round {round_no} ({options})"
+        try:
+            lines, _ = run_child(config, trigger, path / f"stderr-{round_no}.txt")
+            report = Report.parse(lines)
+            assert not report.idle, "the child ran out of work before the kill"
+            verify_round(state, report, config, verify_options, event_key, tally)
+        except Exception as exc:
+            raise AssertionError(f"{where}: {exc!r}") from exc
+        tally.kill_points += 1
+        tally.killed_in_open += not report.opens
+        tally.worker_rounds += config["worker"]
+        tally.profiles[profile] += 1
+    try:  # the store recovered from its last crash takes new appends
+        with ep.Store.open(state.path, sync="always") as store:
+            receipt = store.append(("acct:0", "main"), "after-harness", None)
+            assert receipt.global_sequence == state.base_n and receipt.durable
+        with ep.Store.open(state.path) as store:
+            assert store.query(ep.Region.all())[-1].event_id == receipt.event_id
+    except Exception as exc:
+        raise AssertionError(f"dir seed {seed} after the last round: {exc!r}") from exc
+    return tally
+
+
+def test_sigkilled_writers_keep_every_durability_promise(tmp_path, event_key):
+    base_seed = int(os.environ.get("EVENTPAK_KILL_SEED") or random.SystemRandom().randrange(2**32))
+    seeds_rng = random.Random(base_seed)
+    seeds = [seeds_rng.randrange(2**40) for _ in range(DIRS)]
+    if os.environ.get("EVENTPAK_KILL_DIR_SEEDS"):
+        seeds = [int(s) for s in os.environ["EVENTPAK_KILL_DIR_SEEDS"].split(",")]
+    print(f"kill harness: EVENTPAK_KILL_SEED={base_seed}, {len(seeds)} data dirs x {ROUNDS} rounds")
+
+    failures: list[str] = []
+    total = Tally()
+    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        futures = {seed: pool.submit(run_dir, seed, tmp_path, event_key) for seed in seeds}
+        for seed, future in futures.items():
+            try:
+                total.add(future.result())
+            except Exception as exc:
+                failures.append(f"EVENTPAK_KILL_DIR_SEEDS={seed}: {exc}")
+    print(f"kill harness: {total}")
+    assert not failures, (
+        f"{len(failures)} data dirs broke the promise (EVENTPAK_KILL_SEED={base_seed}):\n"
+        + "\n".join(failures)
+    )
+    if not os.environ.get("EVENTPAK_KILL_DIR_SEEDS"):
+        assert total.kill_points >= MIN_KILL_POINTS
+    # the harness is not vacuous: kills land in the middle of appends
+    assert total.killed_mid_op > 0
