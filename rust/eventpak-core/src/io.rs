@@ -92,7 +92,13 @@ pub fn open_append(path: &Path, create: bool) -> std::io::Result<File> {
 /// A crash leaves either the old file or the new one, never a mix.
 pub fn write_atomic(storage: &dyn Storage, dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!(".{name}.tmp"));
-    let file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    // A leftover temp file (or a planted symlink) is removed, not followed; `create_new`
+    // (O_CREAT | O_EXCL) then fails rather than follow a link placed in between.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
     storage.write(&file, &tmp, bytes)?;
     storage.sync(&file, &tmp)?;
     drop(file);

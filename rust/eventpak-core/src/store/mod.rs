@@ -226,6 +226,17 @@ impl Store {
         self.shared.durability.set_paused(paused);
     }
 
+    /// Returns once the event at `seq` and all before it are durable (fsyncing if needed).
+    /// Durable cursor checkpoints call this first, so a checkpoint never points past
+    /// what survives a power loss.
+    pub fn sync_through(&self, seq: u64) -> Result<()> {
+        self.check_open()?;
+        // A read-only store appends nothing; what it reads is all it will ever have.
+        let Some(writer) = self.shared.writer.as_ref() else { return Ok(()) };
+        writer.lock().check_healthy()?;
+        self.shared.durability.make_durable(seq.saturating_add(1), writer)
+    }
+
     /// Number of leading events covered by an fsync.
     pub fn durable_events(&self) -> u64 {
         self.shared.durability.durable()
