@@ -201,6 +201,10 @@ class CursorWorkerHandle:
     def _persist(self, cursor: Cursor) -> None:
         if self._config.checkpoint_id is None:
             return
+        if cursor.started:
+            # Never checkpoint past what is durable: after a power loss the log could end
+            # before the checkpoint, and later events reusing those sequences be skipped.
+            self._store._sync_through(cursor.position)
         checkpoint = CursorCheckpoint(cursor.position, cursor.started, None, self._region.checkpoint_identity)
         Cursor.save_checkpoint(self._store.path, self._config.checkpoint_id, checkpoint)
 

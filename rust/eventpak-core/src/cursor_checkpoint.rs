@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::io::{create_private_dir, write_atomic};
+use crate::io::{create_durable_dir, write_atomic, OsStorage, Storage};
 use crate::names::check_name;
 
 /// Folder of cursor checkpoints inside a data dir.
@@ -110,17 +110,22 @@ impl CursorCheckpoint {
 
     /// Saves this checkpoint as `id`: temp file, fsync, rename, directory fsync.
     pub fn save(&self, data_dir: &Path, id: &str) -> Result<()> {
+        self.save_with(&OsStorage, data_dir, id)
+    }
+
+    /// [`CursorCheckpoint::save`] through a given [`Storage`].
+    pub fn save_with(&self, storage: &dyn Storage, data_dir: &Path, id: &str) -> Result<()> {
         let path = checkpoint_path(data_dir, id)?;
         let failed = |cause: String| Error::CheckpointWriteFailed { id: id.to_owned(), cause };
         let dir = data_dir.join(CURSORS_DIR);
-        create_private_dir(&dir).map_err(|e| failed(format!("creating {}: {e}", dir.display())))?;
+        create_durable_dir(storage, &dir).map_err(|e| failed(format!("creating {}: {e}", dir.display())))?;
         // A symlinked folder or file could send the write anywhere: refuse both.
         for p in [&dir, &path] {
             if std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()) {
                 return Err(failed(format!("{} is a symlink", p.display())));
             }
         }
-        write_atomic(&dir, &format!("{id}.ckpt"), &self.encode()).map_err(|e| failed(e.to_string()))
+        write_atomic(storage, &dir, &format!("{id}.ckpt"), &self.encode()).map_err(|e| failed(e.to_string()))
     }
 }
 

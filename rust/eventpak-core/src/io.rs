@@ -1,13 +1,86 @@
-//! File-system helpers: private permissions, directory fsync, atomic replacement.
+//! File-system access. Every write, fsync, rename, truncation and removal of the engine goes
+//! through [`Storage`], so tests can fail any of them on purpose or record which bytes were
+//! made durable when (crash simulation). [`OsStorage`] is the real thing.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::Arc;
+
+/// The mutating file operations of the engine. Every method defaults to the operating
+/// system's behaviour; a test backend overrides what it wants to observe or break.
+pub trait Storage: Send + Sync + std::fmt::Debug {
+    /// Writes all of `bytes` at the end of `file` (opened for appending).
+    fn write(&self, file: &File, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        let _ = path;
+        (&*file).write_all(bytes)
+    }
+
+    /// Makes the data written to `file` durable (`fdatasync`).
+    fn sync(&self, file: &File, path: &Path) -> std::io::Result<()> {
+        let _ = path;
+        file.sync_data()
+    }
+
+    /// Makes directory entry changes in `dir` (create, rename, remove) durable.
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+
+    /// Renames `from` to `to`, replacing `to`.
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    /// Cuts `file` to `len` bytes.
+    fn truncate(&self, file: &File, path: &Path, len: u64) -> std::io::Result<()> {
+        let _ = path;
+        file.set_len(len)
+    }
+
+    /// Removes the file at `path`.
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::remove_file(path)
+    }
+}
+
+/// The operating system's file system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsStorage;
+
+impl Storage for OsStorage {}
+
+/// A shared handle to the real file system.
+pub fn os_storage() -> Arc<dyn Storage> {
+    Arc::new(OsStorage)
+}
 
 /// Creates `dir` (and parents) with mode 0700 when missing.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// Creates `dir` (mode 0700) and every missing parent, and fsyncs the folder holding
+/// each one it created: a new folder's name is only durable once its parent is synced.
+pub fn create_durable_dir(storage: &dyn Storage, dir: &Path) -> std::io::Result<()> {
+    let mut missing = Vec::new();
+    let mut cursor = Some(dir);
+    while let Some(path) = cursor.filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+        missing.push(path.to_owned());
+        cursor = path.parent();
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    create_private_dir(dir)?;
+    for created in missing.iter().rev() {
+        match created.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(parent) => storage.sync_dir(parent)?,
+            None => storage.sync_dir(Path::new("."))?,
+        }
+    }
+    Ok(())
 }
 
 /// Opens `path` for appending, creating it with mode 0600 when `create`.
@@ -15,19 +88,20 @@ pub fn open_append(path: &Path, create: bool) -> std::io::Result<File> {
     OpenOptions::new().read(true).append(true).create(create).mode(0o600).open(path)
 }
 
-/// Makes a directory entry change (create, rename, remove) durable.
-pub fn fsync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 /// Replaces `dir/name` with `bytes` atomically: temp file, fsync, rename, directory fsync.
 /// A crash leaves either the old file or the new one, never a mix.
-pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_atomic(storage: &dyn Storage, dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!(".{name}.tmp"));
-    let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
+    // A leftover temp file (or a planted symlink) is removed, not followed; `create_new`
+    // (O_CREAT | O_EXCL) then fails rather than follow a link placed in between.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    storage.write(&file, &tmp, bytes)?;
+    storage.sync(&file, &tmp)?;
     drop(file);
-    std::fs::rename(&tmp, dir.join(name))?;
-    fsync_dir(dir)
+    storage.rename(&tmp, &dir.join(name))?;
+    storage.sync_dir(dir)
 }

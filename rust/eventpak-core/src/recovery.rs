@@ -11,6 +11,7 @@ use memmap2::Mmap;
 
 use crate::error::{Error, Result};
 use crate::index::{load_checkpoint, CheckpointCover, Index, NewEntry};
+use crate::io::Storage;
 use crate::segment::{list_segments, scan_segment, SegmentHeader, SegmentSet, SEGMENT_HEADER_LEN};
 use crate::visibility::Visibility;
 
@@ -48,11 +49,12 @@ fn map_file(path: &Path) -> Result<Mmap> {
 }
 
 /// Recovers the log in `segments_dir`, registering each kept segment in `set`.
+/// `(use_checkpoint, read_only)` are the store's options.
 pub fn recover(
+    storage: &dyn Storage,
     data_dir: &Path,
     segments_dir: &Path,
-    use_checkpoint: bool,
-    read_only: bool,
+    (use_checkpoint, read_only): (bool, bool),
     set: &SegmentSet,
 ) -> Result<Recovered> {
     let mut files = list_segments(segments_dir).map_err(|e| Error::storage("listing segments", e))?;
@@ -162,20 +164,21 @@ pub fn recover(
     // The whole log checked out: only now repair the tail.
     if !read_only {
         if fence_was_open.is_some() {
-            visibility.save(data_dir)?;
+            visibility.save(storage, data_dir)?;
         }
         if let Some((path, len)) = torn_cut {
             let file = std::fs::OpenOptions::new()
                 .write(true)
                 .open(&path)
                 .map_err(|e| Error::storage("opening torn segment", e))?;
-            file.set_len(len)
-                .and_then(|()| file.sync_all())
+            storage
+                .truncate(&file, &path, len)
+                .and_then(|()| storage.sync(&file, &path))
                 .map_err(|e| Error::storage("truncating torn tail", e))?;
         }
         if let Some(path) = &pending_removal {
-            std::fs::remove_file(path).map_err(|e| Error::storage("removing half-created segment", e))?;
-            crate::io::fsync_dir(segments_dir).map_err(|e| Error::storage("fsync of segments dir", e))?;
+            storage.remove(path).map_err(|e| Error::storage("removing half-created segment", e))?;
+            storage.sync_dir(segments_dir).map_err(|e| Error::storage("fsync of segments dir", e))?;
         }
     }
     report.removed_segments.extend(pending_removal);

@@ -138,11 +138,11 @@ impl Durability {
             if let Some(failure) = w.failure() {
                 return Err(failure.to_owned());
             }
-            (w.active_file(), w.written())
+            (w.active_for_sync(), w.written())
         };
         // Older segments were fsynced when the writer rotated away from them, so the
         // active file is the only one that can hold unsynced events.
-        match file.sync_data() {
+        match file.sync() {
             Ok(()) => Ok(written),
             Err(e) => {
                 let failure = format!("fsync of the active segment failed: {e}");

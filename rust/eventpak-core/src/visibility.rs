@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::io::write_atomic;
+use crate::io::{write_atomic, Storage};
 
 /// File name of the visibility state inside a data dir.
 pub const HIDDEN_RANGES_FILE: &str = "hidden.ranges";
@@ -78,7 +78,7 @@ impl Visibility {
     }
 
     /// Writes `hidden.ranges` atomically (temp, fsync, rename, directory fsync).
-    pub fn save(&self, data_dir: &Path) -> Result<()> {
+    pub fn save(&self, storage: &dyn Storage, data_dir: &Path) -> Result<()> {
         let mut out = Vec::with_capacity(28 + self.cancelled.len() * 16);
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
@@ -90,7 +90,7 @@ impl Visibility {
         }
         let crc = crc32c::crc32c(&out);
         out.extend_from_slice(&crc.to_le_bytes());
-        write_atomic(data_dir, HIDDEN_RANGES_FILE, &out)
+        write_atomic(storage, data_dir, HIDDEN_RANGES_FILE, &out)
             .map_err(|e| Error::storage("writing hidden.ranges", e))
     }
 
@@ -118,7 +118,7 @@ mod tests {
         v.cancel(2, 4);
         v.cancel(4, 5);
         v.cancel(7, 8);
-        v.save(dir.path()).unwrap();
+        v.save(&crate::io::OsStorage, dir.path()).unwrap();
         let loaded = Visibility::load(dir.path()).unwrap();
         assert_eq!(loaded, v);
         assert_eq!(loaded.cancelled, vec![(2, 5), (7, 8)]);

@@ -3,13 +3,12 @@
 //! separate thread on the hot path.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::event::{EventRecord, IdClock};
-use crate::io::{fsync_dir, open_append};
+use crate::io::{open_append, Storage};
 use crate::segment::{encode_frame, segment_file_name, SegmentHeader, SegmentSet};
 
 /// Where a frame was written.
@@ -23,9 +22,25 @@ pub struct FrameLocation {
     pub len: u32,
 }
 
+/// The active segment, detached from the writer so it can be fsynced without the lock.
+pub struct ActiveSegment {
+    file: Arc<File>,
+    path: PathBuf,
+    storage: Arc<dyn Storage>,
+}
+
+impl ActiveSegment {
+    /// fsyncs it.
+    pub fn sync(&self) -> std::io::Result<()> {
+        self.storage.sync(&self.file, &self.path)
+    }
+}
+
 /// The active segment and the append state that goes with it.
 pub struct Writer {
+    storage: Arc<dyn Storage>,
     segments_dir: PathBuf,
+    path: PathBuf,
     segment_max_bytes: u64,
     file: Arc<File>,
     segment_id: u64,
@@ -41,6 +56,7 @@ pub struct Writer {
 impl Writer {
     /// Resumes appending to segment `segment_id` (already `segment_len` bytes long).
     pub fn resume(
+        storage: Arc<dyn Storage>,
         segments_dir: &Path,
         segment_max_bytes: u64,
         (segment_id, segment_position, segment_len): (u64, u32, u64),
@@ -50,6 +66,8 @@ impl Writer {
         let path = segments_dir.join(segment_file_name(segment_id));
         let file = open_append(&path, false).map_err(|e| Error::storage("opening the active segment", e))?;
         Ok(Writer {
+            storage,
+            path,
             segments_dir: segments_dir.to_owned(),
             segment_max_bytes,
             file: Arc::new(file),
@@ -64,12 +82,17 @@ impl Writer {
     }
 
     /// Creates segment `id` holding events from `base_sequence`: header, fsync, dir fsync.
-    pub fn create_segment(segments_dir: &Path, id: u64, base_sequence: u64) -> std::io::Result<PathBuf> {
+    pub fn create_segment(
+        storage: &dyn Storage,
+        segments_dir: &Path,
+        id: u64,
+        base_sequence: u64,
+    ) -> std::io::Result<PathBuf> {
         let path = segments_dir.join(segment_file_name(id));
-        let mut file = open_append(&path, true)?;
-        file.write_all(&SegmentHeader { segment_id: id, base_sequence }.encode())?;
-        file.sync_all()?;
-        fsync_dir(segments_dir)?;
+        let file = open_append(&path, true)?;
+        storage.write(&file, &path, &SegmentHeader { segment_id: id, base_sequence }.encode())?;
+        storage.sync(&file, &path)?;
+        storage.sync_dir(segments_dir)?;
         Ok(path)
     }
 
@@ -78,9 +101,14 @@ impl Writer {
         self.written
     }
 
-    /// The active segment file, for fsync by the group-commit leader.
-    pub fn active_file(&self) -> Arc<File> {
-        self.file.clone()
+    /// fsyncs the active segment; older segments were fsynced when sealed.
+    pub fn sync_active(&self) -> std::io::Result<()> {
+        self.storage.sync(&self.file, &self.path)
+    }
+
+    /// What the group-commit leader needs to fsync the active segment without the lock.
+    pub fn active_for_sync(&self) -> ActiveSegment {
+        ActiveSegment { file: self.file.clone(), path: self.path.clone(), storage: self.storage.clone() }
     }
 
     /// Why the writer stopped accepting appends, if it did.
@@ -122,7 +150,7 @@ impl Writer {
         if has_frames && self.segment_len + self.buf.len() as u64 > self.segment_max_bytes {
             self.rotate(segments).inspect_err(|e| self.poison(e.to_string()))?;
         }
-        if let Err(e) = self.file.as_ref().write_all(&self.buf) {
+        if let Err(e) = self.storage.write(&self.file, &self.path, &self.buf) {
             let err = Error::storage("writing frames", e);
             self.poison(err.to_string());
             return Err(err);
@@ -152,12 +180,13 @@ impl Writer {
     /// Seals the active segment (fsync) and starts the next one. Sealing keeps the rule
     /// that only the newest segment can ever have a torn tail.
     fn rotate(&mut self, segments: &SegmentSet) -> Result<()> {
-        self.file.sync_data().map_err(|e| Error::storage("fsync while sealing a segment", e))?;
+        self.sync_active().map_err(|e| Error::storage("fsync while sealing a segment", e))?;
         let next = self.segment_id + 1;
-        let path = Self::create_segment(&self.segments_dir, next, self.written)
+        let path = Self::create_segment(&*self.storage, &self.segments_dir, next, self.written)
             .map_err(|e| Error::storage("creating the next segment", e))?;
         let file = open_append(&path, false).map_err(|e| Error::storage("opening the next segment", e))?;
-        self.segment_position = segments.push(next, path)?;
+        self.segment_position = segments.push(next, path.clone())?;
+        self.path = path;
         self.file = Arc::new(file);
         self.segment_id = next;
         self.segment_len = crate::segment::SEGMENT_HEADER_LEN as u64;

@@ -15,6 +15,7 @@ use crate::cursor_values::{CursorCheckpoint, CursorGapConfig, GapObservation};
 use crate::errors::to_py;
 use crate::event::Event;
 use crate::gil::detached;
+use crate::names::CheckpointId;
 use crate::store::NativeStore;
 use crate::types::Region;
 
@@ -131,10 +132,10 @@ impl Cursor {
     fn load_checkpoint(
         py: Python<'_>,
         data_dir: PathBuf,
-        checkpoint_id: &str,
+        checkpoint_id: CheckpointId,
     ) -> PyResult<Option<CursorCheckpoint>> {
         let shown = data_dir.display().to_string();
-        let loaded = detached(py, &shown, || CoreCheckpoint::load(&data_dir, checkpoint_id))?;
+        let loaded = detached(py, &shown, || CoreCheckpoint::load(&data_dir, &checkpoint_id.0))?;
         Ok(loaded.map(CursorCheckpoint::from))
     }
 
@@ -143,17 +144,17 @@ impl Cursor {
     fn save_checkpoint(
         py: Python<'_>,
         data_dir: PathBuf,
-        checkpoint_id: &str,
+        checkpoint_id: CheckpointId,
         checkpoint: &CursorCheckpoint,
     ) -> PyResult<()> {
         let shown = data_dir.display().to_string();
         let core = CoreCheckpoint::from(checkpoint);
-        detached(py, &shown, || core.save(&data_dir, checkpoint_id))
+        detached(py, &shown, || core.save(&data_dir, &checkpoint_id.0))
     }
 
     /// Raises `ep.InvalidCheckpointId` unless `checkpoint_id` can name a checkpoint.
     #[staticmethod]
-    fn validate_checkpoint_id(py: Python<'_>, checkpoint_id: &str) -> PyResult<()> {
-        validate_checkpoint_id(checkpoint_id).map_err(|e| to_py(py, e, ""))
+    fn validate_checkpoint_id(py: Python<'_>, checkpoint_id: CheckpointId) -> PyResult<()> {
+        validate_checkpoint_id(&checkpoint_id.0).map_err(|e| to_py(py, e, ""))
     }
 }

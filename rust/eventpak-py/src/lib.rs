@@ -6,6 +6,7 @@ mod cursor_values;
 mod errors;
 mod event;
 mod gil;
+mod names;
 mod payload;
 mod request;
 mod store;

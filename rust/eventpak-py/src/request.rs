@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
 
 use crate::event::from_uuid;
+use crate::names::KindName;
 use crate::payload;
 use crate::types::coordinate_parts;
 
@@ -83,7 +84,7 @@ pub fn build(
     Ok(CoreRequest {
         entity,
         scope,
-        kind: kind.extract()?,
+        kind: kind.extract::<KindName>()?.0,
         payload: payload::encode(value)?,
         idempotency_key: o.idempotency_key.filter(|k| !k.is_none()).map(key_bytes).transpose()?,
         expected_sequence: o.expected_sequence,

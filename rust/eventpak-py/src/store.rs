@@ -159,6 +159,12 @@ impl NativeStore {
         Self::cursor(slf, region)
     }
 
+    /// Makes the event at `seq` and all before it durable (used before saving a durable
+    /// cursor checkpoint).
+    fn _sync_through(&self, py: Python<'_>, seq: u64) -> PyResult<()> {
+        detached(py, &self.path, || self.store.sync_through(seq))
+    }
+
     /// Opens the store's visibility fence (used by `Store.fence()`).
     fn _fence_begin(&self, py: Python<'_>) -> PyResult<()> {
         detached(py, &self.path, || self.store.begin_fence())

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use crate::errors::to_py;
+use crate::names::{CoordinatePart, KindName, RegionName};
 
 /// The address of a stream: an entity (hash chain and clock) and a scope (isolation label).
 #[pyclass(frozen, eq, hash, module = "eventpak._native")]
@@ -18,7 +19,8 @@ pub struct Coordinate {
 #[pymethods]
 impl Coordinate {
     #[new]
-    fn new(py: Python<'_>, entity: String, scope: String) -> PyResult<Self> {
+    fn new(py: Python<'_>, entity: CoordinatePart, scope: CoordinatePart) -> PyResult<Self> {
+        let (entity, scope) = (entity.0, scope.0);
         validate_coordinate_part("entity", &entity)
             .and_then(|()| validate_coordinate_part("scope", &scope))
             .map_err(|e| to_py(py, e, ""))?;
@@ -54,7 +56,8 @@ pub fn coordinate_parts(obj: &Bound<'_, PyAny>) -> PyResult<(String, String)> {
     }
     if let Ok(t) = obj.downcast::<PyTuple>() {
         if t.len() == 2 {
-            return Ok((t.get_item(0)?.extract()?, t.get_item(1)?.extract()?));
+            let part = |i| t.get_item(i)?.extract::<CoordinatePart>().map(|p| p.0);
+            return Ok((part(0)?, part(1)?));
         }
     }
     Err(pyo3::exceptions::PyTypeError::new_err("coord must be an ep.Coordinate or an (entity, scope) tuple"))
@@ -81,34 +84,35 @@ impl Region {
 
     /// Events of `prefix` and of entities in its namespace (`prefix:...`).
     #[staticmethod]
-    fn entity(py: Python<'_>, prefix: &str) -> PyResult<Self> {
-        build(py, CoreRegion::all().with_entity(prefix))
+    fn entity(py: Python<'_>, prefix: RegionName) -> PyResult<Self> {
+        build(py, CoreRegion::all().with_entity(&prefix.0))
     }
 
     /// Events of one scope.
     #[staticmethod]
-    fn scope(py: Python<'_>, scope: &str) -> PyResult<Self> {
-        build(py, CoreRegion::all().with_scope(scope))
+    fn scope(py: Python<'_>, scope: RegionName) -> PyResult<Self> {
+        build(py, CoreRegion::all().with_scope(&scope.0))
     }
 
     /// This region restricted to one scope.
-    fn with_scope(&self, py: Python<'_>, scope: &str) -> PyResult<Self> {
-        build(py, self.inner.clone().with_scope(scope))
+    fn with_scope(&self, py: Python<'_>, scope: RegionName) -> PyResult<Self> {
+        build(py, self.inner.clone().with_scope(&scope.0))
     }
 
     /// This region accepting exactly one kind.
-    fn with_kind(&self, py: Python<'_>, kind: &str) -> PyResult<Self> {
-        build(py, self.inner.clone().with_kinds(&[kind]))
+    fn with_kind(&self, py: Python<'_>, kind: RegionName) -> PyResult<Self> {
+        build(py, self.inner.clone().with_kinds(&[kind.0]))
     }
 
     /// This region accepting exactly these kinds.
-    fn with_kinds(&self, py: Python<'_>, kinds: Vec<String>) -> PyResult<Self> {
+    fn with_kinds(&self, py: Python<'_>, kinds: Vec<RegionName>) -> PyResult<Self> {
+        let kinds: Vec<String> = kinds.into_iter().map(|k| k.0).collect();
         build(py, self.inner.clone().with_kinds(&kinds))
     }
 
     /// This region accepting kinds that start with `prefix`.
-    fn with_kind_prefix(&self, py: Python<'_>, prefix: &str) -> PyResult<Self> {
-        build(py, self.inner.clone().with_kind_prefix(prefix))
+    fn with_kind_prefix(&self, py: Python<'_>, prefix: RegionName) -> PyResult<Self> {
+        build(py, self.inner.clone().with_kind_prefix(&prefix.0))
     }
 
     /// This region restricted to entity clocks `start..=end`.
@@ -119,9 +123,14 @@ impl Region {
     /// True when an event at `coord` with `kind` matches; the clock range is checked only
     /// when `entity_sequence` is given.
     #[pyo3(signature = (coord, kind, entity_sequence=None))]
-    fn matches(&self, coord: &Bound<'_, PyAny>, kind: &str, entity_sequence: Option<u64>) -> PyResult<bool> {
+    fn matches(
+        &self,
+        coord: &Bound<'_, PyAny>,
+        kind: KindName,
+        entity_sequence: Option<u64>,
+    ) -> PyResult<bool> {
         let (entity, scope) = coordinate_parts(coord)?;
-        Ok(self.inner.matches(&entity, &scope, kind, entity_sequence))
+        Ok(self.inner.matches(&entity, &scope, &kind.0, entity_sequence))
     }
 
     /// Stable, injective name of every filter; bound into durable cursor checkpoints.

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::{EntityState, EntryMeta, Index, Interner};
-use crate::io::write_atomic;
+use crate::io::{write_atomic, Storage};
 
 /// File name of the index checkpoint inside a data dir.
 pub const INDEX_CHECKPOINT_FILE: &str = "index.ckpt";
@@ -37,7 +37,12 @@ impl Writer {
 }
 
 /// Writes the checkpoint of `index` covering `cover`, atomically.
-pub fn write_checkpoint(dir: &Path, index: &Index, cover: &CheckpointCover) -> std::io::Result<()> {
+pub fn write_checkpoint(
+    storage: &dyn Storage,
+    dir: &Path,
+    index: &Index,
+    cover: &CheckpointCover,
+) -> std::io::Result<()> {
     let mut w = Writer(Vec::with_capacity(64 + index.entries.len() * (ENTRY_LEN + 8)));
     w.0.extend_from_slice(MAGIC);
     w.u32(VERSION);
@@ -75,7 +80,7 @@ pub fn write_checkpoint(dir: &Path, index: &Index, cover: &CheckpointCover) -> s
     }
     let crc = crc32c::crc32c(&w.0);
     w.u32(crc);
-    write_atomic(dir, INDEX_CHECKPOINT_FILE, &w.0)
+    write_atomic(storage, dir, INDEX_CHECKPOINT_FILE, &w.0)
 }
 
 struct Reader<'a> {

@@ -20,14 +20,14 @@ impl Store {
     /// crash with the fence open hides its events at reopen.
     pub fn begin_fence(&self) -> Result<()> {
         let writer = self.writer()?;
-        let w = writer.lock();
+        let mut w = writer.lock();
         w.check_healthy()?;
         let mut visibility = self.shared.index.read().visibility.clone();
         if visibility.open_fence.is_some() {
             return Err(Error::FenceActive);
         }
         visibility.open_fence = Some(w.written());
-        visibility.save(&self.shared.data_dir)?;
+        self.persist_visibility(&mut w, &visibility)?;
         self.shared.index.write().visibility = visibility;
         Ok(())
     }
@@ -38,13 +38,13 @@ impl Store {
         let written = writer.lock().written();
         // The fence's frames must be on disk before the commit that reveals them is.
         self.shared.durability.make_durable(written, writer)?;
-        let w = writer.lock();
+        let mut w = writer.lock();
         w.check_healthy()?;
         let mut visibility = self.shared.index.read().visibility.clone();
         if visibility.open_fence.take().is_none() {
             return Err(Error::FenceClosed);
         }
-        visibility.save(&self.shared.data_dir)?;
+        self.persist_visibility(&mut w, &visibility)?;
         {
             let mut index = self.shared.index.write();
             index.visibility = visibility;
@@ -66,14 +66,20 @@ impl Store {
 
     /// Cancels the open fence, if any, without checking that the store is open.
     pub(super) fn cancel_open_fence(&self, writer: &Mutex<Writer>) -> Result<()> {
-        let w = writer.lock();
+        let mut w = writer.lock();
         let mut visibility = self.shared.index.read().visibility.clone();
         let Some(start) = visibility.open_fence.take() else { return Ok(()) };
         visibility.cancel(start, w.written());
-        visibility.save(&self.shared.data_dir)?;
+        self.persist_visibility(&mut w, &visibility)?;
         let mut index = self.shared.index.write();
         index.visibility = visibility;
         index.drop_fence();
         Ok(())
+    }
+
+    /// Writes `hidden.ranges`. A failure poisons the writer like any failed write: the file
+    /// on disk may hold the old or the new state, so nothing more may be acknowledged.
+    fn persist_visibility(&self, w: &mut Writer, visibility: &crate::visibility::Visibility) -> Result<()> {
+        visibility.save(&*self.shared.storage, &self.shared.data_dir).inspect_err(|e| w.poison(e.to_string()))
     }
 }

@@ -19,7 +19,7 @@ use crate::config::{StoreConfig, SyncMode};
 use crate::error::{Error, Result};
 use crate::event::IdClock;
 use crate::index::{write_checkpoint, CheckpointCover, Index};
-use crate::io::create_private_dir;
+use crate::io::{create_durable_dir, os_storage, Storage};
 use crate::recovery::{recover, RecoveryReport};
 use crate::segment::{SegmentSet, SEGMENTS_DIR};
 use crate::sync::Durability;
@@ -36,6 +36,7 @@ struct FlushSignal {
 
 pub(crate) struct Shared {
     data_dir: PathBuf,
+    storage: Arc<dyn Storage>,
     config: StoreConfig,
     /// `None` for a read-only store.
     writer: Option<Mutex<Writer>>,
@@ -74,6 +75,12 @@ fn take_lock(data_dir: &Path, read_only: bool) -> Result<File> {
 impl Store {
     /// Opens (or creates) the store in `data_dir`, recovering the longest valid prefix.
     pub fn open(data_dir: &Path, config: StoreConfig) -> Result<Store> {
+        Self::open_with(data_dir, config, os_storage())
+    }
+
+    /// [`Store::open`] with every mutating file operation going through `storage`
+    /// (tests use this to inject I/O faults and to record what was made durable).
+    pub fn open_with(data_dir: &Path, config: StoreConfig, storage: Arc<dyn Storage>) -> Result<Store> {
         config.validate()?;
         if !data_dir.is_dir() {
             if !config.create || config.read_only {
@@ -82,16 +89,19 @@ impl Store {
                     data_dir.display()
                 )));
             }
-            create_private_dir(data_dir).map_err(|e| Error::storage("creating the data dir", e))?;
+            create_durable_dir(&*storage, data_dir)
+                .map_err(|e| Error::storage("creating the data dir", e))?;
         }
         let lock_file = take_lock(data_dir, config.read_only)?;
         let segments_dir = data_dir.join(SEGMENTS_DIR);
         if !config.read_only {
-            create_private_dir(&segments_dir).map_err(|e| Error::storage("creating the segments dir", e))?;
+            create_durable_dir(&*storage, &segments_dir)
+                .map_err(|e| Error::storage("creating the segments dir", e))?;
         }
         let segments = SegmentSet::new(config.segment_max_bytes);
         let mut recovered = if segments_dir.is_dir() {
-            recover(data_dir, &segments_dir, config.enable_index_checkpoint, config.read_only, &segments)?
+            let options = (config.enable_index_checkpoint, config.read_only);
+            recover(&*storage, data_dir, &segments_dir, options, &segments)?
         } else {
             recover_nothing()
         };
@@ -100,7 +110,7 @@ impl Store {
             None
         } else {
             if recovered.segments.is_empty() {
-                let path = Writer::create_segment(&segments_dir, 0, 0)
+                let path = Writer::create_segment(&*storage, &segments_dir, 0, 0)
                     .map_err(|e| Error::storage("creating the first segment", e))?;
                 segments.push(0, path)?;
                 recovered.segments.push((0, crate::segment::SEGMENT_HEADER_LEN as u64));
@@ -108,16 +118,23 @@ impl Store {
             let &(id, len) = recovered.segments.last().expect("a segment exists");
             let clock = IdClock::resume(recovered.index.last_event_id(), recovered.last_timestamp_us);
             let position = (segments.len() - 1) as u32;
-            let writer =
-                Writer::resume(&segments_dir, config.segment_max_bytes, (id, position, len), written, clock)?;
+            let writer = Writer::resume(
+                storage.clone(),
+                &segments_dir,
+                config.segment_max_bytes,
+                (id, position, len),
+                written,
+                clock,
+            )?;
             // What survived a crash may sit only in the page cache: make it durable now,
             // so `durable` receipts of later appends never rest on unsynced history.
-            writer.active_file().sync_data().map_err(|e| Error::storage("fsync at open", e))?;
+            writer.sync_active().map_err(|e| Error::storage("fsync at open", e))?;
             Some(Mutex::new(writer))
         };
         let sync_mode = config.sync;
         let shared = Arc::new(Shared {
             data_dir: data_dir.to_owned(),
+            storage,
             config,
             writer,
             index: RwLock::new(recovered.index),
@@ -175,7 +192,12 @@ impl Store {
     /// Makes every event appended so far durable (an fsync barrier).
     pub fn sync(&self) -> Result<()> {
         let writer = self.writer()?;
-        let written = writer.lock().written();
+        let written = {
+            let w = writer.lock();
+            // A poisoned writer says so, even when nothing is left to sync.
+            w.check_healthy()?;
+            w.written()
+        };
         self.shared.durability.make_durable(written, writer)
     }
 
@@ -202,6 +224,17 @@ impl Store {
     /// Holds every group-commit fsync until called again with `false` (a test hook).
     pub fn pause_syncs(&self, paused: bool) {
         self.shared.durability.set_paused(paused);
+    }
+
+    /// Returns once the event at `seq` and all before it are durable (fsyncing if needed).
+    /// Durable cursor checkpoints call this first, so a checkpoint never points past
+    /// what survives a power loss.
+    pub fn sync_through(&self, seq: u64) -> Result<()> {
+        self.check_open()?;
+        // A read-only store appends nothing; what it reads is all it will ever have.
+        let Some(writer) = self.shared.writer.as_ref() else { return Ok(()) };
+        writer.lock().check_healthy()?;
+        self.shared.durability.make_durable(seq.saturating_add(1), writer)
     }
 
     /// Number of leading events covered by an fsync.
@@ -231,7 +264,7 @@ impl Store {
         let Some(writer) = &self.shared.writer else { return Ok(()) };
         let mut w = writer.lock();
         w.check_healthy()?;
-        w.active_file().sync_data().map_err(|e| Error::storage("fsync at close", e))?;
+        w.sync_active().map_err(|e| Error::storage("fsync at close", e))?;
         if !self.shared.config.enable_index_checkpoint {
             return Ok(());
         }
@@ -242,7 +275,7 @@ impl Store {
             cover.segments.push((id, len));
         }
         let index = self.shared.index.read();
-        write_checkpoint(&self.shared.data_dir, &index, &cover)
+        write_checkpoint(&*self.shared.storage, &self.shared.data_dir, &index, &cover)
             .map_err(|e| Error::storage("writing the index checkpoint", e))
     }
 }
