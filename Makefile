@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.deps-installed
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: demo test build check lint rust-test py-test bench clean
+.PHONY: demo test test-extended build lint rust-test py-test fuzz-smoke fuzz bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -36,7 +36,20 @@ py-test: build
 	$(PY) -m mypy.stubtest eventpak._native
 	$(PY) -m pytest
 
-test: build lint rust-test py-test
+test: build lint rust-test py-test fuzz-smoke
+
+# Longer reliability runs: 20x crash states, 2,000 kill points, 200k byte flips, more
+# model examples and property cases (see docs/reliability.md).
+test-extended: build
+	EVENTPAK_EXTENDED=1 cargo test --workspace --release
+	EVENTPAK_EXTENDED=1 $(PY) -m pytest
+
+# libFuzzer on the stable toolchain (fuzz/README.md): replays fuzz/regressions, then 3 s per target.
+fuzz-smoke:
+	FUZZ_SECONDS=3 fuzz/run.sh
+
+fuzz:
+	fuzz/run.sh
 
 bench: build
 	$(PY) -m pytest benches --benchmark-only -q

@@ -8,6 +8,7 @@ mod common;
 #[global_allocator]
 static GUARD: common::Guard = common::Guard;
 
+use eventpak_core::io::OsStorage;
 use eventpak_core::visibility::{Visibility, HIDDEN_RANGES_FILE};
 use eventpak_core::Error;
 
@@ -18,7 +19,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         Ok(v) => {
             assert!(v.cancelled.iter().all(|(s, e)| s < e));
             assert!(v.cancelled.windows(2).all(|w| w[0].1 <= w[1].0));
-            v.save(dir).expect("save");
+            v.save(&OsStorage, dir).expect("save");
             assert_eq!(Visibility::load(dir).expect("reload"), v);
         }
         Err(Error::CorruptSegment { .. }) => {}

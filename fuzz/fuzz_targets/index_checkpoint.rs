@@ -8,13 +8,14 @@ mod common;
 #[global_allocator]
 static GUARD: common::Guard = common::Guard;
 
+use eventpak_core::io::OsStorage;
 use eventpak_core::index::{load_checkpoint, write_checkpoint, INDEX_CHECKPOINT_FILE};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let dir = common::scratch();
     common::write(dir, INDEX_CHECKPOINT_FILE, &common::file_bytes(b"EVPKIDX\0", data));
     if let Ok(Some((index, cover))) = load_checkpoint(dir) {
-        write_checkpoint(dir, &index, &cover).expect("write back");
+        write_checkpoint(&OsStorage, dir, &index, &cover).expect("write back");
         let (again, again_cover) = load_checkpoint(dir).expect("reload").expect("present");
         assert_eq!((again.len(), again_cover), (index.len(), cover));
     }

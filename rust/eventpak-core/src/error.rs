@@ -102,6 +102,15 @@ impl Error {
         Error::StorageFailed(format!("{context}: {err}"))
     }
 
+    /// What went wrong, without the decoration of the display text (for poisoning a
+    /// writer with the original reason, so it is not wrapped twice when reported again).
+    pub fn reason(&self) -> String {
+        match self {
+            Error::StorageFailed(reason) => reason.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// Shorthand for a [`Error::CorruptSegment`].
     pub fn corrupt(path: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Self {
         Error::CorruptSegment { path: path.into(), offset, reason: reason.into() }

@@ -110,7 +110,9 @@ pub fn recover(
     let mut valid = Vec::with_capacity(files.len());
     let mut torn_cut = None;
     for (position, ((id, path), (header, map))) in files.iter().zip(&maps).enumerate() {
-        let is_last = position + 1 == files.len();
+        // A segment before a half-created newest one was sealed (fsynced) at rotation, so
+        // it cannot have a torn tail: only a true last segment may be cut.
+        let is_last = position + 1 == files.len() && pending_removal.is_none();
         let (start, covered) = match cover.segments.get(position) {
             Some(&(_, len)) => (len as usize, true),
             None => (SEGMENT_HEADER_LEN, false),

@@ -148,11 +148,11 @@ impl Writer {
         }
         let has_frames = self.segment_len > crate::segment::SEGMENT_HEADER_LEN as u64;
         if has_frames && self.segment_len + self.buf.len() as u64 > self.segment_max_bytes {
-            self.rotate(segments).inspect_err(|e| self.poison(e.to_string()))?;
+            self.rotate(segments).inspect_err(|e| self.poison(e.reason()))?;
         }
         if let Err(e) = self.storage.write(&self.file, &self.path, &self.buf) {
             let err = Error::storage("writing frames", e);
-            self.poison(err.to_string());
+            self.poison(err.reason());
             return Err(err);
         }
         let base = self.segment_len;

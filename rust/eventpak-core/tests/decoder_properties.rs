@@ -13,6 +13,7 @@
 
 mod common;
 
+use eventpak_core::io::OsStorage;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -506,7 +507,7 @@ fn load_hidden(dir: &Path, bytes: &[u8]) -> Result<Option<Visibility>, TestCaseE
             prop_assert!(v.cancelled.windows(2).all(|w| w[0].1 <= w[1].0));
             prop_assert!(v.open_fence != Some(u64::MAX));
             // What loads saves and loads back the same.
-            v.save(dir).unwrap();
+            v.save(&OsStorage, dir).unwrap();
             prop_assert_eq!(Visibility::load(dir).unwrap(), v.clone());
             Ok(Some(v))
         }
@@ -536,7 +537,7 @@ proptest! {
     #[test]
     fn visibility_round_trips(v in visibility()) {
         let dir = scratch();
-        v.save(dir.path()).unwrap();
+        v.save(&OsStorage, dir.path()).unwrap();
         prop_assert_eq!(Visibility::load(dir.path()).unwrap(), v);
     }
 
@@ -764,7 +765,7 @@ proptest! {
         let dir = root.path().join("data");
         run_ops(&dir, &ops);
         let (from_ckpt, cover) = load_checkpoint(&dir).unwrap().expect("close writes a checkpoint");
-        let scanned = recover(&dir, &dir.join("segments"), false, true, &SegmentSet::new(4096)).unwrap();
+        let scanned = recover(&OsStorage, &dir, &dir.join("segments"), (false, true), &SegmentSet::new(4096)).unwrap();
         same_index(&from_ckpt, &scanned.index)?;
         let lengths: Vec<(u64, u64)> = common::segment_paths(&dir)
             .iter()
@@ -777,7 +778,7 @@ proptest! {
         // write_checkpoint(load_checkpoint(f)) loads back the same index.
         let copy = root.path().join("rewritten");
         std::fs::create_dir_all(&copy).unwrap();
-        write_checkpoint(&copy, &from_ckpt, &cover).unwrap();
+        write_checkpoint(&OsStorage, &copy, &from_ckpt, &cover).unwrap();
         let original_len = std::fs::metadata(dir.join(INDEX_CHECKPOINT_FILE)).unwrap().len();
         prop_assert_eq!(std::fs::metadata(copy.join(INDEX_CHECKPOINT_FILE)).unwrap().len(), original_len);
         let (reloaded, recover_cover) = load_checkpoint(&copy).unwrap().unwrap();
@@ -847,7 +848,7 @@ proptest! {
             std::fs::write(dir.path().join(INDEX_CHECKPOINT_FILE), b).unwrap();
             if let Ok(Some((index, cover))) = load_checkpoint(dir.path()) {
                 // Whatever loads is self-consistent enough to be written back.
-                write_checkpoint(dir.path(), &index, &cover).unwrap();
+                write_checkpoint(&OsStorage, dir.path(), &index, &cover).unwrap();
                 prop_assert!(load_checkpoint(dir.path()).is_ok());
             }
         }

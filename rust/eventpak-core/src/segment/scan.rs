@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::frame::{decode_frame, Decoded, FrameView, FRAME_HEADER_LEN};
+use super::frame::{decode_frame, Decoded, FrameView, BODY_FIXED_LEN, FRAME_HEADER_LEN};
 use crate::error::{Error, Result};
 
 /// How a scan ended.
@@ -100,7 +100,21 @@ pub fn scan_segment(
 /// True when a valid frame with a later sequence starts anywhere after the first byte of
 /// `rest`. A torn write can only damage the very end of the log; if intact frames follow
 /// the damage, a length field was corrupted and cutting there would silently lose them.
+///
+/// Every offset is a candidate, so the costly CRC runs only where the cheap fields already
+/// fit: a body length that stays inside `rest` and a sequence that a frame this far on
+/// could carry. That keeps a torn multi-megabyte event from costing a CRC per byte.
 fn later_frame_exists(rest: &[u8], next_sequence: u64) -> bool {
-    (1..rest.len().saturating_sub(FRAME_HEADER_LEN - 1))
-        .any(|at| matches!(decode_frame(&rest[at..]), Decoded::Frame(f) if f.global_sequence > next_sequence))
+    let min_frame = (FRAME_HEADER_LEN + BODY_FIXED_LEN) as u64;
+    let reachable = next_sequence.saturating_add(rest.len() as u64 / min_frame + 1);
+    (1..rest.len().saturating_sub(FRAME_HEADER_LEN - 1)).any(|at| {
+        let candidate = &rest[at..];
+        let body_len = u32::from_le_bytes(candidate[0..4].try_into().unwrap()) as usize;
+        let seq = u64::from_le_bytes(candidate[8..16].try_into().unwrap());
+        body_len >= BODY_FIXED_LEN
+            && FRAME_HEADER_LEN + body_len <= candidate.len()
+            && seq > next_sequence
+            && seq <= reachable
+            && matches!(decode_frame(candidate), Decoded::Frame(f) if f.global_sequence > next_sequence)
+    })
 }

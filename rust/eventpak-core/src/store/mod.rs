@@ -249,7 +249,9 @@ impl Store {
             return Ok(());
         }
         // An unfinished fence never commits: hide its events before the checkpoint.
-        let fence = self.shared.writer.as_ref().map_or(Ok(()), |w| self.cancel_open_fence(w));
+        let healthy = self.shared.writer.as_ref().filter(|w| w.lock().failure().is_none());
+        // (A poisoned writer leaves the fence's marker on disk: reopening hides its events.)
+        let fence = healthy.map_or(Ok(()), |w| self.cancel_open_fence(w));
         self.shared.flush.lock().stop = true;
         self.shared.flush_wake.notify_all();
         if let Some(handle) = self.flusher.lock().take() {
@@ -263,7 +265,11 @@ impl Store {
     fn finish_writer(&self) -> Result<()> {
         let Some(writer) = &self.shared.writer else { return Ok(()) };
         let mut w = writer.lock();
-        w.check_healthy()?;
+        if w.failure().is_some() {
+            // The failure was raised by the call that hit it and stays in `stats()`; a
+            // poisoned writer is released without another fsync or an index checkpoint.
+            return Ok(());
+        }
         w.sync_active().map_err(|e| Error::storage("fsync at close", e))?;
         if !self.shared.config.enable_index_checkpoint {
             return Ok(());

@@ -1,0 +1,57 @@
+"""A real full disk: a 512 KiB tmpfs fills up under the store (ENOSPC). The writer is
+poisoned, nothing after the failure is acknowledged, and the data survives a reopen once
+space is back. Skipped, with the reason, only where the machine cannot mount a tmpfs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import eventpak as ep
+import pytest
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    mount_point = tmp_path / "mnt"
+    mount_point.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {done.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_disk_full_poisons_the_writer_and_loses_nothing_acknowledged(small_fs: Path, tmp_path: Path) -> None:
+    data_dir = small_fs / "data"
+    acked: list[int] = []
+    coord = ep.Coordinate("acct:1", "eu")
+    with ep.Store.open(data_dir, sync="always", enable_index_checkpoint=False) as store:
+        with pytest.raises(ep.StorageFailed):
+            for i in range(100_000):
+                acked.append(store.append(coord, "deposit", {"i": i, "pad": "x" * 300}).global_sequence)
+        # Nothing after the failure is acknowledged, even once space is freed again.
+        with pytest.raises(ep.StorageFailed):
+            store.append(coord, "deposit", {"after": True})
+        assert store.stats()["writer_failure"] is not None
+    assert len(acked) > 100
+    # Give the data room again (as an operator would) and reopen.
+    moved = tmp_path / "moved"
+    shutil.copytree(data_dir, moved)
+    with ep.Store.open(moved) as store:
+        events = store.query(ep.Region.all())
+        assert [e.global_sequence for e in events][: len(acked)] == acked
+        assert len(events) in (len(acked), len(acked) + 1)  # the failed append may be whole on disk
+        assert all(e.payload["i"] == e.global_sequence for e in events)
+        assert store.append(coord, "deposit", {"i": len(events)}).global_sequence == len(events)
+    assert os.path.ismount(small_fs)
