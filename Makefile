@@ -36,7 +36,7 @@ py-test: build
 	$(PY) -m mypy.stubtest eventpak._native
 	$(PY) -m pytest
 
-test: build lint rust-test py-test fuzz-smoke
+test: build lint rust-test fuzz-smoke py-test
 
 # Longer reliability runs: 20x crash states, 2,000 kill points, 200k byte flips, more
 # model examples and property cases (see docs/reliability.md).
