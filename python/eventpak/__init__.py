@@ -48,6 +48,7 @@ from .errors import (
     WorkerCrashed,
 )
 from .fence import Fence
+from .projection import CacheMeta, Freshness, NativeCache, NoCache, Projection, ProjectionCache
 from .store import Store
 from .worker import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig, CursorWorkerHandle, RestartPolicy
 
@@ -59,6 +60,7 @@ __all__ = [
     "AtLeastOnce",
     "BatchTooLarge",
     "CacheFailed",
+    "CacheMeta",
     "CheckpointWriteFailed",
     "ConcurrencyConflict",
     "Coordinate",
@@ -78,6 +80,7 @@ __all__ = [
     "Fence",
     "FenceActive",
     "FenceClosed",
+    "Freshness",
     "GapObservation",
     "IdempotencyConflict",
     "InvalidCheckpointId",
@@ -86,7 +89,11 @@ __all__ = [
     "InvalidIdempotencyKey",
     "InvalidKind",
     "InvalidRegion",
+    "NativeCache",
+    "NoCache",
     "PayloadNotSerializable",
+    "Projection",
+    "ProjectionCache",
     "Region",
     "RestartBudgetExhausted",
     "RestartPolicy",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from .errors import InvalidConfig
@@ -30,6 +30,9 @@ class StoreConfig:
     enable_index_checkpoint: bool = True
     create: bool = True
     read_only: bool = False
+    projection_cache: Any = None
+    """An object with the projection cache protocol (``ep.NativeCache(dir)``, ``ep.NoCache()``
+    or your own); ``None`` means ``NoCache``."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, (str, os.PathLike)):
@@ -56,6 +59,6 @@ class StoreConfig:
 
     def native_options(self) -> dict[str, Any]:
         """The keyword arguments of the native store constructor."""
-        options = asdict(self)
-        del options["path"]
+        skip = ("path", "projection_cache")
+        options = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
         return options

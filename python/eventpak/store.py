@@ -11,6 +11,7 @@ from ._native import NativeStore, Region
 from .config import StoreConfig
 from .errors import InvalidConfig, StoreClosed
 from .fence import Fence
+from .projection import Freshness, NoCache, Projection, ProjectionCache, project, project_if_changed
 from .worker import CursorWorkerConfig, CursorWorkerHandle, Handler, start_worker
 
 __all__ = ["Store"]
@@ -25,6 +26,7 @@ class Store(NativeStore):
         # The native constructor did the opening; keep the workers to stop at close().
         self._workers: list[CursorWorkerHandle] = []
         self._workers_lock = threading.Lock()
+        self._projection_cache: ProjectionCache = NoCache()
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | StoreConfig, **options: Any) -> Self:
@@ -42,7 +44,27 @@ class Store(NativeStore):
                 config = StoreConfig(path, **options)
             except TypeError as exc:
                 raise InvalidConfig(f"unknown store option: {exc}") from None
-        return cls(os.fspath(config.path), **config.native_options())
+        store = cls(os.fspath(config.path), **config.native_options())
+        if config.projection_cache is not None:
+            store._projection_cache = config.projection_cache
+        return store
+
+    def project(
+        self, target: str | Region, projection: Projection, *, freshness: Freshness = Freshness.CONSISTENT
+    ) -> Any:
+        """The state of ``projection`` over ``target`` (an exact entity, or a ``Region``):
+        its relevant events folded in commit order, served from the projection cache when
+        the cached state is current (or young enough for ``freshness``); ``None`` when the
+        target has no relevant event. Cache failures are logged and never fail the call."""
+        return project(self, target, projection, freshness)
+
+    def project_if_changed(
+        self, target: str | Region, projection: Projection, last_generation: int | None
+    ) -> tuple[int, Any] | None:
+        """``(generation, state)`` when the target gained a relevant event since
+        ``last_generation`` (the generation is the sequence of its newest relevant event),
+        else ``None``."""
+        return project_if_changed(self, target, projection, last_generation)
 
     def fence(self) -> Fence:
         """A visibility fence: ``with store.fence() as f: f.append(...)``. See :class:`Fence`."""

@@ -81,6 +81,9 @@ pub enum Error {
         /// The underlying failure.
         cause: String,
     },
+    /// A projection cache refused an operation.
+    #[error("projection cache failed: {0}")]
+    CacheFailed(String),
     /// A segment (or another engine file) holds bytes that cannot be a valid prefix.
     #[error("corrupt segment {path}: {reason} at offset {offset}")]
     CorruptSegment {

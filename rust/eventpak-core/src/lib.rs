@@ -15,6 +15,8 @@ pub mod event;
 pub mod index;
 pub mod io;
 pub mod names;
+pub mod projection;
+pub mod projection_cache;
 pub mod recovery;
 pub mod region;
 pub mod segment;

@@ -51,6 +51,7 @@ pub fn to_py(py: Python<'_>, err: Error, data_dir: &str) -> PyErr {
         Error::CursorCheckpointCorrupt { path, reason } => {
             raise(py, "CursorCheckpointCorrupt", (path.display().to_string(), reason))
         }
+        Error::CacheFailed(_) => raise(py, "CacheFailed", (message,)),
         Error::CheckpointWriteFailed { id, cause } => raise(py, "CheckpointWriteFailed", (id, cause)),
     }
 }

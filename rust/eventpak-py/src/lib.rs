@@ -8,6 +8,7 @@ mod event;
 mod gil;
 mod names;
 mod payload;
+mod projection;
 mod request;
 mod store;
 mod types;
@@ -22,6 +23,8 @@ mod _native {
     use crate::cursor_values::{CursorCheckpoint, CursorGapConfig, GapObservation};
     #[pymodule_export]
     use crate::event::{AppendReceipt, Event};
+    #[pymodule_export]
+    use crate::projection::{CacheMeta, NativeCache};
     #[pymodule_export]
     use crate::request::AppendRequest;
     #[pymodule_export]

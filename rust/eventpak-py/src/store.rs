@@ -10,6 +10,7 @@ use crate::cursor::Cursor;
 use crate::errors::to_py;
 use crate::event::{from_uuid, AppendReceipt, Event};
 use crate::gil::detached;
+use crate::projection;
 use crate::request::{build, build_item, Options};
 use crate::types::Region;
 
@@ -163,6 +164,40 @@ impl NativeStore {
     /// cursor checkpoint).
     fn _sync_through(&self, py: Python<'_>, seq: u64) -> PyResult<()> {
         detached(py, &self.path, || self.store.sync_through(seq))
+    }
+
+    /// Up to `limit` relevant events of a projection target after `after`, in commit order.
+    fn _replay(
+        &self,
+        py: Python<'_>,
+        target: &Bound<'_, PyAny>,
+        kinds: Vec<String>,
+        after: Option<u64>,
+        limit: usize,
+    ) -> PyResult<Vec<Py<Event>>> {
+        let (target, kinds) = (projection::target(target)?, projection::kind_set(kinds));
+        let records = detached(py, &self.path, || {
+            let hits = self.store.replay_hits(&target, &kinds, after, limit)?;
+            self.store.read_events(&hits)
+        })?;
+        events(py, records)
+    }
+
+    /// The sequence of the newest relevant event of a projection target, if any.
+    fn _replay_head(
+        &self,
+        py: Python<'_>,
+        target: &Bound<'_, PyAny>,
+        kinds: Vec<String>,
+    ) -> PyResult<Option<u64>> {
+        let (target, kinds) = (projection::target(target)?, projection::kind_set(kinds));
+        detached(py, &self.path, || self.store.replay_head(&target, &kinds))
+    }
+
+    /// The stable identity of a projection target (part of cache keys).
+    #[staticmethod]
+    fn _target_identity(target: &Bound<'_, PyAny>) -> PyResult<String> {
+        Ok(projection::target(target)?.identity())
     }
 
     /// Opens the store's visibility fence (used by `Store.fence()`).

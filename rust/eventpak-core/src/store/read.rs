@@ -66,6 +66,12 @@ impl Store {
         decode_all(&self.shared.segments, located)
     }
 
+    /// Runs `f` on the index under its read lock.
+    pub(crate) fn with_index<T>(&self, f: impl FnOnce(&Index) -> T) -> Result<T> {
+        self.check_open()?;
+        Ok(f(&self.shared.index.read()))
+    }
+
     /// Cancelled fence ranges clipped to `[from, to)`.
     pub fn cancelled_within(&self, from: u64, to: u64) -> Vec<(u64, u64)> {
         self.shared.index.read().cancelled_within(from, to)

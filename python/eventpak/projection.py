@@ -1,0 +1,186 @@
+"""Projections: state folded from the log, served from a projection cache when possible."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from ._native import CacheMeta, Event, NativeCache, NativeStore, Region, decode_payload, encode_payload
+
+if TYPE_CHECKING:
+    from .store import Store
+
+__all__ = ["CacheMeta", "Freshness", "NativeCache", "NoCache", "Projection", "ProjectionCache"]
+
+log = logging.getLogger("eventpak.projection")
+REPLAY_BATCH = 1024
+
+
+class Projection:
+    """Derived state. Subclass it and set ``name`` (stable), ``version`` (bump to invalidate
+    cached states), ``kinds`` (relevant kinds; empty = every kind) and ``incremental``
+    (whether a cached state may be brought forward with ``apply``); define ``initial`` and
+    ``apply``. Override ``encode``/``decode`` for states msgpack cannot carry. Subclasses
+    that define ``__init__`` call ``super().__init__()``."""
+
+    name: ClassVar[str] = ""
+    version: ClassVar[int] = 1
+    kinds: ClassVar[tuple[str, ...]] = ()
+    incremental: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        if not type(self).name:
+            raise TypeError(f"{type(self).__name__} must set a non-empty class attribute `name`")
+
+    def initial(self) -> Any:
+        """The state before any relevant event."""
+        raise NotImplementedError
+
+    def apply(self, state: Any, event: Event) -> Any:
+        """The state after ``event``."""
+        raise NotImplementedError
+
+    def encode(self, state: Any) -> bytes:
+        """Bytes of a state for the cache (msgpack by default)."""
+        return encode_payload(state)
+
+    def decode(self, data: bytes) -> Any:
+        """A state back from its cached bytes."""
+        return decode_payload(data)
+
+
+class ProjectionCache(Protocol):
+    """What a projection cache provides (keys and values are bytes)."""
+
+    def get(self, key: bytes) -> tuple[bytes, CacheMeta] | None: ...
+    def put(self, key: bytes, value: bytes, meta: CacheMeta) -> None: ...
+    def delete_prefix(self, prefix: bytes) -> int: ...
+    def sync(self) -> None: ...
+
+
+class NoCache:
+    """A cache that always misses: every ``project()`` replays."""
+
+    def get(self, key: bytes) -> tuple[bytes, CacheMeta] | None:
+        return None
+
+    def put(self, key: bytes, value: bytes, meta: CacheMeta) -> None:
+        return None
+
+    def delete_prefix(self, prefix: bytes) -> int:
+        return 0
+
+    def sync(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How stale a served state may be: ``Freshness.CONSISTENT`` (only a state at the current
+    watermark) or ``Freshness.maybe_stale(ms)`` (a cached state younger than ``ms``)."""
+
+    max_stale_ms: int | None = None
+    CONSISTENT: ClassVar[Freshness]
+
+    @classmethod
+    def maybe_stale(cls, max_stale_ms: int) -> Freshness:
+        """Serve a cached state younger than ``max_stale_ms`` even if newer events exist."""
+        if max_stale_ms < 0:
+            raise ValueError("max_stale_ms must be >= 0")
+        return cls(max_stale_ms)
+
+
+Freshness.CONSISTENT = Freshness()
+
+
+def _digest(*parts: str) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\0")
+    return h.digest()
+
+
+def projection_prefix(projection: Projection) -> bytes:
+    """The cache-key prefix of one projection (name, version and kind set)."""
+    p = type(projection)
+    return _digest(p.name, str(p.version), *sorted(p.kinds))
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+class _Projector:
+    def __init__(self, store: Store, target: str | Region, projection: Projection) -> None:
+        self.store, self.target, self.projection = store, target, projection
+        self.kinds = list(type(projection).kinds)
+        self.key = projection_prefix(projection) + _digest(NativeStore._target_identity(target))
+
+    def cached(self) -> tuple[Any, CacheMeta] | None:
+        try:
+            found = self.store._projection_cache.get(self.key)
+            if found is None:
+                return None
+            value, meta = found
+            return self.projection.decode(value), meta
+        except Exception as exc:  # a cache never fails project(): warn and replay
+            log.warning("projection cache get failed for %s: %r; replaying", type(self.projection).name, exc)
+            return None
+
+    def fold(self, state: Any, after: int | None) -> Any:
+        while True:
+            batch = self.store._replay(self.target, self.kinds, after, REPLAY_BATCH)
+            for event in batch:
+                state = self.projection.apply(state, event)
+            if len(batch) < REPLAY_BATCH:
+                return state
+            after = batch[-1].global_sequence
+
+    def remember(self, state: Any, watermark: int) -> None:
+        try:
+            value = self.projection.encode(state)
+            self.store._projection_cache.put(self.key, value, CacheMeta(watermark, _now_us()))
+        except Exception as exc:
+            log.warning("projection cache put failed for %s: %r", type(self.projection).name, exc)
+
+    def project(self, freshness: Freshness) -> Any:
+        watermark = self.store._replay_head(self.target, self.kinds)
+        if watermark is None:
+            return None
+        cached = self.cached()
+        if cached is not None:
+            state, meta = cached
+            if meta.watermark == watermark:
+                return state
+            young = (
+                freshness.max_stale_ms is not None
+                and _now_us() - meta.cached_at_us <= freshness.max_stale_ms * 1000
+            )
+            if young:
+                return state
+            if type(self.projection).incremental and meta.watermark < watermark:
+                state = self.fold(state, meta.watermark)
+                self.remember(state, watermark)
+                return state
+        state = self.fold(self.projection.initial(), None)
+        self.remember(state, watermark)
+        return state
+
+
+def project(store: Store, target: str | Region, projection: Projection, freshness: Freshness) -> Any:
+    """See :meth:`Store.project`."""
+    return _Projector(store, target, projection).project(freshness)
+
+
+def project_if_changed(
+    store: Store, target: str | Region, projection: Projection, last_generation: int | None
+) -> tuple[int, Any] | None:
+    """See :meth:`Store.project_if_changed`."""
+    generation = store._replay_head(target, list(type(projection).kinds))
+    if generation is None or generation == last_generation:
+        return None
+    return generation, _Projector(store, target, projection).project(Freshness.CONSISTENT)

@@ -1,0 +1,189 @@
+//! `NativeCache`: projection states on disk, one file per key, `<root>/<2 hex>/<hex key>.bin`.
+//!
+//! ```text
+//! file = value | watermark u64 | cached_at_us i64 | magic "EVPKCCH1" | crc32c u32 (all before it)
+//! ```
+//! Writes are temp file → rename: atomic, deliberately not fsynced (a cache is rebuilt by
+//! replaying the log). A file that fails its checks is deleted and reported as a miss.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+const MAGIC: &[u8; 8] = b"EVPKCCH1";
+const TRAILER_LEN: usize = 8 + 8 + 8 + 4;
+
+/// When and at which watermark a cached state was computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CacheMeta {
+    /// Global sequence of the last relevant event folded into the state.
+    pub watermark: u64,
+    /// Wall clock (µs since the epoch) when it was cached.
+    pub cached_at_us: i64,
+}
+
+/// A file-per-key projection cache.
+#[derive(Debug)]
+pub struct NativeCache {
+    root: PathBuf,
+}
+
+fn failed(context: &str, e: impl std::fmt::Display) -> Error {
+    Error::CacheFailed(format!("{context}: {e}"))
+}
+
+fn refuse_symlink(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            Err(Error::CacheFailed(format!("refusing to use {} through a symlink", path.display())))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl NativeCache {
+    /// Opens (creating) the cache folder `root`; a symlinked folder is refused.
+    pub fn open(root: &Path) -> Result<Self> {
+        refuse_symlink(root)?;
+        crate::io::create_private_dir(root).map_err(|e| failed("creating the cache folder", e))?;
+        Ok(NativeCache { root: root.to_owned() })
+    }
+
+    fn paths(&self, key: &[u8]) -> Result<(PathBuf, PathBuf)> {
+        if key.is_empty() || key.len() > 100 {
+            return Err(Error::CacheFailed(format!("cache keys hold 1 to 100 bytes, not {}", key.len())));
+        }
+        let name = hex(key);
+        let shard = self.root.join(&name[..2]);
+        let file = shard.join(format!("{name}.bin"));
+        Ok((shard, file))
+    }
+
+    /// The cached value and its metadata; `None` on a miss (a damaged file is deleted).
+    pub fn get(&self, key: &[u8]) -> Result<Option<(Vec<u8>, CacheMeta)>> {
+        let (shard, path) = self.paths(key)?;
+        refuse_symlink(&shard)?;
+        refuse_symlink(&path)?;
+        let mut bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(failed("reading a cache file", e)),
+        };
+        match Self::decode(&bytes) {
+            Some(meta) => {
+                bytes.truncate(bytes.len() - TRAILER_LEN);
+                Ok(Some((bytes, meta)))
+            }
+            None => {
+                // Damaged or foreign: remove it so the next put starts clean.
+                let _ = std::fs::remove_file(&path);
+                Ok(None)
+            }
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> Option<CacheMeta> {
+        let trailer_at = bytes.len().checked_sub(TRAILER_LEN)?;
+        let (body, crc) = bytes.split_at(bytes.len() - 4);
+        if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().ok()?) {
+            return None;
+        }
+        let t = &bytes[trailer_at..];
+        if &t[16..24] != MAGIC {
+            return None;
+        }
+        Some(CacheMeta {
+            watermark: u64::from_le_bytes(t[0..8].try_into().ok()?),
+            cached_at_us: i64::from_le_bytes(t[8..16].try_into().ok()?),
+        })
+    }
+
+    /// Stores `value` with `meta` under `key` (temp file, then rename).
+    pub fn put(&self, key: &[u8], value: &[u8], meta: CacheMeta) -> Result<()> {
+        let (shard, path) = self.paths(key)?;
+        refuse_symlink(&shard)?;
+        crate::io::create_private_dir(&shard).map_err(|e| failed("creating a cache shard", e))?;
+        refuse_symlink(&path)?;
+        let mut buf = Vec::with_capacity(value.len() + TRAILER_LEN);
+        buf.extend_from_slice(value);
+        buf.extend_from_slice(&meta.watermark.to_le_bytes());
+        buf.extend_from_slice(&meta.cached_at_us.to_le_bytes());
+        buf.extend_from_slice(MAGIC);
+        let crc = crc32c::crc32c(&buf);
+        buf.extend_from_slice(&crc.to_le_bytes());
+        let tmp = shard.join(format!(".{}.{}.tmp", hex(key), std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        let write = || -> std::io::Result<()> {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            file.write_all(&buf)?;
+            std::fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            failed("writing a cache file", e)
+        })
+    }
+
+    /// Deletes every entry whose key starts with `prefix`; returns how many.
+    pub fn delete_prefix(&self, prefix: &[u8]) -> Result<u64> {
+        let wanted = hex(prefix);
+        let mut count = 0;
+        let shards = match std::fs::read_dir(&self.root) {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(failed("listing the cache", e)),
+        };
+        for shard in shards.flatten() {
+            let name = shard.file_name().to_string_lossy().into_owned();
+            let could_match = name.len() == 2 && (wanted.starts_with(&name) || name.starts_with(&wanted));
+            if !could_match || !shard.path().is_dir() {
+                continue;
+            }
+            for file in std::fs::read_dir(shard.path()).map_err(|e| failed("listing a shard", e))?.flatten() {
+                let file_name = file.file_name().to_string_lossy().into_owned();
+                let is_match = file_name.strip_suffix(".bin").is_some_and(|k| k.starts_with(&wanted));
+                if is_match && std::fs::remove_file(file.path()).is_ok() {
+                    count += 1;
+                }
+            }
+        }
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_damage_and_prefix_deletion() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = NativeCache::open(&dir.path().join("c")).unwrap();
+        let meta = CacheMeta { watermark: 7, cached_at_us: 99 };
+        assert_eq!(cache.get(b"ab").unwrap(), None);
+        cache.put(b"ab", b"state", meta).unwrap();
+        cache.put(b"ac", b"other", meta).unwrap();
+        assert_eq!(cache.get(b"ab").unwrap(), Some((b"state".to_vec(), meta)));
+        let (_, path) = cache.paths(b"ab").unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[1] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(cache.get(b"ab").unwrap(), None);
+        assert!(!path.exists());
+        assert_eq!(cache.delete_prefix(b"a").unwrap(), 1);
+        assert_eq!(cache.delete_prefix(b"a").unwrap(), 0);
+    }
+
+    #[test]
+    fn symlinked_folder_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("link")).unwrap();
+        assert!(matches!(NativeCache::open(&dir.path().join("link")), Err(Error::CacheFailed(_))));
+    }
+}

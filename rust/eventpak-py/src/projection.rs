@@ -1,0 +1,92 @@
+//! Projection support: the Rust-side replay input and `NativeCache` with `CacheMeta`.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use eventpak_core::projection::ReplayTarget;
+use eventpak_core::projection_cache::{CacheMeta as CoreMeta, NativeCache as CoreCache};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::gil::detached;
+use crate::types::Region;
+
+/// When and at which watermark a projection state was cached.
+#[pyclass(frozen, eq, hash, module = "eventpak._native")]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CacheMeta {
+    /// Global sequence of the last relevant event folded into the state.
+    #[pyo3(get)]
+    watermark: u64,
+    /// Wall clock (µs since the epoch) when the state was cached.
+    #[pyo3(get)]
+    cached_at_us: i64,
+}
+
+#[pymethods]
+impl CacheMeta {
+    #[new]
+    fn new(watermark: u64, cached_at_us: i64) -> Self {
+        CacheMeta { watermark, cached_at_us }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("CacheMeta(watermark={}, cached_at_us={})", self.watermark, self.cached_at_us)
+    }
+}
+
+/// Projection states on disk, one file per key under `<dir>/<2 hex>/<hex key>.bin`; writes
+/// are atomic (temp → rename) but not fsynced; a damaged file is deleted and missed.
+#[pyclass(frozen, module = "eventpak._native")]
+pub struct NativeCache {
+    inner: CoreCache,
+    shown: String,
+}
+
+#[pymethods]
+impl NativeCache {
+    #[new]
+    fn new(py: Python<'_>, dir: PathBuf) -> PyResult<Self> {
+        let shown = dir.display().to_string();
+        let inner = detached(py, &shown, || CoreCache::open(&dir))?;
+        Ok(NativeCache { inner, shown })
+    }
+
+    /// `(value, CacheMeta)` for `key`, or `None`.
+    fn get<'py>(&self, py: Python<'py>, key: &[u8]) -> PyResult<Option<(Bound<'py, PyBytes>, CacheMeta)>> {
+        let found = detached(py, &self.shown, || self.inner.get(key))?;
+        Ok(found.map(|(value, m)| {
+            (PyBytes::new(py, &value), CacheMeta { watermark: m.watermark, cached_at_us: m.cached_at_us })
+        }))
+    }
+
+    /// Stores `value` under `key`.
+    fn put(&self, py: Python<'_>, key: &[u8], value: &[u8], meta: &CacheMeta) -> PyResult<()> {
+        let meta = CoreMeta { watermark: meta.watermark, cached_at_us: meta.cached_at_us };
+        detached(py, &self.shown, || self.inner.put(key, value, meta))
+    }
+
+    /// Deletes every entry whose key starts with `prefix`; returns how many.
+    fn delete_prefix(&self, py: Python<'_>, prefix: &[u8]) -> PyResult<u64> {
+        detached(py, &self.shown, || self.inner.delete_prefix(prefix))
+    }
+
+    /// Nothing to flush: puts are written at once (and a cache needs no fsync).
+    fn sync(&self) {}
+
+    /// Nothing to prefetch: a get is one file read.
+    fn prefetch(&self, _key: &[u8], _meta: &CacheMeta) {}
+}
+
+/// Reads a projection target: an exact entity (`str`) or a `Region`.
+pub fn target(obj: &Bound<'_, PyAny>) -> PyResult<ReplayTarget> {
+    if let Ok(region) = obj.downcast::<Region>() {
+        return Ok(ReplayTarget::Region(region.get().inner.clone()));
+    }
+    Ok(ReplayTarget::Entity(obj.extract::<crate::names::CoordinatePart>()?.0))
+}
+
+/// The relevant kinds (empty: every kind).
+pub fn kind_set(kinds: Vec<String>) -> BTreeSet<String> {
+    kinds.into_iter().collect()
+}
