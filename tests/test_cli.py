@@ -22,6 +22,9 @@ def test_demo_appends_reads_and_reopens(tmp_path: Path) -> None:
     assert "idempotent retry returned the original receipt: True" in done.stdout
     assert "compare-and-set refused a stale write" in done.stdout
     assert "index checkpoint loaded" in done.stdout
+    # After the reopen, the projection comes from the NativeCache: nothing is replayed.
+    after_reopen = done.stdout.split("project after reopen (served from the cache)")[1]
+    assert "(0 events applied)" in after_reopen.splitlines()[1]
     with ep.Store.open(data_dir) as store:
         # 40 account openings, 3000 mixed events, 2 CAS/idempotent appends that were written.
         assert store.stats()["events"] == 40 + 3000 + 2

@@ -6,9 +6,9 @@ import argparse
 import random
 import time
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from . import ConcurrencyConflict, Coordinate, Region, Store
+from . import ConcurrencyConflict, Coordinate, Event, NativeCache, Projection, Region, Store
 
 __all__ = ["main"]
 
@@ -25,6 +25,34 @@ def _timed(label: str, count: int, work: Callable[[], T]) -> T:
     return result
 
 
+class Balance(Projection):
+    """An account's balance: deposits minus withdrawals."""
+
+    name = "demo.balance"
+    version = 1
+    kinds = ("deposit", "withdraw")
+    incremental = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.applied = 0
+
+    def initial(self) -> Any:
+        return 0
+
+    def apply(self, state: Any, event: Event) -> Any:
+        self.applied += 1
+        amount = event.payload["amount"]
+        return state + amount if event.kind == "deposit" else state - amount
+
+
+def _project(store: Store, label: str, entity: str) -> int:
+    balance = Balance()
+    value = _timed(label, 0, lambda: store.project(entity, balance))
+    print(f"    balance of {entity}: {value} ({balance.applied} events applied)")
+    return int(value)
+
+
 def _demo(data_dir: str, accounts: int, events: int) -> None:
     rng = random.Random(7)
     scopes = ("eu", "us")
@@ -36,7 +64,8 @@ def _demo(data_dir: str, accounts: int, events: int) -> None:
         return coords[i % accounts], kind, payload
 
     print(f"eventpak demo in {data_dir}")
-    with Store.open(data_dir, sync="batch") as store:
+    cache_dir = f"{data_dir}/projection-cache"
+    with Store.open(data_dir, sync="batch", projection_cache=NativeCache(cache_dir)) as store:
         before = store.stats()["events"]
         if before:
             print(f"  the store already holds {before:,} events; appending more")
@@ -89,6 +118,8 @@ def _demo(data_dir: str, accounts: int, events: int) -> None:
             "query scope eu, kind deposit", 0, lambda: store.query(Region.scope("eu").with_kind("deposit"))
         )
         print(f"    {len(eu):,} deposits in eu")
+        cold = _project(store, "project acct:42's balance (cold replay)", "acct:42")
+        _project(store, "project it again (cache hit, nothing applied)", "acct:42")
         total = store.stats()["events"]
         every = _timed(
             "read every event, payloads decoded",
@@ -96,7 +127,11 @@ def _demo(data_dir: str, accounts: int, events: int) -> None:
             lambda: [e.payload for e in store.query(Region.all())],
         )
         assert len(every) == total
-    reopened = _timed("close, then reopen from the index checkpoint", 0, lambda: Store.open(data_dir))
+    reopened = _timed(
+        "close, then reopen from the index checkpoint",
+        0,
+        lambda: Store.open(data_dir, projection_cache=NativeCache(cache_dir)),
+    )
     with reopened as store:
         stats = store.stats()
         print(
@@ -105,6 +140,8 @@ def _demo(data_dir: str, accounts: int, events: int) -> None:
             f"index checkpoint {stats['index_checkpoint']}"
         )
         assert stats["events"] == total
+        served = _project(store, "project after reopen (served from the cache)", "acct:42")
+        assert served == cold
 
 
 def _stats(data_dir: str) -> None:
