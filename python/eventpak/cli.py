@@ -107,19 +107,20 @@ def _demo(data_dir: str, accounts: int, events: int) -> None:
             f"(seq {again.global_sequence})"
         )
 
-        one = _timed("query one account (Region.entity)", 0, lambda: store.query(Region.entity("acct:42")))
+        sample = coords[min(42, accounts - 1)].entity
+        one = _timed("query one account (Region.entity)", 0, lambda: store.query(Region.entity(sample)))
         balance = sum(
             e.payload["amount"] * (1 if e.kind == "deposit" else -1)
             for e in one
             if e.kind != "account.opened"
         )
-        print(f"    acct:42 has {len(one)} events, balance {balance}")
+        print(f"    {sample} has {len(one)} events, balance {balance}")
         eu = _timed(
             "query scope eu, kind deposit", 0, lambda: store.query(Region.scope("eu").with_kind("deposit"))
         )
         print(f"    {len(eu):,} deposits in eu")
-        cold = _project(store, "project acct:42's balance (cold replay)", "acct:42")
-        _project(store, "project it again (cache hit, nothing applied)", "acct:42")
+        cold = _project(store, "project its balance (cold replay)", sample)
+        _project(store, "project it again (cache hit, nothing applied)", sample)
         total = store.stats()["events"]
         every = _timed(
             "read every event, payloads decoded",
@@ -140,7 +141,7 @@ def _demo(data_dir: str, accounts: int, events: int) -> None:
             f"index checkpoint {stats['index_checkpoint']}"
         )
         assert stats["events"] == total
-        served = _project(store, "project after reopen (served from the cache)", "acct:42")
+        served = _project(store, "project after reopen (served from the cache)", sample)
         assert served == cold
 
 
