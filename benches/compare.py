@@ -18,6 +18,10 @@ Cases (see benches/README.md):
       cursor.poll_batch(1000) loop and an lmdb cursor read in batches of 1000
   (h) (g) with a durable checkpoint after every batch (checkpoint_id)
   (i) append-to-handler latency with an idle worker: p50/p99/max over single appends
+  (j) cold projection of one 100,000-event entity to a summing fold (store.project with NoCache) vs
+      the eventsourcing library (repository.get, SQLite) and sqlite3 (indexed SELECT + msgpack + fold)
+  (k) store.project with a NativeCache after one new event (incremental), per call: p50/p99, with a
+      pure cache hit and the append itself as reference rows
 
 Every case runs ``--rounds`` times; in each round all systems run one after the other in a rotated
 order, and every ratio is the median of the per-round ratios, so slow drifts of a noisy machine hit
@@ -33,6 +37,7 @@ import argparse
 import contextlib
 import datetime as dt
 import gc
+import importlib.metadata
 import itertools
 import json
 import math
@@ -55,20 +60,39 @@ from typing import Any
 import eventpak as ep
 import msgpack
 
-from benches._workload import KIND, PAYLOAD_BYTES, POOL_MASK, make_coords, make_entities, make_payloads
+from benches._workload import (
+    KIND,
+    PAYLOAD_BYTES,
+    POOL_MASK,
+    SCOPE,
+    make_coords,
+    make_entities,
+    make_payloads,
+)
 
 try:
     import lmdb
 except ImportError:  # pragma: no cover - lmdb is in requirements-dev.txt
     lmdb = None
 
+try:  # the peer of case (j)
+    from eventsourcing.application import Application as EsApplication
+    from eventsourcing.domain import Aggregate as EsAggregate
+    from eventsourcing.domain import event as es_event
+except ImportError:  # pragma: no cover - eventsourcing is in requirements-dev.txt
+    EsApplication = None
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 WARMUP_CALLS = 20
 BULK_CHUNK = 4096
-ALL_CASES = "abcdefghi"
+ALL_CASES = "abcdefghijk"
 WORKER_BATCH = 1000  # batch size of the deliveries in (g) and (h)
 WORKER_TIMEOUT_S = 600.0  # a worker that has not delivered everything by then is reported as an error
 LATENCY_WAIT_S = 5.0  # one append that does not reach the handler within this is reported as an error
+PROJ_ENTITY = "acct:bench"  # the one entity of (j) and (k)
+DEPOSIT, NOTE = "deposit", "note"  # the kinds of (j) and (k): every NOTE_EVERY-th event is a note
+NOTE_EVERY = 10
+K_AIM_US = 50.0  # aim of (k): p50 of a project() after one new event
 
 SQLITE_SCHEMA = (
     "CREATE TABLE IF NOT EXISTS events ("
@@ -142,6 +166,7 @@ class Bench:
     titles: dict[str, str] = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    setup: dict[str, Any] = field(default_factory=dict)  # untimed set-up figures, for the JSON only
 
     def fresh_dir(self, label: str) -> Path:
         return Path(tempfile.mkdtemp(prefix=f"{label}-", dir=self.root))
@@ -1093,6 +1118,369 @@ def case_i(b: Bench) -> None:
     ]
 
 
+def projection_kind(i: int) -> str:
+    """Kind of the i-th event of the (j)/(k) entity: a deposit, except every NOTE_EVERY-th (a note)."""
+    return NOTE if i % NOTE_EVERY == NOTE_EVERY - 1 else DEPOSIT
+
+
+def projection_sum(n: int) -> int:
+    """The state every system must reach after the first n events of the (j)/(k) entity."""
+    return sum(PAYLOADS[i & POOL_MASK]["amount"] for i in range(n) if projection_kind(i) == DEPOSIT)
+
+
+class Sum(ep.Projection):
+    """The summing projection of (j) and (k)."""
+
+    name = "sum"
+    version = 1
+    kinds = (DEPOSIT,)
+    incremental = True
+
+    def initial(self) -> int:
+        return 0
+
+    def apply(self, state: int, event: ep.Event) -> int:
+        return state + event.payload["amount"]
+
+
+if EsApplication is not None:
+
+    class EsAccount(EsAggregate):
+        """The eventsourcing peer of (j): created with the first deposit, then one method per kind."""
+
+        def __init__(self, amount: int, currency: str, ref: str, note: str) -> None:
+            self.balance = amount
+
+        @es_event("Deposited")
+        def deposit(self, amount: int, currency: str, ref: str, note: str) -> None:
+            self.balance += amount
+
+        @es_event("Noted")
+        def add_note(self, amount: int, currency: str, ref: str, note: str) -> None:
+            pass
+
+    class EsBank(EsApplication):
+        pass
+
+
+def es_env(path: Path) -> dict[str, str]:
+    """eventsourcing's configuration (its environment variables, given to the Application): SQLite
+    in a file, no snapshots, no aggregate cache, so every repository.get replays every event."""
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": str(path),
+        "IS_SNAPSHOTTING_ENABLED": "n",
+        "AGGREGATE_CACHE_MAXSIZE": "",
+    }
+
+
+def load_projection_entity(store: ep.Store, n: int) -> None:
+    """The n events of the (j)/(k) entity, in batches of BULK_CHUNK, not individually durable."""
+    coord = ep.Coordinate(PROJ_ENTITY, SCOPE)
+    for start in range(0, n, BULK_CHUNK):
+        store.append_batch(
+            [
+                (coord, projection_kind(i), PAYLOADS[i & POOL_MASK])
+                for i in range(start, min(n, start + BULK_CHUNK))
+            ]
+        )
+
+
+def build_projection_stores(b: Bench, n: int) -> dict[str, Any]:
+    """One store per system holding the n events of the one entity of (j), and nothing else."""
+    log(f"== building the {n:,}-event entity of (j)")
+    out: dict[str, Any] = {}
+    setup: dict[str, float] = {}
+
+    d = b.fresh_dir("proj-eventpak")
+    t0 = perf()
+    with ep_open(d, sync="never") as store:
+        load_projection_entity(store, n)
+        store.sync()
+    setup["eventpak"] = perf() - t0
+    out["eventpak"] = d / "store"
+
+    d = b.fresh_dir("proj-sqlite")
+    t0 = perf()
+    conn = sqlite_open(d / "db.sqlite", "OFF")
+    conn.execute("CREATE INDEX IF NOT EXISTS events_entity ON events (entity)")
+    for start in range(0, n, BULK_CHUNK):
+        conn.execute("BEGIN")
+        conn.executemany(
+            SQLITE_INSERT,
+            [
+                (PROJ_ENTITY, projection_kind(i), packb(PAYLOADS[i & POOL_MASK]))
+                for i in range(start, min(n, start + BULK_CHUNK))
+            ],
+        )
+        conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    setup["sqlite"] = perf() - t0
+    out["sqlite"] = d / "db.sqlite"
+
+    if EsApplication is not None:
+        d = b.fresh_dir("proj-eventsourcing")
+        t0 = perf()
+        app = EsBank(env=es_env(d / "es.sqlite"))
+        account = EsAccount(**PAYLOADS[0])  # event 0 (a deposit) is the aggregate's Created event
+        for i in range(1, n):
+            payload = PAYLOADS[i & POOL_MASK]
+            if projection_kind(i) == DEPOSIT:
+                account.deposit(**payload)
+            else:
+                account.add_note(**payload)
+            if i % 1000 == 999:
+                app.save(account)
+        app.save(account)
+        app.close()
+        if account.version != n:
+            raise RuntimeError(f"the eventsourcing aggregate has version {account.version}, expected {n}")
+        setup["eventsourcing"] = perf() - t0
+        out["eventsourcing"] = (d / "es.sqlite", account.id)
+    for key, secs in setup.items():
+        log(f"   load {key:<14} {secs:.2f} s ({n / secs:,.0f} ev/s)")
+    b.setup["j"] = {k: {"events": n, "seconds": v} for k, v in setup.items()}
+    return out
+
+
+def case_j(b: Bench, paths: dict[str, Any], n: int) -> None:
+    expected = projection_sum(n)
+    store = ep.Store.open(str(paths["eventpak"]))  # projection_cache defaults to NoCache: cold every time
+    conn = sqlite3.connect(str(paths["sqlite"]), check_same_thread=False)
+    app = None
+    if "eventsourcing" in paths:
+        es_path, es_id = paths["eventsourcing"]
+        app = EsBank(env=es_env(es_path))
+
+    def timed(fn: Callable[[], int]) -> Sample:
+        t0 = perf()
+        state = fn()
+        secs = perf() - t0
+        if state != expected:
+            raise RuntimeError(f"the fold gave {state}, expected {expected}")
+        return Sample(n, secs)
+
+    def eventpak(d: Path) -> Sample:
+        return timed(lambda: store.project(PROJ_ENTITY, Sum()))
+
+    def eventsourcing(d: Path) -> Sample:
+        return timed(lambda: app.repository.get(es_id).balance)
+
+    select = f"SELECT kind, payload FROM events WHERE entity=? AND kind='{DEPOSIT}' ORDER BY seq"
+
+    def sqlite(d: Path) -> Sample:
+        def fold() -> int:
+            state = 0
+            for _kind, payload in conn.execute(select, (PROJ_ENTITY,)):
+                state = state + unpackb(payload)["amount"]
+            return state
+
+        return timed(fold)
+
+    plan = " ".join(str(r[-1]) for r in conn.execute("EXPLAIN QUERY PLAN " + select, (PROJ_ENTITY,)))
+    if "INDEX" not in plan:
+        b.notes.append(f"(j) the sqlite3 query does not use the entity index: {plan}")
+    peers = [
+        Peer(
+            "eventpak",
+            "eventpak",
+            f'store.project("{PROJ_ENTITY}", Sum()), kinds=("{DEPOSIT}",), NoCache (default)',
+            eventpak,
+        )
+    ]
+    if app is not None:
+        peers.append(
+            Peer(
+                "eventsourcing",
+                "eventsourcing",
+                "application.repository.get(id), SQLite file, JSON transcoder (default), "
+                "no snapshots, no aggregate cache; every event is applied",
+                eventsourcing,
+            )
+        )
+    peers.append(
+        Peer(
+            "sqlite",
+            "sqlite3",
+            f"SELECT kind, payload WHERE entity=? AND kind='{DEPOSIT}' ORDER BY seq (index on entity) "
+            "+ msgpack.unpackb + inline fold",
+            sqlite,
+        )
+    )
+    try:
+        title = (
+            f"cold projection of one {n:,}-event entity (every {NOTE_EVERY}th a note) to a sum "
+            "(warm page cache)"
+        )
+        b.run_case("j", title, peers, warmup=True)
+    finally:
+        store.close()
+        conn.close()
+        if app is not None:
+            app.close()
+    b.rows.append(Row("j", "eventpak"))
+    if app is not None:
+        b.rows.append(
+            Row(
+                "j",
+                "eventsourcing",
+                ratio=("eventpak", "eventsourcing", "eventpak / eventsourcing"),
+                aim=">= 5",
+                check=lambda v, r: r >= 5,
+            )
+        )
+    b.rows.append(
+        Row(
+            "j",
+            "sqlite",
+            ratio=("eventpak", "sqlite", "eventpak / sqlite3"),
+            aim=">= 2",
+            check=lambda v, r: r >= 2,
+        )
+    )
+
+
+def tmpfs_dir() -> str | None:
+    """/dev/shm when it is a tmpfs this process may write (for the reference row of (k))."""
+    try:
+        with open("/proc/self/mounts") as fh:
+            if not any(ln.split()[1:3] == ["/dev/shm", "tmpfs"] for ln in fh):
+                return None
+    except OSError:
+        return None
+    return "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+
+
+def case_k(b: Bench, n: int, m: int) -> None:
+    clock = time.perf_counter_ns
+    coord = ep.Coordinate(PROJ_ENTITY, SCOPE)
+
+    def cached(mode: str, cache_parent: str | None = None) -> Callable[[Path], Sample]:
+        """One round: an n-event entity, a NativeCache warmed by one cold project(), then m timed
+        calls (after WARMUP_CALLS untimed ones) of the ``mode`` loop."""
+
+        def run(d: Path) -> Sample:
+            cache_dir = Path(tempfile.mkdtemp(prefix="k-cache-", dir=cache_parent or d))
+            store = ep_open(d, projection_cache=ep.NativeCache(str(cache_dir)))
+            try:
+                load_projection_entity(store, n)
+                store.sync()  # no flush of the load pending in the timed loop
+                expected = projection_sum(n)
+                t0 = perf()
+                state = store.project(PROJ_ENTITY, Sum())
+                cold = perf() - t0
+                if state != expected:
+                    raise RuntimeError(f"the cold projection gave {state}, expected {expected}")
+                append, project = store.append, store.project
+                lat: list[int] = []
+                t_start = perf()
+                for i in range(-WARMUP_CALLS, m):
+                    payload = PAYLOADS[i & POOL_MASK]
+                    if mode == "append":
+                        t0 = clock()
+                        append(coord, DEPOSIT, payload)
+                        t1 = clock()
+                    else:
+                        if mode == "incremental":
+                            append(coord, DEPOSIT, payload)
+                            expected += payload["amount"]
+                        t0 = clock()
+                        state = project(PROJ_ENTITY, Sum())
+                        t1 = clock()
+                        if state != expected:
+                            raise RuntimeError(f"project() gave {state}, expected {expected}")
+                    if i >= 0:
+                        lat.append(t1 - t0)
+                    else:
+                        t_start = perf()
+                secs = perf() - t_start
+            finally:
+                store.close()
+                shutil.rmtree(cache_dir, ignore_errors=True)
+            sample = latency_sample(lat, secs)
+            sample.extra["cold_project_s"] = cold
+            return sample
+
+        return run
+
+    peers = [
+        Peer(
+            "incremental",
+            "eventpak",
+            f'append 1 "{DEPOSIT}" (not timed), then store.project("{PROJ_ENTITY}", Sum()) with '
+            "NativeCache: cached state + 1 event, re-cached",
+            cached("incremental"),
+        ),
+        Peer(
+            "hit",
+            "eventpak",
+            "store.project() with NativeCache, no new event: pure cache hit (reference)",
+            cached("hit"),
+        ),
+        Peer(
+            "append",
+            "eventpak",
+            f'store.append(coord, "{DEPOSIT}", payload), sync="batch" (reference)',
+            cached("append"),
+        ),
+    ]
+    shm = tmpfs_dir()
+    if shm is not None:
+        peers.insert(
+            1,
+            Peer(
+                "incremental-tmpfs",
+                "eventpak",
+                f"the incremental loop with the cache dir on tmpfs ({shm}), store still in the temp dir "
+                "(reference)",
+                cached("incremental", shm),
+            ),
+        )
+    title = (
+        f"project() after one new event with a NativeCache (incremental), {m:,} calls on a {n:,}-event entity"
+    )
+    b.run_case("k", title, peers)
+    b.rows += [
+        Row(
+            "k",
+            "incremental",
+            unit="us",
+            metric="p50_us",
+            note="p50",
+            ratio_to=(K_AIM_US, "p50 / aim"),
+            aim=f"<= {K_AIM_US:g} us",
+            check=lambda v, r: v <= K_AIM_US,
+        ),
+        Row("k", "incremental", unit="us", metric="p99_us", note="p99"),
+    ]
+    if shm is not None:
+        b.rows += [
+            Row(
+                "k",
+                "incremental-tmpfs",
+                unit="us",
+                metric="p50_us",
+                note="p50",
+                ratio=("incremental-tmpfs", "incremental", "tmpfs / temp dir"),
+            ),
+            Row("k", "incremental-tmpfs", unit="us", metric="p99_us", note="p99"),
+        ]
+    b.rows += [
+        Row(
+            "k",
+            "hit",
+            unit="us",
+            metric="p50_us",
+            note="p50",
+            ratio=("incremental", "hit", "after 1 event / pure hit"),
+        ),
+        Row("k", "hit", unit="us", metric="p99_us", note="p99"),
+        Row("k", "append", unit="us", metric="p50_us", note="p50"),
+        Row("k", "append", unit="us", metric="p99_us", note="p99"),
+    ]
+
+
 # ---------------------------------------------------------------------------------------- report
 
 
@@ -1145,7 +1533,15 @@ def machine_info(root: Path) -> dict[str, Any]:
         "lmdb": lmdb.version() if lmdb is not None else None,
         "py_lmdb": getattr(lmdb, "__version__", None) if lmdb is not None else None,
         "msgpack": ".".join(map(str, msgpack.version)),
+        "eventsourcing": package_version("eventsourcing"),
     }
+
+
+def package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def median_ratio(b: Bench, row: Row) -> float | None:
@@ -1218,13 +1614,15 @@ def markdown(b: Bench, rows: list[dict[str, Any]], machine: dict[str, Any]) -> s
         f"Machine: {m['nproc']} CPUs ({m['cpu'] or 'unknown CPU'}), {m['memory_gib']} GiB RAM, "
         f"{m['platform']}",
         f"Python {m['python']}, eventpak {m['eventpak']} ({m['eventpak_git'] or 'no git'}), "
-        f"sqlite {m['sqlite']}, lmdb {m['lmdb']}, msgpack {m['msgpack']}",
+        f"sqlite {m['sqlite']}, lmdb {m['lmdb']}, msgpack {m['msgpack']}, "
+        f"eventsourcing {m['eventsourcing']}",
         f"Temp dir: {m['tmp_dir']} on {fs.get('type', '?')} "
         f"({fs.get('device', '?')} mounted at {fs.get('mount', '?')})",
         f"Settings: events={a.events:,}, write_events={a.write_events:,}, durable {a.durable_seconds:g} s or "
         f"{a.durable_max_ops:,} calls per system and round, rounds={a.rounds}, threads={a.threads}, "
         f"batch={a.batch_size}, worker batch={WORKER_BATCH}, latency appends={a.latency_appends:,}, "
-        f"payload={PAYLOAD_BYTES} B msgpack",
+        f"payload={PAYLOAD_BYTES} B msgpack, projection events={a.projection_events:,}, "
+        f"projection calls={a.projection_calls:,}",
         "",
         "| Case | System | Configuration | Events/round | Result (median) | Range "
         "| Ratio (median of rounds) | Aim | Met |",
@@ -1276,6 +1674,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         help="single appends per round in case (i) (default 10,000; quick 1,000)",
     )
+    p.add_argument(
+        "--projection-events",
+        type=int,
+        help="events of the one entity projected in cases (j) and (k) (default 100,000; quick 5,000)",
+    )
+    p.add_argument(
+        "--projection-calls",
+        type=int,
+        help="timed project()/append calls per system and round in case (k) (default 2,000; quick 200)",
+    )
     p.add_argument("--cases", default=ALL_CASES, help=f"which cases to run, e.g. 'ace' (default {ALL_CASES})")
     p.add_argument("--dir", help="parent directory for the temporary stores (default: the system temp dir)")
     p.add_argument("--json", help="where to write the JSON (default benches/results/latest.json, quick.json)")
@@ -1295,6 +1703,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         a.json = str(RESULTS_DIR / ("quick.json" if quick else "latest.json"))
     if a.latency_appends is None:
         a.latency_appends = 1_000 if quick else 10_000
+    if a.projection_events is None:
+        a.projection_events = 5_000 if quick else 100_000
+    if a.projection_calls is None:
+        a.projection_calls = 200 if quick else 2_000
     unknown = set(a.cases) - set(ALL_CASES)
     if unknown:
         p.error(f"unknown cases: {''.join(sorted(unknown))}")
@@ -1306,6 +1718,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         a.threads,
         a.batch_size,
         a.latency_appends,
+        a.projection_events,
+        a.projection_calls,
     )
     if min(sizes) < 1:
         p.error("sizes must be positive")
@@ -1341,6 +1755,12 @@ def main(argv: list[str] | None = None) -> int:
                 case_h(b, paths["eventpak"], args.events)
         if "i" in args.cases:
             case_i(b)
+        if "j" in args.cases:
+            if EsApplication is None:
+                b.notes.append("eventsourcing is not installed: its (j) row is missing")
+            case_j(b, build_projection_stores(b, args.projection_events), args.projection_events)
+        if "k" in args.cases:
+            case_k(b, args.projection_events, args.projection_calls)
     total = perf() - started
     rows = build_rows(b)
     table = markdown(b, rows, machine)
@@ -1375,6 +1795,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             for case, per in b.samples.items()
         },
+        "setup": b.setup,
         "notes": b.notes,
         "markdown": table,
     }
