@@ -99,8 +99,9 @@ Freshness.CONSISTENT = Freshness()
 def _digest(*parts: str) -> bytes:
     h = hashlib.blake2b(digest_size=16)
     for part in parts:
-        h.update(part.encode("utf-8", "surrogatepass"))
-        h.update(b"\0")
+        data = part.encode("utf-8", "surrogatepass")
+        h.update(len(data).to_bytes(8, "little"))  # length-prefixed: no two part lists collide
+        h.update(data)
     return h.digest()
 
 
@@ -131,10 +132,14 @@ class _Projector:
             log.warning("projection cache get failed for %s: %r; replaying", type(self.projection).name, exc)
             return None
 
-    def fold(self, state: Any, after: int | None) -> Any:
+    def fold(self, state: Any, after: int | None, watermark: int) -> Any:
+        """Applies the relevant events in ``(after, watermark]``: events committed while the
+        replay runs belong to a later watermark, so the cached state matches its meta."""
         while True:
             batch = self.store._replay(self.target, self.kinds, after, REPLAY_BATCH)
             for event in batch:
+                if event.global_sequence > watermark:
+                    return state
                 state = self.projection.apply(state, event)
             if len(batch) < REPLAY_BATCH:
                 return state
@@ -147,8 +152,8 @@ class _Projector:
         except Exception as exc:
             log.warning("projection cache put failed for %s: %r", type(self.projection).name, exc)
 
-    def project(self, freshness: Freshness) -> Any:
-        watermark = self.store._replay_head(self.target, self.kinds)
+    def project(self, freshness: Freshness, watermark: int | None) -> Any:
+        """The state at ``watermark`` (the target's newest relevant event when it is read)."""
         if watermark is None:
             return None
         cached = self.cached()
@@ -163,17 +168,18 @@ class _Projector:
             if young:
                 return state
             if type(self.projection).incremental and meta.watermark < watermark:
-                state = self.fold(state, meta.watermark)
+                state = self.fold(state, meta.watermark, watermark)
                 self.remember(state, watermark)
                 return state
-        state = self.fold(self.projection.initial(), None)
+        state = self.fold(self.projection.initial(), None, watermark)
         self.remember(state, watermark)
         return state
 
 
 def project(store: Store, target: str | Region, projection: Projection, freshness: Freshness) -> Any:
     """See :meth:`Store.project`."""
-    return _Projector(store, target, projection).project(freshness)
+    projector = _Projector(store, target, projection)
+    return projector.project(freshness, store._replay_head(target, projector.kinds))
 
 
 def project_if_changed(
@@ -183,4 +189,5 @@ def project_if_changed(
     generation = store._replay_head(target, list(type(projection).kinds))
     if generation is None or generation == last_generation:
         return None
-    return generation, _Projector(store, target, projection).project(Freshness.CONSISTENT)
+    # The state is computed at exactly this generation, so the pair always agrees.
+    return generation, _Projector(store, target, projection).project(Freshness.CONSISTENT, generation)
