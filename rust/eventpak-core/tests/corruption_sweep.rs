@@ -11,11 +11,10 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,38 +25,12 @@ use eventpak_core::{AppendRequest, CursorCheckpoint, Error, Region, Store, Store
 // Guards: the largest single allocation, and a watchdog against hangs.
 // ---------------------------------------------------------------------------------------
 
-/// Records the largest allocation request made by anything in this test binary.
-struct Tracking;
+mod alloc_guard;
 
-static LARGEST_ALLOCATION: AtomicUsize = AtomicUsize::new(0);
-/// Nothing legitimate in this binary allocates more than this (the stores hold a few KiB).
-const ALLOCATION_LIMIT: usize = 64 << 20;
-
-// SAFETY: forwards every call to the system allocator unchanged; it only records sizes.
-unsafe impl GlobalAlloc for Tracking {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LARGEST_ALLOCATION.fetch_max(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        LARGEST_ALLOCATION.fetch_max(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LARGEST_ALLOCATION.fetch_max(new_size, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use alloc_guard::{ALLOCATION_LIMIT, LARGEST_ALLOCATION};
 
 #[global_allocator]
-static ALLOCATOR: Tracking = Tracking;
+static ALLOCATOR: alloc_guard::Tracking = alloc_guard::Tracking;
 
 fn assert_no_huge_allocation(case: &str) {
     let largest = LARGEST_ALLOCATION.load(Ordering::Relaxed);

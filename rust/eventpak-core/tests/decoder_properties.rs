@@ -14,9 +14,8 @@
 mod common;
 
 use eventpak_core::io::OsStorage;
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use eventpak_core::cursor_checkpoint::CursorCheckpoint;
 use eventpak_core::event::EventRecord;
@@ -35,36 +34,12 @@ use proptest::prelude::*;
 // Guard: no decoder may allocate from a forged length.
 // ---------------------------------------------------------------------------------------
 
-struct Tracking;
+mod alloc_guard;
 
-static LARGEST_ALLOCATION: AtomicUsize = AtomicUsize::new(0);
-const ALLOCATION_LIMIT: usize = 64 << 20;
-
-// SAFETY: forwards every call to the system allocator unchanged; it only records sizes.
-unsafe impl GlobalAlloc for Tracking {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LARGEST_ALLOCATION.fetch_max(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        LARGEST_ALLOCATION.fetch_max(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LARGEST_ALLOCATION.fetch_max(new_size, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use alloc_guard::{ALLOCATION_LIMIT, LARGEST_ALLOCATION};
 
 #[global_allocator]
-static ALLOCATOR: Tracking = Tracking;
+static ALLOCATOR: alloc_guard::Tracking = alloc_guard::Tracking;
 
 fn no_huge_allocation() -> Result<(), TestCaseError> {
     let largest = LARGEST_ALLOCATION.load(Ordering::Relaxed);
