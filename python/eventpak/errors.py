@@ -161,6 +161,7 @@ class CheckpointWriteFailed(EventpakError):
     def __init__(self, checkpoint_id: str, cause: str) -> None:
         super().__init__(f"writing cursor checkpoint {checkpoint_id!r} failed: {cause}")
         self.checkpoint_id = checkpoint_id
+        self.id = checkpoint_id  # the name DESIGN.md uses: CheckpointWriteFailed(id, cause)
         self.cause = cause
 
 
