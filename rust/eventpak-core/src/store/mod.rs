@@ -191,14 +191,18 @@ impl Store {
 
     /// Makes every event appended so far durable (an fsync barrier).
     pub fn sync(&self) -> Result<()> {
-        let writer = self.writer()?;
-        let written = {
+        self.durable_through(self.writer()?, Writer::written)
+    }
+
+    /// Waits until events `0..upto(writer)` are durable. A poisoned writer says so, even
+    /// when nothing is left to sync.
+    fn durable_through(&self, writer: &Mutex<Writer>, upto: impl FnOnce(&Writer) -> u64) -> Result<()> {
+        let upto = {
             let w = writer.lock();
-            // A poisoned writer says so, even when nothing is left to sync.
             w.check_healthy()?;
-            w.written()
+            upto(&w)
         };
-        self.shared.durability.make_durable(written, writer)
+        self.shared.durability.make_durable(upto, writer)
     }
 
     /// A counter that changes whenever events become visible.
@@ -233,8 +237,7 @@ impl Store {
         self.check_open()?;
         // A read-only store appends nothing; what it reads is all it will ever have.
         let Some(writer) = self.shared.writer.as_ref() else { return Ok(()) };
-        writer.lock().check_healthy()?;
-        self.shared.durability.make_durable(seq.saturating_add(1), writer)
+        self.durable_through(writer, |_| seq.saturating_add(1))
     }
 
     /// Number of leading events covered by an fsync.
