@@ -65,12 +65,24 @@ fn take_lock(data_dir: &Path, read_only: bool) -> Result<File> {
     let file =
         if read_only && !path.exists() { File::open(data_dir) } else { crate::io::open_append(&path, true) }
             .map_err(|e| Error::storage("opening the lock file", e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::StoreLocked),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::storage("locking the data dir", e)),
+    // A lock released by `close()` can still be held for a moment by a child process that
+    // another thread forked (subprocess) before the close and that has not exec'd yet: the
+    // child shares the locked file description. Give such a holder a few milliseconds.
+    let deadline = std::time::Instant::now() + LOCK_GRACE;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::StoreLocked),
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::storage("locking the data dir", e)),
+        }
     }
 }
+
+/// How long `open` retries a data dir lock held by someone else before `StoreLocked`.
+const LOCK_GRACE: Duration = Duration::from_millis(20);
 
 impl Store {
     /// Opens (or creates) the store in `data_dir`, recovering the longest valid prefix.
