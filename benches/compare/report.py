@@ -1,0 +1,216 @@
+"""The report: machine information, the table rows, the Markdown table and the JSON document."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import importlib.metadata
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import eventpak as ep
+import msgpack
+
+from benches._workload import PAYLOAD_BYTES
+from benches.compare.harness import WORKER_BATCH, Bench, median_ratio
+from benches.compare.peers import lmdb, sqlite
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+UNIT_LABELS = {"seconds": "s", "us": "us", "rate": "events/s"}
+
+
+def machine_info(root: Path) -> dict[str, Any]:
+    real = os.path.realpath(root)
+    fs: dict[str, str] = {}
+    try:
+        best = ""
+        with open("/proc/self/mounts") as fh:
+            for line in fh:
+                dev, mnt, fstype, opts = line.split()[:4]
+                mnt = mnt.replace("\\040", " ")
+                if (real == mnt or real.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+                    best, fs = mnt, {"mount": mnt, "type": fstype, "device": dev, "options": opts}
+    except OSError:
+        pass
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    mem_gib = None
+    with contextlib.suppress(ValueError, OSError):
+        mem_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    commit = ""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        commit = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    lmdb_version, py_lmdb_version = lmdb.versions()
+    return {
+        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_count": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": mem_gib,
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "python_impl": platform.python_implementation(),
+        "tmp_dir": real,
+        "filesystem": fs,
+        "eventpak": getattr(ep, "__version__", "?"),
+        "eventpak_git": commit,
+        "sqlite": sqlite.VERSION,
+        "lmdb": lmdb_version,
+        "py_lmdb": py_lmdb_version,
+        "msgpack": ".".join(map(str, msgpack.version)),
+        "eventsourcing": package_version("eventsourcing"),
+    }
+
+
+def package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def fmt_value(v: float, unit: str) -> str:
+    if unit == "seconds":
+        return f"{v:.3f} s" if v >= 1 else f"{v * 1000:.1f} ms"
+    if unit == "us":
+        return f"{v:,.1f} us" if v < 1000 else f"{v / 1000:,.2f} ms"
+    return f"{v:,.0f} ev/s"
+
+
+def build_rows(b: Bench) -> list[dict[str, Any]]:
+    out = []
+    for row in b.rows:
+        if row.case not in b.samples or row.key not in b.samples[row.case]:
+            continue
+        samples = b.samples[row.case][row.key]
+        vals = [row.value(s) for s in samples]
+        med = statistics.median(vals)
+        ratio = median_ratio(b, row) if row.ratio else None
+        ratio_label = row.ratio[2] if row.ratio else None
+        if row.ratio_to is not None:
+            ratio, ratio_label = med / row.ratio_to[0], row.ratio_to[1]
+        met = None
+        if row.check is not None and (ratio is not None or ratio_label is None):
+            met = bool(row.check(med, ratio))
+        peer = b.peers[row.case][row.key]
+        out.append(
+            {
+                "case": row.case,
+                "key": row.key,
+                "system": peer.system,
+                "config": f"{peer.config}: **{row.note}**" if row.note else peer.config,
+                "unit": UNIT_LABELS[row.unit],
+                "metric": row.metric or None,
+                "median": med,
+                "min": min(vals),
+                "max": max(vals),
+                "rounds": len(vals),
+                "events_per_round": int(statistics.median(s.events for s in samples))
+                if samples[0].events
+                else None,
+                "ratio_label": ratio_label,
+                "ratio": ratio,
+                "aim": row.aim or None,
+                "met": met,
+            }
+        )
+    return out
+
+
+def markdown(b: Bench, rows: list[dict[str, Any]], machine: dict[str, Any]) -> str:
+    m = machine
+    fs = m["filesystem"]
+    a = b.args
+    lines = [
+        f"Machine: {m['nproc']} CPUs ({m['cpu'] or 'unknown CPU'}), {m['memory_gib']} GiB RAM, "
+        f"{m['platform']}",
+        f"Python {m['python']}, eventpak {m['eventpak']} ({m['eventpak_git'] or 'no git'}), "
+        f"sqlite {m['sqlite']}, lmdb {m['lmdb']}, msgpack {m['msgpack']}, "
+        f"eventsourcing {m['eventsourcing']}",
+        f"Temp dir: {m['tmp_dir']} on {fs.get('type', '?')} "
+        f"({fs.get('device', '?')} mounted at {fs.get('mount', '?')})",
+        f"Settings: events={a.events:,}, write_events={a.write_events:,}, durable {a.durable_seconds:g} s or "
+        f"{a.durable_max_ops:,} calls per system and round, rounds={a.rounds}, threads={a.threads}, "
+        f"batch={a.batch_size}, worker batch={WORKER_BATCH}, latency appends={a.latency_appends:,}, "
+        f"payload={PAYLOAD_BYTES} B msgpack, projection events={a.projection_events:,}, "
+        f"projection calls={a.projection_calls:,}",
+        "",
+        "| Case | System | Configuration | Events/round | Result (median) | Range "
+        "| Ratio (median of rounds) | Aim | Met |",
+        "|---|---|---|---:|---:|---:|---|---|---|",
+    ]
+    units = {label: unit for unit, label in UNIT_LABELS.items()}
+    for r in rows:
+        unit = units[r["unit"]]
+        rng = f"{fmt_value(r['min'], unit)} .. {fmt_value(r['max'], unit)}" if r["rounds"] > 1 else "1 run"
+        ratio = f"{r['ratio_label']} = **{r['ratio']:.2f}**" if r["ratio"] is not None else ""
+        met = "" if r["met"] is None else ("yes" if r["met"] else "**no**")
+        events = f"{r['events_per_round']:,}" if r["events_per_round"] else ""
+        lines.append(
+            f"| ({r['case']}) | {r['system']} | {r['config']} | {events} | {fmt_value(r['median'], unit)} | "
+            f"{rng} | {ratio} | {r['aim'] or ''} | {met} |"
+        )
+    lines.append("")
+    lines.append("Cases: " + "; ".join(f"({k}) {v}" for k, v in b.titles.items()) + ".")
+    for note in b.notes:
+        lines.append(f"Note: {note}")
+    return "\n".join(lines)
+
+
+def json_document(
+    b: Bench,
+    args: argparse.Namespace,
+    argv: list[str] | None,
+    machine: dict[str, Any],
+    rows: list[dict[str, Any]],
+    table: str,
+    total: float,
+) -> dict[str, Any]:
+    """The JSON of a run: settings, machine, table rows and every round of every system."""
+    return {
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": [
+            Path(sys.executable).name,
+            "-m",
+            "benches.compare",
+            *(argv if argv is not None else sys.argv[1:]),
+        ],
+        "settings": {k: v for k, v in vars(args).items() if k != "json"},
+        "machine": machine,
+        "wall_seconds": round(total, 1),
+        "rows": rows,
+        "cases": {
+            case: {
+                "title": b.titles.get(case, ""),
+                "systems": {
+                    key: {
+                        "system": b.peers[case][key].system,
+                        "config": b.peers[case][key].config,
+                        "rounds": [
+                            {"events": s.events, "seconds": s.seconds, "events_per_s": s.rate, **s.extra}
+                            for s in ss
+                        ],
+                    }
+                    for key, ss in per.items()
+                },
+            }
+            for case, per in b.samples.items()
+        },
+        "setup": b.setup,
+        "notes": b.notes,
+        "markdown": table,
+    }
