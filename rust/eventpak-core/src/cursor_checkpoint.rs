@@ -5,6 +5,7 @@
 //! | position u64 | process_boot_ns u64 | identity_len u32 | identity | crc32c u32
 //! ```
 
+use std::mem::size_of;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -17,7 +18,22 @@ pub const CURSORS_DIR: &str = "cursors";
 pub const MAX_CHECKPOINT_ID_BYTES: usize = 200;
 const MAGIC: &[u8; 8] = b"EVPKCUR\0";
 const VERSION: u32 = 1;
-const FIXED_LEN: usize = 8 + 4 + 1 + 8 + 8 + 4 + 4;
+
+const VERSION_OFFSET: usize = MAGIC.len();
+const FLAGS_OFFSET: usize = VERSION_OFFSET + size_of::<u32>();
+const POSITION_OFFSET: usize = FLAGS_OFFSET + size_of::<u8>();
+const BOOT_NS_OFFSET: usize = POSITION_OFFSET + size_of::<u64>();
+const IDENTITY_LEN_OFFSET: usize = BOOT_NS_OFFSET + size_of::<u64>();
+const IDENTITY_OFFSET: usize = IDENTITY_LEN_OFFSET + size_of::<u32>();
+// The CRC follows the variable-length identity, so it has a length but no fixed offset.
+const CRC_LEN: usize = size_of::<u32>();
+/// The shortest valid file: a checkpoint whose region identity is empty.
+const FIXED_LEN: usize = IDENTITY_OFFSET + CRC_LEN;
+
+const FLAG_STARTED: u8 = 1;
+const FLAG_BOOT_TIME: u8 = 2;
+const FLAG_IDENTITY: u8 = 4;
+const KNOWN_FLAGS: u8 = FLAG_STARTED | FLAG_BOOT_TIME | FLAG_IDENTITY;
 
 /// A saved cursor position, bound to the region it belongs to.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -47,49 +63,52 @@ pub fn checkpoint_path(data_dir: &Path, id: &str) -> Result<PathBuf> {
 impl CursorCheckpoint {
     fn encode(&self) -> Vec<u8> {
         let identity = self.region_identity.as_deref().unwrap_or_default().as_bytes();
-        let mut out = Vec::with_capacity(FIXED_LEN + identity.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&VERSION.to_le_bytes());
-        let flags = self.started as u8
-            | if self.process_boot_ns.is_some() { 2 } else { 0 }
-            | if self.region_identity.is_some() { 4 } else { 0 };
-        out.push(flags);
-        out.extend_from_slice(&self.position.to_le_bytes());
-        out.extend_from_slice(&self.process_boot_ns.unwrap_or(0).to_le_bytes());
-        out.extend_from_slice(&(identity.len() as u32).to_le_bytes());
-        out.extend_from_slice(identity);
-        let crc = crc32c::crc32c(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
+        let mut out = vec![0; FIXED_LEN + identity.len()];
+        let crc_at = IDENTITY_OFFSET + identity.len();
+        out[..VERSION_OFFSET].copy_from_slice(MAGIC);
+        out[VERSION_OFFSET..FLAGS_OFFSET].copy_from_slice(&VERSION.to_le_bytes());
+        out[FLAGS_OFFSET] = if self.started { FLAG_STARTED } else { 0 }
+            | if self.process_boot_ns.is_some() { FLAG_BOOT_TIME } else { 0 }
+            | if self.region_identity.is_some() { FLAG_IDENTITY } else { 0 };
+        out[POSITION_OFFSET..BOOT_NS_OFFSET].copy_from_slice(&self.position.to_le_bytes());
+        out[BOOT_NS_OFFSET..IDENTITY_LEN_OFFSET]
+            .copy_from_slice(&self.process_boot_ns.unwrap_or(0).to_le_bytes());
+        out[IDENTITY_LEN_OFFSET..IDENTITY_OFFSET].copy_from_slice(&(identity.len() as u32).to_le_bytes());
+        out[IDENTITY_OFFSET..crc_at].copy_from_slice(identity);
+        let crc = crc32c::crc32c(&out[..crc_at]);
+        out[crc_at..].copy_from_slice(&crc.to_le_bytes());
         out
     }
 
     fn decode(bytes: &[u8]) -> std::result::Result<Self, String> {
-        if bytes.len() < FIXED_LEN || &bytes[..8] != MAGIC {
+        if bytes.len() < FIXED_LEN || &bytes[..VERSION_OFFSET] != MAGIC {
             return Err("not a cursor checkpoint (bad magic or too short)".into());
         }
-        let (body, crc) = bytes.split_at(bytes.len() - 4);
+        let (body, crc) = bytes.split_at(bytes.len() - CRC_LEN);
         if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().unwrap()) {
             return Err("CRC mismatch".into());
         }
-        let version = u32::from_le_bytes(body[8..12].try_into().unwrap());
+        let version = u32::from_le_bytes(body[VERSION_OFFSET..FLAGS_OFFSET].try_into().unwrap());
         if version != VERSION {
             return Err(format!("unsupported version {version}"));
         }
-        let flags = body[12];
-        if flags & !7 != 0 {
+        let flags = body[FLAGS_OFFSET];
+        if flags & !KNOWN_FLAGS != 0 {
             return Err("unknown flags".into());
         }
         let u64_at = |at: usize| u64::from_le_bytes(body[at..at + 8].try_into().unwrap());
-        let identity_len = u32::from_le_bytes(body[29..33].try_into().unwrap()) as usize;
-        if body.len() != 33 + identity_len {
+        let identity_len =
+            u32::from_le_bytes(body[IDENTITY_LEN_OFFSET..IDENTITY_OFFSET].try_into().unwrap()) as usize;
+        if body.len() != IDENTITY_OFFSET + identity_len {
             return Err("length disagrees with the region identity length".into());
         }
-        let identity = std::str::from_utf8(&body[33..]).map_err(|_| "region identity is not UTF-8")?;
+        let identity =
+            std::str::from_utf8(&body[IDENTITY_OFFSET..]).map_err(|_| "region identity is not UTF-8")?;
         Ok(CursorCheckpoint {
-            position: u64_at(13),
-            started: flags & 1 != 0,
-            process_boot_ns: (flags & 2 != 0).then(|| u64_at(21)),
-            region_identity: (flags & 4 != 0).then(|| identity.to_owned()),
+            position: u64_at(POSITION_OFFSET),
+            started: flags & FLAG_STARTED != 0,
+            process_boot_ns: (flags & FLAG_BOOT_TIME != 0).then(|| u64_at(BOOT_NS_OFFSET)),
+            region_identity: (flags & FLAG_IDENTITY != 0).then(|| identity.to_owned()),
         })
     }
 

@@ -8,13 +8,20 @@
 //! log). A file that fails its checks is deleted and reported as a miss.
 
 use std::io::Write;
+use std::mem::size_of;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"EVPKCCH1";
-const TRAILER_LEN: usize = 8 + 8 + 8 + 4;
+
+// The trailer after the value, offsets from its first byte.
+const WATERMARK_OFFSET: usize = 0;
+const CACHED_AT_OFFSET: usize = WATERMARK_OFFSET + size_of::<u64>();
+const MAGIC_OFFSET: usize = CACHED_AT_OFFSET + size_of::<i64>();
+const CRC_OFFSET: usize = MAGIC_OFFSET + MAGIC.len();
+const TRAILER_LEN: usize = CRC_OFFSET + size_of::<u32>();
 
 /// When and at which watermark a cached state was computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,17 +98,17 @@ impl NativeCache {
 
     fn decode(bytes: &[u8]) -> Option<CacheMeta> {
         let trailer_at = bytes.len().checked_sub(TRAILER_LEN)?;
-        let (body, crc) = bytes.split_at(bytes.len() - 4);
+        let (body, crc) = bytes.split_at(trailer_at + CRC_OFFSET);
         if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().ok()?) {
             return None;
         }
         let t = &bytes[trailer_at..];
-        if &t[16..24] != MAGIC {
+        if &t[MAGIC_OFFSET..CRC_OFFSET] != MAGIC {
             return None;
         }
         Some(CacheMeta {
-            watermark: u64::from_le_bytes(t[0..8].try_into().ok()?),
-            cached_at_us: i64::from_le_bytes(t[8..16].try_into().ok()?),
+            watermark: u64::from_le_bytes(t[WATERMARK_OFFSET..CACHED_AT_OFFSET].try_into().ok()?),
+            cached_at_us: i64::from_le_bytes(t[CACHED_AT_OFFSET..MAGIC_OFFSET].try_into().ok()?),
         })
     }
 
@@ -111,13 +118,14 @@ impl NativeCache {
         refuse_symlink(&shard)?;
         crate::io::create_private_dir(&shard).map_err(|e| failed("creating a cache shard", e))?;
         refuse_symlink(&path)?;
-        let mut buf = Vec::with_capacity(value.len() + TRAILER_LEN);
-        buf.extend_from_slice(value);
-        buf.extend_from_slice(&meta.watermark.to_le_bytes());
-        buf.extend_from_slice(&meta.cached_at_us.to_le_bytes());
-        buf.extend_from_slice(MAGIC);
-        let crc = crc32c::crc32c(&buf);
-        buf.extend_from_slice(&crc.to_le_bytes());
+        let mut buf = vec![0; value.len() + TRAILER_LEN];
+        let (body, trailer) = buf.split_at_mut(value.len());
+        body.copy_from_slice(value);
+        trailer[WATERMARK_OFFSET..CACHED_AT_OFFSET].copy_from_slice(&meta.watermark.to_le_bytes());
+        trailer[CACHED_AT_OFFSET..MAGIC_OFFSET].copy_from_slice(&meta.cached_at_us.to_le_bytes());
+        trailer[MAGIC_OFFSET..CRC_OFFSET].copy_from_slice(MAGIC);
+        let crc = crc32c::crc32c(&buf[..value.len() + CRC_OFFSET]);
+        buf[value.len() + CRC_OFFSET..].copy_from_slice(&crc.to_le_bytes());
         static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
         let unique = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
         let tmp = shard.join(format!(".{}.{}.{unique}.tmp", hex(key), std::process::id()));

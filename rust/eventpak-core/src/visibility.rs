@@ -4,6 +4,7 @@
 //! fence is recorded *before* its first frame is written, so a crash with a fence open
 //! finds the marker at reopen and hides the fence's events for good.
 
+use std::mem::size_of;
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -14,6 +15,17 @@ pub const HIDDEN_RANGES_FILE: &str = "hidden.ranges";
 const MAGIC: &[u8; 8] = b"EVPKHID\0";
 const VERSION: u32 = 1;
 const NO_FENCE: u64 = u64::MAX;
+
+const VERSION_OFFSET: usize = MAGIC.len();
+const OPEN_FENCE_OFFSET: usize = VERSION_OFFSET + size_of::<u32>();
+const COUNT_OFFSET: usize = OPEN_FENCE_OFFSET + size_of::<u64>();
+const RANGES_OFFSET: usize = COUNT_OFFSET + size_of::<u32>();
+// Within one range: start u64, then end u64.
+const RANGE_END_OFFSET: usize = size_of::<u64>();
+const RANGE_LEN: usize = RANGE_END_OFFSET + size_of::<u64>();
+const CRC_LEN: usize = size_of::<u32>();
+/// The shortest valid file: no cancelled range.
+const MIN_LEN: usize = RANGES_OFFSET + CRC_LEN;
 
 /// Cancelled ranges and the open fence.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -52,24 +64,27 @@ impl Visibility {
     }
 
     fn decode(bytes: &[u8]) -> std::result::Result<Self, String> {
-        if bytes.len() < 28 || &bytes[..8] != MAGIC {
+        if bytes.len() < MIN_LEN || &bytes[..VERSION_OFFSET] != MAGIC {
             return Err("not a hidden.ranges file".into());
         }
-        let (body, crc) = bytes.split_at(bytes.len() - 4);
+        let (body, crc) = bytes.split_at(bytes.len() - CRC_LEN);
         if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().unwrap()) {
             return Err("hidden.ranges CRC mismatch".into());
         }
-        let u64_at = |at: usize| u64::from_le_bytes(body[at..at + 8].try_into().unwrap());
-        if u32::from_le_bytes(body[8..12].try_into().unwrap()) != VERSION {
+        let u32_le = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap());
+        let u64_le = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap());
+        if u32_le(&body[VERSION_OFFSET..OPEN_FENCE_OFFSET]) != VERSION {
             return Err("unsupported hidden.ranges version".into());
         }
-        let open = u64_at(12);
-        let count = u32::from_le_bytes(body[20..24].try_into().unwrap()) as usize;
-        if body.len() != 24 + count * 16 {
+        let open = u64_le(&body[OPEN_FENCE_OFFSET..COUNT_OFFSET]);
+        let count = u32_le(&body[COUNT_OFFSET..RANGES_OFFSET]) as usize;
+        if body.len() != RANGES_OFFSET + count * RANGE_LEN {
             return Err("hidden.ranges length disagrees with its count".into());
         }
-        let cancelled: Vec<(u64, u64)> =
-            (0..count).map(|i| (u64_at(24 + i * 16), u64_at(32 + i * 16))).collect();
+        let cancelled: Vec<(u64, u64)> = body[RANGES_OFFSET..]
+            .chunks_exact(RANGE_LEN)
+            .map(|range| (u64_le(&range[..RANGE_END_OFFSET]), u64_le(&range[RANGE_END_OFFSET..])))
+            .collect();
         let ordered = cancelled.iter().all(|(s, e)| s < e) && cancelled.windows(2).all(|w| w[0].1 <= w[1].0);
         if !ordered {
             return Err("hidden ranges are empty, overlapping or out of order".into());
@@ -79,17 +94,21 @@ impl Visibility {
 
     /// Writes `hidden.ranges` atomically (temp, fsync, rename, directory fsync).
     pub fn save(&self, storage: &dyn Storage, data_dir: &Path) -> Result<()> {
-        let mut out = Vec::with_capacity(28 + self.cancelled.len() * 16);
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&self.open_fence.unwrap_or(NO_FENCE).to_le_bytes());
-        out.extend_from_slice(&(self.cancelled.len() as u32).to_le_bytes());
-        for &(start, end) in &self.cancelled {
-            out.extend_from_slice(&start.to_le_bytes());
-            out.extend_from_slice(&end.to_le_bytes());
+        let crc_at = RANGES_OFFSET + self.cancelled.len() * RANGE_LEN;
+        let mut out = vec![0; crc_at + CRC_LEN];
+        out[..VERSION_OFFSET].copy_from_slice(MAGIC);
+        out[VERSION_OFFSET..OPEN_FENCE_OFFSET].copy_from_slice(&VERSION.to_le_bytes());
+        out[OPEN_FENCE_OFFSET..COUNT_OFFSET]
+            .copy_from_slice(&self.open_fence.unwrap_or(NO_FENCE).to_le_bytes());
+        out[COUNT_OFFSET..RANGES_OFFSET].copy_from_slice(&(self.cancelled.len() as u32).to_le_bytes());
+        for (range, &(start, end)) in
+            out[RANGES_OFFSET..crc_at].chunks_exact_mut(RANGE_LEN).zip(&self.cancelled)
+        {
+            range[..RANGE_END_OFFSET].copy_from_slice(&start.to_le_bytes());
+            range[RANGE_END_OFFSET..].copy_from_slice(&end.to_le_bytes());
         }
-        let crc = crc32c::crc32c(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
+        let crc = crc32c::crc32c(&out[..crc_at]);
+        out[crc_at..].copy_from_slice(&crc.to_le_bytes());
         write_atomic(storage, data_dir, HIDDEN_RANGES_FILE, &out)
             .map_err(|e| Error::storage("writing hidden.ranges", e))
     }

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use eventpak_core::segment::{decode_frame, Decoded, SEGMENT_HEADER_LEN};
 use eventpak_core::{AppendRequest, Store, StoreConfig, SyncMode};
 
 pub fn config() -> StoreConfig {
@@ -41,16 +42,54 @@ pub fn segment_paths(dir: &Path) -> Vec<PathBuf> {
     paths
 }
 
-/// `(offset, length)` of every frame in a segment file.
-pub fn frames(bytes: &[u8]) -> Vec<(usize, usize)> {
-    let mut at = 40;
+/// Where one frame of a segment file is, and its place in the log.
+#[derive(Clone, Copy, Debug)]
+pub struct FrameInfo {
+    pub offset: usize,
+    pub len: usize,
+    pub seq: u64,
+    pub batch_index: u32,
+    pub batch_len: u32,
+}
+
+/// Every frame of an intact segment file, read with the engine's own decoder (so it
+/// follows the format wherever it moves); panics on anything but a clean end.
+pub fn parse_frames(bytes: &[u8]) -> Vec<FrameInfo> {
+    let mut at = SEGMENT_HEADER_LEN;
     let mut out = Vec::new();
-    while at + 24 <= bytes.len() {
-        let len = 24 + u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        out.push((at, len));
-        at += len;
+    while at < bytes.len() {
+        let Decoded::Frame(frame) = decode_frame(&bytes[at..]) else {
+            panic!("no intact frame at offset {at} of a {}-byte segment", bytes.len())
+        };
+        out.push(FrameInfo {
+            offset: at,
+            len: frame.len,
+            seq: frame.global_sequence,
+            batch_index: frame.batch_index,
+            batch_len: frame.batch_len,
+        });
+        at += frame.len;
     }
     out
+}
+
+/// `(offset, length)` of every frame of an intact segment file.
+pub fn frames(bytes: &[u8]) -> Vec<(usize, usize)> {
+    parse_frames(bytes).iter().map(|f| (f.offset, f.len)).collect()
+}
+
+/// Copies the folder `from` (recursively) to `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
 }
 
 /// Every file under `dir` with its bytes, to prove a failed open changed nothing.

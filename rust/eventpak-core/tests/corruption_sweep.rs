@@ -10,6 +10,7 @@
 //! one run (the seed is printed); `EVENTPAK_SWEEP_FLIPS=<n>` sets the flip count directly.
 
 mod common;
+mod rng;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
@@ -18,7 +19,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::request;
+use common::{copy_dir, parse_frames, request, FrameInfo};
+use eventpak_core::segment::layout::{
+    BODY_ENTITY_LEN_OFFSET, BODY_FIXED_LEN, BODY_KEY_LEN_OFFSET, BODY_KIND_LEN_OFFSET,
+    BODY_PAYLOAD_LEN_OFFSET, BODY_SCOPE_LEN_OFFSET, FRAME_BATCH_INDEX_OFFSET, FRAME_BATCH_LEN_OFFSET,
+    FRAME_BODY_LEN_OFFSET, FRAME_CRC_COVERS_FROM, FRAME_CRC_OFFSET, FRAME_GLOBAL_SEQUENCE_OFFSET,
+    FRAME_HEADER_LEN, SEGMENT_BASE_SEQUENCE_OFFSET, SEGMENT_HEADER_LEN, SEGMENT_ID_OFFSET,
+    SEGMENT_PADDING_OFFSET, SEGMENT_VERSION_OFFSET,
+};
 use eventpak_core::{AppendRequest, CursorCheckpoint, Error, Region, Store, StoreConfig, SyncMode};
 
 // ---------------------------------------------------------------------------------------
@@ -86,7 +94,7 @@ impl Drop for Watchdog {
 }
 
 // ---------------------------------------------------------------------------------------
-// Helpers: scratch space, RNG, configs.
+// Helpers: scratch space, seeds, configs.
 // ---------------------------------------------------------------------------------------
 
 fn extended() -> bool {
@@ -102,22 +110,6 @@ fn scratch() -> tempfile::TempDir {
         }
     }
     tempfile::Builder::new().prefix("eventpak-sweep-").tempdir().expect("tempdir")
-}
-
-/// splitmix64: small, seedable, good enough to spread flips.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 fn seed() -> u64 {
@@ -141,19 +133,6 @@ fn read_only() -> StoreConfig {
     StoreConfig { read_only: true, ..write_config() }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 fn set_bytes(path: &Path, at: usize, bytes: &[u8]) {
     let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
     file.write_all_at(bytes, at as u64).unwrap();
@@ -170,15 +149,6 @@ fn payload(i: usize) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------
 // The pristine store.
 // ---------------------------------------------------------------------------------------
-
-#[derive(Clone, Copy, Debug)]
-struct FrameInfo {
-    offset: usize,
-    len: usize,
-    seq: u64,
-    batch_index: u32,
-    batch_len: u32,
-}
 
 struct Segment {
     rel: PathBuf,
@@ -213,22 +183,6 @@ impl Pristine {
     fn seg_path(&self, dir: &Path, i: usize) -> PathBuf {
         dir.join(&self.segments[i].rel)
     }
-}
-
-fn parse_frames(bytes: &[u8]) -> Vec<FrameInfo> {
-    common::frames(bytes)
-        .into_iter()
-        .map(|(offset, len)| {
-            let f = &bytes[offset..offset + len];
-            FrameInfo {
-                offset,
-                len,
-                seq: u64::from_le_bytes(f[8..16].try_into().unwrap()),
-                batch_index: u32::from_le_bytes(f[16..20].try_into().unwrap()),
-                batch_len: u32::from_le_bytes(f[20..24].try_into().unwrap()),
-            }
-        })
-        .collect()
 }
 
 /// A small store with singles, keyed events, batches, a committed and a cancelled fence,
@@ -535,7 +489,7 @@ fn truncating_the_last_segment_at_every_offset_keeps_exactly_the_complete_batche
         cuts += 1;
     }
     // A cut inside the last segment's header is a crash while rotating: the file goes.
-    for cut in 0..40 {
+    for cut in 0..SEGMENT_HEADER_LEN {
         let case = format!("cut last segment header at {cut}");
         dog.beat(&case);
         std::fs::write(&seg, &last.bytes[..cut]).unwrap();
@@ -563,7 +517,7 @@ fn truncating_any_earlier_segment_fails_closed() {
     for (i, segment) in p.segments[..p.segments.len() - 1].iter().enumerate() {
         let path = p.seg_path(&work, i);
         let last = segment.frames.last().unwrap();
-        let mut offsets: Vec<usize> = (0..=40).collect();
+        let mut offsets: Vec<usize> = (0..=SEGMENT_HEADER_LEN).collect();
         offsets.extend(segment.frames.iter().map(|f| f.offset + 1));
         offsets.extend(segment.frames.iter().skip(1).map(|f| f.offset));
         offsets.extend(last.offset..segment.bytes.len());
@@ -635,7 +589,10 @@ fn check_flip(p: &Pristine, work: &Path, target: Target, at: usize, case: &str, 
             let key = match &out {
                 Outcome::Opened { events, .. } if *events == p.total() => {
                     // Only bytes outside every CRC may go unnoticed: the header padding.
-                    assert!((36..40).contains(&at), "{case}: a flipped byte went unnoticed");
+                    assert!(
+                        (SEGMENT_PADDING_OFFSET..SEGMENT_HEADER_LEN).contains(&at),
+                        "{case}: a flipped byte went unnoticed"
+                    );
                     "segment: intact (header padding)"
                 }
                 Outcome::Opened { .. } => "segment: torn last batch cut",
@@ -719,7 +676,7 @@ fn random_byte_flips_are_recovered_or_refused() {
     let seed = seed();
     let count = flip_count();
     println!("byte-flip sweep: seed {seed} (replay with EVENTPAK_SWEEP_SEED={seed}), {count} flips");
-    let mut rng = Rng(seed);
+    let mut rng = rng::Rng(seed);
     let scratch = scratch();
     let work = scratch.path().join("data");
     copy_dir(&p.dir, &work);
@@ -731,10 +688,10 @@ fn random_byte_flips_are_recovered_or_refused() {
     for n in 0..count {
         // 45% anywhere in the segments, 15% in the last segment (the torn-tail rules),
         // 20% index.ckpt, 10% hidden.ranges, 10% cursor checkpoints.
-        let roll = rng.below(100);
+        let roll = rng.index(100);
         let (target, at) = match roll {
             0..45 => {
-                let mut at = rng.below(segment_bytes);
+                let mut at = rng.index(segment_bytes);
                 let mut i = 0;
                 while at >= p.segments[i].bytes.len() {
                     at -= p.segments[i].bytes.len();
@@ -742,15 +699,15 @@ fn random_byte_flips_are_recovered_or_refused() {
                 }
                 (Target::Segment(i), at)
             }
-            45..60 => (Target::Segment(last_segment), rng.below(p.last().bytes.len())),
-            60..80 => (Target::IndexCheckpoint, rng.below(p.index_ckpt.len())),
-            80..90 => (Target::HiddenRanges, rng.below(p.hidden.len())),
+            45..60 => (Target::Segment(last_segment), rng.index(p.last().bytes.len())),
+            60..80 => (Target::IndexCheckpoint, rng.index(p.index_ckpt.len())),
+            80..90 => (Target::HiddenRanges, rng.index(p.hidden.len())),
             _ => {
-                let c = rng.below(p.cursors.len());
-                (Target::Cursor(c), rng.below(p.cursors[c].1.len()))
+                let c = rng.index(p.cursors.len());
+                (Target::Cursor(c), rng.index(p.cursors[c].1.len()))
             }
         };
-        let mask = 1 + rng.below(255) as u8;
+        let mask = 1 + rng.index(255) as u8;
         let (path, original) = match target {
             Target::Segment(i) => (p.seg_path(&work, i), p.segments[i].bytes[at]),
             Target::IndexCheckpoint => (work.join("index.ckpt"), p.index_ckpt[at]),
@@ -794,13 +751,14 @@ fn random_byte_flips_are_recovered_or_refused() {
 // Forged length fields: valid CRCs around absurd counts.
 // ---------------------------------------------------------------------------------------
 
-/// Frame header field offsets (from the frame start) and body field offsets (+24).
-const BODY: usize = 24;
+/// Body field offsets from the frame start.
+const BODY: usize = FRAME_HEADER_LEN;
 
 fn reseal_frame(bytes: &mut [u8], frame: FrameInfo, len: usize) {
     let end = (frame.offset + len).min(bytes.len());
-    let crc = crc32c::crc32c(&bytes[frame.offset + 8..end]);
-    bytes[frame.offset + 4..frame.offset + 8].copy_from_slice(&crc.to_le_bytes());
+    let crc = crc32c::crc32c(&bytes[frame.offset + FRAME_CRC_COVERS_FROM..end]);
+    let at = frame.offset + FRAME_CRC_OFFSET;
+    bytes[at..at + 4].copy_from_slice(&crc.to_le_bytes());
 }
 
 fn reseal_file(bytes: &mut [u8]) {
@@ -814,23 +772,24 @@ fn frame_forgeries(frame: FrameInfo, file_len: usize) -> Vec<(&'static str, usiz
     let body_len = (frame.len - BODY) as u64;
     let to_end = (file_len - frame.offset - BODY) as u64;
     let mut out = Vec::new();
-    for v in [0, 1, 138, body_len - 1, body_len + 1, to_end, to_end + 1, 1 << 30, (1 << 30) + 1]
+    let fixed = BODY_FIXED_LEN as u64;
+    for v in [0, 1, fixed - 1, body_len - 1, body_len + 1, to_end, to_end + 1, 1 << 30, (1 << 30) + 1]
         .into_iter()
         .chain([u32::MAX as u64 - 1, u32::MAX as u64, 0x8000_0000, 0x7fff_ffff])
     {
-        out.push(("body_len", 0, 4, v));
+        out.push(("body_len", FRAME_BODY_LEN_OFFSET, 4, v));
     }
     for v in [0, 2, u32::MAX as u64] {
-        out.push(("batch_len", 20, 4, v));
-        out.push(("batch_index", 16, 4, v));
+        out.push(("batch_len", FRAME_BATCH_LEN_OFFSET, 4, v));
+        out.push(("batch_index", FRAME_BATCH_INDEX_OFFSET, 4, v));
     }
-    out.push(("global_sequence", 8, 8, u64::MAX));
-    out.push(("entity_len", BODY + 129, 2, u16::MAX as u64));
-    out.push(("scope_len", BODY + 131, 2, u16::MAX as u64));
-    out.push(("kind_len", BODY + 133, 1, 255));
-    out.push(("key_len", BODY + 134, 1, 255));
+    out.push(("global_sequence", FRAME_GLOBAL_SEQUENCE_OFFSET, 8, u64::MAX));
+    out.push(("entity_len", BODY + BODY_ENTITY_LEN_OFFSET, 2, u16::MAX as u64));
+    out.push(("scope_len", BODY + BODY_SCOPE_LEN_OFFSET, 2, u16::MAX as u64));
+    out.push(("kind_len", BODY + BODY_KIND_LEN_OFFSET, 1, 255));
+    out.push(("key_len", BODY + BODY_KEY_LEN_OFFSET, 1, 255));
     for v in [u32::MAX as u64, 0x8000_0000, body_len] {
-        out.push(("payload_len", BODY + 135, 4, v));
+        out.push(("payload_len", BODY + BODY_PAYLOAD_LEN_OFFSET, 4, v));
     }
     out
 }
@@ -905,12 +864,12 @@ fn forged_frame_and_header_fields_never_panic_allocate_or_lose_the_middle() {
         }
         // Header fields with a resealed header CRC.
         for (field, at, width, value) in [
-            ("segment_id", 16, 8, u64::MAX),
-            ("segment_id", 16, 8, i as u64 + 1),
-            ("base_sequence", 24, 8, u64::MAX),
-            ("base_sequence", 24, 8, segment.frames[0].seq + 1),
-            ("version", 8, 4, 2),
-            ("version", 8, 4, u32::MAX as u64),
+            ("segment_id", SEGMENT_ID_OFFSET, 8, u64::MAX),
+            ("segment_id", SEGMENT_ID_OFFSET, 8, i as u64 + 1),
+            ("base_sequence", SEGMENT_BASE_SEQUENCE_OFFSET, 8, u64::MAX),
+            ("base_sequence", SEGMENT_BASE_SEQUENCE_OFFSET, 8, segment.frames[0].seq + 1),
+            ("version", SEGMENT_VERSION_OFFSET, 4, 2),
+            ("version", SEGMENT_VERSION_OFFSET, 4, u32::MAX as u64),
         ] {
             let case = format!("segment {i} header {field}={value}");
             dog.beat(&case);
@@ -1171,7 +1130,7 @@ fn a_torn_tail_of_one_large_event_is_recovered_without_a_superlinear_scan() {
     std::fs::remove_file(dir.join("index.ckpt")).unwrap();
     let seg = common::segment_paths(&dir)[0].clone();
     let bytes = std::fs::read(&seg).unwrap();
-    let large_at = common::frames(&bytes)[1].0;
+    let large_at = parse_frames(&bytes)[1].offset;
     // (1) Cut short: the write never finished.
     std::fs::write(&seg, &bytes[..bytes.len() - 1000]).unwrap();
     let torn = (bytes.len() - 1000 - large_at) as u64;

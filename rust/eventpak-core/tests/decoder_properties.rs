@@ -21,6 +21,11 @@ use eventpak_core::cursor_checkpoint::CursorCheckpoint;
 use eventpak_core::event::EventRecord;
 use eventpak_core::index::{load_checkpoint, write_checkpoint, Index, INDEX_CHECKPOINT_FILE};
 use eventpak_core::recovery::recover;
+use eventpak_core::segment::layout::{
+    BODY_ENTITY_LEN_OFFSET, BODY_FIXED_LEN, BODY_FLAGS_OFFSET, BODY_KEY_LEN_OFFSET, BODY_KIND_LEN_OFFSET,
+    BODY_PAYLOAD_LEN_OFFSET, BODY_SCOPE_LEN_OFFSET, FRAME_CRC_COVERS_FROM, FRAME_CRC_OFFSET,
+    SEGMENT_PADDING_OFFSET,
+};
 use eventpak_core::segment::{
     decode_frame, encode_frame, frame_len, scan_segment, Decoded, SegmentHeader, SegmentSet,
     FRAME_HEADER_LEN, SEGMENT_HEADER_LEN,
@@ -150,7 +155,7 @@ fn build_segment(base: u64, records: &[EventRecord], batches: &[usize]) -> (Vec<
 fn check_decoded(buf: &[u8]) -> Result<Option<EventRecord>, TestCaseError> {
     let Decoded::Frame(frame) = decode_frame(buf) else { return Ok(None) };
     prop_assert!(frame.len <= buf.len(), "frame of {} bytes out of {}", frame.len, buf.len());
-    prop_assert!(frame.len >= FRAME_HEADER_LEN + 139);
+    prop_assert!(frame.len >= FRAME_HEADER_LEN + BODY_FIXED_LEN);
     prop_assert!(frame.batch_index < frame.batch_len);
     let record = frame.to_record();
     let (entity, scope, kind) = frame.names();
@@ -171,7 +176,7 @@ fn crc_valid_frame() -> impl Strategy<Value = Vec<u8>> {
         prop_oneof![Just(None), any::<u32>().prop_map(Some), (0u32..400).prop_map(Some)],
         any::<u64>(),
         prop_oneof![(0u32..4, 1u32..4), (any::<u32>(), any::<u32>())],
-        vec(any::<u8>(), 139..420),
+        vec(any::<u8>(), BODY_FIXED_LEN..420),
         proptest::option::of(prop_oneof![
             (0usize..4, 0usize..4, 0usize..4, 0usize..4, any::<bool>()),
             (0usize..64, 0usize..64, 0usize..64, 0usize..64, any::<bool>()),
@@ -182,24 +187,26 @@ fn crc_valid_frame() -> impl Strategy<Value = Vec<u8>> {
         .prop_map(|(body_len, seq, (index, len), mut body, split, flags, trailing)| {
             if let Some((e, s, k, key, ascii)) = split {
                 // Lengths that add up, so the UTF-8 and range checks are reached.
-                let room = body.len() - 139;
+                let room = body.len() - BODY_FIXED_LEN;
                 let (e, s, k, key) = (e.min(room), s.min(room), k.min(room), key.min(room));
                 let used = (e + s + k + key).min(room);
                 let (e, s, k, key) = if e + s + k + key > room { (used, 0, 0, 0) } else { (e, s, k, key) };
                 let payload = room - e - s - k - key;
-                body[129..131].copy_from_slice(&(e as u16).to_le_bytes());
-                body[131..133].copy_from_slice(&(s as u16).to_le_bytes());
-                body[133] = k as u8;
-                body[134] = key as u8;
-                body[135..139].copy_from_slice(&(payload as u32).to_le_bytes());
-                body[32] = flags;
+                body[BODY_ENTITY_LEN_OFFSET..BODY_SCOPE_LEN_OFFSET]
+                    .copy_from_slice(&(e as u16).to_le_bytes());
+                body[BODY_SCOPE_LEN_OFFSET..BODY_KIND_LEN_OFFSET].copy_from_slice(&(s as u16).to_le_bytes());
+                body[BODY_KIND_LEN_OFFSET] = k as u8;
+                body[BODY_KEY_LEN_OFFSET] = key as u8;
+                body[BODY_PAYLOAD_LEN_OFFSET..BODY_FIXED_LEN]
+                    .copy_from_slice(&(payload as u32).to_le_bytes());
+                body[BODY_FLAGS_OFFSET] = flags;
                 if ascii {
                     // Names that are valid UTF-8 get past the last check: accepted frames.
-                    body[139..139 + e + s + k].iter_mut().for_each(|b| *b &= 0x7f);
+                    body[BODY_FIXED_LEN..BODY_FIXED_LEN + e + s + k].iter_mut().for_each(|b| *b &= 0x7f);
                 }
             }
             let claimed = body_len.unwrap_or(body.len() as u32);
-            let mut out = Vec::with_capacity(24 + body.len() + trailing.len());
+            let mut out = Vec::with_capacity(FRAME_HEADER_LEN + body.len() + trailing.len());
             out.extend_from_slice(&claimed.to_le_bytes());
             out.extend_from_slice(&[0; 4]);
             out.extend_from_slice(&seq.to_le_bytes());
@@ -207,9 +214,9 @@ fn crc_valid_frame() -> impl Strategy<Value = Vec<u8>> {
             out.extend_from_slice(&len.to_le_bytes());
             out.extend_from_slice(&body);
             out.extend_from_slice(&trailing);
-            let end = (24 + claimed as usize).min(out.len()).max(8);
-            let sum = crc(&out[8..end]);
-            out[4..8].copy_from_slice(&sum);
+            let end = (FRAME_HEADER_LEN + claimed as usize).min(out.len()).max(FRAME_CRC_COVERS_FROM);
+            let sum = crc(&out[FRAME_CRC_COVERS_FROM..end]);
+            out[FRAME_CRC_OFFSET..FRAME_CRC_COVERS_FROM].copy_from_slice(&sum);
             out
         })
 }
@@ -246,9 +253,11 @@ proptest! {
         prop_assert_eq!(SegmentHeader::decode(&bytes), Ok(header));
         bytes[at] ^= mask;
         match SegmentHeader::decode(&bytes) {
-            // Bytes 36..40 are padding outside the CRC.
-            Ok(decoded) => prop_assert!(at >= 36 && decoded == header, "flip at {} went unnoticed", at),
-            Err(reason) => prop_assert!(at < 36, "padding flip refused: {}", reason),
+            // The padding is outside the CRC.
+            Ok(decoded) => {
+                prop_assert!(at >= SEGMENT_PADDING_OFFSET && decoded == header, "flip at {} went unnoticed", at)
+            }
+            Err(reason) => prop_assert!(at < SEGMENT_PADDING_OFFSET, "padding flip refused: {}", reason),
         }
     }
 }
@@ -320,7 +329,7 @@ proptest! {
         let bytes = &file[..cut];
         let complete: Vec<&(usize, usize)> = batches.iter().filter(|(_, end)| *end <= cut).collect();
         let valid = complete.last().map_or(SEGMENT_HEADER_LEN, |(_, end)| *end);
-        let frames_kept = common::frames(&file[..valid]).len() as u64;
+        let frames_kept = common::parse_frames(&file[..valid]).len() as u64;
         let end = check_scan(bytes, SEGMENT_HEADER_LEN, base, true)?
             .ok_or_else(|| TestCaseError::fail("a cut last segment must be a torn tail"))?;
         prop_assert_eq!(end.valid_len as usize, valid);

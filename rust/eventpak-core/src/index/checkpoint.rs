@@ -1,16 +1,48 @@
 //! The index checkpoint: a snapshot of the index written at close so that reopening
 //! does not rescan every segment. It is only a cache: any doubt means a full scan.
 
+use std::mem::size_of;
 use std::path::Path;
 
 use super::{EntityState, EntryMeta, Index, Interner};
+use crate::event::Hash;
 use crate::io::{write_atomic, Storage};
 
 /// File name of the index checkpoint inside a data dir.
 pub const INDEX_CHECKPOINT_FILE: &str = "index.ckpt";
 const MAGIC: &[u8; 8] = b"EVPKIDX\0";
 const VERSION: u32 = 1;
-const ENTRY_LEN: usize = 53;
+
+// The fixed head; the covered segments follow it.
+const VERSION_OFFSET: usize = MAGIC.len();
+const LAST_TIMESTAMP_OFFSET: usize = VERSION_OFFSET + size_of::<u32>();
+const SEGMENT_COUNT_OFFSET: usize = LAST_TIMESTAMP_OFFSET + size_of::<u64>();
+const SEGMENTS_OFFSET: usize = SEGMENT_COUNT_OFFSET + size_of::<u32>();
+/// A covered segment: its id and covered length, both u64.
+const SEGMENT_COVER_LEN: usize = 2 * size_of::<u64>();
+
+// One fixed-size entry per event, by global sequence.
+const ENTRY_SEGMENT_OFFSET: usize = 0;
+const ENTRY_FRAME_OFFSET_OFFSET: usize = ENTRY_SEGMENT_OFFSET + size_of::<u32>();
+const ENTRY_FRAME_LEN_OFFSET: usize = ENTRY_FRAME_OFFSET_OFFSET + size_of::<u64>();
+const ENTRY_ENTITY_OFFSET: usize = ENTRY_FRAME_LEN_OFFSET + size_of::<u32>();
+const ENTRY_SCOPE_OFFSET: usize = ENTRY_ENTITY_OFFSET + size_of::<u32>();
+const ENTRY_KIND_OFFSET: usize = ENTRY_SCOPE_OFFSET + size_of::<u32>();
+const ENTRY_ENTITY_SEQUENCE_OFFSET: usize = ENTRY_KIND_OFFSET + size_of::<u32>();
+const ENTRY_VISIBLE_OFFSET: usize = ENTRY_ENTITY_SEQUENCE_OFFSET + size_of::<u64>();
+/// The event id, big-endian like in a frame.
+const ENTRY_EVENT_ID_OFFSET: usize = ENTRY_VISIBLE_OFFSET + size_of::<u8>();
+const ENTRY_LEN: usize = ENTRY_EVENT_ID_OFFSET + size_of::<u128>();
+
+/// One chain head per entity.
+const CHAIN_HEAD_LEN: usize = size_of::<Hash>();
+/// Names and idempotency keys are a u32 length, then the bytes.
+const LEN_PREFIX: usize = size_of::<u32>();
+/// An idempotency entry without its key bytes: the key length and the global sequence.
+const KEY_ENTRY_MIN_LEN: usize = LEN_PREFIX + size_of::<u64>();
+const CRC_LEN: usize = size_of::<u32>();
+/// Shorter than magic, version and CRC is not a checkpoint at all.
+const MIN_LEN: usize = LAST_TIMESTAMP_OFFSET + CRC_LEN;
 
 /// What part of the log a checkpoint covers: each segment id with its length then.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -44,10 +76,11 @@ pub fn write_checkpoint(
     cover: &CheckpointCover,
 ) -> std::io::Result<()> {
     let mut w = Writer(Vec::with_capacity(64 + index.entries.len() * (ENTRY_LEN + 8)));
-    w.0.extend_from_slice(MAGIC);
-    w.u32(VERSION);
-    w.u64(cover.last_timestamp_us);
-    w.u32(cover.segments.len() as u32);
+    w.0.resize(SEGMENTS_OFFSET, 0);
+    w.0[..VERSION_OFFSET].copy_from_slice(MAGIC);
+    put(&mut w.0, VERSION_OFFSET, &VERSION.to_le_bytes());
+    put(&mut w.0, LAST_TIMESTAMP_OFFSET, &cover.last_timestamp_us.to_le_bytes());
+    put(&mut w.0, SEGMENT_COUNT_OFFSET, &(cover.segments.len() as u32).to_le_bytes());
     for &(id, len) in &cover.segments {
         w.u64(id);
         w.u64(len);
@@ -60,15 +93,7 @@ pub fn write_checkpoint(
     }
     w.u64(index.entries.len() as u64);
     for (m, id) in index.entries.iter().zip(&index.event_ids) {
-        w.u32(m.segment);
-        w.u64(m.offset);
-        w.u32(m.len);
-        w.u32(m.entity);
-        w.u32(m.scope);
-        w.u32(m.kind);
-        w.u64(m.entity_sequence);
-        w.0.push(m.visible as u8);
-        w.0.extend_from_slice(&id.to_be_bytes());
+        w.0.extend_from_slice(&encode_entry(m, *id));
     }
     for state in &index.entities {
         w.0.extend_from_slice(&state.last_hash);
@@ -83,12 +108,55 @@ pub fn write_checkpoint(
     write_atomic(storage, dir, INDEX_CHECKPOINT_FILE, &w.0)
 }
 
+fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
+    buf[at..at + bytes.len()].copy_from_slice(bytes);
+}
+
+fn encode_entry(m: &EntryMeta, id: u128) -> [u8; ENTRY_LEN] {
+    let mut e = [0; ENTRY_LEN];
+    put(&mut e, ENTRY_SEGMENT_OFFSET, &m.segment.to_le_bytes());
+    put(&mut e, ENTRY_FRAME_OFFSET_OFFSET, &m.offset.to_le_bytes());
+    put(&mut e, ENTRY_FRAME_LEN_OFFSET, &m.len.to_le_bytes());
+    put(&mut e, ENTRY_ENTITY_OFFSET, &m.entity.to_le_bytes());
+    put(&mut e, ENTRY_SCOPE_OFFSET, &m.scope.to_le_bytes());
+    put(&mut e, ENTRY_KIND_OFFSET, &m.kind.to_le_bytes());
+    put(&mut e, ENTRY_ENTITY_SEQUENCE_OFFSET, &m.entity_sequence.to_le_bytes());
+    e[ENTRY_VISIBLE_OFFSET] = m.visible as u8;
+    put(&mut e, ENTRY_EVENT_ID_OFFSET, &id.to_be_bytes());
+    e
+}
+
+fn decode_entry(e: &[u8]) -> Result<(EntryMeta, u128), String> {
+    let u32_at = |at: usize| u32::from_le_bytes(e[at..at + 4].try_into().unwrap());
+    let u64_at = |at: usize| u64::from_le_bytes(e[at..at + 8].try_into().unwrap());
+    let meta = EntryMeta {
+        segment: u32_at(ENTRY_SEGMENT_OFFSET),
+        offset: u64_at(ENTRY_FRAME_OFFSET_OFFSET),
+        len: u32_at(ENTRY_FRAME_LEN_OFFSET),
+        entity: u32_at(ENTRY_ENTITY_OFFSET),
+        scope: u32_at(ENTRY_SCOPE_OFFSET),
+        kind: u32_at(ENTRY_KIND_OFFSET),
+        entity_sequence: u64_at(ENTRY_ENTITY_SEQUENCE_OFFSET),
+        visible: match e[ENTRY_VISIBLE_OFFSET] {
+            0 => false,
+            1 => true,
+            _ => return Err("bad visibility flag".into()),
+        },
+    };
+    Ok((meta, u128::from_be_bytes(e[ENTRY_EVENT_ID_OFFSET..ENTRY_LEN].try_into().unwrap())))
+}
+
 struct Reader<'a> {
     buf: &'a [u8],
     at: usize,
 }
 
 impl<'a> Reader<'a> {
+    /// Moves to a field of the fixed head; everything after it is read in sequence.
+    fn seek(&mut self, at: usize) -> &mut Self {
+        self.at = at;
+        self
+    }
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         let end = self.at.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or("truncated")?;
         let out = &self.buf[self.at..end];
@@ -125,24 +193,25 @@ pub fn load_checkpoint(dir: &Path) -> Result<Option<(Index, CheckpointCover)>, S
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("unreadable: {e}")),
     };
-    if bytes.len() < 16 || &bytes[..8] != MAGIC {
+    if bytes.len() < MIN_LEN || &bytes[..VERSION_OFFSET] != MAGIC {
         return Err("bad magic".into());
     }
-    let (body, crc) = bytes.split_at(bytes.len() - 4);
+    let (body, crc) = bytes.split_at(bytes.len() - CRC_LEN);
     if crc32c::crc32c(body) != u32::from_le_bytes(crc.try_into().unwrap()) {
         return Err("CRC mismatch".into());
     }
-    let mut r = Reader { buf: body, at: 8 };
-    if r.u32()? != VERSION {
+    let mut r = Reader { buf: body, at: 0 };
+    if r.seek(VERSION_OFFSET).u32()? != VERSION {
         return Err("unsupported version".into());
     }
-    let mut cover = CheckpointCover { last_timestamp_us: r.u64()?, ..Default::default() };
-    for _ in 0..r.count(false, 16)? {
+    let last_timestamp_us = r.seek(LAST_TIMESTAMP_OFFSET).u64()?;
+    let mut cover = CheckpointCover { last_timestamp_us, ..Default::default() };
+    for _ in 0..r.seek(SEGMENT_COUNT_OFFSET).count(false, SEGMENT_COVER_LEN)? {
         cover.segments.push((r.u64()?, r.u64()?));
     }
     let mut tables: [Interner; 3] = Default::default();
     for table in &mut tables {
-        for _ in 0..r.count(false, 4)? {
+        for _ in 0..r.count(false, LEN_PREFIX)? {
             let name = std::str::from_utf8(r.bytes()?).map_err(|_| "name is not UTF-8")?;
             if table.intern(name) as usize != table.len() - 1 {
                 return Err("duplicate name".into());
@@ -165,21 +234,7 @@ pub fn load_checkpoint(dir: &Path) -> Result<Option<(Index, CheckpointCover)>, S
     index.entries.reserve_exact(n);
     index.event_ids.reserve_exact(n);
     for seq in 0..n as u64 {
-        let m = EntryMeta {
-            segment: r.u32()?,
-            offset: r.u64()?,
-            len: r.u32()?,
-            entity: r.u32()?,
-            scope: r.u32()?,
-            kind: r.u32()?,
-            entity_sequence: r.u64()?,
-            visible: match r.take(1)?[0] {
-                0 => false,
-                1 => true,
-                _ => return Err("bad visibility flag".into()),
-            },
-        };
-        let id = u128::from_be_bytes(r.take(16)?.try_into().unwrap());
+        let (m, id) = decode_entry(r.take(ENTRY_LEN)?)?;
         let entity = index.entities.get_mut(m.entity as usize).ok_or("entity id out of range")?;
         let scope = index.scope_postings.get_mut(m.scope as usize).ok_or("scope id out of range")?;
         let kind = index.kind_postings.get_mut(m.kind as usize).ok_or("kind id out of range")?;
@@ -201,9 +256,9 @@ pub fn load_checkpoint(dir: &Path) -> Result<Option<(Index, CheckpointCover)>, S
         index.entries.push(m);
     }
     for state in &mut index.entities {
-        state.last_hash = r.take(32)?.try_into().unwrap();
+        state.last_hash = r.take(CHAIN_HEAD_LEN)?.try_into().unwrap();
     }
-    for _ in 0..r.count(true, 12)? {
+    for _ in 0..r.count(true, KEY_ENTRY_MIN_LEN)? {
         let key = r.bytes()?.into();
         let seq = r.u64()?;
         if seq >= n as u64 {

@@ -7,21 +7,25 @@
 //!          | entity_len u16 | scope_len u16 | kind_len u8 | key_len u8 | payload_len u32
 //!          | entity | scope | kind | idempotency_key | payload
 //! ```
-//! The CRC covers every byte after itself. All integers are little-endian.
+//! The CRC covers every byte after itself. All integers are little-endian. The offsets
+//! are named in [`super::layout`]; the frame is zero-filled first, so an absent causation
+//! id is written as zeros.
 
 use std::sync::Arc;
 
+use super::layout::{
+    BODY_CAUSATION_ID_OFFSET, BODY_CORRELATION_ID_OFFSET, BODY_ENTITY_LEN_OFFSET,
+    BODY_ENTITY_SEQUENCE_OFFSET, BODY_EVENT_ID_OFFSET, BODY_FLAGS_OFFSET, BODY_FLAG_CAUSATION,
+    BODY_FLAG_IDEMPOTENCY, BODY_HASH_OFFSET, BODY_KEY_LEN_OFFSET, BODY_KIND_LEN_OFFSET,
+    BODY_PAYLOAD_LEN_OFFSET, BODY_PREV_HASH_OFFSET, BODY_SCOPE_LEN_OFFSET, BODY_TIMESTAMP_OFFSET,
+    FRAME_BATCH_INDEX_OFFSET, FRAME_BATCH_LEN_OFFSET, FRAME_BODY_LEN_OFFSET, FRAME_CRC_COVERS_FROM,
+    FRAME_CRC_OFFSET, FRAME_GLOBAL_SEQUENCE_OFFSET,
+};
+pub use super::layout::{BODY_FIXED_LEN, FRAME_HEADER_LEN};
 use crate::event::EventRecord;
 
-/// Bytes before the body.
-pub const FRAME_HEADER_LEN: usize = 24;
-/// Fixed part of the body.
-pub const BODY_FIXED_LEN: usize = 139;
 /// No frame body may claim more than this; a larger length field is damage, not data.
 pub const MAX_BODY_LEN: usize = 1 << 30;
-
-const FLAG_CAUSATION: u8 = 1;
-const FLAG_IDEMPOTENCY: u8 = 2;
 
 /// Size of the frame that will hold `record`.
 pub fn frame_len(record: &EventRecord) -> usize {
@@ -34,38 +38,47 @@ pub fn frame_len_of(variable_parts: [usize; 5]) -> usize {
     FRAME_HEADER_LEN + BODY_FIXED_LEN + variable_parts.iter().sum::<usize>()
 }
 
+fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
+    buf[at..at + bytes.len()].copy_from_slice(bytes);
+}
+
 /// Appends the frame of `record` (position `batch_index` of a batch of `batch_len`) to `out`.
 pub fn encode_frame(out: &mut Vec<u8>, record: &EventRecord, batch_index: u32, batch_len: u32) {
     let start = out.len();
-    let body_len = frame_len(record) - FRAME_HEADER_LEN;
-    out.extend_from_slice(&(body_len as u32).to_le_bytes());
-    out.extend_from_slice(&[0; 4]); // CRC, filled in below.
-    out.extend_from_slice(&record.global_sequence.to_le_bytes());
-    out.extend_from_slice(&batch_index.to_le_bytes());
-    out.extend_from_slice(&batch_len.to_le_bytes());
-    out.extend_from_slice(&record.event_id);
-    out.extend_from_slice(&record.entity_sequence.to_le_bytes());
-    out.extend_from_slice(&record.timestamp_us.to_le_bytes());
+    let len = frame_len(record);
+    out.resize(start + len, 0);
+    let frame = &mut out[start..];
     let key = record.idempotency_key.as_deref();
-    let flags = if record.causation_id.is_some() { FLAG_CAUSATION } else { 0 }
-        | if key.is_some() { FLAG_IDEMPOTENCY } else { 0 };
-    out.push(flags);
-    out.extend_from_slice(&record.correlation_id);
-    out.extend_from_slice(&record.causation_id.unwrap_or([0; 16]));
-    out.extend_from_slice(&record.prev_hash);
-    out.extend_from_slice(&record.hash);
-    out.extend_from_slice(&(record.entity.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(record.scope.len() as u16).to_le_bytes());
-    out.push(record.kind.len() as u8);
-    out.push(key.map_or(0, <[u8]>::len) as u8);
-    out.extend_from_slice(&(record.payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(record.entity.as_bytes());
-    out.extend_from_slice(record.scope.as_bytes());
-    out.extend_from_slice(record.kind.as_bytes());
-    out.extend_from_slice(key.unwrap_or(&[]));
-    out.extend_from_slice(&record.payload);
-    let crc = crc32c::crc32c(&out[start + 8..]);
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    put(frame, FRAME_BODY_LEN_OFFSET, &((len - FRAME_HEADER_LEN) as u32).to_le_bytes());
+    put(frame, FRAME_GLOBAL_SEQUENCE_OFFSET, &record.global_sequence.to_le_bytes());
+    put(frame, FRAME_BATCH_INDEX_OFFSET, &batch_index.to_le_bytes());
+    put(frame, FRAME_BATCH_LEN_OFFSET, &batch_len.to_le_bytes());
+    let body = &mut frame[FRAME_HEADER_LEN..];
+    put(body, BODY_EVENT_ID_OFFSET, &record.event_id);
+    put(body, BODY_ENTITY_SEQUENCE_OFFSET, &record.entity_sequence.to_le_bytes());
+    put(body, BODY_TIMESTAMP_OFFSET, &record.timestamp_us.to_le_bytes());
+    body[BODY_FLAGS_OFFSET] = if record.causation_id.is_some() { BODY_FLAG_CAUSATION } else { 0 }
+        | if key.is_some() { BODY_FLAG_IDEMPOTENCY } else { 0 };
+    put(body, BODY_CORRELATION_ID_OFFSET, &record.correlation_id);
+    if let Some(causation_id) = &record.causation_id {
+        put(body, BODY_CAUSATION_ID_OFFSET, causation_id);
+    }
+    put(body, BODY_PREV_HASH_OFFSET, &record.prev_hash);
+    put(body, BODY_HASH_OFFSET, &record.hash);
+    put(body, BODY_ENTITY_LEN_OFFSET, &(record.entity.len() as u16).to_le_bytes());
+    put(body, BODY_SCOPE_LEN_OFFSET, &(record.scope.len() as u16).to_le_bytes());
+    body[BODY_KIND_LEN_OFFSET] = record.kind.len() as u8;
+    body[BODY_KEY_LEN_OFFSET] = key.map_or(0, <[u8]>::len) as u8;
+    put(body, BODY_PAYLOAD_LEN_OFFSET, &(record.payload.len() as u32).to_le_bytes());
+    let mut at = BODY_FIXED_LEN;
+    let parts =
+        [record.entity.as_bytes(), record.scope.as_bytes(), record.kind.as_bytes(), key.unwrap_or(&[])];
+    for part in parts.into_iter().chain([record.payload.as_slice()]) {
+        put(body, at, part);
+        at += part.len();
+    }
+    let crc = crc32c::crc32c(&frame[FRAME_CRC_COVERS_FROM..]);
+    put(frame, FRAME_CRC_OFFSET, &crc.to_le_bytes());
 }
 
 /// A frame decoded in place.
@@ -106,12 +119,23 @@ fn arr<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     b[at..at + N].try_into().unwrap()
 }
 
+/// Lengths of entity, scope, kind, idempotency key and payload, in body order.
+fn variable_lens(body: &[u8]) -> [usize; 5] {
+    [
+        u16_at(body, BODY_ENTITY_LEN_OFFSET),
+        u16_at(body, BODY_SCOPE_LEN_OFFSET),
+        body[BODY_KIND_LEN_OFFSET] as usize,
+        body[BODY_KEY_LEN_OFFSET] as usize,
+        u32_at(body, BODY_PAYLOAD_LEN_OFFSET) as usize,
+    ]
+}
+
 /// Decodes the frame at the start of `buf`, checking its length bounds and CRC.
 pub fn decode_frame(buf: &[u8]) -> Decoded<'_> {
     if buf.len() < FRAME_HEADER_LEN {
         return Decoded::Short;
     }
-    let body_len = u32_at(buf, 0) as usize;
+    let body_len = u32_at(buf, FRAME_BODY_LEN_OFFSET) as usize;
     if !(BODY_FIXED_LEN..=MAX_BODY_LEN).contains(&body_len) {
         return Decoded::Bad(format!("impossible frame body length {body_len}"));
     }
@@ -119,21 +143,14 @@ pub fn decode_frame(buf: &[u8]) -> Decoded<'_> {
     if buf.len() < len {
         return Decoded::Short;
     }
-    if crc32c::crc32c(&buf[8..len]) != u32_at(buf, 4) {
+    if crc32c::crc32c(&buf[FRAME_CRC_COVERS_FROM..len]) != u32_at(buf, FRAME_CRC_OFFSET) {
         return Decoded::Bad("frame CRC mismatch".into());
     }
     let body = &buf[FRAME_HEADER_LEN..len];
-    let var = u16_at(body, 129) + u16_at(body, 131) + body[133] as usize + body[134] as usize;
-    if BODY_FIXED_LEN + var + u32_at(body, 135) as usize != body_len {
+    if BODY_FIXED_LEN + variable_lens(body).iter().sum::<usize>() != body_len {
         return Decoded::Bad("frame field lengths disagree with body length".into());
     }
-    let view = FrameView {
-        global_sequence: u64_at(buf, 8),
-        batch_index: u32_at(buf, 16),
-        batch_len: u32_at(buf, 20),
-        len,
-        body,
-    };
+    let view = FrameView::from_parts(buf, len);
     if view.batch_len == 0 || view.batch_index >= view.batch_len {
         return Decoded::Bad("frame batch position out of range".into());
     }
@@ -147,28 +164,27 @@ impl<'a> FrameView<'a> {
     /// Reads a frame that was already checked by [`decode_frame`] (its bytes are immutable
     /// since), without checking it again.
     pub fn trusted(buf: &'a [u8]) -> Self {
-        let len = FRAME_HEADER_LEN + u32_at(buf, 0) as usize;
+        Self::from_parts(buf, FRAME_HEADER_LEN + u32_at(buf, FRAME_BODY_LEN_OFFSET) as usize)
+    }
+
+    fn from_parts(buf: &'a [u8], len: usize) -> Self {
         FrameView {
-            global_sequence: u64_at(buf, 8),
-            batch_index: u32_at(buf, 16),
-            batch_len: u32_at(buf, 20),
+            global_sequence: u64_at(buf, FRAME_GLOBAL_SEQUENCE_OFFSET),
+            batch_index: u32_at(buf, FRAME_BATCH_INDEX_OFFSET),
+            batch_len: u32_at(buf, FRAME_BATCH_LEN_OFFSET),
             len,
             body: &buf[FRAME_HEADER_LEN..len],
         }
     }
 
     fn names_bytes(&self) -> &'a [u8] {
-        let b = self.body;
-        let names = u16_at(b, 129) + u16_at(b, 131) + b[133] as usize;
-        &b[BODY_FIXED_LEN..BODY_FIXED_LEN + names]
+        let [entity, scope, kind, _, _] = variable_lens(self.body);
+        &self.body[BODY_FIXED_LEN..BODY_FIXED_LEN + entity + scope + kind]
     }
 
     fn name_ranges(&self) -> [std::ops::Range<usize>; 5] {
-        let b = self.body;
-        let lens =
-            [u16_at(b, 129), u16_at(b, 131), b[133] as usize, b[134] as usize, u32_at(b, 135) as usize];
         let mut at = BODY_FIXED_LEN;
-        lens.map(|n| {
+        variable_lens(self.body).map(|n| {
             let r = at..at + n;
             at += n;
             r
@@ -188,7 +204,7 @@ impl<'a> FrameView<'a> {
     /// The idempotency key, if the event has one.
     pub fn idempotency_key(&self) -> Option<&'a [u8]> {
         let [_, _, _, key, _] = self.name_ranges();
-        (self.body[32] & FLAG_IDEMPOTENCY != 0).then(|| &self.body[key])
+        (self.body[BODY_FLAGS_OFFSET] & BODY_FLAG_IDEMPOTENCY != 0).then(|| &self.body[key])
     }
 
     /// The msgpack payload bytes.
@@ -199,37 +215,38 @@ impl<'a> FrameView<'a> {
 
     /// Raw event id bytes.
     pub fn event_id(&self) -> [u8; 16] {
-        arr(self.body, 0)
+        arr(self.body, BODY_EVENT_ID_OFFSET)
     }
 
     /// The entity clock stored in the frame.
     pub fn entity_sequence(&self) -> u64 {
-        u64_at(self.body, 16)
+        u64_at(self.body, BODY_ENTITY_SEQUENCE_OFFSET)
     }
 
     /// Timestamp stored in the frame.
     pub fn timestamp_us(&self) -> u64 {
-        u64_at(self.body, 24)
+        u64_at(self.body, BODY_TIMESTAMP_OFFSET)
     }
 
     /// Hash of the entity's previous event, as stored in the frame.
     pub fn prev_hash(&self) -> [u8; 32] {
-        arr(self.body, 65)
+        arr(self.body, BODY_PREV_HASH_OFFSET)
     }
 
     /// The chain hash stored in the frame.
     pub fn hash(&self) -> [u8; 32] {
-        arr(self.body, 97)
+        arr(self.body, BODY_HASH_OFFSET)
     }
 
     /// Id of the causing event, if any.
     pub fn causation_id(&self) -> Option<[u8; 16]> {
-        (self.body[32] & FLAG_CAUSATION != 0).then(|| arr(self.body, 49))
+        (self.body[BODY_FLAGS_OFFSET] & BODY_FLAG_CAUSATION != 0)
+            .then(|| arr(self.body, BODY_CAUSATION_ID_OFFSET))
     }
 
     /// Correlation id.
     pub fn correlation_id(&self) -> [u8; 16] {
-        arr(self.body, 33)
+        arr(self.body, BODY_CORRELATION_ID_OFFSET)
     }
 
     /// Builds an owned record.

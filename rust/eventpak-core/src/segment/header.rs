@@ -1,11 +1,15 @@
 //! The fixed header at the start of every segment file.
 
+pub use super::layout::SEGMENT_HEADER_LEN;
+use super::layout::{
+    SEGMENT_BASE_SEQUENCE_OFFSET, SEGMENT_CRC_OFFSET, SEGMENT_FLAGS_OFFSET, SEGMENT_ID_OFFSET,
+    SEGMENT_MAGIC_OFFSET, SEGMENT_PADDING_OFFSET, SEGMENT_VERSION_OFFSET,
+};
+
 /// Identifies an eventpak segment file.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"EVPKSEG\0";
 /// Version of the segment format described in `docs/format.md`.
 pub const SEGMENT_VERSION: u32 = 1;
-/// Size of the segment header in bytes.
-pub const SEGMENT_HEADER_LEN: usize = 40;
 
 /// The decoded header of a segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,17 +20,26 @@ pub struct SegmentHeader {
     pub base_sequence: u64,
 }
 
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap())
+}
+
 impl SegmentHeader {
     /// Encodes the header: magic, version, flags, id, base sequence, CRC32C, padding.
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
         let mut out = [0u8; SEGMENT_HEADER_LEN];
-        out[0..8].copy_from_slice(SEGMENT_MAGIC);
-        out[8..12].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
-        // 12..16: flags, zero in version 1.
-        out[16..24].copy_from_slice(&self.segment_id.to_le_bytes());
-        out[24..32].copy_from_slice(&self.base_sequence.to_le_bytes());
-        let crc = crc32c::crc32c(&out[0..32]);
-        out[32..36].copy_from_slice(&crc.to_le_bytes());
+        out[SEGMENT_MAGIC_OFFSET..SEGMENT_VERSION_OFFSET].copy_from_slice(SEGMENT_MAGIC);
+        out[SEGMENT_VERSION_OFFSET..SEGMENT_FLAGS_OFFSET].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
+        // The flags stay zero in version 1.
+        out[SEGMENT_ID_OFFSET..SEGMENT_BASE_SEQUENCE_OFFSET].copy_from_slice(&self.segment_id.to_le_bytes());
+        out[SEGMENT_BASE_SEQUENCE_OFFSET..SEGMENT_CRC_OFFSET]
+            .copy_from_slice(&self.base_sequence.to_le_bytes());
+        let crc = crc32c::crc32c(&out[..SEGMENT_CRC_OFFSET]);
+        out[SEGMENT_CRC_OFFSET..SEGMENT_PADDING_OFFSET].copy_from_slice(&crc.to_le_bytes());
         out
     }
 
@@ -35,20 +48,19 @@ impl SegmentHeader {
         if bytes.len() < SEGMENT_HEADER_LEN {
             return Err(format!("header cut short ({} of {SEGMENT_HEADER_LEN} bytes)", bytes.len()));
         }
-        if &bytes[0..8] != SEGMENT_MAGIC {
+        if &bytes[SEGMENT_MAGIC_OFFSET..SEGMENT_VERSION_OFFSET] != SEGMENT_MAGIC {
             return Err("bad segment magic".into());
         }
-        let stored_crc = u32::from_le_bytes(bytes[32..36].try_into().unwrap());
-        if crc32c::crc32c(&bytes[0..32]) != stored_crc {
+        if crc32c::crc32c(&bytes[..SEGMENT_CRC_OFFSET]) != u32_at(bytes, SEGMENT_CRC_OFFSET) {
             return Err("segment header CRC mismatch".into());
         }
-        let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+        let version = u32_at(bytes, SEGMENT_VERSION_OFFSET);
         if version != SEGMENT_VERSION {
             return Err(format!("unsupported segment version {version}"));
         }
         Ok(SegmentHeader {
-            segment_id: u64::from_le_bytes(bytes[16..24].try_into().unwrap()),
-            base_sequence: u64::from_le_bytes(bytes[24..32].try_into().unwrap()),
+            segment_id: u64_at(bytes, SEGMENT_ID_OFFSET),
+            base_sequence: u64_at(bytes, SEGMENT_BASE_SEQUENCE_OFFSET),
         })
     }
 }
@@ -64,7 +76,7 @@ mod tests {
         assert_eq!(SegmentHeader::decode(&bytes), Ok(h));
         assert!(SegmentHeader::decode(&bytes[..20]).is_err());
         let mut bad = bytes;
-        bad[20] ^= 1;
+        bad[SEGMENT_ID_OFFSET + 4] ^= 1;
         assert!(SegmentHeader::decode(&bad).is_err());
     }
 }

@@ -2,6 +2,7 @@
 
 mod frame;
 mod header;
+pub mod layout;
 pub mod reader;
 mod scan;
 

@@ -17,6 +17,11 @@ use eventpak_core::io::{OsStorage, Storage};
 
 use super::workload::{Log, SharedLog};
 
+// Crash states are chosen with the shared generator, so a seed replays one exactly.
+#[path = "../rng/mod.rs"]
+mod rng;
+pub use rng::Rng;
+
 /// One file or folder as it was at a snapshot.
 #[derive(Clone, Debug)]
 pub struct Entry {
@@ -148,29 +153,6 @@ impl Storage for RecordingStorage {
         OsStorage.remove(path)?;
         self.state.lock().unwrap().durable_len.remove(path);
         Ok(())
-    }
-}
-
-/// A small deterministic generator (splitmix64), so every crash state is replayable.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next() % n
-        }
-    }
-    pub fn coin(&mut self) -> bool {
-        self.next() & 1 == 1
     }
 }
 
