@@ -4,6 +4,7 @@ space is back. Skipped, with the reason, only where the machine cannot mount a t
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -37,12 +38,19 @@ def test_disk_full_poisons_the_writer_and_loses_nothing_acknowledged(small_fs: P
     acked: list[int] = []
     coord = ep.Coordinate("acct:1", "eu")
     with ep.Store.open(data_dir, sync="always", enable_index_checkpoint=False) as store:
-        with pytest.raises(ep.StorageFailed):
+        with pytest.raises(ep.StorageFailed) as failed:
             for i in range(100_000):
                 acked.append(store.append(coord, "deposit", {"i": i, "pad": "x" * 300}).global_sequence)
-        # Nothing after the failure is acknowledged, even once space is freed again.
-        with pytest.raises(ep.StorageFailed):
+        # The operating system's error survives: a full disk reads as one, not as prose.
+        assert isinstance(failed.value, OSError)
+        assert failed.value.errno == errno.ENOSPC
+        assert failed.value.path == str(data_dir)
+        assert "No space left on device" in str(failed.value)
+        # Nothing after the failure is acknowledged, even once space is freed again; the
+        # poisoned writer reports the same failure, errno included.
+        with pytest.raises(ep.StorageFailed) as again:
             store.append(coord, "deposit", {"after": True})
+        assert again.value.errno == errno.ENOSPC
         assert store.stats()["writer_failure"] is not None
     assert len(acked) > 100
     # Give the data room again (as an operator would) and reopen.

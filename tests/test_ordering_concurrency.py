@@ -109,7 +109,7 @@ def _start_append(store, coord_value, payload, results, key):
 def test_query_runs_while_an_appender_waits_for_fsync(open_store, coord, wait_until):
     store = open_store(sync="always")
     results: dict[str, object] = {}
-    store._pause_syncs(True)
+    store._native.pause_syncs(True)
     try:
         appender = _start_append(store, coord("a"), "first", results, "a")
         # the event is written (visible) before its fsync; the appender is still blocked in fsync
@@ -121,7 +121,7 @@ def test_query_runs_while_an_appender_waits_for_fsync(open_store, coord, wait_un
         assert "a" not in results
         assert store.stats()["durable_events"] == 0
     finally:
-        store._pause_syncs(False)
+        store._native.pause_syncs(False)
     appender.join(timeout=30)
     assert not appender.is_alive()
     receipt = results["a"]
@@ -134,7 +134,7 @@ def test_query_runs_while_an_appender_waits_for_fsync(open_store, coord, wait_un
 def test_two_appenders_progress_while_fsync_is_pending(open_store, coord, wait_until):
     store = open_store(sync="always")
     results: dict[str, object] = {}
-    store._pause_syncs(True)
+    store._native.pause_syncs(True)
     try:
         first = _start_append(store, coord("a"), "one", results, "a")
         wait_until(lambda: store.stats()["events"] == 1, what="the first append to be written")
@@ -149,7 +149,7 @@ def test_two_appenders_progress_while_fsync_is_pending(open_store, coord, wait_u
         assert [(e.entity, e.payload) for e in events] == [("a", "one"), ("b", "two")]
         assert store.stats()["durable_events"] == 0
     finally:
-        store._pause_syncs(False)
+        store._native.pause_syncs(False)
     first.join(timeout=30)
     second.join(timeout=30)
     assert not first.is_alive()
@@ -189,13 +189,13 @@ def test_concurrent_appends_with_sync_always_are_all_durable(open_store, coord):
 def test_appenders_waiting_together_share_one_fsync(open_store, coord, wait_until):
     store = open_store(sync="always")
     results: dict[str, object] = {}
-    store._pause_syncs(True)
+    store._native.pause_syncs(True)
     try:
         threads = [_start_append(store, coord(name), name, results, name) for name in "abcd"]
         wait_until(lambda: store.stats()["events"] == 4, what="all four appends to be written")
         before = store.stats()["fsyncs"]
     finally:
-        store._pause_syncs(False)
+        store._native.pause_syncs(False)
     for thread in threads:
         thread.join(timeout=30)
         assert not thread.is_alive()

@@ -270,8 +270,8 @@ def test_reopen_with_a_different_segment_size_keeps_everything(open_store, rotat
 def test_read_only_store_reads_but_refuses_appends(open_store, rotated):
     store = open_store(read_only=True)
     assert _snapshot(store) == rotated
-    with pytest.raises(ep.InvalidConfig):
+    with pytest.raises(ep.ReadOnlyStore):
         store.append(("acct:1", "eu"), "deposit", 1)
-    with pytest.raises(ep.InvalidConfig):
+    with pytest.raises(ep.ReadOnlyStore):
         store.append_batch([(("acct:1", "eu"), "deposit", 1)])
     assert store.stats()["events"] == 120

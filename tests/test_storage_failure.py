@@ -6,6 +6,7 @@ that would grow a segment past the limit (EFBIG), exactly as a full disk would.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import subprocess
@@ -31,7 +32,7 @@ CHILD = textwrap.dedent(
             receipt = store.append(coord, "deposit", {"i": i, "pad": "x" * 200})
             acked.append(receipt.global_sequence)
         except ep.StorageFailed as exc:
-            failures.append(str(exc))
+            failures.append([exc.errno, str(exc)])
             if len(failures) == 3:
                 break
     try:
@@ -61,6 +62,8 @@ def test_a_failed_write_poisons_the_writer_and_reopen_recovers(tmp_path: Path) -
     assert acked == list(range(len(acked))) and len(acked) > 10
     # Every append after the failure is refused, single or batch: the writer is poisoned.
     assert len(report["failures"]) == 3
+    # The first failure and every refusal after it carry the kernel's errno (EFBIG here).
+    assert [code for code, _ in report["failures"]] == [errno.EFBIG] * 3
     assert report["batch_refused"] is True
     assert report["writer_failure"] is not None
     assert report["events"] == len(acked)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import eventpak as ep
 import msgpack
 import pytest
@@ -275,8 +277,23 @@ def test_read_only_store_refuses_appends(open_store, seeded):
     store.close()
     ro = open_store(read_only=True)
     assert snapshot(ro) == before
-    with pytest.raises(ep.InvalidConfig):
+    files_before = _dir_bytes(Path(ro.path))
+    with pytest.raises(ep.ReadOnlyStore, match="appending is refused"):
         ro.append(("seed", "s"), "k", 3)
-    with pytest.raises(ep.InvalidConfig):
+    with pytest.raises(ep.ReadOnlyStore):
         ro.append_batch([(("seed", "s"), "k", 3)])
+    with pytest.raises(ep.ReadOnlyStore), ro.fence() as fence:
+        fence.append(("seed", "s"), "k", 3)
+    cursor = ro.cursor(ep.Region.all())
+    assert len(cursor.poll_batch(10)) == 3
+    with pytest.raises(ep.ReadOnlyStore, match="saving a cursor checkpoint"):
+        cursor.commit("reader")
+    worker = ro.cursor_worker(ep.Region.all(), lambda *_: None, ep.CursorWorkerConfig(checkpoint_id="reader"))
+    with pytest.raises(ep.ReadOnlyStore):
+        worker.join(timeout=30)
     assert ro.stats()["events"] == 3
+    assert _dir_bytes(Path(ro.path)) == files_before
+
+
+def _dir_bytes(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}

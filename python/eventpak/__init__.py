@@ -18,8 +18,9 @@ from ._native import (
     Event,
     GapObservation,
     Region,
+    __version__,
 )
-from .config import StoreConfig, SyncMode
+from .config import StoreConfig, StoreOptions, StoreStats, SyncMode
 from .errors import (
     BatchTooLarge,
     CacheFailed,
@@ -41,6 +42,7 @@ from .errors import (
     InvalidKind,
     InvalidRegion,
     PayloadNotSerializable,
+    ReadOnlyStore,
     RestartBudgetExhausted,
     StorageFailed,
     StoreClosed,
@@ -49,12 +51,11 @@ from .errors import (
 )
 from .fence import Fence
 from .projection import CacheMeta, Freshness, NativeCache, NoCache, Projection, ProjectionCache
-from .store import Store
+from .store import AppendOptions, Store
 from .worker import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig, CursorWorkerHandle, RestartPolicy
 
-__version__ = "0.1.0"
-
 __all__ = [
+    "AppendOptions",
     "AppendReceipt",
     "AppendRequest",
     "AtLeastOnce",
@@ -94,6 +95,7 @@ __all__ = [
     "PayloadNotSerializable",
     "Projection",
     "ProjectionCache",
+    "ReadOnlyStore",
     "Region",
     "RestartBudgetExhausted",
     "RestartPolicy",
@@ -102,6 +104,8 @@ __all__ = [
     "StoreClosed",
     "StoreConfig",
     "StoreLocked",
+    "StoreOptions",
+    "StoreStats",
     "SyncMode",
     "WorkerCrashed",
     "__version__",

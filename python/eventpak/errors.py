@@ -1,7 +1,15 @@
-"""Typed errors of eventpak. Every error derives from :class:`EventpakError`; usage
-errors also derive from the matching builtin (``ValueError``, ``TypeError``, ``KeyError``)."""
+"""Typed errors of eventpak.
+
+Every error derives from :class:`EventpakError`; usage errors also derive from the matching
+builtin (``ValueError``, ``TypeError``, ``KeyError``), and :class:`StorageFailed` is also an
+``OSError`` carrying the operating system's ``errno``. Each error keeps what it is about as
+attributes (``path``, ``offset``, ``entity``, ...) and builds its message from them, so a
+message reads the same whichever layer raised it: what happened, then what to do.
+"""
 
 from __future__ import annotations
+
+import os
 
 __all__ = [
     "BatchTooLarge",
@@ -24,6 +32,7 @@ __all__ = [
     "InvalidKind",
     "InvalidRegion",
     "PayloadNotSerializable",
+    "ReadOnlyStore",
     "RestartBudgetExhausted",
     "StorageFailed",
     "StoreClosed",
@@ -37,39 +46,79 @@ class EventpakError(Exception):
 
 
 class InvalidCoordinate(EventpakError, ValueError):
-    """An entity or scope breaks the naming rules."""
+    """An entity or scope breaks the naming rules. ``reason`` says which rule."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"invalid coordinate: {reason}")
+        self.reason = reason
 
 
 class InvalidKind(EventpakError, ValueError):
     """An event kind breaks the naming rules or uses the reserved ``eventpak.`` prefix."""
 
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"invalid kind: {reason}")
+        self.reason = reason
+
 
 class InvalidRegion(EventpakError, ValueError):
     """A region filter is malformed."""
 
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"invalid region: {reason}")
+        self.reason = reason
+
 
 class InvalidCheckpointId(EventpakError, ValueError):
-    """A cursor checkpoint id breaks the naming rules."""
+    """A cursor checkpoint id breaks the naming rules (it names a file)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"invalid checkpoint id: {reason}")
+        self.reason = reason
 
 
 class InvalidConfig(EventpakError, ValueError):
-    """A store option is out of range, or the store cannot do this as configured."""
+    """A store or worker option is out of range, or the store cannot do this as configured."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"invalid config: {reason}")
+        self.reason = reason
 
 
 class InvalidIdempotencyKey(EventpakError, ValueError):
     """An idempotency key is empty, longer than 64 bytes, or used inconsistently in a batch."""
 
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"invalid idempotency key: {reason}")
+        self.reason = reason
+
 
 class PayloadNotSerializable(EventpakError, TypeError):
     """A payload holds a value msgpack cannot carry. Nothing was written."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class EventTooLarge(EventpakError, ValueError):
     """One event exceeds ``max_event_bytes``. Nothing was written."""
 
+    def __init__(self, size: int, max_bytes: int) -> None:
+        super().__init__(
+            f"event of {size} bytes exceeds max_event_bytes={max_bytes}; nothing was written. "
+            "Store large blobs elsewhere and append a reference, or raise max_event_bytes"
+        )
+        self.size = size
+        self.max_bytes = max_bytes
+
 
 class BatchTooLarge(EventpakError, ValueError):
     """A batch exceeds ``max_batch_events`` or ``max_batch_bytes``. Nothing was written."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"batch too large: {reason}")
+        self.reason = reason
 
 
 class StoreLocked(EventpakError):
@@ -82,8 +131,24 @@ class StoreLocked(EventpakError):
         self.path = path
 
 
+class ReadOnlyStore(EventpakError):
+    """A write was attempted through a store opened with ``read_only=True``. Nothing was written."""
+
+    def __init__(self, path: str, operation: str) -> None:
+        super().__init__(
+            f"the store at {path} was opened read_only=True; {operation} is refused. "
+            "Open it without read_only to write"
+        )
+        self.path = path
+        self.operation = operation
+
+
 class StoreClosed(EventpakError):
     """The store was closed; open it again to use it."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"the store at {path} is closed; open it again to use it")
+        self.path = path
 
 
 class EventNotFound(EventpakError, KeyError):
@@ -113,6 +178,10 @@ class ConcurrencyConflict(EventpakError):
 class IdempotencyConflict(EventpakError):
     """An idempotency key was reused for different content, or a batch is partly committed."""
 
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"idempotency conflict: {reason}")
+        self.reason = reason
+
 
 class FenceActive(EventpakError):
     """A plain append (or a second fence) was attempted while a visibility fence is open."""
@@ -132,15 +201,34 @@ class CorruptSegment(EventpakError):
         self.reason = reason
 
 
-class StorageFailed(EventpakError):
-    """The writer hit an I/O error and accepts no more appends; reopen the store to recover."""
+class StorageFailed(EventpakError, OSError):
+    """The writer hit an I/O error and accepts no more appends; reopen the store to recover.
+
+    Also an ``OSError``: ``errno`` and ``strerror`` are the operating system's (``errno`` is
+    ``None`` when the failure did not come from the OS), ``path`` (also ``filename``) is the
+    data dir, ``context`` what the store was doing. Nothing after the failure was acknowledged.
+    """
+
+    def __init__(self, context: str, errno: int | None, strerror: str, path: str) -> None:
+        OSError.__init__(self, errno, strerror, path)
+        self.context = context
+        self.path = path
+
+    def __str__(self) -> str:
+        code = "" if self.errno is None else f" [errno {self.errno}: {os.strerror(self.errno)}]"
+        return (
+            f"storage failed ({self.context}) in {self.path}: {self.strerror}{code}; nothing after "
+            "this failure was acknowledged, reopen the store to recover"
+        )
 
 
 class CursorCheckpointCorrupt(EventpakError):
     """A cursor checkpoint file cannot be decoded or fails its CRC."""
 
     def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"cursor checkpoint {path} is corrupt: {reason}")
+        super().__init__(
+            f"cursor checkpoint {path} is corrupt: {reason}; delete the file to start that cursor over"
+        )
         self.path = path
         self.reason = reason
 
@@ -149,7 +237,10 @@ class CursorCheckpointRegionMismatch(EventpakError):
     """A cursor checkpoint was saved for another region."""
 
     def __init__(self, path: str, stored: str | None, expected: str) -> None:
-        super().__init__(f"cursor checkpoint {path} belongs to region {stored!r}, not {expected!r}")
+        super().__init__(
+            f"cursor checkpoint {path} belongs to region {stored!r}, not {expected!r}; use another "
+            "checkpoint id for the new region, or delete the file to start over"
+        )
         self.path = path
         self.stored = stored
         self.expected = expected
@@ -158,10 +249,10 @@ class CursorCheckpointRegionMismatch(EventpakError):
 class CheckpointWriteFailed(EventpakError):
     """A durable worker could not persist its checkpoint."""
 
-    def __init__(self, checkpoint_id: str, cause: str) -> None:
-        super().__init__(f"writing cursor checkpoint {checkpoint_id!r} failed: {cause}")
-        self.checkpoint_id = checkpoint_id
-        self.id = checkpoint_id  # the name DESIGN.md uses: CheckpointWriteFailed(id, cause)
+    def __init__(self, id: str, cause: str) -> None:
+        super().__init__(f"writing cursor checkpoint {id!r} failed: {cause}")
+        self.id = id
+        self.checkpoint_id = id
         self.cause = cause
 
 
@@ -175,3 +266,7 @@ class WorkerCrashed(EventpakError):
 
 class CacheFailed(EventpakError):
     """A projection cache refused an operation."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"projection cache failed: {reason}")
+        self.reason = reason

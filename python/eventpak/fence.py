@@ -6,11 +6,11 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from ._native import AppendReceipt, AppendRequest, Coordinate
+from ._native import AppendReceipt, AppendRequest, Coordinate, NativeFence
 from .errors import FenceClosed
 
 if TYPE_CHECKING:
-    from .store import Store
+    from ._native import NativeStore
 
 __all__ = ["Fence"]
 
@@ -25,8 +25,9 @@ class Fence:
     ``store.append`` raises ``ep.FenceActive``.
     """
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: NativeStore) -> None:
         self._store = store
+        self._native: NativeFence | None = None
         self._state = "new"
 
     @property
@@ -37,7 +38,7 @@ class Fence:
     def __enter__(self) -> Self:
         if self._state != "new":
             raise FenceClosed("a fence is entered once; open a new one with store.fence()")
-        self._store._fence_begin()
+        self._native = NativeFence(self._store)
         self._state = "open"
         return self
 
@@ -68,15 +69,15 @@ class Fence:
         self, items: Iterable[AppendRequest | tuple[Coordinate | tuple[str, str], str, Any]]
     ) -> list[AppendReceipt]:
         """Appends events through the fence atomically (same items as ``Store.append_batch``)."""
-        if self._state != "open":
+        if self._native is None or self._state != "open":
             raise FenceClosed(f"this fence is {self._state}; appends go through an open fence")
-        return self._store._fence_append(items)
+        return self._native.append_batch(items)
 
     def cancel(self) -> None:
         """Hides every event appended through this fence, for good."""
-        if self._state != "open":
+        if self._native is None or self._state != "open":
             raise FenceClosed(f"this fence is {self._state}; only an open fence can be cancelled")
-        self._store._fence_cancel()
+        self._native.cancel()
         self._state = "cancelled"
 
     def __exit__(
@@ -85,11 +86,11 @@ class Fence:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._state != "open":
+        if self._native is None or self._state != "open":
             return
         if exc_type is None:
-            self._store._fence_commit()
+            self._native.commit()
             self._state = "committed"
         else:
-            self._store._fence_cancel()
+            self._native.cancel()
             self._state = "cancelled"

@@ -6,12 +6,20 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
-from ._native import CacheMeta, Event, NativeCache, NativeStore, Region, decode_payload, encode_payload
-
-if TYPE_CHECKING:
-    from .store import Store
+from ._native import (
+    CacheMeta,
+    Event,
+    NativeCache,
+    NativeStore,
+    Region,
+    decode_payload,
+    encode_payload,
+    replay,
+    replay_head,
+    target_identity,
+)
 
 __all__ = ["CacheMeta", "Freshness", "NativeCache", "NoCache", "Projection", "ProjectionCache"]
 
@@ -116,14 +124,16 @@ def _now_us() -> int:
 
 
 class _Projector:
-    def __init__(self, store: Store, target: str | Region, projection: Projection) -> None:
-        self.store, self.target, self.projection = store, target, projection
+    def __init__(
+        self, store: NativeStore, cache: ProjectionCache, target: str | Region, projection: Projection
+    ) -> None:
+        self.store, self.cache, self.target, self.projection = store, cache, target, projection
         self.kinds = list(type(projection).kinds)
-        self.key = projection_prefix(projection) + _digest(NativeStore._target_identity(target))
+        self.key = projection_prefix(projection) + _digest(target_identity(target))
 
     def cached(self) -> tuple[Any, CacheMeta] | None:
         try:
-            found = self.store._projection_cache.get(self.key)
+            found = self.cache.get(self.key)
             if found is None:
                 return None
             value, meta = found
@@ -136,7 +146,7 @@ class _Projector:
         """Applies the relevant events in ``(after, watermark]``: events committed while the
         replay runs belong to a later watermark, so the cached state matches its meta."""
         while True:
-            batch = self.store._replay(self.target, self.kinds, after, REPLAY_BATCH)
+            batch = replay(self.store, self.target, self.kinds, after, REPLAY_BATCH)
             for event in batch:
                 if event.global_sequence > watermark:
                     return state
@@ -148,7 +158,7 @@ class _Projector:
     def remember(self, state: Any, watermark: int) -> None:
         try:
             value = self.projection.encode(state)
-            self.store._projection_cache.put(self.key, value, CacheMeta(watermark, _now_us()))
+            self.cache.put(self.key, value, CacheMeta(watermark, _now_us()))
         except Exception as exc:
             log.warning("projection cache put failed for %s: %r", type(self.projection).name, exc)
 
@@ -176,18 +186,29 @@ class _Projector:
         return state
 
 
-def project(store: Store, target: str | Region, projection: Projection, freshness: Freshness) -> Any:
+def project(
+    store: NativeStore,
+    cache: ProjectionCache,
+    target: str | Region,
+    projection: Projection,
+    freshness: Freshness,
+) -> Any:
     """See :meth:`Store.project`."""
-    projector = _Projector(store, target, projection)
-    return projector.project(freshness, store._replay_head(target, projector.kinds))
+    projector = _Projector(store, cache, target, projection)
+    return projector.project(freshness, replay_head(store, target, projector.kinds))
 
 
 def project_if_changed(
-    store: Store, target: str | Region, projection: Projection, last_generation: int | None
+    store: NativeStore,
+    cache: ProjectionCache,
+    target: str | Region,
+    projection: Projection,
+    last_generation: int | None,
 ) -> tuple[int, Any] | None:
     """See :meth:`Store.project_if_changed`."""
-    generation = store._replay_head(target, list(type(projection).kinds))
+    generation = replay_head(store, target, list(type(projection).kinds))
     if generation is None or generation == last_generation:
         return None
     # The state is computed at exactly this generation, so the pair always agrees.
-    return generation, _Projector(store, target, projection).project(Freshness.CONSISTENT, generation)
+    projector = _Projector(store, cache, target, projection)
+    return generation, projector.project(Freshness.CONSISTENT, generation)

@@ -4,36 +4,60 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
+from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypedDict, Unpack
 
-from ._native import NativeStore, Region
-from .config import StoreConfig
+from ._native import AppendReceipt, AppendRequest, Coordinate, Cursor, Event, NativeStore, Region
+from .config import StoreConfig, StoreOptions, StoreStats
 from .errors import InvalidConfig, StoreClosed
 from .fence import Fence
 from .projection import Freshness, NoCache, Projection, ProjectionCache, project, project_if_changed
-from .worker import CursorWorkerConfig, CursorWorkerHandle, Handler, start_worker
+from .worker import CursorWorkerConfig, CursorWorkerHandle, Handler, start_worker, stop_workers
 
-__all__ = ["Store"]
+__all__ = ["AppendOptions", "Store"]
+
+CoordinateLike = Coordinate | tuple[str, str]
+BatchItem = AppendRequest | tuple[CoordinateLike, str, Any]
 
 
-class Store(NativeStore):
+class AppendOptions(TypedDict, total=False):
+    """Optional keywords of :meth:`Store.append`."""
+
+    idempotency_key: str | bytes | None
+    """At most 64 bytes: a retry with the same key and content returns the original
+    receipt and writes nothing; the same key with other content raises
+    ``ep.IdempotencyConflict``."""
+    expected_sequence: int | None
+    """Compare-and-set on the entity's clock: the append succeeds only if the entity's next
+    ``entity_sequence`` is this (``0``: the entity has no events yet)."""
+    causation_id: uuid.UUID | str | None
+    """The id of the event that caused this one."""
+    correlation_id: uuid.UUID | str | None
+    """Groups related events; defaults to the event's own id."""
+
+
+class Store:
     """An open event store. Create it with :meth:`Store.open`; share it freely between
     threads (every engine call releases the GIL); close it with :meth:`close` or a
     ``with`` block."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # The native constructor did the opening; keep the workers to stop at close().
-        self._workers: list[CursorWorkerHandle] = []
-        self._workers_lock = threading.Lock()
-        self._projection_cache: ProjectionCache = NoCache()
+    _native: NativeStore
+    _projection_cache: ProjectionCache
+    _workers: list[CursorWorkerHandle]
+    _workers_lock: threading.Lock
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        raise TypeError("a Store is not built directly: open one with ep.Store.open(path, **options)")
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str] | StoreConfig, **options: Any) -> Self:
+    def open(cls, path: str | os.PathLike[str] | StoreConfig, **options: Unpack[StoreOptions]) -> Self:
         """Opens (or creates) the store in ``path``, recovering the longest valid prefix.
 
         Options are the fields of :class:`StoreConfig`, given as keywords or as one
-        ``StoreConfig`` in place of the path. Bad options raise ``ep.InvalidConfig``.
+        ``StoreConfig`` in place of the path. Bad options raise ``ep.InvalidConfig``;
+        another open store on the same data dir raises ``ep.StoreLocked``.
         """
         if isinstance(path, StoreConfig):
             if options:
@@ -44,10 +68,67 @@ class Store(NativeStore):
                 config = StoreConfig(path, **options)
             except TypeError as exc:
                 raise InvalidConfig(f"unknown store option: {exc}") from None
-        store = cls(os.fspath(config.path), **config.native_options())
-        if config.projection_cache is not None:
-            store._projection_cache = config.projection_cache
+        store = cls.__new__(cls)
+        store._native = NativeStore.open(os.fspath(config.path), **config.engine_options())
+        store._projection_cache = (
+            config.projection_cache if config.projection_cache is not None else NoCache()
+        )
+        store._workers = []
+        store._workers_lock = threading.Lock()
         return store
+
+    def append(
+        self, coord: CoordinateLike, kind: str, payload: Any, **options: Unpack[AppendOptions]
+    ) -> AppendReceipt:
+        """Appends one event; returns its :class:`AppendReceipt` (``durable`` when an fsync
+        covered it). ``coord`` is a :class:`Coordinate` or an ``(entity, scope)`` pair; the
+        payload is any msgpack-encodable value. See :class:`AppendOptions` for the options."""
+        return self._native.append(coord, kind, payload, **options)
+
+    def append_batch(self, items: Iterable[BatchItem]) -> list[AppendReceipt]:
+        """Appends ``(coord, kind, payload)`` tuples or :class:`AppendRequest` items
+        atomically: all are written, or none. Returns one receipt per item."""
+        return self._native.append_batch(items)
+
+    def get(self, event_id: uuid.UUID | str) -> Event:
+        """The event with this id; raises ``ep.EventNotFound``."""
+        return self._native.get(event_id)
+
+    def query(self, region: Region, *, after: int | None = None, limit: int | None = None) -> list[Event]:
+        """The visible events matching ``region`` in commit order, strictly after the global
+        sequence ``after`` when given, at most ``limit``."""
+        return self._native.query(region, after=after, limit=limit)
+
+    def walk_ancestors(self, event_id: uuid.UUID | str, limit: int | None = None) -> list[Event]:
+        """The event, then its entity's earlier events along the ``prev_hash`` chain."""
+        return self._native.walk_ancestors(event_id, limit)
+
+    def cursor(self, region: Region) -> Cursor:
+        """A cursor delivering the visible events of ``region`` in commit order, at least
+        once, from the start of the log (``cursor.resume(checkpoint_id)`` to continue from a
+        durable checkpoint)."""
+        return self._native.cursor(region)
+
+    def cursor_guaranteed(self, region: Region) -> Cursor:
+        """The same as :meth:`cursor`: ordered, at-least-once delivery."""
+        return self._native.cursor(region)
+
+    def fence(self) -> Fence:
+        """A visibility fence: ``with store.fence() as f: f.append(...)``. See :class:`Fence`."""
+        return Fence(self._native)
+
+    def cursor_worker(
+        self, region: Region, handler: Handler, config: CursorWorkerConfig | None = None
+    ) -> CursorWorkerHandle:
+        """Starts a supervised worker thread that feeds ``handler(batch, store, witness)``
+        with the events of ``region`` in commit order. See :class:`CursorWorkerConfig`."""
+        if self.closed:
+            raise StoreClosed(self.path)
+        handle = start_worker(self, region, handler, config)
+        with self._workers_lock:
+            self._workers = [w for w in self._workers if w.is_alive()]
+            self._workers.append(handle)
+        return handle
 
     def project(
         self, target: str | Region, projection: Projection, *, freshness: Freshness = Freshness.CONSISTENT
@@ -56,7 +137,7 @@ class Store(NativeStore):
         its relevant events folded in commit order, served from the projection cache when
         the cached state is current (or young enough for ``freshness``); ``None`` when the
         target has no relevant event. Cache failures are logged and never fail the call."""
-        return project(self, target, projection, freshness)
+        return project(self._native, self._projection_cache, target, projection, freshness)
 
     def project_if_changed(
         self, target: str | Region, projection: Projection, last_generation: int | None
@@ -64,37 +145,33 @@ class Store(NativeStore):
         """``(generation, state)`` when the target gained a relevant event since
         ``last_generation`` (the generation is the sequence of its newest relevant event),
         else ``None``."""
-        return project_if_changed(self, target, projection, last_generation)
+        return project_if_changed(self._native, self._projection_cache, target, projection, last_generation)
 
-    def fence(self) -> Fence:
-        """A visibility fence: ``with store.fence() as f: f.append(...)``. See :class:`Fence`."""
-        return Fence(self)
+    def sync(self) -> None:
+        """An fsync barrier: every event appended so far is durable when this returns."""
+        self._native.sync()
 
-    def cursor_worker(
-        self, region: Region, handler: Handler, config: CursorWorkerConfig | None = None
-    ) -> CursorWorkerHandle:
-        """Starts a supervised worker thread that feeds ``handler(batch, store, witness)``
-        with the events of ``region`` in commit order. See :class:`CursorWorkerConfig`."""
-        if self.closed:
-            raise StoreClosed("the store is closed; open it again to start a worker")
-        handle = start_worker(self, region, handler, config)
-        with self._workers_lock:
-            self._workers = [w for w in self._workers if w.is_alive()]
-            self._workers.append(handle)
-        return handle
+    def stats(self) -> StoreStats:
+        """Counts, sizes, and what recovery did at open."""
+        return self._native.stats()  # type: ignore[return-value]
 
     def close(self) -> None:
         """Stops and joins this store's workers (their errors stay with their ``join()``),
         then syncs, writes the index checkpoint and releases the data dir. Idempotent."""
         with self._workers_lock:
             workers, self._workers = self._workers, []
-        for worker in workers:
-            worker.stop()
-        current = threading.current_thread()
-        for worker in workers:
-            if worker._thread is not current:
-                worker._thread.join()
-        super().close()
+        stop_workers(workers)
+        self._native.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran."""
+        return self._native.closed
+
+    @property
+    def path(self) -> str:
+        """The data dir as given to :meth:`open`."""
+        return self._native.path
 
     def __enter__(self) -> Self:
         return self

@@ -1,9 +1,10 @@
 """Supervised cursor workers: a named daemon thread drives a handler over a region.
 
-The thread waits in the native ``Cursor.pull_batch`` (GIL released, woken by commits),
-hands each batch to the handler, and acts on its answer. Durable workers persist their
-position after every committed batch, so a restart resumes after the last checkpoint and
-re-delivers at most the batch in flight (at-least-once).
+The thread waits in the native ``Cursor.pull_batch`` (GIL released) until a commit or
+``stop()`` wakes it, hands each batch to the handler, and acts on its answer. Durable
+workers commit their position after every batch (one native call: sync through the
+position, then an atomic checkpoint save), so a restart resumes after the last checkpoint
+and re-delivers at most the batch in flight (at-least-once).
 """
 
 from __future__ import annotations
@@ -12,13 +13,12 @@ import enum
 import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from ._native import Cursor, CursorCheckpoint, CursorGapConfig, Event, Region
+from ._native import Cursor, CursorGapConfig, Event, Region
 from .errors import (
-    CursorCheckpointRegionMismatch,
     EventpakError,
     InvalidConfig,
     RestartBudgetExhausted,
@@ -37,6 +37,9 @@ __all__ = [
 ]
 
 _worker_numbers = itertools.count(1)
+# How long one native wait lasts. Commits and stop() wake the wait at once; the bound only
+# keeps a worker from sleeping forever should a wake-up ever be lost.
+_WAIT_S = 60.0
 
 
 class CursorWorkerAction(enum.Enum):
@@ -107,8 +110,9 @@ class AtLeastOnce:
 class CursorWorkerConfig:
     """Options of :meth:`Store.cursor_worker`.
 
-    ``idle_sleep`` (seconds) bounds one wait for events: a commit or ``stop()`` ends the
-    wait at once, so it only sets how often an idle worker wakes up.
+    An idle worker waits in one native call until a commit or ``stop()`` wakes it.
+    ``idle_sleep`` (seconds) is validated and kept for compatibility; waking does not
+    depend on it.
     """
 
     batch_size: int = 64
@@ -181,32 +185,11 @@ class CursorWorkerHandle:
         """True while the worker thread runs."""
         return self._thread.is_alive()
 
-    def _checkpoint_path(self) -> str:
-        return f"{self._store.path}/cursors/{self._config.checkpoint_id}.ckpt"
-
     def _open_cursor(self) -> Cursor:
         cursor = self._store.cursor(self._region).with_gap_config(self._config.gap_observation)
-        checkpoint_id = self._config.checkpoint_id
-        if checkpoint_id is not None:
-            saved = Cursor.load_checkpoint(self._store.path, checkpoint_id)
-            if saved is not None:
-                expected = self._region.checkpoint_identity
-                if saved.region_identity != expected:
-                    raise CursorCheckpointRegionMismatch(
-                        self._checkpoint_path(), saved.region_identity, expected
-                    )
-                cursor.seek(saved.position, saved.started)
+        if self._config.checkpoint_id is not None:
+            cursor.resume(self._config.checkpoint_id)
         return cursor
-
-    def _persist(self, cursor: Cursor) -> None:
-        if self._config.checkpoint_id is None:
-            return
-        if cursor.started:
-            # Never checkpoint past what is durable: after a power loss the log could end
-            # before the checkpoint, and later events reusing those sequences be skipped.
-            self._store._sync_through(cursor.position)
-        checkpoint = CursorCheckpoint(cursor.position, cursor.started, None, self._region.checkpoint_identity)
-        Cursor.save_checkpoint(self._store.path, self._config.checkpoint_id, checkpoint)
 
     def _run(self) -> None:
         try:
@@ -227,7 +210,7 @@ class CursorWorkerHandle:
         committed = (cursor.position, cursor.started)
         budget = _RestartBudget(config.restart, time.monotonic)
         while not self._stop.is_set():
-            batch = cursor.pull_batch(config.batch_size, config.idle_sleep)
+            batch = cursor.pull_batch(config.batch_size, _WAIT_S)
             if not batch:
                 continue
             try:
@@ -246,7 +229,8 @@ class CursorWorkerHandle:
             if action is CursorWorkerAction.STOP_WITH_ROLLBACK:
                 cursor.seek(*committed)
                 return
-            self._persist(cursor)
+            if config.checkpoint_id is not None:
+                cursor.commit(config.checkpoint_id)
             committed = (cursor.position, cursor.started)
             if action is CursorWorkerAction.STOP:
                 return
@@ -259,3 +243,15 @@ def start_worker(
     handle = CursorWorkerHandle(store, region, handler, config or CursorWorkerConfig())
     handle.start()
     return handle
+
+
+def stop_workers(workers: Iterable[CursorWorkerHandle]) -> None:
+    """Stops ``workers`` and waits for each to finish, without raising their errors (those
+    belong to their ``join()``). A worker calling this from its own handler is not waited on."""
+    workers = list(workers)
+    for worker in workers:
+        worker.stop()
+    current = threading.current_thread()
+    for worker in workers:
+        if worker._thread is not current:
+            worker._thread.join()

@@ -3,7 +3,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::error::Result;
+use crate::cursor_checkpoint::{checkpoint_path, CursorCheckpoint};
+use crate::error::{Error, Result};
 use crate::region::Region;
 use crate::segment::StoredEvent;
 use crate::store::Store;
@@ -117,18 +118,67 @@ impl Cursor {
         timeout: Duration,
         interrupted: &dyn Fn() -> bool,
     ) -> Result<Vec<StoredEvent>> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let generation = store.commit_generation();
-            let batch = self.poll_batch(store, max)?;
-            if !batch.is_empty() || max == 0 || interrupted() {
-                return Ok(batch);
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(batch);
-            }
-            store.wait_for_commit(generation, deadline - now);
+        wait_for_events(store, max, timeout, interrupted, || self.poll_batch(store, max))
+    }
+
+    /// The cursor's position as a checkpoint bound to its region.
+    pub fn checkpoint(&self) -> CursorCheckpoint {
+        CursorCheckpoint {
+            position: self.position,
+            started: self.started,
+            process_boot_ns: None,
+            region_identity: Some(self.region.checkpoint_identity()),
         }
+    }
+
+    /// Moves the cursor to checkpoint `id` of `store`; `false` (and no move) when there is
+    /// none. A checkpoint saved for another region is refused, never silently reused.
+    pub fn resume(&mut self, store: &Store, id: &str) -> Result<bool> {
+        let Some(saved) = store.load_cursor_checkpoint(id)? else { return Ok(false) };
+        let expected = self.region.checkpoint_identity();
+        if saved.region_identity.as_deref() != Some(expected.as_str()) {
+            let path = checkpoint_path(store.data_dir(), id)?;
+            return Err(Error::CursorCheckpointRegionMismatch {
+                path,
+                stored: saved.region_identity,
+                expected,
+            });
+        }
+        self.seek(saved.position, saved.started);
+        Ok(true)
+    }
+
+    /// Makes the cursor's position durable as checkpoint `id` (see
+    /// [`Store::commit_cursor_checkpoint`]).
+    pub fn commit(&self, store: &Store, id: &str) -> Result<()> {
+        store.commit_cursor_checkpoint(id, &self.checkpoint())
+    }
+}
+
+/// Calls `poll` until it returns events, `max` is 0, `interrupted` says so, or `timeout`
+/// passes, sleeping on the store's commit signal in between. `poll` runs outside any lock
+/// this function holds, so a caller that guards its cursor with a lock takes it per poll
+/// and never holds it across the wait.
+pub fn wait_for_events(
+    store: &Store,
+    max: usize,
+    timeout: Duration,
+    interrupted: &dyn Fn() -> bool,
+    mut poll: impl FnMut() -> Result<Vec<StoredEvent>>,
+) -> Result<Vec<StoredEvent>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        // Read the generation before polling: a commit landing in between changes it, so
+        // the wait below returns at once instead of missing that commit.
+        let generation = store.commit_generation();
+        let batch = poll()?;
+        if !batch.is_empty() || max == 0 || interrupted() {
+            return Ok(batch);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(batch);
+        }
+        store.wait_for_commit(generation, deadline - now);
     }
 }

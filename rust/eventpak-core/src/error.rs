@@ -1,12 +1,17 @@
-//! The engine's error type. Every variant maps to one typed Python error (DESIGN.md §6).
+//! The engine's error type. Every variant maps to one typed Python error
+//! (`docs/design.md`, "Errors"); variants carry fields, not pre-formatted prose, so the
+//! binding can expose them as attributes.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Result alias used across the engine.
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// Everything that can go wrong in the engine, one variant per public error.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Clone` because a poisoned writer reports its first failure to every later caller.
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
     /// A coordinate part breaks the naming rules.
     #[error("invalid coordinate: {0}")]
@@ -40,6 +45,9 @@ pub enum Error {
     /// Another store (in this or another process) owns the data dir.
     #[error("data dir is locked by another open store")]
     StoreLocked,
+    /// A write was attempted through a store opened with `read_only`.
+    #[error("the store was opened read_only; {0} is refused")]
+    ReadOnlyStore(&'static str),
     /// The store was closed.
     #[error("the store is closed; open it again to use it")]
     StoreClosed,
@@ -73,6 +81,16 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A cursor checkpoint was saved for another region than the cursor resuming from it.
+    #[error("cursor checkpoint {path} belongs to region {stored:?}, not {expected:?}")]
+    CursorCheckpointRegionMismatch {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The region identity stored in the checkpoint (`None`: saved without one).
+        stored: Option<String>,
+        /// The identity of the resuming cursor's region.
+        expected: String,
+    },
     /// A cursor checkpoint could not be written.
     #[error("writing cursor checkpoint {id:?} failed: {cause}")]
     CheckpointWriteFailed {
@@ -95,22 +113,34 @@ pub enum Error {
         reason: String,
     },
     /// The writer hit an I/O error and is poisoned.
-    #[error("storage failed: {0}; nothing after this failure was acknowledged, reopen the store to recover")]
-    StorageFailed(String),
+    #[error(
+        "storage failed ({context}): {source}; nothing after this failure was acknowledged, \
+         reopen the store to recover"
+    )]
+    StorageFailed {
+        /// What the engine was doing.
+        context: String,
+        /// The operating system's error, kept whole so callers can read its errno.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// An engine invariant did not hold: a bug, never a user error.
+    #[error("internal error: {0}; please report it")]
+    Internal(String),
 }
 
 impl Error {
     /// Wraps an I/O error raised while writing or syncing into [`Error::StorageFailed`].
     pub fn storage(context: &str, err: std::io::Error) -> Self {
-        Error::StorageFailed(format!("{context}: {err}"))
+        Error::StorageFailed { context: context.to_owned(), source: Arc::new(err) }
     }
 
-    /// What went wrong, without the decoration of the display text (for poisoning a
-    /// writer with the original reason, so it is not wrapped twice when reported again).
-    pub fn reason(&self) -> String {
+    /// This error as the reason a writer stops: a [`Error::StorageFailed`] stays as it is
+    /// (so its OS error survives), anything else is wrapped as one.
+    pub fn into_storage_failure(self) -> Self {
         match self {
-            Error::StorageFailed(reason) => reason.clone(),
-            other => other.to_string(),
+            failed @ Error::StorageFailed { .. } => failed,
+            other => Error::storage("writing", std::io::Error::other(other.to_string())),
         }
     }
 

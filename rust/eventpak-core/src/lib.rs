@@ -3,33 +3,50 @@
 //!
 //! A data dir holds numbered segment files of self-checking frames, an index checkpoint
 //! and a lock file. [`Store`] appends through one writer, indexes every event in memory,
-//! and answers reads from memory-mapped segments. See `docs/format.md` for the bytes.
+//! and answers reads from memory-mapped segments. See `docs/format.md` for the bytes and
+//! `docs/design.md` for the contract.
+//!
+//! The public surface is what this file re-exports. The `#[doc(hidden)]` modules are
+//! seams for the engine's own tests, fuzz targets and crash simulation (decoders, the
+//! recovery scan, the file-operation trait); they are not a stable API.
 
 #![warn(missing_docs)]
 
-pub mod config;
-pub mod cursor;
-pub mod cursor_checkpoint;
-pub mod error;
-pub mod event;
-pub mod index;
-pub mod io;
-pub mod names;
-pub mod projection;
-pub mod projection_cache;
-pub mod recovery;
-pub mod region;
-pub mod segment;
-pub mod store;
-pub mod sync;
-pub mod visibility;
-pub mod writer;
+mod config;
+mod cursor;
+mod error;
+mod names;
+mod projection;
+mod projection_cache;
+mod region;
+mod store;
+mod sync;
+mod writer;
 
-pub use config::{StoreConfig, SyncMode};
-pub use cursor::{Cursor, GapObservation};
-pub use cursor_checkpoint::CursorCheckpoint;
+#[doc(hidden)]
+pub mod cursor_checkpoint;
+#[doc(hidden)]
+pub mod event;
+#[doc(hidden)]
+pub mod index;
+#[doc(hidden)]
+pub mod io;
+#[doc(hidden)]
+pub mod recovery;
+#[doc(hidden)]
+pub mod segment;
+#[doc(hidden)]
+pub mod visibility;
+
+pub use config::{StoreConfig, SyncMode, MIN_SEGMENT_BYTES};
+pub use cursor::{wait_for_events, Cursor, GapObservation};
+pub use cursor_checkpoint::{validate_checkpoint_id, CursorCheckpoint, MAX_CHECKPOINT_ID_BYTES};
 pub use error::{Error, Result};
-pub use event::{AppendReceipt, AppendRequest, EventRecord};
+pub use event::{AppendReceipt, AppendRequest, EventId, EventRecord, Hash};
+pub use io::{OsStorage, Storage};
+pub use names::{validate_coordinate_part, validate_kind, MAX_COORDINATE_PART_BYTES, MAX_KIND_BYTES};
+pub use projection::ReplayTarget;
+pub use projection_cache::{CacheMeta, NativeCache};
 pub use region::{KindFilter, Region};
 pub use segment::StoredEvent;
 pub use store::{Stats, Store};

@@ -4,10 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::error::Result;
 use crate::index::Index;
 use crate::region::{KindFilter, Region};
-use crate::store::Store;
 
 /// What a projection folds over.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,7 +28,7 @@ impl ReplayTarget {
 
 /// The region's kind filter narrowed to `kinds` (empty: every kind); `None` when nothing
 /// can match.
-fn narrowed(region: &Region, kinds: &BTreeSet<String>) -> Option<Region> {
+pub(crate) fn narrowed(region: &Region, kinds: &BTreeSet<String>) -> Option<Region> {
     if kinds.is_empty() {
         return Some(region.clone());
     }
@@ -42,7 +40,7 @@ fn narrowed(region: &Region, kinds: &BTreeSet<String>) -> Option<Region> {
 }
 
 impl Index {
-    fn entity_replay_hits(
+    pub(crate) fn entity_replay_hits(
         &self,
         entity: &str,
         kinds: &BTreeSet<String>,
@@ -56,43 +54,5 @@ impl Index {
             kinds.is_empty() || kinds.contains(&**self.kind_names.name(self.entries[**seq as usize].kind))
         };
         postings[start..].iter().filter(relevant).take(limit).copied().collect()
-    }
-}
-
-impl Store {
-    /// Sequences of relevant events of `target` after `after`, at most `limit`.
-    pub fn replay_hits(
-        &self,
-        target: &ReplayTarget,
-        kinds: &BTreeSet<String>,
-        after: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<u64>> {
-        match target {
-            ReplayTarget::Entity(entity) => {
-                self.with_index(|index| index.entity_replay_hits(entity, kinds, after, limit))
-            }
-            ReplayTarget::Region(region) => match narrowed(region, kinds) {
-                Some(region) => {
-                    let (position, started) = after.map_or((0, false), |a| (a, true));
-                    self.query_hits_after(&region, position, started, limit)
-                }
-                None => Ok(Vec::new()),
-            },
-        }
-    }
-
-    /// The watermark of `target`: the sequence of its newest relevant event.
-    pub fn replay_head(&self, target: &ReplayTarget, kinds: &BTreeSet<String>) -> Result<Option<u64>> {
-        match target {
-            ReplayTarget::Entity(entity) => self.with_index(|index| {
-                let id = index.entity_names.get(entity)?;
-                index.entities[id as usize].postings.iter().rev().copied().find(|&seq| {
-                    kinds.is_empty()
-                        || kinds.contains(&**index.kind_names.name(index.entries[seq as usize].kind))
-                })
-            }),
-            ReplayTarget::Region(_) => Ok(self.replay_hits(target, kinds, None, usize::MAX)?.last().copied()),
-        }
     }
 }

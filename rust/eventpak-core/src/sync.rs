@@ -23,7 +23,7 @@ struct State {
     /// Events `0..durable` are covered by an fsync.
     durable: u64,
     leader_active: bool,
-    failure: Option<String>,
+    failure: Option<Error>,
     /// While set, leaders wait before fsyncing (a test hook that makes "blocked in
     /// fsync" observable without a slow disk).
     paused: bool,
@@ -84,7 +84,7 @@ impl Durability {
                 break Ok(());
             }
             if let Some(failure) = &state.failure {
-                break Err(Error::StorageFailed(failure.clone()));
+                break Err(failure.clone());
             }
             if state.leader_active {
                 self.changed.wait(&mut state);
@@ -132,11 +132,11 @@ impl Durability {
     }
 
     /// One fsync of everything written so far; returns the covered event count.
-    fn lead(writer: &Mutex<Writer>) -> std::result::Result<u64, String> {
+    fn lead(writer: &Mutex<Writer>) -> Result<u64> {
         let (file, written) = {
             let w = writer.lock();
             if let Some(failure) = w.failure() {
-                return Err(failure.to_owned());
+                return Err(failure.clone());
             }
             (w.active_for_sync(), w.written())
         };
@@ -145,7 +145,7 @@ impl Durability {
         match file.sync() {
             Ok(()) => Ok(written),
             Err(e) => {
-                let failure = format!("fsync of the active segment failed: {e}");
+                let failure = Error::storage("fsync of the active segment", e);
                 writer.lock().poison(failure.clone());
                 Err(failure)
             }

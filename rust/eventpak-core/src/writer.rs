@@ -50,7 +50,8 @@ pub struct Writer {
     /// Id and timestamp source for new events.
     pub clock: IdClock,
     buf: Vec<u8>,
-    failure: Option<String>,
+    /// The first failure (always a [`Error::StorageFailed`]); set once, reported forever.
+    failure: Option<Error>,
 }
 
 impl Writer {
@@ -112,19 +113,19 @@ impl Writer {
     }
 
     /// Why the writer stopped accepting appends, if it did.
-    pub fn failure(&self) -> Option<&str> {
-        self.failure.as_deref()
+    pub fn failure(&self) -> Option<&Error> {
+        self.failure.as_ref()
     }
 
     /// Stops the writer for good: later appends fail with [`Error::StorageFailed`].
-    pub fn poison(&mut self, why: String) {
-        self.failure.get_or_insert(why);
+    pub fn poison(&mut self, why: Error) {
+        self.failure.get_or_insert_with(|| why.into_storage_failure());
     }
 
     /// Errors when the writer is poisoned.
     pub fn check_healthy(&self) -> Result<()> {
         match &self.failure {
-            Some(why) => Err(Error::StorageFailed(why.clone())),
+            Some(why) => Err(why.clone()),
             None => Ok(()),
         }
     }
@@ -148,11 +149,11 @@ impl Writer {
         }
         let has_frames = self.segment_len > crate::segment::SEGMENT_HEADER_LEN as u64;
         if has_frames && self.segment_len + self.buf.len() as u64 > self.segment_max_bytes {
-            self.rotate(segments).inspect_err(|e| self.poison(e.reason()))?;
+            self.rotate(segments).inspect_err(|e| self.poison(e.clone()))?;
         }
         if let Err(e) = self.storage.write(&self.file, &self.path, &self.buf) {
             let err = Error::storage("writing frames", e);
-            self.poison(err.reason());
+            self.poison(err.clone());
             return Err(err);
         }
         let base = self.segment_len;

@@ -45,7 +45,7 @@ fn one_fault(op: Op, nth: u64, forever: bool) {
     let label = format!("{op:?} #{nth} (forever: {forever})");
     assert!(storage.tripped(), "{label}: the fault never fired");
     match outcome {
-        Err(Error::StorageFailed(_) | Error::CheckpointWriteFailed { .. }) => {}
+        Err(Error::StorageFailed { .. } | Error::CheckpointWriteFailed { .. }) => {}
         other => panic!("{label}: expected a storage failure, got {other:?}"),
     }
     let log = log.lock().unwrap().clone();
@@ -74,7 +74,7 @@ fn a_failed_write_or_fsync_poisons_the_writer_for_good() {
         let mut failed_at = None;
         for i in 0..20 {
             if let Err(e) = store.append(req(&format!("{i}"))) {
-                assert!(matches!(e, Error::StorageFailed(_)), "{op:?}: {e}");
+                assert!(matches!(e, Error::StorageFailed { .. }), "{op:?}: {e}");
                 failed_at = Some(i);
                 break;
             }
@@ -82,8 +82,8 @@ fn a_failed_write_or_fsync_poisons_the_writer_for_good() {
         assert!(failed_at.is_some(), "{op:?}: the fault never surfaced");
         // The fault fired once; the storage works again, but the writer never retries.
         for _ in 0..3 {
-            assert!(matches!(store.append(req("after")), Err(Error::StorageFailed(_))));
-            assert!(matches!(store.sync(), Err(Error::StorageFailed(_))));
+            assert!(matches!(store.append(req("after")), Err(Error::StorageFailed { .. })));
+            assert!(matches!(store.sync(), Err(Error::StorageFailed { .. })));
         }
         assert!(store.stats().unwrap().writer_failure.is_some());
     }

@@ -5,25 +5,40 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use eventpak_core::cursor_checkpoint::validate_checkpoint_id;
-use eventpak_core::{Cursor as CoreCursor, CursorCheckpoint as CoreCheckpoint};
+use eventpak_core::{
+    validate_checkpoint_id, wait_for_events, Cursor as CoreCursor, CursorCheckpoint as CoreCheckpoint,
+};
 use parking_lot::Mutex;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 
 use crate::cursor_values::{CursorCheckpoint, CursorGapConfig, GapObservation};
 use crate::errors::to_py;
 use crate::event::Event;
 use crate::gil::detached;
 use crate::names::CheckpointId;
-use crate::store::NativeStore;
+use crate::store::{events, NativeStore};
 use crate::types::Region;
 
-/// A blocking wait is cut into slices this long, so Ctrl-C (a pending signal) is
-/// noticed while a thread waits for events.
+/// On the main thread a blocking wait is cut into slices this long, so Ctrl-C (a pending
+/// signal) is noticed; other threads never run signal handlers and wait in one piece.
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
+static MAIN_THREAD: PyOnceLock<u64> = PyOnceLock::new();
+
+fn on_main_thread(py: Python<'_>) -> PyResult<bool> {
+    let main = MAIN_THREAD.get_or_try_init(py, || {
+        py.import("threading")?.call_method0("main_thread")?.getattr("ident")?.extract::<u64>()
+    })?;
+    let current: u64 = py.import("threading")?.call_method0("get_ident")?.extract()?;
+    Ok(current == *main)
+}
+
 /// Ordered, at-least-once pull delivery of the visible events of a region.
+///
+/// The position lives behind a lock that is only held for one poll, never across a wait:
+/// getters called with the GIL held must not queue behind a sleeping `pull_batch`.
 #[pyclass(frozen, module = "eventpak._native")]
 pub struct Cursor {
     store: Py<NativeStore>,
@@ -39,7 +54,11 @@ impl Cursor {
 
     fn events(&self, py: Python<'_>, max: usize, wait: Option<Duration>) -> PyResult<Vec<Py<Event>>> {
         let native = self.store.get();
-        let deadline = wait.map(|w| Instant::now() + w);
+        let engine = native.engine();
+        let poll = || self.state.lock().poll_batch(engine, max);
+        let Some(wait) = wait else { return events(py, detached(py, native.shown_path(), poll)?) };
+        let slice = if on_main_thread(py)? { SIGNAL_CHECK } else { wait };
+        let deadline = Instant::now() + wait;
         let was_interrupted = AtomicBool::new(false);
         let interrupted = || {
             let hit = self.interrupted.swap(false, Ordering::AcqRel);
@@ -47,17 +66,13 @@ impl Cursor {
             hit
         };
         loop {
-            let slice = deadline.map(|d| d.saturating_duration_since(Instant::now()).min(SIGNAL_CHECK));
+            let this_wait = deadline.saturating_duration_since(Instant::now()).min(slice);
             let batch = detached(py, native.shown_path(), || {
-                let mut state = self.state.lock();
-                match slice {
-                    Some(slice) => state.pull_batch(native.engine(), max, slice, &interrupted),
-                    None => state.poll_batch(native.engine(), max),
-                }
+                wait_for_events(engine, max, this_wait, &interrupted, poll)
             })?;
-            let done = deadline.is_none_or(|d| Instant::now() >= d);
-            if !batch.is_empty() || done || max == 0 || was_interrupted.load(Ordering::Acquire) {
-                return batch.into_iter().map(|e| Py::new(py, Event::new(e))).collect();
+            let done = Instant::now() >= deadline || was_interrupted.load(Ordering::Acquire);
+            if !batch.is_empty() || done || max == 0 {
+                return events(py, batch);
             }
             // Nothing yet: let Python handle a pending signal (Ctrl-C), then wait again.
             py.check_signals()?;
@@ -78,11 +93,27 @@ impl Cursor {
     }
 
     /// Up to `max` events, waiting (GIL released) up to `timeout` seconds for the first;
-    /// a commit wakes the wait at once.
+    /// a commit or `interrupt()` ends the wait at once.
     fn pull_batch(&self, py: Python<'_>, max: usize, timeout: f64) -> PyResult<Vec<Py<Event>>> {
         let timeout = Duration::try_from_secs_f64(timeout.max(0.0))
             .map_err(|_| PyValueError::new_err("timeout must be a finite number of seconds"))?;
         self.events(py, max, Some(timeout))
+    }
+
+    /// Moves the cursor to durable checkpoint `checkpoint_id` of its store: `True` when
+    /// one was found, `False` (and no move) when there is none. Raises
+    /// `ep.CursorCheckpointRegionMismatch` for a checkpoint of another region and
+    /// `ep.CursorCheckpointCorrupt` for a damaged one.
+    fn resume(&self, py: Python<'_>, checkpoint_id: CheckpointId) -> PyResult<bool> {
+        self.store.get().run(py, |s| self.state.lock().resume(s, &checkpoint_id.0))
+    }
+
+    /// Saves the position as durable checkpoint `checkpoint_id`, bound to the cursor's
+    /// region: events through the position are fsynced first, then the file is replaced
+    /// atomically. One call per committed batch.
+    fn commit(&self, py: Python<'_>, checkpoint_id: CheckpointId) -> PyResult<()> {
+        let checkpoint = self.state.lock().checkpoint();
+        self.store.get().run(py, |s| s.commit_cursor_checkpoint(&checkpoint_id.0, &checkpoint))
     }
 
     /// Makes a `pull_batch` blocked in another thread return (empty) now.
@@ -154,7 +185,7 @@ impl Cursor {
 
     /// Raises `ep.InvalidCheckpointId` unless `checkpoint_id` can name a checkpoint.
     #[staticmethod]
-    fn validate_checkpoint_id(py: Python<'_>, checkpoint_id: CheckpointId) -> PyResult<()> {
-        validate_checkpoint_id(&checkpoint_id.0).map_err(|e| to_py(py, e, ""))
+    fn validate_checkpoint_id(checkpoint_id: CheckpointId) -> PyResult<()> {
+        validate_checkpoint_id(&checkpoint_id.0).map_err(|e| to_py(e, ""))
     }
 }

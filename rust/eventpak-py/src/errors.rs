@@ -1,57 +1,82 @@
-//! Maps engine errors to the typed exceptions of `eventpak.errors` (DESIGN.md §6).
+//! Maps engine errors to the typed exceptions of `eventpak.errors`.
+//!
+//! Each class is bound once by `import_exception!`, so every use is a Rust identifier the
+//! compiler checks. Errors pass their fields, never a finished message: the Python classes
+//! build every message the same way and expose the fields as attributes.
 
 use eventpak_core::Error;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::PyType;
 
-static ERRORS_MODULE: PyOnceLock<Py<PyModule>> = PyOnceLock::new();
-
-/// Builds the `eventpak.errors.<name>` exception with `args`.
-pub fn raise<A>(py: Python<'_>, name: &str, args: A) -> PyErr
-where
-    A: for<'py> IntoPyObject<'py> + Send + Sync + 'static,
-    for<'py> <A as IntoPyObject<'py>>::Target: Sized,
-{
-    let class = ERRORS_MODULE
-        .get_or_try_init(py, || py.import("eventpak.errors").map(Bound::unbind))
-        .and_then(|module| module.bind(py).getattr(name))
-        .and_then(|class| class.downcast_into::<PyType>().map_err(PyErr::from));
-    match class {
-        Ok(class) => PyErr::from_type(class, args),
-        Err(err) => err,
-    }
+macro_rules! bind_errors {
+    ($($name:ident),* $(,)?) => {
+        $(pyo3::import_exception!(eventpak.errors, $name);)*
+    };
 }
 
+bind_errors!(
+    BatchTooLarge,
+    CacheFailed,
+    CheckpointWriteFailed,
+    ConcurrencyConflict,
+    CorruptSegment,
+    CursorCheckpointCorrupt,
+    CursorCheckpointRegionMismatch,
+    EventNotFound,
+    EventpakError,
+    EventTooLarge,
+    FenceActive,
+    FenceClosed,
+    IdempotencyConflict,
+    InvalidCheckpointId,
+    InvalidConfig,
+    InvalidCoordinate,
+    InvalidIdempotencyKey,
+    InvalidKind,
+    InvalidRegion,
+    PayloadNotSerializable,
+    ReadOnlyStore,
+    StorageFailed,
+    StoreClosed,
+    StoreLocked,
+);
+
 /// Converts an engine error; `data_dir` is the path as the caller gave it.
-pub fn to_py(py: Python<'_>, err: Error, data_dir: &str) -> PyErr {
+pub fn to_py(err: Error, data_dir: &str) -> PyErr {
     let message = err.to_string();
+    let shown = |p: &std::path::Path| p.display().to_string();
     match err {
-        Error::InvalidCoordinate(_) => raise(py, "InvalidCoordinate", (message,)),
-        Error::InvalidKind(_) => raise(py, "InvalidKind", (message,)),
-        Error::InvalidRegion(_) => raise(py, "InvalidRegion", (message,)),
-        Error::InvalidConfig(_) => raise(py, "InvalidConfig", (message,)),
-        Error::InvalidIdempotencyKey(_) => raise(py, "InvalidIdempotencyKey", (message,)),
-        Error::EventTooLarge { .. } => raise(py, "EventTooLarge", (message,)),
-        Error::BatchTooLarge(_) => raise(py, "BatchTooLarge", (message,)),
-        Error::StoreLocked => raise(py, "StoreLocked", (data_dir.to_owned(),)),
-        Error::StoreClosed => raise(py, "StoreClosed", (message,)),
-        Error::EventNotFound(id) => raise(py, "EventNotFound", (id,)),
+        Error::InvalidCoordinate(reason) => InvalidCoordinate::new_err((reason,)),
+        Error::InvalidKind(reason) => InvalidKind::new_err((reason,)),
+        Error::InvalidRegion(reason) => InvalidRegion::new_err((reason,)),
+        Error::InvalidConfig(reason) => InvalidConfig::new_err((reason,)),
+        Error::InvalidIdempotencyKey(reason) => InvalidIdempotencyKey::new_err((reason,)),
+        Error::InvalidCheckpointId(reason) => InvalidCheckpointId::new_err((reason,)),
+        Error::EventTooLarge { size, max } => EventTooLarge::new_err((size, max)),
+        Error::BatchTooLarge(reason) => BatchTooLarge::new_err((reason,)),
+        Error::StoreLocked => StoreLocked::new_err((data_dir.to_owned(),)),
+        Error::ReadOnlyStore(operation) => ReadOnlyStore::new_err((data_dir.to_owned(), operation)),
+        Error::StoreClosed => StoreClosed::new_err((data_dir.to_owned(),)),
+        Error::EventNotFound(id) => EventNotFound::new_err((id,)),
         Error::ConcurrencyConflict { entity, expected, actual } => {
-            raise(py, "ConcurrencyConflict", (entity, expected, actual))
+            ConcurrencyConflict::new_err((entity, expected, actual))
         }
-        Error::IdempotencyConflict(_) => raise(py, "IdempotencyConflict", (message,)),
+        Error::IdempotencyConflict(reason) => IdempotencyConflict::new_err((reason,)),
+        Error::FenceActive => FenceActive::new_err((message,)),
+        Error::FenceClosed => FenceClosed::new_err((message,)),
         Error::CorruptSegment { path, offset, reason } => {
-            raise(py, "CorruptSegment", (path.display().to_string(), offset, reason))
+            CorruptSegment::new_err((shown(&path), offset, reason))
         }
-        Error::StorageFailed(_) => raise(py, "StorageFailed", (message,)),
-        Error::InvalidCheckpointId(_) => raise(py, "InvalidCheckpointId", (message,)),
-        Error::FenceActive => raise(py, "FenceActive", (message,)),
-        Error::FenceClosed => raise(py, "FenceClosed", (message,)),
+        Error::StorageFailed { context, source } => {
+            StorageFailed::new_err((context, source.raw_os_error(), source.to_string(), data_dir.to_owned()))
+        }
         Error::CursorCheckpointCorrupt { path, reason } => {
-            raise(py, "CursorCheckpointCorrupt", (path.display().to_string(), reason))
+            CursorCheckpointCorrupt::new_err((shown(&path), reason))
         }
-        Error::CacheFailed(_) => raise(py, "CacheFailed", (message,)),
-        Error::CheckpointWriteFailed { id, cause } => raise(py, "CheckpointWriteFailed", (id, cause)),
+        Error::CursorCheckpointRegionMismatch { path, stored, expected } => {
+            CursorCheckpointRegionMismatch::new_err((shown(&path), stored, expected))
+        }
+        Error::CheckpointWriteFailed { id, cause } => CheckpointWriteFailed::new_err((id, cause)),
+        Error::CacheFailed(reason) => CacheFailed::new_err((reason,)),
+        Error::Internal(_) => EventpakError::new_err((message,)),
     }
 }

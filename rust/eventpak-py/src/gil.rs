@@ -12,5 +12,5 @@ pub fn detached<T: Send>(
     data_dir: &str,
     work: impl FnOnce() -> Result<T> + Send,
 ) -> PyResult<T> {
-    py.detach(work).map_err(|e| to_py(py, e, data_dir))
+    py.detach(work).map_err(|e| to_py(e, data_dir))
 }

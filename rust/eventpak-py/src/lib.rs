@@ -1,10 +1,13 @@
 //! `eventpak._native`: the PyO3 binding of eventpak-core. Thin by design: argument
-//! conversion, GIL release (`gil::detached`), error mapping and the classes below.
+//! conversion, GIL release (`gil::detached`), error mapping and the classes below. The
+//! public Python API lives in the `eventpak` package, which wraps these classes.
 
+mod config;
 mod cursor;
 mod cursor_values;
 mod errors;
 mod event;
+mod fence;
 mod gil;
 mod names;
 mod payload;
@@ -18,13 +21,17 @@ use pyo3::prelude::*;
 #[pymodule]
 mod _native {
     #[pymodule_export]
+    use crate::config::{check_store_options, store_defaults};
+    #[pymodule_export]
     use crate::cursor::Cursor;
     #[pymodule_export]
     use crate::cursor_values::{CursorCheckpoint, CursorGapConfig, GapObservation};
     #[pymodule_export]
     use crate::event::{AppendReceipt, Event};
     #[pymodule_export]
-    use crate::projection::{CacheMeta, NativeCache};
+    use crate::fence::NativeFence;
+    #[pymodule_export]
+    use crate::projection::{replay, replay_head, target_identity, CacheMeta, NativeCache};
     #[pymodule_export]
     use crate::request::AppendRequest;
     #[pymodule_export]
@@ -33,6 +40,11 @@ mod _native {
     use crate::types::{Coordinate, Region};
 
     use super::*;
+
+    /// The package version, from Cargo (the one place it is written).
+    #[pymodule_export]
+    #[allow(non_upper_case_globals)]
+    const __version__: &str = env!("CARGO_PKG_VERSION");
 
     /// Encodes a payload to msgpack the way the store does (for tests and tools).
     #[pyfunction]

@@ -5,10 +5,10 @@
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
-use crate::errors::raise;
+use crate::errors::{InvalidCheckpointId, InvalidCoordinate, InvalidKind, InvalidRegion};
 
 macro_rules! name_arg {
-    ($(#[$doc:meta])* $name:ident => $error:literal) => {
+    ($(#[$doc:meta])* $name:ident => $error:ident) => {
         $(#[$doc])*
         pub struct $name(pub String);
 
@@ -19,7 +19,7 @@ macro_rules! name_arg {
                     Ok(s) => Ok($name(s.to_owned())),
                     Err(_) => {
                         let shown = text.to_string_lossy().into_owned();
-                        Err(raise(ob.py(), $error, (format!("{shown:?} is not valid UTF-8 text"),)))
+                        Err($error::new_err((format!("{shown:?} is not valid UTF-8 text"),)))
                     }
                 }
             }
@@ -29,17 +29,17 @@ macro_rules! name_arg {
 
 name_arg!(
     /// An entity or scope.
-    CoordinatePart => "InvalidCoordinate"
+    CoordinatePart => InvalidCoordinate
 );
 name_arg!(
     /// An event kind.
-    KindName => "InvalidKind"
+    KindName => InvalidKind
 );
 name_arg!(
     /// A region filter value.
-    RegionName => "InvalidRegion"
+    RegionName => InvalidRegion
 );
 name_arg!(
     /// A cursor checkpoint id.
-    CheckpointId => "InvalidCheckpointId"
+    CheckpointId => InvalidCheckpointId
 );

@@ -9,7 +9,7 @@ use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyT
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::ser::{self, Error as _, SerializeMap, SerializeSeq};
 
-use crate::errors::raise;
+use crate::errors::PayloadNotSerializable;
 
 /// Deepest nesting of lists and dicts accepted in a payload (guards the Rust stack).
 const MAX_DEPTH: u32 = 256;
@@ -74,9 +74,8 @@ impl ser::Serialize for Encode<'_, '_> {
 
 /// Encodes a payload; anything not representable raises `ep.PayloadNotSerializable`.
 pub fn encode(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
-    rmp_serde::to_vec(&Encode { obj, depth: 0 }).map_err(|e| {
-        raise(obj.py(), "PayloadNotSerializable", (format!("payload is not serializable: {e}"),))
-    })
+    rmp_serde::to_vec(&Encode { obj, depth: 0 })
+        .map_err(|e| PayloadNotSerializable::new_err((format!("payload is not serializable: {e}"),)))
 }
 
 struct Decode<'py>(Python<'py>);

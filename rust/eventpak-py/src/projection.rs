@@ -3,12 +3,13 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use eventpak_core::projection::ReplayTarget;
-use eventpak_core::projection_cache::{CacheMeta as CoreMeta, NativeCache as CoreCache};
+use eventpak_core::{CacheMeta as CoreMeta, NativeCache as CoreCache, ReplayTarget};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use crate::event::Event;
 use crate::gil::detached;
+use crate::store::{events, NativeStore};
 use crate::types::Region;
 
 /// When and at which watermark a projection state was cached.
@@ -79,14 +80,43 @@ impl NativeCache {
 }
 
 /// Reads a projection target: an exact entity (`str`) or a `Region`.
-pub fn target(obj: &Bound<'_, PyAny>) -> PyResult<ReplayTarget> {
+fn target(obj: &Bound<'_, PyAny>) -> PyResult<ReplayTarget> {
     if let Ok(region) = obj.downcast::<Region>() {
         return Ok(ReplayTarget::Region(region.get().inner.clone()));
     }
     Ok(ReplayTarget::Entity(obj.extract::<crate::names::CoordinatePart>()?.0))
 }
 
-/// The relevant kinds (empty: every kind).
-pub fn kind_set(kinds: Vec<String>) -> BTreeSet<String> {
-    kinds.into_iter().collect()
+/// Up to `limit` relevant events (kind in `kinds`; empty: every kind) of a projection
+/// target after `after`, in commit order.
+#[pyfunction]
+pub fn replay(
+    py: Python<'_>,
+    store: &NativeStore,
+    target: &Bound<'_, PyAny>,
+    kinds: Vec<String>,
+    after: Option<u64>,
+    limit: usize,
+) -> PyResult<Vec<Py<Event>>> {
+    let (target, kinds) = (self::target(target)?, BTreeSet::from_iter(kinds));
+    let records = store.run(py, |s| s.read_events(&s.replay_hits(&target, &kinds, after, limit)?))?;
+    events(py, records)
+}
+
+/// The sequence of the newest relevant event of a projection target, if any.
+#[pyfunction]
+pub fn replay_head(
+    py: Python<'_>,
+    store: &NativeStore,
+    target: &Bound<'_, PyAny>,
+    kinds: Vec<String>,
+) -> PyResult<Option<u64>> {
+    let (target, kinds) = (self::target(target)?, BTreeSet::from_iter(kinds));
+    store.run(py, |s| s.replay_head(&target, &kinds))
+}
+
+/// The stable identity of a projection target (part of cache keys).
+#[pyfunction]
+pub fn target_identity(target: &Bound<'_, PyAny>) -> PyResult<String> {
+    Ok(self::target(target)?.identity())
 }

@@ -115,3 +115,8 @@ pub fn build_item(item: &Bound<'_, PyAny>) -> PyResult<CoreRequest> {
         Options { idempotency_key: None, expected_sequence: None, causation_id: None, correlation_id: None };
     build(&tuple.get_item(0)?, &tuple.get_item(1)?, &tuple.get_item(2)?, none)
 }
+
+/// Builds every item of an `append_batch` iterable.
+pub fn build_items(items: &Bound<'_, PyAny>) -> PyResult<Vec<CoreRequest>> {
+    items.try_iter()?.map(|item| build_item(&item?)).collect()
+}

@@ -1,6 +1,6 @@
 //! Value types: `Coordinate` and `Region`.
 
-use eventpak_core::names::validate_coordinate_part;
+use eventpak_core::validate_coordinate_part;
 use eventpak_core::Region as CoreRegion;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -19,11 +19,11 @@ pub struct Coordinate {
 #[pymethods]
 impl Coordinate {
     #[new]
-    fn new(py: Python<'_>, entity: CoordinatePart, scope: CoordinatePart) -> PyResult<Self> {
+    fn new(entity: CoordinatePart, scope: CoordinatePart) -> PyResult<Self> {
         let (entity, scope) = (entity.0, scope.0);
         validate_coordinate_part("entity", &entity)
             .and_then(|()| validate_coordinate_part("scope", &scope))
-            .map_err(|e| to_py(py, e, ""))?;
+            .map_err(|e| to_py(e, ""))?;
         Ok(Coordinate { entity, scope })
     }
 
@@ -70,8 +70,8 @@ pub struct Region {
     pub inner: CoreRegion,
 }
 
-fn build(py: Python<'_>, r: eventpak_core::Result<CoreRegion>) -> PyResult<Region> {
-    r.map(|inner| Region { inner }).map_err(|e| to_py(py, e, ""))
+fn build(r: eventpak_core::Result<CoreRegion>) -> PyResult<Region> {
+    r.map(|inner| Region { inner }).map_err(|e| to_py(e, ""))
 }
 
 #[pymethods]
@@ -84,40 +84,40 @@ impl Region {
 
     /// Events of `prefix` and of entities in its namespace (`prefix:...`).
     #[staticmethod]
-    fn entity(py: Python<'_>, prefix: RegionName) -> PyResult<Self> {
-        build(py, CoreRegion::all().with_entity(&prefix.0))
+    fn entity(prefix: RegionName) -> PyResult<Self> {
+        build(CoreRegion::all().with_entity(&prefix.0))
     }
 
     /// Events of one scope.
     #[staticmethod]
-    fn scope(py: Python<'_>, scope: RegionName) -> PyResult<Self> {
-        build(py, CoreRegion::all().with_scope(&scope.0))
+    fn scope(scope: RegionName) -> PyResult<Self> {
+        build(CoreRegion::all().with_scope(&scope.0))
     }
 
     /// This region restricted to one scope.
-    fn with_scope(&self, py: Python<'_>, scope: RegionName) -> PyResult<Self> {
-        build(py, self.inner.clone().with_scope(&scope.0))
+    fn with_scope(&self, scope: RegionName) -> PyResult<Self> {
+        build(self.inner.clone().with_scope(&scope.0))
     }
 
     /// This region accepting exactly one kind.
-    fn with_kind(&self, py: Python<'_>, kind: RegionName) -> PyResult<Self> {
-        build(py, self.inner.clone().with_kinds(&[kind.0]))
+    fn with_kind(&self, kind: RegionName) -> PyResult<Self> {
+        build(self.inner.clone().with_kinds(&[kind.0]))
     }
 
     /// This region accepting exactly these kinds.
-    fn with_kinds(&self, py: Python<'_>, kinds: Vec<RegionName>) -> PyResult<Self> {
+    fn with_kinds(&self, kinds: Vec<RegionName>) -> PyResult<Self> {
         let kinds: Vec<String> = kinds.into_iter().map(|k| k.0).collect();
-        build(py, self.inner.clone().with_kinds(&kinds))
+        build(self.inner.clone().with_kinds(&kinds))
     }
 
     /// This region accepting kinds that start with `prefix`.
-    fn with_kind_prefix(&self, py: Python<'_>, prefix: RegionName) -> PyResult<Self> {
-        build(py, self.inner.clone().with_kind_prefix(&prefix.0))
+    fn with_kind_prefix(&self, prefix: RegionName) -> PyResult<Self> {
+        build(self.inner.clone().with_kind_prefix(&prefix.0))
     }
 
     /// This region restricted to entity clocks `start..=end`.
-    fn with_clock_range(&self, py: Python<'_>, start: u64, end: u64) -> PyResult<Self> {
-        build(py, self.inner.clone().with_clock_range(start, end))
+    fn with_clock_range(&self, start: u64, end: u64) -> PyResult<Self> {
+        build(self.inner.clone().with_clock_range(start, end))
     }
 
     /// True when an event at `coord` with `kind` matches; the clock range is checked only

@@ -150,7 +150,7 @@ impl SegmentSet {
             let slot = slots
                 .get(position as usize)
                 .cloned()
-                .ok_or_else(|| Error::StorageFailed(format!("segment position {position} is unknown")))?;
+                .ok_or_else(|| Error::Internal(format!("segment position {position} is unknown")))?;
             (slot, position as usize + 1 == slots.len())
         };
         if let Some(map) = slot.map.read().as_ref().filter(|m| m.len() as u64 >= end) {

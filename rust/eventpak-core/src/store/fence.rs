@@ -80,6 +80,6 @@ impl Store {
     /// Writes `hidden.ranges`. A failure poisons the writer like any failed write: the file
     /// on disk may hold the old or the new state, so nothing more may be acknowledged.
     fn persist_visibility(&self, w: &mut Writer, visibility: &crate::visibility::Visibility) -> Result<()> {
-        visibility.save(&*self.shared.storage, &self.shared.data_dir).inspect_err(|e| w.poison(e.reason()))
+        visibility.save(&*self.shared.storage, &self.shared.data_dir).inspect_err(|e| w.poison(e.clone()))
     }
 }

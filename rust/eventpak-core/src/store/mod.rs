@@ -1,8 +1,10 @@
 //! The store: one data dir, one writer, one index, any number of readers.
 
 mod append;
+mod checkpoint;
 mod fence;
 mod read;
+mod replay;
 
 pub use read::Stats;
 
@@ -195,10 +197,7 @@ impl Store {
 
     fn writer(&self) -> Result<&Mutex<Writer>> {
         self.check_open()?;
-        self.shared
-            .writer
-            .as_ref()
-            .ok_or_else(|| Error::InvalidConfig("the store was opened read_only; appends are refused".into()))
+        self.shared.writer.as_ref().ok_or(Error::ReadOnlyStore("appending"))
     }
 
     /// Makes every event appended so far durable (an fsync barrier).

@@ -155,7 +155,8 @@ impl Store {
         };
         let files = self.shared.segments.list();
         let bytes = files.iter().filter_map(|(_, p)| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
-        let writer_failure = self.shared.writer.as_ref().and_then(|w| w.lock().failure().map(str::to_owned));
+        let writer_failure =
+            self.shared.writer.as_ref().and_then(|w| w.lock().failure().map(Error::to_string));
         Ok(Stats {
             events,
             durable_events: self.durable_events(),

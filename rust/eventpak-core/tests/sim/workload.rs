@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use eventpak_core::io::Storage;
-use eventpak_core::{AppendRequest, CursorCheckpoint, Error, Region, Store, StoreConfig, SyncMode};
+use eventpak_core::{AppendRequest, Cursor, CursorCheckpoint, Error, Region, Store, StoreConfig, SyncMode};
 
 /// How an attempt's events were appended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,15 +109,12 @@ pub fn run(dir: &Path, storage: Arc<dyn Storage>, log: &SharedLog, steps: usize)
                 }
             }
             _ => {
-                let position = store.stats()?.events.saturating_sub(1);
-                let checkpoint = CursorCheckpoint {
-                    position,
-                    started: true,
-                    process_boot_ns: None,
-                    region_identity: Some(Region::all().checkpoint_identity()),
-                };
+                // A cursor delivers what is visible, then commits through the store, as a
+                // durable worker does: sync through the position, then the atomic save.
+                let mut cursor = Cursor::new(Region::all());
+                cursor.poll_batch(&store, usize::MAX)?;
                 log.lock().unwrap().checkpoint_attempted = true;
-                checkpoint.save_with(&*storage, dir, "w")?;
+                cursor.commit(&store, "w")?;
                 store.close()?;
                 store = Store::open_with(dir, config(), storage.clone())?;
             }
@@ -189,6 +186,10 @@ pub fn check(dir: &Path, store: &Store, log: &Log) -> Result<(), String> {
     match CursorCheckpoint::load(dir, "w") {
         Err(e) => Err(format!("cursor checkpoint unreadable after recovery: {e}")),
         Ok(Some(_)) if !log.checkpoint_attempted => Err("a cursor checkpoint appeared from nowhere".into()),
+        // A commit syncs through its position first: the event it names survived.
+        Ok(Some(c)) if c.started && !events.iter().any(|e| e.view().global_sequence == c.position) => {
+            Err(format!("the cursor checkpoint points at sequence {}, which did not survive", c.position))
+        }
         Ok(_) => Ok(()),
     }
 }

@@ -1,0 +1,41 @@
+//! `NativeFence`: the store's visibility fence, opened on construction. The Python `Fence`
+//! holds one and adds the `with` protocol and its state machine.
+
+use pyo3::prelude::*;
+
+use crate::event::AppendReceipt;
+use crate::request::build_items;
+use crate::store::NativeStore;
+
+/// An open visibility fence of one store.
+#[pyclass(frozen, module = "eventpak._native")]
+pub struct NativeFence {
+    store: Py<NativeStore>,
+}
+
+#[pymethods]
+impl NativeFence {
+    /// Opens the store's fence (raises `ep.FenceActive` if one is open).
+    #[new]
+    fn begin(py: Python<'_>, store: Py<NativeStore>) -> PyResult<Self> {
+        store.get().run(py, |s| s.begin_fence())?;
+        Ok(NativeFence { store })
+    }
+
+    /// Appends events through the fence atomically.
+    fn append_batch(&self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<Vec<AppendReceipt>> {
+        let requests = build_items(items)?;
+        let receipts = self.store.get().run(py, |s| s.fence_append_batch(requests))?;
+        Ok(receipts.into_iter().map(AppendReceipt::from).collect())
+    }
+
+    /// Makes the fence's events visible.
+    fn commit(&self, py: Python<'_>) -> PyResult<()> {
+        self.store.get().run(py, |s| s.commit_fence())
+    }
+
+    /// Hides the fence's events for good.
+    fn cancel(&self, py: Python<'_>) -> PyResult<()> {
+        self.store.get().run(py, |s| s.cancel_fence())
+    }
+}

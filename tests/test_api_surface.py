@@ -1,0 +1,125 @@
+"""The public surface: ``Store`` wraps a native handle and shows only its API, options have
+one set of defaults (the engine's), the version comes from the build, and errors keep
+their fields and the operating system's errno."""
+
+from __future__ import annotations
+
+import errno
+import tomllib
+import typing
+from pathlib import Path
+
+import eventpak as ep
+import pytest
+from eventpak import _native
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PUBLIC_STORE_API = {
+    "append",
+    "append_batch",
+    "close",
+    "closed",
+    "cursor",
+    "cursor_guaranteed",
+    "cursor_worker",
+    "fence",
+    "get",
+    "open",
+    "path",
+    "project",
+    "project_if_changed",
+    "query",
+    "stats",
+    "sync",
+    "walk_ancestors",
+}
+
+
+def test_store_shows_only_its_public_api() -> None:
+    shown = {name for name in dir(ep.Store) if not name.startswith("__")}
+    assert shown == PUBLIC_STORE_API
+    assert not issubclass(ep.Store, _native.NativeStore)
+
+
+def test_an_open_store_hides_the_native_methods(store: ep.Store) -> None:
+    for private in ("query_hits_after", "pause_syncs", "_sync_through", "_fence_begin", "_replay"):
+        assert not hasattr(ep.Store, private)
+    assert {name for name in dir(store) if not name.startswith("_")} == PUBLIC_STORE_API
+
+
+def test_a_store_is_only_built_by_open(data_dir: Path) -> None:
+    with pytest.raises(TypeError, match=r"ep\.Store\.open"):
+        ep.Store(str(data_dir))  # type: ignore[call-arg]
+    assert not data_dir.exists()
+
+
+def test_store_config_defaults_are_the_engines() -> None:
+    config = ep.StoreConfig("unused")
+    defaults = _native.store_defaults()
+    assert config.engine_options() == defaults
+    assert defaults["sync"] == "batch"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("sync_every_n_events", True, "must be an int, not bool"),
+        ("segment_max_bytes", 1024, "at least 4096"),
+        ("max_batch_events", 0, "at least 1"),
+        ("sync", "sometimes", "sync must be"),
+        ("create", 1, "must be a bool"),
+        ("max_event_bytes", -1, "out of range"),
+    ],
+)
+def test_bad_options_are_refused_by_the_one_validator(
+    data_dir: Path, option: str, value: object, says: str
+) -> None:
+    with pytest.raises(ep.InvalidConfig, match=says):
+        ep.StoreConfig(data_dir, **{option: value})  # type: ignore[arg-type]
+    with pytest.raises(ep.InvalidConfig, match=says):
+        ep.Store.open(data_dir, **{option: value})  # type: ignore[misc]
+    assert not data_dir.exists()
+
+
+def test_version_comes_from_cargo() -> None:
+    cargo = tomllib.loads((ROOT / "Cargo.toml").read_text())
+    assert ep.__version__ == cargo["workspace"]["package"]["version"] == _native.__version__
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" in pyproject["project"]["dynamic"]
+
+
+def test_stats_keys_are_the_typed_dict(store: ep.Store) -> None:
+    store.append(("e", "s"), "k", 1)
+    stats = store.stats()
+    assert set(stats) == set(typing.get_type_hints(ep.StoreStats))
+    assert stats["events"] == 1 and stats["sync"] == "batch"
+
+
+def test_storage_failed_is_an_os_error_with_errno_and_path() -> None:
+    err = ep.StorageFailed("writing frames", errno.ENOSPC, "No space left on device (os error 28)", "/data")
+    assert isinstance(err, OSError) and isinstance(err, ep.EventpakError)
+    assert (err.errno, err.path, err.filename, err.context) == (
+        errno.ENOSPC,
+        "/data",
+        "/data",
+        "writing frames",
+    )
+    assert "reopen the store to recover" in str(err) and "/data" in str(err)
+
+
+def test_errors_keep_their_fields(store: ep.Store) -> None:
+    store.append(("acct:1", "eu"), "deposit", 1)
+    with pytest.raises(ep.ConcurrencyConflict) as conflict:
+        store.append(("acct:1", "eu"), "deposit", 1, expected_sequence=0)
+    assert (conflict.value.entity, conflict.value.expected, conflict.value.actual) == ("acct:1", 0, 1)
+    with pytest.raises(ep.InvalidCoordinate) as bad:
+        store.append(("a/b", "eu"), "deposit", 1)
+    assert "'/'" in bad.value.reason and str(bad.value).startswith("invalid coordinate: ")
+    with pytest.raises(ep.EventTooLarge) as large:
+        store.append(("acct:1", "eu"), "deposit", b"x" * (17 << 20))
+    assert large.value.max_bytes == 16 << 20 and large.value.size > large.value.max_bytes
+    store.close()
+    with pytest.raises(ep.StoreClosed) as closed:
+        store.append(("acct:1", "eu"), "deposit", 1)
+    assert closed.value.path == store.path
