@@ -5,7 +5,7 @@ STAMP   := $(VENV)/.deps-installed
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: demo test test-extended build lint rust-test py-test fuzz-smoke fuzz bench clean
+.PHONY: demo test test-extended build lint rust-test py-test wheel-test fuzz-smoke fuzz bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -15,8 +15,11 @@ $(STAMP): requirements-dev.txt | $(PY)
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $(STAMP)
 
-# Builds the extension in release mode and installs the package into the venv.
+# Builds the extension in release mode and installs the package into the venv. The module is
+# abi3 (`_native.abi3.so`); an interpreter-specific `_native.cpython-*.so` left by an older build
+# would win the import over it, so every built module is removed first.
 build: $(STAMP)
+	rm -f python/eventpak/_native.*.so python/eventpak/_native.so
 	maturin develop --release --quiet
 
 demo: build
@@ -36,7 +39,21 @@ py-test: build
 	$(PY) -m mypy.stubtest eventpak._native
 	$(PY) -m pytest
 
-test: build lint rust-test fuzz-smoke py-test
+# Builds the release wheel (incremental after `build`: same target dir, profile and features),
+# installs it into a fresh venv and runs scripts/wheel_check.py there from outside the source
+# tree: README quickstart, version == Cargo's, py.typed and _native.pyi shipped. .venv is untouched.
+WHEEL_DIR  := target/wheel-dist
+WHEEL_VENV := target/wheel-venv
+wheel-test: $(STAMP)
+	rm -rf $(WHEEL_DIR) $(WHEEL_VENV)
+	maturin build --release --quiet --interpreter $(PY) --out $(WHEEL_DIR)
+	$(PY) -m venv --without-pip $(WHEEL_VENV)
+	$(PY) -m pip --python $(WHEEL_VENV)/bin/python install --quiet --disable-pip-version-check \
+		$(WHEEL_DIR)/eventpak-*.whl
+	env -u VIRTUAL_ENV $(WHEEL_VENV)/bin/python -I scripts/wheel_check.py $(CURDIR)
+
+# pytest runs last: its summary closes the run.
+test: build lint rust-test fuzz-smoke wheel-test py-test
 
 # Longer reliability runs: 20x crash states, 2,000 kill points, 200k byte flips, more
 # model examples and property cases (see docs/reliability.md).
