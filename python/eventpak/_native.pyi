@@ -1,11 +1,14 @@
-"""Type stubs of the Rust extension ``eventpak._native``."""
+"""Type stubs of the Rust extension ``eventpak._native``.
+
+The binding of eventpak-core: every class here is final and built by the engine. The
+public API lives in the ``eventpak`` package, which wraps these classes. Engine errors are
+raised as the typed exceptions of ``eventpak.errors``.
+"""
 
 import os
 import uuid
-from collections.abc import Iterable
-from typing import Any, Self, TypeAlias, final
-
-from typing_extensions import disjoint_base
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar, Literal, Self, TypeAlias, final
 
 __all__ = [
     "AppendReceipt",
@@ -18,96 +21,158 @@ __all__ = [
     "Event",
     "GapObservation",
     "NativeCache",
+    "NativeFence",
     "NativeStore",
     "Region",
+    "__version__",
+    "check_store_options",
     "decode_payload",
     "encode_payload",
+    "replay",
+    "replay_head",
+    "store_defaults",
+    "target_identity",
 ]
+
+__version__: str
+"""The package version, from Cargo (the one place it is written)."""
 
 @final
 class Coordinate:
-    def __new__(cls, entity: str, scope: str) -> Self: ...
+    """The address of a stream: an entity (hash chain and clock) and a scope (isolation label)."""
+
+    def __new__(cls, entity: str, scope: str) -> Self:
+        """A coordinate; raises ``InvalidCoordinate`` for an invalid part (empty, too long,
+        control bytes, ``/``, ``|``, ``=`` or ``..``)."""
     @property
-    def entity(self) -> str: ...
+    def entity(self) -> str:
+        """The entity part."""
     @property
-    def scope(self) -> str: ...
-    def __getnewargs__(self) -> tuple[str, str]: ...
+    def scope(self) -> str:
+        """The scope part."""
+    def __getnewargs__(self) -> tuple[str, str]:
+        """``(entity, scope)``, for pickling and copying."""
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 _CoordinateLike: TypeAlias = Coordinate | tuple[str, str]
+_EventId: TypeAlias = uuid.UUID | str
+_BatchItem: TypeAlias = AppendRequest | tuple[_CoordinateLike, str, Any]
 
 @final
 class Region:
+    """The read predicate of queries, cursors and workers. Builders return new regions
+    and raise ``InvalidRegion`` for a bad filter value."""
+
     @staticmethod
-    def all() -> Region: ...
+    def all() -> Region:
+        """The region matching every event."""
     @staticmethod
-    def entity(prefix: str) -> Region: ...
+    def entity(prefix: str) -> Region:
+        """Events of entity ``prefix`` and of entities in its namespace (``prefix:...``)."""
     @staticmethod
-    def scope(scope: str) -> Region: ...
-    def with_scope(self, scope: str) -> Region: ...
-    def with_kind(self, kind: str) -> Region: ...
-    def with_kinds(self, kinds: list[str]) -> Region: ...
-    def with_kind_prefix(self, prefix: str) -> Region: ...
-    def with_clock_range(self, start: int, end: int) -> Region: ...
-    def matches(self, coord: _CoordinateLike, kind: str, entity_sequence: int | None = None) -> bool: ...
+    def scope(scope: str) -> Region:
+        """Events of one scope."""
+    def with_scope(self, scope: str) -> Region:
+        """This region restricted to one scope."""
+    def with_kind(self, kind: str) -> Region:
+        """This region accepting exactly one kind."""
+    def with_kinds(self, kinds: Sequence[str]) -> Region:
+        """This region accepting exactly these kinds."""
+    def with_kind_prefix(self, prefix: str) -> Region:
+        """This region accepting the kinds that start with ``prefix``."""
+    def with_clock_range(self, start: int, end: int) -> Region:
+        """This region restricted to entity clocks (``entity_sequence``) ``start..=end``."""
+    def matches(self, coord: _CoordinateLike, kind: str, entity_sequence: int | None = None) -> bool:
+        """True when an event at ``coord`` with ``kind`` matches; the clock range is checked
+        only when ``entity_sequence`` is given."""
     @property
-    def checkpoint_identity(self) -> str: ...
+    def checkpoint_identity(self) -> str:
+        """Stable, injective name of every filter; bound into durable cursor checkpoints."""
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
 class Event:
+    """A committed event, read in place from the store's memory-mapped segment: fields are
+    decoded on access, the payload on first access (then cached)."""
+
     @property
-    def event_id(self) -> uuid.UUID: ...
+    def event_id(self) -> uuid.UUID:
+        """The event's unique id."""
     @property
-    def global_sequence(self) -> int: ...
+    def global_sequence(self) -> int:
+        """Position in the store's log (commit order)."""
     @property
-    def coordinate(self) -> Coordinate: ...
+    def coordinate(self) -> Coordinate:
+        """The event's ``Coordinate`` (entity and scope)."""
     @property
-    def entity(self) -> str: ...
+    def entity(self) -> str:
+        """The entity part of the coordinate."""
     @property
-    def scope(self) -> str: ...
+    def scope(self) -> str:
+        """The scope part of the coordinate."""
     @property
-    def kind(self) -> str: ...
+    def kind(self) -> str:
+        """The event kind."""
     @property
-    def entity_sequence(self) -> int: ...
+    def entity_sequence(self) -> int:
+        """Position in its entity's stream (the entity clock, from 0)."""
     @property
-    def timestamp_us(self) -> int: ...
+    def timestamp_us(self) -> int:
+        """Append time, in microseconds since the Unix epoch."""
     @property
-    def causation_id(self) -> uuid.UUID | None: ...
+    def causation_id(self) -> uuid.UUID | None:
+        """The id of the event that caused this one, if given at append."""
     @property
-    def correlation_id(self) -> uuid.UUID: ...
+    def correlation_id(self) -> uuid.UUID:
+        """Groups related events; the event's own id unless given at append."""
     @property
-    def prev_hash(self) -> bytes: ...
+    def prev_hash(self) -> bytes:
+        """Hash of the entity's previous event (the hash chain link)."""
     @property
-    def hash(self) -> bytes: ...
+    def hash(self) -> bytes:
+        """This event's chain hash."""
     @property
-    def payload(self) -> Any: ...
+    def payload(self) -> Any:
+        """The payload, decoded from msgpack once; later reads return the same object."""
     @property
-    def payload_bytes(self) -> bytes: ...
+    def payload_bytes(self) -> bytes:
+        """The raw msgpack bytes of the payload."""
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
 class AppendReceipt:
+    """What an append returns. Two receipts are equal when they name the same stored event
+    (``durable`` is when the receipt was made, not part of the event)."""
+
     @property
-    def event_id(self) -> uuid.UUID: ...
+    def event_id(self) -> uuid.UUID:
+        """The id of the stored event."""
     @property
-    def global_sequence(self) -> int: ...
+    def global_sequence(self) -> int:
+        """The event's position in the store's log."""
     @property
-    def entity_sequence(self) -> int: ...
+    def entity_sequence(self) -> int:
+        """The event's position in its entity's stream."""
     @property
-    def hash(self) -> bytes: ...
+    def hash(self) -> bytes:
+        """The event's chain hash."""
     @property
-    def timestamp_us(self) -> int: ...
+    def timestamp_us(self) -> int:
+        """Append time, in microseconds since the Unix epoch."""
     @property
-    def durable(self) -> bool: ...
+    def durable(self) -> bool:
+        """True when an fsync covered the event before the receipt was made."""
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
 class AppendRequest:
+    """One event for ``append_batch``, with the same options as ``NativeStore.append``.
+    Arguments are kept as given and validated when the batch is appended."""
+
     def __new__(
         cls,
         coord: _CoordinateLike,
@@ -116,125 +181,195 @@ class AppendRequest:
         *,
         idempotency_key: str | bytes | None = None,
         expected_sequence: int | None = None,
-        causation_id: uuid.UUID | None = None,
-        correlation_id: uuid.UUID | None = None,
-    ) -> Self: ...
+        causation_id: _EventId | None = None,
+        correlation_id: _EventId | None = None,
+    ) -> Self:
+        """A request; see ``NativeStore.append`` for the arguments."""
     @property
-    def coord(self) -> _CoordinateLike: ...
+    def coord(self) -> _CoordinateLike:
+        """The coordinate, as given."""
     @property
-    def kind(self) -> str: ...
+    def kind(self) -> str:
+        """The event kind, as given."""
     @property
-    def payload(self) -> Any: ...
+    def payload(self) -> Any:
+        """The payload, as given (encoded when appended)."""
     @property
-    def idempotency_key(self) -> str | bytes | None: ...
+    def idempotency_key(self) -> str | bytes | None:
+        """The idempotency key, as given."""
     @property
-    def expected_sequence(self) -> int | None: ...
+    def expected_sequence(self) -> int | None:
+        """The compare-and-set entity clock, as given."""
     @property
-    def causation_id(self) -> uuid.UUID | None: ...
+    def causation_id(self) -> _EventId | None:
+        """The causing event's id, as given."""
     @property
-    def correlation_id(self) -> uuid.UUID | None: ...
+    def correlation_id(self) -> _EventId | None:
+        """The correlation id, as given."""
 
 @final
 class CursorGapConfig:
+    """Whether a cursor records gap observations, and how many it keeps."""
+
     @staticmethod
-    def enabled(capacity: int) -> CursorGapConfig: ...
+    def enabled(capacity: int) -> CursorGapConfig:
+        """Records the newest ``capacity`` observations (oldest dropped first); raises
+        ``ValueError`` when ``capacity`` is 0."""
     @staticmethod
-    def disabled() -> CursorGapConfig: ...
+    def disabled() -> CursorGapConfig:
+        """Records nothing."""
     @property
-    def capacity(self) -> int | None: ...
+    def capacity(self) -> int | None:
+        """Ring capacity; ``None`` when disabled."""
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
 class GapObservation:
+    """A delivery that jumped over cancelled fence ranges."""
+
     @property
-    def expected_sequence(self) -> int: ...
+    def expected_sequence(self) -> int:
+        """Sequence the cursor would have delivered next with no gap."""
     @property
-    def delivered_sequence(self) -> int: ...
+    def delivered_sequence(self) -> int:
+        """Sequence it delivered."""
     @property
-    def cancelled_ranges(self) -> list[tuple[int, int]]: ...
+    def cancelled_ranges(self) -> list[tuple[int, int]]:
+        """Cancelled ``(start, end)`` ranges, end exclusive, within the jump."""
     def __eq__(self, other: object, /) -> bool: ...
+    __hash__: ClassVar[None]  # type: ignore[assignment]
 
 @final
 class CursorCheckpoint:
+    """A saved cursor position (value type)."""
+
     def __new__(
         cls,
         position: int,
         started: bool,
         process_boot_ns: int | None = None,
         region_identity: str | None = None,
-    ) -> Self: ...
+    ) -> Self:
+        """A checkpoint at ``position``; ``region_identity`` binds it to a region."""
     @property
-    def position(self) -> int: ...
+    def position(self) -> int:
+        """Last delivered global sequence (0 before the first delivery)."""
     @property
-    def started(self) -> bool: ...
+    def started(self) -> bool:
+        """False until the first delivery."""
     @property
-    def process_boot_ns(self) -> int | None: ...
+    def process_boot_ns(self) -> int | None:
+        """Reserved for monotonic-clock cross-checks."""
     @property
-    def region_identity(self) -> str | None: ...
+    def region_identity(self) -> str | None:
+        """``Region.checkpoint_identity`` of the cursor's region, if bound."""
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
 class Cursor:
-    def poll(self) -> Event | None: ...
-    def poll_batch(self, max: int) -> list[Event]: ...
-    def pull_batch(self, max: int, timeout: float) -> list[Event]: ...
-    def interrupt(self) -> None: ...
-    def seek(self, position: int, started: bool) -> None: ...
-    def with_gap_config(self, config: CursorGapConfig) -> Cursor: ...
-    def take_gaps(self) -> list[GapObservation]: ...
+    """Ordered, at-least-once pull delivery of the visible events of a region. Made by
+    ``NativeStore.cursor``; starts at the beginning of the log."""
+
+    def poll(self) -> Event | None:
+        """The next matching event, or ``None`` when there is none yet."""
+    def poll_batch(self, max: int) -> list[Event]:
+        """Up to ``max`` matching events, without waiting."""
+    def pull_batch(self, max: int, timeout: float) -> list[Event]:
+        """Up to ``max`` events, waiting (GIL released) up to ``timeout`` seconds for the
+        first; a commit or ``interrupt()`` ends the wait at once."""
+    def resume(self, checkpoint_id: str) -> bool:
+        """Moves to durable checkpoint ``checkpoint_id``: ``True`` if found, ``False`` (no
+        move) if not. Raises ``CursorCheckpointRegionMismatch`` or ``CursorCheckpointCorrupt``."""
+    def commit(self, checkpoint_id: str) -> None:
+        """Saves the position as durable checkpoint ``checkpoint_id``, bound to the region:
+        events through it are fsynced first, then the file is replaced atomically."""
+    def interrupt(self) -> None:
+        """Makes a ``pull_batch`` blocked in another thread return (empty) now."""
+    def seek(self, position: int, started: bool) -> None:
+        """Moves the cursor: the next delivery is the first match after ``position`` (or
+        at it, when ``started`` is False)."""
+    def with_gap_config(self, config: CursorGapConfig) -> Cursor:
+        """A copy of this cursor (same position) recording gaps as ``config`` says."""
+    def take_gaps(self) -> list[GapObservation]:
+        """Drains the recorded gap observations, oldest first."""
     @property
-    def position(self) -> int: ...
+    def position(self) -> int:
+        """Last delivered global sequence (0 before the first delivery)."""
     @property
-    def started(self) -> bool: ...
+    def started(self) -> bool:
+        """False until the first delivery."""
     @property
-    def region(self) -> Region: ...
+    def region(self) -> Region:
+        """The cursor's region."""
     @staticmethod
-    def load_checkpoint(data_dir: str | os.PathLike[str], checkpoint_id: str) -> CursorCheckpoint | None: ...
+    def load_checkpoint(data_dir: str | os.PathLike[str], checkpoint_id: str) -> CursorCheckpoint | None:
+        """Loads checkpoint ``checkpoint_id`` of ``data_dir``; ``None`` when there is none."""
     @staticmethod
     def save_checkpoint(
         data_dir: str | os.PathLike[str], checkpoint_id: str, checkpoint: CursorCheckpoint
-    ) -> None: ...
+    ) -> None:
+        """Saves ``checkpoint`` as ``checkpoint_id`` atomically (temp, fsync, rename, dir fsync)."""
     @staticmethod
-    def validate_checkpoint_id(checkpoint_id: str) -> None: ...
+    def validate_checkpoint_id(checkpoint_id: str) -> None:
+        """Raises ``InvalidCheckpointId`` unless ``checkpoint_id`` can name a checkpoint."""
 
 @final
 class CacheMeta:
-    def __new__(cls, watermark: int, cached_at_us: int) -> Self: ...
+    """When and at which watermark a projection state was cached."""
+
+    def __new__(cls, watermark: int, cached_at_us: int) -> Self:
+        """Metadata of a cached state."""
     @property
-    def watermark(self) -> int: ...
+    def watermark(self) -> int:
+        """Global sequence of the last relevant event folded into the state."""
     @property
-    def cached_at_us(self) -> int: ...
+    def cached_at_us(self) -> int:
+        """Wall clock (µs since the epoch) when the state was cached."""
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
 class NativeCache:
-    def __new__(cls, dir: str | os.PathLike[str]) -> Self: ...
-    def get(self, key: bytes) -> tuple[bytes, CacheMeta] | None: ...
-    def put(self, key: bytes, value: bytes, meta: CacheMeta) -> None: ...
-    def delete_prefix(self, prefix: bytes) -> int: ...
-    def sync(self) -> None: ...
-    def prefetch(self, _key: bytes, _meta: CacheMeta) -> None: ...
+    """Projection states on disk, one file per key under ``<dir>/<2 hex>/<hex key>.bin``;
+    writes are atomic (temp, rename) but not fsynced; a damaged file is deleted and missed."""
 
-@disjoint_base
+    def __new__(cls, dir: str | os.PathLike[str]) -> Self:
+        """Opens the cache in ``dir``, creating it if needed; raises ``CacheFailed``."""
+    def get(self, key: bytes) -> tuple[bytes, CacheMeta] | None:
+        """``(value, CacheMeta)`` for ``key`` (1 to 100 bytes), or ``None``."""
+    def put(self, key: bytes, value: bytes, meta: CacheMeta) -> None:
+        """Stores ``value`` under ``key`` (1 to 100 bytes)."""
+    def delete_prefix(self, prefix: bytes) -> int:
+        """Deletes every entry whose key starts with ``prefix``; returns how many."""
+    def sync(self) -> None:
+        """Nothing to flush: puts are written at once (and a cache needs no fsync)."""
+    def prefetch(self, _key: bytes, _meta: CacheMeta) -> None:
+        """Nothing to prefetch: a get is one file read."""
+
+@final
 class NativeStore:
-    def __new__(
-        cls,
+    """An open event store (engine side), held by ``eventpak.Store``. Every method that
+    touches disk or waits releases the GIL; calls after ``close()`` raise ``StoreClosed``."""
+
+    @staticmethod
+    def open(
         path: str | os.PathLike[str],
         *,
-        sync: str = "batch",
-        sync_every_n_events: int = 1000,
-        sync_interval_ms: int = 50,
+        sync: Literal["always", "batch", "never"] = ...,
+        sync_every_n_events: int = ...,
+        sync_interval_ms: int = ...,
         segment_max_bytes: int = ...,
         max_event_bytes: int = ...,
-        max_batch_events: int = 4096,
+        max_batch_events: int = ...,
         max_batch_bytes: int = ...,
-        enable_index_checkpoint: bool = True,
-        create: bool = True,
-        read_only: bool = False,
-    ) -> Self: ...
+        enable_index_checkpoint: bool = ...,
+        create: bool = ...,
+        read_only: bool = ...,
+    ) -> NativeStore:
+        """Opens (or creates) the store in ``path``; defaults are ``store_defaults()``.
+        Raises ``InvalidConfig`` for bad options, ``StoreLocked`` if the dir is in use."""
     def append(
         self,
         coord: _CoordinateLike,
@@ -243,39 +378,93 @@ class NativeStore:
         *,
         idempotency_key: str | bytes | None = None,
         expected_sequence: int | None = None,
-        causation_id: uuid.UUID | None = None,
-        correlation_id: uuid.UUID | None = None,
-    ) -> AppendReceipt: ...
-    def append_batch(
-        self, items: Iterable[AppendRequest | tuple[_CoordinateLike, str, Any]]
-    ) -> list[AppendReceipt]: ...
-    def get(self, event_id: uuid.UUID | str) -> Event: ...
-    def query(self, region: Region, *, after: int | None = None, limit: int | None = None) -> list[Event]: ...
-    def query_hits_after(self, region: Region, position: int, started: bool, limit: int) -> list[int]: ...
-    def walk_ancestors(self, event_id: uuid.UUID | str, limit: int | None = None) -> list[Event]: ...
-    def cursor(self, region: Region) -> Cursor: ...
-    def cursor_guaranteed(self, region: Region) -> Cursor: ...
-    def _sync_through(self, seq: int) -> None: ...
-    def _replay(
-        self, target: str | Region, kinds: list[str], after: int | None, limit: int
-    ) -> list[Event]: ...
-    def _replay_head(self, target: str | Region, kinds: list[str]) -> int | None: ...
-    @staticmethod
-    def _target_identity(target: str | Region) -> str: ...
-    def _fence_begin(self) -> None: ...
-    def _fence_append(
-        self, items: Iterable[AppendRequest | tuple[_CoordinateLike, str, Any]]
-    ) -> list[AppendReceipt]: ...
-    def _fence_commit(self) -> None: ...
-    def _fence_cancel(self) -> None: ...
-    def sync(self) -> None: ...
-    def stats(self) -> dict[str, Any]: ...
-    def close(self) -> None: ...
-    def _pause_syncs(self, paused: bool) -> None: ...
+        causation_id: _EventId | None = None,
+        correlation_id: _EventId | None = None,
+    ) -> AppendReceipt:
+        """Appends one event and returns its receipt. Raises ``FenceActive`` while a fence
+        is open, ``ConcurrencyConflict`` when ``expected_sequence`` is not the entity's clock."""
+    def append_batch(self, items: Iterable[_BatchItem]) -> list[AppendReceipt]:
+        """Appends ``AppendRequest`` items or ``(coord, kind, payload)`` tuples atomically
+        (all or none); one receipt per item. Raises ``BatchTooLarge`` past the limits."""
+    def get(self, event_id: _EventId) -> Event:
+        """The event with this id; raises ``EventNotFound``."""
+    def query(self, region: Region, *, after: int | None = None, limit: int | None = None) -> list[Event]:
+        """Visible events matching ``region`` in commit order, strictly after global
+        sequence ``after`` when given, at most ``limit``."""
+    def query_hits_after(self, region: Region, position: int, started: bool, limit: int) -> list[int]:
+        """Global sequences matching ``region`` after cursor position ``position`` (at it,
+        when ``started`` is False), at most ``limit``."""
+    def walk_ancestors(self, event_id: _EventId, limit: int | None = None) -> list[Event]:
+        """The event, then its entity's earlier events (newest first) along the ``prev_hash``
+        chain, at most ``limit`` in all. Raises ``EventNotFound``."""
+    def cursor(self, region: Region) -> Cursor:
+        """A cursor over ``region``, starting at the beginning of the log."""
+    def sync(self) -> None:
+        """fsync barrier: every event appended so far is durable when this returns."""
+    def stats(self) -> dict[str, Any]:
+        """Counts, sizes and what recovery did at open (see ``eventpak.StoreStats``)."""
+    def close(self) -> None:
+        """Syncs, writes the index checkpoint and releases the data dir. Idempotent."""
+    def pause_syncs(self, paused: bool) -> None:
+        """Holds (``True``) or releases (``False``) every fsync of the group-commit path,
+        so tests can observe appenders blocked in fsync. Not for production use."""
     @property
-    def closed(self) -> bool: ...
+    def closed(self) -> bool:
+        """True once ``close()`` ran."""
     @property
-    def path(self) -> str: ...
+    def path(self) -> str:
+        """The data dir as given to ``open``."""
 
-def encode_payload(value: Any) -> bytes: ...
-def decode_payload(data: bytes) -> Any: ...
+@final
+class NativeFence:
+    """An open visibility fence of one store: its events are written at once but stay
+    invisible until ``commit()``. ``eventpak.Fence`` wraps it with the ``with`` protocol."""
+
+    def __new__(cls, store: NativeStore) -> Self:
+        """Opens the store's fence; raises ``FenceActive`` if one is already open."""
+    def append_batch(self, items: Iterable[_BatchItem]) -> list[AppendReceipt]:
+        """Appends events through the fence atomically (items as in ``NativeStore.append_batch``).
+        Raises ``FenceClosed`` once the fence was committed or cancelled."""
+    def commit(self) -> None:
+        """Makes the fence's events durable, then visible; raises ``FenceClosed`` if it is
+        no longer open."""
+    def cancel(self) -> None:
+        """Hides the fence's events for good (persisted); raises ``FenceClosed`` if it is no
+        longer open."""
+
+def store_defaults() -> dict[str, Any]:
+    """The default of every engine option (the keywords of ``NativeStore.open``), by name."""
+
+def check_store_options(
+    *,
+    sync: Literal["always", "batch", "never"] = ...,
+    sync_every_n_events: int = ...,
+    sync_interval_ms: int = ...,
+    segment_max_bytes: int = ...,
+    max_event_bytes: int = ...,
+    max_batch_events: int = ...,
+    max_batch_bytes: int = ...,
+    enable_index_checkpoint: bool = ...,
+    create: bool = ...,
+    read_only: bool = ...,
+) -> None:
+    """Raises ``InvalidConfig`` unless these options (those of ``NativeStore.open``) would
+    open a store; unknown names are refused too."""
+
+def replay(
+    store: NativeStore, target: str | Region, kinds: Sequence[str], after: int | None, limit: int
+) -> list[Event]:
+    """Up to ``limit`` relevant events (kind in ``kinds``; empty: every kind) of a projection
+    target (an exact entity, or a ``Region``) after ``after``, in commit order."""
+
+def replay_head(store: NativeStore, target: str | Region, kinds: Sequence[str]) -> int | None:
+    """The global sequence of the newest relevant event of a projection target, if any."""
+
+def target_identity(target: str | Region) -> str:
+    """The stable identity of a projection target (part of cache keys)."""
+
+def encode_payload(value: Any) -> bytes:
+    """Encodes a payload to msgpack the way the store does; raises ``PayloadNotSerializable``."""
+
+def decode_payload(data: bytes) -> Any:
+    """Decodes msgpack bytes the way the store does; raises ``ValueError`` if they are not msgpack."""
