@@ -1,4 +1,4 @@
-"""Projections (DESIGN 5a): the replay input, the folded state and ``project_if_changed``."""
+"""Projections (docs/design.md section 7): the replay input, the folded state and ``project_if_changed``."""
 
 from __future__ import annotations
 

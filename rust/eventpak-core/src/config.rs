@@ -1,4 +1,4 @@
-//! Store options (DESIGN.md §3) and their validation.
+//! Store options and their validation (`docs/design.md`, "The Store API").
 
 use crate::error::{Error, Result};
 use crate::segment::MAX_BODY_LEN;

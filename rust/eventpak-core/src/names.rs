@@ -1,4 +1,4 @@
-//! Naming rules shared by coordinates, kinds and checkpoint ids (DESIGN.md §2).
+//! Naming rules shared by coordinates, kinds and checkpoint ids (`docs/design.md`, "Data model").
 
 use crate::error::{Error, Result};
 

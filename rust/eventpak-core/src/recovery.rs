@@ -48,15 +48,24 @@ fn map_file(path: &Path) -> Result<Mmap> {
     unsafe { Mmap::map(&file) }.map_err(|e| Error::storage("mapping segment", e))
 }
 
+/// How `recover` may use and change the data dir.
+#[derive(Clone, Copy, Debug)]
+pub struct RecoveryOptions {
+    /// Load the index from `index.ckpt` when it is valid (else scan every segment).
+    pub use_index_checkpoint: bool,
+    /// Change nothing on disk (no torn-tail cut, no removal of a half-created segment).
+    pub read_only: bool,
+}
+
 /// Recovers the log in `segments_dir`, registering each kept segment in `set`.
-/// `(use_checkpoint, read_only)` are the store's options.
 pub fn recover(
     storage: &dyn Storage,
     data_dir: &Path,
     segments_dir: &Path,
-    (use_checkpoint, read_only): (bool, bool),
+    options: RecoveryOptions,
     set: &SegmentSet,
 ) -> Result<Recovered> {
+    let RecoveryOptions { use_index_checkpoint: use_checkpoint, read_only } = options;
     let mut files = list_segments(segments_dir).map_err(|e| Error::storage("listing segments", e))?;
     let mut report = RecoveryReport { index_checkpoint: "disabled", ..Default::default() };
 

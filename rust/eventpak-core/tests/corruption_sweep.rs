@@ -1,4 +1,4 @@
-//! Corruption sweep (DESIGN.md §7): truncation at every byte of the last segment's final
+//! Corruption sweep (`docs/design.md`, "Durability and recovery"): truncation at every byte of the last segment's final
 //! frames, and thousands of random single-byte flips across segments, the index checkpoint,
 //! `hidden.ranges` and cursor checkpoints, plus forged length fields.
 //!

@@ -20,7 +20,10 @@ use std::sync::atomic::Ordering;
 use eventpak_core::cursor_checkpoint::CursorCheckpoint;
 use eventpak_core::event::EventRecord;
 use eventpak_core::index::{load_checkpoint, write_checkpoint, Index, INDEX_CHECKPOINT_FILE};
-use eventpak_core::recovery::recover;
+use eventpak_core::recovery::{recover, RecoveryOptions};
+
+/// A full scan that changes nothing on disk.
+const SCAN_ONLY: RecoveryOptions = RecoveryOptions { use_index_checkpoint: false, read_only: true };
 use eventpak_core::segment::layout::{
     BODY_ENTITY_LEN_OFFSET, BODY_FIXED_LEN, BODY_FLAGS_OFFSET, BODY_KEY_LEN_OFFSET, BODY_KIND_LEN_OFFSET,
     BODY_PAYLOAD_LEN_OFFSET, BODY_SCOPE_LEN_OFFSET, FRAME_CRC_COVERS_FROM, FRAME_CRC_OFFSET,
@@ -749,7 +752,7 @@ proptest! {
         let dir = root.path().join("data");
         run_ops(&dir, &ops);
         let (from_ckpt, cover) = load_checkpoint(&dir).unwrap().expect("close writes a checkpoint");
-        let scanned = recover(&OsStorage, &dir, &dir.join("segments"), (false, true), &SegmentSet::new(4096)).unwrap();
+        let scanned = recover(&OsStorage, &dir, &dir.join("segments"), SCAN_ONLY, &SegmentSet::new(4096)).unwrap();
         same_index(&from_ckpt, &scanned.index)?;
         let lengths: Vec<(u64, u64)> = common::segment_paths(&dir)
             .iter()

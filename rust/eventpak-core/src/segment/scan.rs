@@ -1,4 +1,4 @@
-//! Scanning one segment's frames at open, with the torn-tail rules of DESIGN.md §7.
+//! Scanning one segment's frames at open, with the torn-tail rules of `docs/design.md`, "Durability and recovery".
 
 use std::path::Path;
 

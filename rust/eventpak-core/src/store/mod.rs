@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::event::IdClock;
 use crate::index::{write_checkpoint, CheckpointCover, Index};
 use crate::io::{create_durable_dir, os_storage, Storage};
-use crate::recovery::{recover, RecoveryReport};
+use crate::recovery::{recover, RecoveryOptions, RecoveryReport};
 use crate::segment::{SegmentSet, SEGMENTS_DIR};
 use crate::sync::Durability;
 use crate::writer::Writer;
@@ -114,7 +114,10 @@ impl Store {
         }
         let segments = SegmentSet::new(config.segment_max_bytes);
         let mut recovered = if segments_dir.is_dir() {
-            let options = (config.enable_index_checkpoint, config.read_only);
+            let options = RecoveryOptions {
+                use_index_checkpoint: config.enable_index_checkpoint,
+                read_only: config.read_only,
+            };
             recover(&*storage, data_dir, &segments_dir, options, &segments)?
         } else {
             recover_nothing()
