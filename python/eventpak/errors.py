@@ -26,6 +26,7 @@ __all__ = [
     "FenceClosed",
     "IdempotencyConflict",
     "InvalidCheckpointId",
+    "InvalidArgument",
     "InvalidConfig",
     "InvalidCoordinate",
     "InvalidIdempotencyKey",
@@ -74,6 +75,16 @@ class InvalidCheckpointId(EventpakError, ValueError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"invalid checkpoint id: {reason}")
+        self.reason = reason
+
+
+class InvalidArgument(EventpakError, ValueError):
+    """An argument is out of range or malformed (a negative sequence, a limit too large for 64
+    bits, an event id string that is not a UUID). ``argument`` names it."""
+
+    def __init__(self, argument: str, reason: str) -> None:
+        super().__init__(f"{argument}: {reason}")
+        self.argument = argument
         self.reason = reason
 
 

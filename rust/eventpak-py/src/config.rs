@@ -5,11 +5,11 @@ use eventpak_core::{StoreConfig, SyncMode};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyInt, PyString};
 
+use crate::args::type_name;
 use crate::errors::{to_py, InvalidConfig};
 
 fn type_error(name: &str, wanted: &str, value: &Bound<'_, PyAny>) -> PyErr {
-    let got = value.get_type().name().map(|n| n.to_string()).unwrap_or_default();
-    InvalidConfig::new_err((format!("{name} must be {wanted}, not {got}"),))
+    InvalidConfig::new_err((format!("{name} must be {wanted}, not {}", type_name(value)),))
 }
 
 fn int<T: TryFrom<u64>>(name: &str, value: &Bound<'_, PyAny>) -> PyResult<T> {

@@ -27,6 +27,7 @@ bind_errors!(
     FenceActive,
     FenceClosed,
     IdempotencyConflict,
+    InvalidArgument,
     InvalidCheckpointId,
     InvalidConfig,
     InvalidCoordinate,

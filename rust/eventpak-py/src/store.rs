@@ -7,6 +7,7 @@ use eventpak_core::{Store, StoredEvent};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+use crate::args::opt_int_arg;
 use crate::config::from_options;
 use crate::cursor::Cursor;
 use crate::errors::to_py;
@@ -71,10 +72,11 @@ impl NativeStore {
         kind: &Bound<'_, PyAny>,
         payload: &Bound<'_, PyAny>,
         idempotency_key: Option<&Bound<'_, PyAny>>,
-        expected_sequence: Option<u64>,
+        expected_sequence: Option<&Bound<'_, PyAny>>,
         causation_id: Option<&Bound<'_, PyAny>>,
         correlation_id: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<AppendReceipt> {
+        let expected_sequence = opt_int_arg(expected_sequence, "expected_sequence")?;
         let options = Options { idempotency_key, expected_sequence, causation_id, correlation_id };
         let request = build(coord, kind, payload, options)?;
         self.run(py, |s| s.append(request)).map(AppendReceipt::from)
@@ -100,9 +102,10 @@ impl NativeStore {
         &self,
         py: Python<'_>,
         region: &Region,
-        after: Option<u64>,
-        limit: Option<usize>,
+        after: Option<&Bound<'_, PyAny>>,
+        limit: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<Py<Event>>> {
+        let (after, limit) = (opt_int_arg(after, "after")?, opt_int_arg(limit, "limit")?);
         let records = self.run(py, |s| s.query(&region.inner, after, limit))?;
         events(py, records)
     }
@@ -125,8 +128,9 @@ impl NativeStore {
         &self,
         py: Python<'_>,
         event_id: &Bound<'_, PyAny>,
-        limit: Option<usize>,
+        limit: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<Py<Event>>> {
+        let limit = opt_int_arg(limit, "limit")?;
         let id = from_uuid(event_id)?;
         let records = self.run(py, |s| s.walk_ancestors(&id, limit))?;
         events(py, records)

@@ -1,0 +1,33 @@
+//! Integer arguments. An out-of-range value raises `ep.InvalidArgument` naming the argument,
+//! a value of another type a `TypeError` saying what the argument takes: never a bare
+//! `OverflowError` or a message naming Rust types.
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyInt};
+
+use crate::errors::InvalidArgument;
+
+/// The Python type name of `value`, for messages.
+pub fn type_name(value: &Bound<'_, PyAny>) -> String {
+    value.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+}
+
+/// A non-negative integer that fits `T`.
+pub fn int_arg<T: TryFrom<u64>>(value: &Bound<'_, PyAny>, name: &str) -> PyResult<T> {
+    // `True` is an int to Python, but never a sequence number or a count to a user.
+    if value.is_instance_of::<PyBool>() || !value.is_instance_of::<PyInt>() {
+        return Err(PyTypeError::new_err(format!("{name} must be an int, not {}", type_name(value))));
+    }
+    if value.lt(0)? {
+        return Err(InvalidArgument::new_err((name.to_owned(), format!("must be >= 0, got {value}"))));
+    }
+    let too_large = || InvalidArgument::new_err((name.to_owned(), format!("{value} is too large")));
+    let wide: u64 = value.extract().map_err(|_| too_large())?;
+    T::try_from(wide).map_err(|_| too_large())
+}
+
+/// [`int_arg`] for an optional argument (`None` stays `None`).
+pub fn opt_int_arg<T: TryFrom<u64>>(value: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<T>> {
+    value.filter(|v| !v.is_none()).map(|v| int_arg(v, name)).transpose()
+}
