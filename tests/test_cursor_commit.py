@@ -143,3 +143,16 @@ def test_stop_wakes_an_idle_worker_that_waits_in_one_long_call(store: ep.Store) 
     # The worker now waits for the next commit; stop() must end that wait, not a timer.
     handle.stop_and_join(timeout=30)
     assert seen == [0]
+
+
+@pytest.mark.parametrize("bad", [-1, 2**64])
+def test_cursor_integer_arguments_are_checked_and_named(store: ep.Store, bad: int) -> None:
+    cursor = store.cursor(REGION)
+    for call, name in (
+        (lambda: cursor.poll_batch(bad), "max"),
+        (lambda: cursor.pull_batch(bad, 0.0), "max"),
+        (lambda: cursor.seek(bad, True), "position"),
+    ):
+        with pytest.raises(ep.InvalidArgument) as refused:
+            call()
+        assert refused.value.argument == name and isinstance(refused.value, ValueError)

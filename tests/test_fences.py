@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Callable
 
 import eventpak as ep
 import pytest
@@ -153,22 +154,83 @@ def test_plain_appends_raise_fence_active_while_a_fence_is_open(store, coord):
     assert _payloads(store) == ["fenced", "plain"]
 
 
-def test_plain_append_from_another_thread_raises_fence_active(store, coord):
-    errors: list[BaseException] = []
+def _in_thread(work: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    """Runs ``work`` in a thread; the list gets its result or the exception it raised."""
+    outcome: list[object] = []
 
-    def other() -> None:
+    def run() -> None:
         try:
-            store.append(coord("x"), "k", "plain")
+            outcome.append(work())
         except BaseException as exc:
-            errors.append(exc)
+            outcome.append(exc)
 
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_plain_append_from_another_thread_waits_for_the_fence_to_commit(store, coord):
     with store.fence() as fence:
         fence.append(coord("a"), "k", "fenced")
-        thread = threading.Thread(target=other)
-        thread.start()
-        thread.join(timeout=10)
-    assert len(errors) == 1 and isinstance(errors[0], ep.FenceActive)
+        thread, outcome = _in_thread(lambda: store.append(coord("x"), "k", "plain"))
+        thread.join(timeout=0.5)
+        # Still waiting, and nothing of it written: no sequence was taken.
+        assert thread.is_alive() and outcome == []
+        assert store.stats()["events"] == 1
+    thread.join(timeout=30)
+    assert isinstance(outcome[0], ep.AppendReceipt) and outcome[0].global_sequence == 1
+    assert _payloads(store) == ["fenced", "plain"]
+
+
+def test_a_cancelled_fence_lets_the_waiting_append_through(store, coord):
+    with store.fence() as fence:
+        fence.append(coord("a"), "k", "fenced")
+        thread, outcome = _in_thread(lambda: store.append(coord("a"), "k", "plain"))
+        thread.join(timeout=0.2)
+        fence.cancel()
+    thread.join(timeout=30)
+    receipt = outcome[0]
+    assert isinstance(receipt, ep.AppendReceipt)
+    assert receipt.entity_sequence == 0  # the cancelled event never counted for the entity
+    assert _payloads(store) == ["plain"]
+
+
+def test_a_waiting_append_gives_up_after_fence_wait_ms(open_store, coord):
+    store = open_store(fence_wait_ms=50)
+    with store.fence() as fence:
+        fence.append(coord("a"), "k", "fenced")
+        thread, outcome = _in_thread(lambda: store.append(coord("x"), "k", "plain"))
+        thread.join(timeout=30)
+        assert len(outcome) == 1 and isinstance(outcome[0], ep.FenceActive)
+        assert store.stats()["events"] == 1  # it wrote nothing
     assert _payloads(store) == ["fenced"]
+
+
+def test_a_fence_from_another_thread_waits_for_the_open_one(store, coord):
+    def second_fence() -> str:
+        with store.fence() as fence:
+            fence.append(coord("b"), "k", "second")
+        return fence.state
+
+    with store.fence() as fence:
+        fence.append(coord("a"), "k", "first")
+        thread, outcome = _in_thread(second_fence)
+        thread.join(timeout=0.2)
+        assert thread.is_alive()
+    thread.join(timeout=30)
+    assert outcome == ["committed"]
+    assert _payloads(store) == ["first", "second"]
+
+
+def test_closing_the_store_releases_appends_waiting_for_a_fence(store, coord):
+    fence = store.fence()
+    fence.__enter__()
+    fence.append(coord("a"), "k", "fenced")
+    thread, outcome = _in_thread(lambda: store.append(coord("x"), "k", "plain"))
+    thread.join(timeout=0.2)
+    store.close()  # cancels the open fence
+    thread.join(timeout=30)
+    assert len(outcome) == 1 and isinstance(outcome[0], ep.StoreClosed)
 
 
 def test_second_fence_raises_fence_active(store, coord):

@@ -1,4 +1,5 @@
-"""Hostile names and files (docs/design.md: data model, cursors, errors): coordinates, kinds, region filters and
+"""Hostile names and files (docs/design.md: data model, cursors, errors): coordinates, kinds,
+region filters and
 checkpoint ids from a corpus of path traversal, NUL, control, separator, over-long and
 non-UTF-8 attempts are refused with their typed error and leave the disk untouched; symlinked
 ``cursors/`` folders and checkpoint files are refused and nothing is written through them; the

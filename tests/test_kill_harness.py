@@ -1,4 +1,5 @@
-"""Kill harness for the promise of docs/design.md, "Durability and recovery": after any crash, every acknowledged
+"""Kill harness for the promise of docs/design.md, "Durability and recovery": after any crash,
+every acknowledged
 durable event is present, nothing is invented, no partial batch is visible, hash chains verify
 and durable cursors resume right after their last checkpoint.
 

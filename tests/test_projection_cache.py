@@ -1,4 +1,5 @@
-"""The projection cache (docs/design.md section 7): keys, freshness, NativeCache files, user caches, failures."""
+"""The projection cache (docs/design.md section 7): keys, freshness, NativeCache files, user
+caches, failures."""
 
 from __future__ import annotations
 

@@ -260,7 +260,7 @@ def test_restart_policy_constructors():
     assert ep.RestartPolicy.once() == ep.RestartPolicy.once()
     assert ep.RestartPolicy.never() != ep.RestartPolicy.once()
     assert ep.RestartPolicy.bounded(3, 100) == ep.RestartPolicy.bounded(3, 100)
-    assert ep.CursorWorkerConfig().restart == ep.RestartPolicy.once()
+    assert ep.CursorWorkerConfig().restart == ep.RestartPolicy.bounded(5, 60_000)
     default = ep.CursorWorkerConfig()
     assert (default.batch_size, default.idle_sleep, default.checkpoint_id) == (64, 0.01, None)
     assert default.gap_observation == ep.CursorGapConfig.disabled()

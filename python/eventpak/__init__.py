@@ -7,7 +7,10 @@ them back in commit order with :class:`Region` queries.
 
 from __future__ import annotations
 
-from . import errors
+import atexit
+import os
+
+from . import _native, errors
 from ._native import (
     AppendReceipt,
     AppendRequest,
@@ -24,6 +27,7 @@ from .config import StoreConfig, StoreOptions, StoreStats, SyncMode
 from .errors import (
     BatchTooLarge,
     CacheFailed,
+    CheckpointInUse,
     CheckpointWriteFailed,
     ConcurrencyConflict,
     CorruptSegment,
@@ -52,8 +56,28 @@ from .errors import (
 )
 from .fence import Fence
 from .projection import CacheMeta, Freshness, NativeCache, NoCache, Projection, ProjectionCache
-from .store import AppendOptions, Store
-from .worker import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig, CursorWorkerHandle, RestartPolicy
+from .store import AppendOptions, Store, close_open_stores_at_exit
+from .worker import (
+    AtLeastOnce,
+    CursorWorkerAction,
+    CursorWorkerConfig,
+    CursorWorkerHandle,
+    Handler,
+    RestartPolicy,
+)
+
+# A store opened before os.fork() belongs to the parent: the child must not use it.
+os.register_at_fork(after_in_child=_native.after_fork_in_child)
+
+
+@atexit.register
+def _at_exit() -> None:
+    # atexit runs after non-daemon threads are joined and before daemon threads are stopped:
+    # stop workers and close stores while the interpreter is whole, then keep every other
+    # thread that comes back from the engine out of Python (see _native.mark_exiting).
+    close_open_stores_at_exit()
+    _native.mark_exiting()
+
 
 __all__ = [
     "AppendOptions",
@@ -63,6 +87,7 @@ __all__ = [
     "BatchTooLarge",
     "CacheFailed",
     "CacheMeta",
+    "CheckpointInUse",
     "CheckpointWriteFailed",
     "ConcurrencyConflict",
     "Coordinate",
@@ -84,6 +109,7 @@ __all__ = [
     "FenceClosed",
     "Freshness",
     "GapObservation",
+    "Handler",
     "IdempotencyConflict",
     "InvalidArgument",
     "InvalidCheckpointId",

@@ -5,10 +5,11 @@ public API lives in the ``eventpak`` package, which wraps these classes. Engine 
 raised as the typed exceptions of ``eventpak.errors``.
 """
 
+import datetime
 import os
 import uuid
-from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar, Literal, Self, TypeAlias, final
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, ClassVar, Literal, Self, SupportsIndex, TypeAlias, final, overload
 
 __all__ = [
     "AppendReceipt",
@@ -25,9 +26,11 @@ __all__ = [
     "NativeStore",
     "Region",
     "__version__",
+    "after_fork_in_child",
     "check_store_options",
     "decode_payload",
     "encode_payload",
+    "mark_exiting",
     "replay",
     "replay_head",
     "store_defaults",
@@ -39,7 +42,8 @@ __version__: str
 
 @final
 class Coordinate:
-    """The address of a stream: an entity (hash chain and clock) and a scope (isolation label)."""
+    """The address of a stream: an entity (hash chain and clock) and a scope (isolation label).
+    It unpacks like the ``(entity, scope)`` pair it stands for: ``entity, scope = coord``."""
 
     def __new__(cls, entity: str, scope: str) -> Self:
         """A coordinate; raises ``InvalidCoordinate`` for an invalid part (empty, too long,
@@ -50,6 +54,14 @@ class Coordinate:
     @property
     def scope(self) -> str:
         """The scope part."""
+    def __len__(self) -> int:
+        """2: a coordinate is an ``(entity, scope)`` pair."""
+    @overload
+    def __getitem__(self, index: SupportsIndex, /) -> str: ...
+    @overload
+    def __getitem__(self, index: slice, /) -> tuple[str, ...]: ...
+    def __iter__(self) -> Iterator[str]:
+        """The entity, then the scope."""
     def __getnewargs__(self) -> tuple[str, str]:
         """``(entity, scope)``, for pickling and copying."""
     def __eq__(self, other: object, /) -> bool: ...
@@ -68,8 +80,9 @@ class Region:
     def all() -> Region:
         """The region matching every event."""
     @staticmethod
-    def entity(prefix: str) -> Region:
-        """Events of entity ``prefix`` and of entities in its namespace (``prefix:...``)."""
+    def entity(name: str, *, exact: bool = False) -> Region:
+        """Events of entity ``name`` and of entities in its namespace (``name:...``); with
+        ``exact=True``, of entity ``name`` only (identity ``entity==name|...``)."""
     @staticmethod
     def scope(scope: str) -> Region:
         """Events of one scope."""
@@ -78,7 +91,8 @@ class Region:
     def with_kind(self, kind: str) -> Region:
         """This region accepting exactly one kind."""
     def with_kinds(self, kinds: Sequence[str]) -> Region:
-        """This region accepting exactly these kinds."""
+        """This region accepting exactly these kinds: a list, tuple or other sequence of str
+        (a set or a bare str raises ``TypeError``)."""
     def with_kind_prefix(self, prefix: str) -> Region:
         """This region accepting the kinds that start with ``prefix``."""
     def with_clock_range(self, start: int, end: int) -> Region:
@@ -95,7 +109,9 @@ class Region:
 @final
 class Event:
     """A committed event, read in place from the store's memory-mapped segment: fields are
-    decoded on access, the payload on first access (then cached)."""
+    decoded on access, the payload on first access (then cached). Two events are equal when
+    they are the same stored event (id, global sequence and hash). An event pickles as an
+    owned copy of its fields (without its idempotency key), which outlives the store."""
 
     @property
     def event_id(self) -> uuid.UUID:
@@ -121,6 +137,9 @@ class Event:
     @property
     def timestamp_us(self) -> int:
         """Append time, in microseconds since the Unix epoch."""
+    @property
+    def timestamp(self) -> datetime.datetime:
+        """``timestamp_us`` as an aware UTC ``datetime.datetime``."""
     @property
     def causation_id(self) -> uuid.UUID | None:
         """The id of the event that caused this one, if given at append."""
@@ -357,6 +376,7 @@ class NativeStore:
     def open(
         path: str | os.PathLike[str],
         *,
+        default: Callable[[Any], Any] | None = None,
         sync: Literal["always", "batch", "never"] = ...,
         sync_every_n_events: int = ...,
         sync_interval_ms: int = ...,
@@ -367,6 +387,7 @@ class NativeStore:
         enable_index_checkpoint: bool = ...,
         create: bool = ...,
         read_only: bool = ...,
+        fence_wait_ms: int = ...,
     ) -> NativeStore:
         """Opens (or creates) the store in ``path``; defaults are ``store_defaults()``.
         Raises ``InvalidConfig`` for bad options, ``StoreLocked`` if the dir is in use."""
@@ -397,8 +418,16 @@ class NativeStore:
     def walk_ancestors(self, event_id: _EventId, limit: int | None = None) -> list[Event]:
         """The event, then its entity's earlier events (newest first) along the ``prev_hash``
         chain, at most ``limit`` in all. Raises ``EventNotFound``."""
-    def cursor(self, region: Region) -> Cursor:
-        """A cursor over ``region``, starting at the beginning of the log."""
+    def cursor(self, region: Region, *, after: int | None = None) -> Cursor:
+        """A cursor over ``region``: from the beginning of the log, or strictly after the
+        global sequence ``after``."""
+    def head(self) -> int | None:
+        """The newest visible global sequence, or ``None`` while nothing is visible."""
+    def next_sequence(self, entity: str) -> int:
+        """The entity's next clock value: what ``expected_sequence`` must be for its next append."""
+    def reset_checkpoint(self, checkpoint_id: str) -> bool:
+        """Deletes cursor checkpoint ``checkpoint_id`` (durably); ``False`` when there was none.
+        Raises ``ReadOnlyStore`` on a read-only store."""
     def sync(self) -> None:
         """fsync barrier: every event appended so far is durable when this returns."""
     def stats(self) -> dict[str, Any]:
@@ -414,6 +443,9 @@ class NativeStore:
     @property
     def path(self) -> str:
         """The data dir as given to ``open``."""
+    @property
+    def store_id(self) -> bytes:
+        """The 16 random bytes fixed when the data dir was created."""
 
 @final
 class NativeFence:
@@ -432,6 +464,14 @@ class NativeFence:
         """Hides the fence's events for good (persisted); raises ``FenceClosed`` if it is no
         longer open."""
 
+def mark_exiting() -> None:
+    """Called by the package's ``atexit`` hook: from now on, threads other than the exiting
+    one that come back from the engine park for good instead of taking the GIL again."""
+
+def after_fork_in_child() -> None:
+    """Marks this process as a child just forked: stores opened before the fork become
+    unusable here (registered with ``os.register_at_fork``)."""
+
 def store_defaults() -> dict[str, Any]:
     """The default of every engine option (the keywords of ``NativeStore.open``), by name."""
 
@@ -447,6 +487,7 @@ def check_store_options(
     enable_index_checkpoint: bool = ...,
     create: bool = ...,
     read_only: bool = ...,
+    fence_wait_ms: int = ...,
 ) -> None:
     """Raises ``InvalidConfig`` unless these options (those of ``NativeStore.open``) would
     open a store; unknown names are refused too."""
@@ -463,8 +504,11 @@ def replay_head(store: NativeStore, target: str | Region, kinds: Sequence[str]) 
 def target_identity(target: str | Region) -> str:
     """The stable identity of a projection target (part of cache keys)."""
 
-def encode_payload(value: Any) -> bytes:
-    """Encodes a payload to msgpack the way the store does; raises ``PayloadNotSerializable``."""
+def encode_payload(value: Any, *, default: Callable[[Any], Any] | None = None) -> bytes:
+    """Encodes a payload to msgpack the way the store does. A value msgpack cannot carry is
+    passed to ``default`` (as in ``json.dumps``) and its result encoded instead; without
+    ``default``, or when it raises, raises ``PayloadNotSerializable`` (the exception
+    ``default`` raised is its ``__cause__``)."""
 
 def decode_payload(data: bytes) -> Any:
     """Decodes msgpack bytes the way the store does; raises ``ValueError`` if they are not msgpack."""

@@ -4,6 +4,7 @@ the defaults from it and asks it to check a config before anything touches the d
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, Literal, TypedDict
 
@@ -36,18 +37,26 @@ class StoreConfig:
     enable_index_checkpoint: bool = _DEFAULTS["enable_index_checkpoint"]
     create: bool = _DEFAULTS["create"]
     read_only: bool = _DEFAULTS["read_only"]
+    fence_wait_ms: int = _DEFAULTS["fence_wait_ms"]
+    """How long a plain append (or a fence) waits for another thread's open fence before
+    raising ``ep.FenceActive``."""
     projection_cache: Any = None
     """An object with the projection cache protocol (``ep.NativeCache(dir)``, ``ep.NoCache()``
     or your own); ``None`` means ``NoCache``."""
+    default: Callable[[Any], Any] | None = None
+    """Converts payload values msgpack cannot carry into ones it can, as ``json.dumps(default=)``
+    does; without it such a value raises ``ep.PayloadNotSerializable``."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, (str, os.PathLike)):
             raise InvalidConfig(f"path must be a str or os.PathLike, not {type(self.path).__name__}")
+        if self.default is not None and not callable(self.default):
+            raise InvalidConfig(f"default must be callable, not {type(self.default).__name__}")
         check_store_options(**self.engine_options())
 
     def engine_options(self) -> dict[str, Any]:
-        """The options the engine takes, by name (everything but the path and the cache)."""
-        skip = ("path", "projection_cache")
+        """The options the engine takes, by name (all but the path, the cache and ``default``)."""
+        skip = ("path", "projection_cache", "default")
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
 
 
@@ -64,7 +73,9 @@ class StoreOptions(TypedDict, total=False):
     enable_index_checkpoint: bool
     create: bool
     read_only: bool
+    fence_wait_ms: int
     projection_cache: Any
+    default: Callable[[Any], Any] | None
 
 
 class StoreStats(TypedDict):
@@ -72,6 +83,8 @@ class StoreStats(TypedDict):
 
     events: int
     """Events written, including those hidden by a fence."""
+    visible_events: int
+    """Events readers can see."""
     durable_events: int
     """Leading events covered by an fsync."""
     fsyncs: int

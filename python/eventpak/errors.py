@@ -14,6 +14,7 @@ import os
 __all__ = [
     "BatchTooLarge",
     "CacheFailed",
+    "CheckpointInUse",
     "CheckpointWriteFailed",
     "ConcurrencyConflict",
     "CorruptSegment",
@@ -25,8 +26,8 @@ __all__ = [
     "FenceActive",
     "FenceClosed",
     "IdempotencyConflict",
-    "InvalidCheckpointId",
     "InvalidArgument",
+    "InvalidCheckpointId",
     "InvalidConfig",
     "InvalidCoordinate",
     "InvalidIdempotencyKey",
@@ -133,13 +134,13 @@ class BatchTooLarge(EventpakError, ValueError):
 
 
 class StoreLocked(EventpakError):
-    """Another open store owns the data dir."""
+    """Another open store owns the data dir. ``pid`` is the holder's process id when known."""
 
-    def __init__(self, path: str) -> None:
-        super().__init__(
-            f"data dir {path} is locked by another open store; close it or use another directory"
-        )
+    def __init__(self, path: str, pid: int | None = None) -> None:
+        holder = "another open store" if pid is None else f"another open store (process {pid})"
+        super().__init__(f"data dir {path} is locked by {holder}; close it or use another directory")
         self.path = path
+        self.pid = pid
 
 
 class ReadOnlyStore(EventpakError):
@@ -155,11 +156,13 @@ class ReadOnlyStore(EventpakError):
 
 
 class StoreClosed(EventpakError):
-    """The store was closed; open it again to use it."""
+    """The store was closed (or was opened before ``os.fork()`` and this is the child)."""
 
-    def __init__(self, path: str) -> None:
-        super().__init__(f"the store at {path} is closed; open it again to use it")
+    def __init__(self, path: str, reason: str | None = None) -> None:
+        why = reason or "it was closed; open it again to use it"
+        super().__init__(f"the store at {path} cannot be used: {why}")
         self.path = path
+        self.reason = reason
 
 
 class EventNotFound(EventpakError, KeyError):
@@ -248,9 +251,11 @@ class CursorCheckpointRegionMismatch(EventpakError):
     """A cursor checkpoint was saved for another region."""
 
     def __init__(self, path: str, stored: str | None, expected: str) -> None:
+        checkpoint_id = os.path.basename(path).removesuffix(".ckpt")
         super().__init__(
             f"cursor checkpoint {path} belongs to region {stored!r}, not {expected!r}; use another "
-            "checkpoint id for the new region, or delete the file to start over"
+            f"checkpoint id for the new region, or call store.reset_checkpoint({checkpoint_id!r}) "
+            "to start it over from the beginning"
         )
         self.path = path
         self.stored = stored
@@ -265,6 +270,18 @@ class CheckpointWriteFailed(EventpakError):
         self.id = id
         self.checkpoint_id = id
         self.cause = cause
+
+
+class CheckpointInUse(EventpakError):
+    """A live worker already uses this checkpoint id; at most one may."""
+
+    def __init__(self, checkpoint_id: str, path: str) -> None:
+        super().__init__(
+            f"checkpoint {checkpoint_id!r} of {path} is in use by a live worker; stop it first, "
+            "or give this worker another checkpoint_id"
+        )
+        self.checkpoint_id = checkpoint_id
+        self.path = path
 
 
 class RestartBudgetExhausted(EventpakError):

@@ -6,7 +6,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from ._native import (
     CacheMeta,
@@ -25,14 +25,16 @@ __all__ = ["CacheMeta", "Freshness", "NativeCache", "NoCache", "Projection", "Pr
 
 log = logging.getLogger("eventpak.projection")
 REPLAY_BATCH = 1024
+S = TypeVar("S")
 
 
-class Projection:
-    """Derived state. Subclass it and set ``name`` (stable), ``version`` (bump to invalidate
-    cached states), ``kinds`` (relevant kinds; empty = every kind) and ``incremental``
-    (whether a cached state may be brought forward with ``apply``); define ``initial`` and
-    ``apply``. Override ``encode``/``decode`` for states msgpack cannot carry. Subclasses
-    that define ``__init__`` call ``super().__init__()``."""
+class Projection(Generic[S]):
+    """Derived state of type ``S``. Subclass it (``class Balance(ep.Projection[int])``) and set
+    ``name`` (stable), ``version`` (bump to invalidate cached states), ``kinds`` (relevant
+    kinds; empty = every kind) and ``incremental`` (whether a cached state may be brought
+    forward with ``apply``); define ``initial`` and ``apply``. Override ``encode``/``decode``
+    for states msgpack cannot carry. Subclasses that define ``__init__`` call
+    ``super().__init__()``."""
 
     name: ClassVar[str] = ""
     version: ClassVar[int] = 1
@@ -43,21 +45,22 @@ class Projection:
         if not type(self).name:
             raise TypeError(f"{type(self).__name__} must set a non-empty class attribute `name`")
 
-    def initial(self) -> Any:
+    def initial(self) -> S:
         """The state before any relevant event."""
         raise NotImplementedError
 
-    def apply(self, state: Any, event: Event) -> Any:
+    def apply(self, state: S, event: Event) -> S:
         """The state after ``event``."""
         raise NotImplementedError
 
-    def encode(self, state: Any) -> bytes:
+    def encode(self, state: S) -> bytes:
         """Bytes of a state for the cache (msgpack by default)."""
         return encode_payload(state)
 
-    def decode(self, data: bytes) -> Any:
+    def decode(self, data: bytes) -> S:
         """A state back from its cached bytes."""
-        return decode_payload(data)
+        decoded: S = decode_payload(data)
+        return decoded
 
 
 class ProjectionCache(Protocol):
@@ -113,10 +116,12 @@ def _digest(*parts: str) -> bytes:
     return h.digest()
 
 
-def projection_prefix(projection: Projection) -> bytes:
-    """The cache-key prefix of one projection (name, version and kind set)."""
+def projection_prefix(store_id: bytes, projection: Projection[Any]) -> bytes:
+    """The cache-key prefix of one projection of one store: the store's identity (so a cache
+    never serves a state computed from another store, e.g. a data dir deleted and made again
+    at the same path), the projection's name, version and kind set."""
     p = type(projection)
-    return _digest(p.name, str(p.version), *sorted(p.kinds))
+    return _digest(store_id.hex(), p.name, str(p.version), *sorted(p.kinds))
 
 
 def _now_us() -> int:
@@ -125,11 +130,11 @@ def _now_us() -> int:
 
 class _Projector:
     def __init__(
-        self, store: NativeStore, cache: ProjectionCache, target: str | Region, projection: Projection
+        self, store: NativeStore, cache: ProjectionCache, target: str | Region, projection: Projection[Any]
     ) -> None:
         self.store, self.cache, self.target, self.projection = store, cache, target, projection
         self.kinds = list(type(projection).kinds)
-        self.key = projection_prefix(projection) + _digest(target_identity(target))
+        self.key = projection_prefix(store.store_id, projection) + _digest(target_identity(target))
 
     def cached(self) -> tuple[Any, CacheMeta] | None:
         try:
@@ -190,7 +195,7 @@ def project(
     store: NativeStore,
     cache: ProjectionCache,
     target: str | Region,
-    projection: Projection,
+    projection: Projection[Any],
     freshness: Freshness,
 ) -> Any:
     """See :meth:`Store.project`."""
@@ -202,7 +207,7 @@ def project_if_changed(
     store: NativeStore,
     cache: ProjectionCache,
     target: str | Region,
-    projection: Projection,
+    projection: Projection[Any],
     last_generation: int | None,
 ) -> tuple[int, Any] | None:
     """See :meth:`Store.project_if_changed`."""

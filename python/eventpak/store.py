@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import uuid
+import weakref
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, Self, TypedDict, Unpack
+from typing import Any, Self, TypedDict, TypeVar, Unpack
 
 from ._native import AppendReceipt, AppendRequest, Coordinate, Cursor, Event, NativeStore, Region
 from .config import StoreConfig, StoreOptions, StoreStats
-from .errors import InvalidConfig, StoreClosed
+from .errors import CheckpointInUse, InvalidConfig, StoreClosed
 from .fence import Fence
 from .projection import Freshness, NoCache, Projection, ProjectionCache, project, project_if_changed
 from .worker import CursorWorkerConfig, CursorWorkerHandle, Handler, start_worker, stop_workers
 
 __all__ = ["AppendOptions", "Store"]
 
+# Every open store, so that interpreter exit can stop their workers and close them.
+_open_stores: weakref.WeakSet[Store] = weakref.WeakSet()
+
 CoordinateLike = Coordinate | tuple[str, str]
+S = TypeVar("S")
 BatchItem = AppendRequest | tuple[CoordinateLike, str, Any]
 
 
@@ -47,6 +53,7 @@ class Store:
     _projection_cache: ProjectionCache
     _workers: list[CursorWorkerHandle]
     _workers_lock: threading.Lock
+    __weakref__: object
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         raise TypeError("a Store is not built directly: open one with ep.Store.open(path, **options)")
@@ -69,12 +76,15 @@ class Store:
             except TypeError as exc:
                 raise InvalidConfig(f"unknown store option: {exc}") from None
         store = cls.__new__(cls)
-        store._native = NativeStore.open(os.fspath(config.path), **config.engine_options())
+        store._native = NativeStore.open(
+            os.fspath(config.path), default=config.default, **config.engine_options()
+        )
         store._projection_cache = (
             config.projection_cache if config.projection_cache is not None else NoCache()
         )
         store._workers = []
         store._workers_lock = threading.Lock()
+        _open_stores.add(store)
         return store
 
     def append(
@@ -103,11 +113,11 @@ class Store:
         """The event, then its entity's earlier events along the ``prev_hash`` chain."""
         return self._native.walk_ancestors(event_id, limit)
 
-    def cursor(self, region: Region) -> Cursor:
+    def cursor(self, region: Region, *, after: int | None = None) -> Cursor:
         """A cursor delivering the visible events of ``region`` in commit order, at least
-        once, from the start of the log (``cursor.resume(checkpoint_id)`` to continue from a
-        durable checkpoint)."""
-        return self._native.cursor(region)
+        once, from the start of the log or strictly after the global sequence ``after``
+        (``cursor.resume(checkpoint_id)`` continues from a durable checkpoint)."""
+        return self._native.cursor(region, after=after)
 
     def cursor_guaranteed(self, region: Region) -> Cursor:
         """The same as :meth:`cursor`: ordered, at-least-once delivery."""
@@ -124,28 +134,48 @@ class Store:
         with the events of ``region`` in commit order. See :class:`CursorWorkerConfig`."""
         if self.closed:
             raise StoreClosed(self.path)
-        handle = start_worker(self, region, handler, config)
         with self._workers_lock:
             self._workers = [w for w in self._workers if w.is_alive()]
+            checkpoint_id = config.checkpoint_id if config is not None else None
+            # Two live workers on one checkpoint would both deliver and overwrite each other.
+            if checkpoint_id is not None and any(w.checkpoint_id == checkpoint_id for w in self._workers):
+                raise CheckpointInUse(checkpoint_id, self.path)
+            handle = start_worker(self, region, handler, config)
             self._workers.append(handle)
         return handle
 
     def project(
-        self, target: str | Region, projection: Projection, *, freshness: Freshness = Freshness.CONSISTENT
-    ) -> Any:
+        self, target: str | Region, projection: Projection[S], *, freshness: Freshness = Freshness.CONSISTENT
+    ) -> S | None:
         """The state of ``projection`` over ``target`` (an exact entity, or a ``Region``):
         its relevant events folded in commit order, served from the projection cache when
         the cached state is current (or young enough for ``freshness``); ``None`` when the
         target has no relevant event. Cache failures are logged and never fail the call."""
-        return project(self._native, self._projection_cache, target, projection, freshness)
+        state: S | None = project(self._native, self._projection_cache, target, projection, freshness)
+        return state
 
     def project_if_changed(
-        self, target: str | Region, projection: Projection, last_generation: int | None
-    ) -> tuple[int, Any] | None:
+        self, target: str | Region, projection: Projection[S], last_generation: int | None
+    ) -> tuple[int, S] | None:
         """``(generation, state)`` when the target gained a relevant event since
         ``last_generation`` (the generation is the sequence of its newest relevant event),
         else ``None``."""
         return project_if_changed(self._native, self._projection_cache, target, projection, last_generation)
+
+    def head(self) -> int | None:
+        """The newest visible global sequence; ``None`` while nothing is visible."""
+        return self._native.head()
+
+    def next_sequence(self, entity: str) -> int:
+        """What ``expected_sequence`` must be for the entity's next append (its visible
+        events so far; ``0`` for a new entity)."""
+        return self._native.next_sequence(entity)
+
+    def reset_checkpoint(self, checkpoint_id: str) -> bool:
+        """Deletes durable cursor checkpoint ``checkpoint_id``, so the cursor or worker that
+        uses it starts over from the beginning of the log; ``False`` when there was none.
+        The fix for a ``CursorCheckpointRegionMismatch`` after changing a worker's region."""
+        return self._native.reset_checkpoint(checkpoint_id)
 
     def sync(self) -> None:
         """An fsync barrier: every event appended so far is durable when this returns."""
@@ -155,18 +185,29 @@ class Store:
         """Counts, sizes, and what recovery did at open."""
         return self._native.stats()  # type: ignore[return-value]
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = None) -> None:
         """Stops and joins this store's workers (their errors stay with their ``join()``),
-        then syncs, writes the index checkpoint and releases the data dir. Idempotent."""
+        then syncs, writes the index checkpoint and releases the data dir. Idempotent.
+
+        With a ``timeout`` (seconds), a worker whose handler is still running then is
+        abandoned (logged; its next store call raises ``ep.StoreClosed``) and closing goes
+        on, so shutdown is bounded. In a process forked after the store was opened, it does
+        nothing: the parent still owns the store."""
         with self._workers_lock:
             workers, self._workers = self._workers, []
-        stop_workers(workers)
+        stop_workers(workers, timeout)
         self._native.close()
+        _open_stores.discard(self)
 
     @property
     def closed(self) -> bool:
         """True once :meth:`close` ran."""
         return self._native.closed
+
+    @property
+    def store_id(self) -> bytes:
+        """16 random bytes fixed when the data dir was created (part of projection cache keys)."""
+        return self._native.store_id
 
     @property
     def path(self) -> str:
@@ -187,3 +228,16 @@ class Store:
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<eventpak.Store {self.path!r} {state}>"
+
+
+def close_open_stores_at_exit() -> None:
+    """Interpreter exit: stop every open store's workers (bounded), then close the stores, so
+    nothing acknowledged is lost and no worker thread is left inside the engine."""
+    for store in list(_open_stores):
+        try:
+            store.close(timeout=_EXIT_WORKER_TIMEOUT_S)
+        except Exception:  # exit goes on; the failure is already logged by the store
+            logging.getLogger("eventpak").exception("closing %s at interpreter exit failed", store.path)
+
+
+_EXIT_WORKER_TIMEOUT_S = 5.0

@@ -4,26 +4,24 @@ The thread waits in the native ``Cursor.pull_batch`` (GIL released) until a comm
 ``stop()`` wakes it, hands each batch to the handler, and acts on its answer. Durable
 workers commit their position after every batch (one native call: sync through the
 position, then an atomic checkpoint save), so a restart resumes after the last checkpoint
-and re-delivers at most the batch in flight (at-least-once).
+and re-delivers at most the batch in flight (at-least-once). Every handler exception is
+logged on the ``eventpak.worker`` logger, with its traceback.
 """
 
 from __future__ import annotations
 
 import enum
 import itertools
+import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from ._native import Cursor, CursorGapConfig, Event, Region
-from .errors import (
-    EventpakError,
-    InvalidConfig,
-    RestartBudgetExhausted,
-    WorkerCrashed,
-)
+from .errors import EventpakError, InvalidConfig, RestartBudgetExhausted, WorkerCrashed
+from .restart import RestartBudget, RestartPolicy
 
 if TYPE_CHECKING:
     from .store import Store
@@ -33,9 +31,11 @@ __all__ = [
     "CursorWorkerAction",
     "CursorWorkerConfig",
     "CursorWorkerHandle",
+    "Handler",
     "RestartPolicy",
 ]
 
+log = logging.getLogger("eventpak.worker")
 _worker_numbers = itertools.count(1)
 # How long one native wait lasts. Commits and stop() wake the wait at once; the bound only
 # keeps a worker from sleeping forever should a wake-up ever be lost.
@@ -54,51 +54,6 @@ class CursorWorkerAction(enum.Enum):
 
 
 @dataclass(frozen=True)
-class RestartPolicy:
-    """How often a handler that raises may be restarted (its batch re-delivered)."""
-
-    max_restarts: int | None
-    within_ms: int | None = None
-
-    @classmethod
-    def once(cls) -> RestartPolicy:
-        """One restart in the worker's life."""
-        return cls(1)
-
-    @classmethod
-    def never(cls) -> RestartPolicy:
-        """No restart: the first handler exception stops the worker."""
-        return cls(0)
-
-    @classmethod
-    def bounded(cls, max_restarts: int, within_ms: int) -> RestartPolicy:
-        """At most ``max_restarts`` restarts per window of ``within_ms`` milliseconds; the
-        window starts again once it has elapsed."""
-        if max_restarts < 0 or within_ms <= 0:
-            raise InvalidConfig("bounded() needs max_restarts >= 0 and within_ms > 0")
-        return cls(max_restarts, within_ms)
-
-
-class _RestartBudget:
-    def __init__(self, policy: RestartPolicy, clock: Callable[[], float]) -> None:
-        self._policy = policy
-        self._clock = clock
-        self._window_start = clock()
-        self._used = 0
-
-    def allow(self) -> bool:
-        limit = self._policy.max_restarts or 0
-        if self._policy.within_ms is not None:
-            now = self._clock()
-            if (now - self._window_start) * 1000 >= self._policy.within_ms:
-                self._window_start, self._used = now, 0
-        if self._used >= limit:
-            return False
-        self._used += 1
-        return True
-
-
-@dataclass(frozen=True)
 class AtLeastOnce:
     """Handed to the handlers of durable workers: delivery is at-least-once across
     restarts, resuming after the last checkpoint of ``checkpoint_id``."""
@@ -106,18 +61,22 @@ class AtLeastOnce:
     checkpoint_id: str
 
 
+def _default_restart() -> RestartPolicy:
+    return RestartPolicy.bounded(5, 60_000)
+
+
 @dataclass(frozen=True)
 class CursorWorkerConfig:
     """Options of :meth:`Store.cursor_worker`.
 
-    An idle worker waits in one native call until a commit or ``stop()`` wakes it.
-    ``idle_sleep`` (seconds) is validated and kept for compatibility; waking does not
-    depend on it.
+    ``restart`` defaults to ``RestartPolicy.bounded(5, 60_000)`` with backoff. An idle
+    worker waits in one native call until a commit or ``stop()`` wakes it; ``idle_sleep``
+    (seconds) is validated and kept for compatibility, waking does not depend on it.
     """
 
     batch_size: int = 64
     idle_sleep: float = 0.01
-    restart: RestartPolicy = field(default_factory=RestartPolicy.once)
+    restart: RestartPolicy = field(default_factory=_default_restart)
     checkpoint_id: str | None = None
     gap_observation: CursorGapConfig = field(default_factory=CursorGapConfig.disabled)
 
@@ -126,15 +85,17 @@ class CursorWorkerConfig:
             raise InvalidConfig(f"batch_size must be an int >= 1, got {self.batch_size!r}")
         if not isinstance(self.idle_sleep, (int, float)) or not 0 < self.idle_sleep < 3600:
             raise InvalidConfig(f"idle_sleep must be seconds in (0, 3600), got {self.idle_sleep!r}")
+        if not isinstance(self.restart, RestartPolicy):
+            raise InvalidConfig(f"restart must be an ep.RestartPolicy, not {type(self.restart).__name__}")
         if self.checkpoint_id is not None:
             Cursor.validate_checkpoint_id(self.checkpoint_id)
 
 
 class Handler(Protocol):
-    """The callable a worker drives."""
+    """The callable a worker drives: ``handler(batch, store, witness)``, positionally."""
 
     def __call__(
-        self, batch: list[Event], store: Store, witness: AtLeastOnce | None
+        self, batch: list[Event], store: Store, witness: AtLeastOnce | None, /
     ) -> CursorWorkerAction | None: ...
 
 
@@ -149,6 +110,9 @@ class CursorWorkerHandle:
         self._stop = threading.Event()
         self._cursor: Cursor | None = None
         self._error: BaseException | None = None
+        self._committed: tuple[int, bool] = (0, False)
+        self._last_error: BaseException | None = None
+        self._restarts = 0
         name = config.checkpoint_id or f"#{next(_worker_numbers)}"
         self._thread = threading.Thread(target=self._run, name=f"eventpak-worker-{name}", daemon=True)
 
@@ -156,6 +120,28 @@ class CursorWorkerHandle:
     def name(self) -> str:
         """The worker thread's name."""
         return self._thread.name
+
+    @property
+    def checkpoint_id(self) -> str | None:
+        """The durable checkpoint this worker commits to, if any."""
+        return self._config.checkpoint_id
+
+    @property
+    def position(self) -> int | None:
+        """The last committed global sequence (a durable worker starts from its checkpoint);
+        ``None`` before the first commit."""
+        position, started = self._committed
+        return position if started else None
+
+    @property
+    def last_error(self) -> BaseException | None:
+        """The most recent handler exception (``None`` before any; a success does not clear it)."""
+        return self._last_error
+
+    @property
+    def restarts(self) -> int:
+        """Restarts so far in the worker's life."""
+        return self._restarts
 
     def start(self) -> None:
         """Starts the worker thread (done by ``Store.cursor_worker``)."""
@@ -170,6 +156,8 @@ class CursorWorkerHandle:
     def join(self, timeout: float | None = None) -> None:
         """Waits for the worker to finish (does not ask it to stop). Raises the error that
         stopped it, or ``TimeoutError`` if it still runs after ``timeout`` seconds."""
+        if threading.current_thread() is self._thread:
+            raise RuntimeError(f"worker {self.name} cannot join itself from its own handler; call stop()")
         self._thread.join(timeout)
         if self._thread.is_alive():
             raise TimeoutError(f"worker {self.name} still running after {timeout} s")
@@ -177,7 +165,10 @@ class CursorWorkerHandle:
             raise self._error
 
     def stop_and_join(self, timeout: float | None = None) -> None:
-        """:meth:`stop`, then :meth:`join`."""
+        """:meth:`stop`, then :meth:`join`. From inside the worker's own handler it raises
+        ``RuntimeError`` at once (it would wait on itself); call :meth:`stop` there."""
+        if threading.current_thread() is self._thread:
+            raise RuntimeError(f"worker {self.name} cannot join itself from its own handler; call stop()")
         self.stop()
         self.join(timeout)
 
@@ -185,11 +176,12 @@ class CursorWorkerHandle:
         """True while the worker thread runs."""
         return self._thread.is_alive()
 
-    def _open_cursor(self) -> Cursor:
-        cursor = self._store.cursor(self._region).with_gap_config(self._config.gap_observation)
-        if self._config.checkpoint_id is not None:
-            cursor.resume(self._config.checkpoint_id)
-        return cursor
+    def _finish(self, deadline: float | None) -> bool:
+        """Waits until the worker ends or ``deadline`` (monotonic) passes; True if it ended."""
+        if threading.current_thread() is self._thread:
+            return True  # closing from its own handler: it ends when the handler returns
+        self._thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not self._thread.is_alive()
 
     def _run(self) -> None:
         try:
@@ -203,12 +195,15 @@ class CursorWorkerHandle:
 
     def _drive(self) -> None:
         config = self._config
-        cursor = self._cursor = self._open_cursor()
+        cursor = self._store.cursor(self._region).with_gap_config(config.gap_observation)
+        if config.checkpoint_id is not None:
+            cursor.resume(config.checkpoint_id)
+        self._cursor = cursor
         if self._stop.is_set():
             return
         witness = None if config.checkpoint_id is None else AtLeastOnce(config.checkpoint_id)
-        committed = (cursor.position, cursor.started)
-        budget = _RestartBudget(config.restart, time.monotonic)
+        self._committed = (cursor.position, cursor.started)
+        budget = RestartBudget(config.restart, time.monotonic)
         while not self._stop.is_set():
             batch = cursor.pull_batch(config.batch_size, _WAIT_S)
             if not batch:
@@ -219,19 +214,27 @@ class CursorWorkerHandle:
                     action = CursorWorkerAction.CONTINUE
                 if not isinstance(action, CursorWorkerAction):
                     raise TypeError(f"handler returned {action!r}, not a CursorWorkerAction")
-            except Exception as exc:
-                if budget.allow():
-                    cursor.seek(*committed)  # re-deliver from the last committed position
-                    continue
-                raise RestartBudgetExhausted(
-                    f"worker {self.name}: handler raised {exc!r} and {config.restart} allows no more restarts"
-                ) from exc
+            # A handler's SystemExit or KeyboardInterrupt is its failure too, not the worker's.
+            except BaseException as exc:
+                self._last_error = exc
+                log.error("worker %s: handler raised on a batch of %d", self.name, len(batch), exc_info=exc)
+                if not budget.allow():
+                    raise RestartBudgetExhausted(
+                        f"worker {self.name}: handler raised {exc!r} and {config.restart} allows no more "
+                        "restarts"
+                    ) from exc
+                if self._stop.wait(budget.backoff_s()):
+                    return
+                self._restarts += 1
+                cursor.seek(*self._committed)  # re-deliver from the last committed position
+                continue
+            budget.succeeded()
             if action is CursorWorkerAction.STOP_WITH_ROLLBACK:
-                cursor.seek(*committed)
+                cursor.seek(*self._committed)
                 return
             if config.checkpoint_id is not None:
                 cursor.commit(config.checkpoint_id)
-            committed = (cursor.position, cursor.started)
+            self._committed = (cursor.position, cursor.started)
             if action is CursorWorkerAction.STOP:
                 return
 
@@ -245,13 +248,15 @@ def start_worker(
     return handle
 
 
-def stop_workers(workers: Iterable[CursorWorkerHandle]) -> None:
+def stop_workers(workers: Iterable[CursorWorkerHandle], timeout: float | None) -> None:
     """Stops ``workers`` and waits for each to finish, without raising their errors (those
-    belong to their ``join()``). A worker calling this from its own handler is not waited on."""
+    belong to their ``join()``). With a ``timeout`` (seconds, for all of them together), a
+    worker still in its handler then is abandoned and logged: its next store call raises
+    ``ep.StoreClosed``."""
     workers = list(workers)
     for worker in workers:
         worker.stop()
-    current = threading.current_thread()
+    deadline = None if timeout is None else time.monotonic() + timeout
     for worker in workers:
-        if worker._thread is not current:
-            worker._thread.join()
+        if not worker._finish(deadline):
+            log.warning("worker %s did not stop within %s s; abandoning it", worker.name, timeout)

@@ -63,6 +63,9 @@ pub struct StoreConfig {
     pub create: bool,
     /// Open for reading only: no appends, nothing on disk is changed.
     pub read_only: bool,
+    /// How long a plain append (or a fence) waits for another thread's open fence before
+    /// failing with `FenceActive`.
+    pub fence_wait_ms: u64,
 }
 
 impl Default for StoreConfig {
@@ -78,6 +81,7 @@ impl Default for StoreConfig {
             enable_index_checkpoint: true,
             create: true,
             read_only: false,
+            fence_wait_ms: 30_000,
         }
     }
 }

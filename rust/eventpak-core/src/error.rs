@@ -43,8 +43,17 @@ pub enum Error {
     #[error("batch too large: {0}")]
     BatchTooLarge(String),
     /// Another store (in this or another process) owns the data dir.
-    #[error("data dir is locked by another open store")]
-    StoreLocked,
+    #[error("data dir is locked by another open store (process {holder_pid:?})")]
+    StoreLocked {
+        /// The process id the holder wrote into `LOCK`, when it wrote one.
+        holder_pid: Option<u32>,
+    },
+    /// The store was opened before `fork()` and this is the child.
+    #[error("the store was opened in process {pid} before a fork; open it again in this process")]
+    OpenedBeforeFork {
+        /// The process that opened the store.
+        pid: u32,
+    },
     /// A write was attempted through a store opened with `read_only`.
     #[error("the store was opened read_only; {0} is refused")]
     ReadOnlyStore(&'static str),

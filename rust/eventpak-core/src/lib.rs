@@ -49,4 +49,4 @@ pub use projection::ReplayTarget;
 pub use projection_cache::{CacheMeta, NativeCache};
 pub use region::{KindFilter, Region};
 pub use segment::StoredEvent;
-pub use store::{Stats, Store};
+pub use store::{note_fork_in_child, Stats, Store, LOCK_FILE, STORE_ID_FILE};

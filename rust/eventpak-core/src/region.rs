@@ -20,8 +20,11 @@ pub enum KindFilter {
 /// A filter over coordinates, kinds and per-entity clocks. All filters are optional.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Region {
-    /// Namespace-aware entity prefix: `acct` matches `acct` and `acct:7`, not `acct2`.
-    pub entity_prefix: Option<String>,
+    /// Entity filter. Namespace-aware unless `entity_exact`: `acct` matches `acct` and
+    /// `acct:7`, not `acct2`.
+    pub entity: Option<String>,
+    /// The entity filter matches exactly `entity`, not its namespace.
+    pub entity_exact: bool,
     /// Exact scope.
     pub scope: Option<String>,
     /// Kind filter.
@@ -50,13 +53,22 @@ fn escape(value: &str, out: &mut String) {
 impl Region {
     /// The region that matches every event.
     pub fn all() -> Self {
-        Region { entity_prefix: None, scope: None, kinds: KindFilter::Any, clock: None }
+        Region { entity: None, entity_exact: false, scope: None, kinds: KindFilter::Any, clock: None }
     }
 
-    /// Returns a copy restricted to entities under `prefix`.
+    /// Returns a copy restricted to entities under `prefix` (the entity and its namespace).
     pub fn with_entity(mut self, prefix: &str) -> Result<Self> {
         check("entity prefix", prefix, MAX_COORDINATE_PART_BYTES)?;
-        self.entity_prefix = Some(prefix.to_owned());
+        self.entity = Some(prefix.to_owned());
+        self.entity_exact = false;
+        Ok(self)
+    }
+
+    /// Returns a copy restricted to exactly `entity` (not its namespace).
+    pub fn with_exact_entity(mut self, entity: &str) -> Result<Self> {
+        check("entity", entity, MAX_COORDINATE_PART_BYTES)?;
+        self.entity = Some(entity.to_owned());
+        self.entity_exact = true;
         Ok(self)
     }
 
@@ -102,6 +114,15 @@ impl Region {
         entity.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with(':'))
     }
 
+    /// True when the entity filter accepts `entity`.
+    pub fn entity_matches(&self, entity: &str) -> bool {
+        match &self.entity {
+            None => true,
+            Some(exact) if self.entity_exact => exact == entity,
+            Some(prefix) => Self::entity_in_namespace(prefix, entity),
+        }
+    }
+
     /// True when the kind filter accepts `kind`.
     pub fn kind_matches(&self, kind: &str) -> bool {
         match &self.kinds {
@@ -114,7 +135,7 @@ impl Region {
     /// True when an event at this coordinate and kind (and clock, when known) matches.
     /// With `clock = None` the clock range is not checked.
     pub fn matches(&self, entity: &str, scope: &str, kind: &str, clock: Option<u64>) -> bool {
-        self.entity_prefix.as_deref().is_none_or(|p| Self::entity_in_namespace(p, entity))
+        self.entity_matches(entity)
             && self.scope.as_deref().is_none_or(|s| s == scope)
             && self.kind_matches(kind)
             && match (self.clock, clock) {
@@ -124,11 +145,20 @@ impl Region {
     }
 
     /// A stable, injective name of every filter, bound into durable cursor checkpoints.
+    ///
+    /// Durable checkpoints on disk carry it, so the identity of a region must never change
+    /// between versions. An exact entity is written `entity==name`: names cannot hold `=`,
+    /// so no namespace filter's identity can start that way.
     pub fn checkpoint_identity(&self) -> String {
         let mut out = String::from("entity=");
-        match &self.entity_prefix {
-            Some(p) => escape(p, &mut out),
+        match &self.entity {
             None => out.push('*'),
+            Some(entity) => {
+                if self.entity_exact {
+                    out.push('=');
+                }
+                escape(entity, &mut out);
+            }
         }
         out.push_str("|scope=");
         match &self.scope {
@@ -173,6 +203,24 @@ mod tests {
         assert!(r.matches("alice:x", "s", "k", None));
         assert!(!r.matches("alice2", "s", "k", None));
         assert!(!r.matches("ali", "s", "k", None));
+    }
+
+    #[test]
+    fn exact_entity_matches_only_itself() {
+        let r = Region::all().with_exact_entity("alice").unwrap();
+        assert!(r.matches("alice", "s", "k", None));
+        assert!(!r.matches("alice:x", "s", "k", None));
+        assert!(!r.matches("alice2", "s", "k", None));
+        assert!(matches!(Region::all().with_exact_entity("a|b"), Err(Error::InvalidRegion(_))));
+    }
+
+    #[test]
+    fn exact_and_namespace_identities_differ() {
+        let exact = Region::all().with_exact_entity("alice").unwrap();
+        assert_eq!(exact.checkpoint_identity(), "entity==alice|scope=*|kind=*|clock=*");
+        let prefix = Region::all().with_entity("alice").unwrap();
+        assert_eq!(prefix.checkpoint_identity(), "entity=alice|scope=*|kind=*|clock=*");
+        assert_ne!(exact, prefix);
     }
 
     #[test]

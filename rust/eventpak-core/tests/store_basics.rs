@@ -113,7 +113,7 @@ fn rotation_and_reopen_with_and_without_checkpoint_agree() {
 fn second_open_is_refused_while_the_first_lives() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), config());
-    assert!(matches!(eventpak_core::Store::open(dir.path(), config()), Err(Error::StoreLocked)));
+    assert!(matches!(eventpak_core::Store::open(dir.path(), config()), Err(Error::StoreLocked { .. })));
     store.close().unwrap();
     assert!(matches!(store.append(request("a", "k", b"")), Err(Error::StoreClosed)));
     open(dir.path(), config());

@@ -47,6 +47,7 @@ pub fn from_options(options: Option<&Bound<'_, PyDict>>) -> PyResult<StoreConfig
             "enable_index_checkpoint" => c.enable_index_checkpoint = flag(&name, v)?,
             "create" => c.create = flag(&name, v)?,
             "read_only" => c.read_only = flag(&name, v)?,
+            "fence_wait_ms" => c.fence_wait_ms = int(&name, v)?,
             _ => return Err(InvalidConfig::new_err((format!("unknown store option {name:?}"),))),
         }
     }
@@ -69,6 +70,7 @@ pub fn store_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("enable_index_checkpoint", c.enable_index_checkpoint)?;
     d.set_item("create", c.create)?;
     d.set_item("read_only", c.read_only)?;
+    d.set_item("fence_wait_ms", c.fence_wait_ms)?;
     Ok(d)
 }
 

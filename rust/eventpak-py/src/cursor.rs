@@ -11,12 +11,12 @@ use eventpak_core::{
 use parking_lot::Mutex;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 
+use crate::args::int_arg;
 use crate::cursor_values::{CursorCheckpoint, CursorGapConfig, GapObservation};
 use crate::errors::to_py;
 use crate::event::Event;
-use crate::gil::detached;
+use crate::gil::{detached, on_main_thread};
 use crate::names::CheckpointId;
 use crate::store::{events, NativeStore};
 use crate::types::Region;
@@ -24,16 +24,6 @@ use crate::types::Region;
 /// On the main thread a blocking wait is cut into slices this long, so Ctrl-C (a pending
 /// signal) is noticed; other threads never run signal handlers and wait in one piece.
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
-
-static MAIN_THREAD: PyOnceLock<u64> = PyOnceLock::new();
-
-fn on_main_thread(py: Python<'_>) -> PyResult<bool> {
-    let main = MAIN_THREAD.get_or_try_init(py, || {
-        py.import("threading")?.call_method0("main_thread")?.getattr("ident")?.extract::<u64>()
-    })?;
-    let current: u64 = py.import("threading")?.call_method0("get_ident")?.extract()?;
-    Ok(current == *main)
-}
 
 /// Ordered, at-least-once pull delivery of the visible events of a region.
 ///
@@ -47,8 +37,12 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    pub fn new(store: Py<NativeStore>, region: &Region) -> Self {
-        let state = Mutex::new(CoreCursor::new(region.inner.clone()));
+    pub fn new(store: Py<NativeStore>, region: &Region, after: Option<u64>) -> Self {
+        let mut cursor = CoreCursor::new(region.inner.clone());
+        if let Some(after) = after {
+            cursor.seek(after, true);
+        }
+        let state = Mutex::new(cursor);
         Cursor { store, state, interrupted: Arc::new(AtomicBool::new(false)) }
     }
 
@@ -88,13 +82,14 @@ impl Cursor {
     }
 
     /// Up to `max` matching events, without waiting.
-    fn poll_batch(&self, py: Python<'_>, max: usize) -> PyResult<Vec<Py<Event>>> {
-        self.events(py, max, None)
+    fn poll_batch(&self, py: Python<'_>, max: &Bound<'_, PyAny>) -> PyResult<Vec<Py<Event>>> {
+        self.events(py, int_arg(max, "max")?, None)
     }
 
     /// Up to `max` events, waiting (GIL released) up to `timeout` seconds for the first;
     /// a commit or `interrupt()` ends the wait at once.
-    fn pull_batch(&self, py: Python<'_>, max: usize, timeout: f64) -> PyResult<Vec<Py<Event>>> {
+    fn pull_batch(&self, py: Python<'_>, max: &Bound<'_, PyAny>, timeout: f64) -> PyResult<Vec<Py<Event>>> {
+        let max = int_arg(max, "max")?;
         let timeout = Duration::try_from_secs_f64(timeout.max(0.0))
             .map_err(|_| PyValueError::new_err("timeout must be a finite number of seconds"))?;
         self.events(py, max, Some(timeout))
@@ -124,8 +119,10 @@ impl Cursor {
 
     /// Moves the cursor: the next delivery is the first match after `position` (or at
     /// it, when `started` is False).
-    fn seek(&self, position: u64, started: bool) {
+    fn seek(&self, position: &Bound<'_, PyAny>, started: bool) -> PyResult<()> {
+        let position = int_arg(position, "position")?;
         self.state.lock().seek(position, started);
+        Ok(())
     }
 
     /// A copy of this cursor (same position) recording gaps as `config` says.

@@ -1,8 +1,13 @@
 //! Value types of cursors: gap configuration, gap observations, durable checkpoints.
 
 use eventpak_core::{CursorCheckpoint as CoreCheckpoint, GapObservation as CoreGap};
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+use pyo3::types::{PyString, PyType};
+
+use crate::args::{int_arg, opt_int_arg, type_name};
+use crate::errors::InvalidArgument;
+use crate::types::bool_arg;
 
 /// Whether a cursor records gap observations, and how many it keeps.
 #[pyclass(frozen, eq, hash, module = "eventpak._native")]
@@ -17,9 +22,10 @@ pub struct CursorGapConfig {
 impl CursorGapConfig {
     /// Records the newest `capacity` observations (oldest dropped first).
     #[staticmethod]
-    fn enabled(capacity: usize) -> PyResult<Self> {
+    fn enabled(capacity: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let capacity = int_arg::<usize>(capacity, "capacity")?;
         if capacity == 0 {
-            return Err(PyValueError::new_err("gap capacity must be at least 1"));
+            return Err(InvalidArgument::new_err(("capacity", "must be at least 1, got 0")));
         }
         Ok(CursorGapConfig { capacity: Some(capacity) })
     }
@@ -71,6 +77,25 @@ impl GapObservation {
             self.expected_sequence, self.delivered_sequence, self.cancelled_ranges
         )
     }
+
+    /// Pickles as `GapObservation._restore(expected, delivered, ranges)`.
+    #[allow(clippy::type_complexity)]
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (u64, u64, Vec<(u64, u64)>))> {
+        let g = slf.get();
+        let state = (g.expected_sequence, g.delivered_sequence, g.cancelled_ranges.clone());
+        Ok((slf.get_type().getattr("_restore")?, state))
+    }
+
+    /// Rebuilds a pickled observation.
+    #[classmethod]
+    fn _restore(
+        _cls: &Bound<'_, PyType>,
+        expected_sequence: u64,
+        delivered_sequence: u64,
+        cancelled_ranges: Vec<(u64, u64)>,
+    ) -> Self {
+        GapObservation { expected_sequence, delivered_sequence, cancelled_ranges }
+    }
 }
 
 /// A saved cursor position (value type).
@@ -114,12 +139,32 @@ impl CursorCheckpoint {
     #[new]
     #[pyo3(signature = (position, started, process_boot_ns=None, region_identity=None))]
     fn new(
-        position: u64,
-        started: bool,
-        process_boot_ns: Option<u64>,
-        region_identity: Option<String>,
-    ) -> Self {
-        CursorCheckpoint { position, started, process_boot_ns, region_identity }
+        position: &Bound<'_, PyAny>,
+        started: &Bound<'_, PyAny>,
+        process_boot_ns: Option<&Bound<'_, PyAny>>,
+        region_identity: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let region_identity = match region_identity.filter(|r| !r.is_none()) {
+            None => None,
+            Some(r) => Some(r.downcast::<PyString>().map_err(|_| {
+                PyTypeError::new_err(format!("region_identity must be a str or None, not {}", type_name(r)))
+            })?),
+        };
+        Ok(CursorCheckpoint {
+            position: int_arg(position, "position")?,
+            started: bool_arg(started, "started")?,
+            process_boot_ns: opt_int_arg(process_boot_ns, "process_boot_ns")?,
+            region_identity: region_identity.map(|r| r.to_str().map(str::to_owned)).transpose()?,
+        })
+    }
+
+    /// Pickles as `CursorCheckpoint(position, started, process_boot_ns, region_identity)`.
+    #[allow(clippy::type_complexity)]
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> (Bound<'py, PyType>, (u64, bool, Option<u64>, Option<String>)) {
+        let c = slf.get();
+        (slf.get_type(), (c.position, c.started, c.process_boot_ns, c.region_identity.clone()))
     }
 
     fn __repr__(&self) -> String {

@@ -54,9 +54,16 @@ pub fn to_py(err: Error, data_dir: &str) -> PyErr {
         Error::InvalidCheckpointId(reason) => InvalidCheckpointId::new_err((reason,)),
         Error::EventTooLarge { size, max } => EventTooLarge::new_err((size, max)),
         Error::BatchTooLarge(reason) => BatchTooLarge::new_err((reason,)),
-        Error::StoreLocked => StoreLocked::new_err((data_dir.to_owned(),)),
+        Error::StoreLocked { holder_pid } => StoreLocked::new_err((data_dir.to_owned(), holder_pid)),
         Error::ReadOnlyStore(operation) => ReadOnlyStore::new_err((data_dir.to_owned(), operation)),
         Error::StoreClosed => StoreClosed::new_err((data_dir.to_owned(),)),
+        Error::OpenedBeforeFork { pid } => StoreClosed::new_err((
+            data_dir.to_owned(),
+            format!(
+                "it was opened in process {pid} before os.fork(); open the store in this process \
+                 (after the fork) instead"
+            ),
+        )),
         Error::EventNotFound(id) => EventNotFound::new_err((id,)),
         Error::ConcurrencyConflict { entity, expected, actual } => {
             ConcurrencyConflict::new_err((entity, expected, actual))

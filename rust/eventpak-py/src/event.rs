@@ -1,37 +1,27 @@
-//! `Event` and `AppendReceipt`: read-only views of stored events and receipts.
+//! `Event` and `AppendReceipt`: read-only views of stored events and receipts, and the
+//! event id arguments they share.
 
-use eventpak_core::{AppendReceipt as CoreReceipt, StoredEvent};
-use pyo3::exceptions::PyTypeError;
+mod ids;
+mod receipt;
+
+pub use ids::{from_uuid, to_uuid};
+pub use receipt::AppendReceipt;
+
+use eventpak_core::StoredEvent;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyString, PyType};
+use pyo3::types::{PyBytes, PyType};
 
 use crate::payload;
 use crate::types::Coordinate;
 
-static UUID_CLASS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-
-/// Builds a `uuid.UUID` from raw bytes.
-pub fn to_uuid<'py>(py: Python<'py>, id: &[u8; 16]) -> PyResult<Bound<'py, PyAny>> {
-    let class = UUID_CLASS.import(py, "uuid", "UUID")?;
-    let kwargs = PyDict::new(py);
-    kwargs.set_item("bytes", PyBytes::new(py, id))?;
-    class.call((), Some(&kwargs))
-}
-
-/// Reads a UUID argument: a `uuid.UUID`, or its string form.
-pub fn from_uuid(obj: &Bound<'_, PyAny>) -> PyResult<[u8; 16]> {
-    let class = UUID_CLASS.import(obj.py(), "uuid", "UUID")?;
-    if obj.is_instance(class)? {
-        let bytes = obj.getattr("bytes")?;
-        return Ok(bytes.downcast::<PyBytes>()?.as_bytes().try_into()?);
+/// A frame the engine would not take as an event (from a damaged or forged pickle).
+fn refused(e: eventpak_core::Error) -> PyErr {
+    match e {
+        eventpak_core::Error::Internal(reason) => PyValueError::new_err(reason),
+        other => PyValueError::new_err(other.to_string()),
     }
-    if let Ok(text) = obj.downcast::<PyString>() {
-        if let Ok(id) = uuid::Uuid::parse_str(text.to_str()?) {
-            return Ok(id.into_bytes());
-        }
-    }
-    Err(PyTypeError::new_err(format!("expected a uuid.UUID, got {}", obj.repr()?)))
 }
 
 /// A committed event, read in place from the store's memory-mapped segment: fields are
@@ -83,6 +73,11 @@ impl Event {
     fn timestamp_us(&self) -> u64 {
         self.stored.view().timestamp_us()
     }
+    /// `timestamp_us` as an aware UTC `datetime.datetime`.
+    #[getter]
+    fn timestamp<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        payload::utc_from_micros(py, self.stored.view().timestamp_us())
+    }
     #[getter]
     fn causation_id<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         self.stored.view().causation_id().map(|id| to_uuid(py, &id)).transpose()
@@ -112,8 +107,14 @@ impl Event {
         PyBytes::new(py, self.stored.view().payload())
     }
 
+    /// Two events are equal when they are the same stored event: same id, position and
+    /// chain hash (which covers the names, the payload and the chain before it).
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
-        other.downcast::<Event>().is_ok_and(|o| o.get().stored == self.stored)
+        let key = |e: &StoredEvent| {
+            let view = e.view();
+            (view.event_id(), view.global_sequence, view.hash())
+        };
+        other.downcast::<Event>().is_ok_and(|o| key(&o.get().stored) == key(&self.stored))
     }
 
     fn __hash__(&self) -> u64 {
@@ -129,66 +130,21 @@ impl Event {
             view.entity_sequence()
         )
     }
-}
 
-/// What an append returns. Two receipts are equal when they name the same stored event
-/// (`durable` is when the receipt was made, not part of the event).
-#[pyclass(frozen, module = "eventpak._native")]
-pub struct AppendReceipt {
-    inner: CoreReceipt,
-}
-
-impl From<CoreReceipt> for AppendReceipt {
-    fn from(inner: CoreReceipt) -> Self {
-        AppendReceipt { inner }
-    }
-}
-
-#[pymethods]
-impl AppendReceipt {
-    #[getter]
-    fn event_id<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_uuid(py, &self.inner.event_id)
-    }
-    #[getter]
-    fn global_sequence(&self) -> u64 {
-        self.inner.global_sequence
-    }
-    #[getter]
-    fn entity_sequence(&self) -> u64 {
-        self.inner.entity_sequence
-    }
-    #[getter]
-    fn hash<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.inner.hash)
-    }
-    #[getter]
-    fn timestamp_us(&self) -> u64 {
-        self.inner.timestamp_us
-    }
-    #[getter]
-    fn durable(&self) -> bool {
-        self.inner.durable
+    /// Pickles as `Event._restore(frame)`: the event's fields in an owned frame of the
+    /// segment format, without its idempotency key (which an `Event` does not show).
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
+        let mut record = slf.get().stored.record();
+        record.idempotency_key = None;
+        let owned = StoredEvent::from_record(&record).map_err(refused)?;
+        let frame = PyBytes::new(slf.py(), owned.frame_bytes());
+        Ok((slf.get_type().getattr("_restore")?, (frame,)))
     }
 
-    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
-        other.downcast::<AppendReceipt>().is_ok_and(|o| {
-            let (a, b) = (&o.get().inner, &self.inner);
-            (a.event_id, a.global_sequence, a.entity_sequence, a.hash, a.timestamp_us)
-                == (b.event_id, b.global_sequence, b.entity_sequence, b.hash, b.timestamp_us)
-        })
-    }
-
-    fn __hash__(&self) -> u64 {
-        self.inner.global_sequence
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "AppendReceipt(global_sequence={}, entity_sequence={}, durable={})",
-            self.inner.global_sequence,
-            self.inner.entity_sequence,
-            if self.inner.durable { "True" } else { "False" }
-        )
+    /// Rebuilds a pickled event; its frame is checked (lengths, CRC) as a read checks one.
+    #[classmethod]
+    fn _restore(_cls: &Bound<'_, PyType>, frame: &[u8]) -> PyResult<Self> {
+        let stored = StoredEvent::from_frame(frame.to_vec()).map_err(refused)?;
+        Ok(Event::new(stored))
     }
 }

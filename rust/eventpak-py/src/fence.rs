@@ -24,8 +24,9 @@ impl NativeFence {
 
     /// Appends events through the fence atomically.
     fn append_batch(&self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<Vec<AppendReceipt>> {
-        let requests = build_items(items)?;
-        let receipts = self.store.get().run(py, |s| s.fence_append_batch(requests))?;
+        let store = self.store.get();
+        let requests = build_items(items, store.default_encoder(py).as_ref())?;
+        let receipts = store.run(py, |s| s.fence_append_batch(requests))?;
         Ok(receipts.into_iter().map(AppendReceipt::from).collect())
     }
 

@@ -14,6 +14,7 @@ mod names;
 mod payload;
 mod projection;
 mod request;
+mod stats;
 mod store;
 mod types;
 
@@ -32,6 +33,8 @@ mod _native {
     #[pymodule_export]
     use crate::fence::NativeFence;
     #[pymodule_export]
+    use crate::gil::mark_exiting;
+    #[pymodule_export]
     use crate::projection::{replay, replay_head, target_identity, CacheMeta, NativeCache};
     #[pymodule_export]
     use crate::request::AppendRequest;
@@ -47,13 +50,23 @@ mod _native {
     #[allow(non_upper_case_globals)]
     const __version__: &str = env!("CARGO_PKG_VERSION");
 
-    /// Encodes a payload to msgpack the way the store does (for tests and tools).
+    /// Marks this process as a child just forked: stores opened before the fork become
+    /// unusable here (registered with `os.register_at_fork` by the package).
     #[pyfunction]
+    fn after_fork_in_child() {
+        eventpak_core::note_fork_in_child();
+    }
+
+    /// Encodes a payload to msgpack the way the store does (for tests and tools); values
+    /// msgpack cannot carry go through `default`, as in `json.dumps`.
+    #[pyfunction]
+    #[pyo3(signature = (value, *, default=None))]
     fn encode_payload<'py>(
         py: Python<'py>,
         value: &Bound<'py, PyAny>,
+        default: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
-        Ok(pyo3::types::PyBytes::new(py, &crate::payload::encode(value)?))
+        Ok(pyo3::types::PyBytes::new(py, &crate::payload::encode(value, default)?))
     }
 
     /// Decodes msgpack bytes the way the store does.

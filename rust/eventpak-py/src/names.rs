@@ -1,20 +1,26 @@
-//! Name arguments (entities, scopes, kinds, region filters, checkpoint ids). A Python str
-//! that is not valid UTF-8 (lone surrogates, e.g. from `os.fsdecode` of bad bytes) is
-//! refused with the typed error of its kind of name, like any other bad name.
+//! Name arguments (entities, scopes, kinds, region filters, checkpoint ids). A value that is
+//! not a `str` raises a `TypeError` naming the argument ("kind must be a str, not int"). A
+//! Python str that is not valid UTF-8 (lone surrogates, e.g. from `os.fsdecode` of bad
+//! bytes) is refused with the typed error of its kind of name, like any other bad name.
 
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
+use crate::args::type_name;
 use crate::errors::{InvalidCheckpointId, InvalidCoordinate, InvalidKind, InvalidRegion};
 
 macro_rules! name_arg {
-    ($(#[$doc:meta])* $name:ident => $error:ident) => {
+    ($(#[$doc:meta])* $name:ident => $error:ident, $label:literal) => {
         $(#[$doc])*
         pub struct $name(pub String);
 
-        impl<'py> FromPyObject<'py> for $name {
-            fn extract_bound(ob: &Bound<'py, PyAny>) -> PyResult<Self> {
-                let text = ob.downcast::<PyString>()?;
+        impl $name {
+            /// Reads argument `label` (the name messages give it).
+            pub fn named(ob: &Bound<'_, PyAny>, label: &str) -> PyResult<Self> {
+                let Ok(text) = ob.downcast::<PyString>() else {
+                    return Err(PyTypeError::new_err(format!("{label} must be a str, not {}", type_name(ob))));
+                };
                 match text.to_str() {
                     Ok(s) => Ok($name(s.to_owned())),
                     Err(_) => {
@@ -24,22 +30,29 @@ macro_rules! name_arg {
                 }
             }
         }
+
+        /// Extraction as a function argument: messages call it by its usual label.
+        impl<'py> FromPyObject<'py> for $name {
+            fn extract_bound(ob: &Bound<'py, PyAny>) -> PyResult<Self> {
+                Self::named(ob, $label)
+            }
+        }
     };
 }
 
 name_arg!(
     /// An entity or scope.
-    CoordinatePart => InvalidCoordinate
+    CoordinatePart => InvalidCoordinate, "entity"
 );
 name_arg!(
     /// An event kind.
-    KindName => InvalidKind
+    KindName => InvalidKind, "kind"
 );
 name_arg!(
     /// A region filter value.
-    RegionName => InvalidRegion
+    RegionName => InvalidRegion, "region filter"
 );
 name_arg!(
     /// A cursor checkpoint id.
-    CheckpointId => InvalidCheckpointId
+    CheckpointId => InvalidCheckpointId, "checkpoint_id"
 );

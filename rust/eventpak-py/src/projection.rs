@@ -7,6 +7,7 @@ use eventpak_core::{CacheMeta as CoreMeta, NativeCache as CoreCache, ReplayTarge
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use crate::args::{int_arg, opt_int_arg};
 use crate::event::Event;
 use crate::gil::detached;
 use crate::store::{events, NativeStore};
@@ -27,8 +28,8 @@ pub struct CacheMeta {
 #[pymethods]
 impl CacheMeta {
     #[new]
-    fn new(watermark: u64, cached_at_us: i64) -> Self {
-        CacheMeta { watermark, cached_at_us }
+    fn new(watermark: &Bound<'_, PyAny>, cached_at_us: i64) -> PyResult<Self> {
+        Ok(CacheMeta { watermark: int_arg(watermark, "watermark")?, cached_at_us })
     }
 
     fn __repr__(&self) -> String {
@@ -95,9 +96,10 @@ pub fn replay(
     store: &NativeStore,
     target: &Bound<'_, PyAny>,
     kinds: Vec<String>,
-    after: Option<u64>,
-    limit: usize,
+    after: Option<&Bound<'_, PyAny>>,
+    limit: &Bound<'_, PyAny>,
 ) -> PyResult<Vec<Py<Event>>> {
+    let (after, limit) = (opt_int_arg(after, "after")?, int_arg(limit, "limit")?);
     let (target, kinds) = (self::target(target)?, BTreeSet::from_iter(kinds));
     let records = store.run(py, |s| s.read_events(&s.replay_hits(&target, &kinds, after, limit)?))?;
     events(py, records)

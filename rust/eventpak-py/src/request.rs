@@ -6,6 +6,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
 
+use crate::args::{opt_int_arg, type_name};
 use crate::event::from_uuid;
 use crate::names::KindName;
 use crate::payload;
@@ -39,19 +40,19 @@ impl AppendRequest {
         kind: Py<PyAny>,
         payload: Py<PyAny>,
         idempotency_key: Option<Py<PyAny>>,
-        expected_sequence: Option<u64>,
+        expected_sequence: Option<&Bound<'_, PyAny>>,
         causation_id: Option<Py<PyAny>>,
         correlation_id: Option<Py<PyAny>>,
-    ) -> Self {
-        AppendRequest {
+    ) -> PyResult<Self> {
+        Ok(AppendRequest {
             coord,
             kind,
             payload,
             idempotency_key,
-            expected_sequence,
+            expected_sequence: opt_int_arg(expected_sequence, "expected_sequence")?,
             causation_id,
             correlation_id,
-        }
+        })
     }
 }
 
@@ -70,31 +71,39 @@ fn key_bytes(key: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     if let Ok(bytes) = key.downcast::<PyBytes>() {
         return Ok(bytes.as_bytes().to_vec());
     }
-    Err(PyTypeError::new_err("idempotency_key must be str or bytes"))
+    let shown = type_name(key);
+    Err(PyTypeError::new_err(format!("idempotency_key must be a str or bytes, not {shown}")))
 }
 
-/// Builds one engine request.
+/// Reads optional event id argument `name` (`None` stays `None`).
+fn opt_id(id: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<[u8; 16]>> {
+    id.filter(|c| !c.is_none()).map(|c| from_uuid(c, name)).transpose()
+}
+
+/// Builds one engine request; `default` converts payload values msgpack cannot carry (see
+/// [`payload::encode`]).
 pub fn build(
     coord: &Bound<'_, PyAny>,
     kind: &Bound<'_, PyAny>,
     value: &Bound<'_, PyAny>,
     o: Options<'_, '_>,
+    default: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<CoreRequest> {
     let (entity, scope) = coordinate_parts(coord)?;
     Ok(CoreRequest {
         entity,
         scope,
-        kind: kind.extract::<KindName>()?.0,
-        payload: payload::encode(value)?,
+        kind: KindName::named(kind, "kind")?.0,
+        payload: payload::encode(value, default)?,
         idempotency_key: o.idempotency_key.filter(|k| !k.is_none()).map(key_bytes).transpose()?,
         expected_sequence: o.expected_sequence,
-        causation_id: o.causation_id.filter(|c| !c.is_none()).map(from_uuid).transpose()?,
-        correlation_id: o.correlation_id.filter(|c| !c.is_none()).map(from_uuid).transpose()?,
+        causation_id: opt_id(o.causation_id, "causation_id")?,
+        correlation_id: opt_id(o.correlation_id, "correlation_id")?,
     })
 }
 
 /// Builds a batch item: an `AppendRequest` or a `(coord, kind, payload)` tuple.
-pub fn build_item(item: &Bound<'_, PyAny>) -> PyResult<CoreRequest> {
+pub fn build_item(item: &Bound<'_, PyAny>, default: Option<&Bound<'_, PyAny>>) -> PyResult<CoreRequest> {
     let py = item.py();
     if let Ok(req) = item.downcast::<AppendRequest>() {
         let r = req.get();
@@ -106,17 +115,23 @@ pub fn build_item(item: &Bound<'_, PyAny>) -> PyResult<CoreRequest> {
             causation_id: cause.as_ref(),
             correlation_id: corr.as_ref(),
         };
-        return build(r.coord.bind(py), r.kind.bind(py), r.payload.bind(py), options);
+        return build(r.coord.bind(py), r.kind.bind(py), r.payload.bind(py), options, default);
     }
     let tuple = item.downcast::<PyTuple>().ok().filter(|t| t.len() == 3).ok_or_else(|| {
-        PyTypeError::new_err("batch items must be ep.AppendRequest or (coord, kind, payload) tuples")
+        let shown = type_name(item);
+        PyTypeError::new_err(format!(
+            "batch items must be ep.AppendRequest or (coord, kind, payload) tuples, not {shown}"
+        ))
     })?;
     let none =
         Options { idempotency_key: None, expected_sequence: None, causation_id: None, correlation_id: None };
-    build(&tuple.get_item(0)?, &tuple.get_item(1)?, &tuple.get_item(2)?, none)
+    build(&tuple.get_item(0)?, &tuple.get_item(1)?, &tuple.get_item(2)?, none, default)
 }
 
 /// Builds every item of an `append_batch` iterable.
-pub fn build_items(items: &Bound<'_, PyAny>) -> PyResult<Vec<CoreRequest>> {
-    items.try_iter()?.map(|item| build_item(&item?)).collect()
+pub fn build_items(
+    items: &Bound<'_, PyAny>,
+    default: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Vec<CoreRequest>> {
+    items.try_iter()?.map(|item| build_item(&item?, default)).collect()
 }

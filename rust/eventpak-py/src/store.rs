@@ -5,14 +5,15 @@ use std::path::PathBuf;
 
 use eventpak_core::{Store, StoredEvent};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict};
 
-use crate::args::opt_int_arg;
+use crate::args::{int_arg, opt_int_arg};
 use crate::config::from_options;
 use crate::cursor::Cursor;
 use crate::errors::to_py;
 use crate::event::{from_uuid, AppendReceipt, Event};
 use crate::gil::detached;
+use crate::names::{CheckpointId, CoordinatePart};
 use crate::request::{build, build_items, Options};
 use crate::types::Region;
 
@@ -22,6 +23,8 @@ pub struct NativeStore {
     store: Store,
     /// The data dir exactly as the caller gave it (for messages).
     path: String,
+    /// Converts payload values msgpack cannot carry, as `json.dumps(default=)` does.
+    default: Option<Py<PyAny>>,
 }
 
 impl NativeStore {
@@ -33,6 +36,11 @@ impl NativeStore {
     /// The data dir as the caller gave it.
     pub fn shown_path(&self) -> &str {
         &self.path
+    }
+
+    /// The store's `default=` payload converter, bound to the GIL.
+    pub fn default_encoder<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        self.default.as_ref().map(|d| d.bind(py).clone())
     }
 
     /// Runs `work` on the engine without the GIL, mapping its error.
@@ -52,14 +60,20 @@ pub fn events(py: Python<'_>, records: Vec<StoredEvent>) -> PyResult<Vec<Py<Even
 
 #[pymethods]
 impl NativeStore {
-    /// Opens (or creates) the store in `path`; `options` are the engine options by name.
+    /// Opens (or creates) the store in `path`; `options` are the engine options by name,
+    /// `default` converts payload values msgpack cannot carry.
     #[staticmethod]
-    #[pyo3(signature = (path, **options))]
-    fn open(py: Python<'_>, path: PathBuf, options: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+    #[pyo3(signature = (path, *, default=None, **options))]
+    fn open(
+        py: Python<'_>,
+        path: PathBuf,
+        default: Option<Py<PyAny>>,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
         let config = from_options(options)?;
         let shown = path.display().to_string();
         let store = detached(py, &shown, || Store::open(&path, config))?;
-        Ok(NativeStore { store, path: shown })
+        Ok(NativeStore { store, path: shown, default: default.filter(|d| !d.is_none(py)) })
     }
 
     /// Appends one event and returns its receipt.
@@ -78,20 +92,20 @@ impl NativeStore {
     ) -> PyResult<AppendReceipt> {
         let expected_sequence = opt_int_arg(expected_sequence, "expected_sequence")?;
         let options = Options { idempotency_key, expected_sequence, causation_id, correlation_id };
-        let request = build(coord, kind, payload, options)?;
+        let request = build(coord, kind, payload, options, self.default_encoder(py).as_ref())?;
         self.run(py, |s| s.append(request)).map(AppendReceipt::from)
     }
 
     /// Appends events atomically; returns one receipt per event.
     fn append_batch(&self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<Vec<AppendReceipt>> {
-        let requests = build_items(items)?;
+        let requests = build_items(items, self.default_encoder(py).as_ref())?;
         let receipts = self.run(py, |s| s.append_batch(requests))?;
         Ok(receipts.into_iter().map(AppendReceipt::from).collect())
     }
 
     /// The event with this id; raises `ep.EventNotFound`.
     fn get(&self, py: Python<'_>, event_id: &Bound<'_, PyAny>) -> PyResult<Py<Event>> {
-        let id = from_uuid(event_id)?;
+        let id = from_uuid(event_id, "event_id")?;
         let record = self.run(py, |s| s.get(&id))?;
         Py::new(py, Event::new(record))
     }
@@ -115,10 +129,11 @@ impl NativeStore {
         &self,
         py: Python<'_>,
         region: &Region,
-        position: u64,
+        position: &Bound<'_, PyAny>,
         started: bool,
-        limit: usize,
+        limit: &Bound<'_, PyAny>,
     ) -> PyResult<Vec<u64>> {
+        let (position, limit) = (int_arg(position, "position")?, int_arg(limit, "limit")?);
         self.run(py, |s| s.query_hits_after(&region.inner, position, started, limit))
     }
 
@@ -131,17 +146,39 @@ impl NativeStore {
         limit: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<Py<Event>>> {
         let limit = opt_int_arg(limit, "limit")?;
-        let id = from_uuid(event_id)?;
+        let id = from_uuid(event_id, "event_id")?;
         let records = self.run(py, |s| s.walk_ancestors(&id, limit))?;
         events(py, records)
     }
 
-    /// A cursor over `region`, starting at the beginning of the log.
-    fn cursor(slf: &Bound<'_, Self>, region: &Region) -> PyResult<Cursor> {
-        if slf.get().store.is_closed() {
-            return Err(to_py(eventpak_core::Error::StoreClosed, &slf.get().path));
-        }
-        Ok(Cursor::new(slf.clone().unbind(), region))
+    /// A cursor over `region`: from the beginning of the log, or strictly after the global
+    /// sequence `after`.
+    #[pyo3(signature = (region, *, after=None))]
+    fn cursor(slf: &Bound<'_, Self>, region: &Region, after: Option<&Bound<'_, PyAny>>) -> PyResult<Cursor> {
+        let after = opt_int_arg(after, "after")?;
+        slf.get().store.check_open().map_err(|e| to_py(e, &slf.get().path))?;
+        Ok(Cursor::new(slf.clone().unbind(), region, after))
+    }
+
+    /// The newest visible global sequence, or `None` while nothing is visible.
+    fn head(&self, py: Python<'_>) -> PyResult<Option<u64>> {
+        self.run(py, Store::head)
+    }
+
+    /// The entity's next clock value: what `expected_sequence` must be for its next append.
+    fn next_sequence(&self, py: Python<'_>, entity: CoordinatePart) -> PyResult<u64> {
+        self.run(py, |s| s.next_sequence(&entity.0))
+    }
+
+    /// Deletes cursor checkpoint `checkpoint_id`; `False` when there was none.
+    fn reset_checkpoint(&self, py: Python<'_>, checkpoint_id: CheckpointId) -> PyResult<bool> {
+        self.run(py, |s| s.reset_cursor_checkpoint(&checkpoint_id.0))
+    }
+
+    /// The 16 random bytes fixed when the data dir was created.
+    #[getter]
+    fn store_id<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.store.store_id())
     }
 
     /// fsync barrier: every event appended so far is durable when this returns.
@@ -151,26 +188,8 @@ impl NativeStore {
 
     /// Counts, sizes and what recovery did at open.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.run(py, Store::stats)?;
-        let d = PyDict::new(py);
-        d.set_item("events", s.events)?;
-        d.set_item("durable_events", s.durable_events)?;
-        d.set_item("fsyncs", s.fsyncs)?;
-        d.set_item("segments", s.segments)?;
-        d.set_item("bytes", s.bytes)?;
-        d.set_item("entities", s.entities)?;
-        d.set_item("scopes", s.scopes)?;
-        d.set_item("kinds", s.kinds)?;
-        d.set_item("sync", self.store.config().sync.name())?;
-        d.set_item("writer_failure", s.writer_failure)?;
-        d.set_item("torn_tail_bytes", s.recovery.torn_tail_bytes)?;
-        let shown = |p: &std::path::Path| p.display().to_string();
-        d.set_item("torn_tail_segment", s.recovery.torn_tail_segment.as_deref().map(shown))?;
-        let removed: Vec<String> = s.recovery.removed_segments.iter().map(|p| shown(p)).collect();
-        d.set_item("removed_segments", PyList::new(py, removed)?)?;
-        d.set_item("index_checkpoint", s.recovery.index_checkpoint)?;
-        d.set_item("scanned_events", s.recovery.scanned_events)?;
-        Ok(d)
+        let stats = self.run(py, Store::stats)?;
+        crate::stats::to_dict(py, &stats, self.store.config().sync.name())
     }
 
     /// Syncs, writes the index checkpoint and releases the data dir. Idempotent.

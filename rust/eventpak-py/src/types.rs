@@ -1,14 +1,20 @@
-//! Value types: `Coordinate` and `Region`.
+//! Value types: `Coordinate` and `Region`, and the readers of their arguments.
+
+mod region;
+
+pub use region::Region;
 
 use eventpak_core::validate_coordinate_part;
-use eventpak_core::Region as CoreRegion;
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyIterator, PyList, PySequence, PyString, PyTuple};
 
+use crate::args::type_name;
 use crate::errors::to_py;
-use crate::names::{CoordinatePart, KindName, RegionName};
+use crate::names::CoordinatePart;
 
 /// The address of a stream: an entity (hash chain and clock) and a scope (isolation label).
+/// It unpacks like the `(entity, scope)` pair it stands for.
 #[pyclass(frozen, eq, hash, module = "eventpak._native")]
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Coordinate {
@@ -16,11 +22,18 @@ pub struct Coordinate {
     pub scope: String,
 }
 
+impl Coordinate {
+    fn pair<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, [&self.entity, &self.scope])
+    }
+}
+
 #[pymethods]
 impl Coordinate {
     #[new]
-    fn new(entity: CoordinatePart, scope: CoordinatePart) -> PyResult<Self> {
-        let (entity, scope) = (entity.0, scope.0);
+    fn new(entity: &Bound<'_, PyAny>, scope: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let entity = CoordinatePart::named(entity, "entity")?.0;
+        let scope = CoordinatePart::named(scope, "scope")?.0;
         validate_coordinate_part("entity", &entity)
             .and_then(|()| validate_coordinate_part("scope", &scope))
             .map_err(|e| to_py(e, ""))?;
@@ -39,6 +52,19 @@ impl Coordinate {
         &self.scope
     }
 
+    fn __len__(&self) -> usize {
+        2
+    }
+
+    /// `coord[0]` is the entity, `coord[1]` the scope; indexes and slices as on a tuple.
+    fn __getitem__<'py>(&self, index: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        self.pair(index.py())?.as_any().get_item(index)
+    }
+
+    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyIterator>> {
+        self.pair(py)?.as_any().try_iter()
+    }
+
     fn __repr__(&self) -> String {
         format!("Coordinate({:?}, {:?})", self.entity, self.scope)
     }
@@ -48,98 +74,54 @@ impl Coordinate {
     }
 }
 
-/// Reads a coordinate argument: a `Coordinate` or an `(entity, scope)` tuple.
+/// The items of a sequence argument: a list, a tuple or another `collections.abc.Sequence`,
+/// but not a str or bytes (sequences too, whose items would be read as separate names).
+/// `None` for anything else.
+pub fn sequence_items<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
+    if let Ok(list) = obj.downcast::<PyList>() {
+        return Ok(Some(list.iter().collect()));
+    }
+    if let Ok(tuple) = obj.downcast::<PyTuple>() {
+        return Ok(Some(tuple.iter().collect()));
+    }
+    if obj.is_instance_of::<PyString>()
+        || obj.is_instance_of::<PyBytes>()
+        || obj.is_instance_of::<PyByteArray>()
+    {
+        return Ok(None);
+    }
+    match obj.downcast::<PySequence>() {
+        Ok(seq) => Ok(Some(seq.try_iter()?.collect::<PyResult<_>>()?)),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Reads a coordinate argument: a `Coordinate` or an `(entity, scope)` pair of str (a
+/// tuple, a list or another sequence).
 pub fn coordinate_parts(obj: &Bound<'_, PyAny>) -> PyResult<(String, String)> {
     if let Ok(c) = obj.downcast::<Coordinate>() {
         let c = c.get();
         return Ok((c.entity.clone(), c.scope.clone()));
     }
-    if let Ok(t) = obj.downcast::<PyTuple>() {
-        if t.len() == 2 {
-            let part = |i| t.get_item(i)?.extract::<CoordinatePart>().map(|p| p.0);
-            return Ok((part(0)?, part(1)?));
-        }
+    let expected = "coord must be an ep.Coordinate or an (entity, scope) pair";
+    match sequence_items(obj)? {
+        Some(items) if items.len() == 2 => Ok((
+            CoordinatePart::named(&items[0], "coord entity")?.0,
+            CoordinatePart::named(&items[1], "coord scope")?.0,
+        )),
+        Some(items) => Err(PyTypeError::new_err(format!(
+            "{expected}, not a {} of length {}",
+            type_name(obj),
+            items.len()
+        ))),
+        None => Err(PyTypeError::new_err(format!("{expected}, not {}", type_name(obj)))),
     }
-    Err(pyo3::exceptions::PyTypeError::new_err("coord must be an ep.Coordinate or an (entity, scope) tuple"))
 }
 
-/// The read predicate of queries, cursors and workers. Builders return new regions.
-#[pyclass(frozen, eq, hash, module = "eventpak._native")]
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Region {
-    pub inner: CoreRegion,
-}
-
-fn build(r: eventpak_core::Result<CoreRegion>) -> PyResult<Region> {
-    r.map(|inner| Region { inner }).map_err(|e| to_py(e, ""))
-}
-
-#[pymethods]
-impl Region {
-    /// The region matching every event.
-    #[staticmethod]
-    fn all() -> Self {
-        Region { inner: CoreRegion::all() }
-    }
-
-    /// Events of `prefix` and of entities in its namespace (`prefix:...`).
-    #[staticmethod]
-    fn entity(prefix: RegionName) -> PyResult<Self> {
-        build(CoreRegion::all().with_entity(&prefix.0))
-    }
-
-    /// Events of one scope.
-    #[staticmethod]
-    fn scope(scope: RegionName) -> PyResult<Self> {
-        build(CoreRegion::all().with_scope(&scope.0))
-    }
-
-    /// This region restricted to one scope.
-    fn with_scope(&self, scope: RegionName) -> PyResult<Self> {
-        build(self.inner.clone().with_scope(&scope.0))
-    }
-
-    /// This region accepting exactly one kind.
-    fn with_kind(&self, kind: RegionName) -> PyResult<Self> {
-        build(self.inner.clone().with_kinds(&[kind.0]))
-    }
-
-    /// This region accepting exactly these kinds.
-    fn with_kinds(&self, kinds: Vec<RegionName>) -> PyResult<Self> {
-        let kinds: Vec<String> = kinds.into_iter().map(|k| k.0).collect();
-        build(self.inner.clone().with_kinds(&kinds))
-    }
-
-    /// This region accepting kinds that start with `prefix`.
-    fn with_kind_prefix(&self, prefix: RegionName) -> PyResult<Self> {
-        build(self.inner.clone().with_kind_prefix(&prefix.0))
-    }
-
-    /// This region restricted to entity clocks `start..=end`.
-    fn with_clock_range(&self, start: u64, end: u64) -> PyResult<Self> {
-        build(self.inner.clone().with_clock_range(start, end))
-    }
-
-    /// True when an event at `coord` with `kind` matches; the clock range is checked only
-    /// when `entity_sequence` is given.
-    #[pyo3(signature = (coord, kind, entity_sequence=None))]
-    fn matches(
-        &self,
-        coord: &Bound<'_, PyAny>,
-        kind: KindName,
-        entity_sequence: Option<u64>,
-    ) -> PyResult<bool> {
-        let (entity, scope) = coordinate_parts(coord)?;
-        Ok(self.inner.matches(&entity, &scope, &kind.0, entity_sequence))
-    }
-
-    /// Stable, injective name of every filter; bound into durable cursor checkpoints.
-    #[getter]
-    fn checkpoint_identity(&self) -> String {
-        self.inner.checkpoint_identity()
-    }
-
-    fn __repr__(&self) -> String {
-        format!("Region({:?})", self.inner.checkpoint_identity())
+/// Reads a bool argument strictly: `1` or `None` is not a flag.
+pub fn bool_arg(value: &Bound<'_, PyAny>, name: &str) -> PyResult<bool> {
+    match value.downcast::<PyBool>() {
+        Ok(b) => Ok(b.is_true()),
+        Err(_) => Err(PyTypeError::new_err(format!("{name} must be a bool, not {}", type_name(value)))),
     }
 }

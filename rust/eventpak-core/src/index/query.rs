@@ -75,7 +75,15 @@ impl Index {
         if limit == 0 || from >= self.len() {
             return Vec::new();
         }
-        let entity_ids = region.entity_prefix.as_deref().map(|p| self.entities_under(p));
+        let entity_ids = match &region.entity {
+            // An exact entity is one name lookup, never a walk of its namespace.
+            Some(name) if region.entity_exact => match self.entity_names.get(name) {
+                Some(id) => Some(vec![id]),
+                None => return Vec::new(),
+            },
+            Some(prefix) => Some(self.entities_under(prefix)),
+            None => None,
+        };
         let scope_id = match region.scope.as_deref() {
             Some(scope) => match self.scope_names.get(scope) {
                 Some(id) => Some(id),
@@ -167,5 +175,42 @@ fn merge_lists(lists: &[&[u64]], visit: &mut impl FnMut(u64) -> bool) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::NewEntry;
+    use super::*;
+
+    fn index_of(entities: &[&str]) -> Index {
+        let mut index = Index::default();
+        for (i, entity) in entities.iter().enumerate() {
+            index.insert(NewEntry {
+                segment: 0,
+                offset: i as u64,
+                len: 1,
+                event_id: (i as u128 + 1).to_be_bytes(),
+                entity,
+                scope: "s",
+                kind: "k",
+                entity_sequence: 0,
+                hash: [0; 32],
+                idempotency_key: None,
+                visible: true,
+            });
+        }
+        index
+    }
+
+    #[test]
+    fn exact_entity_skips_its_namespace() {
+        let index = index_of(&["alice:x", "alice", "alice2", "bob"]);
+        let exact = Region::all().with_exact_entity("alice").unwrap();
+        assert_eq!(index.query_hits_after(&exact, 0, false, 10), vec![1]);
+        let namespace = Region::all().with_entity("alice").unwrap();
+        assert_eq!(index.query_hits_after(&namespace, 0, false, 10), vec![0, 1]);
+        let missing = Region::all().with_exact_entity("carol").unwrap();
+        assert!(index.query_hits_after(&missing, 0, false, 10).is_empty());
     }
 }

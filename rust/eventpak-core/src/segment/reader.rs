@@ -7,7 +7,7 @@ use std::sync::Arc;
 use memmap2::Mmap;
 use parking_lot::RwLock;
 
-use super::frame::{decode_frame, Decoded, FrameView};
+use super::frame::{decode_frame, encode_frame, Decoded, FrameView};
 use crate::error::{Error, Result};
 use crate::event::EventRecord;
 
@@ -28,16 +28,48 @@ pub struct SegmentSet {
     reserve: u64,
 }
 
+/// Where the bytes of a [`StoredEvent`]'s frame live.
+#[derive(Clone)]
+enum Backing {
+    /// A segment's mapping (every event read from a store).
+    Mapped(Arc<Mmap>),
+    /// A frame of its own (an event rebuilt from its fields, e.g. when unpickled).
+    Owned(Arc<[u8]>),
+}
+
 /// A committed event, read in place from its segment's mapping: no copy of its bytes is
 /// made, and fields are decoded when asked for. Holding one keeps that mapping alive.
 #[derive(Clone)]
 pub struct StoredEvent {
-    map: Arc<Mmap>,
+    bytes: Backing,
     offset: usize,
     len: u32,
 }
 
 impl StoredEvent {
+    /// An event that owns its frame, built from `record` (its idempotency key included
+    /// when it has one) as frame 0 of a batch of 1. A record whose fields do not fit a
+    /// frame is refused.
+    pub fn from_record(record: &EventRecord) -> Result<Self> {
+        let mut frame = Vec::new();
+        encode_frame(&mut frame, record, 0, 1);
+        Self::from_frame(frame)
+    }
+
+    /// An event that owns `frame`, checked as a read checks a frame (lengths, CRC, names),
+    /// since these bytes come from outside the store (e.g. a pickle).
+    pub fn from_frame(frame: Vec<u8>) -> Result<Self> {
+        let refused = |reason: &str| Error::Internal(format!("not an event frame: {reason}"));
+        match decode_frame(&frame) {
+            Decoded::Frame(view) if view.len == frame.len() => {}
+            Decoded::Frame(_) => return Err(refused("bytes follow the frame")),
+            Decoded::Short => return Err(refused("the frame is cut short")),
+            Decoded::Bad(reason) => return Err(refused(&reason)),
+        }
+        let len = u32::try_from(frame.len()).map_err(|_| refused("the frame is too large"))?;
+        Ok(StoredEvent { bytes: Backing::Owned(frame.into()), offset: 0, len })
+    }
+
     /// The frame's fields.
     pub fn view(&self) -> FrameView<'_> {
         FrameView::trusted(self.frame_bytes())
@@ -45,7 +77,11 @@ impl StoredEvent {
 
     /// The raw frame bytes.
     pub fn frame_bytes(&self) -> &[u8] {
-        &self.map[self.offset..self.offset + self.len as usize]
+        let bytes: &[u8] = match &self.bytes {
+            Backing::Mapped(map) => map,
+            Backing::Owned(frame) => frame,
+        };
+        &bytes[self.offset..self.offset + self.len as usize]
     }
 
     /// Its commit position.
@@ -87,7 +123,7 @@ impl MappedSegment {
         let bytes = self.map.get(start..start + len as usize).unwrap_or(&[]);
         match decode_frame(bytes) {
             Decoded::Frame(frame) if frame.len == len as usize => {
-                Ok(StoredEvent { map: self.map.clone(), offset: start, len })
+                Ok(StoredEvent { bytes: Backing::Mapped(self.map.clone()), offset: start, len })
             }
             Decoded::Frame(_) => {
                 Err(Error::corrupt(&self.slot.path, offset, "frame length differs from the index"))
@@ -180,5 +216,50 @@ impl SegmentSet {
         *guard = Some(map.clone());
         drop(guard);
         Ok(MappedSegment { slot, map })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> EventRecord {
+        EventRecord {
+            event_id: [1; 16],
+            global_sequence: 7,
+            entity: "acct:1".into(),
+            scope: "eu".into(),
+            kind: "deposit".into(),
+            entity_sequence: 2,
+            timestamp_us: 3,
+            causation_id: None,
+            correlation_id: [1; 16],
+            prev_hash: [4; 32],
+            hash: [5; 32],
+            idempotency_key: None,
+            payload: vec![0x91, 0x01],
+        }
+    }
+
+    #[test]
+    fn an_owned_event_reads_back_its_record() {
+        let event = StoredEvent::from_record(&record()).unwrap();
+        assert_eq!(event.record(), record());
+        assert_eq!(event.global_sequence(), 7);
+        assert_eq!(event.clone(), event);
+    }
+
+    #[test]
+    fn a_record_that_does_not_fit_a_frame_is_refused() {
+        // The kind length is one byte in a frame: 300 bytes would wrap, and the checked
+        // frame's lengths would disagree.
+        let long_kind = EventRecord { kind: "k".repeat(300).into(), ..record() };
+        assert!(StoredEvent::from_record(&long_kind).is_err());
+        let frame = StoredEvent::from_record(&record()).unwrap().frame_bytes().to_vec();
+        assert!(StoredEvent::from_frame(frame[..frame.len() - 1].to_vec()).is_err());
+        let mut flipped = frame.clone();
+        flipped[30] ^= 1;
+        assert!(StoredEvent::from_frame(flipped).is_err());
+        assert!(StoredEvent::from_frame([frame.as_slice(), &[0]].concat()).is_err());
     }
 }

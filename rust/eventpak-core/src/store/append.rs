@@ -97,15 +97,22 @@ impl Store {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
-        let mut w = writer.lock();
-        w.check_healthy()?;
-        self.check_open()?;
-        let index = self.shared.index.read();
-        match (index.visibility.open_fence.is_some(), fenced) {
-            (true, false) => return Err(Error::FenceActive),
-            (false, true) => return Err(Error::FenceClosed),
-            _ => {}
-        }
+        let deadline = self.plain_append_deadline();
+        let (mut w, index) = loop {
+            if !fenced {
+                self.wait_for_fence(deadline)?;
+            }
+            let w = writer.lock();
+            w.check_healthy()?;
+            self.check_open()?;
+            let index = self.shared.index.read();
+            match (index.visibility.open_fence.is_some(), fenced) {
+                // A fence opened between the wait and the lock: wait for that one too.
+                (true, false) => continue,
+                (false, true) => return Err(Error::FenceClosed),
+                _ => break (w, index),
+            }
+        };
         if let Some(receipts) = self.replayed_receipts(&index, &requests)? {
             return Ok(receipts);
         }

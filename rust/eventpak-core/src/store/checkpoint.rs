@@ -2,7 +2,7 @@
 //! `Storage`, so crash simulation and fault injection cover them like every other write.
 
 use super::Store;
-use crate::cursor_checkpoint::CursorCheckpoint;
+use crate::cursor_checkpoint::{checkpoint_path, CursorCheckpoint, CURSORS_DIR};
 use crate::error::{Error, Result};
 
 impl Store {
@@ -24,5 +24,23 @@ impl Store {
             self.sync_through(checkpoint.position)?;
         }
         checkpoint.save_with(&*self.shared.storage, &self.shared.data_dir, id)
+    }
+
+    /// Deletes checkpoint `id` (durably), so a cursor or worker with that id starts over
+    /// from the beginning of the log; `false` when there was none.
+    pub fn reset_cursor_checkpoint(&self, id: &str) -> Result<bool> {
+        self.check_open()?;
+        if self.shared.config.read_only {
+            return Err(Error::ReadOnlyStore("resetting a cursor checkpoint"));
+        }
+        let path = checkpoint_path(&self.shared.data_dir, id)?;
+        if std::fs::symlink_metadata(&path).is_err() {
+            return Ok(false);
+        }
+        let failed =
+            |e: std::io::Error| Error::CheckpointWriteFailed { id: id.to_owned(), cause: e.to_string() };
+        self.shared.storage.remove(&path).map_err(failed)?;
+        self.shared.storage.sync_dir(&self.shared.data_dir.join(CURSORS_DIR)).map_err(failed)?;
+        Ok(true)
     }
 }

@@ -3,14 +3,18 @@
 mod append;
 mod checkpoint;
 mod fence;
+mod identity;
+mod lock;
 mod read;
 mod replay;
 
+pub use identity::STORE_ID_FILE;
+pub use lock::LOCK_FILE;
 pub use read::Stats;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -26,9 +30,6 @@ use crate::recovery::{recover, RecoveryOptions, RecoveryReport};
 use crate::segment::{SegmentSet, SEGMENTS_DIR};
 use crate::sync::Durability;
 use crate::writer::Writer;
-
-/// Name of the lock file that marks a data dir as owned.
-pub const LOCK_FILE: &str = "LOCK";
 
 #[derive(Default)]
 struct FlushSignal {
@@ -53,6 +54,23 @@ pub(crate) struct Shared {
     /// readers wait on, so they wake on commit instead of polling.
     commits: Mutex<u64>,
     commit_wake: Condvar,
+    /// Which thread's fence is open; appends from other threads wait on it.
+    fence: fence::FenceGate,
+    /// Random bytes fixed when the data dir was created (`store.id`).
+    store_id: [u8; 16],
+    /// The fork epoch and process id at open: a store is unusable in a forked child.
+    fork_epoch: u64,
+    opened_by_pid: u32,
+}
+
+/// Bumped in every child process right after `fork()` (the binding registers the hook), so
+/// a store opened before a fork knows, with one atomic load, that it is in a child.
+static FORK_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// Marks this process as a fresh child of a `fork()`: every store opened before the fork is
+/// unusable here (its locks, threads and writer belong to the parent).
+pub fn note_fork_in_child() {
+    FORK_EPOCH.fetch_add(1, Ordering::AcqRel);
 }
 
 /// An open event store. All methods take `&self`; the store is safe to share.
@@ -61,30 +79,6 @@ pub struct Store {
     flusher: Mutex<Option<JoinHandle<()>>>,
     lock_file: Mutex<Option<File>>,
 }
-
-fn take_lock(data_dir: &Path, read_only: bool) -> Result<File> {
-    let path = data_dir.join(LOCK_FILE);
-    let file =
-        if read_only && !path.exists() { File::open(data_dir) } else { crate::io::open_append(&path, true) }
-            .map_err(|e| Error::storage("opening the lock file", e))?;
-    // A lock released by `close()` can still be held for a moment by a child process that
-    // another thread forked (subprocess) before the close and that has not exec'd yet: the
-    // child shares the locked file description. Give such a holder a few milliseconds.
-    let deadline = std::time::Instant::now() + LOCK_GRACE;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::StoreLocked),
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::storage("locking the data dir", e)),
-        }
-    }
-}
-
-/// How long `open` retries a data dir lock held by someone else before `StoreLocked`.
-const LOCK_GRACE: Duration = Duration::from_millis(20);
 
 impl Store {
     /// Opens (or creates) the store in `data_dir`, recovering the longest valid prefix.
@@ -96,6 +90,10 @@ impl Store {
     /// (tests use this to inject I/O faults and to record what was made durable).
     pub fn open_with(data_dir: &Path, config: StoreConfig, storage: Arc<dyn Storage>) -> Result<Store> {
         config.validate()?;
+        let fork_epoch = FORK_EPOCH.load(Ordering::Acquire);
+        if data_dir.exists() && !data_dir.is_dir() {
+            return Err(Error::InvalidConfig(format!("data dir {} is not a directory", data_dir.display())));
+        }
         if !data_dir.is_dir() {
             if !config.create || config.read_only {
                 return Err(Error::InvalidConfig(format!(
@@ -106,8 +104,14 @@ impl Store {
             create_durable_dir(&*storage, data_dir)
                 .map_err(|e| Error::storage("creating the data dir", e))?;
         }
-        let lock_file = take_lock(data_dir, config.read_only)?;
         let segments_dir = data_dir.join(SEGMENTS_DIR);
+        if config.read_only && !segments_dir.is_dir() {
+            return Err(Error::InvalidConfig(format!(
+                "{} holds no eventpak store (read_only=True creates nothing)",
+                data_dir.display()
+            )));
+        }
+        let lock_file = lock::take_lock(data_dir, config.read_only)?;
         if !config.read_only {
             create_durable_dir(&*storage, &segments_dir)
                 .map_err(|e| Error::storage("creating the segments dir", e))?;
@@ -122,6 +126,7 @@ impl Store {
         } else {
             recover_nothing()
         };
+        let store_id = identity::load_or_create(&*storage, data_dir, config.read_only)?;
         let written = recovered.index.len();
         let writer = if config.read_only {
             None
@@ -163,6 +168,10 @@ impl Store {
             flush_wake: Condvar::new(),
             commits: Mutex::new(0),
             commit_wake: Condvar::new(),
+            fence: fence::FenceGate::default(),
+            store_id,
+            fork_epoch,
+            opened_by_pid: std::process::id(),
         });
         let flusher = (sync_mode == SyncMode::Batch && shared.writer.is_some())
             .then(|| {
@@ -186,13 +195,28 @@ impl Store {
         &self.shared.config
     }
 
-    /// True once `close` ran.
-    pub fn is_closed(&self) -> bool {
-        self.shared.closed.load(Ordering::Acquire)
+    /// The store's identity: 16 random bytes fixed when its data dir was created.
+    pub fn store_id(&self) -> [u8; 16] {
+        self.shared.store_id
     }
 
-    fn check_open(&self) -> Result<()> {
-        if self.is_closed() {
+    /// True once `close` ran, and in a child process forked after the store was opened.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire) || self.forked()
+    }
+
+    /// True in a child forked after this store was opened.
+    fn forked(&self) -> bool {
+        FORK_EPOCH.load(Ordering::Acquire) != self.shared.fork_epoch
+    }
+
+    /// Refuses use of a closed store, and of one opened before a fork in the forked child
+    /// (checked before any lock is taken: a lock held at fork time stays held in the child).
+    pub fn check_open(&self) -> Result<()> {
+        if self.forked() {
+            return Err(Error::OpenedBeforeFork { pid: self.shared.opened_by_pid });
+        }
+        if self.shared.closed.load(Ordering::Acquire) {
             return Err(Error::StoreClosed);
         }
         Ok(())
@@ -236,6 +260,9 @@ impl Store {
 
     /// Wakes every reader blocked in [`Store::wait_for_commit`] (to stop a worker).
     pub fn wake_waiters(&self) {
+        if self.forked() {
+            return; // The parent's waiters are not here, and its locks may be held forever.
+        }
         self.shared.announce_commit();
     }
 
@@ -261,8 +288,10 @@ impl Store {
 
     /// Syncs, writes the index checkpoint and releases the data dir. Idempotent.
     /// The lock is released even when syncing or the checkpoint fails; the error is returned.
+    /// In a forked child it does nothing: the writer, the flusher and the lock belong to
+    /// the parent, which keeps using them.
     pub fn close(&self) -> Result<()> {
-        if self.shared.closed.swap(true, Ordering::AcqRel) {
+        if self.forked() || self.shared.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
         // An unfinished fence never commits: hide its events before the checkpoint.

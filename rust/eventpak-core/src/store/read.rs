@@ -10,8 +10,10 @@ use crate::segment::{SegmentSet, StoredEvent};
 /// A snapshot of the store's size and health.
 #[derive(Clone, Debug)]
 pub struct Stats {
-    /// Events in the log.
+    /// Events in the log, including events hidden by a fence.
     pub events: u64,
+    /// Events readers can see (`events` less cancelled and still-fenced ones).
+    pub visible_events: u64,
     /// Leading events covered by an fsync.
     pub durable_events: u64,
     /// Segment files.
@@ -146,12 +148,26 @@ impl Store {
         Ok(events)
     }
 
+    /// The newest visible global sequence; `None` while nothing is visible.
+    pub fn head(&self) -> Result<Option<u64>> {
+        self.with_index(|index| (0..index.len()).rev().find(|&seq| index.entries[seq as usize].visible))
+    }
+
+    /// The entity's next clock value: what `expected_sequence` must be for its next append
+    /// (its visible events; an open fence's events count only once it commits).
+    pub fn next_sequence(&self, entity: &str) -> Result<u64> {
+        self.with_index(|index| {
+            index.entity_names.get(entity).map_or(0, |id| index.entities[id as usize].postings.len() as u64)
+        })
+    }
+
     /// Size and health figures.
     pub fn stats(&self) -> Result<Stats> {
         self.check_open()?;
-        let (events, (entities, scopes, kinds)) = {
+        let (events, hidden, (entities, scopes, kinds)) = {
             let index = self.shared.index.read();
-            (index.len(), index.cardinalities())
+            let cancelled: u64 = index.visibility.cancelled.iter().map(|(start, end)| end - start).sum();
+            (index.len(), cancelled + index.pending.len() as u64, index.cardinalities())
         };
         let files = self.shared.segments.list();
         let bytes = files.iter().filter_map(|(_, p)| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
@@ -159,6 +175,7 @@ impl Store {
             self.shared.writer.as_ref().and_then(|w| w.lock().failure().map(Error::to_string));
         Ok(Stats {
             events,
+            visible_events: events - hidden,
             durable_events: self.durable_events(),
             fsyncs: self.shared.durability.fsyncs(),
             segments: files.len(),

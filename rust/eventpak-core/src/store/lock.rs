@@ -1,0 +1,54 @@
+//! Ownership of a data dir: an exclusive `flock` on `LOCK` for the store's whole life. A
+//! writable owner also writes its process id into the file, so a refused opener can say
+//! which process holds the dir.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// Name of the lock file that marks a data dir as owned.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// How long `open` retries a data dir lock held by someone else before `StoreLocked`.
+const LOCK_GRACE: Duration = Duration::from_millis(20);
+
+/// Takes the data dir's lock, or fails with [`Error::StoreLocked`] naming the holder.
+pub(super) fn take_lock(data_dir: &Path, read_only: bool) -> Result<File> {
+    let path = data_dir.join(LOCK_FILE);
+    let file =
+        if read_only && !path.exists() { File::open(data_dir) } else { crate::io::open_append(&path, true) }
+            .map_err(|e| Error::storage("opening the lock file", e))?;
+    // A lock released by `close()` can still be held for a moment by a child process that
+    // another thread forked (subprocess) before the close and that has not exec'd yet: the
+    // child shares the locked file description. Give such a holder a few milliseconds.
+    let deadline = Instant::now() + LOCK_GRACE;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::StoreLocked { holder_pid: holder_pid(&path) })
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::storage("locking the data dir", e)),
+        }
+    }
+    if !read_only {
+        // Informational only (it names the holder in others' errors), so it is neither
+        // fsynced nor routed through `Storage`, and failing to write it is not an error.
+        let _ =
+            file.set_len(0).and_then(|()| (&file).write_all(format!("{}\n", std::process::id()).as_bytes()));
+    }
+    Ok(file)
+}
+
+/// The process id the current holder wrote into `LOCK`, if it wrote one.
+fn holder_pid(path: &Path) -> Option<u32> {
+    let mut text = String::new();
+    File::open(path).ok()?.read_to_string(&mut text).ok()?;
+    text.trim().parse().ok()
+}

@@ -1,0 +1,156 @@
+//! `Region`: the read predicate of queries, cursors and workers.
+
+use eventpak_core::{KindFilter, Region as CoreRegion};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::types::PyType;
+
+use super::{bool_arg, coordinate_parts, sequence_items};
+use crate::args::{int_arg, opt_int_arg, type_name};
+use crate::errors::to_py;
+use crate::names::{KindName, RegionName};
+
+/// The read predicate of queries, cursors and workers. Builders return new regions.
+#[pyclass(frozen, eq, hash, module = "eventpak._native")]
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Region {
+    pub inner: CoreRegion,
+}
+
+fn build(r: eventpak_core::Result<CoreRegion>) -> PyResult<Region> {
+    r.map(|inner| Region { inner }).map_err(|e| to_py(e, ""))
+}
+
+/// What pickling keeps of a region: entity, exact flag, scope, exact kinds, kind prefix and
+/// clock range. A region is rebuilt from it through the builders, which check it again.
+type State = (Option<String>, bool, Option<String>, Option<Vec<String>>, Option<String>, Option<(u64, u64)>);
+
+#[pymethods]
+impl Region {
+    /// The region matching every event.
+    #[staticmethod]
+    fn all() -> Self {
+        Region { inner: CoreRegion::all() }
+    }
+
+    /// Events of entity `name` and of entities in its namespace (`name:...`); with
+    /// `exact=True`, of that entity only.
+    #[staticmethod]
+    #[pyo3(signature = (name, *, exact = None), text_signature = "(name, *, exact=False)")]
+    fn entity(name: &Bound<'_, PyAny>, exact: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let name = RegionName::named(name, "name")?.0;
+        let exact = exact.map(|e| bool_arg(e, "exact")).transpose()?.unwrap_or(false);
+        let region = CoreRegion::all();
+        build(if exact { region.with_exact_entity(&name) } else { region.with_entity(&name) })
+    }
+
+    /// Events of one scope.
+    #[staticmethod]
+    fn scope(scope: &Bound<'_, PyAny>) -> PyResult<Self> {
+        build(CoreRegion::all().with_scope(&RegionName::named(scope, "scope")?.0))
+    }
+
+    /// This region restricted to one scope.
+    fn with_scope(&self, scope: &Bound<'_, PyAny>) -> PyResult<Self> {
+        build(self.inner.clone().with_scope(&RegionName::named(scope, "scope")?.0))
+    }
+
+    /// This region accepting exactly one kind.
+    fn with_kind(&self, kind: &Bound<'_, PyAny>) -> PyResult<Self> {
+        build(self.inner.clone().with_kinds(&[RegionName::named(kind, "kind")?.0]))
+    }
+
+    /// This region accepting exactly these kinds (a sequence of str).
+    fn with_kinds(&self, kinds: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let Some(items) = sequence_items(kinds)? else {
+            let shown = type_name(kinds);
+            return Err(PyTypeError::new_err(format!("kinds must be a sequence of str, not {shown}")));
+        };
+        let kinds = items
+            .iter()
+            .enumerate()
+            .map(|(i, kind)| RegionName::named(kind, &format!("kinds[{i}]")).map(|k| k.0))
+            .collect::<PyResult<Vec<String>>>()?;
+        build(self.inner.clone().with_kinds(&kinds))
+    }
+
+    /// This region accepting kinds that start with `prefix`.
+    fn with_kind_prefix(&self, prefix: &Bound<'_, PyAny>) -> PyResult<Self> {
+        build(self.inner.clone().with_kind_prefix(&RegionName::named(prefix, "prefix")?.0))
+    }
+
+    /// This region restricted to entity clocks `start..=end`.
+    fn with_clock_range(&self, start: &Bound<'_, PyAny>, end: &Bound<'_, PyAny>) -> PyResult<Self> {
+        build(self.inner.clone().with_clock_range(int_arg(start, "start")?, int_arg(end, "end")?))
+    }
+
+    /// True when an event at `coord` with `kind` matches; the clock range is checked only
+    /// when `entity_sequence` is given.
+    #[pyo3(signature = (coord, kind, entity_sequence=None))]
+    fn matches(
+        &self,
+        coord: &Bound<'_, PyAny>,
+        kind: &Bound<'_, PyAny>,
+        entity_sequence: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let (entity, scope) = coordinate_parts(coord)?;
+        let kind = KindName::named(kind, "kind")?.0;
+        let clock = opt_int_arg(entity_sequence, "entity_sequence")?;
+        Ok(self.inner.matches(&entity, &scope, &kind, clock))
+    }
+
+    /// Stable, injective name of every filter; bound into durable cursor checkpoints.
+    #[getter]
+    fn checkpoint_identity(&self) -> String {
+        self.inner.checkpoint_identity()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Region({:?})", self.inner.checkpoint_identity())
+    }
+
+    /// Pickles as `Region._restore(*state)`.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, State)> {
+        let r = &slf.get().inner;
+        let (kinds, prefix) = match &r.kinds {
+            KindFilter::Any => (None, None),
+            KindFilter::Exact(set) => (Some(set.iter().cloned().collect()), None),
+            KindFilter::Prefix(prefix) => (None, Some(prefix.clone())),
+        };
+        let state = (r.entity.clone(), r.entity_exact, r.scope.clone(), kinds, prefix, r.clock);
+        Ok((slf.get_type().getattr("_restore")?, state))
+    }
+
+    /// Rebuilds a pickled region.
+    #[classmethod]
+    fn _restore(
+        _cls: &Bound<'_, PyType>,
+        entity: Option<String>,
+        entity_exact: bool,
+        scope: Option<String>,
+        kinds: Option<Vec<String>>,
+        kind_prefix: Option<String>,
+        clock: Option<(u64, u64)>,
+    ) -> PyResult<Self> {
+        let rebuilt = || {
+            let mut r = CoreRegion::all();
+            if let Some(entity) = &entity {
+                r = if entity_exact { r.with_exact_entity(entity) } else { r.with_entity(entity) }?;
+            }
+            if let Some(scope) = &scope {
+                r = r.with_scope(scope)?;
+            }
+            if let Some(kinds) = &kinds {
+                r = r.with_kinds(kinds)?;
+            }
+            if let Some(prefix) = &kind_prefix {
+                r = r.with_kind_prefix(prefix)?;
+            }
+            match clock {
+                Some((start, end)) => r.with_clock_range(start, end),
+                None => Ok(r),
+            }
+        };
+        build(rebuilt())
+    }
+}

@@ -1,0 +1,212 @@
+"""What a real service hits: a fork after open, an interpreter that exits with workers or
+blocked cursors, Ctrl-C while waiting, and a shutdown bounded by ``close(timeout=)``.
+
+The fork and exit cases run in child interpreters, so that an abort (SIGABRT) or a damaged
+data dir shows up as what it is."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import eventpak as ep
+import pytest
+
+
+def _run(script: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _assert_no_abort(done: subprocess.CompletedProcess[str]) -> None:
+    assert done.returncode != -signal.SIGABRT, done.stderr
+    assert "FATAL" not in done.stderr and "PanicException" not in done.stderr, done.stderr
+
+
+FORK_SCRIPT = """
+    import os, sys
+    import eventpak as ep
+
+    store = ep.Store.open(sys.argv[1], sync="always")
+    store.append(("acct:1", "eu"), "deposit", {"amount": 1})
+    pid = os.fork()
+    if pid == 0:
+        refusals = 0
+        for i in range(50):
+            try:
+                store.append(("acct:1", "eu"), "deposit", {"amount": i})
+            except ep.StoreClosed as exc:
+                refusals += "os.fork()" in str(exc)
+        for call in (store.stats, store.sync, lambda: store.query(ep.Region.all())):
+            try:
+                call()
+            except ep.StoreClosed:
+                refusals += 1
+        closed = store.closed
+        store.close()  # does nothing in the child and releases nothing of the parent's
+        os._exit(0 if refusals == 53 and closed else 1)
+    for i in range(50):
+        store.append(("acct:1", "eu"), "deposit", {"amount": i})
+    _, status = os.waitpid(pid, 0)
+    store.append(("acct:1", "eu"), "deposit", {"amount": 99})  # the child's close() left us alone
+    store.close()
+    print(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_store_opened_before_fork_is_unusable_in_the_child_and_the_parent_is_unharmed(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    done = _run(FORK_SCRIPT, str(data_dir))
+    _assert_no_abort(done)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0", "the child did not see StoreClosed for every call"
+    with ep.Store.open(data_dir) as store:
+        events = store.query(ep.Region.all())
+        assert [e.entity_sequence for e in events] == list(range(52))
+        assert [e.payload["amount"] for e in events] == [1, *range(50), 99]
+        assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(events))
+
+
+def test_a_child_opens_its_own_store_after_the_fork(tmp_path: Path) -> None:
+    script = """
+        import os, sys
+        import eventpak as ep
+
+        parent = ep.Store.open(sys.argv[1])
+        parent.close()
+        pid = os.fork()
+        if pid == 0:
+            with ep.Store.open(sys.argv[1], sync="always") as mine:
+                mine.append(("c", "s"), "k", "from the child")
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status))
+    """
+    done = _run(script, str(tmp_path / "data"))
+    assert done.returncode == 0 and done.stdout.strip() == "0", done.stderr
+    with ep.Store.open(tmp_path / "data") as store:
+        assert [e.payload for e in store.query(ep.Region.all())] == ["from the child"]
+
+
+EXIT_SCRIPT = """
+    import sys, threading
+    import eventpak as ep
+
+    data_dir, ending = sys.argv[1], sys.argv[2]
+    store = ep.Store.open(data_dir, sync="always")
+    delivered = threading.Event()
+    store.cursor_worker(
+        ep.Region.all(), lambda batch, store, witness: delivered.set(),
+        ep.CursorWorkerConfig(checkpoint_id="mailer"),
+    )
+    idle = store.cursor(ep.Region.entity("nobody"))
+    threading.Thread(target=idle.pull_batch, args=(10, 3600.0), daemon=True).start()
+    for i in range(300):
+        store.append(("acct:1", "eu"), "deposit", {"i": i})
+    delivered.wait(30)
+    print("appended", flush=True)
+    if ending == "exception":
+        raise RuntimeError("the service failed")
+    if ending == "ctrl-c":
+        raise KeyboardInterrupt
+"""
+
+
+@pytest.mark.parametrize("ending", ["normal", "exception", "ctrl-c"])
+def test_exit_with_a_worker_and_a_blocked_cursor_is_normal_and_loses_nothing(
+    tmp_path: Path, ending: str
+) -> None:
+    data_dir = tmp_path / "data"
+    done = _run(EXIT_SCRIPT, str(data_dir), ending)
+    _assert_no_abort(done)
+    expected = {"normal": [0], "exception": [1], "ctrl-c": [-signal.SIGINT, 128 + signal.SIGINT]}[ending]
+    assert done.returncode in expected, done.stderr
+    assert done.stdout.strip() == "appended"
+    with ep.Store.open(data_dir) as store:
+        assert [e.payload["i"] for e in store.query(ep.Region.all())] == list(range(300))
+        saved = ep.Cursor.load_checkpoint(data_dir, "mailer")
+        assert saved is not None and saved.position < 300
+
+
+def test_ctrl_c_interrupts_a_main_thread_waiting_in_pull_batch(tmp_path: Path) -> None:
+    script = """
+        import sys
+        import eventpak as ep
+
+        store = ep.Store.open(sys.argv[1])
+        cursor = store.cursor(ep.Region.all())
+        print("waiting", flush=True)
+        try:
+            cursor.pull_batch(10, 3600.0)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            store.close()
+    """
+    child = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script), str(tmp_path / "data")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "waiting"
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    assert out.strip() == "interrupted"
+
+
+def test_close_with_a_timeout_abandons_a_blocked_handler(
+    store: ep.Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    entered, release = threading.Event(), threading.Event()
+
+    def stuck(batch: list[ep.Event], _store: ep.Store, _witness: object) -> None:
+        entered.set()
+        release.wait(60)
+
+    handle = store.cursor_worker(ep.Region.all(), stuck, ep.CursorWorkerConfig(checkpoint_id="stuck"))
+    store.append(("a", "s"), "k", 1)
+    assert entered.wait(30)
+    with caplog.at_level(logging.WARNING, logger="eventpak.worker"):
+        store.close(timeout=0.2)  # returns although the handler still runs
+    assert store.closed
+    assert any("abandoning" in r.getMessage() for r in caplog.records)
+    release.set()
+    # The abandoned worker's next store call meets the closed store.
+    with pytest.raises(ep.StoreClosed):
+        handle.join(timeout=30)
+
+
+def test_close_without_a_timeout_waits_for_the_handler(store: ep.Store) -> None:
+    entered, release = threading.Event(), threading.Event()
+    seen: list[int] = []
+
+    def slow(batch: list[ep.Event], _store: ep.Store, _witness: object) -> None:
+        entered.set()
+        release.wait(60)
+        seen.extend(e.global_sequence for e in batch)
+
+    store.cursor_worker(ep.Region.all(), slow)
+    store.append(("a", "s"), "k", 1)
+    assert entered.wait(30)
+    closer = threading.Thread(target=store.close)
+    closer.start()
+    closer.join(timeout=0.2)
+    assert closer.is_alive()  # still waiting for the handler
+    release.set()
+    closer.join(timeout=30)
+    assert not closer.is_alive() and seen == [0]
