@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import eventpak as ep
+import pytest
 
 EXTENDED = os.environ.get("EVENTPAK_EXTENDED") == "1"
 DIRS, ROUNDS = (250, 8) if EXTENDED else (40, 5)
@@ -424,7 +425,11 @@ def verify_round(
     event_key: Callable[[ep.Event], tuple[Any, ...]],
     tally: Tally,
 ) -> None:
-    if not state.path.is_dir():  # killed before it created the data dir: read_only would refuse
+    if not (state.path / "segments").is_dir():
+        # Killed before the store existed (no data dir, or one without segments/ yet): a
+        # read-only open refuses a dir that holds no store, so verify with a writable one.
+        with pytest.raises(ep.InvalidConfig):
+            ep.Store.open(state.path, read_only=True)
         verify_options = {k: v for k, v in verify_options.items() if k != "read_only"}
     with ep.Store.open(state.path, **verify_options) as store:  # CorruptSegment here fails the run
         stats = store.stats()
