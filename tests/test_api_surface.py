@@ -12,6 +12,7 @@ from pathlib import Path
 import eventpak as ep
 import pytest
 from eventpak import _native
+from mypy import api as mypy_api
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -127,3 +128,53 @@ def test_errors_keep_their_fields(store: ep.Store) -> None:
     with pytest.raises(ep.StoreClosed) as closed:
         store.append(("acct:1", "eu"), "deposit", 1)
     assert closed.value.path == store.path
+
+
+@pytest.mark.parametrize("bad", [-1, 2**64])
+def test_store_integer_arguments_are_checked_and_named(store: ep.Store, bad: int) -> None:
+    store.append(("acct:1", "eu"), "deposit", 1)
+    first = store.query(ep.Region.all())[0]
+    calls = {
+        "expected_sequence": lambda: store.append(("acct:1", "eu"), "deposit", 1, expected_sequence=bad),
+        "after": lambda: store.query(ep.Region.all(), after=bad),
+        "limit": lambda: store.query(ep.Region.all(), limit=bad),
+        "limit ": lambda: store.walk_ancestors(first.event_id, bad),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ep.InvalidArgument) as refused:
+            call()
+        assert refused.value.argument == name.strip()
+        assert isinstance(refused.value, ValueError) and not isinstance(refused.value, OverflowError)
+    assert store.stats()["events"] == 1  # nothing was written
+
+
+TYPED_USE = """
+import eventpak as ep
+
+class Count(ep.Projection[int]):
+    name = "count"
+    def initial(self) -> int:
+        return 0
+    def apply(self, state: int, event: ep.Event) -> int:
+        return state + 1
+
+def handle(events: list[ep.Event], s: ep.Store, proof: ep.AtLeastOnce | None, /) -> None:
+    return None
+
+store = ep.Store.open("/nonexistent", sync="always", fence_wait_ms=10)
+total: int | None = store.project("acct:1", Count())
+handler: ep.Handler = handle
+"""
+
+
+def test_the_public_api_type_checks_as_documented(tmp_path: Path) -> None:
+    good = tmp_path / "good.py"
+    good.write_text(TYPED_USE)
+    out, _, status = mypy_api.run(["--strict", "--no-incremental", str(good)])
+    assert status == 0, out
+    bad = tmp_path / "bad.py"
+    bad.write_text(TYPED_USE + 'ep.Store.open("/x", sync="sometimes")\nstore.project("a", Count()) + "s"\n')
+    out, _, status = mypy_api.run(["--strict", "--no-incremental", str(bad)])
+    assert status == 1
+    assert 'Argument "sync" to "open" of "Store" has incompatible type' in out
+    assert 'Unsupported operand types for + ("int" and "str")' in out

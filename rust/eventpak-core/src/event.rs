@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::rng::SplitMix64;
+
 /// A 32-byte Blake3 digest.
 pub type Hash = [u8; 32];
 /// Raw bytes of a UUID.
@@ -139,7 +141,7 @@ pub fn chain_hash(
 pub struct IdClock {
     last_id: u128,
     last_us: u64,
-    rng: u64,
+    rng: SplitMix64,
 }
 
 const V7_RAND_B_MASK: u128 = (1 << 62) - 1;
@@ -155,15 +157,11 @@ impl IdClock {
     /// Resumes after the newest id and timestamp already in the store.
     pub fn resume(last_id: u128, last_us: u64) -> Self {
         let seed = uuid::Uuid::new_v4().as_u64_pair().0;
-        IdClock { last_id, last_us, rng: seed }
+        IdClock { last_id, last_us, rng: SplitMix64(seed) }
     }
 
     fn random(&mut self) -> u64 {
-        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.rng.next_u64()
     }
 
     /// The next id, greater than every id handed out before.

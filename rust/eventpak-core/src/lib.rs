@@ -34,6 +34,8 @@ pub mod io;
 #[doc(hidden)]
 pub mod recovery;
 #[doc(hidden)]
+pub mod rng;
+#[doc(hidden)]
 pub mod segment;
 #[doc(hidden)]
 pub mod visibility;

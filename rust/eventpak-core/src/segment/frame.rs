@@ -106,20 +106,25 @@ pub enum Decoded<'a> {
     Bad(String),
 }
 
+#[inline]
 fn u16_at(b: &[u8], at: usize) -> usize {
     u16::from_le_bytes([b[at], b[at + 1]]) as usize
 }
+#[inline]
 fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
 }
+#[inline]
 fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
 }
+#[inline]
 fn arr<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     b[at..at + N].try_into().unwrap()
 }
 
 /// Lengths of entity, scope, kind, idempotency key and payload, in body order.
+#[inline]
 fn variable_lens(body: &[u8]) -> [usize; 5] {
     [
         u16_at(body, BODY_ENTITY_LEN_OFFSET),
@@ -131,6 +136,7 @@ fn variable_lens(body: &[u8]) -> [usize; 5] {
 }
 
 /// Decodes the frame at the start of `buf`, checking its length bounds and CRC.
+#[inline]
 pub fn decode_frame(buf: &[u8]) -> Decoded<'_> {
     if buf.len() < FRAME_HEADER_LEN {
         return Decoded::Short;
@@ -163,10 +169,12 @@ pub fn decode_frame(buf: &[u8]) -> Decoded<'_> {
 impl<'a> FrameView<'a> {
     /// Reads a frame that was already checked by [`decode_frame`] (its bytes are immutable
     /// since), without checking it again.
+    #[inline]
     pub fn trusted(buf: &'a [u8]) -> Self {
         Self::from_parts(buf, FRAME_HEADER_LEN + u32_at(buf, FRAME_BODY_LEN_OFFSET) as usize)
     }
 
+    #[inline]
     fn from_parts(buf: &'a [u8], len: usize) -> Self {
         FrameView {
             global_sequence: u64_at(buf, FRAME_GLOBAL_SEQUENCE_OFFSET),

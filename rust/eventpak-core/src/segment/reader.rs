@@ -28,20 +28,13 @@ pub struct SegmentSet {
     reserve: u64,
 }
 
-/// Where the bytes of a [`StoredEvent`]'s frame live.
-#[derive(Clone)]
-enum Backing {
-    /// A segment's mapping (every event read from a store).
-    Mapped(Arc<Mmap>),
-    /// A frame of its own (an event rebuilt from its fields, e.g. when unpickled).
-    Owned(Arc<[u8]>),
-}
-
 /// A committed event, read in place from its segment's mapping: no copy of its bytes is
 /// made, and fields are decoded when asked for. Holding one keeps that mapping alive.
 #[derive(Clone)]
 pub struct StoredEvent {
-    bytes: Backing,
+    /// A segment's mapping, or an anonymous one holding just this frame (an event rebuilt
+    /// from outside the store, e.g. unpickled): one pointer either way, no branch on reads.
+    map: Arc<Mmap>,
     offset: usize,
     len: u32,
 }
@@ -67,7 +60,13 @@ impl StoredEvent {
             Decoded::Bad(reason) => return Err(refused(&reason)),
         }
         let len = u32::try_from(frame.len()).map_err(|_| refused("the frame is too large"))?;
-        Ok(StoredEvent { bytes: Backing::Owned(frame.into()), offset: 0, len })
+        let mut owned = memmap2::MmapOptions::new()
+            .len(frame.len())
+            .map_anon()
+            .map_err(|e| Error::storage("mapping an event frame", e))?;
+        owned.copy_from_slice(&frame);
+        let map = owned.make_read_only().map_err(|e| Error::storage("mapping an event frame", e))?;
+        Ok(StoredEvent { map: Arc::new(map), offset: 0, len })
     }
 
     /// The frame's fields.
@@ -77,11 +76,7 @@ impl StoredEvent {
 
     /// The raw frame bytes.
     pub fn frame_bytes(&self) -> &[u8] {
-        let bytes: &[u8] = match &self.bytes {
-            Backing::Mapped(map) => map,
-            Backing::Owned(frame) => frame,
-        };
-        &bytes[self.offset..self.offset + self.len as usize]
+        &self.map[self.offset..self.offset + self.len as usize]
     }
 
     /// Its commit position.
@@ -118,12 +113,13 @@ pub struct MappedSegment {
 impl MappedSegment {
     /// Checks the committed frame at `offset` (its length known from the index) and
     /// returns it as a [`StoredEvent`].
+    #[inline]
     pub fn event(&self, offset: u64, len: u32) -> Result<StoredEvent> {
         let start = offset as usize;
         let bytes = self.map.get(start..start + len as usize).unwrap_or(&[]);
         match decode_frame(bytes) {
             Decoded::Frame(frame) if frame.len == len as usize => {
-                Ok(StoredEvent { bytes: Backing::Mapped(self.map.clone()), offset: start, len })
+                Ok(StoredEvent { map: self.map.clone(), offset: start, len })
             }
             Decoded::Frame(_) => {
                 Err(Error::corrupt(&self.slot.path, offset, "frame length differs from the index"))

@@ -1,18 +1,19 @@
-//! splitmix64: a small seedable generator for the tests, so a printed seed replays a run
+//! The engine's splitmix64 with the helpers the tests want, so a printed seed replays a run
 //! (a corruption sweep, a crash state) exactly. Include it with `mod rng;` from a test
 //! file, or with a `#[path]` from a module below `tests/`.
 #![allow(dead_code)]
+
+use eventpak_core::rng::SplitMix64;
 
 /// The generator; the field is its state, so `Rng(seed)` starts a sequence.
 pub struct Rng(pub u64);
 
 impl Rng {
     pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        let mut generator = SplitMix64(self.0);
+        let value = generator.next_u64();
+        self.0 = generator.0;
+        value
     }
 
     /// A value in `0..n`; 0 when `n` is 0.
