@@ -84,6 +84,11 @@ class Store:
         )
         store._workers = []
         store._workers_lock = threading.Lock()
+        # The hottest calls skip a Python frame (about 5% of a single append): the instance
+        # gets the native bound methods, which take exactly the same arguments, while the
+        # class keeps the documented signatures that help(), IDEs and type checkers read.
+        store.append = store._native.append  # type: ignore[method-assign]
+        store.append_batch = store._native.append_batch  # type: ignore[method-assign]
         _open_stores.add(store)
         return store
 

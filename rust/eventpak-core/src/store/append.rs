@@ -97,10 +97,10 @@ impl Store {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
-        let deadline = self.plain_append_deadline();
+        let deadline = std::cell::OnceCell::new();
         let (mut w, index) = loop {
             if !fenced {
-                self.wait_for_fence(deadline)?;
+                self.wait_for_fence(&deadline)?;
             }
             let w = writer.lock();
             w.check_healthy()?;

@@ -6,6 +6,7 @@
 //! with [`Error::FenceActive`] (they would wait on themselves); from any other thread they
 //! wait until it commits or cancels, up to `fence_wait_ms`, then fail with `FenceActive`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
@@ -20,12 +21,19 @@ use crate::writer::Writer;
 pub(super) struct FenceGate {
     owner: Mutex<Option<ThreadId>>,
     ended: Condvar,
+    /// Mirrors `owner.is_some()`, so a plain append passes with one atomic load when no
+    /// fence is open (the writer lock re-checks, so a fence opened just after is still seen).
+    held: AtomicBool,
 }
 
 impl FenceGate {
     /// Waits until no other thread's fence is open (until `deadline`). With `claim`, the
     /// calling thread then owns the fence. The caller's own fence fails at once.
-    fn pass(&self, deadline: Instant, claim: bool) -> Result<()> {
+    fn pass(&self, deadline: impl Fn() -> Instant, claim: bool) -> Result<()> {
+        if !claim && !self.held.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let deadline = deadline();
         let me = std::thread::current().id();
         let mut owner = self.owner.lock();
         loop {
@@ -39,6 +47,7 @@ impl FenceGate {
                 None => {
                     if claim {
                         *owner = Some(me);
+                        self.held.store(true, Ordering::Release);
                     }
                     return Ok(());
                 }
@@ -48,7 +57,9 @@ impl FenceGate {
 
     /// Ends the fence (commit, cancel, close): wakes every waiting append.
     fn release(&self) {
-        *self.owner.lock() = None;
+        let mut owner = self.owner.lock();
+        *owner = None;
+        self.held.store(false, Ordering::Release);
         self.ended.notify_all();
     }
 }
@@ -61,14 +72,9 @@ impl Store {
 
     /// Waits until no other thread's fence is open (see the module docs); `Ok` once a plain
     /// append may go ahead. The caller re-checks under the writer lock and comes back here
-    /// if a new fence opened in between.
-    pub(super) fn wait_for_fence(&self, deadline: Instant) -> Result<()> {
-        self.shared.fence.pass(deadline, false)
-    }
-
-    /// The deadline of a plain append that waits for fences.
-    pub(super) fn plain_append_deadline(&self) -> Instant {
-        self.fence_deadline()
+    /// if a new fence opened in between; `deadline` is fixed at the first wait.
+    pub(super) fn wait_for_fence(&self, deadline: &std::cell::OnceCell<Instant>) -> Result<()> {
+        self.shared.fence.pass(|| *deadline.get_or_init(|| self.fence_deadline()), false)
     }
 
     /// True while a fence is open.
@@ -81,7 +87,7 @@ impl Store {
     /// Another thread's open fence is waited for (up to `fence_wait_ms`).
     pub fn begin_fence(&self) -> Result<()> {
         let writer = self.writer()?;
-        self.shared.fence.pass(self.fence_deadline(), true)?;
+        self.shared.fence.pass(|| self.fence_deadline(), true)?;
         let opened = (|| {
             self.check_open()?;
             let mut w = writer.lock();
