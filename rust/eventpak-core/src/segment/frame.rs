@@ -124,7 +124,7 @@ fn arr<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
 }
 
 /// Lengths of entity, scope, kind, idempotency key and payload, in body order.
-#[inline]
+#[inline(always)]
 fn variable_lens(body: &[u8]) -> [usize; 5] {
     [
         u16_at(body, BODY_ENTITY_LEN_OFFSET),
