@@ -22,6 +22,8 @@ __all__ = ["AppendOptions", "Store"]
 
 # Every open store, so that interpreter exit can stop their workers and close them.
 _open_stores: weakref.WeakSet[Store] = weakref.WeakSet()
+# How long interpreter exit waits, per store, for handlers still running.
+_EXIT_WORKER_TIMEOUT_S = 5.0
 
 CoordinateLike = Coordinate | tuple[str, str]
 S = TypeVar("S")
@@ -241,8 +243,5 @@ def close_open_stores_at_exit() -> None:
     for store in list(_open_stores):
         try:
             store.close(timeout=_EXIT_WORKER_TIMEOUT_S)
-        except Exception:  # exit goes on; the failure is already logged by the store
+        except Exception:  # exit goes on: say what failed, and close the other stores
             logging.getLogger("eventpak").exception("closing %s at interpreter exit failed", store.path)
-
-
-_EXIT_WORKER_TIMEOUT_S = 5.0
