@@ -123,7 +123,10 @@ impl<'de> Visitor<'de> for ExtData {
 /// computed, instead of allocating and hashing a new one per event.
 const KEY_CACHE_SLOTS: usize = 1024;
 const MAX_CACHED_KEY: usize = 32;
-static KEY_CACHE: Mutex<Vec<Option<Py<PyString>>>> = Mutex::new(Vec::new());
+/// Each slot keeps the key's text beside its string object, so a hit is compared in Rust
+/// without asking Python for the string's UTF-8.
+static KEY_CACHE: Mutex<Vec<Option<CachedKey>>> = Mutex::new(Vec::new());
+type CachedKey = (Box<str>, Py<PyString>);
 
 fn cached_key<'py>(py: Python<'py>, key: &str) -> Bound<'py, PyString> {
     if key.len() > MAX_CACHED_KEY {
@@ -137,14 +140,13 @@ fn cached_key<'py>(py: Python<'py>, key: &str) -> Bound<'py, PyString> {
     if cache.is_empty() {
         cache.resize_with(KEY_CACHE_SLOTS, || None);
     }
-    if let Some(hit) = &cache[slot] {
-        let hit = hit.bind(py);
-        if hit.to_str().is_ok_and(|s| s == key) {
-            return hit.clone();
+    if let Some((text, hit)) = &cache[slot] {
+        if &**text == key {
+            return hit.bind(py).clone();
         }
     }
     let fresh = PyString::intern(py, key);
-    cache[slot] = Some(fresh.clone().unbind());
+    cache[slot] = Some((key.into(), fresh.clone().unbind()));
     fresh
 }
 
