@@ -13,7 +13,8 @@ __all__ = ["RestartPolicy"]
 DEFAULT_BACKOFF_MS = (50, 5_000)
 
 
-def _check_count(name: str, value: object, minimum: int) -> None:
+def check_count(name: str, value: object, minimum: int) -> None:
+    """Raises ``ep.InvalidConfig`` unless ``value`` is an int (not a bool) of at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidConfig(f"{name} must be an int, not {type(value).__name__}")
     if value < minimum:
@@ -38,14 +39,14 @@ class RestartPolicy:
 
     def __post_init__(self) -> None:
         if self.max_restarts is not None:
-            _check_count("max_restarts", self.max_restarts, 0)
+            check_count("max_restarts", self.max_restarts, 0)
         if self.within_ms is not None:
-            _check_count("within_ms", self.within_ms, 1)
+            check_count("within_ms", self.within_ms, 1)
         if not isinstance(self.backoff_ms, tuple) or len(self.backoff_ms) != 2:
             raise InvalidConfig(f"backoff_ms must be a (first, most) pair of ints, not {self.backoff_ms!r}")
         first, most = self.backoff_ms
-        _check_count("backoff_ms[0]", first, 0)
-        _check_count("backoff_ms[1]", most, first)
+        check_count("backoff_ms[0]", first, 0)
+        check_count("backoff_ms[1]", most, first)
 
     @classmethod
     def once(cls, *, backoff_ms: tuple[int, int] = DEFAULT_BACKOFF_MS) -> RestartPolicy:
@@ -63,8 +64,8 @@ class RestartPolicy:
     ) -> RestartPolicy:
         """At most ``max_restarts`` restarts per window of ``within_ms`` milliseconds (the
         default policy is ``bounded(5, 60_000)``)."""
-        _check_count("max_restarts", max_restarts, 0)
-        _check_count("within_ms", within_ms, 1)
+        check_count("max_restarts", max_restarts, 0)
+        check_count("within_ms", within_ms, 1)
         return cls(max_restarts, within_ms, backoff_ms)
 
     @classmethod

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ._native import Cursor, CursorGapConfig, Event, Region
 from .errors import EventpakError, InvalidConfig, RestartBudgetExhausted, WorkerCrashed
-from .restart import RestartBudget, RestartPolicy
+from .restart import RestartBudget, RestartPolicy, check_count
 
 if TYPE_CHECKING:
     from .store import Store
@@ -81,8 +81,7 @@ class CursorWorkerConfig:
     gap_observation: CursorGapConfig = field(default_factory=CursorGapConfig.disabled)
 
     def __post_init__(self) -> None:
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise InvalidConfig(f"batch_size must be an int >= 1, got {self.batch_size!r}")
+        check_count("batch_size", self.batch_size, 1)
         if not isinstance(self.idle_sleep, (int, float)) or not 0 < self.idle_sleep < 3600:
             raise InvalidConfig(f"idle_sleep must be seconds in (0, 3600), got {self.idle_sleep!r}")
         if not isinstance(self.restart, RestartPolicy):
@@ -156,8 +155,7 @@ class CursorWorkerHandle:
     def join(self, timeout: float | None = None) -> None:
         """Waits for the worker to finish (does not ask it to stop). Raises the error that
         stopped it, or ``TimeoutError`` if it still runs after ``timeout`` seconds."""
-        if threading.current_thread() is self._thread:
-            raise RuntimeError(f"worker {self.name} cannot join itself from its own handler; call stop()")
+        self._refuse_self_join()
         self._thread.join(timeout)
         if self._thread.is_alive():
             raise TimeoutError(f"worker {self.name} still running after {timeout} s")
@@ -167,10 +165,13 @@ class CursorWorkerHandle:
     def stop_and_join(self, timeout: float | None = None) -> None:
         """:meth:`stop`, then :meth:`join`. From inside the worker's own handler it raises
         ``RuntimeError`` at once (it would wait on itself); call :meth:`stop` there."""
-        if threading.current_thread() is self._thread:
-            raise RuntimeError(f"worker {self.name} cannot join itself from its own handler; call stop()")
+        self._refuse_self_join()  # before stop(): a refused call must not stop the worker
         self.stop()
         self.join(timeout)
+
+    def _refuse_self_join(self) -> None:
+        if threading.current_thread() is self._thread:
+            raise RuntimeError(f"worker {self.name} cannot join itself from its own handler; call stop()")
 
     def is_alive(self) -> bool:
         """True while the worker thread runs."""

@@ -19,12 +19,15 @@ pub fn int_arg<T: TryFrom<u64>>(value: &Bound<'_, PyAny>, name: &str) -> PyResul
     if value.is_instance_of::<PyBool>() || !value.is_instance_of::<PyInt>() {
         return Err(PyTypeError::new_err(format!("{name} must be an int, not {}", type_name(value))));
     }
-    if value.lt(0)? {
-        return Err(InvalidArgument::new_err((name.to_owned(), format!("must be >= 0, got {value}"))));
-    }
     let too_large = || InvalidArgument::new_err((name.to_owned(), format!("{value} is too large")));
-    let wide: u64 = value.extract().map_err(|_| too_large())?;
-    T::try_from(wide).map_err(|_| too_large())
+    // One extraction on the common path; only a refused value asks Python which side it is on.
+    match value.extract::<u64>() {
+        Ok(wide) => T::try_from(wide).map_err(|_| too_large()),
+        Err(_) if value.lt(0)? => {
+            Err(InvalidArgument::new_err((name.to_owned(), format!("must be >= 0, got {value}"))))
+        }
+        Err(_) => Err(too_large()),
+    }
 }
 
 /// [`int_arg`] for an optional argument (`None` stays `None`).
