@@ -70,6 +70,7 @@ class Coordinate:
 _CoordinateLike: TypeAlias = Coordinate | tuple[str, str]
 _EventId: TypeAlias = uuid.UUID | str
 _BatchItem: TypeAlias = AppendRequest | tuple[_CoordinateLike, str, Any]
+_Cause: TypeAlias = Event | AppendReceipt | uuid.UUID | str | PriorItem
 
 @final
 class Region:
@@ -141,6 +142,13 @@ class Event:
     def timestamp(self) -> datetime.datetime:
         """``timestamp_us`` as an aware UTC ``datetime.datetime``."""
     @property
+    def payload_version(self) -> int:
+        """The payload's schema version: the newest registered for its kind once upcasters
+        ran, else the stored one (0 when the event was appended without a version)."""
+    @property
+    def stored_payload_version(self) -> int:
+        """The payload's schema version as stored on disk."""
+    @property
     def causation_id(self) -> uuid.UUID | None:
         """The id of the event that caused this one, if given at append."""
     @property
@@ -200,10 +208,13 @@ class AppendRequest:
         *,
         idempotency_key: str | bytes | None = None,
         expected_sequence: int | None = None,
-        causation_id: _EventId | None = None,
+        causation_id: _EventId | PriorItem | None = None,
         correlation_id: _EventId | None = None,
+        caused_by: _Cause | None = None,
+        payload_version: int | None = None,
     ) -> Self:
-        """A request; see ``NativeStore.append`` for the arguments."""
+        """A request; see ``NativeStore.append`` for the arguments. In a batch,
+        ``ep.PriorItem(k)`` names item ``k`` (an earlier one) as the cause."""
     @property
     def coord(self) -> _CoordinateLike:
         """The coordinate, as given."""
@@ -220,11 +231,30 @@ class AppendRequest:
     def expected_sequence(self) -> int | None:
         """The compare-and-set entity clock, as given."""
     @property
-    def causation_id(self) -> _EventId | None:
+    def causation_id(self) -> _EventId | PriorItem | None:
         """The causing event's id, as given."""
     @property
     def correlation_id(self) -> _EventId | None:
         """The correlation id, as given."""
+    @property
+    def caused_by(self) -> _Cause | None:
+        """The cause, as given."""
+    @property
+    def payload_version(self) -> int:
+        """The payload's schema version (0 when not given)."""
+
+@final
+class PriorItem:
+    """In ``append_batch``: the earlier item at position ``index`` of the same batch, as a
+    cause (its id is only known at commit)."""
+
+    def __new__(cls, index: int) -> Self:
+        """Names item ``index``; it must come before the item that names it."""
+    @property
+    def index(self) -> int:
+        """Position of the causing item in its batch."""
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
 
 @final
 class CursorGapConfig:
@@ -399,11 +429,14 @@ class NativeStore:
         *,
         idempotency_key: str | bytes | None = None,
         expected_sequence: int | None = None,
-        causation_id: _EventId | None = None,
+        causation_id: _EventId | PriorItem | None = None,
         correlation_id: _EventId | None = None,
+        caused_by: _Cause | None = None,
+        payload_version: int | None = None,
     ) -> AppendReceipt:
         """Appends one event and returns its receipt. Raises ``FenceActive`` while a fence
-        is open, ``ConcurrencyConflict`` when ``expected_sequence`` is not the entity's clock."""
+        is open, ``ConcurrencyConflict`` when ``expected_sequence`` is not the entity's clock,
+        ``InvalidCausation`` for ``caused_by`` together with ``causation_id``."""
     def append_batch(self, items: Iterable[_BatchItem]) -> list[AppendReceipt]:
         """Appends ``AppendRequest`` items or ``(coord, kind, payload)`` tuples atomically
         (all or none); one receipt per item. Raises ``BatchTooLarge`` past the limits."""
@@ -418,6 +451,16 @@ class NativeStore:
     def walk_ancestors(self, event_id: _EventId, limit: int | None = None) -> list[Event]:
         """The event, then its entity's earlier events (newest first) along the ``prev_hash``
         chain, at most ``limit`` in all. Raises ``EventNotFound``."""
+    def causes(self, event_id: _EventId, *, limit: int | None = None) -> list[Event]:
+        """The event, its cause, that cause's cause ... up to the root. Raises ``EventNotFound``."""
+    def effects(self, event_id: _EventId) -> list[Event]:
+        """The direct effects of the event, in commit order. Raises ``EventNotFound``."""
+    def descendants(self, event_id: _EventId, *, max_depth: int | None = None) -> list[Event]:
+        """Every event the event caused, breadth first, itself excluded. Raises ``EventNotFound``."""
+    def correlated(
+        self, correlation_id: _EventId, *, after: int | None = None, limit: int | None = None
+    ) -> list[Event]:
+        """The events carrying ``correlation_id``, in commit order, strictly after ``after``."""
     def cursor(self, region: Region, *, after: int | None = None) -> Cursor:
         """A cursor over ``region``: from the beginning of the log, or strictly after the
         global sequence ``after``."""

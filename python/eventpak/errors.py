@@ -27,6 +27,7 @@ __all__ = [
     "FenceClosed",
     "IdempotencyConflict",
     "InvalidArgument",
+    "InvalidCausation",
     "InvalidCheckpointId",
     "InvalidConfig",
     "InvalidCoordinate",
@@ -86,6 +87,15 @@ class InvalidArgument(EventpakError, ValueError):
     def __init__(self, argument: str, reason: str) -> None:
         super().__init__(f"{argument}: {reason}")
         self.argument = argument
+        self.reason = reason
+
+
+class InvalidCausation(EventpakError, ValueError):
+    """A causal link cannot be made: ``caused_by`` and ``causation_id`` both given, or an
+    ``ep.PriorItem(k)`` that does not name an earlier item of its batch. Nothing was written."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"invalid causation: {reason}")
         self.reason = reason
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Self, TypedDict, TypeVar, Unpack
 
-from ._native import AppendReceipt, AppendRequest, Coordinate, Cursor, Event, NativeStore, Region
+from ._native import AppendReceipt, AppendRequest, Coordinate, Cursor, Event, NativeStore, PriorItem, Region
 from .config import StoreConfig, StoreOptions, StoreStats
 from .errors import CheckpointInUse, InvalidConfig, StoreClosed
 from .fence import Fence
@@ -40,10 +40,16 @@ class AppendOptions(TypedDict, total=False):
     expected_sequence: int | None
     """Compare-and-set on the entity's clock: the append succeeds only if the entity's next
     ``entity_sequence`` is this (``0``: the entity has no events yet)."""
-    causation_id: uuid.UUID | str | None
-    """The id of the event that caused this one."""
+    causation_id: uuid.UUID | str | PriorItem | None
+    """The id of the event that caused this one (in a batch, ``ep.PriorItem(k)``: item ``k``)."""
     correlation_id: uuid.UUID | str | None
     """Groups related events; defaults to the event's own id."""
+    caused_by: Event | AppendReceipt | uuid.UUID | str | PriorItem | None
+    """The cause, whose id becomes ``causation_id`` and whose correlation id becomes this
+    event's (unless ``correlation_id`` is given). Not together with ``causation_id``."""
+    payload_version: int | None
+    """The schema version of the payload (default 0), stored with the event; upcasters bring
+    older versions up to date on read."""
 
 
 class Store:
@@ -119,6 +125,28 @@ class Store:
     def walk_ancestors(self, event_id: uuid.UUID | str, limit: int | None = None) -> list[Event]:
         """The event, then its entity's earlier events along the ``prev_hash`` chain."""
         return self._native.walk_ancestors(event_id, limit)
+
+    def causes(self, event_id: uuid.UUID | str, *, limit: int | None = None) -> list[Event]:
+        """The event, its cause, that cause's cause ... up to the root, at most ``limit``.
+        The walk stops at a cause that is not a visible event of this store."""
+        return self._native.causes(event_id, limit=limit)
+
+    def effects(self, event_id: uuid.UUID | str) -> list[Event]:
+        """The events whose cause is this event, in commit order (from an index, not a scan)."""
+        return self._native.effects(event_id)
+
+    def descendants(self, event_id: uuid.UUID | str, *, max_depth: int | None = None) -> list[Event]:
+        """Every event this one caused, directly or not, breadth first; the event itself is
+        not included. ``max_depth=1`` is :meth:`effects`."""
+        return self._native.descendants(event_id, max_depth=max_depth)
+
+    def correlated(
+        self, correlation_id: uuid.UUID | str, *, after: int | None = None, limit: int | None = None
+    ) -> list[Event]:
+        """The events carrying ``correlation_id``, in commit order, strictly after the global
+        sequence ``after`` when given, at most ``limit``. An event's default correlation is
+        its own id, so the root of a saga is in its own correlation."""
+        return self._native.correlated(correlation_id, after=after, limit=limit)
 
     def cursor(self, region: Region, *, after: int | None = None) -> Cursor:
         """A cursor delivering the visible events of ``region`` in commit order, at least

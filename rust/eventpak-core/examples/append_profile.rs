@@ -21,6 +21,7 @@ fn main() {
                 expected_sequence: None,
                 causation_id: None,
                 correlation_id: None,
+                ..Default::default()
             })
             .collect();
         store.append_batch(batch).unwrap();

@@ -28,6 +28,9 @@ pub enum Error {
     /// An idempotency key is empty or longer than 64 bytes.
     #[error("invalid idempotency key: {0}")]
     InvalidIdempotencyKey(String),
+    /// A causal link cannot be made: a batch item names itself or a later item as its cause.
+    #[error("invalid causation: {0}")]
+    InvalidCausation(String),
     /// A cursor checkpoint id breaks the naming rules (it names a file).
     #[error("invalid checkpoint id: {0}")]
     InvalidCheckpointId(String),

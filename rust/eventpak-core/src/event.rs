@@ -12,7 +12,7 @@ pub type Hash = [u8; 32];
 pub type EventId = [u8; 16];
 
 /// What a caller asks to append. Payload is already msgpack-encoded.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct AppendRequest {
     /// Entity part of the coordinate.
     pub entity: String,
@@ -28,8 +28,17 @@ pub struct AppendRequest {
     pub expected_sequence: Option<u64>,
     /// Id of the event that caused this one.
     pub causation_id: Option<EventId>,
-    /// Correlation id; defaults to the new event's own id.
+    /// In a batch: the position of an earlier item of the same batch that caused this one
+    /// (its id is assigned at commit). Overrides `causation_id`.
+    pub causation_item: Option<u32>,
+    /// Correlation id; defaults to the new event's own id, or to the cause's correlation
+    /// when `correlation_from_cause` is set.
     pub correlation_id: Option<EventId>,
+    /// With no `correlation_id`: take the correlation of the cause when the cause is an
+    /// event of this store (or an earlier item of the batch), as `caused_by=` asks.
+    pub correlation_from_cause: bool,
+    /// Schema version of the payload (0 unless the caller versions its payloads).
+    pub payload_version: u32,
 }
 
 /// A committed event, decoded from its frame.
@@ -59,6 +68,8 @@ pub struct EventRecord {
     pub hash: Hash,
     /// Idempotency key the event was appended with.
     pub idempotency_key: Option<Vec<u8>>,
+    /// Schema version of the payload as stored (0 when unversioned).
+    pub payload_version: u32,
     /// msgpack payload bytes.
     pub payload: Vec<u8>,
 }
@@ -94,19 +105,48 @@ impl EventRecord {
     }
 }
 
+/// What the chain hash of an event covers, besides the previous hash.
+#[derive(Clone, Copy, Debug)]
+pub struct HashedFields<'a> {
+    /// The entity clock.
+    pub entity_sequence: u64,
+    /// Entity part of the coordinate.
+    pub entity: &'a str,
+    /// Scope part of the coordinate.
+    pub scope: &'a str,
+    /// Event kind.
+    pub kind: &'a str,
+    /// Payload schema version; 0 adds nothing, so unversioned events hash as format 1 did.
+    pub payload_version: u32,
+    /// msgpack payload bytes.
+    pub payload: &'a [u8],
+}
+
+impl EventRecord {
+    /// The fields of this record the chain hash covers.
+    pub fn hashed_fields(&self) -> HashedFields<'_> {
+        HashedFields {
+            entity_sequence: self.entity_sequence,
+            entity: &self.entity,
+            scope: &self.scope,
+            kind: &self.kind,
+            payload_version: self.payload_version,
+            payload: &self.payload,
+        }
+    }
+}
+
 /// The chain hash of an event. It covers the previous hash, the entity clock, the
 /// coordinate, the kind and the payload, each length-prefixed so that no two different
-/// inputs share an encoding: moving, reordering or editing an event breaks the chain.
-pub fn chain_hash(
-    prev_hash: &Hash,
-    entity_sequence: u64,
-    entity: &str,
-    scope: &str,
-    kind: &str,
-    payload: &[u8],
-) -> Hash {
+/// inputs share an encoding, then the payload version when it is not 0 (the payload's
+/// length prefix tells where the payload ends, so the suffix is unambiguous): moving,
+/// reordering or editing an event breaks the chain.
+pub fn chain_hash(prev_hash: &Hash, fields: HashedFields<'_>) -> Hash {
+    let HashedFields { entity_sequence, entity, scope, kind, payload_version, payload } = fields;
     let parts = [entity.as_bytes(), scope.as_bytes(), kind.as_bytes(), payload];
-    let total = 40 + parts.iter().map(|p| 8 + p.len()).sum::<usize>();
+    let version_bytes = payload_version.to_le_bytes();
+    let version: &[u8] = if payload_version == 0 { &[] } else { &version_bytes };
+    let total = 40 + parts.iter().map(|p| 8 + p.len()).sum::<usize>() + version.len();
     // Small events (the common case) are assembled on the stack and hashed in one call:
     // many tiny `update` calls cost more than the hashing itself.
     const INLINE: usize = 1024;
@@ -120,6 +160,8 @@ pub fn chain_hash(
             buf[at + 8..at + 8 + part.len()].copy_from_slice(part);
             at += 8 + part.len();
         }
+        buf[at..at + version.len()].copy_from_slice(version);
+        at += version.len();
         return *blake3::hash(&buf[..at]).as_bytes();
     }
     let mut h = blake3::Hasher::new();
@@ -129,6 +171,7 @@ pub fn chain_hash(
         h.update(&(part.len() as u64).to_le_bytes());
         h.update(part);
     }
+    h.update(version);
     *h.finalize().as_bytes()
 }
 
@@ -226,8 +269,8 @@ mod tests {
             h.update(&(part.len() as u64).to_le_bytes());
             h.update(part);
         }
-        assert_eq!(chain_hash(&[1; 32], 9, "e", "s", "k", &big), *h.finalize().as_bytes());
-        let small = chain_hash(&[1; 32], 9, "e", "s", "k", &big[..10]);
+        assert_eq!(chain_hash(&[1; 32], fields(9, "e", "s", "k", &big)), *h.finalize().as_bytes());
+        let small = chain_hash(&[1; 32], fields(9, "e", "s", "k", &big[..10]));
         let mut h = blake3::Hasher::new();
         h.update(&[1; 32]);
         h.update(&9u64.to_le_bytes());
@@ -238,12 +281,36 @@ mod tests {
         assert_eq!(small, *h.finalize().as_bytes());
     }
 
+    fn fields<'a>(
+        seq: u64,
+        entity: &'a str,
+        scope: &'a str,
+        kind: &'a str,
+        payload: &'a [u8],
+    ) -> HashedFields<'a> {
+        HashedFields { entity_sequence: seq, entity, scope, kind, payload_version: 0, payload }
+    }
+
     #[test]
     fn hash_binds_every_field() {
-        let base = chain_hash(&[0; 32], 0, "e", "s", "k", b"p");
-        assert_ne!(base, chain_hash(&[1; 32], 0, "e", "s", "k", b"p"));
-        assert_ne!(base, chain_hash(&[0; 32], 1, "e", "s", "k", b"p"));
-        assert_ne!(base, chain_hash(&[0; 32], 0, "es", "", "k", b"p"));
-        assert_ne!(base, chain_hash(&[0; 32], 0, "e", "s", "kp", b""));
+        let base = chain_hash(&[0; 32], fields(0, "e", "s", "k", b"p"));
+        assert_ne!(base, chain_hash(&[1; 32], fields(0, "e", "s", "k", b"p")));
+        assert_ne!(base, chain_hash(&[0; 32], fields(1, "e", "s", "k", b"p")));
+        assert_ne!(base, chain_hash(&[0; 32], fields(0, "es", "", "k", b"p")));
+        assert_ne!(base, chain_hash(&[0; 32], fields(0, "e", "s", "kp", b"")));
+        let versioned = HashedFields { payload_version: 1, ..fields(0, "e", "s", "k", b"p") };
+        assert_ne!(base, chain_hash(&[0; 32], versioned));
+        let big = vec![3u8; 4000];
+        let (small_v, big_v) = (versioned, HashedFields { payload: &big, ..versioned });
+        let mut h = blake3::Hasher::new();
+        h.update(&[0; 32]);
+        h.update(&0u64.to_le_bytes());
+        for part in [&b"e"[..], b"s", b"k", &big] {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        h.update(&1u32.to_le_bytes());
+        assert_eq!(chain_hash(&[0; 32], big_v), *h.finalize().as_bytes());
+        assert_ne!(chain_hash(&[0; 32], small_v), base);
     }
 }

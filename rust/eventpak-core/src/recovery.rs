@@ -9,10 +9,14 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
+mod cover;
+
 use crate::error::{Error, Result};
-use crate::index::{load_checkpoint, CheckpointCover, Index, NewEntry};
+use crate::index::{load_checkpoint, Index, NewEntry};
 use crate::io::Storage;
-use crate::segment::{list_segments, scan_segment, SegmentHeader, SegmentSet, SEGMENT_HEADER_LEN};
+use crate::segment::{
+    list_segments, load_seals, scan_segment, SegmentHeader, SegmentSet, SEGMENT_HEADER_LEN, SEGMENT_VERSION,
+};
 use crate::visibility::Visibility;
 
 /// What recovery found and did, reported through `stats()`.
@@ -40,6 +44,8 @@ pub struct Recovered {
     pub last_timestamp_us: u64,
     /// What happened.
     pub report: RecoveryReport,
+    /// The newest segment must take no more frames: it is sealed, or of an older version.
+    pub rotate_before_write: bool,
 }
 
 fn map_file(path: &Path) -> Result<Mmap> {
@@ -86,6 +92,28 @@ pub fn recover(
         }
         maps.push((header, map));
     }
+    let seals = load_seals(segments_dir)?;
+    for (position, ((id, path), (_, map))) in files.iter().zip(&maps).enumerate() {
+        let newest = position + 1 == files.len();
+        match seals.get(id) {
+            // A sealed segment cut back at a frame boundary looks intact to a scan when
+            // nothing after it is left to disagree: its seal record says where it ends.
+            Some(seal) if seal.len != map.len() as u64 => {
+                let reason = format!("sealed at {} bytes but {} bytes long", seal.len, map.len());
+                return Err(Error::corrupt(path, map.len() as u64, reason));
+            }
+            None if !newest && SegmentHeader::version_of(map) >= SEGMENT_VERSION => {
+                return Err(Error::corrupt(path, 0, "a segment before the newest has no seal record"));
+            }
+            _ => {}
+        }
+    }
+    let rotate_before_write = match (files.last(), maps.last()) {
+        (Some((id, _)), Some((_, map))) => {
+            seals.contains_key(id) || SegmentHeader::version_of(map) < SEGMENT_VERSION
+        }
+        _ => false,
+    };
 
     let mut visibility = Visibility::load(data_dir)?;
     // A fence still open at the last close or crash never committed: its events stay hidden.
@@ -93,13 +121,14 @@ pub fn recover(
         |seq: u64| visibility.is_cancelled(seq) || visibility.open_fence.is_some_and(|start| seq >= start);
     let (mut index, cover) = if use_checkpoint {
         match load_checkpoint(data_dir) {
-            Ok(Some((index, cover))) if cover_fits(&cover, &files, &maps, &index, &hidden) => {
-                report.index_checkpoint = "loaded";
-                (index, cover)
-            }
-            Ok(Some(_)) => {
-                report.index_checkpoint = "stale";
-                Default::default()
+            Ok(Some((mut index, cover))) => {
+                if cover::cover_fits(&cover, &files, &maps, &mut index, &hidden) {
+                    report.index_checkpoint = "loaded";
+                    (index, cover)
+                } else {
+                    report.index_checkpoint = "stale";
+                    Default::default()
+                }
             }
             Ok(None) => {
                 report.index_checkpoint = "missing";
@@ -157,11 +186,28 @@ pub fn recover(
                 entity_sequence: frame.entity_sequence(),
                 hash: frame.hash(),
                 idempotency_key: frame.idempotency_key(),
+                causation_id: frame.causation_id(),
+                correlation_id: frame.correlation_id(),
                 visible,
             });
             report.scanned_events += 1;
             Ok(())
         })?;
+        // For a segment wholly covered by the checkpoint (not its last one), the index
+        // already holds later segments' events, so only its length can be compared.
+        let counted = position + 1 >= cover.segments.len();
+        if let Some(seal) = seals.get(id) {
+            if end.valid_len != seal.len || (counted && index.len() != seal.next_sequence) {
+                let reason = format!(
+                    "sealed with {} bytes up to sequence {}, holds {} bytes up to sequence {}",
+                    seal.len,
+                    seal.next_sequence,
+                    end.valid_len,
+                    index.len()
+                );
+                return Err(Error::corrupt(path, end.valid_len, reason));
+            }
+        }
         if end.torn_bytes > 0 {
             torn_cut = Some((path.clone(), end.valid_len));
             report.torn_tail_bytes = end.torn_bytes;
@@ -197,49 +243,5 @@ pub fn recover(
     for (id, _) in &valid {
         set.push(*id, segments_dir.join(crate::segment::segment_file_name(*id)))?;
     }
-    Ok(Recovered { index, segments: valid, last_timestamp_us: last_ts, report })
-}
-
-/// True when the checkpoint describes a prefix of the segments as they are now, and every
-/// frame it covers is intact and where it says: frames are contiguous from each segment's
-/// header to its covered length, CRC-valid, with the sequence and id the checkpoint holds.
-/// Its visibility flags must agree with `hidden.ranges`. Anything else sends recovery to
-/// a full scan, which then decides authoritatively.
-fn cover_fits(
-    cover: &CheckpointCover,
-    files: &[(u64, PathBuf)],
-    maps: &[(SegmentHeader, Mmap)],
-    index: &Index,
-    hidden: &dyn Fn(u64) -> bool,
-) -> bool {
-    let n = cover.segments.len();
-    if n == 0 || n > files.len() {
-        return n == 0 && index.is_empty();
-    }
-    for (i, &(id, len)) in cover.segments.iter().enumerate() {
-        let actual = maps[i].1.len() as u64;
-        let exact = i + 1 < n;
-        if files[i].0 != id || len < SEGMENT_HEADER_LEN as u64 || (exact && actual != len) || actual < len {
-            return false;
-        }
-    }
-    let mut next_offset = vec![SEGMENT_HEADER_LEN as u64; n];
-    for (seq, (meta, &id)) in index.entries.iter().zip(&index.event_ids).enumerate() {
-        let segment = meta.segment as usize;
-        if meta.offset != next_offset[segment] || meta.visible == hidden(seq as u64) {
-            return false;
-        }
-        next_offset[segment] += meta.len as u64;
-        let start = meta.offset as usize;
-        let Some(bytes) = maps[segment].1.get(start..start + meta.len as usize) else { return false };
-        match crate::segment::decode_frame(bytes) {
-            crate::segment::Decoded::Frame(f) => {
-                if f.global_sequence != seq as u64 || u128::from_be_bytes(f.event_id()) != id {
-                    return false;
-                }
-            }
-            _ => return false,
-        }
-    }
-    next_offset.iter().zip(&cover.segments).all(|(&end, &(_, len))| end == len)
+    Ok(Recovered { index, segments: valid, last_timestamp_us: last_ts, report, rotate_before_write })
 }

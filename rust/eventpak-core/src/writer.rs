@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::event::{EventRecord, IdClock};
 use crate::io::{open_append, Storage};
-use crate::segment::{encode_frame, segment_file_name, SegmentHeader, SegmentSet};
+use crate::segment::{append_seal, encode_frame, segment_file_name, Seal, SegmentHeader, SegmentSet};
 
 /// Where a frame was written.
 #[derive(Clone, Copy, Debug)]
@@ -52,16 +52,20 @@ pub struct Writer {
     buf: Vec<u8>,
     /// The first failure (always a [`Error::StorageFailed`]); set once, reported forever.
     failure: Option<Error>,
+    /// The active segment must not take more frames: it is already sealed (a crash came
+    /// between its seal and the next segment), or it is of an older format version.
+    rotate_before_write: bool,
 }
 
 impl Writer {
-    /// Resumes appending to segment `segment_id` (already `segment_len` bytes long).
+    /// Resumes appending to segment `segment_id` (already `segment_len` bytes long). With
+    /// `rotate_before_write`, the first write starts a new segment instead.
     pub fn resume(
         storage: Arc<dyn Storage>,
         segments_dir: &Path,
         segment_max_bytes: u64,
         (segment_id, segment_position, segment_len): (u64, u32, u64),
-        written: u64,
+        (written, rotate_before_write): (u64, bool),
         clock: IdClock,
     ) -> Result<Self> {
         let path = segments_dir.join(segment_file_name(segment_id));
@@ -79,6 +83,7 @@ impl Writer {
             clock,
             buf: Vec::new(),
             failure: None,
+            rotate_before_write,
         })
     }
 
@@ -148,7 +153,8 @@ impl Writer {
             ends.push(self.buf.len());
         }
         let has_frames = self.segment_len > crate::segment::SEGMENT_HEADER_LEN as u64;
-        if has_frames && self.segment_len + self.buf.len() as u64 > self.segment_max_bytes {
+        let full = has_frames && self.segment_len + self.buf.len() as u64 > self.segment_max_bytes;
+        if full || self.rotate_before_write {
             self.rotate(segments).inspect_err(|e| self.poison(e.clone()))?;
         }
         if let Err(e) = self.storage.write(&self.file, &self.path, &self.buf) {
@@ -178,10 +184,14 @@ impl Writer {
         Ok(locations)
     }
 
-    /// Seals the active segment (fsync) and starts the next one. Sealing keeps the rule
-    /// that only the newest segment can ever have a torn tail.
+    /// Seals the active segment (fsync, then a durable seal record) and starts the next
+    /// one. Sealing keeps the rule that only the newest segment can ever have a torn tail,
+    /// and the seal record lets open notice a sealed segment that lost frames.
     fn rotate(&mut self, segments: &SegmentSet) -> Result<()> {
         self.sync_active().map_err(|e| Error::storage("fsync while sealing a segment", e))?;
+        let seal = Seal { len: self.segment_len, next_sequence: self.written };
+        append_seal(&*self.storage, &self.segments_dir, self.segment_id, seal)
+            .map_err(|e| Error::storage("writing a seal record", e))?;
         let next = self.segment_id + 1;
         let path = Self::create_segment(&*self.storage, &self.segments_dir, next, self.written)
             .map_err(|e| Error::storage("creating the next segment", e))?;
@@ -191,6 +201,7 @@ impl Writer {
         self.file = Arc::new(file);
         self.segment_id = next;
         self.segment_len = crate::segment::SEGMENT_HEADER_LEN as u64;
+        self.rotate_before_write = false;
         Ok(())
     }
 }

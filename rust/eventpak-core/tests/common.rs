@@ -20,6 +20,7 @@ pub fn request(entity: &str, kind: &str, payload: &[u8]) -> AppendRequest {
         expected_sequence: None,
         causation_id: None,
         correlation_id: None,
+        ..Default::default()
     }
 }
 
@@ -36,8 +37,11 @@ pub fn fill(store: &Store, n: usize) {
 }
 
 pub fn segment_paths(dir: &Path) -> Vec<PathBuf> {
-    let mut paths: Vec<PathBuf> =
-        std::fs::read_dir(dir.join("segments")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
     paths.sort();
     paths
 }

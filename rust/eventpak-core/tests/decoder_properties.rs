@@ -118,6 +118,7 @@ fn record() -> impl Strategy<Value = EventRecord> {
                     prev_hash: prev,
                     hash,
                     idempotency_key: key,
+                    payload_version: 0,
                     payload,
                 }
             },
@@ -677,6 +678,7 @@ fn req(entity: u8, kind: u8, payload: &[u8]) -> AppendRequest {
         expected_sequence: None,
         causation_id: None,
         correlation_id: None,
+        ..Default::default()
     }
 }
 

@@ -226,6 +226,7 @@ fn record_of(e: &Json) -> EventRecord {
         prev_hash: unhex(e.get("prev_hash").str()).try_into().unwrap(),
         hash: unhex(e.get("hash").str()).try_into().unwrap(),
         idempotency_key: e.get("idempotency_key").opt_str().map(|k| k.as_bytes().to_vec()),
+        payload_version: 0,
         payload: unhex(e.get("payload_hex").str()),
     }
 }

@@ -70,6 +70,7 @@ fn a_failed_write_or_fsync_poisons_the_writer_for_good() {
             expected_sequence: None,
             causation_id: None,
             correlation_id: None,
+            ..Default::default()
         };
         let mut failed_at = None;
         for i in 0..20 {

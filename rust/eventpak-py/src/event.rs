@@ -36,6 +36,11 @@ impl Event {
     pub fn new(stored: StoredEvent) -> Self {
         Event { stored, payload: PyOnceLock::new() }
     }
+
+    /// The stored event behind this view.
+    pub fn stored(&self) -> &StoredEvent {
+        &self.stored
+    }
 }
 
 #[pymethods]
@@ -77,6 +82,16 @@ impl Event {
     #[getter]
     fn timestamp<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         payload::utc_from_micros(py, self.stored.view().timestamp_us())
+    }
+    /// The payload's schema version (as stored; see `stored_payload_version`).
+    #[getter]
+    fn payload_version(&self) -> u32 {
+        self.stored.view().payload_version()
+    }
+    /// The payload's schema version as stored on disk.
+    #[getter]
+    fn stored_payload_version(&self) -> u32 {
+        self.stored.view().payload_version()
     }
     #[getter]
     fn causation_id<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {

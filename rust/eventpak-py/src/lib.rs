@@ -3,6 +3,7 @@
 //! public Python API lives in the `eventpak` package, which wraps these classes.
 
 mod args;
+mod causation;
 mod config;
 mod cursor;
 mod cursor_values;
@@ -22,6 +23,8 @@ use pyo3::prelude::*;
 
 #[pymodule]
 mod _native {
+    #[pymodule_export]
+    use crate::causation::PriorItem;
     #[pymodule_export]
     use crate::config::{check_store_options, store_defaults};
     #[pymodule_export]

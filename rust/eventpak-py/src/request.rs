@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
 
 use crate::args::{opt_int_arg, type_name};
+use crate::causation;
 use crate::event::from_uuid;
 use crate::names::KindName;
 use crate::payload;
@@ -29,12 +30,17 @@ pub struct AppendRequest {
     causation_id: Option<Py<PyAny>>,
     #[pyo3(get)]
     correlation_id: Option<Py<PyAny>>,
+    #[pyo3(get)]
+    caused_by: Option<Py<PyAny>>,
+    #[pyo3(get)]
+    payload_version: u32,
 }
 
 #[pymethods]
 impl AppendRequest {
     #[new]
-    #[pyo3(signature = (coord, kind, payload, *, idempotency_key=None, expected_sequence=None, causation_id=None, correlation_id=None))]
+    #[pyo3(signature = (coord, kind, payload, *, idempotency_key=None, expected_sequence=None, causation_id=None, correlation_id=None, caused_by=None, payload_version=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         coord: Py<PyAny>,
         kind: Py<PyAny>,
@@ -43,6 +49,8 @@ impl AppendRequest {
         expected_sequence: Option<&Bound<'_, PyAny>>,
         causation_id: Option<Py<PyAny>>,
         correlation_id: Option<Py<PyAny>>,
+        caused_by: Option<Py<PyAny>>,
+        payload_version: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         Ok(AppendRequest {
             coord,
@@ -52,16 +60,21 @@ impl AppendRequest {
             expected_sequence: opt_int_arg(expected_sequence, "expected_sequence")?,
             causation_id,
             correlation_id,
+            caused_by,
+            payload_version: opt_int_arg(payload_version, "payload_version")?.unwrap_or(0),
         })
     }
 }
 
 /// Optional append arguments, as Python objects.
+#[derive(Default)]
 pub struct Options<'a, 'py> {
     pub idempotency_key: Option<&'a Bound<'py, PyAny>>,
     pub expected_sequence: Option<u64>,
     pub causation_id: Option<&'a Bound<'py, PyAny>>,
     pub correlation_id: Option<&'a Bound<'py, PyAny>>,
+    pub caused_by: Option<&'a Bound<'py, PyAny>>,
+    pub payload_version: u32,
 }
 
 fn key_bytes(key: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
@@ -90,16 +103,19 @@ pub fn build(
     default: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<CoreRequest> {
     let (entity, scope) = coordinate_parts(coord)?;
-    Ok(CoreRequest {
+    let mut request = CoreRequest {
         entity,
         scope,
         kind: KindName::named(kind, "kind")?.0,
         payload: payload::encode(value, default)?,
         idempotency_key: o.idempotency_key.filter(|k| !k.is_none()).map(key_bytes).transpose()?,
         expected_sequence: o.expected_sequence,
-        causation_id: opt_id(o.causation_id, "causation_id")?,
         correlation_id: opt_id(o.correlation_id, "correlation_id")?,
-    })
+        payload_version: o.payload_version,
+        ..CoreRequest::default()
+    };
+    causation::apply(&mut request, o.causation_id, o.caused_by)?;
+    Ok(request)
 }
 
 /// Builds a batch item: an `AppendRequest` or a `(coord, kind, payload)` tuple.
@@ -109,11 +125,14 @@ pub fn build_item(item: &Bound<'_, PyAny>, default: Option<&Bound<'_, PyAny>>) -
         let r = req.get();
         let bind = |o: &Option<Py<PyAny>>| o.as_ref().map(|v| v.bind(py).clone());
         let (key, cause, corr) = (bind(&r.idempotency_key), bind(&r.causation_id), bind(&r.correlation_id));
+        let caused_by = bind(&r.caused_by);
         let options = Options {
             idempotency_key: key.as_ref(),
             expected_sequence: r.expected_sequence,
             causation_id: cause.as_ref(),
             correlation_id: corr.as_ref(),
+            caused_by: caused_by.as_ref(),
+            payload_version: r.payload_version,
         };
         return build(r.coord.bind(py), r.kind.bind(py), r.payload.bind(py), options, default);
     }
@@ -123,9 +142,7 @@ pub fn build_item(item: &Bound<'_, PyAny>, default: Option<&Bound<'_, PyAny>>) -
             "batch items must be ep.AppendRequest or (coord, kind, payload) tuples, not {shown}"
         ))
     })?;
-    let none =
-        Options { idempotency_key: None, expected_sequence: None, causation_id: None, correlation_id: None };
-    build(&tuple.get_item(0)?, &tuple.get_item(1)?, &tuple.get_item(2)?, none, default)
+    build(&tuple.get_item(0)?, &tuple.get_item(1)?, &tuple.get_item(2)?, Options::default(), default)
 }
 
 /// Builds every item of an `append_batch` iterable.

@@ -77,7 +77,7 @@ impl NativeStore {
     }
 
     /// Appends one event and returns its receipt.
-    #[pyo3(signature = (coord, kind, payload, *, idempotency_key=None, expected_sequence=None, causation_id=None, correlation_id=None))]
+    #[pyo3(signature = (coord, kind, payload, *, idempotency_key=None, expected_sequence=None, causation_id=None, correlation_id=None, caused_by=None, payload_version=None))]
     #[allow(clippy::too_many_arguments)]
     fn append(
         &self,
@@ -89,9 +89,19 @@ impl NativeStore {
         expected_sequence: Option<&Bound<'_, PyAny>>,
         causation_id: Option<&Bound<'_, PyAny>>,
         correlation_id: Option<&Bound<'_, PyAny>>,
+        caused_by: Option<&Bound<'_, PyAny>>,
+        payload_version: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<AppendReceipt> {
         let expected_sequence = opt_int_arg(expected_sequence, "expected_sequence")?;
-        let options = Options { idempotency_key, expected_sequence, causation_id, correlation_id };
+        let payload_version = opt_int_arg(payload_version, "payload_version")?.unwrap_or(0);
+        let options = Options {
+            idempotency_key,
+            expected_sequence,
+            causation_id,
+            correlation_id,
+            caused_by,
+            payload_version,
+        };
         let request = build(coord, kind, payload, options, self.default_encoder(py).as_ref())?;
         self.run(py, |s| s.append(request)).map(AppendReceipt::from)
     }
@@ -149,6 +159,50 @@ impl NativeStore {
         let id = from_uuid(event_id, "event_id")?;
         let records = self.run(py, |s| s.walk_ancestors(&id, limit))?;
         events(py, records)
+    }
+
+    /// The event, its cause, that cause's cause ... up to the root (at most `limit`).
+    #[pyo3(signature = (event_id, *, limit=None))]
+    fn causes(
+        &self,
+        py: Python<'_>,
+        event_id: &Bound<'_, PyAny>,
+        limit: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<Py<Event>>> {
+        let (id, limit) = (from_uuid(event_id, "event_id")?, opt_int_arg(limit, "limit")?);
+        events(py, self.run(py, |s| s.causes(&id, limit))?)
+    }
+
+    /// The direct effects of the event, in commit order.
+    fn effects(&self, py: Python<'_>, event_id: &Bound<'_, PyAny>) -> PyResult<Vec<Py<Event>>> {
+        let id = from_uuid(event_id, "event_id")?;
+        events(py, self.run(py, |s| s.effects(&id))?)
+    }
+
+    /// Every event the event caused, directly or not, breadth first.
+    #[pyo3(signature = (event_id, *, max_depth=None))]
+    fn descendants(
+        &self,
+        py: Python<'_>,
+        event_id: &Bound<'_, PyAny>,
+        max_depth: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<Py<Event>>> {
+        let (id, depth) = (from_uuid(event_id, "event_id")?, opt_int_arg(max_depth, "max_depth")?);
+        events(py, self.run(py, |s| s.descendants(&id, depth))?)
+    }
+
+    /// The events carrying `correlation_id`, in commit order.
+    #[pyo3(signature = (correlation_id, *, after=None, limit=None))]
+    fn correlated(
+        &self,
+        py: Python<'_>,
+        correlation_id: &Bound<'_, PyAny>,
+        after: Option<&Bound<'_, PyAny>>,
+        limit: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<Py<Event>>> {
+        let id = from_uuid(correlation_id, "correlation_id")?;
+        let (after, limit) = (opt_int_arg(after, "after")?, opt_int_arg(limit, "limit")?);
+        events(py, self.run(py, |s| s.correlated(&id, after, limit))?)
     }
 
     /// A cursor over `region`: from the beginning of the log, or strictly after the global

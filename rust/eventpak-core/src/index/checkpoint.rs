@@ -11,7 +11,15 @@ use crate::io::{write_atomic, Storage};
 /// File name of the index checkpoint inside a data dir.
 pub const INDEX_CHECKPOINT_FILE: &str = "index.ckpt";
 const MAGIC: &[u8; 8] = b"EVPKIDX\0";
-const VERSION: u32 = 1;
+/// Version 2 is version 1 followed by the causal sections (links, then correlations).
+const VERSION: u32 = 2;
+/// Checkpoints without causal sections; still read, their causal indexes are rebuilt
+/// from the frames they cover.
+const VERSION_WITHOUT_CAUSAL: u32 = 1;
+/// A causal link: effect sequence, cause sequence.
+const LINK_LEN: usize = 2 * size_of::<u64>();
+/// A correlation: event sequence, correlation id.
+const CORRELATION_LEN: usize = size_of::<u64>() + size_of::<u128>();
 
 // The fixed head; the covered segments follow it.
 const VERSION_OFFSET: usize = MAGIC.len();
@@ -51,6 +59,9 @@ pub struct CheckpointCover {
     pub segments: Vec<(u64, u64)>,
     /// Newest timestamp handed out when the checkpoint was taken.
     pub last_timestamp_us: u64,
+    /// False for a version-1 checkpoint: it holds no causal indexes, so whoever loads it
+    /// must rebuild them from the covered frames.
+    pub has_causal: bool,
 }
 
 struct Writer(Vec<u8>);
@@ -102,6 +113,18 @@ pub fn write_checkpoint(
     for (key, &seq) in &index.idempotency {
         w.bytes(key);
         w.u64(seq);
+    }
+    let links = index.causal.links();
+    w.u64(links.len() as u64);
+    for (seq, cause) in links {
+        w.u64(seq);
+        w.u64(cause);
+    }
+    let correlations = index.causal.correlations();
+    w.u64(correlations.len() as u64);
+    for (seq, correlation) in correlations {
+        w.u64(seq);
+        w.0.extend_from_slice(&correlation.to_be_bytes());
     }
     let crc = crc32c::crc32c(&w.0);
     w.u32(crc);
@@ -201,11 +224,13 @@ pub fn load_checkpoint(dir: &Path) -> Result<Option<(Index, CheckpointCover)>, S
         return Err("CRC mismatch".into());
     }
     let mut r = Reader { buf: body, at: 0 };
-    if r.seek(VERSION_OFFSET).u32()? != VERSION {
+    let version = r.seek(VERSION_OFFSET).u32()?;
+    if version != VERSION && version != VERSION_WITHOUT_CAUSAL {
         return Err("unsupported version".into());
     }
     let last_timestamp_us = r.seek(LAST_TIMESTAMP_OFFSET).u64()?;
-    let mut cover = CheckpointCover { last_timestamp_us, ..Default::default() };
+    let has_causal = version == VERSION;
+    let mut cover = CheckpointCover { last_timestamp_us, has_causal, ..Default::default() };
     for _ in 0..r.seek(SEGMENT_COUNT_OFFSET).count(false, SEGMENT_COVER_LEN)? {
         cover.segments.push((r.u64()?, r.u64()?));
     }
@@ -266,8 +291,36 @@ pub fn load_checkpoint(dir: &Path) -> Result<Option<(Index, CheckpointCover)>, S
         }
         index.idempotency.insert(key, seq);
     }
+    if has_causal {
+        read_causal(&mut r, &mut index, n as u64)?;
+    }
     if r.at != body.len() {
         return Err("trailing bytes".into());
     }
     Ok(Some((index, cover)))
+}
+
+/// Reads the causal sections into `index` (of `n` events). Links and correlations are
+/// stored sorted by event, so each posting list is rebuilt in commit order.
+fn read_causal(r: &mut Reader<'_>, index: &mut Index, n: u64) -> Result<(), String> {
+    let mut last = None;
+    for _ in 0..r.count(true, LINK_LEN)? {
+        let (seq, cause) = (r.u64()?, r.u64()?);
+        if seq >= n || cause >= seq || last.is_some_and(|l| l >= seq) {
+            return Err("causal link out of range or order".into());
+        }
+        last = Some(seq);
+        index.causal.link(seq, cause);
+    }
+    let mut last = None;
+    for _ in 0..r.count(true, CORRELATION_LEN)? {
+        let seq = r.u64()?;
+        let correlation = u128::from_be_bytes(r.take(size_of::<u128>())?.try_into().unwrap());
+        if seq >= n || last.is_some_and(|l| l >= seq) || index.event_ids[seq as usize] == correlation {
+            return Err("correlation entry out of range or order".into());
+        }
+        last = Some(seq);
+        index.causal.correlate(seq, correlation);
+    }
+    Ok(())
 }

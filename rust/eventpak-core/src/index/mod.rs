@@ -1,5 +1,6 @@
 //! The in-memory index: where every event lives and the postings that drive queries.
 
+mod causal;
 mod checkpoint;
 mod query;
 
@@ -109,6 +110,10 @@ pub struct NewEntry<'a> {
     pub hash: Hash,
     /// Idempotency key.
     pub idempotency_key: Option<&'a [u8]>,
+    /// Id of the causing event, if any (linked when it is an event of this store).
+    pub causation_id: Option<[u8; 16]>,
+    /// Correlation id (indexed when it is not the event's own id).
+    pub correlation_id: [u8; 16],
     /// Visible now (false for events of an open or cancelled fence).
     pub visible: bool,
 }
@@ -144,6 +149,8 @@ pub struct Index {
     pub(crate) fence_heads: HashMap<u32, (u64, Hash)>,
     /// Idempotency keys of the open fence's events (retries inside the fence see them).
     pub(crate) fence_keys: HashMap<Box<[u8]>, u64>,
+    /// Causes, effects and correlations.
+    pub(crate) causal: causal::CausalIndex,
 }
 
 impl Index {
@@ -176,6 +183,7 @@ impl Index {
             self.kind_order.insert(self.kind_names.name(kind).clone(), kind);
         }
         self.event_ids.push(u128::from_be_bytes(e.event_id));
+        self.link_causal(seq, e.causation_id, e.correlation_id);
         self.entries.push(EntryMeta {
             segment: e.segment,
             offset: e.offset,

@@ -197,6 +197,8 @@ mod tests {
                 entity_sequence: 0,
                 hash: [0; 32],
                 idempotency_key: None,
+                causation_id: None,
+                correlation_id: (i as u128 + 1).to_be_bytes(),
                 visible: true,
             });
         }

@@ -5,8 +5,10 @@
 //! body   = event_id [16] | entity_sequence u64 | timestamp_us u64 | flags u8
 //!          | correlation_id [16] | causation_id [16] | prev_hash [32] | hash [32]
 //!          | entity_len u16 | scope_len u16 | kind_len u8 | key_len u8 | payload_len u32
-//!          | entity | scope | kind | idempotency_key | payload
+//!          | entity | scope | kind | idempotency_key | [payload_version u32] | payload
 //! ```
+//! The payload version is present only when its flag is set (format version 2); a frame
+//! without it has payload version 0, which is every version-1 frame.
 //! The CRC covers every byte after itself. All integers are little-endian. The offsets
 //! are named in [`super::layout`]; the frame is zero-filled first, so an absent causation
 //! id is written as zeros.
@@ -15,11 +17,12 @@ use std::sync::Arc;
 
 use super::layout::{
     BODY_CAUSATION_ID_OFFSET, BODY_CORRELATION_ID_OFFSET, BODY_ENTITY_LEN_OFFSET,
-    BODY_ENTITY_SEQUENCE_OFFSET, BODY_EVENT_ID_OFFSET, BODY_FLAGS_OFFSET, BODY_FLAG_CAUSATION,
-    BODY_FLAG_IDEMPOTENCY, BODY_HASH_OFFSET, BODY_KEY_LEN_OFFSET, BODY_KIND_LEN_OFFSET,
-    BODY_PAYLOAD_LEN_OFFSET, BODY_PREV_HASH_OFFSET, BODY_SCOPE_LEN_OFFSET, BODY_TIMESTAMP_OFFSET,
-    FRAME_BATCH_INDEX_OFFSET, FRAME_BATCH_LEN_OFFSET, FRAME_BODY_LEN_OFFSET, FRAME_CRC_COVERS_FROM,
-    FRAME_CRC_OFFSET, FRAME_GLOBAL_SEQUENCE_OFFSET,
+    BODY_ENTITY_SEQUENCE_OFFSET, BODY_EVENT_ID_OFFSET, BODY_FLAGS_KNOWN, BODY_FLAGS_OFFSET,
+    BODY_FLAG_CAUSATION, BODY_FLAG_IDEMPOTENCY, BODY_FLAG_PAYLOAD_VERSION, BODY_HASH_OFFSET,
+    BODY_KEY_LEN_OFFSET, BODY_KIND_LEN_OFFSET, BODY_PAYLOAD_LEN_OFFSET, BODY_PAYLOAD_VERSION_LEN,
+    BODY_PREV_HASH_OFFSET, BODY_SCOPE_LEN_OFFSET, BODY_TIMESTAMP_OFFSET, FRAME_BATCH_INDEX_OFFSET,
+    FRAME_BATCH_LEN_OFFSET, FRAME_BODY_LEN_OFFSET, FRAME_CRC_COVERS_FROM, FRAME_CRC_OFFSET,
+    FRAME_GLOBAL_SEQUENCE_OFFSET,
 };
 pub use super::layout::{BODY_FIXED_LEN, FRAME_HEADER_LEN};
 use crate::event::EventRecord;
@@ -30,11 +33,29 @@ pub const MAX_BODY_LEN: usize = 1 << 30;
 /// Size of the frame that will hold `record`.
 pub fn frame_len(record: &EventRecord) -> usize {
     let key = record.idempotency_key.as_ref().map_or(0, Vec::len);
-    frame_len_of([record.entity.len(), record.scope.len(), record.kind.len(), key, record.payload.len()])
+    let version = payload_version_len(record.payload_version);
+    frame_len_of([
+        record.entity.len(),
+        record.scope.len(),
+        record.kind.len(),
+        key,
+        version,
+        record.payload.len(),
+    ])
 }
 
-/// Size of a frame whose entity, scope, kind, idempotency key and payload have these lengths.
-pub fn frame_len_of(variable_parts: [usize; 5]) -> usize {
+/// Bytes the payload version takes in a frame: none for version 0.
+pub fn payload_version_len(payload_version: u32) -> usize {
+    if payload_version == 0 {
+        0
+    } else {
+        BODY_PAYLOAD_VERSION_LEN
+    }
+}
+
+/// Size of a frame whose entity, scope, kind, idempotency key, payload version field and
+/// payload have these lengths.
+pub fn frame_len_of(variable_parts: [usize; 6]) -> usize {
     FRAME_HEADER_LEN + BODY_FIXED_LEN + variable_parts.iter().sum::<usize>()
 }
 
@@ -57,8 +78,10 @@ pub fn encode_frame(out: &mut Vec<u8>, record: &EventRecord, batch_index: u32, b
     put(body, BODY_EVENT_ID_OFFSET, &record.event_id);
     put(body, BODY_ENTITY_SEQUENCE_OFFSET, &record.entity_sequence.to_le_bytes());
     put(body, BODY_TIMESTAMP_OFFSET, &record.timestamp_us.to_le_bytes());
+    let version = record.payload_version;
     body[BODY_FLAGS_OFFSET] = if record.causation_id.is_some() { BODY_FLAG_CAUSATION } else { 0 }
-        | if key.is_some() { BODY_FLAG_IDEMPOTENCY } else { 0 };
+        | if key.is_some() { BODY_FLAG_IDEMPOTENCY } else { 0 }
+        | if version != 0 { BODY_FLAG_PAYLOAD_VERSION } else { 0 };
     put(body, BODY_CORRELATION_ID_OFFSET, &record.correlation_id);
     if let Some(causation_id) = &record.causation_id {
         put(body, BODY_CAUSATION_ID_OFFSET, causation_id);
@@ -71,9 +94,11 @@ pub fn encode_frame(out: &mut Vec<u8>, record: &EventRecord, batch_index: u32, b
     body[BODY_KEY_LEN_OFFSET] = key.map_or(0, <[u8]>::len) as u8;
     put(body, BODY_PAYLOAD_LEN_OFFSET, &(record.payload.len() as u32).to_le_bytes());
     let mut at = BODY_FIXED_LEN;
+    let version_bytes = version.to_le_bytes();
+    let version_field = &version_bytes[..payload_version_len(version)];
     let parts =
         [record.entity.as_bytes(), record.scope.as_bytes(), record.kind.as_bytes(), key.unwrap_or(&[])];
-    for part in parts.into_iter().chain([record.payload.as_slice()]) {
+    for part in parts.into_iter().chain([version_field, record.payload.as_slice()]) {
         put(body, at, part);
         at += part.len();
     }
@@ -123,14 +148,17 @@ fn arr<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     b[at..at + N].try_into().unwrap()
 }
 
-/// Lengths of entity, scope, kind, idempotency key and payload, in body order.
+/// Lengths of entity, scope, kind, idempotency key, payload version field and payload, in
+/// body order.
 #[inline(always)]
-fn variable_lens(body: &[u8]) -> [usize; 5] {
+fn variable_lens(body: &[u8]) -> [usize; 6] {
+    let has_version = body[BODY_FLAGS_OFFSET] & BODY_FLAG_PAYLOAD_VERSION != 0;
     [
         u16_at(body, BODY_ENTITY_LEN_OFFSET),
         u16_at(body, BODY_SCOPE_LEN_OFFSET),
         body[BODY_KIND_LEN_OFFSET] as usize,
         body[BODY_KEY_LEN_OFFSET] as usize,
+        if has_version { BODY_PAYLOAD_VERSION_LEN } else { 0 },
         u32_at(body, BODY_PAYLOAD_LEN_OFFSET) as usize,
     ]
 }
@@ -153,6 +181,9 @@ pub fn decode_frame(buf: &[u8]) -> Decoded<'_> {
         return Decoded::Bad("frame CRC mismatch".into());
     }
     let body = &buf[FRAME_HEADER_LEN..len];
+    if body[BODY_FLAGS_OFFSET] & !BODY_FLAGS_KNOWN != 0 {
+        return Decoded::Bad("frame has unknown flags".into());
+    }
     if BODY_FIXED_LEN + variable_lens(body).iter().sum::<usize>() != body_len {
         return Decoded::Bad("frame field lengths disagree with body length".into());
     }
@@ -186,11 +217,11 @@ impl<'a> FrameView<'a> {
     }
 
     fn names_bytes(&self) -> &'a [u8] {
-        let [entity, scope, kind, _, _] = variable_lens(self.body);
+        let [entity, scope, kind, ..] = variable_lens(self.body);
         &self.body[BODY_FIXED_LEN..BODY_FIXED_LEN + entity + scope + kind]
     }
 
-    fn name_ranges(&self) -> [std::ops::Range<usize>; 5] {
+    fn name_ranges(&self) -> [std::ops::Range<usize>; 6] {
         let mut at = BODY_FIXED_LEN;
         variable_lens(self.body).map(|n| {
             let r = at..at + n;
@@ -201,7 +232,7 @@ impl<'a> FrameView<'a> {
 
     /// Entity, scope and kind as borrowed strings (validated UTF-8 by `decode_frame`).
     pub fn names(&self) -> (&'a str, &'a str, &'a str) {
-        let [e, s, k, _, _] = self.name_ranges();
+        let [e, s, k, ..] = self.name_ranges();
         let all = std::str::from_utf8(self.names_bytes()).unwrap_or_default();
         let base = BODY_FIXED_LEN;
         // Boundaries may split a multi-byte char only in forged frames; fall back to "".
@@ -211,14 +242,24 @@ impl<'a> FrameView<'a> {
 
     /// The idempotency key, if the event has one.
     pub fn idempotency_key(&self) -> Option<&'a [u8]> {
-        let [_, _, _, key, _] = self.name_ranges();
+        let [_, _, _, key, ..] = self.name_ranges();
         (self.body[BODY_FLAGS_OFFSET] & BODY_FLAG_IDEMPOTENCY != 0).then(|| &self.body[key])
     }
 
     /// The msgpack payload bytes.
     pub fn payload(&self) -> &'a [u8] {
-        let [_, _, _, _, payload] = self.name_ranges();
+        let [.., payload] = self.name_ranges();
         &self.body[payload]
+    }
+
+    /// The payload's schema version (0 when the frame stores none).
+    pub fn payload_version(&self) -> u32 {
+        let [.., version, _] = self.name_ranges();
+        if version.is_empty() {
+            0
+        } else {
+            u32_at(self.body, version.start)
+        }
     }
 
     /// Raw event id bytes.
@@ -273,6 +314,7 @@ impl<'a> FrameView<'a> {
             prev_hash: self.prev_hash(),
             hash: self.hash(),
             idempotency_key: self.idempotency_key().map(<[u8]>::to_vec),
+            payload_version: self.payload_version(),
             payload: self.payload().to_vec(),
         }
     }
@@ -296,6 +338,7 @@ mod tests {
             prev_hash: [6; 32],
             hash: [7; 32],
             idempotency_key: Some(b"key".to_vec()),
+            payload_version: 0,
             payload: vec![0x91, 0x01],
         }
     }
@@ -313,9 +356,31 @@ mod tests {
     }
 
     #[test]
-    fn damage_is_detected() {
+    fn payload_version_round_trips_and_zero_takes_no_bytes() {
+        let versioned = EventRecord { payload_version: 3, ..sample() };
+        let mut buf = Vec::new();
+        encode_frame(&mut buf, &versioned, 0, 1);
+        assert_eq!(buf.len(), frame_len(&sample()) + BODY_PAYLOAD_VERSION_LEN);
+        let Decoded::Frame(view) = decode_frame(&buf) else { panic!("decode failed") };
+        assert_eq!(view.payload_version(), 3);
+        assert_eq!(view.payload(), &[0x91, 0x01]);
+        assert_eq!(view.to_record(), versioned);
+    }
+
+    #[test]
+    fn unknown_flags_are_damage() {
         let mut buf = Vec::new();
         encode_frame(&mut buf, &sample(), 0, 1);
+        buf[FRAME_HEADER_LEN + BODY_FLAGS_OFFSET] |= 0x80;
+        let crc = crc32c::crc32c(&buf[FRAME_CRC_COVERS_FROM..]);
+        put(&mut buf, FRAME_CRC_OFFSET, &crc.to_le_bytes());
+        assert!(matches!(decode_frame(&buf), Decoded::Bad(why) if why.contains("unknown flags")));
+    }
+
+    #[test]
+    fn damage_is_detected() {
+        let mut buf = Vec::new();
+        encode_frame(&mut buf, &EventRecord { payload_version: 2, ..sample() }, 0, 1);
         for cut in 0..buf.len() {
             assert!(matches!(decode_frame(&buf[..cut]), Decoded::Short | Decoded::Bad(_)));
         }

@@ -8,8 +8,11 @@ use super::layout::{
 
 /// Identifies an eventpak segment file.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"EVPKSEG\0";
-/// Version of the segment format described in `docs/format.md`.
-pub const SEGMENT_VERSION: u32 = 1;
+/// Version of the segment format described in `docs/format.md`, written into new segments.
+/// Version 2 frames may carry a payload version; version 1 segments are still read.
+pub const SEGMENT_VERSION: u32 = 2;
+/// The oldest segment version this build reads.
+pub const OLDEST_SEGMENT_VERSION: u32 = 1;
 
 /// The decoded header of a segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,13 +37,18 @@ impl SegmentHeader {
         let mut out = [0u8; SEGMENT_HEADER_LEN];
         out[SEGMENT_MAGIC_OFFSET..SEGMENT_VERSION_OFFSET].copy_from_slice(SEGMENT_MAGIC);
         out[SEGMENT_VERSION_OFFSET..SEGMENT_FLAGS_OFFSET].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
-        // The flags stay zero in version 1.
+        // The flags stay zero in versions 1 and 2.
         out[SEGMENT_ID_OFFSET..SEGMENT_BASE_SEQUENCE_OFFSET].copy_from_slice(&self.segment_id.to_le_bytes());
         out[SEGMENT_BASE_SEQUENCE_OFFSET..SEGMENT_CRC_OFFSET]
             .copy_from_slice(&self.base_sequence.to_le_bytes());
         let crc = crc32c::crc32c(&out[..SEGMENT_CRC_OFFSET]);
         out[SEGMENT_CRC_OFFSET..SEGMENT_PADDING_OFFSET].copy_from_slice(&crc.to_le_bytes());
         out
+    }
+
+    /// The format version a header (already checked by [`SegmentHeader::decode`]) declares.
+    pub fn version_of(bytes: &[u8]) -> u32 {
+        u32_at(bytes, SEGMENT_VERSION_OFFSET)
     }
 
     /// Decodes and checks a header; the error says what is wrong.
@@ -54,8 +62,8 @@ impl SegmentHeader {
         if crc32c::crc32c(&bytes[..SEGMENT_CRC_OFFSET]) != u32_at(bytes, SEGMENT_CRC_OFFSET) {
             return Err("segment header CRC mismatch".into());
         }
-        let version = u32_at(bytes, SEGMENT_VERSION_OFFSET);
-        if version != SEGMENT_VERSION {
+        let version = Self::version_of(bytes);
+        if !(OLDEST_SEGMENT_VERSION..=SEGMENT_VERSION).contains(&version) {
             return Err(format!("unsupported segment version {version}"));
         }
         Ok(SegmentHeader {

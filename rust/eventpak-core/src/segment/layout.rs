@@ -2,8 +2,9 @@
 //!
 //! Each offset is the previous field's offset plus that field's size, so the encoders and
 //! decoders cannot disagree on a position and a field cannot change size without moving
-//! everything after it. These positions are format version 1: changing one is a format
-//! change (a version bump, a reader for the old version and a new fixture).
+//! everything after it. These positions are shared by format versions 1 and 2 (version 2
+//! only adds the optional payload version field); changing one is a format change (a
+//! version bump, a reader for the old version and a new fixture).
 
 use std::mem::size_of;
 
@@ -83,6 +84,13 @@ pub const BODY_FIXED_LEN: usize = BODY_PAYLOAD_LEN_OFFSET + size_of::<u32>();
 pub const BODY_FLAG_CAUSATION: u8 = 1;
 /// Body flag: an idempotency key is present.
 pub const BODY_FLAG_IDEMPOTENCY: u8 = 2;
+/// Body flag (format version 2): a payload version (u32) sits between the idempotency key
+/// and the payload. Absent means version 0, so version-1 frames read unchanged.
+pub const BODY_FLAG_PAYLOAD_VERSION: u8 = 4;
+/// Every body flag a reader knows; any other bit set is damage.
+pub const BODY_FLAGS_KNOWN: u8 = BODY_FLAG_CAUSATION | BODY_FLAG_IDEMPOTENCY | BODY_FLAG_PAYLOAD_VERSION;
+/// Size of the optional payload version field.
+pub const BODY_PAYLOAD_VERSION_LEN: usize = size_of::<u32>();
 
 // The sizes docs/format.md states; a change here must be a deliberate format change.
 const _: () = assert!(SEGMENT_HEADER_LEN == 40 && FRAME_HEADER_LEN == 24 && BODY_FIXED_LEN == 139);

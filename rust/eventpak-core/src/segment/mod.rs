@@ -5,13 +5,16 @@ mod header;
 pub mod layout;
 pub mod reader;
 mod scan;
+mod seals;
 
 pub use frame::{
-    decode_frame, encode_frame, frame_len, frame_len_of, Decoded, FrameView, FRAME_HEADER_LEN, MAX_BODY_LEN,
+    decode_frame, encode_frame, frame_len, frame_len_of, payload_version_len, Decoded, FrameView,
+    FRAME_HEADER_LEN, MAX_BODY_LEN,
 };
 pub use header::{SegmentHeader, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION};
 pub use reader::{SegmentSet, StoredEvent};
 pub use scan::{scan_segment, ScanEnd};
+pub use seals::{append_seal, load_seals, Seal, SEALS_FILE, SEAL_RECORD_LEN};
 
 use std::path::{Path, PathBuf};
 

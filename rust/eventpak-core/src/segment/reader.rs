@@ -111,16 +111,28 @@ pub struct MappedSegment {
 }
 
 impl MappedSegment {
-    /// Checks the committed frame at `offset` (its length known from the index) and
-    /// returns it as a [`StoredEvent`].
+    /// Checks the committed frame at `offset` (its length and sequence known from the
+    /// index) and returns it as a [`StoredEvent`]. Every read checks the frame's CRC and
+    /// that it holds the sequence the index expects there, so damage the open did not look
+    /// for (it trusts the index checkpoint) is still never served as an event.
     #[inline]
-    pub fn event(&self, offset: u64, len: u32) -> Result<StoredEvent> {
+    pub fn event(&self, offset: u64, len: u32, global_sequence: u64) -> Result<StoredEvent> {
         let start = offset as usize;
         let bytes = self.map.get(start..start + len as usize).unwrap_or(&[]);
         match decode_frame(bytes) {
-            Decoded::Frame(frame) if frame.len == len as usize => {
+            Decoded::Frame(frame)
+                if frame.len == len as usize && frame.global_sequence == global_sequence =>
+            {
                 Ok(StoredEvent { map: self.map.clone(), offset: start, len })
             }
+            Decoded::Frame(frame) if frame.len == len as usize => Err(Error::corrupt(
+                &self.slot.path,
+                offset,
+                format!(
+                    "frame holds sequence {}, the index expects {global_sequence}",
+                    frame.global_sequence
+                ),
+            )),
             Decoded::Frame(_) => {
                 Err(Error::corrupt(&self.slot.path, offset, "frame length differs from the index"))
             }
@@ -233,6 +245,7 @@ mod tests {
             prev_hash: [4; 32],
             hash: [5; 32],
             idempotency_key: None,
+            payload_version: 0,
             payload: vec![0x91, 0x01],
         }
     }

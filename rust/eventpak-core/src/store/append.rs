@@ -7,10 +7,10 @@ use std::sync::Arc;
 use super::Store;
 use crate::config::SyncMode;
 use crate::error::{Error, Result};
-use crate::event::{chain_hash, AppendReceipt, AppendRequest, EventRecord, Hash};
+use crate::event::{chain_hash, AppendReceipt, AppendRequest, EventId, EventRecord, Hash, HashedFields};
 use crate::index::{Index, NewEntry};
 use crate::names::{validate_coordinate_part, validate_kind};
-use crate::segment::frame_len_of;
+use crate::segment::{frame_len_of, payload_version_len};
 
 /// Longest idempotency key in bytes.
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 64;
@@ -18,7 +18,8 @@ pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 64;
 /// Encoded size of the event a request would store (what `max_event_bytes` limits).
 pub fn encoded_event_size(r: &AppendRequest) -> usize {
     let key = r.idempotency_key.as_ref().map_or(0, Vec::len);
-    frame_len_of([r.entity.len(), r.scope.len(), r.kind.len(), key, r.payload.len()])
+    let version = payload_version_len(r.payload_version);
+    frame_len_of([r.entity.len(), r.scope.len(), r.kind.len(), key, version, r.payload.len()])
 }
 
 impl Store {
@@ -42,7 +43,14 @@ impl Store {
     fn validate(&self, requests: &[AppendRequest], is_batch: bool) -> Result<()> {
         let config = &self.shared.config;
         let mut total = 0usize;
-        for r in requests {
+        for (i, r) in requests.iter().enumerate() {
+            if let Some(k) = r.causation_item {
+                if k as usize >= i {
+                    return Err(Error::InvalidCausation(format!(
+                        "item {i} names item {k} as its cause; a cause must be an earlier item of the batch"
+                    )));
+                }
+            }
             validate_coordinate_part("entity", &r.entity)?;
             validate_coordinate_part("scope", &r.scope)?;
             validate_kind(&r.kind)?;
@@ -129,9 +137,18 @@ impl Store {
                     });
                 }
             }
-            let hash = chain_hash(&prev_hash, clock, &r.entity, &r.scope, &r.kind, &r.payload);
+            let fields = HashedFields {
+                entity_sequence: clock,
+                entity: &r.entity,
+                scope: &r.scope,
+                kind: &r.kind,
+                payload_version: r.payload_version,
+                payload: &r.payload,
+            };
+            let hash = chain_hash(&prev_hash, fields);
             heads.insert(&r.entity, (clock + 1, hash));
             let event_id = w.clock.next_id();
+            let (causation_id, cause_correlation) = self.cause_of(&index, r, &records)?;
             records.push(EventRecord {
                 event_id,
                 global_sequence: w.written() + i as u64,
@@ -140,11 +157,12 @@ impl Store {
                 kind: Arc::from(r.kind.as_str()),
                 entity_sequence: clock,
                 timestamp_us: w.clock.next_timestamp_us(),
-                causation_id: r.causation_id,
-                correlation_id: r.correlation_id.unwrap_or(event_id),
+                causation_id,
+                correlation_id: r.correlation_id.or(cause_correlation).unwrap_or(event_id),
                 prev_hash,
                 hash,
                 idempotency_key: r.idempotency_key.clone(),
+                payload_version: r.payload_version,
                 payload: Vec::new(),
             });
         }
@@ -167,6 +185,8 @@ impl Store {
                     entity_sequence: r.entity_sequence,
                     hash: r.hash,
                     idempotency_key: r.idempotency_key.as_deref(),
+                    causation_id: r.causation_id,
+                    correlation_id: r.correlation_id,
                     visible: !fenced,
                 });
             }
@@ -186,6 +206,33 @@ impl Store {
         }
         let durable = durability.durable();
         Ok(records.iter().map(|r| r.receipt(r.global_sequence < durable)).collect())
+    }
+
+    /// The causation id of request `r` (an earlier item of this batch, or the id it names)
+    /// and, when it asks to inherit it, the cause's correlation id. A cause outside this
+    /// store (or hidden) is kept as given and lends no correlation.
+    fn cause_of(
+        &self,
+        index: &Index,
+        r: &AppendRequest,
+        earlier: &[EventRecord],
+    ) -> Result<(Option<EventId>, Option<EventId>)> {
+        if let Some(k) = r.causation_item {
+            let cause = &earlier[k as usize];
+            return Ok((Some(cause.event_id), r.correlation_from_cause.then_some(cause.correlation_id)));
+        }
+        let Some(id) = r.causation_id else { return Ok((None, None)) };
+        if !r.correlation_from_cause || r.correlation_id.is_some() {
+            return Ok((Some(id), None));
+        }
+        if let Some(cause) = earlier.iter().find(|e| e.event_id == id) {
+            return Ok((Some(id), Some(cause.correlation_id)));
+        }
+        let correlation = match index.sequence_of(&id) {
+            Some(seq) => Some(self.read_locked(index, &[seq])?[0].view().correlation_id()),
+            None => None,
+        };
+        Ok((Some(id), correlation))
     }
 
     /// For keyed requests already committed: the original receipts when the content is
@@ -216,8 +263,11 @@ impl Store {
         for (r, stored) in requests.iter().zip(&stored) {
             let event = stored.view();
             let (entity, scope, kind) = event.names();
-            let same =
-                entity == r.entity && scope == r.scope && kind == r.kind && event.payload() == r.payload;
+            let same = entity == r.entity
+                && scope == r.scope
+                && kind == r.kind
+                && event.payload_version() == r.payload_version
+                && event.payload() == r.payload;
             if !same {
                 return Err(Error::IdempotencyConflict(format!(
                     "key {:?} was used for different content (event {})",

@@ -1,6 +1,7 @@
 //! The store: one data dir, one writer, one index, any number of readers.
 
 mod append;
+mod causal;
 mod checkpoint;
 mod fence;
 mod identity;
@@ -145,7 +146,7 @@ impl Store {
                 &segments_dir,
                 config.segment_max_bytes,
                 (id, position, len),
-                written,
+                (written, recovered.rotate_before_write),
                 clock,
             )?;
             // What survived a crash may sit only in the page cache: make it durable now,
@@ -346,6 +347,7 @@ fn recover_nothing() -> crate::recovery::Recovered {
         segments: Vec::new(),
         last_timestamp_us: 0,
         report: RecoveryReport { index_checkpoint: "missing", ..Default::default() },
+        rotate_before_write: false,
     }
 }
 

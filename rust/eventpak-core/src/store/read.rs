@@ -36,24 +36,24 @@ pub struct Stats {
 
 /// Checks located frames and returns them in place; consecutive frames of one segment
 /// share one mapping.
-fn decode_all(segments: &SegmentSet, located: Vec<EntryMeta>) -> Result<Vec<StoredEvent>> {
+pub(super) fn decode_all(segments: &SegmentSet, located: Vec<(u64, EntryMeta)>) -> Result<Vec<StoredEvent>> {
     let mut out = Vec::with_capacity(located.len());
     let mut mapped: Option<(u32, crate::segment::reader::MappedSegment)> = None;
-    for meta in located {
+    for (seq, meta) in located {
         let end = meta.offset + meta.len as u64;
         let reuse = matches!(&mapped, Some((seg, m)) if *seg == meta.segment && m.covers(end));
         if !reuse {
             mapped = Some((meta.segment, segments.map(meta.segment, end)?));
         }
         let (_, map) = mapped.as_ref().expect("mapped above");
-        out.push(map.event(meta.offset, meta.len)?);
+        out.push(map.event(meta.offset, meta.len, seq)?);
     }
     Ok(out)
 }
 
 impl Store {
-    fn locate(index: &Index, seqs: &[u64]) -> Vec<EntryMeta> {
-        seqs.iter().filter_map(|&seq| index.entry(seq).copied()).collect()
+    pub(super) fn locate(index: &Index, seqs: &[u64]) -> Vec<(u64, EntryMeta)> {
+        seqs.iter().filter_map(|&seq| Some((seq, *index.entry(seq)?))).collect()
     }
 
     /// Reads events while the caller holds the index lock.
@@ -132,7 +132,7 @@ impl Store {
                 .collect();
             Self::locate(&index, &chain)
         };
-        let segment = located.first().map(|meta| meta.segment);
+        let segment = located.first().map(|(_, meta)| meta.segment);
         let events = decode_all(&self.shared.segments, located)?;
         for pair in events.windows(2) {
             let (newer, older) = (pair[0].view(), pair[1].view());
@@ -189,6 +189,6 @@ impl Store {
     }
 }
 
-fn uuid_text(id: &[u8; 16]) -> String {
+pub(super) fn uuid_text(id: &[u8; 16]) -> String {
     uuid::Uuid::from_bytes(*id).to_string()
 }

@@ -56,6 +56,7 @@ fn request(entity: &str, payload: &[u8]) -> AppendRequest {
         expected_sequence: None,
         causation_id: None,
         correlation_id: None,
+        ..Default::default()
     }
 }
 

@@ -14,6 +14,13 @@ pub struct AppendReceipt {
     inner: CoreReceipt,
 }
 
+impl AppendReceipt {
+    /// Raw id of the event the receipt names.
+    pub fn event_id_bytes(&self) -> [u8; 16] {
+        self.inner.event_id
+    }
+}
+
 impl From<CoreReceipt> for AppendReceipt {
     fn from(inner: CoreReceipt) -> Self {
         AppendReceipt { inner }
