@@ -41,6 +41,7 @@ PUBLIC_STORE_API = {
     "stats",
     "store_id",
     "sync",
+    "verify",
     "walk_ancestors",
 }
 

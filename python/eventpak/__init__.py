@@ -59,6 +59,7 @@ from .errors import (
 from .fence import Fence
 from .projection import CacheMeta, Freshness, NativeCache, NoCache, Projection, ProjectionCache
 from .store import AppendOptions, Store, close_open_stores_at_exit
+from .verify import VerifyProblem, VerifyReport
 from .worker import (
     AtLeastOnce,
     CursorWorkerAction,
@@ -139,6 +140,8 @@ __all__ = [
     "StoreOptions",
     "StoreStats",
     "SyncMode",
+    "VerifyProblem",
+    "VerifyReport",
     "WorkerCrashed",
     "__version__",
     "errors",

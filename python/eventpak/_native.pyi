@@ -473,6 +473,12 @@ class NativeStore:
         Raises ``ReadOnlyStore`` on a read-only store."""
     def sync(self) -> None:
         """fsync barrier: every event appended so far is durable when this returns."""
+    def verify(
+        self, progress: Callable[[int, int], object] | None = None
+    ) -> tuple[int, int, int, list[tuple[str, int, int | None, str]], int]:
+        """The full integrity check: ``(events, segments, bytes, problems, problems_not_listed)``
+        with each problem ``(path, offset, sequence, reason)``. ``progress(done, total)`` is
+        called every few megabytes; an exception from it stops the check and is raised."""
     def stats(self) -> dict[str, Any]:
         """Counts, sizes and what recovery did at open (see ``eventpak.StoreStats``)."""
     def close(self) -> None:

@@ -1,4 +1,5 @@
-"""Command line: ``eventpak demo``, ``eventpak stats DIR`` and ``eventpak --version``.
+"""Command line: ``eventpak demo``, ``eventpak stats DIR``, ``eventpak verify DIR`` and
+``eventpak --version``.
 
 Run it as ``python -m eventpak`` or, once installed, as the ``eventpak`` console script.
 Exit status: 0 on success, 1 when the store refuses (not a data dir, locked, damaged, an
@@ -10,70 +11,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import random
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import TextIO
 
-from . import (
-    ConcurrencyConflict,
-    Coordinate,
-    Event,
-    EventpakError,
-    NativeCache,
-    Projection,
-    Region,
-    Store,
-    __version__,
-)
+from . import EventpakError, Store, __version__
+from .demo import DemoFailed, run_demo
 
 __all__ = ["main"]
 
 DEFAULT_DEMO_DIR = "./eventpak-demo-data"
-T = TypeVar("T")
 
 
 class _Refused(Exception):
     """A command cannot do what was asked; the message is printed as ``eventpak: <message>``."""
-
-
-def _timed(label: str, count: int, work: Callable[[], T]) -> T:
-    start = time.perf_counter()
-    result = work()
-    elapsed = time.perf_counter() - start
-    rate = f"{count / elapsed:>12,.0f} events/s" if count else ""
-    print(f"  {label:<44} {elapsed * 1000:>9.1f} ms {rate}")
-    return result
-
-
-class Balance(Projection[int]):
-    """An account's balance: deposits minus withdrawals."""
-
-    name = "demo.balance"
-    version = 1
-    kinds = ("deposit", "withdraw")
-    incremental = True
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.applied = 0
-
-    def initial(self) -> int:
-        return 0
-
-    def apply(self, state: int, event: Event) -> int:
-        self.applied += 1
-        amount: int = event.payload["amount"]
-        return state + amount if event.kind == "deposit" else state - amount
-
-
-def _project(store: Store, label: str, entity: str) -> int:
-    balance = Balance()
-    value = _timed(label, 0, lambda: store.project(entity, balance))
-    print(f"    balance of {entity}: {value} ({balance.applied} events applied)")
-    return 0 if value is None else int(value)
 
 
 def _is_data_dir(path: Path) -> bool:
@@ -81,109 +33,63 @@ def _is_data_dir(path: Path) -> bool:
     return (path / "segments").is_dir()
 
 
-def _demo(data_dir: str, accounts: int, events: int) -> None:
-    rng = random.Random(7)
-    scopes = ("eu", "us")
-    coords = [Coordinate(f"acct:{n}", scopes[n % 2]) for n in range(accounts)]
-
-    def item(i: int) -> tuple[Coordinate, str, dict[str, object]]:
-        # Event i goes to account i % accounts: with events >= accounts, every account gets one.
-        kind = "deposit" if rng.random() < 0.6 else "withdraw"
-        payload = {"amount": rng.randint(1, 500), "currency": "EUR", "ref": f"tx-{i}", "note": "demo"}
-        return coords[i % accounts], kind, payload
-
-    print(f"eventpak demo in {data_dir}")
-    cache_dir = f"{data_dir}/projection-cache"
-    with Store.open(data_dir, sync="batch", projection_cache=NativeCache(cache_dir)) as store:
-        before = store.stats()["events"]
-        if before:
-            print(f"  the store already holds {before:,} events; appending more")
-        singles = events // 10
-        opened = [(c, "account.opened", {"owner": f"owner-{n}"}) for n, c in enumerate(coords)]
-        _timed(
-            f"open {accounts:,} accounts (one batch each 500)",
-            accounts,
-            lambda: [store.append_batch(opened[i : i + 500]) for i in range(0, accounts, 500)],
-        )
-        _timed(
-            f"append {singles:,} events one by one",
-            singles,
-            lambda: [store.append(*item(i)) for i in range(singles)],
-        )
-        rest = events - singles
-        batch = [item(singles + i) for i in range(rest)]
-        _timed(
-            f"append {rest:,} events in batches of 1,000",
-            rest,
-            lambda: [store.append_batch(batch[i : i + 1000]) for i in range(0, rest, 1000)],
-        )
-        _timed("sync (fsync barrier)", 0, store.sync)
-
-        coord = coords[0]
-        head = len(store.query(Region.entity(coord.entity)))
-        store.append(coord, "deposit", {"amount": 1}, expected_sequence=head)
-        try:
-            store.append(coord, "deposit", {"amount": 1}, expected_sequence=head)
-        except ConcurrencyConflict as conflict:
-            print(
-                "  compare-and-set refused a stale write: "
-                f"expected {conflict.expected}, actual {conflict.actual}"
-            )
-        first = store.append(coord, "deposit", {"amount": 5}, idempotency_key="demo-payment-1")
-        again = store.append(coord, "deposit", {"amount": 5}, idempotency_key="demo-payment-1")
-        print(
-            f"  idempotent retry returned the original receipt: {first == again} "
-            f"(seq {again.global_sequence})"
-        )
-
-        sample = coords[min(42, accounts - 1)].entity
-        one = _timed("query one account (Region.entity)", 0, lambda: store.query(Region.entity(sample)))
-        balance = sum(
-            e.payload["amount"] * (1 if e.kind == "deposit" else -1)
-            for e in one
-            if e.kind != "account.opened"
-        )
-        print(f"    {sample} has {len(one)} events, balance {balance}")
-        eu = _timed(
-            "query scope eu, kind deposit", 0, lambda: store.query(Region.scope("eu").with_kind("deposit"))
-        )
-        print(f"    {len(eu):,} deposits in eu")
-        cold = _project(store, "project its balance (cold replay)", sample)
-        _project(store, "project it again (cache hit, nothing applied)", sample)
-        total = store.stats()["events"]
-        every = _timed(
-            "read every event, payloads decoded",
-            total,
-            lambda: [e.payload for e in store.query(Region.all())],
-        )
-        if len(every) != total:
-            raise _Refused(f"read {len(every):,} events back, expected {total:,}")
-    reopened = _timed(
-        "close, then reopen from the index checkpoint",
-        0,
-        lambda: Store.open(data_dir, projection_cache=NativeCache(cache_dir)),
-    )
-    with reopened as store:
-        stats = store.stats()
-        print(
-            f"  reopened: {stats['events']:,} events, {stats['entities']:,} entities, "
-            f"{stats['segments']} segment(s), {stats['bytes'] / 1e6:.1f} MB, "
-            f"index checkpoint {stats['index_checkpoint']}"
-        )
-        served = _project(store, "project after reopen (served from the cache)", sample)
-        if stats["events"] != total or served != cold:
-            raise _Refused(f"the reopened store differs: {stats['events']:,} events, balance {served}")
-
-
-def _stats(data_dir: str) -> None:
+def _check_data_dir(data_dir: str) -> None:
+    """Refuses a path that is not a data dir, before opening it touches anything."""
     path = Path(data_dir)
-    # Checked before opening, so that a wrong path is reported without touching it.
     if not path.exists():
         raise _Refused(f"{data_dir}: no such directory")
     if not path.is_dir():
         raise _Refused(f"{data_dir} is not a directory")
     if not _is_data_dir(path):
         raise _Refused(f"{data_dir} is not an eventpak data dir (it has no segments/ folder)")
+
+
+class _ProgressBar:
+    """``[#####.....]  42%  1.2 of 2.9 GB`` on a terminal, redrawn in place; nothing elsewhere."""
+
+    WIDTH = 30
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.shown = out.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.shown or total <= 0:
+            return
+        filled = self.WIDTH * done // total
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        line = f"\r[{bar}] {100 * done // total:>3}%  {done / 1e6:,.1f} of {total / 1e6:,.1f} MB"
+        self.out.write(line)
+        self.out.flush()
+
+    def finish(self) -> None:
+        if self.shown:
+            self.out.write("\n")
+
+
+def _verify(data_dir: str) -> int:
+    """Runs the full check read-only; exit status 0 when nothing is wrong, 1 otherwise."""
+    _check_data_dir(data_dir)
+    with Store.open(data_dir, read_only=True) as store:
+        bar = _ProgressBar(sys.stderr)
+        try:
+            report = store.verify(progress=bar)
+        finally:
+            bar.finish()
+    print(f"{report.events:,} events, {report.segments} segment(s), {report.bytes / 1e6:,.1f} MB checked")
+    for problem in report.problems:
+        print(f"  problem: {problem}")
+    if report.problems_not_listed:
+        print(f"  ... and {report.problems_not_listed:,} more problems")
+    if report.ok:
+        print("ok: no problem found")
+        return 0
+    print(f"damaged: {len(report.problems) + report.problems_not_listed:,} problem(s)")
+    return 1
+
+
+def _stats(data_dir: str) -> None:
+    _check_data_dir(data_dir)
     with Store.open(data_dir, read_only=True) as store:
         for key, value in store.stats().items():
             print(f"{key:>20}: {value}")
@@ -259,6 +165,17 @@ def _parser(prog: str) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser
         ),
     )
     stats.add_argument("data_dir", metavar="DIR", help="an eventpak data dir")
+    verify = sub.add_parser(
+        "verify",
+        help="check every byte of a data dir",
+        description=(
+            "Opens DIR read-only and re-reads every segment: frame checksums, event hashes, "
+            "hash-chain links and entity clocks, seal records, the index against the log, "
+            "hidden.ranges and every cursor checkpoint. Prints each problem; exit status 1 "
+            "when there is any. Nothing is created or changed."
+        ),
+    )
+    verify.add_argument("data_dir", metavar="DIR", help="an eventpak data dir")
     return parser, demo
 
 
@@ -291,14 +208,16 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "eventpak") -> int:
     try:
         if args.command == "demo":
             _check_demo_args(demo_parser, args)
-            _demo(args.data_dir, args.accounts, args.events)
+            run_demo(args.data_dir, args.accounts, args.events)
+        elif args.command == "verify":
+            return _verify(args.data_dir)
         else:
             _stats(args.data_dir)
     except BrokenPipeError:
         # stdout went away (``| head``): stop quietly, and keep Python's exit-time flush quiet.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except (_Refused, EventpakError, OSError) as exc:
+    except (_Refused, DemoFailed, EventpakError, OSError) as exc:
         _flush_stdout()
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"eventpak: {message}", file=sys.stderr)

@@ -16,6 +16,7 @@ from .config import StoreConfig, StoreOptions, StoreStats
 from .errors import CheckpointInUse, InvalidConfig, StoreClosed
 from .fence import Fence
 from .projection import Freshness, NoCache, Projection, ProjectionCache, project, project_if_changed
+from .verify import Progress, VerifyReport, verify_store
 from .worker import CursorWorkerConfig, CursorWorkerHandle, Handler, start_worker, stop_workers
 
 __all__ = ["AppendOptions", "Store"]
@@ -215,6 +216,14 @@ class Store:
     def sync(self) -> None:
         """An fsync barrier: every event appended so far is durable when this returns."""
         self._native.sync()
+
+    def verify(self, *, progress: Progress | None = None) -> VerifyReport:
+        """The full integrity check: re-reads every frame of every segment (CRCs, event
+        hashes, ``prev_hash`` links, entity clocks, seal records), checks that the index
+        agrees with the log, and parses ``hidden.ranges`` and every cursor checkpoint. It
+        reports problems instead of raising, runs while appends continue (up to the head it
+        saw when it started), and calls ``progress(done_bytes, total_bytes)`` as it goes."""
+        return verify_store(self._native, progress)
 
     def stats(self) -> StoreStats:
         """Counts, sizes, and what recovery did at open."""

@@ -51,4 +51,4 @@ pub use projection::ReplayTarget;
 pub use projection_cache::{CacheMeta, NativeCache};
 pub use region::{KindFilter, Region};
 pub use segment::StoredEvent;
-pub use store::{note_fork_in_child, Stats, Store, LOCK_FILE, STORE_ID_FILE};
+pub use store::{note_fork_in_child, Stats, Store, VerifyProblem, VerifyReport, LOCK_FILE, STORE_ID_FILE};

@@ -3,6 +3,7 @@
 //! public Python API lives in the `eventpak` package, which wraps these classes.
 
 mod args;
+mod causal;
 mod causation;
 mod config;
 mod cursor;
@@ -18,6 +19,7 @@ mod request;
 mod stats;
 mod store;
 mod types;
+mod verify;
 
 use pyo3::prelude::*;
 

@@ -8,10 +8,12 @@ mod identity;
 mod lock;
 mod read;
 mod replay;
+mod verify;
 
 pub use identity::STORE_ID_FILE;
 pub use lock::LOCK_FILE;
 pub use read::Stats;
+pub use verify::{VerifyProblem, VerifyReport};
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
