@@ -24,6 +24,7 @@ __all__ = [
     "NativeCache",
     "NativeFence",
     "NativeStore",
+    "PriorItem",
     "Region",
     "__version__",
     "after_fork_in_child",
