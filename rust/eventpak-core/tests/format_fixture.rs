@@ -301,7 +301,10 @@ fn check_frame_bytes(frame: &[u8], e: &Json, case: &str) {
 #[test]
 fn segment_headers_and_frames_read_through_the_layout_constants() {
     let want = expected();
-    assert_eq!(want.get("format_version").u64(), SEGMENT_VERSION as u64);
+    // Version 1 is still read; this build writes version 2, which keeps every offset and
+    // encodes an unversioned frame exactly as version 1 did.
+    assert_eq!(want.get("format_version").u64(), 1);
+    assert_eq!(SEGMENT_VERSION, 2);
     let events = want.get("events").arr();
     let segments = want.get("segments").arr();
     assert!(segments.len() >= 2, "the fixture spans at least two segments");
@@ -312,7 +315,7 @@ fn segment_headers_and_frames_read_through_the_layout_constants() {
         let (id, base) = (segment.get("segment_id").u64(), segment.get("base_sequence").u64());
         assert_eq!(bytes.len() as u64, segment.get("length").u64(), "{name}: length");
         assert_eq!(&bytes[SEGMENT_MAGIC_OFFSET..SEGMENT_VERSION_OFFSET], SEGMENT_MAGIC, "{name}: magic");
-        assert_eq!(u32_at(&bytes, SEGMENT_VERSION_OFFSET), SEGMENT_VERSION, "{name}: version");
+        assert_eq!(u32_at(&bytes, SEGMENT_VERSION_OFFSET), 1, "{name}: version");
         assert_eq!(u32_at(&bytes, SEGMENT_FLAGS_OFFSET), 0, "{name}: flags");
         assert_eq!(u64_at(&bytes, SEGMENT_ID_OFFSET), id, "{name}: segment id");
         assert_eq!(u64_at(&bytes, SEGMENT_BASE_SEQUENCE_OFFSET), base, "{name}: base sequence");
@@ -321,7 +324,13 @@ fn segment_headers_and_frames_read_through_the_layout_constants() {
         assert_eq!(u32_at(&bytes, SEGMENT_PADDING_OFFSET), 0, "{name}: padding");
         let header = SegmentHeader { segment_id: id, base_sequence: base };
         assert_eq!(SegmentHeader::decode(&bytes), Ok(header), "{name}: decoded header");
-        assert_eq!(header.encode()[..], bytes[..SEGMENT_HEADER_LEN], "{name}: re-encoded header");
+        // The encoder writes the current version; with the version field set back to 1 and
+        // the CRC recomputed, the bytes are the fixture's.
+        let mut again = header.encode();
+        again[SEGMENT_VERSION_OFFSET..SEGMENT_FLAGS_OFFSET].copy_from_slice(&1u32.to_le_bytes());
+        let crc = crc32c::crc32c(&again[..SEGMENT_CRC_OFFSET]);
+        again[SEGMENT_CRC_OFFSET..SEGMENT_PADDING_OFFSET].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(again[..], bytes[..SEGMENT_HEADER_LEN], "{name}: re-encoded header");
 
         let mine: Vec<&Json> = events.iter().filter(|e| e.get("segment_id").u64() == id).collect();
         assert_eq!(mine.len() as u64, segment.get("frames").u64(), "{name}: frame count");
@@ -372,6 +381,33 @@ fn check_store(store: &Store, want: &Json, case: &str) {
             Err(Error::EventNotFound(_)) => assert!(!e.get("visible").bool(), "{case}: get {seq}"),
             Err(other) => panic!("{case}: get {seq}: {other}"),
         }
+    }
+    // The causal indexes of a version-1 store are rebuilt from its frames: every visible
+    // effect is listed under its visible cause, and every correlation is answered.
+    let visible_events: Vec<&Json> = events.iter().filter(|e| e.get("visible").bool()).collect();
+    for cause in &visible_events {
+        let id = cause.get("event_id").str();
+        let want_effects: Vec<u64> = visible_events
+            .iter()
+            .filter(|e| e.get("causation_id").opt_str() == Some(id))
+            .map(|e| e.get("global_sequence").u64())
+            .collect();
+        let effects: Vec<u64> =
+            store.effects(&uuid(id)).unwrap().iter().map(|e| e.global_sequence()).collect();
+        assert_eq!(effects, want_effects, "{case}: effects of {id}");
+        let correlation = cause.get("correlation_id").str();
+        let want_correlated: Vec<u64> = visible_events
+            .iter()
+            .filter(|e| e.get("correlation_id").str() == correlation)
+            .map(|e| e.get("global_sequence").u64())
+            .collect();
+        let correlated: Vec<u64> = store
+            .correlated(&uuid(correlation), None, None)
+            .unwrap()
+            .iter()
+            .map(|e| e.global_sequence())
+            .collect();
+        assert_eq!(correlated, want_correlated, "{case}: correlated with {correlation}");
     }
 }
 
@@ -440,7 +476,7 @@ fn cursor_checkpoints_decode_and_re_encode_byte_for_byte() {
 }
 
 #[test]
-fn the_index_checkpoint_decodes_and_re_encodes_byte_for_byte() {
+fn the_index_checkpoint_decodes_and_re_encodes_as_version_2() {
     let want = expected();
     let (_root, copy) = copy_of("v1_store");
     let (index, cover) = load_checkpoint(&copy).unwrap().expect("index.ckpt");
@@ -468,12 +504,22 @@ fn the_index_checkpoint_decodes_and_re_encodes_byte_for_byte() {
         let seq = key.get("global_sequence").u64();
         assert_eq!(index.sequence_of_key(key.get("key").str().as_bytes()), Some(seq));
     }
-    // Idempotency keys are written in hash-map order, so this holds because the fixture has
-    // exactly one key.
+    // A version-1 checkpoint holds no causal indexes: whoever loads it rebuilds them from
+    // the frames (recovery does), so the loaded index has none yet.
+    assert!(!cover.has_causal, "a version-1 checkpoint has no causal sections");
+    // Version 2 is version 1 with the version field set to 2 and the causal sections
+    // (here two empty counts) before the CRC. Idempotency keys are written in hash-map
+    // order, so the comparison holds because the fixture has exactly one key.
     let out = tempfile::tempdir().unwrap();
     write_checkpoint(&OsStorage, out.path(), &index, &cover).unwrap();
     let written = std::fs::read(out.path().join(INDEX_CHECKPOINT_FILE)).unwrap();
-    assert!(written == std::fs::read(copy.join(INDEX_CHECKPOINT_FILE)).unwrap(), "index.ckpt bytes changed");
+    let old = std::fs::read(copy.join(INDEX_CHECKPOINT_FILE)).unwrap();
+    let mut expected = old[..old.len() - 4].to_vec();
+    expected[8..12].copy_from_slice(&2u32.to_le_bytes());
+    expected.extend_from_slice(&[0; 16]);
+    let crc = crc32c::crc32c(&expected);
+    expected.extend_from_slice(&crc.to_le_bytes());
+    assert!(written == expected, "index.ckpt version 2 is not version 1 plus the causal sections");
 }
 
 #[test]
