@@ -66,6 +66,21 @@ struct Snapshot {
     visibility: Visibility,
 }
 
+/// Whether the frame at `at` (already decoded once) holds the hash of its own content.
+fn hash_holds(bytes: &[u8], at: u64) -> bool {
+    let frame = FrameView::trusted(&bytes[at as usize..]);
+    let (entity, scope, kind) = frame.names();
+    let fields = HashedFields {
+        entity_sequence: frame.entity_sequence(),
+        entity,
+        scope,
+        kind,
+        payload_version: frame.payload_version(),
+        payload: frame.payload(),
+    };
+    chain_hash(&frame.prev_hash(), fields) == frame.hash()
+}
+
 /// Per-entity chain state while walking the log.
 #[derive(Clone, Copy, Default)]
 struct Chain {
@@ -85,6 +100,8 @@ struct Checker<'a> {
     done: u64,
     since_progress: u64,
     total: u64,
+    /// `(offset, sequence)` of the current segment's frames whose hash is still to check.
+    to_hash: Vec<(u64, u64)>,
 }
 
 impl Store {
@@ -105,6 +122,7 @@ impl Store {
             done: 0,
             since_progress: 0,
             total,
+            to_hash: Vec::new(),
             snapshot,
         };
         if !checker.check_segments(progress)? {
@@ -204,9 +222,11 @@ impl Checker<'_> {
                 at += len;
                 self.report.bytes += len;
                 if !self.advance(len, progress) {
+                    self.check_hashes(path, &bytes[..at as usize]);
                     return Ok(false);
                 }
             }
+            self.check_hashes(path, &bytes[..end as usize]);
             // Whatever could not be framed still counts as gone through.
             self.done += end.saturating_sub(at);
             if let Some(seal) = seal.filter(|s| s.next_sequence != self.next_seq && at == end) {
@@ -268,20 +288,33 @@ impl Checker<'_> {
             self.problem(path, at, Some(seq), "event ids out of order");
         }
         self.last_id = id;
-        let (entity, scope, kind) = frame.names();
-        let fields = HashedFields {
-            entity_sequence: frame.entity_sequence(),
-            entity,
-            scope,
-            kind,
-            payload_version: frame.payload_version(),
-            payload: frame.payload(),
-        };
-        if chain_hash(&frame.prev_hash(), fields) != frame.hash() {
-            self.problem(path, at, Some(seq), "event hash does not match its content");
-        }
+        self.to_hash.push((at, seq));
         self.check_against_index(path, segment, at, seq, &frame)?;
         Ok(Some(frame.len as u64))
+    }
+
+    /// Recomputes the hash of every frame in `to_hash` (offsets into `bytes`, all decoded
+    /// already), spread over the machine's cores: hashing is most of the check's work and
+    /// each frame's hash depends on that frame alone.
+    fn check_hashes(&mut self, path: &Path, bytes: &[u8]) {
+        let frames = std::mem::take(&mut self.to_hash);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+        let per_thread = frames.len().div_ceil(threads).max(1);
+        let mut bad: Vec<(u64, u64)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = frames
+                .chunks(per_thread)
+                .map(|chunk| {
+                    scope.spawn(move || {
+                        chunk.iter().copied().filter(|&(at, _)| !hash_holds(bytes, at)).collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
+        });
+        bad.sort_unstable();
+        for (at, seq) in bad {
+            self.problem(path, at, Some(seq), "event hash does not match its content");
+        }
     }
 
     /// The index entry of `seq` must describe this frame, the frame must continue its
