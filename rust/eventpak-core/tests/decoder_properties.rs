@@ -25,9 +25,9 @@ use eventpak_core::recovery::{recover, RecoveryOptions};
 /// A full scan that changes nothing on disk.
 const SCAN_ONLY: RecoveryOptions = RecoveryOptions { use_index_checkpoint: false, read_only: true };
 use eventpak_core::segment::layout::{
-    BODY_ENTITY_LEN_OFFSET, BODY_FIXED_LEN, BODY_FLAGS_OFFSET, BODY_KEY_LEN_OFFSET, BODY_KIND_LEN_OFFSET,
-    BODY_PAYLOAD_LEN_OFFSET, BODY_SCOPE_LEN_OFFSET, FRAME_CRC_COVERS_FROM, FRAME_CRC_OFFSET,
-    SEGMENT_PADDING_OFFSET,
+    BODY_ENTITY_LEN_OFFSET, BODY_FIXED_LEN, BODY_FLAGS_KNOWN, BODY_FLAGS_OFFSET, BODY_FLAG_PAYLOAD_VERSION,
+    BODY_KEY_LEN_OFFSET, BODY_KIND_LEN_OFFSET, BODY_PAYLOAD_LEN_OFFSET, BODY_PAYLOAD_VERSION_LEN,
+    BODY_SCOPE_LEN_OFFSET, FRAME_CRC_COVERS_FROM, FRAME_CRC_OFFSET, SEGMENT_PADDING_OFFSET,
 };
 use eventpak_core::segment::{
     decode_frame, encode_frame, frame_len, scan_segment, Decoded, SegmentHeader, SegmentSet,
@@ -191,7 +191,12 @@ fn crc_valid_frame() -> impl Strategy<Value = Vec<u8>> {
         .prop_map(|(body_len, seq, (index, len), mut body, split, flags, trailing)| {
             if let Some((e, s, k, key, ascii)) = split {
                 // Lengths that add up, so the UTF-8 and range checks are reached.
-                let room = body.len() - BODY_FIXED_LEN;
+                // Known flags only (unknown bits are refused before anything else is
+                // looked at); with the payload version flag, 4 bytes of the body hold it.
+                let flags = flags & BODY_FLAGS_KNOWN;
+                let version =
+                    if flags & BODY_FLAG_PAYLOAD_VERSION != 0 { BODY_PAYLOAD_VERSION_LEN } else { 0 };
+                let room = (body.len() - BODY_FIXED_LEN).saturating_sub(version);
                 let (e, s, k, key) = (e.min(room), s.min(room), k.min(room), key.min(room));
                 let used = (e + s + k + key).min(room);
                 let (e, s, k, key) = if e + s + k + key > room { (used, 0, 0, 0) } else { (e, s, k, key) };

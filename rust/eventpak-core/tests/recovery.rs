@@ -90,20 +90,42 @@ fn a_forged_length_in_the_last_segment_is_corruption_not_a_torn_tail() {
     }
 }
 
+/// Under a valid index checkpoint, open reads only the last covered frame of each segment:
+/// damage to an earlier covered frame is found by the first read of that event (never
+/// served) and by `verify`, and the open changes nothing.
 #[test]
-fn damage_under_a_valid_index_checkpoint_still_fails_closed() {
+fn damage_under_a_valid_index_checkpoint_is_never_served() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), config());
     fill(&store, 6);
     store.close().unwrap();
     let seg = segment_paths(dir.path())[0].clone();
-    let mut bytes = std::fs::read(&seg).unwrap();
-    let (at, len) = frames(&bytes)[1];
+    let pristine = std::fs::read(&seg).unwrap();
+    let located = frames(&pristine);
+
+    let mut bytes = pristine.clone();
+    let (at, len) = located[1];
     bytes[at + len / 2] ^= 0x01;
     std::fs::write(&seg, &bytes).unwrap();
     let before = snapshot(dir.path());
-    let err = eventpak_core::Store::open(dir.path(), config()).err().expect("must fail");
+    let store = open(dir.path(), StoreConfig { read_only: true, ..config() });
+    assert_eq!(store.stats().unwrap().recovery.index_checkpoint, "loaded");
+    let err = store.read_events(&[1]).expect_err("a damaged frame must not be served");
     assert!(matches!(err, Error::CorruptSegment { offset, .. } if offset == at as u64), "{err}");
+    let others = store.read_events(&[0, 2, 3, 4, 5]).unwrap();
+    for (event, &(at, len)) in
+        others.iter().zip(located.iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, f)| f))
+    {
+        assert_eq!(event.frame_bytes(), &pristine[at..at + len]);
+    }
+    let report = store.verify(&mut |_, _| true).unwrap();
+    assert!(!report.ok());
+    assert!(
+        report.problems.iter().all(|p| p.path == seg && p.offset == at as u64 && p.sequence == Some(1)),
+        "{:?}",
+        report.problems
+    );
+    drop(store);
     assert_eq!(snapshot(dir.path()), before);
 }
 

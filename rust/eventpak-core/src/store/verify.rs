@@ -86,6 +86,9 @@ fn hash_holds(bytes: &[u8], at: u64) -> bool {
 struct Chain {
     next_clock: u64,
     head: Hash,
+    /// The previous event's frame was damaged: its hash is unknown, so the next link is
+    /// not checked (the damage itself is already reported).
+    head_lost: bool,
 }
 
 struct Checker<'a> {
@@ -276,7 +279,7 @@ impl Checker<'_> {
             }
             Decoded::Bad(why) => {
                 self.problem(path, at, Some(seq), why);
-                return Ok(None);
+                return Ok(self.skip_by_index(segment, at, seq));
             }
         };
         self.next_seq += 1;
@@ -291,6 +294,28 @@ impl Checker<'_> {
         self.to_hash.push((at, seq));
         self.check_against_index(path, segment, at, seq, &frame)?;
         Ok(Some(frame.len as u64))
+    }
+
+    /// After a frame that does not decode: when the index places event `seq` exactly there,
+    /// its length tells where the next frame starts, so the rest of the segment is still
+    /// checked; otherwise the framing is lost (`None`).
+    fn skip_by_index(&mut self, segment: u32, at: u64, seq: u64) -> Option<u64> {
+        let index = self.store.shared.index.read();
+        let meta = index.entries.get(seq as usize).copied()?;
+        drop(index);
+        if meta.segment != segment || meta.offset != at {
+            return None;
+        }
+        self.next_seq += 1;
+        if meta.visible {
+            // The entity's clock moves on as the index says; its chain head is unknown.
+            if self.chains.len() <= meta.entity as usize {
+                self.chains.resize(meta.entity as usize + 1, Chain::default());
+            }
+            let chain = &mut self.chains[meta.entity as usize];
+            *chain = Chain { next_clock: meta.entity_sequence + 1, head: [0; 32], head_lost: true };
+        }
+        Some(meta.len as u64)
     }
 
     /// Recomputes the hash of every frame in `to_hash` (offsets into `bytes`, all decoded
@@ -363,10 +388,9 @@ impl Checker<'_> {
             self.chains.resize(meta.entity as usize + 1, Chain::default());
         }
         let chain = &mut self.chains[meta.entity as usize];
-        let (clock_ok, link_ok) =
-            (frame.entity_sequence() == chain.next_clock, frame.prev_hash() == chain.head);
-        chain.next_clock = frame.entity_sequence() + 1;
-        chain.head = frame.hash();
+        let clock_ok = frame.entity_sequence() == chain.next_clock;
+        let link_ok = chain.head_lost || frame.prev_hash() == chain.head;
+        *chain = Chain { next_clock: frame.entity_sequence() + 1, head: frame.hash(), head_lost: false };
         if !clock_ok {
             self.problem(path, at, Some(seq), "entity clock out of order");
         }
