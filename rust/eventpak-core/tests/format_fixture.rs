@@ -1,27 +1,34 @@
 //! A format change needs a version bump and a reader for the old version, or this test fails.
 //!
 //! `tests/fixtures/v1_store` (a data dir) and `tests/fixtures/v1_cache` (a projection cache)
-//! were written once by format-version-1 code and are committed with `v1_expected.json`,
-//! which lists what they hold. Every segment is read here through the named offsets of
-//! `segment::layout`, every file must re-encode byte for byte from its decoded values, and
-//! a copy of the data dir must open and serve every event as listed. The fixture is never
-//! opened in place: opening writes a LOCK file and may rewrite `index.ckpt`.
+//! were written once by format-version-1 code and are committed with `v1_expected.json`;
+//! `tests/fixtures/v2_store` was written once by format-version-2 code and is committed
+//! with `v2_expected.json`. Each JSON file lists what its fixture holds. Every check below
+//! runs for both data dirs where it applies: every segment is read through the named
+//! offsets of `segment::layout`, every event's hash is recomputed, every file must decode
+//! as listed and re-encode byte for byte from its decoded values (a version-1 file as this
+//! build would write it now, which differs only where version 2 changed the format), and
+//! a copy of each data dir must open from its checkpoint and by a full scan, serve every
+//! event and causal answer as listed, and verify clean. The fixtures are never opened in
+//! place: opening writes a LOCK file and may rewrite `index.ckpt`.
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use eventpak_core::event::EventRecord;
+use eventpak_core::event::{chain_hash, EventRecord, HashedFields};
 use eventpak_core::index::{load_checkpoint, write_checkpoint, INDEX_CHECKPOINT_FILE};
 use eventpak_core::segment::layout::*;
 use eventpak_core::segment::{
-    decode_frame, encode_frame, Decoded, SegmentHeader, SEGMENT_MAGIC, SEGMENT_VERSION,
+    append_seal, decode_frame, encode_frame, load_seals, Decoded, Seal, SegmentHeader, SEALS_FILE,
+    SEAL_RECORD_LEN, SEGMENTS_DIR, SEGMENT_MAGIC, SEGMENT_VERSION,
 };
 use eventpak_core::visibility::{Visibility, HIDDEN_RANGES_FILE};
 use eventpak_core::{CacheMeta, CursorCheckpoint, Error, NativeCache, OsStorage, Region, Store, StoreConfig};
 
 // ---------------------------------------------------------------------------------------
-// A minimal JSON reader: enough for v1_expected.json, no dependency.
+// A minimal JSON reader: enough for the expected-values files, no dependency.
 // ---------------------------------------------------------------------------------------
 
 #[derive(Debug)]
@@ -45,6 +52,10 @@ impl Json {
     fn get(&self, key: &str) -> &Json {
         let Json::Obj(fields) = self else { panic!("looking up {key:?} in {self:?}") };
         fields.iter().find(|(k, _)| k == key).map(|(_, v)| v).unwrap_or_else(|| panic!("no field {key:?}"))
+    }
+    fn opt(&self, key: &str) -> Option<&Json> {
+        let Json::Obj(fields) = self else { panic!("looking up {key:?} in {self:?}") };
+        fields.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
     fn u64(&self) -> u64 {
         let Json::Num(n) = self else { panic!("not a number: {self:?}") };
@@ -181,15 +192,37 @@ impl Parser<'_> {
 }
 
 // ---------------------------------------------------------------------------------------
-// The fixture and what it should hold.
+// The fixtures and what they should hold.
 // ---------------------------------------------------------------------------------------
+
+/// One committed data dir: the format version that wrote it and what it holds.
+struct Fixture {
+    version: u32,
+    store: &'static str,
+    want: Json,
+}
+
+impl Fixture {
+    /// A private copy of its data dir.
+    fn copy(&self) -> (tempfile::TempDir, PathBuf) {
+        copy_of(self.store)
+    }
+}
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
 }
 
-fn expected() -> Json {
-    Json::parse(&std::fs::read_to_string(fixtures().join("v1_expected.json")).expect("v1_expected.json"))
+fn expected(file: &str) -> Json {
+    Json::parse(&std::fs::read_to_string(fixtures().join(file)).unwrap_or_else(|e| panic!("{file}: {e}")))
+}
+
+/// Both data dirs: format version 1 (still read) and version 2 (what this build writes).
+fn all() -> [Fixture; 2] {
+    [
+        Fixture { version: 1, store: "v1_store", want: expected("v1_expected.json") },
+        Fixture { version: 2, store: "v2_store", want: expected("v2_expected.json") },
+    ]
 }
 
 /// A private copy of a fixture folder.
@@ -212,6 +245,15 @@ fn uuid(text: &str) -> [u8; 16] {
     unhex(text).try_into().expect("a 16-byte id")
 }
 
+fn seqs(listed: &Json) -> Vec<u64> {
+    listed.arr().iter().map(Json::u64).collect()
+}
+
+/// The listed payload version; the version-1 fixture lists none (every event has 0).
+fn payload_version_of(e: &Json) -> u32 {
+    e.opt("payload_version").map_or(0, |v| v.u64().try_into().expect("a u32 payload version"))
+}
+
 fn record_of(e: &Json) -> EventRecord {
     EventRecord {
         event_id: uuid(e.get("event_id").str()),
@@ -226,7 +268,7 @@ fn record_of(e: &Json) -> EventRecord {
         prev_hash: unhex(e.get("prev_hash").str()).try_into().unwrap(),
         hash: unhex(e.get("hash").str()).try_into().unwrap(),
         idempotency_key: e.get("idempotency_key").opt_str().map(|k| k.as_bytes().to_vec()),
-        payload_version: 0,
+        payload_version: payload_version_of(e),
         payload: unhex(e.get("payload_hex").str()),
     }
 }
@@ -270,8 +312,10 @@ fn check_frame_bytes(frame: &[u8], e: &Json, case: &str) {
     assert_eq!(field(BODY_EVENT_ID_OFFSET, 16), record.event_id, "{case}: event id");
     assert_eq!(u64_at(body, BODY_ENTITY_SEQUENCE_OFFSET), record.entity_sequence, "{case}: entity sequence");
     assert_eq!(u64_at(body, BODY_TIMESTAMP_OFFSET), record.timestamp_us, "{case}: timestamp");
+    let versioned = record.payload_version != 0;
     let flags = record.causation_id.map_or(0, |_| BODY_FLAG_CAUSATION)
-        | record.idempotency_key.as_ref().map_or(0, |_| BODY_FLAG_IDEMPOTENCY);
+        | record.idempotency_key.as_ref().map_or(0, |_| BODY_FLAG_IDEMPOTENCY)
+        | if versioned { BODY_FLAG_PAYLOAD_VERSION } else { 0 };
     assert_eq!(body[BODY_FLAGS_OFFSET], flags, "{case}: flags");
     assert_eq!(field(BODY_CORRELATION_ID_OFFSET, 16), record.correlation_id, "{case}: correlation id");
     assert_eq!(
@@ -286,81 +330,238 @@ fn check_frame_bytes(frame: &[u8], e: &Json, case: &str) {
         u16_at(body, BODY_SCOPE_LEN_OFFSET),
         body[BODY_KIND_LEN_OFFSET] as usize,
         body[BODY_KEY_LEN_OFFSET] as usize,
-        u32_at(body, BODY_PAYLOAD_LEN_OFFSET) as usize,
     ];
-    let parts =
-        [record.entity.as_bytes(), record.scope.as_bytes(), record.kind.as_bytes(), key, &record.payload];
+    let parts = [record.entity.as_bytes(), record.scope.as_bytes(), record.kind.as_bytes(), key];
     let mut at = BODY_FIXED_LEN;
     for (part, len) in parts.iter().zip(lens) {
         assert_eq!(&body[at..at + len], *part, "{case}: variable part at body offset {at}");
         at += len;
     }
+    // The payload version sits between the idempotency key and the payload, only when
+    // flag 4 says so.
+    if versioned {
+        assert_eq!(u32_at(body, at), record.payload_version, "{case}: payload version");
+        at += BODY_PAYLOAD_VERSION_LEN;
+    }
+    let payload_len = u32_at(body, BODY_PAYLOAD_LEN_OFFSET) as usize;
+    assert_eq!(&body[at..at + payload_len], record.payload, "{case}: payload at body offset {at}");
+    at += payload_len;
     assert_eq!(at, body.len(), "{case}: the variable parts fill the body");
 }
 
 #[test]
 fn segment_headers_and_frames_read_through_the_layout_constants() {
-    let want = expected();
-    // Version 1 is still read; this build writes version 2, which keeps every offset and
-    // encodes an unversioned frame exactly as version 1 did.
-    assert_eq!(want.get("format_version").u64(), 1);
+    // This build writes version 2, which keeps every offset of version 1 and encodes an
+    // unversioned frame exactly as version 1 did.
     assert_eq!(SEGMENT_VERSION, 2);
-    let events = want.get("events").arr();
-    let segments = want.get("segments").arr();
-    assert!(segments.len() >= 2, "the fixture spans at least two segments");
-    let mut seen = 0;
-    for segment in segments {
-        let name = segment.get("file").str();
-        let bytes = std::fs::read(fixtures().join("v1_store/segments").join(name)).unwrap();
-        let (id, base) = (segment.get("segment_id").u64(), segment.get("base_sequence").u64());
-        assert_eq!(bytes.len() as u64, segment.get("length").u64(), "{name}: length");
-        assert_eq!(&bytes[SEGMENT_MAGIC_OFFSET..SEGMENT_VERSION_OFFSET], SEGMENT_MAGIC, "{name}: magic");
-        assert_eq!(u32_at(&bytes, SEGMENT_VERSION_OFFSET), 1, "{name}: version");
-        assert_eq!(u32_at(&bytes, SEGMENT_FLAGS_OFFSET), 0, "{name}: flags");
-        assert_eq!(u64_at(&bytes, SEGMENT_ID_OFFSET), id, "{name}: segment id");
-        assert_eq!(u64_at(&bytes, SEGMENT_BASE_SEQUENCE_OFFSET), base, "{name}: base sequence");
-        let crc = crc32c::crc32c(&bytes[..SEGMENT_CRC_OFFSET]);
-        assert_eq!(u32_at(&bytes, SEGMENT_CRC_OFFSET), crc, "{name}: header crc");
-        assert_eq!(u32_at(&bytes, SEGMENT_PADDING_OFFSET), 0, "{name}: padding");
-        let header = SegmentHeader { segment_id: id, base_sequence: base };
-        assert_eq!(SegmentHeader::decode(&bytes), Ok(header), "{name}: decoded header");
-        // The encoder writes the current version; with the version field set back to 1 and
-        // the CRC recomputed, the bytes are the fixture's.
-        let mut again = header.encode();
-        again[SEGMENT_VERSION_OFFSET..SEGMENT_FLAGS_OFFSET].copy_from_slice(&1u32.to_le_bytes());
-        let crc = crc32c::crc32c(&again[..SEGMENT_CRC_OFFSET]);
-        again[SEGMENT_CRC_OFFSET..SEGMENT_PADDING_OFFSET].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(again[..], bytes[..SEGMENT_HEADER_LEN], "{name}: re-encoded header");
+    for fixture in all() {
+        let want = &fixture.want;
+        assert_eq!(want.get("format_version").u64(), fixture.version as u64);
+        let events = want.get("events").arr();
+        let segments = want.get("segments").arr();
+        let least = if fixture.version == 1 { 2 } else { 3 };
+        assert!(segments.len() >= least, "{}: spans at least {least} segments", fixture.store);
+        let mut seen = 0;
+        for segment in segments {
+            let name = &format!("{}/{}", fixture.store, segment.get("file").str());
+            let bytes = std::fs::read(
+                fixtures().join(fixture.store).join(SEGMENTS_DIR).join(segment.get("file").str()),
+            )
+            .unwrap();
+            let (id, base) = (segment.get("segment_id").u64(), segment.get("base_sequence").u64());
+            assert_eq!(bytes.len() as u64, segment.get("length").u64(), "{name}: length");
+            assert_eq!(&bytes[SEGMENT_MAGIC_OFFSET..SEGMENT_VERSION_OFFSET], SEGMENT_MAGIC, "{name}: magic");
+            assert_eq!(u32_at(&bytes, SEGMENT_VERSION_OFFSET), fixture.version, "{name}: version");
+            assert_eq!(SegmentHeader::version_of(&bytes), fixture.version, "{name}: version_of");
+            assert_eq!(u32_at(&bytes, SEGMENT_FLAGS_OFFSET), 0, "{name}: flags");
+            assert_eq!(u64_at(&bytes, SEGMENT_ID_OFFSET), id, "{name}: segment id");
+            assert_eq!(u64_at(&bytes, SEGMENT_BASE_SEQUENCE_OFFSET), base, "{name}: base sequence");
+            let crc = crc32c::crc32c(&bytes[..SEGMENT_CRC_OFFSET]);
+            assert_eq!(u32_at(&bytes, SEGMENT_CRC_OFFSET), crc, "{name}: header crc");
+            assert_eq!(u32_at(&bytes, SEGMENT_PADDING_OFFSET), 0, "{name}: padding");
+            let header = SegmentHeader { segment_id: id, base_sequence: base };
+            assert_eq!(SegmentHeader::decode(&bytes), Ok(header), "{name}: decoded header");
+            let mut again = header.encode();
+            if fixture.version == 1 {
+                // The encoder writes the current version; with the version field set back
+                // to 1 and the CRC recomputed, the bytes are the fixture's.
+                again[SEGMENT_VERSION_OFFSET..SEGMENT_FLAGS_OFFSET].copy_from_slice(&1u32.to_le_bytes());
+                let crc = crc32c::crc32c(&again[..SEGMENT_CRC_OFFSET]);
+                again[SEGMENT_CRC_OFFSET..SEGMENT_PADDING_OFFSET].copy_from_slice(&crc.to_le_bytes());
+            }
+            assert_eq!(again[..], bytes[..SEGMENT_HEADER_LEN], "{name}: re-encoded header");
 
-        let mine: Vec<&Json> = events.iter().filter(|e| e.get("segment_id").u64() == id).collect();
-        assert_eq!(mine.len() as u64, segment.get("frames").u64(), "{name}: frame count");
-        assert_eq!(mine[0].get("global_sequence").u64(), base, "{name}: the first frame is the base");
-        let mut at = SEGMENT_HEADER_LEN;
-        for e in mine {
-            let case = format!("{name} frame {}", e.get("global_sequence").u64());
-            assert_eq!(e.get("offset").u64() as usize, at, "{case}: offset");
-            let frame = &bytes[at..at + e.get("frame_len").u64() as usize];
-            check_frame_bytes(frame, e, &case);
-            let Decoded::Frame(view) = decode_frame(frame) else { panic!("{case}: does not decode") };
-            assert_eq!(view.to_record(), record_of(e), "{case}: decoded record");
-            let (index, len) = (view.batch_index, view.batch_len);
-            let mut again = Vec::new();
-            encode_frame(&mut again, &record_of(e), index, len);
-            assert!(again == frame, "{case}: the encoder no longer writes these bytes");
-            at += frame.len();
-            seen += 1;
+            let mine: Vec<&Json> = events.iter().filter(|e| e.get("segment_id").u64() == id).collect();
+            assert_eq!(mine.len() as u64, segment.get("frames").u64(), "{name}: frame count");
+            assert_eq!(mine[0].get("global_sequence").u64(), base, "{name}: the first frame is the base");
+            let mut at = SEGMENT_HEADER_LEN;
+            for e in mine {
+                let case = format!("{name} frame {}", e.get("global_sequence").u64());
+                assert_eq!(e.get("offset").u64() as usize, at, "{case}: offset");
+                let frame = &bytes[at..at + e.get("frame_len").u64() as usize];
+                check_frame_bytes(frame, e, &case);
+                let Decoded::Frame(view) = decode_frame(frame) else { panic!("{case}: does not decode") };
+                assert_eq!(view.to_record(), record_of(e), "{case}: decoded record");
+                assert_eq!(view.payload_version(), payload_version_of(e), "{case}: decoded payload version");
+                let (index, len) = (view.batch_index, view.batch_len);
+                let mut again = Vec::new();
+                encode_frame(&mut again, &record_of(e), index, len);
+                assert!(again == frame, "{case}: the encoder no longer writes these bytes");
+                at += frame.len();
+                seen += 1;
+            }
+            assert_eq!(at, bytes.len(), "{name}: frames fill the segment");
         }
-        assert_eq!(at, bytes.len(), "{name}: frames fill the segment");
+        assert_eq!(seen, events.len(), "{}: every listed event is in a segment", fixture.store);
     }
-    assert_eq!(seen, events.len());
+    // What each fixture is there for: version 1 has no versioned payload, version 2 has
+    // payload versions 0, 1 and 2, also inside a batch.
+    for fixture in all() {
+        let events = fixture.want.get("events").arr();
+        let versions = |batched: bool| -> std::collections::BTreeSet<u32> {
+            events
+                .iter()
+                .filter(|e| !batched || e.get("batch_len").u64() > 1)
+                .map(payload_version_of)
+                .collect()
+        };
+        let want: Vec<u32> = if fixture.version == 1 { vec![0] } else { vec![0, 1, 2] };
+        assert_eq!(versions(false).into_iter().collect::<Vec<_>>(), want, "{}", fixture.store);
+        if fixture.version == 2 {
+            assert_eq!(versions(true).into_iter().collect::<Vec<_>>(), want, "{}: in a batch", fixture.store);
+        }
+    }
+}
+
+#[test]
+fn every_event_hash_is_recomputed_from_its_fields() {
+    for fixture in all() {
+        let events = fixture.want.get("events").arr();
+        // Visible events chain per entity; a hidden event's prev_hash was provisional.
+        let mut heads: BTreeMap<String, [u8; 32]> = BTreeMap::new();
+        for e in events {
+            let case = format!("{} event {}", fixture.store, e.get("global_sequence").u64());
+            let record = record_of(e);
+            let fields = HashedFields {
+                entity_sequence: record.entity_sequence,
+                entity: &record.entity,
+                scope: &record.scope,
+                kind: &record.kind,
+                payload_version: record.payload_version,
+                payload: &record.payload,
+            };
+            assert_eq!(chain_hash(&record.prev_hash, fields), record.hash, "{case}: hash");
+            assert_eq!(e.get("receipt_hash").str(), e.get("hash").str(), "{case}: receipt hash");
+            if record.payload_version != 0 {
+                // The payload version is covered: the same event unversioned hashes otherwise.
+                let unversioned = HashedFields { payload_version: 0, ..fields };
+                assert_ne!(chain_hash(&record.prev_hash, unversioned), record.hash, "{case}: version hashed");
+            }
+            if e.get("visible").bool() {
+                let head = heads.entry(record.entity.to_string()).or_default();
+                assert_eq!(record.prev_hash, *head, "{case}: prev_hash is the entity's previous hash");
+                *head = record.hash;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Seal records.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn seal_records_decode_and_re_encode_byte_for_byte() {
+    for fixture in all() {
+        let (_root, copy) = fixture.copy();
+        let dir = copy.join(SEGMENTS_DIR);
+        let segments = fixture.want.get("segments").arr();
+        let listed: BTreeMap<u64, Seal> = segments
+            .iter()
+            .filter_map(|s| {
+                let seal = s.opt("seal").filter(|seal| !matches!(seal, Json::Null))?;
+                let seal =
+                    Seal { len: seal.get("length").u64(), next_sequence: seal.get("next_sequence").u64() };
+                Some((s.get("segment_id").u64(), seal))
+            })
+            .collect();
+        assert_eq!(load_seals(&dir).unwrap(), listed, "{}: seal records", fixture.store);
+        if fixture.version == 1 {
+            // Version 1 had no seal records.
+            assert!(listed.is_empty() && !dir.join(SEALS_FILE).exists(), "{}: no seals file", fixture.store);
+            continue;
+        }
+        // Every segment but the newest is sealed where it ends, naming the next base.
+        assert_eq!(listed.len(), segments.len() - 1, "{}: sealed segments", fixture.store);
+        for (segment, next) in segments.iter().zip(&segments[1..]) {
+            let seal = listed[&segment.get("segment_id").u64()];
+            assert_eq!(seal.len, segment.get("length").u64(), "{}: sealed length", segment.get("file").str());
+            assert_eq!(
+                seal.next_sequence,
+                next.get("base_sequence").u64(),
+                "{}: next",
+                segment.get("file").str()
+            );
+        }
+        let bytes = std::fs::read(dir.join(SEALS_FILE)).unwrap();
+        assert_eq!(bytes.len(), listed.len() * SEAL_RECORD_LEN, "{}: seals file length", fixture.store);
+        for record in bytes.chunks(SEAL_RECORD_LEN) {
+            assert_eq!(&record[..4], b"SEAL", "{}: seal record magic", fixture.store);
+        }
+        let out = tempfile::tempdir().unwrap();
+        for (&id, &seal) in &listed {
+            append_seal(&OsStorage, out.path(), id, seal).unwrap();
+        }
+        let written = std::fs::read(out.path().join(SEALS_FILE)).unwrap();
+        assert!(written == bytes, "{}: seal record bytes changed", fixture.store);
+    }
 }
 
 // ---------------------------------------------------------------------------------------
 // The store over a copy.
 // ---------------------------------------------------------------------------------------
 
-fn check_store(store: &Store, want: &Json, case: &str) {
-    let events = want.get("events").arr();
+/// What `causes`, `effects`, `descendants` and `correlated` answer for the visible event
+/// `e`, worked out from the listed event fields.
+fn causal_answers(events: &[Json], e: &Json) -> [Vec<u64>; 4] {
+    let visible: Vec<&Json> = events.iter().filter(|e| e.get("visible").bool()).collect();
+    let seq_of = |id: &str| {
+        visible.iter().find(|v| v.get("event_id").str() == id).map(|v| v.get("global_sequence").u64())
+    };
+    let effects = |seq: u64| -> Vec<u64> {
+        let id = events[seq as usize].get("event_id").str();
+        visible
+            .iter()
+            .filter(|v| v.get("causation_id").opt_str() == Some(id))
+            .map(|v| v.get("global_sequence").u64())
+            .collect()
+    };
+    let seq = e.get("global_sequence").u64();
+    let mut causes = vec![seq];
+    let mut at = seq;
+    while let Some(cause) =
+        events[at as usize].get("causation_id").opt_str().and_then(seq_of).filter(|&c| c < at)
+    {
+        causes.push(cause);
+        at = cause;
+    }
+    let (mut descendants, mut level) = (Vec::new(), vec![seq]);
+    while !level.is_empty() {
+        level = level.iter().flat_map(|&cause| effects(cause)).collect();
+        descendants.extend_from_slice(&level);
+    }
+    let correlation = e.get("correlation_id").str();
+    let correlated = visible
+        .iter()
+        .filter(|v| v.get("correlation_id").str() == correlation)
+        .map(|v| v.get("global_sequence").u64())
+        .collect();
+    [causes, effects(seq), descendants, correlated]
+}
+
+fn check_store(store: &Store, fixture: &Fixture, case: &str) {
+    let case = &format!("{} {case}", fixture.store);
+    let events = fixture.want.get("events").arr();
     let n = events.len() as u64;
     assert_eq!(store.stats().unwrap().events, n, "{case}");
     let stored = store.read_events(&(0..n).collect::<Vec<_>>()).unwrap();
@@ -382,52 +583,82 @@ fn check_store(store: &Store, want: &Json, case: &str) {
             Err(other) => panic!("{case}: get {seq}: {other}"),
         }
     }
-    // The causal indexes of a version-1 store are rebuilt from its frames: every visible
-    // effect is listed under its visible cause, and every correlation is answered.
-    let visible_events: Vec<&Json> = events.iter().filter(|e| e.get("visible").bool()).collect();
-    for cause in &visible_events {
-        let id = cause.get("event_id").str();
-        let want_effects: Vec<u64> = visible_events
-            .iter()
-            .filter(|e| e.get("causation_id").opt_str() == Some(id))
-            .map(|e| e.get("global_sequence").u64())
-            .collect();
-        let effects: Vec<u64> =
-            store.effects(&uuid(id)).unwrap().iter().map(|e| e.global_sequence()).collect();
-        assert_eq!(effects, want_effects, "{case}: effects of {id}");
-        let correlation = cause.get("correlation_id").str();
-        let want_correlated: Vec<u64> = visible_events
-            .iter()
-            .filter(|e| e.get("correlation_id").str() == correlation)
-            .map(|e| e.get("global_sequence").u64())
-            .collect();
-        let correlated: Vec<u64> = store
-            .correlated(&uuid(correlation), None, None)
-            .unwrap()
-            .iter()
-            .map(|e| e.global_sequence())
-            .collect();
-        assert_eq!(correlated, want_correlated, "{case}: correlated with {correlation}");
+    // Every visible effect is listed under its visible cause, and every correlation is
+    // answered (a version-1 store's causal indexes are rebuilt from its frames, a
+    // version-2 store's come from its checkpoint or its frames). The version-2 fixture
+    // also lists the answers, which must be the same.
+    let sequences = |found: Vec<eventpak_core::StoredEvent>| -> Vec<u64> {
+        found.iter().map(|e| e.global_sequence()).collect()
+    };
+    for e in events.iter().filter(|e| e.get("visible").bool()) {
+        let seq = e.get("global_sequence").u64();
+        let id = uuid(e.get("event_id").str());
+        let [causes, effects, descendants, correlated] = causal_answers(events, e);
+        if fixture.version == 2 {
+            assert_eq!(seqs(e.get("causes")), causes, "{case}: listed causes of {seq}");
+            assert_eq!(seqs(e.get("effects")), effects, "{case}: listed effects of {seq}");
+            assert_eq!(seqs(e.get("descendants")), descendants, "{case}: listed descendants of {seq}");
+            assert_eq!(seqs(e.get("correlated")), correlated, "{case}: listed correlated of {seq}");
+        }
+        assert_eq!(sequences(store.effects(&id).unwrap()), effects, "{case}: effects of {seq}");
+        let correlation = uuid(e.get("correlation_id").str());
+        let served = sequences(store.correlated(&correlation, None, None).unwrap());
+        assert_eq!(served, correlated, "{case}: correlated with the correlation of {seq}");
+        assert_eq!(sequences(store.causes(&id, None).unwrap()), causes, "{case}: causes of {seq}");
+        assert_eq!(
+            sequences(store.descendants(&id, None).unwrap()),
+            descendants,
+            "{case}: descendants of {seq}"
+        );
     }
+}
+
+/// `verify` of an opened copy finds nothing wrong and checks every event and segment.
+fn check_verify(store: &Store, fixture: &Fixture, case: &str) {
+    let report = store.verify(&mut |_, _| true).unwrap();
+    assert!(report.ok(), "{} {case}: verify found {:?}", fixture.store, report.problems);
+    assert_eq!(report.events, fixture.want.get("events").arr().len() as u64, "{} {case}", fixture.store);
+    assert_eq!(report.segments, fixture.want.get("segments").arr().len() as u64, "{} {case}", fixture.store);
 }
 
 #[test]
 fn a_copy_opens_from_its_checkpoint_and_by_a_full_scan() {
-    let want = expected();
-    let (_root, copy) = copy_of("v1_store");
-    assert!(!fixtures().join("v1_store/LOCK").exists(), "the fixture is committed without its LOCK file");
-    let store = Store::open(&copy, StoreConfig::default()).unwrap();
-    let stats = store.stats().unwrap();
-    assert_eq!((stats.recovery.index_checkpoint, stats.recovery.scanned_events), ("loaded", 0));
-    assert_eq!(stats.segments as u64, want.get("stats").get("segments").u64());
-    check_store(&store, &want, "checkpoint");
-    store.close().unwrap();
+    for fixture in all() {
+        let (_root, copy) = fixture.copy();
+        let lock = fixtures().join(fixture.store).join("LOCK");
+        assert!(!lock.exists(), "{}: committed without its LOCK file", fixture.store);
+        let store = Store::open(&copy, StoreConfig::default()).unwrap();
+        let stats = store.stats().unwrap();
+        assert_eq!(
+            (stats.recovery.index_checkpoint, stats.recovery.scanned_events),
+            ("loaded", 0),
+            "{}",
+            fixture.store
+        );
+        assert_eq!(
+            stats.segments as u64,
+            fixture.want.get("stats").get("segments").u64(),
+            "{}",
+            fixture.store
+        );
+        check_store(&store, &fixture, "checkpoint");
+        check_verify(&store, &fixture, "checkpoint");
+        store.close().unwrap();
 
-    let (_root, copy) = copy_of("v1_store");
-    let scan = StoreConfig { enable_index_checkpoint: false, read_only: true, ..StoreConfig::default() };
-    let store = Store::open(&copy, scan).unwrap();
-    assert_eq!(store.stats().unwrap().recovery.index_checkpoint, "disabled");
-    check_store(&store, &want, "full scan");
+        let (_root, copy) = fixture.copy();
+        let scan = StoreConfig { enable_index_checkpoint: false, read_only: true, ..StoreConfig::default() };
+        let store = Store::open(&copy, scan).unwrap();
+        let stats = store.stats().unwrap();
+        assert_eq!(stats.recovery.index_checkpoint, "disabled", "{}", fixture.store);
+        assert_eq!(
+            stats.recovery.scanned_events,
+            fixture.want.get("events").arr().len() as u64,
+            "{}",
+            fixture.store
+        );
+        check_store(&store, &fixture, "full scan");
+        check_verify(&store, &fixture, "full scan");
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -436,95 +667,175 @@ fn a_copy_opens_from_its_checkpoint_and_by_a_full_scan() {
 
 #[test]
 fn hidden_ranges_decode_and_re_encode_byte_for_byte() {
-    let want = expected();
-    let (_root, copy) = copy_of("v1_store");
-    let cancelled =
-        want.get("hidden_ranges").arr().iter().map(|r| (r.arr()[0].u64(), r.arr()[1].u64())).collect();
-    assert!(matches!(want.get("open_fence"), Json::Null));
-    let visibility = Visibility { cancelled, open_fence: None };
-    assert_eq!(Visibility::load(&copy).unwrap(), visibility);
-    let out = tempfile::tempdir().unwrap();
-    visibility.save(&OsStorage, out.path()).unwrap();
-    let written = std::fs::read(out.path().join(HIDDEN_RANGES_FILE)).unwrap();
-    assert!(written == std::fs::read(copy.join(HIDDEN_RANGES_FILE)).unwrap(), "hidden.ranges bytes changed");
+    for fixture in all() {
+        let want = &fixture.want;
+        let (_root, copy) = fixture.copy();
+        let cancelled =
+            want.get("hidden_ranges").arr().iter().map(|r| (r.arr()[0].u64(), r.arr()[1].u64())).collect();
+        assert!(matches!(want.get("open_fence"), Json::Null));
+        let visibility = Visibility { cancelled, open_fence: None };
+        assert_eq!(Visibility::load(&copy).unwrap(), visibility, "{}", fixture.store);
+        let out = tempfile::tempdir().unwrap();
+        visibility.save(&OsStorage, out.path()).unwrap();
+        let written = std::fs::read(out.path().join(HIDDEN_RANGES_FILE)).unwrap();
+        let old = std::fs::read(copy.join(HIDDEN_RANGES_FILE)).unwrap();
+        assert!(written == old, "{}: hidden.ranges bytes changed", fixture.store);
+    }
 }
 
 #[test]
 fn cursor_checkpoints_decode_and_re_encode_byte_for_byte() {
-    let want = expected();
-    let (_root, copy) = copy_of("v1_store");
-    let out = tempfile::tempdir().unwrap();
-    let listed = want.get("cursor_checkpoints").arr();
-    assert!(!listed.is_empty());
-    for c in listed {
-        let id = c.get("id").str();
-        let checkpoint = CursorCheckpoint {
-            position: c.get("position").u64(),
-            started: c.get("started").bool(),
-            process_boot_ns: match c.get("process_boot_ns") {
-                Json::Null => None,
-                n => Some(n.u64()),
-            },
-            region_identity: c.get("region_identity").opt_str().map(str::to_owned),
-        };
-        assert_eq!(CursorCheckpoint::load(&copy, id).unwrap(), Some(checkpoint.clone()), "{id}");
-        checkpoint.save(out.path(), id).unwrap();
-        let file = format!("cursors/{id}.ckpt");
-        let written = std::fs::read(out.path().join(&file)).unwrap();
-        assert!(written == std::fs::read(copy.join(&file)).unwrap(), "{file}: bytes changed");
+    for fixture in all() {
+        let (_root, copy) = fixture.copy();
+        let out = tempfile::tempdir().unwrap();
+        let listed = fixture.want.get("cursor_checkpoints").arr();
+        assert!(!listed.is_empty());
+        for c in listed {
+            let id = c.get("id").str();
+            let checkpoint = CursorCheckpoint {
+                position: c.get("position").u64(),
+                started: c.get("started").bool(),
+                process_boot_ns: match c.get("process_boot_ns") {
+                    Json::Null => None,
+                    n => Some(n.u64()),
+                },
+                region_identity: c.get("region_identity").opt_str().map(str::to_owned),
+            };
+            let case = format!("{} {id}", fixture.store);
+            assert_eq!(CursorCheckpoint::load(&copy, id).unwrap(), Some(checkpoint.clone()), "{case}");
+            checkpoint.save(out.path(), id).unwrap();
+            let file = format!("cursors/{id}.ckpt");
+            let written = std::fs::read(out.path().join(&file)).unwrap();
+            assert!(written == std::fs::read(copy.join(&file)).unwrap(), "{case}: {file} bytes changed");
+        }
     }
+}
+
+/// The causal sections at the end of a version-2 `index.ckpt`, read from its bytes:
+/// `(effect, cause)` links, then `(sequence, correlation id)` pairs.
+type CausalSections = (Vec<(u64, u64)>, Vec<(u64, [u8; 16])>);
+
+fn causal_sections(bytes: &[u8], n_links: usize, n_correlations: usize) -> CausalSections {
+    let crc_at = bytes.len() - 4;
+    let mut at = crc_at - (8 + 16 * n_links + 8 + 24 * n_correlations);
+    assert_eq!(u64_at(bytes, at), n_links as u64, "the link count");
+    at += 8;
+    let links = (0..n_links).map(|i| (u64_at(bytes, at + 16 * i), u64_at(bytes, at + 16 * i + 8))).collect();
+    at += 16 * n_links;
+    assert_eq!(u64_at(bytes, at), n_correlations as u64, "the correlation count");
+    at += 8;
+    let correlations = (0..n_correlations)
+        .map(|i| (u64_at(bytes, at + 24 * i), bytes[at + 24 * i + 8..at + 24 * i + 24].try_into().unwrap()))
+        .collect();
+    (links, correlations)
 }
 
 #[test]
 fn the_index_checkpoint_decodes_and_re_encodes_as_version_2() {
-    let want = expected();
-    let (_root, copy) = copy_of("v1_store");
-    let (index, cover) = load_checkpoint(&copy).unwrap().expect("index.ckpt");
-    let listed = want.get("index_checkpoint");
-    let segments: Vec<(u64, u64)> =
-        listed.get("segments").arr().iter().map(|s| (s.arr()[0].u64(), s.arr()[1].u64())).collect();
-    assert_eq!(cover.segments, segments);
-    assert_eq!(cover.last_timestamp_us, listed.get("last_timestamp_us").u64());
-    let events = want.get("events").arr();
-    assert_eq!(index.len(), events.len() as u64);
-    for e in events {
-        let seq = e.get("global_sequence").u64();
-        let entry = index.entry(seq).unwrap();
-        assert_eq!(entry.offset, e.get("offset").u64(), "entry {seq}");
-        assert_eq!(entry.len as u64, e.get("frame_len").u64(), "entry {seq}");
-        assert_eq!(entry.visible, e.get("visible").bool(), "entry {seq}");
-        let by_id = index.sequence_of(&uuid(e.get("event_id").str()));
+    for fixture in all() {
+        let want = &fixture.want;
+        let store = fixture.store;
+        let (_root, copy) = fixture.copy();
+        let (index, cover) = load_checkpoint(&copy).unwrap().expect("index.ckpt");
+        let listed = want.get("index_checkpoint");
+        let segments: Vec<(u64, u64)> =
+            listed.get("segments").arr().iter().map(|s| (s.arr()[0].u64(), s.arr()[1].u64())).collect();
+        assert_eq!(cover.segments, segments, "{store}");
+        assert_eq!(cover.last_timestamp_us, listed.get("last_timestamp_us").u64(), "{store}");
+        let events = want.get("events").arr();
+        assert_eq!(index.len(), events.len() as u64, "{store}");
+        for e in events {
+            let seq = e.get("global_sequence").u64();
+            let entry = index.entry(seq).unwrap();
+            assert_eq!(entry.offset, e.get("offset").u64(), "{store} entry {seq}");
+            assert_eq!(entry.len as u64, e.get("frame_len").u64(), "{store} entry {seq}");
+            assert_eq!(entry.visible, e.get("visible").bool(), "{store} entry {seq}");
+            let by_id = index.sequence_of(&uuid(e.get("event_id").str()));
+            assert_eq!(
+                by_id,
+                e.get("visible").bool().then_some(seq),
+                "{store} entry {seq}: hidden events have no id lookup"
+            );
+        }
+        let keys = want.get("idempotency").arr();
+        // Idempotency keys are written in hash-map order, so the byte comparisons below
+        // hold because each fixture has exactly one key.
+        assert_eq!(keys.len(), 1, "{store}: one idempotency key");
+        for key in keys {
+            let seq = key.get("global_sequence").u64();
+            assert_eq!(index.sequence_of_key(key.get("key").str().as_bytes()), Some(seq), "{store}");
+        }
+        let out = tempfile::tempdir().unwrap();
+        write_checkpoint(&OsStorage, out.path(), &index, &cover).unwrap();
+        let written = std::fs::read(out.path().join(INDEX_CHECKPOINT_FILE)).unwrap();
+        let old = std::fs::read(copy.join(INDEX_CHECKPOINT_FILE)).unwrap();
+        if fixture.version == 1 {
+            // A version-1 checkpoint holds no causal indexes: whoever loads it rebuilds them
+            // from the frames (recovery does), so the loaded index has none yet.
+            assert!(!cover.has_causal, "a version-1 checkpoint has no causal sections");
+            // Version 2 is version 1 with the version field set to 2 and the causal
+            // sections (here two empty counts) before the CRC.
+            let mut expected = old[..old.len() - 4].to_vec();
+            expected[8..12].copy_from_slice(&2u32.to_le_bytes());
+            expected.extend_from_slice(&[0; 16]);
+            let crc = crc32c::crc32c(&expected);
+            expected.extend_from_slice(&crc.to_le_bytes());
+            assert!(written == expected, "index.ckpt version 2 is not version 1 plus the causal sections");
+            continue;
+        }
+        assert!(cover.has_causal, "{store}: a version-2 checkpoint has causal sections");
+        assert_eq!(u32_at(&old, 8), 2, "{store}: index.ckpt version");
+        assert!(written == old, "{store}: index.ckpt bytes changed");
+        // The causal sections, as listed: sorted by the first sequence, every link pointing
+        // backwards; the loaded index answers effects from them (visible effects only).
+        let links: Vec<(u64, u64)> =
+            listed.get("links").arr().iter().map(|l| (l.arr()[0].u64(), l.arr()[1].u64())).collect();
+        let correlations: Vec<(u64, [u8; 16])> = listed
+            .get("correlations")
+            .arr()
+            .iter()
+            .map(|c| (c.arr()[0].u64(), uuid(c.arr()[1].str())))
+            .collect();
+        assert!(!links.is_empty() && !correlations.is_empty(), "{store}: causal sections");
+        assert!(links.windows(2).all(|w| w[0].0 < w[1].0) && links.iter().all(|(e, c)| c < e), "{store}");
+        assert!(correlations.windows(2).all(|w| w[0].0 < w[1].0), "{store}");
         assert_eq!(
-            by_id,
-            e.get("visible").bool().then_some(seq),
-            "entry {seq}: hidden events have no id lookup"
+            causal_sections(&old, links.len(), correlations.len()),
+            (links.clone(), correlations.clone())
         );
+        let visible = |seq: u64| events[seq as usize].get("visible").bool();
+        for e in events.iter().filter(|e| e.get("visible").bool()) {
+            let seq = e.get("global_sequence").u64();
+            let effects: Vec<u64> = links
+                .iter()
+                .filter(|&&(effect, cause)| cause == seq && visible(effect))
+                .map(|l| l.0)
+                .collect();
+            assert_eq!(index.effects_of(seq), effects, "{store}: effects of {seq} from the checkpoint");
+        }
+        // Each link is an event caused by an earlier event of the store; each correlation
+        // an event whose correlation is not its own id.
+        let id_seq = |id: &str| {
+            events.iter().find(|e| e.get("event_id").str() == id).map(|e| e.get("global_sequence").u64())
+        };
+        let from_events: Vec<(u64, u64)> = events
+            .iter()
+            .filter_map(|e| Some((e.get("global_sequence").u64(), id_seq(e.get("causation_id").opt_str()?)?)))
+            .collect();
+        assert_eq!(links, from_events, "{store}: links");
+        let from_events: Vec<(u64, [u8; 16])> = events
+            .iter()
+            .filter(|e| e.get("correlation_id").str() != e.get("event_id").str())
+            .map(|e| (e.get("global_sequence").u64(), uuid(e.get("correlation_id").str())))
+            .collect();
+        assert_eq!(correlations, from_events, "{store}: correlations");
     }
-    for key in want.get("idempotency").arr() {
-        let seq = key.get("global_sequence").u64();
-        assert_eq!(index.sequence_of_key(key.get("key").str().as_bytes()), Some(seq));
-    }
-    // A version-1 checkpoint holds no causal indexes: whoever loads it rebuilds them from
-    // the frames (recovery does), so the loaded index has none yet.
-    assert!(!cover.has_causal, "a version-1 checkpoint has no causal sections");
-    // Version 2 is version 1 with the version field set to 2 and the causal sections
-    // (here two empty counts) before the CRC. Idempotency keys are written in hash-map
-    // order, so the comparison holds because the fixture has exactly one key.
-    let out = tempfile::tempdir().unwrap();
-    write_checkpoint(&OsStorage, out.path(), &index, &cover).unwrap();
-    let written = std::fs::read(out.path().join(INDEX_CHECKPOINT_FILE)).unwrap();
-    let old = std::fs::read(copy.join(INDEX_CHECKPOINT_FILE)).unwrap();
-    let mut expected = old[..old.len() - 4].to_vec();
-    expected[8..12].copy_from_slice(&2u32.to_le_bytes());
-    expected.extend_from_slice(&[0; 16]);
-    let crc = crc32c::crc32c(&expected);
-    expected.extend_from_slice(&crc.to_le_bytes());
-    assert!(written == expected, "index.ckpt version 2 is not version 1 plus the causal sections");
 }
 
 #[test]
 fn the_cache_entry_decodes_and_re_encodes_byte_for_byte() {
-    let listed = expected();
+    // Only the version-1 fixture has a cache: its format did not change in version 2.
+    let listed = expected("v1_expected.json");
     let c = listed.get("cache");
     let file = c.get("file").str();
     let (_root, copy) = copy_of("v1_cache");
@@ -536,4 +847,5 @@ fn the_cache_entry_decodes_and_re_encodes_byte_for_byte() {
     NativeCache::open(out.path()).unwrap().put(&key, &value, meta).unwrap();
     let written = std::fs::read(out.path().join(file)).unwrap();
     assert!(written == std::fs::read(copy.join(file)).unwrap(), "{file}: bytes changed");
+    assert!(expected("v2_expected.json").opt("cache").is_none(), "the version-2 fixture has no cache");
 }
