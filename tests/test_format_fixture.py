@@ -1,10 +1,11 @@
-"""A data dir written by an older build still opens and reads the same: the committed
-format-v1 fixture (``tests/fixtures/``, made once by ``make_v1_store.py``) against the
-values written down when it was made.
+"""Data dirs written by older builds still open and read the same: the committed format
+fixtures (``tests/fixtures/``: ``v1_store`` made once by ``make_v1_store.py`` with format
+version 1, ``v2_store`` made once by ``make_v2_store.py`` with format version 2) against
+the values written down when each was made. Every test that applies to both runs for both.
 
 A format change needs a version bump, a reader for the old version and a new fixture;
-changing how this fixture is read fails these tests. The fixture is only ever opened
-through a copy: opening writes a LOCK file and may rewrite ``index.ckpt``.
+changing how a fixture is read fails these tests. A fixture is only ever opened through a
+copy: opening writes a LOCK file and may rewrite ``index.ckpt``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import struct
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +24,48 @@ import eventpak as ep
 import pytest
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-EXPECTED: dict[str, Any] = json.loads((FIXTURES / "v1_expected.json").read_text(encoding="utf-8"))
-VISIBLE = [e for e in EXPECTED["events"] if e["visible"]]
-HIDDEN = [e for e in EXPECTED["events"] if not e["visible"]]
+# docs/format.md: a seal record of ``segments/seals`` (format version 2).
+SEAL = struct.Struct("<4sIQQQ")
+
+
+@dataclass(frozen=True)
+class Fixture:
+    """One committed data dir and what ``v<N>_expected.json`` says it holds."""
+
+    name: str
+    version: int
+    expected: dict[str, Any]
+
+    @property
+    def store(self) -> Path:
+        return FIXTURES / f"{self.name}_store"
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = self.expected["events"]
+        return events
+
+    @property
+    def visible(self) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["visible"]]
+
+    @property
+    def hidden(self) -> list[dict[str, Any]]:
+        return [e for e in self.events if not e["visible"]]
+
+
+def _load(version: int) -> Fixture:
+    name = f"v{version}"
+    expected = json.loads((FIXTURES / f"{name}_expected.json").read_text(encoding="utf-8"))
+    return Fixture(name, version, expected)
+
+
+ALL = {f.name: f for f in (_load(1), _load(2))}
+V1 = ALL["v1"]
 
 
 class Balance(ep.Projection):
-    """The projection whose state the fixture's cache holds (see ``make_v1_store.py``)."""
+    """The projection whose state the v1 fixture's cache holds (see ``make_v1_store.py``)."""
 
     name = "fixture-balance"
     kinds = ("deposit", "withdraw")
@@ -40,10 +78,16 @@ class Balance(ep.Projection):
         return state + sign * int(event.payload["amount"])
 
 
+@pytest.fixture(params=sorted(ALL))
+def made(request: pytest.FixtureRequest) -> Fixture:
+    """Each committed fixture in turn."""
+    return ALL[request.param]
+
+
 @pytest.fixture
-def store_copy(tmp_path: Path) -> Path:
-    copy = tmp_path / "v1_store"
-    shutil.copytree(FIXTURES / "v1_store", copy)
+def store_copy(tmp_path: Path, made: Fixture) -> Path:
+    copy = tmp_path / made.store.name
+    shutil.copytree(made.store, copy)
     return copy
 
 
@@ -72,46 +116,85 @@ def check_event(event: ep.Event, want: dict[str, Any]) -> None:
     assert event.hash.hex() == want["hash"] == want["receipt_hash"], where
     assert event.payload_bytes.hex() == want["payload_hex"], where
     assert event.payload == want["payload"], where
+    # Version 1 had no payload versions: every one of its events reads as version 0.
+    version = want.get("payload_version", 0)
+    assert (event.payload_version, event.stored_payload_version) == (version, version), where
 
 
-def test_the_fixture_is_committed_without_a_lock_file() -> None:
-    assert not (FIXTURES / "v1_store" / "LOCK").exists()
-    assert EXPECTED["format_version"] == 1
+def causal_answers(made: Fixture) -> dict[int, dict[str, list[int]]]:
+    """What ``causes``, ``effects``, ``descendants`` and ``correlated`` (of the event's
+    correlation id) answer for each visible event, worked out from the listed fields."""
+    events, visible = made.events, made.visible
+    seq_of = {e["event_id"]: e["global_sequence"] for e in visible}
+
+    def effects(seq: int) -> list[int]:
+        event_id = events[seq]["event_id"]
+        return [e["global_sequence"] for e in visible if e["causation_id"] == event_id]
+
+    answers = {}
+    for e in visible:
+        seq = e["global_sequence"]
+        causes, at = [seq], e
+        while (cause := seq_of.get(at["causation_id"])) is not None and cause < at["global_sequence"]:
+            causes.append(cause)
+            at = events[cause]
+        descendants, level = [], [seq]
+        while level:
+            level = [effect for cause in level for effect in effects(cause)]
+            descendants.extend(level)
+        correlated = [v["global_sequence"] for v in visible if v["correlation_id"] == e["correlation_id"]]
+        answers[seq] = {"causes": causes, "effects": effects(seq), "descendants": descendants}
+        answers[seq]["correlated"] = correlated
+    return answers
 
 
-def test_every_event_reads_back_as_written(store_copy: Path) -> None:
+def test_the_fixture_is_committed_without_a_lock_file(made: Fixture) -> None:
+    assert not (made.store / "LOCK").exists()
+    assert made.expected["format_version"] == made.version
+
+
+def test_every_event_reads_back_as_written(made: Fixture, store_copy: Path) -> None:
     with ep.Store.open(store_copy) as store:
         stats = store.stats()
         assert stats["index_checkpoint"] == "loaded"
         assert stats["scanned_events"] == 0
-        for field, value in EXPECTED["stats"].items():
+        for field, value in made.expected["stats"].items():
             assert stats[field] == value, field
         events = store.query(ep.Region.all())
-        assert [e.global_sequence for e in events] == [e["global_sequence"] for e in VISIBLE]
-        for event, want in zip(events, VISIBLE, strict=True):
+        assert [e.global_sequence for e in events] == [e["global_sequence"] for e in made.visible]
+        for event, want in zip(events, made.visible, strict=True):
             check_event(event, want)
             check_event(store.get(uuid.UUID(want["event_id"])), want)
             check_event(store.get(want["event_id"]), want)
-        hidden_ids = {uuid.UUID(e["event_id"]) for e in HIDDEN}
+        hidden_ids = {uuid.UUID(e["event_id"]) for e in made.hidden}
         assert hidden_ids and hidden_ids.isdisjoint(e.event_id for e in events)
         for event_id in hidden_ids:
             with pytest.raises(ep.EventNotFound):
                 store.get(event_id)
 
 
-def test_regions_see_the_scopes_and_kinds(store_copy: Path) -> None:
+def test_each_fixture_holds_its_payload_versions(made: Fixture) -> None:
+    versions = {e.get("payload_version", 0) for e in made.events}
+    batched = {e.get("payload_version", 0) for e in made.visible if e["batch_len"] > 1}
+    if made.version == 1:
+        assert versions == batched == {0}
+    else:
+        assert versions == batched == {0, 1, 2}
+
+
+def test_regions_see_the_scopes_and_kinds(made: Fixture, store_copy: Path) -> None:
     with ep.Store.open(store_copy) as store:
-        for scope in {e["scope"] for e in VISIBLE}:
+        for scope in {e["scope"] for e in made.visible}:
             got = [e.global_sequence for e in store.query(ep.Region.scope(scope))]
-            assert got == [e["global_sequence"] for e in VISIBLE if e["scope"] == scope]
+            assert got == [e["global_sequence"] for e in made.visible if e["scope"] == scope]
         region = ep.Region.entity("acct").with_kind("deposit")
-        deposits = [e for e in VISIBLE if e["entity"].startswith("acct:") and e["kind"] == "deposit"]
+        deposits = [e for e in made.visible if e["entity"].startswith("acct:") and e["kind"] == "deposit"]
         assert [e.global_sequence for e in store.query(region)] == [e["global_sequence"] for e in deposits]
 
 
-def test_the_idempotency_key_is_still_known(store_copy: Path) -> None:
-    (keyed,) = EXPECTED["idempotency"]
-    want = EXPECTED["events"][keyed["global_sequence"]]
+def test_the_idempotency_key_is_still_known(made: Fixture, store_copy: Path) -> None:
+    (keyed,) = made.expected["idempotency"]
+    want = made.events[keyed["global_sequence"]]
     assert want["idempotency_key"] == keyed["key"]
     with ep.Store.open(store_copy) as store:
         events_before = store.stats()["events"]
@@ -122,10 +205,10 @@ def test_the_idempotency_key_is_still_known(store_copy: Path) -> None:
         assert store.stats()["events"] == events_before
 
 
-def test_every_entity_chain_verifies(store_copy: Path) -> None:
+def test_every_entity_chain_verifies(made: Fixture, store_copy: Path) -> None:
     with ep.Store.open(store_copy) as store:
-        for entity in {e["entity"] for e in VISIBLE}:
-            chain = [e for e in VISIBLE if e["entity"] == entity]
+        for entity in {e["entity"] for e in made.visible}:
+            chain = [e for e in made.visible if e["entity"] == entity]
             assert [e["entity_sequence"] for e in chain] == list(range(len(chain)))
             walked = store.walk_ancestors(chain[-1]["event_id"])
             assert [str(e.event_id) for e in walked] == [e["event_id"] for e in reversed(chain)]
@@ -134,17 +217,55 @@ def test_every_entity_chain_verifies(store_copy: Path) -> None:
             assert walked[-1].prev_hash == bytes(32)
 
 
-def test_the_cancelled_fence_is_a_gap_and_the_committed_one_is_visible(store_copy: Path) -> None:
-    (hidden,) = EXPECTED["hidden_ranges"]
-    assert [e["global_sequence"] for e in HIDDEN] == list(range(*hidden))
-    start, end = EXPECTED["committed_fence"]
-    assert end - start == 2 and all(EXPECTED["events"][seq]["visible"] for seq in range(start, end))
+@pytest.mark.parametrize("from_checkpoint", [True, False], ids=["checkpoint", "full-scan"])
+def test_the_causal_graph_is_served_as_listed(made: Fixture, store_copy: Path, from_checkpoint: bool) -> None:
+    answers = causal_answers(made)
+    if made.version == 2:
+        # The version-2 fixture lists the answers; they follow from the event fields. It
+        # has a hidden effect of a visible cause, which no answer includes.
+        for e in made.visible:
+            listed = {k: e[k] for k in ("causes", "effects", "descendants", "correlated")}
+            assert listed == answers[e["global_sequence"]], e["global_sequence"]
+        visible_ids = {e["event_id"] for e in made.visible}
+        assert any(e["causation_id"] in visible_ids for e in made.hidden)
+    with ep.Store.open(store_copy, enable_index_checkpoint=from_checkpoint) as store:
+        expected_source = "loaded" if from_checkpoint else "disabled"
+        assert store.stats()["index_checkpoint"] == expected_source
+        for e in made.visible:
+            seq, event_id = e["global_sequence"], e["event_id"]
+            served = {
+                "causes": [c.global_sequence for c in store.causes(event_id)],
+                "effects": [c.global_sequence for c in store.effects(event_id)],
+                "descendants": [c.global_sequence for c in store.descendants(event_id)],
+                "correlated": [c.global_sequence for c in store.correlated(e["correlation_id"])],
+            }
+            assert served == answers[seq], seq
+            assert [c.global_sequence for c in store.descendants(event_id, max_depth=1)] == answers[seq][
+                "effects"
+            ]
+
+
+def test_verify_finds_nothing_wrong(made: Fixture, store_copy: Path) -> None:
+    with ep.Store.open(store_copy) as store:
+        report = store.verify()
+    assert report.ok, report.problems
+    assert (report.events, report.segments) == (len(made.events), len(made.expected["segments"]))
+    assert report.bytes == sum(s["length"] for s in made.expected["segments"])
+
+
+def test_the_cancelled_fence_is_a_gap_and_the_committed_one_is_visible(
+    made: Fixture, store_copy: Path
+) -> None:
+    (hidden,) = made.expected["hidden_ranges"]
+    assert [e["global_sequence"] for e in made.hidden] == list(range(*hidden))
+    start, end = made.expected["committed_fence"]
+    assert end - start == 2 and all(made.events[seq]["visible"] for seq in range(start, end))
     with ep.Store.open(store_copy) as store:
         cursor = store.cursor(ep.Region.all()).with_gap_config(ep.CursorGapConfig.enabled(16))
         delivered: list[ep.Event] = []
         while batch := cursor.poll_batch(7):
             delivered.extend(batch)
-        assert [e.global_sequence for e in delivered] == [e["global_sequence"] for e in VISIBLE]
+        assert [e.global_sequence for e in delivered] == [e["global_sequence"] for e in made.visible]
         gaps = [
             {
                 "expected_sequence": g.expected_sequence,
@@ -153,17 +274,17 @@ def test_the_cancelled_fence_is_a_gap_and_the_committed_one_is_visible(store_cop
             }
             for g in cursor.take_gaps()
         ]
-        assert gaps == EXPECTED["gaps"]
-        assert gaps[0]["cancelled_ranges"] == EXPECTED["hidden_ranges"]
+        assert gaps == made.expected["gaps"]
+        assert gaps[0]["cancelled_ranges"] == made.expected["hidden_ranges"]
 
 
-def test_cursor_checkpoints_load_with_their_region_identity(store_copy: Path) -> None:
+def test_cursor_checkpoints_load_with_their_region_identity(made: Fixture, store_copy: Path) -> None:
     regions = {
         "fixture-eu": ep.Region.scope("eu"),
         "fixture-accounts": ep.Region.entity("acct").with_kind("deposit"),
     }
-    assert {c["id"] for c in EXPECTED["cursor_checkpoints"]} == set(regions)
-    for want in EXPECTED["cursor_checkpoints"]:
+    assert {c["id"] for c in made.expected["cursor_checkpoints"]} == set(regions)
+    for want in made.expected["cursor_checkpoints"]:
         loaded = ep.Cursor.load_checkpoint(store_copy, want["id"])
         expected = ep.CursorCheckpoint(
             want["position"], want["started"], want["process_boot_ns"], want["region_identity"]
@@ -171,23 +292,27 @@ def test_cursor_checkpoints_load_with_their_region_identity(store_copy: Path) ->
         assert loaded == expected
         assert loaded is not None and loaded.region_identity == regions[want["id"]].checkpoint_identity
     with ep.Store.open(store_copy) as store:
-        for want in EXPECTED["cursor_checkpoints"]:
+        for want in made.expected["cursor_checkpoints"]:
             cursor = store.cursor(regions[want["id"]])
             cursor.seek(want["position"], want["started"])
             rest = [e.global_sequence for e in cursor.poll_batch(1000)]
             region = regions[want["id"]]
             matching = [
                 e["global_sequence"]
-                for e in VISIBLE
+                for e in made.visible
                 if region.matches(ep.Coordinate(e["entity"], e["scope"]), e["kind"], e["entity_sequence"])
             ]
             assert rest == [seq for seq in matching if seq > want["position"]]
 
 
 def test_the_projection_cache_entry_is_served(
-    store_copy: Path, cache_copy: Path, dir_bytes: Callable[[Path], dict[str, bytes]]
+    tmp_path: Path, cache_copy: Path, dir_bytes: Callable[[Path], dict[str, bytes]]
 ) -> None:
-    want = EXPECTED["cache"]
+    # Only the v1 fixture has a cache: the cache format did not change in version 2.
+    assert "cache" not in ALL["v2"].expected
+    store_copy = tmp_path / "v1_store"
+    shutil.copytree(V1.store, store_copy)
+    want = V1.expected["cache"]
     found = ep.NativeCache(cache_copy).get(bytes.fromhex(want["key_hex"]))
     assert found is not None
     value, meta = found
@@ -206,38 +331,60 @@ def test_the_projection_cache_entry_is_served(
     assert len(after) == 2
 
 
-def test_a_full_scan_reads_the_same_events(store_copy: Path, tmp_path: Path) -> None:
+def test_a_full_scan_reads_the_same_events(made: Fixture, store_copy: Path, tmp_path: Path) -> None:
     with ep.Store.open(store_copy, read_only=True) as store:
         fast = store.query(ep.Region.all())
     scanned_copy = tmp_path / "scanned"
-    shutil.copytree(FIXTURES / "v1_store", scanned_copy)
+    shutil.copytree(made.store, scanned_copy)
     with ep.Store.open(scanned_copy, enable_index_checkpoint=False) as store:
         stats = store.stats()
         assert stats["index_checkpoint"] == "disabled"
-        assert stats["scanned_events"] == len(EXPECTED["events"])
+        assert stats["scanned_events"] == len(made.events)
         slow = store.query(ep.Region.all())
     assert slow == fast
-    for event, want in zip(slow, VISIBLE, strict=True):
+    for event, want in zip(slow, made.visible, strict=True):
         check_event(event, want)
 
 
 def test_a_read_only_open_changes_nothing(
-    store_copy: Path, dir_bytes: Callable[[Path], dict[str, bytes]]
+    made: Fixture, store_copy: Path, dir_bytes: Callable[[Path], dict[str, bytes]]
 ) -> None:
     before = dir_bytes(store_copy)
     with ep.Store.open(store_copy, read_only=True) as store:
         assert store.stats()["index_checkpoint"] == "loaded"
-        for event, want in zip(store.query(ep.Region.all()), VISIBLE, strict=True):
+        for event, want in zip(store.query(ep.Region.all()), made.visible, strict=True):
             check_event(event, want)
         with pytest.raises(ep.EventpakError):
             store.append(ep.Coordinate("acct:alice", "eu"), "deposit", {"amount": 1})
     assert dir_bytes(store_copy) == before
 
 
-def test_the_fixture_segments_are_where_the_json_says(store_copy: Path) -> None:
+def test_the_fixture_segments_are_where_the_json_says(made: Fixture, store_copy: Path) -> None:
+    segments = made.expected["segments"]
+    # Version 2 also keeps its seal records in the segments folder.
+    seals = ["seals"] if made.version == 2 else []
     names = sorted(p.name for p in (store_copy / "segments").iterdir())
-    assert names == [s["file"] for s in EXPECTED["segments"]]
-    assert len(names) >= 2
-    for segment in EXPECTED["segments"]:
+    assert names == sorted([s["file"] for s in segments] + seals)
+    assert len(segments) >= (2 if made.version == 1 else 3)
+    for segment in segments:
         assert (store_copy / "segments" / segment["file"]).stat().st_size == segment["length"]
     assert (store_copy / "hidden.ranges").is_file() and (store_copy / "index.ckpt").is_file()
+
+
+def test_the_seal_records_are_where_the_json_says(made: Fixture, store_copy: Path) -> None:
+    segments = made.expected["segments"]
+    if made.version == 1:
+        # Version 1 had no seal records.
+        assert all("seal" not in s for s in segments)
+        assert not (store_copy / "segments" / "seals").exists()
+        return
+    data = (store_copy / "segments" / "seals").read_bytes()
+    records = [SEAL.unpack_from(data, at) for at in range(0, len(data), SEAL.size)]
+    assert len(data) == SEAL.size * len(records) == SEAL.size * (len(segments) - 1)
+    for (magic, _crc, segment_id, length, next_sequence), segment, following in zip(
+        records, segments, segments[1:], strict=False
+    ):
+        assert (magic, segment_id) == (b"SEAL", segment["segment_id"])
+        assert segment["seal"] == {"length": length, "next_sequence": next_sequence}
+        assert (length, next_sequence) == (segment["length"], following["base_sequence"])
+    assert segments[-1]["seal"] is None
