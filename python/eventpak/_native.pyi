@@ -511,4 +511,6 @@ def encode_payload(value: Any, *, default: Callable[[Any], Any] | None = None) -
     ``default`` raised is its ``__cause__``)."""
 
 def decode_payload(data: bytes) -> Any:
-    """Decodes msgpack bytes the way the store does; raises ``ValueError`` if they are not msgpack."""
+    """Decodes msgpack bytes the way the store does. Raises ``PayloadNotDecodable`` (a
+    ``ValueError``) unless the bytes hold exactly one msgpack value whose every ``str`` is
+    UTF-8 and whose extensions are timestamps."""

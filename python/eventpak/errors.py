@@ -33,6 +33,7 @@ __all__ = [
     "InvalidIdempotencyKey",
     "InvalidKind",
     "InvalidRegion",
+    "PayloadNotDecodable",
     "PayloadNotSerializable",
     "ReadOnlyStore",
     "RestartBudgetExhausted",
@@ -110,6 +111,15 @@ class PayloadNotSerializable(EventpakError, TypeError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
+        self.reason = reason
+
+
+class PayloadNotDecodable(EventpakError, ValueError):
+    """Bytes read as a payload are not exactly one msgpack value eventpak can return: cut short,
+    followed by trailing bytes, a ``str`` that is not UTF-8, an unknown extension type."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"payload is not valid msgpack: {reason}")
         self.reason = reason
 
 

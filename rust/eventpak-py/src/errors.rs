@@ -34,6 +34,7 @@ bind_errors!(
     InvalidIdempotencyKey,
     InvalidKind,
     InvalidRegion,
+    PayloadNotDecodable,
     PayloadNotSerializable,
     ReadOnlyStore,
     StorageFailed,
