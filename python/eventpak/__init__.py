@@ -33,6 +33,7 @@ from .errors import (
     CorruptSegment,
     CursorCheckpointCorrupt,
     CursorCheckpointRegionMismatch,
+    Denial,
     EventNotFound,
     EventpakError,
     EventTooLarge,
@@ -56,6 +57,8 @@ from .errors import (
     WorkerCrashed,
 )
 from .fence import Fence
+from .gates import Gate, GateSet, Proposal
+from .pipeline import Pipeline
 from .projection import CacheMeta, Freshness, NativeCache, NoCache, Projection, ProjectionCache
 from .store import AppendOptions, Store, close_open_stores_at_exit
 from .worker import (
@@ -101,6 +104,7 @@ __all__ = [
     "CursorWorkerAction",
     "CursorWorkerConfig",
     "CursorWorkerHandle",
+    "Denial",
     "Event",
     "EventNotFound",
     "EventTooLarge",
@@ -110,6 +114,8 @@ __all__ = [
     "FenceClosed",
     "Freshness",
     "GapObservation",
+    "Gate",
+    "GateSet",
     "Handler",
     "IdempotencyConflict",
     "InvalidArgument",
@@ -123,8 +129,10 @@ __all__ = [
     "NoCache",
     "PayloadNotDecodable",
     "PayloadNotSerializable",
+    "Pipeline",
     "Projection",
     "ProjectionCache",
+    "Proposal",
     "ReadOnlyStore",
     "Region",
     "RestartBudgetExhausted",

@@ -407,6 +407,10 @@ class NativeStore:
     def append_batch(self, items: Iterable[_BatchItem]) -> list[AppendReceipt]:
         """Appends ``AppendRequest`` items or ``(coord, kind, payload)`` tuples atomically
         (all or none); one receipt per item. Raises ``BatchTooLarge`` past the limits."""
+    def _append_reserved_batch(self, items: Iterable[_BatchItem]) -> list[AppendReceipt]:
+        """Like ``append_batch``, for events the store writes itself: the reserved kinds
+        ``eventpak.denial``, ``eventpak.bypass`` and ``eventpak.dead_letter`` are accepted beside
+        ordinary ones (any other ``eventpak.`` kind raises ``InvalidKind``)."""
     def get(self, event_id: _EventId) -> Event:
         """The event with this id; raises ``EventNotFound``."""
     def query(self, region: Region, *, after: int | None = None, limit: int | None = None) -> list[Event]:
