@@ -79,7 +79,7 @@ def test_a_proposal_is_a_frozen_value() -> None:
 
 
 def test_a_proposal_passes_any_append_option_through() -> None:
-    p = ep.Proposal(ACCT, "deposit", 1, a_future_option=7)
+    p = ep.Proposal(ACCT, "deposit", 1, a_future_option=7)  # type: ignore[call-arg]
     assert p.options == {"a_future_option": 7}
 
 

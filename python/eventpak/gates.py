@@ -47,11 +47,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, Protocol, final, runtime_checkable
+from typing import Any, Protocol, Unpack, final, runtime_checkable
 
 from ._native import Coordinate
 from .errors import Denial
-from .store import CoordinateLike
+from .store import AppendOptions, CoordinateLike
 
 __all__ = ["GATE_DEFECT", "Gate", "GateSet", "Proposal"]
 
@@ -89,7 +89,9 @@ class Proposal:
     payload: Any
     options: Mapping[str, Any]
 
-    def __init__(self, coord: CoordinateLike, kind: str, payload: Any, **options: Any) -> None:
+    def __init__(
+        self, coord: CoordinateLike, kind: str, payload: Any, **options: Unpack[AppendOptions]
+    ) -> None:
         if not isinstance(kind, str):
             raise TypeError(f"kind must be a str, not {type(kind).__name__}")
         object.__setattr__(self, "coord", _coordinate(coord))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from typing import Any, final
+from typing import Any, Unpack, final
 
 from ._native import AppendReceipt, AppendRequest, NativeStore, decode_payload, encode_payload
 from .errors import Denial, InvalidArgument, InvalidKind, PayloadNotSerializable
@@ -55,7 +55,7 @@ class Pipeline:
         return self._record_denials
 
     def append(
-        self, ctx: Any, coord: CoordinateLike, kind: str, payload: Any, **options: Any
+        self, ctx: Any, coord: CoordinateLike, kind: str, payload: Any, **options: Unpack[AppendOptions]
     ) -> AppendReceipt:
         """Gates the proposal, then appends it as ``Store.append`` does (same options)."""
         proposal = Proposal(coord, kind, payload, **options)
@@ -72,7 +72,7 @@ class Pipeline:
         return self._store.append_batch(items)
 
     def bypass(
-        self, coord: CoordinateLike, kind: str, payload: Any, *, reason: str, **options: Any
+        self, coord: CoordinateLike, kind: str, payload: Any, *, reason: str, **options: Unpack[AppendOptions]
     ) -> AppendReceipt:
         """Appends without asking the gates, in one atomic batch with an ``eventpak.bypass``
         audit event after it (``reason``, the bypassed gates' names, the kind); returns the
