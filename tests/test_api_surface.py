@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PUBLIC_STORE_API = {
     "append",
     "append_batch",
+    "append_denial",
     "causes",
     "close",
     "correlated",
@@ -53,9 +54,23 @@ def test_store_shows_only_its_public_api() -> None:
 
 
 def test_an_open_store_hides_the_native_methods(store: ep.Store) -> None:
-    for private in ("query_hits_after", "pause_syncs", "_sync_through", "_fence_begin", "_replay"):
+    for private in (
+        "query_hits_after",
+        "pause_syncs",
+        "_sync_through",
+        "_fence_begin",
+        "_replay",
+        "_append_reserved_batch",
+    ):
         assert not hasattr(ep.Store, private)
     assert {name for name in dir(store) if not name.startswith("_")} == PUBLIC_STORE_API
+
+
+def test_the_package_exports_the_gate_api() -> None:
+    for name in ("Gate", "GateSet", "Pipeline", "Proposal", "Denial", "PayloadNotDecodable"):
+        assert name in ep.__all__ and getattr(ep, name) is not None
+    assert ep.Denial is ep.errors.Denial and ep.PayloadNotDecodable is ep.errors.PayloadNotDecodable
+    assert set(ep.errors.__all__) <= set(ep.__all__)
 
 
 def test_a_store_is_only_built_by_open(data_dir: Path) -> None:

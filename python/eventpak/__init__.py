@@ -34,6 +34,7 @@ from .errors import (
     CorruptSegment,
     CursorCheckpointCorrupt,
     CursorCheckpointRegionMismatch,
+    Denial,
     EventNotFound,
     EventpakError,
     EventTooLarge,
@@ -48,6 +49,7 @@ from .errors import (
     InvalidIdempotencyKey,
     InvalidKind,
     InvalidRegion,
+    PayloadNotDecodable,
     PayloadNotSerializable,
     ReadOnlyStore,
     RestartBudgetExhausted,
@@ -57,6 +59,8 @@ from .errors import (
     WorkerCrashed,
 )
 from .fence import Fence
+from .gates import Gate, GateSet, Proposal
+from .pipeline import Pipeline
 from .projection import CacheMeta, Freshness, NativeCache, NoCache, Projection, ProjectionCache
 from .store import AppendOptions, Store, close_open_stores_at_exit
 from .verify import VerifyProblem, VerifyReport
@@ -103,6 +107,7 @@ __all__ = [
     "CursorWorkerAction",
     "CursorWorkerConfig",
     "CursorWorkerHandle",
+    "Denial",
     "Event",
     "EventNotFound",
     "EventTooLarge",
@@ -112,6 +117,8 @@ __all__ = [
     "FenceClosed",
     "Freshness",
     "GapObservation",
+    "Gate",
+    "GateSet",
     "Handler",
     "IdempotencyConflict",
     "InvalidArgument",
@@ -124,10 +131,13 @@ __all__ = [
     "InvalidRegion",
     "NativeCache",
     "NoCache",
+    "PayloadNotDecodable",
     "PayloadNotSerializable",
+    "Pipeline",
     "PriorItem",
     "Projection",
     "ProjectionCache",
+    "Proposal",
     "ReadOnlyStore",
     "Region",
     "RestartBudgetExhausted",

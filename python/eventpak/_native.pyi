@@ -241,8 +241,8 @@ class AppendRequest:
     def caused_by(self) -> _Cause | None:
         """The cause, as given."""
     @property
-    def payload_version(self) -> int:
-        """The payload's schema version (0 when not given)."""
+    def payload_version(self) -> int | None:
+        """The payload's schema version, as given (``None``: not given, stored as 0)."""
 
 @final
 class PriorItem:
@@ -441,6 +441,10 @@ class NativeStore:
     def append_batch(self, items: Iterable[_BatchItem]) -> list[AppendReceipt]:
         """Appends ``AppendRequest`` items or ``(coord, kind, payload)`` tuples atomically
         (all or none); one receipt per item. Raises ``BatchTooLarge`` past the limits."""
+    def _append_reserved_batch(self, items: Iterable[_BatchItem]) -> list[AppendReceipt]:
+        """Like ``append_batch``, for events the store writes itself: the reserved kinds
+        ``eventpak.denial``, ``eventpak.bypass`` and ``eventpak.dead_letter`` are accepted beside
+        ordinary ones (any other ``eventpak.`` kind raises ``InvalidKind``)."""
     def get(self, event_id: _EventId) -> Event:
         """The event with this id; raises ``EventNotFound``."""
     def query(self, region: Region, *, after: int | None = None, limit: int | None = None) -> list[Event]:
@@ -561,4 +565,6 @@ def encode_payload(value: Any, *, default: Callable[[Any], Any] | None = None) -
     ``default`` raised is its ``__cause__``)."""
 
 def decode_payload(data: bytes) -> Any:
-    """Decodes msgpack bytes the way the store does; raises ``ValueError`` if they are not msgpack."""
+    """Decodes msgpack bytes the way the store does. Raises ``PayloadNotDecodable`` (a
+    ``ValueError``) unless the bytes hold exactly one msgpack value whose every ``str`` is
+    UTF-8 and whose extensions are timestamps."""

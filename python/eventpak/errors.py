@@ -10,6 +10,8 @@ message reads the same whichever layer raised it: what happened, then what to do
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = [
     "BatchTooLarge",
@@ -20,6 +22,7 @@ __all__ = [
     "CorruptSegment",
     "CursorCheckpointCorrupt",
     "CursorCheckpointRegionMismatch",
+    "Denial",
     "EventNotFound",
     "EventTooLarge",
     "EventpakError",
@@ -34,6 +37,7 @@ __all__ = [
     "InvalidIdempotencyKey",
     "InvalidKind",
     "InvalidRegion",
+    "PayloadNotDecodable",
     "PayloadNotSerializable",
     "ReadOnlyStore",
     "RestartBudgetExhausted",
@@ -120,6 +124,15 @@ class PayloadNotSerializable(EventpakError, TypeError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
+        self.reason = reason
+
+
+class PayloadNotDecodable(EventpakError, ValueError):
+    """Bytes read as a payload are not exactly one msgpack value eventpak can return: cut short,
+    followed by trailing bytes, a ``str`` that is not UTF-8, an unknown extension type."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"payload is not valid msgpack: {reason}")
         self.reason = reason
 
 
@@ -308,3 +321,39 @@ class CacheFailed(EventpakError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"projection cache failed: {reason}")
         self.reason = reason
+
+
+class Denial(EventpakError):
+    """A gate refused a proposal. Gates raise it (``raise ep.Denial(self.name, "CODE", "why")``)
+    and a pipeline raises it after recording it. Also a value: equal when ``gate``, ``code``,
+    ``message`` and ``context`` are, and picklable. ``context`` holds details for the record
+    (msgpack-encodable values; others are recorded by their ``repr``)."""
+
+    def __init__(self, gate: str, code: str, message: str, context: Mapping[str, Any] | None = None) -> None:
+        for name, value in (("gate", gate), ("code", code), ("message", message)):
+            if not isinstance(value, str):
+                raise TypeError(f"Denial {name} must be a str, not {type(value).__name__}")
+        super().__init__(gate, code, message, context)
+        self.gate = gate
+        self.code = code
+        self.message = message
+        self.context = context
+
+    def __str__(self) -> str:
+        return f"denied by gate {self.gate!r} ({self.code}): {self.message}"
+
+    def __repr__(self) -> str:
+        return f"Denial({self.gate!r}, {self.code!r}, {self.message!r}, {self.context!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Denial):
+            return NotImplemented
+        return (self.gate, self.code, self.message, self.context) == (
+            other.gate,
+            other.code,
+            other.message,
+            other.context,
+        )
+
+    def __hash__(self) -> int:  # the context may be a dict: equal denials still hash alike
+        return hash((self.gate, self.code, self.message))

@@ -9,15 +9,18 @@ import uuid
 import weakref
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, Self, TypedDict, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, Self, TypedDict, TypeVar, Unpack
 
 from ._native import AppendReceipt, AppendRequest, Coordinate, Cursor, Event, NativeStore, PriorItem, Region
 from .config import StoreConfig, StoreOptions, StoreStats
-from .errors import CheckpointInUse, InvalidConfig, StoreClosed
+from .errors import CheckpointInUse, Denial, InvalidConfig, StoreClosed
 from .fence import Fence
 from .projection import Freshness, NoCache, Projection, ProjectionCache, project, project_if_changed
 from .verify import Progress, VerifyReport, verify_store
 from .worker import CursorWorkerConfig, CursorWorkerHandle, Handler, start_worker, stop_workers
+
+if TYPE_CHECKING:
+    from .gates import Proposal
 
 __all__ = ["AppendOptions", "Store"]
 
@@ -113,6 +116,14 @@ class Store:
         """Appends ``(coord, kind, payload)`` tuples or :class:`AppendRequest` items
         atomically: all are written, or none. Returns one receipt per item."""
         return self._native.append_batch(items)
+
+    def append_denial(self, denial: Denial, proposal: Proposal) -> AppendReceipt:
+        """Records ``denial`` of ``proposal`` as a reserved ``eventpak.denial`` event on the
+        proposal's coordinate (payload: gate, code, message, context, proposed_kind), as a
+        gate :class:`~eventpak.Pipeline` does; the proposal itself is not written."""
+        from .pipeline import record_denial  # the pipeline builds on Store: imported when used
+
+        return record_denial(self._native, denial, proposal)
 
     def get(self, event_id: uuid.UUID | str) -> Event:
         """The event with this id; raises ``ep.EventNotFound``."""

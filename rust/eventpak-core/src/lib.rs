@@ -46,7 +46,10 @@ pub use cursor_checkpoint::{validate_checkpoint_id, CursorCheckpoint, MAX_CHECKP
 pub use error::{Error, Result};
 pub use event::{AppendReceipt, AppendRequest, EventId, EventRecord, Hash};
 pub use io::{OsStorage, Storage};
-pub use names::{validate_coordinate_part, validate_kind, MAX_COORDINATE_PART_BYTES, MAX_KIND_BYTES};
+pub use names::{
+    validate_coordinate_part, validate_kind, MAX_COORDINATE_PART_BYTES, MAX_KIND_BYTES, RESERVED_KINDS,
+    RESERVED_KIND_PREFIX,
+};
 pub use projection::ReplayTarget;
 pub use projection_cache::{CacheMeta, NativeCache};
 pub use region::{KindFilter, Region};

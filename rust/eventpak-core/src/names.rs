@@ -8,6 +8,10 @@ pub const MAX_COORDINATE_PART_BYTES: usize = 1024;
 pub const MAX_KIND_BYTES: usize = 255;
 /// Kinds with this prefix belong to the store itself.
 pub const RESERVED_KIND_PREFIX: &str = "eventpak.";
+/// The reserved kinds the store writes itself: a gate's recorded denial, the audit of a
+/// gate bypass, a worker's dead letter. No other kind with the reserved prefix is ever
+/// written, so a reader can rely on this list.
+pub const RESERVED_KINDS: [&str; 3] = ["eventpak.denial", "eventpak.bypass", "eventpak.dead_letter"];
 
 /// Checks one name against the shared rules; returns a human reason when it fails.
 ///
@@ -42,11 +46,19 @@ pub fn validate_coordinate_part(what: &str, value: &str) -> Result<()> {
 
 /// Validates an event kind for appending (reserved prefix refused).
 pub fn validate_kind(kind: &str) -> Result<()> {
+    validate_kind_as(kind, false)
+}
+
+/// Validates an event kind; `store_written` events (written by the store itself) may also
+/// have one of the [`RESERVED_KINDS`]. Any other kind with the reserved prefix is refused.
+pub fn validate_kind_as(kind: &str, store_written: bool) -> Result<()> {
     check_name(kind, MAX_KIND_BYTES)
         .map_err(|reason| Error::InvalidKind(format!("kind {kind:?} {reason}")))?;
-    if kind.starts_with(RESERVED_KIND_PREFIX) {
+    if kind.starts_with(RESERVED_KIND_PREFIX) && !(store_written && RESERVED_KINDS.contains(&kind)) {
+        let only =
+            if store_written { format!("; of those, only {RESERVED_KINDS:?} exist") } else { String::new() };
         return Err(Error::InvalidKind(format!(
-            "kind {kind:?} uses the reserved prefix {RESERVED_KIND_PREFIX:?}"
+            "kind {kind:?} uses the reserved prefix {RESERVED_KIND_PREFIX:?}{only}"
         )));
     }
     Ok(())
@@ -76,5 +88,20 @@ mod tests {
     fn reserved_kinds_are_refused() {
         assert!(matches!(validate_kind("eventpak.internal"), Err(Error::InvalidKind(_))));
         assert!(validate_kind("eventpakx").is_ok());
+        for kind in RESERVED_KINDS {
+            assert!(matches!(validate_kind(kind), Err(Error::InvalidKind(_))), "{kind} accepted");
+        }
+    }
+
+    #[test]
+    fn the_store_may_write_exactly_the_listed_reserved_kinds() {
+        for kind in RESERVED_KINDS {
+            assert!(validate_kind_as(kind, true).is_ok(), "{kind} refused");
+        }
+        assert!(validate_kind_as("deposit", true).is_ok());
+        for kind in ["eventpak.internal", "eventpak.denial.x", "eventpak.", "eventpak.a/b"] {
+            assert!(matches!(validate_kind_as(kind, true), Err(Error::InvalidKind(_))), "{kind} accepted");
+        }
+        assert!(matches!(validate_kind_as("a|b", true), Err(Error::InvalidKind(_))));
     }
 }

@@ -138,3 +138,28 @@ fn region_queries_use_every_filter() {
     assert_eq!(seqs(Region::all().with_scope("nope").unwrap()), Vec::<u64>::new());
     assert_eq!(store.query(&Region::all(), Some(1), Some(2)).unwrap().len(), 2);
 }
+
+#[test]
+fn reserved_kinds_are_written_only_through_the_store_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), config());
+    for kind in eventpak_core::RESERVED_KINDS {
+        assert!(matches!(store.append(request("e", kind, b"x")), Err(Error::InvalidKind(_))));
+        assert!(matches!(store.append_batch(vec![request("e", kind, b"x")]), Err(Error::InvalidKind(_))));
+    }
+    // An unlisted reserved kind anywhere in the batch refuses all of it.
+    let batch = vec![request("e", "deposit", b"1"), request("e", "eventpak.other", b"2")];
+    assert!(matches!(store.append_reserved_batch(batch), Err(Error::InvalidKind(_))));
+    assert_eq!(store.head().unwrap(), None);
+
+    let batch = vec![request("e", "deposit", b"1"), request("e", "eventpak.bypass", b"2")];
+    let receipts = store.append_reserved_batch(batch).unwrap();
+    assert_eq!(receipts.iter().map(|r| r.entity_sequence).collect::<Vec<_>>(), [0, 1]);
+    let region = Region::all().with_kinds(&["eventpak.bypass"]).unwrap();
+    let found = store.query(&region, None, None).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].record().kind.as_ref(), "eventpak.bypass");
+    // Reserved events are part of their entity's clock and chain like any other.
+    let chain = store.walk_ancestors(&found[0].record().event_id, None).unwrap();
+    assert_eq!(chain.len(), 2);
+}

@@ -35,6 +35,7 @@ bind_errors!(
     InvalidIdempotencyKey,
     InvalidKind,
     InvalidRegion,
+    PayloadNotDecodable,
     PayloadNotSerializable,
     ReadOnlyStore,
     StorageFailed,

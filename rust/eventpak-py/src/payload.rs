@@ -1,9 +1,11 @@
-//! Payload codec: Python values to msgpack and back, through serde and rmp-serde, so the
-//! bytes never pass through an intermediate Python structure. Aware datetimes travel as
-//! msgpack timestamps.
+//! Payload codec: Python values to msgpack through serde and rmp-serde, and back through a
+//! strict one-pass reader, so the bytes never pass through an intermediate Python
+//! structure. Aware datetimes travel as msgpack timestamps.
 
 mod decode;
 mod encode;
+mod fail;
+mod keys;
 mod timestamp;
 
 pub use decode::decode;

@@ -33,7 +33,7 @@ pub struct AppendRequest {
     #[pyo3(get)]
     caused_by: Option<Py<PyAny>>,
     #[pyo3(get)]
-    payload_version: u32,
+    payload_version: Option<u32>,
 }
 
 #[pymethods]
@@ -61,7 +61,7 @@ impl AppendRequest {
             causation_id,
             correlation_id,
             caused_by,
-            payload_version: opt_int_arg(payload_version, "payload_version")?.unwrap_or(0),
+            payload_version: opt_int_arg(payload_version, "payload_version")?,
         })
     }
 }
@@ -132,7 +132,7 @@ pub fn build_item(item: &Bound<'_, PyAny>, default: Option<&Bound<'_, PyAny>>) -
             causation_id: cause.as_ref(),
             correlation_id: corr.as_ref(),
             caused_by: caused_by.as_ref(),
-            payload_version: r.payload_version,
+            payload_version: r.payload_version.unwrap_or(0),
         };
         return build(r.coord.bind(py), r.kind.bind(py), r.payload.bind(py), options, default);
     }

@@ -113,6 +113,20 @@ impl NativeStore {
         Ok(receipts.into_iter().map(AppendReceipt::from).collect())
     }
 
+    /// Appends atomically events the store writes itself: the reserved kinds (denials,
+    /// bypass audits, dead letters) are accepted beside ordinary ones. Used by the package
+    /// only, never re-exported on `ep.Store`.
+    #[pyo3(name = "_append_reserved_batch")]
+    fn append_reserved_batch(
+        &self,
+        py: Python<'_>,
+        items: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<AppendReceipt>> {
+        let requests = build_items(items, self.default_encoder(py).as_ref())?;
+        let receipts = self.run(py, |s| s.append_reserved_batch(requests))?;
+        Ok(receipts.into_iter().map(AppendReceipt::from).collect())
+    }
+
     /// The event with this id; raises `ep.EventNotFound`.
     fn get(&self, py: Python<'_>, event_id: &Bound<'_, PyAny>) -> PyResult<Py<Event>> {
         let id = from_uuid(event_id, "event_id")?;

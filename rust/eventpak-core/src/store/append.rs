@@ -9,7 +9,7 @@ use crate::config::SyncMode;
 use crate::error::{Error, Result};
 use crate::event::{chain_hash, AppendReceipt, AppendRequest, EventId, EventRecord, Hash, HashedFields};
 use crate::index::{Index, NewEntry};
-use crate::names::{validate_coordinate_part, validate_kind};
+use crate::names::{validate_coordinate_part, validate_kind_as};
 use crate::segment::{frame_len_of, payload_version_len};
 
 /// Longest idempotency key in bytes.
@@ -25,22 +25,29 @@ pub fn encoded_event_size(r: &AppendRequest) -> usize {
 impl Store {
     /// Appends one event. Refused with [`Error::FenceActive`] while a fence is open.
     pub fn append(&self, request: AppendRequest) -> Result<AppendReceipt> {
-        let mut receipts = self.commit(vec![request], false, false)?;
+        let mut receipts = self.commit(vec![request], false, false, false)?;
         Ok(receipts.pop().expect("one receipt per request"))
     }
 
     /// Appends events atomically: all of them become visible, or none.
     pub fn append_batch(&self, requests: Vec<AppendRequest>) -> Result<Vec<AppendReceipt>> {
-        self.commit(requests, true, false)
+        self.commit(requests, true, false, false)
+    }
+
+    /// Appends, atomically, events the store writes itself (denials, bypass audits, dead
+    /// letters): like [`Store::append_batch`], but the kinds of
+    /// [`RESERVED_KINDS`](crate::RESERVED_KINDS) are accepted beside ordinary ones.
+    pub fn append_reserved_batch(&self, requests: Vec<AppendRequest>) -> Result<Vec<AppendReceipt>> {
+        self.commit(requests, true, false, true)
     }
 
     /// Appends events through the open fence: written now, visible at its commit.
     pub fn fence_append_batch(&self, requests: Vec<AppendRequest>) -> Result<Vec<AppendReceipt>> {
-        self.commit(requests, true, true)
+        self.commit(requests, true, true, false)
     }
 
     /// Refuses bad input before anything is locked or written.
-    fn validate(&self, requests: &[AppendRequest], is_batch: bool) -> Result<()> {
+    fn validate(&self, requests: &[AppendRequest], is_batch: bool, store_written: bool) -> Result<()> {
         let config = &self.shared.config;
         let mut total = 0usize;
         for (i, r) in requests.iter().enumerate() {
@@ -53,7 +60,7 @@ impl Store {
             }
             validate_coordinate_part("entity", &r.entity)?;
             validate_coordinate_part("scope", &r.scope)?;
-            validate_kind(&r.kind)?;
+            validate_kind_as(&r.kind, store_written)?;
             if let Some(key) = &r.idempotency_key {
                 if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
                     return Err(Error::InvalidIdempotencyKey(format!(
@@ -99,9 +106,10 @@ impl Store {
         requests: Vec<AppendRequest>,
         is_batch: bool,
         fenced: bool,
+        store_written: bool,
     ) -> Result<Vec<AppendReceipt>> {
         let writer = self.writer()?;
-        self.validate(&requests, is_batch)?;
+        self.validate(&requests, is_batch, store_written)?;
         if requests.is_empty() {
             return Ok(Vec::new());
         }

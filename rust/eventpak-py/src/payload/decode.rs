@@ -1,188 +1,198 @@
-//! msgpack to Python values, visited straight from the stored bytes.
+//! msgpack to Python values in one pass over the stored bytes. The reader is strict: the
+//! bytes must hold exactly one well-formed value, every `str` must be UTF-8 (a generic
+//! msgpack decoder hands an invalid one over as bytes, which would read back as a different
+//! type), and nothing may follow the value. Anything else raises `ep.PayloadNotDecodable`.
 
-use std::sync::Mutex;
-
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
-use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
+use super::fail::{cut_short, malformed, not_utf8, Fail};
+use super::keys::cached_key;
 use super::timestamp;
 
-struct Decode<'py>(Python<'py>);
+/// Deepest nesting of arrays and maps accepted (rmp-serde's limit, which decoded payloads before).
+const MAX_DEPTH: usize = 1024;
 
-impl<'de, 'py> DeserializeSeed<'de> for Decode<'py> {
-    type Value = Bound<'py, PyAny>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
+type Decoded<'py> = Result<Bound<'py, PyAny>, Fail>;
+
+struct Reader<'a, 'py> {
+    py: Python<'py>,
+    buf: &'a [u8],
+    pos: usize,
+    depth: usize,
 }
 
-fn py_err<E: de::Error>(e: PyErr) -> E {
-    E::custom(e.to_string())
-}
+impl<'a, 'py> Reader<'a, 'py> {
+    #[inline]
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Fail> {
+        let Some(bytes) = self.buf.get(self.pos..).and_then(|rest| rest.get(..n)) else {
+            return Err(cut_short(n, self.pos, self.buf.len() - self.pos));
+        };
+        self.pos += n;
+        Ok(bytes)
+    }
 
-impl<'de, 'py> Visitor<'de> for Decode<'py> {
-    type Value = Bound<'py, PyAny>;
+    #[inline]
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], Fail> {
+        Ok(self.take(N)?.try_into().expect("take returns N bytes"))
+    }
 
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a msgpack value")
+    #[inline]
+    fn byte(&mut self) -> Result<u8, Fail> {
+        Ok(self.take(1)?[0])
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(self.0.None().into_bound(self.0))
+
+    /// The big-endian length field of a sized marker: 1, 2 or 4 bytes for `width` 0, 1, 2.
+    #[inline]
+    fn sized(&mut self, width: u8) -> Result<usize, Fail> {
+        Ok(match width {
+            0 => usize::from(self.byte()?),
+            1 => usize::from(u16::from_be_bytes(self.array()?)),
+            _ => u32::from_be_bytes(self.array()?) as usize,
+        })
     }
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        self.visit_unit()
+
+    fn value(&mut self) -> Decoded<'py> {
+        let py = self.py;
+        let marker = self.byte()?;
+        Ok(match marker {
+            0x00..=0x7f => PyInt::new(py, marker).into_any(),
+            0x80..=0x8f => return self.map(usize::from(marker & 0x0f)),
+            0x90..=0x9f => return self.list(usize::from(marker & 0x0f)),
+            0xa0..=0xbf => return self.str(usize::from(marker & 0x1f)),
+            0xc0 => py.None().into_bound(py),
+            0xc2 | 0xc3 => PyBool::new(py, marker == 0xc3).to_owned().into_any(),
+            0xc4..=0xc6 => {
+                let n = self.sized(marker - 0xc4)?;
+                return self.bin(n);
+            }
+            0xc7..=0xc9 => {
+                let n = self.sized(marker - 0xc7)?;
+                return self.ext(n);
+            }
+            0xca => PyFloat::new(py, f32::from_be_bytes(self.array()?).into()).into_any(),
+            0xcb => PyFloat::new(py, f64::from_be_bytes(self.array()?)).into_any(),
+            0xcc => PyInt::new(py, self.byte()?).into_any(),
+            0xcd => PyInt::new(py, u16::from_be_bytes(self.array()?)).into_any(),
+            0xce => PyInt::new(py, u32::from_be_bytes(self.array()?)).into_any(),
+            0xcf => PyInt::new(py, u64::from_be_bytes(self.array()?)).into_any(),
+            0xd0 => PyInt::new(py, i8::from_be_bytes(self.array()?)).into_any(),
+            0xd1 => PyInt::new(py, i16::from_be_bytes(self.array()?)).into_any(),
+            0xd2 => PyInt::new(py, i32::from_be_bytes(self.array()?)).into_any(),
+            0xd3 => PyInt::new(py, i64::from_be_bytes(self.array()?)).into_any(),
+            0xd4..=0xd8 => return self.ext(1 << (marker - 0xd4)),
+            0xd9..=0xdb => {
+                let n = self.sized(marker - 0xd9)?;
+                return self.str(n);
+            }
+            0xdc | 0xdd => {
+                let n = self.sized(marker - 0xdb)?;
+                return self.list(n);
+            }
+            0xde | 0xdf => {
+                let n = self.sized(marker - 0xdd)?;
+                return self.map(n);
+            }
+            0xe0..=0xff => PyInt::new(py, marker as i8).into_any(),
+            0xc1 => return Err(self.malformed_here("the reserved marker 0xc1")),
+        })
     }
-    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
+
+    fn malformed_here(&self, what: &str) -> Fail {
+        malformed(format!("{what} at byte {}", self.pos - 1))
     }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(PyBool::new(self.0, v).to_owned().into_any())
+
+    fn str(&mut self, len: usize) -> Decoded<'py> {
+        let at = self.pos;
+        let text = std::str::from_utf8(self.take(len)?).map_err(|e| not_utf8(at, e))?;
+        Ok(PyString::new(self.py, text).into_any())
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(PyInt::new(self.0, v).into_any())
+
+    fn bin(&mut self, len: usize) -> Decoded<'py> {
+        Ok(PyBytes::new(self.py, self.take(len)?).into_any())
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(PyInt::new(self.0, v).into_any())
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(PyFloat::new(self.0, v).into_any())
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(PyString::new(self.0, v).into_any())
-    }
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
-        Ok(PyBytes::new(self.0, v).into_any())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let list = PyList::empty(self.0);
-        while let Some(item) = seq.next_element_seed(Decode(self.0))? {
-            list.append(item).map_err(py_err)?;
+
+    /// Enters a container of `items` values: refused when it nests too deep or claims more
+    /// values than bytes are left (every value takes at least one byte), so a forged length
+    /// never drives an allocation.
+    fn enter(&mut self, items: usize) -> Result<(), Fail> {
+        let left = self.buf.len() - self.pos;
+        if items > left {
+            let at = self.pos;
+            return Err(malformed(format!(
+                "cut short: {items} values claimed at byte {at}, {left} bytes left"
+            )));
         }
-        Ok(list.into_any())
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let dict = PyDict::new(self.0);
-        while let Some(key) = map.next_key_seed(Key(self.0))? {
-            let value = map.next_value_seed(Decode(self.0))?;
-            dict.set_item(key, value).map_err(py_err)?;
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.malformed_here(&format!("nesting deeper than {MAX_DEPTH} levels")));
         }
+        Ok(())
+    }
+
+    fn list(&mut self, len: usize) -> Decoded<'py> {
+        self.enter(len)?;
+        let mut items = Vec::with_capacity(len);
+        for _ in 0..len {
+            items.push(self.value()?);
+        }
+        self.depth -= 1;
+        Ok(PyList::new(self.py, items)?.into_any())
+    }
+
+    fn map(&mut self, len: usize) -> Decoded<'py> {
+        self.enter(len.saturating_mul(2))?;
+        let dict = PyDict::new(self.py);
+        for _ in 0..len {
+            let key = self.key()?;
+            dict.set_item(key, self.value()?)?;
+        }
+        self.depth -= 1;
         Ok(dict.into_any())
     }
-    /// rmp-serde hands a msgpack extension over as a newtype struct holding `(type, data)`.
-    fn visit_newtype_struct<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(Ext(self.0))
+
+    /// A dict key: a str (through the key cache), an int or bytes; nothing else is hashable
+    /// the way a payload needs.
+    fn key(&mut self) -> Decoded<'py> {
+        let len = match self.buf.get(self.pos) {
+            Some(&m @ 0xa0..=0xbf) => {
+                self.pos += 1;
+                usize::from(m & 0x1f)
+            }
+            Some(&m @ 0xd9..=0xdb) => {
+                self.pos += 1;
+                self.sized(m - 0xd9)?
+            }
+            Some(0x00..=0x7f | 0xcc..=0xd3 | 0xe0..=0xff | 0xc4..=0xc6) | None => return self.value(),
+            Some(_) => {
+                self.pos += 1;
+                return Err(self.malformed_here("a dict key that is not a str, an int or bytes"));
+            }
+        };
+        let at = self.pos;
+        let raw = self.take(len)?;
+        cached_key(self.py, raw).map(Bound::into_any).map_err(|e| not_utf8(at, e))
     }
-}
 
-/// A msgpack extension value; only timestamps (type -1) are known.
-struct Ext<'py>(Python<'py>);
-
-impl<'de, 'py> Visitor<'de> for Ext<'py> {
-    type Value = Bound<'py, PyAny>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a msgpack extension")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let tag: i8 = seq.next_element()?.ok_or_else(|| de::Error::custom("extension without a type"))?;
-        let data =
-            seq.next_element_seed(ExtData)?.ok_or_else(|| de::Error::custom("extension without data"))?;
+    /// A msgpack extension of `len` data bytes; only timestamps (type -1) are known.
+    fn ext(&mut self, len: usize) -> Decoded<'py> {
+        let tag = i8::from_be_bytes(self.array()?);
+        let data = self.take(len)?;
         if tag != timestamp::EXT_TYPE {
-            return Err(de::Error::custom(format!("msgpack extension type {tag} is not supported")));
+            return Err(malformed(format!("msgpack extension type {tag} is not supported")));
         }
-        let (seconds, nanos) = timestamp::parse_ext(&data).map_err(de::Error::custom)?;
-        timestamp::to_datetime(self.0, seconds, nanos).map_err(py_err)
+        let (seconds, nanos) = timestamp::parse_ext(data).map_err(malformed)?;
+        // The only failure is a date past datetime's range: a property of the bytes.
+        timestamp::to_datetime(self.py, seconds, nanos).map_err(|e| malformed(e.value(self.py).to_string()))
     }
 }
 
-/// The data bytes of an extension.
-struct ExtData;
-
-impl<'de> DeserializeSeed<'de> for ExtData {
-    type Value = Vec<u8>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_bytes(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ExtData {
-    type Value = Vec<u8>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("extension data")
-    }
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
-        Ok(v.to_vec())
-    }
-}
-
-/// Dict keys repeat across events ("amount", "currency", ...): short ones are kept in a
-/// small direct-mapped cache so decoding reuses one string object, with its hash already
-/// computed, instead of allocating and hashing a new one per event.
-const KEY_CACHE_SLOTS: usize = 1024;
-const MAX_CACHED_KEY: usize = 32;
-/// Each slot keeps the key's text beside its string object, so a hit is compared in Rust
-/// without asking Python for the string's UTF-8.
-static KEY_CACHE: Mutex<Vec<Option<CachedKey>>> = Mutex::new(Vec::new());
-type CachedKey = (Box<str>, Py<PyString>);
-
-fn cached_key<'py>(py: Python<'py>, key: &str) -> Bound<'py, PyString> {
-    if key.len() > MAX_CACHED_KEY {
-        return PyString::new(py, key);
-    }
-    // FNV-1a: cheap and good enough to spread short keys over the slots.
-    let hash =
-        key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
-    let slot = hash as usize % KEY_CACHE_SLOTS;
-    let mut cache = KEY_CACHE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if cache.is_empty() {
-        cache.resize_with(KEY_CACHE_SLOTS, || None);
-    }
-    if let Some((text, hit)) = &cache[slot] {
-        if &**text == key {
-            return hit.bind(py).clone();
-        }
-    }
-    let fresh = PyString::intern(py, key);
-    cache[slot] = Some((key.into(), fresh.clone().unbind()));
-    fresh
-}
-
-struct Key<'py>(Python<'py>);
-
-impl<'de, 'py> DeserializeSeed<'de> for Key<'py> {
-    type Value = Bound<'py, PyAny>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de, 'py> Visitor<'de> for Key<'py> {
-    type Value = Bound<'py, PyAny>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a dict key")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(cached_key(self.0, v).into_any())
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Decode(self.0).visit_i64(v)
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Decode(self.0).visit_u64(v)
-    }
-    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
-        Decode(self.0).visit_bytes(v)
-    }
-}
-
-/// Decodes stored msgpack bytes into Python values.
+/// Decodes msgpack bytes holding exactly one value into Python values.
 pub fn decode<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
-    Decode(py)
-        .deserialize(&mut de)
-        .map_err(|e| PyValueError::new_err(format!("stored payload is not valid msgpack: {e}")))
+    let mut reader = Reader { py, buf: bytes, pos: 0, depth: 0 };
+    let decoded = reader.value().and_then(|value| match bytes.len() - reader.pos {
+        0 => Ok(value),
+        n => Err(malformed(format!("{n} trailing bytes after the value, from byte {}", reader.pos))),
+    });
+    decoded.map_err(Fail::into_py)
 }
