@@ -7,9 +7,10 @@ use std::sync::Arc;
 use super::Store;
 use crate::config::SyncMode;
 use crate::error::{Error, Result};
-use crate::event::{chain_hash, AppendReceipt, AppendRequest, EventRecord, Hash};
+use crate::event::{chain_hash, AppendRequest, EventRecord, Hash};
 use crate::index::{Index, NewEntry};
 use crate::names::{validate_coordinate_part, validate_kind};
+use crate::receipt::AppendReceipt;
 use crate::segment::frame_len_of;
 
 /// Longest idempotency key in bytes.
@@ -185,7 +186,8 @@ impl Store {
             _ => {}
         }
         let durable = durability.durable();
-        Ok(records.iter().map(|r| r.receipt(r.global_sequence < durable)).collect())
+        let store_id = self.shared.store_id;
+        Ok(records.iter().map(|r| self.sign(r.receipt(store_id, r.global_sequence < durable))).collect())
     }
 
     /// For keyed requests already committed: the original receipts when the content is
@@ -225,14 +227,10 @@ impl Store {
                     event.global_sequence
                 )));
             }
-            receipts.push(AppendReceipt {
-                event_id: event.event_id(),
-                global_sequence: event.global_sequence,
-                entity_sequence: event.entity_sequence(),
-                hash: event.hash(),
-                timestamp_us: event.timestamp_us(),
-                durable: event.global_sequence < durable,
-            });
+            let (seq, clock) = (event.global_sequence, event.entity_sequence());
+            let (id, hash, at) = (event.event_id(), event.hash(), event.timestamp_us());
+            let original = AppendReceipt::new(self.shared.store_id, id, seq, clock, hash, at, seq < durable);
+            receipts.push(self.sign(original));
         }
         Ok(Some(receipts))
     }
