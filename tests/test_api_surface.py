@@ -37,6 +37,7 @@ PUBLIC_STORE_API = {
     "stats",
     "store_id",
     "sync",
+    "verify_receipt",
     "walk_ancestors",
 }
 

@@ -56,6 +56,7 @@ from .errors import (
 )
 from .fence import Fence
 from .projection import CacheMeta, Freshness, NativeCache, NoCache, Projection, ProjectionCache
+from .receipts import ReceiptCheck, generate_signing_key, public_key, verify_receipt_signature
 from .store import AppendOptions, Store, close_open_stores_at_exit
 from .worker import (
     AtLeastOnce,
@@ -124,6 +125,7 @@ __all__ = [
     "Projection",
     "ProjectionCache",
     "ReadOnlyStore",
+    "ReceiptCheck",
     "Region",
     "RestartBudgetExhausted",
     "RestartPolicy",
@@ -138,4 +140,7 @@ __all__ = [
     "WorkerCrashed",
     "__version__",
     "errors",
+    "generate_signing_key",
+    "public_key",
+    "verify_receipt_signature",
 ]
