@@ -155,7 +155,7 @@ def test_receipt_bytes_round_trip_every_field(open_store: OpenStore, key: bytes,
 
 
 @pytest.mark.parametrize("signed", [True, False])
-@pytest.mark.parametrize("protocol", range(2, pickle.HIGHEST_PROTOCOL + 1))
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
 def test_receipts_pickle_with_every_field(
     open_store: OpenStore, key: bytes, signed: bool, protocol: int
 ) -> None:
