@@ -12,7 +12,7 @@
 # add a Rust regression test (rust/eventpak-core/tests/decoder_properties.rs) before fixing.
 set -euo pipefail
 cd "$(dirname "$0")"
-ALL=(frame segment_header scan_segment index_checkpoint cursor_checkpoint hidden_ranges open_store)
+ALL=(frame segment_header scan_segment index_checkpoint cursor_checkpoint hidden_ranges open_store receipt_bytes)
 TARGETS=("${@:-${ALL[@]}}")
 SECONDS_EACH="${FUZZ_SECONDS:-10}"
 TRIPLE="$(rustc -vV | sed -n 's/^host: //p')"

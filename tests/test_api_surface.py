@@ -43,6 +43,7 @@ PUBLIC_STORE_API = {
     "store_id",
     "sync",
     "verify",
+    "verify_receipt",
     "walk_ancestors",
 }
 

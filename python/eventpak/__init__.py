@@ -62,6 +62,7 @@ from .fence import Fence
 from .gates import Gate, GateSet, Proposal
 from .pipeline import Pipeline
 from .projection import CacheMeta, Freshness, NativeCache, NoCache, Projection, ProjectionCache
+from .receipts import ReceiptCheck, generate_signing_key, public_key, verify_receipt_signature
 from .store import AppendOptions, Store, close_open_stores_at_exit
 from .verify import VerifyProblem, VerifyReport
 from .worker import (
@@ -139,6 +140,7 @@ __all__ = [
     "ProjectionCache",
     "Proposal",
     "ReadOnlyStore",
+    "ReceiptCheck",
     "Region",
     "RestartBudgetExhausted",
     "RestartPolicy",
@@ -155,4 +157,7 @@ __all__ = [
     "WorkerCrashed",
     "__version__",
     "errors",
+    "generate_signing_key",
+    "public_key",
+    "verify_receipt_signature",
 ]

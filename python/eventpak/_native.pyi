@@ -31,11 +31,15 @@ __all__ = [
     "check_store_options",
     "decode_payload",
     "encode_payload",
+    "generate_signing_key",
     "mark_exiting",
+    "public_key",
     "replay",
     "replay_head",
     "store_defaults",
     "target_identity",
+    "verify_receipt",
+    "verify_receipt_signature",
 ]
 
 __version__: str
@@ -172,8 +176,9 @@ class Event:
 
 @final
 class AppendReceipt:
-    """What an append returns. Two receipts are equal when they name the same stored event
-    (``durable`` is when the receipt was made, not part of the event)."""
+    """What an append returns. Two receipts are equal when they name the same stored event of
+    the same store; ``durable`` (when the receipt was made), the key id and the signature (who
+    vouches for it) are not compared. A receipt pickles with every field, as ``to_bytes()``."""
 
     @property
     def event_id(self) -> uuid.UUID:
@@ -192,7 +197,27 @@ class AppendReceipt:
         """Append time, in microseconds since the Unix epoch."""
     @property
     def durable(self) -> bool:
-        """True when an fsync covered the event before the receipt was made."""
+        """True when an fsync covered the event before the receipt was made (not signed)."""
+    @property
+    def store_id(self) -> bytes:
+        """The 16-byte id of the store that issued the receipt."""
+    @property
+    def key_id(self) -> bytes | None:
+        """16 bytes naming the signing key (Blake3 of its public key); ``None`` when unsigned."""
+    @property
+    def signature(self) -> bytes | None:
+        """The 64-byte Ed25519 signature over the receipt's canonical bytes (every field but
+        ``durable``), or ``None``. A store computes it on first access (then cached)."""
+    def to_bytes(self) -> bytes:
+        """The versioned binary form of every field, signature and ``durable`` included."""
+    @classmethod
+    def from_bytes(cls, data: bytes) -> AppendReceipt:
+        """Parses ``to_bytes()`` output. It checks the form only: altered fields still parse
+        (verify them with ``verify_receipt_signature`` or ``Store.verify_receipt``).
+        Malformed bytes (wrong length, unknown version or flags) raise ``InvalidArgument``."""
+    def to_dict(self) -> dict[str, Any]:
+        """Every field by name, JSON-ready: ``event_id`` as a str, bytes as lowercase hex,
+        absent ``key_id`` and ``signature`` as ``None``."""
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
@@ -419,6 +444,8 @@ class NativeStore:
         create: bool = ...,
         read_only: bool = ...,
         fence_wait_ms: int = ...,
+        signing_key: bytes | None = ...,
+        verify_keys: Sequence[bytes] = ...,
     ) -> NativeStore:
         """Opens (or creates) the store in ``path``; defaults are ``store_defaults()``.
         Raises ``InvalidConfig`` for bad options, ``StoreLocked`` if the dir is in use."""
@@ -542,6 +569,8 @@ def check_store_options(
     create: bool = ...,
     read_only: bool = ...,
     fence_wait_ms: int = ...,
+    signing_key: bytes | None = ...,
+    verify_keys: Sequence[bytes] = ...,
 ) -> None:
     """Raises ``InvalidConfig`` unless these options (those of ``NativeStore.open``) would
     open a store; unknown names are refused too."""
@@ -554,6 +583,22 @@ def replay(
 
 def replay_head(store: NativeStore, target: str | Region, kinds: Sequence[str]) -> int | None:
     """The global sequence of the newest relevant event of a projection target, if any."""
+
+def generate_signing_key() -> bytes:
+    """A new Ed25519 signing key: a 32-byte seed from the operating system's randomness."""
+
+def public_key(signing_key: bytes) -> bytes:
+    """The 32-byte Ed25519 public key of a signing key; a key of another length raises
+    ``InvalidArgument``."""
+
+def verify_receipt_signature(receipt: AppendReceipt, public_key: bytes) -> bool:
+    """True when ``receipt`` names the key ``public_key`` and carries its valid signature over
+    every field but ``durable``. Needs no store. A malformed public key raises
+    ``InvalidArgument``."""
+
+def verify_receipt(store: NativeStore, receipt: AppendReceipt) -> str | None:
+    """``None`` when ``store`` vouches for ``receipt``, else the first reason it does not
+    (see ``eventpak.ReceiptCheck``). Never raises for a bad receipt."""
 
 def target_identity(target: str | Region) -> str:
     """The stable identity of a projection target (part of cache keys)."""

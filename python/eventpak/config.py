@@ -4,8 +4,8 @@ the defaults from it and asks it to check a config before anything touches the d
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, TypedDict
 
 from ._native import check_store_options, store_defaults
@@ -46,12 +46,21 @@ class StoreConfig:
     default: Callable[[Any], Any] | None = None
     """Converts payload values msgpack cannot carry into ones it can, as ``json.dumps(default=)``
     does; without it such a value raises ``ep.PayloadNotSerializable``."""
+    signing_key: bytes | None = field(default=_DEFAULTS["signing_key"], repr=False)
+    """An Ed25519 signing key (32 bytes, ``ep.generate_signing_key()``): every receipt the
+    store returns is signed with it. Never shown by ``repr``."""
+    verify_keys: Sequence[bytes] = _DEFAULTS["verify_keys"]
+    """Public keys (32 bytes each) whose receipt signatures ``verify_receipt`` accepts besides
+    the signing key's: the keys the store signed with before a key rotation."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, (str, os.PathLike)):
             raise InvalidConfig(f"path must be a str or os.PathLike, not {type(self.path).__name__}")
         if self.default is not None and not callable(self.default):
             raise InvalidConfig(f"default must be callable, not {type(self.default).__name__}")
+        if isinstance(self.verify_keys, list):
+            # A frozen config holds a tuple, so it stays hashable and nobody edits it later.
+            object.__setattr__(self, "verify_keys", tuple(self.verify_keys))
         check_store_options(**self.engine_options())
 
     def engine_options(self) -> dict[str, Any]:
@@ -76,6 +85,8 @@ class StoreOptions(TypedDict, total=False):
     fence_wait_ms: int
     projection_cache: Any
     default: Callable[[Any], Any] | None
+    signing_key: bytes | None
+    verify_keys: Sequence[bytes]
 
 
 class StoreStats(TypedDict):

@@ -16,6 +16,7 @@ from .config import StoreConfig, StoreOptions, StoreStats
 from .errors import CheckpointInUse, Denial, InvalidConfig, StoreClosed
 from .fence import Fence
 from .projection import Freshness, NoCache, Projection, ProjectionCache, project, project_if_changed
+from .receipts import ReceiptCheck, check_receipt
 from .verify import Progress, VerifyReport, verify_store
 from .worker import CursorWorkerConfig, CursorWorkerHandle, Handler, start_worker, stop_workers
 
@@ -208,6 +209,13 @@ class Store:
         ``last_generation`` (the generation is the sequence of its newest relevant event),
         else ``None``."""
         return project_if_changed(self._native, self._projection_cache, target, projection, last_generation)
+
+    def verify_receipt(self, receipt: AppendReceipt) -> ReceiptCheck:
+        """Whether this store vouches for ``receipt``: it names a visible event of this store
+        with the same sequences, hash and timestamp, and is unsigned or signed by the store's
+        signing key or one of its ``verify_keys``. Never raises for a bad receipt: the
+        :class:`ReceiptCheck` says what is wrong (a non-receipt raises ``TypeError``)."""
+        return check_receipt(self._native, receipt)
 
     def head(self) -> int | None:
         """The newest visible global sequence; ``None`` while nothing is visible."""

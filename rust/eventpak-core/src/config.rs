@@ -1,6 +1,9 @@
 //! Store options and their validation (`docs/design.md`, "The Store API").
 
+use std::fmt;
+
 use crate::error::{Error, Result};
+use crate::receipt::{parse_public_key, ReceiptSigner};
 use crate::segment::MAX_BODY_LEN;
 
 /// When appended bytes are made durable with fsync.
@@ -40,6 +43,17 @@ impl SyncMode {
 /// Smallest accepted `segment_max_bytes`.
 pub const MIN_SEGMENT_BYTES: u64 = 4096;
 
+/// A receipt signing key as given in a config (an Ed25519 seed, 32 bytes once validated).
+/// Its `Debug` never shows the key, so a logged config does not leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeySeed(pub Vec<u8>);
+
+impl fmt::Debug for SigningKeySeed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningKeySeed(<hidden>)")
+    }
+}
+
 /// All options of a store.
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
@@ -66,6 +80,11 @@ pub struct StoreConfig {
     /// How long a plain append (or a fence) waits for another thread's open fence before
     /// failing with `FenceActive`.
     pub fence_wait_ms: u64,
+    /// Signs every receipt with this Ed25519 key; `None`: receipts are unsigned.
+    pub signing_key: Option<SigningKeySeed>,
+    /// Public keys (32 bytes each) whose receipt signatures the store accepts besides its
+    /// signing key's: the keys it signed with before a key rotation.
+    pub verify_keys: Vec<Vec<u8>>,
 }
 
 impl Default for StoreConfig {
@@ -82,6 +101,8 @@ impl Default for StoreConfig {
             create: true,
             read_only: false,
             fence_wait_ms: 30_000,
+            signing_key: None,
+            verify_keys: Vec::new(),
         }
     }
 }
@@ -105,6 +126,13 @@ impl StoreConfig {
             if value == 0 {
                 return bad(format!("{name} must be at least 1"));
             }
+        }
+        if let Some(seed) = &self.signing_key {
+            ReceiptSigner::from_seed(&seed.0)
+                .map_err(|e| Error::InvalidConfig(format!("signing_key: {e}")))?;
+        }
+        for (i, key) in self.verify_keys.iter().enumerate() {
+            parse_public_key(key).map_err(|e| Error::InvalidConfig(format!("verify_keys[{i}]: {e}")))?;
         }
         Ok(())
     }

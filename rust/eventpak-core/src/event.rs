@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::receipt::AppendReceipt;
 use crate::rng::SplitMix64;
 
 /// A 32-byte Blake3 digest.
@@ -74,34 +75,11 @@ pub struct EventRecord {
     pub payload: Vec<u8>,
 }
 
-/// What an append returns.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AppendReceipt {
-    /// Id of the stored event.
-    pub event_id: EventId,
-    /// Its commit position.
-    pub global_sequence: u64,
-    /// Its per-entity clock value.
-    pub entity_sequence: u64,
-    /// Its chain hash.
-    pub hash: Hash,
-    /// Its timestamp.
-    pub timestamp_us: u64,
-    /// Whether an fsync covered it when the receipt was made.
-    pub durable: bool,
-}
-
 impl EventRecord {
-    /// The receipt describing this record.
-    pub fn receipt(&self, durable: bool) -> AppendReceipt {
-        AppendReceipt {
-            event_id: self.event_id,
-            global_sequence: self.global_sequence,
-            entity_sequence: self.entity_sequence,
-            hash: self.hash,
-            timestamp_us: self.timestamp_us,
-            durable,
-        }
+    /// The (unsigned) receipt of this record, issued by store `store_id`.
+    pub fn receipt(&self, store_id: [u8; 16], durable: bool) -> AppendReceipt {
+        let (id, seq, clock) = (self.event_id, self.global_sequence, self.entity_sequence);
+        AppendReceipt::new(store_id, id, seq, clock, self.hash, self.timestamp_us, durable)
     }
 }
 

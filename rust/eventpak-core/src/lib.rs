@@ -18,6 +18,7 @@ mod error;
 mod names;
 mod projection;
 mod projection_cache;
+mod receipt;
 mod region;
 mod store;
 mod sync;
@@ -40,11 +41,11 @@ pub mod segment;
 #[doc(hidden)]
 pub mod visibility;
 
-pub use config::{StoreConfig, SyncMode, MIN_SEGMENT_BYTES};
+pub use config::{SigningKeySeed, StoreConfig, SyncMode, MIN_SEGMENT_BYTES};
 pub use cursor::{wait_for_events, Cursor, GapObservation};
 pub use cursor_checkpoint::{validate_checkpoint_id, CursorCheckpoint, MAX_CHECKPOINT_ID_BYTES};
 pub use error::{Error, Result};
-pub use event::{AppendReceipt, AppendRequest, EventId, EventRecord, Hash};
+pub use event::{AppendRequest, EventId, EventRecord, Hash};
 pub use io::{OsStorage, Storage};
 pub use names::{
     validate_coordinate_part, validate_kind, MAX_COORDINATE_PART_BYTES, MAX_KIND_BYTES, RESERVED_KINDS,
@@ -52,6 +53,11 @@ pub use names::{
 };
 pub use projection::ReplayTarget;
 pub use projection_cache::{CacheMeta, NativeCache};
+pub use receipt::{
+    generate_signing_key, key_id, parse_public_key, public_key, AppendReceipt, KeyId, ReceiptError,
+    ReceiptProblem, ReceiptSigner, KEY_ID_LEN, PUBLIC_KEY_LEN, RECEIPT_BYTES_LEN, RECEIPT_VERSION,
+    SIGNATURE_LEN, SIGNING_KEY_LEN,
+};
 pub use region::{KindFilter, Region};
 pub use segment::StoredEvent;
 pub use store::{note_fork_in_child, Stats, Store, VerifyProblem, VerifyReport, LOCK_FILE, STORE_ID_FILE};

@@ -3,7 +3,7 @@
 
 use eventpak_core::AppendRequest as CoreRequest;
 use pyo3::prelude::*;
-use pyo3::types::PyType;
+use pyo3::types::{PyBool, PyInt, PyType};
 
 use crate::args::int_arg;
 use crate::errors::InvalidCausation;
@@ -23,6 +23,13 @@ pub struct PriorItem {
 impl PriorItem {
     #[new]
     fn new(index: &Bound<'_, PyAny>) -> PyResult<Self> {
+        // A negative position can never name an earlier item: the same refusal as a
+        // position that is not earlier (made here, before any batch is built).
+        let is_int = index.is_instance_of::<PyInt>() && !index.is_instance_of::<PyBool>();
+        if is_int && index.lt(0)? {
+            let reason = format!("PriorItem({index}): a batch item's position is never negative");
+            return Err(InvalidCausation::new_err((reason,)));
+        }
         Ok(PriorItem { index: int_arg(index, "index")? })
     }
 

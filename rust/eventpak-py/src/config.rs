@@ -1,9 +1,9 @@
 //! Store options: the engine's `StoreConfig` is the one place that holds their defaults
 //! and validates them; Python reads the defaults from here and hands the options back.
 
-use eventpak_core::{StoreConfig, SyncMode};
+use eventpak_core::{SigningKeySeed, StoreConfig, SyncMode};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyInt, PyString};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
 
 use crate::args::type_name;
 use crate::errors::{to_py, InvalidConfig};
@@ -24,6 +24,18 @@ fn int<T: TryFrom<u64>>(name: &str, value: &Bound<'_, PyAny>) -> PyResult<T> {
 
 fn flag(name: &str, value: &Bound<'_, PyAny>) -> PyResult<bool> {
     value.downcast::<PyBool>().map(|b| b.is_true()).map_err(|_| type_error(name, "a bool", value))
+}
+
+fn key_bytes(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    value.downcast::<PyBytes>().map(|b| b.as_bytes().to_vec()).map_err(|_| type_error(name, "bytes", value))
+}
+
+/// A list or tuple of public keys (a bare `bytes` is refused: it would read as 32 ints).
+fn key_list(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Vec<Vec<u8>>> {
+    if !value.is_instance_of::<PyList>() && !value.is_instance_of::<PyTuple>() {
+        return Err(type_error(name, "a list of bytes", value));
+    }
+    value.try_iter()?.enumerate().map(|(i, key)| key_bytes(&format!("{name}[{i}]"), &key?)).collect()
 }
 
 /// Builds and validates a `StoreConfig` from keyword options; missing ones keep their
@@ -48,6 +60,9 @@ pub fn from_options(options: Option<&Bound<'_, PyDict>>) -> PyResult<StoreConfig
             "create" => c.create = flag(&name, v)?,
             "read_only" => c.read_only = flag(&name, v)?,
             "fence_wait_ms" => c.fence_wait_ms = int(&name, v)?,
+            "signing_key" if v.is_none() => c.signing_key = None,
+            "signing_key" => c.signing_key = Some(SigningKeySeed(key_bytes(&name, v)?)),
+            "verify_keys" => c.verify_keys = key_list(&name, v)?,
             _ => return Err(InvalidConfig::new_err((format!("unknown store option {name:?}"),))),
         }
     }
@@ -71,6 +86,8 @@ pub fn store_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("create", c.create)?;
     d.set_item("read_only", c.read_only)?;
     d.set_item("fence_wait_ms", c.fence_wait_ms)?;
+    d.set_item("signing_key", c.signing_key.map(|seed| PyBytes::new(py, &seed.0)))?;
+    d.set_item("verify_keys", PyTuple::new(py, c.verify_keys.iter().map(|k| PyBytes::new(py, k)))?)?;
     Ok(d)
 }
 

@@ -15,6 +15,7 @@ mod gil;
 mod names;
 mod payload;
 mod projection;
+mod receipts;
 mod request;
 mod stats;
 mod store;
@@ -41,6 +42,8 @@ mod _native {
     use crate::gil::mark_exiting;
     #[pymodule_export]
     use crate::projection::{replay, replay_head, target_identity, CacheMeta, NativeCache};
+    #[pymodule_export]
+    use crate::receipts::{generate_signing_key, public_key, verify_receipt, verify_receipt_signature};
     #[pymodule_export]
     use crate::request::AppendRequest;
     #[pymodule_export]

@@ -184,11 +184,6 @@ impl super::Index {
         out
     }
 
-    /// The sequence of the event with id `id`, visible or not.
-    pub fn any_sequence_of(&self, id: &[u8; 16]) -> Option<u64> {
-        self.event_ids.binary_search(&u128::from_be_bytes(*id)).ok().map(|i| i as u64)
-    }
-
     /// Heap bytes the causal indexes hold, approximately.
     pub fn causal_heap_bytes(&self) -> usize {
         self.causal.heap_bytes()

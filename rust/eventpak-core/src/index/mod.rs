@@ -255,8 +255,12 @@ impl Index {
 
     /// Sequence of the visible event with this id.
     pub fn sequence_of(&self, event_id: &[u8; 16]) -> Option<u64> {
-        let i = self.event_ids.binary_search(&u128::from_be_bytes(*event_id)).ok()?;
-        self.entries[i].visible.then_some(i as u64)
+        self.sequence_of_any(event_id).filter(|&seq| self.entries[seq as usize].visible)
+    }
+
+    /// Sequence of the event with this id, visible or not.
+    pub fn sequence_of_any(&self, event_id: &[u8; 16]) -> Option<u64> {
+        self.event_ids.binary_search(&u128::from_be_bytes(*event_id)).ok().map(|i| i as u64)
     }
 
     /// Cancelled ranges clipped to `[from, to)`.

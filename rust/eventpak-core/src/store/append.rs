@@ -7,9 +7,10 @@ use std::sync::Arc;
 use super::Store;
 use crate::config::SyncMode;
 use crate::error::{Error, Result};
-use crate::event::{chain_hash, AppendReceipt, AppendRequest, EventId, EventRecord, Hash, HashedFields};
+use crate::event::{chain_hash, AppendRequest, EventId, EventRecord, Hash, HashedFields};
 use crate::index::{Index, NewEntry};
 use crate::names::{validate_coordinate_part, validate_kind_as};
+use crate::receipt::AppendReceipt;
 use crate::segment::{frame_len_of, payload_version_len};
 
 /// Longest idempotency key in bytes.
@@ -213,7 +214,8 @@ impl Store {
             _ => {}
         }
         let durable = durability.durable();
-        Ok(records.iter().map(|r| r.receipt(r.global_sequence < durable)).collect())
+        let store_id = self.shared.store_id;
+        Ok(records.iter().map(|r| self.sign(r.receipt(store_id, r.global_sequence < durable))).collect())
     }
 
     /// The causation id of request `r` (an earlier item of this batch, or the id it names)
@@ -236,7 +238,11 @@ impl Store {
         if let Some(cause) = earlier.iter().find(|e| e.event_id == id) {
             return Ok((Some(id), Some(cause.correlation_id)));
         }
-        let correlation = match index.sequence_of(&id) {
+        // A cause written earlier through the open fence this append also goes through is
+        // not visible yet, but it is as much this store's event as a visible one.
+        let in_open_fence = |seq: &u64| index.visibility.open_fence.is_some_and(|start| *seq >= start);
+        let cause = index.sequence_of(&id).or_else(|| index.sequence_of_any(&id).filter(in_open_fence));
+        let correlation = match cause {
             Some(seq) => Some(self.read_locked(index, &[seq])?[0].view().correlation_id()),
             None => None,
         };
@@ -283,14 +289,10 @@ impl Store {
                     event.global_sequence
                 )));
             }
-            receipts.push(AppendReceipt {
-                event_id: event.event_id(),
-                global_sequence: event.global_sequence,
-                entity_sequence: event.entity_sequence(),
-                hash: event.hash(),
-                timestamp_us: event.timestamp_us(),
-                durable: event.global_sequence < durable,
-            });
+            let (seq, clock) = (event.global_sequence, event.entity_sequence());
+            let (id, hash, at) = (event.event_id(), event.hash(), event.timestamp_us());
+            let original = AppendReceipt::new(self.shared.store_id, id, seq, clock, hash, at, seq < durable);
+            receipts.push(self.sign(original));
         }
         Ok(Some(receipts))
     }

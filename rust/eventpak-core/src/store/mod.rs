@@ -7,6 +7,7 @@ mod fence;
 mod identity;
 mod lock;
 mod read;
+mod receipts;
 mod replay;
 mod verify;
 
@@ -29,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::event::IdClock;
 use crate::index::{write_checkpoint, CheckpointCover, Index};
 use crate::io::{create_durable_dir, os_storage, Storage};
+use crate::receipt::ReceiptKeys;
 use crate::recovery::{recover, RecoveryOptions, RecoveryReport};
 use crate::segment::{SegmentSet, SEGMENTS_DIR};
 use crate::sync::Durability;
@@ -61,6 +63,8 @@ pub(crate) struct Shared {
     fence: fence::FenceGate,
     /// Random bytes fixed when the data dir was created (`store.id`).
     store_id: [u8; 16],
+    /// The key receipts are signed with, and the keys whose signatures are accepted.
+    receipt_keys: ReceiptKeys,
     /// The fork epoch and process id at open: a store is unusable in a forked child.
     fork_epoch: u64,
     opened_by_pid: u32,
@@ -93,6 +97,9 @@ impl Store {
     /// (tests use this to inject I/O faults and to record what was made durable).
     pub fn open_with(data_dir: &Path, config: StoreConfig, storage: Arc<dyn Storage>) -> Result<Store> {
         config.validate()?;
+        let seed = config.signing_key.as_ref().map(|s| s.0.as_slice());
+        let receipt_keys = ReceiptKeys::new(seed, &config.verify_keys)
+            .map_err(|e| Error::InvalidConfig(format!("receipt keys: {e}")))?;
         let fork_epoch = FORK_EPOCH.load(Ordering::Acquire);
         if data_dir.exists() && !data_dir.is_dir() {
             return Err(Error::InvalidConfig(format!("data dir {} is not a directory", data_dir.display())));
@@ -173,6 +180,7 @@ impl Store {
             commit_wake: Condvar::new(),
             fence: fence::FenceGate::default(),
             store_id,
+            receipt_keys,
             fork_epoch,
             opened_by_pid: std::process::id(),
         });
