@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PUBLIC_STORE_API = {
     "append",
     "append_batch",
+    "append_typed",
     "causes",
     "close",
     "correlated",

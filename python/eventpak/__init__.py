@@ -54,11 +54,13 @@ from .errors import (
     StorageFailed,
     StoreClosed,
     StoreLocked,
+    UpcastFailed,
     WorkerCrashed,
 )
 from .fence import Fence
 from .projection import CacheMeta, Freshness, NativeCache, NoCache, Projection, ProjectionCache
 from .store import AppendOptions, Store, close_open_stores_at_exit
+from .typed import EventType, Upcasters, event_type
 from .worker import (
     AtLeastOnce,
     CursorWorkerAction,
@@ -105,6 +107,7 @@ __all__ = [
     "Event",
     "EventNotFound",
     "EventTooLarge",
+    "EventType",
     "EventpakError",
     "Fence",
     "FenceActive",
@@ -139,7 +142,10 @@ __all__ = [
     "StoreOptions",
     "StoreStats",
     "SyncMode",
+    "UpcastFailed",
+    "Upcasters",
     "WorkerCrashed",
     "__version__",
     "errors",
+    "event_type",
 ]

@@ -10,6 +10,7 @@ from typing import Any, Literal, TypedDict
 
 from ._native import check_store_options, store_defaults
 from .errors import InvalidConfig
+from .typed import Upcasters
 
 __all__ = ["StoreConfig", "StoreOptions", "StoreStats", "SyncMode"]
 
@@ -46,17 +47,25 @@ class StoreConfig:
     default: Callable[[Any], Any] | None = None
     """Converts payload values msgpack cannot carry into ones it can, as ``json.dumps(default=)``
     does; without it such a value raises ``ep.PayloadNotSerializable``."""
+    upcasters: Upcasters | None = None
+    """Run on every read: each payload is brought to the newest registered version of its kind.
+    The store keeps the steps registered when it opens."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, (str, os.PathLike)):
             raise InvalidConfig(f"path must be a str or os.PathLike, not {type(self.path).__name__}")
         if self.default is not None and not callable(self.default):
             raise InvalidConfig(f"default must be callable, not {type(self.default).__name__}")
+        if self.upcasters is not None:
+            if not isinstance(self.upcasters, Upcasters):
+                raise InvalidConfig(f"upcasters must be an ep.Upcasters, not {type(self.upcasters).__name__}")
+            self.upcasters.chains()  # a gap in a kind's steps is refused before the disk is touched
         check_store_options(**self.engine_options())
 
     def engine_options(self) -> dict[str, Any]:
-        """The options the engine takes, by name (all but the path, the cache and ``default``)."""
-        skip = ("path", "projection_cache", "default")
+        """The options the engine takes, by name (all but the path, the cache, ``default`` and
+        ``upcasters``)."""
+        skip = ("path", "projection_cache", "default", "upcasters")
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
 
 
@@ -76,6 +85,7 @@ class StoreOptions(TypedDict, total=False):
     fence_wait_ms: int
     projection_cache: Any
     default: Callable[[Any], Any] | None
+    upcasters: Upcasters | None
 
 
 class StoreStats(TypedDict):

@@ -16,6 +16,7 @@ from .config import StoreConfig, StoreOptions, StoreStats
 from .errors import CheckpointInUse, InvalidConfig, StoreClosed
 from .fence import Fence
 from .projection import Freshness, NoCache, Projection, ProjectionCache, project, project_if_changed
+from .typed import append_typed
 from .worker import CursorWorkerConfig, CursorWorkerHandle, Handler, start_worker, stop_workers
 
 __all__ = ["AppendOptions", "Store"]
@@ -84,8 +85,9 @@ class Store:
             except TypeError as exc:
                 raise InvalidConfig(f"unknown store option: {exc}") from None
         store = cls.__new__(cls)
+        upcasters = config.upcasters.chains() if config.upcasters is not None else None
         store._native = NativeStore.open(
-            os.fspath(config.path), default=config.default, **config.engine_options()
+            os.fspath(config.path), default=config.default, upcasters=upcasters, **config.engine_options()
         )
         store._projection_cache = (
             config.projection_cache if config.projection_cache is not None else NoCache()
@@ -112,6 +114,15 @@ class Store:
         """Appends ``(coord, kind, payload)`` tuples or :class:`AppendRequest` items
         atomically: all are written, or none. Returns one receipt per item."""
         return self._native.append_batch(items)
+
+    def append_typed(
+        self, coord: CoordinateLike, obj: object, **options: Unpack[AppendOptions]
+    ) -> AppendReceipt:
+        """Appends an instance of an ``@ep.event_type`` dataclass: its fields as a dict payload
+        (nested dataclasses as dicts), with the kind and ``payload_version`` of its class.
+        Takes the options of :meth:`append` except ``payload_version``; any other object
+        raises ``TypeError``. Read it back with ``event.decode(cls)``."""
+        return append_typed(self._native, coord, obj, options)
 
     def get(self, event_id: uuid.UUID | str) -> Event:
         """The event with this id; raises ``ep.EventNotFound``."""

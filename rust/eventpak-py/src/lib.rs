@@ -18,6 +18,7 @@ mod request;
 mod stats;
 mod store;
 mod types;
+mod upcast;
 
 use pyo3::prelude::*;
 
@@ -37,6 +38,8 @@ mod _native {
     use crate::fence::NativeFence;
     #[pymodule_export]
     use crate::gil::mark_exiting;
+    #[pymodule_export]
+    use crate::names::validate_kind;
     #[pymodule_export]
     use crate::projection::{replay, replay_head, target_identity, CacheMeta, NativeCache};
     #[pymodule_export]
