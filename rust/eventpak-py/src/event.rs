@@ -96,7 +96,7 @@ impl Event {
         let view = self.stored.view();
         match &self.upcasters {
             None => view.payload_version(),
-            Some(upcasters) => upcasters.version(view.names().2, view.payload_version()),
+            Some(upcasters) => upcasters.version(view.kind_bytes(), view.payload_version()),
         }
     }
     /// The payload's schema version as stored on disk.
@@ -131,7 +131,7 @@ impl Event {
                 match &self.upcasters {
                     None => Ok(decoded.unbind()),
                     Some(upcasters) => {
-                        let (kind, stored) = (view.names().2, view.payload_version());
+                        let (kind, stored) = (view.kind_bytes(), view.payload_version());
                         upcasters.apply(kind, stored, view.global_sequence, decoded).map(Bound::unbind)
                     }
                 }

@@ -6,9 +6,10 @@
 //! null pointer and its payload getter takes the plain decode path.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyException, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple};
@@ -31,9 +32,29 @@ impl Chain {
     }
 }
 
-/// The upcasters of one open store, by kind; fixed when the store is opened.
+/// FNV-1a: the map is looked up once per upcast payload with a short kind, where the
+/// default SipHash (built against collision attacks on untrusted keys) costs more than the
+/// rest of the lookup; the keys here are the store's own registered kinds.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// The upcasters of one open store, by kind (as the frame stores it: UTF-8 bytes); fixed
+/// when the store is opened.
 pub struct Upcasters {
-    chains: HashMap<String, Chain>,
+    chains: HashMap<Box<[u8]>, Chain, BuildHasherDefault<Fnv>>,
 }
 
 impl Upcasters {
@@ -43,7 +64,7 @@ impl Upcasters {
     pub fn from_py(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Arc<Self>>> {
         let Some(value) = value.filter(|v| !v.is_none()) else { return Ok(None) };
         let dict = value.downcast::<PyDict>().map_err(|_| malformed())?;
-        let mut chains = HashMap::with_capacity(dict.len());
+        let mut chains = HashMap::with_capacity_and_hasher(dict.len(), BuildHasherDefault::default());
         for (kind, chain) in dict.iter() {
             let kind = KindName::named(&kind, "kind")?.0;
             let chain = chain.downcast::<PyTuple>().map_err(|_| malformed())?;
@@ -54,7 +75,7 @@ impl Upcasters {
             {
                 return Err(malformed());
             }
-            chains.insert(kind, Chain { first, steps });
+            chains.insert(kind.into_bytes().into_boxed_slice(), Chain { first, steps });
         }
         Ok((!chains.is_empty()).then(|| Arc::new(Upcasters { chains })))
     }
@@ -62,7 +83,7 @@ impl Upcasters {
     /// The version a payload of `kind` stored at `stored` reads as: the newest of its chain
     /// when the chain covers `stored`, else `stored` (nothing runs below the chain's first
     /// step, nor at or above its newest version).
-    pub fn version(&self, kind: &str, stored: u32) -> u32 {
+    pub fn version(&self, kind: &[u8], stored: u32) -> u32 {
         match self.chains.get(kind) {
             Some(chain) if (chain.first..chain.newest()).contains(&stored) => chain.newest(),
             _ => stored,
@@ -70,11 +91,12 @@ impl Upcasters {
     }
 
     /// Runs the steps from `stored` upward on `payload`, a freshly decoded value the steps
-    /// may change in place. A step that raises becomes `ep.UpcastFailed(kind, version)`
-    /// with that exception as its `__cause__`.
+    /// may change in place. A step that raises an `Exception` becomes
+    /// `ep.UpcastFailed(kind, version)` with that exception as its `__cause__`; other
+    /// `BaseException`s (Ctrl-C, `SystemExit`) pass through unchanged.
     pub fn apply<'py>(
         &self,
-        kind: &str,
+        kind: &[u8],
         stored: u32,
         global_sequence: u64,
         payload: Bound<'py, PyAny>,
@@ -84,13 +106,31 @@ impl Upcasters {
         let py = payload.py();
         let mut value = payload;
         for (version, step) in (stored..).zip(chain.steps.iter().skip(skip as usize)) {
-            value = step.bind(py).call1((value,)).map_err(|cause| {
-                let failed = UpcastFailed::new_err((kind.to_owned(), version, global_sequence));
+            value = call_one(step.bind(py), &value).map_err(|cause| {
+                if !cause.is_instance_of::<PyException>(py) {
+                    return cause;
+                }
+                let kind = String::from_utf8_lossy(kind).into_owned();
+                let failed = UpcastFailed::new_err((kind, version, global_sequence));
                 failed.set_cause(py, Some(cause));
                 failed
             })?;
         }
         Ok(value)
+    }
+}
+
+/// `f(arg)` without building an argument tuple. The limited API of Python 3.11 (abi3) has
+/// no vectorcall, so `call1` allocates a 1-tuple per call; `PyObject_CallFunctionObjArgs`
+/// hands the argument to the callee's vectorcall from the C stack instead.
+fn call_one<'py>(f: &Bound<'py, PyAny>, arg: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let end = std::ptr::null_mut::<pyo3::ffi::PyObject>();
+    // SAFETY: `f` and `arg` are live objects held across the call, the null pointer ends the
+    // argument list as the C function requires, and the result is a new reference or null
+    // with an exception set, which `from_owned_ptr_or_err` takes over or turns into `Err`.
+    unsafe {
+        let result = pyo3::ffi::PyObject_CallFunctionObjArgs(f.as_ptr(), arg.as_ptr(), end);
+        Bound::from_owned_ptr_or_err(f.py(), result)
     }
 }
 
