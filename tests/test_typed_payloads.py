@@ -121,7 +121,7 @@ def test_append_typed_refuses_what_is_not_a_declared_instance(store: ep.Store, o
 
 def test_append_typed_takes_the_version_from_the_class_only(store: ep.Store) -> None:
     with pytest.raises(TypeError, match="payload_version from the class"):
-        store.append_typed(ACCT, DepositV1(5, "EUR"), payload_version=3)  # type: ignore[misc]
+        store.append_typed(ACCT, DepositV1(5, "EUR"), payload_version=3)
     assert store.stats()["events"] == 0
 
 

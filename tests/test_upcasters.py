@@ -149,7 +149,7 @@ def test_a_gap_in_a_chain_is_refused_at_open_and_nothing_is_created(data_dir: Pa
     assert not data_dir.exists()
 
 
-def test_a_duplicate_step_is_refused_and_the_first_one_stays(open_store: Callable[..., ep.Store]) -> None:
+def test_a_duplicate_step_is_refused_and_the_first_one_stays() -> None:
     ups = ep.Upcasters().add("deposit", 0, v0_to_v1)
     with pytest.raises(ep.InvalidArgument, match="already registered") as refused:
         ups.add("deposit", 0, v1_to_v2)
