@@ -20,6 +20,7 @@ PUBLIC_STORE_API = {
     "append",
     "append_batch",
     "append_denial",
+    "append_typed",
     "causes",
     "close",
     "correlated",
@@ -170,7 +171,17 @@ def test_store_integer_arguments_are_checked_and_named(store: ep.Store, bad: int
 
 
 TYPED_USE = """
+from dataclasses import dataclass
+
 import eventpak as ep
+
+@ep.event_type("deposit", version=1)
+@dataclass
+class Deposit:
+    amount: int
+
+def amount(event: ep.Event) -> int:
+    return event.decode(Deposit).amount
 
 class Count(ep.Projection[int]):
     name = "count"
@@ -185,6 +196,9 @@ def handle(events: list[ep.Event], s: ep.Store, proof: ep.AtLeastOnce | None, /)
 store = ep.Store.open("/nonexistent", sync="always", fence_wait_ms=10)
 total: int | None = store.project("acct:1", Count())
 handler: ep.Handler = handle
+store.append_typed(("acct:1", "eu"), Deposit(1), idempotency_key="k")
+ups: ep.Upcasters = ep.Upcasters().add("deposit", 0, lambda p: p)
+ep.Store.open("/nonexistent", upcasters=ups)
 """
 
 
@@ -194,8 +208,21 @@ def test_the_public_api_type_checks_as_documented(tmp_path: Path) -> None:
     out, _, status = mypy_api.run(["--strict", "--no-incremental", str(good)])
     assert status == 0, out
     bad = tmp_path / "bad.py"
-    bad.write_text(TYPED_USE + 'ep.Store.open("/x", sync="sometimes")\nstore.project("a", Count()) + "s"\n')
+    bad.write_text(
+        TYPED_USE
+        + 'ep.Store.open("/x", sync="sometimes")\nstore.project("a", Count()) + "s"\n'
+        + "def wrong(event: ep.Event) -> str:\n    return event.decode(Deposit)\n"
+    )
     out, _, status = mypy_api.run(["--strict", "--no-incremental", str(bad)])
     assert status == 1
     assert 'Argument "sync" to "open" of "Store" has incompatible type' in out
     assert 'Unsupported operand types for + ("int" and "str")' in out
+    assert 'Incompatible return value type (got "Deposit", expected "str")' in out
+
+
+def test_the_package_exports_what_all_names() -> None:
+    assert {"Upcasters", "UpcastFailed", "EventType", "event_type"} <= set(ep.__all__)
+    assert all(hasattr(ep, name) for name in ep.__all__)
+    public = {n for n, v in vars(ep).items() if not n.startswith("_") and not isinstance(v, type(ep))}
+    assert public - {"annotations", "atexit", "os", "close_open_stores_at_exit"} <= set(ep.__all__)
+    assert issubclass(ep.UpcastFailed, ep.EventpakError) and ep.UpcastFailed is ep.errors.UpcastFailed

@@ -56,6 +56,7 @@ from .errors import (
     StorageFailed,
     StoreClosed,
     StoreLocked,
+    UpcastFailed,
     WorkerCrashed,
 )
 from .fence import Fence
@@ -64,6 +65,7 @@ from .pipeline import Pipeline
 from .projection import CacheMeta, Freshness, NativeCache, NoCache, Projection, ProjectionCache
 from .receipts import ReceiptCheck, generate_signing_key, public_key, verify_receipt_signature
 from .store import AppendOptions, Store, close_open_stores_at_exit
+from .typed import EventType, Upcasters, event_type
 from .verify import VerifyProblem, VerifyReport
 from .worker import (
     AtLeastOnce,
@@ -112,6 +114,7 @@ __all__ = [
     "Event",
     "EventNotFound",
     "EventTooLarge",
+    "EventType",
     "EventpakError",
     "Fence",
     "FenceActive",
@@ -152,11 +155,14 @@ __all__ = [
     "StoreOptions",
     "StoreStats",
     "SyncMode",
+    "UpcastFailed",
+    "Upcasters",
     "VerifyProblem",
     "VerifyReport",
     "WorkerCrashed",
     "__version__",
     "errors",
+    "event_type",
     "generate_signing_key",
     "public_key",
     "verify_receipt_signature",

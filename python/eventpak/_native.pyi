@@ -9,7 +9,7 @@ import datetime
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, ClassVar, Literal, Self, SupportsIndex, TypeAlias, final, overload
+from typing import Any, ClassVar, Literal, Self, SupportsIndex, TypeAlias, TypeVar, final, overload
 
 __all__ = [
     "AppendReceipt",
@@ -40,6 +40,7 @@ __all__ = [
     "target_identity",
     "verify_receipt",
     "verify_receipt_signature",
+    "validate_kind",
 ]
 
 __version__: str
@@ -76,6 +77,7 @@ _CoordinateLike: TypeAlias = Coordinate | tuple[str, str]
 _EventId: TypeAlias = uuid.UUID | str
 _BatchItem: TypeAlias = AppendRequest | tuple[_CoordinateLike, str, Any]
 _Cause: TypeAlias = Event | AppendReceipt | uuid.UUID | str | PriorItem
+_T = TypeVar("_T")
 
 @final
 class Region:
@@ -115,9 +117,11 @@ class Region:
 @final
 class Event:
     """A committed event, read in place from the store's memory-mapped segment: fields are
-    decoded on access, the payload on first access (then cached). Two events are equal when
-    they are the same stored event (id, global sequence and hash). An event pickles as an
-    owned copy of its fields (without its idempotency key), which outlives the store."""
+    decoded on access, the payload on first access (brought up to date by the store's
+    upcasters, then cached). Two events are equal when they are the same stored event (id,
+    global sequence and hash). An event pickles as an owned copy of its fields (without its
+    idempotency key), which outlives the store; upcasters belong to the store, so an
+    unpickled copy shows the payload and version as stored."""
 
     @property
     def event_id(self) -> uuid.UUID:
@@ -167,10 +171,17 @@ class Event:
         """This event's chain hash."""
     @property
     def payload(self) -> Any:
-        """The payload, decoded from msgpack once; later reads return the same object."""
+        """The payload, decoded from msgpack and run through the store's upcasters from its
+        stored version to the newest registered for its kind, once; later reads return the
+        same object. An upcaster that raises makes this raise ``UpcastFailed`` from it (not
+        cached: the next read runs it again)."""
     @property
     def payload_bytes(self) -> bytes:
-        """The raw msgpack bytes of the payload."""
+        """The raw msgpack bytes of the payload, as stored (never upcast)."""
+    def decode(self, cls: type[_T]) -> _T:
+        """The payload as an instance of ``cls``, an ``@ep.event_type`` dataclass. Raises
+        ``TypeError`` when ``cls`` is not one, is declared for another kind or another payload
+        version than ``payload_version``, or when the payload does not fit its fields."""
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
@@ -433,6 +444,7 @@ class NativeStore:
         path: str | os.PathLike[str],
         *,
         default: Callable[[Any], Any] | None = None,
+        upcasters: dict[str, tuple[int, tuple[Callable[[Any], Any], ...]]] | None = None,
         sync: Literal["always", "batch", "never"] = ...,
         sync_every_n_events: int = ...,
         sync_interval_ms: int = ...,
@@ -448,6 +460,7 @@ class NativeStore:
         verify_keys: Sequence[bytes] = ...,
     ) -> NativeStore:
         """Opens (or creates) the store in ``path``; defaults are ``store_defaults()``.
+        ``upcasters`` is ``eventpak.Upcasters.chains()``: ``{kind: (first_version, steps)}``.
         Raises ``InvalidConfig`` for bad options, ``StoreLocked`` if the dir is in use."""
     def append(
         self,
@@ -552,6 +565,10 @@ def mark_exiting() -> None:
 def after_fork_in_child() -> None:
     """Marks this process as a child just forked: stores opened before the fork become
     unusable here (registered with ``os.register_at_fork``)."""
+
+def validate_kind(kind: str) -> None:
+    """Raises ``InvalidKind`` unless ``kind`` may be appended (naming rules, no reserved
+    ``eventpak.`` prefix); ``TypeError`` when it is not a str."""
 
 def store_defaults() -> dict[str, Any]:
     """The default of every engine option (the keywords of ``NativeStore.open``), by name."""

@@ -10,6 +10,7 @@ from typing import Any, Literal, TypedDict
 
 from ._native import check_store_options, store_defaults
 from .errors import InvalidConfig
+from .typed import Upcasters
 
 __all__ = ["StoreConfig", "StoreOptions", "StoreStats", "SyncMode"]
 
@@ -52,6 +53,9 @@ class StoreConfig:
     verify_keys: Sequence[bytes] = _DEFAULTS["verify_keys"]
     """Public keys (32 bytes each) whose receipt signatures ``verify_receipt`` accepts besides
     the signing key's: the keys the store signed with before a key rotation."""
+    upcasters: Upcasters | None = None
+    """Run on every read: each payload is brought to the newest registered version of its kind.
+    The store keeps the steps registered when it opens."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.path, (str, os.PathLike)):
@@ -61,11 +65,16 @@ class StoreConfig:
         if isinstance(self.verify_keys, list):
             # A frozen config holds a tuple, so it stays hashable and nobody edits it later.
             object.__setattr__(self, "verify_keys", tuple(self.verify_keys))
+        if self.upcasters is not None:
+            if not isinstance(self.upcasters, Upcasters):
+                raise InvalidConfig(f"upcasters must be an ep.Upcasters, not {type(self.upcasters).__name__}")
+            self.upcasters.chains()  # a gap in a kind's steps is refused before the disk is touched
         check_store_options(**self.engine_options())
 
     def engine_options(self) -> dict[str, Any]:
-        """The options the engine takes, by name (all but the path, the cache and ``default``)."""
-        skip = ("path", "projection_cache", "default")
+        """The options the engine takes, by name (all but the path, the cache, ``default`` and
+        ``upcasters``)."""
+        skip = ("path", "projection_cache", "default", "upcasters")
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
 
 
@@ -87,6 +96,7 @@ class StoreOptions(TypedDict, total=False):
     default: Callable[[Any], Any] | None
     signing_key: bytes | None
     verify_keys: Sequence[bytes]
+    upcasters: Upcasters | None
 
 
 class StoreStats(TypedDict):

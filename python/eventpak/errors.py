@@ -44,6 +44,7 @@ __all__ = [
     "StorageFailed",
     "StoreClosed",
     "StoreLocked",
+    "UpcastFailed",
     "WorkerCrashed",
 ]
 
@@ -357,3 +358,20 @@ class Denial(EventpakError):
 
     def __hash__(self) -> int:  # the context may be a dict: equal denials still hash alike
         return hash((self.gate, self.code, self.message))
+
+
+class UpcastFailed(EventpakError):
+    """An upcaster raised while bringing a payload up to date on read; its exception is the
+    ``__cause__``. ``kind`` and ``version`` name the failing step (the one registered with
+    ``Upcasters().add(kind, version, fn)``); ``global_sequence`` is the event being read, when
+    known. The stored event is unchanged: fix the upcaster and read it again."""
+
+    def __init__(self, kind: str, version: int, global_sequence: int | None = None) -> None:
+        at = "" if global_sequence is None else f" (event at global sequence {global_sequence})"
+        super().__init__(
+            f"the upcaster of kind {kind!r} from version {version} raised{at}; the stored event is "
+            "unchanged: fix that upcaster (its exception is the __cause__) and read the event again"
+        )
+        self.kind = kind
+        self.version = version
+        self.global_sequence = global_sequence

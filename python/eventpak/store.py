@@ -18,6 +18,7 @@ from .fence import Fence
 from .projection import Freshness, NoCache, Projection, ProjectionCache, project, project_if_changed
 from .receipts import ReceiptCheck, check_receipt
 from .verify import Progress, VerifyReport, verify_store
+from .typed import append_typed
 from .worker import CursorWorkerConfig, CursorWorkerHandle, Handler, start_worker, stop_workers
 
 if TYPE_CHECKING:
@@ -89,8 +90,9 @@ class Store:
             except TypeError as exc:
                 raise InvalidConfig(f"unknown store option: {exc}") from None
         store = cls.__new__(cls)
+        upcasters = config.upcasters.chains() if config.upcasters is not None else None
         store._native = NativeStore.open(
-            os.fspath(config.path), default=config.default, **config.engine_options()
+            os.fspath(config.path), default=config.default, upcasters=upcasters, **config.engine_options()
         )
         store._projection_cache = (
             config.projection_cache if config.projection_cache is not None else NoCache()
@@ -125,6 +127,14 @@ class Store:
         from .pipeline import record_denial  # the pipeline builds on Store: imported when used
 
         return record_denial(self._native, denial, proposal)
+    def append_typed(
+        self, coord: CoordinateLike, obj: object, **options: Unpack[AppendOptions]
+    ) -> AppendReceipt:
+        """Appends an instance of an ``@ep.event_type`` dataclass: its fields as a dict payload
+        (nested dataclasses as dicts), with the kind and ``payload_version`` of its class.
+        Takes the options of :meth:`append` except ``payload_version``; any other object
+        raises ``TypeError``. Read it back with ``event.decode(cls)``."""
+        return append_typed(self._native, coord, obj, options)
 
     def get(self, event_id: uuid.UUID | str) -> Event:
         """The event with this id; raises ``ep.EventNotFound``."""

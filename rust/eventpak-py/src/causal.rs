@@ -4,7 +4,7 @@ use pyo3::prelude::*;
 
 use crate::args::opt_int_arg;
 use crate::event::{from_uuid, Event};
-use crate::store::{events, NativeStore};
+use crate::store::NativeStore;
 
 #[pymethods]
 impl NativeStore {
@@ -17,13 +17,13 @@ impl NativeStore {
         limit: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<Py<Event>>> {
         let (id, limit) = (from_uuid(event_id, "event_id")?, opt_int_arg(limit, "limit")?);
-        events(py, self.run(py, |s| s.causes(&id, limit))?)
+        self.events(py, self.run(py, |s| s.causes(&id, limit))?)
     }
 
     /// The direct effects of the event, in commit order.
     fn effects(&self, py: Python<'_>, event_id: &Bound<'_, PyAny>) -> PyResult<Vec<Py<Event>>> {
         let id = from_uuid(event_id, "event_id")?;
-        events(py, self.run(py, |s| s.effects(&id))?)
+        self.events(py, self.run(py, |s| s.effects(&id))?)
     }
 
     /// Every event the event caused, directly or not, breadth first.
@@ -35,7 +35,7 @@ impl NativeStore {
         max_depth: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<Py<Event>>> {
         let (id, depth) = (from_uuid(event_id, "event_id")?, opt_int_arg(max_depth, "max_depth")?);
-        events(py, self.run(py, |s| s.descendants(&id, depth))?)
+        self.events(py, self.run(py, |s| s.descendants(&id, depth))?)
     }
 
     /// The events carrying `correlation_id`, in commit order.
@@ -49,6 +49,6 @@ impl NativeStore {
     ) -> PyResult<Vec<Py<Event>>> {
         let id = from_uuid(correlation_id, "correlation_id")?;
         let (after, limit) = (opt_int_arg(after, "after")?, opt_int_arg(limit, "limit")?);
-        events(py, self.run(py, |s| s.correlated(&id, after, limit))?)
+        self.events(py, self.run(py, |s| s.correlated(&id, after, limit))?)
     }
 }

@@ -18,7 +18,7 @@ use crate::errors::to_py;
 use crate::event::Event;
 use crate::gil::{detached, on_main_thread};
 use crate::names::CheckpointId;
-use crate::store::{events, NativeStore};
+use crate::store::NativeStore;
 use crate::types::Region;
 
 /// On the main thread a blocking wait is cut into slices this long, so Ctrl-C (a pending
@@ -50,7 +50,7 @@ impl Cursor {
         let native = self.store.get();
         let engine = native.engine();
         let poll = || self.state.lock().poll_batch(engine, max);
-        let Some(wait) = wait else { return events(py, detached(py, native.shown_path(), poll)?) };
+        let Some(wait) = wait else { return native.events(py, detached(py, native.shown_path(), poll)?) };
         let slice = if on_main_thread(py)? { SIGNAL_CHECK } else { wait };
         let deadline = Instant::now() + wait;
         let was_interrupted = AtomicBool::new(false);
@@ -66,7 +66,7 @@ impl Cursor {
             })?;
             let done = Instant::now() >= deadline || was_interrupted.load(Ordering::Acquire);
             if !batch.is_empty() || done || max == 0 {
-                return events(py, batch);
+                return native.events(py, batch);
             }
             // Nothing yet: let Python handle a pending signal (Ctrl-C), then wait again.
             py.check_signals()?;

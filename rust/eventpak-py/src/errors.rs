@@ -41,6 +41,7 @@ bind_errors!(
     StorageFailed,
     StoreClosed,
     StoreLocked,
+    UpcastFailed,
 );
 
 /// Converts an engine error; `data_dir` is the path as the caller gave it.

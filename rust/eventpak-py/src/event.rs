@@ -7,6 +7,8 @@ mod receipt;
 pub use ids::{from_uuid, to_uuid};
 pub use receipt::AppendReceipt;
 
+use std::sync::Arc;
+
 use eventpak_core::StoredEvent;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -15,6 +17,7 @@ use pyo3::types::{PyBytes, PyType};
 
 use crate::payload;
 use crate::types::Coordinate;
+use crate::upcast::{decode_typed, Upcasters};
 
 /// A frame the engine would not take as an event (from a damaged or forged pickle).
 fn refused(e: eventpak_core::Error) -> PyErr {
@@ -25,16 +28,19 @@ fn refused(e: eventpak_core::Error) -> PyErr {
 }
 
 /// A committed event, read in place from the store's memory-mapped segment: fields are
-/// decoded on access; the payload is decoded from msgpack on first access, then cached.
+/// decoded on access; the payload is decoded from msgpack on first access, brought up to
+/// date by the store's upcasters (if it has any), then cached.
 #[pyclass(frozen, module = "eventpak._native")]
 pub struct Event {
     stored: StoredEvent,
     payload: PyOnceLock<Py<PyAny>>,
+    upcasters: Option<Arc<Upcasters>>,
 }
 
 impl Event {
-    pub fn new(stored: StoredEvent) -> Self {
-        Event { stored, payload: PyOnceLock::new() }
+    /// An event read by a store with these upcasters (`None`: it has none).
+    pub fn new(stored: StoredEvent, upcasters: Option<Arc<Upcasters>>) -> Self {
+        Event { stored, payload: PyOnceLock::new(), upcasters }
     }
 
     /// The stored event behind this view.
@@ -83,10 +89,15 @@ impl Event {
     fn timestamp<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         payload::utc_from_micros(py, self.stored.view().timestamp_us())
     }
-    /// The payload's schema version (as stored; see `stored_payload_version`).
+    /// The payload's schema version as `payload` shows it: the newest registered for its
+    /// kind when the store's upcasters cover the stored one, else the stored one.
     #[getter]
     fn payload_version(&self) -> u32 {
-        self.stored.view().payload_version()
+        let view = self.stored.view();
+        match &self.upcasters {
+            None => view.payload_version(),
+            Some(upcasters) => upcasters.version(view.kind_bytes(), view.payload_version()),
+        }
     }
     /// The payload's schema version as stored on disk.
     #[getter]
@@ -109,17 +120,34 @@ impl Event {
     fn hash<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &self.stored.view().hash())
     }
-    /// The payload, decoded from msgpack (once; later reads return the same object).
+    /// The payload, decoded from msgpack and upcast (once; later reads return the same
+    /// object). An upcaster that raises is not cached: the next read runs it again.
     #[getter]
     fn payload(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.payload
-            .get_or_try_init(py, || payload::decode(py, self.stored.view().payload()).map(Bound::unbind))
+            .get_or_try_init(py, || {
+                let view = self.stored.view();
+                let decoded = payload::decode(py, view.payload())?;
+                match &self.upcasters {
+                    None => Ok(decoded.unbind()),
+                    Some(upcasters) => {
+                        let (kind, stored) = (view.kind_bytes(), view.payload_version());
+                        upcasters.apply(kind, stored, view.global_sequence, decoded).map(Bound::unbind)
+                    }
+                }
+            })
             .map(|p| p.clone_ref(py))
     }
     /// The raw msgpack bytes of the payload.
     #[getter]
     fn payload_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, self.stored.view().payload())
+    }
+
+    /// The payload as an instance of `cls`, an `@ep.event_type` dataclass of this event's
+    /// kind and payload version (see `eventpak.typed.decode_event`).
+    fn decode<'py>(slf: &Bound<'py, Self>, cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        decode_typed(slf.as_any(), cls)
     }
 
     /// Two events are equal when they are the same stored event: same id, position and
@@ -157,9 +185,10 @@ impl Event {
     }
 
     /// Rebuilds a pickled event; its frame is checked (lengths, CRC) as a read checks one.
+    /// Upcasters belong to a store, not to a pickle: the copy shows the stored payload.
     #[classmethod]
     fn _restore(_cls: &Bound<'_, PyType>, frame: &[u8]) -> PyResult<Self> {
         let stored = StoredEvent::from_frame(frame.to_vec()).map_err(refused)?;
-        Ok(Event::new(stored))
+        Ok(Event::new(stored, None))
     }
 }

@@ -20,6 +20,7 @@ mod request;
 mod stats;
 mod store;
 mod types;
+mod upcast;
 mod verify;
 
 use pyo3::prelude::*;
@@ -40,6 +41,8 @@ mod _native {
     use crate::fence::NativeFence;
     #[pymodule_export]
     use crate::gil::mark_exiting;
+    #[pymodule_export]
+    use crate::names::validate_kind;
     #[pymodule_export]
     use crate::projection::{replay, replay_head, target_identity, CacheMeta, NativeCache};
     #[pymodule_export]

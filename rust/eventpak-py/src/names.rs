@@ -56,3 +56,10 @@ name_arg!(
     /// A cursor checkpoint id.
     CheckpointId => InvalidCheckpointId, "checkpoint_id"
 );
+
+/// Raises `ep.InvalidKind` unless `kind` may be appended (naming rules, no reserved
+/// `eventpak.` prefix): the rule `@ep.event_type` and `ep.Upcasters` apply to their kinds.
+#[pyfunction]
+pub fn validate_kind(kind: KindName) -> PyResult<()> {
+    eventpak_core::validate_kind(&kind.0).map_err(|e| crate::errors::to_py(e, ""))
+}

@@ -10,7 +10,7 @@ use pyo3::types::PyBytes;
 use crate::args::{int_arg, opt_int_arg};
 use crate::event::Event;
 use crate::gil::detached;
-use crate::store::{events, NativeStore};
+use crate::store::NativeStore;
 use crate::types::Region;
 
 /// When and at which watermark a projection state was cached.
@@ -102,7 +102,7 @@ pub fn replay(
     let (after, limit) = (opt_int_arg(after, "after")?, int_arg(limit, "limit")?);
     let (target, kinds) = (self::target(target)?, BTreeSet::from_iter(kinds));
     let records = store.run(py, |s| s.read_events(&s.replay_hits(&target, &kinds, after, limit)?))?;
-    events(py, records)
+    store.events(py, records)
 }
 
 /// The sequence of the newest relevant event of a projection target, if any.

@@ -2,6 +2,7 @@
 //! exposes the curated public API. Every method that touches disk or waits releases the GIL.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use eventpak_core::{Store, StoredEvent};
 use pyo3::prelude::*;
@@ -16,6 +17,7 @@ use crate::gil::detached;
 use crate::names::{CheckpointId, CoordinatePart};
 use crate::request::{build, build_items, Options};
 use crate::types::Region;
+use crate::upcast::Upcasters;
 
 /// An open event store (engine side).
 #[pyclass(frozen, module = "eventpak._native")]
@@ -25,6 +27,8 @@ pub struct NativeStore {
     path: String,
     /// Converts payload values msgpack cannot carry, as `json.dumps(default=)` does.
     default: Option<Py<PyAny>>,
+    /// Run on read; `None` when the store has none, so its events pay nothing for them.
+    upcasters: Option<Arc<Upcasters>>,
 }
 
 impl NativeStore {
@@ -51,29 +55,32 @@ impl NativeStore {
     ) -> PyResult<T> {
         detached(py, &self.path, || work(&self.store))
     }
-}
 
-/// Wraps stored events as Python `Event`s.
-pub fn events(py: Python<'_>, records: Vec<StoredEvent>) -> PyResult<Vec<Py<Event>>> {
-    records.into_iter().map(|r| Py::new(py, Event::new(r))).collect()
+    /// Wraps stored events read from this store as Python `Event`s.
+    pub fn events(&self, py: Python<'_>, records: Vec<StoredEvent>) -> PyResult<Vec<Py<Event>>> {
+        records.into_iter().map(|r| Py::new(py, Event::new(r, self.upcasters.clone()))).collect()
+    }
 }
 
 #[pymethods]
 impl NativeStore {
     /// Opens (or creates) the store in `path`; `options` are the engine options by name,
-    /// `default` converts payload values msgpack cannot carry.
+    /// `default` converts payload values msgpack cannot carry, `upcasters` is the snapshot
+    /// of an `eventpak.Upcasters` run on read.
     #[staticmethod]
-    #[pyo3(signature = (path, *, default=None, **options))]
+    #[pyo3(signature = (path, *, default=None, upcasters=None, **options))]
     fn open(
         py: Python<'_>,
         path: PathBuf,
         default: Option<Py<PyAny>>,
+        upcasters: Option<&Bound<'_, PyAny>>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let config = from_options(options)?;
+        let upcasters = Upcasters::from_py(upcasters)?;
         let shown = path.display().to_string();
         let store = detached(py, &shown, || Store::open(&path, config))?;
-        Ok(NativeStore { store, path: shown, default: default.filter(|d| !d.is_none(py)) })
+        Ok(NativeStore { store, path: shown, default: default.filter(|d| !d.is_none(py)), upcasters })
     }
 
     /// Appends one event and returns its receipt.
@@ -131,7 +138,7 @@ impl NativeStore {
     fn get(&self, py: Python<'_>, event_id: &Bound<'_, PyAny>) -> PyResult<Py<Event>> {
         let id = from_uuid(event_id, "event_id")?;
         let record = self.run(py, |s| s.get(&id))?;
-        Py::new(py, Event::new(record))
+        Py::new(py, Event::new(record, self.upcasters.clone()))
     }
 
     /// Events matching `region` in commit order, strictly after `after` when given.
@@ -145,7 +152,7 @@ impl NativeStore {
     ) -> PyResult<Vec<Py<Event>>> {
         let (after, limit) = (opt_int_arg(after, "after")?, opt_int_arg(limit, "limit")?);
         let records = self.run(py, |s| s.query(&region.inner, after, limit))?;
-        events(py, records)
+        self.events(py, records)
     }
 
     /// Global sequences matching `region` after a cursor position.
@@ -172,7 +179,7 @@ impl NativeStore {
         let limit = opt_int_arg(limit, "limit")?;
         let id = from_uuid(event_id, "event_id")?;
         let records = self.run(py, |s| s.walk_ancestors(&id, limit))?;
-        events(py, records)
+        self.events(py, records)
     }
 
     /// A cursor over `region`: from the beginning of the log, or strictly after the global

@@ -240,6 +240,14 @@ impl<'a> FrameView<'a> {
         (part(e), part(s), part(k))
     }
 
+    /// The kind's bytes (UTF-8, checked by `decode_frame`), without validating the names
+    /// again: for lookups by kind on the read path.
+    #[inline]
+    pub fn kind_bytes(&self) -> &'a [u8] {
+        let [_, _, kind, ..] = self.name_ranges();
+        &self.body[kind]
+    }
+
     /// The idempotency key, if the event has one.
     pub fn idempotency_key(&self) -> Option<&'a [u8]> {
         let [_, _, _, key, ..] = self.name_ranges();
