@@ -38,9 +38,9 @@ __all__ = [
     "replay_head",
     "store_defaults",
     "target_identity",
+    "validate_kind",
     "verify_receipt",
     "verify_receipt_signature",
-    "validate_kind",
 ]
 
 __version__: str

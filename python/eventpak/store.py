@@ -17,8 +17,8 @@ from .errors import CheckpointInUse, Denial, InvalidConfig, StoreClosed
 from .fence import Fence
 from .projection import Freshness, NoCache, Projection, ProjectionCache, project, project_if_changed
 from .receipts import ReceiptCheck, check_receipt
-from .verify import Progress, VerifyReport, verify_store
 from .typed import append_typed
+from .verify import Progress, VerifyReport, verify_store
 from .worker import CursorWorkerConfig, CursorWorkerHandle, Handler, start_worker, stop_workers
 
 if TYPE_CHECKING:
