@@ -127,6 +127,7 @@ class Store:
         from .pipeline import record_denial  # the pipeline builds on Store: imported when used
 
         return record_denial(self._native, denial, proposal)
+
     def append_typed(
         self, coord: CoordinateLike, obj: object, **options: Unpack[AppendOptions]
     ) -> AppendReceipt:
