@@ -5,11 +5,13 @@ Covered: how each form of cause sets ``causation_id`` and ``correlation_id``; re
 (typed error, nothing written); causes outside the store; walk limits, depths and paging;
 hidden (cancelled fence) events; the same answers after reopening with the index checkpoint,
 without it and with it deleted; ``ep.PriorItem`` as a value; and a hypothesis property that
-checks every walk against a model computed in Python.
+checks every walk against a model computed in Python (60 examples; 600 with
+``EVENTPAK_EXTENDED=1``).
 """
 
 from __future__ import annotations
 
+import os
 import pickle
 import random
 import shutil
@@ -28,6 +30,8 @@ from hypothesis import strategies as st
 
 R = ep.Region
 FORMS = ("event", "receipt", "uuid", "str")
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+EXTENDED = os.environ.get("EVENTPAK_EXTENDED", "") not in ("", "0")
 
 
 def _ids(events: list[ep.Event]) -> list[uuid.UUID]:
@@ -743,6 +747,40 @@ def _graph_answers(store: ep.Store, ids: list[uuid.UUID]) -> dict[str, Any]:
     return _answers(store, ids, correlations)
 
 
+def _check_against_a_scan(store: ep.Store) -> int:
+    """Checks ``effects`` and ``correlated`` of every visible event (and every correlation id
+    in the log) against what the events themselves say; returns how many links there are."""
+    events = store.query(R.all())
+    by_id = {e.event_id: e for e in events}
+    effects: dict[uuid.UUID, list[ep.Event]] = {e.event_id: [] for e in events}
+    correlated: dict[uuid.UUID, list[ep.Event]] = {}
+    for e in events:
+        if e.causation_id in by_id:
+            effects[e.causation_id].append(e)
+        correlated.setdefault(e.correlation_id, []).append(e)
+    for e in events:
+        assert store.effects(e.event_id) == effects[e.event_id]
+        assert store.correlated(e.event_id) == correlated.get(e.event_id, [])
+    for correlation, members in correlated.items():
+        assert store.correlated(correlation) == members
+    return sum(len(v) for v in effects.values())
+
+
+def test_a_checkpoint_without_causal_sections_gets_them_rebuilt(tmp_path):
+    copy = tmp_path / "v1_store"
+    shutil.copytree(FIXTURES / "v1_store", copy)
+    with ep.Store.open(copy) as store:
+        assert store.stats()["index_checkpoint"] == "loaded"
+        assert _check_against_a_scan(store) > 0
+        answers = _graph_answers(store, [e.event_id for e in store.query(R.all())])
+    with ep.Store.open(copy, enable_index_checkpoint=False) as store:
+        assert _check_against_a_scan(store) > 0
+        assert _graph_answers(store, [e.event_id for e in store.query(R.all())]) == answers
+    with ep.Store.open(copy) as store:  # the checkpoint written at the first close has them
+        assert store.stats()["index_checkpoint"] == "loaded"
+        assert _graph_answers(store, [e.event_id for e in store.query(R.all())]) == answers
+
+
 def test_answers_are_the_same_after_reopen_with_without_and_after_deleting_the_index_checkpoint(
     open_store, data_dir, coord
 ):
@@ -755,6 +793,7 @@ def test_answers_are_the_same_after_reopen_with_without_and_after_deleting_the_i
     with ep.Store.open(data_dir) as reopened:
         assert reopened.stats()["index_checkpoint"] == "loaded"
         assert _graph_answers(reopened, ids) == before
+        assert _check_against_a_scan(reopened) > 0
     with ep.Store.open(data_dir, enable_index_checkpoint=False) as reopened:
         assert reopened.stats()["index_checkpoint"] == "disabled"
         assert _graph_answers(reopened, ids) == before
@@ -1215,7 +1254,7 @@ class CausalModel:
                 assert _ids(store.correlated(c, after=split, limit=len(expected))) == expected[1:]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600 if EXTENDED else 60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=ops_st)
 def test_walks_agree_with_a_model_of_the_appended_events(ops):
     with tempfile.TemporaryDirectory() as tmp:
