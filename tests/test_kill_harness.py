@@ -26,6 +26,18 @@ What the checks allow, precisely (``base`` = events in the log when the round st
   sequences (they are counted by ``stats()["events"]``, not by queries).
 - Events recovered in earlier rounds are unchanged; ids rise, timestamps never fall; every
   entity's clock is dense from 0 and ``prev_hash`` is the previous visible event's hash.
+- Causal links (about half of the events name a cause: an earlier acknowledged event, visible,
+  hidden or in the open fence; an earlier item of the same batch; or a foreign id): every
+  visible event has exactly the attempted ``causation_id``, and the attempted correlation id,
+  or the one inherited through ``caused_by`` from a cause that is a visible event, or its own
+  id. The causal indexes agree with a full scan of the log: ``effects`` and ``correlated`` of
+  every visible event (and of every other correlation id in the log), and ``causes`` and
+  ``descendants`` of the newest events and a spread of older ones, equal what the events'
+  ``causation_id`` and ``correlation_id`` say; walks from an acknowledged event that is hidden
+  or was lost raise ``EventNotFound``. This holds when the store is reopened with the index
+  checkpoint (written at the last clean close, by the child or by the previous round's check;
+  what came after it is scanned) and with ``enable_index_checkpoint=False``: each round checks
+  both.
 - Durable worker (checkpoint id ``kill-harness``, region ``Region.entity("acct")``): the child's
   deliveries are the region's visible events right after the previous checkpoint, in order,
   without gaps; the checkpoint after the kill is the previous one or the end of a delivered
@@ -48,6 +60,7 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -85,7 +98,8 @@ class Op:
     op_id: str
     op_type: str
     fence: str | None
-    events: list[tuple[str, str, str, dict[str, Any]]]  # entity, scope, kind, payload (bytes as hex)
+    # entity, scope, kind, payload (bytes as hex), cause ([what, value, how] or None), correlation hex
+    events: list[tuple[str, str, str, dict[str, Any], list[Any] | None, str | None]]
     receipts: list[list[Any]] | None = None  # [seq, id hex, clock, hash hex, timestamp, durable]
     synced: bool = False  # a sync() that started after this op returned has returned
 
@@ -216,6 +230,13 @@ class Tally:
     torn_tails: int = 0
     removed_segments: int = 0
     hidden_events: int = 0
+    linked_events: int = 0  # visible events of the rounds whose cause is a visible event here
+    prior_item_links: int = 0
+    foreign_causes: int = 0
+    hidden_causes: int = 0
+    inherited_correlations: int = 0
+    causal_checks_loaded: int = 0  # causal checks of a store opened from the index checkpoint
+    causal_checks_full_scan: int = 0  # ... and of one opened with enable_index_checkpoint=False
     profiles: Counter[str] = field(default_factory=Counter)
 
     def add(self, other: Tally) -> None:
@@ -275,11 +296,55 @@ def check_events_and_chains(store: ep.Store, events: list[ep.Event], n: int) -> 
         assert [e.global_sequence for e in walked] == [e.global_sequence for e in reversed(chain)]
 
 
+def check_causal_fields(
+    e: ep.Event,
+    cause: list[Any] | None,
+    correlation: str | None,
+    op_start: int,
+    by_id: dict[uuid.UUID, ep.Event],
+    by_seq: dict[int, ep.Event],
+    tally: Tally,
+) -> None:
+    """The event's ``causation_id`` and ``correlation_id`` are what its append asked for."""
+    expected_cause: uuid.UUID | None = None
+    inherited: uuid.UUID | None = None
+    if cause is not None:
+        what, value, how = cause
+        if what == "prior":
+            cause_event: ep.Event | None = by_seq[op_start + value]  # the op is whole
+            tally.prior_item_links += 1
+        else:
+            cause_event = by_id.get(uuid.UUID(hex=value))
+            if what == "foreign":
+                assert cause_event is None
+                tally.foreign_causes += 1
+            elif cause_event is None:
+                tally.hidden_causes += 1
+        expected_cause = cause_event.event_id if cause_event is not None else uuid.UUID(hex=value)
+        if cause_event is not None:
+            assert cause_event.global_sequence < e.global_sequence, f"event {e.global_sequence}: late cause"
+            tally.linked_events += 1
+            if how.startswith("caused_by"):
+                inherited = cause_event.correlation_id
+    assert e.causation_id == expected_cause, f"event {e.global_sequence}: causation_id differs ({cause})"
+    if correlation is not None:
+        expected_correlation = uuid.UUID(hex=correlation)
+    elif inherited is not None:
+        expected_correlation = inherited
+        tally.inherited_correlations += 1
+    else:
+        expected_correlation = e.event_id
+    assert e.correlation_id == expected_correlation, (
+        f"event {e.global_sequence}: correlation_id differs (cause {cause}, correlation {correlation})"
+    )
+
+
 def check_round_log(
     state: DirState, report: Report, sync: str, events: list[ep.Event], n: int, tally: Tally
-) -> tuple[int, int]:
+) -> tuple[int, int, list[uuid.UUID]]:
     """Checks the round's part of the log against the reports; returns (visible, hidden) counts
-    of the round's surviving events."""
+    of the round's surviving events, and the ids of acknowledged events that are not visible
+    (hidden, or lost with an op the crash cut off)."""
     ops = report.ops
     base = state.base_n
     cum = [0]
@@ -308,6 +373,7 @@ def check_round_log(
     tally.killed_mid_op += any(op.receipts is None for op in ops)
 
     by_seq = {e.global_sequence: e for e in events}
+    by_id = {e.event_id: e for e in events}
     fence_visible: dict[str, bool] = {}
     visible_model: set[int] = set()
     for i, op in enumerate(ops[:cut]):
@@ -332,9 +398,10 @@ def check_round_log(
                 continue
             assert s in by_seq, f"event {s} of op {op.op_id} ({op.op_type}) is missing"
             e = by_seq[s]
-            entity, scope, kind, payload = attempted
+            entity, scope, kind, payload, cause, correlation = attempted
             assert (e.entity, e.scope, e.kind) == (entity, scope, kind), f"event {s} is not what was appended"
             assert e.payload == {**payload, "b": bytes.fromhex(payload["b"])}, f"event {s}: payload differs"
+            check_causal_fields(e, cause, correlation, op_seqs[0], by_id, by_seq, tally)
             if op.receipts is not None:
                 _, event_id, clock, hash_hex, stamp, _ = op.receipts[k]
                 got = (e.event_id.hex, e.entity_sequence, e.hash.hex(), e.timestamp_us)
@@ -352,7 +419,77 @@ def check_round_log(
     assert round_visible == visible_model, (
         f"unexpected visible sequences {sorted(round_visible - visible_model)}"
     )
-    return len(visible_model), written - len(visible_model)
+    absent = [
+        uuid.UUID(hex=r[1])
+        for op in ops
+        if op.receipts is not None
+        for r in op.receipts
+        if r[0] not in visible_model
+    ]
+    return len(visible_model), written - len(visible_model), absent
+
+
+def check_causal_indexes(store: ep.Store, events: list[ep.Event], absent: list[uuid.UUID]) -> None:
+    """The causal walks agree with a full scan of the log (``events``: every visible event)."""
+    by_id = {e.event_id: e for e in events}
+    effects: dict[uuid.UUID, list[ep.Event]] = defaultdict(list)
+    correlated: dict[uuid.UUID, list[ep.Event]] = defaultdict(list)
+    for e in events:
+        cause = by_id.get(e.causation_id) if e.causation_id is not None else None
+        if cause is not None:
+            effects[cause.event_id].append(e)
+        correlated[e.correlation_id].append(e)
+    for e in events:
+        got = store.effects(e.event_id)
+        assert got == effects.get(e.event_id, []), (
+            f"effects of {e.global_sequence}: {[x.global_sequence for x in got]}, the log says "
+            f"{[x.global_sequence for x in effects.get(e.event_id, [])]}"
+        )
+        got = store.correlated(e.event_id)
+        assert got == correlated.get(e.event_id, []), (
+            f"correlated({e.global_sequence}): {[x.global_sequence for x in got]}, the log says "
+            f"{[x.global_sequence for x in correlated.get(e.event_id, [])]}"
+        )
+    for correlation, members in correlated.items():
+        if correlation not in by_id:
+            got = store.correlated(correlation)
+            assert got == members, (
+                f"correlated({correlation}): {[x.global_sequence for x in got]}, the log says "
+                f"{[x.global_sequence for x in members]}"
+            )
+    # the longest correlation, paged, reassembles
+    if correlated:
+        longest = max(correlated.values(), key=len)
+        pages: list[ep.Event] = []
+        after = None
+        while page := store.correlated(longest[0].correlation_id, after=after, limit=3):
+            pages.extend(page)
+            after = page[-1].global_sequence
+        assert pages == longest, "correlated pages do not reassemble the correlation"
+    # causes and descendants of the newest events and of a spread of older ones
+    sample = events[-16:] + events[:: max(1, len(events) // 16)]
+    for e in sample:
+        chain = [e]
+        while (c := chain[-1].causation_id) is not None and c in by_id:
+            chain.append(by_id[c])
+        assert store.causes(e.event_id) == chain, f"causes of {e.global_sequence} differ from the log"
+        order: list[ep.Event] = []
+        level = [e]
+        while level:
+            level = [f for x in level for f in effects.get(x.event_id, [])]
+            order.extend(level)
+        assert store.descendants(e.event_id) == order, f"descendants of {e.global_sequence} differ"
+    for event_id in absent:
+        for walk in (store.causes, store.effects, store.descendants):
+            with pytest.raises(ep.EventNotFound):
+                walk(event_id)
+        assert store.correlated(event_id) == correlated.get(event_id, [])
+
+
+def tally_causal_check(store: ep.Store, tally: Tally) -> None:
+    how = store.stats()["index_checkpoint"]
+    tally.causal_checks_loaded += how == "loaded"
+    tally.causal_checks_full_scan += how == "disabled"
 
 
 def check_worker(
@@ -441,14 +578,26 @@ def verify_round(
         old = [event_key(e) for e in events if e.global_sequence < state.base_n]
         assert old == state.keys, "events recovered in an earlier round changed or vanished"
         check_events_and_chains(store, events, n)
-        _, hidden = check_round_log(state, report, config["sync"], events, n, tally)
+        _, hidden, absent = check_round_log(state, report, config["sync"], events, n, tally)
         assert n == len(events) + state.hidden + hidden, "stats()['events'] != visible + hidden events"
+        check_causal_indexes(store, events, absent)
+        tally_causal_check(store, tally)
         read_only = verify_options.get("read_only", False)
         check_worker(store, state, report, events, config["worker_batch"], read_only)
         state.base_n = n
         state.hidden += hidden
         state.keys = [event_key(e) for e in events]
     tally.hidden_events += hidden
+    # The causal indexes again, built the other way (from the index checkpoint, or by a scan).
+    other = {
+        "read_only": True,
+        "enable_index_checkpoint": not verify_options.get("enable_index_checkpoint", True),
+    }
+    with ep.Store.open(state.path, **other) as store:
+        events = store.query(ep.Region.all())
+        assert [event_key(e) for e in events] == state.keys, "a second open reads another log"
+        check_causal_indexes(store, events, absent)
+        tally_causal_check(store, tally)
 
 
 def run_dir(seed: int, root: Path, event_key: Callable[[ep.Event], tuple[Any, ...]]) -> Tally:
@@ -511,5 +660,9 @@ def test_sigkilled_writers_keep_every_durability_promise(tmp_path, event_key):
     )
     if not os.environ.get("EVENTPAK_KILL_DIR_SEEDS"):
         assert total.kill_points >= MIN_KILL_POINTS
+        # the causal checks are not vacuous: links of every kind, indexes built both ways
+        assert min(total.linked_events, total.prior_item_links, total.foreign_causes) > 0
+        assert min(total.hidden_causes, total.inherited_correlations) > 0
+        assert min(total.causal_checks_loaded, total.causal_checks_full_scan) > 0
     # the harness is not vacuous: kills land in the middle of appends
     assert total.killed_mid_op > 0
