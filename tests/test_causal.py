@@ -1045,8 +1045,16 @@ def test_a_pickled_request_with_a_prior_item_links_the_same_way(store, coord):
     assert store.get(second.event_id).causation_id == first.event_id
 
 
-@pytest.mark.parametrize("bad", [-1, -(2**40), 2**32, 2**64])
-def test_prior_item_refuses_an_index_out_of_range(bad):
+@pytest.mark.parametrize("bad", [-1, -(2**40)])
+def test_a_negative_prior_item_is_an_invalid_causation(bad):
+    """``k < 0`` can never name an earlier item: refused as a causation error."""
+    with pytest.raises(ep.InvalidCausation) as info:
+        ep.PriorItem(bad)
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize("bad", [2**32, 2**64])
+def test_prior_item_refuses_an_index_too_large(bad):
     with pytest.raises(ValueError) as info:
         ep.PriorItem(bad)
     assert isinstance(info.value, ep.InvalidArgument)
