@@ -132,8 +132,9 @@ impl super::Index {
         self.causal.effects.get(&seq).iter().copied().filter(|&s| self.is_visible(s)).collect()
     }
 
-    /// Visible transitive effects of the event at `seq`, breadth first (each level in
-    /// commit order), at most `max_depth` levels down; `seq` itself is not included.
+    /// Visible transitive effects of the event at `seq`, breadth first (level by level,
+    /// parent by parent, each parent's effects in commit order), at most `max_depth` levels
+    /// down; `seq` itself is not included.
     pub fn descendants_of(&self, seq: u64, max_depth: Option<u64>) -> Vec<u64> {
         let mut out = Vec::new();
         let mut level = vec![seq];
