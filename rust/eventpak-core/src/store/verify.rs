@@ -12,7 +12,10 @@ use crate::cursor_checkpoint::CursorCheckpoint;
 use crate::error::{Error, Result};
 use crate::event::{chain_hash, Hash, HashedFields};
 use crate::index::{EntryMeta, Index};
-use crate::segment::{decode_frame, load_seals, Decoded, FrameView, SegmentHeader, SEGMENT_HEADER_LEN};
+use crate::segment::{
+    decode_frame, load_seals, Decoded, FrameView, SegmentHeader, SEALS_FILE, SEGMENT_HEADER_LEN,
+    SEGMENT_VERSION,
+};
 use crate::visibility::Visibility;
 
 /// One thing `verify` found wrong.
@@ -162,12 +165,18 @@ impl Checker<'_> {
 
     /// Walks every segment; `Ok(false)` when `progress` asked to stop.
     fn check_segments(&mut self, progress: &mut dyn FnMut(u64, u64) -> bool) -> Result<bool> {
-        let seals = match load_seals(&self.store.shared.data_dir.join(crate::segment::SEGMENTS_DIR)) {
-            Ok(seals) => seals,
+        let segments_dir = self.store.shared.data_dir.join(crate::segment::SEGMENTS_DIR);
+        // Loaded after the snapshot: every segment before the newest it lists was sealed
+        // before the next one was created, so its record is there.
+        let seals = match load_seals(&segments_dir) {
+            Ok(seals) => Some(seals),
+            Err(Error::CorruptSegment { path, offset, reason }) => {
+                self.problem(&path, offset, None, reason);
+                None
+            }
             Err(e) => {
-                let path = self.store.shared.data_dir.join(crate::segment::SEGMENTS_DIR);
-                self.problem(&path, 0, None, format!("seal records: {e}"));
-                Default::default()
+                self.problem(&segments_dir.join(SEALS_FILE), 0, None, e.to_string());
+                None
             }
         };
         let segments = std::mem::take(&mut self.snapshot.segments);
@@ -181,17 +190,30 @@ impl Checker<'_> {
                     continue;
                 }
             };
-            let seal = seals.get(id).copied();
-            let end = if position < newest { bytes.len() as u64 } else { *end };
+            let seal = seals.as_ref().and_then(|seals| seals.get(id).copied());
+            let file_len = bytes.len() as u64;
+            let end = if position < newest { file_len } else { *end };
             if !self.check_header(path, *id, &bytes) {
                 continue;
             }
-            if let Some(seal) = seal {
-                if seal.len != bytes.len() as u64 {
-                    let why = format!("sealed at {} bytes but {} bytes long", seal.len, bytes.len());
-                    self.problem(path, bytes.len() as u64, None, why);
+            match seal {
+                Some(seal) if seal.len != file_len => {
+                    let why = format!("sealed at {} bytes but {file_len} bytes long", seal.len);
+                    self.problem(path, file_len, None, why);
                 }
+                None if seals.is_some()
+                    && position < newest
+                    && SegmentHeader::version_of(&bytes) >= SEGMENT_VERSION =>
+                {
+                    self.problem(path, 0, None, "a segment before the newest has no seal record");
+                }
+                _ => {}
             }
+            if end > file_len {
+                let why = format!("{file_len} bytes long, but its indexed events end at {end}");
+                self.problem(path, file_len, None, why);
+            }
+            let end = end.min(file_len);
             let mut at = SEGMENT_HEADER_LEN as u64;
             self.report.bytes += at;
             if !self.advance(at, progress) {
@@ -209,7 +231,9 @@ impl Checker<'_> {
             }
             // Whatever could not be framed still counts as gone through.
             self.done += end.saturating_sub(at);
-            if let Some(seal) = seal.filter(|s| s.next_sequence != self.next_seq && at == end) {
+            // Only a segment checked to its end can be compared with its seal: the newest one
+            // may have taken events (or an open fence's) past the snapshot since.
+            if let Some(seal) = seal.filter(|s| s.next_sequence != self.next_seq && at == file_len) {
                 let why = format!(
                     "seal record ends at sequence {}, the segment at {}",
                     seal.next_sequence, self.next_seq
@@ -236,7 +260,12 @@ impl Checker<'_> {
         if header.segment_id != id {
             self.problem(path, 0, None, format!("header names segment {}", header.segment_id));
         }
-        if header.base_sequence != self.next_seq {
+        // A segment begun during an open fence holds only the fence's events, which are not
+        // checked yet: it starts past them.
+        let unchecked = self.snapshot.visibility.open_fence.is_some()
+            && self.next_seq == self.report.events
+            && header.base_sequence > self.next_seq;
+        if header.base_sequence != self.next_seq && !unchecked {
             let why =
                 format!("segment starts at sequence {}, expected {}", header.base_sequence, self.next_seq);
             self.problem(path, 0, Some(self.next_seq), why);
@@ -322,14 +351,17 @@ impl Checker<'_> {
         if !index.causal_agrees(seq, frame.causation_id(), frame.correlation_id()) {
             self.problem(path, at, Some(seq), "causal indexes disagree with the frame");
         }
+        // The chain followed is the one the frame names: keyed by the index entry instead,
+        // a frame out of place would derail its neighbours' chains and report them too.
+        let chain_entity = index.entity_names.get(entity);
         drop(index);
-        if hidden {
-            return Ok(());
+        let Some(entity) = chain_entity.map(|e| e as usize).filter(|_| !hidden) else {
+            return Ok(()); // hidden, or a name the index lacks (reported above)
+        };
+        if self.chains.len() <= entity {
+            self.chains.resize(entity + 1, Chain::default());
         }
-        if self.chains.len() <= meta.entity as usize {
-            self.chains.resize(meta.entity as usize + 1, Chain::default());
-        }
-        let chain = &mut self.chains[meta.entity as usize];
+        let chain = &mut self.chains[entity];
         let (clock_ok, link_ok) =
             (frame.entity_sequence() == chain.next_clock, frame.prev_hash() == chain.head);
         chain.next_clock = frame.entity_sequence() + 1;
