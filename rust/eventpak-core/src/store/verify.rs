@@ -12,6 +12,7 @@ use crate::cursor_checkpoint::CursorCheckpoint;
 use crate::error::{Error, Result};
 use crate::event::{chain_hash, Hash, HashedFields};
 use crate::index::{EntryMeta, Index};
+use crate::segment::layout::SEGMENT_PADDING_OFFSET;
 use crate::segment::{
     decode_frame, load_seals, Decoded, FrameView, SegmentHeader, SEALS_FILE, SEGMENT_HEADER_LEN,
     SEGMENT_VERSION,
@@ -83,6 +84,9 @@ struct Checker<'a> {
     chains: Vec<Chain>,
     next_seq: u64,
     last_id: u128,
+    /// The position the next frame must have in its batch, and that batch's length (`(0, 0)`
+    /// between batches).
+    batch: (u32, u32),
     /// Index entries and ids of the current chunk, copied out under the lock.
     chunk: (u64, Vec<EntryMeta>, Vec<u128>),
     done: u64,
@@ -104,6 +108,7 @@ impl Store {
             chains: Vec::new(),
             next_seq: 0,
             last_id: 0,
+            batch: (0, 0),
             chunk: (0, Vec::new(), Vec::new()),
             done: 0,
             since_progress: 0,
@@ -169,7 +174,7 @@ impl Checker<'_> {
         // Loaded after the snapshot: every segment before the newest it lists was sealed
         // before the next one was created, so its record is there.
         let seals = match load_seals(&segments_dir) {
-            Ok(seals) => Some(seals),
+            Ok(seals) => Some(seals.by_segment),
             Err(Error::CorruptSegment { path, offset, reason }) => {
                 self.problem(&path, offset, None, reason);
                 None
@@ -219,15 +224,22 @@ impl Checker<'_> {
             if !self.advance(at, progress) {
                 return Ok(false);
             }
+            self.batch = (0, 0);
+            let mut framed = true;
             while at < end && self.next_seq < self.report.events {
                 let Some(len) = self.check_frame(path, position as u32, &bytes[..end as usize], at)? else {
-                    break; // framing is lost for the rest of this segment
+                    framed = false; // framing is lost for the rest of this segment
+                    break;
                 };
                 at += len;
                 self.report.bytes += len;
                 if !self.advance(len, progress) {
                     return Ok(false);
                 }
+            }
+            // Batches are written whole, and the events checked end at a batch boundary.
+            if framed && self.batch.0 != 0 {
+                self.problem(path, at, Some(self.next_seq), "segment ends inside a batch");
             }
             // Whatever could not be framed still counts as gone through.
             self.done += end.saturating_sub(at);
@@ -259,6 +271,10 @@ impl Checker<'_> {
         };
         if header.segment_id != id {
             self.problem(path, 0, None, format!("header names segment {}", header.segment_id));
+        }
+        // Outside the header CRC, so open never looks: zeros as written, or damage.
+        if bytes[SEGMENT_PADDING_OFFSET..SEGMENT_HEADER_LEN].iter().any(|&b| b != 0) {
+            self.problem(path, SEGMENT_PADDING_OFFSET as u64, None, "segment header padding is not zero");
         }
         // A segment begun during an open fence holds only the fence's events, which are not
         // checked yet: it starts past them.
@@ -292,6 +308,12 @@ impl Checker<'_> {
         if frame.global_sequence != seq {
             self.problem(path, at, Some(seq), format!("frame holds sequence {}", frame.global_sequence));
         }
+        let (expected, open_len) = self.batch;
+        if frame.batch_index != expected || (expected > 0 && frame.batch_len != open_len) {
+            self.problem(path, at, Some(seq), "frame out of place in its batch");
+        }
+        let more = frame.batch_index + 1 < frame.batch_len;
+        self.batch = if more { (frame.batch_index + 1, frame.batch_len) } else { (0, 0) };
         let id = u128::from_be_bytes(frame.event_id());
         if id <= self.last_id {
             self.problem(path, at, Some(seq), "event ids out of order");
