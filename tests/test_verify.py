@@ -16,6 +16,7 @@ import struct
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,14 +107,24 @@ def flip_byte(path: Path, offset: int, mask: int = 0x5A) -> None:
     write_at(path, offset, bytes([data[offset] ^ mask]))
 
 
-def forge_payload(path: Path, frame: SegFrame) -> None:
-    """Changes the last payload byte (an ASCII letter of a msgpack string, so the payload still
-    decodes) and recomputes the frame CRC: a frame that every CRC check accepts."""
+def rewrite_frame(path: Path, frame: SegFrame, edit: Callable[[bytearray], None]) -> None:
+    """Edits a frame's bytes in place (same length) and recomputes its CRC: a frame that every
+    CRC check accepts."""
     data = bytearray(path.read_bytes()[frame.offset : frame.end])
-    at = frame.payload_offset + frame.payload_len - 1 - frame.offset
-    data[at] ^= 0x01
+    edit(data)
     struct.pack_into("<I", data, 4, crc32c(bytes(data[FRAME_CRC_COVERS_FROM:])))
     write_at(path, frame.offset, bytes(data))
+
+
+def forge_payload(path: Path, frame: SegFrame) -> None:
+    """Changes the last payload byte (an ASCII letter of a msgpack string, so the payload still
+    decodes) and recomputes the frame CRC."""
+    at = frame.payload_offset + frame.payload_len - 1 - frame.offset
+
+    def edit(data: bytearray) -> None:
+        data[at] ^= 0x01
+
+    rewrite_frame(path, frame, edit)
 
 
 def remove_bytes(path: Path, start: int, end: int) -> None:
@@ -260,6 +271,33 @@ def test_a_forged_payload_is_served_by_reads_and_reported_by_verify(log: Log, si
         assert report.segments == len(log.segments)
     finally:
         store.close()
+
+
+def test_a_forged_batch_position_is_served_by_reads_and_reported_by_verify(log: Log) -> None:
+    """A single event's frame made to claim it opens a batch of two (CRC recomputed) still
+    decodes, and the batch position is not part of the event hash: a read under the checkpoint
+    serves it. ``verify()`` follows the batch framing, as a scan at open does, and reports where
+    the batch falls apart: the next frame, which starts a batch of its own."""
+    seg, frames = log.sealed_middle()
+    forged, after = frames[3], frames[4]
+
+    def edit(data: bytearray) -> None:
+        struct.pack_into("<I", data, 20, 2)  # batch_len
+
+    rewrite_frame(seg, forged, edit)
+    with _open(log.data_dir) as store:
+        _assert_loaded(store, log)
+        assert store.get(log.receipt(forged).event_id).payload == _payload(forged.sequence)
+        report = store.verify()
+        assert [(p.offset, p.sequence, p.reason) for p in report.problems] == [
+            (after.offset, after.sequence, "frame out of place in its batch")
+        ]
+        assert same_file(report.problems[0].path, seg)
+    before = dir_bytes(log.data_dir)
+    with pytest.raises(ep.CorruptSegment) as info:
+        _open(log.data_dir, enable_index_checkpoint=False)
+    assert (same_file(info.value.path, seg), info.value.offset) == (True, after.offset)
+    assert dir_bytes(log.data_dir) == before
 
 
 # --- 2. a swapped pair of frames ------------------------------------------------------------------
