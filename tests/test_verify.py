@@ -12,6 +12,7 @@ store (fences, causal links, payload versions, idempotency keys, several segment
 
 from __future__ import annotations
 
+import shutil
 import struct
 import subprocess
 import sys
@@ -593,6 +594,22 @@ def test_a_healthy_store_with_every_feature_is_ok_and_counted_exactly(data_dir: 
             _assert_counts_exact(store.verify(), data_dir, events)
     with _open(data_dir, read_only=True) as store:
         _assert_counts_exact(store.verify(), data_dir, events)
+
+
+def test_verify_of_the_format_v1_fixture_and_its_upgrade_is_ok(tmp_path: Path) -> None:
+    """Version-1 segments have no seal records; segments written after them (version 2) do."""
+    data_dir = tmp_path / "v1_store"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "v1_store", data_dir)
+    with _open(data_dir, read_only=True) as store:
+        _assert_counts_exact(store.verify(), data_dir, 27)
+    with _open(data_dir) as store:
+        for i in range(40):
+            store.append(("v2", "s"), "k", {"i": i, "pad": "z" * 60})
+        assert len(segment_paths(data_dir)) >= 4
+        _assert_counts_exact(store.verify(), data_dir, 67)
+    with _open(data_dir, read_only=True) as store:
+        assert store.stats()["index_checkpoint"] == "loaded"
+        _assert_counts_exact(store.verify(), data_dir, 67)
 
 
 def test_verify_of_an_empty_store_is_ok(data_dir: Path) -> None:
