@@ -139,22 +139,25 @@ def measure_memory(path: str) -> None:
     store.close()
 
 
+def _child(python: str, code: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    return subprocess.run([python, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+
+
 def case_memory(root: Path, events: int, pythons: list[str]) -> dict[str, float]:
-    plain, chained = root / "plain", root / "chained"
-    fill(plain, events)
-    fill(chained, events, chained=True)
+    """Each build writes its own store (an older build may not read this one's format) and
+    measures it in a fresh process, reading through the index checkpoint."""
     out: dict[str, float] = {}
-    for python in pythons:
+    for n, python in enumerate(pythons):
         label = "this build" if python == sys.executable else python
-        for name, path in (("no links", plain), ("causal links", chained)):
-            # Each measurement in a fresh process, reading through the index checkpoint.
-            probe = root / "probe"
-            shutil.rmtree(probe, ignore_errors=True)
-            shutil.copytree(path, probe)
-            code = f"import benches.integrity as b; b.measure_memory({str(probe)!r})"
-            env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-            result = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True, env=env)
-            out[f"{label}: {name}"] = json.loads(result.stdout)["bytes_per_event"]
+        variants = [("no links", False)] + ([("causal links", True)] if python == sys.executable else [])
+        for name, chained in variants:
+            path = root / f"memory-{n}-{chained}"
+            fill_code = f"b.fill(pathlib.Path({str(path)!r}), {events}, chained={chained})"
+            _child(python, f"import benches.integrity as b, pathlib; {fill_code}")
+            result = _child(python, f"import benches.integrity as b; b.measure_memory({str(path)!r})")
+            out[f"{label}: {name}"] = json.loads(result)["bytes_per_event"]
+            shutil.rmtree(path)
     return out
 
 

@@ -244,35 +244,78 @@ def _assert_fails_closed(open_store, data_dir, dir_bytes, seg=None, frame=None, 
     return err
 
 
-# Opening with the index checkpoint (the default) must detect damage just like a full scan.
-CHECKPOINT = pytest.mark.parametrize(
-    "enable_index_checkpoint", [True, False], ids=["with-index-ckpt", "without-index-ckpt"]
-)
+# Where a flipped byte lands in a committed frame: the body, the global sequence (both under the
+# frame CRC), or the CRC field itself.
+FLIP_AT = {"body": 30, "sequence": 8, "crc": 4}
 
 
-@CHECKPOINT
 @pytest.mark.parametrize("index", [0, 2, N - 2])
-@pytest.mark.parametrize("where", ["body", "sequence"])
-def test_flipped_byte_in_a_committed_frame_fails_closed(
-    open_store, data_dir, dir_bytes, closed_log, index, where, enable_index_checkpoint
+@pytest.mark.parametrize("where", FLIP_AT)
+def test_flipped_byte_in_a_committed_frame_fails_closed_without_the_checkpoint(
+    open_store, data_dir, dir_bytes, closed_log, index, where
 ):
     seg, frames, _ = closed_log
     frame = frames[index]
-    _flip(seg, frame.offset + (8 if where == "sequence" else 30))
-    _assert_fails_closed(
-        open_store, data_dir, dir_bytes, seg, frame, enable_index_checkpoint=enable_index_checkpoint
-    )
+    _flip(seg, frame.offset + FLIP_AT[where])
+    _assert_fails_closed(open_store, data_dir, dir_bytes, seg, frame, enable_index_checkpoint=False)
 
 
-@CHECKPOINT
-def test_flipped_crc_field_of_a_committed_frame_fails_closed(
-    open_store, data_dir, dir_bytes, closed_log, enable_index_checkpoint
+@pytest.mark.parametrize("index", [0, 2, N - 2])
+@pytest.mark.parametrize("where", FLIP_AT)
+def test_flipped_byte_in_a_covered_frame_is_refused_on_read_and_reported_by_verify(
+    open_store, data_dir, dir_bytes, closed_log, index, where
 ):
+    """With a loaded index checkpoint, open reads only the last covered frame of each segment:
+    damage to another covered frame opens, touching nothing, and is found by the first read of
+    that event (never served as an event) and by ``verify()``. A full scan still refuses it at
+    open."""
+    seg, frames, receipts = closed_log
+    frame = frames[index]
+    _flip(seg, frame.offset + FLIP_AT[where])
+    before = dir_bytes(data_dir)
+    store = open_store()
+    assert store.stats()["index_checkpoint"] == "loaded"
+    assert store.stats()["events"] == N
+    assert dir_bytes(data_dir) == before
+
+    with pytest.raises(ep.CorruptSegment) as info:
+        store.get(receipts[index].event_id)
+    assert Path(info.value.path).resolve() == seg.resolve()
+    assert frame.offset <= info.value.offset < frame.end
+    assert info.value.reason
+    for seq, receipt in enumerate(receipts):
+        if seq != index:
+            event = store.get(receipt.event_id)
+            assert (event.global_sequence, event.payload, event.hash) == (seq, seq, receipt.hash)
+    with pytest.raises(ep.CorruptSegment):
+        store.query(R.all())
+
+    report = store.verify()
+    assert not report.ok
+    damaged = [p for p in report.problems if (p.offset, p.sequence) == (frame.offset, index)]
+    assert len(damaged) == 1
+    assert Path(damaged[0].path).resolve() == seg.resolve()
+    assert dir_bytes(data_dir) == before
+    store.close()
+    _assert_fails_closed(open_store, data_dir, dir_bytes, seg, frame, enable_index_checkpoint=False)
+
+
+@pytest.mark.parametrize("where", FLIP_AT)
+def test_flipped_byte_in_the_last_covered_frame_fails_closed_under_the_checkpoint(
+    open_store, data_dir, dir_bytes, closed_log, where
+):
+    """The last covered frame of a segment is the one frame open reads under the checkpoint: its
+    damage sends open to a full scan, which refuses it (an intact frame follows it)."""
     seg, frames, _ = closed_log
-    _flip(seg, frames[1].offset + 4)
-    _assert_fails_closed(
-        open_store, data_dir, dir_bytes, seg, frames[1], enable_index_checkpoint=enable_index_checkpoint
-    )
+    checkpoint = data_dir / "index.ckpt"
+    covering_the_first_n = checkpoint.read_bytes()
+    store = open_store()
+    store.append(("e0", "s"), "k", "uncovered")
+    store.close()
+    checkpoint.write_bytes(covering_the_first_n)  # as if that session ended without its checkpoint
+    frame = frames[-1]  # the last covered frame; the uncovered one follows it
+    _flip(seg, frame.offset + FLIP_AT[where])
+    _assert_fails_closed(open_store, data_dir, dir_bytes, seg, frame)
 
 
 def test_crc_bad_last_frame_followed_by_non_zero_bytes_fails_closed(
@@ -299,6 +342,13 @@ def rotated_log(open_store, data_dir, segment_paths):
     segs = segment_paths(data_dir)
     assert len(segs) >= 3
     return segs
+
+
+# The last frame of a segment before the newest is the last frame the checkpoint covers there,
+# which open reads: its damage fails closed with the checkpoint as without it.
+CHECKPOINT = pytest.mark.parametrize(
+    "enable_index_checkpoint", [True, False], ids=["with-index-ckpt", "without-index-ckpt"]
+)
 
 
 @CHECKPOINT

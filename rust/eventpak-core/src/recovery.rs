@@ -92,7 +92,8 @@ pub fn recover(
         }
         maps.push((header, map));
     }
-    let seals = load_seals(segments_dir)?;
+    let seal_records = load_seals(segments_dir)?;
+    let seals = &seal_records.by_segment;
     for (position, ((id, path), (_, map))) in files.iter().zip(&maps).enumerate() {
         let newest = position + 1 == files.len();
         match seals.get(id) {
@@ -233,6 +234,11 @@ pub fn recover(
                 .and_then(|()| storage.sync(&file, &path))
                 .map_err(|e| Error::storage("truncating torn tail", e))?;
         }
+        // A torn seal record (a crash while sealing what is still the newest segment) goes,
+        // so that the seal written at its next rotation lands in place.
+        seal_records
+            .cut_torn_record(storage, segments_dir)
+            .map_err(|e| Error::storage("cutting a torn seal record", e))?;
         if let Some(path) = &pending_removal {
             storage.remove(path).map_err(|e| Error::storage("removing half-created segment", e))?;
             storage.sync_dir(segments_dir).map_err(|e| Error::storage("fsync of segments dir", e))?;

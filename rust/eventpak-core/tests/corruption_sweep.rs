@@ -1,10 +1,17 @@
 //! Corruption sweep (`docs/design.md`, "Durability and recovery"): truncation at every byte of the last segment's final
-//! frames, and thousands of random single-byte flips across segments, the index checkpoint,
-//! `hidden.ranges` and cursor checkpoints, plus forged length fields.
+//! frames, sealed segments cut at every frame boundary, thousands of random single-byte flips
+//! across segments, the seal records, the index checkpoint, `hidden.ranges` and cursor
+//! checkpoints, plus forged length fields.
 //!
-//! Whatever the damage, opening must either recover a legal prefix (only the unfinished
-//! last batch of the last segment may go) or fail with the typed error. Never a panic, a
-//! hang, a huge allocation from a forged length, or an event silently missing in the middle.
+//! Whatever the damage, a full scan at open (no index checkpoint) must either recover a
+//! legal prefix (only the unfinished last batch of the last segment may go) or fail with the
+//! typed error. Under a loaded index checkpoint open reads only the last covered frame of
+//! each segment, so damage to another covered frame may open: then reading the damaged event
+//! raises `CorruptSegment` naming its segment, every other event reads back intact, and
+//! `Store::verify` reports the damage. A forgery with a recomputed CRC may even be served by
+//! reads, and then `Store::verify` must report it at that frame. Never a panic, a hang, a
+//! huge allocation from a forged length, an event silently missing in the middle, a wrong
+//! event served for a sequence, or damage that is accepted and not reported by `verify`.
 //!
 //! `EVENTPAK_EXTENDED=1` multiplies the number of flips; `EVENTPAK_SWEEP_SEED=<u64>` replays
 //! one run (the seed is printed); `EVENTPAK_SWEEP_FLIPS=<n>` sets the flip count directly.
@@ -27,6 +34,7 @@ use eventpak_core::segment::layout::{
     FRAME_HEADER_LEN, SEGMENT_BASE_SEQUENCE_OFFSET, SEGMENT_HEADER_LEN, SEGMENT_ID_OFFSET,
     SEGMENT_PADDING_OFFSET, SEGMENT_VERSION_OFFSET,
 };
+use eventpak_core::segment::{SEALS_FILE, SEAL_RECORD_LEN};
 use eventpak_core::{AppendRequest, CursorCheckpoint, Error, Region, Store, StoreConfig, SyncMode};
 
 // ---------------------------------------------------------------------------------------
@@ -169,8 +177,12 @@ struct Pristine {
     last_batch_seq: u64,
     index_ckpt: Vec<u8>,
     hidden: Vec<u8>,
+    /// `segments/seals`: one record per segment before the newest.
+    seals: Vec<u8>,
     /// `(checkpoint id, bytes, decoded)`.
     cursors: Vec<(String, Vec<u8>, CursorCheckpoint)>,
+    /// Where each event is, by global sequence: its segment and frame.
+    places: Vec<(usize, FrameInfo)>,
 }
 
 impl Pristine {
@@ -183,10 +195,15 @@ impl Pristine {
     fn seg_path(&self, dir: &Path, i: usize) -> PathBuf {
         dir.join(&self.segments[i].rel)
     }
+    /// The frame holding byte `at` of segment `i`; `None` inside the header.
+    fn frame_at(&self, i: usize, at: usize) -> Option<FrameInfo> {
+        self.segments[i].frames.iter().copied().find(|f| (f.offset..f.offset + f.len).contains(&at))
+    }
 }
 
-/// A small store with singles, keyed events, batches, a committed and a cancelled fence,
-/// rotation over at least three segments, an index checkpoint covering all but the final
+/// A small store with singles, keyed events, batches, causal links (a cause in the store and
+/// an explicit correlation), a payload version, a committed and a cancelled fence, rotation
+/// over at least three segments, an index checkpoint covering all but the final
 /// four frames (a single event then a batch of three, appended by a later session that
 /// "crashed" before writing its checkpoint) and two cursor checkpoints.
 fn build_pristine() -> Pristine {
@@ -210,6 +227,16 @@ fn build_pristine() -> Pristine {
             let r = AppendRequest { causation_id: (n % 4 == 1).then_some([n as u8; 16]), ..r };
             store.append(r).unwrap();
         }
+        let cause = store.append(request("e4", "cause", b"the-cause")).unwrap();
+        let effect = AppendRequest {
+            causation_id: Some(cause.event_id),
+            payload_version: 3,
+            ..request("e5", "effect", b"the-effect")
+        };
+        store.append(effect).unwrap();
+        let correlated =
+            AppendRequest { correlation_id: Some(cause.event_id), ..request("e6", "correlated", b"joined") };
+        store.append(correlated).unwrap();
         let batch = (0..3).map(|n| keyed("acct:b", "batched", &payload(100 + n), &format!("b{n}"))).collect();
         store.append_batch(batch).unwrap();
         store.begin_fence().unwrap();
@@ -299,9 +326,16 @@ fn build_pristine() -> Pristine {
     assert!(last.frames.len() >= 6, "the last segment holds frames from both sessions");
     let last_batch = last.frames[last.frames.len() - 3];
     assert_eq!(frames.len() as u64, last.frames.last().unwrap().seq + 1);
+    let places: Vec<(usize, FrameInfo)> =
+        segments.iter().enumerate().flat_map(|(i, s)| s.frames.iter().map(move |f| (i, *f))).collect();
+    assert!(places.iter().enumerate().all(|(seq, (_, f))| f.seq == seq as u64));
+    let seals = std::fs::read(dir.join("segments").join(SEALS_FILE)).unwrap();
+    assert_eq!(seals.len(), SEAL_RECORD_LEN * (segments.len() - 1), "one seal per segment before the newest");
     Pristine {
         index_ckpt: std::fs::read(dir.join("index.ckpt")).unwrap(),
         hidden: std::fs::read(dir.join("hidden.ranges")).unwrap(),
+        seals,
+        places,
         _root: root,
         dir,
         frames,
@@ -363,20 +397,49 @@ fn check_log(store: &Store, frames: &[Vec<u8>], visible: &[u64], n: u64, case: &
     }
 }
 
+/// Events of an opened store that did not read back as the pristine log.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Damage {
+    /// Reading these raised `CorruptSegment` naming their own segment and frame.
+    unreadable: Vec<u64>,
+    /// These were served with other bytes than their pristine frame: `(sequence, bytes)`.
+    altered: Vec<(u64, Vec<u8>)>,
+}
+
+impl Damage {
+    fn is_empty(&self) -> bool {
+        self.unreadable.is_empty() && self.altered.is_empty()
+    }
+    fn sequences(&self) -> impl Iterator<Item = u64> + '_ {
+        self.unreadable.iter().copied().chain(self.altered.iter().map(|(seq, _)| *seq))
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum Outcome {
-    /// Opened with this many events and this torn tail.
-    Opened { events: u64, torn: u64 },
+    /// Opened with this many events and this torn tail; `damage` says which of them did not
+    /// read back as the pristine log.
+    Opened { events: u64, torn: u64, damage: Damage },
     /// Failed closed with `CorruptSegment` on this file.
     Corrupt { path: PathBuf },
 }
 
-fn outcome(result: eventpak_core::Result<Store>, p: &Pristine, case: &str) -> (Outcome, Option<Store>) {
+/// Opens (through `result`) the store in `dir` and reads every event back, one at a time.
+/// A log that reads back whole is checked in full ([`check_prefix`]).
+fn outcome(
+    result: eventpak_core::Result<Store>,
+    p: &Pristine,
+    dir: &Path,
+    case: &str,
+) -> (Outcome, Option<Store>) {
     match result {
         Ok(store) => {
             let stats = store.stats().unwrap();
-            let out = Outcome::Opened { events: stats.events, torn: stats.recovery.torn_tail_bytes };
-            check_prefix(&store, p, stats.events, case);
+            let damage = read_back(&store, p, dir, stats.events, case);
+            if damage.is_empty() {
+                check_prefix(&store, p, stats.events, case);
+            }
+            let out = Outcome::Opened { events: stats.events, torn: stats.recovery.torn_tail_bytes, damage };
             (out, Some(store))
         }
         Err(Error::CorruptSegment { path, offset, reason }) => {
@@ -389,14 +452,65 @@ fn outcome(result: eventpak_core::Result<Store>, p: &Pristine, case: &str) -> (O
     }
 }
 
-/// A damaged segment byte: an intact log, only the last batch lost (flip in the last
-/// segment's last batch), or `CorruptSegment` naming the damaged file.
+/// Reads events `0..n` one by one. Each is the pristine frame, or other bytes (recorded), or
+/// `CorruptSegment` naming its own segment and an offset inside its frame (recorded): a read
+/// never serves another event's frame, and never fails another way. When a visible event
+/// is unreadable, a query over everything fails closed too.
+fn read_back(store: &Store, p: &Pristine, dir: &Path, n: u64, case: &str) -> Damage {
+    let mut damage = Damage::default();
+    for seq in 0..n {
+        let (segment, frame) = p.places[seq as usize];
+        match store.read_events(&[seq]) {
+            Ok(events) => {
+                let bytes = events[0].frame_bytes();
+                assert_eq!(events[0].global_sequence(), seq, "{case}: event {seq} read as another sequence");
+                if bytes != p.frames[seq as usize] {
+                    damage.altered.push((seq, bytes.to_vec()));
+                }
+            }
+            Err(Error::CorruptSegment { path, offset, reason }) => {
+                assert_eq!(path, p.seg_path(dir, segment), "{case}: reading event {seq} named another file");
+                let span = frame.offset as u64..=(frame.offset + frame.len) as u64;
+                assert!(
+                    span.contains(&offset),
+                    "{case}: event {seq} refused at {offset}, its frame is {span:?}"
+                );
+                assert!(!reason.is_empty(), "{case}: empty reason");
+                damage.unreadable.push(seq);
+            }
+            Err(other) => panic!("{case}: reading event {seq} failed with a wrong error: {other:?}"),
+        }
+    }
+    if damage.unreadable.iter().any(|s| p.visible.binary_search(s).is_ok()) {
+        let all = store.query(&Region::all(), None, None);
+        assert!(matches!(all, Err(Error::CorruptSegment { .. })), "{case}: a query served damage");
+    }
+    damage
+}
+
+/// `Store::verify` reports a problem in `path` at an offset in `at`.
+fn assert_verify_reports(store: &Store, path: &Path, at: std::ops::RangeInclusive<u64>, case: &str) {
+    let report = store.verify(&mut |_, _| true).unwrap_or_else(|e| panic!("{case}: verify failed: {e}"));
+    assert!(
+        report.problems.iter().any(|problem| problem.path == path && at.contains(&problem.offset)),
+        "{case}: verify did not report the damage in {} at {at:?}: {:?}",
+        path.display(),
+        report.problems
+    );
+}
+
+/// A damaged segment byte under a full scan: an intact log, only the last batch lost (flip
+/// in the last segment's last batch), or `CorruptSegment` naming the damaged file. A scan
+/// reads every frame, so whatever opens reads back as the pristine log.
 fn check_segment_damage(out: &Outcome, p: &Pristine, damaged: &Path, in_last_batch: bool, case: &str) {
     match out {
-        Outcome::Opened { events, torn } if *events == p.total() => {
+        Outcome::Opened { damage, .. } if !damage.is_empty() => {
+            panic!("{case}: a scan opened a log that does not read back: {damage:?}")
+        }
+        Outcome::Opened { events, torn, .. } if *events == p.total() => {
             assert_eq!(*torn, 0, "{case}: a torn tail reported while nothing was lost");
         }
-        Outcome::Opened { events, torn } => {
+        Outcome::Opened { events, torn, .. } => {
             assert!(in_last_batch, "{case}: {events} of {} events recovered: silent loss", p.total());
             assert_eq!(*events, p.last_batch_seq, "{case}: a torn tail must cut exactly the last batch");
             let expected_torn = (p.last().bytes.len() - p.last_batch_at) as u64;
@@ -404,6 +518,62 @@ fn check_segment_damage(out: &Outcome, p: &Pristine, damaged: &Path, in_last_bat
         }
         Outcome::Corrupt { path } => {
             assert_eq!(path, damaged, "{case}: CorruptSegment names another file");
+        }
+    }
+}
+
+/// What may become of damage to the bytes `at` of segment file `damaged` (inside the frame of
+/// `frame_seq`, if any) under a loaded index checkpoint, given the full scan's verdict `scan`:
+///
+/// - refused at open, with `CorruptSegment` naming the file;
+/// - the scan's own verdict, when every event reads back (the damage is in the uncovered
+///   tail, which is scanned); if the whole log opened, `verify` still reports the damage
+///   (only the header padding, outside every CRC, gets that far);
+/// - opened whole, and only the damaged event reads differently: refused on read, or (a
+///   forgery with a recomputed CRC, `resealed`) served with the forged bytes. Either way
+///   `verify` reports a problem in the file at `at`.
+///
+/// Returns a label for the tally.
+#[allow(clippy::too_many_arguments)]
+fn check_damage_under_checkpoint(
+    out: &Outcome,
+    store: Option<&Store>,
+    p: &Pristine,
+    damaged: &Path,
+    scan: &Outcome,
+    frame_seq: Option<u64>,
+    at: std::ops::RangeInclusive<u64>,
+    resealed: bool,
+    case: &str,
+) -> &'static str {
+    match out {
+        Outcome::Corrupt { path } => {
+            assert_eq!(path, damaged, "{case}: CorruptSegment names another file");
+            "checkpoint: CorruptSegment"
+        }
+        Outcome::Opened { events, torn, damage } if damage.is_empty() => {
+            if (*events, *torn) != (p.total(), 0) {
+                assert_eq!(out, scan, "{case}: a torn tail cut differently from the full scan");
+                return "checkpoint: torn last batch cut";
+            }
+            assert_verify_reports(store.unwrap(), damaged, at, case);
+            "checkpoint: opened whole, verify reports it"
+        }
+        Outcome::Opened { events, torn, damage } => {
+            assert_eq!((*events, *torn), (p.total(), 0), "{case}: damage read back from a shortened log");
+            let seq =
+                frame_seq.unwrap_or_else(|| panic!("{case}: {damage:?} from damage outside every frame"));
+            assert!(damage.sequences().all(|s| s == seq), "{case}: {damage:?}, only event {seq} is damaged");
+            assert!(
+                resealed || damage.altered.is_empty(),
+                "{case}: damage served with a bad CRC: {damage:?}"
+            );
+            assert_verify_reports(store.unwrap(), damaged, at, case);
+            if damage.altered.is_empty() {
+                "checkpoint: opened, the damaged event refused on read, verify reports it"
+            } else {
+                "checkpoint: opened, the forged event served, verify reports it"
+            }
         }
     }
 }
@@ -547,6 +717,181 @@ fn truncating_any_earlier_segment_fails_closed() {
     println!("earlier-segment truncation: {cuts} cuts, all CorruptSegment");
 }
 
+/// A sealed segment cut back at a frame boundary holds only intact frames. What shows that
+/// events are gone is the next segment's base sequence or, when the newest segment is empty,
+/// half created or gone, only the seal record. Every such cut fails closed, with and without
+/// the checkpoint, read-only or writable, naming the cut segment and changing nothing.
+#[test]
+fn a_sealed_segment_cut_at_any_frame_boundary_fails_closed_whatever_became_of_the_newest() {
+    let dog = Watchdog::new("sealed cuts");
+    let p = &pristine();
+    let scratch = scratch();
+    let work = scratch.path().join("data");
+    copy_dir(&p.dir, &work);
+    let newest = p.seg_path(&work, p.segments.len() - 1);
+    let mut cuts = 0;
+    let newest_states: [(&str, Option<&[u8]>); 4] = [
+        ("intact", Some(&p.last().bytes)),
+        ("emptied", Some(&[])),
+        ("header cut short", Some(&p.last().bytes[..SEGMENT_HEADER_LEN / 2])),
+        ("deleted", None),
+    ];
+    for (state, newest_bytes) in newest_states {
+        match newest_bytes {
+            Some(bytes) => std::fs::write(&newest, bytes).unwrap(),
+            None => std::fs::remove_file(&newest).unwrap(),
+        }
+        for (i, segment) in p.segments[..p.segments.len() - 1].iter().enumerate() {
+            let path = p.seg_path(&work, i);
+            for (kept, frame) in segment.frames.iter().enumerate() {
+                std::fs::write(&path, &segment.bytes[..frame.offset]).unwrap();
+                let before = common::snapshot(&work);
+                for use_checkpoint in [true, false] {
+                    for read_only in [true, false] {
+                        let case = format!(
+                            "segment {i} cut to {kept} frames, newest segment {state} \
+                             (checkpoint {use_checkpoint}, read-only {read_only})"
+                        );
+                        dog.beat(&case);
+                        let config = StoreConfig {
+                            enable_index_checkpoint: use_checkpoint,
+                            read_only,
+                            ..write_config()
+                        };
+                        match Store::open(&work, config) {
+                            Err(Error::CorruptSegment { path: bad, offset, reason }) => {
+                                assert_eq!(bad, path, "{case}: names another file ({reason})");
+                                assert_eq!(offset, frame.offset as u64, "{case}: {reason}");
+                                assert!(reason.contains("sealed at"), "{case}: {reason}");
+                            }
+                            Err(e) => panic!("{case}: wrong error {e:?}"),
+                            Ok(store) => {
+                                panic!("{case}: opened with {} events", store.stats().unwrap().events)
+                            }
+                        }
+                        assert_eq!(common::snapshot(&work), before, "{case}: a failed open changed files");
+                        cuts += 1;
+                    }
+                }
+            }
+            std::fs::write(&path, &segment.bytes).unwrap();
+        }
+    }
+    std::fs::write(&newest, &p.last().bytes).unwrap();
+    let store = Store::open(&work, read_only()).unwrap();
+    check_prefix(&store, p, p.total(), "restored");
+    println!("sealed segments cut at frame boundaries: {cuts} opens, all CorruptSegment");
+}
+
+/// Seal records cut short. A record cut short (or left as zeros) at the end is a crash while
+/// sealing: it is ignored only when it would seal the newest segment, which then takes more
+/// frames and is sealed again at its next rotation, and a writable open cuts the torn bytes
+/// off so that that record lands in place. Any segment before the newest left without its
+/// record fails closed, naming that segment; a flipped byte in any record fails closed,
+/// naming the seal records.
+#[test]
+fn seal_records_cut_short_fail_closed_unless_the_newest_segments_seal_was_torn() {
+    let dog = Watchdog::new("seal cuts");
+    let p = &pristine();
+    let scratch = scratch();
+    let work = scratch.path().join("data");
+    copy_dir(&p.dir, &work);
+    let seals = work.join("segments").join(SEALS_FILE);
+    let mut tried = 0;
+    // As built: every record seals a segment before the newest.
+    for cut in (0..p.seals.len()).map(Some).chain([None]) {
+        let case = format!("seal records cut at {cut:?}");
+        dog.beat(&case);
+        let whole_records = match cut {
+            Some(cut) => {
+                std::fs::write(&seals, &p.seals[..cut]).unwrap();
+                cut / SEAL_RECORD_LEN
+            }
+            None => {
+                std::fs::remove_file(&seals).unwrap();
+                0
+            }
+        };
+        for use_checkpoint in [true, false] {
+            let config = StoreConfig { enable_index_checkpoint: use_checkpoint, ..read_only() };
+            match Store::open(&work, config) {
+                Err(Error::CorruptSegment { path, reason, .. }) => {
+                    assert_eq!(path, p.seg_path(&work, whole_records), "{case}: {reason}");
+                    assert!(reason.contains("no seal record"), "{case}: {reason}");
+                }
+                other => panic!("{case}: {:?}", other.map(|s| s.stats().unwrap().events)),
+            }
+            tried += 1;
+        }
+    }
+    std::fs::write(&seals, &p.seals).unwrap();
+
+    // A crash after sealing the segment before the newest, before the newest was created:
+    // that sealed segment is the newest now, and its record is the final one.
+    std::fs::remove_file(p.seg_path(&work, p.segments.len() - 1)).unwrap();
+    let events = p.last().frames[0].seq;
+    let final_record = p.seals.len() - SEAL_RECORD_LEN;
+    let mut torn_states: Vec<(String, Vec<u8>)> = (final_record..=p.seals.len())
+        .map(|cut| (format!("final record cut at {cut}"), p.seals[..cut].to_vec()))
+        .collect();
+    torn_states
+        .push(("final record zeroed".into(), [&p.seals[..final_record], &[0; SEAL_RECORD_LEN]].concat()));
+    for (state, bytes) in &torn_states {
+        std::fs::write(&seals, bytes).unwrap();
+        for use_checkpoint in [true, false] {
+            let case = format!("newest segment sealed, {state} (checkpoint {use_checkpoint})");
+            dog.beat(&case);
+            let config = StoreConfig { enable_index_checkpoint: use_checkpoint, ..read_only() };
+            let store = Store::open(&work, config).unwrap_or_else(|e| panic!("{case}: {e}"));
+            check_prefix(&store, p, events, &case);
+            assert_eq!(&std::fs::read(&seals).unwrap(), bytes, "{case}: a read-only open changed the seals");
+            tried += 1;
+        }
+        // Writable: the store takes more events, rotates, and reopens to all of them.
+        let case = format!("newest segment sealed, {state}, writable");
+        dog.beat(&case);
+        let rw = scratch.path().join("rw");
+        copy_dir(&work, &rw);
+        let store = Store::open(&rw, write_config()).unwrap_or_else(|e| panic!("{case}: {e}"));
+        // Only the complete final record stays; a torn one is cut off.
+        let kept = if *bytes == p.seals { p.seals.len() } else { final_record };
+        let rw_seals = rw.join("segments").join(SEALS_FILE);
+        assert_eq!(std::fs::read(&rw_seals).unwrap(), p.seals[..kept], "{case}: the torn record stays");
+        let before = common::segment_paths(&rw).len();
+        let mut appended = 0;
+        while common::segment_paths(&rw).len() < before + 2 {
+            store.append(request("e1", "after", &payload(appended))).unwrap();
+            appended += 1;
+        }
+        store.close().unwrap();
+        for use_checkpoint in [true, false] {
+            let config = StoreConfig { enable_index_checkpoint: use_checkpoint, ..read_only() };
+            let store = Store::open(&rw, config).unwrap_or_else(|e| panic!("{case}: reopen: {e}"));
+            assert_eq!(store.stats().unwrap().events, events + appended as u64, "{case}");
+            let report = store.verify(&mut |_, _| true).unwrap();
+            assert!(report.ok(), "{case}: {:?}", report.problems);
+        }
+        std::fs::remove_dir_all(&rw).unwrap();
+        tried += 1;
+    }
+    // A flipped byte is never a torn append, not even in the final record.
+    std::fs::write(&seals, &p.seals).unwrap();
+    for at in final_record..p.seals.len() {
+        let case = format!("newest segment sealed, final record byte {at} flipped");
+        dog.beat(&case);
+        set_bytes(&seals, at, &[p.seals[at] ^ 0x10]);
+        match Store::open(&work, read_only()) {
+            Err(Error::CorruptSegment { path, offset, .. }) => {
+                assert_eq!((path, offset), (seals.clone(), final_record as u64), "{case}")
+            }
+            other => panic!("{case}: {:?}", other.map(|s| s.stats().unwrap().events)),
+        }
+        set_bytes(&seals, at, &[p.seals[at]]);
+        tried += 1;
+    }
+    println!("seal records cut, zeroed or flipped: {tried} cases");
+}
+
 // ---------------------------------------------------------------------------------------
 // (b) Random single-byte flips.
 // ---------------------------------------------------------------------------------------
@@ -554,6 +899,7 @@ fn truncating_any_earlier_segment_fails_closed() {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Target {
     Segment(usize),
+    Seals,
     IndexCheckpoint,
     HiddenRanges,
     Cursor(usize),
@@ -583,24 +929,69 @@ fn check_flip(p: &Pristine, work: &Path, target: Target, at: usize, case: &str, 
             let path = p.seg_path(work, i);
             let segment = &p.segments[i];
             let in_last_batch = i + 1 == p.segments.len() && at >= p.last_batch_at;
-            let (out, store) = outcome(Store::open(work, read_only()), p, case);
-            drop(store);
-            check_segment_damage(&out, p, &path, in_last_batch, case);
-            let key = match &out {
+            // The full scan keeps its verdicts: refused, the torn last batch cut, or (only
+            // for the header padding, outside every CRC) opened whole, and then verify
+            // reports it.
+            let scan = StoreConfig { enable_index_checkpoint: false, ..read_only() };
+            let (scan_out, scan_store) = outcome(Store::open(work, scan), p, work, case);
+            check_segment_damage(&scan_out, p, &path, in_last_batch, case);
+            let padding = (SEGMENT_PADDING_OFFSET..SEGMENT_HEADER_LEN).contains(&at);
+            let key = match &scan_out {
                 Outcome::Opened { events, .. } if *events == p.total() => {
-                    // Only bytes outside every CRC may go unnoticed: the header padding.
-                    assert!(
-                        (SEGMENT_PADDING_OFFSET..SEGMENT_HEADER_LEN).contains(&at),
-                        "{case}: a flipped byte went unnoticed"
-                    );
-                    "segment: intact (header padding)"
+                    assert!(padding, "{case}: a flipped byte went unnoticed by the scan");
+                    let span = SEGMENT_PADDING_OFFSET as u64..=SEGMENT_HEADER_LEN as u64;
+                    assert_verify_reports(scan_store.as_ref().unwrap(), &path, span, case);
+                    "scan: opened whole (header padding), verify reports it"
                 }
-                Outcome::Opened { .. } => "segment: torn last batch cut",
-                Outcome::Corrupt { .. } => "segment: CorruptSegment",
+                Outcome::Opened { .. } => "scan: torn last batch cut",
+                Outcome::Corrupt { .. } => "scan: CorruptSegment",
             };
+            drop(scan_store);
             *tally.outcomes.entry(key).or_default() += 1;
+            // Under the checkpoint.
+            let frame = p.frame_at(i, at);
+            let span = match frame {
+                Some(f) => f.offset as u64..=(f.offset + f.len) as u64,
+                None => 0..=SEGMENT_HEADER_LEN as u64,
+            };
+            let (out, store) = outcome(Store::open(work, read_only()), p, work, case);
+            let verdict = check_damage_under_checkpoint(
+                &out,
+                store.as_ref(),
+                p,
+                &path,
+                &scan_out,
+                frame.map(|f| f.seq),
+                span,
+                false,
+                case,
+            );
+            drop(store);
+            *tally.outcomes.entry(verdict).or_default() += 1;
             let now = std::fs::read(&path).unwrap();
             assert_eq!(now.len(), segment.bytes.len(), "{case}: a read-only open changed the segment");
+        }
+        Target::Seals => {
+            let seals = work.join("segments").join(SEALS_FILE);
+            for use_checkpoint in [true, false] {
+                let config = StoreConfig { enable_index_checkpoint: use_checkpoint, ..read_only() };
+                let verdict = match Store::open(work, config) {
+                    Err(Error::CorruptSegment { path, offset, .. }) => {
+                        assert_eq!(path, seals, "{case}: CorruptSegment names another file");
+                        let record = (at / SEAL_RECORD_LEN * SEAL_RECORD_LEN) as u64;
+                        assert_eq!(offset, record, "{case}: the damaged record is at {record}");
+                        "seals: CorruptSegment"
+                    }
+                    Err(e) => panic!("{case}: wrong error {e:?}"),
+                    // A seal record is accepted only as a torn append: cut short or left as
+                    // zeros at the end, which no single flipped byte makes of a record.
+                    Ok(store) => panic!(
+                        "{case}: a damaged seal record was accepted ({} events)",
+                        store.stats().unwrap().events
+                    ),
+                };
+                *tally.outcomes.entry(verdict).or_default() += 1;
+            }
         }
         Target::IndexCheckpoint => {
             let store = Store::open(work, read_only()).unwrap_or_else(|e| panic!("{case}: {e}"));
@@ -640,8 +1031,8 @@ fn check_flip_writable(p: &Pristine, flipped: &Path, target: Target, case: &str)
     let rw = scratch.path().join("data");
     copy_dir(flipped, &rw);
     let before = common::snapshot(&rw);
-    let expected = outcome(Store::open(flipped, read_only()), p, case).0;
-    let (out, store) = outcome(Store::open(&rw, write_config()), p, case);
+    let expected = outcome(Store::open(flipped, read_only()), p, flipped, case).0;
+    let (out, store) = outcome(Store::open(&rw, write_config()), p, &rw, case);
     assert_eq!(out, rebase(expected, flipped, &rw), "{case}: read-only and writable opens disagree");
     let Some(store) = store else {
         assert_eq!(common::snapshot(&rw), before, "{case}: a failed open changed files");
@@ -686,11 +1077,11 @@ fn random_byte_flips_are_recovered_or_refused() {
     let mut tally = Tally::default();
     let started = Instant::now();
     for n in 0..count {
-        // 45% anywhere in the segments, 15% in the last segment (the torn-tail rules),
-        // 20% index.ckpt, 10% hidden.ranges, 10% cursor checkpoints.
+        // 42% anywhere in the segments, 15% in the last segment (the torn-tail rules),
+        // 3% the seal records, 20% index.ckpt, 10% hidden.ranges, 10% cursor checkpoints.
         let roll = rng.index(100);
         let (target, at) = match roll {
-            0..45 => {
+            0..42 => {
                 let mut at = rng.index(segment_bytes);
                 let mut i = 0;
                 while at >= p.segments[i].bytes.len() {
@@ -699,7 +1090,8 @@ fn random_byte_flips_are_recovered_or_refused() {
                 }
                 (Target::Segment(i), at)
             }
-            45..60 => (Target::Segment(last_segment), rng.index(p.last().bytes.len())),
+            42..57 => (Target::Segment(last_segment), rng.index(p.last().bytes.len())),
+            57..60 => (Target::Seals, rng.index(p.seals.len())),
             60..80 => (Target::IndexCheckpoint, rng.index(p.index_ckpt.len())),
             80..90 => (Target::HiddenRanges, rng.index(p.hidden.len())),
             _ => {
@@ -710,6 +1102,7 @@ fn random_byte_flips_are_recovered_or_refused() {
         let mask = 1 + rng.index(255) as u8;
         let (path, original) = match target {
             Target::Segment(i) => (p.seg_path(&work, i), p.segments[i].bytes[at]),
+            Target::Seals => (work.join("segments").join(SEALS_FILE), p.seals[at]),
             Target::IndexCheckpoint => (work.join("index.ckpt"), p.index_ckpt[at]),
             Target::HiddenRanges => (work.join("hidden.ranges"), p.hidden[at]),
             Target::Cursor(c) => {
@@ -720,6 +1113,7 @@ fn random_byte_flips_are_recovered_or_refused() {
         dog.beat(&case);
         let label = match target {
             Target::Segment(_) => "segments",
+            Target::Seals => "seals",
             Target::IndexCheckpoint => "index.ckpt",
             Target::HiddenRanges => "hidden.ranges",
             Target::Cursor(_) => "cursors",
@@ -806,7 +1200,8 @@ fn forged_frame_and_header_fields_never_panic_allocate_or_lose_the_middle() {
     let work = scratch.path().join("data");
     copy_dir(&p.dir, &work);
     let mut tried = 0;
-    let mut accepted_under_checkpoint = Vec::new();
+    let mut served_under_checkpoint = Vec::new();
+    let mut verdicts: BTreeMap<&'static str, u64> = BTreeMap::new();
     for (i, segment) in p.segments.iter().enumerate() {
         let path = p.seg_path(&work, i);
         let last_segment = i + 1 == p.segments.len();
@@ -832,31 +1227,39 @@ fn forged_frame_and_header_fields_never_panic_allocate_or_lose_the_middle() {
                     // The full scan decides authoritatively: every forgery is refused, or
                     // only the torn last batch is dropped.
                     let scan = StoreConfig { enable_index_checkpoint: false, ..read_only() };
-                    let (out, _) = outcome(Store::open(&work, scan), p, &case);
+                    let (out, _) = outcome(Store::open(&work, scan), p, &work, &case);
                     check_segment_damage(&out, p, &path, in_last_batch, &case);
-                    assert_ne!(out, Outcome::Opened { events: p.total(), torn: 0 }, "{case}: undetected");
-                    // Under the index checkpoint, covered frames are re-checked for CRC,
-                    // sequence and event id, not for batch framing: a CRC-valid forgery of
-                    // batch_index / batch_len there is served as it is (never lost or
-                    // reordered). Anything else gets the scan's verdict.
-                    let covered = frame.seq + 4 < p.total();
-                    let batch_field = matches!(field, "batch_len" | "batch_index");
-                    let with_ckpt = Store::open(&work, read_only());
-                    if resealed && covered && batch_field {
-                        if let Ok(store) = with_ckpt {
-                            let mut frames = p.frames.clone();
-                            frames[frame.seq as usize] =
-                                bytes[frame.offset..frame.offset + frame.len].to_vec();
-                            check_log(&store, &frames, &p.visible, p.total(), &case);
-                            assert_eq!(store.stats().unwrap().recovery.index_checkpoint, "loaded");
-                            accepted_under_checkpoint.push(case.clone());
-                        } else {
-                            assert!(matches!(with_ckpt, Err(Error::CorruptSegment { .. })), "{case}");
+                    let whole =
+                        matches!(&out, Outcome::Opened { events, torn: 0, .. } if *events == p.total());
+                    assert!(!whole, "{case}: undetected by the scan");
+                    // Under the index checkpoint a covered frame other than the last of its
+                    // segment is not read at open: the forged event is then refused on read
+                    // or, when its CRC was recomputed and it still decodes (a forged batch
+                    // position), served as it is now on disk; either way verify reports it,
+                    // at the frame or where its batch should have ended (the next frame).
+                    let (with_ckpt, store) = outcome(Store::open(&work, read_only()), p, &work, &case);
+                    let span = frame.offset as u64..=(frame.offset + frame.len) as u64;
+                    let verdict = check_damage_under_checkpoint(
+                        &with_ckpt,
+                        store.as_ref(),
+                        p,
+                        &path,
+                        &out,
+                        Some(frame.seq),
+                        span,
+                        resealed,
+                        &case,
+                    );
+                    if let Outcome::Opened { damage, .. } = &with_ckpt {
+                        let forged = &bytes[frame.offset..frame.offset + frame.len];
+                        for (seq, served) in &damage.altered {
+                            assert_eq!(&served[..], forged, "{case}: event {seq} served other bytes");
                         }
-                    } else {
-                        let (with_ckpt, _) = outcome(with_ckpt, p, &case);
-                        assert_eq!(with_ckpt, out, "{case}: the checkpoint path and the scan disagree");
+                        if !damage.altered.is_empty() {
+                            served_under_checkpoint.push(case.clone());
+                        }
                     }
+                    *verdicts.entry(verdict).or_default() += 1;
                     assert_no_huge_allocation(&case);
                     tried += 1;
                 }
@@ -868,7 +1271,8 @@ fn forged_frame_and_header_fields_never_panic_allocate_or_lose_the_middle() {
             ("segment_id", SEGMENT_ID_OFFSET, 8, i as u64 + 1),
             ("base_sequence", SEGMENT_BASE_SEQUENCE_OFFSET, 8, u64::MAX),
             ("base_sequence", SEGMENT_BASE_SEQUENCE_OFFSET, 8, segment.frames[0].seq + 1),
-            ("version", SEGMENT_VERSION_OFFSET, 4, 2),
+            ("version", SEGMENT_VERSION_OFFSET, 4, 0),
+            ("version", SEGMENT_VERSION_OFFSET, 4, 3),
             ("version", SEGMENT_VERSION_OFFSET, 4, u32::MAX as u64),
         ] {
             let case = format!("segment {i} header {field}={value}");
@@ -884,12 +1288,14 @@ fn forged_frame_and_header_fields_never_panic_allocate_or_lose_the_middle() {
                 other => panic!("{case}: {:?}", other.map(|s| s.stats().unwrap().events)),
             }
             // The checkpoint path does not re-check the base sequence of covered segments
-            // (their frames are checked one by one): the log must still be intact.
+            // (each read checks its frame's sequence): the log must still be intact, and
+            // verify reports the header.
             match Store::open(&work, read_only()) {
                 Err(Error::CorruptSegment { path: bad, .. }) => assert_eq!(bad, path, "{case}"),
                 Ok(store) if field == "base_sequence" => {
                     check_prefix(&store, p, p.total(), &case);
-                    accepted_under_checkpoint.push(case.clone());
+                    assert_verify_reports(&store, &path, 0..=0, &case);
+                    served_under_checkpoint.push(case.clone());
                 }
                 other => panic!("{case}: {:?}", other.map(|s| s.stats().unwrap().events)),
             }
@@ -898,11 +1304,14 @@ fn forged_frame_and_header_fields_never_panic_allocate_or_lose_the_middle() {
         std::fs::write(&path, &segment.bytes).unwrap();
     }
     println!("forged frame/header fields: {tried} cases (each opened with and without the checkpoint)");
+    for (verdict, n) in &verdicts {
+        println!("  forged frames, {verdict}: {n}");
+    }
     println!(
-        "  CRC-resealed forgeries served under a loaded checkpoint (a scan refuses them): {}",
-        accepted_under_checkpoint.len()
+        "  CRC-resealed forgeries served under a loaded checkpoint (a scan refuses them, verify reports them): {}",
+        served_under_checkpoint.len()
     );
-    for case in &accepted_under_checkpoint {
+    for case in &served_under_checkpoint {
         println!("    {case}");
     }
 }
@@ -952,6 +1361,15 @@ fn index_checkpoint_fields(b: &[u8]) -> Vec<(String, usize, usize)> {
             fields.push((format!("key {n} length"), at, 4));
         }
         at += 4 + u32_at(at) + 8;
+    }
+    // Version 2: the causal links `(effect sequence, cause sequence)`, then the correlations
+    // `(sequence, correlation id)`. Their entries are trusted like the entries' names; their
+    // counts must be refused.
+    for (section, entry_len) in [("n_links", 16), ("n_correlations", 8 + 16)] {
+        let count = u64_at(at);
+        assert!(count > 0, "the pristine checkpoint holds {section}");
+        fields.push((section.to_owned(), at, 8));
+        at += 8 + count * entry_len;
     }
     assert_eq!(at + 4, b.len(), "index.ckpt layout parsed to the end");
     fields

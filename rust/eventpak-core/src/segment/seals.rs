@@ -67,15 +67,26 @@ pub fn append_seal(
     Ok(())
 }
 
-/// Reads every seal record, by segment id. A record cut short or left as zeros at the end
-/// is a crash during the append and is ignored (the segment it would seal was still the
-/// newest); any other damage fails closed. No file means no segment was sealed with
-/// seal records (a store of format version 1, or one that never rotated).
-pub fn load_seals(segments_dir: &Path) -> Result<BTreeMap<u64, Seal>> {
+/// The seal records as read.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SealRecords {
+    /// Every seal, by segment id.
+    pub by_segment: BTreeMap<u64, Seal>,
+    /// Bytes at the end of the file that are a torn record, ignored: recovery cuts them off
+    /// ([`SealRecords::cut_torn_record`]), or the next record would be appended after them,
+    /// out of place.
+    pub torn_bytes: u64,
+}
+
+/// Reads every seal record, by segment id. A record cut short or left as zeros at the end is
+/// a crash during the append and is ignored (the segment it would seal was still the
+/// newest); any other damage fails closed. No file means no segment was sealed with seal
+/// records (a store of format version 1, or one that never rotated).
+pub fn load_seals(segments_dir: &Path) -> Result<SealRecords> {
     let path = segments_dir.join(SEALS_FILE);
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(SealRecords::default()),
         Err(e) => return Err(Error::storage("reading seal records", e)),
     };
     let mut seals = BTreeMap::new();
@@ -83,7 +94,7 @@ pub fn load_seals(segments_dir: &Path) -> Result<BTreeMap<u64, Seal>> {
     for (i, record) in records.iter().enumerate() {
         let last = i + 1 == records.len();
         if last && (record.len() < SEAL_RECORD_LEN || record.iter().all(|&b| b == 0)) {
-            break;
+            return Ok(SealRecords { by_segment: seals, torn_bytes: record.len() as u64 });
         }
         let offset = (i * SEAL_RECORD_LEN) as u64;
         let u64_at = |at: usize| u64::from_le_bytes(record[at..at + 8].try_into().unwrap());
@@ -99,7 +110,23 @@ pub fn load_seals(segments_dir: &Path) -> Result<BTreeMap<u64, Seal>> {
             return Err(Error::corrupt(&path, offset, "two different seals for one segment"));
         }
     }
-    Ok(seals)
+    Ok(SealRecords { by_segment: seals, torn_bytes: 0 })
+}
+
+impl SealRecords {
+    /// Cuts the torn record (if any) off the end of `segments_dir`'s seal records and makes
+    /// that durable, so the next seal is appended where it belongs. For recovery, once the
+    /// whole log has been checked.
+    pub fn cut_torn_record(&self, storage: &dyn Storage, segments_dir: &Path) -> std::io::Result<()> {
+        if self.torn_bytes == 0 {
+            return Ok(());
+        }
+        let path = segments_dir.join(SEALS_FILE);
+        let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+        let len = file.metadata()?.len();
+        storage.truncate(&file, &path, len.saturating_sub(self.torn_bytes))?;
+        storage.sync(&file, &path)
+    }
 }
 
 #[cfg(test)]
@@ -110,18 +137,26 @@ mod tests {
     #[test]
     fn seals_round_trip_and_a_torn_last_record_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(load_seals(dir.path()).unwrap().is_empty());
+        assert_eq!(load_seals(dir.path()).unwrap(), SealRecords::default());
         let a = Seal { len: 4096, next_sequence: 10 };
         let b = Seal { len: 5000, next_sequence: 21 };
         append_seal(&OsStorage, dir.path(), 0, a).unwrap();
         append_seal(&OsStorage, dir.path(), 1, b).unwrap();
         let seals = load_seals(dir.path()).unwrap();
-        assert_eq!(seals.into_iter().collect::<Vec<_>>(), vec![(0, a), (1, b)]);
+        assert_eq!(seals.by_segment.into_iter().collect::<Vec<_>>(), vec![(0, a), (1, b)]);
         let path = dir.path().join(SEALS_FILE);
         let mut bytes = std::fs::read(&path).unwrap();
+        let whole = bytes.len();
         bytes.extend_from_slice(&encode(2, a)[..10]);
         std::fs::write(&path, &bytes).unwrap();
-        assert_eq!(load_seals(dir.path()).unwrap().len(), 2);
+        let torn = load_seals(dir.path()).unwrap();
+        assert_eq!((torn.by_segment.len(), torn.torn_bytes), (2, 10));
+        torn.cut_torn_record(&OsStorage, dir.path()).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), bytes[..whole]);
+        append_seal(&OsStorage, dir.path(), 2, a).unwrap();
+        let three = SealRecords { by_segment: BTreeMap::from([(0, a), (1, b), (2, a)]), torn_bytes: 0 };
+        assert_eq!(load_seals(dir.path()).unwrap(), three);
+        bytes = std::fs::read(&path).unwrap();
         bytes[RECORD_LEN_OFFSET] ^= 1;
         std::fs::write(&path, &bytes).unwrap();
         assert!(matches!(load_seals(dir.path()), Err(Error::CorruptSegment { .. })));

@@ -12,7 +12,11 @@ use crate::cursor_checkpoint::CursorCheckpoint;
 use crate::error::{Error, Result};
 use crate::event::{chain_hash, Hash, HashedFields};
 use crate::index::{EntryMeta, Index};
-use crate::segment::{decode_frame, load_seals, Decoded, FrameView, SegmentHeader, SEGMENT_HEADER_LEN};
+use crate::segment::layout::SEGMENT_PADDING_OFFSET;
+use crate::segment::{
+    decode_frame, load_seals, Decoded, FrameView, SegmentHeader, SEALS_FILE, SEGMENT_HEADER_LEN,
+    SEGMENT_VERSION,
+};
 use crate::visibility::Visibility;
 
 /// One thing `verify` found wrong.
@@ -98,6 +102,9 @@ struct Checker<'a> {
     chains: Vec<Chain>,
     next_seq: u64,
     last_id: u128,
+    /// The position the next frame must have in its batch, and that batch's length (`(0, 0)`
+    /// between batches).
+    batch: (u32, u32),
     /// Index entries and ids of the current chunk, copied out under the lock.
     chunk: (u64, Vec<EntryMeta>, Vec<u128>),
     done: u64,
@@ -121,6 +128,7 @@ impl Store {
             chains: Vec::new(),
             next_seq: 0,
             last_id: 0,
+            batch: (0, 0),
             chunk: (0, Vec::new(), Vec::new()),
             done: 0,
             since_progress: 0,
@@ -183,12 +191,18 @@ impl Checker<'_> {
 
     /// Walks every segment; `Ok(false)` when `progress` asked to stop.
     fn check_segments(&mut self, progress: &mut dyn FnMut(u64, u64) -> bool) -> Result<bool> {
-        let seals = match load_seals(&self.store.shared.data_dir.join(crate::segment::SEGMENTS_DIR)) {
-            Ok(seals) => seals,
+        let segments_dir = self.store.shared.data_dir.join(crate::segment::SEGMENTS_DIR);
+        // Loaded after the snapshot: every segment before the newest it lists was sealed
+        // before the next one was created, so its record is there.
+        let seals = match load_seals(&segments_dir) {
+            Ok(seals) => Some(seals.by_segment),
+            Err(Error::CorruptSegment { path, offset, reason }) => {
+                self.problem(&path, offset, None, reason);
+                None
+            }
             Err(e) => {
-                let path = self.store.shared.data_dir.join(crate::segment::SEGMENTS_DIR);
-                self.problem(&path, 0, None, format!("seal records: {e}"));
-                Default::default()
+                self.problem(&segments_dir.join(SEALS_FILE), 0, None, e.to_string());
+                None
             }
         };
         let segments = std::mem::take(&mut self.snapshot.segments);
@@ -202,25 +216,41 @@ impl Checker<'_> {
                     continue;
                 }
             };
-            let seal = seals.get(id).copied();
-            let end = if position < newest { bytes.len() as u64 } else { *end };
+            let seal = seals.as_ref().and_then(|seals| seals.get(id).copied());
+            let file_len = bytes.len() as u64;
+            let end = if position < newest { file_len } else { *end };
             if !self.check_header(path, *id, &bytes) {
                 continue;
             }
-            if let Some(seal) = seal {
-                if seal.len != bytes.len() as u64 {
-                    let why = format!("sealed at {} bytes but {} bytes long", seal.len, bytes.len());
-                    self.problem(path, bytes.len() as u64, None, why);
+            match seal {
+                Some(seal) if seal.len != file_len => {
+                    let why = format!("sealed at {} bytes but {file_len} bytes long", seal.len);
+                    self.problem(path, file_len, None, why);
                 }
+                None if seals.is_some()
+                    && position < newest
+                    && SegmentHeader::version_of(&bytes) >= SEGMENT_VERSION =>
+                {
+                    self.problem(path, 0, None, "a segment before the newest has no seal record");
+                }
+                _ => {}
             }
+            if end > file_len {
+                let why = format!("{file_len} bytes long, but its indexed events end at {end}");
+                self.problem(path, file_len, None, why);
+            }
+            let end = end.min(file_len);
             let mut at = SEGMENT_HEADER_LEN as u64;
             self.report.bytes += at;
             if !self.advance(at, progress) {
                 return Ok(false);
             }
+            self.batch = (0, 0);
+            let mut framed = true;
             while at < end && self.next_seq < self.report.events {
                 let Some(len) = self.check_frame(path, position as u32, &bytes[..end as usize], at)? else {
-                    break; // framing is lost for the rest of this segment
+                    framed = false; // framing is lost for the rest of this segment
+                    break;
                 };
                 at += len;
                 self.report.bytes += len;
@@ -230,9 +260,15 @@ impl Checker<'_> {
                 }
             }
             self.check_hashes(path, &bytes[..end as usize]);
+            // Batches are written whole, and the events checked end at a batch boundary.
+            if framed && self.batch.0 != 0 {
+                self.problem(path, at, Some(self.next_seq), "segment ends inside a batch");
+            }
             // Whatever could not be framed still counts as gone through.
             self.done += end.saturating_sub(at);
-            if let Some(seal) = seal.filter(|s| s.next_sequence != self.next_seq && at == end) {
+            // Only a segment checked to its end can be compared with its seal: the newest one
+            // may have taken events (or an open fence's) past the snapshot since.
+            if let Some(seal) = seal.filter(|s| s.next_sequence != self.next_seq && at == file_len) {
                 let why = format!(
                     "seal record ends at sequence {}, the segment at {}",
                     seal.next_sequence, self.next_seq
@@ -259,7 +295,16 @@ impl Checker<'_> {
         if header.segment_id != id {
             self.problem(path, 0, None, format!("header names segment {}", header.segment_id));
         }
-        if header.base_sequence != self.next_seq {
+        // Outside the header CRC, so open never looks: zeros as written, or damage.
+        if bytes[SEGMENT_PADDING_OFFSET..SEGMENT_HEADER_LEN].iter().any(|&b| b != 0) {
+            self.problem(path, SEGMENT_PADDING_OFFSET as u64, None, "segment header padding is not zero");
+        }
+        // A segment begun during an open fence holds only the fence's events, which are not
+        // checked yet: it starts past them.
+        let unchecked = self.snapshot.visibility.open_fence.is_some()
+            && self.next_seq == self.report.events
+            && header.base_sequence > self.next_seq;
+        if header.base_sequence != self.next_seq && !unchecked {
             let why =
                 format!("segment starts at sequence {}, expected {}", header.base_sequence, self.next_seq);
             self.problem(path, 0, Some(self.next_seq), why);
@@ -286,6 +331,12 @@ impl Checker<'_> {
         if frame.global_sequence != seq {
             self.problem(path, at, Some(seq), format!("frame holds sequence {}", frame.global_sequence));
         }
+        let (expected, open_len) = self.batch;
+        if frame.batch_index != expected || (expected > 0 && frame.batch_len != open_len) {
+            self.problem(path, at, Some(seq), "frame out of place in its batch");
+        }
+        let more = frame.batch_index + 1 < frame.batch_len;
+        self.batch = if more { (frame.batch_index + 1, frame.batch_len) } else { (0, 0) };
         let id = u128::from_be_bytes(frame.event_id());
         if id <= self.last_id {
             self.problem(path, at, Some(seq), "event ids out of order");
@@ -380,14 +431,17 @@ impl Checker<'_> {
         if !index.causal_agrees(seq, frame.causation_id(), frame.correlation_id()) {
             self.problem(path, at, Some(seq), "causal indexes disagree with the frame");
         }
+        // The chain followed is the one the frame names: keyed by the index entry instead,
+        // a frame out of place would derail its neighbours' chains and report them too.
+        let chain_entity = index.entity_names.get(entity);
         drop(index);
-        if hidden {
-            return Ok(());
+        let Some(entity) = chain_entity.map(|e| e as usize).filter(|_| !hidden) else {
+            return Ok(()); // hidden, or a name the index lacks (reported above)
+        };
+        if self.chains.len() <= entity {
+            self.chains.resize(entity + 1, Chain::default());
         }
-        if self.chains.len() <= meta.entity as usize {
-            self.chains.resize(meta.entity as usize + 1, Chain::default());
-        }
-        let chain = &mut self.chains[meta.entity as usize];
+        let chain = &mut self.chains[entity];
         let clock_ok = frame.entity_sequence() == chain.next_clock;
         let link_ok = chain.head_lost || frame.prev_hash() == chain.head;
         *chain = Chain { next_clock: frame.entity_sequence() + 1, head: frame.hash(), head_lost: false };
