@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import eventpak as ep
@@ -141,6 +142,18 @@ def test_exit_with_a_worker_and_a_blocked_cursor_is_normal_and_loses_nothing(
         assert saved is not None and saved.position < 300
 
 
+def _wait_until_sleeping(pid: int, timeout: float = 30.0) -> None:
+    """Polls the child's main thread state until the kernel reports it asleep (``S``)."""
+    deadline = time.monotonic() + timeout
+    stat = Path(f"/proc/{pid}/stat")
+    while time.monotonic() < deadline:
+        # The state is the field after the parenthesised command name.
+        if stat.read_text().rsplit(")", 1)[1].split()[0] == "S":
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"process {pid} never blocked")
+
+
 def test_ctrl_c_interrupts_a_main_thread_waiting_in_pull_batch(tmp_path: Path) -> None:
     script = """
         import sys
@@ -148,8 +161,9 @@ def test_ctrl_c_interrupts_a_main_thread_waiting_in_pull_batch(tmp_path: Path) -
 
         store = ep.Store.open(sys.argv[1])
         cursor = store.cursor(ep.Region.all())
-        print("waiting", flush=True)
         try:
+            # Inside the try: a signal that lands just after the print is handled the same way.
+            print("waiting", flush=True)
             cursor.pull_batch(10, 3600.0)
         except KeyboardInterrupt:
             print("interrupted", flush=True)
@@ -163,6 +177,7 @@ def test_ctrl_c_interrupts_a_main_thread_waiting_in_pull_batch(tmp_path: Path) -
     )
     assert child.stdout is not None
     assert child.stdout.readline().strip() == "waiting"
+    _wait_until_sleeping(child.pid)  # blocked in pull_batch: nothing else in the child waits
     child.send_signal(signal.SIGINT)
     out, err = child.communicate(timeout=60)
     assert child.returncode == 0, err

@@ -61,10 +61,11 @@ from .errors import (
 )
 from .fence import Fence
 from .gates import Gate, GateSet, Proposal
+from .options import AppendOptions
 from .pipeline import Pipeline
 from .projection import CacheMeta, Freshness, NativeCache, NoCache, Projection, ProjectionCache
 from .receipts import ReceiptCheck, generate_signing_key, public_key, verify_receipt_signature
-from .store import AppendOptions, Store, close_open_stores_at_exit
+from .store import Store, close_open_stores_at_exit
 from .typed import EventType, Upcasters, event_type
 from .verify import VerifyProblem, VerifyReport
 from .worker import (

@@ -51,7 +51,7 @@ from typing import Any, Protocol, Unpack, final, runtime_checkable
 
 from ._native import Coordinate
 from .errors import Denial
-from .store import AppendOptions, CoordinateLike
+from .options import AppendOptions, CoordinateLike
 
 __all__ = ["GATE_DEFECT", "Gate", "GateSet", "Proposal"]
 

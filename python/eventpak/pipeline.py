@@ -10,7 +10,8 @@ from typing import Any, Unpack, final
 from ._native import AppendReceipt, AppendRequest, NativeStore, decode_payload, encode_payload
 from .errors import Denial, InvalidArgument, InvalidKind, PayloadNotSerializable
 from .gates import Gate, GateSet, Proposal
-from .store import AppendOptions, BatchItem, CoordinateLike, Store
+from .options import AppendOptions, BatchItem, CoordinateLike
+from .store import Store
 
 __all__ = ["BYPASS_KIND", "DENIAL_KIND", "Pipeline", "record_denial"]
 

@@ -9,12 +9,13 @@ import uuid
 import weakref
 from collections.abc import Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypedDict, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack
 
-from ._native import AppendReceipt, AppendRequest, Coordinate, Cursor, Event, NativeStore, PriorItem, Region
+from ._native import AppendReceipt, Cursor, Event, NativeStore, Region
 from .config import StoreConfig, StoreOptions, StoreStats
 from .errors import CheckpointInUse, Denial, InvalidConfig, StoreClosed
 from .fence import Fence
+from .options import AppendOptions, BatchItem, CoordinateLike
 from .projection import Freshness, NoCache, Projection, ProjectionCache, project, project_if_changed
 from .receipts import ReceiptCheck, check_receipt
 from .typed import append_typed
@@ -24,38 +25,14 @@ from .worker import CursorWorkerConfig, CursorWorkerHandle, Handler, start_worke
 if TYPE_CHECKING:
     from .gates import Proposal
 
-__all__ = ["AppendOptions", "Store"]
+__all__ = ["Store"]
 
 # Every open store, so that interpreter exit can stop their workers and close them.
 _open_stores: weakref.WeakSet[Store] = weakref.WeakSet()
 # How long interpreter exit waits, per store, for handlers still running.
 _EXIT_WORKER_TIMEOUT_S = 5.0
 
-CoordinateLike = Coordinate | tuple[str, str]
 S = TypeVar("S")
-BatchItem = AppendRequest | tuple[CoordinateLike, str, Any]
-
-
-class AppendOptions(TypedDict, total=False):
-    """Optional keywords of :meth:`Store.append`."""
-
-    idempotency_key: str | bytes | None
-    """At most 64 bytes: a retry with the same key and content returns the original
-    receipt and writes nothing; the same key with other content raises
-    ``ep.IdempotencyConflict``."""
-    expected_sequence: int | None
-    """Compare-and-set on the entity's clock: the append succeeds only if the entity's next
-    ``entity_sequence`` is this (``0``: the entity has no events yet)."""
-    causation_id: uuid.UUID | str | PriorItem | None
-    """The id of the event that caused this one (in a batch, ``ep.PriorItem(k)``: item ``k``)."""
-    correlation_id: uuid.UUID | str | None
-    """Groups related events; defaults to the event's own id."""
-    caused_by: Event | AppendReceipt | uuid.UUID | str | PriorItem | None
-    """The cause, whose id becomes ``causation_id`` and whose correlation id becomes this
-    event's (unless ``correlation_id`` is given). Not together with ``causation_id``."""
-    payload_version: int | None
-    """The schema version of the payload (default 0), stored with the event; upcasters bring
-    older versions up to date on read."""
 
 
 class Store:

@@ -2,6 +2,7 @@
 //! conversion, GIL release (`gil::detached`), error mapping and the classes below. The
 //! public Python API lives in the `eventpak` package, which wraps these classes.
 
+mod append;
 mod args;
 mod causal;
 mod causation;

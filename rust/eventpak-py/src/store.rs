@@ -12,10 +12,9 @@ use crate::args::{int_arg, opt_int_arg};
 use crate::config::from_options;
 use crate::cursor::Cursor;
 use crate::errors::to_py;
-use crate::event::{from_uuid, AppendReceipt, Event};
+use crate::event::{from_uuid, Event};
 use crate::gil::detached;
 use crate::names::{CheckpointId, CoordinatePart};
-use crate::request::{build, build_items, Options};
 use crate::types::Region;
 use crate::upcast::Upcasters;
 
@@ -81,57 +80,6 @@ impl NativeStore {
         let shown = path.display().to_string();
         let store = detached(py, &shown, || Store::open(&path, config))?;
         Ok(NativeStore { store, path: shown, default: default.filter(|d| !d.is_none(py)), upcasters })
-    }
-
-    /// Appends one event and returns its receipt.
-    #[pyo3(signature = (coord, kind, payload, *, idempotency_key=None, expected_sequence=None, causation_id=None, correlation_id=None, caused_by=None, payload_version=None))]
-    #[allow(clippy::too_many_arguments)]
-    fn append(
-        &self,
-        py: Python<'_>,
-        coord: &Bound<'_, PyAny>,
-        kind: &Bound<'_, PyAny>,
-        payload: &Bound<'_, PyAny>,
-        idempotency_key: Option<&Bound<'_, PyAny>>,
-        expected_sequence: Option<&Bound<'_, PyAny>>,
-        causation_id: Option<&Bound<'_, PyAny>>,
-        correlation_id: Option<&Bound<'_, PyAny>>,
-        caused_by: Option<&Bound<'_, PyAny>>,
-        payload_version: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<AppendReceipt> {
-        let expected_sequence = opt_int_arg(expected_sequence, "expected_sequence")?;
-        let payload_version = opt_int_arg(payload_version, "payload_version")?.unwrap_or(0);
-        let options = Options {
-            idempotency_key,
-            expected_sequence,
-            causation_id,
-            correlation_id,
-            caused_by,
-            payload_version,
-        };
-        let request = build(coord, kind, payload, options, self.default_encoder(py).as_ref())?;
-        self.run(py, |s| s.append(request)).map(AppendReceipt::from)
-    }
-
-    /// Appends events atomically; returns one receipt per event.
-    fn append_batch(&self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<Vec<AppendReceipt>> {
-        let requests = build_items(items, self.default_encoder(py).as_ref())?;
-        let receipts = self.run(py, |s| s.append_batch(requests))?;
-        Ok(receipts.into_iter().map(AppendReceipt::from).collect())
-    }
-
-    /// Appends atomically events the store writes itself: the reserved kinds (denials,
-    /// bypass audits, dead letters) are accepted beside ordinary ones. Used by the package
-    /// only, never re-exported on `ep.Store`.
-    #[pyo3(name = "_append_reserved_batch")]
-    fn append_reserved_batch(
-        &self,
-        py: Python<'_>,
-        items: &Bound<'_, PyAny>,
-    ) -> PyResult<Vec<AppendReceipt>> {
-        let requests = build_items(items, self.default_encoder(py).as_ref())?;
-        let receipts = self.run(py, |s| s.append_reserved_batch(requests))?;
-        Ok(receipts.into_iter().map(AppendReceipt::from).collect())
     }
 
     /// The event with this id; raises `ep.EventNotFound`.

@@ -185,6 +185,22 @@ impl super::Index {
         out
     }
 
+    /// True when the causal indexes hold what the frame at `seq` says: its link to a cause
+    /// that is an earlier event here, and its correlation when that is not its own id.
+    pub(crate) fn causal_agrees(
+        &self,
+        seq: u64,
+        causation_id: Option<[u8; 16]>,
+        correlation_id: [u8; 16],
+    ) -> bool {
+        let earlier = &self.event_ids[..seq as usize];
+        let cause = causation_id.and_then(|c| earlier.binary_search(&u128::from_be_bytes(c)).ok());
+        let linked = cause.is_none_or(|c| self.causal.effects.get(&(c as u64)).binary_search(&seq).is_ok());
+        let correlation = u128::from_be_bytes(correlation_id);
+        let own = correlation == self.event_ids[seq as usize];
+        linked && (own || self.causal.correlated.get(&correlation).binary_search(&seq).is_ok())
+    }
+
     /// Heap bytes the causal indexes hold, approximately.
     pub fn causal_heap_bytes(&self) -> usize {
         self.causal.heap_bytes()

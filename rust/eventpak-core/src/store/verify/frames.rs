@@ -1,74 +1,16 @@
-//! The full integrity check: every frame of every segment re-read and re-hashed, every
-//! chain link and clock followed, the in-memory index compared with the log, and the side
-//! files parsed. It reports problems instead of failing, and runs beside appends: it checks
-//! the log up to the head it saw when it started.
+//! Walking the segments for `verify`: headers, framing, every frame checked and compared
+//! with the index, chains and clocks followed, hashes recomputed on every core.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use memmap2::Mmap;
-
-use super::Store;
-use crate::cursor_checkpoint::CursorCheckpoint;
+use super::{map, Chain, Checker, INDEX_CHUNK};
 use crate::error::{Error, Result};
-use crate::event::{chain_hash, Hash, HashedFields};
-use crate::index::{EntryMeta, Index};
+use crate::event::{chain_hash, HashedFields};
 use crate::segment::layout::SEGMENT_PADDING_OFFSET;
 use crate::segment::{
     decode_frame, load_seals, Decoded, FrameView, SegmentHeader, SEALS_FILE, SEGMENT_HEADER_LEN,
     SEGMENT_VERSION,
 };
-use crate::visibility::Visibility;
-
-/// One thing `verify` found wrong.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VerifyProblem {
-    /// The file it is in.
-    pub path: PathBuf,
-    /// Byte offset in that file (0 when the whole file is concerned).
-    pub offset: u64,
-    /// The global sequence concerned, when one is.
-    pub sequence: Option<u64>,
-    /// What is wrong.
-    pub reason: String,
-}
-
-/// What `verify` checked and found.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct VerifyReport {
-    /// Events checked (the head seen at the start, plus one).
-    pub events: u64,
-    /// Segment files checked.
-    pub segments: u64,
-    /// Segment bytes read.
-    pub bytes: u64,
-    /// Everything found wrong, in the order found (at most [`MAX_PROBLEMS`]).
-    pub problems: Vec<VerifyProblem>,
-    /// Problems found beyond [`MAX_PROBLEMS`], counted only.
-    pub problems_not_listed: u64,
-}
-
-impl VerifyReport {
-    /// True when nothing was found wrong.
-    pub fn ok(&self) -> bool {
-        self.problems.is_empty()
-    }
-}
-
-/// At most this many problems are listed; the rest are counted.
-pub const MAX_PROBLEMS: usize = 1000;
-/// Progress is reported about this often (bytes).
-const PROGRESS_EVERY: u64 = 8 << 20;
-/// Index entries are compared this many at a time, so appends wait at most for one chunk.
-const INDEX_CHUNK: u64 = 64 * 1024;
-
-/// What the check compares the log with, taken under the index lock at the start.
-struct Snapshot {
-    /// Events to check: up to the head seen at the start (an open fence's events excluded).
-    events: u64,
-    /// `(id, path, bytes to read)` of each segment.
-    segments: Vec<(u64, PathBuf, u64)>,
-    visibility: Visibility,
-}
 
 /// Whether the frame at `at` (already decoded once) holds the hash of its own content.
 fn hash_holds(bytes: &[u8], at: u64) -> bool {
@@ -85,112 +27,9 @@ fn hash_holds(bytes: &[u8], at: u64) -> bool {
     chain_hash(&frame.prev_hash(), fields) == frame.hash()
 }
 
-/// Per-entity chain state while walking the log.
-#[derive(Clone, Copy, Default)]
-struct Chain {
-    next_clock: u64,
-    head: Hash,
-    /// The previous event's frame was damaged: its hash is unknown, so the next link is
-    /// not checked (the damage itself is already reported).
-    head_lost: bool,
-}
-
-struct Checker<'a> {
-    store: &'a Store,
-    snapshot: Snapshot,
-    report: VerifyReport,
-    chains: Vec<Chain>,
-    next_seq: u64,
-    last_id: u128,
-    /// The position the next frame must have in its batch, and that batch's length (`(0, 0)`
-    /// between batches).
-    batch: (u32, u32),
-    /// Index entries and ids of the current chunk, copied out under the lock.
-    chunk: (u64, Vec<EntryMeta>, Vec<u128>),
-    done: u64,
-    since_progress: u64,
-    total: u64,
-    /// `(offset, sequence)` of the current segment's frames whose hash is still to check.
-    to_hash: Vec<(u64, u64)>,
-}
-
-impl Store {
-    /// Checks everything on disk against itself and the index (see the module docs).
-    /// `progress(done_bytes, total_bytes)` is called as it goes; returning `false` stops
-    /// the check early (the report then covers what was checked).
-    pub fn verify(&self, progress: &mut dyn FnMut(u64, u64) -> bool) -> Result<VerifyReport> {
-        self.check_open()?;
-        let snapshot = self.verify_snapshot()?;
-        let total = snapshot.segments.iter().map(|(_, _, len)| len).sum();
-        let mut checker = Checker {
-            store: self,
-            report: VerifyReport { events: snapshot.events, ..Default::default() },
-            chains: Vec::new(),
-            next_seq: 0,
-            last_id: 0,
-            batch: (0, 0),
-            chunk: (0, Vec::new(), Vec::new()),
-            done: 0,
-            since_progress: 0,
-            total,
-            to_hash: Vec::new(),
-            snapshot,
-        };
-        if !checker.check_segments(progress)? {
-            return Ok(checker.report);
-        }
-        checker.check_side_files();
-        progress(checker.total, checker.total);
-        Ok(checker.report)
-    }
-
-    fn verify_snapshot(&self) -> Result<Snapshot> {
-        let index = self.shared.index.read();
-        let visibility = index.visibility.clone();
-        let events = visibility.open_fence.map_or(index.len(), |start| start.min(index.len()));
-        // How far each segment holds the events being checked: the end of its last one,
-        // or its header alone.
-        let files = self.shared.segments.list();
-        let mut ends = vec![SEGMENT_HEADER_LEN as u64; files.len()];
-        for meta in index.entries.iter().take(events as usize) {
-            let end = meta.offset + meta.len as u64;
-            ends[meta.segment as usize] = ends[meta.segment as usize].max(end);
-        }
-        let segments = files.into_iter().zip(ends).map(|((id, path), end)| (id, path, end)).collect();
-        Ok(Snapshot { events, segments, visibility })
-    }
-}
-
-fn map(path: &Path) -> std::io::Result<Mmap> {
-    let file = std::fs::File::open(path)?;
-    // SAFETY: segments are append-only; the part read here is never rewritten.
-    unsafe { Mmap::map(&file) }
-}
-
 impl Checker<'_> {
-    fn problem(&mut self, path: &Path, offset: u64, sequence: Option<u64>, reason: impl Into<String>) {
-        if self.report.problems.len() < MAX_PROBLEMS {
-            let reason = reason.into();
-            self.report.problems.push(VerifyProblem { path: path.to_owned(), offset, sequence, reason });
-        } else {
-            self.report.problems_not_listed += 1;
-        }
-    }
-
-    /// Counts `n` bytes as checked and reports progress every few megabytes; `false` when
-    /// the caller asked to stop.
-    fn advance(&mut self, n: u64, progress: &mut dyn FnMut(u64, u64) -> bool) -> bool {
-        self.done += n;
-        self.since_progress += n;
-        if self.since_progress < PROGRESS_EVERY {
-            return true;
-        }
-        self.since_progress = 0;
-        progress(self.done, self.total)
-    }
-
     /// Walks every segment; `Ok(false)` when `progress` asked to stop.
-    fn check_segments(&mut self, progress: &mut dyn FnMut(u64, u64) -> bool) -> Result<bool> {
+    pub(super) fn check_segments(&mut self, progress: &mut dyn FnMut(u64, u64) -> bool) -> Result<bool> {
         let segments_dir = self.store.shared.data_dir.join(crate::segment::SEGMENTS_DIR);
         // Loaded after the snapshot: every segment before the newest it lists was sealed
         // before the next one was created, so its record is there.
@@ -452,63 +291,5 @@ impl Checker<'_> {
             self.problem(path, at, Some(seq), "prev_hash does not name the entity's previous event");
         }
         Ok(())
-    }
-
-    /// `hidden.ranges` and every cursor checkpoint must parse.
-    fn check_side_files(&mut self) {
-        let dir = self.store.shared.data_dir.clone();
-        match Visibility::load(&dir) {
-            Ok(on_disk) => {
-                let lost = self.snapshot.visibility.cancelled.iter().any(|r| !on_disk.cancelled.contains(r));
-                if lost {
-                    let path = dir.join(crate::visibility::HIDDEN_RANGES_FILE);
-                    self.problem(&path, 0, None, "hidden.ranges lacks a cancelled range the store holds");
-                }
-            }
-            Err(e) => self.side_file_problem(&dir, e),
-        }
-        let cursors = dir.join(crate::cursor_checkpoint::CURSORS_DIR);
-        let Ok(entries) = std::fs::read_dir(&cursors) else { return };
-        let mut names: Vec<String> =
-            entries.flatten().filter_map(|e| e.file_name().to_str().map(str::to_owned)).collect();
-        names.sort();
-        for name in names {
-            let Some(id) = name.strip_suffix(".ckpt") else { continue };
-            match CursorCheckpoint::load(&dir, id) {
-                Ok(Some(c)) if c.position > self.report.events && c.started => {
-                    let why = format!("position {} is past the end of the log", c.position);
-                    self.problem(&cursors.join(&name), 0, None, why);
-                }
-                Ok(_) => {}
-                Err(e) => self.side_file_problem(&cursors.join(&name), e),
-            }
-        }
-    }
-
-    fn side_file_problem(&mut self, fallback: &Path, e: Error) {
-        let (path, reason) = match e {
-            Error::CorruptSegment { path, reason, .. } => (path, reason),
-            Error::CursorCheckpointCorrupt { path, reason } => (path, reason),
-            other => (fallback.to_owned(), other.to_string()),
-        };
-        self.problem(&path, 0, None, reason);
-    }
-}
-
-impl Index {
-    /// True when the causal indexes hold what the frame at `seq` says: its link to a cause
-    /// that is an earlier event here, and its correlation when that is not its own id.
-    pub(crate) fn causal_agrees(
-        &self,
-        seq: u64,
-        causation_id: Option<[u8; 16]>,
-        correlation_id: [u8; 16],
-    ) -> bool {
-        let earlier = &self.event_ids[..seq as usize];
-        let cause = causation_id.and_then(|c| earlier.binary_search(&u128::from_be_bytes(c)).ok());
-        let linked = cause.is_none_or(|c| self.causal.effects.get(&(c as u64)).binary_search(&seq).is_ok());
-        let correlation = u128::from_be_bytes(correlation_id);
-        let own = correlation == self.event_ids[seq as usize];
-        linked && (own || self.causal.correlated.get(&correlation).binary_search(&seq).is_ok())
     }
 }

@@ -1,0 +1,35 @@
+"""The arguments of an append: coordinates, batch items and the keyword options."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, TypedDict
+
+from ._native import AppendReceipt, AppendRequest, Coordinate, Event, PriorItem
+
+__all__ = ["AppendOptions", "BatchItem", "CoordinateLike"]
+
+CoordinateLike = Coordinate | tuple[str, str]
+BatchItem = AppendRequest | tuple[CoordinateLike, str, Any]
+
+
+class AppendOptions(TypedDict, total=False):
+    """Optional keywords of :meth:`Store.append`."""
+
+    idempotency_key: str | bytes | None
+    """At most 64 bytes: a retry with the same key and content returns the original
+    receipt and writes nothing; the same key with other content raises
+    ``ep.IdempotencyConflict``."""
+    expected_sequence: int | None
+    """Compare-and-set on the entity's clock: the append succeeds only if the entity's next
+    ``entity_sequence`` is this (``0``: the entity has no events yet)."""
+    causation_id: uuid.UUID | str | PriorItem | None
+    """The id of the event that caused this one (in a batch, ``ep.PriorItem(k)``: item ``k``)."""
+    correlation_id: uuid.UUID | str | None
+    """Groups related events; defaults to the event's own id."""
+    caused_by: Event | AppendReceipt | uuid.UUID | str | PriorItem | None
+    """The cause, whose id becomes ``causation_id`` and whose correlation id becomes this
+    event's (unless ``correlation_id`` is given). Not together with ``causation_id``."""
+    payload_version: int | None
+    """The schema version of the payload (default 0), stored with the event; upcasters bring
+    older versions up to date on read."""
