@@ -215,6 +215,25 @@ def _problems_at(report: ep.VerifyReport, path: Path) -> list[ep.VerifyProblem]:
     return [p for p in report.problems if same_file(p.path, path)]
 
 
+def test_a_damaged_frame_inside_a_batch_is_the_only_problem_reported(data_dir: Path) -> None:
+    """A CRC-bad frame in the middle of a batch, in a sealed segment under the checkpoint:
+    verify reports that frame once and checks the rest of the segment (the index says where
+    the next frame starts) without blaming its healthy neighbours, batch or chain."""
+    with _open(data_dir) as store:
+        while len(segment_paths(data_dir)) < 2:
+            store.append_batch([((f"e{i}", "s"), "k", _payload(i)) for i in range(3)])
+    sealed = segment_paths(data_dir)[0]
+    frames = parse_frames(sealed)
+    middle = next(f for f in frames[3:] if f.sequence % 3 == 1)  # batches of 3 from sequence 0
+    flip_byte(sealed, middle.offset + middle.length - 1)
+    with _open(data_dir, read_only=True) as store:
+        assert store.stats()["index_checkpoint"] == "loaded"
+        report = store.verify()
+    assert [(same_file(p.path, sealed), p.sequence, p.reason) for p in report.problems] == [
+        (True, middle.sequence, "frame CRC mismatch")
+    ]
+
+
 # --- 1. forgeries: CRC-valid, served by reads, caught by verify -----------------------------------
 
 FORGERY_SITES = {

@@ -100,7 +100,7 @@ impl Checker<'_> {
             }
             self.check_hashes(path, &bytes[..end as usize]);
             // Batches are written whole, and the events checked end at a batch boundary.
-            if framed && self.batch.0 != 0 {
+            if framed && self.batch.0 != 0 && !self.batch_lost {
                 self.problem(path, at, Some(self.next_seq), "segment ends inside a batch");
             }
             // Whatever could not be framed still counts as gone through.
@@ -171,9 +171,13 @@ impl Checker<'_> {
             self.problem(path, at, Some(seq), format!("frame holds sequence {}", frame.global_sequence));
         }
         let (expected, open_len) = self.batch;
-        if frame.batch_index != expected || (expected > 0 && frame.batch_len != open_len) {
+        // After a frame that could not be decoded, the batch it was part of is unknown: the
+        // position check restarts from this frame (the damage itself is already reported).
+        let misplaced = frame.batch_index != expected || (expected > 0 && frame.batch_len != open_len);
+        if misplaced && !std::mem::take(&mut self.batch_lost) {
             self.problem(path, at, Some(seq), "frame out of place in its batch");
         }
+        self.batch_lost = false;
         let more = frame.batch_index + 1 < frame.batch_len;
         self.batch = if more { (frame.batch_index + 1, frame.batch_len) } else { (0, 0) };
         let id = u128::from_be_bytes(frame.event_id());
@@ -197,6 +201,7 @@ impl Checker<'_> {
             return None;
         }
         self.next_seq += 1;
+        self.batch_lost = true;
         if meta.visible {
             // The entity's clock moves on as the index says; its chain head is unknown.
             if self.chains.len() <= meta.entity as usize {

@@ -88,6 +88,8 @@ struct Checker<'a> {
     /// The position the next frame must have in its batch, and that batch's length (`(0, 0)`
     /// between batches).
     batch: (u32, u32),
+    /// A frame was skipped (it did not decode): its batch position is unknown.
+    batch_lost: bool,
     /// Index entries and ids of the current chunk, copied out under the lock.
     chunk: (u64, Vec<EntryMeta>, Vec<u128>),
     done: u64,
@@ -112,6 +114,7 @@ impl Store {
             next_seq: 0,
             last_id: 0,
             batch: (0, 0),
+            batch_lost: false,
             chunk: (0, Vec::new(), Vec::new()),
             done: 0,
             since_progress: 0,
