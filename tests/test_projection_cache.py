@@ -11,31 +11,12 @@ from typing import Any
 
 import eventpak as ep
 import pytest
+from checksums import crc32c
 
 R = ep.Region
 MAGIC = b"EVPKCCH1"
 TRAILER_LEN = 8 + 8 + 8 + 4
 LOGGER = "eventpak.projection"
-
-
-def _crc32c_table() -> list[int]:
-    table = []
-    for n in range(256):
-        c = n
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-CRC_TABLE = _crc32c_table()
-
-
-def crc32c(data: bytes) -> int:
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc = CRC_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
 
 
 def test_crc32c_helper_matches_the_standard_check_value():

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import eventpak as ep
 import pytest
+from checksums import crc32c
 from conftest import dir_bytes, segment_paths
 
 R = ep.Region
@@ -33,28 +34,6 @@ FRAME_CRC_COVERS_FROM = 8
 BODY_FIXED_LEN = 139
 BODY_FLAG_PAYLOAD_VERSION = 4
 SEAL_RECORD_LEN = 32
-
-# --- CRC-32C (Castagnoli), table-driven: the frame CRC a forger recomputes ------------------------
-
-
-def _crc32c_table() -> list[int]:
-    table = []
-    for n in range(256):
-        c = n
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-_CRC32C_TABLE = _crc32c_table()
-
-
-def crc32c(data: bytes) -> int:
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc = _CRC32C_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
 
 
 # --- frames on disk -------------------------------------------------------------------------------
