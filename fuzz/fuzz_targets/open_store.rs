@@ -1,10 +1,10 @@
-//! Whole-store recovery: a real small store (three segments, batches, a committed and a
-//! cancelled fence, an index checkpoint) is damaged by the input's edits (byte changes and
-//! truncations anywhere in its files), then opened read-only. It must open with a byte-exact
-//! prefix of the original log or fail with `CorruptSegment`; never panic. Unless an edit
-//! truncated a sealed (not newest) segment, only the newest segment may lose events. (With a
-//! sealed segment cut at a frame boundary *and* the newest file emptied, nothing left on disk
-//! but the index checkpoint, which is only a cache, shows that frames are missing.)
+//! Whole-store recovery: a real small store (three segments, their seal records, batches, a
+//! committed and a cancelled fence, an index checkpoint) is damaged by the input's edits (byte
+//! changes and truncations anywhere in its files), then opened read-only. It must open with a
+//! byte-exact prefix of the original log or fail with `CorruptSegment`; never panic. Under a
+//! loaded index checkpoint a damaged covered frame may be refused on read instead (then
+//! `verify` must report a problem). Unless an edit truncated a sealed (not newest) segment or
+//! the seal records, only the newest segment may lose events.
 #![no_main]
 
 #[path = "common.rs"]
@@ -39,7 +39,19 @@ fn req(entity: &str, n: usize) -> AppendRequest {
         expected_sequence: None,
         causation_id: None,
         correlation_id: None,
+        ..AppendRequest::default()
     }
+}
+
+/// The segment files (not the seal records) of a data dir, in id order.
+fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    segments.sort();
+    segments
 }
 
 fn pristine() -> &'static Pristine {
@@ -62,7 +74,7 @@ fn pristine() -> &'static Pristine {
         store.fence_append_batch(vec![AppendRequest { idempotency_key: None, ..req("e2", 16) }]).unwrap();
         store.cancel_fence().unwrap();
         let mut n = 17;
-        while std::fs::read_dir(dir.join("segments")).unwrap().count() < 3 {
+        while segment_files(&dir).len() < 3 {
             store.append(req(&format!("e{}", n % 3), n)).unwrap();
             n += 1;
         }
@@ -72,9 +84,7 @@ fn pristine() -> &'static Pristine {
             )
             .unwrap();
         store.close().unwrap();
-        let mut segments: Vec<PathBuf> =
-            std::fs::read_dir(dir.join("segments")).unwrap().map(|e| e.unwrap().path()).collect();
-        segments.sort();
+        let segments = segment_files(&dir);
         let store = Store::open(&dir, StoreConfig { read_only: true, ..config() }).unwrap();
         let total = store.stats().unwrap().events;
         let frames: Vec<Vec<u8>> = store
@@ -90,7 +100,7 @@ fn pristine() -> &'static Pristine {
             .iter()
             .map(|p| (p.strip_prefix(&dir).unwrap().to_owned(), std::fs::read(p).unwrap()))
             .collect();
-        for name in ["index.ckpt", "hidden.ranges"] {
+        for name in ["segments/seals", "index.ckpt", "hidden.ranges"] {
             files.push((PathBuf::from(name), std::fs::read(dir.join(name)).unwrap()));
         }
         Pristine { files, frames, last_segment_base }
@@ -100,7 +110,8 @@ fn pristine() -> &'static Pristine {
 /// Writes the pristine files with `edits` applied; true when a sealed segment was cut.
 fn reset(dir: &Path, p: &Pristine, edits: &[u8]) -> bool {
     let mut files: Vec<Vec<u8>> = p.files.iter().map(|(_, b)| b.clone()).collect();
-    let segments = p.files.iter().filter(|(rel, _)| rel.starts_with("segments")).count();
+    let segments = p.files.iter().filter(|(rel, _)| rel.extension().is_some_and(|x| x == "seg")).count();
+    let seals = segments; // the seal records come right after the segments
     let mut sealed_cut = false;
     // Each edit is 4 bytes: file (high bit: truncate), offset u16, value.
     for edit in edits.chunks_exact(4) {
@@ -111,7 +122,7 @@ fn reset(dir: &Path, p: &Pristine, edits: &[u8]) -> bool {
         }
         let at = u16::from_le_bytes([edit[1], edit[2]]) as usize % file.len();
         if edit[0] & 0x80 != 0 {
-            sealed_cut |= index + 1 < segments;
+            sealed_cut |= index + 1 < segments || index == seals;
             file.truncate(at);
         } else {
             file[at] ^= edit[3].max(1);
@@ -134,12 +145,22 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         Ok(store) => {
             let n = store.stats().unwrap().events;
             assert!(sealed_cut || n >= p.last_segment_base, "events lost before the last segment: {n}");
-            let events = store.read_events(&(0..n).collect::<Vec<_>>()).unwrap();
-            assert_eq!(events.len() as u64, n);
-            for (seq, e) in events.iter().enumerate() {
-                assert_eq!(e.frame_bytes(), &p.frames[seq][..], "event {seq} differs");
+            let loaded = store.stats().unwrap().recovery.index_checkpoint == "loaded";
+            match store.read_events(&(0..n).collect::<Vec<_>>()) {
+                Ok(events) => {
+                    assert_eq!(events.len() as u64, n);
+                    for (seq, e) in events.iter().enumerate() {
+                        assert_eq!(e.frame_bytes(), &p.frames[seq][..], "event {seq} differs");
+                    }
+                    store.query(&Region::all(), None, None).unwrap();
+                }
+                // Open read only the last covered frame of each segment: damage to another
+                // is refused when read, and the full check reports it.
+                Err(Error::CorruptSegment { .. }) if loaded => {
+                    assert!(!store.verify(&mut |_, _| true).unwrap().ok(), "a refused read verify did not see");
+                }
+                Err(other) => panic!("read after a successful open: {other:?}"),
             }
-            store.query(&Region::all(), None, None).unwrap();
         }
         Err(Error::CorruptSegment { .. }) => {}
         Err(other) => panic!("untyped error {other:?}"),
