@@ -4,7 +4,7 @@
 //! type), and nothing may follow the value. Anything else raises `ep.PayloadNotDecodable`.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList};
 
 use super::fail::{cut_short, malformed, not_utf8, Fail};
 use super::keys::cached_key;
@@ -104,8 +104,27 @@ impl<'a, 'py> Reader<'a, 'py> {
 
     fn str(&mut self, len: usize) -> Decoded<'py> {
         let at = self.pos;
-        let text = std::str::from_utf8(self.take(len)?).map_err(|e| not_utf8(at, e))?;
-        Ok(PyString::new(self.py, text).into_any())
+        let raw = self.take(len)?;
+        // CPython validates UTF-8 while it builds the str: checking it in Rust first would read
+        // every string twice. Only a refusal asks Rust where the bad byte is.
+        // SAFETY: `raw` is a live slice of `len` bytes; the call returns a new reference or
+        // NULL with an exception set, which is cleared here and replaced by our own error.
+        let ptr = unsafe {
+            pyo3::ffi::PyUnicode_DecodeUTF8(
+                raw.as_ptr().cast(),
+                raw.len() as pyo3::ffi::Py_ssize_t,
+                c"strict".as_ptr(),
+            )
+        };
+        if ptr.is_null() {
+            let failed = PyErr::fetch(self.py);
+            return Err(match std::str::from_utf8(raw) {
+                Err(e) => not_utf8(at, e),
+                Ok(_) => failed.into(), // valid UTF-8: Python itself failed (out of memory)
+            });
+        }
+        // SAFETY: a non-NULL result is a new, owned reference to a str.
+        Ok(unsafe { Bound::from_owned_ptr(self.py, ptr) })
     }
 
     fn bin(&mut self, len: usize) -> Decoded<'py> {
