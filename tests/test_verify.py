@@ -481,6 +481,43 @@ def test_a_damaged_cursor_checkpoint_is_reported_and_the_store_still_opens(data_
         assert report.events == 5
 
 
+def test_a_cursor_checkpoint_past_the_end_of_the_log_is_reported(data_dir: Path) -> None:
+    with _open(data_dir) as store:
+        for i in range(5):
+            store.append(("a", "s"), "k", i)
+        identity = R.all().checkpoint_identity
+    ep.Cursor.save_checkpoint(data_dir, "ahead", ep.CursorCheckpoint(5, True, None, identity))
+    with _open(data_dir, read_only=True) as store:
+        report = store.verify()
+    assert [(Path(p.path).name, p.reason) for p in report.problems] == [
+        ("ahead.ckpt", "position 5 is past the end of the log (5 events)")
+    ]
+
+
+def test_a_checkpoint_committed_while_verify_runs_is_not_past_the_log(data_dir: Path) -> None:
+    """Workers keep committing while verify runs: a checkpoint naming an event appended after
+    the check started is not a problem (it was read after the event existed)."""
+    payload = "x" * 300
+    with ep.Store.open(data_dir, sync="never") as store:
+        for _ in range(32):  # about 11 MB: progress is reported during the segment walk
+            store.append_batch([(("a", "s"), "k", payload)] * 1000)
+        cursor = store.cursor(R.all())
+        committed: list[int] = []
+
+        def progress(done: int, total: int) -> None:
+            if not committed and done < total:
+                store.append_batch([(("a", "s"), "k", "after the check started")] * 2)
+                while cursor.poll_batch(5000):
+                    pass
+                cursor.commit("live")
+                committed.append(cursor.position)
+
+        report = store.verify(progress=progress)
+    assert committed == [32_001]  # the events appended during the check
+    assert report.ok, report.problems
+    assert report.events == 32_000
+
+
 def test_a_damaged_hidden_ranges_is_reported(data_dir: Path) -> None:
     with _open(data_dir) as store:
         store.append(("a", "s"), "k", 0)
