@@ -56,13 +56,6 @@ impl<K: std::hash::Hash + Eq + Copy> PackedPostings<K> {
     pub(crate) fn pairs(&self) -> impl Iterator<Item = (K, u64)> + '_ {
         self.heads.iter().flat_map(move |(&key, _)| self.get(&key).iter().map(move |&seq| (key, seq)))
     }
-
-    /// Bytes of heap this structure holds, approximately (for memory reports).
-    pub(crate) fn heap_bytes(&self) -> usize {
-        let entry = std::mem::size_of::<(K, u64)>() + 1;
-        let lists: usize = self.spilled.iter().map(|l| l.capacity() * 8 + 24).sum();
-        self.heads.capacity() * entry + lists
-    }
 }
 
 /// Causes and correlations, by sequence.
@@ -99,11 +92,6 @@ impl CausalIndex {
     pub(crate) fn correlate(&mut self, seq: u64, correlation: u128) {
         self.correlated.push(correlation, seq);
     }
-
-    /// Approximate heap bytes, for the memory report of `stats()`.
-    pub(crate) fn heap_bytes(&self) -> usize {
-        self.effects.heap_bytes() + self.correlated.heap_bytes()
-    }
 }
 
 impl super::Index {
@@ -111,16 +99,29 @@ impl super::Index {
     /// Only a cause that is an earlier event of this store is linked: causes precede
     /// their effects, and a cause in another store has no entry here.
     pub(crate) fn link_causal(&mut self, seq: u64, causation_id: Option<[u8; 16]>, correlation_id: [u8; 16]) {
-        let ids = &self.event_ids[..seq as usize];
-        if let Some(cause) = causation_id {
-            if let Ok(cause_seq) = ids.binary_search(&u128::from_be_bytes(cause)) {
-                self.causal.link(seq, cause_seq as u64);
-            }
+        let (cause, correlation) = self.causal_entries(seq, causation_id, correlation_id);
+        if let Some(cause) = cause {
+            self.causal.link(seq, cause);
         }
-        let correlation = u128::from_be_bytes(correlation_id);
-        if correlation != self.event_ids[seq as usize] {
+        if let Some(correlation) = correlation {
             self.causal.correlate(seq, correlation);
         }
+    }
+
+    /// What the causal indexes hold for the event at `seq`: the sequence of its cause when
+    /// that is an earlier event of this store, and its correlation when that is not its own
+    /// id. Both indexing and `verify` go by this one rule.
+    fn causal_entries(
+        &self,
+        seq: u64,
+        causation_id: Option<[u8; 16]>,
+        correlation_id: [u8; 16],
+    ) -> (Option<u64>, Option<u128>) {
+        let earlier = &self.event_ids[..seq as usize];
+        let cause = causation_id.and_then(|c| earlier.binary_search(&u128::from_be_bytes(c)).ok());
+        let correlation = u128::from_be_bytes(correlation_id);
+        let own = correlation == self.event_ids[seq as usize];
+        (cause.map(|c| c as u64), (!own).then_some(correlation))
     }
 
     fn is_visible(&self, seq: u64) -> bool {
@@ -193,17 +194,9 @@ impl super::Index {
         causation_id: Option<[u8; 16]>,
         correlation_id: [u8; 16],
     ) -> bool {
-        let earlier = &self.event_ids[..seq as usize];
-        let cause = causation_id.and_then(|c| earlier.binary_search(&u128::from_be_bytes(c)).ok());
-        let linked = cause.is_none_or(|c| self.causal.effects.get(&(c as u64)).binary_search(&seq).is_ok());
-        let correlation = u128::from_be_bytes(correlation_id);
-        let own = correlation == self.event_ids[seq as usize];
-        linked && (own || self.causal.correlated.get(&correlation).binary_search(&seq).is_ok())
-    }
-
-    /// Heap bytes the causal indexes hold, approximately.
-    pub fn causal_heap_bytes(&self) -> usize {
-        self.causal.heap_bytes()
+        let (cause, correlation) = self.causal_entries(seq, causation_id, correlation_id);
+        let linked = cause.is_none_or(|c| self.causal.effects.get(&c).binary_search(&seq).is_ok());
+        linked && correlation.is_none_or(|c| self.causal.correlated.get(&c).binary_search(&seq).is_ok())
     }
 }
 
