@@ -4,7 +4,6 @@
 //! Nothing on disk changes until the whole log has been checked: a store that fails
 //! closed with [`Error::CorruptSegment`] leaves every file as it found it.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -15,7 +14,8 @@ use crate::error::{Error, Result};
 use crate::index::{load_checkpoint, Index, NewEntry};
 use crate::io::Storage;
 use crate::segment::{
-    list_segments, load_seals, scan_segment, SegmentHeader, SegmentSet, SEGMENT_HEADER_LEN, SEGMENT_VERSION,
+    list_segments, load_seals, map_segment, scan_segment, SegmentHeader, SegmentSet, SEGMENT_HEADER_LEN,
+    SEGMENT_VERSION,
 };
 use crate::visibility::Visibility;
 
@@ -49,9 +49,7 @@ pub struct Recovered {
 }
 
 fn map_file(path: &Path) -> Result<Mmap> {
-    let file = File::open(path).map_err(|e| Error::storage("opening segment", e))?;
-    // SAFETY: the store holds the data dir lock; nobody else writes these files.
-    unsafe { Mmap::map(&file) }.map_err(|e| Error::storage("mapping segment", e))
+    map_segment(path).map_err(|e| Error::storage("mapping segment", e))
 }
 
 /// How `recover` may use and change the data dir.

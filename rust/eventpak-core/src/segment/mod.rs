@@ -35,6 +35,14 @@ pub fn parse_segment_file_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+/// Maps a whole segment file for reading.
+pub fn map_segment(path: &Path) -> std::io::Result<memmap2::Mmap> {
+    let file = std::fs::File::open(path)?;
+    // SAFETY: segments are append-only and only the store holding the data dir lock writes
+    // them; the bytes read through a mapping are never rewritten.
+    unsafe { memmap2::Mmap::map(&file) }
+}
+
 /// Lists the segment files of `dir` in ascending id order.
 pub fn list_segments(dir: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
     let mut found = Vec::new();

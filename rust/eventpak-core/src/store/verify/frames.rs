@@ -3,12 +3,12 @@
 
 use std::path::Path;
 
-use super::{map, Chain, Checker, INDEX_CHUNK};
+use super::{Chain, Checker, INDEX_CHUNK};
 use crate::error::{Error, Result};
 use crate::event::{chain_hash, HashedFields};
 use crate::segment::layout::SEGMENT_PADDING_OFFSET;
 use crate::segment::{
-    decode_frame, load_seals, Decoded, FrameView, SegmentHeader, SEALS_FILE, SEGMENT_HEADER_LEN,
+    decode_frame, load_seals, map_segment, Decoded, FrameView, SegmentHeader, SEALS_FILE, SEGMENT_HEADER_LEN,
     SEGMENT_VERSION,
 };
 
@@ -48,7 +48,7 @@ impl Checker<'_> {
         let newest = segments.len().saturating_sub(1);
         for (position, (id, path, end)) in segments.iter().enumerate() {
             self.report.segments += 1;
-            let bytes = match map(path) {
+            let bytes = match map_segment(path) {
                 Ok(bytes) => bytes,
                 Err(e) => {
                     self.problem(path, 0, None, format!("unreadable: {e}"));

@@ -8,8 +8,6 @@ mod side_files;
 
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
-
 use super::Store;
 use crate::error::Result;
 use crate::event::Hash;
@@ -145,12 +143,6 @@ impl Store {
         let segments = files.into_iter().zip(ends).map(|((id, path), end)| (id, path, end)).collect();
         Ok(Snapshot { events, segments, visibility })
     }
-}
-
-fn map(path: &Path) -> std::io::Result<Mmap> {
-    let file = std::fs::File::open(path)?;
-    // SAFETY: segments are append-only; the part read here is never rewritten.
-    unsafe { Mmap::map(&file) }
 }
 
 impl Checker<'_> {
