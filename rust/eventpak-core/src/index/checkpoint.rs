@@ -52,6 +52,10 @@ const CRC_LEN: usize = size_of::<u32>();
 /// Shorter than magic, version and CRC is not a checkpoint at all.
 const MIN_LEN: usize = LAST_TIMESTAMP_OFFSET + CRC_LEN;
 
+/// From this size on, the checkpoint's CRC runs on a second thread beside the parse; below
+/// it, starting a thread costs more than the CRC.
+const PARALLEL_CRC_FROM: usize = 4 << 20;
+
 /// What part of the log a checkpoint covers: each segment id with its length then.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CheckpointCover {
@@ -227,8 +231,14 @@ pub fn load_checkpoint(dir: &Path) -> Result<Option<(Index, CheckpointCover)>, S
     }
     let (body, crc) = bytes.split_at(bytes.len() - CRC_LEN);
     let crc = u32::from_le_bytes(crc.try_into().unwrap());
-    // The CRC is checked on another core while the body is parsed; the parse is thrown
-    // away unless the CRC holds.
+    if body.len() < PARALLEL_CRC_FROM {
+        if crc32c::crc32c(body) != crc {
+            return Err("CRC mismatch".into());
+        }
+        return parse(body).map(Some);
+    }
+    // A large checkpoint's CRC is checked on another core while the body is parsed; the
+    // parse is thrown away unless the CRC holds.
     std::thread::scope(|scope| {
         let crc_ok = scope.spawn(|| crc32c::crc32c(body) == crc);
         let parsed = parse(body);
