@@ -38,6 +38,10 @@ class StoreConfig:
     enable_index_checkpoint: bool = _DEFAULTS["enable_index_checkpoint"]
     create: bool = _DEFAULTS["create"]
     read_only: bool = _DEFAULTS["read_only"]
+    shared: bool = _DEFAULTS["shared"]
+    """Share the data dir with other processes that open it with ``shared=True`` too (web
+    workers, job runners): appends, reads, cursors and workers work in each, in one global
+    order. Open after forking, in each process."""
     fence_wait_ms: int = _DEFAULTS["fence_wait_ms"]
     """How long a plain append (or a fence) waits for another thread's open fence before
     raising ``ep.FenceActive``."""
@@ -91,6 +95,7 @@ class StoreOptions(TypedDict, total=False):
     enable_index_checkpoint: bool
     create: bool
     read_only: bool
+    shared: bool
     fence_wait_ms: int
     projection_cache: Any
     default: Callable[[Any], Any] | None

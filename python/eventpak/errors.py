@@ -169,13 +169,19 @@ class BatchTooLarge(EventpakError, ValueError):
 
 
 class StoreLocked(EventpakError):
-    """Another open store owns the data dir. ``pid`` is the holder's process id when known."""
+    """Another open store owns the data dir. ``pid`` is the holder's process id when known;
+    ``mode`` is how the holder opened it: ``"exclusive"`` (the default) or ``"shared"``."""
 
-    def __init__(self, path: str, pid: int | None = None) -> None:
+    def __init__(self, path: str, pid: int | None = None, mode: str | None = None) -> None:
         holder = "another open store" if pid is None else f"another open store (process {pid})"
-        super().__init__(f"data dir {path} is locked by {holder}; close it or use another directory")
+        opened = "" if mode is None else f" opened in {mode} mode"
+        super().__init__(
+            f"data dir {path} is locked by {holder}{opened}; close it, use another directory, "
+            "or, to share the data dir between processes, open it with shared=True in every process"
+        )
         self.path = path
         self.pid = pid
+        self.mode = mode
 
 
 class ReadOnlyStore(EventpakError):

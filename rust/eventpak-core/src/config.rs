@@ -77,6 +77,8 @@ pub struct StoreConfig {
     pub create: bool,
     /// Open for reading only: no appends, nothing on disk is changed.
     pub read_only: bool,
+    /// Share the data dir with other processes that also open it with `shared`.
+    pub shared: bool,
     /// How long a plain append (or a fence) waits for another thread's open fence before
     /// failing with `FenceActive`.
     pub fence_wait_ms: u64,
@@ -100,6 +102,7 @@ impl Default for StoreConfig {
             enable_index_checkpoint: true,
             create: true,
             read_only: false,
+            shared: false,
             fence_wait_ms: 30_000,
             signing_key: None,
             verify_keys: Vec::new(),

@@ -46,10 +46,15 @@ pub enum Error {
     #[error("batch too large: {0}")]
     BatchTooLarge(String),
     /// Another store (in this or another process) owns the data dir.
-    #[error("data dir is locked by another open store (process {holder_pid:?})")]
+    #[error(
+        "data dir is locked by another open store (process {holder_pid:?}, {holder_mode} mode); \
+         to share a data dir between processes, open it with shared=True in every process"
+    )]
     StoreLocked {
         /// The process id the holder wrote into `LOCK`, when it wrote one.
         holder_pid: Option<u32>,
+        /// How the holder opened it: `"exclusive"` or `"shared"`.
+        holder_mode: &'static str,
     },
     /// The store was opened before `fork()` and this is the child.
     #[error("the store was opened in process {pid} before a fork; open it again in this process")]

@@ -181,6 +181,13 @@ impl IdClock {
         IdClock { last_id, last_us, rng: SplitMix64(seed) }
     }
 
+    /// Moves past an id and timestamp handed out elsewhere (another process sharing the
+    /// store), so the next id is greater and the next timestamp not smaller.
+    pub fn observe(&mut self, last_id: u128, last_us: u64) {
+        self.last_id = self.last_id.max(last_id);
+        self.last_us = self.last_us.max(last_us);
+    }
+
     fn random(&mut self) -> u64 {
         self.rng.next_u64()
     }
@@ -205,6 +212,11 @@ impl IdClock {
         };
         self.last_id = id;
         id.to_be_bytes()
+    }
+
+    /// The newest timestamp handed out (or observed).
+    pub fn last_timestamp_us(&self) -> u64 {
+        self.last_us
     }
 
     /// The next timestamp in microseconds: the wall clock, never below the previous one.

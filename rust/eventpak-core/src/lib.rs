@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 mod config;
+mod coord;
 mod cursor;
 mod error;
 mod names;

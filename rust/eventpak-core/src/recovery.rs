@@ -59,6 +59,12 @@ pub struct RecoveryOptions {
     pub use_index_checkpoint: bool,
     /// Change nothing on disk (no torn-tail cut, no removal of a half-created segment).
     pub read_only: bool,
+    /// Index no event from this sequence on (a process joining a shared session stops
+    /// where the log is published, or where a live fence starts, and follows from there).
+    pub stop_at: Option<u64>,
+    /// Ignore segments after this id (a joiner: later files are a dead writer's unpublished
+    /// rotation, which the next writer replaces).
+    pub last_segment: Option<u64>,
 }
 
 /// Recovers the log in `segments_dir`, registering each kept segment in `set`.
@@ -69,8 +75,9 @@ pub fn recover(
     options: RecoveryOptions,
     set: &SegmentSet,
 ) -> Result<Recovered> {
-    let RecoveryOptions { use_index_checkpoint: use_checkpoint, read_only } = options;
+    let RecoveryOptions { use_index_checkpoint: use_checkpoint, read_only, stop_at, last_segment } = options;
     let mut files = list_segments(segments_dir).map_err(|e| Error::storage("listing segments", e))?;
+    files.retain(|(id, _)| last_segment.is_none_or(|last| *id <= last));
     let mut report = RecoveryReport { index_checkpoint: "disabled", ..Default::default() };
 
     // A crash while rotating can leave the newest file empty or with a partial header.
@@ -121,7 +128,8 @@ pub fn recover(
     let (mut index, cover) = if use_checkpoint {
         match load_checkpoint(data_dir) {
             Ok(Some((mut index, cover))) => {
-                if cover::cover_fits(&cover, &files, &maps, &mut index, &hidden) {
+                let within = stop_at.is_none_or(|stop| index.len() <= stop);
+                if within && cover::cover_fits(&cover, &files, &maps, &mut index, &hidden) {
                     report.index_checkpoint = "loaded";
                     (index, cover)
                 } else {
@@ -146,7 +154,11 @@ pub fn recover(
     let mut last_id = index.last_event_id();
     let mut valid = Vec::with_capacity(files.len());
     let mut torn_cut = None;
+    let stopped = |index: &Index| stop_at.is_some_and(|stop| index.len() >= stop);
     for (position, ((id, path), (header, map))) in files.iter().zip(&maps).enumerate() {
+        if stopped(&index) && header.base_sequence > index.len() {
+            break; // A joiner's follower reads on from here.
+        }
         // A segment before a half-created newest one was sealed (fsynced) at rotation, so
         // it cannot have a torn tail: only a true last segment may be cut.
         let is_last = position + 1 == files.len() && pending_removal.is_none();
@@ -160,6 +172,9 @@ pub fn recover(
             return Err(Error::corrupt(path, 0, reason));
         }
         let end = scan_segment(path, map, start, index.len(), is_last, |offset, frame| {
+            if stopped(&index) {
+                return Ok(());
+            }
             let (entity, scope, kind) = frame.names();
             let visible = !hidden(frame.global_sequence);
             let id = u128::from_be_bytes(frame.event_id());
@@ -194,7 +209,7 @@ pub fn recover(
         })?;
         // For a segment wholly covered by the checkpoint (not its last one), the index
         // already holds later segments' events, so only its length can be compared.
-        let counted = position + 1 >= cover.segments.len();
+        let counted = position + 1 >= cover.segments.len() && !stopped(&index);
         if let Some(seal) = seals.get(id) {
             if end.valid_len != seal.len || (counted && index.len() != seal.next_sequence) {
                 let reason = format!(

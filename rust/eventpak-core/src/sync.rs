@@ -72,8 +72,9 @@ impl Durability {
         self.state.lock().fsyncs
     }
 
-    /// Returns once events `0..upto` are durable, fsyncing as leader when needed.
-    pub fn make_durable(&self, upto: u64, writer: &Mutex<Writer>) -> Result<()> {
+    /// Returns once events `0..upto` are durable, fsyncing as leader when needed: `lead`
+    /// runs one fsync and returns how many leading events it covered.
+    pub fn make_durable(&self, upto: u64, lead: impl Fn() -> Result<u64>) -> Result<()> {
         let mut state = self.state.lock();
         state.waiters += 1;
         if state.gathering {
@@ -98,7 +99,7 @@ impl Durability {
             state.last_group = state.waiters;
             drop(state);
             let started = Instant::now();
-            let outcome = Self::lead(writer);
+            let outcome = lead();
             let took = started.elapsed();
             state = self.state.lock();
             state.leader_active = false;
@@ -131,8 +132,8 @@ impl Durability {
         state.gathering = false;
     }
 
-    /// One fsync of everything written so far; returns the covered event count.
-    fn lead(writer: &Mutex<Writer>) -> Result<u64> {
+    /// One fsync of everything `writer` wrote so far; returns the covered event count.
+    pub fn lead(writer: &Mutex<Writer>) -> Result<u64> {
         let (file, written) = {
             let w = writer.lock();
             if let Some(failure) = w.failure() {

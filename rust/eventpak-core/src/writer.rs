@@ -107,6 +107,34 @@ impl Writer {
         self.written
     }
 
+    /// Where the log ends as this writer knows it: `(segment id, segment length)`.
+    pub fn end(&self) -> (u64, u64) {
+        (self.segment_id, self.segment_len)
+    }
+
+    /// Takes over the end of the log another process's writer published (shared mode):
+    /// `written` events, the active segment `segment_id` (at `position` in this process's
+    /// segment set) `segment_len` bytes long.
+    pub fn adopt(
+        &mut self,
+        (segment_id, position, segment_len): (u64, u32, u64),
+        written: u64,
+        rotate_before_write: bool,
+    ) -> Result<()> {
+        if segment_id != self.segment_id {
+            let path = self.segments_dir.join(segment_file_name(segment_id));
+            let file = open_append(&path, false).map_err(|e| Error::storage("opening the active segment", e))?;
+            self.file = Arc::new(file);
+            self.path = path;
+            self.segment_id = segment_id;
+        }
+        self.segment_position = position;
+        self.segment_len = segment_len;
+        self.written = written;
+        self.rotate_before_write = rotate_before_write;
+        Ok(())
+    }
+
     /// fsyncs the active segment; older segments were fsynced when sealed.
     pub fn sync_active(&self) -> std::io::Result<()> {
         self.storage.sync(&self.file, &self.path)

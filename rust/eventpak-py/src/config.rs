@@ -59,6 +59,7 @@ pub fn from_options(options: Option<&Bound<'_, PyDict>>) -> PyResult<StoreConfig
             "enable_index_checkpoint" => c.enable_index_checkpoint = flag(&name, v)?,
             "create" => c.create = flag(&name, v)?,
             "read_only" => c.read_only = flag(&name, v)?,
+            "shared" => c.shared = flag(&name, v)?,
             "fence_wait_ms" => c.fence_wait_ms = int(&name, v)?,
             "signing_key" if v.is_none() => c.signing_key = None,
             "signing_key" => c.signing_key = Some(SigningKeySeed(key_bytes(&name, v)?)),
@@ -85,6 +86,7 @@ pub fn store_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("enable_index_checkpoint", c.enable_index_checkpoint)?;
     d.set_item("create", c.create)?;
     d.set_item("read_only", c.read_only)?;
+    d.set_item("shared", c.shared)?;
     d.set_item("fence_wait_ms", c.fence_wait_ms)?;
     d.set_item("signing_key", c.signing_key.map(|seed| PyBytes::new(py, &seed.0)))?;
     d.set_item("verify_keys", PyTuple::new(py, c.verify_keys.iter().map(|k| PyBytes::new(py, k)))?)?;

@@ -58,7 +58,9 @@ pub fn to_py(err: Error, data_dir: &str) -> PyErr {
         Error::InvalidCheckpointId(reason) => InvalidCheckpointId::new_err((reason,)),
         Error::EventTooLarge { size, max } => EventTooLarge::new_err((size, max)),
         Error::BatchTooLarge(reason) => BatchTooLarge::new_err((reason,)),
-        Error::StoreLocked { holder_pid } => StoreLocked::new_err((data_dir.to_owned(), holder_pid)),
+        Error::StoreLocked { holder_pid, holder_mode } => {
+            StoreLocked::new_err((data_dir.to_owned(), holder_pid, holder_mode))
+        }
         Error::ReadOnlyStore(operation) => ReadOnlyStore::new_err((data_dir.to_owned(), operation)),
         Error::StoreClosed => StoreClosed::new_err((data_dir.to_owned(),)),
         Error::OpenedBeforeFork { pid } => StoreClosed::new_err((

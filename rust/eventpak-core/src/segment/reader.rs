@@ -141,6 +141,17 @@ impl MappedSegment {
         }
     }
 
+    /// The mapped bytes (for the active segment, the mapping may reach past the file's end:
+    /// read only what is known to be written).
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
+    /// The segment file's path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.slot.path
+    }
+
     /// True when this mapping covers `end` bytes.
     pub fn covers(&self, end: u64) -> bool {
         self.map.len() as u64 >= end
@@ -159,6 +170,19 @@ impl SegmentSet {
         let mut slots = self.slots.write();
         slots.push(Arc::new(Slot { id, path, file, map: RwLock::new(None) }));
         Ok((slots.len() - 1) as u32)
+    }
+
+    /// Position of segment `id`, when registered.
+    pub fn position_of(&self, id: u64) -> Option<u32> {
+        self.slots.read().iter().rposition(|s| s.id == id).map(|p| p as u32)
+    }
+
+    /// `(id, current file length)` of the segment at `position`.
+    pub fn file_len(&self, position: u32) -> Result<(u64, u64)> {
+        let slot = self.slots.read().get(position as usize).cloned();
+        let slot = slot.ok_or_else(|| Error::Internal(format!("segment position {position} is unknown")))?;
+        let len = slot.file.metadata().map_err(|e| Error::storage("reading segment size", e))?.len();
+        Ok((slot.id, len))
     }
 
     /// Number of registered segments.

@@ -115,19 +115,28 @@ impl Store {
             return Ok(Vec::new());
         }
         let deadline = std::cell::OnceCell::new();
-        let (mut w, index) = loop {
+        let (mut w, writes, index) = loop {
             if !fenced {
                 self.wait_for_fence(&deadline)?;
             }
-            let w = writer.lock();
+            let mut w = writer.lock();
             w.check_healthy()?;
             self.check_open()?;
+            let writes = match &self.shared.sharing {
+                Some(mode) => Some(self.lock_shared_writes(mode, &mut w)?),
+                None => None,
+            };
             let index = self.shared.index.read();
             match (index.visibility.open_fence.is_some(), fenced) {
+                // Another process's fence: wait for it (or cancel it when its owner died).
+                (true, false) if self.fence_is_elsewhere() => {
+                    drop(index);
+                    self.wait_for_fence_elsewhere(w, writes, &deadline)?;
+                }
                 // A fence opened between the wait and the lock: wait for that one too.
                 (true, false) => continue,
                 (false, true) => return Err(Error::FenceClosed),
-                _ => break (w, index),
+                _ => break (w, writes, index),
             }
         };
         if let Some(receipts) = self.replayed_receipts(&index, &requests)? {
@@ -179,6 +188,9 @@ impl Store {
         for (record, request) in records.iter_mut().zip(requests) {
             record.payload = request.payload;
         }
+        if let Some(mode) = &self.shared.sharing {
+            self.begin_shared_write(mode);
+        }
         let locations = w.write_batch(&records, &self.shared.segments)?;
         {
             let mut index = self.shared.index.write();
@@ -200,20 +212,25 @@ impl Store {
                 });
             }
         }
+        if let Some(mode) = &self.shared.sharing {
+            self.publish_writes(mode, &w);
+        }
+        drop(writes);
         if !fenced {
             self.shared.announce_commit();
         }
         let written = w.written();
         drop(w);
-        let durability = &self.shared.durability;
         match self.shared.config.sync {
-            SyncMode::Always => durability.make_durable(written, writer)?,
-            SyncMode::Batch if written - durability.durable() >= self.shared.config.sync_every_n_events => {
+            SyncMode::Always => self.shared.make_durable(written, writer)?,
+            SyncMode::Batch
+                if written.saturating_sub(self.shared.durable_count()) >= self.shared.config.sync_every_n_events =>
+            {
                 self.shared.kick_flusher()
             }
             _ => {}
         }
-        let durable = durability.durable();
+        let durable = self.shared.durable_count();
         let store_id = self.shared.store_id;
         Ok(records.iter().map(|r| self.sign(r.receipt(store_id, r.global_sequence < durable))).collect())
     }
@@ -272,7 +289,7 @@ impl Store {
         }
         let seqs: Vec<u64> = found.into_iter().flatten().collect();
         let stored = self.read_locked(index, &seqs)?;
-        let durable = self.shared.durability.durable();
+        let durable = self.shared.durable_count();
         let mut receipts = Vec::with_capacity(stored.len());
         for (r, stored) in requests.iter().zip(&stored) {
             let event = stored.view();

@@ -18,7 +18,7 @@ impl Store {
     pub fn causes(&self, event_id: &[u8; 16], limit: Option<usize>) -> Result<Vec<StoredEvent>> {
         self.check_open()?;
         let limit = limit.unwrap_or(usize::MAX);
-        let index = self.shared.index.read();
+        let index = self.index()?;
         let mut seq = self.visible_sequence(&index, event_id)?;
         let mut out = Vec::new();
         while out.len() < limit {
@@ -37,7 +37,7 @@ impl Store {
     /// The direct effects of the event (events whose causation id is its id), in commit order.
     pub fn effects(&self, event_id: &[u8; 16]) -> Result<Vec<StoredEvent>> {
         self.check_open()?;
-        let index = self.shared.index.read();
+        let index = self.index()?;
         let seq = self.visible_sequence(&index, event_id)?;
         decode_all(&self.shared.segments, Self::locate(&index, &index.effects_of(seq)))
     }
@@ -46,7 +46,7 @@ impl Store {
     /// levels down; the event itself is not included.
     pub fn descendants(&self, event_id: &[u8; 16], max_depth: Option<u64>) -> Result<Vec<StoredEvent>> {
         self.check_open()?;
-        let index = self.shared.index.read();
+        let index = self.index()?;
         let seq = self.visible_sequence(&index, event_id)?;
         decode_all(&self.shared.segments, Self::locate(&index, &index.descendants_of(seq, max_depth)))
     }
@@ -60,7 +60,7 @@ impl Store {
         limit: Option<usize>,
     ) -> Result<Vec<StoredEvent>> {
         self.check_open()?;
-        let index = self.shared.index.read();
+        let index = self.index()?;
         // The event named by the id is in its own correlation unless it was given another.
         let root = match index.sequence_of(correlation_id) {
             Some(seq) => {

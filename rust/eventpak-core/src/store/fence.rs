@@ -10,11 +10,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
+use super::shared_mode::SharedMode;
 use super::Store;
+use crate::coord::LockGuard;
 use crate::error::{Error, Result};
 use crate::writer::Writer;
+
+/// How often a wait for another process's fence checks that its owner is still alive.
+const OWNER_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Who holds the open fence, and the signal that it ended.
 #[derive(Default)]
@@ -23,7 +28,7 @@ pub(super) struct FenceGate {
     ended: Condvar,
     /// Mirrors `owner.is_some()`, so a plain append passes with one atomic load when no
     /// fence is open (the writer lock re-checks, so a fence opened just after is still seen).
-    held: AtomicBool,
+    pub(super) held: AtomicBool,
 }
 
 impl FenceGate {
@@ -77,9 +82,94 @@ impl Store {
         self.shared.fence.pass(|| *deadline.get_or_init(|| self.fence_deadline()), false)
     }
 
-    /// True while a fence is open.
+    /// True while a fence is open (in any process sharing the data dir).
     pub fn fence_open(&self) -> bool {
-        self.shared.index.read().visibility.open_fence.is_some()
+        self.index().map_or_else(|_| self.shared.index.read(), |i| i).visibility.open_fence.is_some()
+    }
+
+    /// True when the open fence belongs to another process (shared mode).
+    pub(super) fn fence_is_elsewhere(&self) -> bool {
+        self.shared.sharing.is_some() && !self.shared.fence.held.load(Ordering::Acquire)
+    }
+
+    /// An append met another process's open fence while holding the locks: cancels it when
+    /// its owner died, else releases the locks and waits (until `deadline`) for it to end.
+    /// The caller takes the locks again and looks afresh.
+    pub(super) fn wait_for_fence_elsewhere(
+        &self,
+        mut w: MutexGuard<'_, Writer>,
+        writes: Option<LockGuard<'_>>,
+        deadline: &std::cell::OnceCell<Instant>,
+    ) -> Result<()> {
+        let mode = self.shared.sharing.as_ref().expect("only in shared mode");
+        if mode.coord.fence_owner_gone()? {
+            return self.cancel_dead_fence(mode, &mut w);
+        }
+        // Read before the locks go: the fence's end (under the write lock) bumps it after.
+        let seen = mode.coord.mem.commits().load();
+        drop(writes);
+        drop(w);
+        let deadline = *deadline.get_or_init(|| self.fence_deadline());
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::FenceActive);
+        }
+        mode.coord.mem.commits().wait(seen, left.min(OWNER_CHECK_INTERVAL));
+        Ok(())
+    }
+
+    /// Cancels a fence whose owning process is gone (the caller holds the write locks and
+    /// has followed the log): its events stay hidden, everyone else goes on.
+    fn cancel_dead_fence(&self, mode: &SharedMode, w: &mut Writer) -> Result<()> {
+        let mut visibility = self.shared.index.read().visibility.clone();
+        let Some(start) = visibility.open_fence.take() else { return Ok(()) };
+        visibility.cancel(start, w.written());
+        self.persist_visibility(w, &visibility)?;
+        mode.coord.mem.set_fence_owner(0);
+        let mut index = self.shared.index.write();
+        index.visibility = visibility;
+        index.drop_fence();
+        drop(index);
+        self.shared.announce_commit();
+        Ok(())
+    }
+
+    /// Takes the cross-process fence lock (shared mode), waiting up to `fence_wait_ms` for
+    /// another process's fence to end.
+    fn claim_fence_elsewhere(&self, mode: &SharedMode) -> Result<()> {
+        let deadline = self.fence_deadline();
+        loop {
+            let seen = mode.coord.mem.commits().load();
+            if mode.coord.fence.try_hold()? {
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::FenceActive);
+            }
+            mode.coord.mem.commits().wait(seen, left.min(OWNER_CHECK_INTERVAL));
+        }
+    }
+
+    /// The writer lock, and in shared mode the write lock with the log followed to its end.
+    pub(super) fn lock_writer<'a>(
+        &'a self,
+        writer: &'a Mutex<Writer>,
+    ) -> Result<(MutexGuard<'a, Writer>, Option<LockGuard<'a>>)> {
+        let mut w = writer.lock();
+        let writes = match &self.shared.sharing {
+            Some(mode) => Some(self.lock_shared_writes(mode, &mut w)?),
+            None => None,
+        };
+        Ok((w, writes))
+    }
+
+    /// Ends this process's hold on the cross-process fence lock.
+    fn release_fence_elsewhere(&self) {
+        if let Some(mode) = &self.shared.sharing {
+            mode.coord.mem.set_fence_owner(0);
+            mode.coord.fence.unlock();
+        }
     }
 
     /// Opens a fence. The marker is persisted before any fenced frame is written, so a
@@ -88,10 +178,21 @@ impl Store {
     pub fn begin_fence(&self) -> Result<()> {
         let writer = self.writer()?;
         self.shared.fence.pass(|| self.fence_deadline(), true)?;
+        if let Some(mode) = &self.shared.sharing {
+            if let Err(e) = self.claim_fence_elsewhere(mode) {
+                self.shared.fence.release();
+                return Err(e);
+            }
+        }
         let opened = (|| {
             self.check_open()?;
-            let mut w = writer.lock();
+            let (mut w, _writes) = self.lock_writer(writer)?;
             w.check_healthy()?;
+            if let Some(mode) = &self.shared.sharing {
+                // We hold the fence lock: a fence still marked open lost its owner.
+                self.cancel_dead_fence(mode, &mut w)?;
+                mode.coord.mem.set_fence_owner(u64::from(std::process::id()));
+            }
             let mut visibility = self.shared.index.read().visibility.clone();
             if visibility.open_fence.is_some() {
                 return Err(Error::FenceActive);
@@ -102,6 +203,7 @@ impl Store {
             Ok(())
         })();
         if opened.is_err() {
+            self.release_fence_elsewhere();
             self.shared.fence.release();
         }
         opened
@@ -113,6 +215,7 @@ impl Store {
         // Whatever happened, the fence is over unless there was none: let waiters go on
         // (after a failure they meet the poisoned writer, not a fence that never ends).
         if !matches!(committed, Err(Error::FenceClosed)) {
+            self.release_fence_elsewhere();
             self.shared.fence.release();
         }
         committed
@@ -122,8 +225,8 @@ impl Store {
         let writer = self.writer()?;
         let written = writer.lock().written();
         // The fence's frames must be on disk before the commit that reveals them is.
-        self.shared.durability.make_durable(written, writer)?;
-        let mut w = writer.lock();
+        self.shared.make_durable(written, writer)?;
+        let (mut w, writes) = self.lock_writer(writer)?;
         w.check_healthy()?;
         let mut visibility = self.shared.index.read().visibility.clone();
         if visibility.open_fence.take().is_none() {
@@ -135,6 +238,7 @@ impl Store {
             index.visibility = visibility;
             index.publish_fence();
         }
+        drop(writes);
         drop(w);
         self.shared.announce_commit();
         Ok(())
@@ -151,7 +255,10 @@ impl Store {
 
     /// Cancels the open fence, if any, without checking that the store is open.
     pub(super) fn cancel_open_fence(&self, writer: &Mutex<Writer>) -> Result<()> {
-        let mut w = writer.lock();
+        if !self.shared.fence.held.load(Ordering::Acquire) {
+            return Ok(()); // No fence of this process (another process's is not ours to end).
+        }
+        let (mut w, writes) = self.lock_writer(writer)?;
         let mut visibility = self.shared.index.read().visibility.clone();
         let Some(start) = visibility.open_fence.take() else { return Ok(()) };
         visibility.cancel(start, w.written());
@@ -162,7 +269,9 @@ impl Store {
             index.visibility = visibility;
             index.drop_fence();
         }
+        drop(writes);
         drop(w);
+        self.release_fence_elsewhere();
         self.shared.fence.release();
         saved
     }
@@ -170,6 +279,10 @@ impl Store {
     /// Writes `hidden.ranges`. A failure poisons the writer like any failed write: the file
     /// on disk may hold the old or the new state, so nothing more may be acknowledged.
     fn persist_visibility(&self, w: &mut Writer, visibility: &crate::visibility::Visibility) -> Result<()> {
-        visibility.save(&*self.shared.storage, &self.shared.data_dir).inspect_err(|e| w.poison(e.clone()))
+        visibility.save(&*self.shared.storage, &self.shared.data_dir).inspect_err(|e| w.poison(e.clone()))?;
+        if let Some(mode) = &self.shared.sharing {
+            mode.coord.mem.bump_visibility();
+        }
+        Ok(())
     }
 }

@@ -1,6 +1,7 @@
-//! Ownership of a data dir: an exclusive `flock` on `LOCK` for the store's whole life. A
-//! writable owner also writes its process id into the file, so a refused opener can say
-//! which process holds the dir.
+//! Ownership of a data dir: an `flock` on `LOCK` for the store's whole life, exclusive by
+//! default, shared by every opener with `shared=True`. The two modes exclude each other.
+//! An exclusive writable owner also writes its process id into the file, so a refused
+//! opener can say which process holds the dir.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -15,35 +16,49 @@ pub const LOCK_FILE: &str = "LOCK";
 /// How long `open` retries a data dir lock held by someone else before `StoreLocked`.
 const LOCK_GRACE: Duration = Duration::from_millis(20);
 
-/// Takes the data dir's lock, or fails with [`Error::StoreLocked`] naming the holder.
-pub(super) fn take_lock(data_dir: &Path, read_only: bool) -> Result<File> {
+/// Takes the data dir's lock (shared with other shared openers when `shared`), or fails
+/// with [`Error::StoreLocked`] naming the holder and its mode.
+pub(super) fn take_lock(data_dir: &Path, read_only: bool, shared: bool) -> Result<File> {
     let path = data_dir.join(LOCK_FILE);
-    let file =
-        if read_only && !path.exists() { File::open(data_dir) } else { crate::io::open_append(&path, true) }
-            .map_err(|e| Error::storage("opening the lock file", e))?;
+    // A shared reader must be able to take a lock writers see, so it creates `LOCK` too.
+    let create = !read_only || shared;
+    let file = if !create && !path.exists() { File::open(data_dir) } else { crate::io::open_append(&path, true) }
+        .map_err(|e| Error::storage("opening the lock file", e))?;
     // A lock released by `close()` can still be held for a moment by a child process that
     // another thread forked (subprocess) before the close and that has not exec'd yet: the
     // child shares the locked file description. Give such a holder a few milliseconds.
     let deadline = Instant::now() + LOCK_GRACE;
     loop {
-        match file.try_lock() {
+        let attempt = if shared { file.try_lock_shared() } else { file.try_lock() };
+        match attempt {
             Ok(()) => break,
             Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(1));
             }
             Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Error::StoreLocked { holder_pid: holder_pid(&path) })
+                // A shared lock is refused only by an exclusive holder; an exclusive one by
+                // either, and a shared probe tells which.
+                let holder_shared = !shared && holders_are_shared(&path);
+                return Err(Error::StoreLocked {
+                    holder_pid: if holder_shared { None } else { holder_pid(&path) },
+                    holder_mode: if holder_shared { "shared" } else { "exclusive" },
+                });
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::storage("locking the data dir", e)),
         }
     }
-    if !read_only {
+    if !read_only && !shared {
         // Informational only (it names the holder in others' errors), so it is neither
         // fsynced nor routed through `Storage`, and failing to write it is not an error.
         let _ =
             file.set_len(0).and_then(|()| (&file).write_all(format!("{}\n", std::process::id()).as_bytes()));
     }
     Ok(file)
+}
+
+/// True when a shared lock on `path` can be taken now: its holders are shared openers.
+fn holders_are_shared(path: &Path) -> bool {
+    File::open(path).is_ok_and(|probe| probe.try_lock_shared().is_ok())
 }
 
 /// The process id the current holder wrote into `LOCK`, if it wrote one.

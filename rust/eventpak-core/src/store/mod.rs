@@ -9,6 +9,7 @@ mod lock;
 mod read;
 mod receipts;
 mod replay;
+mod shared_mode;
 mod verify;
 
 pub use identity::STORE_ID_FILE;
@@ -68,6 +69,8 @@ pub(crate) struct Shared {
     /// The fork epoch and process id at open: a store is unusable in a forked child.
     fork_epoch: u64,
     opened_by_pid: u32,
+    /// Set when the data dir is shared with other processes (`shared=True`).
+    sharing: Option<shared_mode::SharedMode>,
 }
 
 /// Bumped in every child process right after `fork()` (the binding registers the hook), so
@@ -121,48 +124,52 @@ impl Store {
                 data_dir.display()
             )));
         }
-        let lock_file = lock::take_lock(data_dir, config.read_only)?;
+        let lock_file = lock::take_lock(data_dir, config.read_only, config.shared)?;
         if !config.read_only {
             create_durable_dir(&*storage, &segments_dir)
                 .map_err(|e| Error::storage("creating the segments dir", e))?;
         }
         let segments = SegmentSet::new(config.segment_max_bytes);
-        let mut recovered = if segments_dir.is_dir() {
+        let (mut recovered, session) = if config.shared {
+            let session = shared_mode::join_session(&*storage, data_dir, &segments_dir, &config, &segments)?;
+            (session.recovered, Some((session.mode, session.first, session.open_lock)))
+        } else if segments_dir.is_dir() {
             let options = RecoveryOptions {
                 use_index_checkpoint: config.enable_index_checkpoint,
                 read_only: config.read_only,
+                stop_at: None,
+                last_segment: None,
             };
-            recover(&*storage, data_dir, &segments_dir, options, &segments)?
+            (recover(&*storage, data_dir, &segments_dir, options, &segments)?, None)
         } else {
-            recover_nothing()
+            (recover_nothing(), None)
         };
         let store_id = identity::load_or_create(&*storage, data_dir, config.read_only)?;
         let written = recovered.index.len();
         let writer = if config.read_only {
             None
         } else {
-            if recovered.segments.is_empty() {
-                let path = Writer::create_segment(&*storage, &segments_dir, 0, 0)
-                    .map_err(|e| Error::storage("creating the first segment", e))?;
-                segments.push(0, path)?;
-                recovered.segments.push((0, crate::segment::SEGMENT_HEADER_LEN as u64));
-            }
-            let &(id, len) = recovered.segments.last().expect("a segment exists");
-            let clock = IdClock::resume(recovered.index.last_event_id(), recovered.last_timestamp_us);
-            let position = (segments.len() - 1) as u32;
-            let writer = Writer::resume(
-                storage.clone(),
-                &segments_dir,
-                config.segment_max_bytes,
-                (id, position, len),
-                (written, recovered.rotate_before_write),
-                clock,
-            )?;
-            // What survived a crash may sit only in the page cache: make it durable now,
-            // so `durable` receipts of later appends never rest on unsynced history.
-            writer.sync_active().map_err(|e| Error::storage("fsync at open", e))?;
-            Some(Mutex::new(writer))
+            // (A joining process holds the write lock here: nobody rotates meanwhile.)
+            let _writes = session.as_ref().map(|(mode, _, _)| mode.coord.writes.lock()).transpose()?;
+            Some(Mutex::new(start_writer(&storage, &segments_dir, &config, &segments, &mut recovered)?))
         };
+        let sharing = session.map(|(mode, first, open_lock)| {
+            if first {
+                let (segment_id, segment_len) = match &writer {
+                    Some(w) => w.lock().end(),
+                    None => recovered.segments.last().copied().unwrap_or((0, crate::segment::SEGMENT_HEADER_LEN as u64)),
+                };
+                let published = crate::coord::Published {
+                    seq: written,
+                    segment_id,
+                    segment_len,
+                    rotate_before_write: recovered.rotate_before_write,
+                };
+                shared_mode::start_session(&mode, published, config.read_only);
+            }
+            drop(open_lock);
+            mode
+        });
         let sync_mode = config.sync;
         let shared = Arc::new(Shared {
             data_dir: data_dir.to_owned(),
@@ -183,6 +190,7 @@ impl Store {
             receipt_keys,
             fork_epoch,
             opened_by_pid: std::process::id(),
+            sharing,
         });
         let flusher = (sync_mode == SyncMode::Batch && shared.writer.is_some())
             .then(|| {
@@ -251,17 +259,26 @@ impl Store {
             w.check_healthy()?;
             upto(&w)
         };
-        self.shared.durability.make_durable(upto, writer)
+        self.shared.make_durable(upto, writer)
     }
 
-    /// A counter that changes whenever events become visible.
+    /// A counter that changes whenever events become visible (in any process sharing the
+    /// data dir).
     pub fn commit_generation(&self) -> u64 {
-        *self.shared.commits.lock()
+        match &self.shared.sharing {
+            Some(mode) => u64::from(mode.coord.mem.commits().load()),
+            None => *self.shared.commits.lock(),
+        }
     }
 
     /// Blocks until the commit generation differs from `seen` or `timeout` passes;
     /// returns the generation then.
     pub fn wait_for_commit(&self, seen: u64, timeout: Duration) -> u64 {
+        if let Some(mode) = &self.shared.sharing {
+            let commits = mode.coord.mem.commits();
+            commits.wait(seen as u32, timeout);
+            return u64::from(commits.load());
+        }
         let mut generation = self.shared.commits.lock();
         if *generation == seen {
             self.shared.commit_wake.wait_for(&mut generation, timeout);
@@ -292,9 +309,9 @@ impl Store {
         self.durable_through(writer, |_| seq.saturating_add(1))
     }
 
-    /// Number of leading events covered by an fsync.
+    /// Number of leading events covered by an fsync (by any process, in shared mode).
     pub fn durable_events(&self) -> u64 {
-        self.shared.durability.durable()
+        self.shared.durable_count()
     }
 
     /// Syncs, writes the index checkpoint and releases the data dir. Idempotent.
@@ -315,20 +332,34 @@ impl Store {
             let _ = handle.join(); // The flusher never panics; its failures poison the writer.
         }
         let outcome = fence.and(self.finish_writer());
+        if let Some(mode) = &self.shared.sharing {
+            mode.coord.leave();
+        }
         self.lock_file.lock().take();
         outcome
     }
 
     fn finish_writer(&self) -> Result<()> {
         let Some(writer) = &self.shared.writer else { return Ok(()) };
-        let mut w = writer.lock();
-        if w.failure().is_some() {
+        if writer.lock().failure().is_some() {
             // The failure was raised by the call that hit it and stays in `stats()`; a
             // poisoned writer is released without another fsync or an index checkpoint.
             return Ok(());
         }
-        w.sync_active().map_err(|e| Error::storage("fsync at close", e))?;
+        if self.shared.sharing.is_some() {
+            // Others may still be appending: make durable what is published now, and write
+            // the checkpoint of the log as it is under the write lock.
+            self.shared.make_durable(self.shared.log_written(writer), writer)?;
+        } else {
+            writer.lock().sync_active().map_err(|e| Error::storage("fsync at close", e))?;
+        }
         if !self.shared.config.enable_index_checkpoint {
+            return Ok(());
+        }
+        let (mut w, _writes) = self.lock_writer(writer)?;
+        if self.shared.index.read().visibility.open_fence.is_some() {
+            // Another process's fence is open: a checkpoint now would record its events as
+            // hidden for good. The last process to close writes one.
             return Ok(());
         }
         let mut cover =
@@ -351,6 +382,42 @@ impl Drop for Store {
     }
 }
 
+/// The writer of a writable open, at the end of the recovered log (creating the first
+/// segment of a new store). What survived a crash may sit only in the page cache, so the
+/// active segment is fsynced: `durable` receipts never rest on unsynced history.
+fn start_writer(
+    storage: &Arc<dyn Storage>,
+    segments_dir: &Path,
+    config: &StoreConfig,
+    segments: &SegmentSet,
+    recovered: &mut crate::recovery::Recovered,
+) -> Result<Writer> {
+    if recovered.segments.is_empty() {
+        let first = segments_dir.join(crate::segment::segment_file_name(0));
+        // A joining process finds it made (and published) by the session's first writer.
+        if !first.exists() {
+            Writer::create_segment(&**storage, segments_dir, 0, 0)
+                .map_err(|e| Error::storage("creating the first segment", e))?;
+        }
+        segments.push(0, first.clone())?;
+        let len = std::fs::metadata(&first).map_err(|e| Error::storage("reading segment size", e))?.len();
+        recovered.segments.push((0, len));
+    }
+    let &(id, len) = recovered.segments.last().expect("a segment exists");
+    let clock = IdClock::resume(recovered.index.last_event_id(), recovered.last_timestamp_us);
+    let position = (segments.len() - 1) as u32;
+    let writer = Writer::resume(
+        storage.clone(),
+        segments_dir,
+        config.segment_max_bytes,
+        (id, position, len),
+        (recovered.index.len(), recovered.rotate_before_write),
+        clock,
+    )?;
+    writer.sync_active().map_err(|e| Error::storage("fsync at open", e))?;
+    Ok(writer)
+}
+
 fn recover_nothing() -> crate::recovery::Recovered {
     crate::recovery::Recovered {
         index: Index::default(),
@@ -362,6 +429,34 @@ fn recover_nothing() -> crate::recovery::Recovered {
 }
 
 impl Shared {
+    /// Returns once events `0..upto` are durable: group commit within this process, and in
+    /// shared mode across processes (an fsync by any process counts).
+    fn make_durable(&self, upto: u64, writer: &Mutex<Writer>) -> Result<()> {
+        let Some(mode) = &self.sharing else {
+            return self.durability.make_durable(upto, || Durability::lead(writer));
+        };
+        if mode.coord.mem.durable() >= upto {
+            return Ok(());
+        }
+        self.durability.make_durable(upto, || {
+            self.lead_shared_sync(mode).inspect_err(|e| writer.lock().poison(e.clone()))
+        })
+    }
+
+    /// Events written so far: by this process's writer, or published by any process.
+    fn log_written(&self, writer: &Mutex<Writer>) -> u64 {
+        match &self.sharing {
+            Some(mode) => mode.coord.mem.published_seq(),
+            None => writer.lock().written(),
+        }
+    }
+
+    /// Events made durable so far (by any process, in shared mode).
+    fn durable_count(&self) -> u64 {
+        let own = self.durability.durable();
+        self.sharing.as_ref().map_or(own, |mode| own.max(mode.coord.mem.durable()))
+    }
+
     /// Batch mode: fsync when kicked (enough unsynced events) or every interval.
     fn run_flusher(&self) {
         let Some(writer) = &self.writer else { return };
@@ -377,16 +472,20 @@ impl Shared {
                 }
                 signal.kick = false;
             }
-            let written = writer.lock().written();
-            if written > self.durability.durable() {
+            let written = self.log_written(writer);
+            if written > self.durable_count() {
                 // A failure poisons the writer; appends and sync() report it from there.
-                let _ = self.durability.make_durable(written, writer);
+                let _ = self.make_durable(written, writer);
             }
         }
     }
 
-    /// Wakes blocked readers: new events are visible.
+    /// Wakes blocked readers (in every process sharing the data dir): new events are visible.
     fn announce_commit(&self) {
+        if let Some(mode) = &self.sharing {
+            mode.coord.mem.commits().wake();
+            return;
+        }
         *self.commits.lock() += 1;
         self.commit_wake.notify_all();
     }

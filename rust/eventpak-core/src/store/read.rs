@@ -64,14 +64,14 @@ impl Store {
     /// Reads the events at `seqs` (unknown sequences are left out).
     pub fn read_events(&self, seqs: &[u64]) -> Result<Vec<StoredEvent>> {
         self.check_open()?;
-        let located = Self::locate(&self.shared.index.read(), seqs);
+        let located = Self::locate(&*self.index()?, seqs);
         decode_all(&self.shared.segments, located)
     }
 
     /// Runs `f` on the index under its read lock.
     pub(crate) fn with_index<T>(&self, f: impl FnOnce(&Index) -> T) -> Result<T> {
         self.check_open()?;
-        Ok(f(&self.shared.index.read()))
+        Ok(f(&*self.index()?))
     }
 
     /// Cancelled fence ranges clipped to `[from, to)`.
@@ -88,7 +88,7 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<u64>> {
         self.check_open()?;
-        Ok(self.shared.index.read().query_hits_after(region, position, started, limit))
+        Ok(self.index()?.query_hits_after(region, position, started, limit))
     }
 
     /// Events matching `region` in commit order, strictly after sequence `after` if given.
@@ -107,7 +107,7 @@ impl Store {
     pub fn get(&self, event_id: &[u8; 16]) -> Result<StoredEvent> {
         self.check_open()?;
         let located = {
-            let index = self.shared.index.read();
+            let index = self.index()?;
             let seq = index.sequence_of(event_id).ok_or_else(|| Error::EventNotFound(uuid_text(event_id)))?;
             Self::locate(&index, &[seq])
         };
@@ -122,7 +122,7 @@ impl Store {
         self.check_open()?;
         let limit = limit.unwrap_or(usize::MAX);
         let located = {
-            let index = self.shared.index.read();
+            let index = self.index()?;
             let seq = index.sequence_of(event_id).ok_or_else(|| Error::EventNotFound(uuid_text(event_id)))?;
             let meta = *index.entry(seq).expect("indexed sequence");
             let chain: Vec<u64> = (0..=meta.entity_sequence)
@@ -165,7 +165,7 @@ impl Store {
     pub fn stats(&self) -> Result<Stats> {
         self.check_open()?;
         let (events, hidden, (entities, scopes, kinds)) = {
-            let index = self.shared.index.read();
+            let index = self.index()?;
             let cancelled: u64 = index.visibility.cancelled.iter().map(|(start, end)| end - start).sum();
             (index.len(), cancelled + index.pending.len() as u64, index.cardinalities())
         };

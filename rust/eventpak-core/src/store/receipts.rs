@@ -34,7 +34,7 @@ impl Store {
             return Ok(Some(ReceiptProblem::WrongStore));
         }
         let seq = {
-            let index = self.shared.index.read();
+            let index = self.index()?;
             let Some(seq) = index.sequence_of_any(&receipt.event_id) else {
                 return Ok(Some(ReceiptProblem::UnknownEvent));
             };

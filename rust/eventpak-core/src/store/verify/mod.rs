@@ -129,7 +129,7 @@ impl Store {
     }
 
     fn verify_snapshot(&self) -> Result<Snapshot> {
-        let index = self.shared.index.read();
+        let index = self.index()?;
         let visibility = index.visibility.clone();
         let events = visibility.open_fence.map_or(index.len(), |start| start.min(index.len()));
         // How far each segment holds the events being checked: the end of its last one,

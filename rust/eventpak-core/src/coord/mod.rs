@@ -1,0 +1,156 @@
+//! Coordination between the processes that open one data dir with `shared=True`
+//! (`docs/design.md`, "Several processes on one data dir").
+//!
+//! Every cross-process lock is an `flock` on a file in `shared/`: the kernel releases it
+//! when its holder dies, however it dies, so a SIGKILLed process never blocks the others.
+//! What the processes must see without a lock lives in one mapped page ([`SharedMemory`]).
+
+mod futex;
+mod mem;
+
+pub use futex::WakeWord;
+pub use mem::{Published, SharedMemory};
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::io::create_private_dir;
+
+/// Folder of a data dir holding the coordination files of shared mode.
+pub const SHARED_DIR: &str = "shared";
+
+/// An `flock`ed file: the lock is taken by [`FileLock::lock`] and dropped with the guard.
+pub struct FileLock {
+    file: File,
+    path: PathBuf,
+}
+
+/// Holds a [`FileLock`] until dropped.
+pub struct LockGuard<'a>(&'a FileLock);
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.file.unlock();
+    }
+}
+
+impl FileLock {
+    /// Opens (creating) the lock file at `path`. Each `FileLock` is its own open file
+    /// description, so two of them on one path exclude each other even in one process.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| Error::storage("opening a lock file", e))?;
+        Ok(FileLock { file, path: path.to_owned() })
+    }
+
+    /// Blocks until the lock is held exclusively.
+    pub fn lock(&self) -> Result<LockGuard<'_>> {
+        self.file.lock().map_err(|e| self.failed(e))?;
+        Ok(LockGuard(self))
+    }
+
+    /// The lock, if nobody else holds it right now.
+    pub fn try_lock(&self) -> Result<Option<LockGuard<'_>>> {
+        match self.file.try_lock() {
+            Ok(()) => Ok(Some(LockGuard(self))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(self.failed(e)),
+        }
+    }
+
+    /// Takes the lock for longer than a guard's scope (released by [`FileLock::unlock`]).
+    pub fn try_hold(&self) -> Result<bool> {
+        Ok(self.try_lock()?.map(std::mem::forget).is_some())
+    }
+
+    /// Releases a lock taken by [`FileLock::try_hold`] or [`FileLock::hold_shared`].
+    pub fn unlock(&self) {
+        let _ = self.file.unlock();
+    }
+
+    /// Takes a shared lock for good (until [`FileLock::unlock`] or the process ends).
+    pub fn hold_shared(&self) -> Result<bool> {
+        match self.file.try_lock_shared() {
+            Ok(()) => Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+            Err(std::fs::TryLockError::Error(e)) => Err(self.failed(e)),
+        }
+    }
+
+    fn failed(&self, e: std::io::Error) -> Error {
+        Error::storage(&format!("locking {}", self.path.display()), e)
+    }
+}
+
+/// The cross-process state of one shared store: the mapped page and its locks.
+pub struct Coordination {
+    /// The mapped page.
+    pub mem: SharedMemory,
+    /// Held while writing frames, `hidden.ranges` or the index checkpoint, and while
+    /// repairing after a dead writer.
+    pub writes: FileLock,
+    /// Held by the process running a group-commit fsync.
+    pub syncs: FileLock,
+    /// Held by the process owning the open fence, for the fence's whole life.
+    pub fence: FileLock,
+    /// A second handle on the fence lock, to ask whether its owner is still alive.
+    pub fence_probe: FileLock,
+    /// Every member holds it shared; the first opener of a session finds it free.
+    members: FileLock,
+}
+
+/// How a process joined a shared session.
+pub struct Joined {
+    /// The coordination state.
+    pub coord: Coordination,
+    /// True when no other process had the store open: this one starts the session.
+    pub first: bool,
+    /// Held for the whole open: openers take turns.
+    pub open_lock: FileLock,
+}
+
+impl Coordination {
+    /// Joins (or starts) the shared session of `data_dir`. The returned `open_lock` is
+    /// held: the caller recovers, then drops it so the next opener may join.
+    pub fn join(data_dir: &Path) -> Result<Joined> {
+        let dir = data_dir.join(SHARED_DIR);
+        create_private_dir(&dir).map_err(|e| Error::storage("creating the shared dir", e))?;
+        let open_lock = FileLock::open(&dir.join("open.lock"))?;
+        open_lock.file.lock().map_err(|e| open_lock.failed(e))?;
+        let members = FileLock::open(&dir.join("members.lock"))?;
+        // Alone means nobody holds `members.lock` at all; openers take turns under
+        // `open.lock`, so switching to a shared hold cannot race another opener.
+        let first = members.try_hold()?;
+        if !members.hold_shared()? {
+            return Err(Error::Internal("could not share members.lock after probing it".into()));
+        }
+        let mem = SharedMemory::open(&dir.join("mem")).map_err(|e| Error::storage("mapping shared/mem", e))?;
+        let coord = Coordination {
+            mem,
+            writes: FileLock::open(&dir.join("write.lock"))?,
+            syncs: FileLock::open(&dir.join("sync.lock"))?,
+            fence: FileLock::open(&dir.join("fence.lock"))?,
+            fence_probe: FileLock::open(&dir.join("fence.lock"))?,
+            members,
+        };
+        let first = first || !coord.mem.is_initialized();
+        Ok(Joined { coord, first, open_lock })
+    }
+
+    /// True when the owner of the open fence is gone (its lock is free).
+    pub fn fence_owner_gone(&self) -> Result<bool> {
+        Ok(self.fence_probe.try_lock()?.is_some())
+    }
+
+    /// Leaves the session (the page and locks are dropped with `self`).
+    pub fn leave(&self) {
+        self.members.unlock();
+    }
+}

@@ -1,0 +1,125 @@
+//! Shared mode: several processes open one data dir with `shared=True`.
+//!
+//! Each process keeps its own index and follows the log the others write. Writers take
+//! turns under a cross-process file lock; before writing, a writer repairs what a dead
+//! writer left, follows the log to its published end and continues from there, so entity
+//! clocks, hash chains, compare-and-set and idempotency keys hold across processes as
+//! within one. See `docs/design.md`, "Several processes on one data dir".
+
+mod follow;
+mod write;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::config::StoreConfig;
+use crate::coord::{Coordination, Joined, Published};
+use crate::error::Result;
+use crate::index::Index;
+use crate::io::Storage;
+use crate::recovery::{recover, Recovered, RecoveryOptions};
+use crate::segment::{SegmentSet, SEGMENT_HEADER_LEN};
+use crate::visibility::Visibility;
+
+/// Where this process's index ends in the log.
+#[derive(Default)]
+pub(super) struct FollowTail {
+    /// Segment position (in this process's segment set) of the next frame to index.
+    position: u32,
+    /// Its offset.
+    offset: u64,
+    /// The newest timestamp indexed (new events never go below it).
+    last_timestamp_us: u64,
+    /// The `hidden.ranges` generation the index reflects.
+    visibility_gen: u64,
+}
+
+/// What a process sharing its data dir keeps besides the exclusive store's state.
+pub(super) struct SharedMode {
+    pub(super) coord: Coordination,
+    tail: Mutex<FollowTail>,
+    /// Index length after the last follow (what the lock-free check compares with).
+    followed: AtomicU64,
+    /// `hidden.ranges` generation after the last follow.
+    followed_gen: AtomicU64,
+    /// The segment the last group-commit fsync went to, kept open.
+    sync_file: Mutex<Option<(u64, Arc<(File, PathBuf)>)>>,
+}
+
+impl SharedMode {
+    /// The published end of the log.
+    pub(super) fn published(&self) -> Published {
+        self.coord.mem.published()
+    }
+}
+
+/// A shared session joined: the recovered log, and whether this process started it.
+pub(super) struct Session {
+    pub(super) recovered: Recovered,
+    pub(super) mode: SharedMode,
+    pub(super) first: bool,
+    /// Held until the store is assembled: the next opener waits for it.
+    pub(super) open_lock: crate::coord::FileLock,
+}
+
+/// Joins (or starts) the shared session of `data_dir` and recovers the log as published.
+/// The first opener recovers as an exclusive open does (repairing a torn tail when
+/// writable) and publishes what it found; a later one reads the log only up to its
+/// published end (or the start of a live fence), under the write lock so it stays put,
+/// and follows the rest like any other reader.
+pub(super) fn join_session(
+    storage: &dyn Storage,
+    data_dir: &Path,
+    segments_dir: &Path,
+    config: &StoreConfig,
+    set: &SegmentSet,
+) -> Result<Session> {
+    let Joined { coord, first, open_lock } = Coordination::join(data_dir)?;
+    let recovered = {
+        let _writes = coord.writes.lock()?;
+        let mut options = RecoveryOptions {
+            use_index_checkpoint: config.enable_index_checkpoint,
+            read_only: config.read_only,
+            stop_at: None,
+            last_segment: None,
+        };
+        if !first {
+            let published = coord.mem.published();
+            let fence = Visibility::load(data_dir)?.open_fence;
+            options.read_only = true;
+            options.stop_at = Some(fence.map_or(published.seq, |start| start.min(published.seq)));
+            options.last_segment = Some(published.segment_id);
+        }
+        recover(storage, data_dir, segments_dir, options, set)?
+    };
+    let tail = tail_of(&recovered.index, recovered.last_timestamp_us);
+    let mode = SharedMode {
+        coord,
+        tail: Mutex::new(tail),
+        followed: AtomicU64::new(recovered.index.len()),
+        // Unknown yet: the first follow loads `hidden.ranges` and adopts its open fence.
+        followed_gen: AtomicU64::new(u64::MAX),
+        sync_file: Mutex::default(),
+    };
+    Ok(Session { recovered, mode, first, open_lock })
+}
+
+/// The end of what `index` holds: just past its newest frame.
+fn tail_of(index: &Index, last_timestamp_us: u64) -> FollowTail {
+    let (position, offset) = match index.len().checked_sub(1).and_then(|last| index.entry(last)) {
+        Some(e) => (e.segment, e.offset + e.len as u64),
+        None => (0, SEGMENT_HEADER_LEN as u64),
+    };
+    FollowTail { position, offset, last_timestamp_us, visibility_gen: u64::MAX }
+}
+
+/// Starts the session's shared page from the first opener's recovery.
+pub(super) fn start_session(mode: &SharedMode, published: Published, read_only: bool) {
+    // A read-only first opener cannot cut a torn tail or a half-made rotation; the first
+    // writer repairs as after a writer that died mid-write.
+    mode.coord.mem.initialize(published, read_only);
+}

@@ -1,0 +1,146 @@
+//! Writing in shared mode: the write lock, the repair after a writer that died holding it,
+//! publishing what was written, and the group-commit fsync across processes.
+
+use std::sync::Arc;
+
+use parking_lot::MutexGuard;
+
+use super::SharedMode;
+use crate::coord::{LockGuard, Published};
+use crate::error::{Error, Result};
+use crate::segment::{load_seals, list_segments, segment_file_name, SEGMENTS_DIR};
+use crate::store::{Shared, Store};
+use crate::writer::Writer;
+
+impl Store {
+    /// Takes the cross-process write lock for a writer whose in-process lock is held:
+    /// repairs what a dead writer left, follows the log, and moves the writer to its end.
+    pub(in crate::store) fn lock_shared_writes<'a>(
+        &self,
+        mode: &'a SharedMode,
+        w: &mut MutexGuard<'_, Writer>,
+    ) -> Result<LockGuard<'a>> {
+        let guard = mode.coord.writes.lock()?;
+        if mode.coord.mem.writing() != 0 {
+            self.repair_dead_writer(mode).inspect_err(|e| w.poison(e.clone()))?;
+        }
+        self.follow(mode)?;
+        let published = mode.coord.mem.published();
+        let position = self.shared.segments.position_of(published.segment_id).ok_or_else(|| {
+            Error::Internal(format!("segment {} was published but never followed", published.segment_id))
+        })?;
+        let end = (published.segment_id, position, published.segment_len);
+        w.adopt(end, published.seq, published.rotate_before_write)?;
+        let last_timestamp_us = mode.tail.lock().last_timestamp_us;
+        w.clock.observe(self.shared.index.read().last_event_id(), last_timestamp_us);
+        Ok(guard)
+    }
+
+    /// Marks the files as being changed by this process until [`Store::publish_writes`]:
+    /// if it dies in between, the next writer repairs.
+    pub(in crate::store) fn begin_shared_write(&self, mode: &SharedMode) {
+        mode.coord.mem.set_writing(u64::from(std::process::id()));
+    }
+
+    /// Publishes the writer's end of the log (its frames are written and indexed here).
+    pub(in crate::store) fn publish_writes(&self, mode: &SharedMode, w: &Writer) {
+        let (segment_id, segment_len) = w.end();
+        let published = Published { seq: w.written(), segment_id, segment_len, rotate_before_write: false };
+        {
+            let mut tail = mode.tail.lock();
+            if let Some(position) = self.shared.segments.position_of(segment_id) {
+                tail.position = position;
+            }
+            tail.offset = segment_len;
+            tail.last_timestamp_us = tail.last_timestamp_us.max(w.clock.last_timestamp_us());
+        }
+        mode.coord.mem.publish(published);
+        mode.followed.fetch_max(w.written(), std::sync::atomic::Ordering::AcqRel);
+        mode.coord.mem.set_writing(0);
+    }
+
+    /// A writer died between changing files and publishing: cut what it left past the
+    /// published end (a torn frame, a whole unpublished batch, a half-made rotation).
+    fn repair_dead_writer(&self, mode: &SharedMode) -> Result<()> {
+        let storage = &*self.shared.storage;
+        let segments_dir = self.shared.data_dir.join(SEGMENTS_DIR);
+        let mut published = mode.coord.mem.published();
+        let seals = load_seals(&segments_dir)?;
+        seals.cut_torn_record(storage, &segments_dir).map_err(|e| Error::storage("cutting a torn seal record", e))?;
+        let files = list_segments(&segments_dir).map_err(|e| Error::storage("listing segments", e))?;
+        let mut removed = false;
+        for (id, path) in files.iter().filter(|(id, _)| *id > published.segment_id) {
+            // Created by a rotation that never published a frame: the next rotation makes it anew.
+            storage.remove(path).map_err(|e| Error::storage(&format!("removing unpublished segment {id}"), e))?;
+            removed = true;
+        }
+        if removed {
+            storage.sync_dir(&segments_dir).map_err(|e| Error::storage("fsync of segments dir", e))?;
+        }
+        let path = segments_dir.join(segment_file_name(published.segment_id));
+        if published.seq == 0 && !path.exists() {
+            // A read-only process started the session on a store that never got a segment.
+            Writer::create_segment(storage, &segments_dir, published.segment_id, 0)
+                .map_err(|e| Error::storage("creating the first segment", e))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::storage("opening the active segment", e))?;
+        let len = file.metadata().map_err(|e| Error::storage("reading segment size", e))?.len();
+        if len > published.segment_len {
+            storage
+                .truncate(&file, &path, published.segment_len)
+                .and_then(|()| storage.sync(&file, &path))
+                .map_err(|e| Error::storage("cutting a dead writer's tail", e))?;
+        }
+        if let Some(seal) = seals.by_segment.get(&published.segment_id) {
+            if (seal.len, seal.next_sequence) != (published.segment_len, published.seq) {
+                let reason = format!(
+                    "sealed with {} bytes up to sequence {}, published with {} bytes up to sequence {}",
+                    seal.len, seal.next_sequence, published.segment_len, published.seq
+                );
+                return Err(Error::corrupt(&path, published.segment_len, reason));
+            }
+            // Sealed, but the next segment never took a frame: the next write rotates.
+            published.rotate_before_write = true;
+        }
+        mode.coord.mem.publish(published);
+        mode.coord.mem.set_writing(0);
+        Ok(())
+    }
+
+}
+
+impl Shared {
+    /// One fsync covering every event any process published before it started, unless
+    /// another process's fsync already covered them; returns the durable count.
+    pub(in crate::store) fn lead_shared_sync(&self, mode: &SharedMode) -> Result<u64> {
+        // Leaders queue on the lock; each finds out first whether the one before covered it.
+        let _leader = mode.coord.syncs.lock()?;
+        let covered = mode.coord.mem.published_seq();
+        let durable = mode.coord.mem.durable();
+        if durable >= covered {
+            return Ok(durable);
+        }
+        // Read after `covered`: the segment holding the newest of those events, or a later
+        // one (an older segment was fsynced when it was sealed).
+        let segment_id = mode.coord.mem.published().segment_id;
+        let file = {
+            let mut cached = mode.sync_file.lock();
+            match &*cached {
+                Some((id, file)) if *id == segment_id => file.clone(),
+                _ => {
+                    let path = self.data_dir.join(SEGMENTS_DIR).join(segment_file_name(segment_id));
+                    let file = std::fs::File::open(&path).map_err(|e| Error::storage("opening a segment to fsync", e))?;
+                    let file = Arc::new((file, path));
+                    *cached = Some((segment_id, file.clone()));
+                    file
+                }
+            }
+        };
+        self.storage.sync(&file.0, &file.1).map_err(|e| Error::storage("fsync of the active segment", e))?;
+        mode.coord.mem.note_durable(covered);
+        Ok(covered)
+    }
+}
