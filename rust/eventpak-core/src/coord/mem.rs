@@ -62,7 +62,8 @@ pub struct SharedMemory {
 impl SharedMemory {
     /// Maps `path` (creating it, one page of zeros, when missing).
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).create(true).mode(0o600).open(path)?;
+        let file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)?;
         if file.metadata()?.len() < PAGE as u64 {
             file.set_len(PAGE as u64)?;
         }
@@ -73,14 +74,14 @@ impl SharedMemory {
     }
 
     fn u64_at(&self, at: usize) -> &AtomicU64 {
-        debug_assert!(at % 8 == 0 && at + 8 <= PAGE);
+        debug_assert!(at.is_multiple_of(8) && at + 8 <= PAGE);
         // SAFETY: in bounds and 8-aligned (the map is page aligned); AtomicU64 has the
         // layout of u64, and the page lives as long as `self`.
         unsafe { &*(self.map.as_ptr().add(at) as *const AtomicU64) }
     }
 
     fn u32_at(&self, at: usize) -> &AtomicU32 {
-        debug_assert!(at % 4 == 0 && at + 4 <= PAGE);
+        debug_assert!(at.is_multiple_of(4) && at + 4 <= PAGE);
         // SAFETY: as in `u64_at`, for a 4-aligned u32.
         unsafe { &*(self.map.as_ptr().add(at) as *const AtomicU32) }
     }

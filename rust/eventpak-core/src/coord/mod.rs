@@ -8,7 +8,6 @@
 mod futex;
 mod mem;
 
-pub use futex::WakeWord;
 pub use mem::{Published, SharedMemory};
 
 use std::fs::{File, OpenOptions};
@@ -44,6 +43,7 @@ impl FileLock {
             .read(true)
             .write(true)
             .create(true)
+            .truncate(false)
             .mode(0o600)
             .open(path)
             .map_err(|e| Error::storage("opening a lock file", e))?;
@@ -131,7 +131,8 @@ impl Coordination {
         if !members.hold_shared()? {
             return Err(Error::Internal("could not share members.lock after probing it".into()));
         }
-        let mem = SharedMemory::open(&dir.join("mem")).map_err(|e| Error::storage("mapping shared/mem", e))?;
+        let mem =
+            SharedMemory::open(&dir.join("mem")).map_err(|e| Error::storage("mapping shared/mem", e))?;
         let coord = Coordination {
             mem,
             writes: FileLock::open(&dir.join("write.lock"))?,

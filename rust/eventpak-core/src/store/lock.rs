@@ -22,8 +22,9 @@ pub(super) fn take_lock(data_dir: &Path, read_only: bool, shared: bool) -> Resul
     let path = data_dir.join(LOCK_FILE);
     // A shared reader must be able to take a lock writers see, so it creates `LOCK` too.
     let create = !read_only || shared;
-    let file = if !create && !path.exists() { File::open(data_dir) } else { crate::io::open_append(&path, true) }
-        .map_err(|e| Error::storage("opening the lock file", e))?;
+    let file =
+        if !create && !path.exists() { File::open(data_dir) } else { crate::io::open_append(&path, true) }
+            .map_err(|e| Error::storage("opening the lock file", e))?;
     // A lock released by `close()` can still be held for a moment by a child process that
     // another thread forked (subprocess) before the close and that has not exec'd yet: the
     // child shares the locked file description. Give such a holder a few milliseconds.

@@ -5,6 +5,7 @@ mod causal;
 mod checkpoint;
 mod fence;
 mod identity;
+mod leases;
 mod lock;
 mod read;
 mod receipts;
@@ -13,6 +14,7 @@ mod shared_mode;
 mod verify;
 
 pub use identity::STORE_ID_FILE;
+pub use leases::{WorkerLease, LEASES_DIR};
 pub use lock::LOCK_FILE;
 pub use read::Stats;
 pub use verify::{VerifyProblem, VerifyReport};
@@ -71,6 +73,9 @@ pub(crate) struct Shared {
     opened_by_pid: u32,
     /// Set when the data dir is shared with other processes (`shared=True`).
     sharing: Option<shared_mode::SharedMode>,
+    /// Bumped when a worker lease is released (exclusive mode; shared mode uses a futex).
+    leases: Mutex<u32>,
+    lease_released: Condvar,
 }
 
 /// Bumped in every child process right after `fork()` (the binding registers the hook), so
@@ -157,7 +162,11 @@ impl Store {
             if first {
                 let (segment_id, segment_len) = match &writer {
                     Some(w) => w.lock().end(),
-                    None => recovered.segments.last().copied().unwrap_or((0, crate::segment::SEGMENT_HEADER_LEN as u64)),
+                    None => recovered
+                        .segments
+                        .last()
+                        .copied()
+                        .unwrap_or((0, crate::segment::SEGMENT_HEADER_LEN as u64)),
                 };
                 let published = crate::coord::Published {
                     seq: written,
@@ -191,6 +200,8 @@ impl Store {
             fork_epoch,
             opened_by_pid: std::process::id(),
             sharing,
+            leases: Mutex::new(0),
+            lease_released: Condvar::new(),
         });
         let flusher = (sync_mode == SyncMode::Batch && shared.writer.is_some())
             .then(|| {

@@ -38,6 +38,9 @@ pub(super) struct FollowTail {
     visibility_gen: u64,
 }
 
+/// An open segment file with its path (what an fsync through `Storage` takes).
+type OpenSegment = Arc<(File, PathBuf)>;
+
 /// What a process sharing its data dir keeps besides the exclusive store's state.
 pub(super) struct SharedMode {
     pub(super) coord: Coordination,
@@ -47,14 +50,7 @@ pub(super) struct SharedMode {
     /// `hidden.ranges` generation after the last follow.
     followed_gen: AtomicU64,
     /// The segment the last group-commit fsync went to, kept open.
-    sync_file: Mutex<Option<(u64, Arc<(File, PathBuf)>)>>,
-}
-
-impl SharedMode {
-    /// The published end of the log.
-    pub(super) fn published(&self) -> Published {
-        self.coord.mem.published()
-    }
+    sync_file: Mutex<Option<(u64, OpenSegment)>>,
 }
 
 /// A shared session joined: the recovered log, and whether this process started it.

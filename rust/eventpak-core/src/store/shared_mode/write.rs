@@ -8,7 +8,7 @@ use parking_lot::MutexGuard;
 use super::SharedMode;
 use crate::coord::{LockGuard, Published};
 use crate::error::{Error, Result};
-use crate::segment::{load_seals, list_segments, segment_file_name, SEGMENTS_DIR};
+use crate::segment::{list_segments, load_seals, segment_file_name, SEGMENTS_DIR};
 use crate::store::{Shared, Store};
 use crate::writer::Writer;
 
@@ -66,12 +66,16 @@ impl Store {
         let segments_dir = self.shared.data_dir.join(SEGMENTS_DIR);
         let mut published = mode.coord.mem.published();
         let seals = load_seals(&segments_dir)?;
-        seals.cut_torn_record(storage, &segments_dir).map_err(|e| Error::storage("cutting a torn seal record", e))?;
+        seals
+            .cut_torn_record(storage, &segments_dir)
+            .map_err(|e| Error::storage("cutting a torn seal record", e))?;
         let files = list_segments(&segments_dir).map_err(|e| Error::storage("listing segments", e))?;
         let mut removed = false;
         for (id, path) in files.iter().filter(|(id, _)| *id > published.segment_id) {
             // Created by a rotation that never published a frame: the next rotation makes it anew.
-            storage.remove(path).map_err(|e| Error::storage(&format!("removing unpublished segment {id}"), e))?;
+            storage
+                .remove(path)
+                .map_err(|e| Error::storage(&format!("removing unpublished segment {id}"), e))?;
             removed = true;
         }
         if removed {
@@ -109,7 +113,6 @@ impl Store {
         mode.coord.mem.set_writing(0);
         Ok(())
     }
-
 }
 
 impl Shared {
@@ -132,7 +135,8 @@ impl Shared {
                 Some((id, file)) if *id == segment_id => file.clone(),
                 _ => {
                     let path = self.data_dir.join(SEGMENTS_DIR).join(segment_file_name(segment_id));
-                    let file = std::fs::File::open(&path).map_err(|e| Error::storage("opening a segment to fsync", e))?;
+                    let file = std::fs::File::open(&path)
+                        .map_err(|e| Error::storage("opening a segment to fsync", e))?;
                     let file = Arc::new((file, path));
                     *cached = Some((segment_id, file.clone()));
                     file
