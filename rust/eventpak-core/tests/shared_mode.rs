@@ -67,7 +67,10 @@ fn compare_and_set_and_idempotency_hold_across_openers() {
     let keyed = || AppendRequest { idempotency_key: Some(b"order-7".to_vec()), ..request("o", "k", b"p") };
     let first = a.append(keyed()).unwrap();
     let again = b.append(keyed()).unwrap();
-    assert_eq!((again.global_sequence, again.event_id, again.hash), (first.global_sequence, first.event_id, first.hash));
+    assert_eq!(
+        (again.global_sequence, again.event_id, again.hash),
+        (first.global_sequence, first.event_id, first.hash)
+    );
     assert_eq!(all(&a).len(), 3);
 }
 
@@ -163,7 +166,9 @@ impl TornWrite {
 impl Storage for TornWrite {
     fn write(&self, file: &File, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let segment = path.extension().is_some_and(|e| e == "seg");
-        if segment && self.armed.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) == Ok(1) {
+        if segment
+            && self.armed.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)) == Ok(1)
+        {
             (&*file).write_all(&bytes[..bytes.len() / 2])?;
             return Err(std::io::Error::other("killed mid-write"));
         }

@@ -21,7 +21,6 @@ pub use lock::LOCK_FILE;
 pub use read::Stats;
 pub use verify::{VerifyProblem, VerifyReport};
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -87,13 +86,14 @@ static FORK_EPOCH: AtomicU64 = AtomicU64::new(0);
 /// unusable here (its locks, threads and writer belong to the parent).
 pub fn note_fork_in_child() {
     FORK_EPOCH.fetch_add(1, Ordering::AcqRel);
+    crate::coord::fork::detach_in_child();
 }
 
 /// An open event store. All methods take `&self`; the store is safe to share.
 pub struct Store {
     shared: Arc<Shared>,
     flusher: Mutex<Option<JoinHandle<()>>>,
-    lock_file: Mutex<Option<File>>,
+    lock_file: Mutex<Option<crate::coord::FileLock>>,
 }
 
 impl Store {
@@ -239,22 +239,18 @@ impl Store {
             // poisoned writer is released without another fsync or an index checkpoint.
             return Ok(());
         }
-        if self.shared.sharing.is_some() {
-            // Others may still be appending: make durable what is published now, and write
-            // the checkpoint of the log as it is under the write lock.
+        if let Some(mode) = &self.shared.sharing {
+            // Others may still be appending: what is published now is made durable, and
+            // the checkpoint covers what this process has followed.
             self.shared.make_durable(self.shared.log_written(writer), writer)?;
-        } else {
-            writer.lock().sync_active().map_err(|e| Error::storage("fsync at close", e))?;
+            let enabled = self.shared.config.enable_index_checkpoint;
+            return if enabled { self.write_shared_checkpoint(mode, writer) } else { Ok(()) };
         }
+        writer.lock().sync_active().map_err(|e| Error::storage("fsync at close", e))?;
         if !self.shared.config.enable_index_checkpoint {
             return Ok(());
         }
-        let (mut w, _writes) = self.lock_writer(writer)?;
-        if self.shared.index.read().visibility.open_fence.is_some() {
-            // Another process's fence is open: a checkpoint now would record its events as
-            // hidden for good. The last process to close writes one.
-            return Ok(());
-        }
+        let mut w = writer.lock();
         let mut cover =
             CheckpointCover { last_timestamp_us: w.clock.next_timestamp_us(), ..Default::default() };
         for (id, path) in self.shared.segments.list() {

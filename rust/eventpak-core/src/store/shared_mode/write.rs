@@ -9,7 +9,8 @@ use super::SharedMode;
 use crate::coord::{LockGuard, Published};
 use crate::error::{Error, Result};
 use crate::segment::{
-    list_segments, load_seals, segment_file_name, SealRecords, SegmentHeader, SEGMENTS_DIR, SEGMENT_HEADER_LEN,
+    list_segments, load_seals, segment_file_name, SealRecords, SegmentHeader, SEGMENTS_DIR,
+    SEGMENT_HEADER_LEN,
 };
 use crate::store::{Shared, Store};
 use crate::writer::Writer;
@@ -99,7 +100,9 @@ impl Store {
                 published.segment_len = SEGMENT_HEADER_LEN as u64;
                 continue;
             }
-            storage.remove(path).map_err(|e| Error::storage(&format!("removing unpublished segment {id}"), e))?;
+            storage
+                .remove(path)
+                .map_err(|e| Error::storage(&format!("removing unpublished segment {id}"), e))?;
             dir_changed = true;
         }
         if dir_changed {
@@ -151,9 +154,8 @@ fn sealed_at(seals: &SealRecords, published: &Published) -> bool {
 fn header_fits(path: &std::path::Path, published: &Published) -> bool {
     let Ok(bytes) = std::fs::read(path) else { return false };
     bytes.len() >= SEGMENT_HEADER_LEN
-        && SegmentHeader::decode(&bytes[..SEGMENT_HEADER_LEN]).is_ok_and(|h| {
-            h.segment_id == published.segment_id + 1 && h.base_sequence == published.seq
-        })
+        && SegmentHeader::decode(&bytes[..SEGMENT_HEADER_LEN])
+            .is_ok_and(|h| h.segment_id == published.segment_id + 1 && h.base_sequence == published.seq)
 }
 
 impl Shared {
@@ -169,7 +171,7 @@ impl Shared {
         }
         // Read after `covered`: the segment holding the newest of those events, or a later
         // one (an older segment was fsynced when it was sealed).
-        let segment_id = mode.coord.mem.published().segment_id;
+        let segment_id = mode.coord.mem.active_segment();
         let file = {
             let mut cached = mode.sync_file.lock();
             match &*cached {
