@@ -233,7 +233,12 @@ impl Store {
             mode.coord.fence.unlock();
             mode.coord.leave();
         }
-        self.lock_file.lock().take();
+        if let Some(lock) = self.lock_file.lock().take() {
+            // Released explicitly: a child that another thread is forking for a subprocess
+            // shares the lock's file description until it execs, and closing our descriptor
+            // alone would leave the lock held until then.
+            lock.unlock();
+        }
         outcome
     }
 
