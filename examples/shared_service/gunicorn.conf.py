@@ -6,9 +6,15 @@ workers = 4
 
 
 def post_fork(server, worker):
+    import eventpak as ep
     import orders
 
-    orders.open_store()
+    try:
+        orders.open_store()
+    except ep.EventpakError:
+        # An exception here would stop gunicorn altogether ("worker failed to boot"): the
+        # first request opens the store instead.
+        server.log.exception("opening the store after the fork failed")
 
 
 def worker_exit(server, worker):

@@ -5,10 +5,10 @@ process SIGKILLed in the middle, then a look at the data dir.
         --kill-mailer-after 1000 --kill-worker-after 1500 --kill-mailer-after 2000
 
 Every order is posted with its own Idempotency-Key and retried with the same key when the
-connection breaks (a killed worker), so each order is acknowledged once. After the load it
-waits for the mailer to catch up and prints a report, read from the data dir by a read-only
-shared open while the service keeps running. Exits 1 when a check fails. Start the service
-on a fresh data dir: the checks count every order in it.
+connection breaks (a killed worker) or the answer is 503, so each order is acknowledged once.
+After the load it waits for the mailer to catch up and prints a report, read from the data
+dir by a read-only shared open while the service keeps running. Exits 1 when a check fails.
+Start the service on a fresh data dir: the checks count every order in it.
 """
 
 from __future__ import annotations
@@ -50,18 +50,19 @@ def call(url: str, method: str, path: str, body: Any = None, key: str | None = N
 def call_retrying(
     url: str, method: str, path: str, body: Any = None, key: str | None = None
 ) -> tuple[int, Any, int]:
-    """:func:`call`, retried on a broken connection for up to 30 s: ``(status, body, retries)``."""
+    """:func:`call`, retried on a broken connection or a 503 for up to 30 s: ``(status, body, retries)``."""
     deadline = time.monotonic() + 30
     retries = 0
     while True:
         try:
             status, answer = call(url, method, path, body, key)
-            return status, answer, retries
+            if status != 503 or time.monotonic() > deadline:
+                return status, answer, retries
         except RETRYABLE:
             if time.monotonic() > deadline:
                 raise
-            retries += 1
-            time.sleep(0.05)
+        retries += 1
+        time.sleep(0.05)
 
 
 class Load:
@@ -133,13 +134,13 @@ def check(store: ep.Store, acked: dict[str, str]) -> dict[str, Any]:
     mail_events = [e for e in events if e.kind == "mail_sent"]
     mails = Counter(e.entity for e in mail_events)
     wanted = {f"order:{order_id}" for order_id in acked.values()}
-    # The mailer's processes in log order: [A, B] after one takeover. A process that comes
-    # back after another one mailed ([A, B, A]) means two mailers ran at the same time.
-    runs: list[int] = []
+    # The mailers in log order: [A, B] after one takeover. A mailer that comes back after
+    # another one mailed ([A, B, A]) means two mailers ran at the same time.
+    runs: list[str] = []
     for event in mail_events:
-        pid = event.payload["pid"]
-        if not runs or runs[-1] != pid:
-            runs.append(pid)
+        mailer = event.payload["mailer"]
+        if not runs or runs[-1] != mailer:
+            runs.append(mailer)
     return {
         "acked": len(acked),
         "orders_in_store": len(placed),
