@@ -1,6 +1,6 @@
 """Prints orders and mails as the service writes them, from a separate read-only process:
-``python tail.py [DATA_DIR]``. A read-only shared open takes no write lock and no lease;
-its cursor wakes when any process appends. Ctrl-C to stop."""
+``python tail.py [DATA_DIR]``. A read-only shared open writes nothing and runs
+no worker; its cursor wakes when any process appends. Ctrl-C to stop."""
 
 from __future__ import annotations
 
