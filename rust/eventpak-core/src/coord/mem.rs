@@ -35,6 +35,8 @@ const COMMIT_WORD_AT: usize = 56;
 const COMMIT_WAITERS_AT: usize = 60;
 const LEASE_WORD_AT: usize = 64;
 const LEASE_WAITERS_AT: usize = 68;
+/// Id of the segment new frames go to, readable without the write lock (the fsync leader).
+const ACTIVE_SEGMENT_AT: usize = 72;
 /// Two slots of [`Published`], written alternately so a writer killed mid-update never
 /// leaves a torn current one.
 const SLOTS_AT: usize = 128;
@@ -96,6 +98,7 @@ impl SharedMemory {
         self.u64_at(MAGIC_AT).store(0, Ordering::Release);
         self.u64_at(CURRENT_SLOT_AT).store(0, Ordering::Relaxed);
         self.write_slot(0, published);
+        self.u64_at(ACTIVE_SEGMENT_AT).store(published.segment_id, Ordering::Relaxed);
         self.u64_at(PUBLISHED_SEQ_AT).store(published.seq, Ordering::Relaxed);
         // Recovery made what it found durable (or, read-only, found it so after a clean close).
         self.u64_at(DURABLE_AT).store(published.seq, Ordering::Relaxed);
@@ -132,7 +135,14 @@ impl SharedMemory {
         let next = 1 - self.u64_at(CURRENT_SLOT_AT).load(Ordering::Relaxed);
         self.write_slot(next, p);
         self.u64_at(CURRENT_SLOT_AT).store(next, Ordering::Release);
+        self.u64_at(ACTIVE_SEGMENT_AT).store(p.segment_id, Ordering::Release);
         self.u64_at(PUBLISHED_SEQ_AT).store(p.seq, Ordering::Release);
+    }
+
+    /// The segment new frames go to. Read after [`SharedMemory::published_seq`], it is the
+    /// segment holding the newest of those events, or a later one.
+    pub fn active_segment(&self) -> u64 {
+        self.u64_at(ACTIVE_SEGMENT_AT).load(Ordering::Acquire)
     }
 
     /// Events readable by every process.
