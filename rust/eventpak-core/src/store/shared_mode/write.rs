@@ -29,6 +29,11 @@ impl Store {
         }
         self.follow(mode)?;
         let published = mode.coord.mem.published();
+        let unchanged =
+            (published.seq, (published.segment_id, published.segment_len)) == (w.written(), w.end());
+        if unchanged && !published.rotate_before_write {
+            return Ok(guard); // Nobody wrote since this writer did: it is at the end already.
+        }
         // A segment published empty (a rotation finished by a repair) has no frame that
         // made the follow register it.
         let position = match self.shared.segments.position_of(published.segment_id) {
@@ -48,7 +53,7 @@ impl Store {
     /// Marks the files as being changed by this process until [`Store::publish_writes`]:
     /// if it dies in between, the next writer repairs.
     pub(in crate::store) fn begin_shared_write(&self, mode: &SharedMode) {
-        mode.coord.mem.set_writing(u64::from(std::process::id()));
+        mode.coord.mem.set_writing(mode.pid);
     }
 
     /// Publishes the writer's end of the log (its frames are written and indexed here).
