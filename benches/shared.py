@@ -69,6 +69,7 @@ from benches.compare.harness import (
     unpackb,
 )
 from benches.compare.peers import eventpak as ep_peer
+from benches.compare.peers import raw as raw_peer
 from benches.compare.peers import sqlite as sq_peer
 from benches.compare.report import build_rows, json_document, machine_info, machine_lines, table_lines
 
@@ -200,6 +201,20 @@ def job_sqlite_insert(path: str, synchronous: str, proc: int, procs: int, cap: i
         return {"calls": calls, "start_ns": start, "end_ns": end}
     finally:
         conn.close()
+
+
+def job_raw_append(dir: str, cap: int) -> Job:
+    """The disk's own rate: ``os.write`` + ``os.fdatasync`` of one record per call (compare's raw peer)."""
+    fd = raw_peer.open_log(Path(dir))
+    try:
+        step = raw_peer.durable_step(fd)
+        for n in range(WARMUP_CALLS):
+            step(-1 - n)
+        go = yield
+        calls, start, end, _ = budget_loop(step, go, cap)
+        return {"calls": calls, "start_ns": start, "end_ns": end}
+    finally:
+        os.close(fd)
 
 
 def paced(go: Go, i: int, warmup: int, interval_s: float) -> None:
@@ -403,6 +418,7 @@ def job_memory(path: str, shared: bool, events: int) -> Job:
 JOBS: dict[str, Callable[..., Job]] = {
     "ep_append": job_ep_append,
     "sqlite_insert": job_sqlite_insert,
+    "raw_append": job_raw_append,
     "ep_sender": job_ep_sender,
     "ep_worker": job_ep_worker,
     "ep_pull": job_ep_pull,
@@ -606,6 +622,14 @@ def sqlite_inserters(
     return run
 
 
+def raw_appender(b: Bench, cap: int, budget: float) -> Callable[[Path], Sample]:
+    def run(d: Path) -> Sample:
+        t0, results = procs_of(b).run([("raw_append", {"dir": str(d), "cap": cap})], budget)
+        return aggregate(t0, results)
+
+    return run
+
+
 def line_1(b: Bench) -> None:
     a, n = b.args, b.args.processes
     budget, cap = a.durable_seconds, a.durable_max_ops
@@ -635,11 +659,19 @@ def line_1(b: Bench) -> None:
             "1 process, WAL, synchronous=FULL, 1 INSERT committed per event",
             sqlite_inserters(b, 1, "FULL", budget, cap),
         ),
+        Peer(
+            "raw-1",
+            "raw os.write + os.fdatasync",
+            "1 process, 4-byte length + msgpack per record (the disk's fsync rate, reference)",
+            raw_appender(b, cap, budget),
+        ),
     ]
-    b.run_case("1", f"durable single appends (fsync per call) from {n} processes against 1", peers)
+    title = f"durable single appends (fsync per call) from {n} processes against 1"
+    b.run_case("1", title, peers, rounds=a.write_rounds)
     b.rows += [
         Row("1", "ep-n", ratio=("ep-n", "ep-1", f"{n} processes / 1"), aim=">= 3", check=lambda v, r: r >= 3),
         Row("1", "ep-1"),
+        Row("1", "raw-1", ratio=("ep-1", "raw-1", "eventpak 1 process / raw")),
         Row("1", "sq-n", ratio=("sq-n", "sq-1", f"{n} processes / 1")),
         Row("1", "sq-1"),
         Row("1", "sq-n", ratio=("ep-n", "sq-n", f"eventpak / sqlite3 ({n} processes each)")),
@@ -676,7 +708,8 @@ def line_2(b: Bench) -> None:
             sqlite_inserters(b, 1, "NORMAL", budget, cap),
         ),
     ]
-    b.run_case("2", f'buffered single appends (sync="batch") from {n} processes against 1', peers)
+    title = f'buffered single appends (sync="batch") from {n} processes against 1'
+    b.run_case("2", title, peers, rounds=a.write_rounds)
     b.rows += [
         Row(
             "2",
@@ -1083,11 +1116,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benches.shared", description=description)
     p.add_argument("--quick", action="store_true", help="small smoke run")
     p.add_argument("--processes", type=int, default=4, help="processes of lines (1), (2) and (5) (default 4)")
-    p.add_argument("--rounds", type=int, help="interleaved rounds per line (default 5; quick 2)")
+    p.add_argument("--rounds", type=int, help="interleaved rounds of lines (3)-(5) (default 5; quick 2)")
+    p.add_argument(
+        "--write-rounds",
+        type=int,
+        help="interleaved rounds of lines (1) and (2): short runs, many rounds, so a disk whose fsync "
+        "latency drifts meets both sides of a ratio alike (default 11; quick 2)",
+    )
     p.add_argument(
         "--durable-seconds",
         type=float,
-        help='time budget of one sync="always" run in (1) and (3a) (default 2.0; quick 0.3)',
+        help='time budget of one sync="always" run in (1), and per store and round in (3a) '
+        "(default 1.0; quick 0.3)",
     )
     p.add_argument(
         "--durable-max-ops",
@@ -1097,7 +1137,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--batch-seconds",
         type=float,
-        help='time budget of one sync="batch" run in (2) and (3d) (default 2.0; quick 0.3)',
+        help='time budget of one sync="batch" run in (2), and per store and round in (3d) '
+        "(default 1.0; quick 0.3)",
     )
     p.add_argument(
         "--write-events",
@@ -1133,9 +1174,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     q = a.quick
     defaults = {
         "rounds": (5, 2),
-        "durable_seconds": (2.0, 0.3),
+        "write_rounds": (11, 2),
+        "durable_seconds": (1.0, 0.3),
         "durable_max_ops": (20_000, 2_000),
-        "batch_seconds": (2.0, 0.3),
+        "batch_seconds": (1.0, 0.3),
         "write_events": (200_000, 20_000),
         "read_events": (1_000_000, 20_000),
         "latency_appends": (5_000, 300),
@@ -1152,6 +1194,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sizes = [
         a.processes,
         a.rounds,
+        a.write_rounds,
         a.durable_max_ops,
         a.write_events,
         a.read_events,
@@ -1169,7 +1212,8 @@ def markdown(b: Bench, rows: list[dict[str, Any]], machine: dict[str, Any]) -> s
     a = b.args
     lines = [
         *machine_lines(machine),
-        f"Settings: processes={a.processes}, rounds={a.rounds}, durable {a.durable_seconds:g} s or "
+        f"Settings: processes={a.processes}, rounds={a.write_rounds} in (1) and (2), {a.rounds} in the "
+        f"others, durable {a.durable_seconds:g} s or "
         f"{a.durable_max_ops:,} calls per run, batch {a.batch_seconds:g} s or {a.write_events:,} calls "
         "per run, "
         f"read events={a.read_events:,}, latency appends={a.latency_appends:,} every "
