@@ -9,7 +9,8 @@ Lines (see benches/README.md):
 
   (1)  --processes (4) processes appending single events with sync="always", each to its own
        entities: aggregate events/s against ONE process's single-thread durable rate on an
-       exclusive store (case (a) of benches.compare); sqlite3 WAL synchronous=FULL likewise
+       exclusive store (case (a) of benches.compare); sqlite3 WAL synchronous=FULL likewise;
+       raw os.write + os.fdatasync from one process as the disk's reference
   (2)  the same with sync="batch" against one process alone; sqlite3 WAL synchronous=NORMAL
   (3a) one process, shared=True against exclusive: durable single appends
   (3d) the same, buffered single appends (sync="batch")
@@ -24,7 +25,8 @@ never inherited) and kept for lines (1)-(4); line (5) starts fresh ones per roun
 earlier allocation is reused. Each multi-process run is released by a barrier: every process
 opens its store (and warms up), reports ready, and the parent releases them all at once; wall
 time runs from that release until the last process finishes. Rounds are interleaved and every
-ratio is the median of the per-round ratios, as in benches.compare.
+ratio is the median of the per-round ratios, as in benches.compare; lines (1) and (2) run more,
+shorter rounds (--write-rounds), since their ratios compare runs made one after the other.
 """
 
 from __future__ import annotations
