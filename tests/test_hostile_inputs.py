@@ -358,7 +358,7 @@ def test_store_files_are_0600_and_folders_0700(tmp_path):
     folders = [data, *sorted(p for p in data.rglob("*") if p.is_dir())]
     names = {str(p.relative_to(data)) for p in files}
     assert {"LOCK", "index.ckpt", "hidden.ranges", "cursors/modes.ckpt", "cursors/direct.ckpt"} <= names
-    assert {"leases/modes.lease", "shared/mem", "shared/write.lock"} <= names
+    assert {"leases/modes.lease", "shared/mem", "shared/sync.lock"} <= names
     assert len(list((data / "segments").glob("*.seg"))) >= 3, "the test must rotate segments"
     assert {str(p.relative_to(data)) for p in folders} == {".", "segments", "cursors", "leases", "shared"}
     wrong = {

@@ -105,24 +105,30 @@ fn a_signal_while_waiting_for_a_shared_lock_does_not_fail_the_append() {
     }
     let dir = tempfile::tempdir().unwrap();
     let store = std::sync::Arc::new(Store::open(dir.path(), shared()).unwrap());
-    // The write lock is waited for in flock; the sync lock's holder is waited for on a futex.
-    for (lock, waits_in) in [("write.lock", libc::SYS_flock), ("sync.lock", libc::SYS_futex)] {
-        // Another process holds the lock (an open file description of its own).
+    // Another process holds the lock (an open file description of its own): a group-commit
+    // leader (its holder is waited for on a futex word), then an opener (waited for in flock).
+    for (lock, waits_in) in [("sync.lock", libc::SYS_futex), ("open.lock", libc::SYS_flock)] {
         let holder = std::fs::File::open(dir.path().join("shared").join(lock)).unwrap();
         holder.lock().unwrap();
         let (tid_tx, tid_rx) = std::sync::mpsc::channel();
-        let appender = {
+        let waiter = {
             let store = store.clone();
+            let dir = dir.path().to_owned();
             std::thread::spawn(move || {
                 // SAFETY: gettid has no preconditions.
                 tid_tx.send(unsafe { libc::gettid() }).unwrap();
-                store.append(request("e", "k", lock.as_bytes()))
+                match lock {
+                    "sync.lock" => {
+                        store.append(request("e", "k", lock.as_bytes())).map(|r| assert!(r.durable))
+                    }
+                    _ => Store::open(&dir, shared()).map(drop),
+                }
             })
         };
         let tid = tid_rx.recv().unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while !blocked_in(tid, waits_in) {
-            assert!(std::time::Instant::now() < deadline, "the append never waited for {lock}");
+            assert!(std::time::Instant::now() < deadline, "the call never waited for {lock}");
             std::thread::yield_now();
         }
         for _ in 0..3 {
@@ -130,8 +136,7 @@ fn a_signal_while_waiting_for_a_shared_lock_does_not_fail_the_append() {
             unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR1) };
         }
         holder.unlock().unwrap();
-        let receipt = appender.join().unwrap().unwrap_or_else(|e| panic!("waiting for {lock}: {e}"));
-        assert!(receipt.durable);
+        waiter.join().unwrap().unwrap_or_else(|e| panic!("waiting for {lock}: {e}"));
     }
     assert!(store.stats().unwrap().writer_failure.is_none());
 }

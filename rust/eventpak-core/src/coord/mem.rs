@@ -47,6 +47,14 @@ const DURABLE_WAITERS_AT: usize = 100;
 /// leaves a torn current one.
 const SLOTS_AT: usize = 128;
 const SLOT_LEN: usize = 32;
+/// The write lock (a pthread mutex on Linux, see `write_lock.rs`).
+const WRITE_MUTEX_AT: usize = 256;
+#[cfg(target_os = "linux")]
+const _: () = assert!(
+    std::mem::size_of::<libc::pthread_mutex_t>() <= 256
+        && std::mem::align_of::<libc::pthread_mutex_t>() <= 64
+        && WRITE_MUTEX_AT + 256 <= PAGE
+);
 
 /// Where the published log ends: read and written only under the write lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +100,13 @@ impl SharedMemory {
         debug_assert!(at.is_multiple_of(4) && at + 4 <= PAGE);
         // SAFETY: as in `u64_at`, for a 4-aligned u32.
         unsafe { &*(self.map.as_ptr().add(at) as *const AtomicU32) }
+    }
+
+    /// The write lock's mutex, in the page.
+    #[cfg(target_os = "linux")]
+    pub fn write_mutex(&self) -> *mut libc::pthread_mutex_t {
+        // SAFETY: in bounds and aligned (checked above); the page lives as long as `self`.
+        unsafe { self.map.as_ptr().add(WRITE_MUTEX_AT) as *mut libc::pthread_mutex_t }
     }
 
     /// True once a first opener has written the page for a live session.

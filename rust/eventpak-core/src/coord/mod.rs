@@ -8,8 +8,10 @@
 pub mod fork;
 mod futex;
 mod mem;
+mod write_lock;
 
 pub use mem::{Published, SharedMemory};
+pub use write_lock::WriteGuard;
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -113,9 +115,9 @@ impl FileLock {
 pub struct Coordination {
     /// The mapped page.
     pub mem: SharedMemory,
-    /// Held while writing frames, `hidden.ranges` or the index checkpoint, and while
-    /// repairing after a dead writer.
-    pub writes: FileLock,
+    /// The write lock where no robust process-shared mutex is available (see `write_lock.rs`).
+    #[cfg(not(target_os = "linux"))]
+    writes: FileLock,
     /// Held by the process running a group-commit fsync.
     pub syncs: FileLock,
     /// Held by the process owning the open fence, for the fence's whole life.
@@ -147,22 +149,35 @@ impl Coordination {
         let members = FileLock::open(&dir.join("members.lock"))?;
         // Alone means nobody holds `members.lock` at all; openers take turns under
         // `open.lock`, so switching to a shared hold cannot race another opener.
-        let first = members.try_hold()?;
+        let alone = members.try_hold()?;
         if !members.hold_shared()? {
             return Err(Error::Internal("could not share members.lock after probing it".into()));
         }
         let mem =
             SharedMemory::open(&dir.join("mem")).map_err(|e| Error::storage("mapping shared/mem", e))?;
+        let first = alone || !mem.is_initialized();
+        if first {
+            write_lock::initialize(&mem)?;
+        }
         let coord = Coordination {
             mem,
+            #[cfg(not(target_os = "linux"))]
             writes: FileLock::open(&dir.join("write.lock"))?,
             syncs: FileLock::open(&dir.join("sync.lock"))?,
             fence: FileLock::open(&dir.join("fence.lock"))?,
             fence_probe: FileLock::open(&dir.join("fence.lock"))?,
             members,
         };
-        let first = first || !coord.mem.is_initialized();
         Ok(Joined { coord, first, open_lock })
+    }
+
+    /// Held while writing frames or `hidden.ranges`, and while repairing after a writer
+    /// that died: blocks until this thread holds it.
+    pub fn lock_writes(&self) -> Result<WriteGuard<'_>> {
+        #[cfg(target_os = "linux")]
+        return write_lock::lock(&self.mem);
+        #[cfg(not(target_os = "linux"))]
+        return write_lock::lock(&self.mem, &self.writes);
     }
 
     /// True when the owner of the open fence is gone (its lock is free).

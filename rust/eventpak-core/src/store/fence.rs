@@ -14,7 +14,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use super::shared_mode::SharedMode;
 use super::Store;
-use crate::coord::LockGuard;
+use crate::coord::WriteGuard;
 use crate::error::{Error, Result};
 use crate::writer::Writer;
 
@@ -98,7 +98,7 @@ impl Store {
     pub(super) fn wait_for_fence_elsewhere(
         &self,
         mut w: MutexGuard<'_, Writer>,
-        writes: Option<LockGuard<'_>>,
+        writes: Option<WriteGuard<'_>>,
         deadline: &std::cell::OnceCell<Instant>,
     ) -> Result<()> {
         let mode = self.shared.sharing.as_ref().expect("only in shared mode");
@@ -155,7 +155,7 @@ impl Store {
     pub(super) fn lock_writer<'a>(
         &'a self,
         writer: &'a Mutex<Writer>,
-    ) -> Result<(MutexGuard<'a, Writer>, Option<LockGuard<'a>>)> {
+    ) -> Result<(MutexGuard<'a, Writer>, Option<WriteGuard<'a>>)> {
         let mut w = writer.lock();
         let writes = match &self.shared.sharing {
             Some(mode) => Some(self.lock_shared_writes(mode, &mut w)?),

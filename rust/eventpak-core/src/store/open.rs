@@ -79,7 +79,7 @@ impl Store {
             None
         } else {
             // (A joining process holds the write lock here: nobody rotates meanwhile.)
-            let _writes = session.as_ref().map(|(mode, _, _)| mode.coord.writes.lock()).transpose()?;
+            let _writes = session.as_ref().map(|(mode, _, _)| mode.coord.lock_writes()).transpose()?;
             Some(Mutex::new(start_writer(&storage, &segments_dir, &config, &segments, &mut recovered)?))
         };
         let sharing = session.map(|(mode, first, open_lock)| {

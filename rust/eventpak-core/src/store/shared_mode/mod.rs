@@ -80,7 +80,7 @@ pub(super) fn join_session(
 ) -> Result<Session> {
     let Joined { coord, first, open_lock } = Coordination::join(data_dir)?;
     let recovered = {
-        let _writes = coord.writes.lock()?;
+        let _writes = coord.lock_writes()?;
         let mut options = RecoveryOptions {
             use_index_checkpoint: config.enable_index_checkpoint,
             read_only: config.read_only,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use parking_lot::MutexGuard;
 
 use super::SharedMode;
-use crate::coord::{LockGuard, Published};
+use crate::coord::{Published, WriteGuard};
 use crate::error::{Error, Result};
 use crate::segment::{
     list_segments, load_seals, segment_file_name, SealRecords, SegmentHeader, SEGMENTS_DIR,
@@ -23,8 +23,8 @@ impl Store {
         &self,
         mode: &'a SharedMode,
         w: &mut MutexGuard<'_, Writer>,
-    ) -> Result<LockGuard<'a>> {
-        let guard = mode.coord.writes.lock()?;
+    ) -> Result<WriteGuard<'a>> {
+        let guard = mode.coord.lock_writes()?;
         if mode.coord.mem.writing() != 0 {
             self.repair_dead_writer(mode).inspect_err(|e| w.poison(e.clone()))?;
         }
