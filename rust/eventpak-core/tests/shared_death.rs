@@ -19,14 +19,19 @@ fn shared() -> StoreConfig {
     StoreConfig { sync: SyncMode::Always, shared: true, fence_wait_ms: 10_000, ..StoreConfig::default() }
 }
 
-/// Kills its process right after it renames a file into place as `file_name`.
+/// Kills its process right after the `nth` time it renames `hidden.ranges` into place (1:
+/// opening a fence, 2: committing or cancelling it).
 #[derive(Debug)]
-struct DieAfterRenaming(&'static str);
+struct DieAfterSavingVisibility {
+    nth: u32,
+    seen: std::sync::atomic::AtomicU32,
+}
 
-impl Storage for DieAfterRenaming {
+impl Storage for DieAfterSavingVisibility {
     fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
         OsStorage.rename(from, to)?;
-        if to.file_name().is_some_and(|name| name == self.0) {
+        let visibility = to.file_name().is_some_and(|name| name == "hidden.ranges");
+        if visibility && self.seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == self.nth {
             // SAFETY: signals this very process; nothing after it runs.
             unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
         }
@@ -34,14 +39,33 @@ impl Storage for DieAfterRenaming {
     }
 }
 
+/// How the child's fence ends: its process dies right after saving that step.
+const FENCE_ENDINGS: [&str; 3] = ["begin", "commit", "cancel"];
+
+/// The child role: opens a fence, appends through it and commits or cancels it, dying right
+/// after `hidden.ranges` is saved for `ending`, before the other processes are told.
+fn die_in_fence(dir: &Path, ending: &str) -> ! {
+    let nth = if ending == "begin" { 1 } else { 2 };
+    let storage = DieAfterSavingVisibility { nth, seen: Default::default() };
+    let store = Store::open_with(dir, shared(), std::sync::Arc::new(storage)).unwrap();
+    let _ = store.begin_fence();
+    store.fence_append_batch(vec![request("e", "k", b"fenced")]).unwrap();
+    let _ = if ending == "commit" { store.commit_fence() } else { store.cancel_fence() };
+    unreachable!("the child must die saving hidden.ranges ({ending})");
+}
+
 /// Runs this test in a child process with `CHILD_DIR` set; returns how it ended.
-fn run_child(test: &str, dir: &Path) -> std::process::ExitStatus {
+fn run_child(test: &str, dir: &Path, ending: &str) -> std::process::ExitStatus {
     Command::new(std::env::current_exe().unwrap())
         .args(["--exact", test, "--test-threads=1", "--nocapture"])
         .env(CHILD_DIR, dir)
+        .env(CHILD_ENDING, ending)
         .status()
         .unwrap()
 }
+
+/// Names the fence ending in the child role.
+const CHILD_ENDING: &str = "EVENTPAK_SHARED_DEATH_ENDING";
 
 fn payloads(store: &Store) -> Vec<Vec<u8>> {
     let events = store.query(&Region::all(), None, None).unwrap();
@@ -49,39 +73,37 @@ fn payloads(store: &Store) -> Vec<Vec<u8>> {
 }
 
 #[test]
-fn a_process_killed_right_after_saving_its_fence_marker_hides_nothing_acknowledged() {
-    const NAME: &str = "a_process_killed_right_after_saving_its_fence_marker_hides_nothing_acknowledged";
-    if let Some(dir) = std::env::var_os(CHILD_DIR) {
-        // The child: dies inside begin_fence, between saving `hidden.ranges` and telling
-        // the other processes it changed.
-        let store = Store::open_with(
-            Path::new(&dir),
-            shared(),
-            std::sync::Arc::new(DieAfterRenaming("hidden.ranges")),
-        )
-        .unwrap();
-        let _ = store.begin_fence();
-        unreachable!("the child must die inside begin_fence");
+fn a_process_killed_right_after_saving_a_fence_step_hides_nothing_acknowledged() {
+    const NAME: &str = "a_process_killed_right_after_saving_a_fence_step_hides_nothing_acknowledged";
+    if let (Some(dir), Some(ending)) = (std::env::var_os(CHILD_DIR), std::env::var(CHILD_ENDING).ok()) {
+        die_in_fence(Path::new(&dir), &ending);
     }
-    let dir = tempfile::tempdir().unwrap();
-    let survivor = Store::open(dir.path(), shared()).unwrap();
-    survivor.append(request("e", "k", b"before")).unwrap();
-    let status = run_child(NAME, dir.path());
-    assert_eq!(status.signal(), Some(libc::SIGKILL), "the child ended otherwise: {status:?}");
-    // Acknowledged appends after the death, by the survivor and by a process that opens now.
-    for p in [&b"one"[..], b"two", b"three"] {
-        assert!(survivor.append(request("e", "k", p)).unwrap().durable);
+    for ending in FENCE_ENDINGS {
+        let dir = tempfile::tempdir().unwrap();
+        let survivor = Store::open(dir.path(), shared()).unwrap();
+        survivor.append(request("e", "k", b"before")).unwrap();
+        let status = run_child(NAME, dir.path(), ending);
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{ending}: the child ended otherwise: {status:?}");
+        // Acknowledged appends after the death, by the survivor and by a process opening now.
+        for p in [&b"one"[..], b"two"] {
+            assert!(survivor.append(request("e", "k", p)).unwrap().durable, "{ending}");
+        }
+        let newcomer = Store::open(dir.path(), shared()).unwrap();
+        newcomer.append(request("e", "k", b"newcomer")).unwrap();
+        survivor.append(request("e", "k", b"last")).unwrap();
+        // A fence whose commit reached the disk shows its event; one opened or cancelled does not.
+        let mut expected: Vec<&[u8]> = vec![b"before"];
+        if ending == "commit" {
+            expected.push(b"fenced");
+        }
+        expected.extend([&b"one"[..], b"two", b"newcomer", b"last"]);
+        assert_eq!(payloads(&survivor), expected, "{ending}: the survivor's view");
+        assert_eq!(payloads(&newcomer), expected, "{ending}: the newcomer's view");
+        drop((survivor, newcomer));
+        let reopened = Store::open(dir.path(), StoreConfig::default()).unwrap();
+        assert_eq!(payloads(&reopened), expected, "{ending}: after reopen");
+        assert!(reopened.verify(&mut |_, _| true).unwrap().problems.is_empty(), "{ending}");
     }
-    let newcomer = Store::open(dir.path(), shared()).unwrap();
-    newcomer.append(request("e", "k", b"newcomer")).unwrap();
-    survivor.append(request("e", "k", b"last")).unwrap();
-    let expected: Vec<&[u8]> = vec![b"before", b"one", b"two", b"three", b"newcomer", b"last"];
-    assert_eq!(payloads(&survivor), expected);
-    assert_eq!(payloads(&newcomer), expected);
-    drop((survivor, newcomer));
-    let reopened = Store::open(dir.path(), StoreConfig::default()).unwrap();
-    assert_eq!(payloads(&reopened), expected);
-    assert!(reopened.verify(&mut |_, _| true).unwrap().problems.is_empty());
 }
 
 /// True while thread `tid` of this process is blocked in system call `number`.
