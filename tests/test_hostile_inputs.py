@@ -305,12 +305,12 @@ def test_dangling_checkpoint_symlink_is_refused_and_creates_nothing(tmp_path, se
 
 
 def test_a_symlink_planted_at_the_checkpoint_temp_file_is_not_written_through(tmp_path, seeded):
-    """save_checkpoint writes ``cursors/.<id>.ckpt.tmp`` and renames it; a symlink planted at
-    that name must not send the write elsewhere nor leave the checkpoint as a symlink."""
+    """save_checkpoint writes ``cursors/.<id>.ckpt.<pid>.tmp`` and renames it; a symlink
+    planted at that name must not send the write elsewhere nor leave the checkpoint as a symlink."""
     data = Path(seeded.path)
     victim = tmp_path / "victim"
     victim.write_bytes(b"precious")
-    (data / "cursors" / ".w.ckpt.tmp").symlink_to(victim)
+    (data / "cursors" / f".w.ckpt.{os.getpid()}.tmp").symlink_to(victim)
     try:
         ep.Cursor.save_checkpoint(data, "w", CKPT)
         saved = True
@@ -348,6 +348,9 @@ def test_store_files_are_0600_and_folders_0700(tmp_path):
         store.close()
         with ep.Store.open(data) as reopened:  # reopen and close again: nothing loosens
             assert reopened.stats()["index_checkpoint"] == "loaded"
+        # Shared mode adds its coordination files; they are as private as the rest.
+        with ep.Store.open(data, shared=True) as sharing:
+            sharing.append(("acct:1", "main"), "deposit", "shared")
     finally:
         os.umask(old_umask)
 
@@ -355,8 +358,9 @@ def test_store_files_are_0600_and_folders_0700(tmp_path):
     folders = [data, *sorted(p for p in data.rglob("*") if p.is_dir())]
     names = {str(p.relative_to(data)) for p in files}
     assert {"LOCK", "index.ckpt", "hidden.ranges", "cursors/modes.ckpt", "cursors/direct.ckpt"} <= names
+    assert {"leases/modes.lease", "shared/mem", "shared/write.lock"} <= names
     assert len(list((data / "segments").glob("*.seg"))) >= 3, "the test must rotate segments"
-    assert {str(p.relative_to(data)) for p in folders} == {".", "segments", "cursors"}
+    assert {str(p.relative_to(data)) for p in folders} == {".", "segments", "cursors", "leases", "shared"}
     wrong = {
         str(p): oct(stat.S_IMODE(p.lstat().st_mode))
         for p in files

@@ -26,6 +26,7 @@ __all__ = [
     "NativeStore",
     "PriorItem",
     "Region",
+    "WorkerLease",
     "__version__",
     "after_fork_in_child",
     "check_store_options",
@@ -435,6 +436,16 @@ class NativeCache:
         """Nothing to prefetch: a get is one file read."""
 
 @final
+class WorkerLease:
+    """Held by the one live worker of a checkpoint id; ``release()`` (or the process ending)
+    hands it to a standby."""
+    def release(self) -> None:
+        """Releases the lease (idempotent); a waiting standby takes it over."""
+    @property
+    def held(self) -> bool:
+        """True until ``release()``."""
+
+@final
 class NativeStore:
     """An open event store (engine side), held by ``eventpak.Store``. Every method that
     touches disk or waits releases the GIL; calls after ``close()`` raise ``StoreClosed``."""
@@ -519,6 +530,12 @@ class NativeStore:
         Raises ``ReadOnlyStore`` on a read-only store."""
     def sync(self) -> None:
         """fsync barrier: every event appended so far is durable when this returns."""
+    def take_worker_lease(self, checkpoint_id: str, timeout: float = 0.0) -> WorkerLease | None:
+        """Takes the worker lease of ``checkpoint_id``, waiting up to ``timeout`` seconds for
+        its holder (a worker in this or another process) to release it; ``None`` if still held."""
+    @property
+    def read_only(self) -> bool:
+        """True when the store was opened with ``read_only=True``."""
     def verify(
         self, progress: Callable[[int, int], object] | None = None
     ) -> tuple[int, int, int, list[tuple[str, int, int | None, str]], int]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack
 
 from ._native import AppendReceipt, Cursor, Event, NativeStore, Region
 from .config import StoreConfig, StoreOptions, StoreStats
-from .errors import CheckpointInUse, Denial, InvalidConfig, StoreClosed
+from .errors import Denial, InvalidConfig, StoreClosed
 from .fence import Fence
 from .options import AppendOptions, BatchItem, CoordinateLike
 from .projection import Freshness, NoCache, Projection, ProjectionCache, project, project_if_changed
@@ -172,10 +172,8 @@ class Store:
             raise StoreClosed(self.path)
         with self._workers_lock:
             self._workers = [w for w in self._workers if w.is_alive()]
-            checkpoint_id = config.checkpoint_id if config is not None else None
-            # Two live workers on one checkpoint would both deliver and overwrite each other.
-            if checkpoint_id is not None and any(w.checkpoint_id == checkpoint_id for w in self._workers):
-                raise CheckpointInUse(checkpoint_id, self.path)
+            # Two live workers on one checkpoint would both deliver and overwrite each other:
+            # the checkpoint's lease (start_worker) admits one, in any process.
             handle = start_worker(self, region, handler, config)
             self._workers.append(handle)
         return handle

@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from ._native import Cursor, CursorGapConfig, Event, Region
-from .errors import EventpakError, InvalidConfig, RestartBudgetExhausted, WorkerCrashed
+from ._native import Cursor, CursorGapConfig, Event, Region, WorkerLease
+from .errors import CheckpointInUse, EventpakError, InvalidConfig, RestartBudgetExhausted, WorkerCrashed
 from .restart import RestartBudget, RestartPolicy, check_count
 
 if TYPE_CHECKING:
@@ -40,6 +40,9 @@ _worker_numbers = itertools.count(1)
 # How long one native wait lasts. Commits and stop() wake the wait at once; the bound only
 # keeps a worker from sleeping forever should a wake-up ever be lost.
 _WAIT_S = 60.0
+# How long one wait of a standby for its checkpoint's lease lasts: a release (or the holder's
+# death) ends it sooner; it bounds how late the standby notices its own stop().
+_STANDBY_WAIT_S = 0.25
 
 
 class CursorWorkerAction(enum.Enum):
@@ -79,6 +82,11 @@ class CursorWorkerConfig:
     restart: RestartPolicy = field(default_factory=_default_restart)
     checkpoint_id: str | None = None
     gap_observation: CursorGapConfig = field(default_factory=CursorGapConfig.disabled)
+    standby: bool = False
+    """With a ``checkpoint_id``: when another worker (in this or another process sharing the
+    data dir) already runs that checkpoint, wait and take over from its last checkpoint
+    within a second of it stopping or its process dying, instead of raising
+    ``ep.CheckpointInUse``. ``handle.is_active`` says which one runs."""
 
     def __post_init__(self) -> None:
         check_count("batch_size", self.batch_size, 1)
@@ -88,6 +96,8 @@ class CursorWorkerConfig:
             raise InvalidConfig(f"restart must be an ep.RestartPolicy, not {type(self.restart).__name__}")
         if self.checkpoint_id is not None:
             Cursor.validate_checkpoint_id(self.checkpoint_id)
+        if not isinstance(self.standby, bool):
+            raise InvalidConfig(f"standby must be a bool, not {type(self.standby).__name__}")
 
 
 class Handler(Protocol):
@@ -101,8 +111,17 @@ class Handler(Protocol):
 class CursorWorkerHandle:
     """Controls a running worker. Errors that stopped it are raised by :meth:`join`."""
 
-    def __init__(self, store: Store, region: Region, handler: Handler, config: CursorWorkerConfig) -> None:
+    def __init__(
+        self,
+        store: Store,
+        region: Region,
+        handler: Handler,
+        config: CursorWorkerConfig,
+        lease: WorkerLease | None = None,
+    ) -> None:
         self._store = store
+        self._lease = lease
+        self._active = threading.Event()
         self._region = region
         self._handler = handler
         self._config = config
@@ -131,6 +150,12 @@ class CursorWorkerHandle:
         ``None`` before the first commit."""
         position, started = self._committed
         return position if started else None
+
+    @property
+    def is_active(self) -> bool:
+        """True while this worker runs its handler loop; False while a standby waits for
+        the checkpoint's active worker to go, and after it stopped."""
+        return self._active.is_set()
 
     @property
     def last_error(self) -> BaseException | None:
@@ -186,13 +211,27 @@ class CursorWorkerHandle:
 
     def _run(self) -> None:
         try:
-            self._drive()
+            if self._wait_for_lease():
+                self._active.set()
+                self._drive()
         except EventpakError as exc:
             self._error = exc
         except BaseException as exc:
             crashed = WorkerCrashed(f"worker {self.name} died outside its handler: {exc!r}")
             crashed.__cause__ = exc
             self._error = crashed
+        finally:
+            self._active.clear()
+            if self._lease is not None:
+                self._lease.release()
+
+    def _wait_for_lease(self) -> bool:
+        """A standby waits here until it holds its checkpoint's lease; False if stopped first."""
+        checkpoint_id = self._config.checkpoint_id
+        while self._lease is None and checkpoint_id is not None and not self._stop.is_set():
+            # A release wakes the wait at once; the timeout bounds how late a stop is seen.
+            self._lease = self._store._native.take_worker_lease(checkpoint_id, _STANDBY_WAIT_S)
+        return not self._stop.is_set()
 
     def _drive(self) -> None:
         config = self._config
@@ -243,8 +282,17 @@ class CursorWorkerHandle:
 def start_worker(
     store: Store, region: Region, handler: Handler, config: CursorWorkerConfig | None
 ) -> CursorWorkerHandle:
-    """Creates and starts a worker (see ``Store.cursor_worker``)."""
-    handle = CursorWorkerHandle(store, region, handler, config or CursorWorkerConfig())
+    """Creates and starts a worker (see ``Store.cursor_worker``). A worker with a
+    ``checkpoint_id`` first takes that checkpoint's lease: at most one live worker per
+    checkpoint across every process of the data dir. When another holds it, this raises
+    ``ep.CheckpointInUse``, or with ``standby=True`` starts a worker that waits for it."""
+    config = config or CursorWorkerConfig()
+    lease = None
+    if config.checkpoint_id is not None and not store._native.read_only:
+        lease = store._native.take_worker_lease(config.checkpoint_id)
+        if lease is None and not config.standby:
+            raise CheckpointInUse(config.checkpoint_id, store.path)
+    handle = CursorWorkerHandle(store, region, handler, config, lease)
     handle.start()
     return handle
 

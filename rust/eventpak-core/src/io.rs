@@ -89,9 +89,10 @@ pub fn open_append(path: &Path, create: bool) -> std::io::Result<File> {
 }
 
 /// Replaces `dir/name` with `bytes` atomically: temp file, fsync, rename, directory fsync.
-/// A crash leaves either the old file or the new one, never a mix.
+/// A crash leaves either the old file or the new one, never a mix. The temp file's name
+/// carries the process id, so processes sharing a data dir never write into each other's.
 pub fn write_atomic(storage: &dyn Storage, dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = dir.join(format!(".{name}.tmp"));
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     // A leftover temp file (or a planted symlink) is removed, not followed; `create_new`
     // (O_CREAT | O_EXCL) then fails rather than follow a link placed in between.
     match std::fs::remove_file(&tmp) {

@@ -123,7 +123,8 @@ impl Writer {
     ) -> Result<()> {
         if segment_id != self.segment_id {
             let path = self.segments_dir.join(segment_file_name(segment_id));
-            let file = open_append(&path, false).map_err(|e| Error::storage("opening the active segment", e))?;
+            let file =
+                open_append(&path, false).map_err(|e| Error::storage("opening the active segment", e))?;
             self.file = Arc::new(file);
             self.path = path;
             self.segment_id = segment_id;

@@ -23,7 +23,8 @@ use eventpak_core::index::{load_checkpoint, write_checkpoint, Index, INDEX_CHECK
 use eventpak_core::recovery::{recover, RecoveryOptions};
 
 /// A full scan that changes nothing on disk.
-const SCAN_ONLY: RecoveryOptions = RecoveryOptions { use_index_checkpoint: false, read_only: true, stop_at: None, last_segment: None };
+const SCAN_ONLY: RecoveryOptions =
+    RecoveryOptions { use_index_checkpoint: false, read_only: true, stop_at: None, last_segment: None };
 use eventpak_core::segment::layout::{
     BODY_ENTITY_LEN_OFFSET, BODY_FIXED_LEN, BODY_FLAGS_KNOWN, BODY_FLAGS_OFFSET, BODY_FLAG_PAYLOAD_VERSION,
     BODY_KEY_LEN_OFFSET, BODY_KIND_LEN_OFFSET, BODY_PAYLOAD_LEN_OFFSET, BODY_PAYLOAD_VERSION_LEN,

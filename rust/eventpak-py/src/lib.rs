@@ -13,6 +13,7 @@ mod errors;
 mod event;
 mod fence;
 mod gil;
+mod lease;
 mod names;
 mod payload;
 mod projection;
@@ -42,6 +43,8 @@ mod _native {
     use crate::fence::NativeFence;
     #[pymodule_export]
     use crate::gil::mark_exiting;
+    #[pymodule_export]
+    use crate::lease::WorkerLease;
     #[pymodule_export]
     use crate::names::validate_kind;
     #[pymodule_export]

@@ -35,6 +35,8 @@ const COMMIT_WORD_AT: usize = 56;
 const COMMIT_WAITERS_AT: usize = 60;
 const LEASE_WORD_AT: usize = 64;
 const LEASE_WAITERS_AT: usize = 68;
+/// Id of the segment new frames go to, readable without the write lock (the fsync leader).
+const ACTIVE_SEGMENT_AT: usize = 72;
 /// Two slots of [`Published`], written alternately so a writer killed mid-update never
 /// leaves a torn current one.
 const SLOTS_AT: usize = 128;
@@ -62,7 +64,8 @@ pub struct SharedMemory {
 impl SharedMemory {
     /// Maps `path` (creating it, one page of zeros, when missing).
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).create(true).mode(0o600).open(path)?;
+        let file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)?;
         if file.metadata()?.len() < PAGE as u64 {
             file.set_len(PAGE as u64)?;
         }
@@ -73,14 +76,14 @@ impl SharedMemory {
     }
 
     fn u64_at(&self, at: usize) -> &AtomicU64 {
-        debug_assert!(at % 8 == 0 && at + 8 <= PAGE);
+        debug_assert!(at.is_multiple_of(8) && at + 8 <= PAGE);
         // SAFETY: in bounds and 8-aligned (the map is page aligned); AtomicU64 has the
         // layout of u64, and the page lives as long as `self`.
         unsafe { &*(self.map.as_ptr().add(at) as *const AtomicU64) }
     }
 
     fn u32_at(&self, at: usize) -> &AtomicU32 {
-        debug_assert!(at % 4 == 0 && at + 4 <= PAGE);
+        debug_assert!(at.is_multiple_of(4) && at + 4 <= PAGE);
         // SAFETY: as in `u64_at`, for a 4-aligned u32.
         unsafe { &*(self.map.as_ptr().add(at) as *const AtomicU32) }
     }
@@ -95,6 +98,7 @@ impl SharedMemory {
         self.u64_at(MAGIC_AT).store(0, Ordering::Release);
         self.u64_at(CURRENT_SLOT_AT).store(0, Ordering::Relaxed);
         self.write_slot(0, published);
+        self.u64_at(ACTIVE_SEGMENT_AT).store(published.segment_id, Ordering::Relaxed);
         self.u64_at(PUBLISHED_SEQ_AT).store(published.seq, Ordering::Relaxed);
         // Recovery made what it found durable (or, read-only, found it so after a clean close).
         self.u64_at(DURABLE_AT).store(published.seq, Ordering::Relaxed);
@@ -131,7 +135,14 @@ impl SharedMemory {
         let next = 1 - self.u64_at(CURRENT_SLOT_AT).load(Ordering::Relaxed);
         self.write_slot(next, p);
         self.u64_at(CURRENT_SLOT_AT).store(next, Ordering::Release);
+        self.u64_at(ACTIVE_SEGMENT_AT).store(p.segment_id, Ordering::Release);
         self.u64_at(PUBLISHED_SEQ_AT).store(p.seq, Ordering::Release);
+    }
+
+    /// The segment new frames go to. Read after [`SharedMemory::published_seq`], it is the
+    /// segment holding the newest of those events, or a later one.
+    pub fn active_segment(&self) -> u64 {
+        self.u64_at(ACTIVE_SEGMENT_AT).load(Ordering::Acquire)
     }
 
     /// Events readable by every process.

@@ -5,13 +5,14 @@
 //! when its holder dies, however it dies, so a SIGKILLed process never blocks the others.
 //! What the processes must see without a lock lives in one mapped page ([`SharedMemory`]).
 
+pub mod fork;
 mod futex;
 mod mem;
 
-pub use futex::WakeWord;
 pub use mem::{Published, SharedMemory};
 
 use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,12 @@ pub const SHARED_DIR: &str = "shared";
 pub struct FileLock {
     file: File,
     path: PathBuf,
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        fork::unregister(self.file.as_raw_fd());
+    }
 }
 
 /// Holds a [`FileLock`] until dropped.
@@ -44,10 +51,17 @@ impl FileLock {
             .read(true)
             .write(true)
             .create(true)
+            .truncate(false)
             .mode(0o600)
             .open(path)
             .map_err(|e| Error::storage("opening a lock file", e))?;
-        Ok(FileLock { file, path: path.to_owned() })
+        Ok(Self::from_file(file, path))
+    }
+
+    /// Wraps an open file used as a lock (tracked so that forked children let go of it).
+    pub fn from_file(file: File, path: &Path) -> Self {
+        fork::register(file.as_raw_fd());
+        FileLock { file, path: path.to_owned() }
     }
 
     /// Blocks until the lock is held exclusively.
@@ -131,7 +145,8 @@ impl Coordination {
         if !members.hold_shared()? {
             return Err(Error::Internal("could not share members.lock after probing it".into()));
         }
-        let mem = SharedMemory::open(&dir.join("mem")).map_err(|e| Error::storage("mapping shared/mem", e))?;
+        let mem =
+            SharedMemory::open(&dir.join("mem")).map_err(|e| Error::storage("mapping shared/mem", e))?;
         let coord = Coordination {
             mem,
             writes: FileLock::open(&dir.join("write.lock"))?,

@@ -14,7 +14,7 @@ pub use frame::{
 pub use header::{SegmentHeader, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION};
 pub use reader::{SegmentSet, StoredEvent};
 pub use scan::{scan_segment, ScanEnd};
-pub use seals::{append_seal, load_seals, Seal, SEALS_FILE, SEAL_RECORD_LEN};
+pub use seals::{append_seal, load_seals, Seal, SealRecords, SEALS_FILE, SEAL_RECORD_LEN};
 
 use std::path::{Path, PathBuf};
 

@@ -224,7 +224,8 @@ impl Store {
         match self.shared.config.sync {
             SyncMode::Always => self.shared.make_durable(written, writer)?,
             SyncMode::Batch
-                if written.saturating_sub(self.shared.durable_count()) >= self.shared.config.sync_every_n_events =>
+                if written.saturating_sub(self.shared.durable_count())
+                    >= self.shared.config.sync_every_n_events =>
             {
                 self.shared.kick_flusher()
             }

@@ -84,7 +84,7 @@ impl Store {
 
     /// True while a fence is open (in any process sharing the data dir).
     pub fn fence_open(&self) -> bool {
-        self.index().map_or_else(|_| self.shared.index.read(), |i| i).visibility.open_fence.is_some()
+        self.index().unwrap_or_else(|_| self.shared.index.read()).visibility.open_fence.is_some()
     }
 
     /// True when the open fence belongs to another process (shared mode).

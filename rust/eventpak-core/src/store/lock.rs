@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::coord::FileLock;
 use crate::error::{Error, Result};
 
 /// Name of the lock file that marks a data dir as owned.
@@ -18,12 +19,13 @@ const LOCK_GRACE: Duration = Duration::from_millis(20);
 
 /// Takes the data dir's lock (shared with other shared openers when `shared`), or fails
 /// with [`Error::StoreLocked`] naming the holder and its mode.
-pub(super) fn take_lock(data_dir: &Path, read_only: bool, shared: bool) -> Result<File> {
+pub(super) fn take_lock(data_dir: &Path, read_only: bool, shared: bool) -> Result<FileLock> {
     let path = data_dir.join(LOCK_FILE);
     // A shared reader must be able to take a lock writers see, so it creates `LOCK` too.
     let create = !read_only || shared;
-    let file = if !create && !path.exists() { File::open(data_dir) } else { crate::io::open_append(&path, true) }
-        .map_err(|e| Error::storage("opening the lock file", e))?;
+    let file =
+        if !create && !path.exists() { File::open(data_dir) } else { crate::io::open_append(&path, true) }
+            .map_err(|e| Error::storage("opening the lock file", e))?;
     // A lock released by `close()` can still be held for a moment by a child process that
     // another thread forked (subprocess) before the close and that has not exec'd yet: the
     // child shares the locked file description. Give such a holder a few milliseconds.
@@ -53,7 +55,7 @@ pub(super) fn take_lock(data_dir: &Path, read_only: bool, shared: bool) -> Resul
         let _ =
             file.set_len(0).and_then(|()| (&file).write_all(format!("{}\n", std::process::id()).as_bytes()));
     }
-    Ok(file)
+    Ok(FileLock::from_file(file, &path))
 }
 
 /// True when a shared lock on `path` can be taken now: its holders are shared openers.

@@ -3,9 +3,12 @@
 mod append;
 mod causal;
 mod checkpoint;
+mod durable;
 mod fence;
 mod identity;
+mod leases;
 mod lock;
+mod open;
 mod read;
 mod receipts;
 mod replay;
@@ -13,11 +16,11 @@ mod shared_mode;
 mod verify;
 
 pub use identity::STORE_ID_FILE;
+pub use leases::{WorkerLease, LEASES_DIR};
 pub use lock::LOCK_FILE;
 pub use read::Stats;
 pub use verify::{VerifyProblem, VerifyReport};
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,14 +29,13 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::config::{StoreConfig, SyncMode};
+use crate::config::StoreConfig;
 use crate::error::{Error, Result};
-use crate::event::IdClock;
 use crate::index::{write_checkpoint, CheckpointCover, Index};
-use crate::io::{create_durable_dir, os_storage, Storage};
+use crate::io::Storage;
 use crate::receipt::ReceiptKeys;
-use crate::recovery::{recover, RecoveryOptions, RecoveryReport};
-use crate::segment::{SegmentSet, SEGMENTS_DIR};
+use crate::recovery::RecoveryReport;
+use crate::segment::SegmentSet;
 use crate::sync::Durability;
 use crate::writer::Writer;
 
@@ -71,6 +73,9 @@ pub(crate) struct Shared {
     opened_by_pid: u32,
     /// Set when the data dir is shared with other processes (`shared=True`).
     sharing: Option<shared_mode::SharedMode>,
+    /// Bumped when a worker lease is released (exclusive mode; shared mode uses a futex).
+    leases: Mutex<u32>,
+    lease_released: Condvar,
 }
 
 /// Bumped in every child process right after `fork()` (the binding registers the hook), so
@@ -81,129 +86,17 @@ static FORK_EPOCH: AtomicU64 = AtomicU64::new(0);
 /// unusable here (its locks, threads and writer belong to the parent).
 pub fn note_fork_in_child() {
     FORK_EPOCH.fetch_add(1, Ordering::AcqRel);
+    crate::coord::fork::detach_in_child();
 }
 
 /// An open event store. All methods take `&self`; the store is safe to share.
 pub struct Store {
     shared: Arc<Shared>,
     flusher: Mutex<Option<JoinHandle<()>>>,
-    lock_file: Mutex<Option<File>>,
+    lock_file: Mutex<Option<crate::coord::FileLock>>,
 }
 
 impl Store {
-    /// Opens (or creates) the store in `data_dir`, recovering the longest valid prefix.
-    pub fn open(data_dir: &Path, config: StoreConfig) -> Result<Store> {
-        Self::open_with(data_dir, config, os_storage())
-    }
-
-    /// [`Store::open`] with every mutating file operation going through `storage`
-    /// (tests use this to inject I/O faults and to record what was made durable).
-    pub fn open_with(data_dir: &Path, config: StoreConfig, storage: Arc<dyn Storage>) -> Result<Store> {
-        config.validate()?;
-        let seed = config.signing_key.as_ref().map(|s| s.0.as_slice());
-        let receipt_keys = ReceiptKeys::new(seed, &config.verify_keys)
-            .map_err(|e| Error::InvalidConfig(format!("receipt keys: {e}")))?;
-        let fork_epoch = FORK_EPOCH.load(Ordering::Acquire);
-        if data_dir.exists() && !data_dir.is_dir() {
-            return Err(Error::InvalidConfig(format!("data dir {} is not a directory", data_dir.display())));
-        }
-        if !data_dir.is_dir() {
-            if !config.create || config.read_only {
-                return Err(Error::InvalidConfig(format!(
-                    "data dir {} does not exist (create=False or read_only=True)",
-                    data_dir.display()
-                )));
-            }
-            create_durable_dir(&*storage, data_dir)
-                .map_err(|e| Error::storage("creating the data dir", e))?;
-        }
-        let segments_dir = data_dir.join(SEGMENTS_DIR);
-        if config.read_only && !segments_dir.is_dir() {
-            return Err(Error::InvalidConfig(format!(
-                "{} holds no eventpak store (read_only=True creates nothing)",
-                data_dir.display()
-            )));
-        }
-        let lock_file = lock::take_lock(data_dir, config.read_only, config.shared)?;
-        if !config.read_only {
-            create_durable_dir(&*storage, &segments_dir)
-                .map_err(|e| Error::storage("creating the segments dir", e))?;
-        }
-        let segments = SegmentSet::new(config.segment_max_bytes);
-        let (mut recovered, session) = if config.shared {
-            let session = shared_mode::join_session(&*storage, data_dir, &segments_dir, &config, &segments)?;
-            (session.recovered, Some((session.mode, session.first, session.open_lock)))
-        } else if segments_dir.is_dir() {
-            let options = RecoveryOptions {
-                use_index_checkpoint: config.enable_index_checkpoint,
-                read_only: config.read_only,
-                stop_at: None,
-                last_segment: None,
-            };
-            (recover(&*storage, data_dir, &segments_dir, options, &segments)?, None)
-        } else {
-            (recover_nothing(), None)
-        };
-        let store_id = identity::load_or_create(&*storage, data_dir, config.read_only)?;
-        let written = recovered.index.len();
-        let writer = if config.read_only {
-            None
-        } else {
-            // (A joining process holds the write lock here: nobody rotates meanwhile.)
-            let _writes = session.as_ref().map(|(mode, _, _)| mode.coord.writes.lock()).transpose()?;
-            Some(Mutex::new(start_writer(&storage, &segments_dir, &config, &segments, &mut recovered)?))
-        };
-        let sharing = session.map(|(mode, first, open_lock)| {
-            if first {
-                let (segment_id, segment_len) = match &writer {
-                    Some(w) => w.lock().end(),
-                    None => recovered.segments.last().copied().unwrap_or((0, crate::segment::SEGMENT_HEADER_LEN as u64)),
-                };
-                let published = crate::coord::Published {
-                    seq: written,
-                    segment_id,
-                    segment_len,
-                    rotate_before_write: recovered.rotate_before_write,
-                };
-                shared_mode::start_session(&mode, published, config.read_only);
-            }
-            drop(open_lock);
-            mode
-        });
-        let sync_mode = config.sync;
-        let shared = Arc::new(Shared {
-            data_dir: data_dir.to_owned(),
-            storage,
-            config,
-            writer,
-            index: RwLock::new(recovered.index),
-            segments,
-            durability: Durability::new(written),
-            closed: AtomicBool::new(false),
-            report: recovered.report,
-            flush: Mutex::default(),
-            flush_wake: Condvar::new(),
-            commits: Mutex::new(0),
-            commit_wake: Condvar::new(),
-            fence: fence::FenceGate::default(),
-            store_id,
-            receipt_keys,
-            fork_epoch,
-            opened_by_pid: std::process::id(),
-            sharing,
-        });
-        let flusher = (sync_mode == SyncMode::Batch && shared.writer.is_some())
-            .then(|| {
-                let shared = shared.clone();
-                std::thread::Builder::new()
-                    .name("eventpak-flusher".into())
-                    .spawn(move || shared.run_flusher())
-                    .map_err(|e| Error::storage("starting the flusher thread", e))
-            })
-            .transpose()?;
-        Ok(Store { shared, flusher: Mutex::new(flusher), lock_file: Mutex::new(Some(lock_file)) })
-    }
-
     /// The data dir this store owns.
     pub fn data_dir(&self) -> &Path {
         &self.shared.data_dir
@@ -346,22 +239,18 @@ impl Store {
             // poisoned writer is released without another fsync or an index checkpoint.
             return Ok(());
         }
-        if self.shared.sharing.is_some() {
-            // Others may still be appending: make durable what is published now, and write
-            // the checkpoint of the log as it is under the write lock.
+        if let Some(mode) = &self.shared.sharing {
+            // Others may still be appending: what is published now is made durable, and
+            // the checkpoint covers what this process has followed.
             self.shared.make_durable(self.shared.log_written(writer), writer)?;
-        } else {
-            writer.lock().sync_active().map_err(|e| Error::storage("fsync at close", e))?;
+            let enabled = self.shared.config.enable_index_checkpoint;
+            return if enabled { self.write_shared_checkpoint(mode, writer) } else { Ok(()) };
         }
+        writer.lock().sync_active().map_err(|e| Error::storage("fsync at close", e))?;
         if !self.shared.config.enable_index_checkpoint {
             return Ok(());
         }
-        let (mut w, _writes) = self.lock_writer(writer)?;
-        if self.shared.index.read().visibility.open_fence.is_some() {
-            // Another process's fence is open: a checkpoint now would record its events as
-            // hidden for good. The last process to close writes one.
-            return Ok(());
-        }
+        let mut w = writer.lock();
         let mut cover =
             CheckpointCover { last_timestamp_us: w.clock.next_timestamp_us(), ..Default::default() };
         for (id, path) in self.shared.segments.list() {
@@ -379,119 +268,5 @@ impl Drop for Store {
         // Dropping without close() still stops the flusher and releases the lock; there is
         // no caller left to hand an error to.
         let _ = self.close();
-    }
-}
-
-/// The writer of a writable open, at the end of the recovered log (creating the first
-/// segment of a new store). What survived a crash may sit only in the page cache, so the
-/// active segment is fsynced: `durable` receipts never rest on unsynced history.
-fn start_writer(
-    storage: &Arc<dyn Storage>,
-    segments_dir: &Path,
-    config: &StoreConfig,
-    segments: &SegmentSet,
-    recovered: &mut crate::recovery::Recovered,
-) -> Result<Writer> {
-    if recovered.segments.is_empty() {
-        let first = segments_dir.join(crate::segment::segment_file_name(0));
-        // A joining process finds it made (and published) by the session's first writer.
-        if !first.exists() {
-            Writer::create_segment(&**storage, segments_dir, 0, 0)
-                .map_err(|e| Error::storage("creating the first segment", e))?;
-        }
-        segments.push(0, first.clone())?;
-        let len = std::fs::metadata(&first).map_err(|e| Error::storage("reading segment size", e))?.len();
-        recovered.segments.push((0, len));
-    }
-    let &(id, len) = recovered.segments.last().expect("a segment exists");
-    let clock = IdClock::resume(recovered.index.last_event_id(), recovered.last_timestamp_us);
-    let position = (segments.len() - 1) as u32;
-    let writer = Writer::resume(
-        storage.clone(),
-        segments_dir,
-        config.segment_max_bytes,
-        (id, position, len),
-        (recovered.index.len(), recovered.rotate_before_write),
-        clock,
-    )?;
-    writer.sync_active().map_err(|e| Error::storage("fsync at open", e))?;
-    Ok(writer)
-}
-
-fn recover_nothing() -> crate::recovery::Recovered {
-    crate::recovery::Recovered {
-        index: Index::default(),
-        segments: Vec::new(),
-        last_timestamp_us: 0,
-        report: RecoveryReport { index_checkpoint: "missing", ..Default::default() },
-        rotate_before_write: false,
-    }
-}
-
-impl Shared {
-    /// Returns once events `0..upto` are durable: group commit within this process, and in
-    /// shared mode across processes (an fsync by any process counts).
-    fn make_durable(&self, upto: u64, writer: &Mutex<Writer>) -> Result<()> {
-        let Some(mode) = &self.sharing else {
-            return self.durability.make_durable(upto, || Durability::lead(writer));
-        };
-        if mode.coord.mem.durable() >= upto {
-            return Ok(());
-        }
-        self.durability.make_durable(upto, || {
-            self.lead_shared_sync(mode).inspect_err(|e| writer.lock().poison(e.clone()))
-        })
-    }
-
-    /// Events written so far: by this process's writer, or published by any process.
-    fn log_written(&self, writer: &Mutex<Writer>) -> u64 {
-        match &self.sharing {
-            Some(mode) => mode.coord.mem.published_seq(),
-            None => writer.lock().written(),
-        }
-    }
-
-    /// Events made durable so far (by any process, in shared mode).
-    fn durable_count(&self) -> u64 {
-        let own = self.durability.durable();
-        self.sharing.as_ref().map_or(own, |mode| own.max(mode.coord.mem.durable()))
-    }
-
-    /// Batch mode: fsync when kicked (enough unsynced events) or every interval.
-    fn run_flusher(&self) {
-        let Some(writer) = &self.writer else { return };
-        let interval = Duration::from_millis(self.config.sync_interval_ms);
-        loop {
-            {
-                let mut signal = self.flush.lock();
-                if !signal.stop && !signal.kick {
-                    self.flush_wake.wait_for(&mut signal, interval);
-                }
-                if signal.stop {
-                    return;
-                }
-                signal.kick = false;
-            }
-            let written = self.log_written(writer);
-            if written > self.durable_count() {
-                // A failure poisons the writer; appends and sync() report it from there.
-                let _ = self.make_durable(written, writer);
-            }
-        }
-    }
-
-    /// Wakes blocked readers (in every process sharing the data dir): new events are visible.
-    fn announce_commit(&self) {
-        if let Some(mode) = &self.sharing {
-            mode.coord.mem.commits().wake();
-            return;
-        }
-        *self.commits.lock() += 1;
-        self.commit_wake.notify_all();
-    }
-
-    fn kick_flusher(&self) {
-        self.flush.lock().kick = true;
-        self.flush_wake.notify_one();
     }
 }

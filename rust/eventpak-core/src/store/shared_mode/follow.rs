@@ -8,7 +8,9 @@ use parking_lot::RwLockReadGuard;
 use super::{FollowTail, SharedMode};
 use crate::error::{Error, Result};
 use crate::index::{Index, NewEntry};
-use crate::segment::{decode_frame, segment_file_name, Decoded, SegmentHeader, SEGMENTS_DIR, SEGMENT_HEADER_LEN};
+use crate::segment::{
+    decode_frame, segment_file_name, Decoded, SegmentHeader, SEGMENTS_DIR, SEGMENT_HEADER_LEN,
+};
 use crate::store::Store;
 use crate::visibility::Visibility;
 
@@ -29,7 +31,9 @@ impl Store {
         // are always judged with a visibility at least as new as theirs.
         let target = mode.coord.mem.published_seq();
         let generation = mode.coord.mem.visibility_gen();
-        if mode.followed.load(Ordering::Acquire) >= target && mode.followed_gen.load(Ordering::Acquire) == generation {
+        if mode.followed.load(Ordering::Acquire) >= target
+            && mode.followed_gen.load(Ordering::Acquire) == generation
+        {
             return Ok(());
         }
         let mut tail = mode.tail.lock();
@@ -60,9 +64,11 @@ impl Store {
                 None => segments.push(next, path.clone())?,
             };
             let map = segments.map(tail.position, SEGMENT_HEADER_LEN as u64)?;
-            let header = SegmentHeader::decode(map.bytes()).map_err(|reason| Error::corrupt(&path, 0, reason))?;
+            let header =
+                SegmentHeader::decode(map.bytes()).map_err(|reason| Error::corrupt(&path, 0, reason))?;
             if header.base_sequence != index.len() {
-                let reason = format!("segment starts at sequence {}, expected {}", header.base_sequence, index.len());
+                let reason =
+                    format!("segment starts at sequence {}, expected {}", header.base_sequence, index.len());
                 return Err(Error::corrupt(&path, 0, reason));
             }
             tail.offset = SEGMENT_HEADER_LEN as u64;
@@ -75,7 +81,9 @@ impl Store {
             let at = tail.offset;
             let frame = match decode_frame(&bytes[at as usize..]) {
                 Decoded::Frame(frame) => frame,
-                Decoded::Short => return Err(Error::corrupt(map.path(), at, "a published frame is cut short")),
+                Decoded::Short => {
+                    return Err(Error::corrupt(map.path(), at, "a published frame is cut short"))
+                }
                 Decoded::Bad(reason) => return Err(Error::corrupt(map.path(), at, reason)),
             };
             let seq = frame.global_sequence;
@@ -84,7 +92,8 @@ impl Store {
                 return Err(Error::corrupt(map.path(), at, reason));
             }
             let (entity, scope, kind) = frame.names();
-            let hidden = visibility.is_cancelled(seq) || visibility.open_fence.is_some_and(|start| seq >= start);
+            let hidden =
+                visibility.is_cancelled(seq) || visibility.open_fence.is_some_and(|start| seq >= start);
             index.insert(NewEntry {
                 segment: tail.position,
                 offset: at,

@@ -18,12 +18,14 @@ use parking_lot::Mutex;
 
 use crate::config::StoreConfig;
 use crate::coord::{Coordination, Joined, Published};
-use crate::error::Result;
-use crate::index::Index;
+use crate::error::{Error, Result};
+use crate::index::{write_checkpoint, CheckpointCover, Index};
 use crate::io::Storage;
 use crate::recovery::{recover, Recovered, RecoveryOptions};
 use crate::segment::{SegmentSet, SEGMENT_HEADER_LEN};
+use crate::store::Store;
 use crate::visibility::Visibility;
+use crate::writer::Writer;
 
 /// Where this process's index ends in the log.
 #[derive(Default)]
@@ -38,6 +40,9 @@ pub(super) struct FollowTail {
     visibility_gen: u64,
 }
 
+/// An open segment file with its path (what an fsync through `Storage` takes).
+type OpenSegment = Arc<(File, PathBuf)>;
+
 /// What a process sharing its data dir keeps besides the exclusive store's state.
 pub(super) struct SharedMode {
     pub(super) coord: Coordination,
@@ -47,14 +52,7 @@ pub(super) struct SharedMode {
     /// `hidden.ranges` generation after the last follow.
     followed_gen: AtomicU64,
     /// The segment the last group-commit fsync went to, kept open.
-    sync_file: Mutex<Option<(u64, Arc<(File, PathBuf)>)>>,
-}
-
-impl SharedMode {
-    /// The published end of the log.
-    pub(super) fn published(&self) -> Published {
-        self.coord.mem.published()
-    }
+    sync_file: Mutex<Option<(u64, OpenSegment)>>,
 }
 
 /// A shared session joined: the recovered log, and whether this process started it.
@@ -115,6 +113,37 @@ fn tail_of(index: &Index, last_timestamp_us: u64) -> FollowTail {
         None => (0, SEGMENT_HEADER_LEN as u64),
     };
     FollowTail { position, offset, last_timestamp_us, visibility_gen: u64::MAX }
+}
+
+impl Store {
+    /// Writes the index checkpoint of what this process has followed, without the write
+    /// lock (others keep appending): the cover is the follow tail, and every segment before
+    /// it is sealed, so its length is final. Skipped while a fence is open anywhere: its
+    /// events would be recorded as hidden for good.
+    pub(super) fn write_shared_checkpoint(&self, mode: &SharedMode, writer: &Mutex<Writer>) -> Result<()> {
+        self.follow(mode)?;
+        let clock_us = writer.lock().clock.last_timestamp_us();
+        let tail = mode.tail.lock();
+        let index = self.shared.index.read();
+        if index.visibility.open_fence.is_some() {
+            return Ok(());
+        }
+        let mut cover =
+            CheckpointCover { last_timestamp_us: tail.last_timestamp_us.max(clock_us), ..Default::default() };
+        for (position, (id, path)) in self.shared.segments.list().into_iter().enumerate() {
+            let len = match (position as u32).cmp(&tail.position) {
+                std::cmp::Ordering::Less => {
+                    std::fs::metadata(&path).map_err(|e| Error::storage("reading segment size", e))?.len()
+                }
+                std::cmp::Ordering::Equal => tail.offset,
+                std::cmp::Ordering::Greater => break,
+            };
+            cover.segments.push((id, len));
+        }
+        drop(tail);
+        write_checkpoint(&*self.shared.storage, &self.shared.data_dir, &index, &cover)
+            .map_err(|e| Error::storage("writing the index checkpoint", e))
+    }
 }
 
 /// Starts the session's shared page from the first opener's recovery.

@@ -8,7 +8,10 @@ use parking_lot::MutexGuard;
 use super::SharedMode;
 use crate::coord::{LockGuard, Published};
 use crate::error::{Error, Result};
-use crate::segment::{load_seals, list_segments, segment_file_name, SEGMENTS_DIR};
+use crate::segment::{
+    list_segments, load_seals, segment_file_name, SealRecords, SegmentHeader, SEGMENTS_DIR,
+    SEGMENT_HEADER_LEN,
+};
 use crate::store::{Shared, Store};
 use crate::writer::Writer;
 
@@ -26,9 +29,15 @@ impl Store {
         }
         self.follow(mode)?;
         let published = mode.coord.mem.published();
-        let position = self.shared.segments.position_of(published.segment_id).ok_or_else(|| {
-            Error::Internal(format!("segment {} was published but never followed", published.segment_id))
-        })?;
+        // A segment published empty (a rotation finished by a repair) has no frame that
+        // made the follow register it.
+        let position = match self.shared.segments.position_of(published.segment_id) {
+            Some(position) => position,
+            None => self.shared.segments.push(
+                published.segment_id,
+                self.shared.data_dir.join(SEGMENTS_DIR).join(segment_file_name(published.segment_id)),
+            )?,
+        };
         let end = (published.segment_id, position, published.segment_len);
         w.adopt(end, published.seq, published.rotate_before_write)?;
         let last_timestamp_us = mode.tail.lock().last_timestamp_us;
@@ -66,15 +75,37 @@ impl Store {
         let segments_dir = self.shared.data_dir.join(SEGMENTS_DIR);
         let mut published = mode.coord.mem.published();
         let seals = load_seals(&segments_dir)?;
-        seals.cut_torn_record(storage, &segments_dir).map_err(|e| Error::storage("cutting a torn seal record", e))?;
+        seals
+            .cut_torn_record(storage, &segments_dir)
+            .map_err(|e| Error::storage("cutting a torn seal record", e))?;
         let files = list_segments(&segments_dir).map_err(|e| Error::storage("listing segments", e))?;
-        let mut removed = false;
-        for (id, path) in files.iter().filter(|(id, _)| *id > published.segment_id) {
-            // Created by a rotation that never published a frame: the next rotation makes it anew.
-            storage.remove(path).map_err(|e| Error::storage(&format!("removing unpublished segment {id}"), e))?;
-            removed = true;
+        let mut dir_changed = false;
+        let found = published;
+        for (id, path) in files.iter().filter(|(id, _)| *id > found.segment_id) {
+            // Made by a rotation that published nothing. A whole header names the segment
+            // its writer may have registered (a poisoned writer's process still reads): it is
+            // kept, emptied back to its header, and becomes the active segment. Anything else
+            // goes, and the next rotation makes it anew.
+            let whole = *id == found.segment_id + 1 && sealed_at(&seals, &found) && header_fits(path, &found);
+            if whole {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| Error::storage("opening an unpublished segment", e))?;
+                storage
+                    .truncate(&file, path, SEGMENT_HEADER_LEN as u64)
+                    .and_then(|()| storage.sync(&file, path))
+                    .map_err(|e| Error::storage("emptying an unpublished segment", e))?;
+                published.segment_id = *id;
+                published.segment_len = SEGMENT_HEADER_LEN as u64;
+                continue;
+            }
+            storage
+                .remove(path)
+                .map_err(|e| Error::storage(&format!("removing unpublished segment {id}"), e))?;
+            dir_changed = true;
         }
-        if removed {
+        if dir_changed {
             storage.sync_dir(&segments_dir).map_err(|e| Error::storage("fsync of segments dir", e))?;
         }
         let path = segments_dir.join(segment_file_name(published.segment_id));
@@ -109,7 +140,22 @@ impl Store {
         mode.coord.mem.set_writing(0);
         Ok(())
     }
+}
 
+/// True when the published active segment was sealed where the log is published.
+fn sealed_at(seals: &SealRecords, published: &Published) -> bool {
+    seals
+        .by_segment
+        .get(&published.segment_id)
+        .is_some_and(|seal| (seal.len, seal.next_sequence) == (published.segment_len, published.seq))
+}
+
+/// True when `path` starts with a whole header of the segment after the published one.
+fn header_fits(path: &std::path::Path, published: &Published) -> bool {
+    let Ok(bytes) = std::fs::read(path) else { return false };
+    bytes.len() >= SEGMENT_HEADER_LEN
+        && SegmentHeader::decode(&bytes[..SEGMENT_HEADER_LEN])
+            .is_ok_and(|h| h.segment_id == published.segment_id + 1 && h.base_sequence == published.seq)
 }
 
 impl Shared {
@@ -125,14 +171,15 @@ impl Shared {
         }
         // Read after `covered`: the segment holding the newest of those events, or a later
         // one (an older segment was fsynced when it was sealed).
-        let segment_id = mode.coord.mem.published().segment_id;
+        let segment_id = mode.coord.mem.active_segment();
         let file = {
             let mut cached = mode.sync_file.lock();
             match &*cached {
                 Some((id, file)) if *id == segment_id => file.clone(),
                 _ => {
                     let path = self.data_dir.join(SEGMENTS_DIR).join(segment_file_name(segment_id));
-                    let file = std::fs::File::open(&path).map_err(|e| Error::storage("opening a segment to fsync", e))?;
+                    let file = std::fs::File::open(&path)
+                        .map_err(|e| Error::storage("opening a segment to fsync", e))?;
                     let file = Arc::new((file, path));
                     *cached = Some((segment_id, file.clone()));
                     file

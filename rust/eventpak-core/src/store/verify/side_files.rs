@@ -32,7 +32,8 @@ impl Checker<'_> {
             // Workers keep committing while verify runs: a checkpoint read now may name an
             // event appended after the check started. It can only name an event that existed
             // when it was written, so the log's length read after it is the bound.
-            let events_now = self.store.index().map_or_else(|_| self.store.shared.index.read().len(), |i| i.len());
+            let events_now =
+                self.store.index().map_or_else(|_| self.store.shared.index.read().len(), |i| i.len());
             match loaded {
                 Ok(Some(c)) if c.started && c.position >= events_now => {
                     let why =
