@@ -61,6 +61,8 @@ class Child:
         )
         self.proc.start()
         child_conn.close()  # the child's end lives in the child only: EOF when it dies
+        self.stash: defaultdict[str, list[Any]] = defaultdict(list)
+        self.eof = False
 
     @property
     def pid(self) -> int:
@@ -87,6 +89,41 @@ class Child:
             pytest.fail(f"child {self.name} failed:\n{value}")
         assert got == tag, f"child {self.name} sent {got!r} ({value!r}), expected {tag!r}"
         return value
+
+    def take(self, tag: str, timeout: float = SAFETY_NET_S) -> Any:
+        """The value of the child's oldest message with ``tag``, waiting for it; messages with
+        other tags that come first are kept for later ``take`` and ``drain`` calls (for a child
+        whose threads report independently, such as a worker's handler)."""
+        deadline = time.monotonic() + timeout
+        while not self.stash[tag]:
+            if not self._pull(max(0.0, deadline - time.monotonic())):
+                if self.eof:
+                    self.proc.join(SAFETY_NET_S)
+                    pytest.fail(f"child {self.name} died (exit code {self.proc.exitcode}) before {tag!r}")
+                pytest.fail(f"child {self.name} sent no {tag!r} in {timeout} s: hung")
+        return self.stash[tag].pop(0)
+
+    def drain(self, tag: str) -> list[Any]:
+        """Every message with ``tag`` the child sent so far (without waiting), oldest first."""
+        while self.conn.poll(0) and self._pull(0):
+            pass
+        got, self.stash[tag] = self.stash[tag], []
+        return got
+
+    def _pull(self, timeout: float) -> bool:
+        """Reads one message into the stash; False when none came in ``timeout`` or the child
+        is gone (EOF)."""
+        if self.eof or not self.conn.poll(timeout):
+            return False
+        try:
+            got, value = self.conn.recv()
+        except EOFError:
+            self.eof = True
+            return False
+        if got == "error":
+            pytest.fail(f"child {self.name} failed:\n{value}")
+        self.stash[got].append(value)
+        return True
 
     def join(self, timeout: float = SAFETY_NET_S) -> None:
         """Waits for a clean exit (exit code 0)."""

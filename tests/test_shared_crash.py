@@ -221,9 +221,9 @@ def check_log(store: ep.Store, reports: Reports, tally: Tally) -> list[ep.Event]
         for ev in op.events:
             attempted[ev[3]["tag"]] = ev
     for e in events:
-        ev = attempted.get(e.payload["tag"])
-        assert ev is not None, f"event {e.global_sequence} was never attempted: {e.payload}"
-        assert [e.entity, e.scope, e.kind, e.payload] == ev, (
+        sent = attempted.get(e.payload["tag"])
+        assert sent is not None, f"event {e.global_sequence} was never attempted: {e.payload}"
+        assert [e.entity, e.scope, e.kind, e.payload] == sent, (
             f"event {e.global_sequence} differs from its append"
         )
 
@@ -278,10 +278,10 @@ def check_log(store: ep.Store, reports: Reports, tally: Tally) -> list[ep.Event]
                     store.get(event_id)
                 continue
             tally.acked_events += 1
-            e = by_seq.get(seq)
-            assert e is not None, f"acknowledged event {seq} ({op.op_id}, {op.op_type}) is missing"
-            assert e.payload == ev[3], f"event {seq} is not what {op.op_id} appended"
-            got = (e.event_id.hex, e.entity_sequence, e.hash.hex())
+            found = by_seq.get(seq)
+            assert found is not None, f"acknowledged event {seq} ({op.op_id}, {op.op_type}) is missing"
+            assert found.payload == ev[3], f"event {seq} is not what {op.op_id} appended"
+            got = (found.event_id.hex, found.entity_sequence, found.hash.hex())
             assert got == (event_id, clock, hash_hex), f"event {seq} differs from its receipt"
     # each writer's acknowledged appends are in the log in the order it made them
     for writer, ops in reports.by_writer.items():
