@@ -45,13 +45,26 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import eventpak as ep
 import pytest
-from shared_helpers import SAFETY_NET_S, R, check_chains, digest, open_shared, rows
+from shared_helpers import (
+    SAFETY_NET_S,
+    Children,
+    R,
+    check_chains,
+    check_store,
+    children_fixture,
+    digest,
+    open_shared,
+    receipt_row,
+    rows,
+)
 
 KILLS = int(os.environ.get("EVENTPAK_SHARED_KILLS") or 100)
 WRITERS = 3
@@ -351,18 +364,22 @@ class Run:
         self.live[slot] = self.spawn(slot, last_unacked_keyed(victim.lines))
 
     def stop_all(self) -> None:
+        """Ends every writer still running and leaves each one's report lines beside its stderr
+        (``logs/<name>.jsonl``), for a failure's post-mortem."""
         for writer in self.all:
             if writer.proc.poll() is None:
                 writer.proc.kill()
                 writer.proc.wait()
             writer.close_pipes()
+            with open(self.logs / f"{writer.name}.jsonl", "w") as out:
+                out.writelines(json.dumps(m, ensure_ascii=False) + "\n" for m in writer.lines)
 
 
 def run_crash_loop(tmp_path: Path, writers: int, kills: int, tail: bool, segment_max_bytes: int) -> None:
     seed = int(os.environ.get("EVENTPAK_SHARED_SEED") or random.SystemRandom().randrange(2**32))
     print(
         f"shared crash loop: EVENTPAK_SHARED_SEED={seed}, {writers} writers, {kills} kills, "
-        f"segment_max_bytes={segment_max_bytes}"
+        f"segment_max_bytes={segment_max_bytes}, in {tmp_path}"
     )
     path = tmp_path / "data"
     logs = tmp_path / "logs"
@@ -464,3 +481,134 @@ def test_a_writer_killed_alone_is_repaired_by_the_next_opener(tmp_path: Path) ->
     """With a single writer, each replacement is the first process of a new shared session:
     it recovers (cutting the dead writer's torn tail) as the session's first opener."""
     run_crash_loop(tmp_path, 1, max(20, KILLS // 5), tail=False, segment_max_bytes=8 * 1024)
+
+
+# --- a crash state between two steps of a writer -----------------------------------------------
+
+
+@pytest.fixture
+def spawn() -> Iterator[Children]:
+    yield from children_fixture()
+
+
+def child_member(conn: Connection, path: str) -> None:
+    """A process sharing the data dir: ``("append", entity, payload)`` appends and reports the
+    receipt, ``("fence and hold", entity, payload)`` appends through a fence it then keeps
+    open, ``"view"`` reports every visible event, ``None`` closes."""
+    store = open_shared(path, sync="always", fence_wait_ms=5_000)
+    conn.send(("ready", None))
+    while (order := conn.recv()) is not None:
+        if order == "view":
+            conn.send(("view", rows(store.query(R.all()))))
+        elif order[0] == "fence and hold":
+            _, entity, payload = order
+            with store.fence() as fence:
+                conn.send(("fenced", receipt_row(fence.append((entity, "main"), "k", payload))))
+                conn.recv()  # held open until the process is killed
+        else:
+            _, entity, payload = order
+            conn.send(("appended", receipt_row(store.append((entity, "main"), "k", payload))))
+    store.close()
+    conn.send(("closed", None))
+
+
+def test_a_fence_marker_saved_by_a_writer_killed_before_announcing_it_hides_nothing_acknowledged(
+    spawn: Children, tmp_path: Path
+) -> None:
+    """Opening a fence saves ``hidden.ranges`` (the fence's start), then tells the other
+    processes through the shared page. A writer SIGKILLed between the two (its rename done, say
+    during the directory fsync that follows) leaves a marker nobody was told about. The others
+    must still never hide an append they acknowledged: the dead fence holds no event, and the
+    next writer cancels it without touching what came after."""
+    path = tmp_path / "data"
+    # The exact bytes such a writer saves (one event in the log, nothing cancelled yet), made by
+    # a real fence in a scratch store.
+    scratch = tmp_path / "scratch"
+    with ep.Store.open(scratch) as store:
+        store.append(("x", "main"), "k", "before")
+        with store.fence() as fence:
+            marker = (scratch / "hidden.ranges").read_bytes()
+            fence.cancel()
+    b = spawn(child_member, str(path), name="b")
+    b.recv("ready")
+    b.send(("append", "x", "before"))
+    assert b.recv("appended")[0] == 0
+    # the crash state: the marker renamed into place by a process that then died (its fence lock
+    # went with it), the shared page never told
+    forged = path / ".hidden.ranges.forged"
+    forged.write_bytes(marker)
+    os.replace(forged, path / "hidden.ranges")
+    b.send(("append", "x", "acked"))
+    acked = b.recv("appended")
+    b.send("view")
+    view_b = b.recv("view")
+    c = spawn(child_member, str(path), name="c")  # joins after the crash
+    c.recv("ready")
+    c.send("view")
+    view_c = c.recv("view")
+    assert view_c == view_b, "a process that joined does not see an event acknowledged before it joined"
+    c.send(("append", "x", "from-c"))  # the next writer after the dead fence
+    c.recv("appended")
+    for child in (b, c):
+        child.send("view")
+    views = [b.recv("view"), c.recv("view")]
+    assert views[0] == views[1], "two live processes see different logs"
+    for child in (b, c):
+        child.send(None)
+        child.recv("closed")
+        child.join()
+    with ep.Store.open(path) as store:
+        events = check_store(store)
+        assert [e.payload for e in events] == ["before", "acked", "from-c"], "an acknowledged event was lost"
+        assert events[1].event_id.hex == acked[1]
+
+
+def test_a_fence_commit_saved_by_a_writer_killed_before_announcing_it_hides_nothing_acknowledged(
+    spawn: Children, tmp_path: Path
+) -> None:
+    """Committing a fence saves ``hidden.ranges`` (no open fence), then tells the other
+    processes. A fence owner SIGKILLed between the two leaves a commit some processes know of
+    (those that read the file: any that joins) and others do not. Whether the fence's events
+    stay is open (the commit was never acknowledged), but the same for everyone; and no event
+    acknowledged to anyone, before or after, may be lost or break its entity's chain."""
+    path = tmp_path / "data"
+    scratch = tmp_path / "scratch"
+    with ep.Store.open(scratch) as store:  # the bytes a commit saves when nothing was ever cancelled
+        with store.fence() as fence:
+            fence.append(("x", "main"), "k", "scratch")
+        committed = (scratch / "hidden.ranges").read_bytes()
+    b = spawn(child_member, str(path), name="b")
+    b.recv("ready")
+    b.send(("append", "x", "before"))
+    b.recv("appended")
+    owner = spawn(child_member, str(path), name="fence-owner")
+    owner.recv("ready")
+    owner.send(("fence and hold", "x", "fenced"))
+    assert owner.recv("fenced")[0] == 1
+    b.send("view")  # b reads while the fence is open: it knows of the open fence
+    assert [r[0] for r in b.recv("view")] == [0]
+    # the crash state: the owner saved its commit and died before announcing it
+    owner.kill()
+    forged = path / ".hidden.ranges.forged"
+    forged.write_bytes(committed)
+    os.replace(forged, path / "hidden.ranges")
+    c = spawn(child_member, str(path), name="c")  # joins after the crash
+    c.recv("ready")
+    c.send(("append", "x", "from-c"))
+    from_c = c.recv("appended")
+    b.send(("append", "x", "from-b"))  # the next writer in a process that saw the fence open
+    from_b = b.recv("appended")
+    for child in (b, c):
+        child.send("view")
+    views = [b.recv("view"), c.recv("view")]
+    assert views[0] == views[1], "two live processes see different logs"
+    for child in (b, c):
+        child.send(None)
+        child.recv("closed")
+        child.join()
+    with ep.Store.open(path) as store:  # CorruptSegment here: an entity chain broke
+        events = check_store(store)
+        payloads = [e.payload for e in events]
+        assert payloads in (["before", "fenced", "from-c", "from-b"], ["before", "from-c", "from-b"])
+        ids = [e.event_id.hex for e in events]
+        assert from_c[1] in ids and from_b[1] in ids, "an acknowledged event was lost"
