@@ -57,6 +57,7 @@ from shared_helpers import (
     SAFETY_NET_S,
     Children,
     R,
+    Row,
     check_chains,
     check_store,
     children_fixture,
@@ -347,8 +348,8 @@ class Run:
         fences = Counter(m["f"] for m in lines if m["t"] in ("fbeg", "fack", "fcancelled"))
         self.tally.killed_in_fence += any(c == 1 for c in fences.values())
 
-    def replace(self, slot: int) -> None:
-        """Kills the writer in ``slot`` at a random instant and starts a fresh one there."""
+    def kill_slot(self, slot: int) -> WriterProc:
+        """Kills the writer in ``slot`` at a random instant."""
         victim = self.live[slot]
         if self.rng.random() < 0.1:
             # during open and recovery, if it is still there (or just after)
@@ -361,6 +362,10 @@ class Run:
             if self.rng.random() < 0.6:
                 threading.Event().wait(self.rng.uniform(0, 0.002))  # the kill instant is under test
         self.kill(victim)
+        return victim
+
+    def respawn(self, slot: int, victim: WriterProc) -> None:
+        """Starts a fresh writer in ``slot``, retrying the victim's unanswered keyed append."""
         self.live[slot] = self.spawn(slot, last_unacked_keyed(victim.lines))
 
     def stop_all(self) -> None:
@@ -375,7 +380,9 @@ class Run:
                 out.writelines(json.dumps(m, ensure_ascii=False) + "\n" for m in writer.lines)
 
 
-def run_crash_loop(tmp_path: Path, writers: int, kills: int, tail: bool, segment_max_bytes: int) -> None:
+def run_crash_loop(
+    tmp_path: Path, writers: int, kills: int, tail: bool, segment_max_bytes: int, reader_first: bool = False
+) -> None:
     seed = int(os.environ.get("EVENTPAK_SHARED_SEED") or random.SystemRandom().randrange(2**32))
     print(
         f"shared crash loop: EVENTPAK_SHARED_SEED={seed}, {writers} writers, {kills} kills, "
@@ -407,8 +414,27 @@ def run_crash_loop(tmp_path: Path, writers: int, kills: int, tail: bool, segment
         tailer.start()
     try:
         run.live = [run.spawn(slot, None) for slot in range(writers)]
+        # what a reader that opened first after a kill showed: its first view, a later view and
+        # what its cursor delivered after the first view; each must agree with the final log
+        reader_views: list[tuple[list[Row], list[Row], list[int]]] = []
         while run.tally.kills < kills:
-            run.replace(run.rng.randrange(writers))
+            slot = run.rng.randrange(writers)
+            victim = run.kill_slot(slot)
+            if not reader_first:
+                run.respawn(slot, victim)
+                continue
+            # the writer was alone: this read-only reader starts the next session, over whatever
+            # the dead writer left (it cannot repair; the next writer does)
+            with open_shared(path, read_only=True) as reader:
+                first = reader.query(R.all())
+                check_chains(first)
+                cursor = reader.cursor(R.all(), after=first[-1].global_sequence if first else None)
+                run.respawn(slot, victim)
+                fresh = run.live[slot]
+                fresh.wait_for(lambda w: w.progress() >= 3, "progress after joining a reader's session")
+                later = rows(reader.query(R.all()))
+                got = [e.global_sequence for e in cursor.poll_batch(100_000)]
+                reader_views.append((rows(first), later, got))
         # nobody is blocked: every live writer (the replacements too) makes progress now
         marks = {w.name: w.progress() for w in run.live}
         for w in run.live:
@@ -461,6 +487,12 @@ def run_crash_loop(tmp_path: Path, writers: int, kills: int, tail: bool, segment
             assert rows(store.query(R.all())) == final, "a full scan reads another log"
         if tail:
             assert delivered == [r[0] for r in final], "the tailing cursor's deliveries differ from the log"
+        for first_view, later_view, got in reader_views:
+            assert final[: len(first_view)] == first_view, "a reader showed events that are not in the log"
+            assert final[: len(later_view)] == later_view, "a reader's later view differs from the log"
+            start = len(first_view)
+            assert got == [r[0] for r in final[start : start + len(got)]], "a reader's cursor differs"
+            assert later_view[start:], "the reader saw nothing of the next writer"
         ids = [uuid.UUID(hex=r[1]) for r in final]
         assert len(set(ids)) == len(ids)
     finally:
@@ -612,3 +644,14 @@ def test_a_fence_commit_saved_by_a_writer_killed_before_announcing_it_hides_noth
         assert payloads in (["before", "fenced", "from-c", "from-b"], ["before", "from-c", "from-b"])
         ids = [e.event_id.hex for e in events]
         assert from_c[1] in ids and from_b[1] in ids, "an acknowledged event was lost"
+
+
+def test_a_read_only_reader_first_after_a_killed_writer_leaves_the_repair_to_the_next_writer(
+    tmp_path: Path,
+) -> None:
+    """A writer killed alone; then a ``read_only=True, shared=True`` reader is the first to
+    open: it reads what the dead writer left without repairing it, and the writer that joins
+    its session repairs and goes on, while the reader tails it."""
+    run_crash_loop(
+        tmp_path, 1, max(10, KILLS // 10), tail=False, segment_max_bytes=8 * 1024, reader_first=True
+    )
