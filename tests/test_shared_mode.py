@@ -102,7 +102,7 @@ def test_concurrent_appenders_make_one_dense_log_seen_alike_everywhere(
     for me, view in enumerate(views):
         assert len(view) == len(receipts), f"process {me} sees {len(view)} of {len(receipts)} events"
         assert view == views[0], f"process {me} sees another log than process 0"
-    by_seq = {r[0]: r for r in view}
+    by_seq = {r[0]: r for r in views[0]}
     for seq, event_id, clock, hash_hex in receipts:
         got = by_seq[seq]
         assert (got[1], got[5], got[7]) == (event_id, clock, hash_hex), (
