@@ -28,8 +28,8 @@ demo: build
 lint: $(STAMP)
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	ruff check python tests benches
-	ruff format --check python tests benches
+	ruff check python tests benches examples
+	ruff format --check python tests benches examples
 
 rust-test:
 	cargo test --workspace

@@ -210,6 +210,19 @@ def test_stats_of_a_locked_store_exits_1(tmp_path: Path) -> None:
     assert_refused(done, 1, "locked")
 
 
+def test_stats_and_verify_join_a_store_that_running_processes_share(tmp_path: Path) -> None:
+    with ep.Store.open(tmp_path / "d", shared=True) as store:
+        for i in range(3):
+            store.append(ep.Coordinate("a", "s"), "k", i)
+        stats = run_cli("stats", str(tmp_path / "d"))
+        verify = run_cli("verify", str(tmp_path / "d"))
+        store.append(ep.Coordinate("a", "s"), "k", "the service goes on")
+    assert stats.returncode == 0, stats.stderr
+    assert "events: 3" in stats.stdout
+    assert verify.returncode == 0, verify.stderr
+    assert "ok: no problem found" in verify.stdout
+
+
 def test_version() -> None:
     done = run_cli("--version")
     assert done.returncode == 0, done.stderr

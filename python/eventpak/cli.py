@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from . import EventpakError, Store, __version__
+from . import EventpakError, Store, StoreLocked, __version__
 from .demo import DemoFailed, run_demo
 
 __all__ = ["main"]
@@ -67,10 +67,20 @@ class _ProgressBar:
             self.out.write("\n")
 
 
+def _open_for_reading(data_dir: str) -> Store:
+    """Opens read-only; a data dir that running processes share is joined as a shared reader."""
+    try:
+        return Store.open(data_dir, read_only=True)
+    except StoreLocked as exc:
+        if exc.mode != "shared":
+            raise
+        return Store.open(data_dir, read_only=True, shared=True)
+
+
 def _verify(data_dir: str) -> int:
     """Runs the full check read-only; exit status 0 when nothing is wrong, 1 otherwise."""
     _check_data_dir(data_dir)
-    with Store.open(data_dir, read_only=True) as store:
+    with _open_for_reading(data_dir) as store:
         bar = _ProgressBar(sys.stderr)
         try:
             report = store.verify(progress=bar)
@@ -90,7 +100,7 @@ def _verify(data_dir: str) -> int:
 
 def _stats(data_dir: str) -> None:
     _check_data_dir(data_dir)
-    with Store.open(data_dir, read_only=True) as store:
+    with _open_for_reading(data_dir) as store:
         for key, value in store.stats().items():
             print(f"{key:>20}: {value}")
 

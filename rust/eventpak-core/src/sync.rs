@@ -73,8 +73,9 @@ impl Durability {
     }
 
     /// Returns once events `0..upto` are durable, fsyncing as leader when needed: `lead`
-    /// runs one fsync and returns how many leading events it covered.
-    pub fn make_durable(&self, upto: u64, lead: impl Fn() -> Result<u64>) -> Result<()> {
+    /// returns how many leading events are durable after it, and whether it ran an fsync
+    /// (in shared mode another process's fsync may already have covered them).
+    pub fn make_durable(&self, upto: u64, lead: impl Fn() -> Result<(u64, bool)>) -> Result<()> {
         let mut state = self.state.lock();
         state.waiters += 1;
         if state.gathering {
@@ -105,9 +106,9 @@ impl Durability {
             state.leader_active = false;
             state.fsync_avg = (state.fsync_avg * 7 + took) / 8;
             match outcome {
-                Ok(covered) => {
+                Ok((covered, fsynced)) => {
                     state.durable = state.durable.max(covered);
-                    state.fsyncs += 1;
+                    state.fsyncs += u64::from(fsynced);
                 }
                 Err(failure) => state.failure = Some(failure),
             }
@@ -133,7 +134,7 @@ impl Durability {
     }
 
     /// One fsync of everything `writer` wrote so far; returns the covered event count.
-    pub fn lead(writer: &Mutex<Writer>) -> Result<u64> {
+    pub fn lead(writer: &Mutex<Writer>) -> Result<(u64, bool)> {
         let (file, written) = {
             let w = writer.lock();
             if let Some(failure) = w.failure() {
@@ -144,7 +145,7 @@ impl Durability {
         // Older segments were fsynced when the writer rotated away from them, so the
         // active file is the only one that can hold unsynced events.
         match file.sync() {
-            Ok(()) => Ok(written),
+            Ok(()) => Ok((written, true)),
             Err(e) => {
                 let failure = Error::storage("fsync of the active segment", e);
                 writer.lock().poison(failure.clone());

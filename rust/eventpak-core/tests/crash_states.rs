@@ -7,18 +7,30 @@ mod sim;
 
 use std::sync::{Arc, Mutex};
 
-use eventpak_core::Store;
+use eventpak_core::{Store, StoreConfig};
 use sim::record::{RecordingStorage, Rng};
-use sim::workload::{check, config, run, Log, SharedLog};
+use sim::workload::{check, config, run_with, Log, SharedLog};
 
 #[test]
 fn every_crash_state_recovers_a_legal_state() {
+    sweep(config());
+}
+
+/// The same workload through the shared-mode write path (cross-process write lock, published
+/// end, group commit through the shared leader, the index checkpoint of a closing sharer);
+/// each crash state is then opened as the first process of a new session.
+#[test]
+fn every_crash_state_of_a_shared_store_recovers_a_legal_state() {
+    sweep(StoreConfig { shared: true, ..config() });
+}
+
+fn sweep(config: StoreConfig) {
     let extended = std::env::var("EVENTPAK_EXTENDED").is_ok_and(|v| v == "1");
     let states_per_point = if extended { 500 } else { 25 };
     let dir = tempfile::tempdir().unwrap();
     let log: SharedLog = Arc::new(Mutex::new(Log::default()));
     let storage = Arc::new(RecordingStorage::new(dir.path(), log.clone()));
-    run(dir.path(), storage.clone(), &log, 40).unwrap();
+    run_with(dir.path(), storage.clone(), &log, 40, config.clone()).unwrap();
     let snapshots = storage.snapshots();
     assert!(snapshots.len() > 150, "only {} crash points", snapshots.len());
     let mut states = 0u64;
@@ -28,8 +40,8 @@ fn every_crash_state_recovers_a_legal_state() {
             let crash = tempfile::tempdir().unwrap();
             snapshot.materialise(crash.path(), &mut Rng(seed));
             let label = format!("crash point {point}, state seed {seed:#x}");
-            let store =
-                Store::open(crash.path(), config()).unwrap_or_else(|e| panic!("{label}: reopen failed: {e}"));
+            let store = Store::open(crash.path(), config.clone())
+                .unwrap_or_else(|e| panic!("{label}: reopen failed: {e}"));
             check(crash.path(), &store, &snapshot.log).unwrap_or_else(|e| panic!("{label}: {e}"));
             states += 1;
         }

@@ -8,25 +8,35 @@ mod sim;
 use std::sync::{Arc, Mutex};
 
 use eventpak_core::io::OsStorage;
-use eventpak_core::{Error, Store};
+use eventpak_core::{Error, Store, StoreConfig};
 use sim::faults::{FaultStorage, Op, ALL_OPS};
-use sim::workload::{check, config, run, Log, SharedLog};
+use sim::workload::{check, config, run_with, Log, SharedLog};
 
 const STEPS: usize = 40;
 
 #[test]
 fn every_fault_site_leaves_a_recoverable_legal_state() {
+    every_fault_site(config());
+}
+
+/// The same through the shared-mode write path, reopened as a new session's first process.
+#[test]
+fn every_fault_site_of_a_shared_store_leaves_a_recoverable_legal_state() {
+    every_fault_site(StoreConfig { shared: true, ..config() });
+}
+
+fn every_fault_site(config: StoreConfig) {
     // Count the call sites of a clean run.
     let dir = tempfile::tempdir().unwrap();
     let counting = Arc::new(FaultStorage::default());
     let log: SharedLog = Arc::new(Mutex::new(Log::default()));
-    run(dir.path(), counting.clone(), &log, STEPS).unwrap();
+    run_with(dir.path(), counting.clone(), &log, STEPS, config.clone()).unwrap();
     let mut sites = 0;
     for op in ALL_OPS {
         for nth in 1..=counting.count(op) {
             for forever in [false, true] {
                 sites += 1;
-                one_fault(op, nth, forever);
+                one_fault(op, nth, forever, &config);
             }
         }
     }
@@ -37,11 +47,11 @@ fn every_fault_site_leaves_a_recoverable_legal_state() {
     println!("fault sites covered: {sites}");
 }
 
-fn one_fault(op: Op, nth: u64, forever: bool) {
+fn one_fault(op: Op, nth: u64, forever: bool, config: &StoreConfig) {
     let dir = tempfile::tempdir().unwrap();
     let storage = Arc::new(FaultStorage::failing(op, nth, forever));
     let log: SharedLog = Arc::new(Mutex::new(Log::default()));
-    let outcome = run(dir.path(), storage.clone(), &log, STEPS);
+    let outcome = run_with(dir.path(), storage.clone(), &log, STEPS, config.clone());
     let label = format!("{op:?} #{nth} (forever: {forever})");
     assert!(storage.tripped(), "{label}: the fault never fired");
     match outcome {
@@ -50,7 +60,7 @@ fn one_fault(op: Op, nth: u64, forever: bool) {
     }
     let log = log.lock().unwrap().clone();
     // A healthy reopen recovers a legal state.
-    let store = Store::open_with(dir.path(), config(), Arc::new(OsStorage))
+    let store = Store::open_with(dir.path(), config.clone(), Arc::new(OsStorage))
         .unwrap_or_else(|e| panic!("{label}: reopen failed: {e}"));
     check(dir.path(), &store, &log).unwrap_or_else(|e| panic!("{label}: {e}"));
 }

@@ -64,10 +64,16 @@ impl FileLock {
         FileLock { file, path: path.to_owned() }
     }
 
-    /// Blocks until the lock is held exclusively.
+    /// Blocks until the lock is held exclusively. A signal arriving meanwhile (a Python
+    /// handler, gunicorn's SIGWINCH) interrupts the wait, which then goes on.
     pub fn lock(&self) -> Result<LockGuard<'_>> {
-        self.file.lock().map_err(|e| self.failed(e))?;
-        Ok(LockGuard(self))
+        loop {
+            match self.file.lock() {
+                Ok(()) => return Ok(LockGuard(self)),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.failed(e)),
+            }
+        }
     }
 
     /// The lock, if nobody else holds it right now.
@@ -137,7 +143,7 @@ impl Coordination {
         let dir = data_dir.join(SHARED_DIR);
         create_private_dir(&dir).map_err(|e| Error::storage("creating the shared dir", e))?;
         let open_lock = FileLock::open(&dir.join("open.lock"))?;
-        open_lock.file.lock().map_err(|e| open_lock.failed(e))?;
+        std::mem::forget(open_lock.lock()?); // Released when `open_lock` is dropped (closed).
         let members = FileLock::open(&dir.join("members.lock"))?;
         // Alone means nobody holds `members.lock` at all; openers take turns under
         // `open.lock`, so switching to a shared hold cannot race another opener.

@@ -279,10 +279,21 @@ impl Store {
     /// Writes `hidden.ranges`. A failure poisons the writer like any failed write: the file
     /// on disk may hold the old or the new state, so nothing more may be acknowledged.
     fn persist_visibility(&self, w: &mut Writer, visibility: &crate::visibility::Visibility) -> Result<()> {
-        visibility.save(&*self.shared.storage, &self.shared.data_dir).inspect_err(|e| w.poison(e.clone()))?;
-        if let Some(mode) = &self.shared.sharing {
-            mode.coord.mem.bump_visibility();
-        }
+        let Some(mode) = &self.shared.sharing else {
+            return visibility
+                .save(&*self.shared.storage, &self.shared.data_dir)
+                .inspect_err(|e| w.poison(e.clone()));
+        };
+        // Marked like a frame write: a process killed between the rename and the bump below
+        // leaves the mark, and the next writer's repair announces the file's new state before
+        // anyone appends past a fence marker nobody loaded.
+        self.begin_shared_write(mode);
+        let saved = visibility.save(&*self.shared.storage, &self.shared.data_dir);
+        // Even after a failure: the file may hold the new state (a rename done, its directory
+        // fsync failed), and other processes must judge frames by what it says.
+        mode.coord.mem.bump_visibility();
+        saved.inspect_err(|e| w.poison(e.clone()))?;
+        mode.coord.mem.set_writing(0);
         Ok(())
     }
 }

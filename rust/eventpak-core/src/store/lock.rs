@@ -26,9 +26,9 @@ pub(super) fn take_lock(data_dir: &Path, read_only: bool, shared: bool) -> Resul
     let file =
         if !create && !path.exists() { File::open(data_dir) } else { crate::io::open_append(&path, true) }
             .map_err(|e| Error::storage("opening the lock file", e))?;
-    // A lock released by `close()` can still be held for a moment by a child process that
-    // another thread forked (subprocess) before the close and that has not exec'd yet: the
-    // child shares the locked file description. Give such a holder a few milliseconds.
+    // `close()` unlocks explicitly, but a holder that simply ended its descriptor can leave
+    // the lock with a child another thread forked (subprocess) and that has not exec'd yet:
+    // the child shares the locked file description. Give such a holder a few milliseconds.
     let deadline = Instant::now() + LOCK_GRACE;
     loop {
         let attempt = if shared { file.try_lock_shared() } else { file.try_lock() };

@@ -140,8 +140,10 @@ impl Store {
     }
 
     /// Makes every event appended so far durable (an fsync barrier).
+    /// In shared mode, every event any process has appended so far.
     pub fn sync(&self) -> Result<()> {
-        self.durable_through(self.writer()?, Writer::written)
+        let published = self.shared.sharing.as_ref().map_or(0, |mode| mode.coord.mem.published_seq());
+        self.durable_through(self.writer()?, |w| w.written().max(published))
     }
 
     /// Waits until events `0..upto(writer)` are durable. A poisoned writer says so, even
@@ -226,9 +228,17 @@ impl Store {
         }
         let outcome = fence.and(self.finish_writer());
         if let Some(mode) = &self.shared.sharing {
+            // A fence a poisoned writer could not cancel is cancelled by the next writer of
+            // another process, once it sees the fence lock free.
+            mode.coord.fence.unlock();
             mode.coord.leave();
         }
-        self.lock_file.lock().take();
+        if let Some(lock) = self.lock_file.lock().take() {
+            // Released explicitly: a child that another thread is forking for a subprocess
+            // shares the lock's file description until it execs, and closing our descriptor
+            // alone would leave the lock held until then.
+            lock.unlock();
+        }
         outcome
     }
 

@@ -100,7 +100,7 @@ impl Store {
                 };
                 shared_mode::start_session(&mode, published, config.read_only);
             }
-            drop(open_lock);
+            open_lock.unlock();
             mode
         });
         let sync_mode = config.sync;

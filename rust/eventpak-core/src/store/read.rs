@@ -26,7 +26,8 @@ pub struct Stats {
     pub scopes: usize,
     /// Distinct kinds.
     pub kinds: usize,
-    /// fsyncs done by group commit, the flusher and `sync()` (not rotation or close).
+    /// fsyncs this process did for group commit, the flusher and `sync()` (not rotation or
+    /// close; in shared mode, not the ones another process did for it).
     pub fsyncs: u64,
     /// Why the writer stopped, if it did.
     pub writer_failure: Option<String>,

@@ -62,7 +62,18 @@ fn request(entity: &str, payload: &[u8]) -> AppendRequest {
 
 /// Runs `steps` steps of the workload; returns at the first error.
 pub fn run(dir: &Path, storage: Arc<dyn Storage>, log: &SharedLog, steps: usize) -> Result<(), Error> {
-    let mut store = Store::open_with(dir, config(), storage.clone())?;
+    run_with(dir, storage, log, steps, config())
+}
+
+/// [`run`] with the store opened with `config` (e.g. in shared mode).
+pub fn run_with(
+    dir: &Path,
+    storage: Arc<dyn Storage>,
+    log: &SharedLog,
+    steps: usize,
+    config: StoreConfig,
+) -> Result<(), Error> {
+    let mut store = Store::open_with(dir, config.clone(), storage.clone())?;
     let mut counter = 0usize;
     let mut next_events = |n: usize| -> Vec<(String, Vec<u8>)> {
         (0..n)
@@ -117,7 +128,7 @@ pub fn run(dir: &Path, storage: Arc<dyn Storage>, log: &SharedLog, steps: usize)
                 log.lock().unwrap().checkpoint_attempted = true;
                 cursor.commit(&store, "w")?;
                 store.close()?;
-                store = Store::open_with(dir, config(), storage.clone())?;
+                store = Store::open_with(dir, config.clone(), storage.clone())?;
             }
         }
     }

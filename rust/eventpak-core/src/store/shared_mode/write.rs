@@ -137,6 +137,8 @@ impl Store {
             published.rotate_before_write = true;
         }
         mode.coord.mem.publish(published);
+        // The dead writer may have replaced `hidden.ranges` without announcing it.
+        mode.coord.mem.bump_visibility();
         mode.coord.mem.set_writing(0);
         Ok(())
     }
@@ -160,14 +162,15 @@ fn header_fits(path: &std::path::Path, published: &Published) -> bool {
 
 impl Shared {
     /// One fsync covering every event any process published before it started, unless
-    /// another process's fsync already covered them; returns the durable count.
-    pub(in crate::store) fn lead_shared_sync(&self, mode: &SharedMode) -> Result<u64> {
+    /// another process's fsync already covered them; returns the durable count and whether
+    /// this call ran the fsync.
+    pub(in crate::store) fn lead_shared_sync(&self, mode: &SharedMode) -> Result<(u64, bool)> {
         // Leaders queue on the lock; each finds out first whether the one before covered it.
         let _leader = mode.coord.syncs.lock()?;
         let covered = mode.coord.mem.published_seq();
         let durable = mode.coord.mem.durable();
         if durable >= covered {
-            return Ok(durable);
+            return Ok((durable, false));
         }
         // Read after `covered`: the segment holding the newest of those events, or a later
         // one (an older segment was fsynced when it was sealed).
@@ -188,6 +191,6 @@ impl Shared {
         };
         self.storage.sync(&file.0, &file.1).map_err(|e| Error::storage("fsync of the active segment", e))?;
         mode.coord.mem.note_durable(covered);
-        Ok(covered)
+        Ok((covered, true))
     }
 }
