@@ -761,7 +761,13 @@ def test_a_killed_fence_owner_never_blocks_the_others_and_its_events_stay_hidden
             assert store.stats()["events"] == 7
 
 
-def test_a_fence_after_a_killed_fence_owner_cancels_the_dead_fence(spawn: Children, path: str) -> None:
+@pytest.mark.parametrize("session", ["ends with the owner", "outlives the owner"])
+def test_a_fence_after_a_killed_fence_owner_cancels_the_dead_fence(
+    spawn: Children, path: str, session: str
+) -> None:
+    # With a member that outlives the owner, the next fencer joins a live session; without,
+    # it starts a new one and recovers what the dead owner left.
+    member = open_shared(path) if session == "outlives the owner" else None
     fencer = spawn(child_fence, path, {}, name="dead-fencer")
     fencer.recv("open")
     fencer.send(("append", 2))
@@ -780,6 +786,9 @@ def test_a_fence_after_a_killed_fence_owner_cancels_the_dead_fence(spawn: Childr
     second.send(None)
     second.recv("closed")
     second.join()
+    if member is not None:
+        assert [e.global_sequence for e in member.query(R.all())] == [2, 3]
+        member.close()
     with ep.Store.open(path) as store:
         events = check_store(store)
         assert [e.global_sequence for e in events] == [2, 3]
