@@ -153,6 +153,19 @@ class WriterProc:
                 stream.close()
 
 
+def plain_acks(lines: list[dict[str, Any]]) -> list[list[Any]]:
+    """The receipts of a writer's acknowledged appends outside fences (retries left out: a
+    retry may be answered with an event written before)."""
+    lines = list(lines)  # a snapshot: the reader thread appends to the list
+    atts = {m["op"]: m for m in lines if m["t"] == "att"}
+    return [
+        r
+        for m in lines
+        if m["t"] == "ack" and atts[m["op"]]["fence"] is None and atts[m["op"]]["type"] != "retry"
+        for r in m["r"]
+    ]
+
+
 def last_unacked_keyed(lines: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The writer's last attempted op, if it is a keyed append left without an answer."""
     atts = [m for m in lines if m["t"] == "att"]
@@ -432,8 +445,11 @@ def run_crash_loop(
                 cursor = reader.cursor(R.all(), after=first[-1].global_sequence if first else None)
                 run.respawn(slot, victim)
                 fresh = run.live[slot]
-                fresh.wait_for(lambda w: w.progress() >= 3, "progress after joining a reader's session")
+                fresh.wait_for(lambda w: len(plain_acks(w.lines)) >= 2, "appends after joining a reader")
+                acked = plain_acks(fresh.lines)
                 later = rows(reader.query(R.all()))
+                # read-your-writes for the reader: what the writer was told is in its view
+                assert {r[1] for r in acked} <= {r[1] for r in later}, "the reader misses acknowledged events"
                 got = [e.global_sequence for e in cursor.poll_batch(100_000)]
                 reader_views.append((rows(first), later, got))
         # nobody is blocked: every live writer (the replacements too) makes progress now
