@@ -22,7 +22,8 @@ from benches.compare.harness import WORKER_BATCH, Bench, median_ratio
 from benches.compare.peers import lmdb, sqlite
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-UNIT_LABELS = {"seconds": "s", "us": "us", "rate": "events/s"}
+# Row unit -> the label the JSON carries (labels are unique: the table maps them back).
+UNIT_LABELS = {"seconds": "s", "us": "us", "rate": "events/s", "mib": "MiB", "bytes": "B", "count": "count"}
 
 
 def machine_info(root: Path) -> dict[str, Any]:
@@ -88,6 +89,12 @@ def fmt_value(v: float, unit: str) -> str:
         return f"{v:.3f} s" if v >= 1 else f"{v * 1000:.1f} ms"
     if unit == "us":
         return f"{v:,.1f} us" if v < 1000 else f"{v / 1000:,.2f} ms"
+    if unit == "mib":
+        return f"{v:,.1f} MiB"
+    if unit == "bytes":
+        return f"{v:,.1f} B"
+    if unit == "count":
+        return f"{v:,.2f}"
     return f"{v:,.0f} ev/s"
 
 
@@ -131,11 +138,10 @@ def build_rows(b: Bench) -> list[dict[str, Any]]:
     return out
 
 
-def markdown(b: Bench, rows: list[dict[str, Any]], machine: dict[str, Any]) -> str:
-    m = machine
+def machine_lines(m: dict[str, Any]) -> list[str]:
+    """The machine, the versions and the temp dir's file system, one line each."""
     fs = m["filesystem"]
-    a = b.args
-    lines = [
+    return [
         f"Machine: {m['nproc']} CPUs ({m['cpu'] or 'unknown CPU'}), {m['memory_gib']} GiB RAM, "
         f"{m['platform']}",
         f"Python {m['python']}, eventpak {m['eventpak']} ({m['eventpak_git'] or 'no git'}), "
@@ -143,12 +149,12 @@ def markdown(b: Bench, rows: list[dict[str, Any]], machine: dict[str, Any]) -> s
         f"eventsourcing {m['eventsourcing']}",
         f"Temp dir: {m['tmp_dir']} on {fs.get('type', '?')} "
         f"({fs.get('device', '?')} mounted at {fs.get('mount', '?')})",
-        f"Settings: events={a.events:,}, write_events={a.write_events:,}, durable {a.durable_seconds:g} s or "
-        f"{a.durable_max_ops:,} calls per system and round, rounds={a.rounds}, threads={a.threads}, "
-        f"batch={a.batch_size}, worker batch={WORKER_BATCH}, latency appends={a.latency_appends:,}, "
-        f"payload={PAYLOAD_BYTES} B msgpack, projection events={a.projection_events:,}, "
-        f"projection calls={a.projection_calls:,}",
-        "",
+    ]
+
+
+def table_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The Markdown table of the rows built by :func:`build_rows`."""
+    lines = [
         "| Case | System | Configuration | Events/round | Result (median) | Range "
         "| Ratio (median of rounds) | Aim | Met |",
         "|---|---|---|---:|---:|---:|---|---|---|",
@@ -164,8 +170,23 @@ def markdown(b: Bench, rows: list[dict[str, Any]], machine: dict[str, Any]) -> s
             f"| ({r['case']}) | {r['system']} | {r['config']} | {events} | {fmt_value(r['median'], unit)} | "
             f"{rng} | {ratio} | {r['aim'] or ''} | {met} |"
         )
-    lines.append("")
-    lines.append("Cases: " + "; ".join(f"({k}) {v}" for k, v in b.titles.items()) + ".")
+    return lines
+
+
+def markdown(b: Bench, rows: list[dict[str, Any]], machine: dict[str, Any]) -> str:
+    a = b.args
+    lines = [
+        *machine_lines(machine),
+        f"Settings: events={a.events:,}, write_events={a.write_events:,}, durable {a.durable_seconds:g} s or "
+        f"{a.durable_max_ops:,} calls per system and round, rounds={a.rounds}, threads={a.threads}, "
+        f"batch={a.batch_size}, worker batch={WORKER_BATCH}, latency appends={a.latency_appends:,}, "
+        f"payload={PAYLOAD_BYTES} B msgpack, projection events={a.projection_events:,}, "
+        f"projection calls={a.projection_calls:,}",
+        "",
+        *table_lines(rows),
+        "",
+        "Cases: " + "; ".join(f"({k}) {v}" for k, v in b.titles.items()) + ".",
+    ]
     for note in b.notes:
         lines.append(f"Note: {note}")
     return "\n".join(lines)
@@ -179,6 +200,7 @@ def json_document(
     rows: list[dict[str, Any]],
     table: str,
     total: float,
+    module: str = "benches.compare",
 ) -> dict[str, Any]:
     """The JSON of a run: settings, machine, table rows and every round of every system."""
     return {
@@ -186,7 +208,7 @@ def json_document(
         "command": [
             Path(sys.executable).name,
             "-m",
-            "benches.compare",
+            module,
             *(argv if argv is not None else sys.argv[1:]),
         ],
         "settings": {k: v for k, v in vars(args).items() if k != "json"},

@@ -37,6 +37,10 @@ const LEASE_WORD_AT: usize = 64;
 const LEASE_WAITERS_AT: usize = 68;
 /// Id of the segment new frames go to, readable without the write lock (the fsync leader).
 const ACTIVE_SEGMENT_AT: usize = 72;
+/// Events the last group-commit fsync covered (what the next leader waits to gather).
+const LAST_GROUP_AT: usize = 80;
+/// Moving average of group-commit fsync time, in nanoseconds (bounds the gathering wait).
+const FSYNC_AVG_NS_AT: usize = 88;
 /// Two slots of [`Published`], written alternately so a writer killed mid-update never
 /// leaves a torn current one.
 const SLOTS_AT: usize = 128;
@@ -168,6 +172,20 @@ impl SharedMemory {
     /// Raises the durable count to `n` (never lowers it).
     pub fn note_durable(&self, n: u64) {
         self.u64_at(DURABLE_AT).fetch_max(n, Ordering::AcqRel);
+    }
+
+    /// Events the last group-commit fsync covered, and the average fsync time.
+    pub fn last_fsync(&self) -> (u64, std::time::Duration) {
+        let group = self.u64_at(LAST_GROUP_AT).load(Ordering::Relaxed);
+        (group, std::time::Duration::from_nanos(self.u64_at(FSYNC_AVG_NS_AT).load(Ordering::Relaxed)))
+    }
+
+    /// Records a group-commit fsync (by the holder of the sync lock).
+    pub fn note_fsync(&self, covered: u64, took: std::time::Duration) {
+        self.u64_at(LAST_GROUP_AT).store(covered, Ordering::Relaxed);
+        let avg = self.u64_at(FSYNC_AVG_NS_AT).load(Ordering::Relaxed);
+        let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.u64_at(FSYNC_AVG_NS_AT).store(avg.saturating_mul(7).saturating_add(took) / 8, Ordering::Relaxed);
     }
 
     /// Bumped whenever `hidden.ranges` changes.

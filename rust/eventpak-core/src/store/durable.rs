@@ -20,7 +20,7 @@ impl Shared {
             return Ok(());
         }
         self.durability.make_durable(upto, || {
-            self.lead_shared_sync(mode).inspect_err(|e| writer.lock().poison(e.clone()))
+            self.lead_shared_sync(mode, upto).inspect_err(|e| writer.lock().poison(e.clone()))
         })
     }
 

@@ -2,6 +2,7 @@
 //! publishing what was written, and the group-commit fsync across processes.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::MutexGuard;
 
@@ -29,6 +30,11 @@ impl Store {
         }
         self.follow(mode)?;
         let published = mode.coord.mem.published();
+        let unchanged =
+            (published.seq, (published.segment_id, published.segment_len)) == (w.written(), w.end());
+        if unchanged && !published.rotate_before_write {
+            return Ok(guard); // Nobody wrote since this writer did: it is at the end already.
+        }
         // A segment published empty (a rotation finished by a repair) has no frame that
         // made the follow register it.
         let position = match self.shared.segments.position_of(published.segment_id) {
@@ -48,7 +54,7 @@ impl Store {
     /// Marks the files as being changed by this process until [`Store::publish_writes`]:
     /// if it dies in between, the next writer repairs.
     pub(in crate::store) fn begin_shared_write(&self, mode: &SharedMode) {
-        mode.coord.mem.set_writing(u64::from(std::process::id()));
+        mode.coord.mem.set_writing(mode.pid);
     }
 
     /// Publishes the writer's end of the log (its frames are written and indexed here).
@@ -160,21 +166,27 @@ fn header_fits(path: &std::path::Path, published: &Published) -> bool {
             .is_ok_and(|h| h.segment_id == published.segment_id + 1 && h.base_sequence == published.seq)
 }
 
+/// Bounds of the wait for other processes' appends before a group-commit fsync.
+const MIN_GATHER: Duration = Duration::from_micros(20);
+const MAX_GATHER: Duration = Duration::from_millis(2);
+
 impl Shared {
-    /// One fsync covering every event any process published before it started, unless
-    /// another process's fsync already covered them; returns the durable count and whether
-    /// this call ran the fsync.
-    pub(in crate::store) fn lead_shared_sync(&self, mode: &SharedMode) -> Result<(u64, bool)> {
+    /// Makes events `0..upto` durable with one fsync covering every event any process
+    /// published before it started, unless another process's fsync already covered them;
+    /// returns the durable count and whether this call ran the fsync.
+    pub(in crate::store) fn lead_shared_sync(&self, mode: &SharedMode, upto: u64) -> Result<(u64, bool)> {
         // Leaders queue on the lock; each finds out first whether the one before covered it.
         let _leader = mode.coord.syncs.lock()?;
-        let covered = mode.coord.mem.published_seq();
-        let durable = mode.coord.mem.durable();
-        if durable >= covered {
-            return Ok((durable, false));
+        let mem = &mode.coord.mem;
+        if mem.durable() >= upto {
+            return Ok((mem.durable(), false));
         }
+        gather(mode);
+        let covered = mem.published_seq();
+        let durable = mem.durable();
         // Read after `covered`: the segment holding the newest of those events, or a later
         // one (an older segment was fsynced when it was sealed).
-        let segment_id = mode.coord.mem.active_segment();
+        let segment_id = mem.active_segment();
         let file = {
             let mut cached = mode.sync_file.lock();
             match &*cached {
@@ -189,8 +201,35 @@ impl Shared {
                 }
             }
         };
+        let started = Instant::now();
         self.storage.sync(&file.0, &file.1).map_err(|e| Error::storage("fsync of the active segment", e))?;
-        mode.coord.mem.note_durable(covered);
+        mem.note_fsync(covered.saturating_sub(durable), started.elapsed());
+        mem.note_durable(covered);
         Ok((covered, true))
+    }
+}
+
+/// The cross-process form of the in-process gathering (`sync.rs`): processes released by
+/// one fsync come back to append at slightly different moments, and the first one back
+/// would otherwise fsync almost alone. So when the last fsync covered several events, the
+/// leader first waits, at most about one fsync, until as many wait for the next one.
+fn gather(mode: &SharedMode) {
+    let mem = &mode.coord.mem;
+    let (group, fsync_time) = mem.last_fsync();
+    if group <= 1 {
+        return;
+    }
+    let deadline = Instant::now() + fsync_time.clamp(MIN_GATHER, MAX_GATHER);
+    let commits = mem.commits();
+    loop {
+        let seen = commits.load();
+        if mem.published_seq().saturating_sub(mem.durable()) >= group {
+            return;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        commits.wait(seen, left);
     }
 }
