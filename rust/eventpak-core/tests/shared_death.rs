@@ -84,10 +84,10 @@ fn a_process_killed_right_after_saving_its_fence_marker_hides_nothing_acknowledg
     assert!(reopened.verify(&mut |_, _| true).unwrap().problems.is_empty());
 }
 
-/// True while thread `tid` of this process is blocked in `flock(2)`.
-fn blocked_in_flock(tid: libc::pid_t) -> bool {
+/// True while thread `tid` of this process is blocked in system call `number`.
+fn blocked_in(tid: libc::pid_t, number: libc::c_long) -> bool {
     let text = std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall")).unwrap_or_default();
-    text.split_whitespace().next() == Some(&libc::SYS_flock.to_string())
+    text.split_whitespace().next() == Some(&number.to_string())
 }
 
 #[test]
@@ -105,7 +105,8 @@ fn a_signal_while_waiting_for_a_shared_lock_does_not_fail_the_append() {
     }
     let dir = tempfile::tempdir().unwrap();
     let store = std::sync::Arc::new(Store::open(dir.path(), shared()).unwrap());
-    for lock in ["write.lock", "sync.lock"] {
+    // The write lock is waited for in flock; the sync lock's holder is waited for on a futex.
+    for (lock, waits_in) in [("write.lock", libc::SYS_flock), ("sync.lock", libc::SYS_futex)] {
         // Another process holds the lock (an open file description of its own).
         let holder = std::fs::File::open(dir.path().join("shared").join(lock)).unwrap();
         holder.lock().unwrap();
@@ -120,12 +121,12 @@ fn a_signal_while_waiting_for_a_shared_lock_does_not_fail_the_append() {
         };
         let tid = tid_rx.recv().unwrap();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while !blocked_in_flock(tid) {
+        while !blocked_in(tid, waits_in) {
             assert!(std::time::Instant::now() < deadline, "the append never waited for {lock}");
             std::thread::yield_now();
         }
         for _ in 0..3 {
-            // SAFETY: signals a live thread of this process (it waits in flock).
+            // SAFETY: signals a live thread of this process (it waits for the lock).
             unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR1) };
         }
         holder.unlock().unwrap();

@@ -41,6 +41,8 @@ const ACTIVE_SEGMENT_AT: usize = 72;
 const LAST_GROUP_AT: usize = 80;
 /// Moving average of group-commit fsync time, in nanoseconds (bounds the gathering wait).
 const FSYNC_AVG_NS_AT: usize = 88;
+const DURABLE_WORD_AT: usize = 96;
+const DURABLE_WAITERS_AT: usize = 100;
 /// Two slots of [`Published`], written alternately so a writer killed mid-update never
 /// leaves a torn current one.
 const SLOTS_AT: usize = 128;
@@ -206,6 +208,11 @@ impl SharedMemory {
     /// Woken on every commit that makes events visible, and on fence transitions.
     pub fn commits(&self) -> WakeWord<'_> {
         WakeWord { word: self.u32_at(COMMIT_WORD_AT), waiters: self.u32_at(COMMIT_WAITERS_AT) }
+    }
+
+    /// Woken after every group-commit fsync.
+    pub fn fsyncs(&self) -> WakeWord<'_> {
+        WakeWord { word: self.u32_at(DURABLE_WORD_AT), waiters: self.u32_at(DURABLE_WAITERS_AT) }
     }
 
     /// Woken whenever a worker lease is released.

@@ -166,6 +166,8 @@ fn header_fits(path: &std::path::Path, published: &Published) -> bool {
             .is_ok_and(|h| h.segment_id == published.segment_id + 1 && h.base_sequence == published.seq)
 }
 
+/// How often a process waiting for another's fsync checks that the leader is still alive.
+const LEADER_CHECK_INTERVAL: Duration = Duration::from_millis(5);
 /// Bounds of the wait for other processes' appends before a group-commit fsync.
 const MIN_GATHER: Duration = Duration::from_micros(20);
 const MAX_GATHER: Duration = Duration::from_millis(2);
@@ -175,12 +177,31 @@ impl Shared {
     /// published before it started, unless another process's fsync already covered them;
     /// returns the durable count and whether this call ran the fsync.
     pub(in crate::store) fn lead_shared_sync(&self, mode: &SharedMode, upto: u64) -> Result<(u64, bool)> {
-        // Leaders queue on the lock; each finds out first whether the one before covered it.
-        let _leader = mode.coord.syncs.lock()?;
         let mem = &mode.coord.mem;
-        if mem.durable() >= upto {
-            return Ok((mem.durable(), false));
+        loop {
+            let seen = mem.fsyncs().load();
+            if mem.durable() >= upto {
+                return Ok((mem.durable(), false));
+            }
+            // One process fsyncs at a time; the others wait for its fsync to end, all woken
+            // at once, and only those it did not cover try to lead the next one.
+            if let Some(_leader) = mode.coord.syncs.try_lock()? {
+                if mem.durable() >= upto {
+                    return Ok((mem.durable(), false));
+                }
+                let covered = self.sync_published(mode)?;
+                mem.fsyncs().wake();
+                return Ok((covered, true));
+            }
+            // A leader that died never wakes anyone: the timeout notices its lock is free.
+            mem.fsyncs().wait(seen, LEADER_CHECK_INTERVAL);
         }
+    }
+
+    /// As the holder of the sync lock: gathers, then fsyncs the active segment; returns the
+    /// events the fsync covered.
+    fn sync_published(&self, mode: &SharedMode) -> Result<u64> {
+        let mem = &mode.coord.mem;
         gather(mode);
         let covered = mem.published_seq();
         let durable = mem.durable();
@@ -205,7 +226,7 @@ impl Shared {
         self.storage.sync(&file.0, &file.1).map_err(|e| Error::storage("fsync of the active segment", e))?;
         mem.note_fsync(covered.saturating_sub(durable), started.elapsed());
         mem.note_durable(covered);
-        Ok((covered, true))
+        Ok(covered)
     }
 }
 
@@ -219,7 +240,7 @@ fn gather(mode: &SharedMode) {
     if group <= 1 {
         return;
     }
-    let deadline = Instant::now() + fsync_time.clamp(MIN_GATHER, MAX_GATHER);
+    let deadline = Instant::now() + (fsync_time * 2).clamp(MIN_GATHER, MAX_GATHER);
     let commits = mem.commits();
     loop {
         let seen = commits.load();
