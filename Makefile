@@ -55,11 +55,11 @@ wheel-test: $(STAMP)
 # pytest runs last: its summary closes the run.
 test: build lint rust-test fuzz-smoke wheel-test py-test
 
-# Longer reliability runs: 20x crash states, 2,000 kill points, 200k byte flips, more
-# model examples and property cases (see docs/reliability.md).
+# Longer reliability runs: 20x crash states, 2,000 kill points, 1,000 kills of shared-mode
+# writers, 200k byte flips, more model examples and property cases (see docs/reliability.md).
 test-extended: build
 	EVENTPAK_EXTENDED=1 cargo test --workspace --release
-	EVENTPAK_EXTENDED=1 $(PY) -m pytest
+	EVENTPAK_EXTENDED=1 EVENTPAK_SHARED_KILLS=1000 $(PY) -m pytest
 
 # libFuzzer on the stable toolchain (fuzz/README.md): replays fuzz/regressions, then 3 s per target.
 fuzz-smoke:
