@@ -175,7 +175,7 @@ pub fn recover(
             if stopped(&index) {
                 return Ok(());
             }
-            let (entity, scope, kind) = frame.names();
+            let (entity, _, _) = frame.names();
             let visible = !hidden(frame.global_sequence);
             let id = u128::from_be_bytes(frame.event_id());
             if id <= last_id {
@@ -189,21 +189,7 @@ pub fn recover(
             }
             last_id = id;
             last_ts = last_ts.max(frame.timestamp_us());
-            index.insert(NewEntry {
-                segment: position as u32,
-                offset,
-                len: frame.len as u32,
-                event_id: frame.event_id(),
-                entity,
-                scope,
-                kind,
-                entity_sequence: frame.entity_sequence(),
-                hash: frame.hash(),
-                idempotency_key: frame.idempotency_key(),
-                causation_id: frame.causation_id(),
-                correlation_id: frame.correlation_id(),
-                visible,
-            });
+            index.insert(NewEntry::of_frame(frame, position as u32, offset, visible));
             report.scanned_events += 1;
             Ok(())
         })?;

@@ -118,6 +118,34 @@ pub struct NewEntry<'a> {
     pub visible: bool,
 }
 
+impl<'a> NewEntry<'a> {
+    /// The entry of a stored frame (read at open, or followed from another process), found
+    /// in segment position `segment` at `offset`.
+    pub fn of_frame(
+        frame: &'a crate::segment::FrameView<'a>,
+        segment: u32,
+        offset: u64,
+        visible: bool,
+    ) -> Self {
+        let (entity, scope, kind) = frame.names();
+        NewEntry {
+            segment,
+            offset,
+            len: frame.len as u32,
+            event_id: frame.event_id(),
+            entity,
+            scope,
+            kind,
+            entity_sequence: frame.entity_sequence(),
+            hash: frame.hash(),
+            idempotency_key: frame.idempotency_key(),
+            causation_id: frame.causation_id(),
+            correlation_id: frame.correlation_id(),
+            visible,
+        }
+    }
+}
+
 /// An event of the open fence, waiting to become visible at commit.
 #[derive(Debug)]
 pub(crate) struct Pending {

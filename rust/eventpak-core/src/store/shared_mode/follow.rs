@@ -91,24 +91,9 @@ impl Store {
                 let reason = format!("frame holds sequence {seq}, expected {}", index.len());
                 return Err(Error::corrupt(map.path(), at, reason));
             }
-            let (entity, scope, kind) = frame.names();
             let hidden =
                 visibility.is_cancelled(seq) || visibility.open_fence.is_some_and(|start| seq >= start);
-            index.insert(NewEntry {
-                segment: tail.position,
-                offset: at,
-                len: frame.len as u32,
-                event_id: frame.event_id(),
-                entity,
-                scope,
-                kind,
-                entity_sequence: frame.entity_sequence(),
-                hash: frame.hash(),
-                idempotency_key: frame.idempotency_key(),
-                causation_id: frame.causation_id(),
-                correlation_id: frame.correlation_id(),
-                visible: !hidden,
-            });
+            index.insert(NewEntry::of_frame(&frame, tail.position, at, !hidden));
             tail.last_timestamp_us = tail.last_timestamp_us.max(frame.timestamp_us());
             tail.offset += frame.len as u64;
         }
