@@ -34,7 +34,6 @@ threads never interleave and a line is either whole or absent when the kill land
 from __future__ import annotations
 
 import json
-import os
 import random
 import sys
 import threading
@@ -42,20 +41,13 @@ import uuid
 from typing import Any
 
 import eventpak as ep
+from child_report import emit
 
 ENTITIES = ("acct:0", "acct:1", "acct:2", "misc:0")
 SCOPES = ("main", "audit")
 KINDS = ("deposit", "withdraw", "note")
 TEXT = "abcxyz éü€😀 "
-PIPE_BUF = 4096
 RECENT = 32  # most causes are among the newest acknowledged events
-
-
-def emit(obj: dict[str, Any]) -> None:
-    data = (json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
-    if len(data) >= PIPE_BUF:  # a longer write could be torn by the kill
-        raise RuntimeError(f"report line of {len(data)} bytes")
-    os.write(1, data)
 
 
 class Writer:

@@ -26,7 +26,6 @@ On stdin the parent says ``stop`` (finish the current op, report ``stopped``), t
 from __future__ import annotations
 
 import json
-import os
 import queue
 import random
 import sys
@@ -34,19 +33,12 @@ import threading
 from typing import Any
 
 import eventpak as ep
+from child_report import emit
 from shared_helpers import digest, rows
 
-PIPE_BUF = 4096
 ENTITIES = ("acct:0", "acct:1", "acct:2", "misc")
 COUNTERS = ("ctr:0", "ctr:1")
 TEXT = "abcxyz éü€😀 "
-
-
-def emit(obj: dict[str, Any]) -> None:
-    data = (json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
-    if len(data) >= PIPE_BUF:  # a longer write could be torn by the kill
-        raise RuntimeError(f"report line of {len(data)} bytes")
-    os.write(1, data)
 
 
 class Writer:

@@ -52,7 +52,6 @@ the workload and the kill plan; where exactly a kill lands still depends on timi
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import random
@@ -70,6 +69,7 @@ from typing import Any
 
 import eventpak as ep
 import pytest
+from shared_helpers import check_chains
 
 EXTENDED = os.environ.get("EVENTPAK_EXTENDED") == "1"
 DIRS, ROUNDS = (250, 8) if EXTENDED else (40, 5)
@@ -80,7 +80,6 @@ CHECKPOINT_ID = "kill-harness"
 REGION_PREFIX = "acct"
 REGION = ep.Region.entity(REGION_PREFIX)
 SAFETY_NET_S = 120.0  # fails a hung child or worker; never a pass/fail threshold
-ZERO_HASH = bytes(32)
 
 PROFILES: dict[str, dict[str, float]] = {
     "appends": {"append": 1.0},
@@ -274,24 +273,13 @@ def plan_round(rng: random.Random, state: DirState, round_no: int) -> tuple[dict
 
 
 def check_events_and_chains(store: ep.Store, events: list[ep.Event], n: int) -> None:
+    check_chains(events)
     seqs = [e.global_sequence for e in events]
-    assert all(a < b for a, b in itertools.pairwise(seqs)), "query is not in commit order"
     assert not seqs or seqs[-1] < n, f"visible sequence {seqs[-1]} beyond the log's {n} events"
-    ids = [e.event_id.int for e in events]
-    assert all(a < b for a, b in itertools.pairwise(ids)), "event ids do not rise with sequence"
-    stamps = [e.timestamp_us for e in events]
-    assert all(a <= b for a, b in itertools.pairwise(stamps)), "timestamps went backwards"
     chains: dict[str, list[ep.Event]] = defaultdict(list)
     for e in events:
         chains[e.entity].append(e)
-    for entity, chain in chains.items():
-        assert [e.entity_sequence for e in chain] == list(range(len(chain))), f"{entity}: clock not dense"
-        prev = ZERO_HASH
-        for e in chain:
-            assert e.prev_hash == prev, (
-                f"{entity}: prev_hash of sequence {e.global_sequence} breaks the chain"
-            )
-            prev = e.hash
+    for chain in chains.values():
         walked = store.walk_ancestors(chain[-1].event_id)
         assert [e.global_sequence for e in walked] == [e.global_sequence for e in reversed(chain)]
 
