@@ -64,6 +64,7 @@ from benches.compare.harness import (
     Peer,
     Row,
     Sample,
+    latency_rows,
     latency_sample,
     log,
     packb,
@@ -981,29 +982,7 @@ def line_4(b: Bench) -> None:
     ]
     b.run_case("4", f"cross-process append-to-handler latency, {a.latency_appends:,} appends", peers)
     for key in ("worker", "pull"):
-        b.rows += [
-            Row(
-                "4",
-                key,
-                unit="us",
-                metric="p50_us",
-                note="p50",
-                ratio_to=(200.0, "p50 / aim"),
-                aim="<= 200 us",
-                check=lambda v, r: v <= 200,
-            ),
-            Row(
-                "4",
-                key,
-                unit="us",
-                metric="p99_us",
-                note="p99",
-                ratio_to=(2000.0, "p99 / aim"),
-                aim="<= 2 ms",
-                check=lambda v, r: v <= 2000,
-            ),
-            Row("4", key, unit="us", metric="max_us", note="max"),
-        ]
+        b.rows += latency_rows("4", key, 200.0, 2000.0)
     for key in ("sqlite", "fifo"):
         b.rows += [
             Row(

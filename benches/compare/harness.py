@@ -98,6 +98,37 @@ class Row:
         return s.seconds if self.unit == "seconds" else s.rate
 
 
+def latency_rows(case: str, key: str, p50_aim_us: float, p99_aim_us: float) -> list[Row]:
+    """The p50, p99 and max rows of a latency peer, p50 and p99 against their aims."""
+
+    def shown(us: float) -> str:
+        return f"{us / 1000:g} ms" if us >= 1000 else f"{us:g} us"
+
+    return [
+        Row(
+            case,
+            key,
+            unit="us",
+            metric="p50_us",
+            note="p50",
+            ratio_to=(p50_aim_us, "p50 / aim"),
+            aim=f"<= {shown(p50_aim_us)}",
+            check=lambda v, r: v <= p50_aim_us,
+        ),
+        Row(
+            case,
+            key,
+            unit="us",
+            metric="p99_us",
+            note="p99",
+            ratio_to=(p99_aim_us, "p99 / aim"),
+            aim=f"<= {shown(p99_aim_us)}",
+            check=lambda v, r: v <= p99_aim_us,
+        ),
+        Row(case, key, unit="us", metric="max_us", note="max"),
+    ]
+
+
 @dataclass
 class Bench:
     args: argparse.Namespace

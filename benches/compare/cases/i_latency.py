@@ -24,6 +24,7 @@ from benches.compare.harness import (
     Peer,
     Row,
     Sample,
+    latency_rows,
     latency_sample,
     perf,
 )
@@ -137,29 +138,7 @@ def run(b: Bench) -> None:
     ]
     b.run_case("i", f"append-to-handler latency with an idle worker, {m:,} single appends", peers)
     for key in ("bs1", "bs64"):
-        b.rows += [
-            Row(
-                "i",
-                key,
-                unit="us",
-                metric="p50_us",
-                note="p50",
-                ratio_to=(100.0, "p50 / aim"),
-                aim="<= 100 us",
-                check=lambda v, r: v <= 100,
-            ),
-            Row(
-                "i",
-                key,
-                unit="us",
-                metric="p99_us",
-                note="p99",
-                ratio_to=(1000.0, "p99 / aim"),
-                aim="<= 1 ms",
-                check=lambda v, r: v <= 1000,
-            ),
-            Row("i", key, unit="us", metric="max_us", note="max"),
-        ]
+        b.rows += latency_rows("i", key, 100.0, 1000.0)
     b.rows += [
         Row(
             "i",
