@@ -475,6 +475,42 @@ def test_projections_fold_every_process_s_events(spawn: Children, path: str) -> 
     store.close()
 
 
+class CachedBalance(Balance):
+    name = "cached-balance"
+    incremental = True
+
+
+def child_deposit_and_project(conn: Connection, path: str, cache_dir: str, amounts: list[int]) -> None:
+    store = open_shared(path, projection_cache=ep.NativeCache(cache_dir))
+    for amount in amounts:
+        store.append(("acct:c", "main"), "deposit", amount)
+        conn.send(("projected", store.project("acct:c", CachedBalance())))
+    store.close()
+    conn.send(("done", None))
+
+
+def test_a_projection_cache_shared_by_processes_folds_every_process_s_events(
+    spawn: Children, path: str, tmp_path: Path
+) -> None:
+    """Processes sharing the data dir also share one ``NativeCache`` directory: each brings the
+    states the others cached forward by the events it did not see, never serving a stale one."""
+    cache_dir = str(tmp_path / "cache")
+    store = open_shared(path, projection_cache=ep.NativeCache(cache_dir))
+    expected = 0
+    for i, amounts in enumerate([[1, 2], [10], [100, 200]]):
+        child = spawn(child_deposit_and_project, path, cache_dir, amounts, name=f"projector-{i}")
+        for amount in amounts:
+            expected += amount
+            assert child.recv("projected") == expected
+        child.recv("done")
+        child.join()
+        assert store.project("acct:c", CachedBalance()) == expected
+        store.append(("acct:c", "main"), "deposit", 1000)
+        expected += 1000
+        assert store.project("acct:c", CachedBalance()) == expected
+    store.close()
+
+
 # --- 5. exclusive and shared opens refuse each other; a read-only shared reader ----------------
 
 
