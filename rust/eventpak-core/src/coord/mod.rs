@@ -140,12 +140,13 @@ pub struct Joined {
 
 impl Coordination {
     /// Joins (or starts) the shared session of `data_dir`. The returned `open_lock` is
-    /// held: the caller recovers, then drops it so the next opener may join.
+    /// held: the caller recovers, then unlocks it so the next opener may join (an open that
+    /// fails releases it by dropping it).
     pub fn join(data_dir: &Path) -> Result<Joined> {
         let dir = data_dir.join(SHARED_DIR);
         create_private_dir(&dir).map_err(|e| Error::storage("creating the shared dir", e))?;
         let open_lock = FileLock::open(&dir.join("open.lock"))?;
-        std::mem::forget(open_lock.lock()?); // Released when `open_lock` is dropped (closed).
+        std::mem::forget(open_lock.lock()?); // Held past this scope: see the doc above.
         let members = FileLock::open(&dir.join("members.lock"))?;
         // Alone means nobody holds `members.lock` at all; openers take turns under
         // `open.lock`, so switching to a shared hold cannot race another opener.
