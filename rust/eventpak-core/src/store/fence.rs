@@ -191,7 +191,7 @@ impl Store {
             if let Some(mode) = &self.shared.sharing {
                 // We hold the fence lock: a fence still marked open lost its owner.
                 self.cancel_dead_fence(mode, &mut w)?;
-                mode.coord.mem.set_fence_owner(mode.pid);
+                mode.coord.mem.set_fence_owner(u64::from(self.shared.opened_by_pid));
             }
             let mut visibility = self.shared.index.read().visibility.clone();
             if visibility.open_fence.is_some() {

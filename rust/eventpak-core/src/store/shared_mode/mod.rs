@@ -53,8 +53,6 @@ pub(super) struct SharedMode {
     followed_gen: AtomicU64,
     /// The segment the last group-commit fsync went to, kept open.
     sync_file: Mutex<Option<(u64, OpenSegment)>>,
-    /// This process's id, read once (`getpid` is a system call; a store never crosses a fork).
-    pub(super) pid: u64,
 }
 
 /// A shared session joined: the recovered log, and whether this process started it.
@@ -104,7 +102,6 @@ pub(super) fn join_session(
         // Unknown yet: the first follow loads `hidden.ranges` and adopts its open fence.
         followed_gen: AtomicU64::new(u64::MAX),
         sync_file: Mutex::default(),
-        pid: u64::from(std::process::id()),
     };
     Ok(Session { recovered, mode, first, open_lock })
 }

@@ -54,7 +54,8 @@ impl Store {
     /// Marks the files as being changed by this process until [`Store::publish_writes`]:
     /// if it dies in between, the next writer repairs.
     pub(in crate::store) fn begin_shared_write(&self, mode: &SharedMode) {
-        mode.coord.mem.set_writing(mode.pid);
+        // The id read at open (`getpid` is a system call; a store never crosses a fork).
+        mode.coord.mem.set_writing(u64::from(self.shared.opened_by_pid));
     }
 
     /// Publishes the writer's end of the log (its frames are written and indexed here).
