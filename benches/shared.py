@@ -69,6 +69,7 @@ from benches.compare.harness import (
     log,
     packb,
     perf,
+    timed_read,
     unpackb,
 )
 from benches.compare.peers import eventpak as ep_peer
@@ -829,19 +830,7 @@ def line_3_read(b: Bench) -> None:
     region = ep.Region.all()
 
     def timed(store: ep.Store) -> Callable[[Path], Sample]:
-        read = ep_peer.read_payloads(store, region)
-
-        def run(d: Path) -> Sample:
-            t0 = perf()
-            out = read()
-            secs = perf() - t0
-            got = len(out)
-            del out
-            if got != n:
-                raise RuntimeError(f"read {got} events, expected {n}")
-            return Sample(got, secs)
-
-        return run
+        return timed_read(ep_peer.read_payloads(store, region), n)
 
     peers = [
         Peer(

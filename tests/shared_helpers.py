@@ -173,6 +173,14 @@ class Children:
             child.stop()
 
 
+def finish_all(children: Sequence[Child], tag: str = "done") -> list[Any]:
+    """The value of each child's ``tag`` message, in order, once every child exited cleanly."""
+    values = [child.recv(tag) for child in children]
+    for child in children:
+        child.join()
+    return values
+
+
 def children_fixture() -> Iterator[Children]:
     """The body of each shared test module's ``spawn`` fixture."""
     children = Children()

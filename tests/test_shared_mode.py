@@ -33,6 +33,7 @@ from shared_helpers import (
     R,
     check_store,
     children_fixture,
+    finish_all,
     open_shared,
     receipt_row,
     row,
@@ -161,9 +162,7 @@ def test_cas_race_has_exactly_one_winner_per_expected_sequence(spawn: Children, 
     open_shared(path).close()
     barrier = CTX.Barrier(n)
     children = [spawn(child_cas_rounds, path, me, rounds, barrier, name=f"cas-{me}") for me in range(n)]
-    outcomes = [c.recv("done") for c in children]
-    for c in children:
-        c.join()
+    outcomes = finish_all(children)
     for rnd in range(rounds):
         this_round = [o[rnd] for o in outcomes]
         assert {o[1] for o in this_round} == {rnd}, f"round {rnd}: processes read different clocks"
@@ -202,9 +201,7 @@ def test_cas_free_for_all_never_double_allocates_a_clock(spawn: Children, path: 
     open_shared(path).close()
     barrier = CTX.Barrier(n)
     children = [spawn(child_cas_free, path, me, target, barrier, name=f"cas-{me}") for me in range(n)]
-    results = [c.recv("done") for c in children]
-    for c in children:
-        c.join()
+    results = finish_all(children)
     won = sorted(s for w, _ in results for s in w)
     assert won == list(range(target)), "a clock value was won twice or never"
     print(f"CAS free-for-all: conflicts per process {[c for _, c in results]}")
@@ -244,9 +241,7 @@ def test_same_idempotency_key_from_many_processes_writes_one_event(spawn: Childr
     open_shared(path).close()
     barrier = CTX.Barrier(n)
     children = [spawn(child_idempotent, path, me, keys, barrier, name=f"idem-{me}") for me in range(n)]
-    results = [c.recv("done") for c in children]
-    for c in children:
-        c.join()
+    results = finish_all(children)
     for k in range(keys + 1):
         per_process = [got[k] for got, _ in results]
         assert all(p == per_process[0] for p in per_process), f"key set {k}: receipts differ: {per_process}"

@@ -98,6 +98,22 @@ class Row:
         return s.seconds if self.unit == "seconds" else s.rate
 
 
+def timed_read(read: Callable[[], list[Any]], n: int) -> Callable[[Path], Sample]:
+    """A peer run that times one ``read()`` and checks it returned all ``n`` events."""
+
+    def run(_dir: Path) -> Sample:
+        t0 = perf()
+        out = read()
+        secs = perf() - t0
+        got = len(out)
+        del out
+        if got != n:
+            raise RuntimeError(f"read {got} events, expected {n}")
+        return Sample(got, secs)
+
+    return run
+
+
 def latency_rows(case: str, key: str, p50_aim_us: float, p99_aim_us: float) -> list[Row]:
     """The p50, p99 and max rows of a latency peer, p50 and p99 against their aims."""
 

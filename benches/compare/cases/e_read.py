@@ -11,7 +11,7 @@ from typing import Any
 import eventpak as ep
 
 from benches.compare.cases.load import read_stores
-from benches.compare.harness import Bench, Peer, Row, Sample, perf
+from benches.compare.harness import Bench, Peer, Row, Sample, timed_read
 from benches.compare.peers import eventpak, lmdb, sqlite
 
 
@@ -22,18 +22,8 @@ def run(b: Bench) -> None:
     env = lmdb.open_readonly(paths["lmdb"], n) if lmdb.AVAILABLE else None
     region = ep.Region.all()
 
-    def timed(fn: Callable[[], list[Any]]) -> Callable[[Path], Sample]:
-        def run(d: Path) -> Sample:
-            t0 = perf()
-            out = fn()
-            secs = perf() - t0
-            got = len(out)
-            del out
-            if got != n:
-                raise RuntimeError(f"read {got} events, expected {n}")
-            return Sample(got, secs)
-
-        return run
+    def timed(read: Callable[[], list[Any]]) -> Callable[[Path], Sample]:
+        return timed_read(read, n)
 
     peers = [
         Peer(
