@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import os
+from typing import TYPE_CHECKING
 
 from . import _native, errors
 from ._native import (
@@ -77,8 +78,20 @@ from .worker import (
     RestartPolicy,
 )
 
+if TYPE_CHECKING:
+    from . import aio as aio
+
 # A store opened before os.fork() belongs to the parent: the child must not use it.
 os.register_at_fork(after_in_child=_native.after_fork_in_child)
+
+
+def __getattr__(name: str) -> object:
+    # `ep.aio` is imported on first use, so sync-only programs never load asyncio.
+    if name == "aio":
+        import importlib
+
+        return importlib.import_module(".aio", __name__)
+    raise AttributeError(f"module 'eventpak' has no attribute {name!r}")
 
 
 @atexit.register
@@ -162,6 +175,7 @@ __all__ = [
     "VerifyReport",
     "WorkerCrashed",
     "__version__",
+    "aio",
     "errors",
     "event_type",
     "generate_signing_key",

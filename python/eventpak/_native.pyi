@@ -446,6 +446,18 @@ class WorkerLease:
         """True until ``release()``."""
 
 @final
+class CommitNotifier:
+    """A descriptor that becomes readable after events become visible, once armed (for
+    event loops: ``eventpak.aio``)."""
+
+    def fileno(self) -> int:
+        """The descriptor an event loop watches for readability."""
+    def arm(self) -> None:
+        """Asks for a signal at the next commit; re-check for events after calling it."""
+    def drain(self) -> None:
+        """Empties the descriptor once it was seen readable."""
+
+@final
 class NativeStore:
     """An open event store (engine side), held by ``eventpak.Store``. Every method that
     touches disk or waits releases the GIL; calls after ``close()`` raise ``StoreClosed``."""
@@ -530,6 +542,14 @@ class NativeStore:
         Raises ``ReadOnlyStore`` on a read-only store."""
     def sync(self) -> None:
         """fsync barrier: every event appended so far is durable when this returns."""
+    def _commit_notifier(self) -> CommitNotifier:
+        """The store's commit descriptor (one per store, made on first call)."""
+    def _commit_generation(self) -> int:
+        """A counter that changes whenever events become visible (in any process sharing the
+        data dir)."""
+    def _append_each(self, items: list[AppendRequest | tuple[_CoordinateLike, str, Any]]) -> list[Any]:
+        """Appends each item as its own event, with one durability wait for all; returns per
+        item its receipt or the exception that refused it."""
     def take_worker_lease(self, checkpoint_id: str, timeout: float = 0.0) -> WorkerLease | None:
         """Takes the worker lease of ``checkpoint_id``, waiting up to ``timeout`` seconds for
         its holder (a worker in this or another process) to release it; ``None`` if still held."""

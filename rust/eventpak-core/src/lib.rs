@@ -62,6 +62,6 @@ pub use receipt::{
 pub use region::{KindFilter, Region};
 pub use segment::StoredEvent;
 pub use store::{
-    note_fork_in_child, Stats, Store, VerifyProblem, VerifyReport, WorkerLease, LEASES_DIR, LOCK_FILE,
-    STORE_ID_FILE,
+    note_fork_in_child, CommitNotifier, Stats, Store, VerifyProblem, VerifyReport, WorkerLease, LEASES_DIR,
+    LOCK_FILE, STORE_ID_FILE,
 };

@@ -2,6 +2,7 @@
 //! conversion, GIL release (`gil::detached`), error mapping and the classes below. The
 //! public Python API lives in the `eventpak` package, which wraps these classes.
 
+mod aio;
 mod append;
 mod args;
 mod causal;
@@ -29,6 +30,8 @@ use pyo3::prelude::*;
 
 #[pymodule]
 mod _native {
+    #[pymodule_export]
+    use crate::aio::CommitNotifier;
     #[pymodule_export]
     use crate::causation::PriorItem;
     #[pymodule_export]

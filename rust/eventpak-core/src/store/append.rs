@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+
 use super::Store;
 use crate::config::SyncMode;
 use crate::error::{Error, Result};
@@ -12,6 +14,7 @@ use crate::index::{Index, NewEntry};
 use crate::names::{validate_coordinate_part, validate_kind_as};
 use crate::receipt::AppendReceipt;
 use crate::segment::{frame_len_of, payload_version_len};
+use crate::writer::Writer;
 
 /// Longest idempotency key in bytes.
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 64;
@@ -45,6 +48,33 @@ impl Store {
     /// Appends events through the open fence: written now, visible at its commit.
     pub fn fence_append_batch(&self, requests: Vec<AppendRequest>) -> Result<Vec<AppendReceipt>> {
         self.commit(requests, true, true, false)
+    }
+
+    /// Appends each request as its own event, exactly as that many [`Store::append`] calls
+    /// would (one failing leaves the others alone), but with one durability wait for all of
+    /// them: with `sync="always"` every written event is fsynced before this returns, by
+    /// one group commit. Event loops use it to append for many tasks in one call.
+    pub fn append_each(&self, requests: Vec<AppendRequest>) -> Vec<Result<AppendReceipt>> {
+        let mut outcomes: Vec<Result<AppendReceipt>> = requests
+            .into_iter()
+            .map(|r| self.commit_with(vec![r], false, false, false, false).map(|mut v| v.remove(0)))
+            .collect();
+        let Some(written) = outcomes.iter().flatten().map(|r| r.global_sequence + 1).max() else {
+            return outcomes;
+        };
+        let Ok(writer) = self.writer() else { return outcomes };
+        if let Err(e) = self.settle(written, writer) {
+            // As with single appends, an event whose fsync failed is not acknowledged.
+            for outcome in outcomes.iter_mut().filter(|o| o.is_ok()) {
+                *outcome = Err(e.clone());
+            }
+            return outcomes;
+        }
+        let durable = self.shared.durable_count();
+        for receipt in outcomes.iter_mut().flatten() {
+            receipt.durable = receipt.global_sequence < durable;
+        }
+        outcomes
     }
 
     /// Refuses bad input before anything is locked or written.
@@ -108,6 +138,19 @@ impl Store {
         is_batch: bool,
         fenced: bool,
         store_written: bool,
+    ) -> Result<Vec<AppendReceipt>> {
+        self.commit_with(requests, is_batch, fenced, store_written, true)
+    }
+
+    /// Writes and publishes `requests`; with `settle`, then waits for the durability the
+    /// sync mode promises (without, the caller settles several commits at once).
+    fn commit_with(
+        &self,
+        requests: Vec<AppendRequest>,
+        is_batch: bool,
+        fenced: bool,
+        store_written: bool,
+        settle: bool,
     ) -> Result<Vec<AppendReceipt>> {
         let writer = self.writer()?;
         self.validate(&requests, is_batch, store_written)?;
@@ -221,6 +264,17 @@ impl Store {
         }
         let written = w.written();
         drop(w);
+        if settle {
+            self.settle(written, writer)?;
+        }
+        let durable = self.shared.durable_count();
+        let store_id = self.shared.store_id;
+        Ok(records.iter().map(|r| self.sign(r.receipt(store_id, r.global_sequence < durable))).collect())
+    }
+
+    /// What the sync mode promises once events `0..written` are written: an fsync through
+    /// them (`always`), a flush once enough are pending (`batch`), nothing (`never`).
+    fn settle(&self, written: u64, writer: &Mutex<Writer>) -> Result<()> {
         match self.shared.config.sync {
             SyncMode::Always => self.shared.make_durable(written, writer)?,
             SyncMode::Batch
@@ -231,9 +285,7 @@ impl Store {
             }
             _ => {}
         }
-        let durable = self.shared.durable_count();
-        let store_id = self.shared.store_id;
-        Ok(records.iter().map(|r| self.sign(r.receipt(store_id, r.global_sequence < durable))).collect())
+        Ok(())
     }
 
     /// The causation id of request `r` (an earlier item of this batch, or the id it names)

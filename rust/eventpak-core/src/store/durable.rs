@@ -69,6 +69,7 @@ impl Shared {
         }
         *self.commits.lock() += 1;
         self.commit_wake.notify_all();
+        self.notifier.signal();
     }
 
     pub(super) fn kick_flusher(&self) {

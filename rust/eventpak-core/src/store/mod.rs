@@ -8,6 +8,7 @@ mod fence;
 mod identity;
 mod leases;
 mod lock;
+mod notify;
 mod open;
 mod read;
 mod receipts;
@@ -18,6 +19,7 @@ mod verify;
 pub use identity::STORE_ID_FILE;
 pub use leases::{WorkerLease, LEASES_DIR};
 pub use lock::LOCK_FILE;
+pub use notify::CommitNotifier;
 pub use read::Stats;
 pub use verify::{VerifyProblem, VerifyReport};
 
@@ -76,6 +78,8 @@ pub(crate) struct Shared {
     /// Bumped when a worker lease is released (exclusive mode; shared mode uses a futex).
     leases: Mutex<u32>,
     lease_released: Condvar,
+    /// The readable-on-commit descriptor for event loops, made on first use.
+    notifier: notify::NotifierSlot,
 }
 
 /// Bumped in every child process right after `fork()` (the binding registers the hook), so
@@ -223,6 +227,7 @@ impl Store {
         let fence = healthy.map_or(Ok(()), |w| self.cancel_open_fence(w));
         self.shared.flush.lock().stop = true;
         self.shared.flush_wake.notify_all();
+        self.stop_commit_relay();
         if let Some(handle) = self.flusher.lock().take() {
             let _ = handle.join(); // The flusher never panics; its failures poison the writer.
         }

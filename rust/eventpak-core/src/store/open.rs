@@ -126,6 +126,7 @@ impl Store {
             sharing,
             leases: Mutex::new(0),
             lease_released: Condvar::new(),
+            notifier: Default::default(),
         });
         let flusher = (sync_mode == SyncMode::Batch && shared.writer.is_some())
             .then(|| {

@@ -1,0 +1,75 @@
+"""``async with store.fence() as f``: the visibility fence of the sync API, for tasks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Unpack
+
+from .._native import AppendReceipt, AppendRequest
+from ..fence import Fence
+from ..options import AppendOptions, BatchItem, CoordinateLike
+
+if TYPE_CHECKING:
+    from .store import AsyncStore
+
+__all__ = ["AsyncFence"]
+
+
+class AsyncFence:
+    """A visibility fence for asyncio (see ``ep.Fence``): events appended through it stay
+    invisible until the ``async with`` block exits normally; an exception, or
+    :meth:`cancel`, hides them for good. While it is open, ``store.append`` from the task
+    that opened it raises ``ep.FenceActive``; other tasks' appends wait for it."""
+
+    def __init__(self, store: AsyncStore) -> None:
+        self._store = store
+        self._fence = Fence(store._native)
+
+    @property
+    def state(self) -> str:
+        """``"new"``, ``"open"``, ``"committed"`` or ``"cancelled"``."""
+        return self._fence.state
+
+    async def __aenter__(self) -> AsyncFence:
+        await self._run(self._fence.__enter__)
+        self._store._fence_task = asyncio.current_task()
+        return self
+
+    async def append(
+        self, coord: CoordinateLike, kind: str, payload: Any, **options: Unpack[AppendOptions]
+    ) -> AppendReceipt:
+        """Appends one event through the fence (options of ``Store.append``)."""
+        receipts = await self.append_batch([AppendRequest(coord, kind, payload, **options)])
+        return receipts[0]
+
+    async def append_batch(self, items: Iterable[BatchItem]) -> list[AppendReceipt]:
+        """Appends events through the fence atomically."""
+        receipts: list[AppendReceipt] = await self._run(self._fence.append_batch, list(items))
+        return receipts
+
+    async def cancel(self) -> None:
+        """Hides every event appended through this fence, for good."""
+        try:
+            await self._run(self._fence.cancel)
+        finally:
+            self._release()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            # Shielded: a cancelled task still commits or cancels its fence, so the fence
+            # never stays open holding back every other task's appends.
+            await asyncio.shield(self._run(self._fence.__exit__, exc_type, exc, tb))
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._store._fence_task is asyncio.current_task():
+            self._store._fence_task = None
+
+    async def _run(self, call: Any, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._store._fence_thread(), call, *args)

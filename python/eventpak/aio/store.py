@@ -1,0 +1,243 @@
+"""The async store: the sync ``ep.Store`` driven from an event loop without blocking it."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import uuid
+from collections.abc import Callable, Generator, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar, Unpack
+
+from .._native import AppendReceipt, AppendRequest, Event, Region
+from ..config import StoreConfig, StoreOptions, StoreStats
+from ..errors import FenceActive, StoreClosed
+from ..options import AppendOptions, BatchItem, CoordinateLike
+from ..projection import Freshness, Projection
+from ..store import Store
+from ..verify import Progress, VerifyReport
+from .appender import Appender
+from .fence import AsyncFence
+from .subscribe import Subscription
+from .wakeup import CommitWatch
+from .worker import AsyncHandler, AsyncWorkerHandle, start_async_worker
+
+__all__ = ["AsyncStore", "open"]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+S = TypeVar("S")
+
+# Threads per store for calls that touch the disk. Appends from any number of tasks share
+# one of them (see appender.py), so a few cover reads, syncs and checkpoint saves beside it.
+_THREADS = 4
+
+
+class AsyncStore:
+    """An open store for asyncio code. Make it with ``await ep.aio.open(path, **options)``
+    or ``async with ep.aio.open(...) as store``.
+
+    Every call that touches the disk runs on the store's own small thread pool, so the
+    event loop never waits for it; waiting for new events (``subscribe``, workers) holds no
+    thread at all. Semantics, errors and durability are those of the sync :class:`ep.Store`,
+    available as :attr:`sync_store`. The store belongs to the loop that opened it.
+    """
+
+    def __init__(self, store: Store, loop: asyncio.AbstractEventLoop, executor: ThreadPoolExecutor) -> None:
+        self._store = store
+        self._native = store._native
+        self._loop = loop
+        self._executor = executor
+        self._fence_executor: ThreadPoolExecutor | None = None
+        self._appender = Appender(store._native, loop, executor)
+        self._commits: CommitWatch | None = None
+        self._fence_task: asyncio.Task[Any] | None = None
+        self._workers: list[AsyncWorkerHandle] = []
+
+    @property
+    def sync_store(self) -> Store:
+        """The underlying :class:`ep.Store` (for code that runs in threads)."""
+        return self._store
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran."""
+        return self._store.closed
+
+    @property
+    def path(self) -> str:
+        """The data dir as given to ``open``."""
+        return self._store.path
+
+    async def append(
+        self, coord: CoordinateLike, kind: str, payload: Any, **options: Unpack[AppendOptions]
+    ) -> AppendReceipt:
+        """Appends one event (see ``Store.append``). Appends of concurrent tasks share one
+        engine call and one fsync. Cancelling it before it is written means it is not."""
+        if self._fence_task is not None and asyncio.current_task() is self._fence_task:
+            raise FenceActive()  # it would wait for its own task's fence
+        return await self._appender.append(AppendRequest(coord, kind, payload, **options))
+
+    async def append_batch(self, items: Iterable[BatchItem]) -> list[AppendReceipt]:
+        """Appends items atomically (see ``Store.append_batch``)."""
+        if self._fence_task is not None and asyncio.current_task() is self._fence_task:
+            raise FenceActive()
+        return await self._offload(self._native.append_batch, list(items))
+
+    async def get(self, event_id: uuid.UUID | str) -> Event:
+        """The event with this id; raises ``ep.EventNotFound``."""
+        return await self._offload(self._native.get, event_id)
+
+    async def query(
+        self, region: Region, *, after: int | None = None, limit: int | None = None
+    ) -> list[Event]:
+        """The visible events matching ``region`` in commit order (see ``Store.query``)."""
+        return await self._offload(functools.partial(self._native.query, region, after=after, limit=limit))
+
+    async def project(
+        self, target: str | Region, projection: Projection[S], *, freshness: Freshness = Freshness.CONSISTENT
+    ) -> S | None:
+        """The state of ``projection`` over ``target`` (see ``Store.project``)."""
+        call = functools.partial(self._store.project, target, projection, freshness=freshness)
+        return await self._offload(call)
+
+    async def head(self) -> int | None:
+        """The newest visible global sequence; ``None`` while nothing is visible."""
+        return await self._offload(self._native.head)
+
+    async def sync(self) -> None:
+        """An fsync barrier: every event appended so far is durable when it returns."""
+        await self._offload(self._native.sync)
+
+    async def verify(self, *, progress: Progress | None = None) -> VerifyReport:
+        """The full integrity check (see ``Store.verify``); ``progress`` runs on a pool thread."""
+        return await self._offload(functools.partial(self._store.verify, progress=progress))
+
+    async def stats(self) -> StoreStats:
+        """Counts, sizes, and what recovery did at open."""
+        return await self._offload(self._store.stats)
+
+    def fence(self) -> AsyncFence:
+        """A visibility fence: ``async with store.fence() as f: await f.append(...)``."""
+        return AsyncFence(self)
+
+    def subscribe(
+        self, region: Region, *, after: int | None = None, checkpoint_id: str | None = None
+    ) -> Subscription:
+        """``async for event in store.subscribe(region)``: the region's events in commit
+        order, then each new one as it is committed (see :class:`Subscription`)."""
+        return Subscription(self, region, after, checkpoint_id)
+
+    def worker(self, region: Region, handler: AsyncHandler, config: Any = None) -> AsyncWorkerHandle:
+        """Starts a supervised worker task on this loop: ``await handler(batch, store,
+        witness)`` with the region's events, with the actions, restart policies, standby and
+        dead letters of ``ep.CursorWorkerConfig``. The handler receives this async store."""
+        if self.closed:
+            raise StoreClosed(self.path)
+        self._workers = [w for w in self._workers if not w.done]
+        handle = start_async_worker(self, region, handler, config)
+        self._workers.append(handle)
+        return handle
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Stops this store's workers and subscriptions, then closes the store (sync,
+        index checkpoint, release of the data dir). Idempotent."""
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.stop()
+        if workers:
+            _, abandoned = await asyncio.wait([w._task for w in workers], timeout=timeout)
+            for task in abandoned:  # a handler still running after `timeout`: cancelled
+                task.cancel()
+        if self._commits is not None:
+            self._commits.close()
+        await self._offload_always(self._store.close)
+        self._executor.shutdown(wait=False)
+        if self._fence_executor is not None:
+            self._fence_executor.shutdown(wait=False)
+
+    async def __aenter__(self) -> AsyncStore:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<eventpak.aio.AsyncStore {self.path!r} {'closed' if self.closed else 'open'}>"
+
+    async def _offload(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Runs a blocking call on the store's threads and waits for it without blocking."""
+        if self.closed:
+            raise StoreClosed(self.path)
+        return await self._offload_always(call, *args, **kwargs)
+
+    async def _offload_always(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        bound = functools.partial(call, *args, **kwargs) if args or kwargs else call
+        return await self._loop.run_in_executor(self._executor, bound)
+
+    def _watch(self) -> CommitWatch:
+        if self._commits is None:
+            self._commits = CommitWatch(self._native, self._loop)
+        return self._commits
+
+    def _fence_thread(self) -> ThreadPoolExecutor:
+        # A fence belongs to the thread that opened it: every fence call runs on this one,
+        # which makes no other append, so plain appends of other tasks wait for the fence.
+        if self._fence_executor is None:
+            self._fence_executor = ThreadPoolExecutor(1, thread_name_prefix="eventpak-aio-fence")
+        return self._fence_executor
+
+
+class _Opening:
+    """What ``ep.aio.open`` returns: await it for the store, or use it with ``async with``."""
+
+    def __init__(self, path: str | os.PathLike[str] | StoreConfig, options: StoreOptions) -> None:
+        self._path = path
+        self._options = options
+        self._store: AsyncStore | None = None
+
+    def __await__(self) -> Generator[Any, None, AsyncStore]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> AsyncStore:
+        self._store = await self._open()
+        return self._store
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._store is not None:
+            await self._store.close()
+
+    async def _open(self) -> AsyncStore:
+        loop = asyncio.get_running_loop()
+        executor = ThreadPoolExecutor(_THREADS, thread_name_prefix="eventpak-aio")
+        opened = functools.partial(Store.open, self._path, **self._options)
+        future = loop.run_in_executor(executor, opened)
+        try:
+            store = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # The open goes on in its thread: a store it still opens is closed, not leaked
+            # holding the data dir.
+            future.add_done_callback(_close_if_opened)
+            executor.shutdown(wait=False)
+            raise
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return AsyncStore(store, loop, executor)
+
+
+def _close_if_opened(future: asyncio.Future[Store]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()
+
+
+def open(path: str | os.PathLike[str] | StoreConfig, **options: Unpack[StoreOptions]) -> _Opening:
+    """Opens (or creates) a store for asyncio code, with the options of ``ep.Store.open``:
+    ``store = await ep.aio.open(path)`` or ``async with ep.aio.open(path) as store``."""
+    return _Opening(path, options)

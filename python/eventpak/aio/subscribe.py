@@ -1,0 +1,132 @@
+"""``async for event in store.subscribe(region)``: new events as they are committed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from .._native import Cursor, Event, Region, WorkerLease
+from ..errors import CheckpointInUse
+
+if TYPE_CHECKING:
+    from .store import AsyncStore
+
+__all__ = ["Subscription"]
+
+# Events fetched per engine call: the loop sees one executor round trip per batch.
+_BATCH = 1024
+
+
+class Subscription:
+    """The events of a region in commit order, from ``after`` (or a durable checkpoint),
+    then every event committed later, for as long as it is iterated.
+
+    Iterate it with ``async for`` (events) or ``async for batch in sub.batches()`` (lists,
+    as fetched). With a ``checkpoint_id`` it resumes from that checkpoint and saves it after
+    each batch the loop body has finished (at-least-once: the batch in progress when the
+    loop is left is delivered again next time). Like a worker, it holds the checkpoint's
+    lease while it runs (``ep.CheckpointInUse`` if another holds it). Leaving the loop, or
+    the store closing, ends it.
+    """
+
+    def __init__(
+        self, store: AsyncStore, region: Region, after: int | None, checkpoint_id: str | None
+    ) -> None:
+        if checkpoint_id is not None:
+            Cursor.validate_checkpoint_id(checkpoint_id)
+        self._store = store
+        self._region = region
+        self._after = after
+        self._checkpoint_id = checkpoint_id
+        self._cursor: Cursor | None = None
+        self._lease: WorkerLease | None = None
+        self._buffer: list[Event] = []
+        self._next = 0
+        self._uncommitted = False
+        self._closed = False
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._next < len(self._buffer):
+            event = self._buffer[self._next]
+            self._next += 1
+            return event
+        self._buffer = await self._fetch()
+        self._next = 1
+        return self._buffer[0]
+
+    async def batches(self) -> AsyncIterator[list[Event]]:
+        """The same events, one fetched batch at a time."""
+        if self._next < len(self._buffer):
+            rest, self._buffer = self._buffer[self._next :], []
+            yield rest
+        while True:
+            try:
+                batch = await self._fetch()
+            except StopAsyncIteration:
+                return
+            yield batch
+
+    async def aclose(self) -> None:
+        """Ends the subscription (saving nothing more) and releases its checkpoint's lease."""
+        self._close()
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._close()
+
+    def __del__(self) -> None:
+        # A loop left with `break` drops the subscription: its lease goes with it.
+        self._close()
+
+    @property
+    def position(self) -> int | None:
+        """The global sequence of the last event fetched; ``None`` before any."""
+        cursor = self._cursor
+        return cursor.position if cursor is not None and cursor.started else None
+
+    async def _fetch(self) -> list[Event]:
+        """The next non-empty batch, waiting for commits as long as it takes."""
+        store = self._store
+        cursor = self._cursor or await self._open()
+        if self._uncommitted and self._checkpoint_id is not None:
+            # The body finished the previous batch (it asked for more): save past it.
+            await store._offload(cursor.commit, self._checkpoint_id)
+            self._uncommitted = False
+        watch = store._watch()
+        while True:
+            if self._closed or store.closed:
+                self._close()
+                raise StopAsyncIteration
+            seen = watch.generation()
+            batch = await store._offload(cursor.pull_batch, _BATCH, 0.0)
+            if batch:
+                self._uncommitted = True
+                return batch
+            await watch.wait(seen)
+
+    async def _open(self) -> Cursor:
+        store = self._store
+        if self._checkpoint_id is not None and not store.sync_store._native.read_only:
+            lease = await store._offload(store.sync_store._native.take_worker_lease, self._checkpoint_id)
+            if lease is None:
+                raise CheckpointInUse(self._checkpoint_id, store.sync_store.path)
+            self._lease = lease
+        cursor = store.sync_store.cursor(self._region, after=self._after)
+        if self._checkpoint_id is not None:
+            await store._offload(cursor.resume, self._checkpoint_id)
+        self._cursor = cursor
+        return cursor
+
+    def _close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._buffer, self._next = [], 0
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
