@@ -55,6 +55,7 @@ class AsyncStore:
         self._commits: CommitWatch | None = None
         self._fence_task: asyncio.Task[Any] | None = None
         self._workers: list[AsyncWorkerHandle] = []
+        self._closing = False
 
     @property
     def sync_store(self) -> Store:
@@ -63,8 +64,8 @@ class AsyncStore:
 
     @property
     def closed(self) -> bool:
-        """True once :meth:`close` ran."""
-        return self._store.closed
+        """True once :meth:`close` was called."""
+        return self._closing or self._store.closed
 
     @property
     def path(self) -> str:
@@ -78,6 +79,8 @@ class AsyncStore:
         engine call and one fsync. Cancelling it before it is written means it is not."""
         if self._fence_task is not None and asyncio.current_task() is self._fence_task:
             raise FenceActive()  # it would wait for its own task's fence
+        if self.closed:
+            raise StoreClosed(self.path)
         return await self._appender.append(AppendRequest(coord, kind, payload, **options))
 
     async def append_batch(self, items: Iterable[BatchItem]) -> list[AppendReceipt]:
@@ -144,6 +147,9 @@ class AsyncStore:
     async def close(self, timeout: float | None = None) -> None:
         """Stops this store's workers and subscriptions, then closes the store (sync,
         index checkpoint, release of the data dir). Idempotent."""
+        if self._closing:
+            return
+        self._closing = True
         workers, self._workers = self._workers, []
         for worker in workers:
             worker.stop()
@@ -221,10 +227,9 @@ class _Opening:
         try:
             store = await asyncio.shield(future)
         except asyncio.CancelledError:
-            # The open goes on in its thread: a store it still opens is closed, not leaked
-            # holding the data dir.
-            future.add_done_callback(_close_if_opened)
-            executor.shutdown(wait=False)
+            # The open goes on in its thread; the cancellation ends once a store it still
+            # made is closed again, so the data dir is free when the caller sees it.
+            await _close_when_opened(future, executor)
             raise
         except BaseException:
             executor.shutdown(wait=False)
@@ -232,9 +237,14 @@ class _Opening:
         return AsyncStore(store, loop, executor)
 
 
-def _close_if_opened(future: asyncio.Future[Store]) -> None:
-    if not future.cancelled() and future.exception() is None:
-        future.result().close()
+async def _close_when_opened(future: asyncio.Future[Store], executor: ThreadPoolExecutor) -> None:
+    try:
+        store = await asyncio.wait_for(asyncio.shield(future), None)
+    except BaseException:  # the open failed, or the wait was cancelled again: nothing to close
+        executor.shutdown(wait=False)
+        return
+    await asyncio.get_running_loop().run_in_executor(executor, store.close)
+    executor.shutdown(wait=False)
 
 
 def open(path: str | os.PathLike[str] | StoreConfig, **options: Unpack[StoreOptions]) -> _Opening:

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from .._native import Cursor, Event, Region, WorkerLease
-from ..errors import CheckpointInUse
+from ..errors import CheckpointInUse, StoreClosed
 
 if TYPE_CHECKING:
     from .store import AsyncStore
@@ -32,6 +32,8 @@ class Subscription:
     def __init__(
         self, store: AsyncStore, region: Region, after: int | None, checkpoint_id: str | None
     ) -> None:
+        self._closed = False
+        self._lease: WorkerLease | None = None
         if checkpoint_id is not None:
             Cursor.validate_checkpoint_id(checkpoint_id)
         self._store = store
@@ -39,11 +41,9 @@ class Subscription:
         self._after = after
         self._checkpoint_id = checkpoint_id
         self._cursor: Cursor | None = None
-        self._lease: WorkerLease | None = None
         self._buffer: list[Event] = []
         self._next = 0
         self._uncommitted = False
-        self._closed = False
 
     def __aiter__(self) -> Subscription:
         return self
@@ -91,6 +91,15 @@ class Subscription:
 
     async def _fetch(self) -> list[Event]:
         """The next non-empty batch, waiting for commits as long as it takes."""
+        try:
+            return await self._fetch_or_raise()
+        except StoreClosed:
+            if not self._store.closed:
+                raise
+            self._close()  # the store closed under it: the iteration ends
+            raise StopAsyncIteration from None
+
+    async def _fetch_or_raise(self) -> list[Event]:
         store = self._store
         cursor = self._cursor or await self._open()
         if self._uncommitted and self._checkpoint_id is not None:

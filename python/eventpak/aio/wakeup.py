@@ -24,6 +24,7 @@ class CommitWatch:
         self._loop = loop
         self._notifier: CommitNotifier | None = None
         self._waiters: list[asyncio.Future[None]] = []
+        self._closed = False
 
     def generation(self) -> int:
         """The store's commit generation: read it before looking for events, and hand it to
@@ -56,6 +57,7 @@ class CommitWatch:
 
     def close(self) -> None:
         """Stops watching the descriptor and releases every waiter."""
+        self._closed = True
         if self._notifier is not None:
             self._loop.remove_reader(self._notifier.fileno())
             self._notifier = None

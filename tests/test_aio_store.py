@@ -1,0 +1,250 @@
+"""eventpak.aio: the async store's calls, errors, fences, cancellation and threads."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+import eventpak as ep
+import pytest
+from aio_support import Runner, native_threads, run_fixture  # noqa: F401 (the `run` fixture)
+
+ALL = ep.Region.all()
+
+
+def test_open_append_read_close_round_trip(run: Runner[Any], data_dir: Path) -> None:
+    async def main() -> None:
+        async with ep.aio.open(data_dir, sync="always") as store:
+            assert isinstance(store.sync_store, ep.Store)
+            receipt = await store.append(("acct-1", "bank"), "Deposited", {"amount": 5}, idempotency_key="k1")
+            assert receipt.durable and receipt.global_sequence == 0
+            more = await store.append_batch([(("acct-1", "bank"), "Withdrawn", {"amount": 2})])
+            assert [r.global_sequence for r in more] == [1]
+            event = await store.get(receipt.event_id)
+            assert event.payload == {"amount": 5} and event.kind == "Deposited"
+            assert [e.kind for e in await store.query(ALL)] == ["Deposited", "Withdrawn"]
+            assert [e.global_sequence for e in await store.query(ALL, after=0, limit=5)] == [1]
+            assert await store.head() == 1
+            await store.sync()
+            assert (await store.stats())["events"] == 2
+            assert (await store.verify()).ok
+            again = await store.append(("acct-1", "bank"), "Deposited", {"amount": 5}, idempotency_key="k1")
+            assert again == receipt  # the retry writes nothing
+        assert store.closed
+
+    run(main())
+    with ep.Store.open(data_dir) as sync_store:
+        assert [e.kind for e in sync_store.query(ALL)] == ["Deposited", "Withdrawn"]
+
+
+def test_awaiting_open_gives_the_store_and_close_releases_it(run: Runner[Any], data_dir: Path) -> None:
+    async def main() -> None:
+        store = await ep.aio.open(data_dir)
+        await store.append(("a", "s"), "k", 1)
+        await store.close()
+        await store.close()  # idempotent
+        with pytest.raises(ep.StoreClosed):
+            await store.append(("a", "s"), "k", 2)
+        with pytest.raises(ep.StoreClosed):
+            await store.query(ALL)
+
+    run(main())
+    with ep.Store.open(data_dir) as reopened:  # released: no StoreLocked
+        assert reopened.head() == 0
+
+
+def test_project_folds_through_the_async_store(run: Runner[Any], data_dir: Path) -> None:
+    class Balance(ep.Projection[int]):
+        name = "balance"
+        kinds = ("Deposited",)
+
+        def initial(self) -> int:
+            return 0
+
+        def apply(self, state: int, event: ep.Event) -> int:
+            return state + int(event.payload["amount"])
+
+    async def main() -> None:
+        async with ep.aio.open(data_dir) as store:
+            for amount in (3, 4):
+                await store.append(("acct", "bank"), "Deposited", {"amount": amount})
+            assert await store.project("acct", Balance()) == 7
+
+    run(main())
+
+
+def test_many_tasks_appending_share_fsyncs_and_each_gets_its_own_receipt(
+    run: Runner[Any], data_dir: Path
+) -> None:
+    async def main() -> None:
+        async with ep.aio.open(data_dir, sync="always") as store:
+            receipts = await asyncio.gather(
+                *(store.append((f"e{i % 7}", "s"), "k", {"i": i}) for i in range(500))
+            )
+            assert sorted(r.global_sequence for r in receipts) == list(range(500))
+            assert all(r.durable for r in receipts)
+            fsyncs = (await store.stats())["fsyncs"]
+            assert fsyncs < 500  # rounds of many appends share one fsync
+            payloads = sorted(e.payload["i"] for e in await store.query(ALL))
+            assert payloads == list(range(500))
+
+    run(main())
+
+
+def test_refusals_are_typed_per_append_and_leave_other_tasks_appends_alone(
+    run: Runner[Any], data_dir: Path
+) -> None:
+    async def main() -> None:
+        async with ep.aio.open(data_dir) as store:
+            await store.append(("acct", "s"), "Opened", {})
+            results = await asyncio.gather(
+                store.append(("acct", "s"), "Late", {}, expected_sequence=0),
+                store.append(("other", "s"), "Fine", {"n": 1}),
+                store.append(("other", "s"), "eventpak.denial", {}),
+                store.append(("bad entity/", "s"), "Fine", {}),
+                store.append(("other", "s"), "Fine", {"x": object()}),
+                return_exceptions=True,
+            )
+            assert isinstance(results[0], ep.ConcurrencyConflict)
+            assert isinstance(results[1], ep.AppendReceipt)
+            assert isinstance(results[2], ep.InvalidKind)
+            assert isinstance(results[3], ep.InvalidCoordinate)
+            assert isinstance(results[4], ep.PayloadNotSerializable)
+            assert [e.kind for e in await store.query(ALL)] == ["Opened", "Fine"]
+            with pytest.raises(ep.BatchTooLarge):
+                await store.append_batch([(("a", "s"), "k", 0)] * 200_000)
+            assert await store.head() == 1
+
+    run(main())
+
+
+def test_a_read_only_async_store_refuses_appends(run: Runner[Any], data_dir: Path) -> None:
+    ep.Store.open(data_dir).close()
+
+    async def main() -> None:
+        async with ep.aio.open(data_dir, read_only=True) as store:
+            with pytest.raises(ep.ReadOnlyStore):
+                await store.append(("a", "s"), "k", 1)
+            assert await store.head() is None
+
+    run(main())
+
+
+def test_bad_options_raise_invalid_config_and_create_nothing(run: Runner[Any], tmp_path: Path) -> None:
+    async def main() -> None:
+        with pytest.raises(ep.InvalidConfig):
+            await ep.aio.open(tmp_path / "d", sync="sometimes")  # type: ignore[arg-type]
+        with pytest.raises(ep.InvalidConfig):
+            async with ep.aio.open(tmp_path / "d", no_such_option=1):  # type: ignore[call-arg]
+                pass
+
+    run(main())
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_fence_hides_its_events_until_the_block_ends(run: Runner[Any], data_dir: Path) -> None:
+    async def main() -> None:
+        async with ep.aio.open(data_dir, fence_wait_ms=30_000) as store:
+            entered, release = asyncio.Event(), asyncio.Event()
+            outside: list[ep.AppendReceipt] = []
+
+            async def other_task() -> None:
+                await entered.wait()
+                outside.append(await store.append(("b", "s"), "After", {}))
+
+            waiting = asyncio.create_task(other_task())
+            async with store.fence() as fence:
+                assert fence.state == "open"
+                await fence.append(("a", "s"), "Inside", {})
+                await fence.append_batch([(("a", "s"), "Inside", {})])
+                assert await store.query(ALL) == []  # invisible while open
+                with pytest.raises(ep.FenceActive):
+                    await store.append(("a", "s"), "Own", {})  # this task's own fence
+                entered.set()
+                await asyncio.sleep(0)  # let the other task queue its append behind the fence
+                assert outside == []
+                release.set()
+            await waiting
+            assert fence.state == "committed"
+            assert [e.kind for e in await store.query(ALL)] == ["Inside", "Inside", "After"]
+
+            with pytest.raises(RuntimeError):
+                async with store.fence() as failing:
+                    await failing.append(("a", "s"), "Dropped", {})
+                    raise RuntimeError("abort")
+            assert failing.state == "cancelled"
+            async with store.fence() as cancelled:
+                await cancelled.append(("a", "s"), "Dropped", {})
+                await cancelled.cancel()
+            assert "Dropped" not in [e.kind for e in await store.query(ALL)]
+            await store.append(("a", "s"), "Open again", {})
+
+    run(main())
+
+
+def test_cancelling_pending_appends_never_damages_the_store(run: Runner[Any], data_dir: Path) -> None:
+    async def main() -> None:
+        async with ep.aio.open(data_dir, sync="always") as store:
+            tasks = [
+                asyncio.create_task(store.append(("e", "s"), "k", {"i": i}, idempotency_key=f"key-{i}"))
+                for i in range(300)
+            ]
+            await asyncio.sleep(0)  # every task has queued its append
+            for task in tasks[::3]:
+                task.cancel()
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+            cancelled = [i for i, o in enumerate(outcomes) if isinstance(o, asyncio.CancelledError)]
+            assert cancelled == list(range(0, 300, 3))
+            assert all(isinstance(o, ep.AppendReceipt) for i, o in enumerate(outcomes) if i % 3)
+            # The retry with the same key answers whether the cancelled append was written.
+            written = {e.payload["i"] for e in await store.query(ALL)}
+            for i in cancelled:
+                retry = await store.append(("e", "s"), "k", {"i": i}, idempotency_key=f"key-{i}")
+                assert (i in written) == (retry.global_sequence < len(written))
+            assert sorted(e.payload["i"] for e in await store.query(ALL)) == list(range(300))
+            assert (await store.verify()).ok
+
+    run(main())
+
+
+def test_cancelling_pending_reads_and_an_open_leaves_everything_usable(
+    run: Runner[Any], data_dir: Path
+) -> None:
+    async def main() -> None:
+        opening = asyncio.ensure_future(ep.aio.open(data_dir))
+        await asyncio.sleep(0)
+        opening.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await opening
+        # A store the cancelled open still made is closed, so the dir is free again.
+        async with ep.aio.open(data_dir) as store:
+            await store.append_batch([(("a", "s"), "k", i) for i in range(1000)])
+            query = asyncio.create_task(store.query(ALL))
+            await asyncio.sleep(0)
+            query.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await query
+            assert len(await store.query(ALL)) == 1000
+
+    run(main())
+
+
+def test_awaits_create_no_thread_per_call(run: Runner[Any], data_dir: Path) -> None:
+    async def main() -> None:
+        async with ep.aio.open(data_dir, sync="always") as store:
+            await store.append(("a", "s"), "k", 0)
+            await store.query(ALL)
+            before_py, before_native = threading.active_count(), native_threads()
+            for round_ in range(20):
+                await asyncio.gather(*(store.append(("a", "s"), "k", round_) for _ in range(50)))
+                await asyncio.gather(*(store.query(ALL, limit=5) for _ in range(20)))
+                await store.head()
+            # The pool's few threads are made once (at most 4); nothing per await.
+            assert threading.active_count() <= before_py + 3
+            assert native_threads() <= before_native + 3
+            assert threading.active_count() <= 1 + 4
+            assert await store.head() == 1000
+
+    run(main())
