@@ -33,7 +33,10 @@ class CommitWatch:
 
     async def wait(self, seen: int) -> None:
         """Returns once the commit generation differs from ``seen`` (or the store is woken
-        to stop its readers). May return early; callers look again for what they wait for."""
+        to stop its readers, or closed). May return early; callers look again for what they
+        wait for."""
+        if self._closed:
+            return
         notifier = self._notifier or self._watch()
         notifier.arm()
         # Arming first, then re-reading: a commit after the arming signals the descriptor,
