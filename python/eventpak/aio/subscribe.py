@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from .._native import Cursor, Event, Region, WorkerLease
 from ..errors import CheckpointInUse, StoreClosed
+from .pull import next_batch
 
 if TYPE_CHECKING:
     from .store import AsyncStore
@@ -106,17 +107,15 @@ class Subscription:
             # The body finished the previous batch (it asked for more): save past it.
             await store._offload(cursor.commit, self._checkpoint_id)
             self._uncommitted = False
-        watch = store._watch()
-        while True:
-            if self._closed or store.closed:
-                self._close()
-                raise StopAsyncIteration
-            seen = watch.generation()
-            batch = await store._offload(cursor.pull_batch, _BATCH, 0.0)
-            if batch:
-                self._uncommitted = True
-                return batch
-            await watch.wait(seen)
+        batch = await next_batch(store, cursor, _BATCH, self._ended)
+        if batch is None:
+            self._close()
+            raise StopAsyncIteration
+        self._uncommitted = True
+        return batch
+
+    def _ended(self) -> bool:
+        return self._closed or self._store.closed
 
     async def _open(self) -> Cursor:
         store = self._store

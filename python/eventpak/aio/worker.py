@@ -14,6 +14,7 @@ from .._native import Event, Region, WorkerLease
 from ..errors import CheckpointInUse, EventpakError, RestartBudgetExhausted, WorkerCrashed
 from ..restart import RestartBudget
 from ..worker import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig
+from .pull import next_batch
 
 if TYPE_CHECKING:
     from .store import AsyncStore
@@ -171,14 +172,10 @@ class AsyncWorkerHandle:
         witness = None if config.checkpoint_id is None else AtLeastOnce(config.checkpoint_id)
         self._committed = (cursor.position, cursor.started)
         budget = RestartBudget(config.restart, store._loop.time)
-        watch = store._watch()
         while not self._stop.is_set():
-            seen = watch.generation()
-            batch = await store._offload(cursor.pull_batch, config.batch_size, 0.0)
-            if not batch:
-                if not self._stop.is_set():  # a stop() during the pull found no waiter to wake
-                    await watch.wait(seen)
-                continue
+            batch = await next_batch(store, cursor, config.batch_size, self._stop.is_set)
+            if batch is None:
+                return
             try:
                 action = await self._call(batch, witness)
             except BaseException as exc:

@@ -1,0 +1,43 @@
+"""Fetching a cursor's next batch from the loop: through the pool, or at the tail inline.
+
+A pull that may read history goes through the store's pool: old frames may have to be
+faulted in from disk. A pull right after a commit signal reads what was just committed:
+index entries in memory and frames written moments ago, in the page cache. That one runs on
+the loop itself, which saves the thread hop that would dominate the commit-to-handler
+latency. If it comes back full, the reader may be behind again, and its next pull goes
+through the pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .._native import Cursor, Event
+
+if TYPE_CHECKING:
+    from .store import AsyncStore
+
+__all__ = ["next_batch"]
+
+
+async def next_batch(
+    store: AsyncStore, cursor: Cursor, size: int, stopped: Callable[[], bool]
+) -> list[Event] | None:
+    """The cursor's next non-empty batch of at most ``size`` events, waiting for commits as
+    long as it takes; ``None`` once ``stopped()`` says so (checked before each wait)."""
+    watch = store._watch()
+    at_tail = False
+    while not stopped():
+        seen = watch.generation()
+        if at_tail:
+            batch = cursor.poll_batch(size)
+        else:
+            batch = await store._offload(cursor.pull_batch, size, 0.0)
+        if batch:
+            return batch
+        if stopped():  # a stop during the pull found no waiter to wake
+            break
+        await watch.wait(seen)
+        at_tail = True
+    return None
