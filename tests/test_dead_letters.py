@@ -256,3 +256,21 @@ def test_bad_dead_letter_after_is_refused_and_nothing_is_touched(
     assert store.stats()["events"] == 2 and store.dead_letters(CP) == []
     with pytest.raises(ep.InvalidCheckpointId):
         store.dead_letters("a/b")
+
+
+def test_a_failure_too_large_for_one_event_is_parked_cut_to_fit(open_store) -> None:
+    store = open_store(max_event_bytes=4096)
+    seqs = _append(store, 2, {1})
+
+    def verbose(batch: list[ep.Event], _s: ep.Store, _w: object) -> None:
+        if any(e.payload["poison"] for e in batch):
+            raise ValueError("x" * 20_000 + " the end")
+
+    handle = store.cursor_worker(ORDERS, verbose, _config(1))
+    wait_until(lambda: handle.lag == 0, 30, "the poison event to be parked")
+    handle.stop_and_join(timeout=30)
+    [letter] = store.dead_letters(CP)
+    assert letter.event.global_sequence == seqs[1]
+    assert letter.message.startswith("xxx") and len(letter.message) < 4096
+    # the traceback keeps its end: the exception line
+    assert letter.traceback.endswith(" the end\n")
