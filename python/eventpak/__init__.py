@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import atexit
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from . import _native, errors
 from ._native import (
@@ -26,6 +26,7 @@ from ._native import (
     __version__,
 )
 from .config import StoreConfig, StoreOptions, StoreStats, SyncMode
+from .dead_letters import DeadLetter
 from .errors import (
     BatchTooLarge,
     CacheFailed,
@@ -62,6 +63,7 @@ from .errors import (
 )
 from .fence import Fence
 from .gates import Gate, GateSet, Proposal
+from .operations import CheckpointInfo, CheckpointMetrics, StoreMetrics
 from .options import AppendOptions
 from .pipeline import Pipeline
 from .projection import CacheMeta, Freshness, NativeCache, NoCache, Projection, ProjectionCache
@@ -78,7 +80,7 @@ from .worker import (
     RestartPolicy,
 )
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from . import aio as aio
 
 # A store opened before os.fork() belongs to the parent: the child must not use it.
@@ -112,6 +114,8 @@ __all__ = [
     "CacheFailed",
     "CacheMeta",
     "CheckpointInUse",
+    "CheckpointInfo",
+    "CheckpointMetrics",
     "CheckpointWriteFailed",
     "ConcurrencyConflict",
     "Coordinate",
@@ -124,6 +128,7 @@ __all__ = [
     "CursorWorkerAction",
     "CursorWorkerConfig",
     "CursorWorkerHandle",
+    "DeadLetter",
     "Denial",
     "Event",
     "EventNotFound",
@@ -166,6 +171,7 @@ __all__ = [
     "StoreClosed",
     "StoreConfig",
     "StoreLocked",
+    "StoreMetrics",
     "StoreOptions",
     "StoreStats",
     "SyncMode",

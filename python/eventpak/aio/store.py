@@ -22,7 +22,8 @@ from .appender import Appender
 from .fence import AsyncFence
 from .subscribe import Subscription
 from .wakeup import CommitWatch
-from .worker import AsyncHandler, AsyncWorkerHandle, start_async_worker
+from .worker import AsyncHandler, AsyncWorkerHandle
+from .worker_steps import start_async_worker
 
 __all__ = ["AsyncStore", "open"]
 

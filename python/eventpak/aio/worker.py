@@ -10,16 +10,19 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from .._native import Event, Region, WorkerLease
-from ..errors import CheckpointInUse, EventpakError, RestartBudgetExhausted, WorkerCrashed
+from .._native import Cursor, Event, Region, WorkerLease
+from ..dead_letters import dead_letter_filter, park
+from ..errors import EventpakError, RestartBudgetExhausted, WorkerCrashed
+from ..isolation import Isolation
 from ..restart import RestartBudget
-from ..worker import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig
+from ..worker_config import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig
 from .pull import next_batch
+from .worker_steps import cancelled_from_outside, save_at
 
 if TYPE_CHECKING:
     from .store import AsyncStore
 
-__all__ = ["AsyncHandler", "AsyncWorkerHandle", "start_async_worker"]
+__all__ = ["AsyncHandler", "AsyncWorkerHandle"]
 
 log = logging.getLogger("eventpak.worker")
 _worker_numbers = itertools.count(1)
@@ -52,6 +55,7 @@ class AsyncWorkerHandle:
         self._last_error: BaseException | None = None
         self._restarts = 0
         self._committed: tuple[int, bool] = (0, False)
+        self._cursor: Cursor | None = None
         self._name = f"eventpak-worker-{config.checkpoint_id or f'async#{next(_worker_numbers)}'}"
         self._task: asyncio.Task[None] = store._loop.create_task(self._run(), name=self._name)
 
@@ -85,6 +89,20 @@ class AsyncWorkerHandle:
     def restarts(self) -> int:
         """Restarts so far in the worker's life."""
         return self._restarts
+
+    @property
+    def lag(self) -> int:
+        """The worker's backlog: visible events of its region after its committed position
+        (the batch in its handler included); 0 when caught up. A standby counts from its
+        checkpoint. Counted in the in-memory index."""
+        position, started = self._committed
+        checkpoint_id = self._config.checkpoint_id
+        native = self._store.sync_store._native
+        if self._cursor is None and checkpoint_id is not None:
+            saved = Cursor.load_checkpoint(self._store.path, checkpoint_id)
+            if saved is not None:
+                position, started = saved.position, saved.started
+        return native.region_lag(self._region, position, started)[0]
 
     @property
     def done(self) -> bool:
@@ -169,39 +187,111 @@ class AsyncWorkerHandle:
         cursor = store.sync_store.cursor(self._region).with_gap_config(config.gap_observation)
         if config.checkpoint_id is not None:
             await store._offload(cursor.resume, config.checkpoint_id)
+        self._cursor = cursor
         witness = None if config.checkpoint_id is None else AtLeastOnce(config.checkpoint_id)
         self._committed = (cursor.position, cursor.started)
         budget = RestartBudget(config.restart, store._loop.time)
+        leave_out = dead_letter_filter(self._region, config.checkpoint_id)
         while not self._stop.is_set():
-            batch = await next_batch(store, cursor, config.batch_size, self._stop.is_set)
-            if batch is None:
+            pulled = await next_batch(store, cursor, config.batch_size, self._stop.is_set)
+            if pulled is None:
                 return
+            batch = pulled if leave_out is None else leave_out(pulled)
+            if not batch:  # only dead letters this worker does not receive: move past them
+                await self._commit(cursor, None)
+                continue
+            if config.dead_letter_after is not None:
+                if await self._isolate(cursor, batch, witness, budget):
+                    return
+                continue
             try:
                 action = await self._call(batch, witness)
             except BaseException as exc:
-                if _cancelled_from_outside(exc):
+                if cancelled_from_outside(exc):
                     raise
-                self._last_error = exc
-                log.error("worker %s: handler raised on a batch of %d", self.name, len(batch), exc_info=exc)
-                if not budget.allow():
-                    raise RestartBudgetExhausted(
-                        f"worker {self.name}: handler raised {exc!r} and {config.restart} allows no more "
-                        "restarts"
-                    ) from exc
+                self._failed(exc, len(batch))
+                self._charge(budget, exc)
                 if await self._pause(budget.backoff_s()):
                     return
                 self._restarts += 1
-                cursor.seek(*self._committed)
+                cursor.seek(*self._committed)  # re-deliver from the last committed position
                 continue
             budget.succeeded()
             if action is CursorWorkerAction.STOP_WITH_ROLLBACK:
                 cursor.seek(*self._committed)
                 return
-            if config.checkpoint_id is not None:
-                await store._offload(cursor.commit, config.checkpoint_id)
-            self._committed = (cursor.position, cursor.started)
+            await self._commit(cursor, None)
             if action is CursorWorkerAction.STOP:
                 return
+
+    async def _isolate(
+        self, cursor: Cursor, batch: list[Event], witness: AtLeastOnce | None, budget: RestartBudget
+    ) -> bool:
+        """Delivers ``batch`` until each event is handled or parked, as the sync worker does
+        (see :mod:`eventpak.isolation`); True when the worker is to stop."""
+        checkpoint_id, limit = self._config.checkpoint_id, self._config.dead_letter_after
+        assert checkpoint_id is not None and limit is not None  # the config guarantees both
+        isolation = Isolation(batch, limit)
+        while (delivery := isolation.delivery) is not None:
+            if self._stop.is_set():
+                return True  # what is not committed comes again from the checkpoint
+            action = CursorWorkerAction.CONTINUE
+            try:
+                action = await self._call(delivery, witness)
+            except BaseException as exc:
+                if cancelled_from_outside(exc):
+                    raise
+                self._failed(exc, len(delivery))
+                step = isolation.failed(exc)
+            else:
+                if action is CursorWorkerAction.STOP_WITH_ROLLBACK:
+                    cursor.seek(*self._committed)
+                    return True
+                budget.succeeded()
+                step = isolation.succeeded()
+            if step.park is not None:
+                parked = step.park
+                sync_store = self._store.sync_store
+                await self._store._offload(
+                    park, sync_store, checkpoint_id, parked.event, parked.error, parked.attempts
+                )
+                log.warning(
+                    "worker %s: parked event %d as a dead letter after %d failed deliveries",
+                    self.name,
+                    parked.event.global_sequence,
+                    parked.attempts,
+                )
+            if step.commit is not None:
+                # The end of the batch is the cursor's own position (past any left-out event).
+                await self._commit(cursor, None if isolation.done else step.commit.global_sequence)
+            for error in step.charged:
+                self._charge(budget, error)
+                self._restarts += 1
+            if action is CursorWorkerAction.STOP:
+                return True
+        return False
+
+    def _failed(self, exc: BaseException, size: int) -> None:
+        self._last_error = exc
+        log.error("worker %s: handler raised on a batch of %d", self.name, size, exc_info=exc)
+
+    def _charge(self, budget: RestartBudget, exc: BaseException) -> None:
+        """Spends one restart on ``exc``; stops the worker when the policy has none left."""
+        if not budget.allow():
+            raise RestartBudgetExhausted(
+                f"worker {self.name}: handler raised {exc!r} and {self._config.restart} allows no more "
+                "restarts"
+            ) from exc
+
+    async def _commit(self, cursor: Cursor, position: int | None) -> None:
+        """Commits through ``position`` (``None``: the cursor's position); a durable worker
+        saves it as its checkpoint (on the pool: it syncs and replaces a file)."""
+        end = (cursor.position, cursor.started)
+        target = end if position is None else (position, True)
+        checkpoint_id = self._config.checkpoint_id
+        if checkpoint_id is not None:
+            await self._store._offload(save_at, cursor, checkpoint_id, target, end)
+        self._committed = target
 
     async def _call(self, batch: list[Event], witness: AtLeastOnce | None) -> CursorWorkerAction:
         outcome: Any = self._handler(batch, self._store, witness)
@@ -212,26 +302,3 @@ class AsyncWorkerHandle:
         if not isinstance(outcome, CursorWorkerAction):
             raise TypeError(f"handler returned {outcome!r}, not a CursorWorkerAction")
         return outcome
-
-
-def _cancelled_from_outside(exc: BaseException) -> bool:
-    """A cancellation of the worker's own task (close, cancel) ends it; a CancelledError a
-    handler raised by itself is its failure, like any other exception."""
-    task = asyncio.current_task()
-    return isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling() > 0
-
-
-def start_async_worker(
-    store: AsyncStore, region: Region, handler: AsyncHandler, config: CursorWorkerConfig | None
-) -> AsyncWorkerHandle:
-    """Creates and starts an async worker; a ``checkpoint_id`` takes its lease first (as
-    ``Store.cursor_worker`` does: ``ep.CheckpointInUse`` unless ``standby=True``)."""
-    config = config or CursorWorkerConfig()
-    lease = None
-    native = store.sync_store._native
-    if config.checkpoint_id is not None and not native.read_only:
-        # Non-blocking: the lease is a lock file taken without waiting.
-        lease = native.take_worker_lease(config.checkpoint_id)
-        if lease is None and not config.standby:
-            raise CheckpointInUse(config.checkpoint_id, store.path)
-    return AsyncWorkerHandle(store, region, handler, config, lease)

@@ -1,0 +1,55 @@
+"""Small steps of async workers: starting one, saving a checkpoint at a position, and
+telling a cancellation of the worker from a handler's own ``CancelledError``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from .._native import Cursor, Region
+from ..errors import CheckpointInUse
+from ..worker_config import CursorWorkerConfig
+
+if TYPE_CHECKING:
+    from .store import AsyncStore
+    from .worker import AsyncHandler, AsyncWorkerHandle
+
+__all__ = ["cancelled_from_outside", "save_at", "start_async_worker"]
+
+
+def save_at(cursor: Cursor, checkpoint_id: str, target: tuple[int, bool], end: tuple[int, bool]) -> None:
+    """Saves ``target`` as the checkpoint, leaving the cursor at ``end`` (runs on the pool,
+    while the worker's task awaits it: nothing else moves the cursor meanwhile)."""
+    if target == end:
+        cursor.commit(checkpoint_id)
+        return
+    cursor.seek(*target)
+    try:
+        cursor.commit(checkpoint_id)
+    finally:
+        cursor.seek(*end)
+
+
+def cancelled_from_outside(exc: BaseException) -> bool:
+    """A cancellation of the worker's own task (close, cancel) ends it; a CancelledError a
+    handler raised by itself is its failure, like any other exception."""
+    task = asyncio.current_task()
+    return isinstance(exc, asyncio.CancelledError) and task is not None and task.cancelling() > 0
+
+
+def start_async_worker(
+    store: AsyncStore, region: Region, handler: AsyncHandler, config: CursorWorkerConfig | None
+) -> AsyncWorkerHandle:
+    """Creates and starts an async worker; a ``checkpoint_id`` takes its lease first (as
+    ``Store.cursor_worker`` does: ``ep.CheckpointInUse`` unless ``standby=True``)."""
+    config = config or CursorWorkerConfig()
+    lease = None
+    native = store.sync_store._native
+    if config.checkpoint_id is not None and not native.read_only:
+        # Non-blocking: the lease is a lock file taken without waiting.
+        lease = native.take_worker_lease(config.checkpoint_id)
+        if lease is None and not config.standby:
+            raise CheckpointInUse(config.checkpoint_id, store.path)
+    from .worker import AsyncWorkerHandle  # the handle's module imports this one
+
+    return AsyncWorkerHandle(store, region, handler, config, lease)
