@@ -45,6 +45,16 @@ def snapshot(path: Path) -> dict[str, tuple[bool, int, int]]:
     return entries
 
 
+def assert_unchanged_but_shared(path: Path, before: dict[str, tuple[bool, int, int]]) -> None:
+    """A read command joined the store as a shared reader: every entry that was there is
+    unchanged, and the only new ones are the lock and coordination files that any shared opener
+    makes (``LOCK``, which a store made before it had none, and ``shared/``)."""
+    after = snapshot(path)
+    assert {k: v for k, v in after.items() if k in before} == before
+    added = set(after) - set(before)
+    assert all(name in ("LOCK", "shared") or name.startswith("shared/") for name in added), added
+
+
 def assert_refused(done: subprocess.CompletedProcess[str], status: int, *words: str) -> None:
     assert done.returncode == status, (done.stdout, done.stderr)
     assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
@@ -161,7 +171,7 @@ def test_stats_prints_the_event_count(tmp_path: Path) -> None:
     done = run_cli("stats", str(tmp_path / "d"))
     assert done.returncode == 0, done.stderr
     assert "events: 1" in done.stdout
-    assert snapshot(tmp_path / "d") == before  # read-only: nothing changed
+    assert_unchanged_but_shared(tmp_path / "d", before)  # read-only: nothing changed
 
 
 def test_stats_of_an_empty_store_prints_zeros(tmp_path: Path) -> None:
@@ -179,7 +189,7 @@ def test_stats_reads_the_format_v1_fixture_without_changing_it(tmp_path: Path) -
     done = run_cli("stats", str(fixture))
     assert done.returncode == 0, done.stderr
     assert "events: 27" in done.stdout
-    assert snapshot(fixture) == before
+    assert_unchanged_but_shared(fixture, before)
 
 
 @pytest.mark.parametrize("kind", ["empty dir", "dir of other files", "file", "missing", "segments folder"])
