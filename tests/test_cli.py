@@ -239,17 +239,43 @@ def test_version() -> None:
     assert done.stdout == f"eventpak {ep.__version__}\n"
 
 
-@pytest.mark.parametrize("command", [(), ("demo",), ("stats",)])
-def test_every_command_has_help(command: tuple[str, ...]) -> None:
-    done = run_cli(*command, "--help")
+COMMANDS = ["demo", "stats", "inspect", "tail", "verify", "bench"]
+# What each command's help must name, beyond the usage line.
+HELP_WORDS = {
+    "demo": ("--accounts", "--data-dir"),
+    "stats": ("DIR", "--json"),
+    "inspect": ("DIR", "--json", "--entity", "--exact", "--scope", "--kind", "--kind-prefix", "--clock"),
+    "tail": ("DIR", "-f", "-n", "--json", "--entity", "130", "143"),
+    "verify": ("DIR", "--json", "exit status 1"),
+    "bench": ("DIR", "--events", "--durable-events", "--json", "temporary"),
+}
+
+
+@pytest.mark.parametrize("script", [False, True], ids=["python -m", "console script"])
+@pytest.mark.parametrize("command", [(), *((c,) for c in COMMANDS)], ids=lambda c: " ".join(c) or "eventpak")
+def test_every_command_has_help(command: tuple[str, ...], script: bool) -> None:
+    if script:
+        executable = Path(sys.executable).parent / "eventpak"
+        assert executable.is_file(), "the console script is not installed (run `make build`)"
+        done = subprocess.run(
+            [str(executable), *command, "--help"], capture_output=True, text=True, timeout=60, check=False
+        )
+        prog = "eventpak"
+    else:
+        done = run_cli(*command, "--help")
+        prog = "python -m eventpak"
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith(f"usage: python -m eventpak {' '.join(command)}".rstrip())
+    assert done.stdout.startswith(f"usage: {prog} {' '.join(command)}".rstrip())
+    text = " ".join(done.stdout.split())
+    # Every help ends with the exit statuses.
+    assert "Exit status: 0 on success, 1 when the store refuses or a problem is found, 2" in text
+    for word in HELP_WORDS.get(command[0] if command else "", ()):
+        assert word in text, (command, word)
     if command == ("demo",):
-        assert "--accounts" in done.stdout and "--data-dir" in done.stdout
         # The rule for fewer events than accounts is stated (refused, not adjusted).
-        assert "must be at least --accounts" in " ".join(done.stdout.split())
+        assert "must be at least --accounts" in text
     if command == ():
-        assert "demo" in done.stdout and "stats" in done.stdout and "--version" in done.stdout
+        assert all(c in done.stdout for c in COMMANDS) and "--version" in done.stdout
 
 
 @pytest.mark.parametrize("args", [(), ("frobnicate",), ("stats",), ("stats", "a", "b"), ("demo", "--nope")])
