@@ -25,6 +25,7 @@ from ._native import (
     __version__,
 )
 from .config import StoreConfig, StoreOptions, StoreStats, SyncMode
+from .dead_letters import DeadLetter
 from .errors import (
     BatchTooLarge,
     CacheFailed,
@@ -61,6 +62,7 @@ from .errors import (
 )
 from .fence import Fence
 from .gates import Gate, GateSet, Proposal
+from .operations import CheckpointInfo, CheckpointMetrics, StoreMetrics
 from .options import AppendOptions
 from .pipeline import Pipeline
 from .projection import CacheMeta, Freshness, NativeCache, NoCache, Projection, ProjectionCache
@@ -99,6 +101,8 @@ __all__ = [
     "CacheFailed",
     "CacheMeta",
     "CheckpointInUse",
+    "CheckpointInfo",
+    "CheckpointMetrics",
     "CheckpointWriteFailed",
     "ConcurrencyConflict",
     "Coordinate",
@@ -111,6 +115,7 @@ __all__ = [
     "CursorWorkerAction",
     "CursorWorkerConfig",
     "CursorWorkerHandle",
+    "DeadLetter",
     "Denial",
     "Event",
     "EventNotFound",
@@ -153,6 +158,7 @@ __all__ = [
     "StoreClosed",
     "StoreConfig",
     "StoreLocked",
+    "StoreMetrics",
     "StoreOptions",
     "StoreStats",
     "SyncMode",

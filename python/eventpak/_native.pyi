@@ -530,6 +530,17 @@ class NativeStore:
         Raises ``ReadOnlyStore`` on a read-only store."""
     def sync(self) -> None:
         """fsync barrier: every event appended so far is durable when this returns."""
+    def checkpoints(
+        self,
+    ) -> list[tuple[str, str | None, int, bool, int, tuple[int, int | None] | None]]:
+        """Every durable cursor checkpoint of the data dir, sorted by id, as ``(checkpoint_id,
+        region_identity, position, started, saved_at_us, lag)``; ``lag`` is ``(events,
+        oldest_timestamp_us)``, or ``None`` when the region identity cannot be read back.
+        Raises ``CursorCheckpointCorrupt`` for a checkpoint that cannot be trusted."""
+    def region_lag(self, region: Region, position: int, started: bool) -> tuple[int, int | None]:
+        """``(events, oldest_timestamp_us)``: the visible events of ``region`` after cursor
+        position ``position`` (at it, when ``started`` is False), and the timestamp of the
+        first of them (``None`` when there is none)."""
     def take_worker_lease(self, checkpoint_id: str, timeout: float = 0.0) -> WorkerLease | None:
         """Takes the worker lease of ``checkpoint_id``, waiting up to ``timeout`` seconds for
         its holder (a worker in this or another process) to release it; ``None`` if still held."""

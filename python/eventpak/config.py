@@ -114,6 +114,10 @@ class StoreStats(TypedDict):
     durable_events: int
     """Leading events covered by an fsync."""
     fsyncs: int
+    appends: int
+    """Appends through this store since it opened that wrote events (a batch counts once)."""
+    appended_events: int
+    """Events those appends wrote."""
     segments: int
     bytes: int
     entities: int

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack
 
 from ._native import AppendReceipt, Cursor, Event, NativeStore, Region
 from .config import StoreConfig, StoreOptions, StoreStats
+from .dead_letters import DeadLetter, read_dead_letters
 from .errors import Denial, InvalidConfig, StoreClosed
 from .fence import Fence
+from .operations import CheckpointInfo, StoreMetrics, list_checkpoints, metrics
 from .options import AppendOptions, BatchItem, CoordinateLike
 from .projection import Freshness, NoCache, Projection, ProjectionCache, project, project_if_changed
 from .receipts import ReceiptCheck, check_receipt
@@ -217,6 +219,20 @@ class Store:
         uses it starts over from the beginning of the log; ``False`` when there was none.
         The fix for a ``CursorCheckpointRegionMismatch`` after changing a worker's region."""
         return self._native.reset_checkpoint(checkpoint_id)
+
+    def checkpoints(self) -> list[CheckpointInfo]:
+        """Every durable cursor checkpoint of the data dir, sorted by id, with its lag: of
+        running and stopped workers, of this process and of others sharing the dir."""
+        return list_checkpoints(self)
+
+    def dead_letters(self, checkpoint_id: str) -> list[DeadLetter]:
+        """The events the workers of ``checkpoint_id`` parked, oldest first."""
+        return read_dead_letters(self, checkpoint_id)
+
+    def metrics(self) -> StoreMetrics:
+        """Counters and gauges under stable names (see :class:`StoreMetrics`), with the lag
+        and dead letters of every checkpoint."""
+        return metrics(self)
 
     def sync(self) -> None:
         """An fsync barrier: every event appended so far is durable when this returns."""

@@ -21,6 +21,7 @@ mod projection;
 mod projection_cache;
 mod receipt;
 mod region;
+mod region_identity;
 mod store;
 mod sync;
 mod writer;
@@ -62,6 +63,6 @@ pub use receipt::{
 pub use region::{KindFilter, Region};
 pub use segment::StoredEvent;
 pub use store::{
-    note_fork_in_child, Stats, Store, VerifyProblem, VerifyReport, WorkerLease, LEASES_DIR, LOCK_FILE,
-    STORE_ID_FILE,
+    note_fork_in_child, CheckpointStatus, Lag, Stats, Store, VerifyProblem, VerifyReport, WorkerLease,
+    LEASES_DIR, LOCK_FILE, STORE_ID_FILE,
 };

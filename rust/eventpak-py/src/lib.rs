@@ -15,6 +15,7 @@ mod fence;
 mod gil;
 mod lease;
 mod names;
+mod operations;
 mod payload;
 mod projection;
 mod receipts;

@@ -11,6 +11,8 @@ pub fn to_dict<'py>(py: Python<'py>, s: &Stats, sync: &str) -> PyResult<Bound<'p
     d.set_item("visible_events", s.visible_events)?;
     d.set_item("durable_events", s.durable_events)?;
     d.set_item("fsyncs", s.fsyncs)?;
+    d.set_item("appends", s.appends)?;
+    d.set_item("appended_events", s.appended_events)?;
     d.set_item("segments", s.segments)?;
     d.set_item("bytes", s.bytes)?;
     d.set_item("entities", s.entities)?;

@@ -71,15 +71,35 @@ impl Index {
     /// before that (so sequence 0 is reachable). Cost follows the smallest postings list
     /// among the region's entity, scope and kind filters, not the size of the log.
     pub fn query_hits_after(&self, region: &Region, position: u64, started: bool, limit: usize) -> Vec<u64> {
+        let mut hits = Vec::new();
+        if limit > 0 {
+            self.visit_hits_after(region, position, started, |seq| {
+                hits.push(seq);
+                hits.len() < limit
+            });
+        }
+        hits
+    }
+
+    /// Calls `visit` with the global sequence of every event matching `region` after a
+    /// cursor position (as [`Index::query_hits_after`] finds them), in commit order, until
+    /// it returns false. Counting a region's backlog this way allocates nothing per event.
+    pub fn visit_hits_after(
+        &self,
+        region: &Region,
+        position: u64,
+        started: bool,
+        mut visit: impl FnMut(u64) -> bool,
+    ) {
         let from = if started { position.saturating_add(1) } else { position };
-        if limit == 0 || from >= self.len() {
-            return Vec::new();
+        if from >= self.len() {
+            return;
         }
         let entity_ids = match &region.entity {
             // An exact entity is one name lookup, never a walk of its namespace.
             Some(name) if region.entity_exact => match self.entity_names.get(name) {
                 Some(id) => Some(vec![id]),
-                None => return Vec::new(),
+                None => return,
             },
             Some(prefix) => Some(self.entities_under(prefix)),
             None => None,
@@ -87,7 +107,7 @@ impl Index {
         let scope_id = match region.scope.as_deref() {
             Some(scope) => match self.scope_names.get(scope) {
                 Some(id) => Some(id),
-                None => return Vec::new(),
+                None => return,
             },
             None => None,
         };
@@ -125,13 +145,7 @@ impl Index {
             kinds: kind_ids.map(|ids| bitmap(self.kind_names.len(), &ids)),
             clock: region.clock,
         };
-        let mut hits = Vec::new();
-        let mut take = |seq: u64| {
-            if filter.accepts(&self.entries[seq as usize]) {
-                hits.push(seq);
-            }
-            hits.len() < limit
-        };
+        let mut take = |seq: u64| !filter.accepts(&self.entries[seq as usize]) || visit(seq);
         let cost = |plan: &Vec<&[u64]>| plan.iter().map(|l| l.len()).sum::<usize>();
         match plans.into_iter().min_by_key(cost) {
             None => {
@@ -143,7 +157,6 @@ impl Index {
             }
             Some(lists) => merge_lists(&lists, &mut take),
         }
-        hits
     }
 }
 

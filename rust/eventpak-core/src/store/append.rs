@@ -2,6 +2,7 @@
 //! then wait for durability as the sync mode asks.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::Store;
@@ -192,6 +193,8 @@ impl Store {
             self.begin_shared_write(mode);
         }
         let locations = w.write_batch(&records, &self.shared.segments)?;
+        self.shared.appends.fetch_add(1, Ordering::Relaxed);
+        self.shared.appended_events.fetch_add(records.len() as u64, Ordering::Relaxed);
         {
             let mut index = self.shared.index.write();
             for (r, loc) in records.iter().zip(&locations) {

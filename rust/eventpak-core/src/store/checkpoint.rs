@@ -1,9 +1,13 @@
 //! Durable cursor checkpoints of this store's data dir, written through the store's
-//! `Storage`, so crash simulation and fault injection cover them like every other write.
+//! `Storage`, so crash simulation and fault injection cover them like every other write;
+//! and the list of them with each one's lag.
+
+use std::time::UNIX_EPOCH;
 
 use super::Store;
-use crate::cursor_checkpoint::{checkpoint_path, CursorCheckpoint, CURSORS_DIR};
+use crate::cursor_checkpoint::{checkpoint_path, validate_checkpoint_id, CursorCheckpoint, CURSORS_DIR};
 use crate::error::{Error, Result};
+use crate::region::Region;
 
 impl Store {
     /// Loads checkpoint `id`; `None` when there is none.
@@ -42,5 +46,90 @@ impl Store {
         self.shared.storage.remove(&path).map_err(failed)?;
         self.shared.storage.sync_dir(&self.shared.data_dir.join(CURSORS_DIR)).map_err(failed)?;
         Ok(true)
+    }
+}
+
+/// How far a region's reader is behind: the visible events of the region after its position.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lag {
+    /// Visible events of the region after the position.
+    pub events: u64,
+    /// The timestamp (µs since the epoch) of the first of them; `None` when there is none.
+    pub oldest_timestamp_us: Option<u64>,
+}
+
+/// A durable cursor checkpoint of the data dir, as [`Store::checkpoints`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointStatus {
+    /// The checkpoint id (the file name without `.ckpt`).
+    pub id: String,
+    /// What the file holds.
+    pub checkpoint: CursorCheckpoint,
+    /// The file's modification time (µs since the epoch): when it was saved, since a save
+    /// writes a temp file and renames it, and a rename keeps the temp file's write time.
+    pub saved_at_us: u64,
+    /// The region's backlog after the position; `None` when the file names no region
+    /// identity, or one this version cannot read back as a region.
+    pub lag: Option<Lag>,
+}
+
+impl Store {
+    /// The lag of a reader of `region` at cursor position `position` (`started` as a
+    /// cursor has it): the visible events it has yet to read, and the oldest one's time.
+    pub fn region_lag(&self, region: &Region, position: u64, started: bool) -> Result<Lag> {
+        self.check_open()?;
+        let index = self.index()?;
+        let (mut events, mut first) = (0u64, None);
+        index.visit_hits_after(region, position, started, |seq| {
+            first.get_or_insert(seq);
+            events += 1;
+            true
+        });
+        let oldest_timestamp_us = match first {
+            Some(seq) => self.read_locked(&index, &[seq])?.first().map(|e| e.view().timestamp_us()),
+            None => None,
+        };
+        Ok(Lag { events, oldest_timestamp_us })
+    }
+
+    /// Every durable cursor checkpoint in the data dir (of running and stopped workers, of
+    /// this process and of others sharing the dir), sorted by id, each with its region's
+    /// lag. A checkpoint that cannot be trusted raises [`Error::CursorCheckpointCorrupt`].
+    pub fn checkpoints(&self) -> Result<Vec<CheckpointStatus>> {
+        self.check_open()?;
+        let dir = self.shared.data_dir.join(CURSORS_DIR);
+        let unreadable = |path, e: std::io::Error| Error::CursorCheckpointCorrupt {
+            path,
+            reason: format!("unreadable: {e}"),
+        };
+        let entries = match std::fs::read_dir(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(unreadable(dir, e)),
+            Ok(entries) => entries,
+        };
+        let mut ids: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".ckpt").map(str::to_owned))
+            .filter(|id| validate_checkpoint_id(id).is_ok())
+            .collect();
+        ids.sort();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            // A checkpoint reset since the listing is simply gone.
+            let Some(checkpoint) = CursorCheckpoint::load(&self.shared.data_dir, &id)? else { continue };
+            let path = checkpoint_path(&self.shared.data_dir, &id)?;
+            let modified = std::fs::symlink_metadata(&path).and_then(|m| m.modified());
+            let modified = modified.map_err(|e| unreadable(path, e))?;
+            let saved_at_us = modified.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+            let region = checkpoint.region_identity.as_deref().map(Region::from_checkpoint_identity);
+            let lag = match region {
+                Some(Ok(region)) => {
+                    Some(self.region_lag(&region, checkpoint.position, checkpoint.started)?)
+                }
+                _ => None,
+            };
+            out.push(CheckpointStatus { id, checkpoint, saved_at_us, lag });
+        }
+        Ok(out)
     }
 }

@@ -15,6 +15,7 @@ mod replay;
 mod shared_mode;
 mod verify;
 
+pub use checkpoint::{CheckpointStatus, Lag};
 pub use identity::STORE_ID_FILE;
 pub use leases::{WorkerLease, LEASES_DIR};
 pub use lock::LOCK_FILE;
@@ -76,6 +77,10 @@ pub(crate) struct Shared {
     /// Bumped when a worker lease is released (exclusive mode; shared mode uses a futex).
     leases: Mutex<u32>,
     lease_released: Condvar,
+    /// Appends that wrote events (a batch is one), and the events they wrote, through this
+    /// store since it was opened (what `stats()` and the metrics report).
+    appends: AtomicU64,
+    appended_events: AtomicU64,
 }
 
 /// Bumped in every child process right after `fork()` (the binding registers the hook), so

@@ -2,7 +2,7 @@
 //! the writer and the flusher.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, RwLock};
@@ -126,6 +126,8 @@ impl Store {
             sharing,
             leases: Mutex::new(0),
             lease_released: Condvar::new(),
+            appends: AtomicU64::new(0),
+            appended_events: AtomicU64::new(0),
         });
         let flusher = (sync_mode == SyncMode::Batch && shared.writer.is_some())
             .then(|| {

@@ -1,5 +1,7 @@
 //! Reads: events by id, by region, along an entity's chain; and statistics.
 
+use std::sync::atomic::Ordering;
+
 use super::Store;
 use crate::error::{Error, Result};
 use crate::index::{EntryMeta, Index};
@@ -29,6 +31,11 @@ pub struct Stats {
     /// fsyncs this process did for group commit, the flusher and `sync()` (not rotation or
     /// close; in shared mode, not the ones another process did for it).
     pub fsyncs: u64,
+    /// Appends through this store since it was opened that wrote events (a batch counts
+    /// once; a retry answered from its idempotency key writes nothing and is not counted).
+    pub appends: u64,
+    /// Events those appends wrote.
+    pub appended_events: u64,
     /// Why the writer stopped, if it did.
     pub writer_failure: Option<String>,
     /// What recovery found at open.
@@ -179,6 +186,8 @@ impl Store {
             visible_events: events - hidden,
             durable_events: self.durable_events(),
             fsyncs: self.shared.durability.fsyncs(),
+            appends: self.shared.appends.load(Ordering::Relaxed),
+            appended_events: self.shared.appended_events.load(Ordering::Relaxed),
             segments: files.len(),
             bytes,
             entities,

@@ -1,0 +1,185 @@
+"""Dead letters: events a worker could not handle, parked in the store so it can go on.
+
+A dead letter is a reserved ``eventpak.dead_letter`` event, written by the store itself, on
+the coordinate ``("eventpak.dead_letter:<checkpoint id>", "eventpak")``: one entity per
+checkpoint, in a scope of its own. Its payload names the parked event (``event_id``,
+``global_sequence``), the ``checkpoint_id``, the failure (``error_type``, ``message``,
+``traceback``), ``attempts`` and ``parked_at_us``; its cause is the parked event.
+
+This module holds the record format: :func:`park` writes a dead letter, :func:`read_dead_letters`
+reads a checkpoint's back as :class:`DeadLetter` values, and :func:`dead_letter_filter` keeps
+dead letters away from workers that did not ask for them. How a worker finds what to park
+is :mod:`eventpak.isolation`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ._native import AppendRequest, Coordinate, Cursor, Event, Region
+from .errors import IdempotencyConflict
+
+if TYPE_CHECKING:
+    from .store import Store
+
+__all__ = [
+    "DEAD_LETTER_KIND",
+    "DEAD_LETTER_SCOPE",
+    "DeadLetter",
+    "dead_letter_entity",
+    "dead_letter_filter",
+    "dead_letter_region",
+    "park",
+    "read_dead_letters",
+]
+
+DEAD_LETTER_KIND = "eventpak.dead_letter"
+"""The reserved kind of a dead letter."""
+DEAD_LETTER_SCOPE = "eventpak"
+"""The scope of every dead letter."""
+_ENTITY_PREFIX = "eventpak.dead_letter:"
+# A message or traceback longer than this is cut (a dead letter must always fit in an event).
+_MAX_MESSAGE_CHARS = 16 * 1024
+_MAX_TRACEBACK_CHARS = 64 * 1024
+
+
+def dead_letter_entity(checkpoint_id: str) -> str:
+    """The entity holding the dead letters of ``checkpoint_id``."""
+    return _ENTITY_PREFIX + checkpoint_id
+
+
+def dead_letter_region(checkpoint_id: str) -> Region:
+    """The region of exactly the dead letters of ``checkpoint_id``."""
+    entity = dead_letter_entity(checkpoint_id)
+    return Region.entity(entity, exact=True).with_scope(DEAD_LETTER_SCOPE).with_kind(DEAD_LETTER_KIND)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An event a worker parked after its handler failed on it ``attempts`` times (every
+    failed delivery that held it, from the first failure of its batch to the parking).
+    ``error_type``, ``message`` and ``traceback`` describe the last failure;
+    ``parked_at_us`` is when it was parked (µs since the epoch)."""
+
+    event: Event
+    error_type: str
+    message: str
+    traceback: str
+    attempts: int
+    parked_at_us: int
+
+
+def error_type(error: BaseException) -> str:
+    """The qualified name of the error's class (``ValueError``, ``app.errors.Bounced``)."""
+    cls = type(error)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _message(error: BaseException) -> str:
+    try:
+        text = str(error)
+    except Exception:  # a broken __str__ must not keep the event from being parked
+        text = f"<unprintable {error_type(error)}>"
+    return text if len(text) <= _MAX_MESSAGE_CHARS else text[:_MAX_MESSAGE_CHARS] + " ...(cut)"
+
+
+def _traceback(error: BaseException) -> str:
+    text = "".join(traceback.format_exception(error))
+    return text if len(text) <= _MAX_TRACEBACK_CHARS else "...(cut)\n" + text[-_MAX_TRACEBACK_CHARS:]
+
+
+def _key(checkpoint_id: str, event_id: uuid.UUID) -> bytes:
+    """The dead letter's idempotency key: one per checkpoint and event, so parking the same
+    event again (after a crash between parking and saving the checkpoint) writes nothing."""
+    digest = hashlib.blake2b(checkpoint_id.encode() + b"\0" + event_id.bytes, digest_size=16)
+    return _ENTITY_PREFIX.encode() + digest.hexdigest().encode()
+
+
+def park(store: Store, checkpoint_id: str, event: Event, error: BaseException, attempts: int) -> bool:
+    """Parks ``event`` as a dead letter of ``checkpoint_id`` and makes it durable, so that a
+    worker may then commit its position past the event. Returns ``False`` when the event was
+    already parked for this checkpoint (by a run that crashed before it saved its
+    checkpoint): that dead letter stays, and nothing is written."""
+    payload: dict[str, Any] = {
+        "event_id": str(event.event_id),
+        "global_sequence": event.global_sequence,
+        "checkpoint_id": checkpoint_id,
+        "error_type": error_type(error),
+        "message": _message(error),
+        "traceback": _traceback(error),
+        "attempts": attempts,
+        "parked_at_us": time.time_ns() // 1000,
+    }
+    request = AppendRequest(
+        Coordinate(dead_letter_entity(checkpoint_id), DEAD_LETTER_SCOPE),
+        DEAD_LETTER_KIND,
+        payload,
+        idempotency_key=_key(checkpoint_id, event.event_id),
+        causation_id=event.event_id,
+        correlation_id=event.correlation_id,
+    )
+    native = store._native
+    try:
+        receipt = native._append_reserved_batch([request])[0]
+    except IdempotencyConflict:
+        native.sync()  # the earlier dead letter is durable before the position moves past
+        return False
+    if not receipt.durable:
+        native.sync()
+    return True
+
+
+def read_dead_letters(store: Store, checkpoint_id: str) -> list[DeadLetter]:
+    """The dead letters of ``checkpoint_id``, oldest first (what ``Store.dead_letters`` returns)."""
+    Cursor.validate_checkpoint_id(checkpoint_id)
+    letters = []
+    for record in store.query(dead_letter_region(checkpoint_id)):
+        p = record.payload
+        letters.append(
+            DeadLetter(
+                event=store.get(p["event_id"]),
+                error_type=p["error_type"],
+                message=p["message"],
+                traceback=p["traceback"],
+                attempts=p["attempts"],
+                parked_at_us=p["parked_at_us"],
+            )
+        )
+    return letters
+
+
+def count_dead_letters(store: Store, checkpoint_id: str) -> int:
+    """How many dead letters ``checkpoint_id`` has (counted in the index, nothing read)."""
+    return store._native.region_lag(dead_letter_region(checkpoint_id), 0, False)[0]
+
+
+def dead_letter_filter(
+    region: Region, checkpoint_id: str | None
+) -> Callable[[list[Event]], list[Event]] | None:
+    """What a worker of ``region`` leaves out of the batches it hands its handler, or
+    ``None`` when there is nothing to leave out.
+
+    A worker never receives its own dead letters (it would park its failures on them in
+    turn), and receives other workers' only when its region filters kinds and admits
+    ``eventpak.dead_letter`` (names it, or a prefix of it): a region that takes every kind
+    (``Region.all()``, an entity or scope region) does not get them. Left-out events still
+    move the worker's position on.
+    """
+    # The identity names every filter (values escaped, which leaves these names alone).
+    fields = dict(part.partition("=")[::2] for part in region.checkpoint_identity.split("|"))
+    entity = fields.get("entity", "*").removeprefix("=")
+    may_hold = entity == "*" or entity.startswith(_ENTITY_PREFIX.rstrip(":"))
+    if not may_hold or fields.get("scope", "*") not in ("*", DEAD_LETTER_SCOPE):
+        return None
+    if fields.get("kind", "*") == "*":
+        return lambda batch: [e for e in batch if e.kind != DEAD_LETTER_KIND]
+    own = None if checkpoint_id is None else dead_letter_entity(checkpoint_id)
+    if own is None or not region.matches((own, DEAD_LETTER_SCOPE), DEAD_LETTER_KIND):
+        return None
+    return lambda batch: [e for e in batch if e.kind != DEAD_LETTER_KIND or e.entity != own]
