@@ -14,6 +14,7 @@ import queue
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -46,7 +47,7 @@ def run_cli(
         env=env,
         cwd=cwd,
     )
-    assert "Traceback" not in done.stderr and "Traceback" not in done.stdout, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr  # (a dead letter's JSON holds one on stdout)
     # Not a terminal: plain lines, never an escape sequence.
     assert ANSI_ESCAPE not in done.stdout and ANSI_ESCAPE not in done.stderr
     return done
@@ -56,8 +57,10 @@ def json_lines(text: str) -> list[Any]:
     return [json.loads(line) for line in text.splitlines()]
 
 
-def snapshot(path: Path) -> dict[str, tuple[bool, int, int]]:
-    """Every entry under ``path`` (or ``path`` itself) with its kind, size and mtime."""
+def snapshot(path: Path, *, data_only: bool = False) -> dict[str, tuple[bool, int, int]]:
+    """Every entry under ``path`` (or ``path`` itself) with its kind, size and mtime; with
+    ``data_only``, without the shared-mode coordination files (``shared/``: a shared opener,
+    even a read-only one, writes its mapped page)."""
     if not path.exists():
         return {}
     if not path.is_dir():
@@ -65,8 +68,11 @@ def snapshot(path: Path) -> dict[str, tuple[bool, int, int]]:
         return {".": (False, stat.st_size, stat.st_mtime_ns)}
     entries = {}
     for entry in sorted(path.rglob("*")):
+        name = str(entry.relative_to(path))
+        if data_only and (name == "shared" or name.startswith("shared/")):
+            continue
         stat = entry.lstat()
-        entries[str(entry.relative_to(path))] = (entry.is_dir(), stat.st_size, stat.st_mtime_ns)
+        entries[name] = (entry.is_dir(), stat.st_size, stat.st_mtime_ns)
     return entries
 
 
@@ -146,6 +152,16 @@ class Writer:
         assert answer.startswith("appended "), (answer, self.stderr())
         return [int(seq) for seq in answer.removeprefix("appended ").split(",")]
 
+    def checkpoint(self, checkpoint_id: str, entity: str, count: int) -> int:
+        """Moves checkpoint ``checkpoint_id`` (of entity ``entity``'s region) ``count`` events
+        on, in the writer process; returns its position."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"checkpoint {checkpoint_id} {entity} {count}\n")
+        self.proc.stdin.flush()
+        answer = self.lines.next("the writer's answer")
+        assert answer.startswith("committed "), (answer, self.stderr())
+        return int(answer.removeprefix("committed "))
+
     def stderr(self) -> str:
         return "" if self.proc.poll() is None or self.proc.stderr is None else self.proc.stderr.read()
 
@@ -156,3 +172,20 @@ class Writer:
             self.proc.stdin.close()
             self.proc.wait(timeout=SAFETY_NET_S)
         assert self.proc.returncode == 0, self.stderr()
+
+
+def start_writers() -> Iterator[Callable[[Path], Writer]]:
+    """The body of a ``writers`` fixture: ``writers(data_dir)`` starts a Writer; any still
+    running at teardown is killed."""
+    started: list[Writer] = []
+
+    def start(data_dir: Path) -> Writer:
+        writer = Writer(data_dir)
+        started.append(writer)
+        return writer
+
+    yield start
+    for writer in started:
+        if writer.proc.poll() is None:
+            writer.proc.kill()
+            writer.proc.wait()

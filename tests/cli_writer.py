@@ -4,6 +4,8 @@ line, answering each on stdout:
 
 - ``append ENTITY SCOPE KIND N``: appends N events (payload ``{"n": i}``), answers
   ``appended SEQ,SEQ,...`` (their global sequences) once every append has returned;
+- ``checkpoint ID ENTITY N``: moves a cursor over entity ENTITY's region N events on and
+  commits it as durable checkpoint ID, answers ``committed POSITION``;
 - ``quit``: closes the store and exits.
 
 It answers ``ready`` once the store is open. Not a test module.
@@ -23,6 +25,14 @@ def main(data_dir: str) -> None:
             order = line.split()
             if order == ["quit"]:
                 break
+            if order[0] == "checkpoint":
+                _, checkpoint_id, entity, count = order
+                cursor = store.cursor(ep.Region.entity(entity))
+                cursor.resume(checkpoint_id)
+                cursor.poll_batch(int(count))
+                cursor.commit(checkpoint_id)
+                print(f"committed {cursor.position}", flush=True)
+                continue
             _, entity, scope, kind, count = order
             sequences = [
                 store.append(ep.Coordinate(entity, scope), kind, {"n": i}).global_sequence

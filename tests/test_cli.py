@@ -239,7 +239,7 @@ def test_version() -> None:
     assert done.stdout == f"eventpak {ep.__version__}\n"
 
 
-COMMANDS = ["demo", "stats", "inspect", "tail", "verify", "bench"]
+COMMANDS = ["demo", "stats", "inspect", "tail", "verify", "checkpoints", "dead-letters", "bench"]
 # What each command's help must name, beyond the usage line.
 HELP_WORDS = {
     "demo": ("--accounts", "--data-dir"),
@@ -247,6 +247,8 @@ HELP_WORDS = {
     "inspect": ("DIR", "--json", "--entity", "--exact", "--scope", "--kind", "--kind-prefix", "--clock"),
     "tail": ("DIR", "-f", "-n", "--json", "--entity", "130", "143"),
     "verify": ("DIR", "--json", "exit status 1"),
+    "checkpoints": ("DIR", "--json", "lag"),
+    "dead-letters": ("DIR", "CHECKPOINT_ID", "--json", "traceback"),
     "bench": ("DIR", "--events", "--durable-events", "--json", "temporary"),
 }
 

@@ -35,6 +35,7 @@ from cli_helpers import (
     json_lines,
     run_cli,
     snapshot,
+    start_writers,
 )
 from conftest import read_frames, segment_paths
 
@@ -286,18 +287,7 @@ def processes() -> Iterator[list[subprocess.Popen[str]]]:
 
 @pytest.fixture
 def writers() -> Iterator[Callable[[Path], Writer]]:
-    started: list[Writer] = []
-
-    def start(data_dir: Path) -> Writer:
-        writer = Writer(data_dir)
-        started.append(writer)
-        return writer
-
-    yield start
-    for writer in started:
-        if writer.proc.poll() is None:
-            writer.proc.kill()
-            writer.proc.wait()
+    yield from start_writers()
 
 
 def start_cli(

@@ -159,6 +159,26 @@ def test_stats_draws_a_table(terminal: Callable[[list[str]], str], data_dir: Pat
     assert "exit=0" in screen
 
 
+def test_checkpoints_draws_a_lag_table(terminal: Callable[[list[str]], str], data_dir: Path) -> None:
+    with ep.Store.open(data_dir) as store:
+        cursor = store.cursor(ep.Region.entity("acct:1"))
+        assert len(cursor.poll_batch(2)) == 2
+        cursor.commit("mailer")
+        store.cursor(ep.Region.all().with_kind("opened")).commit("welcome")
+    screen = terminal(eventpak("checkpoints", str(data_dir)))
+    lines = screen.splitlines()
+    assert lines[0].startswith("┏━") and lines[2].startswith("┡━")
+    header = [cell.strip() for cell in lines[1].split("┃")[1:-1]]
+    assert header == ["checkpoint", "region", "position", "saved (UTC)", "lag events", "lag seconds"]
+    rows = table_rows(screen)
+    assert [row[:3] + row[4:5] for row in rows] == [
+        ["mailer", "entity=acct:1|scope=*|kind=*|clock=*", "1", "1"],
+        ["welcome", "entity=*|scope=*|kind=opened|clock=*", "-", "2"],
+    ]
+    assert all(float(row[5]) > 0 for row in rows)
+    assert "exit=0" in screen
+
+
 def test_verify_leaves_its_progress_bar_complete(
     terminal: Callable[[list[str]], str], data_dir: Path
 ) -> None:

@@ -34,7 +34,7 @@ from types import FrameType
 
 from .. import EventpakError, __version__
 from ..demo import DemoFailed
-from . import _bench, _events, _store
+from . import _bench, _events, _ops, _store
 from ._base import Refused, UsageError
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_PROBLEM", "EXIT_TERMINATED", "EXIT_USAGE", "main"]
@@ -66,6 +66,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _store.register(sub)
     _events.register(sub)
+    _ops.register(sub)
     _bench.register(sub)
     for command in sub.choices.values():
         command.epilog = EPILOG
