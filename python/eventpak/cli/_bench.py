@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import Coordinate, Region, Store, SyncMode
-from ._base import Column, UsageError, count, print_json, print_table, terminal_console
+from ._base import UsageError, count
+from ._output import Column, print_json, print_table, terminal_console
 
 __all__ = ["register"]
 

@@ -7,18 +7,8 @@ import sys
 from collections.abc import Iterator
 
 from .. import Event, InvalidArgument, InvalidRegion, Region, Store
-from ._base import (
-    EVENT_COLUMNS_HELP,
-    Column,
-    UsageError,
-    count,
-    event_cells,
-    event_record,
-    open_for_reading,
-    plain_line,
-    print_json,
-    print_table,
-)
+from ._base import EVENT_COLUMNS_HELP, UsageError, count, event_cells, event_record, open_for_reading
+from ._output import Column, plain_line, print_json, print_table
 
 __all__ = ["build_region", "register"]
 

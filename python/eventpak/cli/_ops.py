@@ -7,16 +7,8 @@ import sys
 from typing import Any
 
 from .. import CheckpointInfo, Cursor, DeadLetter, InvalidCheckpointId
-from ._base import (
-    Column,
-    Refused,
-    UsageError,
-    event_record,
-    format_time_us,
-    open_for_reading,
-    print_json,
-    print_table,
-)
+from ._base import Refused, UsageError, event_record, format_time_us, open_for_reading
+from ._output import Column, print_json, print_table
 
 __all__ = ["register"]
 
@@ -165,12 +157,16 @@ def _dead_letters(args: argparse.Namespace) -> int:
         ids = known if args.checkpoint_id is None else [args.checkpoint_id]
         letters = [(cid, letter) for cid in ids for letter in store.dead_letters(cid)]
         if args.checkpoint_id is not None and args.checkpoint_id not in known and not letters:
-            raise Refused(f"{args.data_dir} has no checkpoint {args.checkpoint_id!r} and no dead letters of it")
+            raise Refused(
+                f"{args.data_dir} has no checkpoint {args.checkpoint_id!r} and no dead letters of it"
+            )
         if args.json:
             for cid, letter in letters:
                 print_json(sys.stdout, _dead_letter_record(cid, letter))
             return 0
-        print_table(sys.stdout, DEAD_LETTER_COLUMNS, [_dead_letter_cells(cid, letter) for cid, letter in letters])
+        print_table(
+            sys.stdout, DEAD_LETTER_COLUMNS, [_dead_letter_cells(cid, letter) for cid, letter in letters]
+        )
     if not letters and sys.stdout.isatty():
         print("no dead letters")
     return 0

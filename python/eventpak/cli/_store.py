@@ -8,16 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from ..demo import run_demo
-from ._base import (
-    Column,
-    UsageError,
-    count,
-    is_data_dir,
-    open_for_reading,
-    print_json,
-    print_table,
-    progress_bar,
-)
+from ._base import UsageError, count, is_data_dir, open_for_reading
+from ._output import Column, print_json, print_table, progress_bar
 
 __all__ = ["register"]
 
