@@ -556,6 +556,20 @@ def test_output_stays_plain_when_colour_is_forced_but_not_a_terminal(workload: P
         assert "┃" not in done.stdout and "━" not in done.stdout and "━" not in done.stderr
 
 
+def test_an_output_encoding_without_unicode_gets_escapes_not_an_error(workload: Path) -> None:
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    plain = run_cli(
+        "inspect", str(workload), "--entity", "acct:1", "--exact", "--kind", "note.added", env=env
+    )
+    assert plain.returncode == 0, plain.stderr
+    # The payload's JSON text holds the characters; the ASCII stream writes them escaped.
+    assert plain.stdout.endswith('\t"\\xfcn\\xefcode \\u2713"\n'), plain.stdout
+    done = run_cli("inspect", str(workload), "--json", "--kind", "note.added", "--entity", "acct:1", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.isascii()
+    assert [r["payload"] for r in json_lines(done.stdout)] == ["ünïcode ✓"]
+
+
 # --- bench ----------------------------------------------------------------------------------------------
 
 BENCH_SMALL = ("--events", "250", "--durable-events", "5", "--payload-bytes", "20")

@@ -102,8 +102,19 @@ def _quiet_stdout() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
+def _tolerant_streams() -> None:
+    """A character the output's encoding cannot carry (an entity name on a Latin-1 terminal) is
+    written as a backslash escape instead of failing the command."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(Exception):
+                reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None, *, prog: str = "eventpak") -> int:
     """Runs the command line; returns the exit status. ``prog`` names it in usage messages."""
+    _tolerant_streams()
     parser = _parser(prog)
     args = parser.parse_args(argv)  # usage errors exit with status 2
     try:
@@ -130,3 +141,8 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "eventpak") -> int:
         _flush_stdout()
         print("eventpak: terminated", file=sys.stderr)
         return EXIT_TERMINATED
+    except Exception as exc:  # a bug: still one line, not a traceback
+        _flush_stdout()
+        message = " ".join(str(exc).split())
+        print(f"eventpak: unexpected error: {type(exc).__name__}: {message}", file=sys.stderr)
+        return EXIT_PROBLEM

@@ -106,8 +106,9 @@ def print_table(
 
 
 def print_json(out: TextIO, record: Any) -> None:
-    """One JSON value on one line."""
-    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    """One JSON value on one line, in ASCII (other characters as ``\\u`` escapes): valid JSON
+    whatever the output's encoding."""
+    out.write(json.dumps(record) + "\n")
 
 
 class _PlainBar:
