@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._native import AppendRequest, Coordinate, Cursor, Event, Region
-from .errors import IdempotencyConflict
+from ._native import AppendReceipt, AppendRequest, Coordinate, Cursor, Event, Region
+from .errors import EventTooLarge, IdempotencyConflict
 
 if TYPE_CHECKING:
     from .store import Store
@@ -116,23 +116,46 @@ def park(store: Store, checkpoint_id: str, event: Event, error: BaseException, a
         "attempts": attempts,
         "parked_at_us": time.time_ns() // 1000,
     }
-    request = AppendRequest(
-        Coordinate(dead_letter_entity(checkpoint_id), DEAD_LETTER_SCOPE),
-        DEAD_LETTER_KIND,
-        payload,
-        idempotency_key=_key(checkpoint_id, event.event_id),
-        causation_id=event.event_id,
-        correlation_id=event.correlation_id,
-    )
     native = store._native
+
+    def append(payload: dict[str, Any]) -> AppendReceipt:
+        request = AppendRequest(
+            Coordinate(dead_letter_entity(checkpoint_id), DEAD_LETTER_SCOPE),
+            DEAD_LETTER_KIND,
+            payload,
+            idempotency_key=_key(checkpoint_id, event.event_id),
+            causation_id=event.event_id,
+            correlation_id=event.correlation_id,
+        )
+        return native._append_reserved_batch([request])[0]
+
     try:
-        receipt = native._append_reserved_batch([request])[0]
+        try:
+            receipt = append(payload)
+        except EventTooLarge as too_large:
+            receipt = append(_shrunk(payload, too_large))
     except IdempotencyConflict:
         native.sync()  # the earlier dead letter is durable before the position moves past
         return False
     if not receipt.durable:
         native.sync()
     return True
+
+
+def _shrunk(payload: dict[str, Any], too_large: EventTooLarge) -> dict[str, Any]:
+    """``payload`` with its message and traceback cut so the dead letter fits the store's
+    ``max_event_bytes`` (a quarter of the room for the message, the rest for the traceback's
+    end); raises ``too_large`` when even empty ones would not fit."""
+    message, trace = payload["message"].encode(), payload["traceback"].encode()
+    room = too_large.max_bytes - (too_large.size - len(message) - len(trace)) - 64  # msgpack headers
+    if room <= 0:
+        raise too_large
+    keep_message = min(len(message), room // 4)
+    keep_trace = room - keep_message
+    return payload | {
+        "message": message[:keep_message].decode(errors="ignore"),
+        "traceback": trace[len(trace) - min(len(trace), keep_trace) :].decode(errors="ignore"),
+    }
 
 
 def read_dead_letters(store: Store, checkpoint_id: str) -> list[DeadLetter]:

@@ -22,7 +22,8 @@ from .projection import Freshness, NoCache, Projection, ProjectionCache, project
 from .receipts import ReceiptCheck, check_receipt
 from .typed import append_typed
 from .verify import Progress, VerifyReport, verify_store
-from .worker import CursorWorkerConfig, CursorWorkerHandle, Handler, start_worker, stop_workers
+from .worker import CursorWorkerConfig, CursorWorkerHandle, Handler
+from .worker_start import start_worker, stop_workers
 
 if TYPE_CHECKING:
     from .gates import Proposal

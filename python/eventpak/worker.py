@@ -5,23 +5,25 @@ The thread waits in the native ``Cursor.pull_batch`` (GIL released) until a comm
 workers commit their position after every batch (one native call: sync through the
 position, then an atomic checkpoint save), so a restart resumes after the last checkpoint
 and re-delivers at most the batch in flight (at-least-once). Every handler exception is
-logged on the ``eventpak.worker`` logger, with its traceback.
+logged on the ``eventpak.worker`` logger, with its traceback. With ``dead_letter_after``,
+each batch goes through an :class:`~eventpak.isolation.Isolation`, which finds the events
+to park as dead letters.
 """
 
 from __future__ import annotations
 
-import enum
 import itertools
 import logging
 import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from ._native import Cursor, CursorGapConfig, Event, Region, WorkerLease
-from .errors import CheckpointInUse, EventpakError, InvalidConfig, RestartBudgetExhausted, WorkerCrashed
-from .restart import RestartBudget, RestartPolicy, check_count
+from ._native import Cursor, Event, Region, WorkerLease
+from .dead_letters import dead_letter_filter, park
+from .errors import EventpakError, RestartBudgetExhausted, WorkerCrashed
+from .isolation import Isolation
+from .restart import RestartBudget, RestartPolicy
+from .worker_config import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig, Handler
 
 if TYPE_CHECKING:
     from .store import Store
@@ -43,69 +45,6 @@ _WAIT_S = 60.0
 # How long one wait of a standby for its checkpoint's lease lasts: a release (or the holder's
 # death) ends it sooner; it bounds how late the standby notices its own stop().
 _STANDBY_WAIT_S = 0.25
-
-
-class CursorWorkerAction(enum.Enum):
-    """What a handler tells its worker after a batch."""
-
-    CONTINUE = "continue"
-    """Commit the batch (persist the position when durable) and go on."""
-    STOP = "stop"
-    """Commit the batch, then stop."""
-    STOP_WITH_ROLLBACK = "stop_with_rollback"
-    """Rewind to the last committed position, persist nothing, stop."""
-
-
-@dataclass(frozen=True)
-class AtLeastOnce:
-    """Handed to the handlers of durable workers: delivery is at-least-once across
-    restarts, resuming after the last checkpoint of ``checkpoint_id``."""
-
-    checkpoint_id: str
-
-
-def _default_restart() -> RestartPolicy:
-    return RestartPolicy.bounded(5, 60_000)
-
-
-@dataclass(frozen=True)
-class CursorWorkerConfig:
-    """Options of :meth:`Store.cursor_worker`.
-
-    ``restart`` defaults to ``RestartPolicy.bounded(5, 60_000)`` with backoff. An idle
-    worker waits in one native call until a commit or ``stop()`` wakes it; ``idle_sleep``
-    (seconds) is validated and kept for compatibility, waking does not depend on it.
-    """
-
-    batch_size: int = 64
-    idle_sleep: float = 0.01
-    restart: RestartPolicy = field(default_factory=_default_restart)
-    checkpoint_id: str | None = None
-    gap_observation: CursorGapConfig = field(default_factory=CursorGapConfig.disabled)
-    standby: bool = False
-    """With a ``checkpoint_id``: when another worker (in this or another process sharing the
-    data dir) already runs that checkpoint, wait and take over from its last checkpoint
-    within a second of it stopping or its process dying, instead of raising
-    ``ep.CheckpointInUse``. ``handle.is_active`` says which one runs."""
-
-    def __post_init__(self) -> None:
-        check_count("batch_size", self.batch_size, 1)
-        if not isinstance(self.idle_sleep, (int, float)) or not 0 < self.idle_sleep < 3600:
-            raise InvalidConfig(f"idle_sleep must be seconds in (0, 3600), got {self.idle_sleep!r}")
-        if not isinstance(self.restart, RestartPolicy):
-            raise InvalidConfig(f"restart must be an ep.RestartPolicy, not {type(self.restart).__name__}")
-        if self.checkpoint_id is not None:
-            Cursor.validate_checkpoint_id(self.checkpoint_id)
-        if not isinstance(self.standby, bool):
-            raise InvalidConfig(f"standby must be a bool, not {type(self.standby).__name__}")
-
-
-class Handler(Protocol):
-    """The callable a worker drives: ``handler(batch, store, witness)``, positionally."""
-
-    def __call__(
-        self, batch: list[Event], store: Store, witness: AtLeastOnce | None, /
-    ) -> CursorWorkerAction | None: ...
 
 
 class CursorWorkerHandle:
@@ -164,8 +103,22 @@ class CursorWorkerHandle:
 
     @property
     def restarts(self) -> int:
-        """Restarts so far in the worker's life."""
+        """Restarts so far in the worker's life (with ``dead_letter_after``: the failures
+        charged to the restart policy, see :mod:`eventpak.isolation`)."""
         return self._restarts
+
+    @property
+    def lag(self) -> int:
+        """The worker's backlog: how many visible events of its region lie after its
+        committed position (the batch in its handler included); 0 when caught up. Before a
+        durable worker starts (a standby), counted from its checkpoint."""
+        position, started = self._committed
+        checkpoint_id = self._config.checkpoint_id
+        if self._cursor is None and checkpoint_id is not None:
+            saved = Cursor.load_checkpoint(self._store.path, checkpoint_id)
+            if saved is not None:
+                position, started = saved.position, saved.started
+        return self._store._native.region_lag(self._region, position, started)[0]
 
     def start(self) -> None:
         """Starts the worker thread (done by ``Store.cursor_worker``)."""
@@ -244,25 +197,24 @@ class CursorWorkerHandle:
         witness = None if config.checkpoint_id is None else AtLeastOnce(config.checkpoint_id)
         self._committed = (cursor.position, cursor.started)
         budget = RestartBudget(config.restart, time.monotonic)
+        leave_out = dead_letter_filter(self._region, config.checkpoint_id)
         while not self._stop.is_set():
-            batch = cursor.pull_batch(config.batch_size, _WAIT_S)
+            pulled = cursor.pull_batch(config.batch_size, _WAIT_S)
+            batch = pulled if leave_out is None else leave_out(pulled)
             if not batch:
+                if pulled:  # only dead letters this worker does not receive: move past them
+                    self._commit(cursor, None)
+                continue
+            if config.dead_letter_after is not None:
+                if self._isolate(cursor, batch, witness, budget):
+                    return
                 continue
             try:
-                action = self._handler(batch, self._store, witness)
-                if action is None:
-                    action = CursorWorkerAction.CONTINUE
-                if not isinstance(action, CursorWorkerAction):
-                    raise TypeError(f"handler returned {action!r}, not a CursorWorkerAction")
+                action = self._call_handler(batch, witness)
             # A handler's SystemExit or KeyboardInterrupt is its failure too, not the worker's.
             except BaseException as exc:
-                self._last_error = exc
-                log.error("worker %s: handler raised on a batch of %d", self.name, len(batch), exc_info=exc)
-                if not budget.allow():
-                    raise RestartBudgetExhausted(
-                        f"worker {self.name}: handler raised {exc!r} and {config.restart} allows no more "
-                        "restarts"
-                    ) from exc
+                self._failed(exc, len(batch))
+                self._charge(budget, exc)
                 if self._stop.wait(budget.backoff_s()):
                     return
                 self._restarts += 1
@@ -272,40 +224,85 @@ class CursorWorkerHandle:
             if action is CursorWorkerAction.STOP_WITH_ROLLBACK:
                 cursor.seek(*self._committed)
                 return
-            if config.checkpoint_id is not None:
-                cursor.commit(config.checkpoint_id)
-            self._committed = (cursor.position, cursor.started)
+            self._commit(cursor, None)
             if action is CursorWorkerAction.STOP:
                 return
 
+    def _isolate(
+        self, cursor: Cursor, batch: list[Event], witness: AtLeastOnce | None, budget: RestartBudget
+    ) -> bool:
+        """Delivers ``batch`` until each event is handled or parked (``dead_letter_after``, see
+        :mod:`eventpak.isolation`); True when the worker is to stop."""
+        checkpoint_id, limit = self._config.checkpoint_id, self._config.dead_letter_after
+        assert checkpoint_id is not None and limit is not None  # the config guarantees both
+        isolation = Isolation(batch, limit)
+        while (delivery := isolation.delivery) is not None:
+            if self._stop.is_set():
+                return True  # what is not committed comes again from the checkpoint
+            action = CursorWorkerAction.CONTINUE
+            try:
+                action = self._call_handler(delivery, witness)
+            except BaseException as exc:
+                self._failed(exc, len(delivery))
+                step = isolation.failed(exc)
+            else:
+                if action is CursorWorkerAction.STOP_WITH_ROLLBACK:
+                    cursor.seek(*self._committed)
+                    return True
+                budget.succeeded()
+                step = isolation.succeeded()
+            if step.park is not None:
+                parked = step.park
+                park(self._store, checkpoint_id, parked.event, parked.error, parked.attempts)
+                log.warning(
+                    "worker %s: parked event %d as a dead letter after %d failed deliveries",
+                    self.name,
+                    parked.event.global_sequence,
+                    parked.attempts,
+                )
+            if step.commit is not None:
+                # The end of the batch is the cursor's own position (past any left-out event).
+                self._commit(cursor, None if isolation.done else step.commit.global_sequence)
+            for error in step.charged:
+                self._charge(budget, error)
+                self._restarts += 1
+            if action is CursorWorkerAction.STOP:
+                return True
+        return False
 
-def start_worker(
-    store: Store, region: Region, handler: Handler, config: CursorWorkerConfig | None
-) -> CursorWorkerHandle:
-    """Creates and starts a worker (see ``Store.cursor_worker``). A worker with a
-    ``checkpoint_id`` first takes that checkpoint's lease: at most one live worker per
-    checkpoint across every process of the data dir. When another holds it, this raises
-    ``ep.CheckpointInUse``, or with ``standby=True`` starts a worker that waits for it."""
-    config = config or CursorWorkerConfig()
-    lease = None
-    if config.checkpoint_id is not None and not store._native.read_only:
-        lease = store._native.take_worker_lease(config.checkpoint_id)
-        if lease is None and not config.standby:
-            raise CheckpointInUse(config.checkpoint_id, store.path)
-    handle = CursorWorkerHandle(store, region, handler, config, lease)
-    handle.start()
-    return handle
+    def _call_handler(self, batch: list[Event], witness: AtLeastOnce | None) -> CursorWorkerAction:
+        action = self._handler(batch, self._store, witness)
+        if action is None:
+            return CursorWorkerAction.CONTINUE
+        if not isinstance(action, CursorWorkerAction):
+            raise TypeError(f"handler returned {action!r}, not a CursorWorkerAction")
+        return action
 
+    def _failed(self, exc: BaseException, size: int) -> None:
+        self._last_error = exc
+        log.error("worker %s: handler raised on a batch of %d", self.name, size, exc_info=exc)
 
-def stop_workers(workers: Iterable[CursorWorkerHandle], timeout: float | None) -> None:
-    """Stops ``workers`` and waits for each to finish, without raising their errors (those
-    belong to their ``join()``). With a ``timeout`` (seconds, for all of them together), a
-    worker still in its handler then is abandoned and logged: its next store call raises
-    ``ep.StoreClosed``."""
-    workers = list(workers)
-    for worker in workers:
-        worker.stop()
-    deadline = None if timeout is None else time.monotonic() + timeout
-    for worker in workers:
-        if not worker._finish(deadline):
-            log.warning("worker %s did not stop within %s s; abandoning it", worker.name, timeout)
+    def _charge(self, budget: RestartBudget, exc: BaseException) -> None:
+        """Spends one restart on ``exc``; stops the worker when the policy has none left."""
+        if not budget.allow():
+            raise RestartBudgetExhausted(
+                f"worker {self.name}: handler raised {exc!r} and {self._config.restart} allows no more "
+                "restarts"
+            ) from exc
+
+    def _commit(self, cursor: Cursor, position: int | None) -> None:
+        """Commits through ``position`` (``None``: the cursor's position, the end of what it
+        delivered); durable workers save it as their checkpoint first."""
+        end = (cursor.position, cursor.started)
+        target = end if position is None else (position, True)
+        checkpoint_id = self._config.checkpoint_id
+        if checkpoint_id is not None:
+            if target == end:
+                cursor.commit(checkpoint_id)
+            else:
+                cursor.seek(*target)
+                try:
+                    cursor.commit(checkpoint_id)
+                finally:
+                    cursor.seek(*end)
+        self._committed = target
