@@ -10,12 +10,14 @@ that commits a checkpoint while the command runs again and again.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import eventpak as ep
 import pytest
 from cli_helpers import (
+    SAFETY_NET_S,
     Writer,
     assert_refused,
     assert_usage_error,
@@ -175,6 +177,46 @@ def test_dead_letters_of_every_checkpoint_in_plain_lines(ops_store: Path) -> Non
         ("mailer", 2),
         ("mailer", 6),
     ]
+
+
+def test_dead_letters_that_a_worker_parked(tmp_path: Path) -> None:
+    """A real worker with ``dead_letter_after``: what it parked is what the command lists, and its
+    checkpoint has moved past the poison events."""
+    data_dir = tmp_path / "d"
+    done_event = threading.Event()
+
+    def handler(batch: list[ep.Event], _store: ep.Store, _witness: object) -> None:
+        for event in batch:
+            if event.payload.get("poison"):
+                raise ValueError(f"poison {event.payload['i']}")
+            if event.payload.get("last"):
+                done_event.set()
+
+    with ep.Store.open(data_dir) as store:
+        store.append_batch(
+            [(("order:1", "eu"), "placed", {"i": i, "poison": i in (3, 7)}) for i in range(10)]
+        )
+        store.append(("order:1", "eu"), "placed", {"i": 10, "last": True})
+        config = ep.CursorWorkerConfig(checkpoint_id="mailer", dead_letter_after=2)
+        handle = store.cursor_worker(R.entity("order"), handler, config)
+        assert done_event.wait(SAFETY_NET_S), "the worker did not get past its dead letters"
+        handle.stop_and_join(timeout=SAFETY_NET_S)
+        letters = store.dead_letters("mailer")
+    done = run_cli("dead-letters", str(data_dir), "--json")
+    assert done.returncode == 0, done.stderr
+    records = json_lines(done.stdout)
+    assert [(r["checkpoint_id"], r["event"]["global_sequence"], r["message"]) for r in records] == [
+        ("mailer", 3, "poison 3"),
+        ("mailer", 7, "poison 7"),
+    ]
+    assert [r["attempts"] for r in records] == [letter.attempts for letter in letters]
+    assert all(r["error_type"] == "ValueError" and "ValueError: poison" in r["traceback"] for r in records)
+    (checkpoint,) = json_lines(run_cli("checkpoints", str(data_dir), "--json").stdout)
+    assert (checkpoint["checkpoint_id"], checkpoint["position"], checkpoint["lag_events"]) == (
+        "mailer",
+        10,
+        0,
+    )
 
 
 def test_dead_letters_of_a_checkpoint_without_any(ops_store: Path) -> None:
