@@ -12,8 +12,8 @@ Exit status, for scripts:
 
 - 0: success (``verify``: no problem found);
 - 1: the store refuses or a problem was found: not a data dir, locked by an exclusive opener,
-  damaged, an operating-system error, ``verify`` found a problem; one line ``eventpak: <message>``
-  on stderr (``verify`` lists its problems on stdout);
+  damaged, an operating-system error, an unknown checkpoint id, ``verify`` found a problem; one
+  line ``eventpak: <message>`` on stderr (``verify`` lists its problems on stdout);
 - 2: usage error (unknown command or option, a bad value): the usage line and the error on stderr;
 - 130: interrupted by Ctrl-C (SIGINT), e.g. to end ``tail -f``;
 - 143: ended by SIGTERM.
