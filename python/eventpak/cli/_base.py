@@ -1,0 +1,162 @@
+"""What the commands share: refusing what is not a data dir, opening one to read, whole-number
+options, and events (and other stored values) as JSON records and as table cells."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime
+import json
+import math
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .. import Event, Store
+
+__all__ = [
+    "EVENT_COLUMNS_HELP",
+    "Refused",
+    "UsageError",
+    "check_data_dir",
+    "count",
+    "event_cells",
+    "event_record",
+    "format_time_us",
+    "is_data_dir",
+    "open_for_reading",
+    "to_json",
+]
+
+
+class Refused(Exception):
+    """A command cannot do what was asked (exit status 1); printed as ``eventpak: <message>``."""
+
+
+class UsageError(Exception):
+    """The command line asks for something impossible (exit status 2, with the usage line)."""
+
+
+def is_data_dir(path: Path) -> bool:
+    """Whether ``path`` looks like an eventpak data dir (it has a ``segments/`` folder)."""
+    return (path / "segments").is_dir()
+
+
+def check_data_dir(data_dir: str) -> None:
+    """Refuses a path that is not a data dir, before opening it touches anything."""
+    path = Path(data_dir)
+    if not path.exists():
+        raise Refused(f"{data_dir}: no such directory")
+    if not path.is_dir():
+        raise Refused(f"{data_dir} is not a directory")
+    if not is_data_dir(path):
+        raise Refused(f"{data_dir} is not an eventpak data dir (it has no segments/ folder)")
+
+
+def open_for_reading(data_dir: str) -> Store:
+    """Opens an existing data dir read-only and shared: beside processes that share it (they keep
+    writing, and one that starts later is not locked out) and beside nobody. A store held by an
+    exclusive opener refuses with ``StoreLocked``."""
+    check_data_dir(data_dir)
+    return Store.open(data_dir, read_only=True, shared=True)
+
+
+def count(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    parse.__name__ = "count"  # argparse names the type in some messages
+    return parse
+
+
+# --- values as JSON and as table cells ---------------------------------------------------------
+
+
+def to_json(value: Any) -> Any:
+    """A payload (or any value the store holds) as plain JSON data: bytes become
+    ``{"$bytes": "<base64>"}``, a ``datetime`` its ISO 8601 text, a UUID its text, a tuple a
+    list, a float that JSON cannot carry (nan, inf) its ``repr``; dict keys become strings."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {"$bytes": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(key): to_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(item) for item in value]
+    return repr(value)
+
+
+def _optional_id(value: uuid.UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def event_record(event: Event) -> dict[str, Any]:
+    """An event as a JSON object keyed by ``ep.Event`` attribute names: ids as text, hashes as
+    hex, ``timestamp`` in ISO 8601, ``payload`` through :func:`to_json`."""
+    return {
+        "global_sequence": event.global_sequence,
+        "event_id": str(event.event_id),
+        "entity": event.entity,
+        "scope": event.scope,
+        "kind": event.kind,
+        "entity_sequence": event.entity_sequence,
+        "timestamp_us": event.timestamp_us,
+        "timestamp": event.timestamp.isoformat(),
+        "causation_id": _optional_id(event.causation_id),
+        "correlation_id": str(event.correlation_id),
+        "payload_version": event.payload_version,
+        "stored_payload_version": event.stored_payload_version,
+        "prev_hash": event.prev_hash.hex(),
+        "hash": event.hash.hex(),
+        "payload": to_json(event.payload),
+    }
+
+
+EVENT_COLUMNS_HELP = (
+    "sequence, time (UTC, to the millisecond), entity, scope, kind, entity clock, payload (JSON)"
+)
+
+
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
+def format_time_us(timestamp_us: int) -> str:
+    """Microseconds since the epoch as ``YYYY-MM-DD HH:MM:SS.fff`` (UTC, to the millisecond)."""
+    moment = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(
+        microseconds=timestamp_us
+    )
+    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def payload_text(value: Any) -> str:
+    """A payload as one line of JSON."""
+    return json.dumps(to_json(value), ensure_ascii=False)
+
+
+def event_cells(event: Event) -> list[str]:
+    """An event as the cells of a table row or plain line (``EVENT_COLUMNS_HELP``)."""
+    return [
+        str(event.global_sequence),
+        format_time_us(event.timestamp_us),
+        event.entity,
+        event.scope,
+        event.kind,
+        str(event.entity_sequence),
+        payload_text(event.payload),
+    ]
