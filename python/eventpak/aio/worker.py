@@ -176,7 +176,8 @@ class AsyncWorkerHandle:
             seen = watch.generation()
             batch = await store._offload(cursor.pull_batch, config.batch_size, 0.0)
             if not batch:
-                await watch.wait(seen)
+                if not self._stop.is_set():  # a stop() during the pull found no waiter to wake
+                    await watch.wait(seen)
                 continue
             try:
                 action = await self._call(batch, witness)
