@@ -21,8 +21,10 @@ Lines (see benches/README.md, "asyncio"):
       ``perf_counter_ns()`` when its append returns; an async worker (``store.worker``), or
       an ``async for`` over ``store.subscribe``, stamps it first thing in the handler; p50,
       p99, p99.9, max. Peer: the sync ``Store.cursor_worker`` (a thread) handing each batch to
-      the loop with ``loop.call_soon_threadsafe``. Reference: the worker with the appends made
-      by a task on the same loop (``await store.append``), timed from the call
+      the loop with ``loop.call_soon_threadsafe``. References: a bare thread-to-loop hand-off
+      (``call_soon_threadsafe`` on the same schedule, no store: the machine's floor), and the
+      worker with the appends made by a task on the same loop (``await store.append``), timed
+      from the call
 
 Every line runs each system on the default loop and on uvloop (when it is installed), each
 run on a fresh loop (``asyncio.Runner``) and a fresh store. Rounds are interleaved and each
@@ -497,6 +499,42 @@ def latency(loop: str, receiver: str, appender: str, m: int, interval_s: float) 
     return lambda d: run_on(loop, lambda: main(d))
 
 
+def wakeup_floor(loop: str, m: int, interval_s: float) -> Callable[[Path], Sample]:
+    """(3) reference without eventpak: a thread, on the same schedule, stamps the clock and
+    hands the loop a callback with ``loop.call_soon_threadsafe``; the callback stamps it again
+    (the machine's thread-to-loop wake-up, which every delivery to the loop pays at least once)."""
+
+    async def main() -> Sample:
+        total = WARMUP_CALLS + m
+        got = Receiver(total)
+        sent: dict[int, int] = {}
+        call_soon = asyncio.get_running_loop().call_soon_threadsafe
+
+        def arrive(k: int) -> None:
+            got.seen[k] = clock()
+            if len(got.seen) >= total:
+                got.done.set()
+
+        def job() -> None:
+            start = perf()
+            for k in range(total):
+                delay = start + k * interval_s - perf()
+                if delay > 0:
+                    time.sleep(delay)
+                sent[k] = clock()
+                call_soon(arrive, k)
+
+        t0 = perf()
+        thread = threading.Thread(target=job, name="sender", daemon=True)
+        thread.start()
+        await asyncio.wait_for(got.done.wait(), total * interval_s + LATENCY_WAIT_S)
+        await asyncio.to_thread(thread.join)
+        secs = perf() - t0
+        return latency_sample([got.seen[k] - sent[k] for k in range(WARMUP_CALLS, total)], secs)
+
+    return lambda _d: run_on(loop, main)
+
+
 def latency_rows(key: str, aims: bool, ratio_to: str | None = None) -> list[Row]:
     """p50, p99, p99.9 and max of a latency peer: against the aims, or as a ratio to another peer."""
     rows = []
@@ -546,6 +584,13 @@ def line_3(b: Bench) -> None:
                 latency(loop, "bridge", "thread", m, interval),
             ),
             Peer(
+                f"floor-{loop}",
+                "asyncio",
+                f"reference without eventpak: a thread hands the loop a callback with "
+                f"call_soon_threadsafe, {every}; {name}",
+                wakeup_floor(loop, m, interval),
+            ),
+            Peer(
                 f"task-{loop}",
                 "eventpak.aio",
                 f"store.worker({batch}), appends from a task on the loop, from the call (reference); {name}",
@@ -557,6 +602,8 @@ def line_3(b: Bench) -> None:
         b.rows += latency_rows(f"worker-{loop}", aims=True)
         b.rows += latency_rows(f"subscribe-{loop}", aims=True)
         b.rows += latency_rows(f"bridge-{loop}", aims=False, ratio_to=f"worker-{loop}")
+        floor = latency_rows(f"floor-{loop}", aims=False, ratio_to=f"worker-{loop}")
+        b.rows += [r for r in floor if r.note != "p99.9"]
         b.rows += [r for r in latency_rows(f"task-{loop}", aims=False) if r.note in ("p50", "p99")]
 
 

@@ -42,6 +42,7 @@ def test_aio_bench_quick_run(tmp_path: Path) -> None:
             ("3", f"worker-{loop}"),
             ("3", f"subscribe-{loop}"),
             ("3", f"bridge-{loop}"),
+            ("3", f"floor-{loop}"),
             ("3", f"task-{loop}"),
         }
         assert expected <= keys, expected - keys
