@@ -36,7 +36,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,10 +108,12 @@ class Server:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
-            return self.process.wait(timeout)
+            code = self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
             raise
+        # With one worker, uvicorn re-raises the SIGTERM once it has shut down gracefully.
+        return 0 if code == -signal.SIGTERM else code
 
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -208,25 +210,41 @@ class Run:
     stream_connects: int = 0
     killed: list[int] = field(default_factory=list)
     post_seconds: float = 0.0
+    post_times: list[float] = field(default_factory=list)  # each order's POST, retries included
     idle_ping: dict[str, float] = field(default_factory=dict)
     burst_ping: dict[str, float] = field(default_factory=dict)
 
 
-async def post_order(client: httpx.AsyncClient, run: Run, key: str, n: int) -> None:
+Post = Callable[[str, dict[str, Any], dict[str, str]], Awaitable[tuple[int, Any]]]
+
+
+def httpx_post(client: httpx.AsyncClient) -> Post:
+    async def post(path: str, body: dict[str, Any], headers: dict[str, str]) -> tuple[int, Any]:
+        try:
+            response = await client.post(path, json=body, headers=headers)
+        except httpx.TransportError as exc:
+            raise ConnectionError(f"POST {path}: {exc!r}") from exc
+        return response.status_code, response.json()
+
+    return post
+
+
+async def post_order(post: Post, run: Run, key: str, n: int) -> None:
     """POST one order under ``key``, retried with the same key until it is acknowledged."""
     body = {"item": f"item-{n % 97}", "qty": 1 + n % 5}
+    t0 = time.perf_counter()
     deadline = time.monotonic() + RETRY_FOR_S
     while True:
         try:
-            response = await client.post("/orders", json=body, headers={"Idempotency-Key": key})
-            if response.status_code == 201:
-                answer = response.json()
+            status, answer = await post("/orders", body, {"Idempotency-Key": key})
+            if status == 201:
                 run.acked[key] = Acked(answer["order_id"], answer["global_sequence"], answer["pid"])
+                run.post_times.append(time.perf_counter() - t0)
                 return
-            if response.status_code != 503:
-                run.errors.append(f"{key}: {response.status_code} {response.text}")
+            if status != 503:
+                run.errors.append(f"{key}: {status} {answer}")
                 return
-        except httpx.TransportError:  # the connection broke (a killed process): same key again
+        except ConnectionError:  # the connection broke (a killed process): same key again
             pass
         if time.monotonic() > deadline:
             run.errors.append(f"{key}: not acknowledged within {RETRY_FOR_S} s")
@@ -282,6 +300,7 @@ async def load(
     kill_after: int | None = None,
     idle_seconds: float = 1.0,
     on_ack: Callable[[int], None] | None = None,
+    rate: float | None = None,
 ) -> Run:
     """One run (see the module docstring): idle pings, then the burst with pings and the stream."""
     run = Run(url)
@@ -302,10 +321,12 @@ async def load(
     for n in range(orders):
         keys.put_nowait((n, f"{prefix}-{n}"))
 
-    async def poster(client: httpx.AsyncClient) -> None:
+    async def poster(post: Post) -> None:
         while not keys.empty():
             n, key = keys.get_nowait()
-            await post_order(client, run, key, n)
+            if rate is not None:  # order n is due at t0 + n / rate, whether earlier ones are done or not
+                await asyncio.sleep(t0 + n / rate - time.perf_counter())
+            await post_order(post, run, key, n)
             done = len(run.acked)
             if kill_after is not None and mailer is not None and done == kill_after and not run.killed:
                 run.killed.append(mailer)
@@ -316,7 +337,7 @@ async def load(
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     t0 = time.perf_counter()
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
-        await asyncio.gather(*(poster(client) for _ in range(concurrency)))
+        await asyncio.gather(*(poster(httpx_post(client)) for _ in range(concurrency)))
     run.post_seconds = time.perf_counter() - t0
     run.burst_ping = percentiles(await asyncio.to_thread(probe.stop))
 
@@ -393,10 +414,10 @@ def stream_failures(run: Run) -> list[str]:
 
 
 def summary(run: Run) -> str:
-    def ms(p: dict[str, float]) -> str:
+    def ms(p: dict[str, float], what: str = "pings") -> str:
         if not p:
-            return "no ping answered"
-        return f"p50 {p['p50']:.2f} ms, p90 {p['p90']:.2f} ms, p99 {p['p99']:.2f} ms ({p['n']} pings)"
+            return f"no {what}"
+        return f"p50 {p['p50']:.2f} ms, p90 {p['p90']:.2f} ms, p99 {p['p99']:.2f} ms ({p['n']} {what})"
 
     rate = len(run.acked) / run.post_seconds if run.post_seconds else 0.0
     by_pid = Counter(a.pid for a in run.acked.values())
@@ -404,6 +425,7 @@ def summary(run: Run) -> str:
         [
             f"orders acknowledged: {len(run.acked)} in {run.post_seconds:.2f} s ({rate:,.0f}/s), "
             f"{run.retries} retries, {len(run.errors)} errors; by process {dict(by_pid)}",
+            f"POST /orders:          {ms(percentiles(run.post_times), 'orders')}",
             f"GET /ping idle:        {ms(run.idle_ping)}",
             f"GET /ping during POST: {ms(run.burst_ping)}",
             f"stream: {len(run.streamed)} orders from {run.stream_connects} connection(s) to "
@@ -430,6 +452,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument("--concurrency", type=int, default=64)
         parser.add_argument("--kill-after", type=int, help="SIGKILL the mailer's process after N orders")
         parser.add_argument("--idle-seconds", type=float, default=2.0, help="pings before the burst")
+        parser.add_argument(
+            "--rate",
+            type=float,
+            help="orders per second, each started on schedule (up to --concurrency at once); "
+            "default: as fast as they are answered",
+        )
     checkp = sub.add_parser("check", help="check a stopped server's data dir")
     checkp.add_argument("--data-dir", default="orders-data")
     checkp.add_argument("--acked", default="acked.json")
@@ -446,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(problems) if problems else "check: OK")
         return 1 if problems else 0
     if a.command == "run":
-        run = asyncio.run(load(a.url, a.orders, a.concurrency, a.kill_after, a.idle_seconds))
+        run = asyncio.run(load(a.url, a.orders, a.concurrency, a.kill_after, a.idle_seconds, rate=a.rate))
         Path(a.acked).write_text(json.dumps({k: v.order_id for k, v in run.acked.items()}))
         print(summary(run))
         problems = run.errors + stream_failures(run)
@@ -458,14 +486,26 @@ def main(argv: list[str] | None = None) -> int:
         server = Server(data_dir, Path(tmp) / "uvicorn.log", a.workers, a.append_mode)
         try:
             server.wait_ready()
-            run = asyncio.run(load(server.url, a.orders, a.concurrency, a.kill_after, a.idle_seconds))
+            run = asyncio.run(
+                load(
+                    server.url,
+                    a.orders,
+                    a.concurrency,
+                    a.kill_after,
+                    a.idle_seconds,
+                    rate=a.rate,
+                )
+            )
             mailed = wait_until_mailed(data_dir, len(run.acked))
             code = server.stop()
         finally:
             if server.process.poll() is None:
                 server.kill()
         report = check(data_dir, {k: v.order_id for k, v in run.acked.items()})
-        print(f"append mode {a.append_mode!r}, {a.workers} uvicorn workers, {a.concurrency} concurrent POSTs")
+        print(
+            f"append mode {a.append_mode!r}, {a.workers} uvicorn workers, {a.concurrency} concurrent POSTs "
+            f"{f'({a.rate:g} orders/s offered)' if a.rate else '(as fast as answered)'}"
+        )
         print(summary(run))
         print(f"mailed {mailed}; mailers {report['mailers']}; duplicate mails {report['duplicate_mails']}")
         problems = run.errors + stream_failures(run) + failures(report)
