@@ -269,3 +269,40 @@ async def _take(sub: ep.aio.Subscription, count: int) -> AsyncIterator[ep.Event]
 
 async def _take_list(sub: ep.aio.Subscription, count: int) -> list[ep.Event]:
     return [event async for event in _take(sub, count)]
+
+
+def test_a_next_cancelled_while_its_fetch_runs_loses_no_event(run: Runner[Any], data_dir: Path) -> None:
+    async def main() -> None:
+        async with ep.aio.open(data_dir) as store:
+            await store.append_batch([(("a", "s"), "k", i) for i in range(3000)])
+            sub = store.subscribe(ALL, checkpoint_id="sse")
+            async for first in sub.batches():
+                assert [e.global_sequence for e in first] == list(range(1024))
+                break
+            fetching = asyncio.ensure_future(sub.__anext__())
+            while sub.position is None or sub.position < 2047:
+                await asyncio.sleep(0)  # until the cursor moved: the pull ran in its thread
+            fetching.cancel()  # an SSE keep-alive timeout, say
+            with pytest.raises(asyncio.CancelledError):
+                await fetching
+            rest = [e.global_sequence async for e in _take(sub, 3000 - 1024)]
+            assert rest == list(range(1024, 3000))  # the cancelled fetch's batch comes next
+
+    run(main())
+
+
+def test_closing_the_store_while_a_worker_pulls_does_not_hang(run: Runner[Any], data_dir: Path) -> None:
+    async def main() -> None:
+        store = await ep.aio.open(data_dir)
+        seen = asyncio.Event()
+
+        async def handler(batch: list[ep.Event], st: Any, witness: Any) -> None:
+            seen.set()
+
+        store.worker(ALL, handler)
+        await store.append(("a:1", "s"), "k", {})
+        await seen.wait()
+        await asyncio.wait_for(store.close(), 60)  # a hang fails here, not a slow close
+
+    for _ in range(5):
+        run(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,9 @@ class Subscription:
         self._buffer: list[Event] = []
         self._next = 0
         self._uncommitted = False
+        # The fetch in progress: a task of its own, so a caller cancelled while it runs
+        # loses nothing (the next call receives what it fetched, the cursor having moved).
+        self._fetching: asyncio.Task[list[Event] | None] | None = None
 
     def __aiter__(self) -> Subscription:
         return self
@@ -92,15 +96,33 @@ class Subscription:
 
     async def _fetch(self) -> list[Event]:
         """The next non-empty batch, waiting for commits as long as it takes."""
+        task = self._fetching
+        if task is None:
+            task = self._fetching = asyncio.ensure_future(self._fetch_or_end())
+        try:
+            batch = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():  # the fetch itself was cancelled (the loop is ending)
+                self._fetching = None
+            raise  # the caller was cancelled: the fetch goes on for the next call
+        except BaseException:
+            self._fetching = None
+            raise
+        self._fetching = None
+        if batch is None:
+            raise StopAsyncIteration
+        return batch
+
+    async def _fetch_or_end(self) -> list[Event] | None:
         try:
             return await self._fetch_or_raise()
         except StoreClosed:
             if not self._store.closed:
                 raise
             self._close()  # the store closed under it: the iteration ends
-            raise StopAsyncIteration from None
+            return None
 
-    async def _fetch_or_raise(self) -> list[Event]:
+    async def _fetch_or_raise(self) -> list[Event] | None:
         store = self._store
         cursor = self._cursor or await self._open()
         if self._uncommitted and self._checkpoint_id is not None:
@@ -110,7 +132,7 @@ class Subscription:
         batch = await next_batch(store, cursor, _BATCH, self._ended)
         if batch is None:
             self._close()
-            raise StopAsyncIteration
+            return None
         self._uncommitted = True
         return batch
 
