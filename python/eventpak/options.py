@@ -49,5 +49,7 @@ class AppendOptions(EventOptions, total=False):
     committed after ``condition.after``, checked in one atomic step with the write; else
     ``ep.AppendConditionFailed`` and nothing is written."""
     tracking: Tracking | None
-    """Records ``tracking.position`` for ``tracking.name`` in the same atomic commit (see
-    ``Store.append_batch``)."""
+    """Records ``tracking.position`` for ``tracking.name`` in the same atomic commit; it takes
+    no global sequence, and a position at or below the recorded one raises
+    ``ep.TrackingConflict`` and writes nothing. A keyed batch already committed returns its
+    original receipts before the condition or the tracking position is checked."""

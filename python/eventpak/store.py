@@ -103,22 +103,13 @@ class Store:
         tracking: Tracking | None = None,
     ) -> list[AppendReceipt]:
         """Appends ``(coord, kind, payload)`` tuples or :class:`AppendRequest` items
-        atomically: all are written, or none. Returns one receipt per item.
-
-        With ``condition``, the batch is written only if no visible event matching
-        ``condition.fail_if_events_match`` was committed after ``condition.after`` (checked
-        in the same atomic step as the write, across processes too); else
-        ``ep.AppendConditionFailed`` names the first such event and nothing is written.
-        With ``tracking``, ``tracking.position`` is recorded for ``tracking.name`` in the
-        same commit (it takes no global sequence, and ``items`` may be empty); a position at
-        or below the recorded one raises ``ep.TrackingConflict`` and writes nothing. A keyed
-        batch already committed returns its original receipts before either is checked."""
+        atomically: all are written, or none. Returns one receipt per item. ``condition``
+        and ``tracking`` are checked and recorded in the same atomic step (see
+        :class:`AppendOptions`; with ``tracking``, ``items`` may be empty)."""
         return self._native.append_batch(items, condition=condition, tracking=tracking)
 
     def tracking_position(self, name: str) -> int | None:
-        """The position last recorded for tracking name ``name`` (``append_batch(...,
-        tracking=ep.Tracking(name, position))``), or ``None``. It survives reopen and, like
-        its batch, is there after a crash or not at all."""
+        """The position last recorded for tracking name ``name``, or ``None``."""
         return self._native.tracking_position(name)
 
     def append_denial(self, denial: Denial, proposal: Proposal) -> AppendReceipt:
