@@ -1,6 +1,7 @@
 //! Value types: `Coordinate` and `Region`, and the readers of their arguments.
 
 mod region;
+mod region_pickle;
 
 pub use region::Region;
 
