@@ -79,7 +79,7 @@ def unescape(text: str) -> str:
 def entity_name(table: str, originator_id: UUID | str) -> str:
     """The entity holding the events of ``originator_id`` in ``table`` (an escaped name)."""
     if isinstance(originator_id, UUID):
-        return f"{table}:{originator_id}"
+        return f"{table}:{_uuid_text(originator_id)}"
     if not isinstance(originator_id, str):
         raise DataError(f"an originator id is a UUID or a str, not {type(originator_id).__name__}")
     name = f"{table}:{_STR_ID}{escape(originator_id)}"
@@ -98,6 +98,11 @@ def originator_id_of(entity: str, prefix_len: int) -> UUID | str:
     if rest.startswith(_STR_ID):
         return unescape(rest[len(_STR_ID) :])
     return _uuid(rest)
+
+
+@lru_cache(maxsize=65536)
+def _uuid_text(originator_id: UUID) -> str:
+    return str(originator_id)
 
 
 @lru_cache(maxsize=65536)

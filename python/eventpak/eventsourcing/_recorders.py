@@ -82,11 +82,12 @@ class _Clocks:
         return self._known.get(entity)
 
     def set(self, entity: str, next_sequence: int, last_version: int) -> None:
-        with self._lock:
-            known = self._known
-            if entity not in known and len(known) >= _CLOCK_CACHE_SIZE:
-                del known[next(iter(known))]  # the oldest entry
-            known[entity] = (next_sequence, last_version)
+        known = self._known
+        known[entity] = (next_sequence, last_version)  # one atomic dict store
+        if len(known) > _CLOCK_CACHE_SIZE:
+            with self._lock:
+                while len(known) > _CLOCK_CACHE_SIZE:
+                    known.pop(next(iter(known)), None)  # the oldest entries
 
     def forget(self, entity: str) -> None:
         with self._lock:
@@ -152,24 +153,14 @@ class EventpakAggregateRecorder(AggregateRecorder):
     ) -> list[ep.AppendReceipt]:
         if not stored_events and tracking is None:
             return []
-        # (entity, version, kind, payload parts) per event, and the first version per entity.
-        rows: list[tuple[str, int, str, bool, StoredEvent]] = []
-        first_versions: dict[str, int] = {}
-        for stored in stored_events:
-            entity = entity_name(self.events_table, stored.originator_id)
-            kind, hashed = kind_for_topic(stored.topic)
-            rows.append((entity, stored.originator_version, kind, hashed, stored))
-            first_versions.setdefault(entity, stored.originator_version)
+        table = self.events_table
+        rows = [(entity_name(table, s.originator_id), *kind_for_topic(s.topic), s) for s in stored_events]
         options: dict[str, Any] = {}
         if tracking is not None:
             options["tracking"] = _native_tracking(self._tracking_name(tracking.application_name), tracking)
         fresh: set[str] = set()  # entities whose clock must be read from the store this time
         for _ in range(_MAX_ATTEMPTS):
-            clocks = {
-                entity: self._clock(entity, first, entity in fresh)
-                for entity, first in first_versions.items()
-            }
-            items, ends = self._items(rows, clocks)
+            items, ends = self._items(rows, fresh)
             try:
                 receipts = self.store.append_batch(items, **options)
             except ep.ConcurrencyConflict as conflict:
@@ -202,15 +193,18 @@ class EventpakAggregateRecorder(AggregateRecorder):
         return next_sequence, self._version_at(entity, next_sequence - 1)
 
     def _items(
-        self, rows: list[tuple[str, int, str, bool, StoredEvent]], clocks: dict[str, tuple[int, int | None]]
+        self, rows: list[tuple[str, str, bool, StoredEvent]], fresh: set[str]
     ) -> tuple[list[ep.AppendRequest | tuple[tuple[str, str], str, Any]], dict[str, tuple[int, int]]]:
+        """The batch items of an insert, and each originator's clock and last version after it.
+        The first event of each originator carries the clock it expects."""
         items: list[ep.AppendRequest | tuple[tuple[str, str], str, Any]] = []
         ends: dict[str, tuple[int, int]] = {}
         table = self.events_table
-        for entity, version, kind, hashed, stored in rows:
+        for entity, kind, hashed, stored in rows:
+            version = stored.originator_version
             end = ends.get(entity)
             if end is None:
-                sequence, last_version = clocks[entity]
+                sequence, last_version = self._clock(entity, version, entity in fresh)
             else:
                 sequence, last_version = end
             if last_version is not None and version <= last_version:
@@ -292,24 +286,20 @@ class EventpakAggregateRecorder(AggregateRecorder):
             to_the_end = bool(events) and high == count
             if desc:
                 events.reverse()
-        result = []
-        newest: ep.Event | None = None
-        newest_version = 0
-        for event in events:
-            version, state, topic = _version_and_state(event)
-            result.append(
-                StoredEvent(
-                    originator_id=originator_id,
-                    originator_version=version,
-                    topic=_topic(event, topic),
-                    state=state,
-                )
+        result = [
+            StoredEvent(
+                originator_id=originator_id,
+                originator_version=version,
+                topic=_topic(event, topic),
+                state=state,
             )
-            if newest is None or event.global_sequence > newest.global_sequence:
-                newest, newest_version = event, version
-        if to_the_end and newest is not None:
+            for event in events
+            for version, state, topic in (_version_and_state(event),)
+        ]
+        if to_the_end and events:
             # The stream's last event was read: the next insert needs no look-up.
-            self._clocks.set(entity, newest.entity_sequence + 1, newest_version)
+            last = events[0] if desc else events[-1]
+            self._clocks.set(entity, last.entity_sequence + 1, result[0 if desc else -1].originator_version)
         return result
 
 
