@@ -335,14 +335,32 @@ class EventpakApplicationRecorder(EventpakAggregateRecorder, ApplicationRecorder
 
     def notification(self, event: ep.Event) -> Notification:
         """The notification of one stored event of this application."""
-        version, state, topic = _version_and_state(event)
-        return Notification(
-            id=event.global_sequence + 1,
-            originator_id=originator_id_of(event.entity, len(self._entity_prefix)),
-            originator_version=version,
-            topic=_topic(event, topic),
-            state=state,
-        )
+        return self.notifications([event])[0]
+
+    def notifications(self, events: list[ep.Event]) -> list[Notification]:
+        """The notifications of stored events of this application (the hot loop of reading the
+        notification log: the common case inline)."""
+        prefix_len = len(self._entity_prefix)
+        kind_topic = topic_of_kind
+        originator = originator_id_of
+        result = []
+        for event in events:
+            payload = event.payload
+            if type(payload) is bytes:
+                version, state, topic = event.entity_sequence + 1, payload, kind_topic(event.kind)
+            else:
+                version, state, topic = _version_and_state(event)
+                topic = _topic(event, topic)
+            result.append(
+                Notification(
+                    id=event.global_sequence + 1,
+                    originator_id=originator(event.entity, prefix_len),
+                    originator_version=version,
+                    topic=topic,  # type: ignore[arg-type]
+                    state=state,
+                )
+            )
+        return result
 
     def select_notifications(
         self,
@@ -365,8 +383,7 @@ class EventpakApplicationRecorder(EventpakAggregateRecorder, ApplicationRecorder
             last_sequence = stop - 1
             while events and events[-1].global_sequence > last_sequence:
                 events.pop()
-        notification = self.notification
-        return [notification(event) for event in events]
+        return self.notifications(events)
 
     def max_notification_id(self) -> int | None:
         sequence = last_matching_sequence(self.store, self._table_region)
