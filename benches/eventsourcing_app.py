@@ -305,6 +305,7 @@ def rounds(a: argparse.Namespace, root: Path, lines: dict[str, Line]) -> None:
                 finally:
                     shutil.rmtree(d, ignore_errors=True)
                 parts.extend(zip(line_keys, runs, strict=True))
+            parts = [(key, run) for key, run in parts if key in lines]
             for key, run in parts:
                 lines[key].runs[system].append(run)
             shown = ", ".join(f"({key}) {run.rate:,.0f}/s" for key, run in parts)
