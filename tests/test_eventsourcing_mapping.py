@@ -25,6 +25,7 @@ from eventpak.eventsourcing._names import (
     kind_for_topic,
     originator_id_of,
     topic_of_kind,
+    tracking_name,
     unescape,
 )
 from eventsourcing.application import Application
@@ -405,3 +406,12 @@ def test_two_applications_share_a_data_dir_and_reopen(tmp_path: Path) -> None:
         assert dogs.recorder.max_notification_id() == 5
     finally:
         dogs.close()
+
+
+def test_tracking_names_fit_the_tracking_rules() -> None:
+    assert tracking_name("orders_tracking", "Payments") == "orders_tracking:Payments"
+    assert tracking_name("orders_tracking", "a|b\n") == "orders_tracking:a%7Cb%0A"
+    long_names = {tracking_name("orders_tracking", "P" * n) for n in (300, 301)}
+    assert len(long_names) == 2
+    for name in long_names:
+        assert name.startswith("~") and len(name) == 33

@@ -31,11 +31,13 @@ __all__ = [
     "kind_for_topic",
     "originator_id_of",
     "topic_of_kind",
+    "tracking_name",
     "unescape",
 ]
 
 MAX_NAME_BYTES = 1024  # an entity or a scope
 MAX_KIND_BYTES = 255
+MAX_TRACKING_NAME_BYTES = 255
 _STR_ID = "str:"
 _HASHED = "~"
 _RESERVED_KIND_PREFIX = "eventpak."
@@ -129,3 +131,13 @@ def topic_of_kind(kind: str) -> str | None:
     if kind.startswith(_HASHED):
         return None
     return unescape(kind)
+
+
+def tracking_name(table: str, application_name: str) -> str:
+    """The eventpak tracking name of an upstream application in a tracking table:
+    ``<table>:<escaped name>``, or ``~`` and a 128-bit BLAKE2b digest of that when it would be
+    longer than a tracking name may be (255 bytes; an escaped table never starts with ``~``)."""
+    name = f"{table}:{escape(application_name)}"
+    if len(name.encode("utf-8")) <= MAX_TRACKING_NAME_BYTES:
+        return name
+    return _HASHED + hashlib.blake2b(name.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()

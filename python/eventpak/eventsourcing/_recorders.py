@@ -39,7 +39,7 @@ from eventsourcing.persistence import (
 
 import eventpak as ep
 
-from ._names import entity_name, escape, kind_for_topic, originator_id_of, topic_of_kind
+from ._names import entity_name, kind_for_topic, originator_id_of, topic_of_kind, tracking_name
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -435,7 +435,7 @@ class EventpakTrackingRecorder(TrackingRecorder):
         self.tracking_table = tracking_table
 
     def _tracking_name(self, application_name: str) -> str:
-        return f"{self.tracking_table}:{escape(application_name)}"
+        return tracking_name(self.tracking_table, application_name)
 
     def insert_tracking(self, tracking: Tracking) -> None:
         native = _native_tracking(self._tracking_name(tracking.application_name), tracking)
