@@ -15,6 +15,11 @@ parent on stdout, one JSON object per line, until the parent SIGKILLs it:
   ``fcancel`` before a fence is cancelled, ``fcancelled`` after,
 - ``sync`` before ``store.sync()``, ``synced`` after it returned,
 - ``close`` / ``closed`` around a clean ``store.close()``,
+- ``att`` of a consume-transform-produce op (type ``ctp``) also carries ``trk`` (the tracking
+  position it records: the last input it read) and ``in`` (the input sequences it read): it
+  reads the worker region's events after ``store.tracking_position("ctp")``, turns some of
+  them into output events on ``ctp:out`` (payload key ``in``: the input's sequence; caused by
+  the input) and appends them, possibly none, with ``tracking=ep.Tracking("ctp", trk)``,
 - from the worker thread: ``del`` (the sequences of a batch handed to the handler) and
   ``ckpt`` (the end of the previous batch, whose checkpoint the worker persisted before it
   pulled this batch; after a clean close, the end of the last batch).
@@ -48,6 +53,8 @@ SCOPES = ("main", "audit")
 KINDS = ("deposit", "withdraw", "note")
 TEXT = "abcxyz éü€😀 "
 RECENT = 32  # most causes are among the newest acknowledged events
+CTP_NAME = "ctp"  # the consume-transform-produce op's tracking name
+CTP_OUT = ("ctp:out", "main")  # where its output events go (outside the worker region)
 
 
 class Writer:
@@ -275,6 +282,40 @@ class Writer:
             pass
         emit({"t": "fcancelled", "f": fence_id})
         self.settle_fence("hidden")
+
+    def op_ctp(self) -> None:
+        """Consume-transform-produce: the next few inputs after the tracking position, some
+        turned into output events, committed with the position of the last one read."""
+        assert self.store is not None
+        rng = self.rng
+        position = self.store.tracking_position(CTP_NAME)
+        region = ep.Region.entity(self.config["region_prefix"])
+        inputs = self.store.query(region, after=position, limit=rng.randint(1, 6))
+        if not inputs:
+            return
+        op_id = f"{self.prefix}.{self.ops}"
+        self.ops += 1
+        events = []
+        for e in [e for e in inputs if rng.random() < 0.6]:
+            _, _, payload, _, report = self.event(f"{op_id}.{len(events)}", 0)
+            payload["in"] = e.global_sequence
+            cause = ["id", e.event_id.hex, "caused_by:event"]
+            report = [*CTP_OUT, "derived", {**report[3], "in": e.global_sequence}, cause, None]
+            events.append((CTP_OUT, "derived", payload, {"caused_by": e}, report))
+        tracking = ep.Tracking(CTP_NAME, inputs[-1].global_sequence)
+        emit(
+            {
+                "t": "att",
+                "op": op_id,
+                "type": "ctp",
+                "fence": None,
+                "ev": [e[4] for e in events],
+                "trk": tracking.position,
+                "in": [e.global_sequence for e in inputs],
+            }
+        )
+        receipts = self.store.append_batch([self.item(*e[:4]) for e in events], tracking=tracking)
+        self.ack(op_id, receipts)
 
     def op_sync(self) -> None:
         assert self.store is not None

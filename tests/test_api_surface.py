@@ -46,6 +46,7 @@ PUBLIC_STORE_API = {
     "stats",
     "store_id",
     "sync",
+    "tracking_position",
     "verify",
     "verify_receipt",
     "walk_ancestors",
@@ -76,6 +77,20 @@ def test_the_package_exports_the_gate_api() -> None:
         assert name in ep.__all__ and getattr(ep, name) is not None
     assert ep.Denial is ep.errors.Denial and ep.PayloadNotDecodable is ep.errors.PayloadNotDecodable
     assert set(ep.errors.__all__) <= set(ep.__all__)
+
+
+def test_the_errors_of_tags_conditions_and_tracking_keep_their_fields() -> None:
+    bad = ep.InvalidTag("tag '' must not be empty")
+    assert isinstance(bad, ValueError) and isinstance(bad, ep.EventpakError) and bad.reason
+    failed = ep.AppendConditionFailed(7)
+    assert failed.global_sequence == 7 and "event 7" in str(failed) and not isinstance(failed, ValueError)
+    conflict = ep.TrackingConflict("upstream", 3, 5)
+    assert (conflict.name, conflict.position, conflict.recorded) == ("upstream", 3, 5)
+    assert "already processed" in str(conflict)
+    for cls in (ep.InvalidTag, ep.AppendConditionFailed, ep.TrackingConflict):
+        assert cls is getattr(ep.errors, cls.__name__) and cls.__module__ == "eventpak.errors"
+    assert ep.AppendCondition(ep.Region.all()).after is None
+    assert ep.Tracking("upstream", 3) == ep.Tracking("upstream", 3) != ep.Tracking("upstream", 4)
 
 
 def test_a_store_is_only_built_by_open(data_dir: Path) -> None:

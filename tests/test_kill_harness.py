@@ -38,6 +38,15 @@ What the checks allow, precisely (``base`` = events in the log when the round st
   checkpoint (written at the last clean close, by the child or by the previous round's check;
   what came after it is scanned) and with ``enable_index_checkpoint=False``: each round checks
   both.
+- Consume-transform-produce with tracking (op ``ctp``: the next inputs of the worker region
+  after ``tracking_position("ctp")``, some turned into output events on ``ctp:out``, appended
+  with ``tracking=ep.Tracking("ctp", <last input read>)``, possibly with no event at all): the
+  recovered tracking position is the one of the last ``ctp`` op of the recovered prefix of
+  ops (an op with no event may be in or out of it, as long as the prefix stays a prefix and
+  holds every op acknowledged durable), never ahead of the output it committed with nor
+  behind it; and over the whole log each input is turned into output at most once (the
+  outputs' inputs strictly rise), every output's input is a visible event of the region at
+  or before the tracking position. Both opens (index checkpoint and full scan) agree.
 - Durable worker (checkpoint id ``kill-harness``, region ``Region.entity("acct")``): the child's
   deliveries are the region's visible events right after the previous checkpoint, in order,
   without gaps; the checkpoint after the kill is the previous one or the end of a delivered
@@ -81,11 +90,14 @@ REGION_PREFIX = "acct"
 REGION = ep.Region.entity(REGION_PREFIX)
 SAFETY_NET_S = 120.0  # fails a hung child or worker; never a pass/fail threshold
 
+CTP_NAME, CTP_OUT = "ctp", "ctp:out"
+
 PROFILES: dict[str, dict[str, float]] = {
     "appends": {"append": 1.0},
     "batches": {"batch": 1.0, "append": 0.2},
     "fences": {"fence": 1.0, "cancel": 0.6, "append": 0.5},
-    "mixed": {"append": 1.0, "batch": 1.0, "fence": 0.4, "cancel": 0.25, "reopen": 0.02},
+    "consumer": {"append": 1.0, "batch": 0.3, "ctp": 1.0, "reopen": 0.02},
+    "mixed": {"append": 1.0, "batch": 1.0, "fence": 0.4, "cancel": 0.25, "ctp": 0.4, "reopen": 0.02},
 }
 
 
@@ -101,6 +113,8 @@ class Op:
     events: list[tuple[str, str, str, dict[str, Any], list[Any] | None, str | None]]
     receipts: list[list[Any]] | None = None  # [seq, id hex, clock, hash hex, timestamp, durable]
     synced: bool = False  # a sync() that started after this op returned has returned
+    tracking: int | None = None  # a ctp op: the tracking position it records
+    inputs: list[int] = field(default_factory=list)  # a ctp op: the inputs it read
 
 
 @dataclass
@@ -121,6 +135,7 @@ class Report:
             t = msg["t"]
             if t == "att":
                 op = Op(msg["op"], msg["type"], msg["fence"], [tuple(e) for e in msg["ev"]])
+                op.tracking, op.inputs = msg.get("trk"), msg.get("in", [])
                 report.ops.append(op)
                 by_id[op.op_id] = op
             elif t == "ack":
@@ -216,6 +231,7 @@ class DirState:
     keys: list[tuple[Any, ...]] = field(default_factory=list)  # every visible event, as verified
     hidden: int = 0  # hidden events in the log
     checkpoint: int | None = None  # position in the worker's checkpoint file (None: no file)
+    tracking: int | None = None  # the ctp consumer's tracking position, as verified
 
 
 @dataclass
@@ -236,6 +252,9 @@ class Tally:
     inherited_correlations: int = 0
     causal_checks_loaded: int = 0  # causal checks of a store opened from the index checkpoint
     causal_checks_full_scan: int = 0  # ... and of one opened with enable_index_checkpoint=False
+    tracked_rounds: int = 0  # rounds whose recovered log holds a tracking position
+    tracking_only_commits: int = 0  # recovered ctp ops that committed a position and no event
+    ctp_cut_mid_op: int = 0  # rounds killed with a ctp op attempted and not acknowledged
     profiles: Counter[str] = field(default_factory=Counter)
 
     def add(self, other: Tally) -> None:
@@ -329,10 +348,11 @@ def check_causal_fields(
 
 def check_round_log(
     state: DirState, report: Report, sync: str, events: list[ep.Event], n: int, tally: Tally
-) -> tuple[int, int, list[uuid.UUID]]:
+) -> tuple[int, int, list[uuid.UUID], range]:
     """Checks the round's part of the log against the reports; returns (visible, hidden) counts
-    of the round's surviving events, and the ids of acknowledged events that are not visible
-    (hidden, or lost with an op the crash cut off)."""
+    of the round's surviving events, the ids of acknowledged events that are not visible
+    (hidden, or lost with an op the crash cut off), and the numbers of ops the recovered
+    prefix may hold (several, when ops of no event lie at its end)."""
     ops = report.ops
     base = state.base_n
     cum = [0]
@@ -344,6 +364,7 @@ def check_round_log(
     near = [c for c in cum if abs(c - written) <= 12]
     assert written in cum, f"{written} new events cut an op in half (ops end at ...{near}...)"
     cut = cum.index(written)
+    cut_hi = len(cum) - 1 - cum[::-1].index(written)  # ops of no event may follow the cut
     for reported_n, attempted in report.opens:
         assert reported_n == base + cum[attempted], "the child's store opened with a different log length"
 
@@ -352,12 +373,14 @@ def check_round_log(
             continue
         expected = list(range(base + cum[i], base + cum[i + 1]))
         assert [r[0] for r in op.receipts] == expected, f"op {op.op_id}: receipts name other sequences"
-        durable = all(r[5] for r in op.receipts)
+        # An op of no event (a tracking record alone) has no receipt to say it is durable:
+        # under sync="always" it was fsynced before it returned.
+        durable = all(r[5] for r in op.receipts) if op.receipts else sync == "always"
         if sync == "always":
             assert durable, f"op {op.op_id}: receipt under sync='always' is not durable"
         fence_acked = op.fence is not None and "fack" in report.fences[op.fence]
         if durable or op.synced or fence_acked:
-            assert i < cut, f"acknowledged durable op {op.op_id} ({op.op_type}) is missing after the crash"
+            assert i < cut_hi, f"acknowledged durable op {op.op_id} ({op.op_type}) is missing after the crash"
     tally.killed_mid_op += any(op.receipts is None for op in ops)
 
     by_seq = {e.global_sequence: e for e in events}
@@ -414,7 +437,43 @@ def check_round_log(
         for r in op.receipts
         if r[0] not in visible_model
     ]
-    return len(visible_model), written - len(visible_model), absent
+    durable_ops = [
+        i
+        for i, op in enumerate(ops)
+        if op.receipts is not None
+        and (op.synced or (all(r[5] for r in op.receipts) if op.receipts else sync == "always"))
+    ]
+    lowest = max(cut, max(durable_ops, default=-1) + 1)
+    return len(visible_model), written - len(visible_model), absent, range(lowest, cut_hi + 1)
+
+
+def check_tracking(
+    store: ep.Store, state: DirState, report: Report, prefixes: range, events: list[ep.Event], tally: Tally
+) -> None:
+    """The consumer's tracking position is the one of the last ctp op in the recovered prefix
+    (whose length may be any of ``prefixes``), and its outputs turn each input into output at
+    most once, each output's input at or before that position."""
+    position = store.tracking_position(CTP_NAME)
+    allowed = set()
+    for k in prefixes:
+        tracked = [op.tracking for op in report.ops[:k] if op.op_type == "ctp"]
+        allowed.add(tracked[-1] if tracked else state.tracking)
+    shown = sorted(allowed, key=str)
+    assert position in allowed, f"tracking position {position}, the recovered prefix allows {shown}"
+    for k in prefixes:
+        ctp = [op for op in report.ops[:k] if op.op_type == "ctp"]
+        if ctp and ctp[-1].tracking == position:
+            tally.tracking_only_commits += not ctp[-1].events
+            break
+    tally.ctp_cut_mid_op += any(op.op_type == "ctp" and op.receipts is None for op in report.ops)
+    by_seq = {e.global_sequence: e for e in events}
+    inputs = [e.payload["in"] for e in events if e.entity == CTP_OUT]
+    assert inputs == sorted(set(inputs)), f"an input was turned into output twice: {inputs[-20:]}"
+    for seq in inputs:
+        assert position is not None and seq <= position, f"output of input {seq} is past tracking {position}"
+        assert seq in by_seq and REGION.matches(by_seq[seq].coordinate, by_seq[seq].kind), f"input {seq}"
+    tally.tracked_rounds += position is not None
+    state.tracking = position
 
 
 def check_causal_indexes(store: ep.Store, events: list[ep.Event], absent: list[uuid.UUID]) -> None:
@@ -566,8 +625,9 @@ def verify_round(
         old = [event_key(e) for e in events if e.global_sequence < state.base_n]
         assert old == state.keys, "events recovered in an earlier round changed or vanished"
         check_events_and_chains(store, events, n)
-        _, hidden, absent = check_round_log(state, report, config["sync"], events, n, tally)
+        _, hidden, absent, prefixes = check_round_log(state, report, config["sync"], events, n, tally)
         assert n == len(events) + state.hidden + hidden, "stats()['events'] != visible + hidden events"
+        check_tracking(store, state, report, prefixes, events, tally)
         check_causal_indexes(store, events, absent)
         tally_causal_check(store, tally)
         read_only = verify_options.get("read_only", False)
@@ -584,6 +644,7 @@ def verify_round(
     with ep.Store.open(state.path, **other) as store:
         events = store.query(ep.Region.all())
         assert [event_key(e) for e in events] == state.keys, "a second open reads another log"
+        assert store.tracking_position(CTP_NAME) == state.tracking, "a second open reads another position"
         check_causal_indexes(store, events, absent)
         tally_causal_check(store, tally)
 
@@ -652,5 +713,7 @@ def test_sigkilled_writers_keep_every_durability_promise(tmp_path, event_key):
         assert min(total.linked_events, total.prior_item_links, total.foreign_causes) > 0
         assert min(total.hidden_causes, total.inherited_correlations) > 0
         assert min(total.causal_checks_loaded, total.causal_checks_full_scan) > 0
+        # tracking positions were recovered, some committed with no event
+        assert min(total.tracked_rounds, total.tracking_only_commits) > 0
     # the harness is not vacuous: kills land in the middle of appends
     assert total.killed_mid_op > 0

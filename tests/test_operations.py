@@ -98,7 +98,7 @@ def test_every_kind_of_region_is_read_back_from_its_identity(store: ep.Store, re
 def test_checkpoints_without_a_readable_region_have_no_lag(store: ep.Store, data_dir: Path) -> None:
     store.append(("a", "eu"), "k", 1)
     ep.Cursor.save_checkpoint(data_dir, "bare", ep.CursorCheckpoint(0, True))
-    future = ep.CursorCheckpoint(0, True, region_identity="entity=*|scope=*|kind=*|clock=*|tags=x")
+    future = ep.CursorCheckpoint(0, True, region_identity="entity=*|scope=*|kind=*|clock=*|colour=x")
     ep.Cursor.save_checkpoint(data_dir, "future", future)
     bare, fut = store.checkpoints()
     assert (bare.checkpoint_id, bare.region_identity, bare.position, bare.lag_events, bare.lag_seconds) == (

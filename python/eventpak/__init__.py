@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from . import _native, errors
 from ._native import (
+    AppendCondition,
     AppendReceipt,
     AppendRequest,
     Coordinate,
@@ -23,11 +24,13 @@ from ._native import (
     GapObservation,
     PriorItem,
     Region,
+    Tracking,
     __version__,
 )
 from .config import StoreConfig, StoreOptions, StoreStats, SyncMode
 from .dead_letters import DeadLetter
 from .errors import (
+    AppendConditionFailed,
     BatchTooLarge,
     CacheFailed,
     CheckpointInUse,
@@ -51,6 +54,7 @@ from .errors import (
     InvalidIdempotencyKey,
     InvalidKind,
     InvalidRegion,
+    InvalidTag,
     PayloadNotDecodable,
     PayloadNotSerializable,
     ReadOnlyStore,
@@ -58,6 +62,7 @@ from .errors import (
     StorageFailed,
     StoreClosed,
     StoreLocked,
+    TrackingConflict,
     UpcastFailed,
     WorkerCrashed,
 )
@@ -106,6 +111,8 @@ def _at_exit() -> None:
 
 
 __all__ = [
+    "AppendCondition",
+    "AppendConditionFailed",
     "AppendOptions",
     "AppendReceipt",
     "AppendRequest",
@@ -152,6 +159,7 @@ __all__ = [
     "InvalidIdempotencyKey",
     "InvalidKind",
     "InvalidRegion",
+    "InvalidTag",
     "NativeCache",
     "NoCache",
     "PayloadNotDecodable",
@@ -175,6 +183,8 @@ __all__ = [
     "StoreOptions",
     "StoreStats",
     "SyncMode",
+    "Tracking",
+    "TrackingConflict",
     "UpcastFailed",
     "Upcasters",
     "VerifyProblem",

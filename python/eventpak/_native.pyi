@@ -12,9 +12,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar, Literal, Self, SupportsIndex, TypeAlias, TypeVar, final, overload
 
 __all__ = [
+    "AppendCondition",
     "AppendReceipt",
     "AppendRequest",
     "CacheMeta",
+    "CommitNotifier",
     "Coordinate",
     "Cursor",
     "CursorCheckpoint",
@@ -26,6 +28,7 @@ __all__ = [
     "NativeStore",
     "PriorItem",
     "Region",
+    "Tracking",
     "WorkerLease",
     "__version__",
     "after_fork_in_child",
@@ -82,12 +85,20 @@ _T = TypeVar("_T")
 
 @final
 class Region:
-    """The read predicate of queries, cursors and workers. Builders return new regions
-    and raise ``InvalidRegion`` for a bad filter value."""
+    """The read predicate of queries, cursors, workers, projections and append conditions.
+    Builders return new regions and raise ``InvalidRegion`` for a bad filter value
+    (``InvalidTag`` for a bad tag)."""
 
     @staticmethod
     def all() -> Region:
         """The region matching every event."""
+    @staticmethod
+    def any_of(regions: Sequence[Region]) -> Region:
+        """The union of ``regions``: the events any of them matches, each once, in commit
+        order. Nested unions are flattened and members kept once in the order of their
+        identities (so the identity does not depend on how the union was written); a
+        union of one region is that region; no region raises ``InvalidRegion``. A union
+        takes no filter of its own: its builders raise ``InvalidRegion``."""
     @staticmethod
     def entity(name: str, *, exact: bool = False) -> Region:
         """Events of entity ``name`` and of entities in its namespace (``name:...``); with
@@ -106,12 +117,33 @@ class Region:
         """This region accepting the kinds that start with ``prefix``."""
     def with_clock_range(self, start: int, end: int) -> Region:
         """This region restricted to entity clocks (``entity_sequence``) ``start..=end``."""
-    def matches(self, coord: _CoordinateLike, kind: str, entity_sequence: int | None = None) -> bool:
-        """True when an event at ``coord`` with ``kind`` matches; the clock range is checked
-        only when ``entity_sequence`` is given."""
+    def with_tags(self, tags: Sequence[str]) -> Region:
+        """This region restricted to events carrying every one of ``tags`` (matched
+        literally), besides the tags it already requires; an empty sequence changes
+        nothing. A bad tag raises ``InvalidTag``."""
+    def matches(
+        self,
+        coord: _CoordinateLike,
+        kind: str,
+        entity_sequence: int | None = None,
+        *,
+        tags: Sequence[str] | None = None,
+    ) -> bool:
+        """True when an event at ``coord`` with ``kind``, carrying ``tags``, matches (for a
+        union: when a member does); the clock range is checked only when
+        ``entity_sequence`` is given."""
+    @property
+    def tags(self) -> list[str]:
+        """The tags every matching event carries, sorted (empty for a union)."""
+    @property
+    def members(self) -> list[Region]:
+        """The members of a union, in the order of their identities; empty for a region
+        that is not a union."""
     @property
     def checkpoint_identity(self) -> str:
-        """Stable, injective name of every filter; bound into durable cursor checkpoints."""
+        """Stable, injective name of every filter; bound into durable cursor checkpoints.
+        Tags add a last field ``|tags=a,b``; a union is ``any=<n>|`` followed by its
+        members' identities."""
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
@@ -179,6 +211,9 @@ class Event:
     @property
     def payload_bytes(self) -> bytes:
         """The raw msgpack bytes of the payload, as stored (never upcast)."""
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """The event's tags, as given at append and in that order (empty when none)."""
     def decode(self, cls: type[_T]) -> _T:
         """The payload as an instance of ``cls``, an ``@ep.event_type`` dataclass. Raises
         ``TypeError`` when ``cls`` is not one, is declared for another kind or another payload
@@ -250,6 +285,7 @@ class AppendRequest:
         correlation_id: _EventId | None = None,
         caused_by: _Cause | None = None,
         payload_version: int | None = None,
+        tags: Sequence[str] | None = None,
     ) -> Self:
         """A request; see ``NativeStore.append`` for the arguments. In a batch,
         ``ep.PriorItem(k)`` names item ``k`` (an earlier one) as the cause."""
@@ -280,6 +316,49 @@ class AppendRequest:
     @property
     def payload_version(self) -> int | None:
         """The payload's schema version, as given (``None``: not given, stored as 0)."""
+    @property
+    def tags(self) -> Sequence[str] | None:
+        """The tags, as given."""
+
+@final
+class AppendCondition:
+    """Fails an append when a visible event matching ``fail_if_events_match`` was committed
+    after the global sequence ``after`` (at all, when ``after`` is ``None``): the check and
+    the write are one atomic step, across processes sharing the data dir too."""
+
+    def __new__(cls, fail_if_events_match: Region, after: int | None = None) -> Self:
+        """A condition; ``after`` is a global sequence (typically the position of the last
+        event read when deciding)."""
+    @property
+    def fail_if_events_match(self) -> Region:
+        """The events that must not exist after ``after``."""
+    @property
+    def after(self) -> int | None:
+        """Only events strictly after this global sequence count (``None``: every event)."""
+    def __getnewargs__(self) -> tuple[Region, int | None]:
+        """``(fail_if_events_match, after)``, for pickling and copying."""
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Tracking:
+    """A consumer's position ``position`` in its input ``name``, recorded atomically with the
+    batch that processed it (``append_batch(items, tracking=...)``): it takes no global
+    sequence, and a position at or below the recorded one raises ``TrackingConflict``."""
+
+    def __new__(cls, name: str, position: int) -> Self:
+        """A tracking record; ``name`` follows the tag rules (1-255 bytes of UTF-8 without
+        control bytes; else ``InvalidArgument``)."""
+    @property
+    def name(self) -> str:
+        """The tracking name (typically the upstream the consumer reads)."""
+    @property
+    def position(self) -> int:
+        """The position reached in that input."""
+    def __getnewargs__(self) -> tuple[str, int]:
+        """``(name, position)``, for pickling and copying."""
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
 
 @final
 class PriorItem:
@@ -498,13 +577,27 @@ class NativeStore:
         correlation_id: _EventId | None = None,
         caused_by: _Cause | None = None,
         payload_version: int | None = None,
+        tags: Sequence[str] | None = None,
+        condition: AppendCondition | None = None,
+        tracking: Tracking | None = None,
     ) -> AppendReceipt:
         """Appends one event and returns its receipt. Raises ``FenceActive`` while a fence
         is open, ``ConcurrencyConflict`` when ``expected_sequence`` is not the entity's clock,
-        ``InvalidCausation`` for ``caused_by`` together with ``causation_id``."""
-    def append_batch(self, items: Iterable[_BatchItem]) -> list[AppendReceipt]:
+        ``InvalidCausation`` for ``caused_by`` together with ``causation_id``, ``InvalidTag``
+        for a bad tag, ``AppendConditionFailed`` when ``condition`` fails and
+        ``TrackingConflict`` when ``tracking`` is not past the recorded position."""
+    def append_batch(
+        self,
+        items: Iterable[_BatchItem],
+        *,
+        condition: AppendCondition | None = None,
+        tracking: Tracking | None = None,
+    ) -> list[AppendReceipt]:
         """Appends ``AppendRequest`` items or ``(coord, kind, payload)`` tuples atomically
-        (all or none); one receipt per item. Raises ``BatchTooLarge`` past the limits."""
+        (all or none); one receipt per item. Raises ``BatchTooLarge`` past the limits. With
+        ``condition`` and ``tracking``, as ``append`` (``items`` may then be empty)."""
+    def tracking_position(self, name: str) -> int | None:
+        """The position last recorded for tracking name ``name``, or ``None``."""
     def _append_reserved_batch(self, items: Iterable[_BatchItem]) -> list[AppendReceipt]:
         """Like ``append_batch``, for events the store writes itself: the reserved kinds
         ``eventpak.denial``, ``eventpak.bypass`` and ``eventpak.dead_letter`` are accepted beside

@@ -194,6 +194,8 @@ def dead_letter_filter(
     (``Region.all()``, an entity or scope region) does not get them. Left-out events still
     move the worker's position on.
     """
+    if region.members:
+        return _union_filter(region.members, checkpoint_id)
     # The identity names every filter (values escaped, which leaves these names alone).
     fields = dict(part.partition("=")[::2] for part in region.checkpoint_identity.split("|"))
     entity = fields.get("entity", "*").removeprefix("=")
@@ -206,3 +208,21 @@ def dead_letter_filter(
     if own is None or not region.matches((own, DEAD_LETTER_SCOPE), DEAD_LETTER_KIND):
         return None
     return lambda batch: [e for e in batch if e.kind != DEAD_LETTER_KIND or e.entity != own]
+
+
+def _union_filter(
+    members: list[Region], checkpoint_id: str | None
+) -> Callable[[list[Event]], list[Event]] | None:
+    """The filter of a union: a dead letter stays when a member that matches it lets it
+    through (as that member's own worker would)."""
+    filters = [(member, dead_letter_filter(member, checkpoint_id)) for member in members]
+    if all(f is None for _, f in filters):
+        return None
+
+    def kept(event: Event) -> bool:
+        return any(
+            member.matches(event.coordinate, event.kind, tags=event.tags) and (f is None or f([event]))
+            for member, f in filters
+        )
+
+    return lambda batch: [e for e in batch if e.kind != DEAD_LETTER_KIND or kept(e)]

@@ -7,8 +7,9 @@ attributes (``path``, ``offset``, ``entity``, ...) and builds its message from t
 message reads the same whichever layer raised it: what happened, then what to do.
 
 This module defines the errors of the log itself (bad input, the store's state, its files);
-the errors of the layers above it (cursor checkpoints, workers, caches, gates, upcasters) are
-defined beside them in ``_service_errors`` and exported from here too.
+the errors of tags, conditions and tracking records (``_guard_errors``) and of the layers
+above the log (cursor checkpoints, workers, caches, gates, upcasters: ``_service_errors``)
+are defined beside them and exported from here too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import os
 
 from ._error_base import EventpakError
+from ._guard_errors import AppendConditionFailed, InvalidTag, TrackingConflict
 from ._service_errors import (
     CacheFailed,
     CheckpointInUse,
@@ -29,6 +31,7 @@ from ._service_errors import (
 )
 
 __all__ = [
+    "AppendConditionFailed",
     "BatchTooLarge",
     "CacheFailed",
     "CheckpointInUse",
@@ -52,6 +55,7 @@ __all__ = [
     "InvalidIdempotencyKey",
     "InvalidKind",
     "InvalidRegion",
+    "InvalidTag",
     "PayloadNotDecodable",
     "PayloadNotSerializable",
     "ReadOnlyStore",
@@ -59,6 +63,7 @@ __all__ = [
     "StorageFailed",
     "StoreClosed",
     "StoreLocked",
+    "TrackingConflict",
     "UpcastFailed",
     "WorkerCrashed",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -52,8 +52,10 @@ class Fence:
         expected_sequence: int | None = None,
         causation_id: Any = None,
         correlation_id: Any = None,
+        tags: Sequence[str] | None = None,
     ) -> AppendReceipt:
-        """Appends one event through the fence (same options as ``Store.append``)."""
+        """Appends one event through the fence (same options as ``Store.append``; a fence
+        takes no ``condition`` nor ``tracking``)."""
         request = AppendRequest(
             coord,
             kind,
@@ -62,6 +64,7 @@ class Fence:
             expected_sequence=expected_sequence,
             causation_id=causation_id,
             correlation_id=correlation_id,
+            tags=tags,
         )
         return self.append_batch([request])[0]
 

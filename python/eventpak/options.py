@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any, TypedDict
 
-from ._native import AppendReceipt, AppendRequest, Coordinate, Event, PriorItem
+from ._native import AppendCondition, AppendReceipt, AppendRequest, Coordinate, Event, PriorItem, Tracking
 
-__all__ = ["AppendOptions", "BatchItem", "CoordinateLike"]
+__all__ = ["AppendOptions", "BatchItem", "CoordinateLike", "EventOptions"]
 
 CoordinateLike = Coordinate | tuple[str, str]
 BatchItem = AppendRequest | tuple[CoordinateLike, str, Any]
 
 
-class AppendOptions(TypedDict, total=False):
-    """Optional keywords of :meth:`Store.append`."""
+class EventOptions(TypedDict, total=False):
+    """Optional keywords of one event (:class:`AppendRequest`, a fence's ``append``)."""
 
     idempotency_key: str | bytes | None
     """At most 64 bytes: a retry with the same key and content returns the original
@@ -33,3 +34,20 @@ class AppendOptions(TypedDict, total=False):
     payload_version: int | None
     """The schema version of the payload (default 0), stored with the event; upcasters bring
     older versions up to date on read."""
+    tags: Sequence[str] | None
+    """Labels the event carries, kept in this order (``event.tags``) and indexed:
+    ``Region.all().with_tags([...])`` finds the events carrying them. At most 64, each 1-255
+    bytes of UTF-8 without control bytes, none twice; else ``ep.InvalidTag``."""
+
+
+class AppendOptions(EventOptions, total=False):
+    """Optional keywords of :meth:`Store.append`: those of one event, and what the append
+    may carry besides it."""
+
+    condition: AppendCondition | None
+    """Appends only if no visible event matching ``condition.fail_if_events_match`` was
+    committed after ``condition.after``, checked in one atomic step with the write; else
+    ``ep.AppendConditionFailed`` and nothing is written."""
+    tracking: Tracking | None
+    """Records ``tracking.position`` for ``tracking.name`` in the same atomic commit (see
+    ``Store.append_batch``)."""

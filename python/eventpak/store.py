@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack
 
-from ._native import AppendReceipt, Cursor, Event, NativeStore, Region
+from ._native import AppendCondition, AppendReceipt, Cursor, Event, NativeStore, Region, Tracking
 from .config import StoreConfig, StoreOptions, StoreStats
 from .dead_letters import DeadLetter, read_dead_letters
 from .errors import Denial, InvalidConfig, StoreClosed
@@ -95,10 +95,31 @@ class Store:
         payload is any msgpack-encodable value. See :class:`AppendOptions` for the options."""
         return self._native.append(coord, kind, payload, **options)
 
-    def append_batch(self, items: Iterable[BatchItem]) -> list[AppendReceipt]:
+    def append_batch(
+        self,
+        items: Iterable[BatchItem],
+        *,
+        condition: AppendCondition | None = None,
+        tracking: Tracking | None = None,
+    ) -> list[AppendReceipt]:
         """Appends ``(coord, kind, payload)`` tuples or :class:`AppendRequest` items
-        atomically: all are written, or none. Returns one receipt per item."""
-        return self._native.append_batch(items)
+        atomically: all are written, or none. Returns one receipt per item.
+
+        With ``condition``, the batch is written only if no visible event matching
+        ``condition.fail_if_events_match`` was committed after ``condition.after`` (checked
+        in the same atomic step as the write, across processes too); else
+        ``ep.AppendConditionFailed`` names the first such event and nothing is written.
+        With ``tracking``, ``tracking.position`` is recorded for ``tracking.name`` in the
+        same commit (it takes no global sequence, and ``items`` may be empty); a position at
+        or below the recorded one raises ``ep.TrackingConflict`` and writes nothing. A keyed
+        batch already committed returns its original receipts before either is checked."""
+        return self._native.append_batch(items, condition=condition, tracking=tracking)
+
+    def tracking_position(self, name: str) -> int | None:
+        """The position last recorded for tracking name ``name`` (``append_batch(...,
+        tracking=ep.Tracking(name, position))``), or ``None``. It survives reopen and, like
+        its batch, is there after a crash or not at all."""
+        return self._native.tracking_position(name)
 
     def append_denial(self, denial: Denial, proposal: Proposal) -> AppendReceipt:
         """Records ``denial`` of ``proposal`` as a reserved ``eventpak.denial`` event on the

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 from .._native import AppendReceipt, AppendRequest
 from ..fence import Fence
-from ..options import AppendOptions, BatchItem, CoordinateLike
+from ..options import BatchItem, CoordinateLike, EventOptions
 
 if TYPE_CHECKING:
     from .store import AsyncStore
@@ -38,7 +38,7 @@ class AsyncFence:
         return self
 
     async def append(
-        self, coord: CoordinateLike, kind: str, payload: Any, **options: Unpack[AppendOptions]
+        self, coord: CoordinateLike, kind: str, payload: Any, **options: Unpack[EventOptions]
     ) -> AppendReceipt:
         """Appends one event through the fence (options of ``Store.append``)."""
         receipts = await self.append_batch([AppendRequest(coord, kind, payload, **options)])

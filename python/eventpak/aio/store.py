@@ -11,10 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, Unpack
 
-from .._native import AppendReceipt, AppendRequest, Event, Region
+from .._native import AppendCondition, AppendReceipt, AppendRequest, Event, Region, Tracking
 from ..config import StoreConfig, StoreOptions, StoreStats
 from ..errors import FenceActive, StoreClosed
-from ..options import AppendOptions, BatchItem, CoordinateLike
+from ..options import BatchItem, CoordinateLike, EventOptions
 from ..projection import Freshness, Projection
 from ..store import Store
 from ..verify import Progress, VerifyReport
@@ -74,21 +74,44 @@ class AsyncStore:
         return self._store.path
 
     async def append(
-        self, coord: CoordinateLike, kind: str, payload: Any, **options: Unpack[AppendOptions]
+        self,
+        coord: CoordinateLike,
+        kind: str,
+        payload: Any,
+        *,
+        condition: AppendCondition | None = None,
+        tracking: Tracking | None = None,
+        **options: Unpack[EventOptions],
     ) -> AppendReceipt:
         """Appends one event (see ``Store.append``). Appends of concurrent tasks share one
-        engine call and one fsync. Cancelling it before it is written means it is not."""
+        engine call and one fsync. Cancelling it before it is written means it is not. An
+        append with a ``condition`` or ``tracking`` is its own engine call on the pool."""
         if self._fence_task is not None and asyncio.current_task() is self._fence_task:
             raise FenceActive()  # it would wait for its own task's fence
         if self.closed:
             raise StoreClosed(self.path)
+        if condition is not None or tracking is not None:
+            call = functools.partial(self._native.append, condition=condition, tracking=tracking, **options)
+            return await self._offload(call, coord, kind, payload)
         return await self._appender.append(AppendRequest(coord, kind, payload, **options))
 
-    async def append_batch(self, items: Iterable[BatchItem]) -> list[AppendReceipt]:
-        """Appends items atomically (see ``Store.append_batch``)."""
+    async def append_batch(
+        self,
+        items: Iterable[BatchItem],
+        *,
+        condition: AppendCondition | None = None,
+        tracking: Tracking | None = None,
+    ) -> list[AppendReceipt]:
+        """Appends items atomically, with an optional ``condition`` and ``tracking`` record
+        (see ``Store.append_batch``)."""
         if self._fence_task is not None and asyncio.current_task() is self._fence_task:
             raise FenceActive()
-        return await self._offload(self._native.append_batch, list(items))
+        call = functools.partial(self._native.append_batch, condition=condition, tracking=tracking)
+        return await self._offload(call, list(items))
+
+    async def tracking_position(self, name: str) -> int | None:
+        """The position last recorded for tracking name ``name``, or ``None``."""
+        return await self._offload(self._native.tracking_position, name)
 
     async def get(self, event_id: uuid.UUID | str) -> Event:
         """The event with this id; raises ``ep.EventNotFound``."""

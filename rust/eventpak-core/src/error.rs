@@ -34,6 +34,13 @@ pub enum Error {
     /// A cursor checkpoint id breaks the naming rules (it names a file).
     #[error("invalid checkpoint id: {0}")]
     InvalidCheckpointId(String),
+    /// A tag breaks the tag rules (1-255 bytes of UTF-8 without control bytes, at most 64
+    /// per event, none twice on one event).
+    #[error("invalid tag: {0}")]
+    InvalidTag(String),
+    /// A tracking record names no valid tracking name (same rules as a tag).
+    #[error("invalid tracking name: {0}")]
+    InvalidTrackingName(String),
     /// One event is larger than `max_event_bytes`.
     #[error("event of {size} bytes exceeds max_event_bytes={max}")]
     EventTooLarge {
@@ -84,6 +91,24 @@ pub enum Error {
     /// An idempotency key was reused for different content, or a batch is partly committed.
     #[error("idempotency conflict: {0}")]
     IdempotencyConflict(String),
+    /// An append condition failed: a visible event matching its region was committed after
+    /// its position. Nothing was written.
+    #[error("append condition failed: event {global_sequence} matches the condition's region")]
+    AppendConditionFailed {
+        /// The first matching event.
+        global_sequence: u64,
+    },
+    /// A tracking record's position is not past the one already recorded for its name.
+    /// Nothing was written.
+    #[error("tracking {name:?}: position {position} is not after the recorded {recorded}")]
+    TrackingConflict {
+        /// The tracking name.
+        name: String,
+        /// The position the append asked to record.
+        position: u64,
+        /// The position already recorded.
+        recorded: u64,
+    },
     /// A plain append was attempted while a visibility fence is open.
     #[error("a visibility fence is open: append through the fence, or commit or cancel it first")]
     FenceActive,

@@ -40,6 +40,8 @@ pub struct AppendRequest {
     pub correlation_from_cause: bool,
     /// Schema version of the payload (0 unless the caller versions its payloads).
     pub payload_version: u32,
+    /// Tags, in the caller's order (see [`crate::tags`]).
+    pub tags: Vec<String>,
 }
 
 /// A committed event, decoded from its frame.
@@ -73,6 +75,8 @@ pub struct EventRecord {
     pub payload_version: u32,
     /// msgpack payload bytes.
     pub payload: Vec<u8>,
+    /// Tags, in the order they were given (format version 3; empty before).
+    pub tags: Vec<String>,
 }
 
 impl EventRecord {
@@ -98,11 +102,15 @@ pub struct HashedFields<'a> {
     pub payload_version: u32,
     /// msgpack payload bytes.
     pub payload: &'a [u8],
+    /// The tags section as a frame stores it ([`crate::segment::encode_tags`]); empty for
+    /// an event without tags, which then hashes as in format versions 1 and 2.
+    pub tags: &'a [u8],
 }
 
 impl EventRecord {
-    /// The fields of this record the chain hash covers.
-    pub fn hashed_fields(&self) -> HashedFields<'_> {
+    /// The fields of this record the chain hash covers; `tags` is its tags section
+    /// (`segment::encode_tags(&self.tags)`).
+    pub fn hashed_fields<'a>(&'a self, tags: &'a [u8]) -> HashedFields<'a> {
         HashedFields {
             entity_sequence: self.entity_sequence,
             entity: &self.entity,
@@ -110,21 +118,25 @@ impl EventRecord {
             kind: &self.kind,
             payload_version: self.payload_version,
             payload: &self.payload,
+            tags,
         }
     }
 }
 
 /// The chain hash of an event. It covers the previous hash, the entity clock, the
 /// coordinate, the kind and the payload, each length-prefixed so that no two different
-/// inputs share an encoding, then the payload version when it is not 0 (the payload's
-/// length prefix tells where the payload ends, so the suffix is unambiguous): moving,
-/// reordering or editing an event breaks the chain.
+/// inputs share an encoding, then a suffix: nothing, or the payload version (u32) when it
+/// is not 0, or, for an event with tags, the payload version (even 0) followed by the tags
+/// section (count, then each tag length-prefixed). The payload's length prefix tells where
+/// the suffix starts, and the three suffix forms are 0, 4 and at least 7 bytes long, the
+/// last self-delimiting, so the encoding stays unambiguous: moving, reordering or editing
+/// an event (its tags included) breaks the chain.
 pub fn chain_hash(prev_hash: &Hash, fields: HashedFields<'_>) -> Hash {
-    let HashedFields { entity_sequence, entity, scope, kind, payload_version, payload } = fields;
+    let HashedFields { entity_sequence, entity, scope, kind, payload_version, payload, tags } = fields;
     let parts = [entity.as_bytes(), scope.as_bytes(), kind.as_bytes(), payload];
     let version_bytes = payload_version.to_le_bytes();
-    let version: &[u8] = if payload_version == 0 { &[] } else { &version_bytes };
-    let total = 40 + parts.iter().map(|p| 8 + p.len()).sum::<usize>() + version.len();
+    let version: &[u8] = if payload_version == 0 && tags.is_empty() { &[] } else { &version_bytes };
+    let total = 40 + parts.iter().map(|p| 8 + p.len()).sum::<usize>() + version.len() + tags.len();
     // Small events (the common case) are assembled on the stack and hashed in one call:
     // many tiny `update` calls cost more than the hashing itself.
     const INLINE: usize = 1024;
@@ -138,8 +150,10 @@ pub fn chain_hash(prev_hash: &Hash, fields: HashedFields<'_>) -> Hash {
             buf[at + 8..at + 8 + part.len()].copy_from_slice(part);
             at += 8 + part.len();
         }
-        buf[at..at + version.len()].copy_from_slice(version);
-        at += version.len();
+        for suffix in [version, tags] {
+            buf[at..at + suffix.len()].copy_from_slice(suffix);
+            at += suffix.len();
+        }
         return *blake3::hash(&buf[..at]).as_bytes();
     }
     let mut h = blake3::Hasher::new();
@@ -150,6 +164,7 @@ pub fn chain_hash(prev_hash: &Hash, fields: HashedFields<'_>) -> Hash {
         h.update(part);
     }
     h.update(version);
+    h.update(tags);
     *h.finalize().as_bytes()
 }
 
@@ -278,7 +293,7 @@ mod tests {
         kind: &'a str,
         payload: &'a [u8],
     ) -> HashedFields<'a> {
-        HashedFields { entity_sequence: seq, entity, scope, kind, payload_version: 0, payload }
+        HashedFields { entity_sequence: seq, entity, scope, kind, payload_version: 0, payload, tags: &[] }
     }
 
     #[test]
@@ -302,5 +317,19 @@ mod tests {
         h.update(&1u32.to_le_bytes());
         assert_eq!(chain_hash(&[0; 32], big_v), *h.finalize().as_bytes());
         assert_ne!(chain_hash(&[0; 32], small_v), base);
+        let tagged = HashedFields { tags: &[1, 1, b't'], ..fields(0, "e", "s", "k", b"p") };
+        let mut expected = Vec::new();
+        for part in [&b"e"[..], b"s", b"k", b"p"] {
+            expected.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            expected.extend_from_slice(part);
+        }
+        let mut h = blake3::Hasher::new();
+        h.update(&[0; 32]);
+        h.update(&0u64.to_le_bytes());
+        h.update(&expected);
+        h.update(&0u32.to_le_bytes());
+        h.update(&[1, 1, b't']);
+        assert_eq!(chain_hash(&[0; 32], tagged), *h.finalize().as_bytes());
+        assert_ne!(chain_hash(&[0; 32], tagged), base);
     }
 }

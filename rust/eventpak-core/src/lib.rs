@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+mod conditions;
 mod config;
 mod coord;
 mod cursor;
@@ -24,6 +25,7 @@ mod region;
 mod region_identity;
 mod store;
 mod sync;
+mod tags;
 mod writer;
 
 #[doc(hidden)]
@@ -43,6 +45,7 @@ pub mod segment;
 #[doc(hidden)]
 pub mod visibility;
 
+pub use conditions::{validate_tracking_name, AppendCondition, CommitGuards, Tracking};
 pub use config::{SigningKeySeed, StoreConfig, SyncMode, MIN_SEGMENT_BYTES};
 pub use cursor::{wait_for_events, Cursor, GapObservation};
 pub use cursor_checkpoint::{validate_checkpoint_id, CursorCheckpoint, MAX_CHECKPOINT_ID_BYTES};
@@ -66,3 +69,4 @@ pub use store::{
     note_fork_in_child, CheckpointStatus, CommitNotifier, Lag, Stats, Store, VerifyProblem, VerifyReport,
     WorkerLease, LEASES_DIR, LOCK_FILE, STORE_ID_FILE,
 };
+pub use tags::{validate_tag, validate_tags, MAX_TAGS, MAX_TAG_BYTES};

@@ -27,10 +27,14 @@ impl ReplayTarget {
 }
 
 /// The region's kind filter narrowed to `kinds` (empty: every kind); `None` when nothing
-/// can match.
+/// can match. A union is narrowed member by member.
 pub(crate) fn narrowed(region: &Region, kinds: &BTreeSet<String>) -> Option<Region> {
     if kinds.is_empty() {
         return Some(region.clone());
+    }
+    if !region.any_of.is_empty() {
+        let members: Vec<Region> = region.any_of.iter().filter_map(|m| narrowed(m, kinds)).collect();
+        return Region::any_of(members).ok();
     }
     let keep: BTreeSet<String> = kinds.iter().filter(|k| region.kind_matches(k)).cloned().collect();
     if keep.is_empty() {

@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 use crate::index::{load_checkpoint, Index, NewEntry};
 use crate::io::Storage;
 use crate::segment::{
-    list_segments, load_seals, map_segment, scan_segment, SegmentHeader, SegmentSet, SEGMENT_HEADER_LEN,
-    SEGMENT_VERSION,
+    list_segments, load_seals, map_segment, scan_segment, LogFrame, SegmentHeader, SegmentSet,
+    FIRST_SEALED_VERSION, SEGMENT_HEADER_LEN, SEGMENT_VERSION,
 };
 use crate::visibility::Visibility;
 
@@ -108,7 +108,7 @@ pub fn recover(
                 let reason = format!("sealed at {} bytes but {} bytes long", seal.len, map.len());
                 return Err(Error::corrupt(path, map.len() as u64, reason));
             }
-            None if !newest && SegmentHeader::version_of(map) >= SEGMENT_VERSION => {
+            None if !newest && SegmentHeader::version_of(map) >= FIRST_SEALED_VERSION => {
                 return Err(Error::corrupt(path, 0, "a segment before the newest has no seal record"));
             }
             _ => {}
@@ -175,6 +175,14 @@ pub fn recover(
             if stopped(&index) {
                 return Ok(());
             }
+            let frame = match frame {
+                LogFrame::Event(frame) => frame,
+                LogFrame::Tracking(tracking) => {
+                    last_ts = last_ts.max(tracking.timestamp_us());
+                    index.record_tracking(tracking, position as u32, offset);
+                    return Ok(());
+                }
+            };
             let (entity, _, _) = frame.names();
             let visible = !hidden(frame.global_sequence);
             let id = u128::from_be_bytes(frame.event_id());

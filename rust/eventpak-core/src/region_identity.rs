@@ -4,8 +4,8 @@
 use crate::error::{Error, Result};
 use crate::region::Region;
 
-/// Undoes `region::escape`: `%25`, `%2A` and `%2C` become `%`, `*` and `,`. A bare `*` or
-/// `,` (which `escape` never leaves) and any other `%` sequence are refused.
+/// Undoes `region::escape`: `%25`, `%2A`, `%2C` and `%7C` become `%`, `*`, `,` and `|`. A
+/// bare `*` or `,` (which `escape` never leaves) and any other `%` sequence are refused.
 fn unescape(text: &str) -> std::result::Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -16,6 +16,7 @@ fn unescape(text: &str) -> std::result::Result<String, String> {
             Some("%25") => ('%', 3),
             Some("%2A") => ('*', 3),
             Some("%2C") => (',', 3),
+            Some("%7C") => ('|', 3),
             _ => return Err(format!("{text:?} holds an unescaped or unknown {:?}", &tail[..1])),
         };
         out.push(ch);
@@ -32,16 +33,48 @@ impl Region {
     /// to exactly `identity`, else [`Error::InvalidRegion`] says why.
     pub fn from_checkpoint_identity(identity: &str) -> Result<Region> {
         let bad = |why: String| Error::InvalidRegion(format!("region identity {identity:?}: {why}"));
-        let mut parts = identity.split('|');
-        let mut field = |name: &str| {
-            let part = parts.next().unwrap_or_default();
+        let region = match identity.split_once('|') {
+            Some((head, members)) if head.starts_with("any=") => {
+                // Each member opens with its `entity=` field; no value holds a bare `|`.
+                let mut split: Vec<String> = Vec::new();
+                for field in members.split('|') {
+                    match split.last_mut() {
+                        Some(member) if !field.starts_with("entity=") => {
+                            member.push('|');
+                            member.push_str(field);
+                        }
+                        _ => split.push(field.to_owned()),
+                    }
+                }
+                let regions: Result<Vec<Region>> =
+                    split.iter().map(|m| Self::plain_from_identity(m)).collect();
+                Region::any_of(regions.map_err(|e| bad(format!("a member: {e}")))?)?
+            }
+            _ => Self::plain_from_identity(identity)?,
+        };
+        if region.checkpoint_identity() != identity {
+            return Err(bad("not written the way this version writes identities".into()));
+        }
+        Ok(region)
+    }
+
+    /// The region (not a union) of `identity`, not yet checked to render back to it.
+    fn plain_from_identity(identity: &str) -> Result<Region> {
+        let bad = |why: String| Error::InvalidRegion(format!("region identity {identity:?}: {why}"));
+        let parts: Vec<&str> = identity.split('|').collect();
+        let field = |at: usize, name: &str| {
+            let part = parts.get(at).copied().unwrap_or_default();
             part.strip_prefix(name)
                 .and_then(|p| p.strip_prefix('='))
                 .ok_or_else(|| bad(format!("expected {name}=... where it reads {part:?}")))
         };
         let (entity, scope, kinds, clock) =
-            (field("entity")?, field("scope")?, field("kind")?, field("clock")?);
-        if let Some(extra) = parts.next() {
+            (field(0, "entity")?, field(1, "scope")?, field(2, "kind")?, field(3, "clock")?);
+        let tags = match parts.get(4) {
+            Some(part) if part.starts_with("tags=") => Some(field(4, "tags")?),
+            _ => None,
+        };
+        if let Some(extra) = parts.get(4 + usize::from(tags.is_some())) {
             return Err(bad(format!("unknown field {extra:?}")));
         }
         let mut region = Region::all();
@@ -70,8 +103,9 @@ impl Region {
             let Some((lo, hi)) = range else { return Err(bad(format!("clock {clock:?} is not lo..hi"))) };
             region = region.with_clock_range(lo, hi)?;
         }
-        if region.checkpoint_identity() != identity {
-            return Err(bad("not written the way this version writes identities".into()));
+        if let Some(tags) = tags {
+            let list: std::result::Result<Vec<String>, String> = tags.split(',').map(unescape).collect();
+            region = region.with_tags(&list.map_err(&bad)?).map_err(|e| bad(e.to_string()))?;
         }
         Ok(region)
     }
@@ -94,7 +128,23 @@ mod tests {
             all.clone().with_kind_prefix("eventpak.").unwrap(),
             all.clone().with_kind_prefix("*").unwrap(),
             all.clone().with_clock_range(3, u64::MAX).unwrap(),
-            all.with_exact_entity("é:x").unwrap().with_scope("s").unwrap().with_clock_range(0, 0).unwrap(),
+            all.clone()
+                .with_exact_entity("é:x")
+                .unwrap()
+                .with_scope("s")
+                .unwrap()
+                .with_clock_range(0, 0)
+                .unwrap(),
+            all.clone().with_tags(&["course:c1"]).unwrap(),
+            all.clone().with_tags(&["a|b", "50%,*", "entity=x", "any=2"]).unwrap(),
+            all.clone().with_entity("acct").unwrap().with_kinds(&["k"]).unwrap().with_tags(&["t"]).unwrap(),
+            Region::any_of([
+                all.clone().with_tags(&["course:c1"]).unwrap(),
+                all.clone().with_kinds(&["enrolled", "left"]).unwrap().with_tags(&["a|entity=b"]).unwrap(),
+                all.clone().with_exact_entity("acct").unwrap().with_clock_range(1, 2).unwrap(),
+            ])
+            .unwrap(),
+            Region::any_of([all.clone(), all.with_scope("eu").unwrap()]).unwrap(),
         ]
     }
 
@@ -113,6 +163,18 @@ mod tests {
             "entity=*",
             "entity=*|scope=*|kind=*",
             "entity=*|scope=*|kind=*|clock=*|tags=*",
+            "entity=*|scope=*|kind=*|clock=*|tags=",
+            "entity=*|scope=*|kind=*|clock=*|tags=b,a",
+            "entity=*|scope=*|kind=*|clock=*|tags=a,a",
+            "entity=*|scope=*|kind=*|clock=*|tags=a|tags=b",
+            "entity=*|scope=*|kind=*|clock=*|tags=a%7c",
+            "any=1|entity=*|scope=*|kind=*|clock=*",
+            "any=2|entity=*|scope=*|kind=*|clock=*",
+            "any=3|entity=*|scope=*|kind=*|clock=*|entity=*|scope=s|kind=*|clock=*",
+            "any=2|entity=*|scope=s|kind=*|clock=*|entity=*|scope=*|kind=*|clock=*",
+            "any=2|entity=*|scope=*|kind=*|clock=*|entity=*|scope=*|kind=*|clock=*",
+            "any=2|scope=*|entity=*|scope=*|kind=*|clock=*",
+            "any=2",
             "scope=*|entity=*|kind=*|clock=*",
             "entity=a*|scope=*|kind=*|clock=*",
             "entity=a%2a|scope=*|kind=*|clock=*",

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::event::{EventRecord, IdClock};
 use crate::io::{open_append, Storage};
-use crate::segment::{append_seal, encode_frame, segment_file_name, Seal, SegmentHeader, SegmentSet};
+use crate::segment::{
+    append_seal, encode_frame, encode_tracking_frame, segment_file_name, Seal, SegmentHeader, SegmentSet,
+    TrackingFields,
+};
 
 /// Where a frame was written.
 #[derive(Clone, Copy, Debug)]
@@ -164,21 +167,29 @@ impl Writer {
         }
     }
 
-    /// Writes `records` (sequences `written..`) as one atomic batch in one `write`.
-    /// Rotates first when the batch would push a non-empty segment past its limit; a
-    /// batch never spans two segments. Any I/O error poisons the writer.
+    /// Writes `records` (sequences `written..`) as one atomic batch in one `write`, with
+    /// the tracking record `tracking` as its last frame when given (a batch of no events
+    /// may hold only that). Rotates first when the batch would push a non-empty segment
+    /// past its limit; a batch never spans two segments. Returns where each frame went, the
+    /// tracking record's last. Any I/O error poisons the writer.
     pub fn write_batch(
         &mut self,
         records: &[EventRecord],
+        tracking: Option<TrackingFields<'_>>,
         segments: &SegmentSet,
     ) -> Result<Vec<FrameLocation>> {
         self.check_healthy()?;
         self.buf.clear();
-        let count = records.len() as u32;
-        let mut ends = Vec::with_capacity(records.len());
+        let count = (records.len() + usize::from(tracking.is_some())) as u32;
+        let mut ends = Vec::with_capacity(count as usize);
         for (i, record) in records.iter().enumerate() {
             debug_assert_eq!(record.global_sequence, self.written + i as u64);
             encode_frame(&mut self.buf, record, i as u32, count);
+            ends.push(self.buf.len());
+        }
+        if let Some(fields) = tracking {
+            let next = self.written + records.len() as u64;
+            encode_tracking_frame(&mut self.buf, fields, next, count - 1, count);
             ends.push(self.buf.len());
         }
         let has_frames = self.segment_len > crate::segment::SEGMENT_HEADER_LEN as u64;

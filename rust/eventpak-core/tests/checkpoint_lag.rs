@@ -19,7 +19,7 @@ fn checkpoints_are_listed_by_id_with_their_region_s_backlog() {
     cursor.commit(&store, "reader").unwrap();
     Cursor::new(Region::all()).commit(&store, "fresh").unwrap();
     // A checkpoint naming no region, and one whose identity this version does not write.
-    let unknown = Some("entity=*|scope=*|kind=*|clock=*|tags=x".to_owned());
+    let unknown = Some("entity=*|scope=*|kind=*|clock=*|colour=x".to_owned());
     CursorCheckpoint { region_identity: unknown, ..Default::default() }.save(dir.path(), "later").unwrap();
     CursorCheckpoint::default().save(dir.path(), "bare").unwrap();
 

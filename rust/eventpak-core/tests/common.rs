@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use eventpak_core::segment::{decode_frame, Decoded, SEGMENT_HEADER_LEN};
+use eventpak_core::segment::{LogFrame, SEGMENT_HEADER_LEN};
 use eventpak_core::{AppendRequest, Store, StoreConfig, SyncMode};
 
 pub fn config() -> StoreConfig {
@@ -54,6 +54,8 @@ pub struct FrameInfo {
     pub seq: u64,
     pub batch_index: u32,
     pub batch_len: u32,
+    /// False for a tracking record (which takes no sequence: `seq` is the next event's).
+    pub is_event: bool,
 }
 
 /// Every frame of an intact segment file, read with the engine's own decoder (so it
@@ -62,17 +64,18 @@ pub fn parse_frames(bytes: &[u8]) -> Vec<FrameInfo> {
     let mut at = SEGMENT_HEADER_LEN;
     let mut out = Vec::new();
     while at < bytes.len() {
-        let Decoded::Frame(frame) = decode_frame(&bytes[at..]) else {
+        let Ok(frame) = LogFrame::decode(&bytes[at..]) else {
             panic!("no intact frame at offset {at} of a {}-byte segment", bytes.len())
         };
         out.push(FrameInfo {
             offset: at,
-            len: frame.len,
-            seq: frame.global_sequence,
-            batch_index: frame.batch_index,
-            batch_len: frame.batch_len,
+            len: frame.frame_len(),
+            seq: frame.global_sequence(),
+            batch_index: frame.batch_index(),
+            batch_len: frame.batch_len(),
+            is_event: frame.is_event(),
         });
-        at += frame.len;
+        at += frame.frame_len();
     }
     out
 }

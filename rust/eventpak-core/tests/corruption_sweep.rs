@@ -202,7 +202,7 @@ impl Pristine {
 }
 
 /// A small store with singles, keyed events, batches, causal links (a cause in the store and
-/// an explicit correlation), a payload version, a committed and a cancelled fence, rotation
+/// an explicit correlation), a payload version, tags, a committed and a cancelled fence, rotation
 /// over at least three segments, an index checkpoint covering all but the final
 /// four frames (a single event then a batch of three, appended by a later session that
 /// "crashed" before writing its checkpoint) and two cursor checkpoints.
@@ -231,13 +231,19 @@ fn build_pristine() -> Pristine {
         let effect = AppendRequest {
             causation_id: Some(cause.event_id),
             payload_version: 3,
+            tags: vec!["effect".into(), "of:e4".into()],
             ..request("e5", "effect", b"the-effect")
         };
         store.append(effect).unwrap();
         let correlated =
             AppendRequest { correlation_id: Some(cause.event_id), ..request("e6", "correlated", b"joined") };
         store.append(correlated).unwrap();
-        let batch = (0..3).map(|n| keyed("acct:b", "batched", &payload(100 + n), &format!("b{n}"))).collect();
+        let batch = (0..3)
+            .map(|n| AppendRequest {
+                tags: vec![format!("b{n}"), "batch".into()],
+                ..keyed("acct:b", "batched", &payload(100 + n), &format!("b{n}"))
+            })
+            .collect();
         store.append_batch(batch).unwrap();
         store.begin_fence().unwrap();
         store
@@ -1272,7 +1278,7 @@ fn forged_frame_and_header_fields_never_panic_allocate_or_lose_the_middle() {
             ("base_sequence", SEGMENT_BASE_SEQUENCE_OFFSET, 8, u64::MAX),
             ("base_sequence", SEGMENT_BASE_SEQUENCE_OFFSET, 8, segment.frames[0].seq + 1),
             ("version", SEGMENT_VERSION_OFFSET, 4, 0),
-            ("version", SEGMENT_VERSION_OFFSET, 4, 3),
+            ("version", SEGMENT_VERSION_OFFSET, 4, 4),
             ("version", SEGMENT_VERSION_OFFSET, 4, u32::MAX as u64),
         ] {
             let case = format!("segment {i} header {field}={value}");
@@ -1371,6 +1377,32 @@ fn index_checkpoint_fields(b: &[u8]) -> Vec<(String, usize, usize)> {
         fields.push((section.to_owned(), at, 8));
         at += 8 + count * entry_len;
     }
+    // Version 3: the tag names and each tag's postings, then the tracking names and the
+    // tracking frames (36 bytes each).
+    let tags = u32_at(at);
+    assert!(tags > 0, "the pristine checkpoint holds tags");
+    fields.push(("tag names count".to_owned(), at, 4));
+    at += 4;
+    for n in 0..tags {
+        if n < 2 {
+            fields.push((format!("tag name {n} length"), at, 4));
+        }
+        at += 4 + u32_at(at);
+    }
+    for n in 0..tags {
+        if n < 2 {
+            fields.push((format!("tag {n} postings count"), at, 8));
+        }
+        at += 8 + u64_at(at) * 8;
+    }
+    let names = u32_at(at);
+    fields.push(("tracking names count".to_owned(), at, 4));
+    at += 4;
+    for _ in 0..names {
+        at += 4 + u32_at(at);
+    }
+    fields.push(("n_tracking".to_owned(), at, 8));
+    at += 8 + u64_at(at) * 36;
     assert_eq!(at + 4, b.len(), "index.ckpt layout parsed to the end");
     fields
 }

@@ -30,7 +30,7 @@ fn sweep(config: StoreConfig) {
     let dir = tempfile::tempdir().unwrap();
     let log: SharedLog = Arc::new(Mutex::new(Log::default()));
     let storage = Arc::new(RecordingStorage::new(dir.path(), log.clone()));
-    run_with(dir.path(), storage.clone(), &log, 40, config.clone()).unwrap();
+    run_with(dir.path(), storage.clone(), &log, 50, config.clone()).unwrap();
     let snapshots = storage.snapshots();
     assert!(snapshots.len() > 150, "only {} crash points", snapshots.len());
     let mut states = 0u64;

@@ -31,8 +31,8 @@ use eventpak_core::segment::layout::{
     BODY_SCOPE_LEN_OFFSET, FRAME_CRC_COVERS_FROM, FRAME_CRC_OFFSET, SEGMENT_PADDING_OFFSET,
 };
 use eventpak_core::segment::{
-    decode_frame, encode_frame, frame_len, scan_segment, Decoded, SegmentHeader, SegmentSet,
-    FRAME_HEADER_LEN, SEGMENT_HEADER_LEN,
+    decode_frame, encode_frame, encode_tracking_frame, frame_len, scan_segment, Decoded, SegmentHeader,
+    SegmentSet, TrackingFields, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN,
 };
 use eventpak_core::visibility::{Visibility, HIDDEN_RANGES_FILE};
 use eventpak_core::{AppendRequest, Error, Region, Store, StoreConfig, SyncMode};
@@ -98,13 +98,14 @@ fn record() -> impl Strategy<Value = EventRecord> {
             any::<[u8; 32]>(),
             proptest::option::of(vec(any::<u8>(), 0..=64)),
             vec(any::<u8>(), 0..200),
+            proptest::collection::btree_set(text(12), 0..4),
         ),
     )
         .prop_map(
             |(
                 (id, seq, entity, scope, kind),
                 (clock, ts, causation, correlation),
-                (prev, hash, key, payload),
+                (prev, hash, key, payload, tags),
             )| {
                 EventRecord {
                     event_id: id,
@@ -121,31 +122,40 @@ fn record() -> impl Strategy<Value = EventRecord> {
                     idempotency_key: key,
                     payload_version: 0,
                     payload,
+                    tags: tags.into_iter().filter(|t| eventpak_core::validate_tag(t).is_ok()).collect(),
                 }
             },
         )
 }
 
-/// A segment file: header, then `batches` (sizes) of frames with dense sequences.
+/// A segment file: header, then `batches` (sizes) of frames with dense sequences. Every
+/// third batch (from the second) ends with a tracking record, and a size of 0 is a batch
+/// of a tracking record alone.
 fn build_segment(base: u64, records: &[EventRecord], batches: &[usize]) -> (Vec<u8>, Vec<(usize, usize)>) {
     let mut out = SegmentHeader { segment_id: 0, base_sequence: base }.encode().to_vec();
     let mut bounds = Vec::new(); // (batch start, batch end) byte offsets
     let mut records = records.iter().cloned();
     let mut seq = base;
     let mut left = records.len();
-    for &size in batches {
+    for (b, &size) in batches.iter().enumerate() {
         // Only complete batches: the last one shrinks to the records left.
+        let tracked = size == 0 || b % 3 == 1;
         let size = size.min(left);
-        if size == 0 {
+        if size == 0 && !tracked {
             break;
         }
         left -= size;
         let start = out.len();
+        let frames = (size + usize::from(tracked)) as u32;
         for i in 0..size {
             let mut rec = records.next().expect("counted above");
             rec.global_sequence = seq;
             seq += 1;
-            encode_frame(&mut out, &rec, i as u32, size as u32);
+            encode_frame(&mut out, &rec, i as u32, frames);
+        }
+        if tracked {
+            let fields = TrackingFields { name: "upstream", position: b as u64, timestamp_us: 1 };
+            encode_tracking_frame(&mut out, fields, seq, frames - 1, frames);
         }
         bounds.push((start, out.len()));
     }
@@ -339,7 +349,7 @@ proptest! {
         let bytes = &file[..cut];
         let complete: Vec<&(usize, usize)> = batches.iter().filter(|(_, end)| *end <= cut).collect();
         let valid = complete.last().map_or(SEGMENT_HEADER_LEN, |(_, end)| *end);
-        let frames_kept = common::parse_frames(&file[..valid]).len() as u64;
+        let frames_kept = common::parse_frames(&file[..valid]).iter().filter(|f| f.is_event).count() as u64;
         let end = check_scan(bytes, SEGMENT_HEADER_LEN, base, true)?
             .ok_or_else(|| TestCaseError::fail("a cut last segment must be a torn tail"))?;
         prop_assert_eq!(end.valid_len as usize, valid);
@@ -381,9 +391,9 @@ fn check_scan(
     next: u64,
     is_last: bool,
 ) -> Result<Option<eventpak_core::segment::ScanEnd>, TestCaseError> {
-    let mut seen: Vec<(u64, u64, usize)> = Vec::new();
+    let mut seen: Vec<(u64, u64, usize, bool)> = Vec::new();
     let result = scan_segment(Path::new("seg"), bytes, start, next, is_last, |offset, frame| {
-        seen.push((offset, frame.global_sequence, frame.len));
+        seen.push((offset, frame.global_sequence(), frame.frame_len(), frame.is_event()));
         Ok(())
     });
     match result {
@@ -398,15 +408,17 @@ fn check_scan(
             if !is_last {
                 prop_assert_eq!(end.torn_bytes, 0);
             }
-            // Delivered frames are contiguous from `start`, with dense sequences.
-            let mut at = start as u64;
-            for (i, &(offset, seq, len)) in seen.iter().enumerate() {
+            // Delivered frames are contiguous from `start`, events with dense sequences and
+            // each tracking record with the sequence of the event after it.
+            let (mut at, mut events) = (start as u64, 0u64);
+            for &(offset, seq, len, is_event) in &seen {
                 prop_assert_eq!(offset, at);
-                prop_assert_eq!(seq, next + i as u64);
+                prop_assert_eq!(seq, next + events);
+                events += u64::from(is_event);
                 at += len as u64;
             }
             prop_assert_eq!(at, end.valid_len.max(start as u64));
-            prop_assert_eq!(end.next_sequence, next + seen.len() as u64);
+            prop_assert_eq!(end.next_sequence, next + events);
             Ok(Some(end))
         }
     }

@@ -21,8 +21,8 @@ use eventpak_core::event::{chain_hash, EventRecord, HashedFields};
 use eventpak_core::index::{load_checkpoint, write_checkpoint, INDEX_CHECKPOINT_FILE};
 use eventpak_core::segment::layout::*;
 use eventpak_core::segment::{
-    append_seal, decode_frame, encode_frame, load_seals, Decoded, Seal, SegmentHeader, SEALS_FILE,
-    SEAL_RECORD_LEN, SEGMENTS_DIR, SEGMENT_MAGIC, SEGMENT_VERSION,
+    append_seal, decode_frame, encode_frame, encode_tags, load_seals, Decoded, Seal, SegmentHeader,
+    SEALS_FILE, SEAL_RECORD_LEN, SEGMENTS_DIR, SEGMENT_MAGIC, SEGMENT_VERSION,
 };
 use eventpak_core::visibility::{Visibility, HIDDEN_RANGES_FILE};
 use eventpak_core::{CacheMeta, CursorCheckpoint, Error, NativeCache, OsStorage, Region, Store, StoreConfig};
@@ -270,7 +270,13 @@ fn record_of(e: &Json) -> EventRecord {
         idempotency_key: e.get("idempotency_key").opt_str().map(|k| k.as_bytes().to_vec()),
         payload_version: payload_version_of(e),
         payload: unhex(e.get("payload_hex").str()),
+        tags: tags_of(e),
     }
+}
+
+/// The listed tags; the fixtures before version 3 list none.
+fn tags_of(e: &Json) -> Vec<String> {
+    e.opt("tags").map_or_else(Vec::new, |t| t.arr().iter().map(|t| t.str().to_owned()).collect())
 }
 
 fn u16_at(b: &[u8], at: usize) -> usize {
@@ -315,7 +321,8 @@ fn check_frame_bytes(frame: &[u8], e: &Json, case: &str) {
     let versioned = record.payload_version != 0;
     let flags = record.causation_id.map_or(0, |_| BODY_FLAG_CAUSATION)
         | record.idempotency_key.as_ref().map_or(0, |_| BODY_FLAG_IDEMPOTENCY)
-        | if versioned { BODY_FLAG_PAYLOAD_VERSION } else { 0 };
+        | if versioned { BODY_FLAG_PAYLOAD_VERSION } else { 0 }
+        | if record.tags.is_empty() { 0 } else { BODY_FLAG_TAGS };
     assert_eq!(body[BODY_FLAGS_OFFSET], flags, "{case}: flags");
     assert_eq!(field(BODY_CORRELATION_ID_OFFSET, 16), record.correlation_id, "{case}: correlation id");
     assert_eq!(
@@ -346,14 +353,26 @@ fn check_frame_bytes(frame: &[u8], e: &Json, case: &str) {
     let payload_len = u32_at(body, BODY_PAYLOAD_LEN_OFFSET) as usize;
     assert_eq!(&body[at..at + payload_len], record.payload, "{case}: payload at body offset {at}");
     at += payload_len;
+    // The tags section closes the body, only when flag 8 says so: a count, then each tag
+    // after its length.
+    if !record.tags.is_empty() {
+        assert_eq!(body[at] as usize, record.tags.len(), "{case}: tag count");
+        at += TAGS_COUNT_LEN;
+        for tag in &record.tags {
+            assert_eq!(body[at] as usize, tag.len(), "{case}: tag length");
+            at += TAG_LEN_LEN;
+            assert_eq!(&body[at..at + tag.len()], tag.as_bytes(), "{case}: tag");
+            at += tag.len();
+        }
+    }
     assert_eq!(at, body.len(), "{case}: the variable parts fill the body");
 }
 
 #[test]
 fn segment_headers_and_frames_read_through_the_layout_constants() {
-    // This build writes version 2, which keeps every offset of version 1 and encodes an
-    // unversioned frame exactly as version 1 did.
-    assert_eq!(SEGMENT_VERSION, 2);
+    // This build writes version 3, which keeps every offset of versions 1 and 2 and encodes
+    // an unversioned, untagged frame exactly as version 1 did.
+    assert_eq!(SEGMENT_VERSION, 3);
     for fixture in all() {
         let want = &fixture.want;
         assert_eq!(want.get("format_version").u64(), fixture.version as u64);
@@ -382,10 +401,11 @@ fn segment_headers_and_frames_read_through_the_layout_constants() {
             let header = SegmentHeader { segment_id: id, base_sequence: base };
             assert_eq!(SegmentHeader::decode(&bytes), Ok(header), "{name}: decoded header");
             let mut again = header.encode();
-            if fixture.version == 1 {
+            if fixture.version < SEGMENT_VERSION {
                 // The encoder writes the current version; with the version field set back
-                // to 1 and the CRC recomputed, the bytes are the fixture's.
-                again[SEGMENT_VERSION_OFFSET..SEGMENT_FLAGS_OFFSET].copy_from_slice(&1u32.to_le_bytes());
+                // to the fixture's and the CRC recomputed, the bytes are the fixture's.
+                let version = fixture.version.to_le_bytes();
+                again[SEGMENT_VERSION_OFFSET..SEGMENT_FLAGS_OFFSET].copy_from_slice(&version);
                 let crc = crc32c::crc32c(&again[..SEGMENT_CRC_OFFSET]);
                 again[SEGMENT_CRC_OFFSET..SEGMENT_PADDING_OFFSET].copy_from_slice(&crc.to_le_bytes());
             }
@@ -442,6 +462,7 @@ fn every_event_hash_is_recomputed_from_its_fields() {
         for e in events {
             let case = format!("{} event {}", fixture.store, e.get("global_sequence").u64());
             let record = record_of(e);
+            let tags = encode_tags(&record.tags);
             let fields = HashedFields {
                 entity_sequence: record.entity_sequence,
                 entity: &record.entity,
@@ -449,6 +470,7 @@ fn every_event_hash_is_recomputed_from_its_fields() {
                 kind: &record.kind,
                 payload_version: record.payload_version,
                 payload: &record.payload,
+                tags: &tags,
             };
             assert_eq!(chain_hash(&record.prev_hash, fields), record.hash, "{case}: hash");
             assert_eq!(e.get("receipt_hash").str(), e.get("hash").str(), "{case}: receipt hash");
@@ -736,8 +758,23 @@ fn causal_sections(bytes: &[u8], n_links: usize, n_correlations: usize) -> Causa
     (links, correlations)
 }
 
+/// The tag and tracking sections of a version-3 checkpoint with no tag and no tracking
+/// record: two empty name tables (u32 counts) around an empty tracking list (a u64 count).
+const EMPTY_VERSION_3_SECTIONS: [u8; 16] = [0; 16];
+
+/// What this build writes for an older checkpoint's index: the old bytes (without their
+/// CRC) with the version field set to 3 and the sections added since, then a new CRC.
+fn as_version_3(old: &[u8], added: &[u8]) -> Vec<u8> {
+    let mut expected = old[..old.len() - 4].to_vec();
+    expected[8..12].copy_from_slice(&3u32.to_le_bytes());
+    expected.extend_from_slice(added);
+    let crc = crc32c::crc32c(&expected);
+    expected.extend_from_slice(&crc.to_le_bytes());
+    expected
+}
+
 #[test]
-fn the_index_checkpoint_decodes_and_re_encodes_as_version_2() {
+fn the_index_checkpoint_decodes_and_re_encodes_as_version_3() {
     for fixture in all() {
         let want = &fixture.want;
         let store = fixture.store;
@@ -779,19 +816,22 @@ fn the_index_checkpoint_decodes_and_re_encodes_as_version_2() {
             // A version-1 checkpoint holds no causal indexes: whoever loads it rebuilds them
             // from the frames (recovery does), so the loaded index has none yet.
             assert!(!cover.has_causal, "a version-1 checkpoint has no causal sections");
-            // Version 2 is version 1 with the version field set to 2 and the causal
-            // sections (here two empty counts) before the CRC.
-            let mut expected = old[..old.len() - 4].to_vec();
-            expected[8..12].copy_from_slice(&2u32.to_le_bytes());
-            expected.extend_from_slice(&[0; 16]);
-            let crc = crc32c::crc32c(&expected);
-            expected.extend_from_slice(&crc.to_le_bytes());
-            assert!(written == expected, "index.ckpt version 2 is not version 1 plus the causal sections");
+            // Version 3 is version 1 with the version field set to 3, the causal sections
+            // (here two empty counts) and the empty tag and tracking sections before the CRC.
+            let added: Vec<u8> = [[0u8; 16], EMPTY_VERSION_3_SECTIONS].concat();
+            let expected = as_version_3(&old, &added);
+            assert!(written == expected, "index.ckpt version 3 is not version 1 plus the later sections");
             continue;
         }
         assert!(cover.has_causal, "{store}: a version-2 checkpoint has causal sections");
-        assert_eq!(u32_at(&old, 8), 2, "{store}: index.ckpt version");
-        assert!(written == old, "{store}: index.ckpt bytes changed");
+        assert_eq!(u32_at(&old, 8), fixture.version, "{store}: index.ckpt version");
+        if fixture.version == 2 {
+            // Version 3 is version 2 plus the (empty) tag and tracking sections.
+            let expected = as_version_3(&old, &EMPTY_VERSION_3_SECTIONS);
+            assert!(written == expected, "{store}: index.ckpt version 3 is not version 2 plus two sections");
+        } else {
+            assert!(written == old, "{store}: index.ckpt bytes changed");
+        }
         // The causal sections, as listed: sorted by the first sequence, every link pointing
         // backwards; the loaded index answers effects from them (visible effects only).
         let links: Vec<(u64, u64)> =

@@ -14,6 +14,7 @@ macro_rules! bind_errors {
 }
 
 bind_errors!(
+    AppendConditionFailed,
     BatchTooLarge,
     CacheFailed,
     CheckpointWriteFailed,
@@ -35,12 +36,14 @@ bind_errors!(
     InvalidIdempotencyKey,
     InvalidKind,
     InvalidRegion,
+    InvalidTag,
     PayloadNotDecodable,
     PayloadNotSerializable,
     ReadOnlyStore,
     StorageFailed,
     StoreClosed,
     StoreLocked,
+    TrackingConflict,
     UpcastFailed,
 );
 
@@ -56,6 +59,14 @@ pub fn to_py(err: Error, data_dir: &str) -> PyErr {
         Error::InvalidIdempotencyKey(reason) => InvalidIdempotencyKey::new_err((reason,)),
         Error::InvalidCausation(reason) => InvalidCausation::new_err((reason,)),
         Error::InvalidCheckpointId(reason) => InvalidCheckpointId::new_err((reason,)),
+        Error::InvalidTag(reason) => InvalidTag::new_err((reason,)),
+        Error::InvalidTrackingName(reason) => InvalidArgument::new_err(("tracking name".to_owned(), reason)),
+        Error::AppendConditionFailed { global_sequence } => {
+            AppendConditionFailed::new_err((global_sequence,))
+        }
+        Error::TrackingConflict { name, position, recorded } => {
+            TrackingConflict::new_err((name, position, recorded))
+        }
         Error::EventTooLarge { size, max } => EventTooLarge::new_err((size, max)),
         Error::BatchTooLarge(reason) => BatchTooLarge::new_err((reason,)),
         Error::StoreLocked { holder_pid, holder_mode } => {

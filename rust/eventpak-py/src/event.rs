@@ -13,7 +13,7 @@ use eventpak_core::StoredEvent;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyType};
+use pyo3::types::{PyBytes, PyTuple, PyType};
 
 use crate::payload;
 use crate::types::Coordinate;
@@ -137,6 +137,11 @@ impl Event {
                 }
             })
             .map(|p| p.clone_ref(py))
+    }
+    /// The event's tags, in the order they were given at append.
+    #[getter]
+    fn tags<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, self.stored.view().tags().collect::<Vec<_>>())
     }
     /// The raw msgpack bytes of the payload.
     #[getter]

@@ -14,6 +14,7 @@ mod errors;
 mod event;
 mod fence;
 mod gil;
+mod guards;
 mod lease;
 mod names;
 mod operations;
@@ -47,6 +48,8 @@ mod _native {
     use crate::fence::NativeFence;
     #[pymodule_export]
     use crate::gil::mark_exiting;
+    #[pymodule_export]
+    use crate::guards::{AppendCondition, Tracking};
     #[pymodule_export]
     use crate::lease::WorkerLease;
     #[pymodule_export]

@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 use crate::args::type_name;
-use crate::errors::{InvalidCheckpointId, InvalidCoordinate, InvalidKind, InvalidRegion};
+use crate::errors::{InvalidCheckpointId, InvalidCoordinate, InvalidKind, InvalidRegion, InvalidTag};
 
 macro_rules! name_arg {
     ($(#[$doc:meta])* $name:ident => $error:ident, $label:literal) => {
@@ -56,6 +56,24 @@ name_arg!(
     /// A cursor checkpoint id.
     CheckpointId => InvalidCheckpointId, "checkpoint_id"
 );
+name_arg!(
+    /// A tag (or a tracking name, which follows the same rules).
+    TagName => InvalidTag, "tag"
+);
+
+/// Reads a tags argument: a list, tuple or other sequence of str (not a bare str), each
+/// read as a [`TagName`] labelled `label[i]`.
+pub fn tag_list(tags: &Bound<'_, PyAny>, label: &str) -> PyResult<Vec<String>> {
+    let Some(items) = crate::types::sequence_items(tags)? else {
+        let shown = type_name(tags);
+        return Err(PyTypeError::new_err(format!("{label} must be a sequence of str, not {shown}")));
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, tag)| TagName::named(tag, &format!("{label}[{i}]")).map(|t| t.0))
+        .collect()
+}
 
 /// Raises `ep.InvalidKind` unless `kind` may be appended (naming rules, no reserved
 /// `eventpak.` prefix): the rule `@ep.event_type` and `ep.Upcasters` apply to their kinds.

@@ -9,7 +9,7 @@ use pyo3::types::{PyBytes, PyString, PyTuple};
 use crate::args::{opt_int_arg, type_name};
 use crate::causation;
 use crate::event::from_uuid;
-use crate::names::KindName;
+use crate::names::{tag_list, KindName};
 use crate::payload;
 use crate::types::coordinate_parts;
 
@@ -34,12 +34,14 @@ pub struct AppendRequest {
     caused_by: Option<Py<PyAny>>,
     #[pyo3(get)]
     payload_version: Option<u32>,
+    #[pyo3(get)]
+    tags: Option<Py<PyAny>>,
 }
 
 #[pymethods]
 impl AppendRequest {
     #[new]
-    #[pyo3(signature = (coord, kind, payload, *, idempotency_key=None, expected_sequence=None, causation_id=None, correlation_id=None, caused_by=None, payload_version=None))]
+    #[pyo3(signature = (coord, kind, payload, *, idempotency_key=None, expected_sequence=None, causation_id=None, correlation_id=None, caused_by=None, payload_version=None, tags=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         coord: Py<PyAny>,
@@ -51,6 +53,7 @@ impl AppendRequest {
         correlation_id: Option<Py<PyAny>>,
         caused_by: Option<Py<PyAny>>,
         payload_version: Option<&Bound<'_, PyAny>>,
+        tags: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         Ok(AppendRequest {
             coord,
@@ -62,6 +65,7 @@ impl AppendRequest {
             correlation_id,
             caused_by,
             payload_version: opt_int_arg(payload_version, "payload_version")?,
+            tags,
         })
     }
 }
@@ -75,6 +79,7 @@ pub struct Options<'a, 'py> {
     pub correlation_id: Option<&'a Bound<'py, PyAny>>,
     pub caused_by: Option<&'a Bound<'py, PyAny>>,
     pub payload_version: u32,
+    pub tags: Option<&'a Bound<'py, PyAny>>,
 }
 
 fn key_bytes(key: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
@@ -112,6 +117,7 @@ pub fn build(
         expected_sequence: o.expected_sequence,
         correlation_id: opt_id(o.correlation_id, "correlation_id")?,
         payload_version: o.payload_version,
+        tags: o.tags.filter(|t| !t.is_none()).map(|t| tag_list(t, "tags")).transpose()?.unwrap_or_default(),
         ..CoreRequest::default()
     };
     causation::apply(&mut request, o.causation_id, o.caused_by)?;
@@ -125,7 +131,7 @@ pub fn build_item(item: &Bound<'_, PyAny>, default: Option<&Bound<'_, PyAny>>) -
         let r = req.get();
         let bind = |o: &Option<Py<PyAny>>| o.as_ref().map(|v| v.bind(py).clone());
         let (key, cause, corr) = (bind(&r.idempotency_key), bind(&r.causation_id), bind(&r.correlation_id));
-        let caused_by = bind(&r.caused_by);
+        let (caused_by, tags) = (bind(&r.caused_by), bind(&r.tags));
         let options = Options {
             idempotency_key: key.as_ref(),
             expected_sequence: r.expected_sequence,
@@ -133,6 +139,7 @@ pub fn build_item(item: &Bound<'_, PyAny>, default: Option<&Bound<'_, PyAny>>) -
             correlation_id: corr.as_ref(),
             caused_by: caused_by.as_ref(),
             payload_version: r.payload_version.unwrap_or(0),
+            tags: tags.as_ref(),
         };
         return build(r.coord.bind(py), r.kind.bind(py), r.payload.bind(py), options, default);
     }

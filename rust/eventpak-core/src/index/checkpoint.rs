@@ -4,6 +4,7 @@
 use std::mem::size_of;
 use std::path::Path;
 
+use super::checkpoint_sections::{read_causal, read_tags, read_tracking, write_sections};
 use super::{EntityState, EntryMeta, Index, Interner};
 use crate::event::Hash;
 use crate::io::{write_atomic, Storage};
@@ -11,15 +12,14 @@ use crate::io::{write_atomic, Storage};
 /// File name of the index checkpoint inside a data dir.
 pub const INDEX_CHECKPOINT_FILE: &str = "index.ckpt";
 const MAGIC: &[u8; 8] = b"EVPKIDX\0";
-/// Version 2 is version 1 followed by the causal sections (links, then correlations).
-const VERSION: u32 = 2;
+/// Version 3 is version 2 followed by the tag and tracking sections.
+const VERSION: u32 = 3;
+/// Version 2 is version 1 followed by the causal sections (links, then correlations); its
+/// stores hold no tags nor tracking records, so it is still read as it is.
+const VERSION_WITHOUT_TAGS: u32 = 2;
 /// Checkpoints without causal sections; still read, their causal indexes are rebuilt
 /// from the frames they cover.
 const VERSION_WITHOUT_CAUSAL: u32 = 1;
-/// A causal link: effect sequence, cause sequence.
-const LINK_LEN: usize = 2 * size_of::<u64>();
-/// A correlation: event sequence, correlation id.
-const CORRELATION_LEN: usize = size_of::<u64>() + size_of::<u128>();
 
 // The fixed head; the covered segments follow it.
 const VERSION_OFFSET: usize = MAGIC.len();
@@ -45,7 +45,7 @@ const ENTRY_LEN: usize = ENTRY_EVENT_ID_OFFSET + size_of::<u128>();
 /// One chain head per entity.
 const CHAIN_HEAD_LEN: usize = size_of::<Hash>();
 /// Names and idempotency keys are a u32 length, then the bytes.
-const LEN_PREFIX: usize = size_of::<u32>();
+pub(super) const LEN_PREFIX: usize = size_of::<u32>();
 /// An idempotency entry without its key bytes: the key length and the global sequence.
 const KEY_ENTRY_MIN_LEN: usize = LEN_PREFIX + size_of::<u64>();
 const CRC_LEN: usize = size_of::<u32>();
@@ -68,16 +68,16 @@ pub struct CheckpointCover {
     pub has_causal: bool,
 }
 
-struct Writer(Vec<u8>);
+pub(super) struct Writer(pub(super) Vec<u8>);
 
 impl Writer {
-    fn u32(&mut self, v: u32) {
+    pub(super) fn u32(&mut self, v: u32) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    fn u64(&mut self, v: u64) {
+    pub(super) fn u64(&mut self, v: u64) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    fn bytes(&mut self, b: &[u8]) {
+    pub(super) fn bytes(&mut self, b: &[u8]) {
         self.u32(b.len() as u32);
         self.0.extend_from_slice(b);
     }
@@ -101,10 +101,7 @@ pub fn write_checkpoint(
         w.u64(len);
     }
     for names in [&index.entity_names, &index.scope_names, &index.kind_names] {
-        w.u32(names.len() as u32);
-        for name in names.names() {
-            w.bytes(name.as_bytes());
-        }
+        write_names(&mut w, names);
     }
     w.u64(index.entries.len() as u64);
     for (m, id) in index.entries.iter().zip(&index.event_ids) {
@@ -118,18 +115,7 @@ pub fn write_checkpoint(
         w.bytes(key);
         w.u64(seq);
     }
-    let links = index.causal.links();
-    w.u64(links.len() as u64);
-    for (seq, cause) in links {
-        w.u64(seq);
-        w.u64(cause);
-    }
-    let correlations = index.causal.correlations();
-    w.u64(correlations.len() as u64);
-    for (seq, correlation) in correlations {
-        w.u64(seq);
-        w.0.extend_from_slice(&correlation.to_be_bytes());
-    }
+    write_sections(&mut w, index);
     let crc = crc32c::crc32c(&w.0);
     w.u32(crc);
     write_atomic(storage, dir, INDEX_CHECKPOINT_FILE, &w.0)
@@ -173,7 +159,7 @@ fn decode_entry(e: &[u8]) -> Result<(EntryMeta, u128), String> {
     Ok((meta, u128::from_be_bytes(e[ENTRY_EVENT_ID_OFFSET..ENTRY_LEN].try_into().unwrap())))
 }
 
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     buf: &'a [u8],
     at: usize,
 }
@@ -184,21 +170,21 @@ impl<'a> Reader<'a> {
         self.at = at;
         self
     }
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         let end = self.at.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or("truncated")?;
         let out = &self.buf[self.at..end];
         self.at = end;
         Ok(out)
     }
-    fn u32(&mut self) -> Result<u32, String> {
+    pub(super) fn u32(&mut self) -> Result<u32, String> {
         Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
     }
-    fn u64(&mut self) -> Result<u64, String> {
+    pub(super) fn u64(&mut self) -> Result<u64, String> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap()))
     }
     /// A count of items of `item_len` bytes, refused when the rest of the file cannot hold
     /// them: a forged count never causes a large allocation.
-    fn count(&mut self, wide: bool, item_len: usize) -> Result<usize, String> {
+    pub(super) fn count(&mut self, wide: bool, item_len: usize) -> Result<usize, String> {
         let n = if wide { self.u64()? } else { self.u32()? as u64 };
         let room = (self.buf.len() - self.at) as u64;
         if n.saturating_mul(item_len.max(1) as u64) > room {
@@ -206,7 +192,7 @@ impl<'a> Reader<'a> {
         }
         Ok(n as usize)
     }
-    fn bytes(&mut self) -> Result<&'a [u8], String> {
+    pub(super) fn bytes(&mut self) -> Result<&'a [u8], String> {
         let n = self.count(false, 1)?;
         self.take(n)
     }
@@ -253,23 +239,18 @@ pub fn load_checkpoint(dir: &Path) -> Result<Option<(Index, CheckpointCover)>, S
 fn parse(body: &[u8]) -> Result<(Index, CheckpointCover), String> {
     let mut r = Reader { buf: body, at: 0 };
     let version = r.seek(VERSION_OFFSET).u32()?;
-    if version != VERSION && version != VERSION_WITHOUT_CAUSAL {
+    if !(VERSION_WITHOUT_CAUSAL..=VERSION).contains(&version) {
         return Err("unsupported version".into());
     }
     let last_timestamp_us = r.seek(LAST_TIMESTAMP_OFFSET).u64()?;
-    let has_causal = version == VERSION;
+    let has_causal = version >= VERSION_WITHOUT_TAGS;
     let mut cover = CheckpointCover { last_timestamp_us, has_causal, ..Default::default() };
     for _ in 0..r.seek(SEGMENT_COUNT_OFFSET).count(false, SEGMENT_COVER_LEN)? {
         cover.segments.push((r.u64()?, r.u64()?));
     }
     let mut tables: [Interner; 3] = Default::default();
     for table in &mut tables {
-        for _ in 0..r.count(false, LEN_PREFIX)? {
-            let name = std::str::from_utf8(r.bytes()?).map_err(|_| "name is not UTF-8")?;
-            if table.intern(name) as usize != table.len() - 1 {
-                return Err("duplicate name".into());
-            }
-        }
+        *table = read_names(&mut r)?;
     }
     let [entity_names, scope_names, kind_names] = tables;
     let mut index = Index {
@@ -322,33 +303,33 @@ fn parse(body: &[u8]) -> Result<(Index, CheckpointCover), String> {
     if has_causal {
         read_causal(&mut r, &mut index, n as u64)?;
     }
+    if version >= VERSION {
+        read_tags(&mut r, &mut index)?;
+        read_tracking(&mut r, &mut index, cover.segments.len())?;
+    }
     if r.at != body.len() {
         return Err("trailing bytes".into());
     }
     Ok((index, cover))
 }
 
-/// Reads the causal sections into `index` (of `n` events). Links and correlations are
-/// stored sorted by event, so each posting list is rebuilt in commit order.
-fn read_causal(r: &mut Reader<'_>, index: &mut Index, n: u64) -> Result<(), String> {
-    let mut last = None;
-    for _ in 0..r.count(true, LINK_LEN)? {
-        let (seq, cause) = (r.u64()?, r.u64()?);
-        if seq >= n || cause >= seq || last.is_some_and(|l| l >= seq) {
-            return Err("causal link out of range or order".into());
+/// Reads a name table: a count (u32), then each name as a length (u32) and UTF-8 bytes,
+/// none twice.
+pub(super) fn read_names(r: &mut Reader<'_>) -> Result<Interner, String> {
+    let mut table = Interner::default();
+    for _ in 0..r.count(false, LEN_PREFIX)? {
+        let name = std::str::from_utf8(r.bytes()?).map_err(|_| "name is not UTF-8")?;
+        if table.intern(name) as usize != table.len() - 1 {
+            return Err("duplicate name".into());
         }
-        last = Some(seq);
-        index.causal.link(seq, cause);
     }
-    let mut last = None;
-    for _ in 0..r.count(true, CORRELATION_LEN)? {
-        let seq = r.u64()?;
-        let correlation = u128::from_be_bytes(r.take(size_of::<u128>())?.try_into().unwrap());
-        if seq >= n || last.is_some_and(|l| l >= seq) || index.event_ids[seq as usize] == correlation {
-            return Err("correlation entry out of range or order".into());
-        }
-        last = Some(seq);
-        index.causal.correlate(seq, correlation);
+    Ok(table)
+}
+
+/// Writes a name table as [`read_names`] reads it.
+pub(super) fn write_names(w: &mut Writer, names: &Interner) {
+    w.u32(names.len() as u32);
+    for name in names.names() {
+        w.bytes(name.as_bytes());
     }
-    Ok(())
 }

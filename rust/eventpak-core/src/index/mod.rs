@@ -2,9 +2,14 @@
 
 mod causal;
 mod checkpoint;
+mod checkpoint_sections;
 mod query;
+mod tag_filter;
+mod tracking;
+mod union;
 
 pub use checkpoint::{load_checkpoint, write_checkpoint, CheckpointCover, INDEX_CHECKPOINT_FILE};
+pub use tracking::{TrackedFrame, TrackingIndex};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -116,6 +121,8 @@ pub struct NewEntry<'a> {
     pub correlation_id: [u8; 16],
     /// Visible now (false for events of an open or cancelled fence).
     pub visible: bool,
+    /// Its tags (posted once it is visible).
+    pub tags: Vec<&'a str>,
 }
 
 impl<'a> NewEntry<'a> {
@@ -142,6 +149,7 @@ impl<'a> NewEntry<'a> {
             causation_id: frame.causation_id(),
             correlation_id: frame.correlation_id(),
             visible,
+            tags: frame.tags().collect(),
         }
     }
 }
@@ -152,6 +160,7 @@ pub(crate) struct Pending {
     seq: u64,
     hash: Hash,
     idempotency_key: Option<Box<[u8]>>,
+    tags: Box<[u32]>,
 }
 
 /// The whole index. Sequences are dense, so per-event data is a vector by sequence.
@@ -179,6 +188,12 @@ pub struct Index {
     pub(crate) fence_keys: HashMap<Box<[u8]>, u64>,
     /// Causes, effects and correlations.
     pub(crate) causal: causal::CausalIndex,
+    /// Every tag of a visible event, interned.
+    pub(crate) tag_names: Interner,
+    /// Sequences of the visible events carrying each tag, by tag id, in commit order.
+    pub(crate) tag_postings: Vec<Vec<u64>>,
+    /// Tracking records: the newest position per name, and where their frames are.
+    pub(crate) tracking: TrackingIndex,
 }
 
 impl Index {
@@ -210,6 +225,7 @@ impl Index {
             self.kind_postings.push(Vec::new());
             self.kind_order.insert(self.kind_names.name(kind).clone(), kind);
         }
+        let tags = self.intern_tags(&e.tags);
         self.event_ids.push(u128::from_be_bytes(e.event_id));
         self.link_causal(seq, e.causation_id, e.correlation_id);
         self.entries.push(EntryMeta {
@@ -223,25 +239,28 @@ impl Index {
             visible: e.visible,
         });
         if e.visible {
-            self.post(seq, e.hash, e.idempotency_key);
+            self.post(seq, e.hash, e.idempotency_key, &tags);
         } else if self.visibility.open_fence.is_some_and(|start| seq >= start) {
             self.fence_heads.insert(entity, (e.entity_sequence + 1, e.hash));
             let idempotency_key: Option<Box<[u8]>> = e.idempotency_key.map(Box::from);
             if let Some(key) = &idempotency_key {
                 self.fence_keys.insert(key.clone(), seq);
             }
-            self.pending.push(Pending { seq, hash: e.hash, idempotency_key });
+            self.pending.push(Pending { seq, hash: e.hash, idempotency_key, tags: tags.into() });
         }
     }
 
-    /// Makes a visible event findable: entity, scope, kind postings and its key.
-    fn post(&mut self, seq: u64, hash: Hash, idempotency_key: Option<&[u8]>) {
+    /// Makes a visible event findable: entity, scope, kind and tag postings and its key.
+    fn post(&mut self, seq: u64, hash: Hash, idempotency_key: Option<&[u8]>, tags: &[u32]) {
         let meta = self.entries[seq as usize];
         let state = &mut self.entities[meta.entity as usize];
         state.postings.push(seq);
         state.last_hash = hash;
         self.scope_postings[meta.scope as usize].push(seq);
         self.kind_postings[meta.kind as usize].push(seq);
+        for &tag in tags {
+            self.tag_postings[tag as usize].push(seq);
+        }
         if let Some(key) = idempotency_key {
             self.idempotency.insert(key.into(), seq);
         }
@@ -251,7 +270,7 @@ impl Index {
     pub fn publish_fence(&mut self) {
         for p in std::mem::take(&mut self.pending) {
             self.entries[p.seq as usize].visible = true;
-            self.post(p.seq, p.hash, p.idempotency_key.as_deref());
+            self.post(p.seq, p.hash, p.idempotency_key.as_deref(), &p.tags);
         }
         self.fence_heads.clear();
         self.fence_keys.clear();
@@ -314,5 +333,42 @@ impl Index {
     /// Counts of distinct entities, scopes and kinds.
     pub fn cardinalities(&self) -> (usize, usize, usize) {
         (self.entity_names.len(), self.scope_names.len(), self.kind_names.len())
+    }
+
+    /// Ids of `tags`, interning new ones (with an empty postings list).
+    fn intern_tags(&mut self, tags: &[&str]) -> Vec<u32> {
+        tags.iter()
+            .map(|tag| {
+                let id = self.tag_names.intern(tag);
+                if id as usize == self.tag_postings.len() {
+                    self.tag_postings.push(Vec::new());
+                }
+                id
+            })
+            .collect()
+    }
+
+    /// The visible events carrying `tag`, in commit order.
+    pub fn tag_postings(&self, tag: &str) -> &[u64] {
+        self.tag_names.get(tag).map_or(&[], |id| &self.tag_postings[id as usize])
+    }
+
+    /// Adds a tracking frame found in segment position `segment` at `offset`.
+    pub fn record_tracking(&mut self, frame: &crate::segment::TrackingView<'_>, segment: u32, offset: u64) {
+        let place = (segment, offset, frame.len as u32);
+        self.tracking.record(frame.name(), frame.position(), place, frame.global_sequence);
+    }
+
+    /// The position recorded for tracking name `name`, if any.
+    pub fn tracking_position(&self, name: &str) -> Option<u64> {
+        self.tracking.position(name)
+    }
+
+    /// The end of the newest frame indexed (event or tracking record): `(segment position,
+    /// offset)`, or `None` while the log holds none.
+    pub fn log_end(&self) -> Option<(u32, u64)> {
+        let event = self.entries.last().map(|e| (e.segment, e.offset + e.len as u64));
+        let tracking = self.tracking.frames.last().map(|f| (f.segment, f.offset + f.len as u64));
+        event.max(tracking)
     }
 }

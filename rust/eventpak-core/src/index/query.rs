@@ -4,6 +4,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::ops::Bound::{Excluded, Included, Unbounded};
 
+use super::tag_filter::TagCheck;
 use super::{EntryMeta, Index};
 use crate::region::{KindFilter, Region};
 
@@ -69,21 +70,28 @@ impl Index {
     ///
     /// The scan starts after `position` once a cursor has `started`, at `position` itself
     /// before that (so sequence 0 is reachable). Cost follows the smallest postings list
-    /// among the region's entity, scope and kind filters, not the size of the log.
+    /// among the region's entity, scope, kind and tag filters, not the size of the log; a
+    /// union costs what its members cost.
     pub fn query_hits_after(&self, region: &Region, position: u64, started: bool, limit: usize) -> Vec<u64> {
         let mut hits = Vec::new();
         if limit > 0 {
-            self.visit_hits_after(region, position, started, |seq| {
+            let mut take = |seq| {
                 hits.push(seq);
                 hits.len() < limit
-            });
+            };
+            if region.any_of.is_empty() {
+                self.visit_plain(region, position, started, &mut take);
+            } else {
+                self.visit_union(&region.any_of, (position, started), limit, &mut take);
+            }
         }
         hits
     }
 
     /// Calls `visit` with the global sequence of every event matching `region` after a
     /// cursor position (as [`Index::query_hits_after`] finds them), in commit order, until
-    /// it returns false. Counting a region's backlog this way allocates nothing per event.
+    /// it returns false. Counting a region's backlog this way allocates nothing per event
+    /// (a union reads its members a chunk at a time).
     pub fn visit_hits_after(
         &self,
         region: &Region,
@@ -91,6 +99,15 @@ impl Index {
         started: bool,
         mut visit: impl FnMut(u64) -> bool,
     ) {
+        if region.any_of.is_empty() {
+            self.visit_plain(region, position, started, &mut visit);
+        } else {
+            self.visit_union(&region.any_of, (position, started), usize::MAX, &mut visit);
+        }
+    }
+
+    /// [`Index::visit_hits_after`] for a region that is not a union.
+    fn visit_plain(&self, region: &Region, position: u64, started: bool, visit: &mut dyn FnMut(u64) -> bool) {
         let from = if started { position.saturating_add(1) } else { position };
         if from >= self.len() {
             return;
@@ -112,6 +129,13 @@ impl Index {
             None => None,
         };
         let kind_ids = self.kinds_of(&region.kinds);
+        let mut tag_lists = Vec::with_capacity(region.tags.len());
+        for tag in &region.tags {
+            match self.tag_names.get(tag) {
+                Some(id) => tag_lists.push(after(&self.tag_postings[id as usize], from)),
+                None => return,
+            }
+        }
 
         // Candidate lists, one set per filter; the cheapest set drives the scan.
         let mut plans: Vec<Vec<&[u64]>> = Vec::new();
@@ -139,13 +163,16 @@ impl Index {
         if let Some(ids) = &kind_ids {
             plans.push(ids.iter().map(|&id| after(&self.kind_postings[id as usize], from)).collect());
         }
+        plans.extend(tag_lists.iter().map(|&list| vec![list]));
+        let mut tags = TagCheck::new(tag_lists);
         let filter = IdFilter {
             entities: entity_ids.map(|ids| bitmap(self.entity_names.len(), &ids)),
             scope: scope_id,
             kinds: kind_ids.map(|ids| bitmap(self.kind_names.len(), &ids)),
             clock: region.clock,
         };
-        let mut take = |seq: u64| !filter.accepts(&self.entries[seq as usize]) || visit(seq);
+        let mut take =
+            |seq: u64| !filter.accepts(&self.entries[seq as usize]) || !tags.accepts(seq) || visit(seq);
         let cost = |plan: &Vec<&[u64]>| plan.iter().map(|l| l.len()).sum::<usize>();
         match plans.into_iter().min_by_key(cost) {
             None => {
@@ -213,6 +240,7 @@ mod tests {
                 causation_id: None,
                 correlation_id: (i as u128 + 1).to_be_bytes(),
                 visible: true,
+                tags: if i % 2 == 0 { vec!["even", "all"] } else { vec!["all"] },
             });
         }
         index
@@ -227,5 +255,28 @@ mod tests {
         assert_eq!(index.query_hits_after(&namespace, 0, false, 10), vec![0, 1]);
         let missing = Region::all().with_exact_entity("carol").unwrap();
         assert!(index.query_hits_after(&missing, 0, false, 10).is_empty());
+    }
+
+    #[test]
+    fn tags_and_unions() {
+        let index = index_of(&["a", "b", "a", "b", "c"]);
+        let even = Region::all().with_tags(&["even"]).unwrap();
+        assert_eq!(index.query_hits_after(&even, 0, false, 10), vec![0, 2, 4]);
+        let both = even.clone().with_tags(&["all"]).unwrap();
+        assert_eq!(index.query_hits_after(&both, 0, true, 10), vec![2, 4]);
+        let b_even = even.clone().with_exact_entity("b").unwrap();
+        assert!(index.query_hits_after(&b_even, 0, false, 10).is_empty());
+        let unknown = Region::all().with_tags(&["none"]).unwrap();
+        assert!(index.query_hits_after(&unknown, 0, false, 10).is_empty());
+        let b = Region::all().with_exact_entity("b").unwrap();
+        let union = Region::any_of([even, b]).unwrap();
+        assert_eq!(index.query_hits_after(&union, 0, false, 10), vec![0, 1, 2, 3, 4]);
+        assert_eq!(index.query_hits_after(&union, 1, true, 2), vec![2, 3]);
+        let mut seen = Vec::new();
+        index.visit_hits_after(&union, 2, true, |seq| {
+            seen.push(seq);
+            true
+        });
+        assert_eq!(seen, [3, 4]);
     }
 }

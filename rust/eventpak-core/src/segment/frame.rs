@@ -6,9 +6,12 @@
 //!          | correlation_id [16] | causation_id [16] | prev_hash [32] | hash [32]
 //!          | entity_len u16 | scope_len u16 | kind_len u8 | key_len u8 | payload_len u32
 //!          | entity | scope | kind | idempotency_key | [payload_version u32] | payload
+//!          | [tags section]
 //! ```
 //! The payload version is present only when its flag is set (format version 2); a frame
-//! without it has payload version 0, which is every version-1 frame.
+//! without it has payload version 0, which is every version-1 frame. The tags section
+//! (format version 3, [`super::tags_section`]) is present only when its flag is set. A
+//! frame whose flags say "tracking record" is not an event ([`super::tracking_frame`]).
 //! The CRC covers every byte after itself. All integers are little-endian. The offsets
 //! are named in [`super::layout`]; the frame is zero-filled first, so an absent causation
 //! id is written as zeros.
@@ -18,13 +21,15 @@ use std::sync::Arc;
 use super::layout::{
     BODY_CAUSATION_ID_OFFSET, BODY_CORRELATION_ID_OFFSET, BODY_ENTITY_LEN_OFFSET,
     BODY_ENTITY_SEQUENCE_OFFSET, BODY_EVENT_ID_OFFSET, BODY_FLAGS_KNOWN, BODY_FLAGS_OFFSET,
-    BODY_FLAG_CAUSATION, BODY_FLAG_IDEMPOTENCY, BODY_FLAG_PAYLOAD_VERSION, BODY_HASH_OFFSET,
-    BODY_KEY_LEN_OFFSET, BODY_KIND_LEN_OFFSET, BODY_PAYLOAD_LEN_OFFSET, BODY_PAYLOAD_VERSION_LEN,
-    BODY_PREV_HASH_OFFSET, BODY_SCOPE_LEN_OFFSET, BODY_TIMESTAMP_OFFSET, FRAME_BATCH_INDEX_OFFSET,
-    FRAME_BATCH_LEN_OFFSET, FRAME_BODY_LEN_OFFSET, FRAME_CRC_COVERS_FROM, FRAME_CRC_OFFSET,
-    FRAME_GLOBAL_SEQUENCE_OFFSET,
+    BODY_FLAG_CAUSATION, BODY_FLAG_IDEMPOTENCY, BODY_FLAG_PAYLOAD_VERSION, BODY_FLAG_TAGS,
+    BODY_FLAG_TRACKING, BODY_HASH_OFFSET, BODY_KEY_LEN_OFFSET, BODY_KIND_LEN_OFFSET, BODY_PAYLOAD_LEN_OFFSET,
+    BODY_PAYLOAD_VERSION_LEN, BODY_PREV_HASH_OFFSET, BODY_SCOPE_LEN_OFFSET, BODY_TIMESTAMP_OFFSET,
+    FRAME_BATCH_INDEX_OFFSET, FRAME_BATCH_LEN_OFFSET, FRAME_BODY_LEN_OFFSET, FRAME_CRC_COVERS_FROM,
+    FRAME_CRC_OFFSET, FRAME_GLOBAL_SEQUENCE_OFFSET, MIN_BODY_LEN,
 };
 pub use super::layout::{BODY_FIXED_LEN, FRAME_HEADER_LEN};
+use super::tags_section::{check_tags_section, tags_of, tags_section_len, TagIter};
+use super::tracking_frame::TrackingView;
 use crate::event::EventRecord;
 
 /// No frame body may claim more than this; a larger length field is damage, not data.
@@ -41,6 +46,7 @@ pub fn frame_len(record: &EventRecord) -> usize {
         key,
         version,
         record.payload.len(),
+        tags_section_len(&record.tags),
     ])
 }
 
@@ -53,9 +59,9 @@ pub fn payload_version_len(payload_version: u32) -> usize {
     }
 }
 
-/// Size of a frame whose entity, scope, kind, idempotency key, payload version field and
-/// payload have these lengths.
-pub fn frame_len_of(variable_parts: [usize; 6]) -> usize {
+/// Size of a frame whose entity, scope, kind, idempotency key, payload version field,
+/// payload and tags section have these lengths.
+pub fn frame_len_of(variable_parts: [usize; 7]) -> usize {
     FRAME_HEADER_LEN + BODY_FIXED_LEN + variable_parts.iter().sum::<usize>()
 }
 
@@ -81,7 +87,8 @@ pub fn encode_frame(out: &mut Vec<u8>, record: &EventRecord, batch_index: u32, b
     let version = record.payload_version;
     body[BODY_FLAGS_OFFSET] = if record.causation_id.is_some() { BODY_FLAG_CAUSATION } else { 0 }
         | if key.is_some() { BODY_FLAG_IDEMPOTENCY } else { 0 }
-        | if version != 0 { BODY_FLAG_PAYLOAD_VERSION } else { 0 };
+        | if version != 0 { BODY_FLAG_PAYLOAD_VERSION } else { 0 }
+        | if record.tags.is_empty() { 0 } else { BODY_FLAG_TAGS };
     put(body, BODY_CORRELATION_ID_OFFSET, &record.correlation_id);
     if let Some(causation_id) = &record.causation_id {
         put(body, BODY_CAUSATION_ID_OFFSET, causation_id);
@@ -102,12 +109,21 @@ pub fn encode_frame(out: &mut Vec<u8>, record: &EventRecord, batch_index: u32, b
         put(body, at, part);
         at += part.len();
     }
+    if !record.tags.is_empty() {
+        body[at] = record.tags.len() as u8;
+        at += 1;
+        for tag in &record.tags {
+            body[at] = tag.len() as u8;
+            put(body, at + 1, tag.as_bytes());
+            at += 1 + tag.len();
+        }
+    }
     let crc = crc32c::crc32c(&frame[FRAME_CRC_COVERS_FROM..]);
     put(frame, FRAME_CRC_OFFSET, &crc.to_le_bytes());
 }
 
 /// A frame decoded in place.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct FrameView<'a> {
     /// Global sequence stored in the frame.
     pub global_sequence: u64,
@@ -123,8 +139,10 @@ pub struct FrameView<'a> {
 /// The outcome of decoding the bytes at one offset.
 #[derive(Debug)]
 pub enum Decoded<'a> {
-    /// A complete, CRC-valid frame.
+    /// A complete, CRC-valid event frame.
     Frame(FrameView<'a>),
+    /// A complete, CRC-valid tracking record (not an event).
+    Tracking(TrackingView<'a>),
     /// The bytes end before the frame does (a torn write, if this is the tail).
     Short,
     /// The frame is complete but damaged.
@@ -163,14 +181,15 @@ fn variable_lens(body: &[u8]) -> [usize; 6] {
     ]
 }
 
-/// Decodes the frame at the start of `buf`, checking its length bounds and CRC.
+/// Decodes the frame at the start of `buf`, checking its length bounds and CRC: an event
+/// frame, or a tracking record.
 #[inline]
 pub fn decode_frame(buf: &[u8]) -> Decoded<'_> {
     if buf.len() < FRAME_HEADER_LEN {
         return Decoded::Short;
     }
     let body_len = u32_at(buf, FRAME_BODY_LEN_OFFSET) as usize;
-    if !(BODY_FIXED_LEN..=MAX_BODY_LEN).contains(&body_len) {
+    if !(MIN_BODY_LEN..=MAX_BODY_LEN).contains(&body_len) {
         return Decoded::Bad(format!("impossible frame body length {body_len}"));
     }
     let len = FRAME_HEADER_LEN + body_len;
@@ -181,11 +200,33 @@ pub fn decode_frame(buf: &[u8]) -> Decoded<'_> {
         return Decoded::Bad("frame CRC mismatch".into());
     }
     let body = &buf[FRAME_HEADER_LEN..len];
+    if body[BODY_FLAGS_OFFSET] & BODY_FLAG_TRACKING != 0 {
+        let header = (
+            u64_at(buf, FRAME_GLOBAL_SEQUENCE_OFFSET),
+            u32_at(buf, FRAME_BATCH_INDEX_OFFSET),
+            u32_at(buf, FRAME_BATCH_LEN_OFFSET),
+        );
+        return match TrackingView::check(header, len, body) {
+            Ok(view) => Decoded::Tracking(view),
+            Err(why) => Decoded::Bad(why),
+        };
+    }
+    if body_len < BODY_FIXED_LEN {
+        return Decoded::Bad(format!("impossible event body length {body_len}"));
+    }
     if body[BODY_FLAGS_OFFSET] & !BODY_FLAGS_KNOWN != 0 {
         return Decoded::Bad("frame has unknown flags".into());
     }
-    if BODY_FIXED_LEN + variable_lens(body).iter().sum::<usize>() != body_len {
-        return Decoded::Bad("frame field lengths disagree with body length".into());
+    let fields_end = BODY_FIXED_LEN + variable_lens(body).iter().sum::<usize>();
+    let tagged = body[BODY_FLAGS_OFFSET] & BODY_FLAG_TAGS != 0;
+    match fields_end.cmp(&body_len) {
+        std::cmp::Ordering::Equal if !tagged => {}
+        std::cmp::Ordering::Less if tagged => {
+            if let Err(why) = check_tags_section(&body[fields_end..]) {
+                return Decoded::Bad(why);
+            }
+        }
+        _ => return Decoded::Bad("frame field lengths disagree with body length".into()),
     }
     let view = FrameView::from_parts(buf, len);
     if view.batch_len == 0 || view.batch_index >= view.batch_len {
@@ -260,6 +301,17 @@ impl<'a> FrameView<'a> {
         &self.body[payload]
     }
 
+    /// The tags section as stored (what the chain hash covers); empty without tags.
+    pub fn tags_section(&self) -> &'a [u8] {
+        let [.., payload] = self.name_ranges();
+        &self.body[payload.end..]
+    }
+
+    /// The event's tags, in the order they were given.
+    pub fn tags(&self) -> TagIter<'a> {
+        tags_of(self.tags_section())
+    }
+
     /// The payload's schema version (0 when the frame stores none).
     pub fn payload_version(&self) -> u32 {
         let [.., version, _] = self.name_ranges();
@@ -324,78 +376,11 @@ impl<'a> FrameView<'a> {
             idempotency_key: self.idempotency_key().map(<[u8]>::to_vec),
             payload_version: self.payload_version(),
             payload: self.payload().to_vec(),
+            tags: self.tags().map(str::to_owned).collect(),
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sample() -> EventRecord {
-        EventRecord {
-            event_id: [9; 16],
-            global_sequence: 12,
-            entity: "acct:é".into(),
-            scope: "s".into(),
-            kind: "deposit".into(),
-            entity_sequence: 3,
-            timestamp_us: 99,
-            causation_id: Some([4; 16]),
-            correlation_id: [5; 16],
-            prev_hash: [6; 32],
-            hash: [7; 32],
-            idempotency_key: Some(b"key".to_vec()),
-            payload_version: 0,
-            payload: vec![0x91, 0x01],
-        }
-    }
-
-    #[test]
-    fn round_trip() {
-        let rec = sample();
-        let mut buf = Vec::new();
-        encode_frame(&mut buf, &rec, 1, 2);
-        assert_eq!(buf.len(), frame_len(&rec));
-        let Decoded::Frame(view) = decode_frame(&buf) else { panic!("decode failed") };
-        assert_eq!((view.batch_index, view.batch_len, view.len), (1, 2, buf.len()));
-        assert_eq!(view.to_record(), rec);
-        assert_eq!(FrameView::trusted(&buf).to_record(), rec);
-    }
-
-    #[test]
-    fn payload_version_round_trips_and_zero_takes_no_bytes() {
-        let versioned = EventRecord { payload_version: 3, ..sample() };
-        let mut buf = Vec::new();
-        encode_frame(&mut buf, &versioned, 0, 1);
-        assert_eq!(buf.len(), frame_len(&sample()) + BODY_PAYLOAD_VERSION_LEN);
-        let Decoded::Frame(view) = decode_frame(&buf) else { panic!("decode failed") };
-        assert_eq!(view.payload_version(), 3);
-        assert_eq!(view.payload(), &[0x91, 0x01]);
-        assert_eq!(view.to_record(), versioned);
-    }
-
-    #[test]
-    fn unknown_flags_are_damage() {
-        let mut buf = Vec::new();
-        encode_frame(&mut buf, &sample(), 0, 1);
-        buf[FRAME_HEADER_LEN + BODY_FLAGS_OFFSET] |= 0x80;
-        let crc = crc32c::crc32c(&buf[FRAME_CRC_COVERS_FROM..]);
-        put(&mut buf, FRAME_CRC_OFFSET, &crc.to_le_bytes());
-        assert!(matches!(decode_frame(&buf), Decoded::Bad(why) if why.contains("unknown flags")));
-    }
-
-    #[test]
-    fn damage_is_detected() {
-        let mut buf = Vec::new();
-        encode_frame(&mut buf, &EventRecord { payload_version: 2, ..sample() }, 0, 1);
-        for cut in 0..buf.len() {
-            assert!(matches!(decode_frame(&buf[..cut]), Decoded::Short | Decoded::Bad(_)));
-        }
-        for i in 0..buf.len() {
-            let mut bad = buf.clone();
-            bad[i] ^= 0x40;
-            assert!(!matches!(decode_frame(&bad), Decoded::Frame(_)), "flip at {i} undetected");
-        }
-    }
-}
+#[path = "frame_tests.rs"]
+mod tests;

@@ -9,8 +9,11 @@ use super::layout::{
 /// Identifies an eventpak segment file.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"EVPKSEG\0";
 /// Version of the segment format described in `docs/format.md`, written into new segments.
-/// Version 2 frames may carry a payload version; version 1 segments are still read.
-pub const SEGMENT_VERSION: u32 = 2;
+/// Version 2 frames may carry a payload version; version 3 adds tags and tracking records.
+/// Version 1 and 2 segments are still read.
+pub const SEGMENT_VERSION: u32 = 3;
+/// The first segment version whose sealed segments all have a seal record.
+pub const FIRST_SEALED_VERSION: u32 = 2;
 /// The oldest segment version this build reads.
 pub const OLDEST_SEGMENT_VERSION: u32 = 1;
 
@@ -37,7 +40,7 @@ impl SegmentHeader {
         let mut out = [0u8; SEGMENT_HEADER_LEN];
         out[SEGMENT_MAGIC_OFFSET..SEGMENT_VERSION_OFFSET].copy_from_slice(SEGMENT_MAGIC);
         out[SEGMENT_VERSION_OFFSET..SEGMENT_FLAGS_OFFSET].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
-        // The flags stay zero in versions 1 and 2.
+        // The flags stay zero in versions 1 to 3.
         out[SEGMENT_ID_OFFSET..SEGMENT_BASE_SEQUENCE_OFFSET].copy_from_slice(&self.segment_id.to_le_bytes());
         out[SEGMENT_BASE_SEQUENCE_OFFSET..SEGMENT_CRC_OFFSET]
             .copy_from_slice(&self.base_sequence.to_le_bytes());

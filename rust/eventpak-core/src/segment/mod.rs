@@ -3,18 +3,24 @@
 mod frame;
 mod header;
 pub mod layout;
+mod log_frame;
 pub mod reader;
 mod scan;
 mod seals;
+mod tags_section;
+mod tracking_frame;
 
 pub use frame::{
     decode_frame, encode_frame, frame_len, frame_len_of, payload_version_len, Decoded, FrameView,
     FRAME_HEADER_LEN, MAX_BODY_LEN,
 };
-pub use header::{SegmentHeader, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION};
+pub use header::{SegmentHeader, FIRST_SEALED_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION};
+pub use log_frame::LogFrame;
 pub use reader::{SegmentSet, StoredEvent};
 pub use scan::{scan_segment, ScanEnd};
 pub use seals::{append_seal, load_seals, Seal, SealRecords, SEALS_FILE, SEAL_RECORD_LEN};
+pub use tags_section::{check_tags_section, encode_tags, tags_section_len, write_tags, TagIter};
+pub use tracking_frame::{encode_tracking_frame, tracking_frame_len, TrackingFields, TrackingView};
 
 use std::path::{Path, PathBuf};
 

@@ -56,6 +56,7 @@ impl StoredEvent {
         match decode_frame(&frame) {
             Decoded::Frame(view) if view.len == frame.len() => {}
             Decoded::Frame(_) => return Err(refused("bytes follow the frame")),
+            Decoded::Tracking(_) => return Err(refused("a tracking record is not an event")),
             Decoded::Short => return Err(refused("the frame is cut short")),
             Decoded::Bad(reason) => return Err(refused(&reason)),
         }
@@ -135,6 +136,9 @@ impl MappedSegment {
             )),
             Decoded::Frame(_) => {
                 Err(Error::corrupt(&self.slot.path, offset, "frame length differs from the index"))
+            }
+            Decoded::Tracking(_) => {
+                Err(Error::corrupt(&self.slot.path, offset, "the index places an event on a tracking record"))
             }
             Decoded::Short => Err(Error::corrupt(&self.slot.path, offset, "committed frame is missing")),
             Decoded::Bad(reason) => Err(Error::corrupt(&self.slot.path, offset, reason)),
@@ -271,6 +275,7 @@ mod tests {
             idempotency_key: None,
             payload_version: 0,
             payload: vec![0x91, 0x01],
+            tags: vec!["t".into()],
         }
     }
 

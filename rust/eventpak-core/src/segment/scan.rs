@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use super::frame::{decode_frame, Decoded, FrameView, BODY_FIXED_LEN, FRAME_HEADER_LEN};
+use super::frame::{BODY_FIXED_LEN, FRAME_HEADER_LEN};
+use super::layout::MIN_BODY_LEN;
+use super::log_frame::LogFrame;
 use crate::error::{Error, Result};
 
 /// How a scan ended.
@@ -17,7 +19,9 @@ pub struct ScanEnd {
 }
 
 /// Scans `bytes` (a whole segment file) from `start`, calling `on_frame` for every frame
-/// of every complete batch, in order. Frames must carry dense sequences from `next_sequence`.
+/// of every complete batch, in order. Event frames must carry dense sequences from
+/// `next_sequence`; a tracking record carries the sequence of the event after it, takes
+/// none, and must end its batch.
 ///
 /// Only in the last segment (`is_last`) may the scan stop early at a torn tail: a frame
 /// cut short, a damaged frame that is the final one (or followed only by zeros), or a
@@ -29,30 +33,27 @@ pub fn scan_segment(
     start: usize,
     mut next_sequence: u64,
     is_last: bool,
-    mut on_frame: impl FnMut(u64, &FrameView<'_>) -> Result<()>,
+    mut on_frame: impl FnMut(u64, &LogFrame<'_>) -> Result<()>,
 ) -> Result<ScanEnd> {
     let mut at = start;
-    let mut batch: Vec<(u64, FrameView<'_>)> = Vec::new();
+    let mut batch: Vec<(u64, LogFrame<'_>)> = Vec::new();
     let mut batch_start = start;
+    let mut batch_first_sequence = next_sequence;
     // The unfinished batch's frames are dropped: the next sequence is the batch's first.
-    let torn = |cut: usize, next: u64, pending: usize| {
-        Ok(ScanEnd {
-            valid_len: cut as u64,
-            next_sequence: next - pending as u64,
-            torn_bytes: (bytes.len() - cut) as u64,
-        })
+    let torn = |cut: usize, first: u64| {
+        Ok(ScanEnd { valid_len: cut as u64, next_sequence: first, torn_bytes: (bytes.len() - cut) as u64 })
     };
     while at < bytes.len() {
         let rest = &bytes[at..];
-        let frame = match decode_frame(rest) {
-            Decoded::Frame(frame) => frame,
-            Decoded::Short if is_last && !later_frame_exists(rest, next_sequence) => {
-                return torn(batch_start, next_sequence, batch.len())
+        let frame = match LogFrame::decode(rest) {
+            Ok(frame) => frame,
+            Err(None) if is_last && !later_frame_exists(rest, next_sequence) => {
+                return torn(batch_start, batch_first_sequence)
             }
-            Decoded::Short => {
+            Err(None) => {
                 return Err(Error::corrupt(path, at as u64, "frame runs past the end of its segment"))
             }
-            Decoded::Bad(reason) => {
+            Err(Some(reason)) => {
                 let claimed =
                     FRAME_HEADER_LEN as u64 + u32::from_le_bytes(rest[0..4].try_into().unwrap()) as u64;
                 // Zeros after the damaged frame are what a crash leaves when the file grew
@@ -60,61 +61,69 @@ pub fn scan_segment(
                 let after = rest.get(claimed as usize..).unwrap_or_default();
                 let is_final = claimed == rest.len() as u64 || after.iter().all(|&b| b == 0);
                 if is_last && is_final && !later_frame_exists(rest, next_sequence) {
-                    return torn(batch_start, next_sequence, batch.len());
+                    return torn(batch_start, batch_first_sequence);
                 }
                 return Err(Error::corrupt(path, at as u64, reason));
             }
         };
-        if frame.global_sequence != next_sequence {
-            let reason = format!("frame holds sequence {}, expected {next_sequence}", frame.global_sequence);
+        if frame.global_sequence() != next_sequence {
+            let reason =
+                format!("frame holds sequence {}, expected {next_sequence}", frame.global_sequence());
             return Err(Error::corrupt(path, at as u64, reason));
         }
         let expected_index = batch.len() as u32;
-        let same_batch = batch.first().is_none_or(|(_, f)| f.batch_len == frame.batch_len);
-        if frame.batch_index != expected_index || !same_batch {
+        let same_batch = batch.first().is_none_or(|(_, f)| f.batch_len() == frame.batch_len());
+        if frame.batch_index() != expected_index || !same_batch {
             return Err(Error::corrupt(path, at as u64, "frame out of place in its batch"));
         }
         if batch.is_empty() {
             batch_start = at;
+            batch_first_sequence = next_sequence;
         }
-        next_sequence += 1;
-        let done = frame.batch_index + 1 == frame.batch_len;
-        at += frame.len;
-        batch.push(((at - frame.len) as u64, frame));
+        if frame.is_event() {
+            next_sequence += 1;
+        }
+        let done = frame.batch_index() + 1 == frame.batch_len();
+        at += frame.frame_len();
+        batch.push(((at - frame.frame_len()) as u64, frame));
         if done {
             for (offset, frame) in batch.drain(..) {
                 on_frame(offset, &frame)?;
             }
             batch_start = at;
+            batch_first_sequence = next_sequence;
         }
     }
     if !batch.is_empty() {
         if is_last {
-            return torn(batch_start, next_sequence, batch.len());
+            return torn(batch_start, batch_first_sequence);
         }
         return Err(Error::corrupt(path, batch_start as u64, "segment ends inside a batch"));
     }
     Ok(ScanEnd { valid_len: at as u64, next_sequence, torn_bytes: 0 })
 }
 
-/// True when a valid frame with a later sequence starts anywhere after the first byte of
-/// `rest`. A torn write can only damage the very end of the log; if intact frames follow
-/// the damage, a length field was corrupted and cutting there would silently lose them.
+/// True when a valid frame of a later batch starts anywhere after the first byte of
+/// `rest` (one carrying a sequence at least the damaged frame's: a tracking record takes
+/// none, so the frame after it carries the same). A torn write can only damage the very end
+/// of the log; if intact frames follow the damage, a length field was corrupted and
+/// cutting there would silently lose them.
 ///
 /// Every offset is a candidate, so the costly CRC runs only where the cheap fields already
 /// fit: a body length that stays inside `rest` and a sequence that a frame this far on
 /// could carry. That keeps a torn multi-megabyte event from costing a CRC per byte.
 fn later_frame_exists(rest: &[u8], next_sequence: u64) -> bool {
-    let min_frame = (FRAME_HEADER_LEN + BODY_FIXED_LEN) as u64;
-    let reachable = next_sequence.saturating_add(rest.len() as u64 / min_frame + 1);
+    // Only events take sequences, so the smallest event frame bounds how far they go.
+    let min_event = (FRAME_HEADER_LEN + BODY_FIXED_LEN) as u64;
+    let reachable = next_sequence.saturating_add(rest.len() as u64 / min_event + 1);
     (1..rest.len().saturating_sub(FRAME_HEADER_LEN - 1)).any(|at| {
         let candidate = &rest[at..];
         let body_len = u32::from_le_bytes(candidate[0..4].try_into().unwrap()) as usize;
         let seq = u64::from_le_bytes(candidate[8..16].try_into().unwrap());
-        body_len >= BODY_FIXED_LEN
+        body_len >= MIN_BODY_LEN
             && FRAME_HEADER_LEN + body_len <= candidate.len()
-            && seq > next_sequence
+            && seq >= next_sequence
             && seq <= reachable
-            && matches!(decode_frame(candidate), Decoded::Frame(f) if f.global_sequence > next_sequence)
+            && LogFrame::decode(candidate).is_ok_and(|f| f.global_sequence() >= next_sequence)
     })
 }

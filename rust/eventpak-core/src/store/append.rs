@@ -8,47 +8,70 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::Store;
+use crate::conditions::{validate_tracking_name, CommitGuards};
 use crate::config::SyncMode;
 use crate::error::{Error, Result};
 use crate::event::{chain_hash, AppendRequest, EventId, EventRecord, Hash, HashedFields};
 use crate::index::{Index, NewEntry};
-use crate::names::{validate_coordinate_part, validate_kind_as};
 use crate::receipt::AppendReceipt;
-use crate::segment::{frame_len_of, payload_version_len};
+use crate::segment::{encode_tags, TrackingFields};
 use crate::writer::Writer;
 
-/// Longest idempotency key in bytes.
-pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 64;
-
-/// Encoded size of the event a request would store (what `max_event_bytes` limits).
-pub fn encoded_event_size(r: &AppendRequest) -> usize {
-    let key = r.idempotency_key.as_ref().map_or(0, Vec::len);
-    let version = payload_version_len(r.payload_version);
-    frame_len_of([r.entity.len(), r.scope.len(), r.kind.len(), key, version, r.payload.len()])
+/// How a commit goes: as one event or an atomic batch, through the open fence or not,
+/// with the reserved kinds allowed or not, with its durability wait or without.
+#[derive(Clone, Copy)]
+struct Mode {
+    is_batch: bool,
+    fenced: bool,
+    store_written: bool,
+    settle: bool,
 }
+
+const SINGLE: Mode = Mode { is_batch: false, fenced: false, store_written: false, settle: true };
+const BATCH: Mode = Mode { is_batch: true, ..SINGLE };
 
 impl Store {
     /// Appends one event. Refused with [`Error::FenceActive`] while a fence is open.
     pub fn append(&self, request: AppendRequest) -> Result<AppendReceipt> {
-        let mut receipts = self.commit(vec![request], false, false, false)?;
+        self.append_guarded(request, CommitGuards::none())
+    }
+
+    /// Appends one event if `guards.condition` holds, recording `guards.tracking` with it
+    /// (see [`Store::append_batch_guarded`]).
+    pub fn append_guarded(&self, request: AppendRequest, guards: CommitGuards) -> Result<AppendReceipt> {
+        let mut receipts = self.commit(vec![request], SINGLE, &guards)?;
         Ok(receipts.pop().expect("one receipt per request"))
     }
 
     /// Appends events atomically: all of them become visible, or none.
     pub fn append_batch(&self, requests: Vec<AppendRequest>) -> Result<Vec<AppendReceipt>> {
-        self.commit(requests, true, false, false)
+        self.commit(requests, BATCH, &CommitGuards::none())
+    }
+
+    /// Appends events atomically, in one step with checking `guards.condition`
+    /// ([`Error::AppendConditionFailed`] writes nothing) and with writing `guards.tracking`
+    /// ([`Error::TrackingConflict`] when its position is not past the recorded one). A
+    /// keyed batch already committed returns its original receipts before either is
+    /// looked at. With no requests, only the condition is checked and the tracking record
+    /// written.
+    pub fn append_batch_guarded(
+        &self,
+        requests: Vec<AppendRequest>,
+        guards: CommitGuards,
+    ) -> Result<Vec<AppendReceipt>> {
+        self.commit(requests, BATCH, &guards)
     }
 
     /// Appends, atomically, events the store writes itself (denials, bypass audits, dead
     /// letters): like [`Store::append_batch`], but the kinds of
     /// [`RESERVED_KINDS`](crate::RESERVED_KINDS) are accepted beside ordinary ones.
     pub fn append_reserved_batch(&self, requests: Vec<AppendRequest>) -> Result<Vec<AppendReceipt>> {
-        self.commit(requests, true, false, true)
+        self.commit(requests, Mode { store_written: true, ..BATCH }, &CommitGuards::none())
     }
 
     /// Appends events through the open fence: written now, visible at its commit.
     pub fn fence_append_batch(&self, requests: Vec<AppendRequest>) -> Result<Vec<AppendReceipt>> {
-        self.commit(requests, true, true, false)
+        self.commit(requests, Mode { fenced: true, ..BATCH }, &CommitGuards::none())
     }
 
     /// Appends each request as its own event, exactly as that many [`Store::append`] calls
@@ -58,7 +81,10 @@ impl Store {
     pub fn append_each(&self, requests: Vec<AppendRequest>) -> Vec<Result<AppendReceipt>> {
         let mut outcomes: Vec<Result<AppendReceipt>> = requests
             .into_iter()
-            .map(|r| self.commit_with(vec![r], false, false, false, false).map(|mut v| v.remove(0)))
+            .map(|r| {
+                let mode = Mode { settle: false, ..SINGLE };
+                self.commit(vec![r], mode, &CommitGuards::none()).map(|mut v| v.remove(0))
+            })
             .collect();
         let Some(written) = outcomes.iter().flatten().map(|r| r.global_sequence + 1).max() else {
             return outcomes;
@@ -78,84 +104,21 @@ impl Store {
         outcomes
     }
 
-    /// Refuses bad input before anything is locked or written.
-    fn validate(&self, requests: &[AppendRequest], is_batch: bool, store_written: bool) -> Result<()> {
-        let config = &self.shared.config;
-        let mut total = 0usize;
-        for (i, r) in requests.iter().enumerate() {
-            if let Some(k) = r.causation_item {
-                if k as usize >= i {
-                    return Err(Error::InvalidCausation(format!(
-                        "item {i} names item {k} as its cause; a cause must be an earlier item of the batch"
-                    )));
-                }
-            }
-            validate_coordinate_part("entity", &r.entity)?;
-            validate_coordinate_part("scope", &r.scope)?;
-            validate_kind_as(&r.kind, store_written)?;
-            if let Some(key) = &r.idempotency_key {
-                if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
-                    return Err(Error::InvalidIdempotencyKey(format!(
-                        "key of {} bytes; keys hold 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes",
-                        key.len()
-                    )));
-                }
-            }
-            let size = encoded_event_size(r);
-            if size > config.max_event_bytes {
-                return Err(Error::EventTooLarge { size, max: config.max_event_bytes });
-            }
-            total += size;
-        }
-        if !is_batch {
-            return Ok(());
-        }
-        if requests.len() > config.max_batch_events {
-            let msg = format!("{} events, max_batch_events={}", requests.len(), config.max_batch_events);
-            return Err(Error::BatchTooLarge(msg));
-        }
-        if total > config.max_batch_bytes {
-            return Err(Error::BatchTooLarge(format!(
-                "{total} bytes, max_batch_bytes={}",
-                config.max_batch_bytes
-            )));
-        }
-        let keyed = requests.iter().filter(|r| r.idempotency_key.is_some()).count();
-        if keyed != 0 && keyed != requests.len() {
-            return Err(Error::InvalidIdempotencyKey(
-                "in a batch, either every event has a key or none has".into(),
-            ));
-        }
-        let mut seen = std::collections::HashSet::new();
-        if requests.iter().filter_map(|r| r.idempotency_key.as_deref()).any(|k| !seen.insert(k)) {
-            return Err(Error::InvalidIdempotencyKey("the same key appears twice in one batch".into()));
-        }
-        Ok(())
-    }
-
+    /// Writes and publishes `requests`; with `mode.settle`, then waits for the durability
+    /// the sync mode promises (without, the caller settles several commits at once).
     fn commit(
         &self,
         requests: Vec<AppendRequest>,
-        is_batch: bool,
-        fenced: bool,
-        store_written: bool,
+        mode: Mode,
+        guards: &CommitGuards,
     ) -> Result<Vec<AppendReceipt>> {
-        self.commit_with(requests, is_batch, fenced, store_written, true)
-    }
-
-    /// Writes and publishes `requests`; with `settle`, then waits for the durability the
-    /// sync mode promises (without, the caller settles several commits at once).
-    fn commit_with(
-        &self,
-        requests: Vec<AppendRequest>,
-        is_batch: bool,
-        fenced: bool,
-        store_written: bool,
-        settle: bool,
-    ) -> Result<Vec<AppendReceipt>> {
+        let Mode { is_batch, fenced, store_written, settle } = mode;
         let writer = self.writer()?;
         self.validate(&requests, is_batch, store_written)?;
-        if requests.is_empty() {
+        if let Some(tracking) = &guards.tracking {
+            validate_tracking_name(&tracking.name)?;
+        }
+        if requests.is_empty() && guards.is_empty() {
             return Ok(Vec::new());
         }
         let deadline = std::cell::OnceCell::new();
@@ -186,6 +149,10 @@ impl Store {
         if let Some(receipts) = self.replayed_receipts(&index, &requests)? {
             return Ok(receipts);
         }
+        self.check_guards(&index, guards)?;
+        if requests.is_empty() && guards.tracking.is_none() {
+            return Ok(Vec::new()); // a condition alone: checked, nothing to write
+        }
         let mut heads: HashMap<&str, (u64, Hash)> = HashMap::new();
         let mut records = Vec::with_capacity(requests.len());
         for (i, r) in requests.iter().enumerate() {
@@ -199,6 +166,7 @@ impl Store {
                     });
                 }
             }
+            let tags = encode_tags(&r.tags);
             let fields = HashedFields {
                 entity_sequence: clock,
                 entity: &r.entity,
@@ -206,6 +174,7 @@ impl Store {
                 kind: &r.kind,
                 payload_version: r.payload_version,
                 payload: &r.payload,
+                tags: &tags,
             };
             let hash = chain_hash(&prev_hash, fields);
             heads.insert(&r.entity, (clock + 1, hash));
@@ -226,18 +195,27 @@ impl Store {
                 idempotency_key: r.idempotency_key.clone(),
                 payload_version: r.payload_version,
                 payload: Vec::new(),
+                tags: Vec::new(),
             });
         }
         drop(index);
         for (record, request) in records.iter_mut().zip(requests) {
             record.payload = request.payload;
+            record.tags = request.tags;
         }
         if let Some(mode) = &self.shared.sharing {
             self.begin_shared_write(mode);
         }
-        let locations = w.write_batch(&records, &self.shared.segments)?;
-        self.shared.appends.fetch_add(1, Ordering::Relaxed);
-        self.shared.appended_events.fetch_add(records.len() as u64, Ordering::Relaxed);
+        let tracking = guards.tracking.as_ref().map(|t| TrackingFields {
+            name: &t.name,
+            position: t.position,
+            timestamp_us: w.clock.next_timestamp_us(),
+        });
+        let locations = w.write_batch(&records, tracking, &self.shared.segments)?;
+        if !records.is_empty() {
+            self.shared.appends.fetch_add(1, Ordering::Relaxed);
+            self.shared.appended_events.fetch_add(records.len() as u64, Ordering::Relaxed);
+        }
         {
             let mut index = self.shared.index.write();
             for (r, loc) in records.iter().zip(&locations) {
@@ -255,19 +233,26 @@ impl Store {
                     causation_id: r.causation_id,
                     correlation_id: r.correlation_id,
                     visible: !fenced,
+                    tags: r.tags.iter().map(String::as_str).collect(),
                 });
+            }
+            if let (Some(t), Some(loc)) = (&tracking, locations.last()) {
+                let place = (loc.segment, loc.offset, loc.len);
+                index.tracking.record(t.name, t.position, place, w.written());
             }
         }
         if let Some(mode) = &self.shared.sharing {
             self.publish_writes(mode, &w);
         }
         drop(writes);
-        if !fenced {
+        if !fenced && !records.is_empty() {
             self.shared.announce_commit();
         }
         let written = w.written();
         drop(w);
-        if settle {
+        if records.is_empty() {
+            self.settle_records(writer)?;
+        } else if settle {
             self.settle(written, writer)?;
         }
         let durable = self.shared.durable_count();
@@ -354,7 +339,8 @@ impl Store {
                 && scope == r.scope
                 && kind == r.kind
                 && event.payload_version() == r.payload_version
-                && event.payload() == r.payload;
+                && event.payload() == r.payload
+                && event.tags().eq(r.tags.iter().map(String::as_str));
             if !same {
                 return Err(Error::IdempotencyConflict(format!(
                     "key {:?} was used for different content (event {})",

@@ -4,8 +4,10 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use std::sync::atomic::Ordering;
+
 use super::Shared;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::sync::Durability;
 use crate::writer::Writer;
 
@@ -22,6 +24,29 @@ impl Shared {
         self.durability.make_durable(upto, || {
             self.lead_shared_sync(mode, upto).inspect_err(|e| writer.lock().poison(e.clone()))
         })
+    }
+
+    /// fsyncs the active segment now, for tracking records written with no event (no event
+    /// count covers them, so group commit does not see them). A failure poisons the writer.
+    pub(super) fn sync_records(&self, writer: &Mutex<Writer>) -> Result<()> {
+        let active = {
+            let w = writer.lock();
+            w.check_healthy()?;
+            w.active_for_sync()
+        };
+        active.sync().map_err(|e| {
+            let failure = Error::storage("fsync of a tracking record", e);
+            writer.lock().poison(failure.clone());
+            failure
+        })
+    }
+
+    /// fsyncs tracking records written with no event since the last such fsync, if any.
+    pub(super) fn sync_pending_records(&self, writer: &Mutex<Writer>) -> Result<()> {
+        if self.unsynced_records.swap(false, Ordering::AcqRel) {
+            self.sync_records(writer)?;
+        }
+        Ok(())
     }
 
     /// Events written so far: by this process's writer, or published by any process.
@@ -58,6 +83,7 @@ impl Shared {
                 // A failure poisons the writer; appends and sync() report it from there.
                 let _ = self.make_durable(written, writer);
             }
+            let _ = self.sync_pending_records(writer);
         }
     }
 

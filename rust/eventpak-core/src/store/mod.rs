@@ -5,6 +5,7 @@ mod causal;
 mod checkpoint;
 mod durable;
 mod fence;
+mod guards;
 mod identity;
 mod leases;
 mod lock;
@@ -14,6 +15,7 @@ mod read;
 mod receipts;
 mod replay;
 mod shared_mode;
+mod validate;
 mod verify;
 
 pub use checkpoint::{CheckpointStatus, Lag};
@@ -85,6 +87,8 @@ pub(crate) struct Shared {
     /// store since it was opened (what `stats()` and the metrics report).
     appends: AtomicU64,
     appended_events: AtomicU64,
+    /// A tracking record was written with no event and no fsync has covered it yet.
+    unsynced_records: AtomicBool,
 }
 
 /// Bumped in every child process right after `fork()` (the binding registers the hook), so
@@ -152,7 +156,9 @@ impl Store {
     /// In shared mode, every event any process has appended so far.
     pub fn sync(&self) -> Result<()> {
         let published = self.shared.sharing.as_ref().map_or(0, |mode| mode.coord.mem.published_seq());
-        self.durable_through(self.writer()?, |w| w.written().max(published))
+        let writer = self.writer()?;
+        self.shared.sync_pending_records(writer)?;
+        self.durable_through(writer, |w| w.written().max(published))
     }
 
     /// Waits until events `0..upto(writer)` are durable. A poisoned writer says so, even
@@ -262,6 +268,7 @@ impl Store {
         if let Some(mode) = &self.shared.sharing {
             // Others may still be appending: what is published now is made durable, and
             // the checkpoint covers what this process has followed.
+            self.shared.sync_pending_records(writer)?;
             self.shared.make_durable(self.shared.log_written(writer), writer)?;
             let enabled = self.shared.config.enable_index_checkpoint;
             return if enabled { self.write_shared_checkpoint(mode, writer) } else { Ok(()) };

@@ -129,6 +129,7 @@ impl Store {
             notifier: Default::default(),
             appends: AtomicU64::new(0),
             appended_events: AtomicU64::new(0),
+            unsynced_records: AtomicBool::new(false),
         });
         let flusher = (sync_mode == SyncMode::Batch && shared.writer.is_some())
             .then(|| {

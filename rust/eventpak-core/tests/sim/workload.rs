@@ -1,13 +1,25 @@
-//! A workload touching every write path (single appends, batches, fences committed and
-//! cancelled, rotation, close/reopen with the index checkpoint, cursor checkpoints), the
-//! log of what it attempted and what was acknowledged, and the check that a recovered
-//! store contains exactly what the promise allows.
+//! A workload touching every write path (single appends, tagged batches with tracking
+//! records, tracking records alone, appends with conditions that hold and that fail, fences
+//! committed and cancelled, rotation, close/reopen with the index checkpoint, cursor
+//! checkpoints), the log of what it attempted and what was acknowledged, and the check that
+//! a recovered store contains exactly what the promise allows.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use eventpak_core::io::Storage;
-use eventpak_core::{AppendRequest, Cursor, CursorCheckpoint, Error, Region, Store, StoreConfig, SyncMode};
+use eventpak_core::{
+    AppendCondition, AppendRequest, CommitGuards, Cursor, CursorCheckpoint, Error, Region, Store,
+    StoreConfig, SyncMode, Tracking,
+};
+
+/// The tracking name the workload records positions under.
+pub const TRACKING: &str = "sim";
+/// The tags the workload puts on events (by counter).
+const TAGS: [&str; 3] = ["t0", "t1", "t2"];
+
+/// One attempted event: entity, payload, tags.
+pub type SimEvent = (String, Vec<u8>, Vec<String>);
 
 /// How an attempt's events were appended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,12 +28,13 @@ pub enum Via {
     Fence(usize),
 }
 
-/// One append call: its events, in order.
+/// One append call: its events, in order, and the tracking position it records (if any).
 #[derive(Clone, Debug)]
 pub struct Attempt {
-    pub events: Vec<(String, Vec<u8>)>,
+    pub events: Vec<SimEvent>,
     pub via: Via,
     pub acked: bool,
+    pub tracking: Option<u64>,
 }
 
 /// What a fence got to.
@@ -46,18 +59,30 @@ pub fn config() -> StoreConfig {
     StoreConfig { sync: SyncMode::Always, segment_max_bytes: 4096, ..StoreConfig::default() }
 }
 
-fn request(entity: &str, payload: &[u8]) -> AppendRequest {
+fn request((entity, payload, tags): &SimEvent) -> AppendRequest {
     AppendRequest {
-        entity: entity.into(),
+        entity: entity.clone(),
         scope: "s".into(),
         kind: "k".into(),
-        payload: payload.to_vec(),
-        idempotency_key: None,
-        expected_sequence: None,
-        causation_id: None,
-        correlation_id: None,
+        payload: payload.clone(),
+        tags: tags.clone(),
         ..Default::default()
     }
+}
+
+fn requests(events: &[SimEvent]) -> Vec<AppendRequest> {
+    events.iter().map(request).collect()
+}
+
+/// A condition over the events tagged `tag` after `after`.
+fn condition(tag: &str, after: Option<u64>) -> CommitGuards {
+    let region = Region::all().with_tags(&[tag]).expect("a valid tag");
+    CommitGuards { condition: Some(AppendCondition { fail_if_events_match: region, after }), tracking: None }
+}
+
+/// Tracking position `position`.
+fn tracking(position: u64) -> CommitGuards {
+    CommitGuards { condition: None, tracking: Some(Tracking::new(TRACKING, position).expect("a valid name")) }
 }
 
 /// Runs `steps` steps of the workload; returns at the first error.
@@ -75,33 +100,53 @@ pub fn run_with(
 ) -> Result<(), Error> {
     let mut store = Store::open_with(dir, config.clone(), storage.clone())?;
     let mut counter = 0usize;
-    let mut next_events = |n: usize| -> Vec<(String, Vec<u8>)> {
+    let mut position = 0u64;
+    let mut next_events = |n: usize| -> Vec<SimEvent> {
         (0..n)
             .map(|_| {
                 counter += 1;
-                (
-                    format!("e{}", counter % 3),
-                    format!("payload-{counter:05}-{}", "x".repeat(counter % 40)).into_bytes(),
-                )
+                let tags = match counter % 4 {
+                    0 => vec![],
+                    n => TAGS[..n].iter().map(|t| t.to_string()).collect(),
+                };
+                let payload = format!("payload-{counter:05}-{}", "x".repeat(counter % 40)).into_bytes();
+                (format!("e{}", counter % 3), payload, tags)
             })
             .collect()
     };
     for step in 0..steps {
-        match step % 8 {
-            0 | 1 | 5 => {
+        match step % 10 {
+            0 | 5 => {
                 let events = next_events(1);
-                let idx = start(log, &events, Via::Plain);
-                store.append(request(&events[0].0, &events[0].1))?;
+                let idx = start(log, &events, Via::Plain, None);
+                store.append(request(&events[0]))?;
                 ack(log, idx);
             }
-            2 | 6 => {
-                let events = next_events(3);
-                let idx = start(log, &events, Via::Plain);
-                store.append_batch(events.iter().map(|(e, p)| request(e, p)).collect())?;
+            1 => {
+                // A condition that holds (nothing tagged t2 after the head just read), then
+                // one that fails (a t1 event exists) and must write nothing.
+                let head = store.head()?;
+                let events = next_events(1);
+                let idx = start(log, &events, Via::Plain, None);
+                store.append_guarded(request(&events[0]), condition("t2", head))?;
+                ack(log, idx);
+                let refused = next_events(2);
+                match store.append_batch_guarded(requests(&refused), condition("t1", None)) {
+                    Err(Error::AppendConditionFailed { .. }) => {}
+                    Ok(_) => panic!("a condition over existing t1 events held"),
+                    Err(other) => return Err(other),
+                }
+            }
+            2 | 6 | 8 => {
+                // A batch with a tracking record, or (step 8) a tracking record alone.
+                let events = next_events(if step % 10 == 8 { 0 } else { 3 });
+                position += 1 + (step % 3) as u64;
+                let idx = start(log, &events, Via::Plain, Some(position));
+                store.append_batch_guarded(requests(&events), tracking(position))?;
                 ack(log, idx);
             }
             3 | 7 => {
-                let commit = step % 8 == 3;
+                let commit = step % 10 == 3;
                 let fence = {
                     let mut l = log.lock().unwrap();
                     l.fences.push(FenceFate::default());
@@ -109,8 +154,8 @@ pub fn run_with(
                 };
                 store.begin_fence()?;
                 let events = next_events(2);
-                let idx = start(log, &events, Via::Fence(fence));
-                store.fence_append_batch(events.iter().map(|(e, p)| request(e, p)).collect())?;
+                let idx = start(log, &events, Via::Fence(fence), None);
+                store.fence_append_batch(requests(&events))?;
                 ack(log, idx);
                 if commit {
                     log.lock().unwrap().fences[fence].commit_started = true;
@@ -118,6 +163,17 @@ pub fn run_with(
                     log.lock().unwrap().fences[fence].commit_acked = true;
                 } else {
                     store.cancel_fence()?;
+                }
+            }
+            9 => {
+                // A tracking record whose position is not past the recorded one: refused.
+                match store.append_batch_guarded(requests(&next_events(1)), tracking(position)) {
+                    Err(Error::TrackingConflict { .. }) if position > 0 => {}
+                    Ok(_) if position == 0 => {
+                        panic!("the workload records its first position at step 2")
+                    }
+                    Ok(_) => panic!("a stale tracking position was accepted"),
+                    Err(other) => return Err(other),
                 }
             }
             _ => {
@@ -135,9 +191,9 @@ pub fn run_with(
     store.close()
 }
 
-fn start(log: &SharedLog, events: &[(String, Vec<u8>)], via: Via) -> usize {
+fn start(log: &SharedLog, events: &[SimEvent], via: Via, tracking: Option<u64>) -> usize {
     let mut l = log.lock().unwrap();
-    l.attempts.push(Attempt { events: events.to_vec(), via, acked: false });
+    l.attempts.push(Attempt { events: events.to_vec(), via, acked: false, tracking });
     l.attempts.len() - 1
 }
 
@@ -148,10 +204,12 @@ fn ack(log: &SharedLog, idx: usize) {
 /// Checks a recovered store against what was attempted and acknowledged: every
 /// acknowledged-durable event is present, nothing is invented, no batch is split, fenced
 /// events appear only if their commit was attempted (and must if it was acknowledged),
-/// chains verify, `verify` finds nothing, and the cursor checkpoint is never corrupt.
+/// events keep their tags and the tag index agrees, the tracking position is the one of
+/// the last tracking record of the recovered prefix of attempts, chains verify, `verify`
+/// finds nothing, and the cursor checkpoint is never corrupt.
 pub fn check(dir: &Path, store: &Store, log: &Log) -> Result<(), String> {
     let events = store.query(&Region::all(), None, None).map_err(|e| e.to_string())?;
-    let mut flat: Vec<(usize, &(String, Vec<u8>))> = Vec::new();
+    let mut flat: Vec<(usize, &SimEvent)> = Vec::new();
     for (i, attempt) in log.attempts.iter().enumerate() {
         flat.extend(attempt.events.iter().map(|e| (i, e)));
     }
@@ -159,10 +217,10 @@ pub fn check(dir: &Path, store: &Store, log: &Log) -> Result<(), String> {
     for event in &events {
         let view = event.view();
         let seq = view.global_sequence as usize;
-        let Some(&(attempt, (entity, payload))) = flat.get(seq) else {
+        let Some(&(attempt, (entity, payload, tags))) = flat.get(seq) else {
             return Err(format!("invented event at sequence {seq}"));
         };
-        if view.names().0 != entity || view.payload() != payload.as_slice() {
+        if view.names().0 != entity || view.payload() != payload.as_slice() || !view.tags().eq(tags.iter()) {
             return Err(format!("sequence {seq} holds other content than was appended"));
         }
         if let Via::Fence(f) = log.attempts[attempt].via {
@@ -182,10 +240,13 @@ pub fn check(dir: &Path, store: &Store, log: &Log) -> Result<(), String> {
                 Via::Plain => true,
                 Via::Fence(f) => log.fences[f].commit_acked,
             };
-        if must && seen == 0 {
+        // An attempt of no event (a tracking record alone) is checked by its position.
+        if must && seen == 0 && !attempt.events.is_empty() {
             return Err(format!("acknowledged attempt {i} is missing"));
         }
     }
+    check_tags(store, &events)?;
+    check_tracking(store, log)?;
     let mut heads = std::collections::HashMap::new();
     for event in &events {
         let view = event.view();
@@ -210,4 +271,47 @@ pub fn check(dir: &Path, store: &Store, log: &Log) -> Result<(), String> {
         }
         Ok(_) => Ok(()),
     }
+}
+
+/// The tag index answers what the recovered events' own tags say.
+fn check_tags(store: &Store, events: &[eventpak_core::StoredEvent]) -> Result<(), String> {
+    for tag in TAGS {
+        let region = Region::all().with_tags(&[tag]).expect("a valid tag");
+        let found: Vec<u64> = store
+            .query(&region, None, None)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|e| e.global_sequence())
+            .collect();
+        let tagged: Vec<u64> = events
+            .iter()
+            .filter(|e| e.view().tags().any(|t| t == tag))
+            .map(|e| e.global_sequence())
+            .collect();
+        if found != tagged {
+            return Err(format!("the tag index holds {found:?} for {tag}, the events {tagged:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// The recovered tracking position is the one of the last attempt with a tracking record
+/// among a prefix of the attempts that ends where the log ends (attempts of no event may be
+/// in or out) and holds every acknowledged attempt (all durable: `sync="always"`).
+fn check_tracking(store: &Store, log: &Log) -> Result<(), String> {
+    let written = store.stats().map_err(|e| e.to_string())?.events as usize;
+    let mut cum = vec![0usize];
+    for attempt in &log.attempts {
+        cum.push(cum.last().unwrap() + attempt.events.len());
+    }
+    let acked = log.attempts.iter().rposition(|a| a.acked).map_or(0, |i| i + 1);
+    let allowed: Vec<Option<u64>> = (0..cum.len())
+        .filter(|&k| cum[k] == written && k >= acked)
+        .map(|k| log.attempts[..k].iter().rev().find_map(|a| a.tracking))
+        .collect();
+    let found = store.tracking_position(TRACKING).map_err(|e| e.to_string())?;
+    if !allowed.contains(&found) {
+        return Err(format!("tracking position {found:?}, the recovered attempts allow {allowed:?}"));
+    }
+    Ok(())
 }

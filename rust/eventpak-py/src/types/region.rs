@@ -8,7 +8,7 @@ use pyo3::types::PyType;
 use super::{bool_arg, coordinate_parts, sequence_items};
 use crate::args::{int_arg, opt_int_arg, type_name};
 use crate::errors::to_py;
-use crate::names::{KindName, RegionName};
+use crate::names::{tag_list, KindName, RegionName};
 
 /// The read predicate of queries, cursors and workers. Builders return new regions.
 #[pyclass(frozen, eq, hash, module = "eventpak._native")]
@@ -21,9 +21,19 @@ fn build(r: eventpak_core::Result<CoreRegion>) -> PyResult<Region> {
     r.map(|inner| Region { inner }).map_err(|e| to_py(e, ""))
 }
 
-/// What pickling keeps of a region: entity, exact flag, scope, exact kinds, kind prefix and
-/// clock range. A region is rebuilt from it through the builders, which check it again.
-type State = (Option<String>, bool, Option<String>, Option<Vec<String>>, Option<String>, Option<(u64, u64)>);
+/// What pickling keeps of a region: entity, exact flag, scope, exact kinds, kind prefix,
+/// clock range, tags and union members. A region is rebuilt from it through the builders,
+/// which check it again.
+type State = (
+    Option<String>,
+    bool,
+    Option<String>,
+    Option<Vec<String>>,
+    Option<String>,
+    Option<(u64, u64)>,
+    Vec<String>,
+    Vec<Region>,
+);
 
 #[pymethods]
 impl Region {
@@ -42,6 +52,28 @@ impl Region {
         let exact = exact.map(|e| bool_arg(e, "exact")).transpose()?.unwrap_or(false);
         let region = CoreRegion::all();
         build(if exact { region.with_exact_entity(&name) } else { region.with_entity(&name) })
+    }
+
+    /// The union of `regions` (a sequence of `Region`): the events any of them matches.
+    #[staticmethod]
+    fn any_of(regions: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let Some(items) = sequence_items(regions)? else {
+            let shown = type_name(regions);
+            return Err(PyTypeError::new_err(format!(
+                "regions must be a sequence of ep.Region, not {shown}"
+            )));
+        };
+        let members = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                item.downcast::<Region>().map(|r| r.get().inner.clone()).map_err(|_| {
+                    let shown = type_name(item);
+                    PyTypeError::new_err(format!("regions[{i}] must be an ep.Region, not {shown}"))
+                })
+            })
+            .collect::<PyResult<Vec<CoreRegion>>>()?;
+        build(CoreRegion::any_of(members))
     }
 
     /// Events of one scope.
@@ -84,19 +116,41 @@ impl Region {
         build(self.inner.clone().with_clock_range(int_arg(start, "start")?, int_arg(end, "end")?))
     }
 
-    /// True when an event at `coord` with `kind` matches; the clock range is checked only
-    /// when `entity_sequence` is given.
-    #[pyo3(signature = (coord, kind, entity_sequence=None))]
+    /// This region restricted to events carrying every one of `tags` (a sequence of str),
+    /// besides the tags it already requires.
+    fn with_tags(&self, tags: &Bound<'_, PyAny>) -> PyResult<Self> {
+        build(self.inner.clone().with_tags(&tag_list(tags, "tags")?))
+    }
+
+    /// True when an event at `coord` with `kind` and `tags` matches; the clock range is
+    /// checked only when `entity_sequence` is given.
+    #[pyo3(signature = (coord, kind, entity_sequence=None, *, tags=None))]
     fn matches(
         &self,
         coord: &Bound<'_, PyAny>,
         kind: &Bound<'_, PyAny>,
         entity_sequence: Option<&Bound<'_, PyAny>>,
+        tags: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
         let (entity, scope) = coordinate_parts(coord)?;
         let kind = KindName::named(kind, "kind")?.0;
         let clock = opt_int_arg(entity_sequence, "entity_sequence")?;
-        Ok(self.inner.matches(&entity, &scope, &kind, clock))
+        let tags = tags.map(|t| tag_list(t, "tags")).transpose()?.unwrap_or_default();
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        Ok(self.inner.matches(&entity, &scope, &kind, clock, &tags))
+    }
+
+    /// The tags every matching event carries, sorted (empty for a union).
+    #[getter]
+    fn tags(&self) -> Vec<String> {
+        self.inner.tags.iter().cloned().collect()
+    }
+
+    /// The members of a union, in the order of their identities; empty for a region that
+    /// is not one.
+    #[getter]
+    fn members(&self) -> Vec<Region> {
+        self.inner.any_of.iter().map(|inner| Region { inner: inner.clone() }).collect()
     }
 
     /// Stable, injective name of every filter; bound into durable cursor checkpoints.
@@ -117,12 +171,17 @@ impl Region {
             KindFilter::Exact(set) => (Some(set.iter().cloned().collect()), None),
             KindFilter::Prefix(prefix) => (None, Some(prefix.clone())),
         };
-        let state = (r.entity.clone(), r.entity_exact, r.scope.clone(), kinds, prefix, r.clock);
+        let tags = r.tags.iter().cloned().collect();
+        let members = r.any_of.iter().map(|inner| Region { inner: inner.clone() }).collect();
+        let state =
+            (r.entity.clone(), r.entity_exact, r.scope.clone(), kinds, prefix, r.clock, tags, members);
         Ok((slf.get_type().getattr("_restore")?, state))
     }
 
-    /// Rebuilds a pickled region.
+    /// Rebuilds a pickled region (a pickle made before tags and unions has neither).
     #[classmethod]
+    #[pyo3(signature = (entity, entity_exact, scope, kinds, kind_prefix, clock, tags=Vec::new(), members=Vec::new()))]
+    #[allow(clippy::too_many_arguments)]
     fn _restore(
         _cls: &Bound<'_, PyType>,
         entity: Option<String>,
@@ -131,7 +190,12 @@ impl Region {
         kinds: Option<Vec<String>>,
         kind_prefix: Option<String>,
         clock: Option<(u64, u64)>,
+        tags: Vec<String>,
+        members: Vec<Region>,
     ) -> PyResult<Self> {
+        if !members.is_empty() {
+            return build(CoreRegion::any_of(members.into_iter().map(|m| m.inner)));
+        }
         let rebuilt = || {
             let mut r = CoreRegion::all();
             if let Some(entity) = &entity {
@@ -146,10 +210,10 @@ impl Region {
             if let Some(prefix) = &kind_prefix {
                 r = r.with_kind_prefix(prefix)?;
             }
-            match clock {
-                Some((start, end)) => r.with_clock_range(start, end),
-                None => Ok(r),
+            if let Some((start, end)) = clock {
+                r = r.with_clock_range(start, end)?;
             }
+            r.with_tags(&tags)
         };
         build(rebuilt())
     }

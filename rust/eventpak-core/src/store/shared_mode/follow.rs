@@ -9,7 +9,7 @@ use super::{FollowTail, SharedMode};
 use crate::error::{Error, Result};
 use crate::index::{Index, NewEntry};
 use crate::segment::{
-    decode_frame, segment_file_name, Decoded, SegmentHeader, SEGMENTS_DIR, SEGMENT_HEADER_LEN,
+    segment_file_name, LogFrame, SegmentHeader, SegmentSet, SEGMENTS_DIR, SEGMENT_HEADER_LEN,
 };
 use crate::store::Store;
 use crate::visibility::Visibility;
@@ -25,14 +25,30 @@ impl Store {
 
     /// Indexes every event published since the last follow, and adopts a changed
     /// `hidden.ranges`. Costs two atomic loads when nothing changed.
+    ///
+    /// Tracking records are indexed as the follow passes them, so one published after the
+    /// newest event is not reached here: [`Store::follow_to_end`] reads to the published
+    /// end of the log, under the write lock.
     pub(in crate::store) fn follow(&self, mode: &SharedMode) -> Result<()> {
+        self.follow_through(mode, None)
+    }
+
+    /// Follows to the published end of the log (`(segment id, length)`, read under the
+    /// write lock), tracking records after the newest event included.
+    pub(in crate::store) fn follow_to_end(&self, mode: &SharedMode, end: (u64, u64)) -> Result<()> {
+        self.follow_through(mode, Some(end))
+    }
+
+    fn follow_through(&self, mode: &SharedMode, end: Option<(u64, u64)>) -> Result<()> {
         // The count is read before the visibility generation: a fence is recorded (and its
         // generation bumped) before its first frame is published, so frames counted here
         // are always judged with a visibility at least as new as theirs.
         let target = mode.coord.mem.published_seq();
         let generation = mode.coord.mem.visibility_gen();
+        let segments = &self.shared.segments;
         if mode.followed.load(Ordering::Acquire) >= target
             && mode.followed_gen.load(Ordering::Acquire) == generation
+            && !before_end(segments, &mode.tail.lock(), end)
         {
             return Ok(());
         }
@@ -42,8 +58,8 @@ impl Store {
             adopt_visibility(&mut index, Visibility::load(&self.shared.data_dir)?);
             tail.visibility_gen = generation;
         }
-        while index.len() < target {
-            self.follow_segment(&mut tail, &mut index, target)?;
+        while index.len() < target || before_end(segments, &tail, end) {
+            self.follow_segment(&mut tail, &mut index, target, end)?;
         }
         mode.followed.store(index.len(), Ordering::Release);
         mode.followed_gen.store(tail.visibility_gen, Ordering::Release);
@@ -52,7 +68,13 @@ impl Store {
 
     /// Indexes published frames of the tail's segment, or moves the tail to the next
     /// segment when this one holds no more.
-    fn follow_segment(&self, tail: &mut FollowTail, index: &mut Index, target: u64) -> Result<()> {
+    fn follow_segment(
+        &self,
+        tail: &mut FollowTail,
+        index: &mut Index,
+        target: u64,
+        end: Option<(u64, u64)>,
+    ) -> Result<()> {
         let segments = &self.shared.segments;
         let (id, file_len) = segments.file_len(tail.position)?;
         if tail.offset >= file_len {
@@ -77,27 +99,43 @@ impl Store {
         let map = segments.map(tail.position, file_len)?;
         let bytes = &map.bytes()[..file_len as usize];
         let visibility = index.visibility.clone();
-        while index.len() < target && tail.offset < file_len {
+        while (index.len() < target || before_end(segments, tail, end)) && tail.offset < file_len {
             let at = tail.offset;
-            let frame = match decode_frame(&bytes[at as usize..]) {
-                Decoded::Frame(frame) => frame,
-                Decoded::Short => {
-                    return Err(Error::corrupt(map.path(), at, "a published frame is cut short"))
-                }
-                Decoded::Bad(reason) => return Err(Error::corrupt(map.path(), at, reason)),
+            let frame = match LogFrame::decode(&bytes[at as usize..]) {
+                Ok(frame) => frame,
+                Err(None) => return Err(Error::corrupt(map.path(), at, "a published frame is cut short")),
+                Err(Some(reason)) => return Err(Error::corrupt(map.path(), at, reason)),
             };
-            let seq = frame.global_sequence;
+            let seq = frame.global_sequence();
             if seq != index.len() {
                 let reason = format!("frame holds sequence {seq}, expected {}", index.len());
                 return Err(Error::corrupt(map.path(), at, reason));
             }
-            let hidden =
-                visibility.is_cancelled(seq) || visibility.open_fence.is_some_and(|start| seq >= start);
-            index.insert(NewEntry::of_frame(&frame, tail.position, at, !hidden));
-            tail.last_timestamp_us = tail.last_timestamp_us.max(frame.timestamp_us());
-            tail.offset += frame.len as u64;
+            match &frame {
+                LogFrame::Event(event) => {
+                    let hidden = visibility.is_cancelled(seq)
+                        || visibility.open_fence.is_some_and(|start| seq >= start);
+                    index.insert(NewEntry::of_frame(event, tail.position, at, !hidden));
+                    tail.last_timestamp_us = tail.last_timestamp_us.max(event.timestamp_us());
+                }
+                LogFrame::Tracking(tracking) => {
+                    index.record_tracking(tracking, tail.position, at);
+                    tail.last_timestamp_us = tail.last_timestamp_us.max(tracking.timestamp_us());
+                }
+            }
+            tail.offset += frame.frame_len() as u64;
         }
         Ok(())
+    }
+}
+
+/// True while the tail is before `end` (a segment id and length; `None`: no end asked).
+fn before_end(segments: &SegmentSet, tail: &FollowTail, end: Option<(u64, u64)>) -> bool {
+    let Some((id, len)) = end else { return false };
+    match segments.position_of(id) {
+        Some(position) => (tail.position, tail.offset) < (position, len),
+        // Not registered yet: the tail is in an earlier segment.
+        None => true,
     }
 }
 

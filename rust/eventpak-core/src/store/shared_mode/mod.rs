@@ -106,12 +106,9 @@ pub(super) fn join_session(
     Ok(Session { recovered, mode, first, open_lock })
 }
 
-/// The end of what `index` holds: just past its newest frame.
+/// The end of what `index` holds: just past its newest frame (event or tracking record).
 fn tail_of(index: &Index, last_timestamp_us: u64) -> FollowTail {
-    let (position, offset) = match index.len().checked_sub(1).and_then(|last| index.entry(last)) {
-        Some(e) => (e.segment, e.offset + e.len as u64),
-        None => (0, SEGMENT_HEADER_LEN as u64),
-    };
+    let (position, offset) = index.log_end().unwrap_or((0, SEGMENT_HEADER_LEN as u64));
     FollowTail { position, offset, last_timestamp_us, visibility_gen: u64::MAX }
 }
 

@@ -28,8 +28,10 @@ impl Store {
         if mode.coord.mem.writing() != 0 {
             self.repair_dead_writer(mode).inspect_err(|e| w.poison(e.clone()))?;
         }
-        self.follow(mode)?;
         let published = mode.coord.mem.published();
+        // To the published end, not only its newest event: a tracking record after it is
+        // what a tracking check must see.
+        self.follow_to_end(mode, (published.segment_id, published.segment_len))?;
         let unchanged =
             (published.seq, (published.segment_id, published.segment_len)) == (w.written(), w.end());
         if unchanged && !published.rotate_before_write {

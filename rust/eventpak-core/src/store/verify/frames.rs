@@ -8,8 +8,8 @@ use crate::error::{Error, Result};
 use crate::event::{chain_hash, HashedFields};
 use crate::segment::layout::SEGMENT_PADDING_OFFSET;
 use crate::segment::{
-    decode_frame, load_seals, map_segment, Decoded, FrameView, SegmentHeader, SEALS_FILE, SEGMENT_HEADER_LEN,
-    SEGMENT_VERSION,
+    decode_frame, load_seals, map_segment, Decoded, FrameView, SegmentHeader, FIRST_SEALED_VERSION,
+    SEALS_FILE, SEGMENT_HEADER_LEN,
 };
 
 /// Whether the frame at `at` (already decoded once) holds the hash of its own content.
@@ -23,8 +23,19 @@ fn hash_holds(bytes: &[u8], at: u64) -> bool {
         kind,
         payload_version: frame.payload_version(),
         payload: frame.payload(),
+        tags: frame.tags_section(),
     };
     chain_hash(&frame.prev_hash(), fields) == frame.hash()
+}
+
+/// What checking one frame found.
+pub(super) enum Step {
+    /// The frame was checked; it is this long.
+    Checked(u64),
+    /// It does not decode and the index does not say how long it is: framing is lost.
+    Lost,
+    /// It is an event past those being checked (an open fence's): the walk stops here.
+    Past,
 }
 
 impl Checker<'_> {
@@ -68,7 +79,7 @@ impl Checker<'_> {
                 }
                 None if seals.is_some()
                     && position < newest
-                    && SegmentHeader::version_of(&bytes) >= SEGMENT_VERSION =>
+                    && SegmentHeader::version_of(&bytes) >= FIRST_SEALED_VERSION =>
                 {
                     self.problem(path, 0, None, "a segment before the newest has no seal record");
                 }
@@ -86,10 +97,14 @@ impl Checker<'_> {
             }
             self.batch = (0, 0);
             let mut framed = true;
-            while at < end && self.next_seq < self.report.events {
-                let Some(len) = self.check_frame(path, position as u32, &bytes[..end as usize], at)? else {
-                    framed = false; // framing is lost for the rest of this segment
-                    break;
+            while at < end {
+                let len = match self.check_frame(path, position as u32, &bytes[..end as usize], at)? {
+                    Step::Checked(len) => len,
+                    Step::Past => break,
+                    Step::Lost => {
+                        framed = false; // framing is lost for the rest of this segment
+                        break;
+                    }
                 };
                 at += len;
                 self.report.bytes += len;
@@ -120,6 +135,7 @@ impl Checker<'_> {
             let why = format!("the log holds {} of the {} indexed events", self.next_seq, self.report.events);
             self.problem(&path, 0, Some(self.next_seq), why);
         }
+        self.check_record_counts();
         Ok(true)
     }
 
@@ -152,14 +168,17 @@ impl Checker<'_> {
         true
     }
 
-    /// Checks the frame at `at`; its length, or `None` when it cannot be decoded.
-    fn check_frame(&mut self, path: &Path, segment: u32, bytes: &[u8], at: u64) -> Result<Option<u64>> {
+    /// Checks the frame at `at`: an event, or a tracking record.
+    fn check_frame(&mut self, path: &Path, segment: u32, bytes: &[u8], at: u64) -> Result<Step> {
         let seq = self.next_seq;
+        let past = seq >= self.report.events;
         let frame = match decode_frame(&bytes[at as usize..]) {
+            Decoded::Frame(_) | Decoded::Short | Decoded::Bad(_) if past => return Ok(Step::Past),
             Decoded::Frame(frame) => frame,
+            Decoded::Tracking(tracking) => return Ok(self.check_tracking(path, segment, at, &tracking)),
             Decoded::Short => {
                 self.problem(path, at, Some(seq), "frame cut short");
-                return Ok(None);
+                return Ok(Step::Lost);
             }
             Decoded::Bad(why) => {
                 self.problem(path, at, Some(seq), why);
@@ -187,18 +206,23 @@ impl Checker<'_> {
         self.last_id = id;
         self.to_hash.push((at, seq));
         self.check_against_index(path, segment, at, seq, &frame)?;
-        Ok(Some(frame.len as u64))
+        Ok(Step::Checked(frame.len as u64))
     }
 
-    /// After a frame that does not decode: when the index places event `seq` exactly there,
-    /// its length tells where the next frame starts, so the rest of the segment is still
-    /// checked; otherwise the framing is lost (`None`).
-    fn skip_by_index(&mut self, segment: u32, at: u64, seq: u64) -> Option<u64> {
+    /// After a frame that does not decode: when the index places event `seq` (or a tracking
+    /// record) exactly there, its length tells where the next frame starts, so the rest of
+    /// the segment is still checked; otherwise the framing is lost.
+    fn skip_by_index(&mut self, segment: u32, at: u64, seq: u64) -> Step {
         let index = self.store.shared.index.read();
-        let meta = index.entries.get(seq as usize).copied()?;
+        if let Some(tracked) = index.tracking.frame_at(segment, at) {
+            self.batch_lost = true;
+            self.tracking_seen += 1;
+            return Step::Checked(tracked.len as u64);
+        }
+        let Some(meta) = index.entries.get(seq as usize).copied() else { return Step::Lost };
         drop(index);
         if meta.segment != segment || meta.offset != at {
-            return None;
+            return Step::Lost;
         }
         self.next_seq += 1;
         self.batch_lost = true;
@@ -210,7 +234,7 @@ impl Checker<'_> {
             let chain = &mut self.chains[meta.entity as usize];
             *chain = Chain { next_clock: meta.entity_sequence + 1, head: [0; 32], head_lost: true };
         }
-        Some(meta.len as u64)
+        Step::Checked(meta.len as u64)
     }
 
     /// Recomputes the hash of every frame in `to_hash` (offsets into `bytes`, all decoded
@@ -274,6 +298,14 @@ impl Checker<'_> {
         }
         if !index.causal_agrees(seq, frame.causation_id(), frame.correlation_id()) {
             self.problem(path, at, Some(seq), "causal indexes disagree with the frame");
+        }
+        if !hidden {
+            let posted =
+                frame.tags().filter(|tag| index.tag_postings(tag).binary_search(&seq).is_ok()).count();
+            self.tag_postings_seen += posted as u64;
+            if posted != frame.tags().count() {
+                self.problem(path, at, Some(seq), "the tag index misses a tag of the frame");
+            }
         }
         // The chain followed is the one the frame names: keyed by the index entry instead,
         // a frame out of place would derail its neighbours' chains and report them too.

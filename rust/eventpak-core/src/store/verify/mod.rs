@@ -4,8 +4,10 @@
 //! the log up to the head it saw when it started.
 
 mod frames;
+mod records;
 mod side_files;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::Store;
@@ -64,6 +66,10 @@ struct Snapshot {
     /// `(id, path, bytes to read)` of each segment.
     segments: Vec<(u64, PathBuf, u64)>,
     visibility: Visibility,
+    /// Tracking records among the frames to check.
+    tracking_records: u64,
+    /// Tag postings of the events to check.
+    tag_postings: u64,
 }
 
 /// Per-entity chain state while walking the log.
@@ -95,6 +101,11 @@ struct Checker<'a> {
     total: u64,
     /// `(offset, sequence)` of the current segment's frames whose hash is still to check.
     to_hash: Vec<(u64, u64)>,
+    /// Tracking records found, and the last position found for each name.
+    tracking_seen: u64,
+    tracking_last: HashMap<String, u64>,
+    /// Tags of visible events found posted in the tag index.
+    tag_postings_seen: u64,
 }
 
 impl Store {
@@ -118,6 +129,9 @@ impl Store {
             since_progress: 0,
             total,
             to_hash: Vec::new(),
+            tracking_seen: 0,
+            tracking_last: HashMap::new(),
+            tag_postings_seen: 0,
             snapshot,
         };
         if !checker.check_segments(progress)? {
@@ -140,8 +154,14 @@ impl Store {
             let end = meta.offset + meta.len as u64;
             ends[meta.segment as usize] = ends[meta.segment as usize].max(end);
         }
+        let tracked: Vec<_> = index.tracking.frames.iter().filter(|f| f.sequence <= events).collect();
+        for f in &tracked {
+            ends[f.segment as usize] = ends[f.segment as usize].max(f.offset + f.len as u64);
+        }
+        let tag_postings = index.tag_postings.iter().map(|p| p.partition_point(|&s| s < events) as u64).sum();
         let segments = files.into_iter().zip(ends).map(|((id, path), end)| (id, path, end)).collect();
-        Ok(Snapshot { events, segments, visibility })
+        let tracking_records = tracked.len() as u64;
+        Ok(Snapshot { events, segments, visibility, tracking_records, tag_postings })
     }
 }
 
