@@ -22,13 +22,7 @@ from eventsourcing.dcb.api import DCBAppendCondition, DCBEvent, DCBQuery, DCBQue
 from eventsourcing.persistence import IntegrityError, ProgrammingError, StoredEvent
 from eventsourcing.utils import Environment
 
-needs_tags = pytest.mark.skipif(
-    not (hasattr(ep, "AppendCondition") and hasattr(ep.Region, "any_of")),
-    reason="this eventpak core has no tags and append conditions (ep.AppendCondition, Region.any_of) yet",
-)
 
-
-@needs_tags
 class TestDCBRecorder(library.DCBRecorderTestCase):
     def setUp(self) -> None:
         self.data_dir = tempfile.mkdtemp(prefix="eventpak-dcb-")
@@ -60,7 +54,6 @@ def _event(type_: str, *tags: str, data: bytes = b"{}") -> DCBEvent:
     return DCBEvent(type=type_, data=data, tags=list(tags))
 
 
-@needs_tags
 def test_positions_are_global_sequences_plus_one_with_other_tables_between(tmp_path: Path) -> None:
     factory = EventpakFactory(Environment("Courses", env={"EVENTPAK_DATA_DIR": str(tmp_path / "data")}))
     try:
@@ -81,7 +74,6 @@ def test_positions_are_global_sequences_plus_one_with_other_tables_between(tmp_p
         factory.close()
 
 
-@needs_tags
 def test_types_and_tags_round_trip_and_match_literally(dcb: EventpakDCBRecorder) -> None:
     long_type = "module.sub:" + "T" * 300
     written = [
@@ -98,18 +90,16 @@ def test_types_and_tags_round_trip_and_match_literally(dcb: EventpakDCBRecorder)
     assert [e.position for e in dcb.read(either)] == [1, 3]
 
 
-@needs_tags
 def test_a_tag_no_event_can_carry_matches_nothing(dcb: EventpakDCBRecorder) -> None:
     dcb.append([_event("A", "x")])
     impossible = DCBQuery([DCBQueryItem(tags=["bad\ntag"])])
     assert list(dcb.read(impossible)) == []
     assert [e.position for e in dcb.read(DCBQuery([*impossible.items, DCBQueryItem(tags=["x"])]))] == [1]
     dcb.append([_event("B")], DCBAppendCondition(impossible))  # nothing can match: no conflict
-    with pytest.raises(ep.InvalidTag):  # type: ignore[attr-defined]
+    with pytest.raises(ep.InvalidTag):
         dcb.append([_event("C", "bad\ntag")])
 
 
-@needs_tags
 def test_head_is_taken_before_the_read(dcb: EventpakDCBRecorder) -> None:
     assert dcb.read().head is None
     dcb.append([_event("A", "x"), _event("B", "y")])
@@ -119,7 +109,6 @@ def test_head_is_taken_before_the_read(dcb: EventpakDCBRecorder) -> None:
     assert dcb.read(limit=0).head is None
 
 
-@needs_tags
 def test_a_subscription_follows_its_query(dcb: EventpakDCBRecorder) -> None:
     dcb.append([_event("A", "x"), _event("B", "y")])
     with dcb.subscribe(DCBQuery([DCBQueryItem(tags=["x"])]), after=0) as subscription:
@@ -128,7 +117,6 @@ def test_a_subscription_follows_its_query(dcb: EventpakDCBRecorder) -> None:
         assert next(subscription).position == 4
 
 
-@needs_tags
 def test_append_without_events_is_refused(dcb: EventpakDCBRecorder) -> None:
     with pytest.raises(ProgrammingError):
         dcb.append([])

@@ -13,7 +13,6 @@ import pytest
 
 pytest.importorskip("eventsourcing")
 
-import eventpak as ep
 import eventsourcing.tests.persistence as library
 from eventpak.eventsourcing import (
     EventpakAggregateRecorder,
@@ -30,11 +29,6 @@ from eventsourcing.persistence import (
     TrackingRecorder,
 )
 from eventsourcing.utils import Environment
-
-# Tracking records come with the core's tracking API (ep.Tracking, store.tracking_position).
-needs_tracking = pytest.mark.skipif(
-    not hasattr(ep, "Tracking"), reason="this eventpak core has no tracking records (ep.Tracking) yet"
-)
 
 
 class _FreshDataDir:
@@ -82,13 +76,11 @@ class TestNonInterleavingNotificationIds(_FreshDataDir, library.NonInterleavingN
         return self.factory.application_recorder()
 
 
-@needs_tracking
 class TestTrackingRecorder(_FreshDataDir, library.TrackingRecorderTestCase):
     def create_recorder(self) -> TrackingRecorder:
         return self.factory.tracking_recorder()
 
 
-@needs_tracking
 class TestProcessRecorder(_FreshDataDir, library.ProcessRecorderTestCase):
     def create_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()

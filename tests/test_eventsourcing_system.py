@@ -14,15 +14,10 @@ import pytest
 
 pytest.importorskip("eventsourcing")
 
-import eventpak as ep
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, DomainEventProtocol, event
 from eventsourcing.projection import EventSourcedProjection, EventSourcedProjectionRunner
 from eventsourcing.system import ProcessApplication, SingleThreadedRunner, System
-
-needs_tracking = pytest.mark.skipif(
-    not hasattr(ep, "Tracking"), reason="this eventpak core has no tracking records (ep.Tracking) yet"
-)
 
 
 class Account(Aggregate):
@@ -97,7 +92,6 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return {"PERSISTENCE_MODULE": "eventpak.eventsourcing", "EVENTPAK_DATA_DIR": str(tmp_path / "data")}
 
 
-@needs_tracking
 def test_a_process_application_tracks_what_it_processed_across_restarts(tmp_path: Path) -> None:
     system = System(pipes=[[Accounts, Statistics]])
     runner: SingleThreadedRunner[UUID] = SingleThreadedRunner(system, env=_env(tmp_path))
@@ -124,7 +118,6 @@ def test_a_process_application_tracks_what_it_processed_across_restarts(tmp_path
     runner.stop()
 
 
-@needs_tracking
 def test_a_projection_runner_follows_a_subscription(tmp_path: Path) -> None:
     env = _env(tmp_path)
     with EventSourcedProjectionRunner(

@@ -42,14 +42,6 @@ _PULL_WAIT_SECONDS = 3600.0
 _PULL_BATCH = 500
 
 
-class _NeverRaised(Exception):
-    """Stands for an eventpak error this build of eventpak does not have."""
-
-
-_AppendConditionFailed: type[Exception] = getattr(ep, "AppendConditionFailed", _NeverRaised)
-_InvalidTag: type[Exception] = getattr(ep, "InvalidTag", _NeverRaised)
-
-
 def _after_sequence(after: int | None) -> int | None:
     """The global sequence strictly after which events have a position above ``after``."""
     return after - 1 if after is not None and after >= 1 else None
@@ -64,9 +56,8 @@ def _dcb_event(event: ep.Event) -> DCBSequencedEvent:
         data, type_ = payload[0], payload[1]
     if type_ is None:
         raise ProgrammingError(f"event {event.global_sequence} has a digest kind but no type in its payload")
-    tags: Sequence[str] = event.tags  # type: ignore[attr-defined]
     return DCBSequencedEvent(
-        event=DCBEvent(type=type_, data=data, tags=list(tags)), position=event.global_sequence + 1
+        event=DCBEvent(type=type_, data=data, tags=list(event.tags)), position=event.global_sequence + 1
     )
 
 
@@ -105,16 +96,15 @@ class EventpakDCBRecorder(DCBRecorder):
                 region = region.with_kinds([kind_for_topic(type_)[0] for type_ in item.types])
             if item.tags:
                 try:
-                    region = region.with_tags(list(dict.fromkeys(item.tags)))  # type: ignore[attr-defined]
-                except _InvalidTag:
+                    region = region.with_tags(list(dict.fromkeys(item.tags)))
+                except ep.InvalidTag:
                     continue  # a tag no event can carry: the item matches nothing
             regions.append(region)
         if not regions:
             return None
         if len(regions) == 1:
             return regions[0]
-        union: ep.Region = ep.Region.any_of(regions)  # type: ignore[attr-defined]
-        return union
+        return ep.Region.any_of(regions)
 
     def read(
         self,
@@ -144,22 +134,15 @@ class EventpakDCBRecorder(DCBRecorder):
             kind, hashed = kind_for_topic(event.type)
             data = event.data if type(event.data) is bytes else bytes(event.data)
             payload: Any = [data, event.type] if hashed else data
-            items.append(ep.AppendRequest(self._coordinate, kind, payload, tags=tuple(event.tags)))  # type: ignore[call-arg]
-        options: dict[str, Any] = {}
+            items.append(ep.AppendRequest(self._coordinate, kind, payload, tags=event.tags))
+        native_condition = None
         if condition is not None:
             region = self.region(condition.fail_if_events_match)
-            if region is not None:
-                condition_class: Any = getattr(ep, "AppendCondition", None)
-                if condition_class is None:
-                    raise ProgrammingError(
-                        "this eventpak has no append conditions (ep.AppendCondition): upgrade eventpak"
-                    )
-                options["condition"] = condition_class(
-                    fail_if_events_match=region, after=_after_sequence(condition.after)
-                )
+            if region is not None:  # else no event can match: nothing to check
+                native_condition = ep.AppendCondition(region, after=_after_sequence(condition.after))
         try:
-            receipts = self.store.append_batch(items, **options)
-        except _AppendConditionFailed as failed:
+            receipts = self.store.append_batch(items, condition=native_condition)
+        except ep.AppendConditionFailed as failed:
             raise IntegrityError(condition) from failed
         return receipts[-1].global_sequence + 1
 

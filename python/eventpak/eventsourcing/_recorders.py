@@ -62,13 +62,6 @@ _PULL_WAIT_SECONDS = 3600.0
 _PULL_BATCH = 500
 
 
-class _NeverRaised(Exception):
-    """Stands for ``ep.TrackingConflict`` in an eventpak without tracking records."""
-
-
-_TrackingConflict: type[Exception] = getattr(ep, "TrackingConflict", _NeverRaised)
-
-
 class _Clocks:
     """What a recorder last knew of each originator: ``(next entity_sequence, last version)``.
     Only a guess: every insert checks it with compare-and-set, and re-reads it when another
@@ -155,19 +148,19 @@ class EventpakAggregateRecorder(AggregateRecorder):
             return []
         table = self.events_table
         rows = [(entity_name(table, s.originator_id), *kind_for_topic(s.topic), s) for s in stored_events]
-        options: dict[str, Any] = {}
+        native_tracking = None
         if tracking is not None:
-            options["tracking"] = _native_tracking(self._tracking_name(tracking.application_name), tracking)
+            native_tracking = _native_tracking(self._tracking_name(tracking.application_name), tracking)
         fresh: set[str] = set()  # entities whose clock must be read from the store this time
         for _ in range(_MAX_ATTEMPTS):
             items, ends = self._items(rows, fresh)
             try:
-                receipts = self.store.append_batch(items, **options)
+                receipts = self.store.append_batch(items, tracking=native_tracking)
             except ep.ConcurrencyConflict as conflict:
                 self._clocks.forget(conflict.entity)
                 fresh.add(conflict.entity)
                 continue
-            except _TrackingConflict as conflict:
+            except ep.TrackingConflict as conflict:
                 raise IntegrityError(str(conflict)) from conflict
             for entity, (next_sequence, last_version) in ends.items():
                 self._clocks.set(entity, next_sequence, last_version)
@@ -303,12 +296,9 @@ class EventpakAggregateRecorder(AggregateRecorder):
         return result
 
 
-def _native_tracking(name: str, tracking: Tracking) -> Any:
+def _native_tracking(name: str, tracking: Tracking) -> ep.Tracking:
     """``ep.Tracking(name, position)``: the position is the upstream notification id."""
-    tracking_class: Any = getattr(ep, "Tracking", None)
-    if tracking_class is None:
-        raise ProgrammingError("this eventpak has no tracking records (ep.Tracking): upgrade eventpak")
-    return tracking_class(name, tracking.notification_id)
+    return ep.Tracking(name, tracking.notification_id)
 
 
 class EventpakApplicationRecorder(EventpakAggregateRecorder, ApplicationRecorder):
@@ -347,16 +337,17 @@ class EventpakApplicationRecorder(EventpakAggregateRecorder, ApplicationRecorder
         for event in events:
             payload = event.payload
             if type(payload) is bytes:
-                version, state, topic = event.entity_sequence + 1, payload, kind_topic(event.kind)
+                version, state = event.entity_sequence + 1, payload
+                topic = kind_topic(event.kind) or _topic(event, None)
             else:
-                version, state, topic = _version_and_state(event)
-                topic = _topic(event, topic)
+                version, state, stored_topic = _version_and_state(event)
+                topic = _topic(event, stored_topic)
             result.append(
                 Notification(
                     id=event.global_sequence + 1,
                     originator_id=originator(event.entity, prefix_len),
                     originator_version=version,
-                    topic=topic,  # type: ignore[arg-type]
+                    topic=topic,
                     state=state,
                 )
             )
@@ -440,13 +431,12 @@ class EventpakTrackingRecorder(TrackingRecorder):
     def insert_tracking(self, tracking: Tracking) -> None:
         native = _native_tracking(self._tracking_name(tracking.application_name), tracking)
         try:
-            self.store.append_batch([], tracking=native)  # type: ignore[call-arg]
-        except _TrackingConflict as conflict:
+            self.store.append_batch([], tracking=native)
+        except ep.TrackingConflict as conflict:
             raise IntegrityError(str(conflict)) from conflict
 
     def max_tracking_id(self, application_name: str) -> int | None:
-        position: int | None = self.store.tracking_position(self._tracking_name(application_name))  # type: ignore[attr-defined]
-        return position
+        return self.store.tracking_position(self._tracking_name(application_name))
 
 
 class EventpakProcessRecorder(EventpakTrackingRecorder, EventpakApplicationRecorder, ProcessRecorder):
