@@ -5,6 +5,8 @@ stale clocks, settings, shared stores and several applications in one data dir."
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -415,3 +417,18 @@ def test_tracking_names_fit_the_tracking_rules() -> None:
     assert len(long_names) == 2
     for name in long_names:
         assert name.startswith("~") and len(name) == 33
+
+
+def test_without_the_library_the_import_says_which_extra_to_install() -> None:
+    code = (
+        "import sys\n"
+        "for name in ('eventsourcing', 'eventsourcing.persistence', 'eventsourcing.dcb'):\n"
+        "    sys.modules[name] = None\n"
+        "try:\n"
+        "    import eventpak.eventsourcing\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "pip install 'eventpak[eventsourcing]'" in done.stdout
