@@ -1,7 +1,8 @@
 """Data dirs written by older builds still open and read the same: the committed format
 fixtures (``tests/fixtures/``: ``v1_store`` made once by ``make_v1_store.py`` with format
-version 1, ``v2_store`` made once by ``make_v2_store.py`` with format version 2) against
-the values written down when each was made. Every test that applies to both runs for both.
+version 1, ``v2_store`` made once by ``make_v2_store.py`` with format version 2,
+``v3_store`` made once by ``make_v3_store.py`` with format version 3) against the values
+written down when each was made. Every test that applies to several runs for each.
 
 A format change needs a version bump, a reader for the old version and a new fixture;
 changing how a fixture is read fails these tests. A fixture is only ever opened through a
@@ -60,8 +61,17 @@ def _load(version: int) -> Fixture:
     return Fixture(name, version, expected)
 
 
-ALL = {f.name: f for f in (_load(1), _load(2))}
-V1 = ALL["v1"]
+ALL = {f.name: f for f in (_load(1), _load(2), _load(3))}
+V1, V3 = ALL["v1"], ALL["v3"]
+# The regions the fixtures' cursor checkpoints were saved with.
+CHECKPOINT_REGIONS = {
+    "fixture-eu": ep.Region.scope("eu"),
+    "fixture-accounts": ep.Region.entity("acct").with_kind("deposit"),
+    "fixture-vip": ep.Region.all().with_tags(["vip"]),
+    "fixture-union": ep.Region.any_of(
+        [ep.Region.all().with_tags(["order:1"]), ep.Region.entity("acct:bob").with_kind("deposit")]
+    ),
+}
 
 
 class Balance(ep.Projection):
@@ -119,6 +129,8 @@ def check_event(event: ep.Event, want: dict[str, Any]) -> None:
     # Version 1 had no payload versions: every one of its events reads as version 0.
     version = want.get("payload_version", 0)
     assert (event.payload_version, event.stored_payload_version) == (version, version), where
+    # Versions 1 and 2 had no tags: every one of their events reads with none.
+    assert event.tags == tuple(want.get("tags", ())), where
 
 
 def causal_answers(made: Fixture) -> dict[int, dict[str, list[int]]]:
@@ -178,8 +190,10 @@ def test_each_fixture_holds_its_payload_versions(made: Fixture) -> None:
     batched = {e.get("payload_version", 0) for e in made.visible if e["batch_len"] > 1}
     if made.version == 1:
         assert versions == batched == {0}
-    else:
+    elif made.version == 2:
         assert versions == batched == {0, 1, 2}
+    else:
+        assert versions == {0, 1, 2}
 
 
 def test_regions_see_the_scopes_and_kinds(made: Fixture, store_copy: Path) -> None:
@@ -199,7 +213,8 @@ def test_the_idempotency_key_is_still_known(made: Fixture, store_copy: Path) -> 
     with ep.Store.open(store_copy) as store:
         events_before = store.stats()["events"]
         coord = ep.Coordinate(want["entity"], want["scope"])
-        retry = store.append(coord, want["kind"], want["payload"], idempotency_key=keyed["key"])
+        tags = want.get("tags", ())  # a retry is the same content: tags included
+        retry = store.append(coord, want["kind"], want["payload"], idempotency_key=keyed["key"], tags=tags)
         assert retry.global_sequence == keyed["global_sequence"]
         assert retry.event_id == uuid.UUID(want["event_id"])
         assert store.stats()["events"] == events_before
@@ -256,6 +271,8 @@ def test_verify_finds_nothing_wrong(made: Fixture, store_copy: Path) -> None:
 def test_the_cancelled_fence_is_a_gap_and_the_committed_one_is_visible(
     made: Fixture, store_copy: Path
 ) -> None:
+    if made.version == 3:
+        pytest.skip("the version-3 fixture lists its fences by their tags (test_tags_are_served_as_listed)")
     (hidden,) = made.expected["hidden_ranges"]
     assert [e["global_sequence"] for e in made.hidden] == list(range(*hidden))
     start, end = made.expected["committed_fence"]
@@ -279,11 +296,8 @@ def test_the_cancelled_fence_is_a_gap_and_the_committed_one_is_visible(
 
 
 def test_cursor_checkpoints_load_with_their_region_identity(made: Fixture, store_copy: Path) -> None:
-    regions = {
-        "fixture-eu": ep.Region.scope("eu"),
-        "fixture-accounts": ep.Region.entity("acct").with_kind("deposit"),
-    }
-    assert {c["id"] for c in made.expected["cursor_checkpoints"]} == set(regions)
+    regions = {c["id"]: CHECKPOINT_REGIONS[c["id"]] for c in made.expected["cursor_checkpoints"]}
+    assert len(regions) == 2
     for want in made.expected["cursor_checkpoints"]:
         loaded = ep.Cursor.load_checkpoint(store_copy, want["id"])
         expected = ep.CursorCheckpoint(
@@ -297,19 +311,23 @@ def test_cursor_checkpoints_load_with_their_region_identity(made: Fixture, store
             cursor.seek(want["position"], want["started"])
             rest = [e.global_sequence for e in cursor.poll_batch(1000)]
             region = regions[want["id"]]
+            coord = lambda e: ep.Coordinate(e["entity"], e["scope"])  # noqa: E731
             matching = [
                 e["global_sequence"]
                 for e in made.visible
-                if region.matches(ep.Coordinate(e["entity"], e["scope"]), e["kind"], e["entity_sequence"])
+                if region.matches(coord(e), e["kind"], e["entity_sequence"], tags=e.get("tags", []))
             ]
             assert rest == [seq for seq in matching if seq > want["position"]]
+            if "lag_events" in want:  # version 3: the lag is listed, and its region read back
+                (info,) = [c for c in store.checkpoints() if c.checkpoint_id == want["id"]]
+                assert info.lag_events == want["lag_events"] == len(rest)
 
 
 def test_the_projection_cache_entry_is_served(
     tmp_path: Path, cache_copy: Path, dir_bytes: Callable[[Path], dict[str, bytes]]
 ) -> None:
-    # Only the v1 fixture has a cache: the cache format did not change in version 2.
-    assert "cache" not in ALL["v2"].expected
+    # Only the v1 fixture has a cache: the cache format did not change in versions 2 and 3.
+    assert "cache" not in ALL["v2"].expected and "cache" not in V3.expected
     store_copy = tmp_path / "v1_store"
     shutil.copytree(V1.store, store_copy)
     want = V1.expected["cache"]
@@ -361,8 +379,8 @@ def test_a_read_only_open_changes_nothing(
 
 def test_the_fixture_segments_are_where_the_json_says(made: Fixture, store_copy: Path) -> None:
     segments = made.expected["segments"]
-    # Version 2 also keeps its seal records in the segments folder.
-    seals = ["seals"] if made.version == 2 else []
+    # From version 2 on, the seal records are in the segments folder too.
+    seals = ["seals"] if made.version >= 2 else []
     names = sorted(p.name for p in (store_copy / "segments").iterdir())
     assert names == sorted([s["file"] for s in segments] + seals)
     assert len(segments) >= (2 if made.version == 1 else 3)
@@ -388,3 +406,58 @@ def test_the_seal_records_are_where_the_json_says(made: Fixture, store_copy: Pat
         assert segment["seal"] == {"length": length, "next_sequence": next_sequence}
         assert (length, next_sequence) == (segment["length"], following["base_sequence"])
     assert segments[-1]["seal"] is None
+
+
+@pytest.mark.parametrize("from_checkpoint", [True, False], ids=["checkpoint", "full-scan"])
+def test_tags_are_served_as_listed(tmp_path: Path, from_checkpoint: bool) -> None:
+    """Version 3: every tag's events (visible only: the cancelled fence's tags are never
+    posted), from the index checkpoint and by a full scan."""
+    copy = tmp_path / "v3"
+    shutil.copytree(V3.store, copy)
+    postings = V3.expected["index_checkpoint"]["tags"]
+    assert postings["cancelled"] == [] and any(e["tags"] for e in V3.hidden)
+    with ep.Store.open(copy, enable_index_checkpoint=from_checkpoint) as store:
+        assert store.stats()["index_checkpoint"] == ("loaded" if from_checkpoint else "disabled")
+        for tag, seqs in postings.items():
+            assert [e.global_sequence for e in store.query(ep.Region.all().with_tags([tag]))] == seqs, tag
+            assert seqs == [e["global_sequence"] for e in V3.visible if tag in e["tags"]], tag
+        both = ep.Region.all().with_tags(["customer:alice", "order:1"])
+        assert [e.global_sequence for e in store.query(both)] == sorted(
+            set(postings["customer:alice"]) & set(postings["order:1"])
+        )
+
+
+@pytest.mark.parametrize("from_checkpoint", [True, False], ids=["checkpoint", "full-scan"])
+def test_tracking_records_are_where_the_json_says(tmp_path: Path, from_checkpoint: bool) -> None:
+    """Version 3: the tracking records (the last frame of their batch, alone in one, the
+    last frame of a sealed segment and of the log) and the positions they leave."""
+    copy = tmp_path / "v3"
+    shutil.copytree(V3.store, copy)
+    records = V3.expected["tracking"]
+    assert all(r["batch_index"] == r["batch_len"] - 1 for r in records)
+    assert any(r["batch_len"] == 1 for r in records) and any(r["batch_len"] > 1 for r in records)
+    ends = {(r["segment_id"], r["offset"] + r["frame_len"]) for r in records}
+    segments = V3.expected["segments"]
+    assert (segments[-1]["segment_id"], segments[-1]["length"]) in ends
+    assert any((s["segment_id"], s["length"]) in ends for s in segments[:-1])
+    for r in records:
+        data = (copy / "segments" / f"{r['segment_id']:020d}.seg").read_bytes()
+        frame = data[r["offset"] : r["offset"] + r["frame_len"]]
+        body_len, _crc, seq, index, length = struct.unpack_from("<IIQII", frame)
+        assert (body_len + 24, seq, index, length) == (
+            r["frame_len"],
+            r["global_sequence"],
+            r["batch_index"],
+            r["batch_len"],
+        )
+        zeros, position, stamp, flags, name_len = struct.unpack_from("<16sQQBB", frame, 24)
+        assert (zeros, position, stamp, flags) == (bytes(16), r["position"], r["timestamp_us"], 16)
+        assert frame[24 + 34 :].decode() == r["name"] and name_len == len(r["name"])
+    with ep.Store.open(copy, enable_index_checkpoint=from_checkpoint) as store:
+        for name, position in V3.expected["tracking_positions"].items():
+            assert store.tracking_position(name) == position
+            with pytest.raises(ep.TrackingConflict):
+                store.append_batch([], tracking=ep.Tracking(name, position))
+        assert store.verify().ok
+        store.append_batch([], tracking=ep.Tracking("billing", 1000))
+        assert store.tracking_position("billing") == 1000

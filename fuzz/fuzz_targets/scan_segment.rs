@@ -21,19 +21,21 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     bytes.extend_from_slice(rest);
     let mut seen = Vec::new();
     let result = scan_segment(Path::new("fuzz.seg"), &bytes, SEGMENT_HEADER_LEN, next, is_last, |at, f| {
-        seen.push((at, f.global_sequence, f.len));
+        seen.push((at, f.global_sequence(), f.frame_len(), f.is_event()));
         Ok(())
     });
     match result {
         Ok(end) => {
             assert_eq!(end.valid_len + end.torn_bytes, bytes.len() as u64);
             assert!(is_last || end.torn_bytes == 0);
-            let mut at = SEGMENT_HEADER_LEN as u64;
-            for (i, &(offset, seq, len)) in seen.iter().enumerate() {
-                assert_eq!((offset, seq), (at, next + i as u64));
+            // Events carry dense sequences; a tracking record the next event's, taking none.
+            let (mut at, mut events) = (SEGMENT_HEADER_LEN as u64, 0u64);
+            for &(offset, seq, len, is_event) in &seen {
+                assert_eq!((offset, seq), (at, next + events));
+                events += u64::from(is_event);
                 at += len as u64;
             }
-            assert_eq!((at, end.next_sequence), (end.valid_len, next + seen.len() as u64));
+            assert_eq!((at, end.next_sequence), (end.valid_len, next + events));
         }
         Err(Error::CorruptSegment { offset, .. }) => assert!(offset <= bytes.len() as u64),
         Err(other) => panic!("untyped scan error {other:?}"),

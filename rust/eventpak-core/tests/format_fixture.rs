@@ -3,8 +3,10 @@
 //! `tests/fixtures/v1_store` (a data dir) and `tests/fixtures/v1_cache` (a projection cache)
 //! were written once by format-version-1 code and are committed with `v1_expected.json`;
 //! `tests/fixtures/v2_store` was written once by format-version-2 code and is committed
-//! with `v2_expected.json`. Each JSON file lists what its fixture holds. Every check below
-//! runs for both data dirs where it applies: every segment is read through the named
+//! with `v2_expected.json`, and `tests/fixtures/v3_store` (tags and tracking records) by
+//! format-version-3 code with `v3_expected.json`. Each JSON file lists what its fixture
+//! holds. Every check below runs for each data dir where it applies: every segment is read
+//! through the named
 //! offsets of `segment::layout`, every event's hash is recomputed, every file must decode
 //! as listed and re-encode byte for byte from its decoded values (a version-1 file as this
 //! build would write it now, which differs only where version 2 changed the format), and
@@ -21,8 +23,8 @@ use eventpak_core::event::{chain_hash, EventRecord, HashedFields};
 use eventpak_core::index::{load_checkpoint, write_checkpoint, INDEX_CHECKPOINT_FILE};
 use eventpak_core::segment::layout::*;
 use eventpak_core::segment::{
-    append_seal, decode_frame, encode_frame, encode_tags, load_seals, Decoded, Seal, SegmentHeader,
-    SEALS_FILE, SEAL_RECORD_LEN, SEGMENTS_DIR, SEGMENT_MAGIC, SEGMENT_VERSION,
+    append_seal, decode_frame, encode_frame, encode_tags, encode_tracking_frame, load_seals, Decoded, Seal,
+    SegmentHeader, TrackingFields, SEALS_FILE, SEAL_RECORD_LEN, SEGMENTS_DIR, SEGMENT_MAGIC, SEGMENT_VERSION,
 };
 use eventpak_core::visibility::{Visibility, HIDDEN_RANGES_FILE};
 use eventpak_core::{CacheMeta, CursorCheckpoint, Error, NativeCache, OsStorage, Region, Store, StoreConfig};
@@ -217,11 +219,12 @@ fn expected(file: &str) -> Json {
     Json::parse(&std::fs::read_to_string(fixtures().join(file)).unwrap_or_else(|e| panic!("{file}: {e}")))
 }
 
-/// Both data dirs: format version 1 (still read) and version 2 (what this build writes).
-fn all() -> [Fixture; 2] {
+/// Every data dir: format versions 1 and 2 (still read) and 3 (what this build writes).
+fn all() -> [Fixture; 3] {
     [
         Fixture { version: 1, store: "v1_store", want: expected("v1_expected.json") },
         Fixture { version: 2, store: "v2_store", want: expected("v2_expected.json") },
+        Fixture { version: 3, store: "v3_store", want: expected("v3_expected.json") },
     ]
 }
 
@@ -368,6 +371,43 @@ fn check_frame_bytes(frame: &[u8], e: &Json, case: &str) {
     assert_eq!(at, body.len(), "{case}: the variable parts fill the body");
 }
 
+/// Checks one tracking record's bytes field by field through the layout constants, and that
+/// it decodes and re-encodes byte for byte.
+fn check_tracking_bytes(frame: &[u8], t: &Json, case: &str) {
+    assert_eq!(frame.len(), t.get("frame_len").u64() as usize, "{case}: length");
+    assert_eq!(
+        u32_at(frame, FRAME_BODY_LEN_OFFSET) as usize,
+        frame.len() - FRAME_HEADER_LEN,
+        "{case}: body_len"
+    );
+    assert_eq!(
+        u32_at(frame, FRAME_CRC_OFFSET),
+        crc32c::crc32c(&frame[FRAME_CRC_COVERS_FROM..]),
+        "{case}: crc"
+    );
+    let sequence = t.get("global_sequence").u64();
+    assert_eq!(u64_at(frame, FRAME_GLOBAL_SEQUENCE_OFFSET), sequence, "{case}: the next event's sequence");
+    let (index, len) = (t.get("batch_index").u64() as u32, t.get("batch_len").u64() as u32);
+    assert_eq!(u32_at(frame, FRAME_BATCH_INDEX_OFFSET), index, "{case}: batch index");
+    assert_eq!(u32_at(frame, FRAME_BATCH_LEN_OFFSET), len, "{case}: batch len");
+    assert_eq!(index + 1, len, "{case}: the last frame of its batch");
+    let body = &frame[FRAME_HEADER_LEN..];
+    assert_eq!(&body[TRACKING_RESERVED_OFFSET..TRACKING_POSITION_OFFSET], &[0; 16], "{case}: reserved");
+    assert_eq!(u64_at(body, TRACKING_POSITION_OFFSET), t.get("position").u64(), "{case}: position");
+    assert_eq!(u64_at(body, TRACKING_TIMESTAMP_OFFSET), t.get("timestamp_us").u64(), "{case}: timestamp");
+    assert_eq!(body[TRACKING_FLAGS_OFFSET], BODY_FLAG_TRACKING, "{case}: flags");
+    let name = t.get("name").str();
+    assert_eq!(body[TRACKING_NAME_LEN_OFFSET] as usize, name.len(), "{case}: name length");
+    assert_eq!(&body[TRACKING_FIXED_LEN..], name.as_bytes(), "{case}: name");
+    let Decoded::Tracking(view) = decode_frame(frame) else { panic!("{case}: not a tracking record") };
+    let fields =
+        TrackingFields { name, position: t.get("position").u64(), timestamp_us: t.get("timestamp_us").u64() };
+    assert_eq!(view.fields(), fields, "{case}: decoded fields");
+    let mut again = Vec::new();
+    encode_tracking_frame(&mut again, fields, sequence, index, len);
+    assert!(again == frame, "{case}: the encoder no longer writes these bytes");
+}
+
 #[test]
 fn segment_headers_and_frames_read_through_the_layout_constants() {
     // This build writes version 3, which keeps every offset of versions 1 and 2 and encodes
@@ -379,6 +419,8 @@ fn segment_headers_and_frames_read_through_the_layout_constants() {
         let events = want.get("events").arr();
         let segments = want.get("segments").arr();
         let least = if fixture.version == 1 { 2 } else { 3 };
+        let frames: u64 = segments.iter().map(|s| s.get("frames").u64()).sum();
+        assert_eq!(frames as usize, events.len(), "{}: frame counts", fixture.store);
         assert!(segments.len() >= least, "{}: spans at least {least} segments", fixture.store);
         let mut seen = 0;
         for segment in segments {
@@ -414,8 +456,25 @@ fn segment_headers_and_frames_read_through_the_layout_constants() {
             let mine: Vec<&Json> = events.iter().filter(|e| e.get("segment_id").u64() == id).collect();
             assert_eq!(mine.len() as u64, segment.get("frames").u64(), "{name}: frame count");
             assert_eq!(mine[0].get("global_sequence").u64(), base, "{name}: the first frame is the base");
+            // Version 3: tracking records lie between the events, each where the JSON says.
+            let tracked: Vec<&Json> = fixture
+                .want
+                .opt("tracking")
+                .map_or(&[][..], Json::arr)
+                .iter()
+                .filter(|t| t.get("segment_id").u64() == id)
+                .collect();
+            let (mut events_left, mut tracked_left) =
+                (mine.into_iter().peekable(), tracked.into_iter().peekable());
             let mut at = SEGMENT_HEADER_LEN;
-            for e in mine {
+            loop {
+                if let Some(t) = tracked_left.next_if(|t| t.get("offset").u64() as usize == at) {
+                    let frame = &bytes[at..at + t.get("frame_len").u64() as usize];
+                    check_tracking_bytes(frame, t, &format!("{name} tracking record at {at}"));
+                    at += frame.len();
+                    continue;
+                }
+                let Some(e) = events_left.next() else { break };
                 let case = format!("{name} frame {}", e.get("global_sequence").u64());
                 assert_eq!(e.get("offset").u64() as usize, at, "{case}: offset");
                 let frame = &bytes[at..at + e.get("frame_len").u64() as usize];
@@ -430,6 +489,7 @@ fn segment_headers_and_frames_read_through_the_layout_constants() {
                 at += frame.len();
                 seen += 1;
             }
+            assert!(tracked_left.next().is_none(), "{name}: a listed tracking record is not where it says");
             assert_eq!(at, bytes.len(), "{name}: frames fill the segment");
         }
         assert_eq!(seen, events.len(), "{}: every listed event is in a segment", fixture.store);
@@ -446,6 +506,12 @@ fn segment_headers_and_frames_read_through_the_layout_constants() {
                 .collect()
         };
         let want: Vec<u32> = if fixture.version == 1 { vec![0] } else { vec![0, 1, 2] };
+        if fixture.version == 3 {
+            // Version 3 is there for tags and tracking records: events with tags, in a batch too.
+            let tagged = |e: &&Json| !tags_of(e).is_empty();
+            assert!(events.iter().filter(tagged).any(|e| e.get("batch_len").u64() > 1), "tags in a batch");
+            assert!(events.iter().any(|e| tags_of(e).is_empty()), "events without tags");
+        }
         assert_eq!(versions(false).into_iter().collect::<Vec<_>>(), want, "{}", fixture.store);
         if fixture.version == 2 {
             assert_eq!(versions(true).into_iter().collect::<Vec<_>>(), want, "{}: in a batch", fixture.store);
@@ -597,6 +663,15 @@ fn check_store(store: &Store, fixture: &Fixture, case: &str) {
     for (event, e) in stored.iter().zip(events) {
         assert_eq!(event.record(), record_of(e), "{case}: event {}", e.get("global_sequence").u64());
         assert_eq!(e.get("receipt_hash").str(), e.get("hash").str());
+    }
+    if let Some(Json::Obj(positions)) = fixture.want.opt("tracking_positions") {
+        for (name, position) in positions {
+            assert_eq!(
+                store.tracking_position(name).unwrap(),
+                Some(position.u64()),
+                "{case}: tracking {name}"
+            );
+        }
     }
     let visible: Vec<u64> =
         store.query(&Region::all(), None, None).unwrap().iter().map(|e| e.global_sequence()).collect();
@@ -825,13 +900,14 @@ fn the_index_checkpoint_decodes_and_re_encodes_as_version_3() {
         }
         assert!(cover.has_causal, "{store}: a version-2 checkpoint has causal sections");
         assert_eq!(u32_at(&old, 8), fixture.version, "{store}: index.ckpt version");
-        if fixture.version == 2 {
-            // Version 3 is version 2 plus the (empty) tag and tracking sections.
-            let expected = as_version_3(&old, &EMPTY_VERSION_3_SECTIONS);
-            assert!(written == expected, "{store}: index.ckpt version 3 is not version 2 plus two sections");
-        } else {
+        if fixture.version == 3 {
             assert!(written == old, "{store}: index.ckpt bytes changed");
+            check_version_3_sections(&index, listed, &cover.segments);
+            continue;
         }
+        // Version 3 is version 2 plus the (empty) tag and tracking sections.
+        let expected = as_version_3(&old, &EMPTY_VERSION_3_SECTIONS);
+        assert!(written == expected, "{store}: index.ckpt version 3 is not version 2 plus two sections");
         // The causal sections, as listed: sorted by the first sequence, every link pointing
         // backwards; the loaded index answers effects from them (visible effects only).
         let links: Vec<(u64, u64)> =
@@ -878,6 +954,26 @@ fn the_index_checkpoint_decodes_and_re_encodes_as_version_3() {
     }
 }
 
+/// The tag postings and tracking records of the version-3 checkpoint, as listed (a tracking
+/// record names its segment by position in the checkpoint's segment list).
+fn check_version_3_sections(index: &eventpak_core::index::Index, listed: &Json, segments: &[(u64, u64)]) {
+    let Json::Obj(tags) = listed.get("tags") else { panic!("tags are listed by name") };
+    assert!(tags.iter().any(|(_, seqs)| seqs.arr().is_empty()), "a tag of hidden events only");
+    for (tag, listed_seqs) in tags {
+        assert_eq!(index.tag_postings(tag), seqs(listed_seqs), "postings of {tag}");
+    }
+    let frames = index.tracking().frames();
+    let records = listed.get("tracking").arr();
+    assert_eq!(frames.len(), records.len(), "tracking records");
+    for (frame, record) in frames.iter().zip(records) {
+        let r = record.arr();
+        assert_eq!(segments[frame.segment as usize].0, r[0].u64(), "tracking record segment");
+        assert_eq!((frame.offset, frame.len as u64), (r[1].u64(), r[2].u64()), "tracking record place");
+        assert_eq!(index.tracking().name(frame.name), r[3].str(), "tracking record name");
+        assert_eq!((frame.position, frame.sequence), (r[4].u64(), r[5].u64()), "tracking record position");
+    }
+}
+
 #[test]
 fn the_cache_entry_decodes_and_re_encodes_byte_for_byte() {
     // Only the version-1 fixture has a cache: its format did not change in version 2.
@@ -894,4 +990,5 @@ fn the_cache_entry_decodes_and_re_encodes_byte_for_byte() {
     let written = std::fs::read(out.path().join(file)).unwrap();
     assert!(written == std::fs::read(copy.join(file)).unwrap(), "{file}: bytes changed");
     assert!(expected("v2_expected.json").opt("cache").is_none(), "the version-2 fixture has no cache");
+    assert!(expected("v3_expected.json").opt("cache").is_none(), "the version-3 fixture has no cache");
 }

@@ -359,6 +359,11 @@ impl Index {
         self.tracking.record(frame.name(), frame.position(), place, frame.global_sequence);
     }
 
+    /// Every tracking record of the log.
+    pub fn tracking(&self) -> &TrackingIndex {
+        &self.tracking
+    }
+
     /// The position recorded for tracking name `name`, if any.
     pub fn tracking_position(&self, name: &str) -> Option<u64> {
         self.tracking.position(name)

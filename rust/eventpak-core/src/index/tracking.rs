@@ -54,6 +54,16 @@ impl TrackingIndex {
         self.frames.push(TrackedFrame { segment, offset, len, name: id, position, sequence });
     }
 
+    /// Every tracking frame, in log order.
+    pub fn frames(&self) -> &[TrackedFrame] {
+        &self.frames
+    }
+
+    /// The tracking name with id `id`.
+    pub fn name(&self, id: u32) -> &str {
+        self.names.name(id)
+    }
+
     /// The tracking frame at `(segment, offset)`, if there is one.
     pub fn frame_at(&self, segment: u32, offset: u64) -> Option<&TrackedFrame> {
         let i = self.frames.binary_search_by(|f| (f.segment, f.offset).cmp(&(segment, offset))).ok()?;
