@@ -1,0 +1,452 @@
+"""The aggregate, application, tracking and process recorders of the ``eventsourcing`` library,
+on an eventpak store.
+
+- The stored events of one originator are the events of one entity, ``<table>:<id>``, in the
+  scope ``<table>`` (see ``_names``); the topic is the event kind.
+- ``originator_version`` is checked with compare-and-set on the entity clock
+  (``expected_sequence``): an insert names the clock it saw, so two writers of the same version
+  cannot both succeed, in one process or several. Versions of one originator must increase
+  (each insert's versions above every recorded one); anything else raises ``IntegrityError``
+  and writes nothing. A batch of events of several originators is one atomic ``append_batch``.
+- The payload is the state bytes themselves when ``originator_version == entity_sequence + 1``
+  (how the library numbers an aggregate's events), else ``[version, state]``; when the topic is
+  too long for a kind, ``[version, state, topic]``.
+- A notification id is ``global_sequence + 1`` (ids start at 1). Events of other tables sharing
+  the data dir (snapshots, other applications) leave gaps in an application's ids.
+- Tracking records are eventpak tracking records (``ep.Tracking``), named
+  ``<tracking table>:<application name>``; a process recorder commits them with its events in
+  one batch.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    ApplicationRecorder,
+    IntegrityError,
+    Notification,
+    ProcessRecorder,
+    ProgrammingError,
+    StoredEvent,
+    Subscription,
+    Tracking,
+    TrackingRecorder,
+)
+
+import eventpak as ep
+
+from ._names import entity_name, kind_for_topic, originator_id_of, topic_of_kind, tracking_name
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+__all__ = [
+    "EventpakAggregateRecorder",
+    "EventpakApplicationRecorder",
+    "EventpakProcessRecorder",
+    "EventpakSubscription",
+    "EventpakTrackingRecorder",
+    "last_matching_sequence",
+]
+
+# How many times an insert re-reads an originator's clock after another writer moved it.
+_MAX_ATTEMPTS = 64
+# How many originators' clocks a recorder remembers between inserts.
+_CLOCK_CACHE_SIZE = 65536
+# A subscription waits this long per pull (a commit ends the wait at once; stop() too).
+_PULL_WAIT_SECONDS = 3600.0
+_PULL_BATCH = 500
+
+
+class _Clocks:
+    """What a recorder last knew of each originator: ``(next entity_sequence, last version)``.
+    Only a guess: every insert checks it with compare-and-set, and re-reads it when another
+    writer (thread or process) moved the clock."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, entity: str) -> tuple[int, int] | None:
+        return self._known.get(entity)
+
+    def set(self, entity: str, next_sequence: int, last_version: int) -> None:
+        known = self._known
+        known[entity] = (next_sequence, last_version)  # one atomic dict store
+        if len(known) > _CLOCK_CACHE_SIZE:
+            with self._lock:
+                while len(known) > _CLOCK_CACHE_SIZE:
+                    known.pop(next(iter(known)), None)  # the oldest entries
+
+    def forget(self, entity: str) -> None:
+        with self._lock:
+            self._known.pop(entity, None)
+
+
+def _version_and_state(event: ep.Event) -> tuple[int, bytes, str | None]:
+    """``(originator_version, state, topic)`` of a stored event; the topic is ``None`` when the
+    kind gives it."""
+    payload = event.payload
+    if type(payload) is bytes:
+        return event.entity_sequence + 1, payload, None
+    topic = payload[2] if len(payload) > 2 else None
+    return payload[0], payload[1], topic
+
+
+def _topic(event: ep.Event, topic: str | None) -> str:
+    """The topic of a stored event: from its kind, or from its payload when the kind is a digest."""
+    if topic is not None:
+        return topic
+    from_kind = topic_of_kind(event.kind)
+    if from_kind is None:
+        raise ProgrammingError(f"event {event.global_sequence} has a digest kind but no topic in its payload")
+    return from_kind
+
+
+def last_matching_sequence(store: ep.Store, region: ep.Region) -> int | None:
+    """The global sequence of the newest visible event of ``region``: the log is searched
+    backwards from its head in growing windows, so a region that owns the newest events (one
+    application per data dir) costs one small query."""
+    head = store.head()
+    if head is None:
+        return None
+    window = 1
+    while True:
+        after = head - window
+        events = store.query(region, after=after if after >= 0 else None)
+        if events:
+            return events[-1].global_sequence
+        if after < 0:
+            return None
+        window *= 8
+
+
+class EventpakAggregateRecorder(AggregateRecorder):
+    """Stored events of aggregates (or snapshots) in one table of an eventpak store."""
+
+    def __init__(self, store: ep.Store, events_table: str) -> None:
+        self.store = store
+        self.events_table = events_table
+        self._entity_prefix = events_table + ":"
+        self._table_region = ep.Region.scope(events_table)
+        self._clocks = _Clocks()
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        self._insert(stored_events, None)
+        return None
+
+    def _insert(
+        self, stored_events: Sequence[StoredEvent], tracking: Tracking | None
+    ) -> list[ep.AppendReceipt]:
+        if not stored_events and tracking is None:
+            return []
+        table = self.events_table
+        rows = [(entity_name(table, s.originator_id), *kind_for_topic(s.topic), s) for s in stored_events]
+        native_tracking = None
+        if tracking is not None:
+            native_tracking = _native_tracking(self._tracking_name(tracking.application_name), tracking)
+        fresh: set[str] = set()  # entities whose clock must be read from the store this time
+        for _ in range(_MAX_ATTEMPTS):
+            items, ends = self._items(rows, fresh)
+            try:
+                receipts = self.store.append_batch(items, tracking=native_tracking)
+            except ep.ConcurrencyConflict as conflict:
+                self._clocks.forget(conflict.entity)
+                fresh.add(conflict.entity)
+                continue
+            except ep.TrackingConflict as conflict:
+                raise IntegrityError(str(conflict)) from conflict
+            for entity, (next_sequence, last_version) in ends.items():
+                self._clocks.set(entity, next_sequence, last_version)
+            return receipts
+        raise IntegrityError(f"gave up after {_MAX_ATTEMPTS} attempts: other writers kept moving the clocks")
+
+    def _tracking_name(self, application_name: str) -> str:
+        raise ProgrammingError(f"{type(self).__name__} records no tracking: use a process recorder")
+
+    def _clock(self, entity: str, first_version: int, fresh: bool) -> tuple[int, int | None]:
+        """``(next entity_sequence, last version or None)`` of ``entity``, as the recorder
+        believes it: remembered, or guessed "new" for the first event of an aggregate (version
+        0 or 1), else read from the store."""
+        if not fresh:
+            known = self._clocks.get(entity)
+            if known is not None:
+                return known
+            if first_version <= 1:
+                return 0, None
+        next_sequence = self.store.next_sequence(entity)
+        if next_sequence == 0:
+            return 0, None
+        return next_sequence, self._version_at(entity, next_sequence - 1)
+
+    def _items(
+        self, rows: list[tuple[str, str, bool, StoredEvent]], fresh: set[str]
+    ) -> tuple[list[ep.AppendRequest | tuple[tuple[str, str], str, Any]], dict[str, tuple[int, int]]]:
+        """The batch items of an insert, and each originator's clock and last version after it.
+        The first event of each originator carries the clock it expects."""
+        items: list[ep.AppendRequest | tuple[tuple[str, str], str, Any]] = []
+        ends: dict[str, tuple[int, int]] = {}
+        table = self.events_table
+        for entity, kind, hashed, stored in rows:
+            version = stored.originator_version
+            end = ends.get(entity)
+            if end is None:
+                sequence, last_version = self._clock(entity, version, entity in fresh)
+            else:
+                sequence, last_version = end
+            if last_version is not None and version <= last_version:
+                raise IntegrityError(
+                    f"stored event already recorded or out of order: originator {stored.originator_id!r} "
+                    f"version {version} (its last recorded version is {last_version})"
+                )
+            state = stored.state if type(stored.state) is bytes else bytes(stored.state)
+            payload: Any
+            if hashed:
+                payload = [version, state, stored.topic]
+            elif version == sequence + 1:
+                payload = state
+            else:
+                payload = [version, state]
+            if end is None:
+                items.append(ep.AppendRequest((entity, table), kind, payload, expected_sequence=sequence))
+            else:
+                items.append(((entity, table), kind, payload))
+            ends[entity] = (sequence + 1, version)
+        return items, ends
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def _version_at(self, entity: str, sequence: int) -> int:
+        region = ep.Region.entity(entity, exact=True).with_clock_range(sequence, sequence)
+        events = self.store.query(region, limit=1)
+        if not events:  # cannot happen for a sequence below next_sequence: visible events stay
+            raise ProgrammingError(f"entity {entity!r} has no event at clock {sequence}")
+        return _version_and_state(events[0])[0]
+
+    def _first_above(self, entity: str, version: int, count: int) -> int:
+        """The clock of the first event of ``entity`` whose originator version is above
+        ``version`` (``count`` when there is none), among its first ``count`` events. Versions
+        increase with the clock; the library's numbering (version = clock + 1) is tried first,
+        then a binary search."""
+        guess = min(max(version, 0), count)
+        if (guess == count or self._version_at(entity, guess) > version) and (
+            guess == 0 or self._version_at(entity, guess - 1) <= version
+        ):
+            return guess
+        low, high = 0, count
+        while low < high:
+            middle = (low + high) // 2
+            if self._version_at(entity, middle) > version:
+                high = middle
+            else:
+                low = middle + 1
+        return low
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        if limit is not None and limit <= 0:
+            return []
+        entity = entity_name(self.events_table, originator_id)
+        region = ep.Region.entity(entity, exact=True)
+        if gt is None and lte is None and not (desc and limit is not None):
+            events = self.store.query(region, limit=None if desc else limit)
+            if desc:
+                events.reverse()
+            to_the_end = desc or limit is None or len(events) < limit
+        else:
+            count = self.store.next_sequence(entity)
+            low = 0 if gt is None else self._first_above(entity, gt, count)
+            high = count if lte is None else self._first_above(entity, lte, count)
+            if limit is not None:
+                if desc:
+                    low = max(low, high - limit)
+                else:
+                    high = min(high, low + limit)
+            events = self.store.query(region.with_clock_range(low, high - 1)) if low < high else []
+            to_the_end = bool(events) and high == count
+            if desc:
+                events.reverse()
+        result = [
+            StoredEvent(
+                originator_id=originator_id,
+                originator_version=version,
+                topic=_topic(event, topic),
+                state=state,
+            )
+            for event in events
+            for version, state, topic in (_version_and_state(event),)
+        ]
+        if to_the_end and events:
+            # The stream's last event was read: the next insert needs no look-up.
+            last = events[0] if desc else events[-1]
+            self._clocks.set(entity, last.entity_sequence + 1, result[0 if desc else -1].originator_version)
+        return result
+
+
+def _native_tracking(name: str, tracking: Tracking) -> ep.Tracking:
+    """``ep.Tracking(name, position)``: the position is the upstream notification id."""
+    return ep.Tracking(name, tracking.notification_id)
+
+
+class EventpakApplicationRecorder(EventpakAggregateRecorder, ApplicationRecorder):
+    """Stored events and their notifications (the application sequence)."""
+
+    def __init__(self, store: ep.Store, events_table: str) -> None:
+        super().__init__(store, events_table)
+        self._regions: dict[tuple[str, ...], ep.Region] = {}
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        return [receipt.global_sequence + 1 for receipt in self._insert(stored_events, None)]
+
+    def notification_region(self, topics: Sequence[str] = ()) -> ep.Region:
+        """The region of this application's notifications (of ``topics`` when given)."""
+        key = tuple(topics)
+        region = self._regions.get(key)
+        if region is None:
+            region = self._table_region
+            if key:
+                region = region.with_kinds([kind_for_topic(topic)[0] for topic in key])
+            if len(self._regions) < 1024:
+                self._regions[key] = region
+        return region
+
+    def notification(self, event: ep.Event) -> Notification:
+        """The notification of one stored event of this application."""
+        return self.notifications([event])[0]
+
+    def notifications(self, events: list[ep.Event]) -> list[Notification]:
+        """The notifications of stored events of this application (the hot loop of reading the
+        notification log: the common case inline)."""
+        prefix_len = len(self._entity_prefix)
+        kind_topic = topic_of_kind
+        originator = originator_id_of
+        result = []
+        for event in events:
+            payload = event.payload
+            if type(payload) is bytes:
+                version, state = event.entity_sequence + 1, payload
+                topic = kind_topic(event.kind) or _topic(event, None)
+            else:
+                version, state, stored_topic = _version_and_state(event)
+                topic = _topic(event, stored_topic)
+            result.append(
+                Notification(
+                    id=event.global_sequence + 1,
+                    originator_id=originator(event.entity, prefix_len),
+                    originator_version=version,
+                    topic=topic,
+                    state=state,
+                )
+            )
+        return result
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        first_id = 1 if start is None else start if inclusive_of_start else start + 1
+        first_id = max(first_id, 1)
+        if limit <= 0 or (stop is not None and stop < first_id):
+            return []
+        after = first_id - 2  # notification id n is global_sequence n - 1
+        events = self.store.query(
+            self.notification_region(topics), after=after if after >= 0 else None, limit=limit
+        )
+        if stop is not None:
+            last_sequence = stop - 1
+            while events and events[-1].global_sequence > last_sequence:
+                events.pop()
+        return self.notifications(events)
+
+    def max_notification_id(self) -> int | None:
+        sequence = last_matching_sequence(self.store, self._table_region)
+        return None if sequence is None else sequence + 1
+
+    def subscribe(
+        self, gt: int | None = None, topics: Sequence[str] = ()
+    ) -> Subscription[ApplicationRecorder]:
+        return EventpakSubscription(self, gt=gt, topics=topics)
+
+
+class EventpakSubscription(Subscription[EventpakApplicationRecorder]):
+    """Notifications after ``gt``, then each new one as it is committed: an eventpak cursor
+    whose ``pull_batch`` is woken by commits (of any process sharing the data dir), never a
+    polling loop; ``stop()`` interrupts a waiting pull."""
+
+    def __init__(
+        self, recorder: EventpakApplicationRecorder, gt: int | None = None, topics: Sequence[str] = ()
+    ) -> None:
+        super().__init__(recorder=recorder, gt=gt, topics=topics)
+        after = gt - 1 if gt is not None and gt >= 1 else None
+        self._cursor = recorder.store.cursor(recorder.notification_region(topics), after=after)
+        self._batch: list[ep.Event] = []
+        self._index = 0
+
+    def stop(self) -> None:
+        super().stop()
+        self._cursor.interrupt()
+
+    def __next__(self) -> Notification:
+        while not self._has_been_stopped:
+            if self._index < len(self._batch):
+                event = self._batch[self._index]
+                self._index += 1
+                notification = self._recorder.notification(event)
+                self._last_notification_id = notification.id
+                return notification
+            self._batch = self._cursor.pull_batch(_PULL_BATCH, _PULL_WAIT_SECONDS)
+            self._index = 0
+        raise StopIteration
+
+
+class EventpakTrackingRecorder(TrackingRecorder):
+    """Tracking records: the last upstream notification id each upstream application's
+    events were processed up to, as eventpak tracking records (no events, no sequence)."""
+
+    def __init__(self, store: ep.Store, tracking_table: str) -> None:
+        self.store = store
+        self.tracking_table = tracking_table
+
+    def _tracking_name(self, application_name: str) -> str:
+        return tracking_name(self.tracking_table, application_name)
+
+    def insert_tracking(self, tracking: Tracking) -> None:
+        native = _native_tracking(self._tracking_name(tracking.application_name), tracking)
+        try:
+            self.store.append_batch([], tracking=native)
+        except ep.TrackingConflict as conflict:
+            raise IntegrityError(str(conflict)) from conflict
+
+    def max_tracking_id(self, application_name: str) -> int | None:
+        return self.store.tracking_position(self._tracking_name(application_name))
+
+
+class EventpakProcessRecorder(EventpakTrackingRecorder, EventpakApplicationRecorder, ProcessRecorder):
+    """An application recorder whose inserts may carry a tracking record, committed in the
+    same atomic batch as the events (exactly-once consume-transform-produce)."""
+
+    def __init__(self, store: ep.Store, events_table: str, tracking_table: str) -> None:
+        EventpakApplicationRecorder.__init__(self, store, events_table)
+        EventpakTrackingRecorder.__init__(self, store, tracking_table)
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        tracking: Tracking | None = kwargs.get("tracking")
+        return [receipt.global_sequence + 1 for receipt in self._insert(stored_events, tracking)]
