@@ -24,10 +24,10 @@ _CHILD = textwrap.dedent(
     """
     import sys, threading
     import eventpak as ep
-    import eventpak.worker as worker_module
+    import eventpak.dead_letters as dead_letters_module
 
     data_dir, kill_at, handled_path, cp = sys.argv[1:5]
-    original_park = worker_module.park
+    original_park = dead_letters_module.park
 
     def announce_and_wait(point):
         print("at", point, flush=True)
@@ -41,7 +41,7 @@ _CHILD = textwrap.dedent(
             announce_and_wait(kill_at)
         return written
 
-    worker_module.park = park
+    dead_letters_module.park = park
     handled = open(handled_path, "a")
 
     def handler(batch, _store, _witness):

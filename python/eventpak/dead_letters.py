@@ -15,6 +15,7 @@ is :mod:`eventpak.isolation`.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 import traceback
 import uuid
@@ -36,6 +37,7 @@ __all__ = [
     "dead_letter_filter",
     "dead_letter_region",
     "park",
+    "park_and_log",
     "read_dead_letters",
 ]
 
@@ -99,6 +101,19 @@ def _key(checkpoint_id: str, event_id: uuid.UUID) -> bytes:
     event again (after a crash between parking and saving the checkpoint) writes nothing."""
     digest = hashlib.blake2b(checkpoint_id.encode() + b"\0" + event_id.bytes, digest_size=16)
     return _ENTITY_PREFIX.encode() + digest.hexdigest().encode()
+
+
+def park_and_log(
+    store: Store, checkpoint_id: str, worker: str, event: Event, error: BaseException, attempts: int
+) -> None:
+    """:func:`park`, then a warning on the ``eventpak.worker`` logger naming worker ``worker``."""
+    park(store, checkpoint_id, event, error, attempts)
+    logging.getLogger("eventpak.worker").warning(
+        "worker %s: parked event %d as a dead letter after %d failed deliveries",
+        worker,
+        event.global_sequence,
+        attempts,
+    )
 
 
 def park(store: Store, checkpoint_id: str, event: Event, error: BaseException, attempts: int) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import InvalidConfig
+from .errors import InvalidConfig, RestartBudgetExhausted
 
 __all__ = ["RestartPolicy"]
 
@@ -96,6 +96,14 @@ class RestartBudget:
             return False
         self._used += 1
         return True
+
+    def charge(self, worker: str, error: BaseException) -> None:
+        """Spends one restart on ``error``; raises ``ep.RestartBudgetExhausted`` (from it)
+        when the policy has none left, which stops worker ``worker``."""
+        if not self.allow():
+            raise RestartBudgetExhausted(
+                f"worker {worker}: handler raised {error!r} and {self._policy} allows no more restarts"
+            ) from error
 
     def backoff_s(self) -> float:
         """The wait before this restart, in seconds; the next one waits twice as long."""

@@ -19,11 +19,11 @@ import time
 from typing import TYPE_CHECKING
 
 from ._native import Cursor, Event, Region, WorkerLease
-from .dead_letters import dead_letter_filter, park
-from .errors import EventpakError, RestartBudgetExhausted, WorkerCrashed
+from .dead_letters import dead_letter_filter, park_and_log
+from .errors import EventpakError, WorkerCrashed
 from .isolation import Isolation
 from .restart import RestartBudget, RestartPolicy
-from .worker_config import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig, Handler
+from .worker_config import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig, Handler, checked_action
 
 if TYPE_CHECKING:
     from .store import Store
@@ -253,12 +253,8 @@ class CursorWorkerHandle:
                 step = isolation.succeeded()
             if step.park is not None:
                 parked = step.park
-                park(self._store, checkpoint_id, parked.event, parked.error, parked.attempts)
-                log.warning(
-                    "worker %s: parked event %d as a dead letter after %d failed deliveries",
-                    self.name,
-                    parked.event.global_sequence,
-                    parked.attempts,
+                park_and_log(
+                    self._store, checkpoint_id, self.name, parked.event, parked.error, parked.attempts
                 )
             if step.commit is not None:
                 # The end of the batch is the cursor's own position (past any left-out event).
@@ -271,24 +267,14 @@ class CursorWorkerHandle:
         return False
 
     def _call_handler(self, batch: list[Event], witness: AtLeastOnce | None) -> CursorWorkerAction:
-        action = self._handler(batch, self._store, witness)
-        if action is None:
-            return CursorWorkerAction.CONTINUE
-        if not isinstance(action, CursorWorkerAction):
-            raise TypeError(f"handler returned {action!r}, not a CursorWorkerAction")
-        return action
+        return checked_action(self._handler(batch, self._store, witness))
 
     def _failed(self, exc: BaseException, size: int) -> None:
         self._last_error = exc
         log.error("worker %s: handler raised on a batch of %d", self.name, size, exc_info=exc)
 
     def _charge(self, budget: RestartBudget, exc: BaseException) -> None:
-        """Spends one restart on ``exc``; stops the worker when the policy has none left."""
-        if not budget.allow():
-            raise RestartBudgetExhausted(
-                f"worker {self.name}: handler raised {exc!r} and {self._config.restart} allows no more "
-                "restarts"
-            ) from exc
+        budget.charge(self.name, exc)
 
     def _commit(self, cursor: Cursor, position: int | None) -> None:
         """Commits through ``position`` (``None``: the cursor's position, the end of what it
@@ -297,12 +283,18 @@ class CursorWorkerHandle:
         target = end if position is None else (position, True)
         checkpoint_id = self._config.checkpoint_id
         if checkpoint_id is not None:
-            if target == end:
-                cursor.commit(checkpoint_id)
-            else:
-                cursor.seek(*target)
-                try:
-                    cursor.commit(checkpoint_id)
-                finally:
-                    cursor.seek(*end)
+            save_at(cursor, checkpoint_id, target, end)
         self._committed = target
+
+
+def save_at(cursor: Cursor, checkpoint_id: str, target: tuple[int, bool], end: tuple[int, bool]) -> None:
+    """Saves ``target`` as checkpoint ``checkpoint_id``, leaving the cursor at ``end`` (the
+    caller moves the cursor in no other way meanwhile)."""
+    if target == end:
+        cursor.commit(checkpoint_id)
+        return
+    cursor.seek(*target)
+    try:
+        cursor.commit(checkpoint_id)
+    finally:
+        cursor.seek(*end)

@@ -92,3 +92,13 @@ class Handler(Protocol):
     def __call__(
         self, batch: list[Event], store: Store, witness: AtLeastOnce | None, /
     ) -> CursorWorkerAction | None: ...
+
+
+def checked_action(outcome: object) -> CursorWorkerAction:
+    """What a handler's return value tells its worker: ``None`` is ``CONTINUE``; anything but
+    a ``CursorWorkerAction`` raises ``TypeError`` (a failure of the handler)."""
+    if outcome is None:
+        return CursorWorkerAction.CONTINUE
+    if not isinstance(outcome, CursorWorkerAction):
+        raise TypeError(f"handler returned {outcome!r}, not a CursorWorkerAction")
+    return outcome

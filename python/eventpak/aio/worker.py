@@ -11,13 +11,14 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .._native import Cursor, Event, Region, WorkerLease
-from ..dead_letters import dead_letter_filter, park
-from ..errors import EventpakError, RestartBudgetExhausted, WorkerCrashed
+from ..dead_letters import dead_letter_filter, park_and_log
+from ..errors import EventpakError, WorkerCrashed
 from ..isolation import Isolation
 from ..restart import RestartBudget
-from ..worker_config import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig
+from ..worker import save_at
+from ..worker_config import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig, checked_action
 from .pull import next_batch
-from .worker_steps import cancelled_from_outside, save_at
+from .worker_steps import cancelled_from_outside
 
 if TYPE_CHECKING:
     from .store import AsyncStore
@@ -253,12 +254,12 @@ class AsyncWorkerHandle:
                 parked = step.park
                 sync_store = self._store.sync_store
                 await self._store._offload(
-                    park, sync_store, checkpoint_id, parked.event, parked.error, parked.attempts
-                )
-                log.warning(
-                    "worker %s: parked event %d as a dead letter after %d failed deliveries",
+                    park_and_log,
+                    sync_store,
+                    checkpoint_id,
                     self.name,
-                    parked.event.global_sequence,
+                    parked.event,
+                    parked.error,
                     parked.attempts,
                 )
             if step.commit is not None:
@@ -276,12 +277,7 @@ class AsyncWorkerHandle:
         log.error("worker %s: handler raised on a batch of %d", self.name, size, exc_info=exc)
 
     def _charge(self, budget: RestartBudget, exc: BaseException) -> None:
-        """Spends one restart on ``exc``; stops the worker when the policy has none left."""
-        if not budget.allow():
-            raise RestartBudgetExhausted(
-                f"worker {self.name}: handler raised {exc!r} and {self._config.restart} allows no more "
-                "restarts"
-            ) from exc
+        budget.charge(self.name, exc)
 
     async def _commit(self, cursor: Cursor, position: int | None) -> None:
         """Commits through ``position`` (``None``: the cursor's position); a durable worker
@@ -297,8 +293,4 @@ class AsyncWorkerHandle:
         outcome: Any = self._handler(batch, self._store, witness)
         if inspect.isawaitable(outcome):
             outcome = await outcome
-        if outcome is None:
-            return CursorWorkerAction.CONTINUE
-        if not isinstance(outcome, CursorWorkerAction):
-            raise TypeError(f"handler returned {outcome!r}, not a CursorWorkerAction")
-        return outcome
+        return checked_action(outcome)

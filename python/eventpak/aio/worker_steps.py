@@ -1,12 +1,12 @@
-"""Small steps of async workers: starting one, saving a checkpoint at a position, and
-telling a cancellation of the worker from a handler's own ``CancelledError``."""
+"""Small steps of async workers: starting one, and telling a cancellation of the worker from
+a handler's own ``CancelledError``."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING
 
-from .._native import Cursor, Region
+from .._native import Region
 from ..errors import CheckpointInUse
 from ..worker_config import CursorWorkerConfig
 
@@ -14,20 +14,7 @@ if TYPE_CHECKING:
     from .store import AsyncStore
     from .worker import AsyncHandler, AsyncWorkerHandle
 
-__all__ = ["cancelled_from_outside", "save_at", "start_async_worker"]
-
-
-def save_at(cursor: Cursor, checkpoint_id: str, target: tuple[int, bool], end: tuple[int, bool]) -> None:
-    """Saves ``target`` as the checkpoint, leaving the cursor at ``end`` (runs on the pool,
-    while the worker's task awaits it: nothing else moves the cursor meanwhile)."""
-    if target == end:
-        cursor.commit(checkpoint_id)
-        return
-    cursor.seek(*target)
-    try:
-        cursor.commit(checkpoint_id)
-    finally:
-        cursor.seek(*end)
+__all__ = ["cancelled_from_outside", "start_async_worker"]
 
 
 def cancelled_from_outside(exc: BaseException) -> bool:
