@@ -48,15 +48,15 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 import eventpak as ep
 
-from ._dcb import EventpakDCBReadResponse, EventpakDCBRecorder, EventpakDCBSubscription
-from ._names import escape
-from ._recorders import (
-    EventpakAggregateRecorder,
+from ._application import (
     EventpakApplicationRecorder,
     EventpakProcessRecorder,
     EventpakSubscription,
     EventpakTrackingRecorder,
 )
+from ._dcb import EventpakDCBReadResponse, EventpakDCBRecorder, EventpakDCBSubscription
+from ._names import escape
+from ._recorders import EventpakAggregateRecorder
 
 __all__ = [
     "EventpakAggregateRecorder",
