@@ -42,6 +42,7 @@ from conftest import read_frames, segment_paths
 R = ep.Region
 WHEN = datetime.datetime(2030, 5, 17, 8, 30, 15, 250_000, tzinfo=datetime.UTC)
 EVENT_KEYS = {
+    "tags",
     "global_sequence",
     "event_id",
     "entity",
@@ -118,6 +119,7 @@ def expected_record(event: ep.Event) -> dict[str, Any]:
         "stored_payload_version": event.stored_payload_version,
         "prev_hash": event.prev_hash.hex(),
         "hash": event.hash.hex(),
+        "tags": list(event.tags),
         "payload": event.payload,  # replaced below where JSON cannot carry it as is
     }
 
@@ -221,6 +223,21 @@ def test_inspect_region_options_select_the_regions_events(
     assert _sequences(run_cli("inspect", str(workload), "--json", *args)) == expected
     plain = run_cli("inspect", str(workload), *args)
     assert [int(line.split("\t")[0]) for line in plain.stdout.splitlines()] == expected
+
+
+def test_inspect_tag_options_select_events_carrying_every_tag(tmp_path: Path) -> None:
+    data_dir = tmp_path / "tagged"
+    with ep.Store.open(data_dir) as store:
+        store.append(("course:c1", "school"), "created", {}, tags=["course:c1"])
+        store.append(("sub:1", "school"), "subscribed", {}, tags=["course:c1", "student:s7"])
+        store.append(("sub:2", "school"), "subscribed", {}, tags=["course:c2", "student:s7"])
+    assert _sequences(run_cli("inspect", str(data_dir), "--json", "--tag", "course:c1")) == [0, 1]
+    both = ("--json", "--tag", "course:c1", "--tag", "student:s7")
+    assert _sequences(run_cli("inspect", str(data_dir), *both)) == [1]
+    records = json_lines(run_cli("inspect", str(data_dir), "--json", "--tag", "student:s7").stdout)
+    assert [r["tags"] for r in records] == [["course:c1", "student:s7"], ["course:c2", "student:s7"]]
+    bad = run_cli("inspect", str(data_dir), "--tag", "bad\ttag")
+    assert bad.returncode == 2 and "tag" in bad.stderr  # a tag the store refuses: a usage error
 
 
 def test_inspect_after_and_limit(workload: Path) -> None:

@@ -124,6 +124,7 @@ def event_record(event: Event) -> dict[str, Any]:
         "stored_payload_version": event.stored_payload_version,
         "prev_hash": event.prev_hash.hex(),
         "hash": event.hash.hex(),
+        "tags": list(event.tags),
         "payload": to_json(event.payload),
     }
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Iterator
 
-from .. import Event, InvalidArgument, InvalidRegion, Region, Store
+from .. import Event, InvalidArgument, InvalidRegion, InvalidTag, Region, Store
 from ._base import EVENT_COLUMNS_HELP, UsageError, count, event_cells, event_record, open_for_reading
 from ._output import Column, plain_line, print_json, print_table
 
@@ -28,7 +28,7 @@ PLAIN_HELP = (
     f"{EVENT_COLUMNS_HELP}. --json prints one JSON object per event instead, keyed by "
     "ep.Event attribute names (global_sequence, event_id, entity, scope, kind, "
     "entity_sequence, timestamp_us, timestamp, causation_id, correlation_id, payload_version, "
-    "stored_payload_version, prev_hash, hash, payload); bytes in a payload are given as "
+    "stored_payload_version, prev_hash, hash, tags, payload); bytes in a payload are given as "
     '{"$bytes": "<base64>"}.'
 )
 
@@ -65,6 +65,12 @@ def add_region_options(parser: argparse.ArgumentParser) -> None:
     )
     kinds.add_argument("--kind-prefix", metavar="PREFIX", help="events whose kind starts with PREFIX")
     group.add_argument(
+        "--tag",
+        action="append",
+        metavar="TAG",
+        help="events carrying TAG (repeat: events carrying every tag given)",
+    )
+    group.add_argument(
         "--clock",
         type=_clock_range,
         metavar="START:END",
@@ -94,7 +100,9 @@ def build_region(args: argparse.Namespace) -> Region:
             region = region.with_kind_prefix(args.kind_prefix)
         if args.clock is not None:
             region = region.with_clock_range(*args.clock)
-    except (InvalidRegion, InvalidArgument) as exc:
+        if args.tag:
+            region = region.with_tags(args.tag)
+    except (InvalidRegion, InvalidArgument, InvalidTag) as exc:
         raise UsageError(str(exc)) from None
     return region
 
