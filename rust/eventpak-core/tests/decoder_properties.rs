@@ -903,3 +903,17 @@ fn crc_valid_garbage_reaches_the_accepting_paths() {
     );
     assert!(frames > 0 && hidden > 0 && cursors > 0 && index > 0);
 }
+
+/// Found by fuzzing (`fuzz/regressions/frame/tracking-batch-index-max`): a CRC-valid tracking
+/// frame whose batch index is `u32::MAX` is refused, not an overflow panic. The input is read
+/// as the `frame` fuzz target reads it: the first byte says whether to fix the CRC.
+#[test]
+fn a_tracking_frame_with_the_largest_batch_index_is_refused() {
+    let input = include_bytes!("../../../fuzz/regressions/frame/tracking-batch-index-max");
+    let mut buf = input[1..].to_vec();
+    assert_eq!(input[0] & 1, 1, "the input asks for its CRC to be fixed");
+    let len = (24 + u32::from_le_bytes(buf[0..4].try_into().unwrap()) as usize).min(buf.len());
+    let crc = crc(&buf[8..len]);
+    buf[4..8].copy_from_slice(&crc);
+    assert!(matches!(decode_frame(&buf), Decoded::Bad(_)));
+}

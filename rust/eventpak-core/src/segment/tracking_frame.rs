@@ -82,6 +82,9 @@ impl<'a> TrackingView<'a> {
     /// Checks the body of a CRC-valid frame whose flags say tracking record, and views it.
     pub(super) fn check(header: (u64, u32, u32), len: usize, body: &'a [u8]) -> Result<Self, String> {
         let (global_sequence, batch_index, batch_len) = header;
+        if body.len() < TRACKING_FIXED_LEN {
+            return Err("tracking record shorter than its fixed fields".into());
+        }
         if body[TRACKING_FLAGS_OFFSET] != BODY_FLAG_TRACKING {
             return Err("tracking record with other flags".into());
         }
@@ -91,7 +94,8 @@ impl<'a> TrackingView<'a> {
         if TRACKING_FIXED_LEN + body[TRACKING_NAME_LEN_OFFSET] as usize != body.len() {
             return Err("tracking record length disagrees with its name".into());
         }
-        if batch_len == 0 || batch_index + 1 != batch_len {
+        // Checked: a damaged header may hold any index, u32::MAX included.
+        if batch_index.checked_add(1) != Some(batch_len) {
             return Err("tracking record is not the last frame of its batch".into());
         }
         let view = TrackingView { global_sequence, batch_index, batch_len, len, body };
