@@ -12,6 +12,7 @@ import os
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from . import _native, errors
+from ._lifetime import close_open_stores_at_exit
 from ._native import (
     AppendCondition,
     AppendReceipt,
@@ -73,7 +74,7 @@ from .options import AppendOptions
 from .pipeline import Pipeline
 from .projection import CacheMeta, Freshness, NativeCache, NoCache, Projection, ProjectionCache
 from .receipts import ReceiptCheck, generate_signing_key, public_key, verify_receipt_signature
-from .store import Store, close_open_stores_at_exit
+from .store import Store
 from .typed import EventType, Upcasters, event_type
 from .verify import VerifyProblem, VerifyReport
 from .worker import (

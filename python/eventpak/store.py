@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import uuid
-import weakref
 from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack
 
+from ._lifetime import open_stores
 from ._native import AppendCondition, AppendReceipt, Cursor, Event, NativeStore, Region, Tracking
 from .config import StoreConfig, StoreOptions, StoreStats
 from .dead_letters import DeadLetter, read_dead_letters
@@ -30,10 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Store"]
 
-# Every open store, so that interpreter exit can stop their workers and close them.
-_open_stores: weakref.WeakSet[Store] = weakref.WeakSet()
-# How long interpreter exit waits, per store, for handlers still running.
-_EXIT_WORKER_TIMEOUT_S = 5.0
 
 S = TypeVar("S")
 
@@ -84,7 +79,7 @@ class Store:
         # class keeps the documented signatures that help(), IDEs and type checkers read.
         store.append = store._native.append  # type: ignore[method-assign]
         store.append_batch = store._native.append_batch  # type: ignore[method-assign]
-        _open_stores.add(store)
+        open_stores.add(store)
         return store
 
     def append(
@@ -275,7 +270,7 @@ class Store:
             workers, self._workers = self._workers, []
         stop_workers(workers, timeout)
         self._native.close()
-        _open_stores.discard(self)
+        open_stores.discard(self)
 
     @property
     def closed(self) -> bool:
@@ -306,13 +301,3 @@ class Store:
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<eventpak.Store {self.path!r} {state}>"
-
-
-def close_open_stores_at_exit() -> None:
-    """Interpreter exit: stop every open store's workers (bounded), then close the stores, so
-    nothing acknowledged is lost and no worker thread is left inside the engine."""
-    for store in list(_open_stores):
-        try:
-            store.close(timeout=_EXIT_WORKER_TIMEOUT_S)
-        except Exception:  # exit goes on: say what failed, and close the other stores
-            logging.getLogger("eventpak").exception("closing %s at interpreter exit failed", store.path)

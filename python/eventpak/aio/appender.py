@@ -63,7 +63,13 @@ class Appender:
                 outcomes: list[object] = self._native._append_each([request for request, _ in live])
             except BaseException as exc:  # the call itself failed (closed store, exit): all of them
                 outcomes = [exc] * len(live)
-            self._loop.call_soon_threadsafe(_settle, [future for _, future in live], outcomes)
+            try:
+                self._loop.call_soon_threadsafe(_settle, [future for _, future in live], outcomes)
+            except RuntimeError:  # the loop is closed: nobody is left to hand the outcomes to
+                with self._lock:
+                    self._queue.clear()
+                    self._draining = False
+                return
 
 
 def _settle(futures: list[asyncio.Future[AppendReceipt]], outcomes: list[object]) -> None:
