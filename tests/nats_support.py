@@ -191,8 +191,8 @@ def stream_messages(urls: list[str], stream: str) -> list[Any]:
 requires_nats_server = pytest.mark.skipif(NATS_SERVER is None, reason="nats-server is not installed")
 
 
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+@pytest.fixture(name="nats_server")
+def nats_server_fixture(tmp_path: Path) -> Iterator[NatsServer]:
     if NATS_SERVER is None:
         pytest.skip("nats-server is not installed")
     server = NatsServer(tmp_path / "nats")
@@ -203,8 +203,8 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
         server.stop()
 
 
-@pytest.fixture
-def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+@pytest.fixture(name="nats_cluster")
+def nats_cluster_fixture(tmp_path: Path) -> Iterator[NatsCluster]:
     if NATS_SERVER is None:
         pytest.skip("nats-server is not installed")
     cluster = NatsCluster(tmp_path / "cluster")
