@@ -92,7 +92,8 @@ def wait_connectable(urls: list[str], *, jetstream: bool = True, timeout: float 
                 servers=urls,
                 connect_timeout=1,
                 allow_reconnect=False,
-                max_reconnect_attempts=0,
+                max_reconnect_attempts=1,  # 0 would retry the first connect for ever
+                reconnect_time_wait=0.05,
                 error_cb=_quiet,
             )
         except Exception:
@@ -163,24 +164,40 @@ class NatsCluster:
         # JetStream answers once the meta group has a leader.
         wait_connectable(self.urls, timeout=60)
 
+    def restart(self, i: int) -> None:
+        """Starts node ``i`` again (after ``nodes[i].kill()``) and waits until it answers."""
+        self.nodes[i].start()
+        wait_connectable([self.nodes[i].url], jetstream=False)
+
     def stop(self) -> None:
         for n in self.nodes:
             n.stop()
 
 
 def stream_messages(urls: list[str], stream: str) -> list[Any]:
-    """Every message of ``stream`` in stream order (raw messages, with headers)."""
+    """Every message of ``stream`` in stream order (with headers), read by an ordered consumer."""
 
     async def read() -> list[Any]:
         nc = await nats.connect(servers=urls, connect_timeout=2, error_cb=_quiet)
         try:
-            jsm = nc.jsm()
-            info = await jsm.stream_info(stream)
-            out = []
-            for seq in range(info.state.first_seq, info.state.last_seq + 1):
-                if info.state.messages == 0:
+            js = nc.jetstream()
+            deadline = time.monotonic() + 30
+            while True:  # a cluster may still be electing the stream's leader
+                try:
+                    info = await js.stream_info(stream)
                     break
-                out.append(await jsm.get_msg(stream, seq))
+                except nats.errors.TimeoutError:
+                    if time.monotonic() > deadline:
+                        raise
+            want = info.state.messages
+            out: list[Any] = []
+            if want == 0:
+                return out
+            sub = await js.subscribe(">", stream=stream, ordered_consumer=True)
+            while len(out) < want:
+                msg = await sub.next_msg(timeout=10)
+                out.append(msg)
+            await sub.unsubscribe()
             return out
         finally:
             await nc.close()

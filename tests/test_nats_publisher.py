@@ -125,8 +125,8 @@ def test_server_restarted_mid_run(nats_server: NatsServer, tmp_path: Path) -> No
         )
         writer = appender(store, stop)
         for _ in range(3):
-            wait_until(lambda: pub.published > 0)
-            time.sleep(0.2)
+            before = pub.published
+            wait_until(lambda before=before: pub.published > before + 200)  # publishing (again)
             nats_server.kill()
             time.sleep(0.3)
             nats_server.start()
@@ -134,6 +134,7 @@ def test_server_restarted_mid_run(nats_server: NatsServer, tmp_path: Path) -> No
         writer.join()
         events = store.query(ep.Region.all())
         wait_until(lambda: pub.position == events[-1].global_sequence)
+        assert pub.published == len(events)
         pub.stop_and_join()
         assert_stream_is(nats_server.urls, "EVENTS", events)
     finally:
@@ -182,7 +183,7 @@ def test_cluster_node_killed_mid_run_with_an_r3_stream(nats_cluster: NatsCluster
         nats_cluster.nodes[0].kill()
         published = pub.published
         wait_until(lambda: pub.published > published + 500, timeout=60)
-        nats_cluster.nodes[0].start()
+        nats_cluster.restart(0)
         stop.set()
         writer.join()
         events = store.query(ep.Region.all())

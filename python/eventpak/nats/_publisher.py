@@ -112,12 +112,14 @@ class _Link:
     async def publish(self, events: list[Event], window: int, window_bytes: int, acked: Any) -> None:
         """Publishes ``events`` in order (those the stream already holds are skipped), at most
         ``window`` messages / ``window_bytes`` in flight, awaiting acks in order; calls
-        ``acked(n)`` after each acknowledged prefix. Raises on any failure."""
+        ``acked(global_sequence)`` for each event the stream holds, in order. Raises on any
+        failure."""
         try:
             await self.ready()
             skip = -1 if self.tail is None else self.tail[0]
             todo = [e for e in events if e.global_sequence > skip]
-            acked(len(events) - len(todo))
+            for e in events[: len(events) - len(todo)]:
+                acked(e.global_sequence)
             i = 0
             while i < len(todo):
                 pending: list[tuple[Event, asyncio.Future[Any]]] = []
@@ -130,7 +132,7 @@ class _Link:
                 for e, fut in pending:
                     self._check(await asyncio.wait_for(fut, self.ack_timeout))
                     self.tail = (e.global_sequence, str(e.event_id))
-                    acked(1)
+                    acked(e.global_sequence)
         except BaseException:
             self.tail_known = False  # some acks may be lost: ask the stream on the next attempt
             for fut in self.waiting.values():
@@ -188,6 +190,7 @@ class Publisher:
     ) -> None:
         self._lock = threading.Lock()
         self._published = 0
+        self._counted_through = -1  # a retried batch acknowledges events again: count each once
         self._window, self._window_bytes = window, window_bytes
         self._loop = LoopThread(f"eventpak-nats-{checkpoint_id}")
         self._link = _Link(list(servers), stream, subject or f"{stream}.events", replicas, ack_timeout)
@@ -209,7 +212,8 @@ class Publisher:
 
     @property
     def published(self) -> int:
-        """Events acknowledged by JetStream since this publisher started."""
+        """Events acknowledged by JetStream (or found already in the stream) since this
+        publisher started, each counted once."""
         with self._lock:
             return self._published
 
@@ -218,9 +222,11 @@ class Publisher:
         """The last global_sequence checkpointed (acknowledged by JetStream)."""
         return self._worker.position
 
-    def _acked(self, n: int) -> None:
+    def _acked(self, global_sequence: int) -> None:
         with self._lock:
-            self._published += n
+            if global_sequence > self._counted_through:
+                self._counted_through = global_sequence
+                self._published += 1
 
     def _handle(self, batch: list[Event], store: Store, witness: AtLeastOnce | None) -> CursorWorkerAction:
         coro = self._link.publish(batch, self._window, self._window_bytes, self._acked)
