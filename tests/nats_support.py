@@ -205,6 +205,21 @@ def stream_messages(urls: list[str], stream: str) -> list[Any]:
     return asyncio.run(read())
 
 
+def stream_leader(urls: list[str], stream: str) -> str:
+    """The server name (``n1``...) of the node leading ``stream``'s raft group."""
+
+    async def ask() -> str:
+        nc = await nats.connect(servers=urls, connect_timeout=2, error_cb=_quiet)
+        try:
+            info = await nc.jetstream().stream_info(stream)
+            assert info.cluster is not None and info.cluster.leader is not None
+            return str(info.cluster.leader)
+        finally:
+            await nc.close()
+
+    return asyncio.run(ask())
+
+
 requires_nats_server = pytest.mark.skipif(NATS_SERVER is None, reason="nats-server is not installed")
 
 

@@ -17,6 +17,7 @@ from nats_support import (  # noqa: F401 (the nats_server and nats_cluster fixtu
     NatsServer,
     nats_cluster_fixture,
     nats_server_fixture,
+    stream_leader,
     stream_messages,
 )
 
@@ -53,7 +54,7 @@ def appender(store: ep.Store, stop: threading.Event, scope: str = "s") -> thread
         while not stop.is_set():
             store.append(ep.Coordinate(f"e{n % 5}", scope), "k", {"n": n})
             n += 1
-            if n % 50 == 0:
+            if n % 10 == 0:  # a few thousand events a second: enough to be mid-run at any kill
                 time.sleep(0.005)
 
     t = threading.Thread(target=run, daemon=True)
@@ -180,10 +181,11 @@ def test_cluster_node_killed_mid_run_with_an_r3_stream(nats_cluster: NatsCluster
         )
         writer = appender(store, stop)
         wait_until(lambda: pub.published > 200)
-        nats_cluster.nodes[0].kill()
+        leader = int(stream_leader(nats_cluster.urls, "EVENTS")[1:]) - 1
+        nats_cluster.nodes[leader].kill()  # the stream's leader: its raft group elects another
         published = pub.published
         wait_until(lambda: pub.published > published + 500, timeout=60)
-        nats_cluster.restart(0)
+        nats_cluster.restart(leader)
         stop.set()
         writer.join()
         events = store.query(ep.Region.all())
