@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import random
 import subprocess
 import sys
@@ -12,6 +14,8 @@ from pathlib import Path
 
 import eventpak as ep
 import eventpak.nats
+import nats
+from nats.js.api import StreamConfig
 from nats_support import (  # noqa: F401 (the nats_server and nats_cluster fixtures)
     NatsCluster,
     NatsServer,
@@ -194,4 +198,58 @@ def test_cluster_node_killed_mid_run_with_an_r3_stream(nats_cluster: NatsCluster
         assert_stream_is(nats_cluster.urls, "EVENTS", events)
     finally:
         stop.set()
+        store.close()
+
+
+def test_the_server_behaviour_the_publisher_relies_on(nats_server: NatsServer) -> None:
+    """A duplicate Nats-Msg-Id is answered as a duplicate before Nats-Expected-Last-Msg-Id is
+    looked at; a message that does not follow the stream's last one is refused."""
+
+    async def run() -> list[dict[str, object]]:
+        nc = await nats.connect(servers=nats_server.urls)
+        try:
+            await nc.jetstream().add_stream(StreamConfig(name="S", subjects=["S.x"]))
+            answers = []
+            for mid, expected in [("A", None), ("B", "A"), ("A", "Z"), ("C", "A"), ("C", "B")]:
+                headers = {"Nats-Msg-Id": mid}
+                if expected is not None:
+                    headers["Nats-Expected-Last-Msg-Id"] = expected
+                answers.append(json.loads((await nc.request("S.x", b"", headers=headers, timeout=5)).data))
+            return answers
+        finally:
+            await nc.close()
+
+    a = asyncio.run(run())
+    assert [x.get("seq") for x in a[:3]] == [1, 2, 1] and a[2]["duplicate"] is True
+    assert a[3]["error"]["err_code"] == 10070  # type: ignore[index]
+    assert a[4]["seq"] == 3
+
+
+def test_a_checkpoint_behind_the_stream_duplicates_nothing_after_the_dedupe_window(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    async def create() -> None:
+        nc = await nats.connect(servers=nats_server.urls)
+        try:
+            cfg = StreamConfig(name="EVENTS", subjects=["EVENTS.events"], duplicate_window=0.2)
+            await nc.jetstream().add_stream(cfg)
+        finally:
+            await nc.close()
+
+    asyncio.run(create())
+    store = ep.Store.open(tmp_path / "data")
+    try:
+        for i in range(100):
+            store.append(ep.Coordinate(f"e{i % 4}", "s"), "k", {"i": i})
+        pub = ep.nats.Publisher(store, ep.Region.all(), servers=nats_server.urls, stream="EVENTS")
+        wait_until(lambda: pub.position == 99)
+        pub.stop_and_join()
+        assert store.reset_checkpoint("nats-out")  # as if killed before any checkpoint
+        time.sleep(0.5)  # past the duplicate window: the server would store the events again
+        store.append(ep.Coordinate("e0", "s"), "k", {})
+        pub = ep.nats.Publisher(store, ep.Region.all(), servers=nats_server.urls, stream="EVENTS")
+        wait_until(lambda: pub.position == 100)
+        pub.stop_and_join()
+        assert_stream_is(nats_server.urls, "EVENTS", store.query(ep.Region.all()))
+    finally:
         store.close()
