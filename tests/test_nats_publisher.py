@@ -253,3 +253,29 @@ def test_a_checkpoint_behind_the_stream_duplicates_nothing_after_the_dedupe_wind
         assert_stream_is(nats_server.urls, "EVENTS", store.query(ep.Region.all()))
     finally:
         store.close()
+
+
+def test_stop_while_the_server_is_down_and_start_before_it_is_up(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    store = ep.Store.open(tmp_path / "data")
+    try:
+        nats_server.stop()
+        # Starts although the server is unreachable; publishes once it is up.
+        pub = ep.nats.Publisher(
+            store, ep.Region.all(), servers=nats_server.urls, stream="EVENTS", ack_timeout=0.5
+        )
+        store.append(ep.Coordinate("e", "s"), "k", {})
+        time.sleep(0.5)
+        assert pub.published == 0 and pub.is_alive()
+        nats_server.start()
+        wait_until(lambda: pub.position == 0)
+        nats_server.stop()
+        store.append(ep.Coordinate("e", "s"), "k", {})
+        time.sleep(0.3)
+        started = time.monotonic()
+        pub.stop_and_join(timeout=10)
+        assert time.monotonic() - started < 5  # bounded by the ack and connect timeouts
+        assert pub.position == 0
+    finally:
+        store.close()
