@@ -279,3 +279,29 @@ def test_stop_while_the_server_is_down_and_start_before_it_is_up(
         assert pub.position == 0
     finally:
         store.close()
+
+
+def test_a_stream_holding_foreign_messages_is_not_published_to(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    async def foreign() -> None:
+        nc = await nats.connect(servers=nats_server.urls)
+        try:
+            js = nc.jetstream()
+            await js.add_stream(StreamConfig(name="EVENTS", subjects=["EVENTS.events"]))
+            await js.publish("EVENTS.events", b"not an event")
+        finally:
+            await nc.close()
+
+    asyncio.run(foreign())
+    store = ep.Store.open(tmp_path / "data")
+    try:
+        store.append(ep.Coordinate("e", "s"), "k", {})
+        pub = ep.nats.Publisher(store, ep.Region.all(), servers=nats_server.urls, stream="EVENTS")
+        wait_until(lambda: pub._worker.last_error is not None)
+        assert "not sent by an eventpak publisher" in str(pub._worker.last_error)
+        assert pub.published == 0 and pub.position is None
+        pub.stop_and_join()
+        assert len(stream_messages(nats_server.urls, "EVENTS")) == 1
+    finally:
+        store.close()

@@ -53,7 +53,8 @@ class PublishFailed(Exception):
 
 class _Link:
     """The NATS side, living on the publisher's loop: the connection, the stream, the inbox
-    acks arrive on, and what the stream is known to hold last (``None``: ask it)."""
+    acks arrive on, and the stream's last event (``tail``; asked again when ``tail_known`` is
+    False, after any failure)."""
 
     def __init__(
         self, servers: list[str], stream: str, subject: str, replicas: int, ack_timeout: float
@@ -95,6 +96,11 @@ class _Link:
         if info.state.messages:
             last = await jsm.get_msg(self.stream, info.state.last_seq)
             headers = last.headers or {}
+            if HEADER_PREFIX + "global_sequence" not in headers or "Nats-Msg-Id" not in headers:
+                raise PublishFailed(
+                    f"the last message of stream {self.stream} was not sent by an eventpak publisher: "
+                    "a stream takes one publisher's events only"
+                )
             self.tail = (int(headers[HEADER_PREFIX + "global_sequence"]), headers["Nats-Msg-Id"])
         self.tail_known = True
 
