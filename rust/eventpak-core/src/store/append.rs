@@ -114,6 +114,7 @@ impl Store {
     ) -> Result<Vec<AppendReceipt>> {
         let Mode { is_batch, fenced, store_written, settle } = mode;
         let writer = self.writer()?;
+        self.refuse_on_replica("appending")?;
         self.validate(&requests, is_batch, store_written)?;
         if let Some(tracking) = &guards.tracking {
             validate_tracking_name(&tracking.name)?;

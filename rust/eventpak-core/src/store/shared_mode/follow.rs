@@ -107,6 +107,10 @@ impl Store {
                 Err(Some(reason)) => return Err(Error::corrupt(map.path(), at, reason)),
             };
             let seq = frame.global_sequence();
+            // A replica's sequences may jump ahead: the numbers skipped become holes.
+            if frame.is_event() && seq > index.len() && self.is_replica() {
+                index.skip_to(seq);
+            }
             if seq != index.len() {
                 let reason = format!("frame holds sequence {seq}, expected {}", index.len());
                 return Err(Error::corrupt(map.path(), at, reason));
