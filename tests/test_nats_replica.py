@@ -188,6 +188,46 @@ def test_a_region_holding_whole_entities_keeps_the_origin_sequences(
         origin.close()
 
 
+def test_a_region_that_splits_an_entity_is_refused(nats_server: NatsServer, tmp_path: Path) -> None:
+    origin = ep.Store.open(tmp_path / "origin")
+    try:
+        fill(origin, 20)
+        region = ALL.with_clock_range(1, 1_000)  # every entity but its first event
+        pub = ep.nats.Publisher(origin, region, servers=nats_server.urls, stream="EVENTS")
+        replica = ep.nats.Replica(tmp_path / "replica", servers=nats_server.urls, durable="r1")
+        first = origin.query(region)[0]
+        with pytest.raises(ep.ReplicationRefused) as refused:
+            replica.wait_for(first.global_sequence, timeout=30)
+        assert refused.value.global_sequence == first.global_sequence
+        assert replica.store.head() is None
+        with pytest.raises(ep.ReplicationRefused):
+            replica.stop_and_join()
+        pub.stop_and_join()
+    finally:
+        origin.close()
+
+
+def test_a_replica_starts_and_stops_while_the_server_is_down(nats_server: NatsServer, tmp_path: Path) -> None:
+    origin = ep.Store.open(tmp_path / "origin")
+    try:
+        fill(origin, 10)
+        nats_server.stop()
+        replica = ep.nats.Replica(tmp_path / "replica", servers=nats_server.urls, durable="r1")
+        assert not replica.wait_for(0, timeout=0.5) and replica.is_alive()
+        nats_server.start()
+        pub = ep.nats.Publisher(origin, ALL, servers=nats_server.urls, stream="EVENTS")
+        assert replica.wait_for(9, timeout=30)
+        pub.stop_and_join()
+        nats_server.stop()
+        started = time.monotonic()
+        replica.stop_and_join(timeout=10)
+        assert time.monotonic() - started < 5 and replica.error is None
+        assert not replica.wait_for(10, timeout=5)  # stopped: answers at once
+        assert time.monotonic() - started < 5
+    finally:
+        origin.close()
+
+
 def test_replica_sigkilled_repeatedly_holds_every_event_once(nats_server: NatsServer, tmp_path: Path) -> None:
     origin = ep.Store.open(tmp_path / "origin")
     stop = threading.Event()
