@@ -1,6 +1,5 @@
-"""The core's replica mode seen from Python, beyond what tests/test_nats_replica.py covers through
-NATS. Reproductions of core problems found while building the replica are marked xfail(strict):
-they pass once the core is fixed, and then the mark must go."""
+"""The core's replica mode seen from Python across processes, beyond what
+tests/test_nats_replica.py covers through NATS."""
 
 from __future__ import annotations
 
@@ -12,11 +11,6 @@ import eventpak as ep
 import pytest
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: a process that opened the data dir shared before another process made it a "
-    "replica still appends to it (the replica mark is read only at open)",
-)
 def test_a_shared_opener_from_before_the_dir_became_a_replica_cannot_append(tmp_path: Path) -> None:
     data = tmp_path / "replica"
     earlier = ep.Store.open(data, shared=True)

@@ -40,7 +40,9 @@ use eventpak_core::segment::{
     SegmentSet, TrackingFields, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN,
 };
 use eventpak_core::visibility::{Visibility, HIDDEN_RANGES_FILE};
-use eventpak_core::{AppendRequest, Error, Region, Store, StoreConfig, SyncMode};
+use eventpak_core::{
+    AppendRequest, Error, Region, ReplicaOrigin, Store, StoreConfig, SyncMode, REPLICA_ORIGIN_FILE,
+};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -561,6 +563,33 @@ proptest! {
         prop_assert!(load_hidden(dir.path(), &bytes)?.is_none() || bytes.starts_with(b"EVPKHID\0"));
         load_hidden(dir.path(), &garbage)?;
         no_huge_allocation()?;
+    }
+
+    #[test]
+    fn replica_origin_load_never_panics_and_what_loads_saves_back(
+        bytes in vec(any::<u8>(), 0..120),
+        stream in "[A-Za-z0-9_-]{1,20}",
+        origin in proptest::option::of(any::<[u8; 16]>()),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let dir = scratch();
+        let written = ReplicaOrigin { stream, origin_store_id: origin };
+        written.save(&OsStorage, dir.path()).unwrap();
+        prop_assert_eq!(ReplicaOrigin::load(dir.path()).unwrap(), Some(written));
+        let path = dir.path().join(REPLICA_ORIGIN_FILE);
+        let text = std::fs::read(&path).unwrap();
+        for damaged in [bytes, text[..cut.index(text.len())].to_vec()] {
+            std::fs::write(&path, &damaged).unwrap();
+            match ReplicaOrigin::load(dir.path()) {
+                Ok(Some(loaded)) => {
+                    loaded.save(&OsStorage, dir.path()).unwrap();
+                    prop_assert_eq!(ReplicaOrigin::load(dir.path()).unwrap(), Some(loaded));
+                }
+                Ok(None) => prop_assert!(false, "an existing file loaded as absent"),
+                Err(Error::CorruptSegment { .. }) => {}
+                Err(other) => prop_assert!(false, "untyped error {:?}", other),
+            }
+        }
     }
 
     #[test]

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use eventpak_core::{Error, EventRecord};
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
+use crate::args::int_arg;
+use crate::errors::InvalidArgument;
 use crate::store::NativeStore;
 
 /// One replicated event as Python hands it over: a tuple `(event_id, global_sequence,
@@ -18,25 +19,23 @@ struct ReplicatedItem(EventRecord);
 const ITEM_FIELDS: usize = 14;
 
 fn fixed<const N: usize>(bytes: &[u8], what: &str) -> PyResult<[u8; N]> {
-    bytes
-        .try_into()
-        .map_err(|_| PyValueError::new_err(format!("{what} must be {N} bytes, not {}", bytes.len())))
+    let wrong =
+        || InvalidArgument::new_err((what.to_owned(), format!("must be {N} bytes, not {}", bytes.len())));
+    bytes.try_into().map_err(|_| wrong())
 }
 
 impl<'py> FromPyObject<'py> for ReplicatedItem {
     fn extract_bound(item: &Bound<'py, PyAny>) -> PyResult<Self> {
         let t = item.downcast::<PyTuple>()?;
         if t.len() != ITEM_FIELDS {
-            return Err(PyValueError::new_err(format!(
-                "a replicated event is a tuple of {ITEM_FIELDS} fields, not {}",
-                t.len()
-            )));
+            let reason = format!("a replicated event is a tuple of {ITEM_FIELDS} fields, not {}", t.len());
+            return Err(InvalidArgument::new_err(("events".to_owned(), reason)));
         }
         let bytes = |i: usize, what: &str| -> PyResult<Vec<u8>> {
             let field = t.get_item(i)?;
             let field = field
                 .downcast::<PyBytes>()
-                .map_err(|_| PyValueError::new_err(format!("{what} must be bytes")))?;
+                .map_err(|_| InvalidArgument::new_err((what.to_owned(), "must be bytes")))?;
             Ok(field.as_bytes().to_vec())
         };
         let text = |i: usize| -> PyResult<Arc<str>> { Ok(Arc::from(t.get_item(i)?.extract::<String>()?)) };
@@ -45,18 +44,18 @@ impl<'py> FromPyObject<'py> for ReplicatedItem {
             if cause.is_none() { None } else { Some(fixed(&bytes(7, "causation_id")?, "causation_id")?) };
         Ok(ReplicatedItem(EventRecord {
             event_id: fixed(&bytes(0, "event_id")?, "event_id")?,
-            global_sequence: t.get_item(1)?.extract()?,
+            global_sequence: int_arg(&t.get_item(1)?, "global_sequence")?,
             entity: text(2)?,
             scope: text(3)?,
             kind: text(4)?,
-            entity_sequence: t.get_item(5)?.extract()?,
-            timestamp_us: t.get_item(6)?.extract()?,
+            entity_sequence: int_arg(&t.get_item(5)?, "entity_sequence")?,
+            timestamp_us: int_arg(&t.get_item(6)?, "timestamp_us")?,
             causation_id,
             correlation_id: fixed(&bytes(8, "correlation_id")?, "correlation_id")?,
             prev_hash: fixed(&bytes(9, "prev_hash")?, "prev_hash")?,
             hash: fixed(&bytes(10, "hash")?, "hash")?,
             idempotency_key: None,
-            payload_version: t.get_item(11)?.extract()?,
+            payload_version: int_arg(&t.get_item(11)?, "payload_version")?,
             payload: bytes(12, "payload")?,
             tags: t.get_item(13)?.extract()?,
         }))

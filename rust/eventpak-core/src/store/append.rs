@@ -134,6 +134,11 @@ impl Store {
                 Some(mode) => Some(self.lock_shared_writes(mode, &mut w)?),
                 None => None,
             };
+            if writes.is_some() {
+                // The follow under the lock also noticed whether another process made the
+                // dir a replica since this one opened it.
+                self.refuse_on_replica("appending")?;
+            }
             let index = self.shared.index.read();
             match (index.visibility.open_fence.is_some(), fenced) {
                 // Another process's fence: wait for it (or cancel it when its owner died).

@@ -73,7 +73,11 @@ impl Store {
     pub fn become_replica(&self, stream: &str) -> Result<()> {
         check_stream_name(stream)?;
         let writer = self.writer()?;
-        let _w = writer.lock(); // no append can slip in between the check and the marker
+        let mut w = writer.lock(); // no append can slip in between the check and the marker
+        let _writes = match &self.shared.sharing {
+            Some(mode) => Some(self.lock_shared_writes(mode, &mut w)?),
+            None => None,
+        };
         if let Some(origin) = self.replica_origin() {
             if origin.stream == stream {
                 return Ok(());
@@ -95,6 +99,21 @@ impl Store {
         let origin = ReplicaOrigin { stream: stream.to_owned(), origin_store_id: None };
         origin.save(&*self.shared.storage, &self.shared.data_dir)?;
         *replica = Some(origin);
+        if let Some(mode) = &self.shared.sharing {
+            // Processes that opened the dir before learn it at their next follow, as they
+            // learn of a fence; their appends check again under the write lock.
+            mode.coord.mem.bump_visibility();
+        }
+        Ok(())
+    }
+
+    /// Reads the marker another process may have written since this one opened the dir.
+    pub(super) fn notice_replica_marker(&self) -> Result<()> {
+        if !self.is_replica() {
+            if let Some(origin) = ReplicaOrigin::load(&self.shared.data_dir)? {
+                *self.shared.replica.write() = Some(origin);
+            }
+        }
         Ok(())
     }
 

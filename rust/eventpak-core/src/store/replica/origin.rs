@@ -32,12 +32,13 @@ impl ReplicaOrigin {
     /// Reads the marker; `None` when the data dir is not a replica's.
     pub fn load(data_dir: &Path) -> Result<Option<Self>> {
         let path = data_dir.join(REPLICA_ORIGIN_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::storage("reading replica.origin", e)),
         };
-        Self::decode(&text).map(Some).map_err(|reason| Error::corrupt(&path, 0, reason))
+        let text = std::str::from_utf8(&bytes).map_err(|_| Error::corrupt(&path, 0, "not UTF-8 text"))?;
+        Self::decode(text).map(Some).map_err(|reason| Error::corrupt(&path, 0, reason))
     }
 
     fn decode(text: &str) -> std::result::Result<Self, String> {

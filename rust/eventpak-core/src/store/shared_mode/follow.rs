@@ -55,6 +55,8 @@ impl Store {
         let mut tail = mode.tail.lock();
         let mut index = self.shared.index.write();
         if tail.visibility_gen != generation {
+            // (Also bumped when another process made the dir a replica.)
+            self.notice_replica_marker()?;
             adopt_visibility(&mut index, Visibility::load(&self.shared.data_dir)?);
             tail.visibility_gen = generation;
         }
