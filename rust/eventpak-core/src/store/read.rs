@@ -176,8 +176,8 @@ impl Store {
         let (events, hidden, (entities, scopes, kinds)) = {
             let index = self.index()?;
             let cancelled: u64 = index.visibility.cancelled.iter().map(|(start, end)| end - start).sum();
-            let hidden = cancelled + index.pending.len() as u64 + index.holes();
-            (index.len(), hidden, index.cardinalities())
+            // A replica's holes are numbers its log skips, not events.
+            (index.len() - index.holes(), cancelled + index.pending.len() as u64, index.cardinalities())
         };
         let files = self.shared.segments.list();
         let bytes = files.iter().filter_map(|(_, p)| std::fs::metadata(p).ok()).map(|m| m.len()).sum();

@@ -127,7 +127,8 @@ impl Store {
         origin_store_id: [u8; 16],
         events: Vec<EventRecord>,
     ) -> Result<ApplyOutcome> {
-        let writer = self.writer()?;
+        self.check_open()?;
+        let writer = self.shared.writer.as_ref().ok_or(Error::ReadOnlyStore("applying replicated events"))?;
         let mut outcome = ApplyOutcome::default();
         let Some(first) = events.first().map(|e| e.global_sequence) else { return Ok(outcome) };
         if let Err(reason) = self.adopt_origin(origin_store_id) {
