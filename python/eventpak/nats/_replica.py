@@ -28,7 +28,8 @@ class Replica:
     in ``data_dir``, which becomes (for good) a read-only replica of it: the origin's events
     verbatim, with their ids, global sequences, hashes and payload bytes. It starts at once
     and keeps (re)connecting while the servers are down. ``durable`` names the JetStream
-    consumer that remembers what this replica acknowledged (one per replica);
+    consumer that remembers what this replica acknowledged: give each replica of a stream its
+    own (two on one consumer would split the deliveries);
     ``store_options`` go to :meth:`Store.open` (``shared=True`` lets other processes read the
     replica with ``read_only=True, shared=True``).
 
@@ -40,8 +41,8 @@ class Replica:
         data_dir: str | os.PathLike[str],
         *,
         servers: list[str],
-        durable: str,
         stream: str = "EVENTS",
+        durable: str = "replica-1",
         batch: int = 512,
         **store_options: Unpack[StoreOptions],
     ) -> None:
