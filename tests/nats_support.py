@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
 
-nats = pytest.importorskip("nats")
 NATS_SERVER = shutil.which("nats-server")
 
 
@@ -220,13 +220,17 @@ def stream_leader(urls: list[str], stream: str) -> str:
     return asyncio.run(ask())
 
 
-requires_nats_server = pytest.mark.skipif(NATS_SERVER is None, reason="nats-server is not installed")
+
+
+def require_nats_server() -> None:
+    """Fails (never skips) without the server: the NATS tests are part of `make test`."""
+    if NATS_SERVER is None:
+        pytest.fail("nats-server is not on PATH: install it (`apt-get install nats-server`, as .ci/run does)")
 
 
 @pytest.fixture(name="nats_server")
 def nats_server_fixture(tmp_path: Path) -> Iterator[NatsServer]:
-    if NATS_SERVER is None:
-        pytest.skip("nats-server is not installed")
+    require_nats_server()
     server = NatsServer(tmp_path / "nats")
     server.start()
     try:
@@ -237,8 +241,7 @@ def nats_server_fixture(tmp_path: Path) -> Iterator[NatsServer]:
 
 @pytest.fixture(name="nats_cluster")
 def nats_cluster_fixture(tmp_path: Path) -> Iterator[NatsCluster]:
-    if NATS_SERVER is None:
-        pytest.skip("nats-server is not installed")
+    require_nats_server()
     cluster = NatsCluster(tmp_path / "cluster")
     try:
         cluster.start()
