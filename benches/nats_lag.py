@@ -123,8 +123,17 @@ def _subscriber_observer(url: str, stream: str, seen: dict[int, int]) -> Any:
 
     nc = asyncio.run_coroutine_threadsafe(start(), loop).result(READY_TIMEOUT_S)
 
+    async def close() -> None:
+        await nc.close()
+        # The ordered consumer leaves tasks (flow control, activity check) that would be
+        # reported as destroyed while pending if the loop stopped under them.
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+
     def stop() -> None:
-        asyncio.run_coroutine_threadsafe(nc.close(), loop).result(30)
+        asyncio.run_coroutine_threadsafe(close(), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
 
     return stop
