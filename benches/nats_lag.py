@@ -221,6 +221,8 @@ def lag_run(b: Bench, kind: str, rate: float) -> Callable[[Path], Sample]:
             publish_rate=pub.published / published_s,
             drain_s=(done_ns - returned[-1]) / 1e9,
         )
+        if sample.extra["missing"]:
+            b.notes.append(f"{kind} at {rate:,.0f}/s: {sample.extra['missing']} events never seen")
         return sample
 
     return run
@@ -300,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             settings,
             "",
             *table_lines(rows),
+            *(f"Note: {note}" for note in b.notes),
         ]
     )
     print(table)
