@@ -14,6 +14,7 @@ from .._native import Event, Region
 from ..restart import RestartPolicy
 from ..worker_config import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig
 from ._loop import LoopThread
+from ._wire import HEADER_PREFIX, event_headers
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -21,30 +22,6 @@ if TYPE_CHECKING:
 __all__ = ["Publisher", "event_headers"]
 
 log = logging.getLogger("eventpak.nats")
-
-HEADER_PREFIX = "Eventpak-"
-
-
-def event_headers(event: Event) -> dict[str, str]:
-    """The NATS headers describing ``event`` (everything but its payload)."""
-    h = {
-        "Nats-Msg-Id": str(event.event_id),
-        "global_sequence": str(event.global_sequence),
-        "entity": event.entity,
-        "scope": event.scope,
-        "kind": event.kind,
-        "entity_sequence": str(event.entity_sequence),
-        "timestamp_us": str(event.timestamp_us),
-        "event_id": str(event.event_id),
-        "correlation_id": str(event.correlation_id),
-        "prev_hash": event.prev_hash.hex(),
-        "hash": event.hash.hex(),
-        "payload_version": str(event.stored_payload_version),
-        "tags": json.dumps(list(event.tags)),
-    }
-    if event.causation_id is not None:
-        h["causation_id"] = str(event.causation_id)
-    return {(k if k.startswith("Nats-") else HEADER_PREFIX + k): v for k, v in h.items()}
 
 
 class PublishFailed(Exception):
@@ -57,9 +34,15 @@ class _Link:
     False, after any failure)."""
 
     def __init__(
-        self, servers: list[str], stream: str, subject: str, replicas: int, ack_timeout: float
+        self,
+        servers: list[str],
+        stream: str,
+        subject: str,
+        replicas: int,
+        ack_timeout: float,
+        store_id: bytes,
     ) -> None:
-        self.servers, self.stream, self.subject = servers, stream, subject
+        self.servers, self.stream, self.subject, self.store_id = servers, stream, subject, store_id
         self.replicas, self.ack_timeout = replicas, ack_timeout
         self.nc: Any = None
         self.waiting: dict[str, asyncio.Future[Any]] = {}
@@ -147,7 +130,7 @@ class _Link:
             raise
 
     async def _send(self, event: Event) -> asyncio.Future[Any]:
-        headers = event_headers(event)
+        headers = event_headers(event, self.store_id)
         if self.tail is not None:
             # The server refuses a message that would not follow the last one: order holds even
             # when a reconnect loses a message in flight and delivers the next.
@@ -199,7 +182,8 @@ class Publisher:
         self._counted_through = -1  # a retried batch acknowledges events again: count each once
         self._window, self._window_bytes = window, window_bytes
         self._loop = LoopThread(f"eventpak-nats-{checkpoint_id}")
-        self._link = _Link(list(servers), stream, subject or f"{stream}.events", replicas, ack_timeout)
+        subject = subject or f"{stream}.events"
+        self._link = _Link(list(servers), stream, subject, replicas, ack_timeout, store.store_id)
         try:
             # Creates the stream at once when the server is up; otherwise the first batch will.
             self._loop.run(self._link.ready(), timeout=ack_timeout + 5)

@@ -114,6 +114,7 @@ impl Store {
     ) -> Result<Vec<AppendReceipt>> {
         let Mode { is_batch, fenced, store_written, settle } = mode;
         let writer = self.writer()?;
+        self.refuse_on_replica("appending")?;
         self.validate(&requests, is_batch, store_written)?;
         if let Some(tracking) = &guards.tracking {
             validate_tracking_name(&tracking.name)?;
@@ -133,6 +134,11 @@ impl Store {
                 Some(mode) => Some(self.lock_shared_writes(mode, &mut w)?),
                 None => None,
             };
+            if writes.is_some() {
+                // The follow under the lock also noticed whether another process made the
+                // dir a replica since this one opened it.
+                self.refuse_on_replica("appending")?;
+            }
             let index = self.shared.index.read();
             match (index.visibility.open_fence.is_some(), fenced) {
                 // Another process's fence: wait for it (or cancel it when its owner died).
