@@ -8,7 +8,7 @@ One ``nats-server -js`` on a loopback port (file storage, started and stopped by
 one eventpak store holding --events events of the shared workload (150-byte msgpack payloads),
 appended untimed with ``sync="never"`` before the first round. Every system publishes them in
 commit order, each run into its own fresh stream (deleted afterwards), with the publisher's
-headers: ``event_headers(event)`` (13 headers, ~570 B) plus ``Nats-Expected-Last-Msg-Id`` on
+headers: ``event_headers(event, store_id)`` (14 headers, ~630 B) plus ``Nats-Expected-Last-Msg-Id`` on
 every message but the first. The plain loops build those headers inside the timed loop from
 the same events (read before the clock starts), as a hand-written publisher would.
 
@@ -44,7 +44,7 @@ from typing import Any
 
 import eventpak as ep
 import eventpak.nats
-from eventpak.nats._publisher import event_headers
+from eventpak.nats._wire import event_headers
 
 from benches._nats import NatsServer, connect, delete_stream, server_version
 from benches._workload import KIND, POOL_MASK, make_coords, make_payloads
@@ -143,7 +143,9 @@ def eventpak_run(b: Bench, n: int) -> Callable[[Path], Sample]:
     return run
 
 
-def chained(events: list[ep.Event], minimal: bool = False) -> Iterator[tuple[ep.Event, dict[str, str]]]:
+def chained(
+    events: list[ep.Event], store_id: bytes, minimal: bool = False
+) -> Iterator[tuple[ep.Event, dict[str, str]]]:
     """Each event with the headers the publisher sends with it, built lazily (inside the timed
     loop) as the publisher builds them; ``minimal``: ``Nats-Msg-Id`` only, no order check."""
     last = None
@@ -151,7 +153,7 @@ def chained(events: list[ep.Event], minimal: bool = False) -> Iterator[tuple[ep.
         if minimal:
             yield e, {"Nats-Msg-Id": str(e.event_id)}
             continue
-        h = event_headers(e)
+        h = event_headers(e, store_id)
         if last is not None:
             h["Nats-Expected-Last-Msg-Id"] = last
         last = h["Nats-Msg-Id"]
@@ -214,7 +216,8 @@ def plain_run(b: Bench, n: int, kind: str) -> Callable[[Path], Sample]:
         stream, url = names(b), b.shared["url"]
         events = b.shared["events"][:n]
         # inbox-min builds its headers before the clock: the reference is NATS alone
-        sends = list(chained(events, minimal=True)) if kind == "inbox-min" else chained(events)
+        store_id = b.shared["store"].store_id
+        sends = list(chained(events, store_id, True)) if kind == "inbox-min" else chained(events, store_id)
 
         async def main() -> Sample:
             nc = await connect(url, pending_size=8 * 1024 * 1024)  # as the publisher connects
