@@ -12,10 +12,11 @@ pub use origin::{check_stream_name, ReplicaOrigin, REPLICA_ORIGIN_FILE};
 
 use std::collections::HashMap;
 
+use super::append::entry_of;
 use super::Store;
 use crate::error::{Error, Result};
 use crate::event::{chain_hash, AppendRequest, EventRecord, Hash};
-use crate::index::{Index, NewEntry};
+use crate::index::Index;
 use crate::segment::encode_tags;
 
 /// What one [`Store::apply_replicated`] call did.
@@ -170,22 +171,7 @@ impl Store {
             let mut index = self.shared.index.write();
             for (r, loc) in accepted.iter().zip(&locations) {
                 index.skip_to(r.global_sequence);
-                index.insert(NewEntry {
-                    segment: loc.segment,
-                    offset: loc.offset,
-                    len: loc.len,
-                    event_id: r.event_id,
-                    entity: &r.entity,
-                    scope: &r.scope,
-                    kind: &r.kind,
-                    entity_sequence: r.entity_sequence,
-                    hash: r.hash,
-                    idempotency_key: None,
-                    causation_id: r.causation_id,
-                    correlation_id: r.correlation_id,
-                    visible: true,
-                    tags: r.tags.iter().map(String::as_str).collect(),
-                });
+                index.insert(entry_of(r, loc, true));
             }
             drop(index);
             if let Some(mode) = &self.shared.sharing {
