@@ -16,11 +16,12 @@ use eventpak_core::Error;
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };
     let is_last = mode & 1 == 1;
-    let next = (mode >> 1) as u64;
+    let jumps = mode & 2 == 2;
+    let next = (mode >> 2) as u64;
     let mut bytes = SegmentHeader { segment_id: 0, base_sequence: next }.encode().to_vec();
     bytes.extend_from_slice(rest);
     let mut seen = Vec::new();
-    let result = scan_segment(Path::new("fuzz.seg"), &bytes, SEGMENT_HEADER_LEN, next, is_last, |at, f| {
+    let result = scan_segment(Path::new("fuzz.seg"), &bytes, SEGMENT_HEADER_LEN, next, (is_last, jumps), |at, f| {
         seen.push((at, f.global_sequence(), f.frame_len(), f.is_event()));
         Ok(())
     });
@@ -28,14 +29,16 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         Ok(end) => {
             assert_eq!(end.valid_len + end.torn_bytes, bytes.len() as u64);
             assert!(is_last || end.torn_bytes == 0);
-            // Events carry dense sequences; a tracking record the next event's, taking none.
-            let (mut at, mut events) = (SEGMENT_HEADER_LEN as u64, 0u64);
+            // Events carry dense sequences (increasing ones with jumps); a tracking record
+            // the sequence after the last event, taking none.
+            let (mut at, mut expected) = (SEGMENT_HEADER_LEN as u64, next);
             for &(offset, seq, len, is_event) in &seen {
-                assert_eq!((offset, seq), (at, next + events));
-                events += u64::from(is_event);
+                assert_eq!(offset, at);
+                assert!(seq == expected || (jumps && is_event && seq > expected));
+                expected = if is_event { seq + 1 } else { seq };
                 at += len as u64;
             }
-            assert_eq!((at, end.next_sequence), (end.valid_len, next + events));
+            assert_eq!((at, end.next_sequence), (end.valid_len, expected));
         }
         Err(Error::CorruptSegment { offset, .. }) => assert!(offset <= bytes.len() as u64),
         Err(other) => panic!("untyped scan error {other:?}"),

@@ -50,6 +50,12 @@ __all__ = [
 __version__: str
 """The package version, from Cargo (the one place it is written)."""
 
+# (event_id, global_sequence, entity, scope, kind, entity_sequence, timestamp_us, causation_id,
+#  correlation_id, prev_hash, hash, payload_version, payload, tags)
+_ReplicatedEvent = tuple[
+    bytes, int, str, str, str, int, int, bytes | None, bytes, bytes, bytes, int, bytes, list[str]
+]
+
 @final
 class Coordinate:
     """The address of a stream: an entity (hash chain and clock) and a scope (isolation label).
@@ -643,6 +649,19 @@ class NativeStore:
     def _append_each(self, items: list[AppendRequest | tuple[_CoordinateLike, str, Any]]) -> list[Any]:
         """Appends each item as its own event, with one durability wait for all; returns per
         item its receipt or the exception that refused it."""
+    def _become_replica(self, stream: str) -> None:
+        """Makes this (empty) store and its data dir a replica of ``stream``: from now on
+        only ``_apply_replicated`` writes to it, in this and every later open."""
+    def _replica_origin(self) -> tuple[str, bytes | None] | None:
+        """``(stream, origin store id or None)`` for a replica, ``None`` for an ordinary store."""
+    def _apply_replicated(
+        self,
+        origin_store_id: bytes,
+        events: list[_ReplicatedEvent],
+    ) -> tuple[int, int]:
+        """Applies events of origin ``origin_store_id`` in order, verbatim, then fsyncs;
+        returns ``(applied, already_present)``. The first event that does not continue the
+        log raises ``ReplicationRefused``; those before it are applied and durable."""
     def checkpoints(
         self,
     ) -> list[tuple[str, str | None, int, bool, int, tuple[int, int | None] | None]]:

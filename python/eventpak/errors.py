@@ -59,6 +59,7 @@ __all__ = [
     "PayloadNotDecodable",
     "PayloadNotSerializable",
     "ReadOnlyStore",
+    "ReplicationRefused",
     "RestartBudgetExhausted",
     "StorageFailed",
     "StoreClosed",
@@ -190,15 +191,34 @@ class StoreLocked(EventpakError):
 
 
 class ReadOnlyStore(EventpakError):
-    """A write was attempted through a store opened with ``read_only=True``. Nothing was written."""
+    """A write was attempted through a store opened with ``read_only=True``, or through a
+    replica (``reason`` says so), which only its replication writes. Nothing was written."""
 
-    def __init__(self, path: str, operation: str) -> None:
-        super().__init__(
-            f"the store at {path} was opened read_only=True; {operation} is refused. "
-            "Open it without read_only to write"
-        )
+    def __init__(self, path: str, operation: str, reason: str | None = None) -> None:
+        if reason is None:
+            message = (
+                f"the store at {path} was opened read_only=True; {operation} is refused. "
+                "Open it without read_only to write"
+            )
+        else:
+            message = f"the store at {path} takes no writes: {reason}; {operation} is refused"
+        super().__init__(message)
         self.path = path
         self.operation = operation
+        self.reason = reason
+
+
+class ReplicationRefused(EventpakError):
+    """A replica refused an event: it does not continue the replica's log (out of order, a
+    lost predecessor, forged content, another origin or stream). Nothing from it on was
+    applied; ``global_sequence`` is the sequence the event claims (``None`` when refused
+    before any event)."""
+
+    def __init__(self, global_sequence: int | None, reason: str) -> None:
+        where = "" if global_sequence is None else f" event {global_sequence}"
+        super().__init__(f"replication refused{where}: {reason}; the replica stops applying here")
+        self.global_sequence = global_sequence
+        self.reason = reason
 
 
 class StoreClosed(EventpakError):

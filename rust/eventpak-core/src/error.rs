@@ -72,6 +72,23 @@ pub enum Error {
     /// A write was attempted through a store opened with `read_only`.
     #[error("the store was opened read_only; {0} is refused")]
     ReadOnlyStore(&'static str),
+    /// A write was attempted on a replica, which only its replication applies to.
+    #[error("the store is a replica of stream {stream:?}; {operation} is refused")]
+    ReplicaStore {
+        /// What was refused.
+        operation: &'static str,
+        /// The stream the replica applies.
+        stream: String,
+    },
+    /// A replicated event was refused: it does not continue the replica's log (out of
+    /// order, lost predecessor, forged or from another origin). Nothing from it on was applied.
+    #[error("replication refused{}: {reason}", global_sequence.map(|s| format!(" event {s}")).unwrap_or_default())]
+    ReplicationRefused {
+        /// The global sequence the refused event claims (`None`: refused before any event).
+        global_sequence: Option<u64>,
+        /// Why it was refused.
+        reason: String,
+    },
     /// The store was closed.
     #[error("the store is closed; open it again to use it")]
     StoreClosed,

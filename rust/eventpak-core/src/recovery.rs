@@ -65,6 +65,9 @@ pub struct RecoveryOptions {
     /// Ignore segments after this id (a joiner: later files are a dead writer's unpublished
     /// rotation, which the next writer replaces).
     pub last_segment: Option<u64>,
+    /// The data dir is a replica's: event sequences increase but may jump (the skipped ones
+    /// become holes), and the index checkpoint, which cannot hold holes, is not used.
+    pub sequence_jumps: bool,
 }
 
 /// Recovers the log in `segments_dir`, registering each kept segment in `set`.
@@ -75,7 +78,8 @@ pub fn recover(
     options: RecoveryOptions,
     set: &SegmentSet,
 ) -> Result<Recovered> {
-    let RecoveryOptions { use_index_checkpoint: use_checkpoint, read_only, stop_at, last_segment } = options;
+    let RecoveryOptions { use_index_checkpoint, read_only, stop_at, last_segment, sequence_jumps } = options;
+    let use_checkpoint = use_index_checkpoint && !sequence_jumps;
     let mut files = list_segments(segments_dir).map_err(|e| Error::storage("listing segments", e))?;
     files.retain(|(id, _)| last_segment.is_none_or(|last| *id <= last));
     let mut report = RecoveryReport { index_checkpoint: "disabled", ..Default::default() };
@@ -171,7 +175,7 @@ pub fn recover(
                 format!("segment starts at sequence {}, expected {}", header.base_sequence, index.len());
             return Err(Error::corrupt(path, 0, reason));
         }
-        let end = scan_segment(path, map, start, index.len(), is_last, |offset, frame| {
+        let end = scan_segment(path, map, start, index.len(), (is_last, sequence_jumps), |offset, frame| {
             if stopped(&index) {
                 return Ok(());
             }
@@ -197,6 +201,7 @@ pub fn recover(
             }
             last_id = id;
             last_ts = last_ts.max(frame.timestamp_us());
+            index.skip_to(frame.global_sequence); // (the scan refuses a jump unless allowed)
             index.insert(NewEntry::of_frame(frame, position as u32, offset, visible));
             report.scanned_events += 1;
             Ok(())

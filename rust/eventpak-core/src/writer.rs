@@ -167,9 +167,9 @@ impl Writer {
         }
     }
 
-    /// Writes `records` (sequences `written..`) as one atomic batch in one `write`, with
-    /// the tracking record `tracking` as its last frame when given (a batch of no events
-    /// may hold only that). Rotates first when the batch would push a non-empty segment
+    /// Writes `records` (sequences `written..`; a replica's may jump ahead) as one atomic
+    /// batch in one `write`, with the tracking record `tracking` as its last frame when
+    /// given (a batch of no events may hold only that). Rotates first when the batch would push a non-empty segment
     /// past its limit; a batch never spans two segments. Returns where each frame went, the
     /// tracking record's last. Any I/O error poisons the writer.
     pub fn write_batch(
@@ -183,12 +183,13 @@ impl Writer {
         let count = (records.len() + usize::from(tracking.is_some())) as u32;
         let mut ends = Vec::with_capacity(count as usize);
         for (i, record) in records.iter().enumerate() {
-            debug_assert_eq!(record.global_sequence, self.written + i as u64);
+            // Dense from `written`, except on a replica, whose sequences may jump ahead.
+            debug_assert!(record.global_sequence >= self.written + i as u64);
             encode_frame(&mut self.buf, record, i as u32, count);
             ends.push(self.buf.len());
         }
         if let Some(fields) = tracking {
-            let next = self.written + records.len() as u64;
+            let next = records.last().map_or(self.written, |r| r.global_sequence + 1);
             encode_tracking_frame(&mut self.buf, fields, next, count - 1, count);
             ends.push(self.buf.len());
         }
@@ -217,7 +218,9 @@ impl Writer {
             })
             .collect();
         self.segment_len += self.buf.len() as u64;
-        self.written += records.len() as u64;
+        if let Some(last) = records.last() {
+            self.written = last.global_sequence + 1;
+        }
         if self.buf.capacity() > (4 << 20) {
             self.buf = Vec::new(); // Do not keep a huge batch's buffer alive.
         }

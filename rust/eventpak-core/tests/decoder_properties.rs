@@ -23,8 +23,13 @@ use eventpak_core::index::{load_checkpoint, write_checkpoint, Index, INDEX_CHECK
 use eventpak_core::recovery::{recover, RecoveryOptions};
 
 /// A full scan that changes nothing on disk.
-const SCAN_ONLY: RecoveryOptions =
-    RecoveryOptions { use_index_checkpoint: false, read_only: true, stop_at: None, last_segment: None };
+const SCAN_ONLY: RecoveryOptions = RecoveryOptions {
+    use_index_checkpoint: false,
+    read_only: true,
+    stop_at: None,
+    last_segment: None,
+    sequence_jumps: false,
+};
 use eventpak_core::segment::layout::{
     BODY_ENTITY_LEN_OFFSET, BODY_FIXED_LEN, BODY_FLAGS_KNOWN, BODY_FLAGS_OFFSET, BODY_FLAG_PAYLOAD_VERSION,
     BODY_KEY_LEN_OFFSET, BODY_KIND_LEN_OFFSET, BODY_PAYLOAD_LEN_OFFSET, BODY_PAYLOAD_VERSION_LEN,
@@ -35,7 +40,9 @@ use eventpak_core::segment::{
     SegmentSet, TrackingFields, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN,
 };
 use eventpak_core::visibility::{Visibility, HIDDEN_RANGES_FILE};
-use eventpak_core::{AppendRequest, Error, Region, Store, StoreConfig, SyncMode};
+use eventpak_core::{
+    AppendRequest, Error, Region, ReplicaOrigin, Store, StoreConfig, SyncMode, REPLICA_ORIGIN_FILE,
+};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
@@ -325,6 +332,7 @@ proptest! {
         start in 0usize..80,
         next in prop_oneof![Just(0u64), any::<u64>()],
         is_last in any::<bool>(),
+        jumps in any::<bool>(),
     ) {
         let mut file = if prefix_header {
             SegmentHeader { segment_id: 0, base_sequence: next }.encode().to_vec()
@@ -333,7 +341,7 @@ proptest! {
         };
         file.extend_from_slice(&bytes);
         let start = start.min(file.len());
-        check_scan(&file, start, next, is_last)?;
+        check_scan(&file, start, next, (is_last, jumps))?;
         no_huge_allocation()?;
     }
 
@@ -350,13 +358,13 @@ proptest! {
         let complete: Vec<&(usize, usize)> = batches.iter().filter(|(_, end)| *end <= cut).collect();
         let valid = complete.last().map_or(SEGMENT_HEADER_LEN, |(_, end)| *end);
         let frames_kept = common::parse_frames(&file[..valid]).iter().filter(|f| f.is_event).count() as u64;
-        let end = check_scan(bytes, SEGMENT_HEADER_LEN, base, true)?
+        let end = check_scan(bytes, SEGMENT_HEADER_LEN, base, (true, false))?
             .ok_or_else(|| TestCaseError::fail("a cut last segment must be a torn tail"))?;
         prop_assert_eq!(end.valid_len as usize, valid);
         prop_assert_eq!(end.torn_bytes as usize, cut - valid);
         prop_assert_eq!(end.next_sequence, base + frames_kept);
         // In any segment but the last, a cut anywhere except a batch boundary is corruption.
-        let sealed = check_scan(bytes, SEGMENT_HEADER_LEN, base, false)?;
+        let sealed = check_scan(bytes, SEGMENT_HEADER_LEN, base, (false, false))?;
         prop_assert_eq!(sealed.is_some(), cut == valid);
     }
 
@@ -371,8 +379,9 @@ proptest! {
         let at = SEGMENT_HEADER_LEN + at.index(file.len() - SEGMENT_HEADER_LEN);
         file[at] ^= mask;
         let last_batch = batches.iter().rev().find(|(s, e)| s < e).copied().unwrap_or((0, 0));
-        for is_last in [true, false] {
-            match check_scan(&file, SEGMENT_HEADER_LEN, 0, is_last)? {
+        // The same with a replica's rule (sequences may jump): damage is no jump.
+        for (is_last, jumps) in [(true, false), (false, false), (true, true), (false, true)] {
+            match check_scan(&file, SEGMENT_HEADER_LEN, 0, (is_last, jumps))? {
                 None => {}
                 Some(end) => {
                     prop_assert!(is_last, "damage in a sealed segment accepted (byte {})", at);
@@ -389,10 +398,10 @@ fn check_scan(
     bytes: &[u8],
     start: usize,
     next: u64,
-    is_last: bool,
+    (is_last, jumps): (bool, bool),
 ) -> Result<Option<eventpak_core::segment::ScanEnd>, TestCaseError> {
     let mut seen: Vec<(u64, u64, usize, bool)> = Vec::new();
-    let result = scan_segment(Path::new("seg"), bytes, start, next, is_last, |offset, frame| {
+    let result = scan_segment(Path::new("seg"), bytes, start, next, (is_last, jumps), |offset, frame| {
         seen.push((offset, frame.global_sequence(), frame.frame_len(), frame.is_event()));
         Ok(())
     });
@@ -408,17 +417,18 @@ fn check_scan(
             if !is_last {
                 prop_assert_eq!(end.torn_bytes, 0);
             }
-            // Delivered frames are contiguous from `start`, events with dense sequences and
-            // each tracking record with the sequence of the event after it.
-            let (mut at, mut events) = (start as u64, 0u64);
+            // Delivered frames are contiguous from `start`, events with dense sequences
+            // (increasing ones with jumps) and each tracking record with the sequence after
+            // the last event.
+            let (mut at, mut expected) = (start as u64, next);
             for &(offset, seq, len, is_event) in &seen {
                 prop_assert_eq!(offset, at);
-                prop_assert_eq!(seq, next + events);
-                events += u64::from(is_event);
+                prop_assert!(seq == expected || (jumps && is_event && seq > expected));
+                expected = if is_event { seq + 1 } else { seq };
                 at += len as u64;
             }
             prop_assert_eq!(at, end.valid_len.max(start as u64));
-            prop_assert_eq!(end.next_sequence, next + events);
+            prop_assert_eq!(end.next_sequence, expected);
             Ok(Some(end))
         }
     }
@@ -553,6 +563,33 @@ proptest! {
         prop_assert!(load_hidden(dir.path(), &bytes)?.is_none() || bytes.starts_with(b"EVPKHID\0"));
         load_hidden(dir.path(), &garbage)?;
         no_huge_allocation()?;
+    }
+
+    #[test]
+    fn replica_origin_load_never_panics_and_what_loads_saves_back(
+        bytes in vec(any::<u8>(), 0..120),
+        stream in "[A-Za-z0-9_-]{1,20}",
+        origin in proptest::option::of(any::<[u8; 16]>()),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let dir = scratch();
+        let written = ReplicaOrigin { stream, origin_store_id: origin };
+        written.save(&OsStorage, dir.path()).unwrap();
+        prop_assert_eq!(ReplicaOrigin::load(dir.path()).unwrap(), Some(written));
+        let path = dir.path().join(REPLICA_ORIGIN_FILE);
+        let text = std::fs::read(&path).unwrap();
+        for damaged in [bytes, text[..cut.index(text.len())].to_vec()] {
+            std::fs::write(&path, &damaged).unwrap();
+            match ReplicaOrigin::load(dir.path()) {
+                Ok(Some(loaded)) => {
+                    loaded.save(&OsStorage, dir.path()).unwrap();
+                    prop_assert_eq!(ReplicaOrigin::load(dir.path()).unwrap(), Some(loaded));
+                }
+                Ok(None) => prop_assert!(false, "an existing file loaded as absent"),
+                Err(Error::CorruptSegment { .. }) => {}
+                Err(other) => prop_assert!(false, "untyped error {:?}", other),
+            }
+        }
     }
 
     #[test]

@@ -40,6 +40,7 @@ bind_errors!(
     PayloadNotDecodable,
     PayloadNotSerializable,
     ReadOnlyStore,
+    ReplicationRefused,
     StorageFailed,
     StoreClosed,
     StoreLocked,
@@ -73,6 +74,14 @@ pub fn to_py(err: Error, data_dir: &str) -> PyErr {
             StoreLocked::new_err((data_dir.to_owned(), holder_pid, holder_mode))
         }
         Error::ReadOnlyStore(operation) => ReadOnlyStore::new_err((data_dir.to_owned(), operation)),
+        Error::ReplicaStore { operation, stream } => ReadOnlyStore::new_err((
+            data_dir.to_owned(),
+            operation,
+            format!("it is a replica of stream {stream:?}, written only by its eventpak.nats.Replica"),
+        )),
+        Error::ReplicationRefused { global_sequence, reason } => {
+            ReplicationRefused::new_err((global_sequence, reason))
+        }
         Error::StoreClosed => StoreClosed::new_err((data_dir.to_owned(),)),
         Error::OpenedBeforeFork { pid } => StoreClosed::new_err((
             data_dir.to_owned(),

@@ -21,6 +21,7 @@ mod operations;
 mod payload;
 mod projection;
 mod receipts;
+mod replica;
 mod request;
 mod stats;
 mod store;

@@ -3,12 +3,14 @@
 mod causal;
 mod checkpoint;
 mod checkpoint_sections;
+mod holes;
 mod query;
 mod tag_filter;
 mod tracking;
 mod union;
 
 pub use checkpoint::{load_checkpoint, write_checkpoint, CheckpointCover, INDEX_CHECKPOINT_FILE};
+pub use holes::HOLE_SEGMENT;
 pub use tracking::{TrackedFrame, TrackingIndex};
 
 use std::collections::{BTreeMap, HashMap};
@@ -194,6 +196,8 @@ pub struct Index {
     pub(crate) tag_postings: Vec<Vec<u64>>,
     /// Tracking records: the newest position per name, and where their frames are.
     pub(crate) tracking: TrackingIndex,
+    /// Sequences without a frame (a replica's skipped numbers, see `holes.rs`).
+    pub(crate) holes: u64,
 }
 
 impl Index {
@@ -307,7 +311,10 @@ impl Index {
 
     /// Sequence of the event with this id, visible or not.
     pub fn sequence_of_any(&self, event_id: &[u8; 16]) -> Option<u64> {
-        self.event_ids.binary_search(&u128::from_be_bytes(*event_id)).ok().map(|i| i as u64)
+        // The first of equal ids: a hole repeats the id of the event before it.
+        let id = u128::from_be_bytes(*event_id);
+        let i = self.event_ids.partition_point(|&known| known < id);
+        (self.event_ids.get(i) == Some(&id)).then_some(i as u64)
     }
 
     /// Cancelled ranges clipped to `[from, to)`.

@@ -20,8 +20,9 @@ pub struct ScanEnd {
 
 /// Scans `bytes` (a whole segment file) from `start`, calling `on_frame` for every frame
 /// of every complete batch, in order. Event frames must carry dense sequences from
-/// `next_sequence`; a tracking record carries the sequence of the event after it, takes
-/// none, and must end its batch.
+/// `next_sequence` (with `jumps`, a replica's log, increasing ones: it keeps its origin's
+/// numbers and skips those it does not hold); a tracking record carries the sequence of
+/// the event after it, takes none, and must end its batch.
 ///
 /// Only in the last segment (`is_last`) may the scan stop early at a torn tail: a frame
 /// cut short, a damaged frame that is the final one (or followed only by zeros), or a
@@ -32,7 +33,7 @@ pub fn scan_segment(
     bytes: &[u8],
     start: usize,
     mut next_sequence: u64,
-    is_last: bool,
+    (is_last, jumps): (bool, bool),
     mut on_frame: impl FnMut(u64, &LogFrame<'_>) -> Result<()>,
 ) -> Result<ScanEnd> {
     let mut at = start;
@@ -47,7 +48,7 @@ pub fn scan_segment(
         let rest = &bytes[at..];
         let frame = match LogFrame::decode(rest) {
             Ok(frame) => frame,
-            Err(None) if is_last && !later_frame_exists(rest, next_sequence) => {
+            Err(None) if is_last && !later_frame_exists(rest, next_sequence, jumps) => {
                 return torn(batch_start, batch_first_sequence)
             }
             Err(None) => {
@@ -60,12 +61,17 @@ pub fn scan_segment(
                 // but the data never reached it.
                 let after = rest.get(claimed as usize..).unwrap_or_default();
                 let is_final = claimed == rest.len() as u64 || after.iter().all(|&b| b == 0);
-                if is_last && is_final && !later_frame_exists(rest, next_sequence) {
+                if is_last && is_final && !later_frame_exists(rest, next_sequence, jumps) {
                     return torn(batch_start, batch_first_sequence);
                 }
                 return Err(Error::corrupt(path, at as u64, reason));
             }
         };
+        // A torn batch is cut back to where it began, before any jump it made.
+        let before_frame = next_sequence;
+        if jumps && frame.is_event() && frame.global_sequence() > next_sequence {
+            next_sequence = frame.global_sequence();
+        }
         if frame.global_sequence() != next_sequence {
             let reason =
                 format!("frame holds sequence {}, expected {next_sequence}", frame.global_sequence());
@@ -78,7 +84,7 @@ pub fn scan_segment(
         }
         if batch.is_empty() {
             batch_start = at;
-            batch_first_sequence = next_sequence;
+            batch_first_sequence = before_frame;
         }
         if frame.is_event() {
             next_sequence += 1;
@@ -112,10 +118,12 @@ pub fn scan_segment(
 /// Every offset is a candidate, so the costly CRC runs only where the cheap fields already
 /// fit: a body length that stays inside `rest` and a sequence that a frame this far on
 /// could carry. That keeps a torn multi-megabyte event from costing a CRC per byte.
-fn later_frame_exists(rest: &[u8], next_sequence: u64) -> bool {
-    // Only events take sequences, so the smallest event frame bounds how far they go.
+fn later_frame_exists(rest: &[u8], next_sequence: u64, jumps: bool) -> bool {
+    // Only events take sequences, so the smallest event frame bounds how far they go
+    // (unless sequences may jump: then any later one may follow).
     let min_event = (FRAME_HEADER_LEN + BODY_FIXED_LEN) as u64;
-    let reachable = next_sequence.saturating_add(rest.len() as u64 / min_event + 1);
+    let reachable =
+        if jumps { u64::MAX } else { next_sequence.saturating_add(rest.len() as u64 / min_event + 1) };
     (1..rest.len().saturating_sub(FRAME_HEADER_LEN - 1)).any(|at| {
         let candidate = &rest[at..];
         let body_len = u32::from_le_bytes(candidate[0..4].try_into().unwrap()) as usize;

@@ -15,7 +15,7 @@ use crate::event::{chain_hash, AppendRequest, EventId, EventRecord, Hash, Hashed
 use crate::index::{Index, NewEntry};
 use crate::receipt::AppendReceipt;
 use crate::segment::{encode_tags, TrackingFields};
-use crate::writer::Writer;
+use crate::writer::{FrameLocation, Writer};
 
 /// How a commit goes: as one event or an atomic batch, through the open fence or not,
 /// with the reserved kinds allowed or not, with its durability wait or without.
@@ -114,6 +114,7 @@ impl Store {
     ) -> Result<Vec<AppendReceipt>> {
         let Mode { is_batch, fenced, store_written, settle } = mode;
         let writer = self.writer()?;
+        self.refuse_on_replica("appending")?;
         self.validate(&requests, is_batch, store_written)?;
         if let Some(tracking) = &guards.tracking {
             validate_tracking_name(&tracking.name)?;
@@ -133,6 +134,11 @@ impl Store {
                 Some(mode) => Some(self.lock_shared_writes(mode, &mut w)?),
                 None => None,
             };
+            if writes.is_some() {
+                // The follow under the lock also noticed whether another process made the
+                // dir a replica since this one opened it.
+                self.refuse_on_replica("appending")?;
+            }
             let index = self.shared.index.read();
             match (index.visibility.open_fence.is_some(), fenced) {
                 // Another process's fence: wait for it (or cancel it when its owner died).
@@ -219,22 +225,7 @@ impl Store {
         {
             let mut index = self.shared.index.write();
             for (r, loc) in records.iter().zip(&locations) {
-                index.insert(NewEntry {
-                    segment: loc.segment,
-                    offset: loc.offset,
-                    len: loc.len,
-                    event_id: r.event_id,
-                    entity: &r.entity,
-                    scope: &r.scope,
-                    kind: &r.kind,
-                    entity_sequence: r.entity_sequence,
-                    hash: r.hash,
-                    idempotency_key: r.idempotency_key.as_deref(),
-                    causation_id: r.causation_id,
-                    correlation_id: r.correlation_id,
-                    visible: !fenced,
-                    tags: r.tags.iter().map(String::as_str).collect(),
-                });
+                index.insert(entry_of(r, loc, !fenced));
             }
             if let (Some(t), Some(loc)) = (&tracking, locations.last()) {
                 let place = (loc.segment, loc.offset, loc.len);
@@ -354,5 +345,25 @@ impl Store {
             receipts.push(self.sign(original));
         }
         Ok(Some(receipts))
+    }
+}
+
+/// The index entry of `r`, written at `loc`.
+pub(super) fn entry_of<'a>(r: &'a EventRecord, loc: &FrameLocation, visible: bool) -> NewEntry<'a> {
+    NewEntry {
+        segment: loc.segment,
+        offset: loc.offset,
+        len: loc.len,
+        event_id: r.event_id,
+        entity: &r.entity,
+        scope: &r.scope,
+        kind: &r.kind,
+        entity_sequence: r.entity_sequence,
+        hash: r.hash,
+        idempotency_key: r.idempotency_key.as_deref(),
+        causation_id: r.causation_id,
+        correlation_id: r.correlation_id,
+        visible,
+        tags: r.tags.iter().map(String::as_str).collect(),
     }
 }

@@ -177,6 +177,7 @@ impl Store {
     /// Another thread's open fence is waited for (up to `fence_wait_ms`).
     pub fn begin_fence(&self) -> Result<()> {
         let writer = self.writer()?;
+        self.refuse_on_replica("opening a fence")?;
         self.shared.fence.pass(|| self.fence_deadline(), true)?;
         if let Some(mode) = &self.shared.sharing {
             if let Err(e) = self.claim_fence_elsewhere(mode) {

@@ -14,6 +14,7 @@ mod open;
 mod read;
 mod receipts;
 mod replay;
+mod replica;
 mod shared_mode;
 mod validate;
 mod verify;
@@ -24,6 +25,7 @@ pub use leases::{WorkerLease, LEASES_DIR};
 pub use lock::LOCK_FILE;
 pub use notify::CommitNotifier;
 pub use read::Stats;
+pub use replica::{ApplyOutcome, ReplicaOrigin, REPLICA_ORIGIN_FILE};
 pub use verify::{VerifyProblem, VerifyReport};
 
 use std::path::{Path, PathBuf};
@@ -89,6 +91,8 @@ pub(crate) struct Shared {
     appended_events: AtomicU64,
     /// A tracking record was written with no event and no fsync has covered it yet.
     unsynced_records: AtomicBool,
+    /// Set when the data dir is a replica's (`replica.origin`): only replication writes.
+    replica: RwLock<Option<replica::ReplicaOrigin>>,
 }
 
 /// Bumped in every child process right after `fork()` (the binding registers the hook), so
@@ -258,6 +262,11 @@ impl Store {
         outcome
     }
 
+    /// A replica's index has holes, which the index checkpoint cannot hold: it scans.
+    fn writes_index_checkpoint(&self) -> bool {
+        self.shared.config.enable_index_checkpoint && !self.is_replica()
+    }
+
     fn finish_writer(&self) -> Result<()> {
         let Some(writer) = &self.shared.writer else { return Ok(()) };
         if writer.lock().failure().is_some() {
@@ -270,11 +279,11 @@ impl Store {
             // the checkpoint covers what this process has followed.
             self.shared.sync_pending_records(writer)?;
             self.shared.make_durable(self.shared.log_written(writer), writer)?;
-            let enabled = self.shared.config.enable_index_checkpoint;
+            let enabled = self.writes_index_checkpoint();
             return if enabled { self.write_shared_checkpoint(mode, writer) } else { Ok(()) };
         }
         writer.lock().sync_active().map_err(|e| Error::storage("fsync at close", e))?;
-        if !self.shared.config.enable_index_checkpoint {
+        if !self.writes_index_checkpoint() {
             return Ok(());
         }
         let mut w = writer.lock();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use super::replica::ReplicaOrigin;
 use super::{fence, identity, lock, shared_mode, Shared, Store, FORK_EPOCH};
 use crate::config::{StoreConfig, SyncMode};
 use crate::error::{Error, Result};
@@ -68,12 +69,14 @@ impl Store {
                 read_only: config.read_only,
                 stop_at: None,
                 last_segment: None,
+                sequence_jumps: ReplicaOrigin::exists(data_dir),
             };
             (recover(&*storage, data_dir, &segments_dir, options, &segments)?, None)
         } else {
             (recover_nothing(), None)
         };
         let store_id = identity::load_or_create(&*storage, data_dir, config.read_only)?;
+        let replica = ReplicaOrigin::load(data_dir)?;
         let written = recovered.index.len();
         let writer = if config.read_only {
             None
@@ -130,6 +133,7 @@ impl Store {
             appends: AtomicU64::new(0),
             appended_events: AtomicU64::new(0),
             unsynced_records: AtomicBool::new(false),
+            replica: RwLock::new(replica),
         });
         let flusher = (sync_mode == SyncMode::Batch && shared.writer.is_some())
             .then(|| {

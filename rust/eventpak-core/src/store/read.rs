@@ -61,7 +61,8 @@ pub(super) fn decode_all(segments: &SegmentSet, located: Vec<(u64, EntryMeta)>) 
 
 impl Store {
     pub(super) fn locate(index: &Index, seqs: &[u64]) -> Vec<(u64, EntryMeta)> {
-        seqs.iter().filter_map(|&seq| Some((seq, *index.entry(seq)?))).collect()
+        // A hole (a replica's skipped number) has no frame to read.
+        seqs.iter().filter_map(|&seq| Some((seq, *index.entry(seq).filter(|m| !m.is_hole())?))).collect()
     }
 
     /// Reads events while the caller holds the index lock.
@@ -175,7 +176,8 @@ impl Store {
         let (events, hidden, (entities, scopes, kinds)) = {
             let index = self.index()?;
             let cancelled: u64 = index.visibility.cancelled.iter().map(|(start, end)| end - start).sum();
-            (index.len(), cancelled + index.pending.len() as u64, index.cardinalities())
+            // A replica's holes are numbers its log skips, not events.
+            (index.len() - index.holes(), cancelled + index.pending.len() as u64, index.cardinalities())
         };
         let files = self.shared.segments.list();
         let bytes = files.iter().filter_map(|(_, p)| std::fs::metadata(p).ok()).map(|m| m.len()).sum();

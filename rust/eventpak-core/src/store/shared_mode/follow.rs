@@ -55,6 +55,8 @@ impl Store {
         let mut tail = mode.tail.lock();
         let mut index = self.shared.index.write();
         if tail.visibility_gen != generation {
+            // (Also bumped when another process made the dir a replica.)
+            self.notice_replica_marker()?;
             adopt_visibility(&mut index, Visibility::load(&self.shared.data_dir)?);
             tail.visibility_gen = generation;
         }
@@ -107,6 +109,10 @@ impl Store {
                 Err(Some(reason)) => return Err(Error::corrupt(map.path(), at, reason)),
             };
             let seq = frame.global_sequence();
+            // A replica's sequences may jump ahead: the numbers skipped become holes.
+            if frame.is_event() && seq > index.len() && self.is_replica() {
+                index.skip_to(seq);
+            }
             if seq != index.len() {
                 let reason = format!("frame holds sequence {seq}, expected {}", index.len());
                 return Err(Error::corrupt(map.path(), at, reason));

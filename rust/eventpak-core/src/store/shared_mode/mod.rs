@@ -23,6 +23,7 @@ use crate::index::{write_checkpoint, CheckpointCover, Index};
 use crate::io::Storage;
 use crate::recovery::{recover, Recovered, RecoveryOptions};
 use crate::segment::{SegmentSet, SEGMENT_HEADER_LEN};
+use crate::store::replica::ReplicaOrigin;
 use crate::store::Store;
 use crate::visibility::Visibility;
 use crate::writer::Writer;
@@ -84,6 +85,7 @@ pub(super) fn join_session(
             read_only: config.read_only,
             stop_at: None,
             last_segment: None,
+            sequence_jumps: ReplicaOrigin::exists(data_dir),
         };
         if !first {
             let published = coord.mem.published();

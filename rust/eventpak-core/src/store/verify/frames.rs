@@ -170,9 +170,13 @@ impl Checker<'_> {
 
     /// Checks the frame at `at`: an event, or a tracking record.
     fn check_frame(&mut self, path: &Path, segment: u32, bytes: &[u8], at: u64) -> Result<Step> {
+        let past = self.next_seq >= self.report.events;
+        let decoded = decode_frame(&bytes[at as usize..]);
+        if let Decoded::Frame(frame) = &decoded {
+            self.jump_holes(frame.global_sequence);
+        }
         let seq = self.next_seq;
-        let past = seq >= self.report.events;
-        let frame = match decode_frame(&bytes[at as usize..]) {
+        let frame = match decoded {
             Decoded::Frame(_) | Decoded::Short | Decoded::Bad(_) if past => return Ok(Step::Past),
             Decoded::Frame(frame) => frame,
             Decoded::Tracking(tracking) => return Ok(self.check_tracking(path, segment, at, &tracking)),
@@ -207,6 +211,21 @@ impl Checker<'_> {
         self.to_hash.push((at, seq));
         self.check_against_index(path, segment, at, seq, &frame)?;
         Ok(Step::Checked(frame.len as u64))
+    }
+
+    /// On a replica, moves past the holes before an event frame that jumps ahead: the
+    /// index must hold exactly those numbers as holes, or the jump is reported as the
+    /// frame's wrong sequence.
+    fn jump_holes(&mut self, frame_sequence: u64) {
+        if frame_sequence <= self.next_seq || !self.store.is_replica() {
+            return;
+        }
+        let index = self.store.shared.index.read();
+        let holes = (self.next_seq..frame_sequence).all(|s| index.entry(s).is_some_and(|m| m.is_hole()));
+        drop(index);
+        if holes {
+            self.next_seq = frame_sequence;
+        }
     }
 
     /// After a frame that does not decode: when the index places event `seq` (or a tracking

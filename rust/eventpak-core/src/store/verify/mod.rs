@@ -150,7 +150,7 @@ impl Store {
         // or its header alone.
         let files = self.shared.segments.list();
         let mut ends = vec![SEGMENT_HEADER_LEN as u64; files.len()];
-        for meta in index.entries.iter().take(events as usize) {
+        for meta in index.entries.iter().take(events as usize).filter(|m| !m.is_hole()) {
             let end = meta.offset + meta.len as u64;
             ends[meta.segment as usize] = ends[meta.segment as usize].max(end);
         }

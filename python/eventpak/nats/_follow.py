@@ -1,0 +1,283 @@
+"""The replica's consume loop, on its private asyncio loop: fetch from the durable consumer,
+check that each message follows the replica's last event, apply runs of them durably off the
+loop, then acknowledge; read the stream itself where deliveries come out of order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .._native import Region
+from ..errors import EventNotFound, EventpakError, ReplicationRefused
+from ..store import Store
+from ._wire import BadMessage, WireEvent, decode
+
+__all__ = ["Follower", "Stop"]
+
+log = logging.getLogger("eventpak.nats")
+
+Item = tuple[int, Any, bytes | None, Any]  # (stream sequence, headers, payload, consumer message or None)
+Run = list[tuple[WireEvent, Any]]  # events to apply in one call, each with its consumer message or None
+
+
+class Stop(Exception):
+    """Ends the consume task once a stop was asked for and the last apply is acknowledged."""
+
+
+class Follower:
+    """The NATS side of a replica: its connection, consumer and position (``head``, the last
+    applied global sequence, and ``head_id``, that event's id). ``on_applied(head, applied)``
+    is called after every durable apply. ``stopping`` asks it to stop after the apply in
+    progress; ``applying`` is true while one runs (then it must not be cancelled)."""
+
+    def __init__(
+        self,
+        store: Store,
+        servers: list[str],
+        stream: str,
+        durable: str,
+        batch: int,
+        on_applied: Callable[[int | None, int], None],
+    ) -> None:
+        self.store, self.servers, self.stream, self.durable, self.batch = (
+            store,
+            servers,
+            stream,
+            durable,
+            batch,
+        )
+        self.on_applied = on_applied
+        marked = store._native._replica_origin()
+        self.origin = marked[1] if marked is not None else None
+        self.head = store.head()
+        self.head_id: str | None = None
+        if self.head is not None:
+            last = store.query(Region.all(), after=self.head - 1 if self.head else None, limit=1)
+            self.head_id = str(last[0].event_id)
+        self.stopping = self.applying = False
+        self.nc: Any = None
+        self.sub: Any = None
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix=f"eventpak-replica-{durable}")
+
+    async def close(self) -> None:
+        if self.nc is not None and not self.nc.is_closed:
+            try:
+                await asyncio.wait_for(self.nc.close(), 5)
+            except Exception as exc:  # closing a dead connection: nothing left to flush
+                log.debug("eventpak.nats: close: %s", exc)
+
+    async def run(self) -> None:
+        """Follows the stream until stopped (``Stop``, or cancelled) or refused (raised)."""
+        failures = 0
+        while True:
+            try:
+                sub = await self._subscribe()
+                failures, idle = 0, False
+                while True:
+                    # Idle, it waits for one message (a fetch of one returns as it arrives); then
+                    # it takes what is there in batches (returned when full or when the request
+                    # expires, so that one is short).
+                    try:
+                        fetch = sub.fetch(1, timeout=1.0) if idle else sub.fetch(self.batch, timeout=0.2)
+                        msgs = await fetch
+                    except TimeoutError:
+                        msgs = []
+                    idle = not msgs if idle else len(msgs) < self.batch
+                    await self._take([(m.metadata.sequence.stream, m.headers, m.data, m) for m in msgs])
+            except (asyncio.CancelledError, Stop, EventpakError):
+                raise  # stopped, a refusal, or the store failing: the replica stops
+            except Exception as exc:  # the server down, the stream not there yet: retry
+                failures += 1
+                level = logging.WARNING if failures == 1 else logging.DEBUG
+                log.log(level, "eventpak.nats: replica %r: %r; retrying", self.durable, exc)
+                if self.sub is not None:
+                    self.sub, sub = None, self.sub
+                    try:
+                        await sub.unsubscribe()
+                    except Exception as unsub:
+                        log.debug("eventpak.nats: unsubscribe: %s", unsub)
+                await asyncio.sleep(min(0.05 * 2 ** (failures - 1), 1.0))
+
+    async def _subscribe(self) -> Any:
+        import nats
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+        from nats.js.errors import NotFoundError
+
+        if self.sub is not None:
+            return self.sub
+        if self.nc is None or self.nc.is_closed:
+            self.nc = await nats.connect(
+                servers=self.servers, connect_timeout=2, allow_reconnect=True, max_reconnect_attempts=-1,
+                reconnect_time_wait=0.25, error_cb=_quiet, disconnected_cb=_quiet_event,
+                reconnected_cb=_quiet_event,
+            )  # fmt: skip
+        jsm = self.nc.jsm()
+        try:
+            info = await jsm.consumer_info(self.stream, self.durable)
+        except NotFoundError:
+            # Acking a message acknowledges all before it: everything before it in the stream
+            # is in the replica, as each applied event follows the one before it.
+            config = ConsumerConfig(
+                durable_name=self.durable, deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.ALL,
+                max_ack_pending=4 * self.batch,
+            )  # fmt: skip
+            info = await jsm.add_consumer(self.stream, config)
+        # What the consumer delivered to a replica killed before applying it would come again
+        # only after the ack wait: read it from the stream now.
+        await self._catch_up((info.delivered.stream_seq or 0) + 1)
+        js = self.nc.jetstream()
+        self.sub = await js.pull_subscribe_bind(consumer=self.durable, stream=self.stream)
+        return self.sub
+
+    async def _take(self, items: list[Item]) -> None:
+        """Applies ``items`` in order, the consecutive ones that follow the replica in one call.
+        A consumer message that does not follow (delivered out of order: one before it lost in
+        transit, or left unacknowledged by a killed replica) makes the replica read the stream
+        up to it first; then, or for a message read from the stream, it is refused."""
+        run: Run = []
+        tail_gs, tail_id, origin = self.head, self.head_id, self.origin
+        caught_up: set[int] = set()
+        i = 0
+        while i < len(items):
+            sseq, headers, payload, msg = items[i]
+            where = f"message {sseq} of stream {self.stream}"
+            try:
+                ev = decode(headers, payload)
+            except BadMessage as exc:
+                await self._apply(run)
+                raise ReplicationRefused(None, f"{where} is not an eventpak event: {exc}") from None
+            origin = origin or ev.origin
+            if ev.origin != origin:
+                await self._apply(run)
+                raise ReplicationRefused(
+                    ev.global_sequence,
+                    f"{where} comes from store {ev.origin.hex()}, not from this replica's origin "
+                    f"{origin.hex()}",
+                )
+            if tail_gs is not None and ev.global_sequence <= tail_gs:
+                run.append((ev, msg))  # a redelivery (a no-op) or behind the replica: the core decides
+            elif ev.follows == tail_id:
+                run.append((ev, msg))
+                tail_gs, tail_id = ev.global_sequence, ev.event_id
+            elif msg is not None and sseq not in caught_up:
+                await self._apply(run)
+                run = []
+                caught_up.add(sseq)
+                await self._catch_up(sseq)
+                tail_gs, tail_id = self.head, self.head_id
+                continue  # the same message again
+            else:
+                await self._apply(run)
+                last = "none" if tail_id is None else f"{tail_id} (global sequence {tail_gs})"
+                raise ReplicationRefused(
+                    ev.global_sequence,
+                    f"{where} follows {ev.follows or 'no event'}, not the replica's last event, {last}: "
+                    "a message is missing (deleted, expired) or was not sent by the origin's publisher",
+                )
+            i += 1
+        await self._apply(run)
+
+    async def _catch_up(self, before: int) -> None:
+        """Applies the stream's messages from the one after the replica's head up to (not
+        including) stream sequence ``before``, read from the stream itself in batches."""
+        start = await self._after_head(before - 1)
+        for first in range(start, before, self.batch):
+            items: list[Item] = []
+            for seq in range(first, min(first + self.batch, before)):
+                raw = await self._stream_msg(seq)
+                if raw is not None:  # a deleted one is left out: the next does not follow it
+                    items.append((seq, raw.headers, raw.data, None))
+            await self._take(items)
+
+    async def _after_head(self, last: int) -> int:
+        """The stream sequence after the replica's head: after the consumer's ack floor (all
+        before it is applied) unless the consumer acknowledged past the replica (a replica dir
+        replaced or restored), then found by bisecting stream sequences 1..``last``."""
+        floor = (await self.nc.jsm().consumer_info(self.stream, self.durable)).ack_floor.stream_seq or 0
+        if floor == 0 or await self._at_or_before_head(floor):
+            return floor + 1
+        lo, hi = 1, min(floor, last)  # the answer is in lo..hi+1
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            if await self._at_or_before_head(mid):
+                lo = mid + 1
+            else:
+                hi = mid - 1
+        return lo
+
+    async def _at_or_before_head(self, seq: int) -> bool:
+        """Whether stream message ``seq`` holds an event at or before the replica's head (a
+        missing or foreign one counts as after: reading again from before it is harmless)."""
+        raw = await self._stream_msg(seq)
+        if raw is None or self.head is None:
+            return False
+        try:
+            return decode(raw.headers, raw.data).global_sequence <= self.head
+        except BadMessage:
+            return False
+
+    async def _stream_msg(self, seq: int) -> Any:
+        from nats.js.errors import NotFoundError
+
+        try:
+            return await self.nc.jsm().get_msg(self.stream, seq)
+        except NotFoundError:
+            return None
+
+    async def _apply(self, run: Run) -> None:
+        """Applies ``run`` durably, off the loop, then acknowledges its newest consumer message
+        (which acknowledges all before it)."""
+        if not run:
+            return
+        apply = self.store._native._apply_replicated
+        self.applying = True
+        try:
+            loop = asyncio.get_running_loop()
+            applied, _ = await loop.run_in_executor(
+                self.executor, apply, run[0][0].origin, [e.fields for e, _ in run]
+            )
+        except ReplicationRefused:
+            run = self._applied_prefix(run)
+            self._advance(run, sum(1 for e, _ in run if self.head is None or e.global_sequence > self.head))
+            await self._ack(run)
+            raise
+        finally:
+            self.applying = False
+        self.origin = run[0][0].origin
+        self._advance(run, applied)
+        await self._ack(run)
+        if self.stopping:
+            raise Stop
+
+    def _applied_prefix(self, run: Run) -> Run:
+        """The events of ``run`` the store holds: those before the one the core refused."""
+        for n, (ev, _) in enumerate(run):
+            try:
+                stored = self.store.get(ev.event_id)
+            except EventNotFound:
+                return run[:n]
+            if stored.global_sequence != ev.global_sequence or stored.hash != ev.fields[10]:
+                return run[:n]
+        return run
+
+    def _advance(self, run: Run, applied: int) -> None:
+        newest = max((ev for ev, _ in run), key=lambda ev: ev.global_sequence, default=None)
+        if newest is not None and (self.head is None or newest.global_sequence > self.head):
+            self.head, self.head_id = newest.global_sequence, newest.event_id
+        self.on_applied(self.head, applied)
+
+    async def _ack(self, run: Run) -> None:
+        msgs = [msg for _, msg in run if msg is not None]
+        if msgs:
+            await max(msgs, key=lambda m: m.metadata.sequence.stream).ack()
+
+
+async def _quiet(exc: Exception) -> None:
+    log.debug("nats: %s", exc)
+
+
+async def _quiet_event() -> None:
+    log.debug("nats: connection state changed")

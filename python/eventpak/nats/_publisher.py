@@ -1,0 +1,244 @@
+"""The JetStream publisher: a durable supervised worker over a region whose handler publishes
+each batch through a pipelined window of requests and returns only once JetStream has
+acknowledged all of it, so the worker's checkpoint never covers an unacknowledged event."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from .._native import Event, Region
+from ..restart import RestartPolicy
+from ..worker_config import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig
+from ._loop import LoopThread
+from ._wire import HEADER_PREFIX, event_headers
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+__all__ = ["Publisher", "event_headers"]
+
+log = logging.getLogger("eventpak.nats")
+
+
+class PublishFailed(Exception):
+    """JetStream refused a message or did not acknowledge it in time (the batch is retried)."""
+
+
+class _Link:
+    """The NATS side, living on the publisher's loop: the connection, the stream, the inbox
+    acks arrive on, and the stream's last event (``tail``; asked again when ``tail_known`` is
+    False, after any failure)."""
+
+    def __init__(
+        self,
+        servers: list[str],
+        stream: str,
+        subject: str,
+        replicas: int,
+        ack_timeout: float,
+        store_id: bytes,
+    ) -> None:
+        self.servers, self.stream, self.subject, self.store_id = servers, stream, subject, store_id
+        self.replicas, self.ack_timeout = replicas, ack_timeout
+        self.nc: Any = None
+        self.waiting: dict[str, asyncio.Future[Any]] = {}
+        self.inbox = ""
+        self.tail: tuple[int, str] | None = None  # (global_sequence, event id) of the stream's last message
+        self.tail_known = False
+        self.counter = 0
+
+    async def ready(self) -> None:
+        import nats
+        from nats.js.api import StreamConfig
+        from nats.js.errors import NotFoundError
+
+        if self.nc is None or self.nc.is_closed:
+            connecting = nats.connect(
+                servers=self.servers, connect_timeout=2, allow_reconnect=True, max_reconnect_attempts=-1,
+                reconnect_time_wait=0.25, pending_size=8 * 1024 * 1024,
+                error_cb=self._quiet, disconnected_cb=self._quiet_event, reconnected_cb=self._quiet_event,
+            )  # fmt: skip
+            # An unreachable server would keep the first connect retrying for ever.
+            self.nc = await asyncio.wait_for(connecting, self.ack_timeout)
+            self.inbox = self.nc.new_inbox()
+            await self.nc.subscribe(self.inbox + ".*", cb=self._on_ack)
+            self.tail_known = False
+        if self.tail_known:
+            return
+        jsm = self.nc.jsm()
+        try:
+            info = await jsm.stream_info(self.stream)
+        except NotFoundError:
+            cfg = StreamConfig(name=self.stream, subjects=[self.subject], num_replicas=self.replicas)
+            info = await jsm.add_stream(cfg)
+        self.tail = None
+        if info.state.messages:
+            last = await jsm.get_msg(self.stream, info.state.last_seq)
+            headers = last.headers or {}
+            if HEADER_PREFIX + "global_sequence" not in headers or "Nats-Msg-Id" not in headers:
+                raise PublishFailed(
+                    f"the last message of stream {self.stream} was not sent by an eventpak publisher: "
+                    "a stream takes one publisher's events only"
+                )
+            self.tail = (int(headers[HEADER_PREFIX + "global_sequence"]), headers["Nats-Msg-Id"])
+        self.tail_known = True
+
+    async def _quiet(self, exc: Exception) -> None:
+        log.debug("nats: %s", exc)
+
+    async def _quiet_event(self) -> None:
+        log.debug("nats: connection state changed")
+
+    async def _on_ack(self, msg: Any) -> None:
+        fut = self.waiting.pop(msg.subject, None)
+        if fut is not None and not fut.done():
+            fut.set_result(msg)
+
+    async def publish(self, events: list[Event], window: int, window_bytes: int, acked: Any) -> None:
+        """Publishes ``events`` in order (those the stream already holds are skipped), at most
+        ``window`` messages / ``window_bytes`` in flight, awaiting acks in order; calls
+        ``acked(global_sequence)`` for each event the stream holds, in order. Raises on any
+        failure."""
+        try:
+            await self.ready()
+            skip = -1 if self.tail is None else self.tail[0]
+            todo = [e for e in events if e.global_sequence > skip]
+            for e in events[: len(events) - len(todo)]:
+                acked(e.global_sequence)
+            i = 0
+            while i < len(todo):
+                pending: list[tuple[Event, asyncio.Future[Any]]] = []
+                size = 0
+                while i < len(todo) and len(pending) < window and (not pending or size < window_bytes):
+                    e = todo[i]
+                    pending.append((e, await self._send(e)))
+                    size += len(e.payload_bytes)
+                    i += 1
+                for e, fut in pending:
+                    self._check(await asyncio.wait_for(fut, self.ack_timeout))
+                    self.tail = (e.global_sequence, str(e.event_id))
+                    acked(e.global_sequence)
+        except BaseException:
+            self.tail_known = False  # some acks may be lost: ask the stream on the next attempt
+            for fut in self.waiting.values():
+                fut.cancel()
+            self.waiting.clear()
+            raise
+
+    async def _send(self, event: Event) -> asyncio.Future[Any]:
+        headers = event_headers(event, self.store_id)
+        if self.tail is not None:
+            # The server refuses a message that would not follow the last one: order holds even
+            # when a reconnect loses a message in flight and delivers the next.
+            headers["Nats-Expected-Last-Msg-Id"] = self.tail[1]
+        self.counter += 1
+        reply = f"{self.inbox}.{self.counter}"
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.waiting[reply] = fut
+        await self.nc.publish(self.subject, event.payload_bytes, reply=reply, headers=headers)
+        self.tail = (event.global_sequence, str(event.event_id))  # what the next one must follow
+        return fut
+
+    @staticmethod
+    def _check(msg: Any) -> None:
+        if not msg.data:
+            status = (msg.headers or {}).get("Status", "?")
+            raise PublishFailed(f"no JetStream acknowledgement (status {status})")
+        answer = json.loads(msg.data)
+        if "error" in answer:
+            raise PublishFailed(f"JetStream refused the message: {answer['error']}")
+
+    async def close(self) -> None:
+        if self.nc is not None and not self.nc.is_closed:
+            await self.nc.close()
+
+
+class Publisher:
+    """Publishes every event of ``region`` to the JetStream ``stream`` (created with
+    ``replicas`` replicas when missing), as a durable worker on ``checkpoint_id``: it starts at
+    once, resumes after the last acknowledged event, and retries (with backoff) while the
+    server is down. At most ``window`` messages (and about ``window_bytes``) are in flight."""
+
+    def __init__(
+        self,
+        store: Store,
+        region: Region,
+        *,
+        servers: list[str],
+        stream: str = "EVENTS",
+        checkpoint_id: str = "nats-out",
+        replicas: int = 1,
+        subject: str | None = None,
+        window: int = 512,
+        window_bytes: int = 4 * 1024 * 1024,
+        ack_timeout: float = 5.0,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._published = 0
+        self._counted_through = -1  # a retried batch acknowledges events again: count each once
+        self._window, self._window_bytes = window, window_bytes
+        self._loop = LoopThread(f"eventpak-nats-{checkpoint_id}")
+        subject = subject or f"{stream}.events"
+        self._link = _Link(list(servers), stream, subject, replicas, ack_timeout, store.store_id)
+        try:
+            # Creates the stream at once when the server is up; otherwise the first batch will.
+            self._loop.run(self._link.ready(), timeout=ack_timeout + 5)
+        except Exception as exc:
+            log.warning("eventpak.nats: %s not reachable yet (%s); retrying in the background", servers, exc)
+        config = CursorWorkerConfig(
+            batch_size=window,
+            checkpoint_id=checkpoint_id,
+            restart=RestartPolicy.unlimited(backoff_ms=(50, 1_000)),
+        )
+        try:
+            self._worker = store.cursor_worker(region, self._handle, config)
+        except BaseException:
+            self._shutdown()
+            raise
+
+    @property
+    def published(self) -> int:
+        """Events acknowledged by JetStream (or found already in the stream) since this
+        publisher started, each counted once."""
+        with self._lock:
+            return self._published
+
+    @property
+    def position(self) -> int | None:
+        """The last global_sequence checkpointed (acknowledged by JetStream)."""
+        return self._worker.position
+
+    def _acked(self, global_sequence: int) -> None:
+        with self._lock:
+            if global_sequence > self._counted_through:
+                self._counted_through = global_sequence
+                self._published += 1
+
+    def _handle(self, batch: list[Event], store: Store, witness: AtLeastOnce | None) -> CursorWorkerAction:
+        coro = self._link.publish(batch, self._window, self._window_bytes, self._acked)
+        self._loop.run(coro)
+        return CursorWorkerAction.CONTINUE
+
+    def is_alive(self) -> bool:
+        return self._worker.is_alive()
+
+    def stop(self) -> None:
+        self._worker.stop()
+
+    def stop_and_join(self, timeout: float | None = None) -> None:
+        """Stops publishing and waits for the worker (raising its errors, as ``join`` does)."""
+        try:
+            self._worker.stop_and_join(timeout)
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        try:
+            self._loop.run(self._link.close(), timeout=5)
+        except Exception as exc:  # closing a dead connection: nothing left to flush
+            log.debug("eventpak.nats: close: %s", exc)
+        self._loop.close()

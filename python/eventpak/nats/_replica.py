@@ -1,0 +1,156 @@
+"""The JetStream replica: a durable pull consumer on a publisher's stream whose messages are
+applied verbatim to a local read-only store, in stream order, each checked to follow the
+replica's last event; the consumer is acknowledged only once the apply is durable."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import threading
+import time
+from typing import Unpack
+
+from ..config import StoreOptions
+from ..errors import InvalidConfig
+from ..store import Store
+from ._follow import Follower, Stop
+from ._loop import LoopThread
+
+__all__ = ["Replica"]
+
+log = logging.getLogger("eventpak.nats")
+
+
+class Replica:
+    """Follows the JetStream ``stream`` of an :class:`eventpak.nats.Publisher` into the store
+    in ``data_dir``, which becomes (for good) a read-only replica of it: the origin's events
+    verbatim, with their ids, global sequences, hashes and payload bytes. It starts at once
+    and keeps (re)connecting while the servers are down. ``durable`` names the JetStream
+    consumer that remembers what this replica acknowledged: give each replica of a stream its
+    own (two on one consumer would split the deliveries);
+    ``store_options`` go to :meth:`Store.open` (``shared=True`` lets other processes read the
+    replica with ``read_only=True, shared=True``).
+
+    A message that cannot follow the replica (a forged or corrupt event, a lost message,
+    another origin) stops it with ``ep.ReplicationRefused``: see :attr:`error`."""
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        servers: list[str],
+        stream: str = "EVENTS",
+        durable: str = "replica-1",
+        batch: int = 512,
+        **store_options: Unpack[StoreOptions],
+    ) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", durable):
+            raise InvalidConfig(f"durable must be letters, digits, '_' or '-' (a NATS name), not {durable!r}")
+        self._stream, self._durable = stream, durable
+        self.store = Store.open(data_dir, **store_options)
+        try:
+            self.store._native._become_replica(stream)
+            self._follower = Follower(self.store, list(servers), stream, durable, batch, self._applied_to)
+        except BaseException:
+            self.store.close()
+            raise
+        self._cond = threading.Condition()
+        self._head = self._follower.head
+        self._applied = 0
+        self._error: Exception | None = None
+        self._done = threading.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._loop = LoopThread(f"eventpak-nats-replica-{durable}")
+        self._loop.run(self._start())
+
+    @property
+    def applied(self) -> int:
+        """Events this replica applied since it started (redeliveries not counted)."""
+        with self._cond:
+            return self._applied
+
+    @property
+    def error(self) -> Exception | None:
+        """What stopped the replica: ``ep.ReplicationRefused`` (a message it cannot follow) or
+        a store error; ``None`` while it runs and after a plain stop."""
+        with self._cond:
+            return self._error
+
+    def wait_for(self, global_sequence: int, timeout: float | None = None) -> bool:
+        """True once the replica's head is at or past ``global_sequence`` (a sequence outside
+        the published region counts once a later event is applied); False after ``timeout``
+        seconds, or at once when the replica stopped short of it. Raises the error that
+        stopped the replica."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if self._head is not None and self._head >= global_sequence:
+                    return True
+                if self._error is not None:
+                    raise self._error
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if self._done.is_set() or (remaining is not None and remaining <= 0):
+                    return False
+                self._cond.wait(remaining)
+
+    def is_alive(self) -> bool:
+        """True until the replica stopped (asked to, or on an error)."""
+        return not self._done.is_set()
+
+    def stop(self) -> None:
+        """Asks the replica to stop once the apply in progress is done (without waiting)."""
+        if not self._loop.loop.is_closed():
+            self._loop.run(self._ask_stop())
+
+    def stop_and_join(self, timeout: float | None = None) -> None:
+        """Stops the replica, closes its connection and its store, then raises the error that
+        stopped it, if any. Raises ``TimeoutError`` (closing nothing) when an apply still runs
+        after ``timeout`` seconds."""
+        self.stop()
+        if not self._done.wait(timeout):
+            raise TimeoutError(f"the replica {self._durable!r} did not stop within {timeout}s")
+        self._loop.close()
+        self._follower.executor.shutdown()
+        self.store.close()
+        if self._error is not None:
+            raise self._error
+
+    def __enter__(self) -> Replica:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_and_join()
+
+    # The consume task, on the private loop.
+
+    async def _start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._main())
+
+    async def _ask_stop(self) -> None:
+        self._follower.stopping = True
+        if self._task is not None and not self._follower.applying:
+            self._task.cancel()  # waiting on the network: nothing to finish
+
+    async def _main(self) -> None:
+        error: Exception | None = None
+        try:
+            await self._follower.run()
+        except (asyncio.CancelledError, Stop):
+            pass
+        except Exception as exc:
+            log.error("eventpak.nats: replica %r of stream %s stopped: %s", self._durable, self._stream, exc)
+            error = exc
+        finally:
+            await self._follower.close()
+            with self._cond:  # stopped, and why, seen together
+                self._error = error
+                self._done.set()
+                self._cond.notify_all()
+
+    def _applied_to(self, head: int | None, applied: int) -> None:
+        with self._cond:
+            self._head = head
+            self._applied += applied
+            self._cond.notify_all()

@@ -1,0 +1,307 @@
+"""eventpak.nats.Publisher against a real nats-server -js on loopback (tests/nats_support.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import eventpak as ep
+import eventpak.nats
+import nats
+from nats.js.api import StreamConfig
+from nats_support import (  # noqa: F401 (the nats_server and nats_cluster fixtures)
+    NatsCluster,
+    NatsServer,
+    nats_cluster_fixture,
+    nats_server_fixture,
+    stream_leader,
+    stream_messages,
+)
+
+HERE = Path(__file__).parent
+
+
+def wait_until(cond: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met")
+        time.sleep(0.01)
+
+
+def assert_stream_is(urls: list[str], stream: str, events: list[ep.Event]) -> None:
+    """The stream holds exactly ``events``, once each, in order, with their fields and bytes."""
+    msgs = stream_messages(urls, stream)
+    got = [int(m.headers["Eventpak-global_sequence"]) for m in msgs]
+    want = [e.global_sequence for e in events]
+    assert got == want
+    for m, e in zip(msgs, events, strict=True):
+        h = m.headers
+        assert h["Nats-Msg-Id"] == h["Eventpak-event_id"] == str(e.event_id)
+        assert h["Eventpak-hash"] == e.hash.hex() and h["Eventpak-prev_hash"] == e.prev_hash.hex()
+        assert int(h["Eventpak-entity_sequence"]) == e.entity_sequence
+        assert (h["Eventpak-entity"], h["Eventpak-scope"], h["Eventpak-kind"]) == (e.entity, e.scope, e.kind)
+        assert int(h["Eventpak-timestamp_us"]) == e.timestamp_us
+        assert m.data == e.payload_bytes
+
+
+def appender(store: ep.Store, stop: threading.Event, scope: str = "s") -> threading.Thread:
+    def run() -> None:
+        n = 0
+        while not stop.is_set():
+            store.append(ep.Coordinate(f"e{n % 5}", scope), "k", {"n": n})
+            n += 1
+            if n % 10 == 0:  # a few thousand events a second: enough to be mid-run at any kill
+                time.sleep(0.005)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def test_every_event_of_the_region_once_in_order(nats_server: NatsServer, tmp_path: Path) -> None:
+    store = ep.Store.open(tmp_path / "data")
+    try:
+        for i in range(300):
+            store.append(
+                ep.Coordinate(f"e{i % 3}", "in" if i % 3 else "out"), "k", {"i": i}, tags=[f"t{i % 2}"]
+            )
+        region = ep.Region.scope("in")
+        pub = ep.nats.Publisher(store, region, servers=nats_server.urls, stream="EVENTS", window=16)
+        for i in range(300, 600):
+            store.append(ep.Coordinate(f"e{i % 3}", "in" if i % 3 else "out"), "k", {"i": i})
+        events = store.query(region)
+        wait_until(lambda: pub.position == events[-1].global_sequence)
+        assert pub.published == len(events)
+        pub.stop_and_join()
+        assert_stream_is(nats_server.urls, "EVENTS", events)
+        msg = stream_messages(nats_server.urls, "EVENTS")[0]
+        assert msg.headers["Eventpak-tags"] == '["t1"]'
+        # A new publisher on the same checkpoint sends only what follows.
+        pub = ep.nats.Publisher(store, region, servers=nats_server.urls, stream="EVENTS")
+        store.append(ep.Coordinate("e1", "in"), "k", {})
+        wait_until(lambda: pub.published == 1)
+        pub.stop_and_join()
+        assert pub.published == 1
+        events = store.query(region)
+        assert_stream_is(nats_server.urls, "EVENTS", events)
+    finally:
+        store.close()
+
+
+def test_publisher_sigkilled_repeatedly_loses_nothing(nats_server: NatsServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    rng = random.Random(7)
+    urls = ",".join(nats_server.urls)
+    for _ in range(24):
+        child = subprocess.Popen(
+            [sys.executable, str(HERE / "nats_kill_publisher.py"), str(data), urls, "EVENTS"],
+            stdout=subprocess.PIPE,
+        )
+        assert child.stdout is not None
+        assert child.stdout.readline() == b"ready\n"
+        time.sleep(rng.uniform(0.0, 0.25))
+        child.kill()
+        child.wait()
+    store = ep.Store.open(data)
+    try:
+        pub = ep.nats.Publisher(store, ep.Region.all(), servers=nats_server.urls, stream="EVENTS")
+        events = store.query(ep.Region.all())
+        wait_until(lambda: pub.position == events[-1].global_sequence)
+        pub.stop_and_join()
+        assert_stream_is(nats_server.urls, "EVENTS", events)
+    finally:
+        store.close()
+
+
+def test_server_restarted_mid_run(nats_server: NatsServer, tmp_path: Path) -> None:
+    store = ep.Store.open(tmp_path / "data")
+    stop = threading.Event()
+    try:
+        pub = ep.nats.Publisher(
+            store, ep.Region.all(), servers=nats_server.urls, stream="EVENTS", ack_timeout=1.0
+        )
+        writer = appender(store, stop)
+        for _ in range(3):
+            before = pub.published
+            wait_until(lambda before=before: pub.published > before + 200)  # publishing (again)
+            nats_server.kill()
+            time.sleep(0.3)
+            nats_server.start()
+        stop.set()
+        writer.join()
+        events = store.query(ep.Region.all())
+        wait_until(lambda: pub.position == events[-1].global_sequence)
+        assert pub.published == len(events)
+        pub.stop_and_join()
+        assert_stream_is(nats_server.urls, "EVENTS", events)
+    finally:
+        stop.set()
+        store.close()
+
+
+def test_backpressure_while_the_server_is_down(nats_server: NatsServer, tmp_path: Path) -> None:
+    store = ep.Store.open(tmp_path / "data")
+    try:
+        pub = ep.nats.Publisher(
+            store, ep.Region.all(), servers=nats_server.urls, stream="EVENTS", window=100, ack_timeout=0.5
+        )
+        store.append(ep.Coordinate("e", "s"), "k", {})
+        wait_until(lambda: pub.published == 1)
+        nats_server.stop()
+        published = pub.published
+        in_flight: list[int] = []
+        for i in range(5_000):  # appends go on
+            store.append(ep.Coordinate(f"e{i % 9}", "s"), "k", {"i": i, "pad": "x" * 200})
+            if i % 100 == 0:
+                in_flight.append(len(pub._link.waiting))
+        time.sleep(1.5)
+        in_flight.append(len(pub._link.waiting))
+        assert pub.published == published
+        assert max(in_flight) <= 100  # the window, not the backlog
+        assert pub.position == 0
+        nats_server.start()
+        events = store.query(ep.Region.all())
+        wait_until(lambda: pub.position == events[-1].global_sequence)
+        pub.stop_and_join()
+        assert_stream_is(nats_server.urls, "EVENTS", events)
+    finally:
+        store.close()
+
+
+def test_cluster_node_killed_mid_run_with_an_r3_stream(nats_cluster: NatsCluster, tmp_path: Path) -> None:
+    store = ep.Store.open(tmp_path / "data")
+    stop = threading.Event()
+    try:
+        pub = ep.nats.Publisher(
+            store, ep.Region.all(), servers=nats_cluster.urls, stream="EVENTS", replicas=3, ack_timeout=2.0
+        )
+        writer = appender(store, stop)
+        wait_until(lambda: pub.published > 200)
+        leader = int(stream_leader(nats_cluster.urls, "EVENTS")[1:]) - 1
+        nats_cluster.nodes[leader].kill()  # the stream's leader: its raft group elects another
+        published = pub.published
+        wait_until(lambda: pub.published > published + 500, timeout=60)
+        nats_cluster.restart(leader)
+        stop.set()
+        writer.join()
+        events = store.query(ep.Region.all())
+        wait_until(lambda: pub.position == events[-1].global_sequence, timeout=60)
+        pub.stop_and_join()
+        assert_stream_is(nats_cluster.urls, "EVENTS", events)
+    finally:
+        stop.set()
+        store.close()
+
+
+def test_the_server_behaviour_the_publisher_relies_on(nats_server: NatsServer) -> None:
+    """A duplicate Nats-Msg-Id is answered as a duplicate before Nats-Expected-Last-Msg-Id is
+    looked at; a message that does not follow the stream's last one is refused."""
+
+    async def run() -> list[dict[str, object]]:
+        nc = await nats.connect(servers=nats_server.urls)
+        try:
+            await nc.jetstream().add_stream(StreamConfig(name="S", subjects=["S.x"]))
+            answers = []
+            for mid, expected in [("A", None), ("B", "A"), ("A", "Z"), ("C", "A"), ("C", "B")]:
+                headers = {"Nats-Msg-Id": mid}
+                if expected is not None:
+                    headers["Nats-Expected-Last-Msg-Id"] = expected
+                answers.append(json.loads((await nc.request("S.x", b"", headers=headers, timeout=5)).data))
+            return answers
+        finally:
+            await nc.close()
+
+    a = asyncio.run(run())
+    assert [x.get("seq") for x in a[:3]] == [1, 2, 1] and a[2]["duplicate"] is True
+    assert a[3]["error"]["err_code"] == 10070  # type: ignore[index]
+    assert a[4]["seq"] == 3
+
+
+def test_a_checkpoint_behind_the_stream_duplicates_nothing_after_the_dedupe_window(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    async def create() -> None:
+        nc = await nats.connect(servers=nats_server.urls)
+        try:
+            cfg = StreamConfig(name="EVENTS", subjects=["EVENTS.events"], duplicate_window=0.2)
+            await nc.jetstream().add_stream(cfg)
+        finally:
+            await nc.close()
+
+    asyncio.run(create())
+    store = ep.Store.open(tmp_path / "data")
+    try:
+        for i in range(100):
+            store.append(ep.Coordinate(f"e{i % 4}", "s"), "k", {"i": i})
+        pub = ep.nats.Publisher(store, ep.Region.all(), servers=nats_server.urls, stream="EVENTS")
+        wait_until(lambda: pub.position == 99)
+        pub.stop_and_join()
+        assert store.reset_checkpoint("nats-out")  # as if killed before any checkpoint
+        time.sleep(0.5)  # past the duplicate window: the server would store the events again
+        store.append(ep.Coordinate("e0", "s"), "k", {})
+        pub = ep.nats.Publisher(store, ep.Region.all(), servers=nats_server.urls, stream="EVENTS")
+        wait_until(lambda: pub.position == 100)
+        pub.stop_and_join()
+        assert_stream_is(nats_server.urls, "EVENTS", store.query(ep.Region.all()))
+    finally:
+        store.close()
+
+
+def test_stop_while_the_server_is_down_and_start_before_it_is_up(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    store = ep.Store.open(tmp_path / "data")
+    try:
+        nats_server.stop()
+        # Starts although the server is unreachable; publishes once it is up.
+        pub = ep.nats.Publisher(
+            store, ep.Region.all(), servers=nats_server.urls, stream="EVENTS", ack_timeout=0.5
+        )
+        store.append(ep.Coordinate("e", "s"), "k", {})
+        time.sleep(0.5)
+        assert pub.published == 0 and pub.is_alive()
+        nats_server.start()
+        wait_until(lambda: pub.position == 0)
+        nats_server.stop()
+        store.append(ep.Coordinate("e", "s"), "k", {})
+        time.sleep(0.3)
+        started = time.monotonic()
+        pub.stop_and_join(timeout=10)
+        assert time.monotonic() - started < 5  # bounded by the ack and connect timeouts
+        assert pub.position == 0
+    finally:
+        store.close()
+
+
+def test_a_stream_holding_foreign_messages_is_not_published_to(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    async def foreign() -> None:
+        nc = await nats.connect(servers=nats_server.urls)
+        try:
+            js = nc.jetstream()
+            await js.add_stream(StreamConfig(name="EVENTS", subjects=["EVENTS.events"]))
+            await js.publish("EVENTS.events", b"not an event")
+        finally:
+            await nc.close()
+
+    asyncio.run(foreign())
+    store = ep.Store.open(tmp_path / "data")
+    try:
+        store.append(ep.Coordinate("e", "s"), "k", {})
+        pub = ep.nats.Publisher(store, ep.Region.all(), servers=nats_server.urls, stream="EVENTS")
+        wait_until(lambda: pub._worker.last_error is not None)
+        assert "not sent by an eventpak publisher" in str(pub._worker.last_error)
+        assert pub.published == 0 and pub.position is None
+        pub.stop_and_join()
+        assert len(stream_messages(nats_server.urls, "EVENTS")) == 1
+    finally:
+        store.close()
