@@ -220,8 +220,6 @@ def stream_leader(urls: list[str], stream: str) -> str:
     return asyncio.run(ask())
 
 
-
-
 def require_nats_server() -> None:
     """Fails (never skips) without the server: the NATS tests are part of `make test`."""
     if NATS_SERVER is None:

@@ -47,7 +47,11 @@ def assert_stream_is(urls: list[str], stream: str, events: list[ep.Event]) -> No
         assert h["Nats-Msg-Id"] == h["Eventpak-event_id"] == str(e.event_id)
         assert h["Eventpak-hash"] == e.hash.hex() and h["Eventpak-prev_hash"] == e.prev_hash.hex()
         assert int(h["Eventpak-entity_sequence"]) == e.entity_sequence
-        assert (h["Eventpak-entity"], h["Eventpak-scope"], h["Eventpak-kind"]) == (e.entity, e.scope, e.kind)
+        assert tuple(json.loads(h[f"Eventpak-{n}"]) for n in ("entity", "scope", "kind")) == (
+            e.entity,
+            e.scope,
+            e.kind,
+        )
         assert int(h["Eventpak-timestamp_us"]) == e.timestamp_us
         assert m.data == e.payload_bytes
 

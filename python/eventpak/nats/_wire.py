@@ -24,9 +24,11 @@ def event_headers(event: Event, store_id: bytes) -> dict[str, str]:
     h = {
         "store_id": store_id.hex(),
         "global_sequence": str(event.global_sequence),
-        "entity": event.entity,
-        "scope": event.scope,
-        "kind": event.kind,
+        # JSON strings, ASCII only: nats-py strips header values and the stream-message API
+        # returns non-ASCII ones as email Header objects; a quoted, escaped name survives both.
+        "entity": json.dumps(event.entity),
+        "scope": json.dumps(event.scope),
+        "kind": json.dumps(event.kind),
         "entity_sequence": str(event.entity_sequence),
         "timestamp_us": str(event.timestamp_us),
         "event_id": str(event.event_id),
@@ -34,7 +36,7 @@ def event_headers(event: Event, store_id: bytes) -> dict[str, str]:
         "prev_hash": event.prev_hash.hex(),
         "hash": event.hash.hex(),
         "payload_version": str(event.stored_payload_version),
-        "tags": json.dumps(list(event.tags)),
+        "tags": json.dumps(list(event.tags)),  # ASCII too (ensure_ascii)
     }
     if event.causation_id is not None:
         h["causation_id"] = str(event.causation_id)
@@ -66,6 +68,8 @@ def decode(headers: Mapping[str, str] | None, payload: bytes | None) -> WireEven
         value = h.get(HEADER_PREFIX + name)
         if value is None:
             raise BadMessage(f"header {HEADER_PREFIX}{name} is missing")
+        if not isinstance(value, str):  # nats-py's stream-message API: a non-ASCII value
+            raise BadMessage(f"header {HEADER_PREFIX}{name} is not ASCII")
         return value
 
     def number(name: str) -> int:
@@ -89,6 +93,15 @@ def decode(headers: Mapping[str, str] | None, payload: bytes | None) -> WireEven
             raise BadMessage(f"header {HEADER_PREFIX}{name} is not {size} bytes of hex")
         return value
 
+    def name(name: str) -> str:
+        try:
+            value = json.loads(field(name))
+        except ValueError:
+            value = None
+        if not isinstance(value, str):
+            raise BadMessage(f"header {HEADER_PREFIX}{name} is not a JSON string")
+        return value
+
     try:
         tags = json.loads(field("tags"))
     except ValueError:
@@ -101,9 +114,9 @@ def decode(headers: Mapping[str, str] | None, payload: bytes | None) -> WireEven
     fields = (
         event_id,
         global_sequence,
-        field("entity"),
-        field("scope"),
-        field("kind"),
+        name("entity"),
+        name("scope"),
+        name("kind"),
         number("entity_sequence"),
         number("timestamp_us"),
         causation,
