@@ -621,3 +621,26 @@ def test_padded_and_non_ascii_names_and_tags_arrive_verbatim(nats_server: NatsSe
         pub.stop_and_join()
     finally:
         origin.close()
+
+
+def test_malformed_headers_are_bad_messages(tmp_path: Path) -> None:
+    from email.header import Header
+
+    with ep.Store.open(tmp_path / "origin") as origin:
+        e = origin.append(("  pad ", "s"), "k", {})
+        event = origin.get(e.event_id)
+        good = event_headers(event, origin.store_id)
+        assert decode(good, event.payload_bytes).fields == replicated(event)
+        for key, value, says in [
+            ("Eventpak-entity", "  pad ", "JSON string"),  # a bare name: the old format
+            ("Eventpak-entity", Header("ü", "utf-8"), "not ASCII"),
+            ("Eventpak-tags", '["a", 1]', "JSON list of strings"),
+            ("Eventpak-kind", '"\\ud800"', "JSON string"),  # a lone surrogate
+            ("Eventpak-global_sequence", "-1", "not a number"),
+            ("Eventpak-event_id", "nope", "not a UUID"),
+            ("Eventpak-store_id", "00", "16 bytes of hex"),
+        ]:
+            with pytest.raises(BadMessage, match=f"{key}.*{says}|{key} is {says}"):
+                decode({**good, key: value}, event.payload_bytes)
+        with pytest.raises(BadMessage, match="Eventpak-tags is missing"):
+            decode(None, b"")
