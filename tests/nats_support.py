@@ -190,17 +190,28 @@ def stream_messages(urls: list[str], stream: str) -> list[Any]:
                     if time.monotonic() > deadline:
                         raise
             want = info.state.messages
-            out: list[Any] = []
-            if want == 0:
-                return out
-            sub = await js.subscribe(">", stream=stream, ordered_consumer=True)
-            while len(out) < want:
-                msg = await sub.next_msg(timeout=10)
-                out.append(msg)
-            await sub.unsubscribe()
-            return out
+            while True:
+                try:
+                    return await read_all(js, want)
+                except nats.errors.TimeoutError:
+                    # A cluster that lost a node may stall a new consumer's deliveries while
+                    # the node catches up: read again from the start, with a new consumer.
+                    if time.monotonic() > deadline + 60:
+                        raise
         finally:
             await nc.close()
+
+    async def read_all(js: Any, want: int) -> list[Any]:
+        out: list[Any] = []
+        if want == 0:
+            return out
+        sub = await js.subscribe(">", stream=stream, ordered_consumer=True)
+        try:
+            while len(out) < want:
+                out.append(await sub.next_msg(timeout=10))
+        finally:
+            await sub.unsubscribe()
+        return out
 
     return asyncio.run(read())
 

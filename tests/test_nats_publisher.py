@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import eventpak as ep
 import eventpak.nats
 import nats
+import pytest
 from nats.js.api import StreamConfig
 from nats_support import (  # noqa: F401 (the nats_server and nats_cluster fixtures)
     NatsCluster,
@@ -47,7 +51,11 @@ def assert_stream_is(urls: list[str], stream: str, events: list[ep.Event]) -> No
         assert h["Nats-Msg-Id"] == h["Eventpak-event_id"] == str(e.event_id)
         assert h["Eventpak-hash"] == e.hash.hex() and h["Eventpak-prev_hash"] == e.prev_hash.hex()
         assert int(h["Eventpak-entity_sequence"]) == e.entity_sequence
-        assert (h["Eventpak-entity"], h["Eventpak-scope"], h["Eventpak-kind"]) == (e.entity, e.scope, e.kind)
+        assert tuple(json.loads(h[f"Eventpak-{n}"]) for n in ("entity", "scope", "kind")) == (
+            e.entity,
+            e.scope,
+            e.kind,
+        )
         assert int(h["Eventpak-timestamp_us"]) == e.timestamp_us
         assert m.data == e.payload_bytes
 
@@ -305,3 +313,92 @@ def test_a_stream_holding_foreign_messages_is_not_published_to(
         assert len(stream_messages(nats_server.urls, "EVENTS")) == 1
     finally:
         store.close()
+
+
+def js_call(urls: list[str], call: Callable[[Any], Any]) -> Any:
+    async def run() -> Any:
+        nc = await nats.connect(servers=urls)
+        try:
+            return await call(nc.jsm())
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
+def test_a_refused_message_mid_group_fails_the_group_and_the_retry_sends_the_rest_once(
+    nats_server: NatsServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Only the last message of a group asks for an ack. The server refuses message 150 (too
+    # big for the stream), so every later one fails its expected-last check, the group's ack
+    # is an error, and each retry resumes after the stream's last message.
+    limited = StreamConfig(name="EVENTS", subjects=["EVENTS.events"], max_msg_size=4096)
+    js_call(nats_server.urls, lambda jsm: jsm.add_stream(limited))
+    store = ep.Store.open(tmp_path / "data")
+    try:
+        for i in range(300):
+            store.append(
+                ep.Coordinate(f"e{i % 3}", "s"), "k", {"i": i, "big": "x" * (8000 if i == 150 else 1)}
+            )
+        events = store.query(ep.Region.all())
+        with caplog.at_level(logging.DEBUG, logger="eventpak"):
+            pub = ep.nats.Publisher(store, ep.Region.all(), servers=nats_server.urls, stream="EVENTS")
+            wait_until(lambda: "wrong last msg ID" in caplog.text)
+        time.sleep(0.5)  # retries meanwhile: none gets past message 150
+        assert len(stream_messages(nats_server.urls, "EVENTS")) == 150
+        assert pub.published in (128, 150) and pub.position is None  # 150 once a retry read the tail
+        unlimited = StreamConfig(name="EVENTS", subjects=["EVENTS.events"], max_msg_size=-1)
+        js_call(nats_server.urls, lambda jsm: jsm.update_stream(unlimited))
+        wait_until(lambda: pub.position == events[-1].global_sequence)
+        assert pub.published == 300
+        pub.stop_and_join()
+        assert_stream_is(nats_server.urls, "EVENTS", events)
+    finally:
+        store.close()
+
+
+def test_the_wire_bytes_are_what_nats_py_would_send() -> None:
+    # The publisher writes its own HPUB commands through nats-py's private _send_command:
+    # this pins those internals and holds the native bytes to nats-py's own encoding of the
+    # readable headers (eventpak.nats._wire.event_headers).
+    import inspect
+
+    from eventpak.nats._publisher import NATS_INTERNALS
+    from eventpak.nats._wire import EXPECTED_LAST, event_headers, nats_publish_commands
+    from nats.aio.client import Client
+
+    assert list(inspect.signature(Client._send_command).parameters) == ["self", "cmd", "priority"]
+    assert all(hasattr(Client(), name) for name in NATS_INTERNALS)
+
+    async def nats_py_bytes(events: list[ep.Event], store_id: bytes, reply: str) -> bytes:
+        client, sent = Client(), []
+
+        async def capture(cmd: bytes, priority: bool = False) -> None:
+            sent.append(cmd)
+
+        client._send_command = capture  # type: ignore[method-assign]
+        client._flush_queue = None
+        prev = None
+        for n, e in enumerate(events):
+            headers = event_headers(e, store_id)
+            if prev is not None:
+                headers[EXPECTED_LAST] = prev
+            to = reply if n == len(events) - 1 else ""
+            await client._send_publish("EVENTS.events", to, e.payload_bytes, len(e.payload_bytes), headers)
+            prev = str(e.event_id)
+        # nats-py writes "HPUB subject  n m" (two spaces) without a reply; the server takes both.
+        return b"".join(sent).replace(b"HPUB EVENTS.events  ", b"HPUB EVENTS.events ")
+
+    with ep.Store.open(Path(tempfile.mkdtemp()) / "d") as store:
+        cause = store.append(ep.Coordinate("  pad ", "日本"), "kïnd ✓", {"a": 1}, tags=[" t ", "ü"])
+        store.append(ep.Coordinate('q"\\', "s"), "k\u00e9", b"\x00raw", caused_by=cause, payload_version=3)
+        for i in range(10):
+            store.append(ep.Coordinate(f"e{i}", "s"), "k", {"i": i})
+        events = store.query(ep.Region.all())
+        data, n = nats_publish_commands(events, store.store_id, "EVENTS.events", None, "_INBOX.x.1", 1 << 30)
+        assert n == len(events)
+        assert data == asyncio.run(nats_py_bytes(events, store.store_id, "_INBOX.x.1"))
+        # A byte budget cuts the batch after the message that reaches it, which gets the reply.
+        data, n = nats_publish_commands(events, store.store_id, "EVENTS.events", None, "_INBOX.x.1", 1500)
+        assert 1 <= n < len(events)
+        assert data == asyncio.run(nats_py_bytes(events[:n], store.store_id, "_INBOX.x.1"))

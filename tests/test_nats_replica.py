@@ -580,3 +580,67 @@ def test_the_message_format_round_trips_every_field(tmp_path: Path) -> None:
         del headers["Eventpak-hash"]
         with pytest.raises(BadMessage, match="Eventpak-hash"):
             decode(headers, e.payload_bytes)
+
+
+# Valid names NATS headers would not carry as they are: padded (nats-py strips header values)
+# and non-ASCII (the stream-message API returns those as email.header.Header objects).
+ODD_NAMES = [
+    ("  pad ", " scope ", " kind  ", ["  t ", "x"]),
+    ("ünï cödé", "日本 語", "kïnd ✓", ["ü", " 日本 "]),
+    (' q"uo\\te ', "  s  ", "é ", []),
+]
+
+
+def fill_odd(store: ep.Store, rounds: int) -> None:
+    for r in range(rounds):
+        for entity, scope, kind, tags in ODD_NAMES:
+            store.append((entity, scope), kind, {"r": r, "ü": "é"}, tags=tags or None)
+
+
+def test_padded_and_non_ascii_names_and_tags_arrive_verbatim(nats_server: NatsServer, tmp_path: Path) -> None:
+    origin = ep.Store.open(tmp_path / "origin")
+    data = tmp_path / "replica"
+    try:
+        fill_odd(origin, 4)
+        pub = ep.nats.Publisher(origin, ALL, servers=nats_server.urls, stream="EVENTS")
+        replica = ep.nats.Replica(data, servers=nats_server.urls, durable="r1")
+        fill_odd(origin, 4)  # while the replica follows
+        head = origin.head()
+        assert head is not None
+        assert replica.wait_for(head, timeout=30) and replica.error is None
+        assert_same(origin, replica.store, ALL, ep.Region.entity("  pad ", exact=True))
+        assert {e.entity for e in replica.store.query(ALL)} == {"  pad ", "ünï cödé", ' q"uo\\te '}
+        replica.stop_and_join()
+        # A wiped replica dir under the same durable reads the stream itself (the catch-up path).
+        shutil.rmtree(data)
+        replica = ep.nats.Replica(data, servers=nats_server.urls, durable="r1")
+        assert replica.wait_for(head, timeout=30) and replica.error is None
+        assert replica.applied == head + 1
+        assert_same(origin, replica.store, ALL, ALL.with_tags([" 日本 "]))
+        replica.stop_and_join()
+        pub.stop_and_join()
+    finally:
+        origin.close()
+
+
+def test_malformed_headers_are_bad_messages(tmp_path: Path) -> None:
+    from email.header import Header
+
+    with ep.Store.open(tmp_path / "origin") as origin:
+        e = origin.append(("  pad ", "s"), "k", {})
+        event = origin.get(e.event_id)
+        good = event_headers(event, origin.store_id)
+        assert decode(good, event.payload_bytes).fields == replicated(event)
+        for key, value, says in [
+            ("Eventpak-entity", "  pad ", "JSON string"),  # a bare name: the old format
+            ("Eventpak-entity", Header("ü", "utf-8"), "not ASCII"),
+            ("Eventpak-tags", '["a", 1]', "JSON list of strings"),
+            ("Eventpak-kind", '"\\ud800"', "JSON string"),  # a lone surrogate
+            ("Eventpak-global_sequence", "-1", "not a number"),
+            ("Eventpak-event_id", "nope", "not a UUID"),
+            ("Eventpak-store_id", "00", "16 bytes of hex"),
+        ]:
+            with pytest.raises(BadMessage, match=f"{key}.*{says}|{key} is {says}"):
+                decode({**good, key: value}, event.payload_bytes)
+        with pytest.raises(BadMessage, match="Eventpak-tags is missing"):
+            decode(None, b"")

@@ -37,6 +37,8 @@ __all__ = [
     "encode_payload",
     "generate_signing_key",
     "mark_exiting",
+    "nats_decode",
+    "nats_publish_commands",
     "public_key",
     "replay",
     "replay_head",
@@ -792,3 +794,27 @@ def decode_payload(data: bytes) -> Any:
     """Decodes msgpack bytes the way the store does. Raises ``PayloadNotDecodable`` (a
     ``ValueError``) unless the bytes hold exactly one msgpack value whose every ``str`` is
     UTF-8 and whose extensions are timestamps."""
+
+def nats_publish_commands(
+    events: list[Event],
+    store_id: bytes,
+    subject: str,
+    follows: str | None,
+    reply: str,
+    max_bytes: int,
+) -> tuple[bytes, int]:
+    """The NATS protocol bytes publishing ``events`` in order on ``subject`` (used by
+    ``eventpak.nats``), and how many of them it holds: one ``HPUB`` per event with its stored
+    payload as the body and its fields in ``Eventpak-*`` headers (the format of
+    ``eventpak.nats._wire.event_headers``), until the bytes reach ``max_bytes`` (at least one
+    event). Each message names its predecessor in ``Nats-Expected-Last-Msg-Id`` (the first
+    names ``follows``, or nothing when it is ``None``); only the last carries the reply
+    subject ``reply`` (none when empty)."""
+
+def nats_decode(
+    headers: dict[str, Any] | None, payload: bytes | None
+) -> tuple[bytes, _ReplicatedEvent, str, int, str | None]:
+    """The event a NATS message of ``eventpak.nats`` carries: ``(origin store id, the tuple
+    NativeStore._apply_replicated takes, event id text, global_sequence, the id its
+    Nats-Expected-Last-Msg-Id names or None)``. Raises ``ValueError`` naming the header that
+    is missing or malformed."""

@@ -5,16 +5,18 @@ acknowledged all of it, so the worker's checkpoint never covers an unacknowledge
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
 import logging
 import threading
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from .._native import Event, Region
 from ..restart import RestartPolicy
 from ..worker_config import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig
 from ._loop import LoopThread
-from ._wire import HEADER_PREFIX, event_headers
+from ._wire import HEADER_PREFIX, event_headers, nats_publish_commands
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -22,6 +24,9 @@ if TYPE_CHECKING:
 __all__ = ["Publisher", "event_headers"]
 
 log = logging.getLogger("eventpak.nats")
+
+ACK_EVERY = 128  # messages per acknowledged group: one reply and one ack per group
+NATS_INTERNALS = ("_send_command", "_flush_pending", "_flush_queue", "_pending")
 
 
 class PublishFailed(Exception):
@@ -64,6 +69,10 @@ class _Link:
             )  # fmt: skip
             # An unreachable server would keep the first connect retrying for ever.
             self.nc = await asyncio.wait_for(connecting, self.ack_timeout)
+            missing = [name for name in NATS_INTERNALS if not hasattr(self.nc, name)]
+            if missing:  # the publisher writes protocol bytes through them: fail loudly
+                version = importlib.metadata.version("nats-py")
+                raise RuntimeError(f"nats-py {version} lacks {missing}: eventpak.nats needs updating for it")
             self.inbox = self.nc.new_inbox()
             await self.nc.subscribe(self.inbox + ".*", cb=self._on_ack)
             self.tail_known = False
@@ -100,28 +109,34 @@ class _Link:
 
     async def publish(self, events: list[Event], window: int, window_bytes: int, acked: Any) -> None:
         """Publishes ``events`` in order (those the stream already holds are skipped), at most
-        ``window`` messages / ``window_bytes`` in flight, awaiting acks in order; calls
-        ``acked(global_sequence)`` for each event the stream holds, in order. Raises on any
-        failure."""
+        ``window`` messages / ``window_bytes`` in flight, in groups of up to ``ACK_EVERY``
+        whose last message alone asks for an ack; calls ``acked(group)`` with each group of
+        events the stream holds, in order. Raises on any failure."""
         try:
             await self.ready()
             skip = -1 if self.tail is None else self.tail[0]
             todo = [e for e in events if e.global_sequence > skip]
-            for e in events[: len(events) - len(todo)]:
-                acked(e.global_sequence)
-            i = 0
-            while i < len(todo):
-                pending: list[tuple[Event, asyncio.Future[Any]]] = []
-                size = 0
-                while i < len(todo) and len(pending) < window and (not pending or size < window_bytes):
-                    e = todo[i]
-                    pending.append((e, await self._send(e)))
-                    size += len(e.payload_bytes)
-                    i += 1
-                for e, fut in pending:
-                    self._check(await asyncio.wait_for(fut, self.ack_timeout))
-                    self.tail = (e.global_sequence, str(e.event_id))
-                    acked(e.global_sequence)
+            if len(todo) < len(events):
+                acked(events[: len(events) - len(todo)])
+            flight: deque[tuple[list[Event], asyncio.Future[Any], int]] = deque()
+            i = msgs = size = 0
+            while i < len(todo) or flight:
+                if i < len(todo) and msgs < window and size < window_bytes:
+                    group = todo[i : i + min(ACK_EVERY, window - msgs)]
+                    fut, n, sent = await self._send(group, window_bytes - size)
+                    flight.append((group[:n], fut, sent))
+                    i, msgs, size = i + n, msgs + n, size + sent
+                    # Lets nats-py's flusher write this group while the next one is built.
+                    await asyncio.sleep(0)
+                    continue
+                group, fut, sent = flight.popleft()
+                # The ack of a group's last message proves the whole group (and all before it)
+                # is in the stream: each message names its predecessor, so the server stores
+                # one only after storing the one before it, and refuses every later one if an
+                # earlier one was refused or lost. A duplicate is stored already.
+                self._check(await asyncio.wait_for(fut, self.ack_timeout))
+                acked(group)
+                msgs, size = msgs - len(group), size - sent
         except BaseException:
             self.tail_known = False  # some acks may be lost: ask the stream on the next attempt
             for fut in self.waiting.values():
@@ -129,19 +144,27 @@ class _Link:
             self.waiting.clear()
             raise
 
-    async def _send(self, event: Event) -> asyncio.Future[Any]:
-        headers = event_headers(event, self.store_id)
-        if self.tail is not None:
-            # The server refuses a message that would not follow the last one: order holds even
-            # when a reconnect loses a message in flight and delivers the next.
-            headers["Nats-Expected-Last-Msg-Id"] = self.tail[1]
+    async def _send(self, group: list[Event], max_bytes: int) -> tuple[asyncio.Future[Any], int, int]:
+        """Sends the first events of ``group`` (at least one, about ``max_bytes`` at most),
+        the last with a reply subject; their ack, how many were sent, and their size."""
+        nc = self.nc
+        if nc.is_closed:
+            raise PublishFailed("the NATS connection is closed")
         self.counter += 1
         reply = f"{self.inbox}.{self.counter}"
+        # The server refuses a message that would not follow the last one: order holds even
+        # when a reconnect loses a message in flight and delivers the next.
+        follows = None if self.tail is None else self.tail[1]
+        data, n = nats_publish_commands(group, self.store_id, self.subject, follows, reply, max_bytes)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.waiting[reply] = fut
-        await self.nc.publish(self.subject, event.payload_bytes, reply=reply, headers=headers)
-        self.tail = (event.global_sequence, str(event.event_id))  # what the next one must follow
-        return fut
+        # nats-py's publish, minus its per-header Python encoding (tests pin these internals).
+        await nc._send_command(data)
+        if nc._flush_queue is not None and nc._flush_queue.empty():
+            await nc._flush_pending()
+        last = group[n - 1]
+        self.tail = (last.global_sequence, str(last.event_id))  # what the next one must follow
+        return fut, n, len(data)
 
     @staticmethod
     def _check(msg: Any) -> None:
@@ -212,11 +235,11 @@ class Publisher:
         """The last global_sequence checkpointed (acknowledged by JetStream)."""
         return self._worker.position
 
-    def _acked(self, global_sequence: int) -> None:
+    def _acked(self, events: list[Event]) -> None:
         with self._lock:
-            if global_sequence > self._counted_through:
-                self._counted_through = global_sequence
-                self._published += 1
+            through = self._counted_through
+            self._published += sum(1 for e in events if e.global_sequence > through)
+            self._counted_through = max(through, events[-1].global_sequence)
 
     def _handle(self, batch: list[Event], store: Store, witness: AtLeastOnce | None) -> CursorWorkerAction:
         coro = self._link.publish(batch, self._window, self._window_bytes, self._acked)

@@ -17,6 +17,7 @@ mod gil;
 mod guards;
 mod lease;
 mod names;
+mod nats_wire;
 mod operations;
 mod payload;
 mod projection;
@@ -55,6 +56,8 @@ mod _native {
     use crate::lease::WorkerLease;
     #[pymodule_export]
     use crate::names::validate_kind;
+    #[pymodule_export]
+    use crate::nats_wire::{nats_decode, nats_publish_commands};
     #[pymodule_export]
     use crate::projection::{replay, replay_head, target_identity, CacheMeta, NativeCache};
     #[pymodule_export]
