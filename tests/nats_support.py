@@ -10,7 +10,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -214,6 +214,19 @@ def stream_messages(urls: list[str], stream: str) -> list[Any]:
         return out
 
     return asyncio.run(read())
+
+
+def jsm_call(urls: list[str], call: Callable[[Any], Any]) -> Any:
+    """Runs ``call(jsm)`` (a JetStream management coroutine) on a connection of its own."""
+
+    async def run() -> Any:
+        nc = await nats.connect(servers=urls)
+        try:
+            return await call(nc.jsm())
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
 
 
 def stream_leader(urls: list[str], stream: str) -> str:

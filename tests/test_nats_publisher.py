@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import eventpak as ep
 import eventpak.nats
@@ -23,6 +22,7 @@ from nats.js.api import StreamConfig
 from nats_support import (  # noqa: F401 (the nats_server and nats_cluster fixtures)
     NatsCluster,
     NatsServer,
+    jsm_call,
     nats_cluster_fixture,
     nats_server_fixture,
     stream_leader,
@@ -60,6 +60,16 @@ def assert_stream_is(urls: list[str], stream: str, events: list[ep.Event]) -> No
         assert m.data == e.payload_bytes
 
 
+def published_all(
+    pub: ep.nats.Publisher, urls: list[str], events: list[ep.Event], timeout: float = 30
+) -> None:
+    """Waits until ``pub`` checkpointed the last of ``events``, stops it, and checks that the
+    stream holds exactly ``events``."""
+    wait_until(lambda: pub.position == events[-1].global_sequence, timeout=timeout)
+    pub.stop_and_join()
+    assert_stream_is(urls, "EVENTS", events)
+
+
 def appender(store: ep.Store, stop: threading.Event, scope: str = "s") -> threading.Thread:
     def run() -> None:
         n = 0
@@ -86,10 +96,8 @@ def test_every_event_of_the_region_once_in_order(nats_server: NatsServer, tmp_pa
         for i in range(300, 600):
             store.append(ep.Coordinate(f"e{i % 3}", "in" if i % 3 else "out"), "k", {"i": i})
         events = store.query(region)
-        wait_until(lambda: pub.position == events[-1].global_sequence)
+        published_all(pub, nats_server.urls, events)
         assert pub.published == len(events)
-        pub.stop_and_join()
-        assert_stream_is(nats_server.urls, "EVENTS", events)
         msg = stream_messages(nats_server.urls, "EVENTS")[0]
         assert msg.headers["Eventpak-tags"] == '["t1"]'
         # A new publisher on the same checkpoint sends only what follows.
@@ -122,9 +130,7 @@ def test_publisher_sigkilled_repeatedly_loses_nothing(nats_server: NatsServer, t
     try:
         pub = ep.nats.Publisher(store, ep.Region.all(), servers=nats_server.urls, stream="EVENTS")
         events = store.query(ep.Region.all())
-        wait_until(lambda: pub.position == events[-1].global_sequence)
-        pub.stop_and_join()
-        assert_stream_is(nats_server.urls, "EVENTS", events)
+        published_all(pub, nats_server.urls, events)
     finally:
         store.close()
 
@@ -146,10 +152,8 @@ def test_server_restarted_mid_run(nats_server: NatsServer, tmp_path: Path) -> No
         stop.set()
         writer.join()
         events = store.query(ep.Region.all())
-        wait_until(lambda: pub.position == events[-1].global_sequence)
+        published_all(pub, nats_server.urls, events)
         assert pub.published == len(events)
-        pub.stop_and_join()
-        assert_stream_is(nats_server.urls, "EVENTS", events)
     finally:
         stop.set()
         store.close()
@@ -177,9 +181,7 @@ def test_backpressure_while_the_server_is_down(nats_server: NatsServer, tmp_path
         assert pub.position == 0
         nats_server.start()
         events = store.query(ep.Region.all())
-        wait_until(lambda: pub.position == events[-1].global_sequence)
-        pub.stop_and_join()
-        assert_stream_is(nats_server.urls, "EVENTS", events)
+        published_all(pub, nats_server.urls, events)
     finally:
         store.close()
 
@@ -201,9 +203,7 @@ def test_cluster_node_killed_mid_run_with_an_r3_stream(nats_cluster: NatsCluster
         stop.set()
         writer.join()
         events = store.query(ep.Region.all())
-        wait_until(lambda: pub.position == events[-1].global_sequence, timeout=60)
-        pub.stop_and_join()
-        assert_stream_is(nats_cluster.urls, "EVENTS", events)
+        published_all(pub, nats_cluster.urls, events, timeout=60)
     finally:
         stop.set()
         store.close()
@@ -315,17 +315,6 @@ def test_a_stream_holding_foreign_messages_is_not_published_to(
         store.close()
 
 
-def js_call(urls: list[str], call: Callable[[Any], Any]) -> Any:
-    async def run() -> Any:
-        nc = await nats.connect(servers=urls)
-        try:
-            return await call(nc.jsm())
-        finally:
-            await nc.close()
-
-    return asyncio.run(run())
-
-
 def test_a_refused_message_mid_group_fails_the_group_and_the_retry_sends_the_rest_once(
     nats_server: NatsServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -333,7 +322,7 @@ def test_a_refused_message_mid_group_fails_the_group_and_the_retry_sends_the_res
     # big for the stream), so every later one fails its expected-last check, the group's ack
     # is an error, and each retry resumes after the stream's last message.
     limited = StreamConfig(name="EVENTS", subjects=["EVENTS.events"], max_msg_size=4096)
-    js_call(nats_server.urls, lambda jsm: jsm.add_stream(limited))
+    jsm_call(nats_server.urls, lambda jsm: jsm.add_stream(limited))
     store = ep.Store.open(tmp_path / "data")
     try:
         for i in range(300):
@@ -348,11 +337,9 @@ def test_a_refused_message_mid_group_fails_the_group_and_the_retry_sends_the_res
         assert len(stream_messages(nats_server.urls, "EVENTS")) == 150
         assert pub.published in (128, 150) and pub.position is None  # 150 once a retry read the tail
         unlimited = StreamConfig(name="EVENTS", subjects=["EVENTS.events"], max_msg_size=-1)
-        js_call(nats_server.urls, lambda jsm: jsm.update_stream(unlimited))
-        wait_until(lambda: pub.position == events[-1].global_sequence)
+        jsm_call(nats_server.urls, lambda jsm: jsm.update_stream(unlimited))
+        published_all(pub, nats_server.urls, events)
         assert pub.published == 300
-        pub.stop_and_join()
-        assert_stream_is(nats_server.urls, "EVENTS", events)
     finally:
         store.close()
 

@@ -26,6 +26,7 @@ from eventpak.nats._wire import EXPECTED_LAST, MSG_ID, BadMessage, decode, event
 from nats_support import (  # noqa: F401 (the nats_server and nats_cluster fixtures)
     NatsCluster,
     NatsServer,
+    jsm_call,
     nats_cluster_fixture,
     nats_server_fixture,
     stream_leader,
@@ -112,17 +113,6 @@ def publish_raw(urls: list[str], headers: dict[str, str], payload: bytes) -> dic
             await nc.close()
 
     return asyncio.run(send())
-
-
-def jsm_call(urls: list[str], call: Callable[[Any], Any]) -> Any:
-    async def run() -> Any:
-        nc = await nats.connect(servers=urls)
-        try:
-            return await call(nc.jsm())
-        finally:
-            await nc.close()
-
-    return asyncio.run(run())
 
 
 def test_every_event_arrives_verbatim(nats_server: NatsServer, tmp_path: Path) -> None:
@@ -264,6 +254,16 @@ def test_replica_sigkilled_repeatedly_holds_every_event_once(nats_server: NatsSe
         origin.close()
 
 
+def caught_up_exactly(origin: ep.Store, replica: ep.nats.Replica) -> None:
+    """The replica reaches the origin's head having applied every event once, and holds
+    them as the origin does."""
+    head = origin.head()
+    assert head is not None
+    assert replica.wait_for(head, timeout=60)
+    assert replica.applied == len(origin.query(ALL))
+    assert_same(origin, replica.store, ALL)
+
+
 def test_server_restarted_mid_run(nats_server: NatsServer, tmp_path: Path) -> None:
     origin = ep.Store.open(tmp_path / "origin")
     stop = threading.Event()
@@ -279,11 +279,7 @@ def test_server_restarted_mid_run(nats_server: NatsServer, tmp_path: Path) -> No
             nats_server.start()
         stop.set()
         writer.join()
-        head = origin.head()
-        assert head is not None
-        assert replica.wait_for(head, timeout=60)
-        assert replica.applied == len(origin.query(ALL))
-        assert_same(origin, replica.store, ALL)
+        caught_up_exactly(origin, replica)
         replica.stop_and_join()
         pub.stop_and_join()
     finally:
@@ -308,11 +304,7 @@ def test_cluster_leader_killed_mid_run_with_an_r3_stream(nats_cluster: NatsClust
         nats_cluster.restart(leader)
         stop.set()
         writer.join()
-        head = origin.head()
-        assert head is not None
-        assert replica.wait_for(head, timeout=60)
-        assert replica.applied == len(origin.query(ALL))
-        assert_same(origin, replica.store, ALL)
+        caught_up_exactly(origin, replica)
         replica.stop_and_join()
         pub.stop_and_join()
     finally:
