@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import tempfile
 import threading
@@ -65,7 +64,14 @@ from benches.compare.harness import (
     timed_threads,
 )
 from benches.compare.peers import eventpak as ep_peer
-from benches.compare.report import build_rows, json_document, machine_info, machine_lines, table_lines
+from benches.compare.report import (
+    build_rows,
+    json_document,
+    machine_info,
+    machine_lines,
+    table_lines,
+    write_run,
+)
 
 try:
     import uvloop
@@ -720,14 +726,9 @@ def main(argv: list[str] | None = None) -> int:
     total = perf() - started
     rows = build_rows(b)
     table = markdown(b, rows, machine)
-    print(table)
-    print(f"\nTotal wall time {total:.0f} s.")
     doc = json_document(b, args, argv, machine, rows, table, total, module="benches.aio")
     doc["machine"]["loops"] = {loop: b.shared["loop_versions"][loop] for loop in b.shared["loops"]}
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    log(f"wrote {out}")
+    write_run(table, total, doc, args.json)
     return 0
 
 

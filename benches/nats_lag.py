@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing as mp
 import os
 import sys
@@ -50,7 +49,7 @@ import eventpak.nats
 
 from benches._nats import NatsServer, connect, delete_stream, server_version
 from benches._workload import KIND, POOL_MASK, make_coords, make_payloads
-from benches.compare.harness import RESULTS_DIR, Bench, Peer, Row, Sample, latency_sample, log, perf
+from benches.compare.harness import RESULTS_DIR, Bench, Peer, Row, Sample, latency_sample, perf
 from benches.compare.report import (
     build_rows,
     json_document,
@@ -58,6 +57,7 @@ from benches.compare.report import (
     machine_lines,
     package_version,
     table_lines,
+    write_run,
 )
 
 READY_TIMEOUT_S = 60.0
@@ -305,13 +305,8 @@ def main(argv: list[str] | None = None) -> int:
             *(f"Note: {note}" for note in b.notes),
         ]
     )
-    print(table)
-    print(f"\nTotal wall time {total:.0f} s.")
     doc = json_document(b, args, argv, machine, rows, table, total, module="benches.nats_lag")
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    log(f"wrote {out}")
+    write_run(table, total, doc, args.json)
     return 0
 
 

@@ -56,6 +56,7 @@ from benches.compare.report import (
     machine_lines,
     package_version,
     table_lines,
+    write_run,
 )
 
 WINDOW = 512  # the publisher's default window, used by every pipelined peer
@@ -319,13 +320,8 @@ def main(argv: list[str] | None = None) -> int:
             *table_lines(rows),
         ]
     )
-    print(table)
-    print(f"\nTotal wall time {total:.0f} s.")
     doc = json_document(b, args, argv, machine, rows, table, total, module="benches.nats_publish")
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    log(f"wrote {out}")
+    write_run(table, total, doc, args.json)
     return 0
 
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import json
 import multiprocessing as mp
 import multiprocessing.connection
 import os
@@ -75,7 +74,14 @@ from benches.compare.harness import (
 from benches.compare.peers import eventpak as ep_peer
 from benches.compare.peers import raw as raw_peer
 from benches.compare.peers import sqlite as sq_peer
-from benches.compare.report import build_rows, json_document, machine_info, machine_lines, table_lines
+from benches.compare.report import (
+    build_rows,
+    json_document,
+    machine_info,
+    machine_lines,
+    table_lines,
+    write_run,
+)
 
 ALL_LINES = "12345"
 JOB_TIMEOUT_S = 600.0  # a process that has not answered by then fails the run
@@ -1217,13 +1223,8 @@ def main(argv: list[str] | None = None) -> int:
     total = perf() - started
     rows = build_rows(b)
     table = markdown(b, rows, machine)
-    print(table)
-    print(f"\nTotal wall time {total:.0f} s.")
     doc = json_document(b, args, argv, machine, rows, table, total, module="benches.shared")
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    log(f"wrote {out}")
+    write_run(table, total, doc, args.json)
     return 0
 
 

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
 
 import benches.compare
 from benches.compare.cases import ALL_CASES, CASES
-from benches.compare.harness import RESULTS_DIR, Bench, log, perf
+from benches.compare.harness import RESULTS_DIR, Bench, perf
 from benches.compare.peers import lmdb
-from benches.compare.report import build_rows, json_document, machine_info, markdown
+from benches.compare.report import build_rows, json_document, machine_info, markdown, write_run
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -108,13 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     total = perf() - started
     rows = build_rows(b)
     table = markdown(b, rows, machine)
-    print(table)
-    print(f"\nTotal wall time {total:.0f} s.")
     doc = json_document(b, args, argv, machine, rows, table, total)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    log(f"wrote {out}")
+    write_run(table, total, doc, args.json)
     return 0
 
 

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import datetime as dt
 import importlib.metadata
+import json
 import os
 import platform
 import statistics
@@ -18,7 +19,7 @@ import eventpak as ep
 import msgpack
 
 from benches._workload import PAYLOAD_BYTES
-from benches.compare.harness import WORKER_BATCH, Bench, median_ratio
+from benches.compare.harness import WORKER_BATCH, Bench, log, median_ratio
 from benches.compare.peers import lmdb, sqlite
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -236,3 +237,13 @@ def json_document(
         "notes": b.notes,
         "markdown": table,
     }
+
+
+def write_run(table: str, total: float, doc: dict[str, Any], path: str) -> None:
+    """Prints a run's table and wall time, and writes its JSON document to ``path``."""
+    print(table)
+    print(f"\nTotal wall time {total:.0f} s.")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    log(f"wrote {out}")
