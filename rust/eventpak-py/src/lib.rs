@@ -100,4 +100,13 @@ mod _native {
     fn decode_payload<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
         crate::payload::decode(py, data)
     }
+
+    /// Converts `append_batch` items into engine requests, as `append_batch` does before it
+    /// appends, and returns how many there were; nothing is appended (for benchmarks: the
+    /// cost of the Python boundary alone).
+    #[pyfunction]
+    #[pyo3(signature = (items, *, default=None))]
+    fn _convert_items(items: &Bound<'_, PyAny>, default: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
+        crate::request::build_items(items, default).map(|requests| requests.len())
+    }
 }
