@@ -57,7 +57,9 @@ impl NativeStore {
     #[pyo3(name = "_append_each")]
     fn append_each(&self, py: Python<'_>, items: Vec<Bound<'_, PyAny>>) -> PyResult<Vec<Py<PyAny>>> {
         let default = self.default_encoder(py);
-        let built: Vec<PyResult<_>> = items.iter().map(|item| build_item(item, default.as_ref())).collect();
+        let mut scratch = Vec::new();
+        let built: Vec<PyResult<_>> =
+            items.iter().map(|item| build_item(item, default.as_ref(), &mut scratch)).collect();
         let mut requests = Vec::with_capacity(built.len());
         let mut outcomes: Vec<Option<Py<PyAny>>> = Vec::with_capacity(built.len());
         for b in built {

@@ -7,12 +7,11 @@ mod receipt;
 pub use ids::{from_uuid, to_uuid};
 pub use receipt::AppendReceipt;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use eventpak_core::StoredEvent;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyTuple, PyType};
 
 use crate::payload;
@@ -33,14 +32,16 @@ fn refused(e: eventpak_core::Error) -> PyErr {
 #[pyclass(frozen, module = "eventpak._native")]
 pub struct Event {
     stored: StoredEvent,
-    payload: PyOnceLock<Py<PyAny>>,
+    /// The payload once read. A plain `OnceLock`: its read is one atomic load, and it is
+    /// only ever set with the GIL held and outside any Python call, so setting never waits.
+    payload: OnceLock<Py<PyAny>>,
     upcasters: Option<Arc<Upcasters>>,
 }
 
 impl Event {
     /// An event read by a store with these upcasters (`None`: it has none).
     pub fn new(stored: StoredEvent, upcasters: Option<Arc<Upcasters>>) -> Self {
-        Event { stored, payload: PyOnceLock::new(), upcasters }
+        Event { stored, payload: OnceLock::new(), upcasters }
     }
 
     /// The stored event behind this view.
@@ -124,19 +125,19 @@ impl Event {
     /// object). An upcaster that raises is not cached: the next read runs it again.
     #[getter]
     fn payload(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.payload
-            .get_or_try_init(py, || {
-                let view = self.stored.view();
-                let decoded = payload::decode(py, view.payload())?;
-                match &self.upcasters {
-                    None => Ok(decoded.unbind()),
-                    Some(upcasters) => {
-                        let (kind, stored) = (view.kind_bytes(), view.payload_version());
-                        upcasters.apply(kind, stored, view.global_sequence, decoded).map(Bound::unbind)
-                    }
-                }
-            })
-            .map(|p| p.clone_ref(py))
+        if let Some(cached) = self.payload.get() {
+            return Ok(cached.clone_ref(py));
+        }
+        let view = self.stored.view();
+        let mut decoded = payload::decode(py, view.payload())?;
+        if let Some(upcasters) = &self.upcasters {
+            let (kind, stored) = (view.kind_bytes(), view.payload_version());
+            decoded = upcasters.apply(kind, stored, view.global_sequence, decoded)?;
+        }
+        // An upcaster may let another thread read this payload meanwhile; the first value
+        // stored wins, so every read returns the same object.
+        let _ = self.payload.set(decoded.unbind());
+        Ok(self.payload.get().expect("set just above").clone_ref(py))
     }
     /// The event's tags, in the order they were given at append.
     #[getter]

@@ -4,7 +4,7 @@
 use eventpak_core::AppendRequest as CoreRequest;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use crate::args::{opt_int_arg, type_name};
 use crate::causation;
@@ -98,6 +98,18 @@ fn opt_id(id: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<[u8; 16]
     id.filter(|c| !c.is_none()).map(|c| from_uuid(c, name)).transpose()
 }
 
+/// Encodes `value` into `scratch` (a buffer reused across a batch, so a payload is not grown
+/// step by step in a fresh vector) and returns an exact-size copy.
+fn encoded(
+    value: &Bound<'_, PyAny>,
+    default: Option<&Bound<'_, PyAny>>,
+    scratch: &mut Vec<u8>,
+) -> PyResult<Vec<u8>> {
+    scratch.clear();
+    payload::encode_into(value, default, scratch)?;
+    Ok(scratch.as_slice().to_vec())
+}
+
 /// Builds one engine request; `default` converts payload values msgpack cannot carry (see
 /// [`payload::encode`]).
 pub fn build(
@@ -107,12 +119,23 @@ pub fn build(
     o: Options<'_, '_>,
     default: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<CoreRequest> {
+    build_with(coord, kind, value, o, default, &mut Vec::new())
+}
+
+fn build_with(
+    coord: &Bound<'_, PyAny>,
+    kind: &Bound<'_, PyAny>,
+    value: &Bound<'_, PyAny>,
+    o: Options<'_, '_>,
+    default: Option<&Bound<'_, PyAny>>,
+    scratch: &mut Vec<u8>,
+) -> PyResult<CoreRequest> {
     let (entity, scope) = coordinate_parts(coord)?;
     let mut request = CoreRequest {
         entity,
         scope,
         kind: KindName::named(kind, "kind")?.0,
-        payload: payload::encode(value, default)?,
+        payload: encoded(value, default, scratch)?,
         idempotency_key: o.idempotency_key.filter(|k| !k.is_none()).map(key_bytes).transpose()?,
         expected_sequence: o.expected_sequence,
         correlation_id: opt_id(o.correlation_id, "correlation_id")?,
@@ -124,8 +147,21 @@ pub fn build(
     Ok(request)
 }
 
-/// Builds a batch item: an `AppendRequest` or a `(coord, kind, payload)` tuple.
-pub fn build_item(item: &Bound<'_, PyAny>, default: Option<&Bound<'_, PyAny>>) -> PyResult<CoreRequest> {
+/// Builds a batch item: a `(coord, kind, payload)` tuple or an `AppendRequest`; `scratch` is
+/// the encoding buffer shared by a batch's items.
+pub fn build_item(
+    item: &Bound<'_, PyAny>,
+    default: Option<&Bound<'_, PyAny>>,
+    scratch: &mut Vec<u8>,
+) -> PyResult<CoreRequest> {
+    if let Ok(tuple) = item.downcast_exact::<PyTuple>() {
+        if tuple.len() == 3 {
+            // Borrowed: the tuple keeps its items alive, so no reference is taken per field.
+            let field = |i| tuple.get_borrowed_item(i);
+            let (coord, kind, value) = (field(0)?, field(1)?, field(2)?);
+            return build_with(&coord, &kind, &value, Options::default(), default, scratch);
+        }
+    }
     let py = item.py();
     if let Ok(req) = item.downcast::<AppendRequest>() {
         let r = req.get();
@@ -141,7 +177,7 @@ pub fn build_item(item: &Bound<'_, PyAny>, default: Option<&Bound<'_, PyAny>>) -
             payload_version: r.payload_version.unwrap_or(0),
             tags: tags.as_ref(),
         };
-        return build(r.coord.bind(py), r.kind.bind(py), r.payload.bind(py), options, default);
+        return build_with(r.coord.bind(py), r.kind.bind(py), r.payload.bind(py), options, default, scratch);
     }
     let tuple = item.downcast::<PyTuple>().ok().filter(|t| t.len() == 3).ok_or_else(|| {
         let shown = type_name(item);
@@ -149,13 +185,28 @@ pub fn build_item(item: &Bound<'_, PyAny>, default: Option<&Bound<'_, PyAny>>) -
             "batch items must be ep.AppendRequest or (coord, kind, payload) tuples, not {shown}"
         ))
     })?;
-    build(&tuple.get_item(0)?, &tuple.get_item(1)?, &tuple.get_item(2)?, Options::default(), default)
+    build_with(
+        &tuple.get_item(0)?,
+        &tuple.get_item(1)?,
+        &tuple.get_item(2)?,
+        Options::default(),
+        default,
+        scratch,
+    )
 }
 
-/// Builds every item of an `append_batch` iterable.
+/// Builds every item of an `append_batch` iterable, sharing one encoding buffer.
 pub fn build_items(
     items: &Bound<'_, PyAny>,
     default: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Vec<CoreRequest>> {
-    items.try_iter()?.map(|item| build_item(&item?, default)).collect()
+    let mut scratch = Vec::with_capacity(512);
+    if let Ok(list) = items.downcast_exact::<PyList>() {
+        let mut requests = Vec::with_capacity(list.len());
+        for item in list.iter() {
+            requests.push(build_item(&item, default, &mut scratch)?);
+        }
+        return Ok(requests);
+    }
+    items.try_iter()?.map(|item| build_item(&item?, default, &mut scratch)).collect()
 }

@@ -3,8 +3,9 @@
 //! msgpack decoder hands an invalid one over as bytes, which would read back as a different
 //! type), and nothing may follow the value. Anything else raises `ep.PayloadNotDecodable`.
 
+use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt};
 
 use super::fail::{cut_short, malformed, not_utf8, Fail};
 use super::keys::cached_key;
@@ -151,12 +152,18 @@ impl<'a, 'py> Reader<'a, 'py> {
 
     fn list(&mut self, len: usize) -> Decoded<'py> {
         self.enter(len)?;
-        let mut items = Vec::with_capacity(len);
-        for _ in 0..len {
-            items.push(self.value()?);
+        // Filled in place: no intermediate vector. A list left part-filled by an error holds
+        // NULLs, which its deallocation skips.
+        // SAFETY: `PyList_New` returns a new reference or NULL with an exception set.
+        let list = unsafe { Bound::from_owned_ptr_or_err(self.py, ffi::PyList_New(len as ffi::Py_ssize_t))? };
+        for i in 0..len {
+            let item = self.value()?;
+            // SAFETY: `i` is within the list's length; `PyList_SetItem` steals the item's
+            // reference, and only fails for a bad index or a non-list.
+            unsafe { ffi::PyList_SetItem(list.as_ptr(), i as ffi::Py_ssize_t, item.into_ptr()) };
         }
         self.depth -= 1;
-        Ok(PyList::new(self.py, items)?.into_any())
+        Ok(list)
     }
 
     fn map(&mut self, len: usize) -> Decoded<'py> {
@@ -164,7 +171,13 @@ impl<'a, 'py> Reader<'a, 'py> {
         let dict = PyDict::new(self.py);
         for _ in 0..len {
             let key = self.key()?;
-            dict.set_item(key, self.value()?)?;
+            let value = self.value()?;
+            // SAFETY: three live objects; `PyDict_SetItem` takes its own references, and on
+            // failure (an unhashable key cannot come from `key()`; out of memory) sets an
+            // exception, which `PyErr::fetch` takes.
+            if unsafe { ffi::PyDict_SetItem(dict.as_ptr(), key.as_ptr(), value.as_ptr()) } != 0 {
+                return Err(PyErr::fetch(self.py).into());
+            }
         }
         self.depth -= 1;
         Ok(dict.into_any())
