@@ -83,7 +83,7 @@ class Peer:
 class Row:
     case: str
     key: str
-    # "rate" (events/s, higher is better), "seconds" or "us" (microseconds; both lower is better)
+    # "rate" (events/s, higher is better), "seconds", "us" or "ns" (micro-, nanoseconds; lower is better)
     unit: str = "rate"
     ratio: tuple[str, str, str] | None = None  # (numerator key, denominator key, label)
     aim: str = ""

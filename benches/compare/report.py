@@ -24,7 +24,15 @@ from benches.compare.peers import lmdb, sqlite
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Row unit -> the label the JSON carries (labels are unique: the table maps them back).
-UNIT_LABELS = {"seconds": "s", "us": "us", "rate": "events/s", "mib": "MiB", "bytes": "B", "count": "count"}
+UNIT_LABELS = {
+    "seconds": "s",
+    "us": "us",
+    "ns": "ns",
+    "rate": "events/s",
+    "mib": "MiB",
+    "bytes": "B",
+    "count": "count",
+}
 
 
 def machine_info(root: Path) -> dict[str, Any]:
@@ -90,6 +98,8 @@ def fmt_value(v: float, unit: str) -> str:
         return f"{v:.3f} s" if v >= 1 else f"{v * 1000:.1f} ms"
     if unit == "us":
         return f"{v:,.1f} us" if v < 1000 else f"{v / 1000:,.2f} ms"
+    if unit == "ns":
+        return f"{v:,.1f} ns" if abs(v) < 100 else f"{v:,.0f} ns"
     if unit == "mib":
         return f"{v:,.1f} MiB"
     if unit == "bytes":
