@@ -114,6 +114,20 @@ def timed_read(read: Callable[[], list[Any]], n: int) -> Callable[[Path], Sample
     return run
 
 
+def timed_count(read: Callable[[], int], n: int) -> Callable[[Path], Sample]:
+    """A peer run that times one ``read()`` returning a count (nothing kept) and checks it is ``n``."""
+
+    def run(_dir: Path) -> Sample:
+        t0 = perf()
+        got = read()
+        secs = perf() - t0
+        if got != n:
+            raise RuntimeError(f"read {got} events, expected {n}")
+        return Sample(got, secs)
+
+    return run
+
+
 def latency_rows(case: str, key: str, p50_aim_us: float, p99_aim_us: float) -> list[Row]:
     """The p50, p99 and max rows of a latency peer, p50 and p99 against their aims."""
 

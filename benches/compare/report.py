@@ -82,6 +82,7 @@ def machine_info(root: Path) -> dict[str, Any]:
         "lmdb": lmdb_version,
         "py_lmdb": py_lmdb_version,
         "msgpack": ".".join(map(str, msgpack.version)),
+        "msgspec": package_version("msgspec"),
         "eventsourcing": package_version("eventsourcing"),
     }
 
@@ -156,7 +157,7 @@ def machine_lines(m: dict[str, Any]) -> list[str]:
         f"Machine: {m['nproc']} CPUs ({m['cpu'] or 'unknown CPU'}), {m['memory_gib']} GiB RAM, "
         f"{m['platform']}",
         f"Python {m['python']}, eventpak {m['eventpak']} ({m['eventpak_git'] or 'no git'}), "
-        f"sqlite {m['sqlite']}, lmdb {m['lmdb']}, msgpack {m['msgpack']}, "
+        f"sqlite {m['sqlite']}, lmdb {m['lmdb']}, msgpack {m['msgpack']}, msgspec {m.get('msgspec')}, "
         f"eventsourcing {m['eventsourcing']}",
         f"Temp dir: {m['tmp_dir']} on {fs.get('type', '?')} "
         f"({fs.get('device', '?')} mounted at {fs.get('mount', '?')})",
