@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from itertools import repeat
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,9 @@ REGION = ep.Region.all()
 ITEMS_AIM_NS = 150.0
 EVENT_AIM_NS = 100.0
 
-consume = deque(maxlen=0).extend  # runs an iterator to its end, keeping nothing
+consume: Callable[[Iterable[Any]], None] = deque(
+    maxlen=0
+).extend  # runs an iterator to its end, keeping nothing
 clock = time.perf_counter_ns
 
 
