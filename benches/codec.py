@@ -1,7 +1,7 @@
 """The Python boundary: eventpak's payload codec, its batch item conversion and its Event build,
 side by side with the fastest msgpack codecs for Python, in one run.
 
-    .venv/bin/python -m benches.codec              # full run, ~2 min on 2 cores
+    .venv/bin/python -m benches.codec              # full run, ~40 s on 2 cores
     .venv/bin/python -m benches.codec --quick      # smoke run, < 20 s
     .venv/bin/python -m benches.codec --lines enc-order,items --rounds 9
 
