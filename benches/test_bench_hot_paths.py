@@ -2,6 +2,9 @@
 
     .venv/bin/python -m pytest benches --benchmark-only -q
 
+The payload codec's cases use the order payload of ``benches.codec`` (``benches._shapes.ORDER``),
+which compares the codec with other msgpack libraries side by side.
+
 Not collected by a plain ``pytest`` run (``testpaths = ["tests"]``). Each case stays well under 5 s.
 """
 
@@ -13,7 +16,9 @@ from pathlib import Path
 
 import eventpak as ep
 import pytest
+from eventpak import _native
 
+from benches._shapes import ORDER
 from benches._workload import KIND, POOL_MASK, make_coords, make_payloads
 
 PAYLOADS = make_payloads()
@@ -115,3 +120,13 @@ def test_query_entity_region_in_10k(benchmark, store_10k: tuple[ep.Store, list[e
     events = benchmark(store.query, region)
     assert len(events) == 10_000 // ENTITY_COUNT
     assert all(e.entity == COORDS[42].entity for e in events)
+
+
+def test_encode_order_payload(benchmark) -> None:
+    data = benchmark(_native.encode_payload, ORDER)
+    assert _native.decode_payload(data) == ORDER
+
+
+def test_decode_order_payload(benchmark) -> None:
+    data = _native.encode_payload(ORDER)
+    assert benchmark(_native.decode_payload, data) == ORDER

@@ -9,10 +9,12 @@ Cases (see benches/README.md):
   (a) one durable append per call, one thread: eventpak sync="always" vs raw os.write+os.fdatasync,
       sqlite3 (WAL, synchronous=FULL, one INSERT committed per event), lmdb (sync=True, one put per txn)
   (b) (a) from 8 threads sharing one store (group commit), and sqlite3 from 8 connections
-  (c) durable batches of 1000: append_batch vs sqlite3 executemany in one txn vs lmdb putmulti
+  (c) durable batches of 1000: append_batch vs lmdb putmulti of payloads packed before the loop,
+      sqlite3 executemany in one txn, and lmdb putmulti packing in the loop
   (d) one append per call with sync="batch" vs sqlite3 synchronous=OFF (commit every 1000) and
       lmdb sync=False (one put per txn)
-  (e) reading N events in commit order with payloads decoded
+  (e) reading N events in commit order with payloads decoded, in one query and through a cursor,
+      vs sqlite3, lmdb and (reference) msgspec decoding the same payload bytes alone
   (f) reopen time of an N-event store with and without the index checkpoint
   (g) a cursor worker delivering the N events to a no-op handler in batches of 1000, vs a plain
       cursor.poll_batch(1000) loop and an lmdb cursor read in batches of 1000
@@ -22,6 +24,7 @@ Cases (see benches/README.md):
       the eventsourcing library (repository.get, SQLite) and sqlite3 (indexed SELECT + msgpack + fold)
   (k) store.project with a NativeCache after one new event (incremental), per call: p50/p99, with a
       pure cache hit and the append itself as reference rows
+  (l) batches of 1000 with sync="never" vs msgspec encoding the same payloads alone
 
 Every case runs ``--rounds`` times; in each round all systems run one after the other in a rotated
 order, and every ratio is the median of the per-round ratios, so slow drifts of a noisy machine hit

@@ -10,7 +10,7 @@ from pathlib import Path
 import benches.compare
 from benches.compare.cases import ALL_CASES, CASES
 from benches.compare.harness import RESULTS_DIR, Bench, perf
-from benches.compare.peers import lmdb
+from benches.compare.peers import lmdb, msgspec
 from benches.compare.report import build_rows, json_document, machine_info, markdown, write_run
 
 
@@ -24,7 +24,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--events", type=int, help="events for the read/reopen cases (default 1,000,000; quick 20,000)"
     )
     p.add_argument(
-        "--write-events", type=int, help="events per run in case (d) (default min(events, 200,000))"
+        "--write-events", type=int, help="events per run in cases (d) and (l) (default min(events, 200,000))"
     )
     p.add_argument(
         "--durable-seconds", type=float, help="time budget per durable run (default 2.0; quick 0.3)"
@@ -34,7 +34,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--rounds", type=int, help="interleaved rounds per case (default 5; quick 2)")
     p.add_argument("--threads", type=int, default=8, help="threads in case (b) (default 8)")
-    p.add_argument("--batch-size", type=int, default=1000, help="batch size in case (c) (default 1000)")
+    p.add_argument(
+        "--batch-size", type=int, default=1000, help="batch size in cases (c) and (l) (default 1000)"
+    )
     p.add_argument(
         "--latency-appends",
         type=int,
@@ -101,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         b = Bench(args, root)
         if not lmdb.AVAILABLE:
             b.notes.append("lmdb is not installed: its rows are missing")
+        if not msgspec.AVAILABLE:
+            b.notes.append("msgspec is not installed: its rows are missing")
         for case, run in CASES.items():  # always in CASES order, whatever the order of --cases
             if case in args.cases:
                 run(b)

@@ -83,7 +83,7 @@ class Peer:
 class Row:
     case: str
     key: str
-    # "rate" (events/s, higher is better), "seconds" or "us" (microseconds; both lower is better)
+    # "rate" (events/s, higher is better), "seconds", "us" or "ns" (micro-, nanoseconds; lower is better)
     unit: str = "rate"
     ratio: tuple[str, str, str] | None = None  # (numerator key, denominator key, label)
     aim: str = ""
@@ -107,6 +107,20 @@ def timed_read(read: Callable[[], list[Any]], n: int) -> Callable[[Path], Sample
         secs = perf() - t0
         got = len(out)
         del out
+        if got != n:
+            raise RuntimeError(f"read {got} events, expected {n}")
+        return Sample(got, secs)
+
+    return run
+
+
+def timed_count(read: Callable[[], int], n: int) -> Callable[[Path], Sample]:
+    """A peer run that times one ``read()`` returning a count (nothing kept) and checks it is ``n``."""
+
+    def run(_dir: Path) -> Sample:
+        t0 = perf()
+        got = read()
+        secs = perf() - t0
         if got != n:
             raise RuntimeError(f"read {got} events, expected {n}")
         return Sample(got, secs)

@@ -24,7 +24,15 @@ from benches.compare.peers import lmdb, sqlite
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Row unit -> the label the JSON carries (labels are unique: the table maps them back).
-UNIT_LABELS = {"seconds": "s", "us": "us", "rate": "events/s", "mib": "MiB", "bytes": "B", "count": "count"}
+UNIT_LABELS = {
+    "seconds": "s",
+    "us": "us",
+    "ns": "ns",
+    "rate": "events/s",
+    "mib": "MiB",
+    "bytes": "B",
+    "count": "count",
+}
 
 
 def machine_info(root: Path) -> dict[str, Any]:
@@ -74,6 +82,7 @@ def machine_info(root: Path) -> dict[str, Any]:
         "lmdb": lmdb_version,
         "py_lmdb": py_lmdb_version,
         "msgpack": ".".join(map(str, msgpack.version)),
+        "msgspec": package_version("msgspec"),
         "eventsourcing": package_version("eventsourcing"),
     }
 
@@ -90,6 +99,8 @@ def fmt_value(v: float, unit: str) -> str:
         return f"{v:.3f} s" if v >= 1 else f"{v * 1000:.1f} ms"
     if unit == "us":
         return f"{v:,.1f} us" if v < 1000 else f"{v / 1000:,.2f} ms"
+    if unit == "ns":
+        return f"{v:,.1f} ns" if abs(v) < 100 else f"{v:,.0f} ns"
     if unit == "mib":
         return f"{v:,.1f} MiB"
     if unit == "bytes":
@@ -146,7 +157,7 @@ def machine_lines(m: dict[str, Any]) -> list[str]:
         f"Machine: {m['nproc']} CPUs ({m['cpu'] or 'unknown CPU'}), {m['memory_gib']} GiB RAM, "
         f"{m['platform']}",
         f"Python {m['python']}, eventpak {m['eventpak']} ({m['eventpak_git'] or 'no git'}), "
-        f"sqlite {m['sqlite']}, lmdb {m['lmdb']}, msgpack {m['msgpack']}, "
+        f"sqlite {m['sqlite']}, lmdb {m['lmdb']}, msgpack {m['msgpack']}, msgspec {m.get('msgspec')}, "
         f"eventsourcing {m['eventsourcing']}",
         f"Temp dir: {m['tmp_dir']} on {fs.get('type', '?')} "
         f"({fs.get('device', '?')} mounted at {fs.get('mount', '?')})",

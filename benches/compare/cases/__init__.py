@@ -19,6 +19,7 @@ from benches.compare.cases import (
     i_latency,
     j_projection,
     k_cached_projection,
+    l_buffered_batches,
 )
 from benches.compare.harness import Bench
 
@@ -34,5 +35,6 @@ CASES: dict[str, Callable[[Bench], None]] = {
     "i": i_latency.run,
     "j": j_projection.run,
     "k": k_cached_projection.run,
+    "l": l_buffered_batches.run,
 }
 ALL_CASES = "".join(CASES)

@@ -9,4 +9,5 @@ zero-argument reader/fold), so the code inside a measured loop lives in exactly 
 - ``lmdb``: py-lmdb with 8-byte big-endian sequence keys (``AVAILABLE`` is false without it)
 - ``raw``: length-prefixed msgpack records with ``os.write`` + ``os.fdatasync``
 - ``eventsourcing``: the eventsourcing library's aggregate and application (``AVAILABLE`` likewise)
+- ``msgspec``: msgspec's msgpack codec alone, no store, the reference of (e) and (l) (``AVAILABLE`` likewise)
 """

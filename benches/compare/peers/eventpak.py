@@ -107,6 +107,29 @@ def read_events(store: ep.Store, region: ep.Region) -> Callable[[], list[Any]]:
     return lambda: store.query(region)
 
 
+def read_cursor(store: ep.Store, region: ep.Region, size: int = 1000) -> Callable[[], int]:
+    """(e): the region through a cursor, ``poll_batch(size)`` in a loop, touching every
+    ``e.payload`` and keeping nothing; returns the count."""
+
+    def read() -> int:
+        poll, seen = store.cursor(region).poll_batch, 0
+        while batch := poll(size):
+            for e in batch:
+                e.payload  # noqa: B018 -- the read being measured
+            seen += len(batch)
+        return seen
+
+    return read
+
+
+def stored_payloads(store: ep.Store, region: ep.Region, size: int = 1000) -> list[list[bytes]]:
+    """(e): the stored payload bytes of the region (``e.payload_bytes``), in lists of ``size``."""
+    poll, out = store.cursor(region).poll_batch, []
+    while batch := poll(size):
+        out.append([e.payload_bytes for e in batch])
+    return out
+
+
 def read_pages(store: ep.Store, region: ep.Region, limit: int = 1000) -> Callable[[], list[Any]]:
     """(e): the region in pages of ``limit`` (``after=``), every payload decoded."""
 
