@@ -29,7 +29,7 @@ fn refused(e: eventpak_core::Error) -> PyErr {
 /// A committed event, read in place from the store's memory-mapped segment: fields are
 /// decoded on access; the payload is decoded from msgpack on first access, brought up to
 /// date by the store's upcasters (if it has any), then cached.
-#[pyclass(frozen, module = "eventpak._native")]
+#[pyclass(frozen, freelist = 2048, module = "eventpak._native")]
 pub struct Event {
     stored: StoredEvent,
     /// The payload once read. A plain `OnceLock`: its read is one atomic load, and it is
