@@ -241,7 +241,7 @@ def event_line(b: Bench) -> None:
             "eventpak",
             unit="ns",
             metric="decode_ns",
-            note="decode_payload of the same stored bytes alone (a batch's values kept to its end), per event",
+            note="decode_payload of the same stored bytes alone (kept to the batch's end), per event",
         ),
         Row(
             "event",
