@@ -6,6 +6,7 @@ mod decode;
 mod encode;
 mod fail;
 mod keys;
+mod refs;
 mod timestamp;
 
 pub use decode::decode;

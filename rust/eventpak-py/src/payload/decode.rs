@@ -5,10 +5,11 @@
 
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt};
+use pyo3::types::{PyBytes, PyDict, PyFloat, PyInt};
 
 use super::fail::{cut_short, malformed, not_utf8, Fail};
 use super::keys::cached_key;
+use super::refs;
 use super::timestamp;
 
 /// Deepest nesting of arrays and maps accepted (rmp-serde's limit, which decoded payloads before).
@@ -61,8 +62,10 @@ impl<'a, 'py> Reader<'a, 'py> {
             0x80..=0x8f => return self.map(usize::from(marker & 0x0f)),
             0x90..=0x9f => return self.list(usize::from(marker & 0x0f)),
             0xa0..=0xbf => return self.str(usize::from(marker & 0x1f)),
-            0xc0 => py.None().into_bound(py),
-            0xc2 | 0xc3 => PyBool::new(py, marker == 0xc3).to_owned().into_any(),
+            // SAFETY (the three below): the addresses of static singletons.
+            0xc0 => self.singleton(unsafe { ffi::Py_None() }),
+            0xc2 => self.singleton(unsafe { ffi::Py_False() }),
+            0xc3 => self.singleton(unsafe { ffi::Py_True() }),
             0xc4..=0xc6 => {
                 let n = self.sized(marker - 0xc4)?;
                 return self.bin(n);
@@ -97,6 +100,17 @@ impl<'a, 'py> Reader<'a, 'py> {
             0xe0..=0xff => PyInt::new(py, marker as i8).into_any(),
             0xc1 => return Err(self.malformed_here("the reserved marker 0xc1")),
         })
+    }
+
+    /// A new reference to `None`, `True` or `False`.
+    #[inline(always)]
+    fn singleton(&self, obj: *mut ffi::PyObject) -> Bound<'py, PyAny> {
+        // SAFETY: the singletons live as long as the interpreter; the added reference is the
+        // returned `Bound`'s own.
+        unsafe {
+            refs::add_ref(obj);
+            Bound::from_owned_ptr(self.py, obj)
+        }
     }
 
     fn malformed_here(&self, what: &str) -> Fail {
@@ -177,6 +191,11 @@ impl<'a, 'py> Reader<'a, 'py> {
             // exception, which `PyErr::fetch` takes.
             if unsafe { ffi::PyDict_SetItem(dict.as_ptr(), key.as_ptr(), value.as_ptr()) } != 0 {
                 return Err(PyErr::fetch(self.py).into());
+            }
+            // SAFETY: the dict now holds a reference to each, so ours are not the last.
+            unsafe {
+                refs::release_not_last(key.into_ptr());
+                refs::release_not_last(value.into_ptr());
             }
         }
         self.depth -= 1;

@@ -84,8 +84,12 @@ pub fn cached_key<'py>(py: Python<'py>, raw: &[u8]) -> Result<Bound<'py, PyStrin
     // SAFETY: the GIL is held (`py`), which makes this the only access (see `KeyCache`).
     let slot = unsafe { &mut (*KEY_CACHE.0.get())[slot_of(&shape)] };
     if !slot.key.is_null() && slot.shape == shape {
-        // SAFETY: the slot holds a strong reference to a live str; this adds one for the caller.
-        return Ok(unsafe { Bound::from_borrowed_ptr(py, slot.key).downcast_into_unchecked() });
+        // SAFETY: the slot holds a strong reference to a live str; this adds one for the
+        // caller, which the returned `Bound` owns.
+        return Ok(unsafe {
+            super::refs::add_ref(slot.key);
+            Bound::from_owned_ptr(py, slot.key).downcast_into_unchecked()
+        });
     }
     let fresh = PyString::intern(py, std::str::from_utf8(raw)?);
     let old = std::mem::replace(&mut slot.key, fresh.clone().into_ptr());
