@@ -2,18 +2,20 @@
 //! event id arguments they share.
 
 mod ids;
+mod payload_slot;
 mod receipt;
 
 pub use ids::{from_uuid, to_uuid};
 pub use receipt::AppendReceipt;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use eventpak_core::StoredEvent;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
 
+use self::payload_slot::PayloadSlot;
 use crate::payload;
 use crate::types::Coordinate;
 use crate::upcast::{decode_typed, Upcasters};
@@ -29,19 +31,18 @@ fn refused(e: eventpak_core::Error) -> PyErr {
 /// A committed event, read in place from the store's memory-mapped segment: fields are
 /// decoded on access; the payload is decoded from msgpack on first access, brought up to
 /// date by the store's upcasters (if it has any), then cached.
-#[pyclass(frozen, freelist = 2048, module = "eventpak._native")]
+#[pyclass(frozen, module = "eventpak._native")]
 pub struct Event {
     stored: StoredEvent,
-    /// The payload once read. A plain `OnceLock`: its read is one atomic load, and it is
-    /// only ever set with the GIL held and outside any Python call, so setting never waits.
-    payload: OnceLock<Py<PyAny>>,
+    /// The payload once read.
+    payload: PayloadSlot,
     upcasters: Option<Arc<Upcasters>>,
 }
 
 impl Event {
     /// An event read by a store with these upcasters (`None`: it has none).
     pub fn new(stored: StoredEvent, upcasters: Option<Arc<Upcasters>>) -> Self {
-        Event { stored, payload: OnceLock::new(), upcasters }
+        Event { stored, payload: PayloadSlot::new(), upcasters }
     }
 
     /// The stored event behind this view.
@@ -124,9 +125,9 @@ impl Event {
     /// The payload, decoded from msgpack and upcast (once; later reads return the same
     /// object). An upcaster that raises is not cached: the next read runs it again.
     #[getter]
-    fn payload(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        if let Some(cached) = self.payload.get() {
-            return Ok(cached.clone_ref(py));
+    fn payload<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(cached) = self.payload.get(py) {
+            return Ok(cached);
         }
         let view = self.stored.view();
         let mut decoded = payload::decode(py, view.payload())?;
@@ -134,10 +135,7 @@ impl Event {
             let (kind, stored) = (view.kind_bytes(), view.payload_version());
             decoded = upcasters.apply(kind, stored, view.global_sequence, decoded)?;
         }
-        // An upcaster may let another thread read this payload meanwhile; the first value
-        // stored wins, so every read returns the same object.
-        let _ = self.payload.set(decoded.unbind());
-        Ok(self.payload.get().expect("set just above").clone_ref(py))
+        Ok(self.payload.set_once(decoded))
     }
     /// The event's tags, in the order they were given at append.
     #[getter]
