@@ -1,13 +1,22 @@
-//! Payload codec: Python values to msgpack through serde and rmp-serde, and back through a
-//! strict one-pass reader, so the bytes never pass through an intermediate Python
+//! Payload codec: Python values to msgpack written straight from the objects, and back
+//! through a strict one-pass reader, so the bytes never pass through an intermediate Python
 //! structure. Aware datetimes travel as msgpack timestamps.
 
+mod containers;
 mod decode;
 mod encode;
 mod fail;
+mod fallback;
 mod keys;
+mod output;
 mod timestamp;
+mod walk;
+mod write;
 
 pub use decode::decode;
 pub use encode::encode;
+// The appending form, for callers that encode many payloads into one buffer.
+#[allow(unused_imports)]
+pub use encode::encode_into;
+pub use output::encode_bytes;
 pub use timestamp::utc_from_micros;
