@@ -87,6 +87,7 @@ pub fn encode(obj: &Bound<'_, PyAny>, default: Option<&Bound<'_, PyAny>>) -> PyR
 /// [`encode_into`], failing with a [`Fail`] that becomes an exception only when raised. With
 /// `long`, strs and bytes of at least [`BY_REFERENCE`](super::output::BY_REFERENCE) bytes are
 /// noted there rather than copied into `out` (see `output.rs`).
+#[inline]
 pub(super) fn write(
     obj: &Bound<'_, PyAny>,
     default: Option<&Bound<'_, PyAny>>,

@@ -72,6 +72,7 @@ impl Scratch {
         Scratch { buf: Vec::new(), long: Vec::new() }
     }
 
+    #[inline]
     fn encode<'py>(
         &mut self,
         obj: &Bound<'py, PyAny>,
@@ -89,7 +90,22 @@ impl Scratch {
 }
 
 /// The bytes of `buf` with each long data inserted where it belongs.
+#[inline]
 fn assemble<'py>(py: Python<'py>, buf: &[u8], long: &[Long]) -> Result<Bound<'py, PyBytes>, Fail> {
+    if long.is_empty() {
+        // SAFETY: `buf` holds `buf.len()` bytes, which the new bytes object copies.
+        let raw =
+            unsafe { ffi::PyBytes_FromStringAndSize(buf.as_ptr().cast(), buf.len() as ffi::Py_ssize_t) };
+        // SAFETY: `raw` is a new reference to a bytes object, or null with an exception set.
+        return unsafe { Bound::from_owned_ptr_or_err(py, raw).map(|b| b.downcast_into_unchecked()) }
+            .map_err(python);
+    }
+    join(py, buf, long)
+}
+
+/// [`assemble`] with long data to insert.
+#[inline(never)]
+fn join<'py>(py: Python<'py>, buf: &[u8], long: &[Long]) -> Result<Bound<'py, PyBytes>, Fail> {
     let len = buf.len() + long.iter().map(|l| l.len).sum::<usize>();
     // SAFETY: the new bytes object has room for exactly `len` bytes, which the copies fill
     // in order: the parts of `buf` between the long data (the `at` offsets increase, each

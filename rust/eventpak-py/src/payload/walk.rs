@@ -95,12 +95,8 @@ impl<'a, 'py> Walk<'a, 'py> {
                 return Err(not_utf8(self.py));
             }
             let text = std::slice::from_raw_parts(data.cast::<u8>(), len as usize);
-            if text.len() > write::MAX_LEN {
-                return Err(too_long("str", text.len()));
-            }
-            if text.len() >= BY_REFERENCE && self.long.is_some() {
-                self.note_long(obj, text, write::str_header);
-                return Ok(());
+            if text.len() >= BY_REFERENCE {
+                return self.long(obj, text, Kind::Str);
             }
             write::str(self.out, text);
         }
@@ -168,34 +164,49 @@ impl<'a, 'py> Walk<'a, 'py> {
         // copied out before anything else runs.
         unsafe {
             let data = ffi::PyBytes_AsString(obj);
-            let len = ffi::PyBytes_Size(obj) as usize;
-            if len > write::MAX_LEN {
-                return Err(too_long("bytes", len));
-            }
-            let data = std::slice::from_raw_parts(data.cast::<u8>(), len);
-            if len >= BY_REFERENCE && self.long.is_some() {
-                self.note_long(obj, data, write::bin_header);
-                return Ok(());
+            let data = std::slice::from_raw_parts(data.cast::<u8>(), ffi::PyBytes_Size(obj) as usize);
+            if data.len() >= BY_REFERENCE {
+                return self.long(obj, data, Kind::Bin);
             }
             write::bin(self.out, data);
         }
         Ok(())
     }
 
-    /// Writes the header of a long str or bytes `obj` and notes where its `data` goes.
+    /// A str's UTF-8 or a bytes' data of at least [`BY_REFERENCE`] bytes: noted in `long`
+    /// when the walk keeps long data apart (writing only its header), else written.
     ///
     /// # Safety
     /// `data` is the buffer of `obj`, a live str (its UTF-8) or bytes.
     #[inline(never)]
-    unsafe fn note_long(&mut self, obj: *mut ffi::PyObject, data: &[u8], header: fn(&mut Vec<u8>, usize)) {
-        header(self.out, data.len());
+    unsafe fn long(&mut self, obj: *mut ffi::PyObject, data: &[u8], kind: Kind) -> Step {
+        if data.len() > write::MAX_LEN {
+            return Err(too_long(if kind == Kind::Str { "str" } else { "bytes" }, data.len()));
+        }
+        let Some(long) = self.long.as_deref_mut() else {
+            match kind {
+                Kind::Str => write::str(self.out, data),
+                Kind::Bin => write::bin(self.out, data),
+            }
+            return Ok(());
+        };
+        match kind {
+            Kind::Str => write::str_header(self.out, data.len()),
+            Kind::Bin => write::bin_header(self.out, data.len()),
+        }
         // SAFETY: `obj` is live (this function's contract), and holding it keeps `data` alive
         // and unchanged: strs and bytes are immutable.
         let owner = unsafe { Borrowed::from_ptr(self.py, obj) }.to_owned().unbind();
-        if let Some(long) = self.long.as_deref_mut() {
-            long.push(unsafe { Long::new(self.out.len(), owner, data) });
-        }
+        long.push(unsafe { Long::new(self.out.len(), owner, data) });
+        Ok(())
     }
+}
+
+/// Which msgpack family long data is written as.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Str,
+    Bin,
 }
 
 /// The refusal of a value longer than msgpack's 32-bit length fields can describe.
