@@ -88,11 +88,10 @@ mod _native {
     #[pyfunction]
     #[pyo3(signature = (value, *, default=None))]
     fn encode_payload<'py>(
-        py: Python<'py>,
         value: &Bound<'py, PyAny>,
         default: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
-        Ok(pyo3::types::PyBytes::new(py, &crate::payload::encode(value, default)?))
+        crate::payload::encode_bytes(value, default)
     }
 
     /// Decodes msgpack bytes the way the store does.

@@ -1,25 +1,20 @@
-//! Payload codec: Python values to msgpack through serde and rmp-serde, and back through a
-//! strict one-pass reader, so the bytes never pass through an intermediate Python
+//! Payload codec: Python values to msgpack written straight from the objects, and back
+//! through a strict one-pass reader, so the bytes never pass through an intermediate Python
 //! structure. Aware datetimes travel as msgpack timestamps.
 
+mod containers;
 mod decode;
 mod encode;
 mod fail;
+mod fallback;
 mod keys;
+mod output;
 mod refs;
 mod timestamp;
+mod walk;
+mod write;
 
 pub use decode::decode;
-pub use encode::encode;
-
-/// Appends the msgpack of `obj` to `out` (see [`encode`]).
-pub fn encode_into(
-    obj: &Bound<'_, PyAny>,
-    default: Option<&Bound<'_, PyAny>>,
-    out: &mut Vec<u8>,
-) -> PyResult<()> {
-    out.extend_from_slice(&encode(obj, default)?);
-    Ok(())
-}
-use pyo3::prelude::*;
+pub use encode::encode_into;
+pub use output::encode_bytes;
 pub use timestamp::utc_from_micros;

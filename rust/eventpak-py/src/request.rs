@@ -111,7 +111,7 @@ fn encoded(
 }
 
 /// Builds one engine request; `default` converts payload values msgpack cannot carry (see
-/// [`payload::encode`]).
+/// [`payload::encode_into`]).
 pub fn build(
     coord: &Bound<'_, PyAny>,
     kind: &Bound<'_, PyAny>,
