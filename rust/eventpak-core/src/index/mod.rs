@@ -4,6 +4,7 @@ mod causal;
 mod checkpoint;
 mod checkpoint_sections;
 mod holes;
+mod interner;
 mod query;
 mod tag_filter;
 mod tracking;
@@ -11,6 +12,7 @@ mod union;
 
 pub use checkpoint::{load_checkpoint, write_checkpoint, CheckpointCover, INDEX_CHECKPOINT_FILE};
 pub use holes::HOLE_SEGMENT;
+pub use interner::Interner;
 pub use tracking::{TrackedFrame, TrackingIndex};
 
 use std::collections::{BTreeMap, HashMap};
@@ -18,52 +20,6 @@ use std::sync::Arc;
 
 use crate::event::Hash;
 use crate::visibility::Visibility;
-
-/// Interns names so each entity, scope and kind is stored once and compared as an id.
-#[derive(Default, Debug)]
-pub struct Interner {
-    names: Vec<Arc<str>>,
-    ids: HashMap<Arc<str>, u32>,
-}
-
-impl Interner {
-    /// The id of `name`, adding it when new.
-    pub fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
-            return id;
-        }
-        let id = self.names.len() as u32;
-        let name: Arc<str> = name.into();
-        self.names.push(name.clone());
-        self.ids.insert(name, id);
-        id
-    }
-
-    /// The id of `name`, if known.
-    pub fn get(&self, name: &str) -> Option<u32> {
-        self.ids.get(name).copied()
-    }
-
-    /// The name with id `id`.
-    pub fn name(&self, id: u32) -> &Arc<str> {
-        &self.names[id as usize]
-    }
-
-    /// Number of names.
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
-
-    /// All names in id order.
-    pub fn names(&self) -> &[Arc<str>] {
-        &self.names
-    }
-}
 
 /// Where one event is and what it is, by global sequence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
