@@ -209,7 +209,13 @@ impl IdClock {
 
     /// The next id, greater than every id handed out before.
     pub fn next_id(&mut self) -> EventId {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        self.next_id_at(WallClock::read())
+    }
+
+    /// The next id, greater than every id handed out before, for an event made at `now`
+    /// (one reading serves a whole commit: see [`WallClock`]).
+    pub fn next_id_at(&mut self, now: WallClock) -> EventId {
+        let now_ms = u128::from(now.ms);
         let (r1, r2) = (self.random() as u128, self.random() as u128);
         let fresh = ((now_ms & 0xffff_ffff_ffff) << 80)
             | V7_VERSION_AND_VARIANT
@@ -236,9 +242,37 @@ impl IdClock {
 
     /// The next timestamp in microseconds: the wall clock, never below the previous one.
     pub fn next_timestamp_us(&mut self) -> u64 {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
-        self.last_us = self.last_us.max(now);
+        self.timestamp_at(WallClock::read())
+    }
+
+    /// The timestamp of an event made at `now`: `now`, or the previous timestamp when the
+    /// wall clock stepped back since.
+    pub fn timestamp_at(&mut self, now: WallClock) -> u64 {
+        self.last_us = self.last_us.max(now.us);
         self.last_us
+    }
+}
+
+/// One reading of the wall clock, in the two units events use: milliseconds for the
+/// UUIDv7 ids, microseconds for `timestamp_us`.
+///
+/// A commit reads the clock once and stamps all its events with that reading: a batch
+/// is written at one moment, and a clock read per event cost more than the rest of
+/// stamping it. [`IdClock`] keeps ids strictly increasing and timestamps never
+/// decreasing whatever readings it is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WallClock {
+    /// Milliseconds since the Unix epoch.
+    pub ms: u64,
+    /// Microseconds since the Unix epoch.
+    pub us: u64,
+}
+
+impl WallClock {
+    /// The wall clock now (zero before the Unix epoch).
+    pub fn read() -> Self {
+        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        WallClock { ms: since_epoch.as_millis() as u64, us: since_epoch.as_micros() as u64 }
     }
 }
 
