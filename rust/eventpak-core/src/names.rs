@@ -28,6 +28,8 @@ pub fn check_name(value: &str, max_bytes: usize) -> std::result::Result<(), Stri
 
 /// Why `value` breaks the rules (the checks in the order their reasons are given), or
 /// `Ok` when it does not.
+#[cold]
+#[inline(never)]
 fn explain_bad_name(value: &str, max_bytes: usize) -> std::result::Result<(), String> {
     if value.is_empty() {
         return Err("must not be empty".into());
@@ -52,53 +54,57 @@ fn explain_bad_name(value: &str, max_bytes: usize) -> std::result::Result<(), St
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 
-/// The high bit of every byte of `x` that is zero, and no other bit. Exact (no false
-/// positives): the low seven bits of a byte plus 0x7f carry into its high bit unless they
-/// are all zero, and no byte's sum reaches the next byte.
+/// A word whose bytes have their high bit set only if some byte of `x` is below `n`
+/// (`n` at most 0x80). The high bit of a byte below `n` is always set; a borrow can set
+/// it in others only above such a byte, so "any high bit set" is an exact answer.
 #[inline(always)]
-fn zero_bytes(x: u64) -> u64 {
-    !(((x & !HIGH_BITS).wrapping_add(!HIGH_BITS)) | x) & HIGH_BITS
+fn below(x: u64, n: u8) -> u64 {
+    x.wrapping_sub(u64::from(n) * ONES) & !x
 }
 
-/// The high bit of every byte of `x` below 0x20 (exact, by the same reasoning).
+/// [`below`]`(x, 1)` with `c` for zero: high bits set only if some byte of `x` is `c`.
 #[inline(always)]
-fn bytes_below_0x20(x: u64) -> u64 {
-    !(((x & !HIGH_BITS).wrapping_add((0x80 - 0x20) * ONES)) | x) & HIGH_BITS
+fn equal(x: u64, c: u8) -> u64 {
+    below(x ^ (u64::from(c) * ONES), 1)
+}
+
+/// True when the eight bytes `x` (little-endian) hold a control byte, `/`, `|`, `=`, or
+/// a dot right after a dot.
+#[inline(always)]
+fn word_is_suspect(x: u64) -> bool {
+    let dots_are_zero = x ^ (u64::from(b'.') * ONES);
+    // Byte i of `pairs` is zero when bytes i and i + 1 are both dots; the last byte has no
+    // neighbour in the word and is set to non-zero.
+    let pairs = dots_are_zero | (dots_are_zero >> 8) | (0xff << 56);
+    let suspect = below(x, 0x20) | equal(x, 0x7f) | equal(x, b'/') | equal(x, b'|') | equal(x, b'=');
+    (suspect | below(pairs, 1)) & HIGH_BITS != 0
 }
 
 /// True when `bytes` hold a control byte, `/`, `|`, `=` or two dots in a row: the one
 /// pass [`check_name`] makes, eight bytes at a time.
 #[inline]
 fn has_forbidden_bytes(bytes: &[u8]) -> bool {
-    let mut previous_dots = 0u64;
-    let mut words = bytes.chunks_exact(8);
-    let mut check = |word: [u8; 8]| {
-        let x = u64::from_le_bytes(word);
-        let bad = bytes_below_0x20(x)
-            | zero_bytes(x ^ (0x7f * ONES))
-            | zero_bytes(x ^ (u64::from(b'/') * ONES))
-            | zero_bytes(x ^ (u64::from(b'|') * ONES))
-            | zero_bytes(x ^ (u64::from(b'=') * ONES));
-        let dots = zero_bytes(x ^ (u64::from(b'.') * ONES));
-        // A dot right after a dot: byte i + 1 shifted onto byte i, and the last byte of
-        // the previous word followed by this word's first.
-        let double_dots = (dots & (dots >> 8)) | ((previous_dots >> 56) & dots & 0x80);
-        previous_dots = dots;
-        (bad | double_dots) != 0
-    };
-    for word in &mut words {
-        if check(word.try_into().expect("chunks of eight")) {
+    let len = bytes.len();
+    if len < 8 {
+        // Padded with a letter, which is allowed and is not a dot.
+        let mut word = [b'a'; 8];
+        for (to, &from) in word.iter_mut().zip(bytes) {
+            *to = from;
+        }
+        return word_is_suspect(u64::from_le_bytes(word));
+    }
+    let word_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("eight bytes"));
+    let mut previous_ends_in_dot = false;
+    for at in (0..len - 7).step_by(8) {
+        let x = word_at(at);
+        if word_is_suspect(x) || (previous_ends_in_dot && x as u8 == b'.') {
             return true;
         }
+        previous_ends_in_dot = (x >> 56) as u8 == b'.';
     }
-    let rest = words.remainder();
-    if rest.is_empty() {
-        return false;
-    }
-    // The tail is padded with a letter, which is allowed and is not a dot.
-    let mut last = [b'a'; 8];
-    last[..rest.len()].copy_from_slice(rest);
-    check(last)
+    // The last bytes, when the length is not a multiple of eight, as a word that overlaps
+    // the one before: the pair across their boundary lies inside it.
+    len % 8 != 0 && word_is_suspect(word_at(len - 8))
 }
 
 /// Validates an entity or scope.
