@@ -22,7 +22,7 @@ pub struct Interner {
 impl Interner {
     /// The id of `name`, adding it when new.
     pub fn intern(&mut self, name: &str) -> u32 {
-        if self.names.get(self.last as usize).is_some_and(|last| **last == *name) {
+        if self.is(self.last, name) {
             return self.last;
         }
         let id = match self.ids.get(name) {
@@ -37,6 +37,11 @@ impl Interner {
         };
         self.last = id;
         id
+    }
+
+    /// True when `id` is the id of `name`.
+    pub fn is(&self, id: u32, name: &str) -> bool {
+        self.names.get(id as usize).is_some_and(|known| **known == *name)
     }
 
     /// The id of `name`, if known.

@@ -170,8 +170,18 @@ impl Index {
     /// Adds the next event; its sequence is `self.len()`. A visible event is posted at
     /// once; an invisible one waits in the open fence (see [`Index::publish_fence`]).
     pub fn insert(&mut self, e: NewEntry<'_>) {
+        self.insert_known(e, None);
+    }
+
+    /// [`Index::insert`], given the entity's id as [`Index::entity_id`] answered earlier
+    /// (an append looks its entity up before writing): the id is checked against the name
+    /// instead of hashing the name again.
+    pub fn insert_known(&mut self, e: NewEntry<'_>, entity_id: Option<u32>) {
         let seq = self.len();
-        let entity = self.entity_names.intern(e.entity);
+        let entity = match entity_id {
+            Some(id) if self.entity_names.is(id, e.entity) => id,
+            _ => self.entity_names.intern(e.entity),
+        };
         if entity as usize == self.entities.len() {
             self.entities.push(EntityState::default());
             self.entity_order.insert(self.entity_names.name(entity).clone(), entity);
@@ -245,14 +255,22 @@ impl Index {
 
     /// The entity's next clock value and chain head (`0` and zeros for a new entity).
     pub fn entity_head(&self, entity: &str) -> (u64, Hash) {
-        match self.entity_names.get(entity) {
-            Some(id) if self.fence_heads.contains_key(&id) => self.fence_heads[&id],
-            Some(id) => {
-                let state = &self.entities[id as usize];
-                (state.postings.len() as u64, state.last_hash)
-            }
-            None => (0, [0; 32]),
+        self.entity_head_of(self.entity_id(entity))
+    }
+
+    /// The interned id of `entity`, if it has an event.
+    pub fn entity_id(&self, entity: &str) -> Option<u32> {
+        self.entity_names.get(entity)
+    }
+
+    /// [`Index::entity_head`] of the entity with id `entity_id` (`None`: a new entity).
+    pub fn entity_head_of(&self, entity_id: Option<u32>) -> (u64, Hash) {
+        let Some(id) = entity_id else { return (0, [0; 32]) };
+        if let Some(&head) = self.fence_heads.get(&id) {
+            return head;
         }
+        let state = &self.entities[id as usize];
+        (state.postings.len() as u64, state.last_hash)
     }
 
     /// Location and names of the event at `seq`.

@@ -13,7 +13,7 @@ use super::Store;
 use crate::event::{AppendRequest, EventRecord, WallClock};
 use crate::index::{Index, NewEntry};
 use crate::receipt::AppendReceipt;
-use crate::segment::{FrameFields, TrackingFields};
+use crate::segment::TrackingFields;
 use crate::writer::{FrameLocation, Writer};
 
 /// How a commit goes: as one event or an atomic batch, through the open fence or not,
@@ -178,7 +178,8 @@ impl Store {
         {
             let mut index = self.shared.index.write();
             for (i, loc) in w.batch_locations().take(requests.len()).enumerate() {
-                index.insert(entry_of_fields(&frame(i), &loc, !fenced));
+                let stamp = &stamps[i];
+                index.insert_known(stamp.entry(&requests[i], &loc, !fenced), stamp.entity_id);
             }
             if let (Some(t), Some(loc)) = (&tracking, w.batch_locations().last()) {
                 let place = (loc.segment, loc.offset, loc.len);
@@ -284,25 +285,20 @@ impl Store {
 
 /// The index entry of `r`, written at `loc`.
 pub(super) fn entry_of<'a>(r: &'a EventRecord, loc: &FrameLocation, visible: bool) -> NewEntry<'a> {
-    entry_of_fields(&r.into(), loc, visible)
-}
-
-/// The index entry of the event framed from `fields`, written at `loc`.
-fn entry_of_fields<'a>(fields: &FrameFields<'a>, loc: &FrameLocation, visible: bool) -> NewEntry<'a> {
     NewEntry {
         segment: loc.segment,
         offset: loc.offset,
         len: loc.len,
-        event_id: fields.event_id,
-        entity: fields.entity,
-        scope: fields.scope,
-        kind: fields.kind,
-        entity_sequence: fields.entity_sequence,
-        hash: *fields.hash,
-        idempotency_key: fields.idempotency_key,
-        causation_id: fields.causation_id,
-        correlation_id: fields.correlation_id,
+        event_id: r.event_id,
+        entity: &r.entity,
+        scope: &r.scope,
+        kind: &r.kind,
+        entity_sequence: r.entity_sequence,
+        hash: r.hash,
+        idempotency_key: r.idempotency_key.as_deref(),
+        causation_id: r.causation_id,
+        correlation_id: r.correlation_id,
         visible,
-        tags: fields.tags.iter().map(String::as_str).collect(),
+        tags: r.tags.iter().map(String::as_str).collect(),
     }
 }

@@ -10,11 +10,14 @@ use std::collections::HashMap;
 use super::Store;
 use crate::error::{Error, Result};
 use crate::event::{chain_hash, AppendRequest, EventId, Hash, HashedFields, IdClock, WallClock};
-use crate::index::Index;
+use crate::index::{Index, NewEntry};
 use crate::segment::{encode_tags, FrameFields};
+use crate::writer::FrameLocation;
 
 /// What a commit decided for one request.
 pub(super) struct Stamp {
+    /// The entity's id in the index when it had events before this commit.
+    pub(super) entity_id: Option<u32>,
     pub(super) event_id: EventId,
     pub(super) entity_sequence: u64,
     pub(super) causation_id: Option<EventId>,
@@ -23,11 +26,14 @@ pub(super) struct Stamp {
     pub(super) hash: Hash,
 }
 
+/// An entity's id in the index (if it has one), next clock value and chain head.
+type Head = (Option<u32>, u64, Hash);
+
 /// The entity heads a batch moves, by entity: looked up in the index at an entity's first
 /// event in the batch, then carried from event to event. Entity names come from callers,
 /// so the map keeps a seeded hasher (foldhash's `RandomState`), only a faster one than
 /// SipHash: it is rebuilt for every batch and hashes every event's entity.
-type BatchHeads<'r> = HashMap<&'r str, (u64, Hash), foldhash::fast::RandomState>;
+type BatchHeads<'r> = HashMap<&'r str, Head, foldhash::fast::RandomState>;
 
 impl Store {
     /// Stamps `requests` (the first at global sequence `first_sequence`), taking ids from
@@ -44,15 +50,20 @@ impl Store {
         let batch = requests.len() > 1;
         let mut heads = BatchHeads::with_capacity_and_hasher(if batch { requests.len() } else { 0 }, <_>::default());
         let mut stamps: Vec<Stamp> = Vec::with_capacity(requests.len());
+        let index_head = |entity: &str| -> Head {
+            let id = index.entity_id(entity);
+            let (clock, hash) = index.entity_head_of(id);
+            (id, clock, hash)
+        };
         for r in requests {
             let mut single_head;
             let head = if batch {
-                heads.entry(&r.entity).or_insert_with(|| index.entity_head(&r.entity))
+                heads.entry(&r.entity).or_insert_with(|| index_head(&r.entity))
             } else {
-                single_head = index.entity_head(&r.entity);
+                single_head = index_head(&r.entity);
                 &mut single_head
             };
-            let (entity_sequence, prev_hash) = *head;
+            let (entity_id, entity_sequence, prev_hash) = *head;
             if let Some(expected) = r.expected_sequence {
                 if expected != entity_sequence {
                     return Err(Error::ConcurrencyConflict {
@@ -73,11 +84,12 @@ impl Store {
                 tags: &tags,
             };
             let hash = chain_hash(&prev_hash, fields);
-            *head = (entity_sequence + 1, hash);
+            *head = (entity_id, entity_sequence + 1, hash);
             let event_id = clock.next_id_at(now);
             let (causation_id, cause_correlation) = self.cause_of(index, r, &stamps)?;
             let correlation_id = r.correlation_id.or(cause_correlation).unwrap_or(event_id);
-            stamps.push(Stamp { event_id, entity_sequence, causation_id, correlation_id, prev_hash, hash });
+            let stamp = Stamp { entity_id, event_id, entity_sequence, causation_id, correlation_id, prev_hash, hash };
+            stamps.push(stamp);
         }
         Ok(stamps)
     }
@@ -138,6 +150,26 @@ impl Stamp {
             payload_version: r.payload_version,
             payload: &r.payload,
             tags: &r.tags,
+        }
+    }
+
+    /// The index entry of request `r` with this stamp, written at `loc`.
+    pub(super) fn entry<'a>(&'a self, r: &'a AppendRequest, loc: &FrameLocation, visible: bool) -> NewEntry<'a> {
+        NewEntry {
+            segment: loc.segment,
+            offset: loc.offset,
+            len: loc.len,
+            event_id: self.event_id,
+            entity: &r.entity,
+            scope: &r.scope,
+            kind: &r.kind,
+            entity_sequence: self.entity_sequence,
+            hash: self.hash,
+            idempotency_key: r.idempotency_key.as_deref(),
+            causation_id: self.causation_id,
+            correlation_id: self.correlation_id,
+            visible,
+            tags: r.tags.iter().map(String::as_str).collect(),
         }
     }
 }
