@@ -171,10 +171,15 @@ impl AppendReceipt {
     /// This receipt signed by `signer`: its key id is set now, the signature is computed
     /// the first time it is needed.
     pub fn signed_by(mut self, signer: Arc<ReceiptSigner>) -> Self {
+        self.sign_with(signer);
+        self
+    }
+
+    /// Signs this receipt in place with `signer`, as [`AppendReceipt::signed_by`] does.
+    pub(crate) fn sign_with(&mut self, signer: Arc<ReceiptSigner>) {
         self.key_id = Some(signer.key_id());
         let signed = self.signed_bytes();
         self.signature = SignatureState::Deferred { signer, signed, value: OnceLock::new() };
-        self
     }
 
     /// The signature, if the receipt has one (computed now if it was deferred).

@@ -8,7 +8,6 @@ use parking_lot::Mutex;
 use crate::conditions::{validate_tracking_name, CommitGuards};
 use crate::config::SyncMode;
 use crate::error::{Error, Result};
-use super::stamp::Stamp;
 use super::Store;
 use crate::event::{AppendRequest, EventRecord, WallClock};
 use crate::index::{Index, NewEntry};
@@ -205,13 +204,17 @@ impl Store {
         }
         let durable = self.shared.durable_count();
         let store_id = self.shared.store_id;
-        let receipt = |(i, s): (usize, &Stamp)| {
+        let mut receipts = Vec::with_capacity(stamps.len());
+        for (i, s) in stamps.iter().enumerate() {
             let seq = first_sequence + i as u64;
-            let receipt =
-                AppendReceipt::new(store_id, s.event_id, seq, s.entity_sequence, s.hash, timestamp_us, seq < durable);
-            self.sign(receipt)
-        };
-        Ok(stamps.iter().enumerate().map(receipt).collect())
+            let (id, clock, hash) = (s.event_id, s.entity_sequence, s.hash);
+            receipts.push(AppendReceipt::new(store_id, id, seq, clock, hash, timestamp_us, seq < durable));
+        }
+        // Signed where they lie: a receipt is large, and each move of one is a copy.
+        if let Some(signer) = &self.shared.receipt_keys.signer {
+            receipts.iter_mut().for_each(|r| r.sign_with(signer.clone()));
+        }
+        Ok(receipts)
     }
 
     /// What the sync mode promises once events `0..written` are written: an fsync through
