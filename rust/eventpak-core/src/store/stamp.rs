@@ -26,14 +26,12 @@ pub(super) struct Stamp {
     pub(super) hash: Hash,
 }
 
-/// An entity's id in the index (if it has one), next clock value and chain head.
-type Head = (Option<u32>, u64, Hash);
-
-/// The entity heads a batch moves, by entity: looked up in the index at an entity's first
-/// event in the batch, then carried from event to event. Entity names come from callers,
-/// so the map keeps a seeded hasher (foldhash's `RandomState`), only a faster one than
+/// Where each entity of a batch was last stamped: the position of its newest request so
+/// far, whose stamp holds the entity's clock and chain head as the batch moved them (an
+/// entity's first event takes them from the index). Entity names come from callers, so
+/// the map keeps a seeded hasher (foldhash's `RandomState`), only a faster one than
 /// SipHash: it is rebuilt for every batch and hashes every event's entity.
-type BatchHeads<'r> = HashMap<&'r str, Head, foldhash::fast::RandomState>;
+type LastStamped<'r> = HashMap<&'r str, u32, foldhash::fast::RandomState>;
 
 impl Store {
     /// Stamps `requests` (the first at global sequence `first_sequence`), taking ids from
@@ -48,22 +46,21 @@ impl Store {
     ) -> Result<Vec<Stamp>> {
         // A single event needs no map: its entity's head is the index's.
         let batch = requests.len() > 1;
-        let mut heads = BatchHeads::with_capacity_and_hasher(if batch { requests.len() } else { 0 }, <_>::default());
+        let mut last_stamped = LastStamped::with_capacity_and_hasher(if batch { requests.len() } else { 0 }, <_>::default());
         let mut stamps: Vec<Stamp> = Vec::with_capacity(requests.len());
-        let index_head = |entity: &str| -> Head {
-            let id = index.entity_id(entity);
-            let (clock, hash) = index.entity_head_of(id);
-            (id, clock, hash)
-        };
-        for r in requests {
-            let mut single_head;
-            let head = if batch {
-                heads.entry(&r.entity).or_insert_with(|| index_head(&r.entity))
-            } else {
-                single_head = index_head(&r.entity);
-                &mut single_head
+        for (i, r) in requests.iter().enumerate() {
+            let earlier = if batch { last_stamped.insert(&r.entity, i as u32) } else { None };
+            let (entity_id, entity_sequence, prev_hash) = match earlier {
+                Some(j) => {
+                    let earlier = &stamps[j as usize];
+                    (earlier.entity_id, earlier.entity_sequence + 1, earlier.hash)
+                }
+                None => {
+                    let id = index.entity_id(&r.entity);
+                    let (clock, hash) = index.entity_head_of(id);
+                    (id, clock, hash)
+                }
             };
-            let (entity_id, entity_sequence, prev_hash) = *head;
             if let Some(expected) = r.expected_sequence {
                 if expected != entity_sequence {
                     return Err(Error::ConcurrencyConflict {
@@ -84,7 +81,6 @@ impl Store {
                 tags: &tags,
             };
             let hash = chain_hash(&prev_hash, fields);
-            *head = (entity_id, entity_sequence + 1, hash);
             let event_id = clock.next_id_at(now);
             let (causation_id, cause_correlation) = self.cause_of(index, r, &stamps)?;
             let correlation_id = r.correlation_id.or(cause_correlation).unwrap_or(event_id);
