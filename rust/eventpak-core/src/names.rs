@@ -95,16 +95,18 @@ fn has_forbidden_bytes(bytes: &[u8]) -> bool {
     }
     let word_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("eight bytes"));
     let mut previous_ends_in_dot = false;
-    for at in (0..len - 7).step_by(8) {
+    let mut at = 0;
+    while at + 8 <= len {
         let x = word_at(at);
         if word_is_suspect(x) || (previous_ends_in_dot && x as u8 == b'.') {
             return true;
         }
         previous_ends_in_dot = (x >> 56) as u8 == b'.';
+        at += 8;
     }
     // The last bytes, when the length is not a multiple of eight, as a word that overlaps
     // the one before: the pair across their boundary lies inside it.
-    len % 8 != 0 && word_is_suspect(word_at(len - 8))
+    !len.is_multiple_of(8) && word_is_suspect(word_at(len - 8))
 }
 
 /// Validates an entity or scope.

@@ -185,7 +185,8 @@ impl AppendReceipt {
     pub(crate) fn sign_with(&mut self, signer: Arc<ReceiptSigner>) {
         self.key_id = Some(signer.key_id());
         let signed = self.signed_bytes();
-        self.signature = SignatureState::Deferred(Box::new(DeferredSignature { signer, signed, value: OnceLock::new() }));
+        self.signature =
+            SignatureState::Deferred(Box::new(DeferredSignature { signer, signed, value: OnceLock::new() }));
     }
 
     /// The signature, if the receipt has one (computed now if it was deferred).

@@ -5,10 +5,10 @@ use std::sync::atomic::Ordering;
 
 use parking_lot::Mutex;
 
+use super::Store;
 use crate::conditions::{validate_tracking_name, CommitGuards};
 use crate::config::SyncMode;
 use crate::error::{Error, Result};
-use super::Store;
 use crate::event::{AppendRequest, EventRecord, WallClock};
 use crate::index::{Index, NewEntry};
 use crate::receipt::AppendReceipt;
@@ -166,8 +166,11 @@ impl Store {
         if let Some(mode) = &self.shared.sharing {
             self.begin_shared_write(mode);
         }
-        let tracking =
-            guards.tracking.as_ref().map(|t| TrackingFields { name: &t.name, position: t.position, timestamp_us });
+        let tracking = guards.tracking.as_ref().map(|t| TrackingFields {
+            name: &t.name,
+            position: t.position,
+            timestamp_us,
+        });
         let frame = |i: usize| stamps[i].frame(&requests[i], first_sequence + i as u64, timestamp_us);
         w.write_frames((0..requests.len()).map(frame), tracking, &self.shared.segments)?;
         if !requests.is_empty() {

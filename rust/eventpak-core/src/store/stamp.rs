@@ -34,9 +34,8 @@ pub(super) struct Stamp {
 type LastStamped<'r> = HashMap<&'r str, u32, foldhash::fast::RandomState>;
 
 impl Store {
-    /// Stamps `requests` (the first at global sequence `first_sequence`), taking ids from
-    /// `clock` at the reading `now`. Fails on a compare-and-set mismatch, or when a cause
-    /// cannot be read.
+    /// Stamps `requests`, in order, taking ids from `clock` at the reading `now`. Fails on
+    /// a compare-and-set mismatch, or when a cause cannot be read.
     pub(super) fn stamp(
         &self,
         index: &Index,
@@ -46,7 +45,8 @@ impl Store {
     ) -> Result<Vec<Stamp>> {
         // A single event needs no map: its entity's head is the index's.
         let batch = requests.len() > 1;
-        let mut last_stamped = LastStamped::with_capacity_and_hasher(if batch { requests.len() } else { 0 }, <_>::default());
+        let mut last_stamped =
+            LastStamped::with_capacity_and_hasher(if batch { requests.len() } else { 0 }, <_>::default());
         let mut stamps: Vec<Stamp> = Vec::with_capacity(requests.len());
         for (i, r) in requests.iter().enumerate() {
             let earlier = if batch { last_stamped.insert(&r.entity, i as u32) } else { None };
@@ -84,7 +84,8 @@ impl Store {
             let event_id = clock.next_id_at(now);
             let (causation_id, cause_correlation) = self.cause_of(index, r, &stamps)?;
             let correlation_id = r.correlation_id.or(cause_correlation).unwrap_or(event_id);
-            let stamp = Stamp { entity_id, event_id, entity_sequence, causation_id, correlation_id, prev_hash, hash };
+            let stamp =
+                Stamp { entity_id, event_id, entity_sequence, causation_id, correlation_id, prev_hash, hash };
             stamps.push(stamp);
         }
         Ok(stamps)
@@ -150,7 +151,12 @@ impl Stamp {
     }
 
     /// The index entry of request `r` with this stamp, written at `loc`.
-    pub(super) fn entry<'a>(&'a self, r: &'a AppendRequest, loc: &FrameLocation, visible: bool) -> NewEntry<'a> {
+    pub(super) fn entry<'a>(
+        &'a self,
+        r: &'a AppendRequest,
+        loc: &FrameLocation,
+        visible: bool,
+    ) -> NewEntry<'a> {
         NewEntry {
             segment: loc.segment,
             offset: loc.offset,
