@@ -54,15 +54,16 @@ fn explain_bad_name(value: &str, max_bytes: usize) -> std::result::Result<(), St
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 
-/// A word whose bytes have their high bit set only if some byte of `x` is below `n`
-/// (`n` at most 0x80). The high bit of a byte below `n` is always set; a borrow can set
-/// it in others only above such a byte, so "any high bit set" is an exact answer.
+/// Marks the bytes of `x` below `n` (`n` at most 0x80) in their high bit. Every such byte
+/// is marked; a borrow can mark another byte only above a marked one, so "is any high bit
+/// set" is an exact answer to "is any byte below `n`".
 #[inline(always)]
 fn below(x: u64, n: u8) -> u64 {
     x.wrapping_sub(u64::from(n) * ONES) & !x
 }
 
-/// [`below`]`(x, 1)` with `c` for zero: high bits set only if some byte of `x` is `c`.
+/// Marks the bytes of `x` equal to `c` the way [`below`] marks bytes below `n`: they are
+/// the zero bytes of `x` xor `c` repeated.
 #[inline(always)]
 fn equal(x: u64, c: u8) -> u64 {
     below(x ^ (u64::from(c) * ONES), 1)
