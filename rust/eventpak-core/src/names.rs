@@ -111,6 +111,7 @@ fn has_forbidden_bytes(bytes: &[u8]) -> bool {
 }
 
 /// Validates an entity or scope.
+#[inline]
 pub fn validate_coordinate_part(what: &str, value: &str) -> Result<()> {
     check_name(value, MAX_COORDINATE_PART_BYTES)
         .map_err(|reason| Error::InvalidCoordinate(format!("{what} {value:?} {reason}")))
