@@ -53,9 +53,9 @@ pub struct Writer {
     /// Id and timestamp source for new events.
     pub clock: IdClock,
     buf: Vec<u8>,
-    /// Where each frame of the last batch ends in `buf`, and where `buf` went in the
-    /// segment (kept, like `buf`, so a batch allocates nothing).
-    ends: Vec<usize>,
+    /// Where each frame of the last batch starts and ends in `buf`, and where `buf` went
+    /// in the segment (kept, like `buf`, so a batch allocates nothing).
+    spans: Vec<(usize, usize)>,
     batch_start: u64,
     /// The first failure (always a [`Error::StorageFailed`]); set once, reported forever.
     failure: Option<Error>,
@@ -89,7 +89,7 @@ impl Writer {
             written,
             clock,
             buf: Vec::new(),
-            ends: Vec::new(),
+            spans: Vec::new(),
             batch_start: 0,
             failure: None,
             rotate_before_write,
@@ -201,19 +201,21 @@ impl Writer {
     ) -> Result<()> {
         self.check_healthy()?;
         self.buf.clear();
-        self.ends.clear();
+        self.spans.clear();
         let count = (frames.len() + usize::from(tracking.is_some())) as u32;
         let mut next = self.written;
         for (i, frame) in frames.enumerate() {
             // Dense from `written`, except on a replica, whose sequences may jump ahead.
             debug_assert!(frame.global_sequence >= self.written + i as u64);
+            let start = self.buf.len();
             encode_frame_fields(&mut self.buf, &frame, i as u32, count);
-            self.ends.push(self.buf.len());
+            self.spans.push((start, self.buf.len()));
             next = frame.global_sequence + 1;
         }
         if let Some(fields) = tracking {
+            let start = self.buf.len();
             encode_tracking_frame(&mut self.buf, fields, next, count - 1, count);
-            self.ends.push(self.buf.len());
+            self.spans.push((start, self.buf.len()));
         }
         let has_frames = self.segment_len > crate::segment::SEGMENT_HEADER_LEN as u64;
         let full = has_frames && self.segment_len + self.buf.len() as u64 > self.segment_max_bytes;
@@ -237,13 +239,10 @@ impl Writer {
     /// Where the frames of the last batch written went, in batch order (the tracking
     /// record, if any, last).
     pub fn batch_locations(&self) -> impl ExactSizeIterator<Item = FrameLocation> + '_ {
-        (0..self.ends.len()).map(|i| {
-            let (start, end) = (if i == 0 { 0 } else { self.ends[i - 1] }, self.ends[i]);
-            FrameLocation {
-                segment: self.segment_position,
-                offset: self.batch_start + start as u64,
-                len: (end - start) as u32,
-            }
+        self.spans.iter().map(|&(start, end)| FrameLocation {
+            segment: self.segment_position,
+            offset: self.batch_start + start as u64,
+            len: (end - start) as u32,
         })
     }
 

@@ -171,17 +171,17 @@ impl Store {
             position: t.position,
             timestamp_us,
         });
-        let frame = |i: usize| stamps[i].frame(&requests[i], first_sequence + i as u64, timestamp_us);
-        w.write_frames((0..requests.len()).map(frame), tracking, &self.shared.segments)?;
+        let frames = stamps.iter().zip(&requests).enumerate();
+        let frames = frames.map(|(i, (s, r))| s.frame(r, first_sequence + i as u64, timestamp_us));
+        w.write_frames(frames, tracking, &self.shared.segments)?;
         if !requests.is_empty() {
             self.shared.appends.fetch_add(1, Ordering::Relaxed);
             self.shared.appended_events.fetch_add(requests.len() as u64, Ordering::Relaxed);
         }
         {
             let mut index = self.shared.index.write();
-            for (i, loc) in w.batch_locations().take(requests.len()).enumerate() {
-                let stamp = &stamps[i];
-                index.insert_known(stamp.entry(&requests[i], &loc, !fenced), stamp.entity_id);
+            for ((stamp, r), loc) in stamps.iter().zip(&requests).zip(w.batch_locations()) {
+                index.insert_known(stamp.entry(r, &loc, !fenced), stamp.entity_id);
             }
             if let (Some(t), Some(loc)) = (&tracking, w.batch_locations().last()) {
                 let place = (loc.segment, loc.offset, loc.len);
