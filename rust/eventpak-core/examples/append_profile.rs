@@ -6,6 +6,7 @@
 //! `acct-NNNNN`, scope `s`, kind `placed`, 150-byte payloads. Requests are built before
 //! the clock starts, so the time is the engine's alone.
 //!
+//! `ENTITIES=` sets the number of entities (1 makes every batch one entity's events).
 //! `MODE=single` appends one event per call instead (`SYNC=batch` by default there, the
 //! store's default); `SYNC=never|batch|always` overrides the sync mode.
 //!
@@ -37,9 +38,9 @@ fn timed<T>(spent: &mut (Duration, Duration), f: impl FnOnce() -> T) -> T {
     out
 }
 
-fn request(i: usize, payload: &[u8]) -> AppendRequest {
+fn request(i: usize, entities: usize, payload: &[u8]) -> AppendRequest {
     AppendRequest {
-        entity: format!("acct-{:05}", i % 1024),
+        entity: format!("acct-{:05}", i % entities),
         scope: "s".into(),
         kind: "placed".into(),
         payload: payload.to_vec(),
@@ -51,6 +52,7 @@ fn main() {
     let var = |name: &str| std::env::var(name).ok();
     let n: usize = var("N").and_then(|v| v.parse().ok()).unwrap_or(200_000);
     let batch: usize = var("BATCH").and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let entities: usize = var("ENTITIES").and_then(|v| v.parse().ok()).unwrap_or(1024);
     let single = var("MODE").as_deref() == Some("single");
     let sync = match var("SYNC").as_deref() {
         Some("always") => SyncMode::Always,
@@ -65,7 +67,7 @@ fn main() {
     let payload = vec![0x84u8; 150];
     let mut spent = (Duration::ZERO, Duration::ZERO);
     if single {
-        let requests: Vec<AppendRequest> = (0..n).map(|i| request(i, &payload)).collect();
+        let requests: Vec<AppendRequest> = (0..n).map(|i| request(i, entities, &payload)).collect();
         timed(&mut spent, || {
             for r in requests {
                 store.append(r).unwrap();
@@ -74,7 +76,7 @@ fn main() {
     } else {
         for chunk in 0..n / batch {
             let requests: Vec<AppendRequest> =
-                (0..batch).map(|i| request(chunk * batch + i, &payload)).collect();
+                (0..batch).map(|i| request(chunk * batch + i, entities, &payload)).collect();
             let receipts = timed(&mut spent, || store.append_batch(requests).unwrap());
             drop(receipts);
         }
