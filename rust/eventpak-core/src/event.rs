@@ -138,23 +138,13 @@ pub fn chain_hash(prev_hash: &Hash, fields: HashedFields<'_>) -> Hash {
     let version: &[u8] = if payload_version == 0 && tags.is_empty() { &[] } else { &version_bytes };
     let total = 40 + parts.iter().map(|p| 8 + p.len()).sum::<usize>() + version.len() + tags.len();
     // Small events (the common case) are assembled on the stack and hashed in one call:
-    // many tiny `update` calls cost more than the hashing itself.
-    const INLINE: usize = 1024;
-    if total <= INLINE {
-        let mut buf = [0u8; INLINE];
-        buf[..32].copy_from_slice(prev_hash);
-        buf[32..40].copy_from_slice(&entity_sequence.to_le_bytes());
-        let mut at = 40;
-        for part in parts {
-            buf[at..at + 8].copy_from_slice(&(part.len() as u64).to_le_bytes());
-            buf[at + 8..at + 8 + part.len()].copy_from_slice(part);
-            at += 8 + part.len();
-        }
-        for suffix in [version, tags] {
-            buf[at..at + suffix.len()].copy_from_slice(suffix);
-            at += suffix.len();
-        }
-        return *blake3::hash(&buf[..at]).as_bytes();
+    // many tiny `update` calls cost more than the hashing itself. The smaller buffer spares
+    // zeroing a kilobyte for the smallest events.
+    if total <= 256 {
+        return hash_at_once::<256>(prev_hash, entity_sequence, parts, [version, tags]);
+    }
+    if total <= 1024 {
+        return hash_at_once::<1024>(prev_hash, entity_sequence, parts, [version, tags]);
     }
     let mut h = blake3::Hasher::new();
     h.update(prev_hash);
@@ -166,6 +156,31 @@ pub fn chain_hash(prev_hash: &Hash, fields: HashedFields<'_>) -> Hash {
     h.update(version);
     h.update(tags);
     *h.finalize().as_bytes()
+}
+
+/// [`chain_hash`]'s input assembled in a buffer of `N` bytes (which must hold it) and
+/// hashed in one call.
+#[inline(always)]
+fn hash_at_once<const N: usize>(
+    prev_hash: &Hash,
+    entity_sequence: u64,
+    parts: [&[u8]; 4],
+    suffixes: [&[u8]; 2],
+) -> Hash {
+    let mut buf = [0u8; N];
+    buf[..32].copy_from_slice(prev_hash);
+    buf[32..40].copy_from_slice(&entity_sequence.to_le_bytes());
+    let mut at = 40;
+    for part in parts {
+        buf[at..at + 8].copy_from_slice(&(part.len() as u64).to_le_bytes());
+        buf[at + 8..at + 8 + part.len()].copy_from_slice(part);
+        at += 8 + part.len();
+    }
+    for suffix in suffixes {
+        buf[at..at + suffix.len()].copy_from_slice(suffix);
+        at += suffix.len();
+    }
+    *blake3::hash(&buf[..at]).as_bytes()
 }
 
 /// Hands out UUIDv7 ids that strictly increase, even when the wall clock steps back
@@ -209,7 +224,13 @@ impl IdClock {
 
     /// The next id, greater than every id handed out before.
     pub fn next_id(&mut self) -> EventId {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        self.next_id_at(WallClock::read())
+    }
+
+    /// The next id, greater than every id handed out before, for an event made at `now`
+    /// (one reading serves a whole commit: see [`WallClock`]).
+    pub fn next_id_at(&mut self, now: WallClock) -> EventId {
+        let now_ms = u128::from(now.ms);
         let (r1, r2) = (self.random() as u128, self.random() as u128);
         let fresh = ((now_ms & 0xffff_ffff_ffff) << 80)
             | V7_VERSION_AND_VARIANT
@@ -236,9 +257,37 @@ impl IdClock {
 
     /// The next timestamp in microseconds: the wall clock, never below the previous one.
     pub fn next_timestamp_us(&mut self) -> u64 {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0);
-        self.last_us = self.last_us.max(now);
+        self.timestamp_at(WallClock::read())
+    }
+
+    /// The timestamp of an event made at `now`: `now`, or the previous timestamp when the
+    /// wall clock stepped back since.
+    pub fn timestamp_at(&mut self, now: WallClock) -> u64 {
+        self.last_us = self.last_us.max(now.us);
         self.last_us
+    }
+}
+
+/// One reading of the wall clock, in the two units events use: milliseconds for the
+/// UUIDv7 ids, microseconds for `timestamp_us`.
+///
+/// A commit reads the clock once and stamps all its events with that reading: a batch
+/// is written at one moment, and a clock read per event cost more than the rest of
+/// stamping it. [`IdClock`] keeps ids strictly increasing and timestamps never
+/// decreasing whatever readings it is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WallClock {
+    /// Milliseconds since the Unix epoch.
+    pub ms: u64,
+    /// Microseconds since the Unix epoch.
+    pub us: u64,
+}
+
+impl WallClock {
+    /// The wall clock now (zero before the Unix epoch).
+    pub fn read() -> Self {
+        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        WallClock { ms: since_epoch.as_millis() as u64, us: since_epoch.as_micros() as u64 }
     }
 }
 
@@ -266,24 +315,20 @@ mod tests {
 
     #[test]
     fn inline_and_streamed_hashing_agree() {
+        // Payload sizes on both sides of each buffer size the input is assembled in (the
+        // fixed part and the three one-byte names take 40 + 4 * 8 + 3 bytes).
         let big = vec![7u8; 5000];
-        let mut h = blake3::Hasher::new();
-        h.update(&[1; 32]);
-        h.update(&9u64.to_le_bytes());
-        for part in [&b"e"[..], b"s", b"k", &big] {
-            h.update(&(part.len() as u64).to_le_bytes());
-            h.update(part);
+        for len in [0, 10, 181, 182, 500, 949, 950, 5000] {
+            let mut h = blake3::Hasher::new();
+            h.update(&[1; 32]);
+            h.update(&9u64.to_le_bytes());
+            for part in [&b"e"[..], b"s", b"k", &big[..len]] {
+                h.update(&(part.len() as u64).to_le_bytes());
+                h.update(part);
+            }
+            let hashed = chain_hash(&[1; 32], fields(9, "e", "s", "k", &big[..len]));
+            assert_eq!(hashed, *h.finalize().as_bytes(), "payload of {len} bytes");
         }
-        assert_eq!(chain_hash(&[1; 32], fields(9, "e", "s", "k", &big)), *h.finalize().as_bytes());
-        let small = chain_hash(&[1; 32], fields(9, "e", "s", "k", &big[..10]));
-        let mut h = blake3::Hasher::new();
-        h.update(&[1; 32]);
-        h.update(&9u64.to_le_bytes());
-        for part in [&b"e"[..], b"s", b"k", &big[..10]] {
-            h.update(&(part.len() as u64).to_le_bytes());
-            h.update(part);
-        }
-        assert_eq!(small, *h.finalize().as_bytes());
     }
 
     fn fields<'a>(

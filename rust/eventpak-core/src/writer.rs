@@ -10,8 +10,8 @@ use crate::error::{Error, Result};
 use crate::event::{EventRecord, IdClock};
 use crate::io::{open_append, Storage};
 use crate::segment::{
-    append_seal, encode_frame, encode_tracking_frame, segment_file_name, Seal, SegmentHeader, SegmentSet,
-    TrackingFields,
+    append_seal, encode_frame_fields, encode_tracking_frame, segment_file_name, FrameFields, Seal,
+    SegmentHeader, SegmentSet, TrackingFields,
 };
 
 /// Where a frame was written.
@@ -53,6 +53,10 @@ pub struct Writer {
     /// Id and timestamp source for new events.
     pub clock: IdClock,
     buf: Vec<u8>,
+    /// Where each frame of the last batch starts and ends in `buf`, and where `buf` went
+    /// in the segment (kept, like `buf`, so a batch allocates nothing).
+    spans: Vec<(usize, usize)>,
+    batch_start: u64,
     /// The first failure (always a [`Error::StorageFailed`]); set once, reported forever.
     failure: Option<Error>,
     /// The active segment must not take more frames: it is already sealed (a crash came
@@ -85,6 +89,8 @@ impl Writer {
             written,
             clock,
             buf: Vec::new(),
+            spans: Vec::new(),
+            batch_start: 0,
             failure: None,
             rotate_before_write,
         })
@@ -169,29 +175,47 @@ impl Writer {
 
     /// Writes `records` (sequences `written..`; a replica's may jump ahead) as one atomic
     /// batch in one `write`, with the tracking record `tracking` as its last frame when
-    /// given (a batch of no events may hold only that). Rotates first when the batch would push a non-empty segment
-    /// past its limit; a batch never spans two segments. Returns where each frame went, the
-    /// tracking record's last. Any I/O error poisons the writer.
+    /// given (a batch of no events may hold only that). Returns where each frame went, the
+    /// tracking record's last. See [`Writer::write_frames`].
     pub fn write_batch(
         &mut self,
         records: &[EventRecord],
         tracking: Option<TrackingFields<'_>>,
         segments: &SegmentSet,
     ) -> Result<Vec<FrameLocation>> {
+        self.write_frames(records.iter().map(FrameFields::from), tracking, segments)?;
+        Ok(self.batch_locations().collect())
+    }
+
+    /// Writes the event frames `frames` (sequences `written..`; a replica's may jump ahead)
+    /// as one atomic batch in one `write`, with the tracking record `tracking` as its last
+    /// frame when given (a batch of no events may hold only that); then
+    /// [`Writer::batch_locations`] tells where each frame went. Rotates first when the
+    /// batch would push a non-empty segment past its limit; a batch never spans two
+    /// segments. Any I/O error poisons the writer.
+    pub fn write_frames<'f>(
+        &mut self,
+        frames: impl ExactSizeIterator<Item = FrameFields<'f>>,
+        tracking: Option<TrackingFields<'_>>,
+        segments: &SegmentSet,
+    ) -> Result<()> {
         self.check_healthy()?;
         self.buf.clear();
-        let count = (records.len() + usize::from(tracking.is_some())) as u32;
-        let mut ends = Vec::with_capacity(count as usize);
-        for (i, record) in records.iter().enumerate() {
+        self.spans.clear();
+        let count = (frames.len() + usize::from(tracking.is_some())) as u32;
+        let mut next = self.written;
+        for (i, frame) in frames.enumerate() {
             // Dense from `written`, except on a replica, whose sequences may jump ahead.
-            debug_assert!(record.global_sequence >= self.written + i as u64);
-            encode_frame(&mut self.buf, record, i as u32, count);
-            ends.push(self.buf.len());
+            debug_assert!(frame.global_sequence >= self.written + i as u64);
+            let start = self.buf.len();
+            encode_frame_fields(&mut self.buf, &frame, i as u32, count);
+            self.spans.push((start, self.buf.len()));
+            next = frame.global_sequence + 1;
         }
         if let Some(fields) = tracking {
-            let next = records.last().map_or(self.written, |r| r.global_sequence + 1);
+            let start = self.buf.len();
             encode_tracking_frame(&mut self.buf, fields, next, count - 1, count);
-            ends.push(self.buf.len());
+            self.spans.push((start, self.buf.len()));
         }
         let has_frames = self.segment_len > crate::segment::SEGMENT_HEADER_LEN as u64;
         let full = has_frames && self.segment_len + self.buf.len() as u64 > self.segment_max_bytes;
@@ -203,28 +227,23 @@ impl Writer {
             self.poison(err.clone());
             return Err(err);
         }
-        let base = self.segment_len;
-        let mut start = 0;
-        let locations = ends
-            .iter()
-            .map(|&end| {
-                let loc = FrameLocation {
-                    segment: self.segment_position,
-                    offset: base + start as u64,
-                    len: (end - start) as u32,
-                };
-                start = end;
-                loc
-            })
-            .collect();
+        self.batch_start = self.segment_len;
         self.segment_len += self.buf.len() as u64;
-        if let Some(last) = records.last() {
-            self.written = last.global_sequence + 1;
-        }
+        self.written = next;
         if self.buf.capacity() > (4 << 20) {
             self.buf = Vec::new(); // Do not keep a huge batch's buffer alive.
         }
-        Ok(locations)
+        Ok(())
+    }
+
+    /// Where the frames of the last batch written went, in batch order (the tracking
+    /// record, if any, last).
+    pub fn batch_locations(&self) -> impl ExactSizeIterator<Item = FrameLocation> + '_ {
+        self.spans.iter().map(|&(start, end)| FrameLocation {
+            segment: self.segment_position,
+            offset: self.batch_start + start as u64,
+            len: (end - start) as u32,
+        })
     }
 
     /// Seals the active segment (fsync, then a durable seal record) and starts the next

@@ -4,6 +4,7 @@ mod causal;
 mod checkpoint;
 mod checkpoint_sections;
 mod holes;
+mod interner;
 mod query;
 mod tag_filter;
 mod tracking;
@@ -11,6 +12,7 @@ mod union;
 
 pub use checkpoint::{load_checkpoint, write_checkpoint, CheckpointCover, INDEX_CHECKPOINT_FILE};
 pub use holes::HOLE_SEGMENT;
+pub use interner::Interner;
 pub use tracking::{TrackedFrame, TrackingIndex};
 
 use std::collections::{BTreeMap, HashMap};
@@ -18,52 +20,6 @@ use std::sync::Arc;
 
 use crate::event::Hash;
 use crate::visibility::Visibility;
-
-/// Interns names so each entity, scope and kind is stored once and compared as an id.
-#[derive(Default, Debug)]
-pub struct Interner {
-    names: Vec<Arc<str>>,
-    ids: HashMap<Arc<str>, u32>,
-}
-
-impl Interner {
-    /// The id of `name`, adding it when new.
-    pub fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
-            return id;
-        }
-        let id = self.names.len() as u32;
-        let name: Arc<str> = name.into();
-        self.names.push(name.clone());
-        self.ids.insert(name, id);
-        id
-    }
-
-    /// The id of `name`, if known.
-    pub fn get(&self, name: &str) -> Option<u32> {
-        self.ids.get(name).copied()
-    }
-
-    /// The name with id `id`.
-    pub fn name(&self, id: u32) -> &Arc<str> {
-        &self.names[id as usize]
-    }
-
-    /// Number of names.
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
-
-    /// All names in id order.
-    pub fn names(&self) -> &[Arc<str>] {
-        &self.names
-    }
-}
 
 /// Where one event is and what it is, by global sequence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,8 +170,18 @@ impl Index {
     /// Adds the next event; its sequence is `self.len()`. A visible event is posted at
     /// once; an invisible one waits in the open fence (see [`Index::publish_fence`]).
     pub fn insert(&mut self, e: NewEntry<'_>) {
+        self.insert_known(e, None);
+    }
+
+    /// [`Index::insert`], given the entity's id as [`Index::entity_id`] answered earlier
+    /// (an append looks its entity up before writing): the id is checked against the name
+    /// instead of hashing the name again.
+    pub fn insert_known(&mut self, e: NewEntry<'_>, entity_id: Option<u32>) {
         let seq = self.len();
-        let entity = self.entity_names.intern(e.entity);
+        let entity = match entity_id {
+            Some(id) if self.entity_names.is(id, e.entity) => id,
+            _ => self.entity_names.intern(e.entity),
+        };
         if entity as usize == self.entities.len() {
             self.entities.push(EntityState::default());
             self.entity_order.insert(self.entity_names.name(entity).clone(), entity);
@@ -289,14 +255,22 @@ impl Index {
 
     /// The entity's next clock value and chain head (`0` and zeros for a new entity).
     pub fn entity_head(&self, entity: &str) -> (u64, Hash) {
-        match self.entity_names.get(entity) {
-            Some(id) if self.fence_heads.contains_key(&id) => self.fence_heads[&id],
-            Some(id) => {
-                let state = &self.entities[id as usize];
-                (state.postings.len() as u64, state.last_hash)
-            }
-            None => (0, [0; 32]),
+        self.entity_head_of(self.entity_id(entity))
+    }
+
+    /// The interned id of `entity`, if it has an event.
+    pub fn entity_id(&self, entity: &str) -> Option<u32> {
+        self.entity_names.get(entity)
+    }
+
+    /// [`Index::entity_head`] of the entity with id `entity_id` (`None`: a new entity).
+    pub fn entity_head_of(&self, entity_id: Option<u32>) -> (u64, Hash) {
+        let Some(id) = entity_id else { return (0, [0; 32]) };
+        if let Some(&head) = self.fence_heads.get(&id) {
+            return head;
         }
+        let state = &self.entities[id as usize];
+        (state.postings.len() as u64, state.last_hash)
     }
 
     /// Location and names of the event at `seq`.

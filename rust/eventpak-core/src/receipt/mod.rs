@@ -105,17 +105,23 @@ impl ReceiptProblem {
     }
 }
 
+/// A receipt's signature. Both kinds of signature are boxed: receipts are made by the
+/// thousand (one per appended event), returned and moved, and most stores do not sign,
+/// so an unsigned receipt stays small (a signature inline would more than double it).
 #[derive(Clone)]
 enum SignatureState {
     Absent,
-    Known([u8; SIGNATURE_LEN]),
-    /// Signed on first use, over the bytes captured when the receipt was issued (so a
-    /// receipt edited afterwards never gets the store's signature for the edit).
-    Deferred {
-        signer: Arc<ReceiptSigner>,
-        signed: [u8; SIGNED_LEN],
-        value: OnceLock<[u8; SIGNATURE_LEN]>,
-    },
+    Known(Box<[u8; SIGNATURE_LEN]>),
+    Deferred(Box<DeferredSignature>),
+}
+
+/// Signed on first use, over the bytes captured when the receipt was issued (so a receipt
+/// edited afterwards never gets the store's signature for the edit).
+#[derive(Clone)]
+struct DeferredSignature {
+    signer: Arc<ReceiptSigner>,
+    signed: [u8; SIGNED_LEN],
+    value: OnceLock<[u8; SIGNATURE_LEN]>,
 }
 
 /// What an append returns: the stored event's position, hash and timestamp, the store's
@@ -171,18 +177,25 @@ impl AppendReceipt {
     /// This receipt signed by `signer`: its key id is set now, the signature is computed
     /// the first time it is needed.
     pub fn signed_by(mut self, signer: Arc<ReceiptSigner>) -> Self {
+        self.sign_with(signer);
+        self
+    }
+
+    /// Signs this receipt in place with `signer`, as [`AppendReceipt::signed_by`] does.
+    pub(crate) fn sign_with(&mut self, signer: Arc<ReceiptSigner>) {
         self.key_id = Some(signer.key_id());
         let signed = self.signed_bytes();
-        self.signature = SignatureState::Deferred { signer, signed, value: OnceLock::new() };
-        self
+        self.signature =
+            SignatureState::Deferred(Box::new(DeferredSignature { signer, signed, value: OnceLock::new() }));
     }
 
     /// The signature, if the receipt has one (computed now if it was deferred).
     pub fn signature(&self) -> Option<[u8; SIGNATURE_LEN]> {
         match &self.signature {
             SignatureState::Absent => None,
-            SignatureState::Known(signature) => Some(*signature),
-            SignatureState::Deferred { signer, signed, value } => {
+            SignatureState::Known(signature) => Some(**signature),
+            SignatureState::Deferred(deferred) => {
+                let DeferredSignature { signer, signed, value } = &**deferred;
                 Some(*value.get_or_init(|| signer.sign(signed)))
             }
         }
@@ -190,7 +203,7 @@ impl AppendReceipt {
 
     /// Replaces the signature (a receipt read from elsewhere, or edited).
     pub fn set_signature(&mut self, signature: Option<[u8; SIGNATURE_LEN]>) {
-        self.signature = signature.map_or(SignatureState::Absent, SignatureState::Known);
+        self.signature = signature.map_or(SignatureState::Absent, |s| SignatureState::Known(Box::new(s)));
     }
 
     /// The canonical bytes the signature covers: version, store id, event id, global
@@ -288,7 +301,7 @@ impl fmt::Debug for AppendReceipt {
         let signature = match &self.signature {
             SignatureState::Absent => "none",
             SignatureState::Known(_) => "present",
-            SignatureState::Deferred { .. } => "deferred",
+            SignatureState::Deferred(_) => "deferred",
         };
         f.debug_struct("AppendReceipt")
             .field("event_id", &self.event_id)

@@ -13,11 +13,13 @@
 //! (format version 3, [`super::tags_section`]) is present only when its flag is set. A
 //! frame whose flags say "tracking record" is not an event ([`super::tracking_frame`]).
 //! The CRC covers every byte after itself. All integers are little-endian. The offsets
-//! are named in [`super::layout`]; the frame is zero-filled first, so an absent causation
-//! id is written as zeros.
+//! are named in [`super::layout`]; frames are written by [`super::frame_encode`].
 
 use std::sync::Arc;
 
+pub use super::frame_encode::{
+    encode_frame, encode_frame_fields, frame_len, frame_len_of, payload_version_len, FrameFields,
+};
 use super::layout::{
     BODY_CAUSATION_ID_OFFSET, BODY_CORRELATION_ID_OFFSET, BODY_ENTITY_LEN_OFFSET,
     BODY_ENTITY_SEQUENCE_OFFSET, BODY_EVENT_ID_OFFSET, BODY_FLAGS_KNOWN, BODY_FLAGS_OFFSET,
@@ -28,99 +30,12 @@ use super::layout::{
     FRAME_CRC_OFFSET, FRAME_GLOBAL_SEQUENCE_OFFSET, MIN_BODY_LEN,
 };
 pub use super::layout::{BODY_FIXED_LEN, FRAME_HEADER_LEN};
-use super::tags_section::{check_tags_section, tags_of, tags_section_len, TagIter};
+use super::tags_section::{check_tags_section, tags_of, TagIter};
 use super::tracking_frame::TrackingView;
 use crate::event::EventRecord;
 
 /// No frame body may claim more than this; a larger length field is damage, not data.
 pub const MAX_BODY_LEN: usize = 1 << 30;
-
-/// Size of the frame that will hold `record`.
-pub fn frame_len(record: &EventRecord) -> usize {
-    let key = record.idempotency_key.as_ref().map_or(0, Vec::len);
-    let version = payload_version_len(record.payload_version);
-    frame_len_of([
-        record.entity.len(),
-        record.scope.len(),
-        record.kind.len(),
-        key,
-        version,
-        record.payload.len(),
-        tags_section_len(&record.tags),
-    ])
-}
-
-/// Bytes the payload version takes in a frame: none for version 0.
-pub fn payload_version_len(payload_version: u32) -> usize {
-    if payload_version == 0 {
-        0
-    } else {
-        BODY_PAYLOAD_VERSION_LEN
-    }
-}
-
-/// Size of a frame whose entity, scope, kind, idempotency key, payload version field,
-/// payload and tags section have these lengths.
-pub fn frame_len_of(variable_parts: [usize; 7]) -> usize {
-    FRAME_HEADER_LEN + BODY_FIXED_LEN + variable_parts.iter().sum::<usize>()
-}
-
-fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
-    buf[at..at + bytes.len()].copy_from_slice(bytes);
-}
-
-/// Appends the frame of `record` (position `batch_index` of a batch of `batch_len`) to `out`.
-pub fn encode_frame(out: &mut Vec<u8>, record: &EventRecord, batch_index: u32, batch_len: u32) {
-    let start = out.len();
-    let len = frame_len(record);
-    out.resize(start + len, 0);
-    let frame = &mut out[start..];
-    let key = record.idempotency_key.as_deref();
-    put(frame, FRAME_BODY_LEN_OFFSET, &((len - FRAME_HEADER_LEN) as u32).to_le_bytes());
-    put(frame, FRAME_GLOBAL_SEQUENCE_OFFSET, &record.global_sequence.to_le_bytes());
-    put(frame, FRAME_BATCH_INDEX_OFFSET, &batch_index.to_le_bytes());
-    put(frame, FRAME_BATCH_LEN_OFFSET, &batch_len.to_le_bytes());
-    let body = &mut frame[FRAME_HEADER_LEN..];
-    put(body, BODY_EVENT_ID_OFFSET, &record.event_id);
-    put(body, BODY_ENTITY_SEQUENCE_OFFSET, &record.entity_sequence.to_le_bytes());
-    put(body, BODY_TIMESTAMP_OFFSET, &record.timestamp_us.to_le_bytes());
-    let version = record.payload_version;
-    body[BODY_FLAGS_OFFSET] = if record.causation_id.is_some() { BODY_FLAG_CAUSATION } else { 0 }
-        | if key.is_some() { BODY_FLAG_IDEMPOTENCY } else { 0 }
-        | if version != 0 { BODY_FLAG_PAYLOAD_VERSION } else { 0 }
-        | if record.tags.is_empty() { 0 } else { BODY_FLAG_TAGS };
-    put(body, BODY_CORRELATION_ID_OFFSET, &record.correlation_id);
-    if let Some(causation_id) = &record.causation_id {
-        put(body, BODY_CAUSATION_ID_OFFSET, causation_id);
-    }
-    put(body, BODY_PREV_HASH_OFFSET, &record.prev_hash);
-    put(body, BODY_HASH_OFFSET, &record.hash);
-    put(body, BODY_ENTITY_LEN_OFFSET, &(record.entity.len() as u16).to_le_bytes());
-    put(body, BODY_SCOPE_LEN_OFFSET, &(record.scope.len() as u16).to_le_bytes());
-    body[BODY_KIND_LEN_OFFSET] = record.kind.len() as u8;
-    body[BODY_KEY_LEN_OFFSET] = key.map_or(0, <[u8]>::len) as u8;
-    put(body, BODY_PAYLOAD_LEN_OFFSET, &(record.payload.len() as u32).to_le_bytes());
-    let mut at = BODY_FIXED_LEN;
-    let version_bytes = version.to_le_bytes();
-    let version_field = &version_bytes[..payload_version_len(version)];
-    let parts =
-        [record.entity.as_bytes(), record.scope.as_bytes(), record.kind.as_bytes(), key.unwrap_or(&[])];
-    for part in parts.into_iter().chain([version_field, record.payload.as_slice()]) {
-        put(body, at, part);
-        at += part.len();
-    }
-    if !record.tags.is_empty() {
-        body[at] = record.tags.len() as u8;
-        at += 1;
-        for tag in &record.tags {
-            body[at] = tag.len() as u8;
-            put(body, at + 1, tag.as_bytes());
-            at += 1 + tag.len();
-        }
-    }
-    let crc = crc32c::crc32c(&frame[FRAME_CRC_COVERS_FROM..]);
-    put(frame, FRAME_CRC_OFFSET, &crc.to_le_bytes());
-}
 
 /// A frame decoded in place.
 #[derive(Clone, Copy, Debug)]

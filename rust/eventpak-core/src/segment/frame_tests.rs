@@ -52,7 +52,7 @@ fn unknown_flags_are_damage() {
     encode_frame(&mut buf, &sample(), 0, 1);
     buf[FRAME_HEADER_LEN + BODY_FLAGS_OFFSET] |= 0x80;
     let crc = crc32c::crc32c(&buf[FRAME_CRC_COVERS_FROM..]);
-    put(&mut buf, FRAME_CRC_OFFSET, &crc.to_le_bytes());
+    buf[FRAME_CRC_OFFSET..FRAME_CRC_COVERS_FROM].copy_from_slice(&crc.to_le_bytes());
     assert!(matches!(decode_frame(&buf), Decoded::Bad(why) if why.contains("unknown flags")));
 }
 

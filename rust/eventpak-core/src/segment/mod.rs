@@ -1,6 +1,7 @@
 //! Segment files: naming, creation, scanning and mapped reads.
 
 mod frame;
+mod frame_encode;
 mod header;
 pub mod layout;
 mod log_frame;
@@ -11,8 +12,8 @@ mod tags_section;
 mod tracking_frame;
 
 pub use frame::{
-    decode_frame, encode_frame, frame_len, frame_len_of, payload_version_len, Decoded, FrameView,
-    FRAME_HEADER_LEN, MAX_BODY_LEN,
+    decode_frame, encode_frame, encode_frame_fields, frame_len, frame_len_of, payload_version_len, Decoded,
+    FrameFields, FrameView, FRAME_HEADER_LEN, MAX_BODY_LEN,
 };
 pub use header::{SegmentHeader, FIRST_SEALED_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION};
 pub use log_frame::LogFrame;

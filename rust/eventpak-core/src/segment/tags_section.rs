@@ -27,7 +27,12 @@ pub fn write_tags<S: AsRef<str>>(out: &mut Vec<u8>, tags: &[S]) {
 
 /// The tags section of `tags` (empty without tags): what a frame stores and what the chain
 /// hash covers.
+#[inline]
 pub fn encode_tags<S: AsRef<str>>(tags: &[S]) -> Vec<u8> {
+    // Most events have no tags; that case stays inline in the append path.
+    if tags.is_empty() {
+        return Vec::new();
+    }
     let mut out = Vec::with_capacity(tags_section_len(tags));
     write_tags(&mut out, tags);
     out

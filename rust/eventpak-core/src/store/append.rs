@@ -1,9 +1,7 @@
 //! The append path: validate, check idempotency and compare-and-set, chain, write, index,
 //! then wait for durability as the sync mode asks.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 use parking_lot::Mutex;
 
@@ -11,10 +9,10 @@ use super::Store;
 use crate::conditions::{validate_tracking_name, CommitGuards};
 use crate::config::SyncMode;
 use crate::error::{Error, Result};
-use crate::event::{chain_hash, AppendRequest, EventId, EventRecord, Hash, HashedFields};
+use crate::event::{AppendRequest, EventRecord, WallClock};
 use crate::index::{Index, NewEntry};
 use crate::receipt::AppendReceipt;
-use crate::segment::{encode_tags, TrackingFields};
+use crate::segment::TrackingFields;
 use crate::writer::{FrameLocation, Writer};
 
 /// How a commit goes: as one event or an atomic batch, through the open fence or not,
@@ -159,75 +157,33 @@ impl Store {
         if requests.is_empty() && guards.tracking.is_none() {
             return Ok(Vec::new()); // a condition alone: checked, nothing to write
         }
-        let mut heads: HashMap<&str, (u64, Hash)> = HashMap::new();
-        let mut records = Vec::with_capacity(requests.len());
-        for (i, r) in requests.iter().enumerate() {
-            let (clock, prev_hash) = *heads.entry(&r.entity).or_insert_with(|| index.entity_head(&r.entity));
-            if let Some(expected) = r.expected_sequence {
-                if expected != clock {
-                    return Err(Error::ConcurrencyConflict {
-                        entity: r.entity.clone(),
-                        expected,
-                        actual: clock,
-                    });
-                }
-            }
-            let tags = encode_tags(&r.tags);
-            let fields = HashedFields {
-                entity_sequence: clock,
-                entity: &r.entity,
-                scope: &r.scope,
-                kind: &r.kind,
-                payload_version: r.payload_version,
-                payload: &r.payload,
-                tags: &tags,
-            };
-            let hash = chain_hash(&prev_hash, fields);
-            heads.insert(&r.entity, (clock + 1, hash));
-            let event_id = w.clock.next_id();
-            let (causation_id, cause_correlation) = self.cause_of(&index, r, &records)?;
-            records.push(EventRecord {
-                event_id,
-                global_sequence: w.written() + i as u64,
-                entity: Arc::from(r.entity.as_str()),
-                scope: Arc::from(r.scope.as_str()),
-                kind: Arc::from(r.kind.as_str()),
-                entity_sequence: clock,
-                timestamp_us: w.clock.next_timestamp_us(),
-                causation_id,
-                correlation_id: r.correlation_id.or(cause_correlation).unwrap_or(event_id),
-                prev_hash,
-                hash,
-                idempotency_key: r.idempotency_key.clone(),
-                payload_version: r.payload_version,
-                payload: Vec::new(),
-                tags: Vec::new(),
-            });
-        }
+        // One clock reading stamps the whole commit (see `WallClock`).
+        let now = WallClock::read();
+        let timestamp_us = w.clock.timestamp_at(now);
+        let first_sequence = w.written();
+        let stamps = self.stamp(&index, &requests, &mut w.clock, now)?;
         drop(index);
-        for (record, request) in records.iter_mut().zip(requests) {
-            record.payload = request.payload;
-            record.tags = request.tags;
-        }
         if let Some(mode) = &self.shared.sharing {
             self.begin_shared_write(mode);
         }
         let tracking = guards.tracking.as_ref().map(|t| TrackingFields {
             name: &t.name,
             position: t.position,
-            timestamp_us: w.clock.next_timestamp_us(),
+            timestamp_us,
         });
-        let locations = w.write_batch(&records, tracking, &self.shared.segments)?;
-        if !records.is_empty() {
+        let frames = stamps.iter().zip(&requests).enumerate();
+        let frames = frames.map(|(i, (s, r))| s.frame(r, first_sequence + i as u64, timestamp_us));
+        w.write_frames(frames, tracking, &self.shared.segments)?;
+        if !requests.is_empty() {
             self.shared.appends.fetch_add(1, Ordering::Relaxed);
-            self.shared.appended_events.fetch_add(records.len() as u64, Ordering::Relaxed);
+            self.shared.appended_events.fetch_add(requests.len() as u64, Ordering::Relaxed);
         }
         {
             let mut index = self.shared.index.write();
-            for (r, loc) in records.iter().zip(&locations) {
-                index.insert(entry_of(r, loc, !fenced));
+            for ((stamp, r), loc) in stamps.iter().zip(&requests).zip(w.batch_locations()) {
+                index.insert_known(stamp.entry(r, &loc, !fenced), stamp.entity_id);
             }
-            if let (Some(t), Some(loc)) = (&tracking, locations.last()) {
+            if let (Some(t), Some(loc)) = (&tracking, w.batch_locations().last()) {
                 let place = (loc.segment, loc.offset, loc.len);
                 index.tracking.record(t.name, t.position, place, w.written());
             }
@@ -236,19 +192,32 @@ impl Store {
             self.publish_writes(mode, &w);
         }
         drop(writes);
-        if !fenced && !records.is_empty() {
+        if !fenced && !requests.is_empty() {
             self.shared.announce_commit();
         }
         let written = w.written();
         drop(w);
-        if records.is_empty() {
+        let appended = requests.len();
+        // Their names and payloads were copied into the log: freed outside the writer lock.
+        drop(requests);
+        if appended == 0 {
             self.settle_records(writer)?;
         } else if settle {
             self.settle(written, writer)?;
         }
         let durable = self.shared.durable_count();
         let store_id = self.shared.store_id;
-        Ok(records.iter().map(|r| self.sign(r.receipt(store_id, r.global_sequence < durable))).collect())
+        let mut receipts = Vec::with_capacity(stamps.len());
+        for (i, s) in stamps.iter().enumerate() {
+            let seq = first_sequence + i as u64;
+            let (id, clock, hash) = (s.event_id, s.entity_sequence, s.hash);
+            receipts.push(AppendReceipt::new(store_id, id, seq, clock, hash, timestamp_us, seq < durable));
+        }
+        // Signed where they lie: a receipt is large, and each move of one is a copy.
+        if let Some(signer) = &self.shared.receipt_keys.signer {
+            receipts.iter_mut().for_each(|r| r.sign_with(signer.clone()));
+        }
+        Ok(receipts)
     }
 
     /// What the sync mode promises once events `0..written` are written: an fsync through
@@ -267,37 +236,6 @@ impl Store {
         Ok(())
     }
 
-    /// The causation id of request `r` (an earlier item of this batch, or the id it names)
-    /// and, when it asks to inherit it, the cause's correlation id. A cause outside this
-    /// store (or hidden) is kept as given and lends no correlation.
-    fn cause_of(
-        &self,
-        index: &Index,
-        r: &AppendRequest,
-        earlier: &[EventRecord],
-    ) -> Result<(Option<EventId>, Option<EventId>)> {
-        if let Some(k) = r.causation_item {
-            let cause = &earlier[k as usize];
-            return Ok((Some(cause.event_id), r.correlation_from_cause.then_some(cause.correlation_id)));
-        }
-        let Some(id) = r.causation_id else { return Ok((None, None)) };
-        if !r.correlation_from_cause || r.correlation_id.is_some() {
-            return Ok((Some(id), None));
-        }
-        if let Some(cause) = earlier.iter().find(|e| e.event_id == id) {
-            return Ok((Some(id), Some(cause.correlation_id)));
-        }
-        // A cause written earlier through the open fence this append also goes through is
-        // not visible yet, but it is as much this store's event as a visible one.
-        let in_open_fence = |seq: &u64| index.visibility.open_fence.is_some_and(|start| *seq >= start);
-        let cause = index.sequence_of(&id).or_else(|| index.sequence_of_any(&id).filter(in_open_fence));
-        let correlation = match cause {
-            Some(seq) => Some(self.read_locked(index, &[seq])?[0].view().correlation_id()),
-            None => None,
-        };
-        Ok((Some(id), correlation))
-    }
-
     /// For keyed requests already committed: the original receipts when the content is
     /// the same, [`Error::IdempotencyConflict`] when it differs or a batch is partly there.
     fn replayed_receipts(
@@ -305,6 +243,9 @@ impl Store {
         index: &Index,
         requests: &[AppendRequest],
     ) -> Result<Option<Vec<AppendReceipt>>> {
+        if requests.iter().all(|r| r.idempotency_key.is_none()) {
+            return Ok(None);
+        }
         let found: Vec<Option<u64>> = requests
             .iter()
             .map(|r| r.idempotency_key.as_deref().and_then(|k| index.sequence_of_key(k)))

@@ -16,6 +16,7 @@ mod receipts;
 mod replay;
 mod replica;
 mod shared_mode;
+mod stamp;
 mod validate;
 mod verify;
 

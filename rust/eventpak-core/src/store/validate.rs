@@ -37,9 +37,18 @@ impl Store {
                     )));
                 }
             }
-            validate_coordinate_part("entity", &r.entity)?;
-            validate_coordinate_part("scope", &r.scope)?;
-            validate_kind_as(&r.kind, store_written)?;
+            // A name equal to the previous item's passed the same check a moment ago: batches
+            // often repeat their scope and kind, and the entity of one aggregate's events.
+            let previous = i.checked_sub(1).map(|p| &requests[p]);
+            if previous.is_none_or(|p| p.entity != r.entity) {
+                validate_coordinate_part("entity", &r.entity)?;
+            }
+            if previous.is_none_or(|p| p.scope != r.scope) {
+                validate_coordinate_part("scope", &r.scope)?;
+            }
+            if previous.is_none_or(|p| p.kind != r.kind) {
+                validate_kind_as(&r.kind, store_written)?;
+            }
             validate_tags(&r.tags)?;
             if let Some(key) = &r.idempotency_key {
                 if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
