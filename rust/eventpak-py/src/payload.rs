@@ -3,10 +3,12 @@
 //! structure. Aware datetimes travel as msgpack timestamps.
 
 mod containers;
+mod copy;
 mod decode;
 mod encode;
 mod fail;
 mod fallback;
+mod hold;
 mod keys;
 mod output;
 mod refs;

@@ -1,8 +1,7 @@
-//! Dicts, lists and tuples (and their subclasses) as msgpack maps and arrays. Each holds a
-//! reference to itself while its items are written, since an item may run Python code (a
-//! `default`) that drops the container's last other reference. Such code can also resize the
-//! container; that stops the encoding, since the length already written would no longer
-//! match the items.
+//! Dicts, lists and tuples (and their subclasses) as msgpack maps and arrays. Each is open
+//! (`hold.rs`) while its items are written, so that Python code run for an item cannot free
+//! it. Such code can still resize it; that stops the encoding, since the length already
+//! written would no longer match the items.
 
 use std::ptr::{addr_of_mut, null_mut};
 
@@ -36,12 +35,11 @@ impl Walk<'_, '_> {
         if len == 0 {
             return Ok(());
         }
-        // SAFETY: as above; the reference is held until the items are written.
-        let _held = unsafe { Borrowed::from_ptr(self.py, obj) }.to_owned();
+        let slot = self.open(obj)?;
         let (mut pos, mut key, mut value) = (0, null_mut(), null_mut());
         let mut written = 0;
-        // SAFETY: `PyDict_Next` hands out borrowed items of the dict, which `_held` keeps
-        // alive; it stays in bounds even if Python code resized the dict in between.
+        // SAFETY: the dict is open, so alive; `PyDict_Next` hands out borrowed items it keeps
+        // alive, and stays in bounds even if Python code resized it in between.
         while unsafe { ffi::PyDict_Next(obj, &mut pos, &mut key, &mut value) } != 0 {
             if written == len {
                 return Err(resized("dict"));
@@ -55,8 +53,8 @@ impl Walk<'_, '_> {
             unsafe { self.value(value, depth + 1)? };
             written += 1;
         }
-        // SAFETY: `obj` is live (held).
-        if written != len || unsafe { ffi::PyDict_Size(obj) } as usize != len {
+        // SAFETY: `obj` is the dict opened in `slot`.
+        if !unsafe { self.close(slot, obj, len, ffi::PyDict_Size) } || written != len {
             return Err(resized("dict"));
         }
         Ok(())
@@ -89,11 +87,10 @@ impl Walk<'_, '_> {
         if len == 0 {
             return Ok(());
         }
-        // SAFETY: as above; the reference is held until the items are written.
-        let _held = unsafe { Borrowed::from_ptr(self.py, obj) }.to_owned();
+        let slot = self.open(obj)?;
         for index in 0..len {
-            // SAFETY: the list is live (held); `PyList_GetItem` checks the index against the
-            // list's current length and hands out a borrowed item the list keeps alive.
+            // SAFETY: the list is open, so alive; `PyList_GetItem` checks the index against
+            // its current length and hands out a borrowed item it keeps alive.
             unsafe {
                 let item = ffi::PyList_GetItem(obj, index as ffi::Py_ssize_t);
                 if item.is_null() {
@@ -103,8 +100,8 @@ impl Walk<'_, '_> {
                 self.value(item, depth + 1)?;
             }
         }
-        // SAFETY: `obj` is live (held).
-        if unsafe { ffi::PyList_Size(obj) } as usize != len {
+        // SAFETY: `obj` is the list opened in `slot`.
+        if !unsafe { self.close(slot, obj, len, ffi::PyList_Size) } {
             return Err(resized("list"));
         }
         Ok(())
@@ -122,13 +119,14 @@ impl Walk<'_, '_> {
         if len == 0 {
             return Ok(());
         }
-        // SAFETY: as above; the reference is held until the items are written.
-        let _held = unsafe { Borrowed::from_ptr(self.py, obj) }.to_owned();
+        let slot = self.open(obj)?;
         for index in 0..len {
             // SAFETY: a tuple never changes size, so every index is in bounds, and the tuple
-            // (held) keeps its borrowed items alive.
+            // (open, so alive) keeps its borrowed items alive.
             unsafe { self.value(ffi::PyTuple_GetItem(obj, index as ffi::Py_ssize_t), depth + 1)? };
         }
+        // SAFETY: `obj` is the tuple opened in `slot`; its length cannot have changed.
+        unsafe { self.close(slot, obj, len, ffi::PyTuple_Size) };
         Ok(())
     }
 

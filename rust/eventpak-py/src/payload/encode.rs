@@ -4,7 +4,8 @@
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 
-use super::output::Long;
+use super::hold::OpenStack;
+use super::output::{release, Long};
 use super::walk::Walk;
 use crate::errors::PayloadNotSerializable;
 
@@ -80,7 +81,7 @@ pub fn encode_into(
 /// [`encode_into`], failing with a [`Fail`] that becomes an exception only when raised. With
 /// `long`, strs and bytes of at least [`BY_REFERENCE`](super::output::BY_REFERENCE) bytes are
 /// noted there rather than copied into `out` (see `output.rs`).
-#[inline]
+#[inline(always)]
 pub(super) fn write(
     obj: &Bound<'_, PyAny>,
     default: Option<&Bound<'_, PyAny>>,
@@ -90,13 +91,16 @@ pub(super) fn write(
     let (start, noted) = (out.len(), long.as_ref().map_or(0, |l| l.len()));
     // Most payloads are small: one reservation here spares the first few regrowths.
     out.reserve(128);
-    let mut walk = Walk::new(obj.py(), default.filter(|d| !d.is_none()), out, long.as_deref_mut());
+    let mut open = OpenStack::uninit();
+    let default = default.filter(|d| !d.is_none());
+    let mut walk = Walk::new(obj.py(), default, out, long.as_deref_mut(), &mut open);
     // SAFETY: `obj` is a live object, and the caller's reference keeps it alive throughout.
-    let result = unsafe { walk.value(obj.as_ptr(), 0) };
+    let result = unsafe { walk.root(obj.as_ptr()) };
     if result.is_err() {
+        walk.release_open();
         out.truncate(start);
         if let Some(long) = long {
-            long.truncate(noted);
+            release(obj.py(), long, noted);
         }
     }
     result

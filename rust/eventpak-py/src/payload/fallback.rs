@@ -1,8 +1,9 @@
 //! Values that are not of an exact built-in type: subclasses of the built-in types (an
 //! `IntEnum`, a `StrEnum`, an `OrderedDict`, a namedtuple), encoded as their base type;
-//! datetimes; and everything else, which goes through `default`. Kept out of line, so that
-//! the walk's hot path stays small; every path here may run Python code, so each first takes
-//! a reference of its own to the value.
+//! datetimes; and everything else (ints beyond 64 bits included), which goes through
+//! `default`. Kept out of line, so that the walk's hot path stays small. Subclasses are read
+//! like their base types; the other paths run Python code, so they first hold what the walk
+//! reads (`hold.rs`) and take a reference of their own to the value.
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -16,19 +17,41 @@ use super::write;
 use crate::args::type_name;
 
 impl<'py> Walk<'_, 'py> {
+    /// An int beyond `i64`: as uint64 when it fits, else through `default`.
+    ///
+    /// # Safety
+    /// `obj` is a live int.
+    #[inline(never)]
+    pub(super) unsafe fn wide_int(&mut self, obj: *mut ffi::PyObject, depth: u32, overflow: i32) -> Step {
+        if overflow > 0 {
+            // SAFETY: `obj` is a live int; an overflow error is cleared at once.
+            unsafe {
+                let value = ffi::PyLong_AsUnsignedLongLong(obj);
+                if value != u64::MAX || ffi::PyErr_Occurred().is_null() {
+                    write::uint(self.out, value);
+                    return Ok(());
+                }
+                ffi::PyErr_Clear();
+            }
+        }
+        // Python code runs from here on (`default`): hold what the walk reads first.
+        self.hold();
+        // SAFETY: `obj` is live (this function's contract).
+        let obj = unsafe { Borrowed::from_ptr(self.py, obj) }.to_owned();
+        self.unknown(&obj, depth, || "int outside the 64-bit range msgpack can hold".into())
+    }
+
     /// Writes `obj`, which is of no exact type the walk knows.
     ///
     /// # Safety
     /// `obj` points to a live object (see [`Walk::value`]).
     #[inline(never)]
-    pub(super) unsafe fn fallback(&mut self, obj: *mut ffi::PyObject, depth: u32) -> Step {
-        // SAFETY: `obj` is live (this function's contract); from here on this reference keeps
-        // it alive, whatever Python code runs.
-        let obj = unsafe { Borrowed::from_ptr(self.py, obj) }.to_owned();
-        let ptr = obj.as_ptr();
+    pub(super) unsafe fn fallback(&mut self, ptr: *mut ffi::PyObject, depth: u32) -> Step {
+        // SAFETY: `ptr` is live (this function's contract).
+        let obj = unsafe { Borrowed::from_ptr(self.py, ptr) };
         // Subclasses of the built-in types (`bool` has none), in the order of the exact types'
         // checks; the type checks only read the type's flags and run no Python code.
-        // SAFETY: each branch hands `ptr`, held by `obj`, to the writer of its base type.
+        // SAFETY: each branch hands `ptr`, live, to the writer of its base type.
         unsafe {
             if obj.is_instance_of::<PyInt>() {
                 self.int(ptr, depth)
@@ -45,7 +68,9 @@ impl<'py> Walk<'_, 'py> {
             } else if obj.is_instance_of::<PyDict>() {
                 self.dict(ptr, depth)
             } else {
-                self.datetime_or_unknown(&obj, depth)
+                // Python code runs from here on: hold what the walk reads first, and the value.
+                self.hold();
+                self.datetime_or_unknown(&obj.to_owned(), depth)
             }
         }
     }
@@ -84,8 +109,13 @@ impl<'py> Walk<'_, 'py> {
                 Err(refused(format!("default() returned the {shown} it was given")))
             }
             Ok(_) if depth >= MAX_DEPTH => Err(too_deep()),
-            // SAFETY: `value` is live, and this reference keeps it alive while it is written.
-            Ok(value) => unsafe { self.value(value.as_ptr(), depth + 1) },
+            Ok(value) => {
+                // SAFETY: `value` is live, and this reference keeps it alive while it is written.
+                unsafe { self.value(value.as_ptr(), depth + 1)? };
+                // Dropping `value` may free long data noted from it.
+                self.hold();
+                Ok(())
+            }
             Err(err) => Err(raised(format!("default() raised on a {shown}"), err)),
         }
     }

@@ -11,6 +11,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use super::encode::{python, write, Fail};
+use super::walk::{too_long, Step, Walk};
+use super::write as form;
 
 /// Strs and bytes at least this long are copied straight into the result: past a KiB, a
 /// copy costs more than holding a reference and noting where the data goes.
@@ -22,20 +24,85 @@ const KEEP_SCRATCH: usize = 1 << 20;
 /// A long str's UTF-8 or bytes' data, which belongs at `at` in the scratch buffer.
 pub struct Long {
     at: usize,
-    /// Keeps `data` alive and unchanged: it is the object's own immutable buffer.
-    _owner: Py<PyAny>,
+    /// The str or bytes `data` is the buffer of: borrowed while the payload keeps it alive,
+    /// held (a reference of the walk's own) once Python code may have run (see `hold.rs`).
+    owner: *mut ffi::PyObject,
+    held: bool,
     data: *const u8,
     len: usize,
 }
 
 impl Long {
-    /// `data`, which belongs at `at`, held by a reference to `owner`.
+    /// `data`, which belongs at `at`, borrowed from `owner`.
     ///
     /// # Safety
-    /// `data` is the buffer of the str (its cached UTF-8) or bytes `owner`, which lives and
-    /// stays unchanged as long as the object does.
-    pub unsafe fn new(at: usize, owner: Py<PyAny>, data: &[u8]) -> Self {
-        Long { at, _owner: owner, data: data.as_ptr(), len: data.len() }
+    /// `data` is the buffer of the str (its cached UTF-8) or bytes `owner`, which stays
+    /// unchanged as long as the object lives.
+    pub unsafe fn new(at: usize, owner: *mut ffi::PyObject, data: &[u8]) -> Self {
+        Long { at, owner, held: false, data: data.as_ptr(), len: data.len() }
+    }
+
+    /// Whether the walk holds a reference to the owner.
+    pub fn held(&self) -> bool {
+        self.held
+    }
+
+    /// Takes a reference to the owner.
+    ///
+    /// # Safety
+    /// The owner is alive, and not held yet.
+    pub unsafe fn hold(&mut self, _py: Python<'_>) {
+        // SAFETY: the owner is alive (this function's contract), and the thread is attached.
+        unsafe { ffi::Py_IncRef(self.owner) };
+        self.held = true;
+    }
+}
+
+/// Drops `long[from..]`, and the references held to their owners.
+#[inline]
+pub fn release(_py: Python<'_>, long: &mut Vec<Long>, from: usize) {
+    if long.len() <= from {
+        return;
+    }
+    for part in long.drain(from..).filter(|part| part.held) {
+        // SAFETY: the reference was taken by `Long::hold`, and the thread is attached.
+        unsafe { ffi::Py_DecRef(part.owner) };
+    }
+}
+
+/// Which msgpack family long data is written as.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Str,
+    Bin,
+}
+
+impl Walk<'_, '_> {
+    /// A str's UTF-8 or a bytes' data of at least [`BY_REFERENCE`] bytes: noted in `long`
+    /// when the walk keeps long data apart (writing only its header), else written.
+    ///
+    /// # Safety
+    /// `data` is the buffer of `obj`, a live str (its UTF-8) or bytes.
+    #[inline(never)]
+    pub(super) unsafe fn long(&mut self, obj: *mut ffi::PyObject, data: &[u8], kind: Kind) -> Step {
+        if data.len() > form::MAX_LEN {
+            return Err(too_long(if kind == Kind::Str { "str" } else { "bytes" }, data.len()));
+        }
+        let Some(long) = self.long.as_deref_mut() else {
+            match kind {
+                Kind::Str => form::str(self.out, data),
+                Kind::Bin => form::bin(self.out, data),
+            }
+            return Ok(());
+        };
+        match kind {
+            Kind::Str => form::str_header(self.out, data.len()),
+            Kind::Bin => form::bin_header(self.out, data.len()),
+        }
+        // SAFETY: `data` is the buffer of `obj` (this function's contract), which stays
+        // unchanged as long as `obj` lives: strs and bytes are immutable.
+        long.push(unsafe { Long::new(self.out.len(), obj, data) });
+        Ok(())
     }
 }
 
@@ -72,16 +139,19 @@ impl Scratch {
         Scratch { buf: Vec::new(), long: Vec::new() }
     }
 
-    #[inline]
+    #[inline(always)]
     fn encode<'py>(
         &mut self,
         obj: &Bound<'py, PyAny>,
         default: Option<&Bound<'py, PyAny>>,
     ) -> Result<Bound<'py, PyBytes>, Fail> {
+        // Empty unless an earlier call panicked half-way: then its notes are dropped (and
+        // their references leaked, which is safe), not copied into this result.
+        self.buf.clear();
+        self.long.clear();
         let result = write(obj, default, &mut self.buf, Some(&mut self.long))
             .and_then(|()| assemble(obj.py(), &self.buf, &self.long));
-        self.buf.clear();
-        self.long.clear(); // drops the references while the thread is attached
+        release(obj.py(), &mut self.long, 0);
         if self.buf.capacity() > KEEP_SCRATCH {
             self.buf = Vec::new();
         }
@@ -90,7 +160,7 @@ impl Scratch {
 }
 
 /// The bytes of `buf` with each long data inserted where it belongs.
-#[inline]
+#[inline(always)]
 fn assemble<'py>(py: Python<'py>, buf: &[u8], long: &[Long]) -> Result<Bound<'py, PyBytes>, Fail> {
     if long.is_empty() {
         // SAFETY: `buf` holds `buf.len()` bytes, which the new bytes object copies.
@@ -109,7 +179,8 @@ fn join<'py>(py: Python<'py>, buf: &[u8], long: &[Long]) -> Result<Bound<'py, Py
     let len = buf.len() + long.iter().map(|l| l.len).sum::<usize>();
     // SAFETY: the new bytes object has room for exactly `len` bytes, which the copies fill
     // in order: the parts of `buf` between the long data (the `at` offsets increase, each
-    // within `buf`), and each long data, alive while its `Long` holds its owner.
+    // within `buf`), and each long data, alive as its owner is: held by the walk, or else
+    // noted after Python code last ran, so still kept alive by the payload (`hold.rs`).
     unsafe {
         let raw = ffi::PyBytes_FromStringAndSize(null(), len as ffi::Py_ssize_t);
         let bytes = Bound::from_owned_ptr_or_err(py, raw).map_err(python)?;

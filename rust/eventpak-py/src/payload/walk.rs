@@ -2,12 +2,8 @@
 //! with the exact built-in types first (one pointer comparison each); only a value of any
 //! other type goes to `fallback.rs` (subclasses, datetimes, `default`).
 //!
-//! Values are read through borrowed pointers, with no reference counting per value. That is
-//! sound because reading a str, an int, a float or bytes never runs Python code, and the
-//! paths that may (the fallback: `isinstance`, `utcoffset`, `default`) take a reference of
-//! their own to the value first; every container holds a reference to itself while its items
-//! are walked (`containers.rs`). Python code that empties a container therefore cannot free
-//! what is being read.
+//! Values are read through borrowed pointers, with no reference counting: `hold.rs` says why
+//! that is sound.
 
 use std::ptr::addr_of_mut;
 
@@ -15,7 +11,8 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 
 use super::encode::{refused, Fail};
-use super::output::{Long, BY_REFERENCE};
+use super::hold::OpenStack;
+use super::output::{Kind, Long, BY_REFERENCE};
 use super::write;
 
 /// Whether one value was written.
@@ -27,27 +24,50 @@ pub struct Walk<'a, 'py> {
     pub(super) default: Option<&'a Bound<'py, PyAny>>,
     pub(super) out: &'a mut Vec<u8>,
     /// Where long strs and bytes are noted instead of copied into `out`, if anywhere.
-    long: Option<&'a mut Vec<Long>>,
+    pub(super) long: Option<&'a mut Vec<Long>>,
+    /// The containers whose items are being written, outermost first: `open[..open_len]`.
+    pub(super) open: &'a mut OpenStack,
+    pub(super) open_len: usize,
+    /// `open[..held]` are held: the walk took a reference to each (see `hold.rs`).
+    pub(super) held: usize,
 }
 
 impl<'a, 'py> Walk<'a, 'py> {
-    /// A walk writing to `out`, handing unknown values to `default` when given, and noting
-    /// long strs and bytes in `long` when given.
+    /// A walk writing to `out`, handing unknown values to `default` when given, noting long
+    /// strs and bytes in `long` when given, and keeping the containers it is in in `open`.
+    #[inline(always)]
     pub fn new(
         py: Python<'py>,
         default: Option<&'a Bound<'py, PyAny>>,
         out: &'a mut Vec<u8>,
         long: Option<&'a mut Vec<Long>>,
+        open: &'a mut OpenStack,
     ) -> Self {
-        Walk { py, default, out, long }
+        Walk { py, default, out, long, open, open_len: 0, held: 0 }
+    }
+
+    /// Writes `obj`, the payload itself: most payloads are dicts, so that check comes first.
+    ///
+    /// # Safety
+    /// `obj` points to a live object that stays alive throughout.
+    #[inline(always)]
+    pub unsafe fn root(&mut self, obj: *mut ffi::PyObject) -> Step {
+        // SAFETY: `obj` is live (this function's contract); the type object is a static of
+        // the interpreter, only compared by address here.
+        unsafe {
+            if ffi::Py_TYPE(obj) == addr_of_mut!(ffi::PyDict_Type) {
+                return self.dict(obj, 0);
+            }
+            self.value(obj, 0)
+        }
     }
 
     /// Writes `obj`, a value `depth` levels deep (the payload itself is level 0). Inlined
     /// into each container's loop, so that a scalar item costs no call of its own.
     ///
     /// # Safety
-    /// `obj` points to a live object that stays alive at least until Python code runs (a
-    /// borrowed item of a container the walk holds; see the module docs).
+    /// `obj` points to a live object: the payload, an item of an open container, or a value
+    /// the caller holds (see `hold.rs`).
     #[inline(always)]
     pub unsafe fn value(&mut self, obj: *mut ffi::PyObject, depth: u32) -> Step {
         // SAFETY: `obj` is live (this function's contract); the type objects and the
@@ -121,28 +141,6 @@ impl<'a, 'py> Walk<'a, 'py> {
         Ok(())
     }
 
-    /// An int beyond `i64`: as uint64 when it fits, else through `default`.
-    ///
-    /// # Safety
-    /// `obj` is a live int.
-    #[inline(never)]
-    unsafe fn wide_int(&mut self, obj: *mut ffi::PyObject, depth: u32, overflow: i32) -> Step {
-        if overflow > 0 {
-            // SAFETY: `obj` is a live int; an overflow error is cleared at once.
-            unsafe {
-                let value = ffi::PyLong_AsUnsignedLongLong(obj);
-                if value != u64::MAX || ffi::PyErr_Occurred().is_null() {
-                    write::uint(self.out, value);
-                    return Ok(());
-                }
-                ffi::PyErr_Clear();
-            }
-        }
-        // SAFETY: `obj` is live (this function's contract).
-        let obj = unsafe { Borrowed::from_ptr(self.py, obj) }.to_owned();
-        self.unknown(&obj, depth, || "int outside the 64-bit range msgpack can hold".into())
-    }
-
     /// A float (or float subclass) as float64.
     ///
     /// # Safety
@@ -172,41 +170,6 @@ impl<'a, 'py> Walk<'a, 'py> {
         }
         Ok(())
     }
-
-    /// A str's UTF-8 or a bytes' data of at least [`BY_REFERENCE`] bytes: noted in `long`
-    /// when the walk keeps long data apart (writing only its header), else written.
-    ///
-    /// # Safety
-    /// `data` is the buffer of `obj`, a live str (its UTF-8) or bytes.
-    #[inline(never)]
-    unsafe fn long(&mut self, obj: *mut ffi::PyObject, data: &[u8], kind: Kind) -> Step {
-        if data.len() > write::MAX_LEN {
-            return Err(too_long(if kind == Kind::Str { "str" } else { "bytes" }, data.len()));
-        }
-        let Some(long) = self.long.as_deref_mut() else {
-            match kind {
-                Kind::Str => write::str(self.out, data),
-                Kind::Bin => write::bin(self.out, data),
-            }
-            return Ok(());
-        };
-        match kind {
-            Kind::Str => write::str_header(self.out, data.len()),
-            Kind::Bin => write::bin_header(self.out, data.len()),
-        }
-        // SAFETY: `obj` is live (this function's contract), and holding it keeps `data` alive
-        // and unchanged: strs and bytes are immutable.
-        let owner = unsafe { Borrowed::from_ptr(self.py, obj) }.to_owned().unbind();
-        long.push(unsafe { Long::new(self.out.len(), owner, data) });
-        Ok(())
-    }
-}
-
-/// Which msgpack family long data is written as.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Str,
-    Bin,
 }
 
 /// The refusal of a value longer than msgpack's 32-bit length fields can describe.
