@@ -98,13 +98,18 @@ fn opt_id(id: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<[u8; 16]
     id.filter(|c| !c.is_none()).map(|c| from_uuid(c, name)).transpose()
 }
 
-/// Encodes `value` into `scratch` (a buffer reused across a batch, so a payload is not grown
-/// step by step in a fresh vector) and returns an exact-size copy.
+/// Encodes `value`: into `scratch` when a batch shares one buffer (so no payload is grown step
+/// by step in a fresh vector), then an exact-size copy; else into a vector of its own.
 fn encoded(
     value: &Bound<'_, PyAny>,
     default: Option<&Bound<'_, PyAny>>,
-    scratch: &mut Vec<u8>,
+    scratch: Option<&mut Vec<u8>>,
 ) -> PyResult<Vec<u8>> {
+    let Some(scratch) = scratch else {
+        let mut own = Vec::new();
+        payload::encode_into(value, default, &mut own)?;
+        return Ok(own);
+    };
     scratch.clear();
     payload::encode_into(value, default, scratch)?;
     Ok(scratch.as_slice().to_vec())
@@ -119,7 +124,7 @@ pub fn build(
     o: Options<'_, '_>,
     default: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<CoreRequest> {
-    build_with(coord, kind, value, o, default, &mut Vec::new())
+    build_with(coord, kind, value, o, default, None)
 }
 
 fn build_with(
@@ -128,7 +133,7 @@ fn build_with(
     value: &Bound<'_, PyAny>,
     o: Options<'_, '_>,
     default: Option<&Bound<'_, PyAny>>,
-    scratch: &mut Vec<u8>,
+    scratch: Option<&mut Vec<u8>>,
 ) -> PyResult<CoreRequest> {
     let (entity, scope) = coordinate_parts(coord)?;
     let mut request = CoreRequest {
@@ -154,45 +159,35 @@ pub fn build_item(
     default: Option<&Bound<'_, PyAny>>,
     scratch: &mut Vec<u8>,
 ) -> PyResult<CoreRequest> {
-    if let Ok(tuple) = item.downcast_exact::<PyTuple>() {
+    if let Ok(tuple) = item.downcast::<PyTuple>() {
         if tuple.len() == 3 {
             // Borrowed: the tuple keeps its items alive, so no reference is taken per field.
             let field = |i| tuple.get_borrowed_item(i);
             let (coord, kind, value) = (field(0)?, field(1)?, field(2)?);
-            return build_with(&coord, &kind, &value, Options::default(), default, scratch);
+            return build_with(&coord, &kind, &value, Options::default(), default, Some(scratch));
         }
     }
     let py = item.py();
-    if let Ok(req) = item.downcast::<AppendRequest>() {
-        let r = req.get();
-        let bind = |o: &Option<Py<PyAny>>| o.as_ref().map(|v| v.bind(py).clone());
-        let (key, cause, corr) = (bind(&r.idempotency_key), bind(&r.causation_id), bind(&r.correlation_id));
-        let (caused_by, tags) = (bind(&r.caused_by), bind(&r.tags));
-        let options = Options {
-            idempotency_key: key.as_ref(),
-            expected_sequence: r.expected_sequence,
-            causation_id: cause.as_ref(),
-            correlation_id: corr.as_ref(),
-            caused_by: caused_by.as_ref(),
-            payload_version: r.payload_version.unwrap_or(0),
-            tags: tags.as_ref(),
-        };
-        return build_with(r.coord.bind(py), r.kind.bind(py), r.payload.bind(py), options, default, scratch);
-    }
-    let tuple = item.downcast::<PyTuple>().ok().filter(|t| t.len() == 3).ok_or_else(|| {
+    let Ok(req) = item.downcast::<AppendRequest>() else {
         let shown = type_name(item);
-        PyTypeError::new_err(format!(
+        return Err(PyTypeError::new_err(format!(
             "batch items must be ep.AppendRequest or (coord, kind, payload) tuples, not {shown}"
-        ))
-    })?;
-    build_with(
-        &tuple.get_item(0)?,
-        &tuple.get_item(1)?,
-        &tuple.get_item(2)?,
-        Options::default(),
-        default,
-        scratch,
-    )
+        )));
+    };
+    let r = req.get();
+    let bind = |o: &Option<Py<PyAny>>| o.as_ref().map(|v| v.bind(py).clone());
+    let (key, cause, corr) = (bind(&r.idempotency_key), bind(&r.causation_id), bind(&r.correlation_id));
+    let (caused_by, tags) = (bind(&r.caused_by), bind(&r.tags));
+    let options = Options {
+        idempotency_key: key.as_ref(),
+        expected_sequence: r.expected_sequence,
+        causation_id: cause.as_ref(),
+        correlation_id: corr.as_ref(),
+        caused_by: caused_by.as_ref(),
+        payload_version: r.payload_version.unwrap_or(0),
+        tags: tags.as_ref(),
+    };
+    build_with(r.coord.bind(py), r.kind.bind(py), r.payload.bind(py), options, default, Some(scratch))
 }
 
 /// Builds every item of an `append_batch` iterable, sharing one encoding buffer.
