@@ -167,7 +167,9 @@ def probe_main(url: str) -> int:
     ping(url)  # connects once untimed, then says it is ready
     print("ready", flush=True)
     while not stop.wait(PING_EVERY_S):
-        with contextlib.suppress(OSError):  # a killed server process: that ping is not counted
+        # A server process killed while it connects or answers (refused, reset, or a response
+        # cut short: http.client.IncompleteRead): that ping is not counted.
+        with contextlib.suppress(OSError, http.client.HTTPException):
             seconds, status, _ = ping(url)
             if status == 200:
                 times.append(seconds)
