@@ -69,7 +69,7 @@ from benches.compare.report import (
     json_document,
     machine_info,
     machine_lines,
-    table_lines,
+    report_text,
     write_run,
 )
 
@@ -695,13 +695,8 @@ def markdown(b: Bench, rows: list[dict[str, Any]], machine: dict[str, Any]) -> s
         f"durable {a.durable_seconds:g} s or "
         f"{a.durable_max_ops:,} calls per run, events={a.events:,}, latency appends={a.latency_appends:,} "
         f"every {a.latency_interval_ms:g} ms after {WARMUP_CALLS} untimed, payload={PAYLOAD_BYTES} B msgpack",
-        "",
-        *table_lines(rows),
-        "",
-        "Lines: " + "; ".join(f"({k}) {v}" for k, v in b.titles.items()) + ".",
     ]
-    lines += [f"Note: {note}" for note in b.notes]
-    return "\n".join(lines)
+    return report_text(lines, b, rows)
 
 
 def main(argv: list[str] | None = None) -> int:

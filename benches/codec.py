@@ -51,7 +51,7 @@ from benches.compare.report import (
     machine_info,
     machine_lines,
     package_version,
-    table_lines,
+    report_text,
     write_run,
 )
 
@@ -173,13 +173,8 @@ def markdown(b: Bench, rows: list[dict[str, Any]], machine: dict[str, Any]) -> s
         f"Settings: timed with {a.clock} time (time.{_boundary.CLOCKS[a.clock].__name__}), "
         f"rounds={a.rounds}, best of {a.repeats} blocks of ~{a.block_seconds * 1000:g} ms per system "
         f"and round, items: {a.batches} batches of {_boundary.BATCH:,} per block, event: {a.events:,} events",
-        "",
-        *table_lines(rows),
-        "",
-        "Lines: " + "; ".join(f"({k}) {v}" for k, v in b.titles.items()) + ".",
     ]
-    lines += [f"Note: {note}" for note in b.notes]
-    return "\n".join(lines)
+    return report_text(lines, b, rows)
 
 
 def main(argv: list[str] | None = None) -> int:

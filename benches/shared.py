@@ -79,7 +79,7 @@ from benches.compare.report import (
     json_document,
     machine_info,
     machine_lines,
-    table_lines,
+    report_text,
     write_run,
 )
 
@@ -1197,13 +1197,8 @@ def markdown(b: Bench, rows: list[dict[str, Any]], machine: dict[str, Any]) -> s
         f"read events={a.read_events:,}, latency appends={a.latency_appends:,} every "
         f"{a.latency_interval_ms:g} ms (sqlite3 poll {a.poll_ms:g} ms), memory events={a.memory_events:,}, "
         f"payload={PAYLOAD_BYTES} B msgpack, {WARMUP_CALLS} untimed calls per process before the barrier",
-        "",
-        *table_lines(rows),
-        "",
-        "Lines: " + "; ".join(f"({k}) {v}" for k, v in b.titles.items()) + ".",
     ]
-    lines += [f"Note: {note}" for note in b.notes]
-    return "\n".join(lines)
+    return report_text(lines, b, rows)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -185,6 +185,14 @@ def table_lines(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def report_text(head: list[str], b: Bench, rows: list[dict[str, Any]], label: str = "Lines") -> str:
+    """A run's printed report: ``head`` (the machine and settings lines), the table of ``rows``,
+    what each case or line is (``label``: "Cases" or "Lines") and the run's notes."""
+    titles = "; ".join(f"({k}) {v}" for k, v in b.titles.items())
+    lines = [*head, "", *table_lines(rows), "", f"{label}: {titles}.", *(f"Note: {note}" for note in b.notes)]
+    return "\n".join(lines)
+
+
 def markdown(b: Bench, rows: list[dict[str, Any]], machine: dict[str, Any]) -> str:
     a = b.args
     lines = [
@@ -194,14 +202,8 @@ def markdown(b: Bench, rows: list[dict[str, Any]], machine: dict[str, Any]) -> s
         f"batch={a.batch_size}, worker batch={WORKER_BATCH}, latency appends={a.latency_appends:,}, "
         f"payload={PAYLOAD_BYTES} B msgpack, projection events={a.projection_events:,}, "
         f"projection calls={a.projection_calls:,}",
-        "",
-        *table_lines(rows),
-        "",
-        "Cases: " + "; ".join(f"({k}) {v}" for k, v in b.titles.items()) + ".",
     ]
-    for note in b.notes:
-        lines.append(f"Note: {note}")
-    return "\n".join(lines)
+    return report_text(lines, b, rows, label="Cases")
 
 
 def json_document(
