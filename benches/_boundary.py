@@ -81,6 +81,29 @@ def best_pair(measure: Callable[[int], tuple[int, int]], repeats: int) -> tuple[
     return min(p[0] for p in pairs), min(p[1] for p in pairs)
 
 
+def difference_rows(
+    line: str, total: tuple[str, str], alone: tuple[str, str], beyond: tuple[str, str, float]
+) -> list[Row]:
+    """The rows of a line that reports eventpak's whole work (``total``: metric, note), the codec
+    alone on the same payloads (``alone``) and the difference, ``beyond_ns``, against its aim
+    (``beyond``: note, ratio label, aim in ns)."""
+    note, label, aim_ns = beyond
+    return [
+        Row(line, "eventpak", unit="ns", metric=total[0], note=total[1]),
+        Row(line, "eventpak", unit="ns", metric=alone[0], note=alone[1]),
+        Row(
+            line,
+            "eventpak",
+            unit="ns",
+            metric="beyond_ns",
+            note=note,
+            ratio_to=(aim_ns, label),
+            aim=f"<= {aim_ns:g} ns",
+            check=lambda v, r: v <= aim_ns,
+        ),
+    ]
+
+
 # ------------------------------------------------------------------------------- (items) conversion
 
 
@@ -139,20 +162,12 @@ def items_line(b: Bench, fresh: bool) -> None:
     peer = Peer("eventpak", "eventpak", config, items_run(a.batches, a.repeats, fresh))
     title = f"append_batch's item conversion of {BATCH:,} items, per item, beyond the payload encode"
     b.run_case(line, title + (" (fresh str objects)" if fresh else ""), [peer])
-    b.rows += [
-        Row(line, "eventpak", unit="ns", metric="convert_ns", note="conversion, per item"),
-        Row(line, "eventpak", unit="ns", metric="encode_ns", note="encode_payload alone, per item"),
-        Row(
-            line,
-            "eventpak",
-            unit="ns",
-            metric="beyond_ns",
-            note="conversion minus encode, per item",
-            ratio_to=(ITEMS_AIM_NS, "beyond encode / aim"),
-            aim=f"<= {ITEMS_AIM_NS:g} ns",
-            check=lambda v, r: v <= ITEMS_AIM_NS,
-        ),
-    ]
+    b.rows += difference_rows(
+        line,
+        ("convert_ns", "conversion, per item"),
+        ("encode_ns", "encode_payload alone, per item"),
+        ("conversion minus encode, per item", "beyond encode / aim", ITEMS_AIM_NS),
+    )
 
 
 # ------------------------------------------------------------------------------------ (event) build
@@ -234,23 +249,9 @@ def event_line(b: Bench) -> None:
         b.run_case("event", f"Event build of a cursor read of {a.events:,} events, beyond the decode", [peer])
     finally:
         store.close()
-    b.rows += [
-        Row("event", "eventpak", unit="ns", metric="event_ns", note="cursor read + e.payload, per event"),
-        Row(
-            "event",
-            "eventpak",
-            unit="ns",
-            metric="decode_ns",
-            note="decode_payload of the same stored bytes alone (kept to the batch's end), per event",
-        ),
-        Row(
-            "event",
-            "eventpak",
-            unit="ns",
-            metric="beyond_ns",
-            note="the Event beyond its decode, per event",
-            ratio_to=(EVENT_AIM_NS, "beyond decode / aim"),
-            aim=f"<= {EVENT_AIM_NS:g} ns",
-            check=lambda v, r: v <= EVENT_AIM_NS,
-        ),
-    ]
+    b.rows += difference_rows(
+        "event",
+        ("event_ns", "cursor read + e.payload, per event"),
+        ("decode_ns", "decode_payload of the same stored bytes alone (kept to the batch's end), per event"),
+        ("the Event beyond its decode, per event", "beyond decode / aim", EVENT_AIM_NS),
+    )

@@ -7,27 +7,13 @@ figure of it (performance is measured by the benches, not by timed tests).
 from __future__ import annotations
 
 import importlib.util
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from bench_support import run_quick_bench
 
 
 def test_aio_bench_quick_run(tmp_path: Path) -> None:
-    out = tmp_path / "aio-quick.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "benches.aio", "--quick", "--dir", str(tmp_path), "--json", str(out)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,  # a safety net against a hang; the quick run takes about 10 s
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "Traceback" not in done.stderr, done.stderr
-    doc = json.loads(out.read_text())
+    doc, stdout = run_quick_bench("benches.aio", tmp_path, timeout=120)
     loops = ["asyncio"] + (["uvloop"] if importlib.util.find_spec("uvloop") else [])
     assert list(doc["machine"]["loops"]) == loops
 
@@ -58,4 +44,4 @@ def test_aio_bench_quick_run(tmp_path: Path) -> None:
         assert all(r["events"] == doc["settings"]["events"] for r in rounds)
     for rounds in (system["rounds"] for system in cases["3"]["systems"].values()):
         assert all(r["events"] == doc["settings"]["latency_appends"] for r in rounds)
-    assert "| (3) |" in done.stdout
+    assert "| (3) |" in stdout

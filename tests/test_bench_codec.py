@@ -3,42 +3,22 @@
 A smoke run of the Python-boundary bench (benches/codec.py): it checks that the bench works and
 that its JSON holds every line, never a figure of it (performance is measured by the benches,
 not by timed tests). The bench's peers, msgspec and ormsgpack, are benchmark-only dependencies
-(requirements-dev.txt): this test only looks them up, and runs the bench in a subprocess.
+(requirements-dev.txt, which `make test` installs); the bench runs in a subprocess and fails
+there if one is missing.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
+from bench_support import run_quick_bench
 
-REPO = Path(__file__).resolve().parents[1]
 PEERS = ("msgspec", "ormsgpack", "msgpack")
 CODEC_LINES = [f"{d}-{s}" for d in ("enc", "dec") for s in ("flat", "order", "doc")]
 
-pytestmark = pytest.mark.skipif(
-    any(importlib.util.find_spec(name) is None for name in PEERS),
-    reason="the codec bench's peers (requirements-dev.txt) are not installed",
-)
-
 
 def test_codec_bench_quick_run(tmp_path: Path) -> None:
-    out = tmp_path / "codec-quick.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "benches.codec", "--quick", "--dir", str(tmp_path), "--json", str(out)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,  # a safety net against a hang; the quick run takes a few seconds
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "Traceback" not in done.stderr, done.stderr
-    doc = json.loads(out.read_text())
+    doc, stdout = run_quick_bench("benches.codec", tmp_path, timeout=120)
     assert set(doc["machine"]["codecs"]) == set(PEERS)
 
     rows = {(row["case"], row["key"], row["metric"]): row for row in doc["rows"]}
@@ -62,5 +42,5 @@ def test_codec_bench_quick_run(tmp_path: Path) -> None:
     # Every round of (event) read every stored event.
     rounds = doc["cases"]["event"]["systems"]["eventpak"]["rounds"]
     assert rounds and all(r["events"] == doc["settings"]["events"] for r in rounds)
-    assert "| (enc-order) |" in done.stdout and "| (event) |" in done.stdout
-    assert list(tmp_path.iterdir()) == [out]  # the temporary store is gone
+    assert "| (enc-order) |" in stdout and "| (event) |" in stdout
+    assert list(tmp_path.iterdir()) == [tmp_path / "codec-quick.json"]  # the temporary store is gone
