@@ -77,6 +77,7 @@ from .projection import CacheMeta, Freshness, NativeCache, NoCache, Projection, 
 from .receipts import ReceiptCheck, generate_signing_key, public_key, verify_receipt_signature
 from .store import Store
 from .typed import EventType, Upcasters, event_type
+from .backup import BackupReport
 from .verify import VerifyProblem, VerifyReport
 from .worker import (
     AtLeastOnce,
@@ -119,6 +120,7 @@ __all__ = [
     "AppendReceipt",
     "AppendRequest",
     "AtLeastOnce",
+    "BackupReport",
     "BatchTooLarge",
     "CacheFailed",
     "CacheMeta",
