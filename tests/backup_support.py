@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import eventpak as ep
-
 from conftest import event_key
 
 

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import eventpak as ep
-
 from backup_support import events_of, fill, held_through
 
 CHILD = Path(__file__).with_name("backup_child.py")
@@ -63,7 +62,9 @@ def _state_of(dest: Path, origin_events: list[tuple], candidates: dict[str, int 
     for name, through in candidates.items():
         if held == [e for e in origin_events if through is not None and e[1] <= through]:
             return name
-    raise AssertionError(f"the destination holds {len(held)} events: neither the previous backup nor the new one")
+    raise AssertionError(
+        f"the destination holds {len(held)} events: neither the previous backup nor the new one"
+    )
 
 
 def test_a_backup_killed_at_any_instant_leaves_the_old_or_the_new_backup(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import eventpak as ep
 import pytest
-
 from backup_support import assert_is_backup_of, fill
 from cli_helpers import run_cli
 from shared_helpers import SAFETY_NET_S, Children, children_fixture, open_shared
@@ -54,6 +53,8 @@ def test_a_backup_while_another_process_appends(spawn: Children, tmp_path: Path)
     writer.recv("going")
     head_before = store.head()
     report = store.backup(tmp_path / "backup")
+    # The other process goes on past the snapshot (a blocking wait for a later commit).
+    assert store.cursor(ep.Region.all(), after=report.through).pull_batch(1, SAFETY_NET_S)
     writer.send("stop")
     last = writer.recv("done")
     writer.join()

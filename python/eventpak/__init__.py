@@ -28,6 +28,7 @@ from ._native import (
     Tracking,
     __version__,
 )
+from .backup import BackupReport
 from .config import StoreConfig, StoreOptions, StoreStats, SyncMode
 from .dead_letters import DeadLetter
 from .errors import (
@@ -77,7 +78,6 @@ from .projection import CacheMeta, Freshness, NativeCache, NoCache, Projection, 
 from .receipts import ReceiptCheck, generate_signing_key, public_key, verify_receipt_signature
 from .store import Store
 from .typed import EventType, Upcasters, event_type
-from .backup import BackupReport
 from .verify import VerifyProblem, VerifyReport
 from .worker import (
     AtLeastOnce,

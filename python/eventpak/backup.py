@@ -27,7 +27,9 @@ class BackupReport:
     incremental: bool
 
 
-def backup_store(native: NativeStore, dest: str | os.PathLike[str], progress: Progress | None) -> BackupReport:
+def backup_store(
+    native: NativeStore, dest: str | os.PathLike[str], progress: Progress | None
+) -> BackupReport:
     """Runs the engine's backup into ``dest`` and wraps what it did."""
     through, events, bytes_copied, incremental = native.backup(os.fspath(dest), progress)
     return BackupReport(through, events, bytes_copied, incremental)

@@ -198,25 +198,6 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The `(segment id, covered length)` list at the start of a checkpoint file, read from its
-/// first bytes without checking the rest; `None` when `head` is not a checkpoint of a
-/// known version or is too short to hold the list. (A backup reads this to leave out a
-/// checkpoint that describes more of the log than it copies.)
-pub fn checkpoint_cover_segments(head: &[u8]) -> Option<Vec<(u64, u64)>> {
-    let u32_at = |at: usize| Some(u32::from_le_bytes(head.get(at..at + 4)?.try_into().ok()?));
-    let u64_at = |at: usize| Some(u64::from_le_bytes(head.get(at..at + 8)?.try_into().ok()?));
-    if head.get(..VERSION_OFFSET)? != MAGIC
-        || !(VERSION_WITHOUT_CAUSAL..=VERSION).contains(&u32_at(VERSION_OFFSET)?)
-    {
-        return None;
-    }
-    let count = u32_at(SEGMENT_COUNT_OFFSET)? as usize;
-    (0..count)
-        .map(|i| SEGMENTS_OFFSET + i * SEGMENT_COVER_LEN)
-        .map(|at| Some((u64_at(at)?, u64_at(at + 8)?)))
-        .collect()
-}
-
 /// Reads and checks the checkpoint. `Ok(None)` when there is none; `Err(reason)` when it
 /// is unusable (damaged, another version, inconsistent).
 pub fn load_checkpoint(dir: &Path) -> Result<Option<(Index, CheckpointCover)>, String> {

@@ -10,9 +10,7 @@ mod tag_filter;
 mod tracking;
 mod union;
 
-pub use checkpoint::{
-    checkpoint_cover_segments, load_checkpoint, write_checkpoint, CheckpointCover, INDEX_CHECKPOINT_FILE,
-};
+pub use checkpoint::{load_checkpoint, write_checkpoint, CheckpointCover, INDEX_CHECKPOINT_FILE};
 pub use holes::HOLE_SEGMENT;
 pub use interner::Interner;
 pub use tracking::{TrackedFrame, TrackingIndex};

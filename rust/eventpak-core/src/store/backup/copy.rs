@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cursor_checkpoint::CursorCheckpoint;
 use crate::error::{Error, Result};
-use crate::index::{checkpoint_cover_segments, INDEX_CHECKPOINT_FILE};
+use crate::index::INDEX_CHECKPOINT_FILE;
 use crate::io::Storage;
 use crate::segment::{encode_seal_records, load_seals, SEALS_FILE, SEGMENTS_DIR, SEGMENT_HEADER_LEN};
 use crate::visibility::HIDDEN_RANGES_FILE;
@@ -105,12 +105,12 @@ pub(super) fn plan<'a>(snap: &'a Snapshot, dest: &Path, reuse: bool) -> Result<P
     }
     for side in &snap.files {
         let len = side.file.metadata().map_err(io)?.len();
-        let source = if side.rel == Path::new(INDEX_CHECKPOINT_FILE) {
-            if !checkpoint_fits(&side.file, snap).map_err(io)? {
-                continue; // A cache: left out rather than describe what the copy lacks.
-            }
-            Source::File(&side.file, len)
-        } else if is_cursor_checkpoint(&side.rel) {
+        if side.rel == Path::new(INDEX_CHECKPOINT_FILE) {
+            // A cache as large as a fifth of the log, rewritten at every close: copying it
+            // would double what an incremental backup copies. The backup's first open scans.
+            continue;
+        }
+        let source = if is_cursor_checkpoint(&side.rel) {
             let bytes = read_all(&side.file, len).map_err(io)?;
             Source::Bytes(CursorCheckpoint::clamped_bytes(&bytes, snap.through()).unwrap_or(bytes))
         } else {
@@ -133,19 +133,6 @@ pub(super) fn plan<'a>(snap: &'a Snapshot, dest: &Path, reuse: bool) -> Result<P
 fn is_cursor_checkpoint(rel: &Path) -> bool {
     rel.parent() == Some(Path::new(crate::cursor_checkpoint::CURSORS_DIR))
         && rel.extension().is_some_and(|e| e == "ckpt")
-}
-
-/// True when the index checkpoint describes no frame past what the backup copies (its
-/// segments, each no longer than copied, all but the last exactly as long).
-fn checkpoint_fits(file: &File, snap: &Snapshot) -> std::io::Result<bool> {
-    let head = read_all(file, file.metadata()?.len().min(SMALL_FILE))?;
-    let Some(cover) = checkpoint_cover_segments(&head) else { return Ok(false) };
-    let copied = |id: u64| snap.segments.iter().find(|p| p.id == id).map(|p| p.len);
-    Ok(cover.iter().enumerate().all(|(i, &(id, len))| match copied(id) {
-        Some(copied) if i + 1 == cover.len() => len <= copied,
-        Some(copied) => len == copied,
-        None => false,
-    }))
 }
 
 /// A whole file the destination already holds byte for byte (small files), or with the
@@ -193,7 +180,7 @@ impl Copier<'_> {
     /// Writes the new file `to` from `source` (or `file[from..to_offset]`), fsynced.
     pub(super) fn write_new(&mut self, to: &Path, source: &Source<'_>) -> Result<()> {
         match source {
-            Source::File(file, len) => self.copy_range(file, 0, *len, to),
+            Source::File(file, len) => self.copy_range(file, 0, *len, to, true),
             Source::Bytes(bytes) => {
                 let out = create_new(to)?;
                 self.storage.write(&out, to, bytes).map_err(|e| Error::storage("writing the backup", e))?;
@@ -203,8 +190,16 @@ impl Copier<'_> {
         }
     }
 
-    /// Copies `file[from..end]` into the new file `to`, fsynced once at the end.
-    pub(super) fn copy_range(&mut self, file: &File, from: u64, end: u64, to: &Path) -> Result<()> {
+    /// Copies `file[from..end]` into the new file `to`, fsynced once at the end when
+    /// `durable`.
+    pub(super) fn copy_range(
+        &mut self,
+        file: &File,
+        from: u64,
+        end: u64,
+        to: &Path,
+        durable: bool,
+    ) -> Result<()> {
         let fail = |e| Error::storage("copying into the backup", e);
         let out = create_new(to)?;
         let mut reader = file;
@@ -216,8 +211,14 @@ impl Copier<'_> {
             if copied == 0 {
                 return Err(fail(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file shrank")));
             }
+            if durable {
+                start_writeback(&out, at - from, copied);
+            }
             at += copied;
             self.advance(copied)?;
+        }
+        if !durable {
+            return Ok(());
         }
         self.storage.sync(&out, to).map_err(|e| Error::storage("fsync of the backup", e))
     }
@@ -231,6 +232,21 @@ impl Copier<'_> {
         }
     }
 }
+
+/// Starts writing `len` bytes at `offset` of `out` to disk without waiting, so the one
+/// fsync at the end of the file finds most of it written: the disk works while the next
+/// chunk is copied, instead of after the last one. A hint: its failure is the fsync's.
+#[cfg(target_os = "linux")]
+fn start_writeback(out: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain system call on a descriptor this function borrows; no memory is passed.
+    unsafe {
+        libc::sync_file_range(out.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_out: &File, _offset: u64, _len: u64) {}
 
 /// The error of a backup stopped by its progress callback.
 pub(super) fn stopped() -> Error {

@@ -18,7 +18,7 @@ mod snapshot;
 
 pub(crate) use dest::refuse_unfinished;
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -140,7 +140,8 @@ fn stage(
                 continue;
             }
             Action::Write(source) => copier.write_new(&to, source)?,
-            Action::Append { file, from, to: end } => copier.copy_range(file, *from, *end, &to)?,
+            // Read back before the marker is removed, never renamed: no fsync needed.
+            Action::Append { file, from, to: end } => copier.copy_range(file, *from, *end, &to, false)?,
         }
         staged.push(Some(to));
     }
@@ -148,9 +149,10 @@ fn stage(
 }
 
 /// Moves the staged files into place (under the marker), removes what the new backup
-/// lacks, and fsyncs every folder.
+/// lacks, and fsyncs every folder whose entries changed.
 fn install(storage: &dyn Storage, dest: &Path, plan: &Plan<'_>, staged: &[Option<PathBuf>]) -> Result<()> {
     let fail = |e| Error::storage("moving the backup into place", e);
+    let mut touched = BTreeSet::new();
     for ((rel, action), from) in plan.items.iter().zip(staged) {
         let Some(from) = from else { continue };
         let to = dest.join(rel);
@@ -160,23 +162,28 @@ fn install(storage: &dyn Storage, dest: &Path, plan: &Plan<'_>, staged: &[Option
             storage.write(&out, &to, &bytes).map_err(fail)?;
             storage.sync(&out, &to).map_err(fail)?;
         } else {
-            if let Some(parent) = to.parent() {
-                create_durable_dir(storage, parent).map_err(fail)?;
-            }
+            let parent = to.parent().unwrap_or(dest).to_owned();
+            create_durable_dir(storage, &parent).map_err(fail)?;
             storage.rename(from, &to).map_err(fail)?;
+            touched.insert(parent);
         }
     }
     let wanted: HashSet<&Path> = plan.items.iter().map(|(rel, _)| rel.as_path()).collect();
-    remove_stale_and_sync(storage, dest, Path::new(""), &wanted).map_err(fail)
+    remove_stale(storage, dest, Path::new(""), &wanted, &mut touched).map_err(fail)?;
+    for dir in &touched {
+        storage.sync_dir(dir).map_err(fail)?;
+    }
+    Ok(())
 }
 
-/// Removes every data file under `dest/rel_dir` that the backup does not hold, then
-/// fsyncs the folder (after its subfolders).
-fn remove_stale_and_sync(
+/// Removes every data file under `dest/rel_dir` that the backup does not hold, noting the
+/// folders it removed from.
+fn remove_stale(
     storage: &dyn Storage,
     dest: &Path,
     rel_dir: &Path,
     wanted: &HashSet<&Path>,
+    touched: &mut BTreeSet<PathBuf>,
 ) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dest.join(rel_dir))? {
         let entry = entry?;
@@ -188,10 +195,11 @@ fn remove_stale_and_sync(
         let rel = rel_dir.join(name);
         let kind = entry.file_type()?;
         if kind.is_dir() {
-            remove_stale_and_sync(storage, dest, &rel, wanted)?;
+            remove_stale(storage, dest, &rel, wanted, touched)?;
         } else if !wanted.contains(rel.as_path()) {
             storage.remove(&dest.join(&rel))?;
+            touched.insert(dest.join(rel_dir));
         }
     }
-    storage.sync_dir(&dest.join(rel_dir))
+    Ok(())
 }
