@@ -17,8 +17,8 @@ use super::snapshot::{segment_rel, Snapshot};
 
 /// Bytes compared at each end of a file to tell a changed one from an unchanged one.
 const FINGERPRINT_BYTES: u64 = 4096;
-/// Side files up to this size are compared whole.
-const SMALL_FILE: u64 = 64 << 10;
+/// Side files are compared this many bytes at a time.
+const COMPARE_CHUNK: usize = 1 << 20;
 /// Progress is reported (and a stop request seen) after each chunk this large.
 const CHUNK: u64 = 16 << 20;
 
@@ -135,18 +135,31 @@ fn is_cursor_checkpoint(rel: &Path) -> bool {
         && rel.extension().is_some_and(|e| e == "ckpt")
 }
 
-/// A whole file the destination already holds byte for byte (small files), or with the
-/// same length and the same bytes at both ends (large ones, replaced only whole).
+/// A whole file the destination already holds byte for byte. Compared in full, not by its
+/// ends: a side file may change anywhere (a key destroyed in the middle of a key file).
 fn unchanged(source: &Source<'_>, at: &Path) -> std::io::Result<bool> {
     let Ok(old) = File::open(at) else { return Ok(false) };
     let old_len = old.metadata()?.len();
     match source {
         Source::Bytes(bytes) => Ok(old_len == bytes.len() as u64 && read_all(&old, old_len)? == *bytes),
-        Source::File(file, len) if *len <= SMALL_FILE => {
-            Ok(old_len == *len && read_all(file, *len)? == read_all(&old, old_len)?)
-        }
-        Source::File(file, len) => Ok(old_len == *len && same_ends(file, &old, *len)?),
+        Source::File(file, len) => Ok(old_len == *len && same_bytes(file, &old, *len)?),
     }
+}
+
+/// True when the first `len` bytes of `a` and `b` are the same.
+fn same_bytes(a: &File, b: &File, len: u64) -> std::io::Result<bool> {
+    let mut at = 0;
+    let (mut x, mut y) = (vec![0; COMPARE_CHUNK], vec![0; COMPARE_CHUNK]);
+    while at < len {
+        let n = (len - at).min(COMPARE_CHUNK as u64) as usize;
+        a.read_exact_at(&mut x[..n], at)?;
+        b.read_exact_at(&mut y[..n], at)?;
+        if x[..n] != y[..n] {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
 }
 
 /// True when `a` and `b` hold the same bytes at both ends of their first `len` bytes.

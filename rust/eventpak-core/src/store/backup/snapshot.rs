@@ -79,14 +79,13 @@ impl Store {
         // it never holds events that may still be cancelled (or revealed after it).
         let next_seq = visibility.open_fence.take().map_or(index.len(), |start| start.min(index.len()));
         visibility.cancelled = visibility.cancelled_within(0, next_seq);
-        let (end_position, end_offset) = cut_point(&index, next_seq);
+        let (end, end_offset) = cut_point(&index, next_seq);
         let events = index.entries[..next_seq as usize].iter().filter(|m| m.visible && !m.is_hole()).count();
         drop(index);
         let seals = load_seals(&data_dir.join(SEGMENTS_DIR))?.by_segment;
         let mut segments = Vec::new();
         let listed = self.shared.segments.list();
         for (position, (id, path)) in listed.into_iter().enumerate() {
-            let Some(end) = end_position else { break };
             if position as u32 > end {
                 break;
             }
@@ -111,16 +110,13 @@ impl Store {
 }
 
 /// Where the copy of the log ends: `(segment position, offset)` of the first frame of
-/// `next_seq` when it is indexed (an open fence's), else the end of the newest frame.
-/// `None` when the store has no segment at all.
-fn cut_point(index: &Index, next_seq: u64) -> (Option<u32>, u64) {
+/// `next_seq` when it is indexed (an open fence's), else the end of the newest frame (the
+/// first segment's header when there is none).
+fn cut_point(index: &Index, next_seq: u64) -> (u32, u64) {
     if let Some(entry) = index.entry(next_seq).filter(|m| !m.is_hole()) {
-        return (Some(entry.segment), entry.offset);
+        return (entry.segment, entry.offset);
     }
-    match index.log_end() {
-        Some((position, offset)) => (Some(position), offset),
-        None => (Some(0), SEGMENT_HEADER_LEN as u64),
-    }
+    index.log_end().unwrap_or((0, SEGMENT_HEADER_LEN as u64))
 }
 
 /// True for names a backup never copies or removes: temp files and folders of this and
