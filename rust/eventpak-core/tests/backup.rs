@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use eventpak_core::{Error, Store, StoreConfig};
 use sim::faults::{FaultStorage, ALL_OPS};
+use sim::record::{RecordingStorage, Rng};
+use sim::workload::{Log, SharedLog};
 
 fn config() -> StoreConfig {
     StoreConfig { segment_max_bytes: 16 << 10, ..common::config() }
@@ -32,14 +34,7 @@ fn never_stop(_: u64, _: u64) -> bool {
 #[test]
 fn a_fault_at_any_file_operation_leaves_the_old_or_the_new_backup() {
     let root = tempfile::tempdir().unwrap();
-    let (origin, previous) = (root.path().join("origin"), root.path().join("previous"));
-    {
-        let store = common::open(&origin, config());
-        common::fill(&store, 400);
-        store.backup(&previous, &mut never_stop).unwrap();
-        common::fill(&store, 300);
-        store.close().unwrap();
-    }
+    let (origin, previous) = origin_and_previous_backup(root.path());
     let old = frames_of(&previous).unwrap();
     let read_only = StoreConfig { read_only: true, ..config() };
     let counting = Arc::new(FaultStorage::default());
@@ -84,6 +79,75 @@ fn a_fault_at_any_file_operation_leaves_the_old_or_the_new_backup() {
         }
     }
     assert!(sites > 20, "only {sites} fault sites");
+}
+
+/// An origin store of 700 events and a backup of its first 400.
+fn origin_and_previous_backup(root: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (origin, previous) = (root.join("origin"), root.join("previous"));
+    let store = common::open(&origin, config());
+    common::fill(&store, 400);
+    store.backup(&previous, &mut never_stop).unwrap();
+    common::fill(&store, 300);
+    store.close().unwrap();
+    (origin, previous)
+}
+
+/// fsyncs every file and folder under `dir` through `storage`.
+fn make_durable(storage: &dyn eventpak_core::Storage, dir: &Path) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            make_durable(storage, &path);
+        } else {
+            storage.sync(&std::fs::File::open(&path).unwrap(), &path).unwrap();
+        }
+    }
+    storage.sync_dir(dir).unwrap();
+}
+
+/// Every operation of an incremental backup is a crash point; each crash state of the
+/// destination (unsynced bytes kept, cut or dropped; undurable renames and entries kept or
+/// undone) opens as the previous backup or the new one, or refuses to open, and the next
+/// backup into it finishes it.
+#[test]
+fn every_crash_state_of_a_backup_opens_as_the_old_or_the_new_one_or_refuses() {
+    let root = tempfile::tempdir().unwrap();
+    let (origin, previous) = origin_and_previous_backup(root.path());
+    let old = frames_of(&previous).unwrap();
+    let dest = root.path().join("dest");
+    common::copy_dir(&previous, &dest);
+    let log: SharedLog = Arc::new(std::sync::Mutex::new(Log::default()));
+    let storage = Arc::new(RecordingStorage::new(&dest, log));
+    // The previous backup finished: every byte and name of it is durable.
+    make_durable(&*storage, &dest);
+    let primed = storage.snapshots().len();
+    let read_only = StoreConfig { read_only: true, ..config() };
+    let store = Store::open_with(&origin, read_only.clone(), storage.clone()).unwrap();
+    store.backup(&dest, &mut never_stop).unwrap();
+    drop(store);
+    let new = frames_of(&dest).unwrap();
+    let snapshots = storage.snapshots().split_off(primed);
+    assert!(snapshots.len() > 10, "only {} crash points", snapshots.len());
+    let (mut refused, mut states) = (0, 0);
+    for (point, snapshot) in snapshots.iter().enumerate() {
+        for k in 0..12u64 {
+            let seed = (point as u64) << 32 | k;
+            let crash = tempfile::tempdir().unwrap();
+            snapshot.materialise(crash.path(), &mut Rng(seed));
+            let label = format!("crash point {point}, state seed {seed:#x}");
+            match frames_of(crash.path()) {
+                None => refused += 1,
+                Some(held) => assert!(held == old || held == new, "{label}: {} events", held.len()),
+            }
+            states += 1;
+            if k % 4 == 0 {
+                let healthy = Store::open(&origin, read_only.clone()).unwrap();
+                healthy.backup(crash.path(), &mut never_stop).unwrap_or_else(|e| panic!("{label}: {e}"));
+                assert_eq!(frames_of(crash.path()).as_ref(), Some(&new), "{label}: not finished");
+            }
+        }
+    }
+    assert!(refused > 0 && refused < states, "{refused} of {states} crash states refused to open");
 }
 
 #[test]
