@@ -78,6 +78,7 @@ fn a_fault_at_any_file_operation_leaves_the_old_or_the_new_backup() {
             }
         }
     }
+    println!("fault sites covered: {sites}");
     assert!(sites > 20, "only {sites} fault sites");
 }
 
@@ -147,6 +148,7 @@ fn every_crash_state_of_a_backup_opens_as_the_old_or_the_new_one_or_refuses() {
             }
         }
     }
+    println!("crash points: {}, crash states: {states}, refused to open: {refused}", snapshots.len());
     assert!(refused > 0 && refused < states, "{refused} of {states} crash states refused to open");
 }
 
