@@ -21,6 +21,7 @@ PUBLIC_STORE_API = {
     "append_batch",
     "append_denial",
     "append_typed",
+    "backup",
     "causes",
     "checkpoints",
     "close",

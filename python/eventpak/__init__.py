@@ -28,6 +28,7 @@ from ._native import (
     Tracking,
     __version__,
 )
+from .backup import BackupReport
 from .config import StoreConfig, StoreOptions, StoreStats, SyncMode
 from .dead_letters import DeadLetter
 from .errors import (
@@ -119,6 +120,7 @@ __all__ = [
     "AppendReceipt",
     "AppendRequest",
     "AtLeastOnce",
+    "BackupReport",
     "BatchTooLarge",
     "CacheFailed",
     "CacheMeta",

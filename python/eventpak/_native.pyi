@@ -688,6 +688,12 @@ class NativeStore:
         """The full integrity check: ``(events, segments, bytes, problems, problems_not_listed)``
         with each problem ``(path, offset, sequence, reason)``. ``progress(done, total)`` is
         called every few megabytes; an exception from it stops the check and is raised."""
+    def backup(
+        self, dest: str, progress: Callable[[int, int], object] | None = None
+    ) -> tuple[int | None, int, int, bool]:
+        """Backs the store up into ``dest`` (see ``eventpak.Store.backup``):
+        ``(through, events, bytes_copied, incremental)``. An exception from
+        ``progress(done_bytes, total_bytes)`` stops the backup and is raised."""
     def stats(self) -> dict[str, Any]:
         """Counts, sizes and what recovery did at open (see ``eventpak.StoreStats``)."""
     def close(self) -> None:

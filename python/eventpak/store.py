@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack
 
 from ._lifetime import open_stores
 from ._native import AppendCondition, AppendReceipt, Cursor, Event, NativeStore, Region, Tracking
+from .backup import BackupReport, backup_store
 from .config import StoreConfig, StoreOptions, StoreStats
 from .dead_letters import DeadLetter, read_dead_letters
 from .errors import Denial, InvalidConfig, StoreClosed
@@ -253,6 +254,15 @@ class Store:
         reports problems instead of raising, runs while appends continue (up to the head it
         saw when it started), and calls ``progress(done_bytes, total_bytes)`` as it goes."""
         return verify_store(self._native, progress)
+
+    def backup(self, dest: str | os.PathLike[str], *, progress: Progress | None = None) -> BackupReport:
+        """Copies the store into ``dest`` while appends and reads go on, consistent as of one
+        global sequence (``report.through``); the copy opens as a store. ``dest`` must not
+        exist, be empty, or hold an earlier backup of this store (then only new and changed
+        files are copied); anything else raises ``ep.InvalidConfig`` and writes nothing.
+        ``progress(done_bytes, total_bytes)`` is called as bytes are copied; an exception
+        from it stops the backup, leaving ``dest`` as it was, and is raised."""
+        return backup_store(self._native, dest, progress)
 
     def stats(self) -> StoreStats:
         """Counts, sizes, and what recovery did at open."""

@@ -1,8 +1,9 @@
 """The command line: ``eventpak COMMAND DIR [options]``, also ``python -m eventpak``.
 
-Commands: ``demo``, ``stats``, ``inspect``, ``tail [-f]``, ``verify``, ``checkpoints``,
-``dead-letters`` and ``bench``; ``eventpak --version``; ``--help`` on each. Every command but
-``demo`` and ``bench`` only reads: it opens an existing data dir read-only and shared, so it works
+Commands: ``demo``, ``stats``, ``inspect``, ``tail [-f]``, ``verify``, ``backup``,
+``checkpoints``, ``dead-letters`` and ``bench``; ``eventpak --version``; ``--help`` on each.
+Every command but ``demo``, ``bench`` and ``backup`` (which writes only its destination) only
+reads: it opens an existing data dir read-only and shared, so it works
 beside running processes that share the dir, and refuses a path that holds no store without
 creating anything. Tables and progress bars are drawn only on a terminal (with ``rich``, from the
 ``eventpak[cli]`` extra, when it is installed); elsewhere the output is plain lines, and ``--json``

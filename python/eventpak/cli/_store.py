@@ -1,8 +1,9 @@
-"""``demo``, ``stats`` and ``verify``: a store as a whole."""
+"""``demo``, ``stats``, ``verify`` and ``backup``: a store as a whole."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ DEFAULT_DEMO_DIR = "./eventpak-demo-data"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Adds ``demo``, ``stats`` and ``verify`` to the command line."""
+    """Adds ``demo``, ``stats``, ``verify`` and ``backup`` to the command line."""
     demo = sub.add_parser(
         "demo",
         help="append, query, project and reopen a demo store",
@@ -97,6 +98,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     verify.set_defaults(run=_verify, parser=verify)
 
+    backup = sub.add_parser(
+        "backup",
+        help="copy a data dir into a backup, beside running writers",
+        description=(
+            "Opens DIR read-only (as a shared reader: beside running processes that share it) "
+            "and copies it into DEST, consistent as of one global sequence. DEST must not "
+            "exist, be empty, or hold an earlier backup of this store, which is then brought "
+            "up to date copying only new and changed files. The backup opens as a store. "
+            "Draws a progress bar on a terminal (stderr)."
+        ),
+    )
+    backup.add_argument("data_dir", metavar="DIR", help="an eventpak data dir")
+    backup.add_argument("dest", metavar="DEST", help="where the backup goes")
+    backup.add_argument(
+        "--json",
+        action="store_true",
+        help="print the report as one JSON object: through, events, bytes_copied, incremental",
+    )
+    backup.set_defaults(run=_backup, parser=backup)
+
 
 def _demo(args: argparse.Namespace) -> int:
     if args.dir is not None and args.data_dir is not None and args.dir != args.data_dir:
@@ -163,3 +184,19 @@ def _verify(args: argparse.Namespace) -> int:
         return 0
     print(f"damaged: {len(report.problems) + report.problems_not_listed:,} problem(s)")
     return 1
+
+
+def _backup(args: argparse.Namespace) -> int:
+    """Backs DIR up into DEST; exit status 1 when DEST is refused."""
+    with open_for_reading(args.data_dir) as store, progress_bar(sys.stderr, "backup") as progress:
+        report = store.backup(args.dest, progress=progress)
+    if args.json:
+        print_json(sys.stdout, dataclasses.asdict(report))
+        return 0
+    through = "no event" if report.through is None else f"through sequence {report.through:,}"
+    kind = "incremental" if report.incremental else "full"
+    print(
+        f"{kind} backup of {report.events:,} events ({through}) into {args.dest}: "
+        f"{report.bytes_copied / 1e6:,.1f} MB copied"
+    )
+    return 0

@@ -112,6 +112,21 @@ impl CursorCheckpoint {
         })
     }
 
+    /// The bytes of a checkpoint file moved back so it points at no sequence past
+    /// `through` (`None`: the log holds no event, so nothing was delivered). A file that
+    /// points no further, or does not decode, is returned as it is (`None`).
+    pub fn clamped_bytes(bytes: &[u8], through: Option<u64>) -> Option<Vec<u8>> {
+        let mut ckpt = Self::decode(bytes).ok()?;
+        if !ckpt.started || through.is_some_and(|t| ckpt.position <= t) {
+            return None;
+        }
+        match through {
+            Some(t) => ckpt.position = t,
+            None => (ckpt.position, ckpt.started) = (0, false),
+        }
+        Some(ckpt.encode())
+    }
+
     /// Loads checkpoint `id`: `None` when there is none; [`Error::CursorCheckpointCorrupt`]
     /// when it cannot be trusted (never a silent restart from the beginning).
     pub fn load(data_dir: &Path, id: &str) -> Result<Option<Self>> {

@@ -94,6 +94,12 @@ impl Visibility {
 
     /// Writes `hidden.ranges` atomically (temp, fsync, rename, directory fsync).
     pub fn save(&self, storage: &dyn Storage, data_dir: &Path) -> Result<()> {
+        write_atomic(storage, data_dir, HIDDEN_RANGES_FILE, &self.encode())
+            .map_err(|e| Error::storage("writing hidden.ranges", e))
+    }
+
+    /// The bytes of `hidden.ranges` for this state.
+    pub fn encode(&self) -> Vec<u8> {
         let crc_at = RANGES_OFFSET + self.cancelled.len() * RANGE_LEN;
         let mut out = vec![0; crc_at + CRC_LEN];
         out[..VERSION_OFFSET].copy_from_slice(MAGIC);
@@ -109,8 +115,7 @@ impl Visibility {
         }
         let crc = crc32c::crc32c(&out[..crc_at]);
         out[crc_at..].copy_from_slice(&crc.to_le_bytes());
-        write_atomic(storage, data_dir, HIDDEN_RANGES_FILE, &out)
-            .map_err(|e| Error::storage("writing hidden.ranges", e))
+        out
     }
 
     /// Hides `[start, end)` for good (merging with a directly preceding range).

@@ -5,6 +5,7 @@
 mod aio;
 mod append;
 mod args;
+mod backup;
 mod causal;
 mod causation;
 mod config;

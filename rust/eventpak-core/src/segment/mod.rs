@@ -19,7 +19,9 @@ pub use header::{SegmentHeader, FIRST_SEALED_VERSION, SEGMENT_HEADER_LEN, SEGMEN
 pub use log_frame::LogFrame;
 pub use reader::{SegmentSet, StoredEvent};
 pub use scan::{scan_segment, ScanEnd};
-pub use seals::{append_seal, load_seals, Seal, SealRecords, SEALS_FILE, SEAL_RECORD_LEN};
+pub use seals::{
+    append_seal, encode_seal_records, load_seals, Seal, SealRecords, SEALS_FILE, SEAL_RECORD_LEN,
+};
 pub use tags_section::{check_tags_section, encode_tags, tags_section_len, write_tags, TagIter};
 pub use tracking_frame::{encode_tracking_frame, tracking_frame_len, TrackingFields, TrackingView};
 

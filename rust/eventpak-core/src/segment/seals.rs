@@ -68,6 +68,12 @@ pub fn append_seal(
 }
 
 /// The seal records as read.
+/// The bytes of a `seals` file holding `records`, in the order given (what a backup writes
+/// for the segments it copies).
+pub fn encode_seal_records(records: impl IntoIterator<Item = (u64, Seal)>) -> Vec<u8> {
+    records.into_iter().flat_map(|(id, seal)| encode(id, seal)).collect()
+}
+
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct SealRecords {
     /// Every seal, by segment id.

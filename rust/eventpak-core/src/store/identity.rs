@@ -34,6 +34,16 @@ pub(super) fn load_or_create(storage: &dyn Storage, data_dir: &Path, read_only: 
     Ok(id)
 }
 
+/// The id a data dir already has (its `store.id`, or the one derived from its first
+/// segment), without writing anything; `None` when it has neither or `store.id` is damaged.
+pub(super) fn existing(data_dir: &Path) -> Option<[u8; 16]> {
+    match std::fs::read(data_dir.join(STORE_ID_FILE)) {
+        Ok(bytes) => decode(&bytes).ok(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => legacy_id(data_dir),
+        Err(_) => None,
+    }
+}
+
 /// A data dir made before `store.id` existed gets an id derived from its first segment,
 /// so a read-only open and a later writable one (which then records it) agree.
 fn legacy_id(data_dir: &Path) -> Option<[u8; 16]> {

@@ -1,6 +1,7 @@
 //! The store: one data dir, one writer, one index, any number of readers.
 
 mod append;
+mod backup;
 mod causal;
 mod checkpoint;
 mod durable;
@@ -20,6 +21,7 @@ mod stamp;
 mod validate;
 mod verify;
 
+pub use backup::{BackupReport, BACKUP_PENDING_FILE};
 pub use checkpoint::{CheckpointStatus, Lag};
 pub use identity::STORE_ID_FILE;
 pub use leases::{WorkerLease, LEASES_DIR};

@@ -30,6 +30,8 @@ impl Store {
     /// (tests use this to inject I/O faults and to record what was made durable).
     pub fn open_with(data_dir: &Path, config: StoreConfig, storage: Arc<dyn Storage>) -> Result<Store> {
         config.validate()?;
+        // A backup being moved into this folder: its files are a mix of two backups.
+        super::backup::refuse_unfinished(data_dir)?;
         let seed = config.signing_key.as_ref().map(|s| s.0.as_slice());
         let receipt_keys = ReceiptKeys::new(seed, &config.verify_keys)
             .map_err(|e| Error::InvalidConfig(format!("receipt keys: {e}")))?;

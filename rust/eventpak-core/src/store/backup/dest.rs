@@ -1,0 +1,135 @@
+//! The destination of a backup: what it may hold before, the lock held while writing it,
+//! and the `backup.pending` marker that makes it refuse to open while files are moved in.
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::io::{write_atomic, Storage};
+use crate::segment::SEGMENTS_DIR;
+
+use super::BACKUP_PENDING_FILE;
+
+const MARKER_MAGIC: &[u8; 8] = b"EVPKBAK\0";
+const MARKER_ID_OFFSET: usize = MARKER_MAGIC.len();
+const MARKER_CRC_OFFSET: usize = MARKER_ID_OFFSET + 16;
+const MARKER_LEN: usize = MARKER_CRC_OFFSET + size_of::<u32>();
+
+/// Where new and changed files are written before they are moved into place.
+pub(super) const STAGING_DIR: &str = ".backup.staging";
+
+/// What the destination holds before the backup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Found {
+    /// Nothing (missing, empty, or only what an interrupted first backup left).
+    Nothing,
+    /// A finished backup of this store: unchanged segments are kept.
+    Earlier,
+    /// A backup of this store interrupted while its files were moved in: copied anew.
+    Unfinished,
+}
+
+/// Judges `dest` without writing anything. Refused (`InvalidConfig`): a path that is not
+/// a folder, the data dir itself or a path inside it, and a folder holding anything but a
+/// backup of the store `store_id`.
+pub(super) fn inspect(dest: &Path, source: &Path, store_id: [u8; 16]) -> Result<Found> {
+    let refuse =
+        |why: &str| Err(Error::InvalidConfig(format!("backup destination {}: {why}", dest.display())));
+    let source = source.canonicalize().map_err(|e| Error::storage("resolving the data dir", e))?;
+    let resolved = resolve(dest).map_err(|e| Error::storage("resolving the backup destination", e))?;
+    if resolved.starts_with(&source) || source.starts_with(&resolved) {
+        return refuse("is the data dir, inside it, or holds it");
+    }
+    match std::fs::metadata(dest) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Nothing),
+        Err(e) => return Err(Error::storage("reading the backup destination", e)),
+        Ok(meta) if !meta.is_dir() => return refuse("exists and is not a folder"),
+        Ok(_) => {}
+    }
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dest).map_err(|e| Error::storage("listing the backup destination", e))? {
+        let entry = entry.map_err(|e| Error::storage("listing the backup destination", e))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    if names.iter().any(|n| n == BACKUP_PENDING_FILE) {
+        return match read_marker(dest) {
+            Some(id) if id == store_id => Ok(Found::Unfinished),
+            Some(_) => refuse("holds an unfinished backup of another store"),
+            None => refuse("holds a damaged backup marker"),
+        };
+    }
+    // Only the lock file and dot-names (an interrupted first backup's staging): empty.
+    if names.iter().all(|n| n == crate::store::LOCK_FILE || n.starts_with('.')) {
+        return Ok(Found::Nothing);
+    }
+    if !dest.join(SEGMENTS_DIR).is_dir() {
+        return refuse("is not empty and holds no eventpak store");
+    }
+    match crate::store::identity::existing(dest) {
+        Some(id) if id == store_id => Ok(Found::Earlier),
+        Some(_) => refuse("holds another store (its store.id differs)"),
+        None => refuse("holds a store without a readable store.id"),
+    }
+}
+
+/// `dest` made absolute with every existing ancestor's links resolved (it may not exist).
+fn resolve(dest: &Path) -> std::io::Result<PathBuf> {
+    let absolute = std::path::absolute(dest)?;
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        let Some(parent) = existing.parent() else { break };
+        rest.push(existing.file_name().map(PathBuf::from).unwrap_or_default());
+        existing = parent;
+    }
+    let mut out = existing.canonicalize()?;
+    for part in rest.into_iter().rev() {
+        match part.components().next() {
+            Some(Component::ParentDir) => {
+                out.pop();
+            }
+            Some(Component::Normal(name)) => out.push(name),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn read_marker(dest: &Path) -> Option<[u8; 16]> {
+    let bytes = std::fs::read(dest.join(BACKUP_PENDING_FILE)).ok()?;
+    let crc = u32::from_le_bytes(bytes.get(MARKER_CRC_OFFSET..)?.try_into().ok()?);
+    (bytes.len() == MARKER_LEN
+        && &bytes[..MARKER_ID_OFFSET] == MARKER_MAGIC
+        && crc32c::crc32c(&bytes[..MARKER_CRC_OFFSET]) == crc)
+        .then(|| bytes[MARKER_ID_OFFSET..MARKER_CRC_OFFSET].try_into().expect("16 bytes"))
+}
+
+/// Writes the marker (atomically, durably): from here until it is removed, opening the
+/// destination is refused, since its files are a mix of the old and the new backup.
+pub(super) fn write_marker(storage: &dyn Storage, dest: &Path, store_id: [u8; 16]) -> Result<()> {
+    let mut bytes = Vec::with_capacity(MARKER_LEN);
+    bytes.extend_from_slice(MARKER_MAGIC);
+    bytes.extend_from_slice(&store_id);
+    bytes.extend_from_slice(&crc32c::crc32c(&bytes).to_le_bytes());
+    write_atomic(storage, dest, BACKUP_PENDING_FILE, &bytes)
+        .map_err(|e| Error::storage("writing the backup marker", e))
+}
+
+/// Removes the marker and makes that durable: the destination is a finished backup.
+pub(super) fn remove_marker(storage: &dyn Storage, dest: &Path) -> Result<()> {
+    storage
+        .remove(&dest.join(BACKUP_PENDING_FILE))
+        .and_then(|()| storage.sync_dir(dest))
+        .map_err(|e| Error::storage("removing the backup marker", e))
+}
+
+/// Refuses to open a data dir holding the marker of an unfinished backup.
+pub(crate) fn refuse_unfinished(data_dir: &Path) -> Result<()> {
+    if data_dir.join(BACKUP_PENDING_FILE).exists() {
+        return Err(Error::InvalidConfig(format!(
+            "{} holds an unfinished backup (interrupted while its files were moved in); \
+             run the backup into it again to finish it",
+            data_dir.display()
+        )));
+    }
+    Ok(())
+}

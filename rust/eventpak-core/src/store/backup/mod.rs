@@ -1,0 +1,205 @@
+//! Online backups: a copy of the data dir, consistent as of one global sequence, taken
+//! while appends and reads go on.
+//!
+//! 1. Under the write lock(s), a snapshot: where the log ends, the hidden ranges, the seal
+//!    records, and an open descriptor of every file (see `snapshot.rs`). Appends wait only
+//!    for that.
+//! 2. Without locks, the files that are new or changed since the destination's previous
+//!    backup are copied into a staging folder inside the destination and fsynced. A crash
+//!    or error until here leaves the previous backup as it was (staging is ignored).
+//! 3. The `backup.pending` marker is written; the staged files are moved into place, the
+//!    grown segment extended, files the new backup lacks removed, folders fsynced; the
+//!    marker is removed. While it exists, opening the destination is refused, and the next
+//!    backup into it copies everything anew.
+
+mod copy;
+mod dest;
+mod snapshot;
+
+pub(crate) use dest::refuse_unfinished;
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::io::{create_durable_dir, create_private_dir, open_append, Storage};
+use crate::store::Store;
+
+use copy::{stopped, Action, Copier, Plan};
+use dest::{Found, STAGING_DIR};
+
+/// File name of the marker of a backup being moved into its destination.
+pub const BACKUP_PENDING_FILE: &str = "backup.pending";
+
+/// What a backup copied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupReport {
+    /// The newest global sequence the backup holds (`None`: it holds no event). Every
+    /// event up to it is in the backup, and none after it.
+    pub through: Option<u64>,
+    /// Visible events the backup holds.
+    pub events: u64,
+    /// Bytes written into the destination.
+    pub bytes_copied: u64,
+    /// True when the destination held an earlier backup whose unchanged files were kept.
+    pub incremental: bool,
+}
+
+impl Store {
+    /// Backs the store up into `dest`, which must not exist, be empty, or hold an earlier
+    /// backup of this store (then only new and changed files are copied). Anything else is
+    /// refused with [`Error::InvalidConfig`] before anything is written. `progress(done,
+    /// total)` is called as bytes are copied; returning `false` stops the backup, leaving
+    /// the destination as it was.
+    pub fn backup(&self, dest: &Path, progress: &mut dyn FnMut(u64, u64) -> bool) -> Result<BackupReport> {
+        self.check_open()?;
+        let store_id = self.store_id();
+        let storage = &*self.shared.storage;
+        dest::inspect(dest, &self.shared.data_dir, store_id)?;
+        let made = Made { dir: !dest.exists(), lock: !dest.join(super::LOCK_FILE).exists() };
+        create_durable_dir(storage, dest)
+            .map_err(|e| Error::storage("creating the backup destination", e))?;
+        // Held to the end: a second backup into the same folder, or a store opening it,
+        // is refused meanwhile.
+        let lock = super::lock::take_lock(dest, false, false)?;
+        let staging = dest.join(STAGING_DIR);
+        let marked = std::cell::Cell::new(false);
+        let done = (|| {
+            let found = dest::inspect(dest, &self.shared.data_dir, store_id)?;
+            clear_staging(&staging)?;
+            create_private_dir(&staging)
+                .map_err(|e| Error::storage("creating the backup staging folder", e))?;
+            let snap = self.backup_snapshot()?;
+            let plan = copy::plan(&snap, dest, found == Found::Earlier)?;
+            let staged = stage(storage, &plan, &staging, progress)?;
+            marked.set(true);
+            dest::write_marker(storage, dest, store_id)?;
+            install(storage, dest, &plan, &staged)?;
+            clear_staging(&staging)?;
+            dest::remove_marker(storage, dest)?;
+            Ok(BackupReport {
+                through: snap.through(),
+                events: snap.events,
+                bytes_copied: plan.total(),
+                incremental: found == Found::Earlier,
+            })
+        })();
+        if done.is_err() && !marked.get() {
+            // Nothing was moved in: the destination goes back to what it was.
+            let _ = std::fs::remove_dir_all(&staging);
+            lock.unlock();
+            made.undo(dest);
+        }
+        done
+    }
+}
+
+/// What a backup created in its destination before copying anything.
+struct Made {
+    dir: bool,
+    lock: bool,
+}
+
+impl Made {
+    /// Removes it again (after a failure before anything was moved in).
+    fn undo(&self, dest: &Path) {
+        if self.lock || self.dir {
+            let _ = std::fs::remove_file(dest.join(super::LOCK_FILE));
+        }
+        if self.dir {
+            let _ = std::fs::remove_dir(dest);
+        }
+    }
+}
+
+fn clear_staging(staging: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(staging) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::storage("removing the backup staging folder", e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Copies every new, changed or grown file into `staging` (one flat file each, fsynced);
+/// returns where each item went (`None`: kept as it is).
+fn stage(
+    storage: &dyn Storage,
+    plan: &Plan<'_>,
+    staging: &Path,
+    progress: &mut dyn FnMut(u64, u64) -> bool,
+) -> Result<Vec<Option<PathBuf>>> {
+    let mut copier = Copier { storage, done: 0, total: plan.total(), progress };
+    (copier.progress)(0, copier.total).then_some(()).ok_or_else(stopped)?;
+    let mut staged = Vec::with_capacity(plan.items.len());
+    for (i, (_, action)) in plan.items.iter().enumerate() {
+        let to = staging.join(i.to_string());
+        match action {
+            Action::Keep => {
+                staged.push(None);
+                continue;
+            }
+            Action::Write(source) => copier.write_new(&to, source)?,
+            // Read back before the marker is removed, never renamed: no fsync needed.
+            Action::Append { file, from, to: end } => copier.copy_range(file, *from, *end, &to, false)?,
+        }
+        staged.push(Some(to));
+    }
+    Ok(staged)
+}
+
+/// Moves the staged files into place (under the marker), removes what the new backup
+/// lacks, and fsyncs every folder whose entries changed.
+fn install(storage: &dyn Storage, dest: &Path, plan: &Plan<'_>, staged: &[Option<PathBuf>]) -> Result<()> {
+    let fail = |e| Error::storage("moving the backup into place", e);
+    let mut touched = BTreeSet::new();
+    for ((rel, action), from) in plan.items.iter().zip(staged) {
+        let Some(from) = from else { continue };
+        let to = dest.join(rel);
+        if let Action::Append { .. } = action {
+            let out = open_append(&to, false).map_err(fail)?;
+            let bytes = std::fs::read(from).map_err(fail)?;
+            storage.write(&out, &to, &bytes).map_err(fail)?;
+            storage.sync(&out, &to).map_err(fail)?;
+        } else {
+            let parent = to.parent().unwrap_or(dest).to_owned();
+            create_durable_dir(storage, &parent).map_err(fail)?;
+            storage.rename(from, &to).map_err(fail)?;
+            touched.insert(parent);
+        }
+    }
+    let wanted: HashSet<&Path> = plan.items.iter().map(|(rel, _)| rel.as_path()).collect();
+    remove_stale(storage, dest, Path::new(""), &wanted, &mut touched).map_err(fail)?;
+    for dir in &touched {
+        storage.sync_dir(dir).map_err(fail)?;
+    }
+    Ok(())
+}
+
+/// Removes every data file under `dest/rel_dir` that the backup does not hold, noting the
+/// folders it removed from.
+fn remove_stale(
+    storage: &dyn Storage,
+    dest: &Path,
+    rel_dir: &Path,
+    wanted: &HashSet<&Path>,
+    touched: &mut BTreeSet<PathBuf>,
+) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dest.join(rel_dir))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if snapshot::skipped(rel_dir, name) {
+            continue;
+        }
+        let rel = rel_dir.join(name);
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            remove_stale(storage, dest, &rel, wanted, touched)?;
+        } else if !wanted.contains(rel.as_path()) {
+            storage.remove(&dest.join(&rel))?;
+            touched.insert(dest.join(rel_dir));
+        }
+    }
+    Ok(())
+}

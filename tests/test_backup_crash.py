@@ -1,0 +1,106 @@
+"""A backup process SIGKILLed at random instants, again and again into one destination: after
+each kill the destination opens as the previous backup or as the new one (every event up to
+its ``through``, nothing invented, ``verify()`` passes), or refuses to open with an eventpak
+error; the next backup into it finishes the job."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import eventpak as ep
+from backup_support import events_of, fill, held_through
+
+CHILD = Path(__file__).with_name("backup_child.py")
+KILLS = int(os.environ.get("EVENTPAK_BACKUP_KILLS", "24"))
+
+
+def _run_child(origin: Path, dest: Path, kill_after: float | None) -> int | None:
+    """Runs a backup in a child; SIGKILLs it ``kill_after`` seconds after it is ready.
+    Returns the ``through`` it reported when it finished first."""
+    return _timed_child(origin, dest, kill_after)[0]
+
+
+def _timed_child(origin: Path, dest: Path, kill_after: float | None) -> tuple[int | None, float]:
+    """:func:`_run_child`, and the seconds from ``ready`` to the child's end."""
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), str(origin), str(dest)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    try:
+        assert child.stdout.readline() == "ready\n"
+        ready = time.monotonic()
+        if kill_after is not None:
+            time.sleep(kill_after)  # a random instant of the backup, not a synchronisation
+            child.kill()
+        out = child.stdout.read()
+        took = time.monotonic() - ready
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
+    if out.startswith("done "):
+        through = out.split()[1]
+        return (None if through == "None" else int(through)), took
+    return None, took
+
+
+def _state_of(dest: Path, origin_events: list[tuple], candidates: dict[str, int | None]) -> str:
+    """Which backup ``dest`` holds (a key of ``candidates``), or ``refused``."""
+    try:
+        copy = ep.Store.open(dest, read_only=True)
+    except ep.EventpakError:
+        return "refused"
+    with copy:
+        held = events_of(copy)
+        report = copy.verify()
+        assert report.ok, report.problems
+    for name, through in candidates.items():
+        if held == [e for e in origin_events if through is not None and e[1] <= through]:
+            return name
+    raise AssertionError(
+        f"the destination holds {len(held)} events: neither the previous backup nor the new one"
+    )
+
+
+def test_a_backup_killed_at_any_instant_leaves_the_old_or_the_new_backup(tmp_path: Path) -> None:
+    origin, dest = tmp_path / "data", tmp_path / "backup"
+    rng = random.Random(int(os.environ.get("EVENTPAK_BACKUP_SEED", "20261202")))
+    with ep.Store.open(origin, segment_max_bytes=64 << 10) as store:
+        fill(store, 6000)
+    # Kill instants are drawn over the time a whole backup takes in a child.
+    window = _timed_child(origin, tmp_path / "probe", None)[1] * 1.2
+    previous: int | None = -1  # nothing yet: a killed first backup may only refuse to open
+    seen: dict[str, int] = {}
+    appended = 6000
+    for round_ in range(KILLS):
+        with ep.Store.open(origin, segment_max_bytes=64 << 10) as store:
+            fill(store, 400 + rng.randrange(1200), start=appended)
+            appended = store.head() + 1
+            cursor = store.cursor(ep.Region.all())
+            cursor.poll_batch(rng.randrange(1, appended))
+            cursor.commit(f"reader-{round_ % 3}")
+            origin_events = events_of(store)
+            head = store.head()
+        finished = _run_child(origin, dest, rng.uniform(0, window))
+        state = _state_of(dest, origin_events, {"previous": previous, "new": head})
+        seen[state] = seen.get(state, 0) + 1
+        if state == "new" or finished is not None:
+            assert finished in (None, head)
+            previous = head
+    # The next backup into whatever is left finishes it.
+    assert _run_child(origin, dest, None) == head
+    with ep.Store.open(origin, read_only=True) as store, ep.Store.open(dest, read_only=True) as copy:
+        assert events_of(copy) == held_through(store, head)
+        assert copy.verify().ok
+        for i in range(3):
+            name = f"reader-{i}"
+            if (origin / "cursors" / f"{name}.ckpt").exists():
+                assert (dest / "cursors" / f"{name}.ckpt").read_bytes() == (
+                    origin / "cursors" / f"{name}.ckpt"
+                ).read_bytes()
+    assert seen.get("new", 0) + seen.get("previous", 0) + seen.get("refused", 0) == KILLS
