@@ -29,6 +29,8 @@ mod tags;
 mod writer;
 
 #[doc(hidden)]
+pub mod compaction;
+#[doc(hidden)]
 pub mod cursor_checkpoint;
 #[doc(hidden)]
 pub mod event;
@@ -66,7 +68,7 @@ pub use receipt::{
 pub use region::{KindFilter, Region};
 pub use segment::StoredEvent;
 pub use store::{
-    note_fork_in_child, ApplyOutcome, CheckpointStatus, CommitNotifier, Lag, ReplicaOrigin, Stats, Store,
+    note_fork_in_child, ApplyOutcome, CheckpointStatus, CompactionReport, Retention, Selection, CommitNotifier, Lag, ReplicaOrigin, Stats, Store,
     VerifyProblem, VerifyReport, WorkerLease, LEASES_DIR, LOCK_FILE, REPLICA_ORIGIN_FILE, STORE_ID_FILE,
 };
 pub use tags::{validate_tag, validate_tags, MAX_TAGS, MAX_TAG_BYTES};

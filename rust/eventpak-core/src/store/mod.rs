@@ -3,6 +3,7 @@
 mod append;
 mod causal;
 mod checkpoint;
+mod compact;
 mod durable;
 mod fence;
 mod guards;
@@ -21,6 +22,7 @@ mod validate;
 mod verify;
 
 pub use checkpoint::{CheckpointStatus, Lag};
+pub use compact::{CompactionReport, Retention, Selection};
 pub use identity::STORE_ID_FILE;
 pub use leases::{WorkerLease, LEASES_DIR};
 pub use lock::LOCK_FILE;
@@ -94,6 +96,9 @@ pub(crate) struct Shared {
     unsynced_records: AtomicBool,
     /// Set when the data dir is a replica's (`replica.origin`): only replication writes.
     replica: RwLock<Option<replica::ReplicaOrigin>>,
+    /// Held by a compaction from start to end, and by `verify` and `close`, which must not
+    /// see a segment swapped under them.
+    compaction: Mutex<()>,
 }
 
 /// Bumped in every child process right after `fork()` (the binding registers the hook), so
@@ -237,6 +242,8 @@ impl Store {
         if self.forked() || self.shared.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        // A compaction under way finishes (or stops at its next check) first.
+        drop(self.shared.compaction.lock());
         // An unfinished fence never commits: hide its events before the checkpoint.
         let healthy = self.shared.writer.as_ref().filter(|w| w.lock().failure().is_none());
         // (A poisoned writer leaves the fence's marker on disk: reopening hides its events.)
@@ -263,9 +270,12 @@ impl Store {
         outcome
     }
 
-    /// A replica's index has holes, which the index checkpoint cannot hold: it scans.
+    /// A replica's or a compacted store's index has holes, which the index checkpoint
+    /// cannot hold: it scans.
     fn writes_index_checkpoint(&self) -> bool {
-        self.shared.config.enable_index_checkpoint && !self.is_replica()
+        self.shared.config.enable_index_checkpoint
+            && !self.is_replica()
+            && !self.shared.index.read().compacted.is_active()
     }
 
     fn finish_writer(&self) -> Result<()> {

@@ -134,6 +134,7 @@ impl Store {
             appended_events: AtomicU64::new(0),
             unsynced_records: AtomicBool::new(false),
             replica: RwLock::new(replica),
+            compaction: Mutex::new(()),
         });
         let flusher = (sync_mode == SyncMode::Batch && shared.writer.is_some())
             .then(|| {

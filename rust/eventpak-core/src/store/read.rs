@@ -70,11 +70,13 @@ impl Store {
         decode_all(&self.shared.segments, Self::locate(index, seqs))
     }
 
-    /// Reads the events at `seqs` (unknown sequences are left out).
+    /// Reads the events at `seqs` (unknown sequences are left out). The index lock is held
+    /// while the frames are read: a compaction swaps a segment and its entries under the
+    /// write lock, so the places read are the places the index gave.
     pub fn read_events(&self, seqs: &[u64]) -> Result<Vec<StoredEvent>> {
         self.check_open()?;
-        let located = Self::locate(&*self.index()?, seqs);
-        decode_all(&self.shared.segments, located)
+        let index = self.index()?;
+        decode_all(&self.shared.segments, Self::locate(&index, seqs))
     }
 
     /// Runs `f` on the index under its read lock.
@@ -86,6 +88,11 @@ impl Store {
     /// Cancelled fence ranges clipped to `[from, to)`.
     pub fn cancelled_within(&self, from: u64, to: u64) -> Vec<(u64, u64)> {
         self.shared.index.read().cancelled_within(from, to)
+    }
+
+    /// Ranges removed by compaction clipped to `[from, to)`.
+    pub fn compacted_within(&self, from: u64, to: u64) -> Vec<(u64, u64)> {
+        self.shared.index.read().compacted_within(from, to)
     }
 
     /// Sequences of events matching `region` after a cursor position (see [`Index::query_hits_after`]).
@@ -115,34 +122,33 @@ impl Store {
     /// The event with this id.
     pub fn get(&self, event_id: &[u8; 16]) -> Result<StoredEvent> {
         self.check_open()?;
-        let located = {
-            let index = self.index()?;
-            let seq = index.sequence_of(event_id).ok_or_else(|| Error::EventNotFound(uuid_text(event_id)))?;
-            Self::locate(&index, &[seq])
-        };
-        decode_all(&self.shared.segments, located)?
+        let index = self.index()?;
+        let seq = index.sequence_of(event_id).ok_or_else(|| Error::EventNotFound(uuid_text(event_id)))?;
+        decode_all(&self.shared.segments, Self::locate(&index, &[seq]))?
             .pop()
             .ok_or_else(|| Error::EventNotFound(uuid_text(event_id)))
     }
 
     /// The event with this id, then its entity's earlier events newest first, following
-    /// `prev_hash`; at most `limit` events in all. A broken link is corruption.
+    /// `prev_hash`; at most `limit` events in all. The walk stops at a predecessor removed
+    /// by compaction. A broken link is corruption.
     pub fn walk_ancestors(&self, event_id: &[u8; 16], limit: Option<usize>) -> Result<Vec<StoredEvent>> {
         self.check_open()?;
         let limit = limit.unwrap_or(usize::MAX);
-        let located = {
-            let index = self.index()?;
-            let seq = index.sequence_of(event_id).ok_or_else(|| Error::EventNotFound(uuid_text(event_id)))?;
-            let meta = *index.entry(seq).expect("indexed sequence");
-            let chain: Vec<u64> = (0..=meta.entity_sequence)
-                .rev()
-                .take(limit)
-                .filter_map(|clock| index.entity_event_at(meta.entity, clock))
-                .collect();
-            Self::locate(&index, &chain)
-        };
+        let index = self.index()?;
+        let seq = index.sequence_of(event_id).ok_or_else(|| Error::EventNotFound(uuid_text(event_id)))?;
+        let meta = *index.entry(seq).expect("indexed sequence");
+        let chain: Vec<u64> = (0..=meta.entity_sequence)
+            .rev()
+            .take(limit)
+            .map_while(|clock| {
+                index.entity_event_at(meta.entity, clock).filter(|&s| !index.entries[s as usize].is_hole())
+            })
+            .collect();
+        let located = Self::locate(&index, &chain);
         let segment = located.first().map(|(_, meta)| meta.segment);
         let events = decode_all(&self.shared.segments, located)?;
+        drop(index);
         for pair in events.windows(2) {
             let (newer, older) = (pair[0].view(), pair[1].view());
             if newer.prev_hash() != older.hash() {

@@ -72,9 +72,10 @@ impl Checker<'_> {
             if !self.check_header(path, *id, &bytes) {
                 continue;
             }
+            let sealed_len = seal.map(|s| self.snapshot.compacted.segment_len(*id, s.len));
             match seal {
-                Some(seal) if seal.len != file_len => {
-                    let why = format!("sealed at {} bytes but {file_len} bytes long", seal.len);
+                Some(_) if sealed_len != Some(file_len) => {
+                    let why = format!("sealed at {} bytes but {file_len} bytes long", sealed_len.unwrap_or(0));
                     self.problem(path, file_len, None, why);
                 }
                 None if seals.is_some()
@@ -121,7 +122,13 @@ impl Checker<'_> {
             // Whatever could not be framed still counts as gone through.
             self.done += end.saturating_sub(at);
             // Only a segment checked to its end can be compared with its seal: the newest one
-            // may have taken events (or an open fence's) past the snapshot since.
+            // may have taken events (or an open fence's) past the snapshot since. Its last
+            // events may have been removed.
+            if let Some(seal) = seal.filter(|s| at == file_len && s.next_sequence > self.next_seq) {
+                if self.snapshot.compacted.covers(self.next_seq, seal.next_sequence) {
+                    self.next_seq = seal.next_sequence;
+                }
+            }
             if let Some(seal) = seal.filter(|s| s.next_sequence != self.next_seq && at == file_len) {
                 let why = format!(
                     "seal record ends at sequence {}, the segment at {}",
@@ -159,6 +166,11 @@ impl Checker<'_> {
         let unchecked = self.snapshot.visibility.open_fence.is_some()
             && self.next_seq == self.report.events
             && header.base_sequence > self.next_seq;
+        // The previous segment's last events were removed.
+        if header.base_sequence > self.next_seq && self.snapshot.compacted.covers(self.next_seq, header.base_sequence)
+        {
+            self.next_seq = header.base_sequence;
+        }
         if header.base_sequence != self.next_seq && !unchecked {
             let why =
                 format!("segment starts at sequence {}, expected {}", header.base_sequence, self.next_seq);
@@ -217,7 +229,14 @@ impl Checker<'_> {
     /// index must hold exactly those numbers as holes, or the jump is reported as the
     /// frame's wrong sequence.
     fn jump_holes(&mut self, frame_sequence: u64) {
-        if frame_sequence <= self.next_seq || !self.store.is_replica() {
+        if frame_sequence <= self.next_seq {
+            return;
+        }
+        if self.snapshot.compacted.covers(self.next_seq, frame_sequence) {
+            self.next_seq = frame_sequence; // removed by compaction (holes in the index too)
+            return;
+        }
+        if !self.store.is_replica() {
             return;
         }
         let index = self.store.shared.index.read();
@@ -337,8 +356,10 @@ impl Checker<'_> {
             self.chains.resize(entity + 1, Chain::default());
         }
         let chain = &mut self.chains[entity];
-        let clock_ok = frame.entity_sequence() == chain.next_clock;
-        let link_ok = chain.head_lost || frame.prev_hash() == chain.head;
+        // A clock that jumps over removed events cannot be chain-checked against them.
+        let over_removed = self.snapshot.compacted.is_active() && frame.entity_sequence() > chain.next_clock;
+        let clock_ok = over_removed || frame.entity_sequence() == chain.next_clock;
+        let link_ok = over_removed || chain.head_lost || frame.prev_hash() == chain.head;
         *chain = Chain { next_clock: frame.entity_sequence() + 1, head: frame.hash(), head_lost: false };
         if !clock_ok {
             self.problem(path, at, Some(seq), "entity clock out of order");
