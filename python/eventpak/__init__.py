@@ -75,6 +75,7 @@ from .options import AppendOptions
 from .pipeline import Pipeline
 from .projection import CacheMeta, Freshness, NativeCache, NoCache, Projection, ProjectionCache
 from .receipts import ReceiptCheck, generate_signing_key, public_key, verify_receipt_signature
+from .retention import CompactionReport, Retention
 from .store import Store
 from .typed import EventType, Upcasters, event_type
 from .verify import VerifyProblem, VerifyReport
@@ -126,6 +127,7 @@ __all__ = [
     "CheckpointInfo",
     "CheckpointMetrics",
     "CheckpointWriteFailed",
+    "CompactionReport",
     "ConcurrencyConflict",
     "Coordinate",
     "CorruptSegment",
@@ -177,6 +179,7 @@ __all__ = [
     "ReplicationRefused",
     "RestartBudgetExhausted",
     "RestartPolicy",
+    "Retention",
     "StorageFailed",
     "Store",
     "StoreClosed",

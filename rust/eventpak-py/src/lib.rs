@@ -7,6 +7,7 @@ mod append;
 mod args;
 mod causal;
 mod causation;
+mod compact;
 mod config;
 mod cursor;
 mod cursor_values;

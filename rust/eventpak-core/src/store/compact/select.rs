@@ -25,7 +25,7 @@ pub enum Selection<'a> {
     /// The retention rules.
     Rules(Retention),
     /// `true`: remove the event; `None`: stop the compaction (the caller's callback failed).
-    Predicate(&'a mut dyn FnMut(&StoredEvent) -> Option<bool>),
+    Predicate(&'a mut (dyn FnMut(&StoredEvent) -> Option<bool> + Send)),
 }
 
 /// The index entries a compaction looks at: every event up to the head at its start.
