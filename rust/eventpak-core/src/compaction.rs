@@ -261,7 +261,8 @@ impl Compacted {
         }
         for _ in 0..r.u32()? {
             let len = u16::from_le_bytes(r.take(2)?.try_into().unwrap()) as usize;
-            let entity = std::str::from_utf8(r.take(len)?).map_err(|_| "entity name is not UTF-8")?.to_owned();
+            let entity =
+                std::str::from_utf8(r.take(len)?).map_err(|_| "entity name is not UTF-8")?.to_owned();
             c.heads.insert(entity, (r.u64()?, r.hash()?));
         }
         for _ in 0..r.u32()? {

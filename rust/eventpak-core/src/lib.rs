@@ -68,7 +68,8 @@ pub use receipt::{
 pub use region::{KindFilter, Region};
 pub use segment::StoredEvent;
 pub use store::{
-    note_fork_in_child, ApplyOutcome, CheckpointStatus, CompactionReport, Retention, Selection, CommitNotifier, Lag, ReplicaOrigin, Stats, Store,
-    VerifyProblem, VerifyReport, WorkerLease, LEASES_DIR, LOCK_FILE, REPLICA_ORIGIN_FILE, STORE_ID_FILE,
+    note_fork_in_child, ApplyOutcome, CheckpointStatus, CommitNotifier, CompactionReport, Lag, ReplicaOrigin,
+    Retention, Selection, Stats, Store, VerifyProblem, VerifyReport, WorkerLease, LEASES_DIR, LOCK_FILE,
+    REPLICA_ORIGIN_FILE, STORE_ID_FILE,
 };
 pub use tags::{validate_tag, validate_tags, MAX_TAGS, MAX_TAG_BYTES};

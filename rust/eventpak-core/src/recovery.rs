@@ -182,7 +182,9 @@ pub fn recover(
             Some(&(_, len)) => (len as usize, true),
             None => (SEGMENT_HEADER_LEN, false),
         };
-        if !covered && header.base_sequence > index.len() && compacted.covers(index.len(), header.base_sequence)
+        if !covered
+            && header.base_sequence > index.len()
+            && compacted.covers(index.len(), header.base_sequence)
         {
             index.skip_to(header.base_sequence); // the previous segment's last events were removed
         }
@@ -199,6 +201,12 @@ pub fn recover(
             let frame = match frame {
                 LogFrame::Event(frame) => frame,
                 LogFrame::Tracking(tracking) => {
+                    if compacting
+                        && !sequence_jumps
+                        && !compacted.covers(index.len(), tracking.global_sequence)
+                    {
+                        return Err(Error::corrupt(path, offset, "sequence jumps over events never removed"));
+                    }
                     last_ts = last_ts.max(tracking.timestamp_us());
                     index.record_tracking(tracking, position as u32, offset);
                     return Ok(());
@@ -237,7 +245,10 @@ pub fn recover(
         // already holds later segments' events, so only its length can be compared.
         let counted = position + 1 >= cover.segments.len() && !stopped(&index);
         if let Some(seal) = seals.get(id) {
-            if counted && index.len() < seal.next_sequence && compacted.covers(index.len(), seal.next_sequence) {
+            if counted
+                && index.len() < seal.next_sequence
+                && compacted.covers(index.len(), seal.next_sequence)
+            {
                 index.skip_to(seal.next_sequence); // its last events were removed
             }
             let sealed_len = compacted.segment_len(*id, seal.len);

@@ -86,7 +86,8 @@ impl Index {
     /// their clock and chain head from the record, and removed events' keys are known.
     pub fn restore_removed(&mut self, compacted: &Compacted) -> bool {
         for (entity, &(clock, hash)) in &compacted.heads {
-            let known = self.entity_id(entity).map_or(0, |id| self.entities[id as usize].postings.len() as u64);
+            let known =
+                self.entity_id(entity).map_or(0, |id| self.entities[id as usize].postings.len() as u64);
             if known > clock {
                 continue; // a kept event follows the removed one
             }

@@ -2,8 +2,8 @@
 
 mod causal;
 mod checkpoint;
-mod compacted;
 mod checkpoint_sections;
+mod compacted;
 mod holes;
 mod interner;
 mod query;

@@ -16,7 +16,9 @@ pub use frame::{
     FrameFields, FrameView, FRAME_HEADER_LEN, MAX_BODY_LEN,
 };
 pub use header::{
-    SegmentHeader, COMPACTED_SEGMENT_VERSION, FIRST_SEALED_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION};
+    SegmentHeader, COMPACTED_SEGMENT_VERSION, FIRST_SEALED_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC,
+    SEGMENT_VERSION,
+};
 pub use log_frame::LogFrame;
 pub use reader::{SegmentSet, StoredEvent};
 pub use scan::{scan_segment, ScanEnd};

@@ -287,11 +287,13 @@ impl Store {
                 }
                 let (id, clock, hash, at) =
                     (original.event_id, original.entity_sequence, original.hash, original.timestamp_us);
-                let receipt = AppendReceipt::new(self.shared.store_id, id, seq, clock, hash, at, seq < durable);
+                let receipt =
+                    AppendReceipt::new(self.shared.store_id, id, seq, clock, hash, at, seq < durable);
                 receipts.push(self.sign(receipt));
                 continue;
             }
-            let stored = stored.next().ok_or_else(|| Error::Internal(format!("event {seq} did not read back")))?;
+            let stored =
+                stored.next().ok_or_else(|| Error::Internal(format!("event {seq} did not read back")))?;
             let event = stored.view();
             let (entity, scope, kind) = event.names();
             let same = entity == r.entity

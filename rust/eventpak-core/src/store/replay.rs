@@ -36,7 +36,8 @@ impl Store {
                 let id = index.entity_names.get(entity)?;
                 index.entities[id as usize].postings.iter().rev().copied().find(|&seq| {
                     let meta = &index.entries[seq as usize];
-                    !meta.is_hole() && (kinds.is_empty() || kinds.contains(&**index.kind_names.name(meta.kind)))
+                    !meta.is_hole()
+                        && (kinds.is_empty() || kinds.contains(&**index.kind_names.name(meta.kind)))
                 })
             }),
             ReplayTarget::Region(_) => Ok(self.replay_hits(target, kinds, None, usize::MAX)?.last().copied()),

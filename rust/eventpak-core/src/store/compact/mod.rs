@@ -72,7 +72,10 @@ impl Store {
             let kind_ids = match &selection {
                 Selection::Rules(rules) => rules.kinds.as_ref().map(|kinds| {
                     let mut ids = vec![false; index.kind_names.len()];
-                    kinds.iter().filter_map(|k| index.kind_names.get(k)).for_each(|id| ids[id as usize] = true);
+                    kinds
+                        .iter()
+                        .filter_map(|k| index.kind_names.get(k))
+                        .for_each(|id| ids[id as usize] = true);
                     ids
                 }),
                 Selection::Predicate(_) => None,
@@ -108,17 +111,28 @@ impl Store {
             record
         };
         if let Err(e) = record.save(&*self.shared.storage, &self.shared.data_dir) {
-            discard(&done);
+            // The record may be in place without being durable: whether this compaction
+            // happened is for the next open to find out (its temp files are kept for it),
+            // and the writer stops until then.
+            writer
+                .lock()
+                .poison(Error::storage("committing a compaction", std::io::Error::other(e.to_string())));
             return Err(e);
         }
         // Committed: from here a failure leaves the disk ahead of memory, so the writer
         // stops until a reopen rolls the rest forward.
         if let Err(e) = self.swap_in(&done, &removed, record) {
-            writer.lock().poison(Error::storage("finishing a compaction", std::io::Error::other(e.to_string())));
+            writer
+                .lock()
+                .poison(Error::storage("finishing a compaction", std::io::Error::other(e.to_string())));
             return Err(e);
         }
         let bytes_freed = done.iter().map(|r| r.old_len - r.new_len).sum();
-        Ok(CompactionReport { removed: removed.len() as u64, kept: examined - removed.len() as u64, bytes_freed })
+        Ok(CompactionReport {
+            removed: removed.len() as u64,
+            kept: examined - removed.len() as u64,
+            bytes_freed,
+        })
     }
 
     /// Step 1 for every sealed segment holding a removed event.

@@ -57,7 +57,9 @@ pub(super) fn rewrite(
         .mode(0o600)
         .open(&temp)
         .map_err(|e| Error::storage("creating a compacted segment", e))?;
-    let write = |out: &[u8]| storage.write(&file, &temp, out).map_err(|e| Error::storage("writing a compacted segment", e));
+    let write = |out: &[u8]| {
+        storage.write(&file, &temp, out).map_err(|e| Error::storage("writing a compacted segment", e))
+    };
     let mut out = header.encode_version(COMPACTED_SEGMENT_VERSION).to_vec();
     let mut done = Rewritten {
         position,
@@ -78,8 +80,12 @@ pub(super) fn rewrite(
                 let (entity, scope, kind) = frame.names();
                 done.heads.push((entity.to_owned(), frame.entity_sequence(), frame.hash()));
                 if let Some(key) = frame.idempotency_key() {
-                    let content =
-                        content_digest((entity, scope, kind), frame.payload_version(), frame.payload(), frame.tags());
+                    let content = content_digest(
+                        (entity, scope, kind),
+                        frame.payload_version(),
+                        frame.payload(),
+                        frame.tags(),
+                    );
                     let receipt = RemovedKey {
                         seq: frame.global_sequence,
                         event_id: frame.event_id(),

@@ -63,7 +63,8 @@ pub(super) fn select(
     now_us: u64,
 ) -> Result<Option<(Vec<u64>, u64)>> {
     let mut reader = Reader { segments, mapped: None };
-    let sealed = |m: &EntryMeta| m.visible && snapshot.sealed.get(m.segment as usize).copied().unwrap_or(false);
+    let sealed =
+        |m: &EntryMeta| m.visible && snapshot.sealed.get(m.segment as usize).copied().unwrap_or(false);
     let examined = snapshot.entries.iter().filter(|m| sealed(m)).count() as u64;
     let mut removed = Vec::new();
     match selection {

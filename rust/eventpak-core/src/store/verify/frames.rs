@@ -8,8 +8,8 @@ use crate::error::{Error, Result};
 use crate::event::{chain_hash, HashedFields};
 use crate::segment::layout::SEGMENT_PADDING_OFFSET;
 use crate::segment::{
-    decode_frame, load_seals, map_segment, Decoded, FrameView, SegmentHeader, FIRST_SEALED_VERSION,
-    SEALS_FILE, SEGMENT_HEADER_LEN,
+    decode_frame, load_seals, map_segment, Decoded, FrameView, SegmentHeader, COMPACTED_SEGMENT_VERSION,
+    FIRST_SEALED_VERSION, SEALS_FILE, SEGMENT_HEADER_LEN,
 };
 
 /// Whether the frame at `at` (already decoded once) holds the hash of its own content.
@@ -75,7 +75,8 @@ impl Checker<'_> {
             let sealed_len = seal.map(|s| self.snapshot.compacted.segment_len(*id, s.len));
             match seal {
                 Some(_) if sealed_len != Some(file_len) => {
-                    let why = format!("sealed at {} bytes but {file_len} bytes long", sealed_len.unwrap_or(0));
+                    let why =
+                        format!("sealed at {} bytes but {file_len} bytes long", sealed_len.unwrap_or(0));
                     self.problem(path, file_len, None, why);
                 }
                 None if seals.is_some()
@@ -97,6 +98,7 @@ impl Checker<'_> {
                 return Ok(false);
             }
             self.batch = (0, 0);
+            self.loose_batches = SegmentHeader::version_of(&bytes) == COMPACTED_SEGMENT_VERSION;
             let mut framed = true;
             while at < end {
                 let len = match self.check_frame(path, position as u32, &bytes[..end as usize], at)? {
@@ -116,7 +118,7 @@ impl Checker<'_> {
             }
             self.check_hashes(path, &bytes[..end as usize]);
             // Batches are written whole, and the events checked end at a batch boundary.
-            if framed && self.batch.0 != 0 && !self.batch_lost {
+            if framed && self.batch.0 != 0 && !self.batch_lost && !self.loose_batches {
                 self.problem(path, at, Some(self.next_seq), "segment ends inside a batch");
             }
             // Whatever could not be framed still counts as gone through.
@@ -167,7 +169,8 @@ impl Checker<'_> {
             && self.next_seq == self.report.events
             && header.base_sequence > self.next_seq;
         // The previous segment's last events were removed.
-        if header.base_sequence > self.next_seq && self.snapshot.compacted.covers(self.next_seq, header.base_sequence)
+        if header.base_sequence > self.next_seq
+            && self.snapshot.compacted.covers(self.next_seq, header.base_sequence)
         {
             self.next_seq = header.base_sequence;
         }
@@ -209,7 +212,7 @@ impl Checker<'_> {
         // After a frame that could not be decoded, the batch it was part of is unknown: the
         // position check restarts from this frame (the damage itself is already reported).
         let misplaced = frame.batch_index != expected || (expected > 0 && frame.batch_len != open_len);
-        if misplaced && !std::mem::take(&mut self.batch_lost) {
+        if misplaced && !std::mem::take(&mut self.batch_lost) && !self.loose_batches {
             self.problem(path, at, Some(seq), "frame out of place in its batch");
         }
         self.batch_lost = false;

@@ -96,6 +96,8 @@ struct Checker<'a> {
     batch: (u32, u32),
     /// A frame was skipped (it did not decode): its batch position is unknown.
     batch_lost: bool,
+    /// The segment being walked was rewritten by compaction: batches may have lost events.
+    loose_batches: bool,
     /// Index entries and ids of the current chunk, copied out under the lock.
     chunk: (u64, Vec<EntryMeta>, Vec<u128>),
     done: u64,
@@ -128,6 +130,7 @@ impl Store {
             last_id: 0,
             batch: (0, 0),
             batch_lost: false,
+            loose_batches: false,
             chunk: (0, Vec::new(), Vec::new()),
             done: 0,
             since_progress: 0,
