@@ -50,9 +50,9 @@ fn kinds_are_removed_from_sealed_segments_only_and_survive_reopen() {
         assert!(before.iter().any(|b| b == event));
     }
     let gone: Vec<_> = before.iter().filter(|b| !after.contains(b)).collect();
-    assert!(gone.iter().all(|e| &*e.view().names().2 == "tick"));
+    assert!(gone.iter().all(|e| e.view().names().2 == "tick"));
     // The newest segment was active at the start: its ticks are all still there.
-    let newest_ticks = after.iter().filter(|e| &*e.view().names().2 == "tick").count();
+    let newest_ticks = after.iter().filter(|e| e.view().names().2 == "tick").count();
     assert!(newest_ticks > 0);
     assert!(store.verify(&mut |_, _| true).unwrap().ok());
     let seqs = all_seqs(&store);

@@ -214,7 +214,7 @@ fn compact(store: &Store, log: &SharedLog) -> Result<(), Error> {
     let mut pick = |event: &StoredEvent| {
         let view = event.view();
         let counter: u64 = std::str::from_utf8(&view.payload()[8..13]).ok()?.parse().ok()?;
-        let chosen = counter % 3 == 0;
+        let chosen = counter.is_multiple_of(3);
         if chosen {
             log.lock().unwrap().compactions[index].0.push(view.global_sequence);
         }
