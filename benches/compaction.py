@@ -31,7 +31,14 @@ import eventpak as ep
 
 from benches._workload import SCOPE, make_entities, make_payloads
 from benches.compare.harness import RESULTS_DIR, Bench, Peer, Row, Sample, perf
-from benches.compare.report import build_rows, json_document, machine_info, machine_lines, report_text, write_run
+from benches.compare.report import (
+    build_rows,
+    json_document,
+    machine_info,
+    machine_lines,
+    report_text,
+    write_run,
+)
 
 BATCH = 4096
 CASE = "compact-half"
@@ -89,13 +96,16 @@ def copy_peer(template: Path, events: int) -> Peer:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benches.compaction", description=(__doc__ or "").split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m benches.compaction", description=(__doc__ or "").split("\n")[0]
+    )
     p.add_argument("--quick", action="store_true", help="small smoke run (< 20 s)")
     p.add_argument("--events", type=int, help="events in the store (default 1,000,000; quick 20,000)")
     p.add_argument("--rounds", type=int, help="interleaved rounds (default 5; quick 2)")
     p.add_argument("--dir", help="parent directory for the temporary stores (default: the system temp dir)")
     p.add_argument(
-        "--json", help="where to write the JSON (default benches/results/compaction.json; quick compaction-quick.json)"
+        "--json",
+        help="where to write the JSON (default benches/results/compaction.json; quick compaction-quick.json)",
     )
     a = p.parse_args(argv)
     if a.events is None:
@@ -133,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         b.setup["sealed_events"] = sealed
         b.setup["sealed_bytes"] = sum(p.stat().st_size for p in sealed_segments(template))
         peers = [compaction_peer(template, sealed, args.segment_bytes), copy_peer(template, sealed)]
-        b.run_case(CASE, "remove half the events of the sealed segments, events of those segments per second", peers)
+        b.run_case(
+            CASE, "remove half the events of the sealed segments, events of those segments per second", peers
+        )
         b.rows.append(Row(CASE, "eventpak"))
         b.rows.append(
             Row(
@@ -144,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
                 check=lambda v, r: r is not None and r >= 0.5,
             )
         )
-        b.notes.append("the copy moves every byte of the sealed segments; compaction reads them all and writes half")
+        b.notes.append(
+            "the copy moves every byte of the sealed segments; compaction reads them all and writes half"
+        )
         total = perf() - started
         rows = build_rows(b)
         table = markdown(b, rows, machine)

@@ -28,13 +28,22 @@ def main() -> None:
             kind = "tick" if rng.random() < 0.6 else "keep"
             entity = f"e{rng.randrange(8)}"
             payload = {"n": n, "seed": seed, "pad": "z" * rng.randrange(200)}
-            emit({"t": "att", "entity": entity, "kind": kind, "payload": ep._native.encode_payload(payload).hex()})
+            emit(
+                {
+                    "t": "att",
+                    "entity": entity,
+                    "kind": kind,
+                    "payload": ep._native.encode_payload(payload).hex(),
+                }
+            )
             receipt = store.append((entity, "s"), kind, payload)
             emit({"t": "ack", "seq": receipt.global_sequence, "hash": receipt.hash.hex()})
             n += 1
         share = rng.random() * 0.5
         emit({"t": "compact"})
-        store.compact(ep.Retention(predicate=lambda e, share=share: e.kind == "tick" and rng.random() < share))
+        store.compact(
+            ep.Retention(predicate=lambda e, share=share: e.kind == "tick" and rng.random() < share)
+        )
 
 
 if __name__ == "__main__":

@@ -8,9 +8,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import eventpak as ep
+import pytest
 
 SMALL = {"segment_max_bytes": 4096, "sync": "never"}
 
@@ -21,7 +20,9 @@ def fill(store: ep.Store, n: int = 150, *, keyed: bool = False) -> list[ep.Appen
     for i in range(n):
         key = f"key-{i}" if keyed else None
         kind = "tick" if i % 2 == 0 else "keep"
-        receipts.append(store.append((f"e{i % 3}", "s"), kind, {"i": i, "pad": "x" * 20}, idempotency_key=key))
+        receipts.append(
+            store.append((f"e{i % 3}", "s"), kind, {"i": i, "pad": "x" * 20}, idempotency_key=key)
+        )
     return receipts
 
 
@@ -57,7 +58,9 @@ def test_kinds_remove_only_sealed_events_of_those_kinds_and_keep_the_rest_exactl
     after = snapshot(store)
     removed = set(before) - set(after)
     assert removed == {s for s, v in before.items() if v[2] == "tick" and s < first_active}
-    assert report == ep.CompactionReport(removed=len(removed), kept=report.kept, bytes_freed=report.bytes_freed)
+    assert report == ep.CompactionReport(
+        removed=len(removed), kept=report.kept, bytes_freed=report.bytes_freed
+    )
     assert report.kept == sum(1 for s in after if s < first_active) and report.bytes_freed > 0
     assert all(after[s] == before[s] for s in after)
     assert store.verify().ok
@@ -236,9 +239,9 @@ def test_cursors_step_over_removed_ranges_and_report_them(open_store) -> None:
     assert [e.global_sequence for e in cursors["inside"].poll_batch(1000)] == [s for s in expected if s > 10]
     assert [e.global_sequence for e in cursors["after"].poll_batch(1000)] == list(range(first_active, 150))
     gaps = cursors["before"].take_gaps()
-    assert [(g.expected_sequence, g.delivered_sequence, g.cancelled_ranges, g.compacted_ranges) for g in gaps] == [
-        (5, 40, [], [(5, 40)])
-    ]
+    assert [
+        (g.expected_sequence, g.delivered_sequence, g.cancelled_ranges, g.compacted_ranges) for g in gaps
+    ] == [(5, 40, [], [(5, 40)])]
     assert cursors["inside"].take_gaps()[0].compacted_ranges == [(11, 40)]
     assert cursors["after"].take_gaps() == []
 
@@ -269,7 +272,7 @@ def test_compaction_beside_concurrent_appends_and_reads(open_store) -> None:
         try:
             while not stop.is_set():
                 appended.append(store.append(("w", "s"), "keep", {"n": len(appended)}))
-        except BaseException as e:  # noqa: BLE001 - reported by the test
+        except BaseException as e:
             errors.append(e)
 
     def reader() -> None:
@@ -281,7 +284,7 @@ def test_compaction_beside_concurrent_appends_and_reads(open_store) -> None:
                     event.payload  # noqa: B018 - reads the mapped frame
                 if cursor.started:
                     cursor.seek(0, False)
-        except BaseException as e:  # noqa: BLE001 - reported by the test
+        except BaseException as e:
             errors.append(e)
 
     threads = [threading.Thread(target=appender), threading.Thread(target=reader)]

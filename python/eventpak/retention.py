@@ -79,7 +79,9 @@ class Retention:
             if not callable(predicate):
                 raise InvalidConfig(f"predicate must be callable, not {type(predicate).__name__}")
             if age is not None or names is not None or keep != 0:
-                raise InvalidConfig("a predicate replaces max_age_s, kinds and keep_last_per_entity: give one or the other")
+                raise InvalidConfig(
+                    "a predicate replaces max_age_s, kinds and keep_last_per_entity: give one or the other"
+                )
         object.__setattr__(self, "max_age_s", age)
         object.__setattr__(self, "kinds", names)
         object.__setattr__(self, "keep_last_per_entity", keep)
