@@ -328,3 +328,17 @@ def test_space_is_returned_by_the_time_compact_returns(open_store) -> None:
     assert report.removed > 1000
     assert (before - after) * 512 >= report.bytes_freed * 0.9
     assert not [p for p in os.listdir(segments) if ".compact-" in p]
+
+
+def test_the_asyncio_store_compacts_on_a_pool_thread(data_dir: Path) -> None:
+    import asyncio
+
+    async def main() -> ep.CompactionReport:
+        async with ep.aio.open(data_dir, **SMALL) as store:
+            for i in range(100):
+                await store.append((f"e{i % 3}", "s"), "tick" if i % 2 else "keep", {"i": i})
+            report = await store.compact(ep.Retention(kinds=["tick"]))
+            assert (await store.verify()).ok
+            return report
+
+    assert asyncio.run(main()).removed > 0
