@@ -159,6 +159,10 @@ impl Checker<'_> {
         if header.segment_id != id {
             self.problem(path, 0, None, format!("header names segment {}", header.segment_id));
         }
+        let rewritten = self.snapshot.compacted.segments.contains_key(&id);
+        if SegmentHeader::version_of(bytes) == COMPACTED_SEGMENT_VERSION && !rewritten {
+            self.problem(path, 0, None, "a version-4 segment that no compaction rewrote");
+        }
         // Outside the header CRC, so open never looks: zeros as written, or damage.
         if bytes[SEGMENT_PADDING_OFFSET..SEGMENT_HEADER_LEN].iter().any(|&b| b != 0) {
             self.problem(path, SEGMENT_PADDING_OFFSET as u64, None, "segment header padding is not zero");
