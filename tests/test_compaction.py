@@ -249,16 +249,22 @@ def test_cursors_step_over_removed_ranges_and_report_them(open_store) -> None:
 def test_durable_cursors_resume_past_removed_ranges_through_reopen(open_store) -> None:
     store = open_store(**SMALL)
     fill(store, 150)
-    c = store.cursor(ep.Region.all())
-    c.poll_batch(20)
-    c.commit("reader")
+    # Checkpoints before, inside and after the range the compaction removes.
+    for name, count in {"before": 6, "inside": 20, "after": 80}.items():
+        c = store.cursor(ep.Region.all())
+        c.poll_batch(count)
+        c.commit(name)
     store.compact(ep.Retention(predicate=lambda e: 10 <= e.global_sequence < 60))
     store.close()
     store = open_store(**SMALL)
-    resumed = store.cursor(ep.Region.all())
-    assert resumed.resume("reader")
-    assert resumed.position == 19
-    assert [e.global_sequence for e in resumed.poll_batch(5)] == [60, 61, 62, 63, 64]
+    for name, position, first in (("before", 5, 6), ("inside", 19, 60), ("after", 79, 80)):
+        resumed = store.cursor(ep.Region.all()).with_gap_config(ep.CursorGapConfig.enabled(10))
+        assert resumed.resume(name)
+        assert resumed.position == position
+        delivered = [e.global_sequence for e in resumed.poll_batch(8)]
+        assert delivered[0] == first and all(not 10 <= s < 60 for s in delivered)
+        gaps = [g.compacted_ranges for g in resumed.take_gaps()]
+        assert gaps == ([[(10, 60)]] if name == "before" else [[(20, 60)]] if name == "inside" else [])
 
 
 def test_compaction_beside_concurrent_appends_and_reads(open_store) -> None:
