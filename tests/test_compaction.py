@@ -110,6 +110,17 @@ def test_a_predicate_replaces_the_rules_and_sees_events(open_store) -> None:
     assert all(e.payload["i"] % 2 == 0 for e in store.query(ep.Region.all()) if e.global_sequence in seen)
 
 
+def test_reserved_kinds_may_be_removed(open_store) -> None:
+    store = open_store(**SMALL)
+    proposal = ep.Proposal(("e0", "s"), "order", {})
+    for _ in range(60):
+        store.append_denial(ep.Denial("gate", "NO", "refused"), proposal)
+    fill(store, 60)
+    report = store.compact(ep.Retention(kinds=["eventpak.denial"]))
+    assert report.removed > 0
+    assert store.verify().ok
+
+
 def test_cancelled_fence_events_are_never_selected(open_store) -> None:
     store = open_store(**SMALL)
     with pytest.raises(RuntimeError), store.fence() as f:
