@@ -99,6 +99,11 @@ pub(crate) struct Shared {
     /// Held by a compaction from start to end, and by `verify` and `close`, which must not
     /// see a segment swapped under them.
     compaction: Mutex<()>,
+    /// Held shared by readers from looking events up in the index to reading their frames,
+    /// and exclusively by a compaction while it swaps segments and their index entries: a
+    /// reader never reads a place the index gave it in a file swapped since. (Appends never
+    /// take it, so a reader mapping a large segment does not hold them up.)
+    segment_swap: RwLock<()>,
 }
 
 /// Bumped in every child process right after `fork()` (the binding registers the hook), so

@@ -135,6 +135,7 @@ impl Store {
             unsynced_records: AtomicBool::new(false),
             replica: RwLock::new(replica),
             compaction: Mutex::new(()),
+            segment_swap: RwLock::new(()),
         });
         let flusher = (sync_mode == SyncMode::Batch && shared.writer.is_some())
             .then(|| {

@@ -70,13 +70,13 @@ impl Store {
         decode_all(&self.shared.segments, Self::locate(index, seqs))
     }
 
-    /// Reads the events at `seqs` (unknown sequences are left out). The index lock is held
-    /// while the frames are read: a compaction swaps a segment and its entries under the
-    /// write lock, so the places read are the places the index gave.
+    /// Reads the events at `seqs` (unknown sequences are left out). No compaction swaps a
+    /// segment between the lookup and the read (see `segment_swap`).
     pub fn read_events(&self, seqs: &[u64]) -> Result<Vec<StoredEvent>> {
         self.check_open()?;
-        let index = self.index()?;
-        decode_all(&self.shared.segments, Self::locate(&index, seqs))
+        let _no_swap = self.shared.segment_swap.read();
+        let located = Self::locate(&*self.index()?, seqs);
+        decode_all(&self.shared.segments, located)
     }
 
     /// Runs `f` on the index under its read lock.
@@ -122,9 +122,13 @@ impl Store {
     /// The event with this id.
     pub fn get(&self, event_id: &[u8; 16]) -> Result<StoredEvent> {
         self.check_open()?;
-        let index = self.index()?;
-        let seq = index.sequence_of(event_id).ok_or_else(|| Error::EventNotFound(uuid_text(event_id)))?;
-        decode_all(&self.shared.segments, Self::locate(&index, &[seq]))?
+        let _no_swap = self.shared.segment_swap.read();
+        let located = {
+            let index = self.index()?;
+            let seq = index.sequence_of(event_id).ok_or_else(|| Error::EventNotFound(uuid_text(event_id)))?;
+            Self::locate(&index, &[seq])
+        };
+        decode_all(&self.shared.segments, located)?
             .pop()
             .ok_or_else(|| Error::EventNotFound(uuid_text(event_id)))
     }
@@ -135,20 +139,25 @@ impl Store {
     pub fn walk_ancestors(&self, event_id: &[u8; 16], limit: Option<usize>) -> Result<Vec<StoredEvent>> {
         self.check_open()?;
         let limit = limit.unwrap_or(usize::MAX);
-        let index = self.index()?;
-        let seq = index.sequence_of(event_id).ok_or_else(|| Error::EventNotFound(uuid_text(event_id)))?;
-        let meta = *index.entry(seq).expect("indexed sequence");
-        let chain: Vec<u64> = (0..=meta.entity_sequence)
-            .rev()
-            .take(limit)
-            .map_while(|clock| {
-                index.entity_event_at(meta.entity, clock).filter(|&s| !index.entries[s as usize].is_hole())
-            })
-            .collect();
-        let located = Self::locate(&index, &chain);
+        let no_swap = self.shared.segment_swap.read();
+        let located = {
+            let index = self.index()?;
+            let seq = index.sequence_of(event_id).ok_or_else(|| Error::EventNotFound(uuid_text(event_id)))?;
+            let meta = *index.entry(seq).expect("indexed sequence");
+            let chain: Vec<u64> = (0..=meta.entity_sequence)
+                .rev()
+                .take(limit)
+                .map_while(|clock| {
+                    index
+                        .entity_event_at(meta.entity, clock)
+                        .filter(|&s| !index.entries[s as usize].is_hole())
+                })
+                .collect();
+            Self::locate(&index, &chain)
+        };
         let segment = located.first().map(|(_, meta)| meta.segment);
         let events = decode_all(&self.shared.segments, located)?;
-        drop(index);
+        drop(no_swap);
         for pair in events.windows(2) {
             let (newer, older) = (pair[0].view(), pair[1].view());
             if newer.prev_hash() != older.hash() {

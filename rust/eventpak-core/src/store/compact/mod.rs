@@ -193,6 +193,7 @@ impl Store {
     fn swap_in(&self, done: &[Rewritten], removed: &[u64], record: Compacted) -> Result<()> {
         let storage = &*self.shared.storage;
         let segments_dir = self.shared.data_dir.join(SEGMENTS_DIR);
+        let _swap = self.shared.segment_swap.write();
         let mut index = self.shared.index.write();
         let mut outcome = Ok(());
         for r in done {
