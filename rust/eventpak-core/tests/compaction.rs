@@ -154,3 +154,101 @@ fn read_only_stores_refuse_and_read_compacted_logs() {
     assert_eq!(all_seqs(&ro), seqs);
     assert!(matches!(ro.compact(rules(&[], 0), &mut |_, _| true), Err(Error::ReadOnlyStore(_))));
 }
+
+/// Fails every rename of a compaction's temp segment: the compaction commits, then cannot
+/// put its segments in place.
+#[derive(Debug)]
+struct FailTempRenames;
+
+impl eventpak_core::io::Storage for FailTempRenames {
+    fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+        if from.to_string_lossy().contains(".compact-") {
+            return Err(std::io::Error::other("injected rename failure"));
+        }
+        std::fs::rename(from, to)
+    }
+}
+
+#[test]
+fn a_committed_compaction_left_unrenamed_is_read_in_place_read_only_and_finished_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = filled(dir.path());
+    store.close().unwrap();
+    let failing = Store::open_with(dir.path(), small(), std::sync::Arc::new(FailTempRenames)).unwrap();
+    let before = all_seqs(&failing);
+    assert!(matches!(
+        failing.compact(rules(&["tick"], 0), &mut |_, _| true),
+        Err(Error::StorageFailed { .. })
+    ));
+    // The writer stopped until a reopen finishes the renames; reads already show the
+    // committed result (the segments not renamed are still read from their old files).
+    assert!(matches!(failing.append(request("e0", "k", b"x")), Err(Error::StorageFailed { .. })));
+    let committed = all_seqs(&failing);
+    assert!(committed.len() < before.len());
+    failing.close().unwrap();
+    let temps = || {
+        std::fs::read_dir(dir.path().join("segments"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".compact-"))
+            .count()
+    };
+    assert!(temps() > 0);
+    let ro = open(dir.path(), StoreConfig { read_only: true, ..small() });
+    let after = all_seqs(&ro);
+    assert_eq!(after, committed);
+    assert!(ro.verify(&mut |_, _| true).unwrap().ok());
+    ro.close().unwrap();
+    assert!(temps() > 0, "a read-only open changed nothing");
+    let rw = open(dir.path(), small());
+    assert_eq!(all_seqs(&rw), after);
+    assert_eq!(temps(), 0);
+    assert!(rw.verify(&mut |_, _| true).unwrap().ok());
+}
+
+#[test]
+fn appends_and_reads_go_on_while_compacting() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(filled(dir.path()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let appender = {
+        let (store, stop) = (store.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut receipts = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                receipts.push(store.append(request("w", "keep", &[7; 60])).unwrap());
+            }
+            receipts
+        })
+    };
+    let reader = {
+        let (store, stop) = (store.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let region = Region::all().with_kinds(&["keep"]).unwrap();
+            let mut reads = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut cursor = Cursor::new(region.clone());
+                loop {
+                    let batch = cursor.poll_batch(&store, 64).unwrap();
+                    if batch.is_empty() {
+                        break;
+                    }
+                    assert!(batch.iter().all(|e| e.view().names().2 == "keep"));
+                    reads += batch.len() as u64;
+                }
+            }
+            reads
+        })
+    };
+    let mut removed = 0;
+    for _ in 0..5 {
+        removed += compact(&store, rules(&["tick"], 0)).removed;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let receipts = appender.join().unwrap();
+    assert!(reader.join().unwrap() > 0);
+    assert!(removed > 0);
+    for r in &receipts {
+        assert_eq!(store.get(&r.event_id).unwrap().view().hash(), r.hash);
+    }
+    assert!(store.verify(&mut |_, _| true).unwrap().ok());
+}
