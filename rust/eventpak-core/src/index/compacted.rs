@@ -27,7 +27,14 @@ impl Index {
         if removed.is_empty() {
             return;
         }
-        let gone = |seq: &u64| removed.binary_search(seq).is_ok();
+        // A bitmap of the removed sequences: the postings are filtered under the index write
+        // lock, so each test must be cheap.
+        let end = removed[removed.len() - 1] as usize + 1;
+        let mut bits = vec![0u64; end.div_ceil(64)];
+        for &seq in removed {
+            bits[seq as usize / 64] |= 1 << (seq % 64);
+        }
+        let gone = |seq: &u64| (*seq as usize) < end && bits[*seq as usize / 64] >> (seq % 64) & 1 == 1;
         let (mut scopes, mut kinds) = (Vec::new(), Vec::new());
         for &seq in removed {
             let meta = std::mem::replace(&mut self.entries[seq as usize], HOLE);
