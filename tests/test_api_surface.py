@@ -27,6 +27,7 @@ PUBLIC_STORE_API = {
     "close",
     "correlated",
     "closed",
+    "compact",
     "cursor",
     "cursor_guaranteed",
     "cursor_worker",

@@ -76,6 +76,7 @@ from .options import AppendOptions
 from .pipeline import Pipeline
 from .projection import CacheMeta, Freshness, NativeCache, NoCache, Projection, ProjectionCache
 from .receipts import ReceiptCheck, generate_signing_key, public_key, verify_receipt_signature
+from .retention import CompactionReport, Retention
 from .store import Store
 from .typed import EventType, Upcasters, event_type
 from .verify import VerifyProblem, VerifyReport
@@ -128,6 +129,7 @@ __all__ = [
     "CheckpointInfo",
     "CheckpointMetrics",
     "CheckpointWriteFailed",
+    "CompactionReport",
     "ConcurrencyConflict",
     "Coordinate",
     "CorruptSegment",
@@ -179,6 +181,7 @@ __all__ = [
     "ReplicationRefused",
     "RestartBudgetExhausted",
     "RestartPolicy",
+    "Retention",
     "StorageFailed",
     "Store",
     "StoreClosed",

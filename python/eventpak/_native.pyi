@@ -401,7 +401,7 @@ class CursorGapConfig:
 
 @final
 class GapObservation:
-    """A delivery that jumped over cancelled fence ranges."""
+    """A delivery that jumped over cancelled fence ranges or ranges removed by compaction."""
 
     @property
     def expected_sequence(self) -> int:
@@ -412,6 +412,9 @@ class GapObservation:
     @property
     def cancelled_ranges(self) -> list[tuple[int, int]]:
         """Cancelled ``(start, end)`` ranges, end exclusive, within the jump."""
+    @property
+    def compacted_ranges(self) -> list[tuple[int, int]]:
+        """Ranges removed by compaction, ``(start, end)`` with end exclusive, within the jump."""
     def __eq__(self, other: object, /) -> bool: ...
     __hash__: ClassVar[None]  # type: ignore[assignment]
 
@@ -694,6 +697,18 @@ class NativeStore:
         """Backs the store up into ``dest`` (see ``eventpak.Store.backup``):
         ``(through, events, bytes_copied, incremental)``. An exception from
         ``progress(done_bytes, total_bytes)`` stops the backup and is raised."""
+    def compact(
+        self,
+        max_age_us: int | None,
+        kinds: Iterable[str] | None,
+        keep_last_per_entity: int,
+        predicate: Callable[[Event], object] | None,
+        progress: Callable[[int, int], object] | None,
+    ) -> tuple[int, int, int]:
+        """Removes the events the rules (or ``predicate``, which replaces them) select from
+        the sealed segments; returns ``(removed, kept, bytes_freed)``. An exception from
+        ``predicate`` or ``progress(done, total)`` stops it before anything changes and is
+        raised."""
     def stats(self) -> dict[str, Any]:
         """Counts, sizes and what recovery did at open (see ``eventpak.StoreStats``)."""
     def close(self) -> None:

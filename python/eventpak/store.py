@@ -20,6 +20,7 @@ from .operations import CheckpointInfo, StoreMetrics, list_checkpoints, metrics
 from .options import AppendOptions, BatchItem, CoordinateLike
 from .projection import Freshness, NoCache, Projection, ProjectionCache, project, project_if_changed
 from .receipts import ReceiptCheck, check_receipt
+from .retention import CompactionReport, Retention, compact_store
 from .typed import append_typed
 from .verify import Progress, VerifyReport, verify_store
 from .worker import CursorWorkerConfig, CursorWorkerHandle, Handler
@@ -263,6 +264,15 @@ class Store:
         ``progress(done_bytes, total_bytes)`` is called as bytes are copied; an exception
         from it stops the backup, leaving ``dest`` as it was, and is raised."""
         return backup_store(self._native, dest, progress)
+
+    def compact(self, retention: Retention, *, progress: Progress | None = None) -> CompactionReport:
+        """Removes the events ``retention`` selects from the sealed segments (every segment
+        but the active one), while appends and reads go on; the rest keep every field and
+        byte. A crash leaves the store as before or as after. ``progress(done_bytes,
+        total_bytes)`` is called as segments are rewritten; an exception from it or from the
+        predicate stops the compaction with nothing changed, and is raised. Refused with
+        ``ep.InvalidConfig`` in shared mode, ``ep.ReadOnlyStore`` when read-only."""
+        return compact_store(self._native, retention, progress)
 
     def stats(self) -> StoreStats:
         """Counts, sizes, and what recovery did at open."""

@@ -16,6 +16,7 @@ from ..config import StoreConfig, StoreOptions, StoreStats
 from ..errors import FenceActive, StoreClosed
 from ..options import BatchItem, CoordinateLike, EventOptions
 from ..projection import Freshness, Projection
+from ..retention import CompactionReport, Retention
 from ..store import Store
 from ..verify import Progress, VerifyReport
 from .appender import Appender
@@ -141,6 +142,11 @@ class AsyncStore:
     async def verify(self, *, progress: Progress | None = None) -> VerifyReport:
         """The full integrity check (see ``Store.verify``); ``progress`` runs on a pool thread."""
         return await self._offload(functools.partial(self._store.verify, progress=progress))
+
+    async def compact(self, retention: Retention, *, progress: Progress | None = None) -> CompactionReport:
+        """Removes the events ``retention`` selects from the sealed segments (see
+        ``Store.compact``); the predicate and ``progress`` run on a pool thread."""
+        return await self._offload(functools.partial(self._store.compact, retention, progress=progress))
 
     async def stats(self) -> StoreStats:
         """Counts, sizes, and what recovery did at open."""

@@ -9,7 +9,7 @@ use crate::region::Region;
 use crate::segment::StoredEvent;
 use crate::store::Store;
 
-/// A delivery that jumped over cancelled fence ranges.
+/// A delivery that jumped over cancelled fence ranges or ranges removed by compaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GapObservation {
     /// The sequence the cursor would have delivered next with no gap.
@@ -18,6 +18,9 @@ pub struct GapObservation {
     pub delivered_sequence: u64,
     /// Cancelled ranges inside `[expected_sequence, delivered_sequence)`, half-open.
     pub cancelled_ranges: Vec<(u64, u64)>,
+    /// Ranges removed by compaction inside `[expected_sequence, delivered_sequence)`,
+    /// half-open and maximal.
+    pub compacted_ranges: Vec<(u64, u64)>,
 }
 
 /// A ring buffer of the newest gap observations.
@@ -94,8 +97,9 @@ impl Cursor {
 
     fn record_gap(&mut self, store: &Store, expected: u64, delivered: u64) {
         let cancelled_ranges = store.cancelled_within(expected, delivered);
+        let compacted_ranges = store.compacted_within(expected, delivered);
         let Some(gaps) = self.gaps.as_mut() else { return };
-        if cancelled_ranges.is_empty() {
+        if cancelled_ranges.is_empty() && compacted_ranges.is_empty() {
             return;
         }
         if gaps.items.len() == gaps.capacity {
@@ -105,6 +109,7 @@ impl Cursor {
             expected_sequence: expected,
             delivered_sequence: delivered,
             cancelled_ranges,
+            compacted_ranges,
         });
     }
 

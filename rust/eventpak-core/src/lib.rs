@@ -29,6 +29,8 @@ mod tags;
 mod writer;
 
 #[doc(hidden)]
+pub mod compaction;
+#[doc(hidden)]
 pub mod cursor_checkpoint;
 #[doc(hidden)]
 pub mod event;
@@ -66,8 +68,8 @@ pub use receipt::{
 pub use region::{KindFilter, Region};
 pub use segment::StoredEvent;
 pub use store::{
-    note_fork_in_child, ApplyOutcome, BackupReport, CheckpointStatus, CommitNotifier, Lag, ReplicaOrigin,
-    Stats, Store, VerifyProblem, VerifyReport, WorkerLease, BACKUP_PENDING_FILE, LEASES_DIR, LOCK_FILE,
-    REPLICA_ORIGIN_FILE, STORE_ID_FILE,
+    note_fork_in_child, ApplyOutcome, BackupReport, CheckpointStatus, CommitNotifier, CompactionReport, Lag,
+    ReplicaOrigin, Retention, Selection, Stats, Store, VerifyProblem, VerifyReport, WorkerLease,
+    BACKUP_PENDING_FILE, LEASES_DIR, LOCK_FILE, REPLICA_ORIGIN_FILE, STORE_ID_FILE,
 };
 pub use tags::{validate_tag, validate_tags, MAX_TAGS, MAX_TAG_BYTES};

@@ -55,7 +55,9 @@ impl Index {
         let postings = &self.entities[id as usize].postings;
         let start = after.map_or(0, |a| postings.partition_point(|&s| s <= a));
         let relevant = |seq: &&u64| {
-            kinds.is_empty() || kinds.contains(&**self.kind_names.name(self.entries[**seq as usize].kind))
+            let meta = &self.entries[**seq as usize];
+            // A removed event's place in its entity's postings is a hole.
+            !meta.is_hole() && (kinds.is_empty() || kinds.contains(&**self.kind_names.name(meta.kind)))
         };
         postings[start..].iter().filter(relevant).take(limit).copied().collect()
     }

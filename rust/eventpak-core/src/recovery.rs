@@ -10,12 +10,13 @@ use memmap2::Mmap;
 
 mod cover;
 
+use crate::compaction::Compacted;
 use crate::error::{Error, Result};
 use crate::index::{load_checkpoint, Index, NewEntry};
 use crate::io::Storage;
 use crate::segment::{
     list_segments, load_seals, map_segment, scan_segment, LogFrame, SegmentHeader, SegmentSet,
-    FIRST_SEALED_VERSION, SEGMENT_HEADER_LEN, SEGMENT_VERSION,
+    COMPACTED_SEGMENT_VERSION, FIRST_SEALED_VERSION, SEGMENT_HEADER_LEN, SEGMENT_VERSION,
 };
 use crate::visibility::Visibility;
 
@@ -79,9 +80,19 @@ pub fn recover(
     set: &SegmentSet,
 ) -> Result<Recovered> {
     let RecoveryOptions { use_index_checkpoint, read_only, stop_at, last_segment, sequence_jumps } = options;
-    let use_checkpoint = use_index_checkpoint && !sequence_jumps;
+    // A compacted log has holes too (removed events), which the index checkpoint cannot
+    // hold; an interrupted compaction is finished or undone before anything is read.
+    let compacted = Compacted::load(data_dir)?;
+    let redirect = compacted.settle_temps(storage, segments_dir, read_only)?;
+    let compacting = compacted.is_active();
+    let use_checkpoint = use_index_checkpoint && !sequence_jumps && !compacting;
     let mut files = list_segments(segments_dir).map_err(|e| Error::storage("listing segments", e))?;
     files.retain(|(id, _)| last_segment.is_none_or(|last| *id <= last));
+    for (id, path) in &mut files {
+        if let Some(temp) = redirect.get(id) {
+            *path = temp.clone();
+        }
+    }
     let mut report = RecoveryReport { index_checkpoint: "disabled", ..Default::default() };
 
     // A crash while rotating can leave the newest file empty or with a partial header.
@@ -99,6 +110,12 @@ pub fn recover(
         if header.segment_id != *id {
             return Err(Error::corrupt(path, 0, format!("header names segment {}", header.segment_id)));
         }
+        // Only compaction writes version 4, and it records every segment it rewrote.
+        if SegmentHeader::version_of(&map) == COMPACTED_SEGMENT_VERSION
+            && !compacted.segments.contains_key(id)
+        {
+            return Err(Error::corrupt(path, 0, "a version-4 segment that no compaction rewrote"));
+        }
         maps.push((header, map));
     }
     let seal_records = load_seals(segments_dir)?;
@@ -108,8 +125,9 @@ pub fn recover(
         match seals.get(id) {
             // A sealed segment cut back at a frame boundary looks intact to a scan when
             // nothing after it is left to disagree: its seal record says where it ends.
-            Some(seal) if seal.len != map.len() as u64 => {
-                let reason = format!("sealed at {} bytes but {} bytes long", seal.len, map.len());
+            Some(seal) if compacted.segment_len(*id, seal.len) != map.len() as u64 => {
+                let sealed = compacted.segment_len(*id, seal.len);
+                let reason = format!("sealed at {sealed} bytes but {} bytes long", map.len());
                 return Err(Error::corrupt(path, map.len() as u64, reason));
             }
             None if !newest && SegmentHeader::version_of(map) >= FIRST_SEALED_VERSION => {
@@ -170,18 +188,31 @@ pub fn recover(
             Some(&(_, len)) => (len as usize, true),
             None => (SEGMENT_HEADER_LEN, false),
         };
+        if !covered
+            && header.base_sequence > index.len()
+            && compacted.covers(index.len(), header.base_sequence)
+        {
+            index.skip_to(header.base_sequence); // the previous segment's last events were removed
+        }
         if !covered && header.base_sequence != index.len() {
             let reason =
                 format!("segment starts at sequence {}, expected {}", header.base_sequence, index.len());
             return Err(Error::corrupt(path, 0, reason));
         }
-        let end = scan_segment(path, map, start, index.len(), (is_last, sequence_jumps), |offset, frame| {
+        let jumps = sequence_jumps || compacting;
+        let end = scan_segment(path, map, start, index.len(), (is_last, jumps), |offset, frame| {
             if stopped(&index) {
                 return Ok(());
             }
             let frame = match frame {
                 LogFrame::Event(frame) => frame,
                 LogFrame::Tracking(tracking) => {
+                    if compacting
+                        && !sequence_jumps
+                        && !compacted.covers(index.len(), tracking.global_sequence)
+                    {
+                        return Err(Error::corrupt(path, offset, "sequence jumps over events never removed"));
+                    }
                     last_ts = last_ts.max(tracking.timestamp_us());
                     index.record_tracking(tracking, position as u32, offset);
                     return Ok(());
@@ -195,13 +226,23 @@ pub fn recover(
             }
             // Hidden events were chained provisionally; only visible ones must continue
             // their entity's chain.
+            let seq = frame.global_sequence;
+            if compacting && !sequence_jumps && !compacted.covers(index.len(), seq) {
+                return Err(Error::corrupt(path, offset, "sequence jumps over events never removed"));
+            }
             let (clock, head) = index.entity_head(entity);
-            if visible && (frame.entity_sequence() != clock || frame.prev_hash() != head) {
+            // After removed events the chain cannot be followed: they are gone, and the
+            // clock jumps over them.
+            let over_removed = compacting && visible && frame.entity_sequence() > clock;
+            if visible && !over_removed && (frame.entity_sequence() != clock || frame.prev_hash() != head) {
                 return Err(Error::corrupt(path, offset, "event does not continue its entity chain"));
             }
             last_id = id;
             last_ts = last_ts.max(frame.timestamp_us());
             index.skip_to(frame.global_sequence); // (the scan refuses a jump unless allowed)
+            if over_removed && !index.pad_removed(entity, frame.entity_sequence(), seq, &compacted) {
+                return Err(Error::corrupt(path, offset, "entity clock jumps over events never removed"));
+            }
             index.insert(NewEntry::of_frame(frame, position as u32, offset, visible));
             report.scanned_events += 1;
             Ok(())
@@ -210,10 +251,17 @@ pub fn recover(
         // already holds later segments' events, so only its length can be compared.
         let counted = position + 1 >= cover.segments.len() && !stopped(&index);
         if let Some(seal) = seals.get(id) {
-            if end.valid_len != seal.len || (counted && index.len() != seal.next_sequence) {
+            if counted
+                && index.len() < seal.next_sequence
+                && compacted.covers(index.len(), seal.next_sequence)
+            {
+                index.skip_to(seal.next_sequence); // its last events were removed
+            }
+            let sealed_len = compacted.segment_len(*id, seal.len);
+            if end.valid_len != sealed_len || (counted && index.len() != seal.next_sequence) {
                 let reason = format!(
                     "sealed with {} bytes up to sequence {}, holds {} bytes up to sequence {}",
-                    seal.len,
+                    sealed_len,
                     seal.next_sequence,
                     end.valid_len,
                     index.len()
@@ -229,6 +277,10 @@ pub fn recover(
         valid.push((*id, end.valid_len));
     }
     drop(maps);
+    if compacting && !index.restore_removed(&compacted) {
+        let path = data_dir.join(crate::compaction::COMPACTED_RANGES_FILE);
+        return Err(Error::corrupt(path, 0, "an entity's removed events are not in the removed ranges"));
+    }
 
     let fence_was_open = visibility.open_fence.take().map(|start| visibility.cancel(start, index.len()));
     // The whole log checked out: only now repair the tail.
@@ -258,8 +310,10 @@ pub fn recover(
     }
     report.removed_segments.extend(pending_removal);
     index.visibility = visibility;
+    index.compacted = compacted;
     for (id, _) in &valid {
-        set.push(*id, segments_dir.join(crate::segment::segment_file_name(*id)))?;
+        let path = redirect.get(id).cloned();
+        set.push(*id, path.unwrap_or_else(|| segments_dir.join(crate::segment::segment_file_name(*id))))?;
     }
     Ok(Recovered { index, segments: valid, last_timestamp_us: last_ts, report, rotate_before_write })
 }

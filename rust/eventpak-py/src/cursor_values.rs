@@ -44,7 +44,10 @@ impl CursorGapConfig {
     }
 }
 
-/// A delivery that jumped over cancelled fence ranges.
+/// The pickled fields of a [`GapObservation`].
+type GapState = (u64, u64, Vec<(u64, u64)>, Vec<(u64, u64)>);
+
+/// A delivery that jumped over cancelled fence ranges or ranges removed by compaction.
 #[pyclass(frozen, eq, module = "eventpak._native")]
 #[derive(Clone, PartialEq, Eq)]
 pub struct GapObservation {
@@ -57,6 +60,9 @@ pub struct GapObservation {
     /// Cancelled `(start, end)` ranges, end exclusive, within the jump.
     #[pyo3(get)]
     cancelled_ranges: Vec<(u64, u64)>,
+    /// Ranges removed by compaction, `(start, end)` with end exclusive, within the jump.
+    #[pyo3(get)]
+    compacted_ranges: Vec<(u64, u64)>,
 }
 
 impl From<CoreGap> for GapObservation {
@@ -65,6 +71,7 @@ impl From<CoreGap> for GapObservation {
             expected_sequence: g.expected_sequence,
             delivered_sequence: g.delivered_sequence,
             cancelled_ranges: g.cancelled_ranges,
+            compacted_ranges: g.compacted_ranges,
         }
     }
 }
@@ -73,28 +80,37 @@ impl From<CoreGap> for GapObservation {
 impl GapObservation {
     fn __repr__(&self) -> String {
         format!(
-            "GapObservation(expected_sequence={}, delivered_sequence={}, cancelled_ranges={:?})",
-            self.expected_sequence, self.delivered_sequence, self.cancelled_ranges
+            "GapObservation(expected_sequence={}, delivered_sequence={}, cancelled_ranges={:?}, \
+             compacted_ranges={:?})",
+            self.expected_sequence, self.delivered_sequence, self.cancelled_ranges, self.compacted_ranges
         )
     }
 
-    /// Pickles as `GapObservation._restore(expected, delivered, ranges)`.
+    /// Pickles as `GapObservation._restore(expected, delivered, cancelled, compacted)`.
     #[allow(clippy::type_complexity)]
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (u64, u64, Vec<(u64, u64)>))> {
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, GapState)> {
         let g = slf.get();
-        let state = (g.expected_sequence, g.delivered_sequence, g.cancelled_ranges.clone());
+        let state = (
+            g.expected_sequence,
+            g.delivered_sequence,
+            g.cancelled_ranges.clone(),
+            g.compacted_ranges.clone(),
+        );
         Ok((slf.get_type().getattr("_restore")?, state))
     }
 
-    /// Rebuilds a pickled observation.
+    /// Rebuilds a pickled observation (one pickled before compaction existed has no
+    /// compacted ranges).
     #[classmethod]
+    #[pyo3(signature = (expected_sequence, delivered_sequence, cancelled_ranges, compacted_ranges=Vec::new()))]
     fn _restore(
         _cls: &Bound<'_, PyType>,
         expected_sequence: u64,
         delivered_sequence: u64,
         cancelled_ranges: Vec<(u64, u64)>,
+        compacted_ranges: Vec<(u64, u64)>,
     ) -> Self {
-        GapObservation { expected_sequence, delivered_sequence, cancelled_ranges }
+        GapObservation { expected_sequence, delivered_sequence, cancelled_ranges, compacted_ranges }
     }
 }
 

@@ -8,6 +8,7 @@ mod args;
 mod backup;
 mod causal;
 mod causation;
+mod compact;
 mod config;
 mod cursor;
 mod cursor_values;

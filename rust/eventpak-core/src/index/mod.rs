@@ -3,6 +3,7 @@
 mod causal;
 mod checkpoint;
 mod checkpoint_sections;
+mod compacted;
 mod holes;
 mod interner;
 mod query;
@@ -152,8 +153,10 @@ pub struct Index {
     pub(crate) tag_postings: Vec<Vec<u64>>,
     /// Tracking records: the newest position per name, and where their frames are.
     pub(crate) tracking: TrackingIndex,
-    /// Sequences without a frame (a replica's skipped numbers, see `holes.rs`).
+    /// Sequences without a frame (a replica's skipped numbers, or removed events).
     pub(crate) holes: u64,
+    /// What compaction removed, as persisted in `compacted.ranges`.
+    pub(crate) compacted: crate::compaction::Compacted,
 }
 
 impl Index {
@@ -294,6 +297,16 @@ impl Index {
     /// Cancelled ranges clipped to `[from, to)`.
     pub fn cancelled_within(&self, from: u64, to: u64) -> Vec<(u64, u64)> {
         self.visibility.cancelled_within(from, to)
+    }
+
+    /// Ranges removed by compaction clipped to `[from, to)`.
+    pub fn compacted_within(&self, from: u64, to: u64) -> Vec<(u64, u64)> {
+        self.compacted.within(from, to)
+    }
+
+    /// The compaction record.
+    pub fn compacted(&self) -> &crate::compaction::Compacted {
+        &self.compacted
     }
 
     /// Sequence of the event appended with this idempotency key.

@@ -12,6 +12,10 @@ pub const SEGMENT_MAGIC: &[u8; 8] = b"EVPKSEG\0";
 /// Version 2 frames may carry a payload version; version 3 adds tags and tracking records.
 /// Version 1 and 2 segments are still read.
 pub const SEGMENT_VERSION: u32 = 3;
+/// The version of a segment rewritten by compaction: its frames skip the sequences of
+/// removed events (listed in `compacted.ranges`), which a version-3 reader would refuse as
+/// damage. Only rewritten segments carry it; new segments are still written as version 3.
+pub const COMPACTED_SEGMENT_VERSION: u32 = 4;
 /// The first segment version whose sealed segments all have a seal record.
 pub const FIRST_SEALED_VERSION: u32 = 2;
 /// The oldest segment version this build reads.
@@ -37,9 +41,14 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
 impl SegmentHeader {
     /// Encodes the header: magic, version, flags, id, base sequence, CRC32C, padding.
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
+        self.encode_version(SEGMENT_VERSION)
+    }
+
+    /// [`SegmentHeader::encode`] declaring format `version`.
+    pub fn encode_version(&self, version: u32) -> [u8; SEGMENT_HEADER_LEN] {
         let mut out = [0u8; SEGMENT_HEADER_LEN];
         out[SEGMENT_MAGIC_OFFSET..SEGMENT_VERSION_OFFSET].copy_from_slice(SEGMENT_MAGIC);
-        out[SEGMENT_VERSION_OFFSET..SEGMENT_FLAGS_OFFSET].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
+        out[SEGMENT_VERSION_OFFSET..SEGMENT_FLAGS_OFFSET].copy_from_slice(&version.to_le_bytes());
         // The flags stay zero in versions 1 to 3.
         out[SEGMENT_ID_OFFSET..SEGMENT_BASE_SEQUENCE_OFFSET].copy_from_slice(&self.segment_id.to_le_bytes());
         out[SEGMENT_BASE_SEQUENCE_OFFSET..SEGMENT_CRC_OFFSET]
@@ -66,7 +75,7 @@ impl SegmentHeader {
             return Err("segment header CRC mismatch".into());
         }
         let version = Self::version_of(bytes);
-        if !(OLDEST_SEGMENT_VERSION..=SEGMENT_VERSION).contains(&version) {
+        if !(OLDEST_SEGMENT_VERSION..=COMPACTED_SEGMENT_VERSION).contains(&version) {
             return Err(format!("unsupported segment version {version}"));
         }
         Ok(SegmentHeader {

@@ -176,6 +176,19 @@ impl SegmentSet {
         Ok((slots.len() - 1) as u32)
     }
 
+    /// Replaces the file of the segment at `position` with the one now at `path` (the same
+    /// segment, rewritten by compaction). Mappings handed out before keep the old file's
+    /// bytes; its space returns to the file system once the last of them is dropped.
+    pub fn replace(&self, position: u32, path: PathBuf) -> Result<()> {
+        let file = File::open(&path).map_err(|e| Error::storage("opening segment for reading", e))?;
+        let mut slots = self.slots.write();
+        let slot = slots
+            .get_mut(position as usize)
+            .ok_or_else(|| Error::Internal(format!("segment position {position} is unknown")))?;
+        *slot = Arc::new(Slot { id: slot.id, path, file, map: RwLock::new(None) });
+        Ok(())
+    }
+
     /// Position of segment `id`, when registered.
     pub fn position_of(&self, id: u64) -> Option<u32> {
         self.slots.read().iter().rposition(|s| s.id == id).map(|p| p as u32)

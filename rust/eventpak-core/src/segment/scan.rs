@@ -5,6 +5,7 @@ use std::path::Path;
 use super::frame::{BODY_FIXED_LEN, FRAME_HEADER_LEN};
 use super::layout::MIN_BODY_LEN;
 use super::log_frame::LogFrame;
+use super::SegmentHeader;
 use crate::error::{Error, Result};
 
 /// How a scan ended.
@@ -28,6 +29,10 @@ pub struct ScanEnd {
 /// cut short, a damaged frame that is the final one (or followed only by zeros), or a
 /// batch whose later frames never arrived. The tail is then cut back to the start of the
 /// unfinished batch. Damage anywhere else is [`Error::CorruptSegment`].
+///
+/// A segment rewritten by compaction (header version 4) may hold what is left of a batch
+/// whose other events were removed: each of its frames stands alone, and it is never cut
+/// (it was complete and fsynced before it replaced the old segment).
 pub fn scan_segment(
     path: &Path,
     bytes: &[u8],
@@ -36,6 +41,9 @@ pub fn scan_segment(
     (is_last, jumps): (bool, bool),
     mut on_frame: impl FnMut(u64, &LogFrame<'_>) -> Result<()>,
 ) -> Result<ScanEnd> {
+    let compacted = SegmentHeader::decode(bytes).is_ok()
+        && SegmentHeader::version_of(bytes) == crate::segment::COMPACTED_SEGMENT_VERSION;
+    let is_last = is_last && !compacted;
     let mut at = start;
     let mut batch: Vec<(u64, LogFrame<'_>)> = Vec::new();
     let mut batch_start = start;
@@ -69,7 +77,8 @@ pub fn scan_segment(
         };
         // A torn batch is cut back to where it began, before any jump it made.
         let before_frame = next_sequence;
-        if jumps && frame.is_event() && frame.global_sequence() > next_sequence {
+        // In a compacted segment a tracking record may follow removed events too.
+        if jumps && (frame.is_event() || compacted) && frame.global_sequence() > next_sequence {
             next_sequence = frame.global_sequence();
         }
         if frame.global_sequence() != next_sequence {
@@ -79,7 +88,7 @@ pub fn scan_segment(
         }
         let expected_index = batch.len() as u32;
         let same_batch = batch.first().is_none_or(|(_, f)| f.batch_len() == frame.batch_len());
-        if frame.batch_index() != expected_index || !same_batch {
+        if !compacted && (frame.batch_index() != expected_index || !same_batch) {
             return Err(Error::corrupt(path, at as u64, "frame out of place in its batch"));
         }
         if batch.is_empty() {
@@ -89,7 +98,7 @@ pub fn scan_segment(
         if frame.is_event() {
             next_sequence += 1;
         }
-        let done = frame.batch_index() + 1 == frame.batch_len();
+        let done = compacted || frame.batch_index() + 1 == frame.batch_len();
         at += frame.frame_len();
         batch.push(((at - frame.frame_len()) as u64, frame));
         if done {

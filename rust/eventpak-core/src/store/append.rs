@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use parking_lot::Mutex;
 
 use super::Store;
+use crate::compaction::content_digest;
 use crate::conditions::{validate_tracking_name, CommitGuards};
 use crate::config::SyncMode;
 use crate::error::{Error, Result};
@@ -261,10 +262,38 @@ impl Store {
             )));
         }
         let seqs: Vec<u64> = found.into_iter().flatten().collect();
-        let stored = self.read_locked(index, &seqs)?;
+        // A removed event's receipt comes from the compaction record.
+        let removed = |seq: u64| index.entry(seq).is_some_and(|m| m.is_hole());
+        let kept: Vec<u64> = seqs.iter().copied().filter(|&s| !removed(s)).collect();
+        let mut stored = self.read_locked(index, &kept)?.into_iter();
         let durable = self.shared.durable_count();
-        let mut receipts = Vec::with_capacity(stored.len());
-        for (r, stored) in requests.iter().zip(&stored) {
+        let mut receipts = Vec::with_capacity(seqs.len());
+        for (r, &seq) in requests.iter().zip(&seqs) {
+            let key = r.idempotency_key.as_deref().unwrap_or_default();
+            let conflict = || {
+                Error::IdempotencyConflict(format!(
+                    "key {:?} was used for different content (event {seq})",
+                    String::from_utf8_lossy(key)
+                ))
+            };
+            if removed(seq) {
+                let original = index.compacted.keys.get(key).ok_or_else(|| {
+                    Error::Internal(format!("the receipt of removed event {seq} is not in compacted.ranges"))
+                })?;
+                let tags = r.tags.iter().map(String::as_str);
+                let names = (&*r.entity, &*r.scope, &*r.kind);
+                if content_digest(names, r.payload_version, &r.payload, tags) != original.content {
+                    return Err(conflict());
+                }
+                let (id, clock, hash, at) =
+                    (original.event_id, original.entity_sequence, original.hash, original.timestamp_us);
+                let receipt =
+                    AppendReceipt::new(self.shared.store_id, id, seq, clock, hash, at, seq < durable);
+                receipts.push(self.sign(receipt));
+                continue;
+            }
+            let stored =
+                stored.next().ok_or_else(|| Error::Internal(format!("event {seq} did not read back")))?;
             let event = stored.view();
             let (entity, scope, kind) = event.names();
             let same = entity == r.entity
@@ -274,11 +303,7 @@ impl Store {
                 && event.payload() == r.payload
                 && event.tags().eq(r.tags.iter().map(String::as_str));
             if !same {
-                return Err(Error::IdempotencyConflict(format!(
-                    "key {:?} was used for different content (event {})",
-                    String::from_utf8_lossy(r.idempotency_key.as_deref().unwrap_or_default()),
-                    event.global_sequence
-                )));
+                return Err(conflict());
             }
             let (seq, clock) = (event.global_sequence, event.entity_sequence());
             let (id, hash, at) = (event.event_id(), event.hash(), event.timestamp_us());

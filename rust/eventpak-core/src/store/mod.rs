@@ -4,6 +4,7 @@ mod append;
 mod backup;
 mod causal;
 mod checkpoint;
+mod compact;
 mod durable;
 mod fence;
 mod guards;
@@ -23,6 +24,7 @@ mod verify;
 
 pub use backup::{BackupReport, BACKUP_PENDING_FILE};
 pub use checkpoint::{CheckpointStatus, Lag};
+pub use compact::{CompactionReport, Retention, Selection};
 pub use identity::STORE_ID_FILE;
 pub use leases::{WorkerLease, LEASES_DIR};
 pub use lock::LOCK_FILE;
@@ -96,6 +98,14 @@ pub(crate) struct Shared {
     unsynced_records: AtomicBool,
     /// Set when the data dir is a replica's (`replica.origin`): only replication writes.
     replica: RwLock<Option<replica::ReplicaOrigin>>,
+    /// Held by a compaction from start to end, and by `verify` and `close`, which must not
+    /// see a segment swapped under them.
+    compaction: Mutex<()>,
+    /// Held shared by readers from looking events up in the index to reading their frames,
+    /// and exclusively by a compaction while it swaps segments and their index entries: a
+    /// reader never reads a place the index gave it in a file swapped since. (Appends never
+    /// take it, so a reader mapping a large segment does not hold them up.)
+    segment_swap: RwLock<()>,
 }
 
 /// Bumped in every child process right after `fork()` (the binding registers the hook), so
@@ -236,9 +246,15 @@ impl Store {
     /// In a forked child it does nothing: the writer, the flusher and the lock belong to
     /// the parent, which keeps using them.
     pub fn close(&self) -> Result<()> {
-        if self.forked() || self.shared.closed.swap(true, Ordering::AcqRel) {
+        if self.forked() {
             return Ok(());
         }
+        self.refuse_inside_compaction("close()")?;
+        if self.shared.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        // A compaction under way finishes (or stops at its next check) first.
+        drop(self.shared.compaction.lock());
         // An unfinished fence never commits: hide its events before the checkpoint.
         let healthy = self.shared.writer.as_ref().filter(|w| w.lock().failure().is_none());
         // (A poisoned writer leaves the fence's marker on disk: reopening hides its events.)
@@ -265,9 +281,12 @@ impl Store {
         outcome
     }
 
-    /// A replica's index has holes, which the index checkpoint cannot hold: it scans.
+    /// A replica's or a compacted store's index has holes, which the index checkpoint
+    /// cannot hold: it scans.
     fn writes_index_checkpoint(&self) -> bool {
-        self.shared.config.enable_index_checkpoint && !self.is_replica()
+        self.shared.config.enable_index_checkpoint
+            && !self.is_replica()
+            && !self.shared.index.read().compacted.is_active()
     }
 
     fn finish_writer(&self) -> Result<()> {

@@ -136,6 +136,8 @@ impl Store {
             appended_events: AtomicU64::new(0),
             unsynced_records: AtomicBool::new(false),
             replica: RwLock::new(replica),
+            compaction: Mutex::new(()),
+            segment_swap: RwLock::new(()),
         });
         let flusher = (sync_mode == SyncMode::Batch && shared.writer.is_some())
             .then(|| {

@@ -70,9 +70,11 @@ impl Store {
         decode_all(&self.shared.segments, Self::locate(index, seqs))
     }
 
-    /// Reads the events at `seqs` (unknown sequences are left out).
+    /// Reads the events at `seqs` (unknown sequences are left out). No compaction swaps a
+    /// segment between the lookup and the read (see `segment_swap`).
     pub fn read_events(&self, seqs: &[u64]) -> Result<Vec<StoredEvent>> {
         self.check_open()?;
+        let _no_swap = self.shared.segment_swap.read();
         let located = Self::locate(&*self.index()?, seqs);
         decode_all(&self.shared.segments, located)
     }
@@ -86,6 +88,11 @@ impl Store {
     /// Cancelled fence ranges clipped to `[from, to)`.
     pub fn cancelled_within(&self, from: u64, to: u64) -> Vec<(u64, u64)> {
         self.shared.index.read().cancelled_within(from, to)
+    }
+
+    /// Ranges removed by compaction clipped to `[from, to)`.
+    pub fn compacted_within(&self, from: u64, to: u64) -> Vec<(u64, u64)> {
+        self.shared.index.read().compacted_within(from, to)
     }
 
     /// Sequences of events matching `region` after a cursor position (see [`Index::query_hits_after`]).
@@ -115,6 +122,7 @@ impl Store {
     /// The event with this id.
     pub fn get(&self, event_id: &[u8; 16]) -> Result<StoredEvent> {
         self.check_open()?;
+        let _no_swap = self.shared.segment_swap.read();
         let located = {
             let index = self.index()?;
             let seq = index.sequence_of(event_id).ok_or_else(|| Error::EventNotFound(uuid_text(event_id)))?;
@@ -126,10 +134,12 @@ impl Store {
     }
 
     /// The event with this id, then its entity's earlier events newest first, following
-    /// `prev_hash`; at most `limit` events in all. A broken link is corruption.
+    /// `prev_hash`; at most `limit` events in all. The walk stops at a predecessor removed
+    /// by compaction. A broken link is corruption.
     pub fn walk_ancestors(&self, event_id: &[u8; 16], limit: Option<usize>) -> Result<Vec<StoredEvent>> {
         self.check_open()?;
         let limit = limit.unwrap_or(usize::MAX);
+        let no_swap = self.shared.segment_swap.read();
         let located = {
             let index = self.index()?;
             let seq = index.sequence_of(event_id).ok_or_else(|| Error::EventNotFound(uuid_text(event_id)))?;
@@ -137,12 +147,17 @@ impl Store {
             let chain: Vec<u64> = (0..=meta.entity_sequence)
                 .rev()
                 .take(limit)
-                .filter_map(|clock| index.entity_event_at(meta.entity, clock))
+                .map_while(|clock| {
+                    index
+                        .entity_event_at(meta.entity, clock)
+                        .filter(|&s| !index.entries[s as usize].is_hole())
+                })
                 .collect();
             Self::locate(&index, &chain)
         };
         let segment = located.first().map(|(_, meta)| meta.segment);
         let events = decode_all(&self.shared.segments, located)?;
+        drop(no_swap);
         for pair in events.windows(2) {
             let (newer, older) = (pair[0].view(), pair[1].view());
             if newer.prev_hash() != older.hash() {

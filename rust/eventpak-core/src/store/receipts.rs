@@ -47,9 +47,11 @@ impl Store {
             }
             seq
         };
-        // Events are never removed, so the event found above is still there.
+        // A compaction may have removed the event since it was found above.
         let stored = self.read_events(&[seq])?;
-        let event = stored.first().expect("an indexed event reads back").view();
+        let Some(event) = stored.first().map(|e| e.view()) else {
+            return Ok(Some(ReceiptProblem::UnknownEvent));
+        };
         if event.hash() != receipt.hash || event.timestamp_us() != receipt.timestamp_us {
             return Ok(Some(ReceiptProblem::HashMismatch));
         }

@@ -35,8 +35,9 @@ impl Store {
             ReplayTarget::Entity(entity) => self.with_index(|index| {
                 let id = index.entity_names.get(entity)?;
                 index.entities[id as usize].postings.iter().rev().copied().find(|&seq| {
-                    kinds.is_empty()
-                        || kinds.contains(&**index.kind_names.name(index.entries[seq as usize].kind))
+                    let meta = &index.entries[seq as usize];
+                    !meta.is_hole()
+                        && (kinds.is_empty() || kinds.contains(&**index.kind_names.name(meta.kind)))
                 })
             }),
             ReplayTarget::Region(_) => Ok(self.replay_hits(target, kinds, None, usize::MAX)?.last().copied()),

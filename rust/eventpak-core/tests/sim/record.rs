@@ -37,16 +37,20 @@ pub struct Entry {
 #[derive(Clone, Debug)]
 pub struct Snapshot {
     pub entries: BTreeMap<PathBuf, Entry>,
-    /// Renames not yet made durable: (from, to, what `to` held before, if anything).
-    pub renames: Vec<(PathBuf, PathBuf, Option<Vec<u8>>)>,
+    /// Renames not yet made durable: (from, to, what `to` held before, if anything, and
+    /// whether the name `from` was durable before the rename).
+    pub renames: Vec<Rename>,
     pub log: Log,
 }
+
+/// One rename not yet made durable: (from, to, what `to` held before, `from` was durable).
+pub type Rename = (PathBuf, PathBuf, Option<Vec<u8>>, bool);
 
 #[derive(Default, Debug)]
 struct State {
     durable_len: HashMap<PathBuf, u64>,
     synced_names: HashMap<PathBuf, HashSet<PathBuf>>,
-    renames: Vec<(PathBuf, PathBuf, Option<Vec<u8>>)>,
+    renames: Vec<Rename>,
     snapshots: Vec<Snapshot>,
 }
 
@@ -96,8 +100,11 @@ impl RecordingStorage {
             let durable_len = state.durable_len.get(&path).copied().unwrap_or(0);
             entries.insert(self.rel(&path), Entry { content, durable_len, entry_durable });
         }
-        let renames =
-            state.renames.iter().map(|(f, t, old)| (self.rel(f), self.rel(t), old.clone())).collect();
+        let renames = state
+            .renames
+            .iter()
+            .map(|(f, t, old, durable)| (self.rel(f), self.rel(t), old.clone(), *durable))
+            .collect();
         let log = self.log.lock().unwrap().clone();
         state.snapshots.push(Snapshot { entries, renames, log });
     }
@@ -123,7 +130,7 @@ impl Storage for RecordingStorage {
         let names: HashSet<PathBuf> =
             std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
         let mut state = self.state.lock().unwrap();
-        state.renames.retain(|(_, to, _)| to.parent() != Some(dir));
+        state.renames.retain(|(_, to, _, _)| to.parent() != Some(dir));
         state.synced_names.insert(dir.to_owned(), names);
         Ok(())
     }
@@ -135,7 +142,10 @@ impl Storage for RecordingStorage {
         let mut state = self.state.lock().unwrap();
         let durable = state.durable_len.remove(from).unwrap_or(0);
         state.durable_len.insert(to.to_owned(), durable);
-        state.renames.push((from.to_owned(), to.to_owned(), old));
+        // A name made durable before (a compaction's temp segment) stays if the rename is lost.
+        let parent = from.parent().unwrap_or(from);
+        let from_durable = state.synced_names.get(parent).is_some_and(|names| names.contains(from));
+        state.renames.push((from.to_owned(), to.to_owned(), old, from_durable));
         Ok(())
     }
 
@@ -160,12 +170,13 @@ impl Snapshot {
     /// Writes one crash state of this snapshot into `dir`, chosen by `rng`.
     pub fn materialise(&self, dir: &Path, rng: &mut Rng) {
         let mut entries = self.entries.clone();
-        for (from, to, old) in &self.renames {
+        for (from, to, old, from_durable) in &self.renames {
             if rng.coin() {
                 // The rename never reached the disk: `from` still holds the new bytes.
                 if let Some(new) = entries.remove(to) {
                     let durable_len = new.content.as_ref().map_or(0, |c| c.len() as u64);
-                    entries.insert(from.clone(), Entry { durable_len, entry_durable: false, ..new });
+                    let entry_durable = *from_durable;
+                    entries.insert(from.clone(), Entry { durable_len, entry_durable, ..new });
                 }
                 if let Some(old) = old {
                     let len = old.len() as u64;

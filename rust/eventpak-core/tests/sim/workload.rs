@@ -1,7 +1,7 @@
 //! A workload touching every write path (single appends, tagged batches with tracking
 //! records, tracking records alone, appends with conditions that hold and that fail, fences
 //! committed and cancelled, rotation, close/reopen with the index checkpoint, cursor
-//! checkpoints), the log of what it attempted and what was acknowledged, and the check that
+//! checkpoints, compaction of sealed segments), the log of what it attempted and what was acknowledged, and the check that
 //! a recovered store contains exactly what the promise allows.
 
 use std::path::Path;
@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use eventpak_core::io::Storage;
 use eventpak_core::{
-    AppendCondition, AppendRequest, CommitGuards, Cursor, CursorCheckpoint, Error, Region, Store,
-    StoreConfig, SyncMode, Tracking,
+    AppendCondition, AppendRequest, CommitGuards, Cursor, CursorCheckpoint, Error, Region, Selection, Store,
+    StoreConfig, StoredEvent, SyncMode, Tracking,
 };
 
 /// The tracking name the workload records positions under.
@@ -51,6 +51,15 @@ pub struct Log {
     pub fences: Vec<FenceFate>,
     /// A cursor checkpoint save was attempted (it may exist even if the save failed late).
     pub checkpoint_attempted: bool,
+    /// Compactions attempted: the sequences each selected, and whether it returned.
+    pub compactions: Vec<(Vec<u64>, bool)>,
+}
+
+impl Log {
+    /// Every sequence some compaction selected (gone, or still there if it never committed).
+    fn selected(&self) -> std::collections::HashSet<u64> {
+        self.compactions.iter().flat_map(|(seqs, _)| seqs.iter().copied()).collect()
+    }
 }
 
 pub type SharedLog = Arc<Mutex<Log>>;
@@ -177,6 +186,9 @@ pub fn run_with(
                 }
             }
             _ => {
+                if step % 20 == 14 && !config.shared {
+                    compact(&store, log)?;
+                }
                 // A cursor delivers what is visible, then commits through the store, as a
                 // durable worker does: sync through the position, then the atomic save.
                 let mut cursor = Cursor::new(Region::all());
@@ -189,6 +201,28 @@ pub fn run_with(
         }
     }
     store.close()
+}
+
+/// Removes every third event of the sealed segments (by its counter), noting what was
+/// selected before the compaction can commit.
+fn compact(store: &Store, log: &SharedLog) -> Result<(), Error> {
+    let index = {
+        let mut l = log.lock().unwrap();
+        l.compactions.push((Vec::new(), false));
+        l.compactions.len() - 1
+    };
+    let mut pick = |event: &StoredEvent| {
+        let view = event.view();
+        let counter: u64 = std::str::from_utf8(&view.payload()[8..13]).ok()?.parse().ok()?;
+        let chosen = counter.is_multiple_of(3);
+        if chosen {
+            log.lock().unwrap().compactions[index].0.push(view.global_sequence);
+        }
+        Some(chosen)
+    };
+    store.compact(Selection::Predicate(&mut pick), &mut |_, _| true)?;
+    log.lock().unwrap().compactions[index].1 = true;
+    Ok(())
 }
 
 fn start(log: &SharedLog, events: &[SimEvent], via: Via, tracking: Option<u64>) -> usize {
@@ -214,6 +248,21 @@ pub fn check(dir: &Path, store: &Store, log: &Log) -> Result<(), String> {
         flat.extend(attempt.events.iter().map(|e| (i, e)));
     }
     let mut visible_per_attempt = vec![0usize; log.attempts.len()];
+    // A compaction removed all it selected or nothing (a crash before its commit), and a
+    // returned one removed all of it; a removed event counts as seen for its attempt.
+    let present: std::collections::HashSet<u64> = events.iter().map(|e| e.global_sequence()).collect();
+    let selected = log.selected();
+    let mut removed = 0usize;
+    for (i, (seqs, acked)) in log.compactions.iter().enumerate() {
+        let gone = seqs.iter().filter(|s| !present.contains(s)).count();
+        if gone != 0 && gone != seqs.len() || (*acked && gone != seqs.len()) {
+            return Err(format!("compaction {i} removed {gone} of its {} events", seqs.len()));
+        }
+        removed += gone;
+        for &seq in seqs.iter().filter(|s| !present.contains(s)) {
+            visible_per_attempt[flat[seq as usize].0] += 1;
+        }
+    }
     for event in &events {
         let view = event.view();
         let seq = view.global_sequence as usize;
@@ -246,12 +295,14 @@ pub fn check(dir: &Path, store: &Store, log: &Log) -> Result<(), String> {
         }
     }
     check_tags(store, &events)?;
-    check_tracking(store, log)?;
+    check_tracking(store, log, removed)?;
     let mut heads = std::collections::HashMap::new();
     for event in &events {
         let view = event.view();
         let (clock, prev) = heads.get(view.names().0).copied().unwrap_or((0u64, [0u8; 32]));
-        if view.entity_sequence() != clock || view.prev_hash() != prev {
+        // After removed events the clock jumps, and the link names an event that is gone.
+        let over_removed = removed > 0 && view.entity_sequence() > clock;
+        if !over_removed && (view.entity_sequence() != clock || view.prev_hash() != prev) {
             return Err(format!("chain broken at sequence {}", view.global_sequence));
         }
         heads.insert(view.names().0.to_owned(), (clock + 1, view.hash()));
@@ -266,7 +317,7 @@ pub fn check(dir: &Path, store: &Store, log: &Log) -> Result<(), String> {
         Err(e) => Err(format!("cursor checkpoint unreadable after recovery: {e}")),
         Ok(Some(_)) if !log.checkpoint_attempted => Err("a cursor checkpoint appeared from nowhere".into()),
         // A commit syncs through its position first: the event it names survived.
-        Ok(Some(c)) if c.started && !events.iter().any(|e| e.view().global_sequence == c.position) => {
+        Ok(Some(c)) if c.started && !present.contains(&c.position) && !selected.contains(&c.position) => {
             Err(format!("the cursor checkpoint points at sequence {}, which did not survive", c.position))
         }
         Ok(_) => Ok(()),
@@ -298,8 +349,8 @@ fn check_tags(store: &Store, events: &[eventpak_core::StoredEvent]) -> Result<()
 /// The recovered tracking position is the one of the last attempt with a tracking record
 /// among a prefix of the attempts that ends where the log ends (attempts of no event may be
 /// in or out) and holds every acknowledged attempt (all durable: `sync="always"`).
-fn check_tracking(store: &Store, log: &Log) -> Result<(), String> {
-    let written = store.stats().map_err(|e| e.to_string())?.events as usize;
+fn check_tracking(store: &Store, log: &Log, removed: usize) -> Result<(), String> {
+    let written = store.stats().map_err(|e| e.to_string())?.events as usize + removed;
     let mut cum = vec![0usize];
     for attempt in &log.attempts {
         cum.push(cum.last().unwrap() + attempt.events.len());

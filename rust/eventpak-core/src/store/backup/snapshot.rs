@@ -58,6 +58,9 @@ impl Store {
     /// read-only store of its own takes none, since nothing can write to its data dir.
     pub(super) fn backup_snapshot(&self) -> Result<Snapshot> {
         self.check_open()?;
+        // A compaction commits its record before it renames its segments into place: the
+        // snapshot waits for a running one, so it never pairs the new record with old files.
+        let _no_compaction = self.hold_off_compaction("backup()")?;
         if let Some(writer) = &self.shared.writer {
             let (_writer, _writes) = self.lock_writer(writer)?;
             return self.snapshot_locked();

@@ -8,8 +8,8 @@ use crate::error::{Error, Result};
 use crate::event::{chain_hash, HashedFields};
 use crate::segment::layout::SEGMENT_PADDING_OFFSET;
 use crate::segment::{
-    decode_frame, load_seals, map_segment, Decoded, FrameView, SegmentHeader, FIRST_SEALED_VERSION,
-    SEALS_FILE, SEGMENT_HEADER_LEN,
+    decode_frame, load_seals, map_segment, Decoded, FrameView, SegmentHeader, COMPACTED_SEGMENT_VERSION,
+    FIRST_SEALED_VERSION, SEALS_FILE, SEGMENT_HEADER_LEN,
 };
 
 /// Whether the frame at `at` (already decoded once) holds the hash of its own content.
@@ -72,9 +72,11 @@ impl Checker<'_> {
             if !self.check_header(path, *id, &bytes) {
                 continue;
             }
+            let sealed_len = seal.map(|s| self.snapshot.compacted.segment_len(*id, s.len));
             match seal {
-                Some(seal) if seal.len != file_len => {
-                    let why = format!("sealed at {} bytes but {file_len} bytes long", seal.len);
+                Some(_) if sealed_len != Some(file_len) => {
+                    let why =
+                        format!("sealed at {} bytes but {file_len} bytes long", sealed_len.unwrap_or(0));
                     self.problem(path, file_len, None, why);
                 }
                 None if seals.is_some()
@@ -96,6 +98,7 @@ impl Checker<'_> {
                 return Ok(false);
             }
             self.batch = (0, 0);
+            self.loose_batches = SegmentHeader::version_of(&bytes) == COMPACTED_SEGMENT_VERSION;
             let mut framed = true;
             while at < end {
                 let len = match self.check_frame(path, position as u32, &bytes[..end as usize], at)? {
@@ -115,13 +118,19 @@ impl Checker<'_> {
             }
             self.check_hashes(path, &bytes[..end as usize]);
             // Batches are written whole, and the events checked end at a batch boundary.
-            if framed && self.batch.0 != 0 && !self.batch_lost {
+            if framed && self.batch.0 != 0 && !self.batch_lost && !self.loose_batches {
                 self.problem(path, at, Some(self.next_seq), "segment ends inside a batch");
             }
             // Whatever could not be framed still counts as gone through.
             self.done += end.saturating_sub(at);
             // Only a segment checked to its end can be compared with its seal: the newest one
-            // may have taken events (or an open fence's) past the snapshot since.
+            // may have taken events (or an open fence's) past the snapshot since. Its last
+            // events may have been removed.
+            if let Some(seal) = seal.filter(|s| at == file_len && s.next_sequence > self.next_seq) {
+                if self.snapshot.compacted.covers(self.next_seq, seal.next_sequence) {
+                    self.next_seq = seal.next_sequence;
+                }
+            }
             if let Some(seal) = seal.filter(|s| s.next_sequence != self.next_seq && at == file_len) {
                 let why = format!(
                     "seal record ends at sequence {}, the segment at {}",
@@ -150,6 +159,10 @@ impl Checker<'_> {
         if header.segment_id != id {
             self.problem(path, 0, None, format!("header names segment {}", header.segment_id));
         }
+        let rewritten = self.snapshot.compacted.segments.contains_key(&id);
+        if SegmentHeader::version_of(bytes) == COMPACTED_SEGMENT_VERSION && !rewritten {
+            self.problem(path, 0, None, "a version-4 segment that no compaction rewrote");
+        }
         // Outside the header CRC, so open never looks: zeros as written, or damage.
         if bytes[SEGMENT_PADDING_OFFSET..SEGMENT_HEADER_LEN].iter().any(|&b| b != 0) {
             self.problem(path, SEGMENT_PADDING_OFFSET as u64, None, "segment header padding is not zero");
@@ -159,6 +172,12 @@ impl Checker<'_> {
         let unchecked = self.snapshot.visibility.open_fence.is_some()
             && self.next_seq == self.report.events
             && header.base_sequence > self.next_seq;
+        // The previous segment's last events were removed.
+        if header.base_sequence > self.next_seq
+            && self.snapshot.compacted.covers(self.next_seq, header.base_sequence)
+        {
+            self.next_seq = header.base_sequence;
+        }
         if header.base_sequence != self.next_seq && !unchecked {
             let why =
                 format!("segment starts at sequence {}, expected {}", header.base_sequence, self.next_seq);
@@ -197,7 +216,7 @@ impl Checker<'_> {
         // After a frame that could not be decoded, the batch it was part of is unknown: the
         // position check restarts from this frame (the damage itself is already reported).
         let misplaced = frame.batch_index != expected || (expected > 0 && frame.batch_len != open_len);
-        if misplaced && !std::mem::take(&mut self.batch_lost) {
+        if misplaced && !std::mem::take(&mut self.batch_lost) && !self.loose_batches {
             self.problem(path, at, Some(seq), "frame out of place in its batch");
         }
         self.batch_lost = false;
@@ -217,7 +236,14 @@ impl Checker<'_> {
     /// index must hold exactly those numbers as holes, or the jump is reported as the
     /// frame's wrong sequence.
     fn jump_holes(&mut self, frame_sequence: u64) {
-        if frame_sequence <= self.next_seq || !self.store.is_replica() {
+        if frame_sequence <= self.next_seq {
+            return;
+        }
+        if self.snapshot.compacted.covers(self.next_seq, frame_sequence) {
+            self.next_seq = frame_sequence; // removed by compaction (holes in the index too)
+            return;
+        }
+        if !self.store.is_replica() {
             return;
         }
         let index = self.store.shared.index.read();
@@ -337,8 +363,10 @@ impl Checker<'_> {
             self.chains.resize(entity + 1, Chain::default());
         }
         let chain = &mut self.chains[entity];
-        let clock_ok = frame.entity_sequence() == chain.next_clock;
-        let link_ok = chain.head_lost || frame.prev_hash() == chain.head;
+        // A clock that jumps over removed events cannot be chain-checked against them.
+        let over_removed = self.snapshot.compacted.is_active() && frame.entity_sequence() > chain.next_clock;
+        let clock_ok = over_removed || frame.entity_sequence() == chain.next_clock;
+        let link_ok = over_removed || chain.head_lost || frame.prev_hash() == chain.head;
         *chain = Chain { next_clock: frame.entity_sequence() + 1, head: frame.hash(), head_lost: false };
         if !clock_ok {
             self.problem(path, at, Some(seq), "entity clock out of order");

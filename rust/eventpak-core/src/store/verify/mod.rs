@@ -66,6 +66,8 @@ struct Snapshot {
     /// `(id, path, bytes to read)` of each segment.
     segments: Vec<(u64, PathBuf, u64)>,
     visibility: Visibility,
+    /// What compaction removed: holes the walk steps over, rewritten segments' lengths.
+    compacted: crate::compaction::Compacted,
     /// Tracking records among the frames to check.
     tracking_records: u64,
     /// Tag postings of the events to check.
@@ -94,6 +96,8 @@ struct Checker<'a> {
     batch: (u32, u32),
     /// A frame was skipped (it did not decode): its batch position is unknown.
     batch_lost: bool,
+    /// The segment being walked was rewritten by compaction: batches may have lost events.
+    loose_batches: bool,
     /// Index entries and ids of the current chunk, copied out under the lock.
     chunk: (u64, Vec<EntryMeta>, Vec<u128>),
     done: u64,
@@ -114,6 +118,8 @@ impl Store {
     /// the check early (the report then covers what was checked).
     pub fn verify(&self, progress: &mut dyn FnMut(u64, u64) -> bool) -> Result<VerifyReport> {
         self.check_open()?;
+        // A compaction swaps segments: the check sees the log before one or after it.
+        let _no_compaction = self.hold_off_compaction("verify()")?;
         let snapshot = self.verify_snapshot()?;
         let total = snapshot.segments.iter().map(|(_, _, len)| len).sum();
         let mut checker = Checker {
@@ -124,6 +130,7 @@ impl Store {
             last_id: 0,
             batch: (0, 0),
             batch_lost: false,
+            loose_batches: false,
             chunk: (0, Vec::new(), Vec::new()),
             done: 0,
             since_progress: 0,
@@ -145,6 +152,7 @@ impl Store {
     fn verify_snapshot(&self) -> Result<Snapshot> {
         let index = self.index()?;
         let visibility = index.visibility.clone();
+        let compacted = index.compacted.clone();
         let events = visibility.open_fence.map_or(index.len(), |start| start.min(index.len()));
         // How far each segment holds the events being checked: the end of its last one,
         // or its header alone.
@@ -161,7 +169,7 @@ impl Store {
         let tag_postings = index.tag_postings.iter().map(|p| p.partition_point(|&s| s < events) as u64).sum();
         let segments = files.into_iter().zip(ends).map(|((id, path), end)| (id, path, end)).collect();
         let tracking_records = tracked.len() as u64;
-        Ok(Snapshot { events, segments, visibility, tracking_records, tag_postings })
+        Ok(Snapshot { events, segments, visibility, compacted, tracking_records, tag_postings })
     }
 }
 

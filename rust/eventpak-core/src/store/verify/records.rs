@@ -17,6 +17,12 @@ impl Checker<'_> {
         at: u64,
         t: &TrackingView<'_>,
     ) -> Step {
+        // The events before it in its batch may have been removed.
+        if t.global_sequence > self.next_seq
+            && self.snapshot.compacted.covers(self.next_seq, t.global_sequence)
+        {
+            self.next_seq = t.global_sequence;
+        }
         let seq = self.next_seq;
         if t.global_sequence != seq {
             self.problem(
@@ -28,7 +34,7 @@ impl Checker<'_> {
         }
         let (expected, open_len) = self.batch;
         let misplaced = t.batch_index != expected || (expected > 0 && t.batch_len != open_len);
-        if misplaced && !std::mem::take(&mut self.batch_lost) {
+        if misplaced && !std::mem::take(&mut self.batch_lost) && !self.loose_batches {
             self.problem(path, at, Some(seq), "tracking record out of place in its batch");
         }
         self.batch_lost = false;

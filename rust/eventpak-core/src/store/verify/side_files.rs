@@ -1,4 +1,5 @@
-//! The side files `verify` parses: `hidden.ranges` and every cursor checkpoint.
+//! The side files `verify` parses: `hidden.ranges`, `compacted.ranges` and every cursor
+//! checkpoint.
 
 use std::path::Path;
 
@@ -19,6 +20,14 @@ impl Checker<'_> {
                     self.problem(&path, 0, None, "hidden.ranges lacks a cancelled range the store holds");
                 }
             }
+            Err(e) => self.side_file_problem(&dir, e),
+        }
+        match crate::compaction::Compacted::load(&dir) {
+            Ok(on_disk) if on_disk != self.snapshot.compacted => {
+                let path = dir.join(crate::compaction::COMPACTED_RANGES_FILE);
+                self.problem(&path, 0, None, "compacted.ranges differs from what the store holds");
+            }
+            Ok(_) => {}
             Err(e) => self.side_file_problem(&dir, e),
         }
         let cursors = dir.join(crate::cursor_checkpoint::CURSORS_DIR);
