@@ -84,6 +84,9 @@ impl Store {
         visibility.cancelled = visibility.cancelled_within(0, next_seq);
         let (end, end_offset) = cut_point(&index, next_seq);
         let events = index.entries[..next_seq as usize].iter().filter(|m| m.visible && !m.is_hole()).count();
+        // A segment rewritten by compaction is shorter than its seal record says; its
+        // length is in `compacted.ranges`, which is copied with the other side files.
+        let compacted = index.compacted.segments.clone();
         drop(index);
         let seals = load_seals(&data_dir.join(SEGMENTS_DIR))?.by_segment;
         let mut segments = Vec::new();
@@ -97,11 +100,12 @@ impl Store {
                 end_offset
             } else {
                 match seals.get(&id) {
-                    Some(seal) => seal.len,
+                    Some(seal) => compacted.get(&id).copied().unwrap_or(seal.len),
                     None => file.metadata().map_err(|e| Error::storage("reading segment size", e))?.len(),
                 }
             };
-            let seal = seals.get(&id).copied().filter(|seal| seal.len == len);
+            let seal =
+                seals.get(&id).copied().filter(|seal| compacted.get(&id).copied().unwrap_or(seal.len) == len);
             segments.push(SegmentPart { id, file, len, seal });
         }
         let mut files = Vec::new();
