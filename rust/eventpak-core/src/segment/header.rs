@@ -12,6 +12,12 @@ pub const SEGMENT_MAGIC: &[u8; 8] = b"EVPKSEG\0";
 /// Version 2 frames may carry a payload version; version 3 adds tags and tracking records.
 /// Version 1 and 2 segments are still read.
 pub const SEGMENT_VERSION: u32 = 3;
+/// Version of the segments of an encrypted store (format version 4): the header's flags
+/// carry [`SEGMENT_FLAG_ENCRYPTED`] and every event payload in it is sealed. A clear store
+/// still writes [`SEGMENT_VERSION`], byte for byte as before.
+pub const ENCRYPTED_SEGMENT_VERSION: u32 = 4;
+/// Header flag (version 4): the segment belongs to an encrypted store.
+pub const SEGMENT_FLAG_ENCRYPTED: u32 = 1;
 /// The first segment version whose sealed segments all have a seal record.
 pub const FIRST_SEALED_VERSION: u32 = 2;
 /// The oldest segment version this build reads.
@@ -37,10 +43,21 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
 impl SegmentHeader {
     /// Encodes the header: magic, version, flags, id, base sequence, CRC32C, padding.
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
+        self.encode_as(false)
+    }
+
+    /// Encodes the header of a clear store's segment (version 3, no flags) or, with
+    /// `encrypted`, of an encrypted store's (version 4, [`SEGMENT_FLAG_ENCRYPTED`]).
+    pub fn encode_as(&self, encrypted: bool) -> [u8; SEGMENT_HEADER_LEN] {
         let mut out = [0u8; SEGMENT_HEADER_LEN];
+        let (version, flags) = if encrypted {
+            (ENCRYPTED_SEGMENT_VERSION, SEGMENT_FLAG_ENCRYPTED)
+        } else {
+            (SEGMENT_VERSION, 0)
+        };
         out[SEGMENT_MAGIC_OFFSET..SEGMENT_VERSION_OFFSET].copy_from_slice(SEGMENT_MAGIC);
-        out[SEGMENT_VERSION_OFFSET..SEGMENT_FLAGS_OFFSET].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
-        // The flags stay zero in versions 1 to 3.
+        out[SEGMENT_VERSION_OFFSET..SEGMENT_FLAGS_OFFSET].copy_from_slice(&version.to_le_bytes());
+        out[SEGMENT_FLAGS_OFFSET..SEGMENT_ID_OFFSET].copy_from_slice(&flags.to_le_bytes());
         out[SEGMENT_ID_OFFSET..SEGMENT_BASE_SEQUENCE_OFFSET].copy_from_slice(&self.segment_id.to_le_bytes());
         out[SEGMENT_BASE_SEQUENCE_OFFSET..SEGMENT_CRC_OFFSET]
             .copy_from_slice(&self.base_sequence.to_le_bytes());
@@ -52,6 +69,13 @@ impl SegmentHeader {
     /// The format version a header (already checked by [`SegmentHeader::decode`]) declares.
     pub fn version_of(bytes: &[u8]) -> u32 {
         u32_at(bytes, SEGMENT_VERSION_OFFSET)
+    }
+
+    /// True when a header (already checked by [`SegmentHeader::decode`]) is an encrypted
+    /// store's.
+    pub fn is_encrypted(bytes: &[u8]) -> bool {
+        Self::version_of(bytes) >= ENCRYPTED_SEGMENT_VERSION
+            && u32_at(bytes, SEGMENT_FLAGS_OFFSET) & SEGMENT_FLAG_ENCRYPTED != 0
     }
 
     /// Decodes and checks a header; the error says what is wrong.
@@ -66,8 +90,12 @@ impl SegmentHeader {
             return Err("segment header CRC mismatch".into());
         }
         let version = Self::version_of(bytes);
-        if !(OLDEST_SEGMENT_VERSION..=SEGMENT_VERSION).contains(&version) {
+        if !(OLDEST_SEGMENT_VERSION..=ENCRYPTED_SEGMENT_VERSION).contains(&version) {
             return Err(format!("unsupported segment version {version}"));
+        }
+        let flags = u32_at(bytes, SEGMENT_FLAGS_OFFSET);
+        if version >= ENCRYPTED_SEGMENT_VERSION && flags & !SEGMENT_FLAG_ENCRYPTED != 0 {
+            return Err(format!("unknown segment flags {flags:#x}"));
         }
         Ok(SegmentHeader {
             segment_id: u64_at(bytes, SEGMENT_ID_OFFSET),
@@ -89,5 +117,16 @@ mod tests {
         let mut bad = bytes;
         bad[SEGMENT_ID_OFFSET + 4] ^= 1;
         assert!(SegmentHeader::decode(&bad).is_err());
+    }
+
+    #[test]
+    fn encrypted_headers_say_so() {
+        let h = SegmentHeader { segment_id: 3, base_sequence: 9 };
+        let sealed = h.encode_as(true);
+        assert_eq!(SegmentHeader::decode(&sealed), Ok(h));
+        assert!(SegmentHeader::is_encrypted(&sealed));
+        assert_eq!(SegmentHeader::version_of(&sealed), ENCRYPTED_SEGMENT_VERSION);
+        assert!(!SegmentHeader::is_encrypted(&h.encode()));
+        assert_eq!(h.encode_as(false), h.encode());
     }
 }

@@ -15,7 +15,10 @@ pub use frame::{
     decode_frame, encode_frame, encode_frame_fields, frame_len, frame_len_of, payload_version_len, Decoded,
     FrameFields, FrameView, FRAME_HEADER_LEN, MAX_BODY_LEN,
 };
-pub use header::{SegmentHeader, FIRST_SEALED_VERSION, SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION};
+pub use header::{
+    SegmentHeader, ENCRYPTED_SEGMENT_VERSION, FIRST_SEALED_VERSION, SEGMENT_FLAG_ENCRYPTED,
+    SEGMENT_HEADER_LEN, SEGMENT_MAGIC, SEGMENT_VERSION,
+};
 pub use log_frame::LogFrame;
 pub use reader::{SegmentSet, StoredEvent};
 pub use scan::{scan_segment, ScanEnd};

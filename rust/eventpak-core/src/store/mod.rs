@@ -5,6 +5,7 @@ mod causal;
 mod checkpoint;
 mod durable;
 mod fence;
+mod forget;
 mod guards;
 mod identity;
 mod leases;
@@ -94,6 +95,8 @@ pub(crate) struct Shared {
     unsynced_records: AtomicBool,
     /// Set when the data dir is a replica's (`replica.origin`): only replication writes.
     replica: RwLock<Option<replica::ReplicaOrigin>>,
+    /// The data keys of an encrypted store; `None` for a clear one.
+    keys: Option<crate::crypt::PayloadKeys>,
 }
 
 /// Bumped in every child process right after `fork()` (the binding registers the hook), so
