@@ -57,6 +57,7 @@ from .errors import (
     InvalidRegion,
     InvalidTag,
     PayloadNotDecodable,
+    PayloadForgotten,
     PayloadNotSerializable,
     ReadOnlyStore,
     ReplicationRefused,
@@ -73,6 +74,7 @@ from .gates import Gate, GateSet, Proposal
 from .operations import CheckpointInfo, CheckpointMetrics, StoreMetrics
 from .options import AppendOptions
 from .pipeline import Pipeline
+from ._native import generate_encryption_key
 from .projection import CacheMeta, Freshness, NativeCache, NoCache, Projection, ProjectionCache
 from .receipts import ReceiptCheck, generate_signing_key, public_key, verify_receipt_signature
 from .store import Store
@@ -164,6 +166,7 @@ __all__ = [
     "InvalidTag",
     "NativeCache",
     "NoCache",
+    "PayloadForgotten",
     "PayloadNotDecodable",
     "PayloadNotSerializable",
     "Pipeline",
@@ -197,6 +200,7 @@ __all__ = [
     "aio",
     "errors",
     "event_type",
+    "generate_encryption_key",
     "generate_signing_key",
     "public_key",
     "verify_receipt_signature",

@@ -254,6 +254,19 @@ class Store:
         saw when it started), and calls ``progress(done_bytes, total_bytes)`` as it goes."""
         return verify_store(self._native, progress)
 
+    def forget_entity(self, entity: str) -> None:
+        """Crypto-shredding: destroys the data keys of exactly ``entity`` durably, so its
+        payloads can never be read again (``event.payload`` raises ``ep.PayloadForgotten``)
+        while everything else about its events stays and ``verify()`` passes. Later appends
+        to it get a new key; an entity with no key yet is left as it is. Raises
+        ``ep.InvalidConfig`` on a store opened without ``encryption_key``."""
+        self._native.forget_entity(entity)
+
+    @property
+    def encrypted(self) -> bool:
+        """True when the store seals payloads at rest (opened with ``encryption_key``)."""
+        return self._native.encrypted
+
     def stats(self) -> StoreStats:
         """Counts, sizes, and what recovery did at open."""
         return self._native.stats()  # type: ignore[return-value]
