@@ -159,7 +159,9 @@ impl PayloadKeys {
         }
         self.follow()?;
         let key_id = u64::from_le_bytes(sealed[..8].try_into().unwrap());
-        let cipher = match self.0.ring.read().lookup(key_id, at.entity) {
+        // Looked up first, so the read lock is released before a reload takes the write lock.
+        let found = self.0.ring.read().lookup(key_id, at.entity);
+        let cipher = match found {
             ring::Lookup::Found(cipher) => Some(cipher),
             ring::Lookup::Forgotten => None,
             ring::Lookup::Unknown => self.0.reload_for(key_id, at.entity)?,
