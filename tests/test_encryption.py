@@ -50,7 +50,7 @@ def test_no_payload_plaintext_in_any_file_of_the_data_dir(open_store, data_dir, 
     assert reopened.verify().ok
 
 
-def test_wrong_missing_and_clear_store_keys_are_refused_and_change_nothing(open_store, data_dir, tmp_path, key):
+def test_wrong_missing_and_clear_store_keys_are_refused(open_store, data_dir, tmp_path, key):
     store = open_store(encryption_key=key)
     store.append(("a", "s"), "k", 1)
     store.close()
@@ -131,7 +131,7 @@ def test_forget_entity_leaves_neighbours_and_verify_intact(open_store, data_dir,
     check(open_store(encryption_key=key, read_only=True))
 
 
-def test_forget_entity_needs_an_encrypted_writable_store_and_an_exact_entity(open_store, data_dir, tmp_path, key):
+def test_forget_entity_needs_an_encrypted_writable_store_and_an_exact_entity(open_store, tmp_path, key):
     clear = open_store(tmp_path / "clear")
     clear.append(("alice", "s"), "k", 1)
     with pytest.raises(ep.InvalidConfig):

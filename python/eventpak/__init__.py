@@ -27,6 +27,7 @@ from ._native import (
     Region,
     Tracking,
     __version__,
+    generate_encryption_key,
 )
 from .config import StoreConfig, StoreOptions, StoreStats, SyncMode
 from .dead_letters import DeadLetter
@@ -56,8 +57,8 @@ from .errors import (
     InvalidKind,
     InvalidRegion,
     InvalidTag,
-    PayloadNotDecodable,
     PayloadForgotten,
+    PayloadNotDecodable,
     PayloadNotSerializable,
     ReadOnlyStore,
     ReplicationRefused,
@@ -74,7 +75,6 @@ from .gates import Gate, GateSet, Proposal
 from .operations import CheckpointInfo, CheckpointMetrics, StoreMetrics
 from .options import AppendOptions
 from .pipeline import Pipeline
-from ._native import generate_encryption_key
 from .projection import CacheMeta, Freshness, NativeCache, NoCache, Projection, ProjectionCache
 from .receipts import ReceiptCheck, generate_signing_key, public_key, verify_receipt_signature
 from .store import Store

@@ -36,6 +36,7 @@ __all__ = [
     "check_store_options",
     "decode_payload",
     "encode_payload",
+    "generate_encryption_key",
     "generate_signing_key",
     "mark_exiting",
     "nats_decode",

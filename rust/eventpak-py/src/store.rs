@@ -58,7 +58,10 @@ impl NativeStore {
     /// Wraps stored events read from this store as Python `Event`s.
     pub fn events(&self, py: Python<'_>, records: Vec<StoredEvent>) -> PyResult<Vec<Py<Event>>> {
         let keys = self.store.payload_keys();
-        records.into_iter().map(|r| Py::new(py, Event::new(r, self.upcasters.clone(), keys.cloned()))).collect()
+        records
+            .into_iter()
+            .map(|r| Py::new(py, Event::new(r, self.upcasters.clone(), keys.cloned())))
+            .collect()
     }
 }
 
