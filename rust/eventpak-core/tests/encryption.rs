@@ -184,3 +184,32 @@ fn a_failed_key_write_writes_no_event_and_reopens_clean() {
     store.append(request("bob", b"b1")).unwrap();
     assert!(store.verify(&mut |_, _| true).unwrap().ok());
 }
+
+#[test]
+fn encrypted_bytes_follow_the_format() {
+    use eventpak_core::segment::{
+        decode_frame, Decoded, SegmentHeader, ENCRYPTED_SEGMENT_VERSION, SEGMENT_FLAG_ENCRYPTED, SEGMENT_HEADER_LEN,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let key = generate_encryption_key().unwrap();
+    let store = Store::open(dir.path(), config(Some(&key))).unwrap();
+    store.append(request("alice", b"0123456789")).unwrap();
+    store.close().unwrap();
+    let segment = std::fs::read(dir.path().join("segments").join("00000000000000000000.seg")).unwrap();
+    let flags = u32::from_le_bytes(segment[12..16].try_into().unwrap());
+    assert_eq!(SegmentHeader::version_of(&segment), ENCRYPTED_SEGMENT_VERSION);
+    assert_eq!(flags, SEGMENT_FLAG_ENCRYPTED);
+    let Decoded::Frame(frame) = decode_frame(&segment[SEGMENT_HEADER_LEN..]) else { panic!("no frame") };
+    let sealed = frame.payload();
+    assert_eq!(sealed.len(), 10 + 8 + 24 + 16, "key id, nonce, ciphertext, tag");
+    assert_eq!(u64::from_le_bytes(sealed[..8].try_into().unwrap()), 0, "the first key's id");
+    let keys = std::fs::read(dir.path().join(ENCRYPTION_KEY_FILE)).unwrap();
+    assert_eq!(&keys[..8], b"EVPKKEY\0");
+    assert_eq!(u32::from_le_bytes(keys[8..12].try_into().unwrap()), 1, "key file version");
+    let crc = u32::from_le_bytes(keys[68..72].try_into().unwrap());
+    assert_eq!(crc, crc32c::crc32c(&keys[..68]), "header CRC");
+    let record_len = u32::from_le_bytes(keys[72..76].try_into().unwrap()) as usize;
+    assert_eq!(record_len, 8 + 24 + 48 + 2 + "alice".len());
+    assert_eq!(keys.len(), 72 + 8 + record_len);
+    assert_eq!(&keys[keys.len() - 5..], b"alice");
+}
