@@ -188,7 +188,8 @@ fn a_failed_key_write_writes_no_event_and_reopens_clean() {
 #[test]
 fn encrypted_bytes_follow_the_format() {
     use eventpak_core::segment::{
-        decode_frame, Decoded, SegmentHeader, ENCRYPTED_SEGMENT_VERSION, SEGMENT_FLAG_ENCRYPTED, SEGMENT_HEADER_LEN,
+        decode_frame, Decoded, SegmentHeader, ENCRYPTED_SEGMENT_VERSION, SEGMENT_FLAG_ENCRYPTED,
+        SEGMENT_HEADER_LEN,
     };
     let dir = tempfile::tempdir().unwrap();
     let key = generate_encryption_key().unwrap();

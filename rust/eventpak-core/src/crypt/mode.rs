@@ -66,7 +66,7 @@ pub fn open_keys(
     segments_dir: &Path,
     storage: &Arc<dyn Storage>,
     key: Option<&[u8]>,
-    read_only: bool,
+    (read_only, shared): (bool, bool),
 ) -> Result<Option<PayloadKeys>> {
     let mode = StoreMode::of(data_dir, segments_dir)?;
     let refuse = |why: &str| Err(Error::InvalidConfig(why.to_owned()));
@@ -95,22 +95,30 @@ pub fn open_keys(
     } else if read_only {
         return refuse("read_only=True creates nothing, and this data dir holds no store yet");
     } else {
-        create(storage, data_dir, &store)?
+        create(storage, data_dir, &store, shared)?
     };
     let ring = Ring::build(&path, &store, file, 0)?;
     PayloadKeys::new(path, storage.clone(), store, ring).map(Some)
 }
 
-/// Writes the key file of a new store: the header alone, made durable under a temp name
-/// and then linked into place, so that of two processes creating the store at once
-/// (`shared=True`), the second finds the first one's file instead of replacing it.
+/// Writes the key file of a new store: the header alone, atomically. In shared mode it is
+/// made durable under a temp name and then linked into place, so that of two processes
+/// creating the store at once, the second finds the first one's file instead of replacing
+/// it (an exclusive open holds the data dir's lock: nobody else can be creating it).
 fn create(
     storage: &Arc<dyn Storage>,
     data_dir: &Path,
     store: &chacha20poly1305::XChaCha20Poly1305,
+    shared: bool,
 ) -> Result<KeyFile> {
     let header = Header { generation: 0, next_key_id: 0 };
     let bytes = key_file::encode_file(store, header, &[])?;
+    let created = KeyFile { header, records: Vec::new(), valid_len: HEADER_LEN as u64 };
+    if !shared {
+        crate::io::write_atomic(&**storage, data_dir, KEY_FILE, &bytes)
+            .map_err(|e| Error::storage("creating the key file", e))?;
+        return Ok(created);
+    }
     let tmp = data_dir.join(format!(".{KEY_FILE}.{}.tmp", std::process::id()));
     let fail = |e| Error::storage("creating the key file", e);
     match std::fs::remove_file(&tmp) {
@@ -133,5 +141,5 @@ fn create(
         }
         Err(e) => return Err(fail(e)),
     }
-    Ok(KeyFile { header, records: Vec::new(), valid_len: HEADER_LEN as u64 })
+    Ok(created)
 }

@@ -57,7 +57,13 @@ impl Store {
         let lock_file = lock::take_lock(data_dir, config.read_only, config.shared)?;
         // Before anything is written: a key that does not fit the store is refused here.
         let key = config.encryption_key.as_ref().map(|k| k.0.as_slice());
-        let mut keys = crate::crypt::open_keys(data_dir, &segments_dir, &storage, key, config.read_only)?;
+        let mut keys = crate::crypt::open_keys(
+            data_dir,
+            &segments_dir,
+            &storage,
+            key,
+            (config.read_only, config.shared),
+        )?;
         if !config.read_only {
             create_durable_dir(&*storage, &segments_dir)
                 .map_err(|e| Error::storage("creating the segments dir", e))?;
