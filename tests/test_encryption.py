@@ -251,3 +251,18 @@ def test_an_encrypted_store_refuses_to_publish_or_replicate(open_store, tmp_path
     nats = pytest.importorskip("eventpak.nats")
     with pytest.raises(ep.InvalidConfig):
         nats.Publisher(store, R.all(), servers=["nats://127.0.0.1:1"])
+
+
+def test_asyncio_reads_open_payloads_and_forgets(data_dir, key) -> None:
+    import asyncio
+
+    async def main() -> None:
+        async with ep.aio.open(data_dir, encryption_key=key) as store:
+            await store.append(("a", "s"), "k", {"v": 1})
+            assert [e.payload for e in await store.query(R.all())] == [{"v": 1}]
+            await store.forget_entity("a")
+            (event,) = await store.query(R.all())
+            with pytest.raises(ep.PayloadForgotten):
+                _ = event.payload
+
+    asyncio.run(main())
