@@ -266,3 +266,23 @@ def test_asyncio_reads_open_payloads_and_forgets(data_dir, key) -> None:
                 _ = event.payload
 
     asyncio.run(main())
+
+
+def test_the_command_line_reads_an_encrypted_store_with_its_key_from_the_environment(data_dir, key) -> None:
+    import json
+    import os
+
+    from cli_helpers import run_cli
+
+    with ep.Store.open(data_dir, encryption_key=key) as store:
+        store.append(("a", "s"), "k", {"v": 1})
+        store.append(("gone", "s"), "k", {"v": 2})
+        store.forget_entity("gone")
+    env = {k: v for k, v in os.environ.items() if k != "EVENTPAK_ENCRYPTION_KEY"}
+    refused = run_cli("inspect", str(data_dir), "--json", env=env)
+    assert refused.returncode != 0 and "encrypted" in refused.stderr
+    done = run_cli("inspect", str(data_dir), "--json", env={**env, "EVENTPAK_ENCRYPTION_KEY": key.hex()})
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(r["entity"], r["payload"]) for r in records] == [("a", {"v": 1}), ("gone", None)]
+    assert key.hex() not in done.stdout + done.stderr + refused.stderr
