@@ -93,9 +93,11 @@ impl SegmentHeader {
         if !(OLDEST_SEGMENT_VERSION..=ENCRYPTED_SEGMENT_VERSION).contains(&version) {
             return Err(format!("unsupported segment version {version}"));
         }
+        // Version 4 is only ever written for an encrypted store: its flags say so, and a
+        // version-4 header without them is damage, not a format.
         let flags = u32_at(bytes, SEGMENT_FLAGS_OFFSET);
-        if version >= ENCRYPTED_SEGMENT_VERSION && flags & !SEGMENT_FLAG_ENCRYPTED != 0 {
-            return Err(format!("unknown segment flags {flags:#x}"));
+        if version >= ENCRYPTED_SEGMENT_VERSION && flags != SEGMENT_FLAG_ENCRYPTED {
+            return Err(format!("segment version {version} with flags {flags:#x}"));
         }
         Ok(SegmentHeader {
             segment_id: u64_at(bytes, SEGMENT_ID_OFFSET),
