@@ -255,11 +255,9 @@ class Store:
         return verify_store(self._native, progress)
 
     def forget_entity(self, entity: str) -> None:
-        """Crypto-shredding: destroys the data keys of exactly ``entity`` durably, so its
-        payloads can never be read again (``event.payload`` raises ``ep.PayloadForgotten``)
-        while everything else about its events stays and ``verify()`` passes. Later appends
-        to it get a new key; an entity with no key yet is left as it is. Raises
-        ``ep.InvalidConfig`` on a store opened without ``encryption_key``."""
+        """Crypto-shredding: durably destroys the data keys of exactly ``entity``; its payloads
+        then raise ``ep.PayloadForgotten``, the rest of its events stays and verifies, later
+        appends get a new key. ``ep.InvalidConfig`` on a store without ``encryption_key``."""
         self._native.forget_entity(entity)
 
     @property

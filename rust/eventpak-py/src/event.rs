@@ -4,6 +4,7 @@
 mod ids;
 mod payload_slot;
 mod receipt;
+mod sealed;
 
 pub use ids::{from_uuid, to_uuid};
 pub use receipt::AppendReceipt;
@@ -11,13 +12,12 @@ pub use receipt::AppendReceipt;
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use eventpak_core::{PayloadBinding, PayloadKeys, StoredEvent};
+use eventpak_core::{PayloadKeys, StoredEvent};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
 
 use self::payload_slot::PayloadSlot;
-use crate::errors::to_py;
 use crate::payload;
 use crate::types::Coordinate;
 use crate::upcast::{decode_typed, Upcasters};
@@ -55,14 +55,7 @@ impl Event {
     /// The payload's msgpack bytes: opened with the store's keys when it is encrypted
     /// (`ep.PayloadForgotten` once its entity was forgotten).
     fn plain_payload(&self) -> PyResult<Cow<'_, [u8]>> {
-        let view = self.stored.view();
-        let Some(keys) = &self.keys else { return Ok(Cow::Borrowed(view.payload())) };
-        let at = PayloadBinding {
-            entity: view.names().0,
-            event_id: view.event_id(),
-            entity_sequence: view.entity_sequence(),
-        };
-        keys.open(&at, view.global_sequence, view.payload()).map(Cow::Owned).map_err(|e| to_py(e, ""))
+        sealed::opened(&self.stored, self.keys.as_ref())
     }
 
     /// The stored event behind this view.
