@@ -214,3 +214,41 @@ fn encrypted_bytes_follow_the_format() {
     assert_eq!(keys.len(), 72 + 8 + record_len);
     assert_eq!(&keys[keys.len() - 5..], b"alice");
 }
+
+/// Fails the directory fsync that ends a key file rewrite, once armed.
+#[derive(Debug, Default)]
+struct FailDirSync(AtomicBool);
+
+impl Storage for FailDirSync {
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        if self.0.swap(false, Ordering::SeqCst) {
+            return Err(std::io::Error::other("injected"));
+        }
+        std::fs::File::open(dir)?.sync_all()
+    }
+}
+
+#[test]
+fn a_forget_that_fails_after_its_rename_stops_the_writer_and_reopens_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = generate_encryption_key().unwrap();
+    let storage = Arc::new(FailDirSync::default());
+    let store = Store::open_with(dir.path(), config(Some(&key)), storage.clone()).unwrap();
+    store.append(request("alice", b"a1")).unwrap();
+    store.append(request("bob", b"b1")).unwrap();
+    storage.0.store(true, Ordering::SeqCst);
+    assert!(matches!(store.forget_entity("alice"), Err(Error::StorageFailed { .. })));
+    assert!(matches!(store.append(request("carol", b"c1")), Err(Error::StorageFailed { .. })));
+    drop(store);
+    let store = Store::open(dir.path(), config(Some(&key))).unwrap();
+    let events = store.query(&Region::all(), None, None).unwrap();
+    assert!(matches!(store.payload_of(&events[0]), Err(Error::PayloadForgotten { .. })));
+    assert_eq!(store.payload_of(&events[1]).unwrap(), b"b1");
+    store.append(request("carol", b"c1")).unwrap();
+    store.append(request("alice", b"a2")).unwrap();
+    store.close().unwrap();
+    let store = Store::open(dir.path(), config(Some(&key))).unwrap();
+    let events = store.query(&Region::all(), None, None).unwrap();
+    assert_eq!(store.payload_of(&events[3]).unwrap(), b"a2");
+    assert!(store.verify(&mut |_, _| true).unwrap().ok());
+}

@@ -224,7 +224,19 @@ impl Inner {
             return Ok(()); // Nobody else writes the file.
         }
         let bytes = key_file::read_bytes(&self.path)?;
+        let header = key_file::decode_header(&bytes, &self.store, &self.path)?.ok_or_else(|| {
+            Error::InvalidConfig("the key file no longer opens with this encryption_key".into())
+        })?;
         let mut ring = self.ring.write();
+        if header.generation != ring.generation() {
+            // Rewritten by a forget this process has not been told of (its counter bump
+            // never came): the file did not only grow, so it is read whole.
+            let seen = ring.seen_forgets;
+            let (records, valid_len) = key_file::decode_records(&bytes, key_file::HEADER_LEN, &self.path)?;
+            let file = key_file::KeyFile { header, records, valid_len };
+            *ring = Ring::build(&self.path, &self.store, file, seen)?;
+            return Ok(());
+        }
         let from = ring.valid_len as usize;
         let (records, valid_len) = key_file::decode_records(&bytes, from.min(bytes.len()), &self.path)?;
         ring.add(&self.path, &self.store, records, valid_len)

@@ -103,6 +103,11 @@ impl Ring {
         self.valid_len = valid_len;
     }
 
+    /// The forgets the loaded file had seen (its header's generation).
+    pub(super) fn generation(&self) -> u64 {
+        self.header.generation
+    }
+
     /// The id the next key gets.
     pub(super) fn next_key_id(&self) -> u64 {
         self.next_id

@@ -52,7 +52,14 @@ impl Store {
             Some(mode) => Some(self.lock_shared_writes(mode, &mut w)?),
             None => None,
         };
-        keys.forget(entity)
+        keys.forget(entity).inspect_err(|e| {
+            // The key file may now be the old one or the new one, and this process's keys
+            // no longer say which: like a failed frame write, it stops the writer, and a
+            // reopen reads the file as it is.
+            if matches!(e, Error::StorageFailed { .. }) {
+                w.poison(e.clone());
+            }
+        })
     }
 }
 
