@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import eventpak as ep
+import pytest
 
 R = ep.Region
 
@@ -64,6 +65,77 @@ def test_a_kill_during_key_creation_never_loses_an_acknowledged_events_key(tmp_p
                 assert isinstance(event.payload, dict)
             assert store.verify().ok
     assert len(acked) > 8
+
+
+# Runs the operations the parent sends on stdin, one line each ("append E" or "forget E"),
+# and reports each one that returned.
+_STEPPER = """
+import sys, eventpak as ep
+path, key = sys.argv[1], bytes.fromhex(sys.argv[2])
+store = ep.Store.open(path, encryption_key=key, sync="always")
+print("open", flush=True)
+for line in sys.stdin:
+    op, entity = line.split()
+    if op == "append":
+        print("ok", store.append((entity, "s"), "k", entity).global_sequence, flush=True)
+    else:
+        store.forget_entity(entity)
+        print("ok", flush=True)
+"""
+
+
+def test_a_kill_during_forget_leaves_it_done_or_not_and_every_other_key_intact(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    key = ep.generate_encryption_key()
+    rng = random.Random(11)
+    acked: dict[int, str] = {}  # sequence -> entity
+    forgotten_after: dict[int, bool] = {}  # sequence -> a forget of its entity returned since
+    for _ in range(10):
+        args = [sys.executable, "-c", _STEPPER, str(data_dir), key.hex()]
+        child = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert child.stdin is not None and child.stdout is not None
+        assert child.stdout.readline().strip() == "open"
+        ops = [
+            (rng.choice(["append", "append", "forget"]), f"p{rng.randrange(4)}")
+            for _ in range(rng.randrange(1, 12))
+        ]
+        for op, entity in ops[:-1]:
+            child.stdin.write(f"{op} {entity}\n")
+            child.stdin.flush()
+            reply = child.stdout.readline().split()
+            if op == "append":
+                acked[int(reply[1])] = entity
+                forgotten_after[int(reply[1])] = False
+            else:
+                for seq, owner in acked.items():
+                    forgotten_after[seq] = forgotten_after[seq] or owner == entity
+        in_flight = ops[-1]
+        child.stdin.write(f"{in_flight[0]} {in_flight[1]}\n")
+        child.stdin.flush()
+        os.kill(child.pid, signal.SIGKILL)  # the last operation may have run, in part or whole
+        child.wait()
+        with ep.Store.open(data_dir, encryption_key=key) as store:
+            events = {e.global_sequence: e for e in store.query(R.all())}
+            for seq, entity in acked.items():
+                event = events[seq]
+                if forgotten_after[seq]:
+                    with pytest.raises(ep.PayloadForgotten):
+                        _ = event.payload
+                elif in_flight != ("forget", entity):
+                    assert event.payload == entity
+            if in_flight[0] == "forget":
+                # Done whole or not at all: every acknowledged event of the entity agrees.
+                outcomes = set()
+                for seq, entity in acked.items():
+                    if entity == in_flight[1] and not forgotten_after[seq]:
+                        try:
+                            outcomes.add(events[seq].payload == entity)
+                        except ep.PayloadForgotten:
+                            outcomes.add("forgotten")
+                            forgotten_after[seq] = True
+                assert len(outcomes) <= 1, outcomes
+            assert store.verify().ok
+    assert any(forgotten_after.values()) and not all(forgotten_after.values())
 
 
 _SHARED = """
