@@ -12,7 +12,7 @@ Every entity of the workload's pool gets its data key before the timing starts (
 append fsyncs the key file once; that is a one-off per entity, not a per-event cost).
 
     .venv/bin/python -m benches.encryption                # about a minute
-    .venv/bin/python -m benches.encryption --quick --json /tmp/encryption.json
+    .venv/bin/python -m benches.encryption --quick             # a smoke run of a few seconds
 """
 
 from __future__ import annotations
