@@ -27,6 +27,7 @@ from ._native import (
     Region,
     Tracking,
     __version__,
+    generate_encryption_key,
 )
 from .backup import BackupReport
 from .config import StoreConfig, StoreOptions, StoreStats, SyncMode
@@ -57,6 +58,7 @@ from .errors import (
     InvalidKind,
     InvalidRegion,
     InvalidTag,
+    PayloadForgotten,
     PayloadNotDecodable,
     PayloadNotSerializable,
     ReadOnlyStore,
@@ -168,6 +170,7 @@ __all__ = [
     "InvalidTag",
     "NativeCache",
     "NoCache",
+    "PayloadForgotten",
     "PayloadNotDecodable",
     "PayloadNotSerializable",
     "Pipeline",
@@ -202,6 +205,7 @@ __all__ = [
     "aio",
     "errors",
     "event_type",
+    "generate_encryption_key",
     "generate_signing_key",
     "public_key",
     "verify_receipt_signature",

@@ -36,6 +36,7 @@ __all__ = [
     "check_store_options",
     "decode_payload",
     "encode_payload",
+    "generate_encryption_key",
     "generate_signing_key",
     "mark_exiting",
     "nats_decode",
@@ -219,7 +220,8 @@ class Event:
         cached: the next read runs it again)."""
     @property
     def payload_bytes(self) -> bytes:
-        """The raw msgpack bytes of the payload, as stored (never upcast)."""
+        """The raw msgpack bytes of the payload, as stored (never upcast); of an encrypted
+        store, opened (raises ``PayloadForgotten`` once its entity was forgotten)."""
     @property
     def tags(self) -> tuple[str, ...]:
         """The event's tags, as given at append and in that order (empty when none)."""
@@ -725,6 +727,11 @@ class NativeStore:
     @property
     def store_id(self) -> bytes:
         """The 16 random bytes fixed when the data dir was created."""
+    def forget_entity(self, entity: str) -> int:
+        """Destroys the data keys of exactly ``entity``; returns how many it destroyed."""
+    @property
+    def encrypted(self) -> bool:
+        """True when the store seals its payloads (opened with an encryption_key)."""
 
 @final
 class NativeFence:
@@ -786,6 +793,9 @@ def replay(
 
 def replay_head(store: NativeStore, target: str | Region, kinds: Sequence[str]) -> int | None:
     """The global sequence of the newest relevant event of a projection target, if any."""
+
+def generate_encryption_key() -> bytes:
+    """A new store encryption key: 32 random bytes from the operating system."""
 
 def generate_signing_key() -> bytes:
     """A new Ed25519 signing key: a 32-byte seed from the operating system's randomness."""

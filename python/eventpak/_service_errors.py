@@ -16,6 +16,7 @@ __all__ = [
     "CursorCheckpointCorrupt",
     "CursorCheckpointRegionMismatch",
     "Denial",
+    "PayloadForgotten",
     "RestartBudgetExhausted",
     "UpcastFailed",
     "WorkerCrashed",
@@ -139,6 +140,21 @@ class UpcastFailed(EventpakError):
         self.global_sequence = global_sequence
 
 
+class PayloadForgotten(EventpakError):
+    """The payload of an event whose entity was forgotten (``store.forget_entity``): its
+    data key was destroyed, so the payload can never be read again. Everything else about
+    the event (id, kind, sequences, hashes, tags) is still there. ``entity`` and
+    ``global_sequence`` name the event."""
+
+    def __init__(self, entity: str, global_sequence: int) -> None:
+        super().__init__(
+            f"the payload of event {global_sequence} (entity {entity!r}) was forgotten: its key "
+            "was destroyed; its other fields are still readable"
+        )
+        self.entity = entity
+        self.global_sequence = global_sequence
+
+
 # Shown, pickled and documented as members of eventpak.errors, where users import them from.
 for _error in (
     CacheFailed,
@@ -147,6 +163,7 @@ for _error in (
     CursorCheckpointCorrupt,
     CursorCheckpointRegionMismatch,
     Denial,
+    PayloadForgotten,
     RestartBudgetExhausted,
     UpcastFailed,
     WorkerCrashed,

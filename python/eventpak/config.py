@@ -57,6 +57,11 @@ class StoreConfig:
     verify_keys: Sequence[bytes] = _DEFAULTS["verify_keys"]
     """Public keys (32 bytes each) whose receipt signatures ``verify_receipt`` accepts besides
     the signing key's: the keys the store signed with before a key rotation."""
+    encryption_key: bytes | None = field(default=None, repr=False)
+    """A 32-byte store key (``ep.generate_encryption_key()``): payloads are sealed at rest under
+    per-entity data keys it wraps, and ``forget_entity`` can destroy one entity's for good. A
+    new data dir opened with it is encrypted for life; a wrong key, a missing one and a key
+    for a clear store raise ``ep.InvalidConfig``. Never shown by ``repr``."""
     upcasters: Upcasters | None = None
     """Run on every read: each payload is brought to the newest registered version of its kind.
     The store keeps the steps registered when it opens."""
@@ -101,6 +106,7 @@ class StoreOptions(TypedDict, total=False):
     default: Callable[[Any], Any] | None
     signing_key: bytes | None
     verify_keys: Sequence[bytes]
+    encryption_key: bytes | None
     upcasters: Upcasters | None
 
 

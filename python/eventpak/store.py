@@ -274,6 +274,17 @@ class Store:
         ``ep.InvalidConfig`` in shared mode, ``ep.ReadOnlyStore`` when read-only."""
         return compact_store(self._native, retention, progress)
 
+    def forget_entity(self, entity: str) -> None:
+        """Crypto-shredding: durably destroys the data keys of exactly ``entity``; its payloads
+        then raise ``ep.PayloadForgotten``, the rest of its events stays and verifies, later
+        appends get a new key. ``ep.InvalidConfig`` on a store without ``encryption_key``."""
+        self._native.forget_entity(entity)
+
+    @property
+    def encrypted(self) -> bool:
+        """True when the store seals payloads at rest (opened with ``encryption_key``)."""
+        return self._native.encrypted
+
     def stats(self) -> StoreStats:
         """Counts, sizes, and what recovery did at open."""
         return self._native.stats()  # type: ignore[return-value]

@@ -148,6 +148,10 @@ class AsyncStore:
         ``Store.compact``); the predicate and ``progress`` run on a pool thread."""
         return await self._offload(functools.partial(self._store.compact, retention, progress=progress))
 
+    async def forget_entity(self, entity: str) -> None:
+        """Crypto-shredding (see ``Store.forget_entity``): destroys ``entity``'s data keys."""
+        await self._offload(functools.partial(self._store.forget_entity, entity))
+
     async def stats(self) -> StoreStats:
         """Counts, sizes, and what recovery did at open."""
         return await self._offload(self._store.stats)

@@ -8,12 +8,14 @@ import base64
 import datetime
 import json
 import math
+import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .. import Event, Store
+from ..errors import PayloadForgotten
 
 __all__ = [
     "EVENT_COLUMNS_HELP",
@@ -21,6 +23,7 @@ __all__ = [
     "UsageError",
     "check_data_dir",
     "count",
+    "encryption_key",
     "event_cells",
     "event_record",
     "format_time_us",
@@ -54,12 +57,36 @@ def check_data_dir(data_dir: str) -> None:
         raise Refused(f"{data_dir} is not an eventpak data dir (it has no segments/ folder)")
 
 
+KEY_VARIABLE = "EVENTPAK_ENCRYPTION_KEY"
+
+
+def encryption_key() -> bytes | None:
+    """The store key of an encrypted data dir, from ``EVENTPAK_ENCRYPTION_KEY`` (64 hex
+    digits): the environment, not the command line, so the key does not show in ``ps``."""
+    text = os.environ.get(KEY_VARIABLE)
+    if not text:
+        return None
+    try:
+        return bytes.fromhex(text.strip())
+    except ValueError:
+        raise Refused(f"{KEY_VARIABLE} must hold the store key as 64 hex digits") from None
+
+
 def open_for_reading(data_dir: str) -> Store:
     """Opens an existing data dir read-only and shared: beside processes that share it (they keep
     writing, and one that starts later is not locked out) and beside nobody. A store held by an
-    exclusive opener refuses with ``StoreLocked``."""
+    exclusive opener refuses with ``StoreLocked``; an encrypted one needs its key in
+    ``EVENTPAK_ENCRYPTION_KEY``."""
     check_data_dir(data_dir)
-    return Store.open(data_dir, read_only=True, shared=True)
+    return Store.open(data_dir, read_only=True, shared=True, encryption_key=encryption_key())
+
+
+def _payload(event: Event) -> Any:
+    """The payload, or ``None`` for a forgotten entity's event (its other fields still show)."""
+    try:
+        return event.payload
+    except PayloadForgotten:
+        return None
 
 
 def count(minimum: int) -> Callable[[str], int]:
@@ -125,7 +152,7 @@ def event_record(event: Event) -> dict[str, Any]:
         "prev_hash": event.prev_hash.hex(),
         "hash": event.hash.hex(),
         "tags": list(event.tags),
-        "payload": to_json(event.payload),
+        "payload": to_json(_payload(event)),
     }
 
 
@@ -159,5 +186,5 @@ def event_cells(event: Event) -> list[str]:
         event.scope,
         event.kind,
         str(event.entity_sequence),
-        payload_text(event.payload),
+        payload_text(_payload(event)),
     ]

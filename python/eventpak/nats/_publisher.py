@@ -13,6 +13,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from .._native import Event, Region
+from ..errors import InvalidConfig
 from ..restart import RestartPolicy
 from ..worker_config import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig
 from ._loop import LoopThread
@@ -200,6 +201,10 @@ class Publisher:
         window_bytes: int = 4 * 1024 * 1024,
         ack_timeout: float = 5.0,
     ) -> None:
+        if store.encrypted:
+            # Its frames hold sealed payloads a replica could neither read nor re-hash, and
+            # publishing them opened would put plaintext outside the store: refused.
+            raise InvalidConfig("an encrypted store cannot publish to NATS (see docs/lifecycle.md)")
         self._lock = threading.Lock()
         self._published = 0
         self._counted_through = -1  # a retried batch acknowledges events again: count each once

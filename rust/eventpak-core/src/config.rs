@@ -54,6 +54,17 @@ impl fmt::Debug for SigningKeySeed {
     }
 }
 
+/// A store encryption key as given in a config (32 bytes once validated). Its `Debug`
+/// never shows the key, so a logged config or error does not leak it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EncryptionKey(pub Vec<u8>);
+
+impl fmt::Debug for EncryptionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EncryptionKey(<hidden>)")
+    }
+}
+
 /// All options of a store.
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
@@ -87,6 +98,9 @@ pub struct StoreConfig {
     /// Public keys (32 bytes each) whose receipt signatures the store accepts besides its
     /// signing key's: the keys it signed with before a key rotation.
     pub verify_keys: Vec<Vec<u8>>,
+    /// Seals every payload at rest under per-entity data keys wrapped by this 32-byte key;
+    /// `None`: the store is clear (see `docs/lifecycle.md`).
+    pub encryption_key: Option<EncryptionKey>,
 }
 
 impl Default for StoreConfig {
@@ -106,6 +120,7 @@ impl Default for StoreConfig {
             fence_wait_ms: 30_000,
             signing_key: None,
             verify_keys: Vec::new(),
+            encryption_key: None,
         }
     }
 }
@@ -133,6 +148,15 @@ impl StoreConfig {
         if let Some(seed) = &self.signing_key {
             ReceiptSigner::from_seed(&seed.0)
                 .map_err(|e| Error::InvalidConfig(format!("signing_key: {e}")))?;
+        }
+        if let Some(key) = &self.encryption_key {
+            if key.0.len() != crate::crypt::KEY_LEN {
+                return bad(format!(
+                    "encryption_key must be {} bytes, not {}",
+                    crate::crypt::KEY_LEN,
+                    key.0.len()
+                ));
+            }
         }
         for (i, key) in self.verify_keys.iter().enumerate() {
             parse_public_key(key).map_err(|e| Error::InvalidConfig(format!("verify_keys[{i}]: {e}")))?;

@@ -183,6 +183,16 @@ pub enum Error {
         #[source]
         source: Arc<std::io::Error>,
     },
+    /// The payload of an event of a forgotten entity: its data key was destroyed.
+    #[error(
+        "the payload of event {global_sequence} (entity {entity:?}) was forgotten: its key was destroyed"
+    )]
+    PayloadForgotten {
+        /// The event's entity.
+        entity: String,
+        /// The event's global sequence.
+        global_sequence: u64,
+    },
     /// An engine invariant did not hold: a bug, never a user error.
     #[error("internal error: {0}; please report it")]
     Internal(String),

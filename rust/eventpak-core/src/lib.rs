@@ -15,6 +15,7 @@
 mod conditions;
 mod config;
 mod coord;
+mod crypt;
 mod cursor;
 mod error;
 mod names;
@@ -48,7 +49,11 @@ pub mod segment;
 pub mod visibility;
 
 pub use conditions::{validate_tracking_name, AppendCondition, CommitGuards, Tracking};
-pub use config::{SigningKeySeed, StoreConfig, SyncMode, MIN_SEGMENT_BYTES};
+pub use config::{EncryptionKey, SigningKeySeed, StoreConfig, SyncMode, MIN_SEGMENT_BYTES};
+pub use crypt::{
+    generate_encryption_key, PayloadBinding, PayloadKeys, KEY_FILE as ENCRYPTION_KEY_FILE,
+    KEY_LEN as ENCRYPTION_KEY_LEN,
+};
 pub use cursor::{wait_for_events, Cursor, GapObservation};
 pub use cursor_checkpoint::{validate_checkpoint_id, CursorCheckpoint, MAX_CHECKPOINT_ID_BYTES};
 pub use error::{Error, Result};

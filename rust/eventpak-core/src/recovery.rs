@@ -16,7 +16,7 @@ use crate::index::{load_checkpoint, Index, NewEntry};
 use crate::io::Storage;
 use crate::segment::{
     list_segments, load_seals, map_segment, scan_segment, LogFrame, SegmentHeader, SegmentSet,
-    COMPACTED_SEGMENT_VERSION, FIRST_SEALED_VERSION, SEGMENT_HEADER_LEN, SEGMENT_VERSION,
+    FIRST_SEALED_VERSION, SEGMENT_HEADER_LEN, SEGMENT_VERSION,
 };
 use crate::visibility::Visibility;
 
@@ -110,11 +110,9 @@ pub fn recover(
         if header.segment_id != *id {
             return Err(Error::corrupt(path, 0, format!("header names segment {}", header.segment_id)));
         }
-        // Only compaction writes version 4, and it records every segment it rewrote.
-        if SegmentHeader::version_of(&map) == COMPACTED_SEGMENT_VERSION
-            && !compacted.segments.contains_key(id)
-        {
-            return Err(Error::corrupt(path, 0, "a version-4 segment that no compaction rewrote"));
+        // Compaction records every segment it rewrote.
+        if SegmentHeader::is_compacted(&map) && !compacted.segments.contains_key(id) {
+            return Err(Error::corrupt(path, 0, "a segment marked compacted that no compaction rewrote"));
         }
         maps.push((header, map));
     }

@@ -62,6 +62,8 @@ pub struct Writer {
     /// The active segment must not take more frames: it is already sealed (a crash came
     /// between its seal and the next segment), or it is of an older format version.
     rotate_before_write: bool,
+    /// The store is encrypted: new segments are written as format version 4, flagged.
+    pub encrypted: bool,
 }
 
 impl Writer {
@@ -93,19 +95,22 @@ impl Writer {
             batch_start: 0,
             failure: None,
             rotate_before_write,
+            encrypted: false,
         })
     }
 
-    /// Creates segment `id` holding events from `base_sequence`: header, fsync, dir fsync.
-    pub fn create_segment(
+    /// Creates segment `id` holding events from `base_sequence` (header, fsync, dir fsync):
+    /// a clear store's segment or, with `encrypted`, an encrypted store's (its header
+    /// flagged, format version 4).
+    pub fn create_segment_as(
         storage: &dyn Storage,
         segments_dir: &Path,
-        id: u64,
-        base_sequence: u64,
+        (id, base_sequence): (u64, u64),
+        encrypted: bool,
     ) -> std::io::Result<PathBuf> {
         let path = segments_dir.join(segment_file_name(id));
         let file = open_append(&path, true)?;
-        storage.write(&file, &path, &SegmentHeader { segment_id: id, base_sequence }.encode())?;
+        storage.write(&file, &path, &SegmentHeader { segment_id: id, base_sequence }.encode_as(encrypted))?;
         storage.sync(&file, &path)?;
         storage.sync_dir(segments_dir)?;
         Ok(path)
@@ -255,8 +260,9 @@ impl Writer {
         append_seal(&*self.storage, &self.segments_dir, self.segment_id, seal)
             .map_err(|e| Error::storage("writing a seal record", e))?;
         let next = self.segment_id + 1;
-        let path = Self::create_segment(&*self.storage, &self.segments_dir, next, self.written)
-            .map_err(|e| Error::storage("creating the next segment", e))?;
+        let path =
+            Self::create_segment_as(&*self.storage, &self.segments_dir, (next, self.written), self.encrypted)
+                .map_err(|e| Error::storage("creating the next segment", e))?;
         let file = open_append(&path, false).map_err(|e| Error::storage("opening the next segment", e))?;
         self.segment_position = segments.push(next, path.clone())?;
         self.path = path;

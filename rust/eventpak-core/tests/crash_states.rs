@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use eventpak_core::{Store, StoreConfig};
 use sim::record::{RecordingStorage, Rng};
-use sim::workload::{check, config, run_with, Log, SharedLog};
+use sim::workload::{check, config, encrypted_config, run_with, Log, SharedLog};
 
 #[test]
 fn every_crash_state_recovers_a_legal_state() {
@@ -22,6 +22,13 @@ fn every_crash_state_recovers_a_legal_state() {
 #[test]
 fn every_crash_state_of_a_shared_store_recovers_a_legal_state() {
     sweep(StoreConfig { shared: true, ..config() });
+}
+
+/// The same workload on an encrypted store: the key file's creation at open and each new
+/// entity's key record (written and fsynced before its first frame) are crash points too.
+#[test]
+fn every_crash_state_of_an_encrypted_store_recovers_a_legal_state() {
+    sweep(encrypted_config());
 }
 
 fn sweep(config: StoreConfig) {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use eventpak_core::io::OsStorage;
 use eventpak_core::{Error, Store, StoreConfig};
 use sim::faults::{FaultStorage, Op, ALL_OPS};
-use sim::workload::{check, config, run_with, Log, SharedLog};
+use sim::workload::{check, config, encrypted_config, run_with, Log, SharedLog};
 
 const STEPS: usize = 40;
 
@@ -23,6 +23,12 @@ fn every_fault_site_leaves_a_recoverable_legal_state() {
 #[test]
 fn every_fault_site_of_a_shared_store_leaves_a_recoverable_legal_state() {
     every_fault_site(StoreConfig { shared: true, ..config() });
+}
+
+/// The same on an encrypted store: the key file's writes are fault sites too.
+#[test]
+fn every_fault_site_of_an_encrypted_store_leaves_a_recoverable_legal_state() {
+    every_fault_site(encrypted_config());
 }
 
 fn every_fault_site(config: StoreConfig) {

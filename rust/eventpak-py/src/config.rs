@@ -1,7 +1,7 @@
 //! Store options: the engine's `StoreConfig` is the one place that holds their defaults
 //! and validates them; Python reads the defaults from here and hands the options back.
 
-use eventpak_core::{SigningKeySeed, StoreConfig, SyncMode};
+use eventpak_core::{EncryptionKey, SigningKeySeed, StoreConfig, SyncMode};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
 
@@ -64,6 +64,8 @@ pub fn from_options(options: Option<&Bound<'_, PyDict>>) -> PyResult<StoreConfig
             "signing_key" if v.is_none() => c.signing_key = None,
             "signing_key" => c.signing_key = Some(SigningKeySeed(key_bytes(&name, v)?)),
             "verify_keys" => c.verify_keys = key_list(&name, v)?,
+            "encryption_key" if v.is_none() => c.encryption_key = None,
+            "encryption_key" => c.encryption_key = Some(EncryptionKey(key_bytes(&name, v)?)),
             _ => return Err(InvalidConfig::new_err((format!("unknown store option {name:?}"),))),
         }
     }
@@ -89,6 +91,7 @@ pub fn store_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("shared", c.shared)?;
     d.set_item("fence_wait_ms", c.fence_wait_ms)?;
     d.set_item("signing_key", c.signing_key.map(|seed| PyBytes::new(py, &seed.0)))?;
+    d.set_item("encryption_key", py.None())?;
     d.set_item("verify_keys", PyTuple::new(py, c.verify_keys.iter().map(|k| PyBytes::new(py, k)))?)?;
     Ok(d)
 }

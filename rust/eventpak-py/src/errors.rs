@@ -37,6 +37,7 @@ bind_errors!(
     InvalidKind,
     InvalidRegion,
     InvalidTag,
+    PayloadForgotten,
     PayloadNotDecodable,
     PayloadNotSerializable,
     ReadOnlyStore,
@@ -111,6 +112,9 @@ pub fn to_py(err: Error, data_dir: &str) -> PyErr {
         }
         Error::CheckpointWriteFailed { id, cause } => CheckpointWriteFailed::new_err((id, cause)),
         Error::CacheFailed(reason) => CacheFailed::new_err((reason,)),
+        Error::PayloadForgotten { entity, global_sequence } => {
+            PayloadForgotten::new_err((entity, global_sequence))
+        }
         Error::Internal(_) => EventpakError::new_err((message,)),
     }
 }

@@ -4,13 +4,15 @@
 mod ids;
 mod payload_slot;
 mod receipt;
+mod sealed;
 
 pub use ids::{from_uuid, to_uuid};
 pub use receipt::AppendReceipt;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use eventpak_core::StoredEvent;
+use eventpak_core::{PayloadKeys, StoredEvent};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
@@ -39,12 +41,21 @@ pub struct Event {
     /// The payload once read.
     payload: PayloadSlot,
     upcasters: Option<Arc<Upcasters>>,
+    /// The data keys of an encrypted store (its stored payload is sealed); `None`: clear.
+    keys: Option<PayloadKeys>,
 }
 
 impl Event {
-    /// An event read by a store with these upcasters (`None`: it has none).
-    pub fn new(stored: StoredEvent, upcasters: Option<Arc<Upcasters>>) -> Self {
-        Event { stored, payload: PayloadSlot::new(), upcasters }
+    /// An event read by a store with these upcasters (`None`: it has none) and, for an
+    /// encrypted store, these keys.
+    pub fn new(stored: StoredEvent, upcasters: Option<Arc<Upcasters>>, keys: Option<PayloadKeys>) -> Self {
+        Event { stored, payload: PayloadSlot::new(), upcasters, keys }
+    }
+
+    /// The payload's msgpack bytes: opened with the store's keys when it is encrypted
+    /// (`ep.PayloadForgotten` once its entity was forgotten).
+    fn plain_payload(&self) -> PyResult<Cow<'_, [u8]>> {
+        sealed::opened(&self.stored, self.keys.as_ref())
     }
 
     /// The stored event behind this view.
@@ -132,7 +143,7 @@ impl Event {
             return Ok(cached);
         }
         let view = self.stored.view();
-        let mut decoded = payload::decode(py, view.payload())?;
+        let mut decoded = payload::decode(py, &self.plain_payload()?)?;
         if let Some(upcasters) = &self.upcasters {
             let (kind, stored) = (view.kind_bytes(), view.payload_version());
             decoded = upcasters.apply(kind, stored, view.global_sequence, decoded)?;
@@ -144,10 +155,11 @@ impl Event {
     fn tags<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         PyTuple::new(py, self.stored.view().tags().collect::<Vec<_>>())
     }
-    /// The raw msgpack bytes of the payload.
+    /// The raw msgpack bytes of the payload (of an encrypted store: opened, as `payload`
+    /// reads them; `ep.PayloadForgotten` once its entity was forgotten).
     #[getter]
-    fn payload_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, self.stored.view().payload())
+    fn payload_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(PyBytes::new(py, &self.plain_payload()?))
     }
 
     /// The payload as an instance of `cls`, an `@ep.event_type` dataclass of this event's
@@ -185,6 +197,10 @@ impl Event {
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
         let mut record = slf.get().stored.record();
         record.idempotency_key = None;
+        if slf.get().keys.is_some() {
+            // A copy carries no key: it holds the opened payload (a forgotten one raises).
+            record.payload = slf.get().plain_payload()?.into_owned();
+        }
         let owned = StoredEvent::from_record(&record).map_err(refused)?;
         let frame = PyBytes::new(slf.py(), owned.frame_bytes());
         Ok((slf.get_type().getattr("_restore")?, (frame,)))
@@ -195,6 +211,6 @@ impl Event {
     #[classmethod]
     fn _restore(_cls: &Bound<'_, PyType>, frame: &[u8]) -> PyResult<Self> {
         let stored = StoredEvent::from_frame(frame.to_vec()).map_err(refused)?;
-        Ok(Event::new(stored, None))
+        Ok(Event::new(stored, None, None))
     }
 }

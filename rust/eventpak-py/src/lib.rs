@@ -10,6 +10,7 @@ mod causal;
 mod causation;
 mod compact;
 mod config;
+mod crypt;
 mod cursor;
 mod cursor_values;
 mod errors;
@@ -42,6 +43,8 @@ mod _native {
     use crate::causation::PriorItem;
     #[pymodule_export]
     use crate::config::{check_store_options, store_defaults};
+    #[pymodule_export]
+    use crate::crypt::generate_encryption_key;
     #[pymodule_export]
     use crate::cursor::Cursor;
     #[pymodule_export]

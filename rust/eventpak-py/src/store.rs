@@ -57,7 +57,11 @@ impl NativeStore {
 
     /// Wraps stored events read from this store as Python `Event`s.
     pub fn events(&self, py: Python<'_>, records: Vec<StoredEvent>) -> PyResult<Vec<Py<Event>>> {
-        records.into_iter().map(|r| Py::new(py, Event::new(r, self.upcasters.clone()))).collect()
+        let keys = self.store.payload_keys();
+        records
+            .into_iter()
+            .map(|r| Py::new(py, Event::new(r, self.upcasters.clone(), keys.cloned())))
+            .collect()
     }
 }
 
@@ -86,7 +90,7 @@ impl NativeStore {
     fn get(&self, py: Python<'_>, event_id: &Bound<'_, PyAny>) -> PyResult<Py<Event>> {
         let id = from_uuid(event_id, "event_id")?;
         let record = self.run(py, |s| s.get(&id))?;
-        Py::new(py, Event::new(record, self.upcasters.clone()))
+        Py::new(py, Event::new(record, self.upcasters.clone(), self.store.payload_keys().cloned()))
     }
 
     /// Events matching `region` in commit order, strictly after `after` when given.

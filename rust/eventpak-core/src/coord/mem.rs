@@ -43,6 +43,9 @@ const LAST_GROUP_AT: usize = 80;
 const FSYNC_AVG_NS_AT: usize = 88;
 const DURABLE_WORD_AT: usize = 96;
 const DURABLE_WAITERS_AT: usize = 100;
+/// Bumped by every forget of an encrypted store: a process seeing it change reloads the
+/// key file before opening another payload.
+const KEYS_GEN_AT: usize = 104;
 /// Two slots of [`Published`], written alternately so a writer killed mid-update never
 /// leaves a torn current one.
 const SLOTS_AT: usize = 128;
@@ -107,6 +110,16 @@ impl SharedMemory {
     pub fn write_mutex(&self) -> *mut libc::pthread_mutex_t {
         // SAFETY: in bounds and aligned (checked above); the page lives as long as `self`.
         unsafe { self.map.as_ptr().add(WRITE_MUTEX_AT) as *mut libc::pthread_mutex_t }
+    }
+
+    /// How many forgets rewrote the key file (of an encrypted store) in this session.
+    pub fn keys_generation(&self) -> u64 {
+        self.u64_at(KEYS_GEN_AT).load(Ordering::Acquire)
+    }
+
+    /// Counts a forget (after the key file was rewritten); returns the new count.
+    pub fn bump_keys_generation(&self) -> u64 {
+        self.u64_at(KEYS_GEN_AT).fetch_add(1, Ordering::AcqRel) + 1
     }
 
     /// True once a first opener has written the page for a live session.

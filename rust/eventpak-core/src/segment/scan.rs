@@ -41,8 +41,7 @@ pub fn scan_segment(
     (is_last, jumps): (bool, bool),
     mut on_frame: impl FnMut(u64, &LogFrame<'_>) -> Result<()>,
 ) -> Result<ScanEnd> {
-    let compacted = SegmentHeader::decode(bytes).is_ok()
-        && SegmentHeader::version_of(bytes) == crate::segment::COMPACTED_SEGMENT_VERSION;
+    let compacted = SegmentHeader::decode(bytes).is_ok() && SegmentHeader::is_compacted(bytes);
     let is_last = is_last && !compacted;
     let mut at = start;
     let mut batch: Vec<(u64, LogFrame<'_>)> = Vec::new();

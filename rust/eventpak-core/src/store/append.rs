@@ -162,7 +162,17 @@ impl Store {
         let now = WallClock::read();
         let timestamp_us = w.clock.timestamp_at(now);
         let first_sequence = w.written();
-        let stamps = self.stamp(&index, &requests, &mut w.clock, now)?;
+        let stamps = match self.stamp(&index, &requests, &mut w.clock, now) {
+            Ok(stamps) => stamps,
+            Err(e) => {
+                // A key record that failed to write (or fsync) stops the writer, as a
+                // failed frame write does: an fsync is never retried.
+                if matches!(e, Error::StorageFailed { .. }) {
+                    w.poison(e.clone());
+                }
+                return Err(e);
+            }
+        };
         drop(index);
         if let Some(mode) = &self.shared.sharing {
             self.begin_shared_write(mode);
@@ -300,7 +310,7 @@ impl Store {
                 && scope == r.scope
                 && kind == r.kind
                 && event.payload_version() == r.payload_version
-                && event.payload() == r.payload
+                && self.same_payload(&event, &r.payload)?
                 && event.tags().eq(r.tags.iter().map(String::as_str));
             if !same {
                 return Err(conflict());
@@ -311,6 +321,20 @@ impl Store {
             receipts.push(self.sign(original));
         }
         Ok(Some(receipts))
+    }
+}
+
+impl Store {
+    /// Whether the stored payload of `event` is `payload`: opened first in an encrypted
+    /// store (sealing is randomized); a forgotten payload cannot be compared and counts as
+    /// the same, so a retried append still gets its original receipt.
+    fn same_payload(&self, event: &crate::segment::FrameView<'_>, payload: &[u8]) -> Result<bool> {
+        let Some(keys) = &self.shared.keys else { return Ok(event.payload() == payload) };
+        match super::forget::open_view(keys, event) {
+            Ok(plain) => Ok(plain == payload),
+            Err(Error::PayloadForgotten { .. }) => Ok(true),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -7,6 +7,7 @@ mod checkpoint;
 mod compact;
 mod durable;
 mod fence;
+mod forget;
 mod guards;
 mod identity;
 mod leases;
@@ -106,6 +107,8 @@ pub(crate) struct Shared {
     /// reader never reads a place the index gave it in a file swapped since. (Appends never
     /// take it, so a reader mapping a large segment does not hold them up.)
     segment_swap: RwLock<()>,
+    /// The data keys of an encrypted store; `None` for a clear one.
+    keys: Option<crate::crypt::PayloadKeys>,
 }
 
 /// Bumped in every child process right after `fork()` (the binding registers the hook), so

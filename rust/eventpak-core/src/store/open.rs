@@ -57,6 +57,15 @@ impl Store {
             )));
         }
         let lock_file = lock::take_lock(data_dir, config.read_only, config.shared)?;
+        // Before anything is written: a key that does not fit the store is refused here.
+        let key = config.encryption_key.as_ref().map(|k| k.0.as_slice());
+        let mut keys = crate::crypt::open_keys(
+            data_dir,
+            &segments_dir,
+            &storage,
+            key,
+            (config.read_only, config.shared),
+        )?;
         if !config.read_only {
             create_durable_dir(&*storage, &segments_dir)
                 .map_err(|e| Error::storage("creating the segments dir", e))?;
@@ -85,7 +94,15 @@ impl Store {
         } else {
             // (A joining process holds the write lock here: nobody rotates meanwhile.)
             let _writes = session.as_ref().map(|(mode, _, _)| mode.coord.lock_writes()).transpose()?;
-            Some(Mutex::new(start_writer(&storage, &segments_dir, &config, &segments, &mut recovered)?))
+            let encrypted = keys.is_some();
+            Some(Mutex::new(start_writer(
+                &storage,
+                &segments_dir,
+                &config,
+                &segments,
+                &mut recovered,
+                encrypted,
+            )?))
         };
         let sharing = session.map(|(mode, first, open_lock)| {
             if first {
@@ -108,6 +125,9 @@ impl Store {
             open_lock.unlock();
             mode
         });
+        if let (Some(keys), true) = (keys.as_mut(), config.shared) {
+            keys.attach_shared(&data_dir.join(crate::coord::SHARED_DIR).join("mem"))?;
+        }
         let sync_mode = config.sync;
         let shared = Arc::new(Shared {
             data_dir: data_dir.to_owned(),
@@ -138,6 +158,7 @@ impl Store {
             replica: RwLock::new(replica),
             compaction: Mutex::new(()),
             segment_swap: RwLock::new(()),
+            keys,
         });
         let flusher = (sync_mode == SyncMode::Batch && shared.writer.is_some())
             .then(|| {
@@ -161,12 +182,13 @@ fn start_writer(
     config: &StoreConfig,
     segments: &SegmentSet,
     recovered: &mut crate::recovery::Recovered,
+    encrypted: bool,
 ) -> Result<Writer> {
     if recovered.segments.is_empty() {
         let first = segments_dir.join(crate::segment::segment_file_name(0));
         // A joining process finds it made (and published) by the session's first writer.
         if !first.exists() {
-            Writer::create_segment(&**storage, segments_dir, 0, 0)
+            Writer::create_segment_as(&**storage, segments_dir, (0, 0), encrypted)
                 .map_err(|e| Error::storage("creating the first segment", e))?;
         }
         segments.push(0, first.clone())?;
@@ -176,7 +198,7 @@ fn start_writer(
     let &(id, len) = recovered.segments.last().expect("a segment exists");
     let clock = IdClock::resume(recovered.index.last_event_id(), recovered.last_timestamp_us);
     let position = (segments.len() - 1) as u32;
-    let writer = Writer::resume(
+    let mut writer = Writer::resume(
         storage.clone(),
         segments_dir,
         config.segment_max_bytes,
@@ -184,6 +206,7 @@ fn start_writer(
         (recovered.index.len(), recovered.rotate_before_write),
         clock,
     )?;
+    writer.encrypted = encrypted;
     writer.sync_active().map_err(|e| Error::storage("fsync at open", e))?;
     Ok(writer)
 }

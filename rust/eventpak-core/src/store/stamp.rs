@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use super::Store;
+use crate::crypt::PayloadBinding;
 use crate::error::{Error, Result};
 use crate::event::{chain_hash, AppendRequest, EventId, Hash, HashedFields, IdClock, WallClock};
 use crate::index::{Index, NewEntry};
@@ -24,6 +25,8 @@ pub(super) struct Stamp {
     pub(super) correlation_id: EventId,
     pub(super) prev_hash: Hash,
     pub(super) hash: Hash,
+    /// The payload as an encrypted store writes it (sealed); `None`: the request's as is.
+    pub(super) sealed: Option<Vec<u8>>,
 }
 
 /// Where each entity of a batch was last stamped: the position of its newest request so
@@ -71,21 +74,38 @@ impl Store {
                 }
             }
             let tags = encode_tags(&r.tags);
+            let event_id = clock.next_id_at(now);
+            // Sealed before hashing: the hash covers the bytes the frame stores, so
+            // `verify()` never needs a key.
+            let sealed = match &self.shared.keys {
+                Some(keys) => {
+                    let at = PayloadBinding { entity: &r.entity, event_id, entity_sequence };
+                    Some(keys.seal(&at, &r.payload)?)
+                }
+                None => None,
+            };
             let fields = HashedFields {
                 entity_sequence,
                 entity: &r.entity,
                 scope: &r.scope,
                 kind: &r.kind,
                 payload_version: r.payload_version,
-                payload: &r.payload,
+                payload: sealed.as_deref().unwrap_or(&r.payload),
                 tags: &tags,
             };
             let hash = chain_hash(&prev_hash, fields);
-            let event_id = clock.next_id_at(now);
             let (causation_id, cause_correlation) = self.cause_of(index, r, &stamps)?;
             let correlation_id = r.correlation_id.or(cause_correlation).unwrap_or(event_id);
-            let stamp =
-                Stamp { entity_id, event_id, entity_sequence, causation_id, correlation_id, prev_hash, hash };
+            let stamp = Stamp {
+                entity_id,
+                event_id,
+                entity_sequence,
+                causation_id,
+                correlation_id,
+                prev_hash,
+                hash,
+                sealed,
+            };
             stamps.push(stamp);
         }
         Ok(stamps)
@@ -145,7 +165,7 @@ impl Stamp {
             kind: &r.kind,
             idempotency_key: r.idempotency_key.as_deref(),
             payload_version: r.payload_version,
-            payload: &r.payload,
+            payload: self.sealed.as_deref().unwrap_or(&r.payload),
             tags: &r.tags,
         }
     }

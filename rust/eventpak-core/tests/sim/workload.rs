@@ -68,6 +68,11 @@ pub fn config() -> StoreConfig {
     StoreConfig { sync: SyncMode::Always, segment_max_bytes: 4096, ..StoreConfig::default() }
 }
 
+/// [`config`] of an encrypted store (a fixed key: crash states are reopened with it).
+pub fn encrypted_config() -> StoreConfig {
+    StoreConfig { encryption_key: Some(eventpak_core::EncryptionKey(vec![7; 32])), ..config() }
+}
+
 fn request((entity, payload, tags): &SimEvent) -> AppendRequest {
     AppendRequest {
         entity: entity.clone(),
@@ -269,7 +274,9 @@ pub fn check(dir: &Path, store: &Store, log: &Log) -> Result<(), String> {
         let Some(&(attempt, (entity, payload, tags))) = flat.get(seq) else {
             return Err(format!("invented event at sequence {seq}"));
         };
-        if view.names().0 != entity || view.payload() != payload.as_slice() || !view.tags().eq(tags.iter()) {
+        // (Opened first when the store is encrypted: its frames hold sealed payloads.)
+        let stored = store.payload_of(event).map_err(|e| format!("sequence {seq}: {e}"))?;
+        if view.names().0 != entity || stored != payload.as_slice() || !view.tags().eq(tags.iter()) {
             return Err(format!("sequence {seq} holds other content than was appended"));
         }
         if let Via::Fence(f) = log.attempts[attempt].via {

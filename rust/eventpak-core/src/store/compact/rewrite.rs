@@ -9,7 +9,7 @@ use crate::compaction::{content_digest, RemovedKey};
 use crate::error::{Error, Result};
 use crate::event::Hash;
 use crate::io::Storage;
-use crate::segment::{decode_frame, Decoded, SegmentHeader, COMPACTED_SEGMENT_VERSION, SEGMENT_HEADER_LEN};
+use crate::segment::{decode_frame, Decoded, SegmentHeader, SEGMENT_HEADER_LEN};
 
 /// Bytes gathered before each write (and between progress reports).
 const CHUNK: usize = 4 << 20;
@@ -60,7 +60,7 @@ pub(super) fn rewrite(
     let write = |out: &[u8]| {
         storage.write(&file, &temp, out).map_err(|e| Error::storage("writing a compacted segment", e))
     };
-    let mut out = header.encode_version(COMPACTED_SEGMENT_VERSION).to_vec();
+    let mut out = header.encode_compacted(SegmentHeader::is_encrypted(bytes)).to_vec();
     let mut done = Rewritten {
         position,
         id,

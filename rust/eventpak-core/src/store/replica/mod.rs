@@ -73,6 +73,9 @@ impl Store {
     /// stream again is a no-op.
     pub fn become_replica(&self, stream: &str) -> Result<()> {
         check_stream_name(stream)?;
+        if self.is_encrypted() {
+            return Err(Error::InvalidConfig("an encrypted store cannot be a replica".into()));
+        }
         let writer = self.writer()?;
         let mut w = writer.lock(); // no append can slip in between the check and the marker
         let _writes = match &self.shared.sharing {
@@ -130,6 +133,11 @@ impl Store {
     ) -> Result<ApplyOutcome> {
         self.check_open()?;
         let writer = self.shared.writer.as_ref().ok_or(Error::ReadOnlyStore("applying replicated events"))?;
+        if self.is_encrypted() {
+            // A replica stores the origin's frames and hashes as they are: sealing them
+            // again would change every hash (see `docs/decisions.md`).
+            return Err(Error::InvalidConfig("an encrypted store cannot be a replica".into()));
+        }
         let mut outcome = ApplyOutcome::default();
         let Some(first) = events.first().map(|e| e.global_sequence) else { return Ok(outcome) };
         if let Err(reason) = self.adopt_origin(origin_store_id) {

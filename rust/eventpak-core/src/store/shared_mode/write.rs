@@ -120,7 +120,8 @@ impl Store {
         let path = segments_dir.join(segment_file_name(published.segment_id));
         if published.seq == 0 && !path.exists() {
             // A read-only process started the session on a store that never got a segment.
-            Writer::create_segment(storage, &segments_dir, published.segment_id, 0)
+            let encrypted = self.shared.keys.is_some();
+            Writer::create_segment_as(storage, &segments_dir, (published.segment_id, 0), encrypted)
                 .map_err(|e| Error::storage("creating the first segment", e))?;
         }
         let file = std::fs::OpenOptions::new()

@@ -8,8 +8,8 @@ use crate::error::{Error, Result};
 use crate::event::{chain_hash, HashedFields};
 use crate::segment::layout::SEGMENT_PADDING_OFFSET;
 use crate::segment::{
-    decode_frame, load_seals, map_segment, Decoded, FrameView, SegmentHeader, COMPACTED_SEGMENT_VERSION,
-    FIRST_SEALED_VERSION, SEALS_FILE, SEGMENT_HEADER_LEN,
+    decode_frame, load_seals, map_segment, Decoded, FrameView, SegmentHeader, FIRST_SEALED_VERSION,
+    SEALS_FILE, SEGMENT_HEADER_LEN,
 };
 
 /// Whether the frame at `at` (already decoded once) holds the hash of its own content.
@@ -98,7 +98,7 @@ impl Checker<'_> {
                 return Ok(false);
             }
             self.batch = (0, 0);
-            self.loose_batches = SegmentHeader::version_of(&bytes) == COMPACTED_SEGMENT_VERSION;
+            self.loose_batches = SegmentHeader::is_compacted(&bytes);
             let mut framed = true;
             while at < end {
                 let len = match self.check_frame(path, position as u32, &bytes[..end as usize], at)? {
@@ -160,8 +160,8 @@ impl Checker<'_> {
             self.problem(path, 0, None, format!("header names segment {}", header.segment_id));
         }
         let rewritten = self.snapshot.compacted.segments.contains_key(&id);
-        if SegmentHeader::version_of(bytes) == COMPACTED_SEGMENT_VERSION && !rewritten {
-            self.problem(path, 0, None, "a version-4 segment that no compaction rewrote");
+        if SegmentHeader::is_compacted(bytes) && !rewritten {
+            self.problem(path, 0, None, "a segment marked compacted that no compaction rewrote");
         }
         // Outside the header CRC, so open never looks: zeros as written, or damage.
         if bytes[SEGMENT_PADDING_OFFSET..SEGMENT_HEADER_LEN].iter().any(|&b| b != 0) {

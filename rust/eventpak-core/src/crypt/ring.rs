@@ -1,0 +1,165 @@
+//! The data keys in memory: each one's AEAD, built once when the key is loaded or made
+//! and reused for every payload it seals or opens.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use chacha20poly1305::XChaCha20Poly1305;
+
+use super::key_file::{cipher, Header, KeyFile, KeyRecord, KEY_LEN};
+use crate::error::{Error, Result};
+
+struct DataKey {
+    entity: Box<str>,
+    cipher: XChaCha20Poly1305,
+    record: KeyRecord,
+}
+
+/// What a key id names for an event of some entity.
+pub(super) enum Lookup {
+    /// The key, ready to open the payload.
+    Found(XChaCha20Poly1305),
+    /// An id handed out before and no longer held: its entity was forgotten.
+    Forgotten,
+    /// An id past every one this process has seen (another process made it).
+    Unknown,
+}
+
+/// A key file as it will be after a forget.
+pub(super) struct Rewrite {
+    pub(super) header: Header,
+    pub(super) records: Vec<KeyRecord>,
+}
+
+/// The loaded key file.
+pub(super) struct Ring {
+    keys: HashMap<u64, DataKey, foldhash::fast::RandomState>,
+    /// Each entity's newest key: what its next append seals with.
+    current: HashMap<Box<str>, u64, foldhash::fast::RandomState>,
+    header: Header,
+    /// One past the highest key id seen (in the header or a record).
+    next_id: u64,
+    /// Where the intact records end: a torn tail past it is cut before the next append.
+    pub(super) valid_len: u64,
+    /// The shared forget counter this ring was loaded at (shared mode; 0 otherwise).
+    pub(super) seen_forgets: u64,
+}
+
+impl Ring {
+    /// Unwraps every record of `file`.
+    pub(super) fn build(
+        path: &Path,
+        store: &XChaCha20Poly1305,
+        file: KeyFile,
+        seen_forgets: u64,
+    ) -> Result<Ring> {
+        let mut ring = Ring {
+            keys: HashMap::default(),
+            current: HashMap::default(),
+            header: file.header,
+            next_id: file.header.next_key_id,
+            valid_len: 0,
+            seen_forgets,
+        };
+        ring.add(path, store, file.records, file.valid_len)?;
+        Ok(ring)
+    }
+
+    /// Unwraps and adds `records`, which end at `valid_len`.
+    pub(super) fn add(
+        &mut self,
+        path: &Path,
+        store: &XChaCha20Poly1305,
+        records: Vec<KeyRecord>,
+        valid_len: u64,
+    ) -> Result<()> {
+        for record in records {
+            if self.keys.contains_key(&record.key_id) {
+                return Err(Error::corrupt(path, 0, format!("key {} recorded twice", record.key_id)));
+            }
+            let key = record
+                .unwrap_key(store)
+                .ok_or_else(|| Error::corrupt(path, 0, format!("key {} does not unwrap", record.key_id)))?;
+            self.keep(record, &key);
+        }
+        self.valid_len = valid_len;
+        Ok(())
+    }
+
+    fn keep(&mut self, record: KeyRecord, key: &[u8; KEY_LEN]) {
+        let id = record.key_id;
+        self.next_id = self.next_id.max(id + 1);
+        let newest = self.current.get(record.entity.as_str()).is_none_or(|&cur| cur < id);
+        if newest {
+            self.current.insert(record.entity.as_str().into(), id);
+        }
+        let data = DataKey { entity: record.entity.as_str().into(), cipher: cipher(key), record };
+        self.keys.insert(id, data);
+    }
+
+    /// Adds a key just appended to the file (which now ends at `valid_len`).
+    pub(super) fn insert(&mut self, record: KeyRecord, key: &[u8; KEY_LEN], valid_len: u64) {
+        self.keep(record, key);
+        self.valid_len = valid_len;
+    }
+
+    /// The forgets the loaded file had seen (its header's generation).
+    pub(super) fn generation(&self) -> u64 {
+        self.header.generation
+    }
+
+    /// The id the next key gets.
+    pub(super) fn next_key_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// The entity's current key.
+    pub(super) fn current(&self, entity: &str) -> Option<(u64, XChaCha20Poly1305)> {
+        let id = *self.current.get(entity)?;
+        Some((id, self.keys[&id].cipher.clone()))
+    }
+
+    /// The key `key_id` for an event of `entity`. A key of another entity is never
+    /// handed out: the payload would not open anyway, and its id says it was not this
+    /// entity's.
+    pub(super) fn lookup(&self, key_id: u64, entity: &str) -> Lookup {
+        match self.keys.get(&key_id) {
+            Some(key) if &*key.entity == entity => Lookup::Found(key.cipher.clone()),
+            Some(_) => Lookup::Forgotten,
+            None if key_id < self.next_id => Lookup::Forgotten,
+            None => Lookup::Unknown,
+        }
+    }
+
+    /// The ids of `entity`'s keys.
+    pub(super) fn ids_of(&self, entity: &str) -> Vec<u64> {
+        self.keys.iter().filter(|(_, k)| &*k.entity == entity).map(|(&id, _)| id).collect()
+    }
+
+    /// The file without `entity`'s keys: the forget counter bumped, every id handed out
+    /// so far kept out of reach for good.
+    pub(super) fn rewritten_without(&self, entity: &str) -> Rewrite {
+        let mut kept: Vec<&DataKey> = self.keys.values().filter(|k| &*k.entity != entity).collect();
+        kept.sort_by_key(|k| k.record.key_id);
+        let header = Header { generation: self.header.generation + 1, next_key_id: self.next_id };
+        Rewrite { header, records: kept.into_iter().map(|k| k.record.clone()).collect() }
+    }
+
+    /// Drops `entity`'s keys after the file was rewritten (`header`, `valid_len` bytes).
+    pub(super) fn forget(&mut self, entity: &str, header: Header, valid_len: u64) {
+        self.keys.retain(|_, k| &*k.entity != entity);
+        self.current.remove(entity);
+        self.header = header;
+        self.valid_len = valid_len;
+    }
+
+    /// Keys held.
+    pub(super) fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Entities holding a key.
+    pub(super) fn entity_count(&self) -> usize {
+        self.current.len()
+    }
+}
