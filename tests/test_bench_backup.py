@@ -15,6 +15,7 @@ def test_backup_bench_quick_run(tmp_path: Path) -> None:
     assert set(rows) == {
         ("full", "eventpak"),
         ("full", "cp"),
+        ("full", "cp_sync"),
         ("incremental", "incremental"),
         ("incremental", "full"),
     }
@@ -22,6 +23,7 @@ def test_backup_bench_quick_run(tmp_path: Path) -> None:
         assert row["median"] > 0, row
     assert rows[("full", "eventpak")]["ratio_label"] == "backup / cp -r"
     assert rows[("full", "eventpak")]["ratio"] > 0 and rows[("full", "eventpak")]["aim"] == ">= 0.8"
+    assert rows[("full", "cp_sync")]["ratio_label"] == "backup / (cp -r; sync)"
     assert rows[("incremental", "incremental")]["ratio_label"] == "incremental / full"
     assert rows[("incremental", "incremental")]["aim"] == "<= 0.05"
     assert "| (full) |" in stdout and "backup / cp -r" in stdout
