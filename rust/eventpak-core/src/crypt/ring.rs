@@ -6,19 +6,21 @@ use std::path::Path;
 
 use chacha20poly1305::XChaCha20Poly1305;
 
-use super::key_file::{cipher, Header, KeyFile, KeyRecord, KEY_LEN};
+use super::{payload_cipher, PayloadCipher};
+
+use super::key_file::{Header, KeyFile, KeyRecord, KEY_LEN};
 use crate::error::{Error, Result};
 
 struct DataKey {
     entity: Box<str>,
-    cipher: XChaCha20Poly1305,
+    cipher: PayloadCipher,
     record: KeyRecord,
 }
 
 /// What a key id names for an event of some entity.
 pub(super) enum Lookup {
     /// The key, ready to open the payload.
-    Found(XChaCha20Poly1305),
+    Found(PayloadCipher),
     /// An id handed out before and no longer held: its entity was forgotten.
     Forgotten,
     /// An id past every one this process has seen (another process made it).
@@ -93,7 +95,7 @@ impl Ring {
         if newest {
             self.current.insert(record.entity.as_str().into(), id);
         }
-        let data = DataKey { entity: record.entity.as_str().into(), cipher: cipher(key), record };
+        let data = DataKey { entity: record.entity.as_str().into(), cipher: payload_cipher(key), record };
         self.keys.insert(id, data);
     }
 
@@ -114,7 +116,7 @@ impl Ring {
     }
 
     /// The entity's current key.
-    pub(super) fn current(&self, entity: &str) -> Option<(u64, XChaCha20Poly1305)> {
+    pub(super) fn current(&self, entity: &str) -> Option<(u64, PayloadCipher)> {
         let id = *self.current.get(entity)?;
         Some((id, self.keys[&id].cipher.clone()))
     }
