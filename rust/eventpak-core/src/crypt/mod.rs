@@ -260,7 +260,7 @@ impl Inner {
 
     /// A key id this process has not seen: reloads the file's tail (shared mode) and looks
     /// again. `None`: forgotten.
-    fn reload_for(&self, key_id: u64, entity: &str) -> Result<Option<PayloadCipher>> {
+    fn reload_for(&self, key_id: u64, entity: &str) -> Result<Option<Arc<PayloadCipher>>> {
         self.reload_tail()?;
         match self.ring.read().lookup(key_id, entity) {
             ring::Lookup::Found(cipher) => Ok(Some(cipher)),
@@ -273,7 +273,7 @@ impl Inner {
         }
     }
 
-    fn key_for_append(&self, entity: &str) -> Result<(u64, PayloadCipher)> {
+    fn key_for_append(&self, entity: &str) -> Result<(u64, Arc<PayloadCipher>)> {
         if let Some(found) = self.ring.read().current(entity) {
             return Ok(found);
         }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use chacha20poly1305::XChaCha20Poly1305;
 
@@ -13,14 +14,15 @@ use crate::error::{Error, Result};
 
 struct DataKey {
     entity: Box<str>,
-    cipher: PayloadCipher,
+    /// Shared rather than cloned per payload: an expanded AES key is about a kilobyte.
+    cipher: Arc<PayloadCipher>,
     record: KeyRecord,
 }
 
 /// What a key id names for an event of some entity.
 pub(super) enum Lookup {
     /// The key, ready to open the payload.
-    Found(PayloadCipher),
+    Found(Arc<PayloadCipher>),
     /// An id handed out before and no longer held: its entity was forgotten.
     Forgotten,
     /// An id past every one this process has seen (another process made it).
@@ -95,7 +97,8 @@ impl Ring {
         if newest {
             self.current.insert(record.entity.as_str().into(), id);
         }
-        let data = DataKey { entity: record.entity.as_str().into(), cipher: payload_cipher(key), record };
+        let data =
+            DataKey { entity: record.entity.as_str().into(), cipher: Arc::new(payload_cipher(key)), record };
         self.keys.insert(id, data);
     }
 
@@ -116,7 +119,7 @@ impl Ring {
     }
 
     /// The entity's current key.
-    pub(super) fn current(&self, entity: &str) -> Option<(u64, PayloadCipher)> {
+    pub(super) fn current(&self, entity: &str) -> Option<(u64, Arc<PayloadCipher>)> {
         let id = *self.current.get(entity)?;
         Some((id, self.keys[&id].cipher.clone()))
     }
