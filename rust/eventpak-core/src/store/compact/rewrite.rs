@@ -1,6 +1,7 @@
 //! Writing a sealed segment again without its removed events: every other frame (events
 //! and tracking records) is copied verbatim, in order, under a temp name.
 
+use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -73,12 +74,25 @@ pub(super) fn rewrite(
         keys: Vec::new(),
     };
     let (mut at, mut written) = (SEGMENT_HEADER_LEN, 0usize);
+    // Frames come in ascending sequence, like `removed`: one walk over both finds them.
+    let mut next_removed = removed.partition_point(|&s| s < header.base_sequence);
+    let mut is_removed = |seq: u64| {
+        while removed.get(next_removed).is_some_and(|&s| s < seq) {
+            next_removed += 1;
+        }
+        removed.get(next_removed) == Some(&seq)
+    };
+    // Each entity's newest removed event, by name borrowed from the mapped segment.
+    let mut heads: HashMap<&str, (u64, Hash), foldhash::fast::RandomState> = HashMap::default();
     while at < bytes.len() {
         let new_offset = (written + out.len()) as u64;
         let len = match decode_frame(&bytes[at..]) {
-            Decoded::Frame(frame) if removed.binary_search(&frame.global_sequence).is_ok() => {
+            Decoded::Frame(frame) if is_removed(frame.global_sequence) => {
                 let (entity, scope, kind) = frame.names();
-                done.heads.push((entity.to_owned(), frame.entity_sequence(), frame.hash()));
+                let head = heads.entry(entity).or_insert((frame.entity_sequence(), frame.hash()));
+                if frame.entity_sequence() >= head.0 {
+                    *head = (frame.entity_sequence(), frame.hash());
+                }
                 if let Some(key) = frame.idempotency_key() {
                     let content = content_digest(
                         (entity, scope, kind),
@@ -124,6 +138,7 @@ pub(super) fn rewrite(
         }
     }
     write(&out)?;
+    done.heads = heads.into_iter().map(|(entity, (clock, hash))| (entity.to_owned(), clock, hash)).collect();
     done.new_len = (written + out.len()) as u64;
     storage.sync(&file, &temp).map_err(|e| Error::storage("fsync of a compacted segment", e))?;
     Ok(Some(done))
