@@ -198,7 +198,7 @@ def count_dead_letters(store: Store, checkpoint_id: str) -> int:
 
 
 def dead_letter_filter(
-    region: Region, checkpoint_id: str | None
+    region: Region, checkpoint_id: str | None, store: Store | None = None
 ) -> Callable[[list[Event]], list[Event]] | None:
     """What a worker of ``region`` leaves out of the batches it hands its handler, or
     ``None`` when there is nothing to leave out.
@@ -208,7 +208,30 @@ def dead_letter_filter(
     ``eventpak.dead_letter`` (names it, or a prefix of it): a region that takes every kind
     (``Region.all()``, an entity or scope region) does not get them. Left-out events still
     move the worker's position on.
+
+    With ``store``, a batch is looked at event by event only when the store holds a dead
+    letter within its range (one index lookup per batch): reading every event's kind costs
+    more than the rest of a worker's delivery of a batch its handler does not touch.
     """
+    leave_out = _leave_out(region, checkpoint_id)
+    if leave_out is None or store is None:
+        return leave_out
+    letters = Region.scope(DEAD_LETTER_SCOPE).with_kinds([DEAD_LETTER_KIND])
+
+    def where_present(batch: list[Event]) -> list[Event]:
+        if not batch:
+            return batch
+        first = batch[0].global_sequence
+        found = store.query(letters, after=first - 1 if first else None, limit=1)
+        if not found or found[0].global_sequence > batch[-1].global_sequence:
+            return batch
+        return leave_out(batch)
+
+    return where_present
+
+
+def _leave_out(region: Region, checkpoint_id: str | None) -> Callable[[list[Event]], list[Event]] | None:
+    """The per-event filter of :func:`dead_letter_filter`."""
     if region.members:
         return _union_filter(region.members, checkpoint_id)
     # The identity names every filter (values escaped, which leaves these names alone).

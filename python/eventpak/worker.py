@@ -197,7 +197,7 @@ class CursorWorkerHandle:
         witness = None if config.checkpoint_id is None else AtLeastOnce(config.checkpoint_id)
         self._committed = (cursor.position, cursor.started)
         budget = RestartBudget(config.restart, time.monotonic)
-        leave_out = dead_letter_filter(self._region, config.checkpoint_id)
+        leave_out = dead_letter_filter(self._region, config.checkpoint_id, self._store)
         while not self._stop.is_set():
             pulled = cursor.pull_batch(config.batch_size, _WAIT_S)
             batch = pulled if leave_out is None else leave_out(pulled)

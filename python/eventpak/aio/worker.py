@@ -192,7 +192,7 @@ class AsyncWorkerHandle:
         witness = None if config.checkpoint_id is None else AtLeastOnce(config.checkpoint_id)
         self._committed = (cursor.position, cursor.started)
         budget = RestartBudget(config.restart, store._loop.time)
-        leave_out = dead_letter_filter(self._region, config.checkpoint_id)
+        leave_out = dead_letter_filter(self._region, config.checkpoint_id, store.sync_store)
         while not self._stop.is_set():
             pulled = await next_batch(store, cursor, config.batch_size, self._stop.is_set)
             if pulled is None:
