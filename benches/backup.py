@@ -35,12 +35,10 @@ import eventpak as ep
 from benches._workload import KIND, SCOPE, make_entities, make_payloads
 from benches.compare.harness import RESULTS_DIR, Bench, Peer, Row, Sample, perf
 from benches.compare.report import (
-    build_rows,
-    json_document,
+    finish_run,
     machine_info,
     machine_lines,
     report_text,
-    write_run,
 )
 
 BATCH = 4096
@@ -189,11 +187,9 @@ def main(argv: list[str] | None = None) -> int:
             "the backup fsyncs every file and folder it writes once; cp -r fsyncs nothing, so the "
             "backup does more for its figure"
         )
-    total = perf() - started
-    rows = build_rows(b)
-    table = markdown(b, rows, machine, size)
-    doc = json_document(b, args, argv, machine, rows, table, total, module="benches.backup")
-    write_run(table, total, doc, args.json)
+    finish_run(
+        b, argv, machine, started, lambda rows: markdown(b, rows, machine, size), module="benches.backup"
+    )
     return 0
 
 

@@ -46,13 +46,11 @@ from benches import _boundary
 from benches._shapes import DOCUMENT, DOCUMENT_BYTES, FLAT, ORDER
 from benches.compare.harness import RESULTS_DIR, Bench, Peer, Row, perf
 from benches.compare.report import (
-    build_rows,
-    json_document,
+    finish_run,
     machine_info,
     machine_lines,
     package_version,
     report_text,
-    write_run,
 )
 
 SHAPES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -196,11 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                 _boundary.event_line(b)
             else:
                 _boundary.items_line(b, fresh=line == "items-fresh")
-    total = perf() - started
-    rows = build_rows(b)
-    table = markdown(b, rows, machine)
-    doc = json_document(b, args, argv, machine, rows, table, total, module="benches.codec")
-    write_run(table, total, doc, args.json)
+    finish_run(b, argv, machine, started, lambda rows: markdown(b, rows, machine), module="benches.codec")
     return 0
 
 

@@ -32,12 +32,10 @@ import eventpak as ep
 from benches._workload import SCOPE, make_entities, make_payloads
 from benches.compare.harness import RESULTS_DIR, Bench, Peer, Row, Sample, perf
 from benches.compare.report import (
-    build_rows,
-    json_document,
+    finish_run,
     machine_info,
     machine_lines,
     report_text,
-    write_run,
 )
 
 BATCH = 4096
@@ -159,11 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         b.notes.append(
             "the copy moves every byte of the sealed segments; compaction reads them all and writes half"
         )
-        total = perf() - started
-        rows = build_rows(b)
-        table = markdown(b, rows, machine)
-        doc = json_document(b, args, argv, machine, rows, table, total, module="benches.compaction")
-    write_run(table, total, doc, args.json)
+        finish_run(
+            b, argv, machine, started, lambda rows: markdown(b, rows, machine), module="benches.compaction"
+        )
     return 0
 
 

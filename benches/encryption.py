@@ -29,12 +29,10 @@ import eventpak as ep
 from benches._workload import KIND, POOL_MASK, SCOPE, make_entities, make_payloads
 from benches.compare.harness import RESULTS_DIR, Bench, Peer, Row, Sample, perf
 from benches.compare.report import (
-    build_rows,
-    json_document,
+    finish_run,
     machine_info,
     machine_lines,
     report_text,
-    write_run,
 )
 
 BATCH = 1000
@@ -148,19 +146,18 @@ def main(argv: list[str] | None = None) -> int:
         case(b, "single", "durable single appends", lambda k: single_run(k, args.singles))
         case(b, "batch", "durable batches of 1,000", lambda k: batch_run(k, args.batches))
         case(b, "read", "read and decode every event through a cursor", lambda k: read_run(k, args.events))
-    total = perf() - started
-    rows = build_rows(b)
     head = [
         *machine_lines(machine),
         f"Settings: rounds={args.rounds}, singles={args.singles:,}, batches={args.batches} x {BATCH:,}, "
         f"read events={args.events:,}; every entity keyed before timing",
     ]
-    table = report_text(head, b, rows, label="Cases")
-    write_run(
-        table,
-        total,
-        json_document(b, args, argv, machine, rows, table, total, module="benches.encryption"),
-        args.json,
+    finish_run(
+        b,
+        argv,
+        machine,
+        started,
+        lambda rows: report_text(head, b, rows, label="Cases"),
+        module="benches.encryption",
     )
     return 0
 

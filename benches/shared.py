@@ -75,12 +75,10 @@ from benches.compare.peers import eventpak as ep_peer
 from benches.compare.peers import raw as raw_peer
 from benches.compare.peers import sqlite as sq_peer
 from benches.compare.report import (
-    build_rows,
-    json_document,
+    finish_run,
     machine_info,
     machine_lines,
     report_text,
-    write_run,
 )
 
 ALL_LINES = "12345"
@@ -1215,11 +1213,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             if "procs" in b.shared:
                 b.shared["procs"].close()
-    total = perf() - started
-    rows = build_rows(b)
-    table = markdown(b, rows, machine)
-    doc = json_document(b, args, argv, machine, rows, table, total, module="benches.shared")
-    write_run(table, total, doc, args.json)
+    finish_run(b, argv, machine, started, lambda rows: markdown(b, rows, machine), module="benches.shared")
     return 0
 
 

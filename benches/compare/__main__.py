@@ -11,7 +11,7 @@ import benches.compare
 from benches.compare.cases import ALL_CASES, CASES
 from benches.compare.harness import RESULTS_DIR, Bench, perf
 from benches.compare.peers import lmdb, msgspec
-from benches.compare.report import build_rows, json_document, machine_info, markdown, write_run
+from benches.compare.report import finish_run, machine_info, markdown
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -108,11 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         for case, run in CASES.items():  # always in CASES order, whatever the order of --cases
             if case in args.cases:
                 run(b)
-    total = perf() - started
-    rows = build_rows(b)
-    table = markdown(b, rows, machine)
-    doc = json_document(b, args, argv, machine, rows, table, total)
-    write_run(table, total, doc, args.json)
+    finish_run(b, argv, machine, started, lambda rows: markdown(b, rows, machine))
     return 0
 
 

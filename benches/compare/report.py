@@ -12,6 +12,7 @@ import platform
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import eventpak as ep
 import msgpack
 
 from benches._workload import PAYLOAD_BYTES
-from benches.compare.harness import WORKER_BATCH, Bench, log, median_ratio
+from benches.compare.harness import WORKER_BATCH, Bench, log, median_ratio, perf
 from benches.compare.peers import lmdb, sqlite
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -250,6 +251,23 @@ def json_document(
         "notes": b.notes,
         "markdown": table,
     }
+
+
+def finish_run(
+    b: Bench,
+    argv: list[str] | None,
+    machine: dict[str, Any],
+    started: float,
+    table_of: Callable[[list[dict[str, Any]]], str],
+    module: str = "benches.compare",
+) -> None:
+    """Ends a bench's run: its rows, its table (``table_of(rows)``) and its JSON, printed and
+    written to ``--json``, with the wall time since ``started``."""
+    total = perf() - started
+    rows = build_rows(b)
+    table = table_of(rows)
+    doc = json_document(b, b.args, argv, machine, rows, table, total, module=module)
+    write_run(table, total, doc, b.args.json)
 
 
 def write_run(table: str, total: float, doc: dict[str, Any], path: str) -> None:
