@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 
 use eventpak_core::{Retention, Selection, StoredEvent};
-use parking_lot::Mutex;
 use pyo3::prelude::*;
 
+use crate::progress::ProgressCallback;
 use crate::store::NativeStore;
 
 #[pymethods]
@@ -25,22 +25,16 @@ impl NativeStore {
         predicate: Option<Py<PyAny>>,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<(u64, u64, u64)> {
-        // The first Python error from either callback; it stops the compaction.
-        let raised: Mutex<Option<PyErr>> = Mutex::new(None);
-        let keep = |e: PyErr| {
-            raised.lock().get_or_insert(e);
-        };
-        let mut report_progress = |done: u64, total: u64| match &progress {
-            None => true,
-            Some(callback) => Python::attach(|py| callback.call1(py, (done, total)).map_err(keep).is_ok()),
-        };
+        // The predicate's exception, which stops the compaction (as progress's does).
+        let mut raised: Option<PyErr> = None;
+        let mut progress = ProgressCallback::new(progress);
         let mut ask = |event: &StoredEvent| -> Option<bool> {
             let callback = predicate.as_ref()?;
             Python::attach(|py| {
                 self.events(py, vec![event.clone()])
                     .and_then(|mut events| callback.call1(py, (events.remove(0),)))
                     .and_then(|verdict| verdict.bind(py).is_truthy())
-                    .map_err(keep)
+                    .map_err(|e| raised = Some(e))
                     .ok()
             })
         };
@@ -55,12 +49,12 @@ impl NativeStore {
                     keep_last_per_entity,
                 })
             };
-            store.compact(selection, &mut report_progress)
+            store.compact(selection, &mut |done, total| progress.report(done, total))
         });
-        if let Some(e) = raised.into_inner() {
+        if let Some(e) = raised {
             return Err(e);
         }
-        let report = outcome?;
+        let report = progress.finish(outcome)?;
         Ok((report.removed, report.kept, report.bytes_freed))
     }
 }

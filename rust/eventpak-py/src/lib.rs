@@ -23,6 +23,7 @@ mod names;
 mod nats_wire;
 mod operations;
 mod payload;
+mod progress;
 mod projection;
 mod receipts;
 mod replica;

@@ -3,6 +3,7 @@
 
 use pyo3::prelude::*;
 
+use crate::progress::ProgressCallback;
 use crate::store::NativeStore;
 
 /// `(path, offset, sequence, reason)` of one problem.
@@ -17,23 +18,9 @@ impl NativeStore {
     /// is called every few megabytes; an exception from it stops the check and is raised.
     #[pyo3(signature = (progress=None))]
     fn verify(&self, py: Python<'_>, progress: Option<Py<PyAny>>) -> PyResult<Report> {
-        let mut raised: Option<PyErr> = None;
-        let report = self.run(py, |store| {
-            let mut report_progress = |done: u64, total: u64| match &progress {
-                None => true,
-                Some(callback) => Python::attach(|py| match callback.call1(py, (done, total)) {
-                    Ok(_) => true,
-                    Err(e) => {
-                        raised = Some(e);
-                        false
-                    }
-                }),
-            };
-            store.verify(&mut report_progress)
-        })?;
-        if let Some(e) = raised {
-            return Err(e);
-        }
+        let mut progress = ProgressCallback::new(progress);
+        let report = self.run(py, |store| store.verify(&mut |done, total| progress.report(done, total)));
+        let report = progress.finish(report)?;
         let problems = report
             .problems
             .into_iter()
