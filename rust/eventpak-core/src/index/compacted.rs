@@ -3,21 +3,9 @@
 //! it. Its entity keeps counting it: position `n` of an entity's postings still holds clock
 //! `n`, as a hole's sequence, so clocks, compare-and-set and chaining are unaffected.
 
-use super::holes::HOLE_SEGMENT;
-use super::{EntityState, EntryMeta, Index};
+use super::holes::HOLE;
+use super::{EntityState, Index};
 use crate::compaction::Compacted;
-
-/// A hole's entry, as `skip_to` makes it.
-const HOLE: EntryMeta = EntryMeta {
-    segment: HOLE_SEGMENT,
-    offset: 0,
-    len: 0,
-    entity: u32::MAX,
-    scope: u32::MAX,
-    kind: u32::MAX,
-    entity_sequence: 0,
-    visible: false,
-};
 
 impl Index {
     /// Turns the events at `removed` (ascending, visible) into holes. Entity postings keep

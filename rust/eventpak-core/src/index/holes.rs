@@ -15,6 +15,18 @@ impl EntryMeta {
     }
 }
 
+/// A hole's entry: a sequence no frame holds (skipped by a replica, removed by compaction).
+pub(super) const HOLE: EntryMeta = EntryMeta {
+    segment: HOLE_SEGMENT,
+    offset: 0,
+    len: 0,
+    entity: u32::MAX,
+    scope: u32::MAX,
+    kind: u32::MAX,
+    entity_sequence: 0,
+    visible: false,
+};
+
 impl Index {
     /// Marks every sequence from `self.len()` up to (not including) `seq` as a hole, so
     /// that the next event inserted takes `seq`.
@@ -23,16 +35,7 @@ impl Index {
         // `sequence_of_any`, which finds the first (real) one of equal ids.
         let id = self.last_event_id();
         while self.len() < seq {
-            self.entries.push(EntryMeta {
-                segment: HOLE_SEGMENT,
-                offset: 0,
-                len: 0,
-                entity: u32::MAX,
-                scope: u32::MAX,
-                kind: u32::MAX,
-                entity_sequence: 0,
-                visible: false,
-            });
+            self.entries.push(HOLE);
             self.event_ids.push(id);
             self.holes += 1;
         }
