@@ -66,7 +66,9 @@ def test_a_backup_of_a_compacted_store_holds_what_it_holds_and_a_later_compactio
         assert copy.verify().ok
 
 
-def test_an_encrypted_store_backs_up_sealed_and_its_copy_opens_only_with_the_key(open_store, tmp_path: Path) -> None:
+def test_an_encrypted_store_backs_up_sealed_and_its_copy_opens_only_with_the_key(
+    open_store, tmp_path: Path
+) -> None:
     key = ep.generate_encryption_key()
     store = open_store(encryption_key=key, **SMALL)
     fill(store, 120)
@@ -81,7 +83,9 @@ def test_an_encrypted_store_backs_up_sealed_and_its_copy_opens_only_with_the_key
         assert copy.verify().ok
 
 
-def test_forgetting_reaches_a_later_incremental_backup_but_not_the_earlier_copy(open_store, tmp_path: Path) -> None:
+def test_forgetting_reaches_a_later_incremental_backup_but_not_the_earlier_copy(
+    open_store, tmp_path: Path
+) -> None:
     key = ep.generate_encryption_key()
     store = open_store(encryption_key=key, **SMALL)
     fill(store, 100)
@@ -103,7 +107,9 @@ def test_forgetting_reaches_a_later_incremental_backup_but_not_the_earlier_copy(
         assert all(e.payload["text"] == MARKER for e in copy.query(R.all()) if e.entity == "u2")
 
 
-def test_compaction_of_an_encrypted_store_keeps_sealed_payloads_and_then_forgets(open_store, data_dir: Path) -> None:
+def test_compaction_of_an_encrypted_store_keeps_sealed_payloads_and_then_forgets(
+    open_store, data_dir: Path
+) -> None:
     key = ep.generate_encryption_key()
     store = open_store(encryption_key=key, **SMALL)
     fill(store, 200)
