@@ -54,6 +54,7 @@ def test_sigkilled_compactions_keep_every_unselected_event_and_invent_nothing(tm
         known[r.global_sequence] = (f"e{i % 8}", kind, store.get(r.event_id).payload_bytes, r.hash)
     store.close()
     rng = random.Random(20261202)
+    removed_somewhere = False
     for round_no in range(KILLS):
         pending: tuple[str, str, bytes] | None = None
         for line in run_child(data, round_no, rng):
@@ -77,4 +78,8 @@ def test_sigkilled_compactions_keep_every_unselected_event_and_invent_nothing(tm
                 assert (*found, event.hash) == known[seq], f"event {seq} changed"
             missing = [s for s, (_, kind, _, _) in known.items() if kind == "keep" and s not in present]
             assert not missing, f"round {round_no}: unselected events lost: {missing[:5]}"
-            assert len(present) < len(known)  # the compactions did remove ticks
+            # A kill may land before a round's first compaction commits, so removal is only
+            # required of the run as a whole (a round whose kill follows its second
+            # compaction has one finished compaction behind it).
+            removed_somewhere = removed_somewhere or len(present) < len(known)
+    assert removed_somewhere, "no compaction removed anything: the kills tested nothing"
