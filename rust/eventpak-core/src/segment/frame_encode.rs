@@ -164,6 +164,6 @@ pub fn encode_frame_fields(out: &mut Vec<u8>, fields: &FrameFields<'_>, batch_in
     out.extend_from_slice(fields.payload);
     write_tags(out, fields.tags);
     debug_assert_eq!(out.len() - start, len);
-    let crc = crc32c::crc32c(&out[start + FRAME_CRC_COVERS_FROM..]);
+    let crc = super::crc::crc32c(&out[start + FRAME_CRC_COVERS_FROM..]);
     out[start + FRAME_CRC_OFFSET..start + FRAME_CRC_COVERS_FROM].copy_from_slice(&crc.to_le_bytes());
 }

@@ -1,5 +1,6 @@
 //! Segment files: naming, creation, scanning and mapped reads.
 
+mod crc;
 mod frame;
 mod frame_encode;
 mod header;
