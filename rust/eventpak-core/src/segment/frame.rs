@@ -225,8 +225,10 @@ impl<'a> FrameView<'a> {
 
     /// The msgpack payload bytes.
     pub fn payload(&self) -> &'a [u8] {
-        let [.., payload] = self.name_ranges();
-        &self.body[payload]
+        // Summed directly rather than through `name_ranges`: read on every payload access.
+        let [entity, scope, kind, key, version, payload] = variable_lens(self.body);
+        let start = BODY_FIXED_LEN + entity + scope + kind + key + version;
+        &self.body[start..start + payload]
     }
 
     /// The tags section as stored (what the chain hash covers); empty without tags.
