@@ -1,5 +1,5 @@
 //! The data keys in memory: each one's AEAD, built once when the key is loaded or made
-//! and reused for every payload it seals or opens.
+//! and reused for every payload it seals or opens, with the suite the key file names.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -7,22 +7,23 @@ use std::sync::Arc;
 
 use chacha20poly1305::XChaCha20Poly1305;
 
-use super::{payload_cipher, PayloadCipher};
+use super::payload::{PayloadCipher, PayloadSuite};
 
 use super::key_file::{Header, KeyFile, KeyRecord, KEY_LEN};
 use crate::error::{Error, Result};
 
 struct DataKey {
     entity: Box<str>,
-    /// Shared rather than cloned per payload: an expanded AES key is about a kilobyte.
+    /// Shared rather than cloned: an expanded AES key is about a kilobyte. A commit's
+    /// sealer takes one reference per run of one entity's events.
     cipher: Arc<PayloadCipher>,
     record: KeyRecord,
 }
 
 /// What a key id names for an event of some entity.
-pub(super) enum Lookup {
+pub(super) enum Lookup<'a> {
     /// The key, ready to open the payload.
-    Found(Arc<PayloadCipher>),
+    Found(&'a PayloadCipher),
     /// An id handed out before and no longer held: its entity was forgotten.
     Forgotten,
     /// An id past every one this process has seen (another process made it).
@@ -97,8 +98,8 @@ impl Ring {
         if newest {
             self.current.insert(record.entity.as_str().into(), id);
         }
-        let data =
-            DataKey { entity: record.entity.as_str().into(), cipher: Arc::new(payload_cipher(key)), record };
+        let cipher = Arc::new(PayloadCipher::new(self.header.suite, key));
+        let data = DataKey { entity: record.entity.as_str().into(), cipher, record };
         self.keys.insert(id, data);
     }
 
@@ -106,6 +107,11 @@ impl Ring {
     pub(super) fn insert(&mut self, record: KeyRecord, key: &[u8; KEY_LEN], valid_len: u64) {
         self.keep(record, key);
         self.valid_len = valid_len;
+    }
+
+    /// The suite the key file names for every payload of the store.
+    pub(super) fn suite(&self) -> PayloadSuite {
+        self.header.suite
     }
 
     /// The forgets the loaded file had seen (its header's generation).
@@ -127,9 +133,9 @@ impl Ring {
     /// The key `key_id` for an event of `entity`. A key of another entity is never
     /// handed out: the payload would not open anyway, and its id says it was not this
     /// entity's.
-    pub(super) fn lookup(&self, key_id: u64, entity: &str) -> Lookup {
+    pub(super) fn lookup(&self, key_id: u64, entity: &str) -> Lookup<'_> {
         match self.keys.get(&key_id) {
-            Some(key) if &*key.entity == entity => Lookup::Found(key.cipher.clone()),
+            Some(key) if &*key.entity == entity => Lookup::Found(&key.cipher),
             Some(_) => Lookup::Forgotten,
             None if key_id < self.next_id => Lookup::Forgotten,
             None => Lookup::Unknown,
@@ -146,7 +152,8 @@ impl Ring {
     pub(super) fn rewritten_without(&self, entity: &str) -> Rewrite {
         let mut kept: Vec<&DataKey> = self.keys.values().filter(|k| &*k.entity != entity).collect();
         kept.sort_by_key(|k| k.record.key_id);
-        let header = Header { generation: self.header.generation + 1, next_key_id: self.next_id };
+        let header =
+            Header { generation: self.header.generation + 1, next_key_id: self.next_id, ..self.header };
         Rewrite { header, records: kept.into_iter().map(|k| k.record.clone()).collect() }
     }
 
