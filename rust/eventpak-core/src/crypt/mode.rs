@@ -111,7 +111,8 @@ fn create(
     store: &chacha20poly1305::XChaCha20Poly1305,
     shared: bool,
 ) -> Result<KeyFile> {
-    let header = Header { generation: 0, next_key_id: 0, suite: PayloadSuite::Aes256GcmSiv };
+    // New stores seal with AES-256-GCM; those made with key file version 1 keep GCM-SIV.
+    let header = Header { generation: 0, next_key_id: 0, suite: PayloadSuite::Aes256Gcm };
     let bytes = key_file::encode_file(store, header, &[])?;
     let created = KeyFile { header, records: Vec::new(), valid_len: HEADER_LEN as u64 };
     if !shared {

@@ -2,11 +2,12 @@
 //! call, their sealed bytes written one after another into one buffer, the key ring read
 //! under one lock, and each entity's key looked up once per run of its events.
 //!
-//! Nonces are random, 96 bits each, never counters: AES-256-GCM reveals the authentication
-//! key to whoever sees two messages sealed under one key with one nonce, and a counter (or
-//! a user-space generator) restarted by a restored VM snapshot or copied by `fork()` would
-//! hand out the same nonces again. `getrandom` asks the kernel each time, whose state moves
-//! on across both. The bound this leaves is in `docs/decisions.md`.
+//! Nonces are random, 96 bits each, never counters: two AES-256-GCM messages sealed under one
+//! key with one nonce give away the XOR of their plaintexts and let the authentication key
+//! be worked out, and a counter (or a user-space generator) restarted by a restored VM
+//! snapshot or copied by `fork()` would hand out the same nonces again. `getrandom` asks the
+//! kernel each time, whose state moves on across both. The bound this leaves (2^32 payloads
+//! per data key) is in `docs/decisions.md`.
 
 use std::ops::Range;
 use std::sync::Arc;
