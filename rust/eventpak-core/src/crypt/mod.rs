@@ -88,11 +88,6 @@ impl PayloadKeys {
         Ok(())
     }
 
-    /// The suite this store's payloads are sealed with (fixed when the store was made).
-    pub fn suite(&self) -> PayloadSuite {
-        self.0.ring.read().suite()
-    }
-
     /// Opens the sealed payload of the event at `at` (global sequence `global_sequence`).
     /// [`Error::PayloadForgotten`] when its key was destroyed; a payload that does not open
     /// with its key is [`Error::CorruptSegment`].

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chacha20poly1305::XChaCha20Poly1305;
 
-use super::payload::{PayloadCipher, PayloadSuite};
+use super::payload::PayloadCipher;
 
 use super::key_file::{Header, KeyFile, KeyRecord, KEY_LEN};
 use crate::error::{Error, Result};
@@ -139,11 +139,6 @@ impl Ring {
     pub(super) fn insert(&mut self, record: KeyRecord, key: &[u8; KEY_LEN], valid_len: u64) {
         self.keep(record, key);
         self.valid_len = valid_len;
-    }
-
-    /// The suite the key file names for every payload of the store.
-    pub(super) fn suite(&self) -> PayloadSuite {
-        self.header.suite
     }
 
     /// The forgets the loaded file had seen (its header's generation).
