@@ -148,7 +148,7 @@ impl Event {
             return Ok(self.payload.set_once(payload::decode(py, self.stored.payload())?));
         }
         let view = self.stored.view();
-        let mut decoded = payload::decode(py, &self.plain_payload()?)?;
+        let mut decoded = sealed::read_opened(&self.stored, self.keys.as_ref(), |b| payload::decode(py, b))?;
         if let Some(upcasters) = &self.upcasters {
             let (kind, stored) = (view.kind_bytes(), view.payload_version());
             decoded = upcasters.apply(kind, stored, view.global_sequence, decoded)?;

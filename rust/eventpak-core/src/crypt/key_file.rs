@@ -1,6 +1,7 @@
 //! The key file (`encryption.keys`, `docs/format.md` "Key file"): a header proving which
-//! store key the data dir was made with, then one self-checking record per data key,
-//! wrapped by that store key.
+//! store key the data dir was made with and naming the cipher its payloads are sealed with
+//! (its version: 1 for AES-256-GCM-SIV, 2 for AES-256-GCM), then one self-checking record
+//! per data key, wrapped by that store key.
 //!
 //! Records are appended (one `write`, then fsync) when an entity gets a key; the whole file
 //! is replaced atomically (temp, fsync, rename, directory fsync) when an entity is
@@ -14,6 +15,7 @@ use std::path::Path;
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{Key, Tag, XChaCha20Poly1305, XNonce};
 
+use super::payload::PayloadSuite;
 use crate::error::{Error, Result};
 use crate::io::{open_append, Storage};
 
@@ -27,7 +29,6 @@ pub const NONCE_LEN: usize = 24;
 pub const TAG_LEN: usize = 16;
 
 const MAGIC: &[u8; 8] = b"EVPKKEY\0";
-const VERSION: u32 = 1;
 // Header offsets: magic | version u32 | generation u64 | next key id u64 | check nonce
 // | check tag | CRC-32C u32 of everything before it.
 const VERSION_AT: usize = 8;
@@ -55,6 +56,8 @@ pub struct Header {
     /// Every key id below it was handed out once; ids are never reused, so a forgotten
     /// key's id can never name a later key.
     pub next_key_id: u64,
+    /// What the payloads are sealed with: the file's version. Kept by every rewrite.
+    pub suite: PayloadSuite,
 }
 
 /// One data key as stored: wrapped, with the entity and id it is bound to.
@@ -110,7 +113,7 @@ pub fn encode_header(store: &XChaCha20Poly1305, header: Header) -> Result<Vec<u8
         .map_err(|_| Error::Internal("sealing the key check value failed".into()))?;
     let mut out = Vec::with_capacity(HEADER_LEN);
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&header.suite.key_file_version().to_le_bytes());
     out.extend_from_slice(&header.generation.to_le_bytes());
     out.extend_from_slice(&header.next_key_id.to_le_bytes());
     out.extend_from_slice(&nonce);
@@ -183,15 +186,16 @@ pub fn decode_header(bytes: &[u8], store: &XChaCha20Poly1305, path: &Path) -> Re
     if crc32c::crc32c(&bytes[..HEADER_CRC_AT]) != u32_at(bytes, HEADER_CRC_AT) {
         return bad("key file header CRC mismatch");
     }
-    if u32_at(bytes, VERSION_AT) != VERSION {
+    let Some(suite) = PayloadSuite::of_key_file_version(u32_at(bytes, VERSION_AT)) else {
         return bad("unsupported key file version");
-    }
+    };
     let nonce = XNonce::from_slice(&bytes[CHECK_NONCE_AT..CHECK_TAG_AT]);
     let tag = Tag::from_slice(&bytes[CHECK_TAG_AT..HEADER_CRC_AT]);
     if store.decrypt_in_place_detached(nonce, CHECK_AAD, &mut [], tag).is_err() {
         return Ok(None);
     }
-    Ok(Some(Header { generation: u64_at(bytes, GENERATION_AT), next_key_id: u64_at(bytes, NEXT_KEY_ID_AT) }))
+    let (generation, next_key_id) = (u64_at(bytes, GENERATION_AT), u64_at(bytes, NEXT_KEY_ID_AT));
+    Ok(Some(Header { generation, next_key_id, suite }))
 }
 
 /// Decodes the records of `bytes` from `from`. A record cut short, or damaged and reaching

@@ -1,74 +1,39 @@
-//! Encryption at rest: payloads sealed with AES-256-GCM-SIV under a per-entity data key,
-//! data keys wrapped (XChaCha20-Poly1305) by the store key in the key file ([`key_file`]). Names, kinds,
+//! Encryption at rest: payloads sealed with AES-256-GCM (AES-256-GCM-SIV in stores made
+//! before it, see [`PayloadSuite`]) under a per-entity data key, data keys wrapped
+//! (XChaCha20-Poly1305) by the store key in the key file ([`key_file`]). Names, kinds,
 //! sequences and hashes stay in clear; the hash covers the sealed bytes, so `verify()`
 //! never needs a key. Forgetting an entity destroys its data keys: its payloads can never
 //! be opened again, everything else about its events stays and verifies.
 
 pub mod key_file;
 mod mode;
+mod payload;
 mod ring;
+mod sealer;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use aes_gcm_siv::aead::{AeadInPlace, KeyInit};
-use aes_gcm_siv::{Aes256GcmSiv, Nonce, Tag};
 use chacha20poly1305::XChaCha20Poly1305;
 use parking_lot::RwLock;
 
 use self::key_file::TAG_LEN;
 pub use self::key_file::{KEY_FILE, KEY_LEN};
 pub use self::mode::open_keys;
+use self::payload::{Aad, PayloadCipher, BODY_AT};
+pub use self::payload::{PayloadBinding, PayloadSuite, PAYLOAD_NONCE_LEN, SEALED_OVERHEAD};
 use self::ring::Ring;
 use crate::coord::SharedMemory;
 use crate::error::{Error, Result};
-use crate::event::EventId;
 use crate::io::Storage;
 
-/// Bytes of a payload nonce (AES-256-GCM-SIV's 96 bits).
-pub const PAYLOAD_NONCE_LEN: usize = 12;
-/// Bytes a sealed payload adds to the plaintext: key id, nonce and tag.
-pub const SEALED_OVERHEAD: usize = 8 + PAYLOAD_NONCE_LEN + TAG_LEN;
-
-/// The AEAD payloads are sealed with. AES-256-GCM-SIV: with the AES and carry-less multiply
-/// instructions of current x86-64 and ARM processors it seals a small payload several
-/// times faster than XChaCha20-Poly1305 does, and it resists nonce reuse (a repeated
-/// nonce reveals only that two sealed payloads are equal, and the associated data names
-/// the event, so none are), which a counter restarted by a restored VM snapshot could
-/// otherwise cause.
-pub(crate) type PayloadCipher = Aes256GcmSiv;
-
-fn payload_cipher(key: &[u8; KEY_LEN]) -> PayloadCipher {
-    Aes256GcmSiv::new(key.into())
-}
-const PAYLOAD_AAD: &[u8] = b"eventpak payload v1";
+/// Opened payloads up to this long are opened into a buffer on the stack
+/// ([`PayloadKeys::open_with`]); longer ones into one on the heap.
+const OPEN_ON_STACK: usize = 1024;
 
 /// A fresh random store key (32 bytes from the operating system).
 pub fn generate_encryption_key() -> Result<[u8; KEY_LEN]> {
     key_file::random()
-}
-
-/// What a sealed payload is bound to: its event, so a sealed payload copied onto another
-/// event (or another entity) does not open.
-#[derive(Clone, Copy, Debug)]
-pub struct PayloadBinding<'a> {
-    /// The event's entity.
-    pub entity: &'a str,
-    /// The event's id.
-    pub event_id: EventId,
-    /// The event's entity clock as its frame stores it.
-    pub entity_sequence: u64,
-}
-
-fn payload_aad(key_id: u64, at: &PayloadBinding<'_>) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(PAYLOAD_AAD.len() + 32 + at.entity.len());
-    aad.extend_from_slice(PAYLOAD_AAD);
-    aad.extend_from_slice(&key_id.to_le_bytes());
-    aad.extend_from_slice(&at.event_id);
-    aad.extend_from_slice(&at.entity_sequence.to_le_bytes());
-    aad.extend_from_slice(at.entity.as_bytes());
-    aad
 }
 
 /// The keys of an encrypted store: shared by the store and every event read from it
@@ -81,11 +46,6 @@ struct Inner {
     storage: Arc<dyn Storage>,
     store: XChaCha20Poly1305,
     ring: RwLock<Ring>,
-    /// Nonces are this random prefix (fixed per open) and a counter: never repeated
-    /// within an open; across opens a repeat is harmless under GCM-SIV (see
-    /// [`PayloadCipher`]).
-    nonce_prefix: [u8; 4],
-    nonce_counter: AtomicU64,
     /// With `shared=True`: the page whose forget counter tells this process that another
     /// one rewrote the key file.
     shared: Option<SharedMemory>,
@@ -98,16 +58,8 @@ impl std::fmt::Debug for PayloadKeys {
 }
 
 impl PayloadKeys {
-    fn new(path: PathBuf, storage: Arc<dyn Storage>, store: XChaCha20Poly1305, ring: Ring) -> Result<Self> {
-        Ok(PayloadKeys(Arc::new(Inner {
-            path,
-            storage,
-            store,
-            ring: RwLock::new(ring),
-            nonce_prefix: key_file::random()?,
-            nonce_counter: AtomicU64::new(0),
-            shared: None,
-        })))
+    fn new(path: PathBuf, storage: Arc<dyn Storage>, store: XChaCha20Poly1305, ring: Ring) -> Self {
+        PayloadKeys(Arc::new(Inner { path, storage, store, ring: RwLock::new(ring), shared: None }))
     }
 
     /// Follows the forget counter of the shared page at `mem` (shared mode). Called once,
@@ -136,62 +88,93 @@ impl PayloadKeys {
         Ok(())
     }
 
-    /// Seals `plaintext` for the event at `at` with its entity's current data key, creating
-    /// (and durably recording) the key first when the entity has none. The caller holds the
-    /// writer lock (in shared mode, the cross-process write lock too), so key creation is
-    /// never concurrent, and the key record is fsynced before any event sealed with it is
-    /// written.
-    pub fn seal(&self, at: &PayloadBinding<'_>, plaintext: &[u8]) -> Result<Vec<u8>> {
-        self.follow()?;
-        let (key_id, cipher) = self.0.key_for_append(at.entity)?;
-        let counter = self.0.nonce_counter.fetch_add(1, Ordering::Relaxed);
-        let mut nonce = [0u8; PAYLOAD_NONCE_LEN];
-        nonce[..4].copy_from_slice(&self.0.nonce_prefix);
-        nonce[4..].copy_from_slice(&counter.to_le_bytes());
-        let mut out = Vec::with_capacity(plaintext.len() + SEALED_OVERHEAD);
-        out.extend_from_slice(&key_id.to_le_bytes());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(plaintext);
-        let tag = cipher
-            .encrypt_in_place_detached(
-                Nonce::from_slice(&nonce),
-                &payload_aad(key_id, at),
-                &mut out[8 + PAYLOAD_NONCE_LEN..],
-            )
-            .map_err(|_| Error::Internal("sealing a payload failed".into()))?;
-        out.extend_from_slice(&tag);
-        Ok(out)
-    }
-
     /// Opens the sealed payload of the event at `at` (global sequence `global_sequence`).
     /// [`Error::PayloadForgotten`] when its key was destroyed; a payload that does not open
     /// with its key is [`Error::CorruptSegment`].
     pub fn open(&self, at: &PayloadBinding<'_>, global_sequence: u64, sealed: &[u8]) -> Result<Vec<u8>> {
-        let damaged = |reason: &str| {
-            Error::corrupt(self.0.path.clone(), global_sequence, format!("event {global_sequence}: {reason}"))
-        };
-        if sealed.len() < SEALED_OVERHEAD {
-            return Err(damaged("sealed payload too short"));
-        }
-        self.follow()?;
-        let key_id = u64::from_le_bytes(sealed[..8].try_into().unwrap());
-        // Looked up first, so the read lock is released before a reload takes the write lock.
-        let found = self.0.ring.read().lookup(key_id, at.entity);
-        let cipher = match found {
-            ring::Lookup::Found(cipher) => Some(cipher),
-            ring::Lookup::Forgotten => None,
-            ring::Lookup::Unknown => self.0.reload_for(key_id, at.entity)?,
-        };
-        let Some(cipher) = cipher else {
-            return Err(Error::PayloadForgotten { entity: at.entity.to_owned(), global_sequence });
-        };
-        let nonce = Nonce::from_slice(&sealed[8..8 + PAYLOAD_NONCE_LEN]);
-        let (body, tag) = sealed[8 + PAYLOAD_NONCE_LEN..].split_at(sealed.len() - SEALED_OVERHEAD);
-        let mut plain = body.to_vec();
-        cipher
-            .decrypt_in_place_detached(nonce, &payload_aad(key_id, at), &mut plain, Tag::from_slice(tag))
-            .map_err(|_| damaged("sealed payload does not open with its key"))?;
+        let parts = self.split(global_sequence, sealed)?;
+        let mut plain = parts.body.to_vec();
+        self.open_in_place(at, global_sequence, &parts, &mut plain)?;
         Ok(plain)
+    }
+
+    /// Opens the sealed payload as [`PayloadKeys::open`] does and hands the plaintext to
+    /// `read`, without a heap allocation for a payload of up to a kilobyte: for a read
+    /// that decodes the payload and keeps nothing of its bytes.
+    pub fn open_with<T>(
+        &self,
+        at: &PayloadBinding<'_>,
+        global_sequence: u64,
+        sealed: &[u8],
+        read: impl FnOnce(&[u8]) -> T,
+    ) -> Result<T> {
+        let parts = self.split(global_sequence, sealed)?;
+        if parts.body.len() > OPEN_ON_STACK {
+            return self.open(at, global_sequence, sealed).map(|plain| read(&plain));
+        }
+        let mut buf = [0u8; OPEN_ON_STACK];
+        let plain = &mut buf[..parts.body.len()];
+        plain.copy_from_slice(parts.body);
+        self.open_in_place(at, global_sequence, &parts, plain)?;
+        Ok(read(plain))
+    }
+
+    fn damaged(&self, global_sequence: u64, reason: &str) -> Error {
+        Error::corrupt(self.0.path.clone(), global_sequence, format!("event {global_sequence}: {reason}"))
+    }
+
+    fn split<'s>(&self, global_sequence: u64, sealed: &'s [u8]) -> Result<Sealed<'s>> {
+        if sealed.len() < SEALED_OVERHEAD {
+            return Err(self.damaged(global_sequence, "sealed payload too short"));
+        }
+        let (head, rest) = sealed.split_at(BODY_AT);
+        let (body, tag) = rest.split_at(rest.len() - TAG_LEN);
+        Ok(Sealed {
+            key_id: u64::from_le_bytes(head[..8].try_into().expect("8 bytes")),
+            nonce: head[8..].try_into().expect("a nonce's length"),
+            body,
+            tag: tag.try_into().expect("a tag's length"),
+        })
+    }
+
+    /// Decrypts `plain` (a copy of `parts.body`) in place. The key is used under the
+    /// ring's read lock, so a read takes no reference to it.
+    fn open_in_place(
+        &self,
+        at: &PayloadBinding<'_>,
+        global_sequence: u64,
+        parts: &Sealed<'_>,
+        plain: &mut [u8],
+    ) -> Result<()> {
+        self.follow()?;
+        let aad = Aad::new(parts.key_id, at);
+        let forgotten = || Error::PayloadForgotten { entity: at.entity.to_owned(), global_sequence };
+        let mut opened = |cipher: &PayloadCipher| {
+            cipher
+                .open(parts.nonce, aad.bytes(), plain, parts.tag)
+                .map_err(|_| self.damaged(global_sequence, "sealed payload does not open with its key"))
+        };
+        {
+            let ring = self.0.ring.read();
+            match ring.lookup(parts.key_id, at.entity) {
+                ring::Lookup::Found(cipher) => return opened(cipher),
+                ring::Lookup::Forgotten => return Err(forgotten()),
+                // Released before a reload takes the write lock.
+                ring::Lookup::Unknown => {}
+            }
+        }
+        // A key id this process has not seen: another process made it (shared mode).
+        self.0.reload_tail()?;
+        let ring = self.0.ring.read();
+        match ring.lookup(parts.key_id, at.entity) {
+            ring::Lookup::Found(cipher) => opened(cipher),
+            ring::Lookup::Forgotten => Err(forgotten()),
+            ring::Lookup::Unknown => Err(Error::corrupt(
+                self.0.path.clone(),
+                0,
+                format!("a payload names key {}, which the key file never held", parts.key_id),
+            )),
+        }
     }
 
     /// Destroys every data key of `entity` durably: the key file is rewritten without them
@@ -258,21 +241,7 @@ impl Inner {
         ring.add(&self.path, &self.store, records, valid_len)
     }
 
-    /// A key id this process has not seen: reloads the file's tail (shared mode) and looks
-    /// again. `None`: forgotten.
-    fn reload_for(&self, key_id: u64, entity: &str) -> Result<Option<Arc<PayloadCipher>>> {
-        self.reload_tail()?;
-        match self.ring.read().lookup(key_id, entity) {
-            ring::Lookup::Found(cipher) => Ok(Some(cipher)),
-            ring::Lookup::Forgotten => Ok(None),
-            ring::Lookup::Unknown => Err(Error::corrupt(
-                self.path.clone(),
-                0,
-                format!("a payload names key {key_id}, which the key file never held"),
-            )),
-        }
-    }
-
+    /// The current key of `entity`, made and durably recorded first when it has none.
     fn key_for_append(&self, entity: &str) -> Result<(u64, Arc<PayloadCipher>)> {
         if let Some(found) = self.ring.read().current(entity) {
             return Ok(found);
@@ -289,4 +258,12 @@ impl Inner {
         ring.insert(record, &key, valid_len);
         Ok(ring.current(entity).expect("inserted above"))
     }
+}
+
+/// A sealed payload's parts: `key id u64 | nonce | ciphertext | tag`.
+struct Sealed<'s> {
+    key_id: u64,
+    nonce: &'s [u8; PAYLOAD_NONCE_LEN],
+    body: &'s [u8],
+    tag: &'s [u8; TAG_LEN],
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::key_file::{self, Header, KeyFile, HEADER_LEN, KEY_FILE, KEY_LEN};
 use super::ring::Ring;
-use super::PayloadKeys;
+use super::{PayloadKeys, PayloadSuite};
 use crate::error::{Error, Result};
 use crate::io::Storage;
 use crate::segment::{SegmentHeader, SEGMENT_HEADER_LEN};
@@ -98,7 +98,7 @@ pub fn open_keys(
         create(storage, data_dir, &store, shared)?
     };
     let ring = Ring::build(&path, &store, file, 0)?;
-    PayloadKeys::new(path, storage.clone(), store, ring).map(Some)
+    Ok(Some(PayloadKeys::new(path, storage.clone(), store, ring)))
 }
 
 /// Writes the key file of a new store: the header alone, atomically. In shared mode it is
@@ -111,7 +111,8 @@ fn create(
     store: &chacha20poly1305::XChaCha20Poly1305,
     shared: bool,
 ) -> Result<KeyFile> {
-    let header = Header { generation: 0, next_key_id: 0 };
+    // New stores seal with AES-256-GCM; those made with key file version 1 keep GCM-SIV.
+    let header = Header { generation: 0, next_key_id: 0, suite: PayloadSuite::Aes256Gcm };
     let bytes = key_file::encode_file(store, header, &[])?;
     let created = KeyFile { header, records: Vec::new(), valid_len: HEADER_LEN as u64 };
     if !shared {

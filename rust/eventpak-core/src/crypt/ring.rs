@@ -1,28 +1,58 @@
 //! The data keys in memory: each one's AEAD, built once when the key is loaded or made
-//! and reused for every payload it seals or opens.
+//! and reused for every payload it seals or opens, with the suite the key file names.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
 use chacha20poly1305::XChaCha20Poly1305;
 
-use super::{payload_cipher, PayloadCipher};
+use super::payload::PayloadCipher;
 
 use super::key_file::{Header, KeyFile, KeyRecord, KEY_LEN};
 use crate::error::{Error, Result};
 
+/// What a read needs of a data key, and no more: every payload read looks one up, so the
+/// table stays small (the wrapped records, needed only to rewrite the file, are apart).
 struct DataKey {
-    entity: Box<str>,
-    /// Shared rather than cloned per payload: an expanded AES key is about a kilobyte.
+    entity: EntityName,
+    /// Shared rather than cloned: an expanded AES key is about a kilobyte. A commit's
+    /// sealer takes one reference per run of one entity's events.
     cipher: Arc<PayloadCipher>,
-    record: KeyRecord,
+}
+
+/// An entity name, inline when it is short (nearly always): checking a payload's entity
+/// against its key's then reads nothing but the key's table entry, where a separate
+/// allocation per name cost a cache miss per payload read.
+enum EntityName {
+    Inline { len: u8, bytes: [u8; INLINE_NAME] },
+    Heap(Box<str>),
+}
+
+const INLINE_NAME: usize = 38;
+
+impl EntityName {
+    fn new(name: &str) -> EntityName {
+        if name.len() > INLINE_NAME {
+            return EntityName::Heap(name.into());
+        }
+        let mut bytes = [0u8; INLINE_NAME];
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        EntityName::Inline { len: name.len() as u8, bytes }
+    }
+
+    fn is(&self, name: &str) -> bool {
+        match self {
+            EntityName::Inline { len, bytes } => &bytes[..*len as usize] == name.as_bytes(),
+            EntityName::Heap(own) => &**own == name,
+        }
+    }
 }
 
 /// What a key id names for an event of some entity.
-pub(super) enum Lookup {
+pub(super) enum Lookup<'a> {
     /// The key, ready to open the payload.
-    Found(Arc<PayloadCipher>),
+    Found(&'a PayloadCipher),
     /// An id handed out before and no longer held: its entity was forgotten.
     Forgotten,
     /// An id past every one this process has seen (another process made it).
@@ -38,8 +68,10 @@ pub(super) struct Rewrite {
 /// The loaded key file.
 pub(super) struct Ring {
     keys: HashMap<u64, DataKey, foldhash::fast::RandomState>,
+    /// The records of `keys`, as the file holds them, in key id order.
+    records: BTreeMap<u64, KeyRecord>,
     /// Each entity's newest key: what its next append seals with.
-    current: HashMap<Box<str>, u64, foldhash::fast::RandomState>,
+    current: HashMap<Box<str>, (u64, Arc<PayloadCipher>), foldhash::fast::RandomState>,
     header: Header,
     /// One past the highest key id seen (in the header or a record).
     next_id: u64,
@@ -59,6 +91,7 @@ impl Ring {
     ) -> Result<Ring> {
         let mut ring = Ring {
             keys: HashMap::default(),
+            records: BTreeMap::new(),
             current: HashMap::default(),
             header: file.header,
             next_id: file.header.next_key_id,
@@ -93,13 +126,13 @@ impl Ring {
     fn keep(&mut self, record: KeyRecord, key: &[u8; KEY_LEN]) {
         let id = record.key_id;
         self.next_id = self.next_id.max(id + 1);
-        let newest = self.current.get(record.entity.as_str()).is_none_or(|&cur| cur < id);
+        let cipher = Arc::new(PayloadCipher::new(self.header.suite, key));
+        let newest = self.current.get(record.entity.as_str()).is_none_or(|&(cur, _)| cur < id);
         if newest {
-            self.current.insert(record.entity.as_str().into(), id);
+            self.current.insert(record.entity.as_str().into(), (id, cipher.clone()));
         }
-        let data =
-            DataKey { entity: record.entity.as_str().into(), cipher: Arc::new(payload_cipher(key)), record };
-        self.keys.insert(id, data);
+        self.keys.insert(id, DataKey { entity: EntityName::new(&record.entity), cipher });
+        self.records.insert(id, record);
     }
 
     /// Adds a key just appended to the file (which now ends at `valid_len`).
@@ -120,16 +153,15 @@ impl Ring {
 
     /// The entity's current key.
     pub(super) fn current(&self, entity: &str) -> Option<(u64, Arc<PayloadCipher>)> {
-        let id = *self.current.get(entity)?;
-        Some((id, self.keys[&id].cipher.clone()))
+        self.current.get(entity).map(|(id, cipher)| (*id, cipher.clone()))
     }
 
     /// The key `key_id` for an event of `entity`. A key of another entity is never
     /// handed out: the payload would not open anyway, and its id says it was not this
     /// entity's.
-    pub(super) fn lookup(&self, key_id: u64, entity: &str) -> Lookup {
+    pub(super) fn lookup(&self, key_id: u64, entity: &str) -> Lookup<'_> {
         match self.keys.get(&key_id) {
-            Some(key) if &*key.entity == entity => Lookup::Found(key.cipher.clone()),
+            Some(key) if key.entity.is(entity) => Lookup::Found(&key.cipher),
             Some(_) => Lookup::Forgotten,
             None if key_id < self.next_id => Lookup::Forgotten,
             None => Lookup::Unknown,
@@ -138,21 +170,22 @@ impl Ring {
 
     /// The ids of `entity`'s keys.
     pub(super) fn ids_of(&self, entity: &str) -> Vec<u64> {
-        self.keys.iter().filter(|(_, k)| &*k.entity == entity).map(|(&id, _)| id).collect()
+        self.keys.iter().filter(|(_, k)| k.entity.is(entity)).map(|(&id, _)| id).collect()
     }
 
     /// The file without `entity`'s keys: the forget counter bumped, every id handed out
     /// so far kept out of reach for good.
     pub(super) fn rewritten_without(&self, entity: &str) -> Rewrite {
-        let mut kept: Vec<&DataKey> = self.keys.values().filter(|k| &*k.entity != entity).collect();
-        kept.sort_by_key(|k| k.record.key_id);
-        let header = Header { generation: self.header.generation + 1, next_key_id: self.next_id };
-        Rewrite { header, records: kept.into_iter().map(|k| k.record.clone()).collect() }
+        let kept = self.records.values().filter(|r| r.entity != entity).cloned().collect();
+        let header =
+            Header { generation: self.header.generation + 1, next_key_id: self.next_id, ..self.header };
+        Rewrite { header, records: kept }
     }
 
     /// Drops `entity`'s keys after the file was rewritten (`header`, `valid_len` bytes).
     pub(super) fn forget(&mut self, entity: &str, header: Header, valid_len: u64) {
-        self.keys.retain(|_, k| &*k.entity != entity);
+        self.keys.retain(|_, k| !k.entity.is(entity));
+        self.records.retain(|_, r| r.entity != entity);
         self.current.remove(entity);
         self.header = header;
         self.valid_len = valid_len;
@@ -166,5 +199,24 @@ impl Ring {
     /// Entities holding a key.
     pub(super) fn entity_count(&self) -> usize {
         self.current.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EntityName;
+
+    #[test]
+    fn entity_names_compare_exactly_inline_and_on_the_heap() {
+        for name in ["", "a", "acct-00042", &"n".repeat(38), &"n".repeat(39), "é😀"] {
+            let own = EntityName::new(name);
+            assert_eq!(matches!(own, EntityName::Inline { .. }), name.len() <= 38, "{name}");
+            assert!(own.is(name));
+            for other in
+                [&format!("{name}x")[..], name.get(..name.len().saturating_sub(1)).unwrap_or("x"), "\0"]
+            {
+                assert_eq!(own.is(other), other == name, "{name:?} vs {other:?}");
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 
 use parking_lot::Mutex;
 
+use super::stamp::Stamped;
 use super::Store;
 use crate::compaction::content_digest;
 use crate::conditions::{validate_tracking_name, CommitGuards};
@@ -162,8 +163,8 @@ impl Store {
         let now = WallClock::read();
         let timestamp_us = w.clock.timestamp_at(now);
         let first_sequence = w.written();
-        let stamps = match self.stamp(&index, &requests, &mut w.clock, now) {
-            Ok(stamps) => stamps,
+        let Stamped { stamps, sealed } = match self.stamp(&index, &requests, &mut w.clock, now) {
+            Ok(stamped) => stamped,
             Err(e) => {
                 // A key record that failed to write (or fsync) stops the writer, as a
                 // failed frame write does: an fsync is never retried.
@@ -183,7 +184,7 @@ impl Store {
             timestamp_us,
         });
         let frames = stamps.iter().zip(&requests).enumerate();
-        let frames = frames.map(|(i, (s, r))| s.frame(r, first_sequence + i as u64, timestamp_us));
+        let frames = frames.map(|(i, (s, r))| s.frame(r, &sealed, first_sequence + i as u64, timestamp_us));
         w.write_frames(frames, tracking, &self.shared.segments)?;
         if !requests.is_empty() {
             self.shared.appends.fetch_add(1, Ordering::Relaxed);

@@ -6,6 +6,7 @@
 //! an event's bytes once, into the writer's buffer.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use super::Store;
 use crate::crypt::PayloadBinding;
@@ -25,8 +26,16 @@ pub(super) struct Stamp {
     pub(super) correlation_id: EventId,
     pub(super) prev_hash: Hash,
     pub(super) hash: Hash,
-    /// The payload as an encrypted store writes it (sealed); `None`: the request's as is.
-    pub(super) sealed: Option<Vec<u8>>,
+    /// Where the payload as an encrypted store writes it (sealed) lies in the commit's
+    /// [`Stamped::sealed`]; `None`: the request's as is.
+    pub(super) sealed: Option<Range<usize>>,
+}
+
+/// What a commit decided for its requests: a stamp for each, in order, and the sealed
+/// payloads of an encrypted store, one after another (one buffer for the whole commit).
+pub(super) struct Stamped {
+    pub(super) stamps: Vec<Stamp>,
+    pub(super) sealed: Vec<u8>,
 }
 
 /// Where each entity of a batch was last stamped: the position of its newest request so
@@ -45,12 +54,16 @@ impl Store {
         requests: &[AppendRequest],
         clock: &mut IdClock,
         now: WallClock,
-    ) -> Result<Vec<Stamp>> {
+    ) -> Result<Stamped> {
         // A single event needs no map: its entity's head is the index's.
         let batch = requests.len() > 1;
         let mut last_stamped =
             LastStamped::with_capacity_and_hasher(if batch { requests.len() } else { 0 }, <_>::default());
         let mut stamps: Vec<Stamp> = Vec::with_capacity(requests.len());
+        let mut sealer = match &self.shared.keys {
+            Some(keys) => Some(keys.sealer(requests.len(), requests.iter().map(|r| r.payload.len()).sum())?),
+            None => None,
+        };
         for (i, r) in requests.iter().enumerate() {
             let earlier = if batch { last_stamped.insert(&r.entity, i as u32) } else { None };
             let (entity_id, entity_sequence, prev_hash) = match earlier {
@@ -77,12 +90,13 @@ impl Store {
             let event_id = clock.next_id_at(now);
             // Sealed before hashing: the hash covers the bytes the frame stores, so
             // `verify()` never needs a key.
-            let sealed = match &self.shared.keys {
-                Some(keys) => {
+            let (sealed, payload) = match &mut sealer {
+                Some(sealer) => {
                     let at = PayloadBinding { entity: &r.entity, event_id, entity_sequence };
-                    Some(keys.seal(&at, &r.payload)?)
+                    let at = sealer.seal(&at, &r.payload)?;
+                    (Some(at.clone()), &sealer.sealed()[at])
                 }
-                None => None,
+                None => (None, &r.payload[..]),
             };
             let fields = HashedFields {
                 entity_sequence,
@@ -90,7 +104,7 @@ impl Store {
                 scope: &r.scope,
                 kind: &r.kind,
                 payload_version: r.payload_version,
-                payload: sealed.as_deref().unwrap_or(&r.payload),
+                payload,
                 tags: &tags,
             };
             let hash = chain_hash(&prev_hash, fields);
@@ -108,7 +122,7 @@ impl Store {
             };
             stamps.push(stamp);
         }
-        Ok(stamps)
+        Ok(Stamped { stamps, sealed: sealer.map(|s| s.into_sealed()).unwrap_or_default() })
     }
 
     /// The causation id of request `r` (an earlier item of this batch, or the id it names)
@@ -144,10 +158,12 @@ impl Store {
 }
 
 impl Stamp {
-    /// The frame of request `r` with this stamp, at `global_sequence`, made at `timestamp_us`.
+    /// The frame of request `r` with this stamp (its sealed payload in `sealed`, the
+    /// commit's [`Stamped::sealed`]), at `global_sequence`, made at `timestamp_us`.
     pub(super) fn frame<'a>(
         &'a self,
         r: &'a AppendRequest,
+        sealed: &'a [u8],
         global_sequence: u64,
         timestamp_us: u64,
     ) -> FrameFields<'a> {
@@ -165,7 +181,10 @@ impl Stamp {
             kind: &r.kind,
             idempotency_key: r.idempotency_key.as_deref(),
             payload_version: r.payload_version,
-            payload: self.sealed.as_deref().unwrap_or(&r.payload),
+            payload: match &self.sealed {
+                Some(at) => &sealed[at.clone()],
+                None => &r.payload,
+            },
             tags: &r.tags,
         }
     }

@@ -17,3 +17,17 @@ pub fn opened<'a>(stored: &'a StoredEvent, keys: Option<&PayloadKeys>) -> PyResu
     let at = PayloadBinding { entity, event_id: view.event_id(), entity_sequence: view.entity_sequence() };
     keys.open(&at, view.global_sequence, view.payload()).map(Cow::Owned).map_err(|e| to_py(e, ""))
 }
+
+/// `read` of the msgpack bytes [`opened`] returns, without copying them for a clear store
+/// or allocating for a small payload of an encrypted one: for a read that decodes them.
+pub fn read_opened<T>(
+    stored: &StoredEvent,
+    keys: Option<&PayloadKeys>,
+    read: impl FnOnce(&[u8]) -> PyResult<T>,
+) -> PyResult<T> {
+    let view = stored.view();
+    let Some(keys) = keys else { return read(view.payload()) };
+    let (entity, _, _) = view.names();
+    let at = PayloadBinding { entity, event_id: view.event_id(), entity_sequence: view.entity_sequence() };
+    keys.open_with(&at, view.global_sequence, view.payload(), read).map_err(|e| to_py(e, ""))?
+}
