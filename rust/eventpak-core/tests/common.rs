@@ -4,10 +4,19 @@
 use std::path::{Path, PathBuf};
 
 use eventpak_core::segment::{LogFrame, SEGMENT_HEADER_LEN};
-use eventpak_core::{AppendRequest, Store, StoreConfig, SyncMode};
+use eventpak_core::{AppendRequest, EncryptionKey, Store, StoreConfig, SyncMode};
 
 pub fn config() -> StoreConfig {
     StoreConfig { sync: SyncMode::Never, ..StoreConfig::default() }
+}
+
+/// A durable store's config, encrypted with `key` when one is given.
+pub fn durable_config(key: Option<&[u8]>) -> StoreConfig {
+    StoreConfig {
+        sync: SyncMode::Always,
+        encryption_key: key.map(|k| EncryptionKey(k.to_vec())),
+        ..StoreConfig::default()
+    }
 }
 
 pub fn request(entity: &str, kind: &str, payload: &[u8]) -> AppendRequest {

@@ -1,33 +1,24 @@
 //! Encryption at rest: sealed payloads, the key file, refusals at open, forgetting an
 //! entity, and the key file's writes under injected I/O faults.
 
+mod common;
+
+use common::durable_config;
+
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use eventpak_core::{
     generate_encryption_key, AppendRequest, EncryptionKey, Error, Region, Storage, Store, StoreConfig,
-    SyncMode, ENCRYPTION_KEY_FILE,
+    ENCRYPTION_KEY_FILE,
 };
 
 const MARKER: &[u8] = b"plaintext-marker-7f3a";
 
-fn config(key: Option<&[u8; 32]>) -> StoreConfig {
-    StoreConfig {
-        sync: SyncMode::Always,
-        encryption_key: key.map(|k| EncryptionKey(k.to_vec())),
-        ..StoreConfig::default()
-    }
-}
-
+/// An event of kind "k" in scope "s".
 fn request(entity: &str, payload: &[u8]) -> AppendRequest {
-    AppendRequest {
-        entity: entity.into(),
-        scope: "s".into(),
-        kind: "k".into(),
-        payload: payload.to_vec(),
-        ..AppendRequest::default()
-    }
+    common::request(entity, "k", payload)
 }
 
 fn files_hold(dir: &Path, needle: &[u8]) -> bool {
@@ -66,7 +57,7 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
 fn payloads_are_sealed_on_disk_and_open_on_read() {
     let dir = tempfile::tempdir().unwrap();
     let key = generate_encryption_key().unwrap();
-    let store = Store::open(dir.path(), config(Some(&key))).unwrap();
+    let store = Store::open(dir.path(), durable_config(Some(&key))).unwrap();
     store.append(request("alice", MARKER)).unwrap();
     store.append_batch(vec![request("bob", MARKER), request("alice", b"second")]).unwrap();
     let events = store.query(&Region::all(), None, None).unwrap();
@@ -75,7 +66,7 @@ fn payloads_are_sealed_on_disk_and_open_on_read() {
     assert!(store.verify(&mut |_, _| true).unwrap().ok());
     store.close().unwrap();
     assert!(!files_hold(dir.path(), MARKER), "plaintext found in the data dir");
-    let store = Store::open(dir.path(), config(Some(&key))).unwrap();
+    let store = Store::open(dir.path(), durable_config(Some(&key))).unwrap();
     let events = store.query(&Region::all(), None, None).unwrap();
     assert_eq!(store.payload_of(&events[1]).unwrap(), MARKER);
 }
@@ -84,30 +75,30 @@ fn payloads_are_sealed_on_disk_and_open_on_read() {
 fn wrong_missing_and_clear_store_keys_are_refused_without_writing() {
     let dir = tempfile::tempdir().unwrap();
     let key = generate_encryption_key().unwrap();
-    Store::open(dir.path(), config(Some(&key))).unwrap().append(request("a", b"x")).unwrap();
+    Store::open(dir.path(), durable_config(Some(&key))).unwrap().append(request("a", b"x")).unwrap();
     let before = snapshot(dir.path());
     let other = generate_encryption_key().unwrap();
-    for cfg in [config(Some(&other)), config(None)] {
+    for cfg in [durable_config(Some(&other)), durable_config(None)] {
         assert!(matches!(Store::open(dir.path(), cfg), Err(Error::InvalidConfig(_))));
         assert_eq!(snapshot(dir.path()), before);
     }
     // The segments say "encrypted" even with the key file gone.
     std::fs::rename(dir.path().join(ENCRYPTION_KEY_FILE), dir.path().join("moved")).unwrap();
     let before = snapshot(dir.path());
-    for cfg in [config(Some(&key)), config(None)] {
+    for cfg in [durable_config(Some(&key)), durable_config(None)] {
         assert!(matches!(Store::open(dir.path(), cfg), Err(Error::InvalidConfig(_))));
         assert_eq!(snapshot(dir.path()), before);
     }
     let clear = tempfile::tempdir().unwrap();
-    Store::open(clear.path(), config(None)).unwrap().append(request("a", b"x")).unwrap();
+    Store::open(clear.path(), durable_config(None)).unwrap().append(request("a", b"x")).unwrap();
     let before = snapshot(clear.path());
-    assert!(matches!(Store::open(clear.path(), config(Some(&key))), Err(Error::InvalidConfig(_))));
+    assert!(matches!(Store::open(clear.path(), durable_config(Some(&key))), Err(Error::InvalidConfig(_))));
     assert_eq!(snapshot(clear.path()), before);
-    let short = StoreConfig { encryption_key: Some(EncryptionKey(vec![0; 31])), ..config(None) };
+    let short = StoreConfig { encryption_key: Some(EncryptionKey(vec![0; 31])), ..durable_config(None) };
     assert!(matches!(Store::open(clear.path(), short), Err(Error::InvalidConfig(_))));
     // Neither the bytes nor their hex may show (a single byte's digits could appear in
     // any other field, so the whole key is looked for).
-    let shown = format!("{:?}", config(Some(&key)));
+    let shown = format!("{:?}", durable_config(Some(&key)));
     let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
     assert!(!shown.contains(&format!("{:?}", &key[..])) && !shown.contains(&hex), "{shown}");
     assert!(shown.contains("EncryptionKey(<hidden>)"), "{shown}");
@@ -117,7 +108,7 @@ fn wrong_missing_and_clear_store_keys_are_refused_without_writing() {
 fn forgetting_destroys_the_entity_keys_for_good() {
     let dir = tempfile::tempdir().unwrap();
     let key = generate_encryption_key().unwrap();
-    let store = Store::open(dir.path(), config(Some(&key))).unwrap();
+    let store = Store::open(dir.path(), durable_config(Some(&key))).unwrap();
     store.append(request("alice", b"a1")).unwrap();
     store.append(request("bob", b"b1")).unwrap();
     assert_eq!(store.forget_entity("alice").unwrap(), 1);
@@ -136,9 +127,9 @@ fn forgetting_destroys_the_entity_keys_for_good() {
     };
     check(&store);
     store.close().unwrap();
-    check(&Store::open(dir.path(), config(Some(&key))).unwrap());
+    check(&Store::open(dir.path(), durable_config(Some(&key))).unwrap());
     let clear = tempfile::tempdir().unwrap();
-    let clear = Store::open(clear.path(), config(None)).unwrap();
+    let clear = Store::open(clear.path(), durable_config(None)).unwrap();
     assert!(matches!(clear.forget_entity("alice"), Err(Error::InvalidConfig(_))));
 }
 
@@ -146,7 +137,7 @@ fn forgetting_destroys_the_entity_keys_for_good() {
 fn a_retried_keyed_append_gets_its_receipt_back() {
     let dir = tempfile::tempdir().unwrap();
     let key = generate_encryption_key().unwrap();
-    let store = Store::open(dir.path(), config(Some(&key))).unwrap();
+    let store = Store::open(dir.path(), durable_config(Some(&key))).unwrap();
     let keyed = AppendRequest { idempotency_key: Some(b"k1".to_vec()), ..request("alice", b"p") };
     let first = store.append(keyed.clone()).unwrap();
     assert_eq!(store.append(keyed.clone()).unwrap().global_sequence, first.global_sequence);
@@ -176,13 +167,13 @@ fn a_failed_key_write_writes_no_event_and_reopens_clean() {
     let dir = tempfile::tempdir().unwrap();
     let key = generate_encryption_key().unwrap();
     let storage = Arc::new(FailKeyWrites::default());
-    let store = Store::open_with(dir.path(), config(Some(&key)), storage.clone()).unwrap();
+    let store = Store::open_with(dir.path(), durable_config(Some(&key)), storage.clone()).unwrap();
     store.append(request("alice", b"a1")).unwrap();
     storage.0.store(true, Ordering::SeqCst);
     assert!(matches!(store.append(request("bob", b"b1")), Err(Error::StorageFailed { .. })));
     assert!(matches!(store.forget_entity("alice"), Err(Error::StorageFailed { .. })));
     drop(store);
-    let store = Store::open(dir.path(), config(Some(&key))).unwrap();
+    let store = Store::open(dir.path(), durable_config(Some(&key))).unwrap();
     let events = store.query(&Region::all(), None, None).unwrap();
     assert_eq!(events.len(), 1);
     assert_eq!(store.payload_of(&events[0]).unwrap(), b"a1");
@@ -198,7 +189,7 @@ fn encrypted_bytes_follow_the_format() {
     };
     let dir = tempfile::tempdir().unwrap();
     let key = generate_encryption_key().unwrap();
-    let store = Store::open(dir.path(), config(Some(&key))).unwrap();
+    let store = Store::open(dir.path(), durable_config(Some(&key))).unwrap();
     store.append(request("alice", b"0123456789")).unwrap();
     store.close().unwrap();
     let segment = std::fs::read(dir.path().join("segments").join("00000000000000000000.seg")).unwrap();
@@ -238,21 +229,21 @@ fn a_forget_that_fails_after_its_rename_stops_the_writer_and_reopens_forgotten()
     let dir = tempfile::tempdir().unwrap();
     let key = generate_encryption_key().unwrap();
     let storage = Arc::new(FailDirSync::default());
-    let store = Store::open_with(dir.path(), config(Some(&key)), storage.clone()).unwrap();
+    let store = Store::open_with(dir.path(), durable_config(Some(&key)), storage.clone()).unwrap();
     store.append(request("alice", b"a1")).unwrap();
     store.append(request("bob", b"b1")).unwrap();
     storage.0.store(true, Ordering::SeqCst);
     assert!(matches!(store.forget_entity("alice"), Err(Error::StorageFailed { .. })));
     assert!(matches!(store.append(request("carol", b"c1")), Err(Error::StorageFailed { .. })));
     drop(store);
-    let store = Store::open(dir.path(), config(Some(&key))).unwrap();
+    let store = Store::open(dir.path(), durable_config(Some(&key))).unwrap();
     let events = store.query(&Region::all(), None, None).unwrap();
     assert!(matches!(store.payload_of(&events[0]), Err(Error::PayloadForgotten { .. })));
     assert_eq!(store.payload_of(&events[1]).unwrap(), b"b1");
     store.append(request("carol", b"c1")).unwrap();
     store.append(request("alice", b"a2")).unwrap();
     store.close().unwrap();
-    let store = Store::open(dir.path(), config(Some(&key))).unwrap();
+    let store = Store::open(dir.path(), durable_config(Some(&key))).unwrap();
     let events = store.query(&Region::all(), None, None).unwrap();
     assert_eq!(store.payload_of(&events[3]).unwrap(), b"a2");
     assert!(store.verify(&mut |_, _| true).unwrap().ok());

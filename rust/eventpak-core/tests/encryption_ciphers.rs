@@ -3,32 +3,22 @@
 //! version 2) under random nonces that never repeat; the committed key-file-version-1
 //! fixture (AES-256-GCM-SIV) keeps its cipher for the payloads appended to it.
 
+mod common;
+
+use common::durable_config;
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::XChaCha20Poly1305;
 use eventpak_core::{
-    generate_encryption_key, AppendRequest, EncryptionKey, Error, Region, Store, StoreConfig, SyncMode,
-    ENCRYPTION_KEY_FILE,
+    generate_encryption_key, AppendRequest, Error, Region, Store, StoreConfig, ENCRYPTION_KEY_FILE,
 };
 
-fn config(key: &[u8]) -> StoreConfig {
-    StoreConfig {
-        sync: SyncMode::Always,
-        encryption_key: Some(EncryptionKey(key.to_vec())),
-        ..StoreConfig::default()
-    }
-}
-
+/// An event of kind "k" in scope "s".
 fn request(entity: &str, payload: &[u8]) -> AppendRequest {
-    AppendRequest {
-        entity: entity.into(),
-        scope: "s".into(),
-        kind: "k".into(),
-        payload: payload.to_vec(),
-        ..AppendRequest::default()
-    }
+    common::request(entity, "k", payload)
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -64,7 +54,7 @@ enum Cipher {
 /// plaintexts (by sequence) and the nonces.
 fn open_directly(dir: &Path, store_key: &[u8], cipher: Cipher) -> (Vec<Option<Vec<u8>>>, Vec<Vec<u8>>) {
     let (_, keys) = data_keys(dir, store_key);
-    let store = Store::open(dir, StoreConfig { read_only: true, ..config(store_key) }).unwrap();
+    let store = Store::open(dir, StoreConfig { read_only: true, ..durable_config(Some(store_key)) }).unwrap();
     let (mut plain, mut nonces) = (Vec::new(), Vec::new());
     for event in store.query(&Region::all(), None, None).unwrap() {
         let view = event.view();
@@ -107,7 +97,7 @@ fn a_new_store_seals_with_aes_256_gcm_and_never_repeats_a_nonce() {
     let mut want = Vec::new();
     for round in 0..3 {
         // Reopened every round: nonces must not repeat across opens either.
-        let store = Store::open(dir.path(), config(&key)).unwrap();
+        let store = Store::open(dir.path(), durable_config(Some(&key))).unwrap();
         let batch: Vec<_> =
             (0..1000).map(|i| request(&format!("e{}", i % 50), format!("{round}/{i}").as_bytes())).collect();
         want.extend(batch.iter().map(|r| r.payload.clone()));
@@ -157,7 +147,7 @@ fn a_key_file_version_1_store_keeps_aes_256_gcm_siv() {
     assert_eq!(version, 1);
     let (before, _) = open_directly(&copy, &key, Cipher::GcmSiv);
     assert!(before.iter().any(Option::is_none), "the fixture holds a forgotten entity");
-    let store = Store::open(&copy, config(&key)).unwrap();
+    let store = Store::open(&copy, durable_config(Some(&key))).unwrap();
     store.append(request("alice", b"after")).unwrap();
     store.append_batch(vec![request("newcomer", b"a"), request("newcomer", b"b")]).unwrap();
     assert_eq!(store.forget_entity("bob").unwrap(), 1);
@@ -175,14 +165,14 @@ fn a_key_file_version_1_store_keeps_aes_256_gcm_siv() {
 fn a_key_file_of_an_unknown_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let key = generate_encryption_key().unwrap();
-    Store::open(dir.path(), config(&key)).unwrap().append(request("a", b"x")).unwrap();
+    Store::open(dir.path(), durable_config(Some(&key))).unwrap().append(request("a", b"x")).unwrap();
     let path = dir.path().join(ENCRYPTION_KEY_FILE);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
     let crc = crc32c::crc32c(&bytes[..68]);
     bytes[68..72].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&path, &bytes).unwrap();
-    let Err(refused) = Store::open(dir.path(), config(&key)) else { panic!("opened") };
+    let Err(refused) = Store::open(dir.path(), durable_config(Some(&key))) else { panic!("opened") };
     assert!(matches!(&refused, Error::CorruptSegment { .. }), "{refused:?}");
     assert!(refused.to_string().contains("unsupported key file version"), "{refused}");
 }
