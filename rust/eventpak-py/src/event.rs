@@ -143,13 +143,11 @@ impl Event {
         if let Some(cached) = self.payload.get(py) {
             return Ok(cached);
         }
-        if self.upcasters.is_none() && self.keys.is_none() {
-            // The common case, on every read loop's path: the stored bytes as they are.
-            return Ok(self.payload.set_once(payload::decode(py, self.stored.payload())?));
-        }
-        let view = self.stored.view();
         let mut decoded = sealed::read_opened(&self.stored, self.keys.as_ref(), |b| payload::decode(py, b))?;
         if let Some(upcasters) = &self.upcasters {
+            // The frame's fields are read only when an upcaster needs them: a plain read
+            // looks at the frame once, for its payload.
+            let view = self.stored.view();
             let (kind, stored) = (view.kind_bytes(), view.payload_version());
             decoded = upcasters.apply(kind, stored, view.global_sequence, decoded)?;
         }

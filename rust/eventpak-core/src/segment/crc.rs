@@ -3,7 +3,7 @@
 //! `crc32` instruction, 8 bytes at a time, does a third of the work of the general
 //! routine, whose alignment split and three-way interleaving pay off only on kilobytes.
 //! Anything else (long frames, other processors) goes to the `crc32c` crate; both give
-//! the same value, which a test checks over every length up to a few kilobytes.
+//! the same value, which a test checks at every length the loop takes and past it.
 
 /// Frames up to this length take the short loop.
 const SHORT_MAX: usize = 1024;

@@ -75,12 +75,6 @@ impl StoredEvent {
         FrameView::trusted(self.frame_bytes())
     }
 
-    /// The payload as stored (msgpack, or sealed in an encrypted store).
-    #[inline]
-    pub fn payload(&self) -> &[u8] {
-        self.view().payload()
-    }
-
     /// The raw frame bytes.
     pub fn frame_bytes(&self) -> &[u8] {
         &self.map[self.offset..self.offset + self.len as usize]
