@@ -1,10 +1,10 @@
 """``store.verify()`` and ``eventpak verify DIR``: the full integrity check, against real files.
 
-Opening a store with a loaded index checkpoint reads only the last covered frame of each
-covered segment, and no open re-hashes an event; every read checks its frame's CRC and that it
-holds the sequence the index expects. So damage that keeps a frame's CRC valid (a payload byte
-changed and the CRC recomputed: a forgery) is served by reads, and damage elsewhere in a covered
-frame is found only when that event is read. ``verify()`` re-reads every frame of every segment,
+Opening a store checks every frame's CRC, sequence and id (under a loaded index checkpoint too),
+but no open re-hashes an event; every read checks its frame's CRC and that it holds the sequence
+the index expects. So damage that keeps a frame's CRC valid (a payload byte changed and the CRC
+recomputed: a forgery) is served by reads, and damage done while a store is open is found when
+that event is read. ``verify()`` re-reads every frame of every segment,
 re-hashes every event and compares everything with the index and the side files: these tests
 damage one thing each and check that it is reported exactly where it is, and that a healthy
 store (fences, causal links, payload versions, idempotency keys, several segments) is ``ok``.
@@ -195,18 +195,19 @@ def _problems_at(report: ep.VerifyReport, path: Path) -> list[ep.VerifyProblem]:
 
 
 def test_a_damaged_frame_inside_a_batch_is_the_only_problem_reported(data_dir: Path) -> None:
-    """A CRC-bad frame in the middle of a batch, in a sealed segment under the checkpoint:
-    verify reports that frame once and checks the rest of the segment (the index says where
-    the next frame starts) without blaming its healthy neighbours, batch or chain."""
+    """A frame in the middle of a batch, in a sealed segment, damaged while the store is open
+    (open checks every frame's CRC, so damage from before refuses the open): verify reports
+    that frame once and checks the rest of the segment (the index says where the next frame
+    starts) without blaming its healthy neighbours, batch or chain."""
     with _open(data_dir) as store:
         while len(segment_paths(data_dir)) < 2:
             store.append_batch([((f"e{i}", "s"), "k", _payload(i)) for i in range(3)])
     sealed = segment_paths(data_dir)[0]
     frames = parse_frames(sealed)
     middle = next(f for f in frames[3:] if f.sequence % 3 == 1)  # batches of 3 from sequence 0
-    flip_byte(sealed, middle.offset + middle.length - 1)
     with _open(data_dir, read_only=True) as store:
         assert store.stats()["index_checkpoint"] == "loaded"
+        flip_byte(sealed, middle.offset + middle.length - 1)
         report = store.verify()
     assert [(same_file(p.path, sealed), p.sequence, p.reason) for p in report.problems] == [
         (True, middle.sequence, "frame CRC mismatch")
@@ -216,9 +217,9 @@ def test_a_damaged_frame_inside_a_batch_is_the_only_problem_reported(data_dir: P
 # --- 1. forgeries: CRC-valid, served by reads, caught by verify -----------------------------------
 
 FORGERY_SITES = {
-    # a covered frame of the newest segment that open does not read
+    # a covered frame of the newest segment (open checks its CRC, which the forger recomputed)
     "covered": lambda log: (log.segments[-1], log.frames(len(log.segments) - 1)[0], True),
-    # the last covered frame of the newest segment: open decodes it, and its CRC is good
+    # the last covered frame of the newest segment
     "covered-and-read-at-open": lambda log: (
         log.segments[-1],
         log.frames(len(log.segments) - 1)[-TAIL - 1],
@@ -309,10 +310,12 @@ def test_a_swapped_pair_of_frames_is_refused_by_reads_reported_by_verify_and_fai
     a, b = frames[2], frames[3]
     assert a.length == b.length and b.end < frames[-1].offset  # neither is the last covered frame
     data = seg.read_bytes()
-    write_at(seg, a.offset, data[b.offset : b.end] + data[a.offset : a.end])
 
+    # Swapped while the store is open: open checks every covered frame's sequence, so a swap
+    # from before refuses the open (below).
     with _open(log.data_dir) as store:
         _assert_loaded(store, log)
+        write_at(seg, a.offset, data[b.offset : b.end] + data[a.offset : a.end])
         for frame in (a, b):
             with pytest.raises(ep.CorruptSegment) as info:
                 store.get(log.receipt(frame).event_id)
@@ -340,11 +343,12 @@ def test_a_swapped_pair_of_frames_is_refused_by_reads_reported_by_verify_and_fai
         }
 
     before = dir_bytes(log.data_dir)
-    with pytest.raises(ep.CorruptSegment) as info:
-        _open(log.data_dir, enable_index_checkpoint=False)
-    assert same_file(info.value.path, seg)
-    assert info.value.offset == a.offset
-    assert dir_bytes(log.data_dir) == before
+    for use_checkpoint in (True, False):
+        with pytest.raises(ep.CorruptSegment) as info:
+            _open(log.data_dir, enable_index_checkpoint=use_checkpoint)
+        assert same_file(info.value.path, seg)
+        assert info.value.offset == a.offset
+        assert dir_bytes(log.data_dir) == before
 
 
 # --- 3. a deleted frame in a sealed segment -------------------------------------------------------

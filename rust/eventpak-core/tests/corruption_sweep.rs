@@ -5,11 +5,11 @@
 //!
 //! Whatever the damage, a full scan at open (no index checkpoint) must either recover a
 //! legal prefix (only the unfinished last batch of the last segment may go) or fail with the
-//! typed error. Under a loaded index checkpoint open reads only the last covered frame of
-//! each segment, so damage to another covered frame may open: then reading the damaged event
-//! raises `CorruptSegment` naming its segment, every other event reads back intact, and
-//! `Store::verify` reports the damage. A forgery with a recomputed CRC may even be served by
-//! reads, and then `Store::verify` must report it at that frame. Never a panic, a hang, a
+//! typed error. Under a loaded index checkpoint open checks every covered frame's CRC,
+//! sequence and id, so damage that breaks a CRC fails the open as the scan does. Only a
+//! forgery with a recomputed CRC may open: then reading the damaged event raises
+//! `CorruptSegment` naming its segment or serves the forged bytes, every other event reads
+//! back intact, and `Store::verify` must report it at that frame. Never a panic, a hang, a
 //! huge allocation from a forged length, an event silently missing in the middle, a wrong
 //! event served for a sequence, or damage that is accepted and not reported by `verify`.
 //!
@@ -535,9 +535,10 @@ fn check_segment_damage(out: &Outcome, p: &Pristine, damaged: &Path, in_last_bat
 /// - the scan's own verdict, when every event reads back (the damage is in the uncovered
 ///   tail, which is scanned); if the whole log opened, `verify` still reports the damage
 ///   (only the header padding, outside every CRC, gets that far);
-/// - opened whole, and only the damaged event reads differently: refused on read, or (a
-///   forgery with a recomputed CRC, `resealed`) served with the forged bytes. Either way
-///   `verify` reports a problem in the file at `at`.
+/// - only for a forgery with a recomputed CRC (`resealed`), which open's CRC pass cannot
+///   see: opened whole, and only the damaged event reads differently (refused on read, or
+///   served with the forged bytes), and `verify` reports a problem in the file at `at`.
+///   Damage that breaks a CRC never opens: open checks every covered frame's CRC.
 ///
 /// Returns a label for the tally.
 #[allow(clippy::too_many_arguments)]
@@ -570,10 +571,7 @@ fn check_damage_under_checkpoint(
             let seq =
                 frame_seq.unwrap_or_else(|| panic!("{case}: {damage:?} from damage outside every frame"));
             assert!(damage.sequences().all(|s| s == seq), "{case}: {damage:?}, only event {seq} is damaged");
-            assert!(
-                resealed || damage.altered.is_empty(),
-                "{case}: damage served with a bad CRC: {damage:?}"
-            );
+            assert!(resealed, "{case}: damage with a bad CRC opened under the checkpoint: {damage:?}");
             assert_verify_reports(store.unwrap(), damaged, at, case);
             if damage.altered.is_empty() {
                 "checkpoint: opened, the damaged event refused on read, verify reports it"
@@ -1238,11 +1236,11 @@ fn forged_frame_and_header_fields_never_panic_allocate_or_lose_the_middle() {
                     let whole =
                         matches!(&out, Outcome::Opened { events, torn: 0, .. } if *events == p.total());
                     assert!(!whole, "{case}: undetected by the scan");
-                    // Under the index checkpoint a covered frame other than the last of its
-                    // segment is not read at open: the forged event is then refused on read
-                    // or, when its CRC was recomputed and it still decodes (a forged batch
-                    // position), served as it is now on disk; either way verify reports it,
-                    // at the frame or where its batch should have ended (the next frame).
+                    // Under the index checkpoint open checks each covered frame's CRC, sequence
+                    // and id, not its batch position: a forgery whose CRC was recomputed and
+                    // that still decodes (a forged batch position) may open, and is then
+                    // refused on read or served as it is now on disk; either way verify
+                    // reports it, at the frame or where its batch should have ended.
                     let (with_ckpt, store) = outcome(Store::open(&work, read_only()), p, &work, &case);
                     let span = frame.offset as u64..=(frame.offset + frame.len) as u64;
                     let verdict = check_damage_under_checkpoint(

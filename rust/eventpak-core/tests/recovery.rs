@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use eventpak_core::{Error, Region, StoreConfig, SyncMode};
+use eventpak_core::{Error, Region, Store, StoreConfig, SyncMode};
 
 fn durable_store(dir: &std::path::Path, n: usize) -> Vec<u8> {
     let store = open(dir, StoreConfig { sync: SyncMode::Always, ..config() });
@@ -90,9 +90,10 @@ fn a_forged_length_in_the_last_segment_is_corruption_not_a_torn_tail() {
     }
 }
 
-/// Under a valid index checkpoint, open reads only the last covered frame of each segment:
-/// damage to an earlier covered frame is found by the first read of that event (never
-/// served) and by `verify`, and the open changes nothing.
+/// Under a valid index checkpoint, open still checks every covered frame's CRC: damage to
+/// an earlier covered frame fails the open closed (a scan decides), changing nothing. Damage
+/// done while the store is open is found by the first read of that event (never served) and
+/// by `verify`.
 #[test]
 fn damage_under_a_valid_index_checkpoint_is_never_served() {
     let dir = tempfile::tempdir().unwrap();
@@ -102,14 +103,29 @@ fn damage_under_a_valid_index_checkpoint_is_never_served() {
     let seg = segment_paths(dir.path())[0].clone();
     let pristine = std::fs::read(&seg).unwrap();
     let located = frames(&pristine);
-
-    let mut bytes = pristine.clone();
     let (at, len) = located[1];
-    bytes[at + len / 2] ^= 0x01;
-    std::fs::write(&seg, &bytes).unwrap();
+    let mut damaged = pristine.clone();
+    damaged[at + len / 2] ^= 0x01;
+
+    std::fs::write(&seg, &damaged).unwrap();
     let before = snapshot(dir.path());
+    for read_only in [true, false] {
+        let Err(err) = Store::open(dir.path(), StoreConfig { read_only, ..config() }) else {
+            panic!("damage at open must refuse the open (read_only {read_only})")
+        };
+        assert!(matches!(err, Error::CorruptSegment { offset, .. } if offset == at as u64), "{err}");
+        assert_eq!(snapshot(dir.path()), before);
+    }
+
+    std::fs::write(&seg, &pristine).unwrap();
     let store = open(dir.path(), StoreConfig { read_only: true, ..config() });
     assert_eq!(store.stats().unwrap().recovery.index_checkpoint, "loaded");
+    // The same bytes in place (the mapping sees them): damage after the open.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .and_then(|f| std::os::unix::fs::FileExt::write_all_at(&f, &damaged[at..at + len], at as u64))
+        .unwrap();
     let err = store.read_events(&[1]).expect_err("a damaged frame must not be served");
     assert!(matches!(err, Error::CorruptSegment { offset, .. } if offset == at as u64), "{err}");
     let others = store.read_events(&[0, 2, 3, 4, 5]).unwrap();
@@ -126,7 +142,6 @@ fn damage_under_a_valid_index_checkpoint_is_never_served() {
         report.problems
     );
     drop(store);
-    assert_eq!(snapshot(dir.path()), before);
 }
 
 #[test]
