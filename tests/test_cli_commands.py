@@ -468,18 +468,22 @@ def test_verify_json_of_a_healthy_and_of_a_damaged_store(tmp_path: Path) -> None
     assert healthy.returncode == 0, healthy.stderr
     (report,) = json_lines(healthy.stdout)
     assert (report["ok"], report["events"], report["problems"]) == (True, 14, [])
-    sequence = damage_a_frame(data_dir)
+    damage_a_frame(data_dir)
+    frame = read_frames(segment_paths(data_dir)[0])[1]
     damaged = run_cli("verify", str(data_dir), "--json")
     assert damaged.returncode == 1, damaged.stderr
     (report,) = json_lines(damaged.stdout)
     assert report["ok"] is False
-    assert report["problems"], report
-    assert {p["sequence"] for p in report["problems"]} == {sequence}
-    assert all(set(p) == {"path", "offset", "sequence", "reason"} for p in report["problems"])
+    # Open checks every frame: the damaged log refuses to open, and that refusal is the problem.
+    ((problem,),) = [report["problems"]]
+    assert set(problem) == {"path", "offset", "sequence", "reason"}
+    assert Path(problem["path"]).resolve() == segment_paths(data_dir)[0].resolve()
+    assert frame.offset <= problem["offset"] < frame.end
+    assert "refuses to open" in problem["reason"]
     plain = run_cli("verify", str(data_dir))
     assert plain.returncode == 1
-    assert f"(event {sequence})" in plain.stdout and "damaged:" in plain.stdout
-    # Reading the damaged event refuses with a message (exit 1), never a traceback.
+    assert "damaged: 1 problem(s)" in plain.stdout and "refuses to open" in plain.stdout
+    # Other commands refuse with a message (exit 1), never a traceback.
     assert_refused(run_cli("inspect", str(data_dir)), "corrupt")
 
 

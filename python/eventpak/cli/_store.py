@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ..demo import run_demo
+from ..errors import CorruptSegment
+from ..verify import VerifyProblem, VerifyReport
 from ._base import UsageError, count, is_data_dir, open_for_reading
 from ._output import Column, print_json, print_table, progress_bar
 
@@ -156,9 +158,19 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    """Runs the full check; exit status 0 when nothing is wrong, 1 otherwise."""
-    with open_for_reading(args.data_dir) as store, progress_bar(sys.stderr, "verify") as progress:
+    """Runs the full check; exit status 0 when nothing is wrong, 1 otherwise. A log damaged
+    where open checks it refuses to open: that refusal is the report's one problem."""
+    try:
+        opened = open_for_reading(args.data_dir)
+    except CorruptSegment as exc:
+        problem = VerifyProblem(exc.path, exc.offset, None, f"{exc.reason} (the store refuses to open)")
+        return _print_verify(args, VerifyReport(0, 0, 0, (problem,)))
+    with opened as store, progress_bar(sys.stderr, "verify") as progress:
         report = store.verify(progress=progress)
+    return _print_verify(args, report)
+
+
+def _print_verify(args: argparse.Namespace, report: VerifyReport) -> int:
     if args.json:
         problems = [
             {"path": p.path, "offset": p.offset, "sequence": p.sequence, "reason": p.reason}
