@@ -47,6 +47,7 @@ PUBLIC_STORE_API = {
     "project_if_changed",
     "query",
     "reset_checkpoint",
+    "rotate_encryption_key",
     "stats",
     "store_id",
     "sync",

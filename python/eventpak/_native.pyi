@@ -729,6 +729,8 @@ class NativeStore:
         """The 16 random bytes fixed when the data dir was created."""
     def forget_entity(self, entity: str) -> int:
         """Destroys the data keys of exactly ``entity``; returns how many it destroyed."""
+    def rotate_encryption_key(self, new_key: bytes) -> int:
+        """Wraps every data key again by the store key ``new_key``; returns how many it wrapped."""
     @property
     def encrypted(self) -> bool:
         """True when the store seals its payloads (opened with an encryption_key)."""

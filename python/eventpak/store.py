@@ -280,6 +280,15 @@ class Store:
         appends get a new key. ``ep.InvalidConfig`` on a store without ``encryption_key``."""
         self._native.forget_entity(entity)
 
+    def rotate_encryption_key(self, new_key: bytes) -> int:
+        """Replaces the store key: every data key is wrapped again by ``new_key`` (32 bytes)
+        in a key file replaced atomically, no payload is rewritten, and from then on only
+        ``new_key`` opens the store (this handle goes on with it). A crash leaves the data
+        dir opening with exactly one of the two keys. Returns how many data keys it wrapped.
+        Needs the data dir to itself: ``ep.InvalidConfig`` in shared mode, on a clear store
+        and for a key that is not 32 bytes; ``ep.ReadOnlyStore`` when read-only."""
+        return self._native.rotate_encryption_key(new_key)
+
     @property
     def encrypted(self) -> bool:
         """True when the store seals payloads at rest (opened with ``encryption_key``)."""

@@ -152,6 +152,11 @@ class AsyncStore:
         """Crypto-shredding (see ``Store.forget_entity``): destroys ``entity``'s data keys."""
         await self._offload(functools.partial(self._store.forget_entity, entity))
 
+    async def rotate_encryption_key(self, new_key: bytes) -> int:
+        """Replaces the store key (see ``Store.rotate_encryption_key``); returns how many data
+        keys were wrapped again."""
+        return await self._offload(functools.partial(self._store.rotate_encryption_key, new_key))
+
     async def stats(self) -> StoreStats:
         """Counts, sizes, and what recovery did at open."""
         return await self._offload(self._store.stats)

@@ -1,13 +1,14 @@
 """The command line: ``eventpak COMMAND DIR [options]``, also ``python -m eventpak``.
 
 Commands: ``demo``, ``stats``, ``inspect``, ``tail [-f]``, ``verify``, ``backup``,
-``checkpoints``, ``dead-letters`` and ``bench``; ``eventpak --version``; ``--help`` on each.
-Every command but ``demo``, ``bench`` and ``backup`` (which writes only its destination) only
-reads: it opens an existing data dir read-only and shared, so it works
-beside running processes that share the dir, and refuses a path that holds no store without
-creating anything. Tables and progress bars are drawn only on a terminal (with ``rich``, from the
-``eventpak[cli]`` extra, when it is installed); elsewhere the output is plain lines, and ``--json``
-prints JSON, one object per line.
+``checkpoints``, ``dead-letters``, ``compact``, ``rotate-key`` and ``bench``; ``eventpak
+--version``; ``--help`` on each. ``compact`` and ``rotate-key`` change the store in place and
+need it to themselves (an exclusive open). Every other command but ``demo``, ``bench`` and
+``backup`` (which writes only its destination) only reads: it opens an existing data dir
+read-only and shared, so it works beside running processes that share the dir, and refuses a
+path that holds no store without creating anything. Tables and progress bars are drawn only on
+a terminal (with ``rich``, from the ``eventpak[cli]`` extra, when it is installed); elsewhere
+the output is plain lines, and ``--json`` prints JSON, one object per line.
 
 Exit status, for scripts:
 
@@ -35,7 +36,7 @@ from types import FrameType
 
 from .. import EventpakError, __version__
 from ..demo import DemoFailed
-from . import _bench, _events, _ops, _store
+from . import _bench, _events, _lifecycle, _ops, _store
 from ._base import Refused, UsageError
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_PROBLEM", "EXIT_TERMINATED", "EXIT_USAGE", "main"]
@@ -68,6 +69,7 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     _store.register(sub)
     _events.register(sub)
     _ops.register(sub)
+    _lifecycle.register(sub)
     _bench.register(sub)
     for command in sub.choices.values():
         command.epilog = EPILOG

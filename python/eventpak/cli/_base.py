@@ -19,6 +19,7 @@ from ..errors import PayloadForgotten
 
 __all__ = [
     "EVENT_COLUMNS_HELP",
+    "KEY_VARIABLE",
     "Refused",
     "UsageError",
     "check_data_dir",

@@ -5,7 +5,7 @@
 //!
 //! Records are appended (one `write`, then fsync) when an entity gets a key; the whole file
 //! is replaced atomically (temp, fsync, rename, directory fsync) when an entity is
-//! forgotten. Every write goes through [`Storage`], so the fault sweep and the crash
+//! forgotten or the store key is rotated. Every write goes through [`Storage`], so the fault sweep and the crash
 //! simulator see it.
 
 use std::fs::File;
@@ -51,7 +51,8 @@ const WRAP_AAD: &[u8] = b"eventpak data key v1";
 /// What the header says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
-    /// Bumped by every forget: another process seeing it change reloads the file.
+    /// Bumped by every rewrite (a forget, a rotation of the store key): another process
+    /// seeing it change reloads the file.
     pub generation: u64,
     /// Every key id below it was handed out once; ids are never reused, so a forgotten
     /// key's id can never name a later key.

@@ -44,7 +44,8 @@ pub struct PayloadKeys(Arc<Inner>);
 struct Inner {
     path: PathBuf,
     storage: Arc<dyn Storage>,
-    store: XChaCha20Poly1305,
+    /// The store key's AEAD, replaced by a rotation. Lock order: `ring`, then `store`.
+    store: RwLock<XChaCha20Poly1305>,
     ring: RwLock<Ring>,
     /// With `shared=True`: the page whose forget counter tells this process that another
     /// one rewrote the key file.
@@ -59,6 +60,7 @@ impl std::fmt::Debug for PayloadKeys {
 
 impl PayloadKeys {
     fn new(path: PathBuf, storage: Arc<dyn Storage>, store: XChaCha20Poly1305, ring: Ring) -> Self {
+        let store = RwLock::new(store);
         PayloadKeys(Arc::new(Inner { path, storage, store, ring: RwLock::new(ring), shared: None }))
     }
 
@@ -191,7 +193,7 @@ impl PayloadKeys {
             return Ok(0);
         }
         let next = ring.rewritten_without(entity);
-        let bytes = key_file::encode_file(&self.0.store, next.header, &next.records)?;
+        let bytes = key_file::encode_file(&self.0.store.read(), next.header, &next.records)?;
         let dir = self.0.path.parent().expect("the key file lies in the data dir");
         crate::io::write_atomic(&*self.0.storage, dir, KEY_FILE, &bytes)
             .map_err(|e| Error::storage("rewriting the key file", e))?;
@@ -200,6 +202,27 @@ impl PayloadKeys {
             ring.seen_forgets = page.bump_keys_generation();
         }
         Ok(gone.len())
+    }
+
+    /// Wraps every data key again, by the store key `new_key` instead of the current one
+    /// (a rotation of the store key): the key file is rewritten (temp, fsync, rename,
+    /// directory fsync) with the same data keys, so every payload stays readable, and from
+    /// then on only `new_key` opens the store. Returns how many data keys it wrapped. The
+    /// caller holds the writer lock and has made sure no other process has the store open
+    /// (each would still hold the old key).
+    pub fn rotate(&self, new_key: &[u8; KEY_LEN]) -> Result<usize> {
+        let new = key_file::cipher(new_key);
+        let mut ring = self.0.ring.write();
+        let mut store = self.0.store.write();
+        let next = ring.rewrapped(&self.0.path, &store, &new)?;
+        let count = next.records.len();
+        let bytes = key_file::encode_file(&new, next.header, &next.records)?;
+        let dir = self.0.path.parent().expect("the key file lies in the data dir");
+        crate::io::write_atomic(&*self.0.storage, dir, KEY_FILE, &bytes)
+            .map_err(|e| Error::storage("rewriting the key file", e))?;
+        ring.rewrap(next, bytes.len() as u64);
+        *store = new;
+        Ok(count)
     }
 
     /// Data keys held, and entities holding one (for `stats()` and tests).
@@ -211,10 +234,11 @@ impl PayloadKeys {
 
 impl Inner {
     fn load_ring(&self, seen_forgets: u64) -> Result<Ring> {
-        let file = key_file::load(&self.path, &self.store)?.ok_or_else(|| {
+        let store = self.store.read();
+        let file = key_file::load(&self.path, &store)?.ok_or_else(|| {
             Error::InvalidConfig("the key file no longer opens with this encryption_key".into())
         })?;
-        Ring::build(&self.path, &self.store, file, seen_forgets)
+        Ring::build(&self.path, &store, file, seen_forgets)
     }
 
     /// Adds the records other processes appended since this one last read the file.
@@ -223,7 +247,7 @@ impl Inner {
             return Ok(()); // Nobody else writes the file.
         }
         let bytes = key_file::read_bytes(&self.path)?;
-        let header = key_file::decode_header(&bytes, &self.store, &self.path)?.ok_or_else(|| {
+        let header = key_file::decode_header(&bytes, &self.store.read(), &self.path)?.ok_or_else(|| {
             Error::InvalidConfig("the key file no longer opens with this encryption_key".into())
         })?;
         let mut ring = self.ring.write();
@@ -233,12 +257,12 @@ impl Inner {
             let seen = ring.seen_forgets;
             let (records, valid_len) = key_file::decode_records(&bytes, key_file::HEADER_LEN, &self.path)?;
             let file = key_file::KeyFile { header, records, valid_len };
-            *ring = Ring::build(&self.path, &self.store, file, seen)?;
+            *ring = Ring::build(&self.path, &self.store.read(), file, seen)?;
             return Ok(());
         }
         let from = ring.valid_len as usize;
         let (records, valid_len) = key_file::decode_records(&bytes, from.min(bytes.len()), &self.path)?;
-        ring.add(&self.path, &self.store, records, valid_len)
+        ring.add(&self.path, &self.store.read(), records, valid_len)
     }
 
     /// The current key of `entity`, made and durably recorded first when it has none.
@@ -253,7 +277,7 @@ impl Inner {
         }
         let key: [u8; KEY_LEN] = key_file::random()?;
         let key_id = ring.next_key_id();
-        let record = key_file::KeyRecord::wrap(&self.store, key_id, entity, &key)?;
+        let record = key_file::KeyRecord::wrap(&self.store.read(), key_id, entity, &key)?;
         let valid_len = key_file::append_record(&*self.storage, &self.path, ring.valid_len, &record)?;
         ring.insert(record, &key, valid_len);
         Ok(ring.current(entity).expect("inserted above"))

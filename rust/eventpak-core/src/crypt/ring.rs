@@ -182,6 +182,38 @@ impl Ring {
         Rewrite { header, records: kept }
     }
 
+    /// The file with every record wrapped again, by `new` instead of `old` (a rotation of
+    /// the store key): the same data keys under the same ids, each with a fresh nonce. A
+    /// record that does not unwrap with `old` is damage (`old` was checked at open).
+    pub(super) fn rewrapped(
+        &self,
+        path: &Path,
+        old: &XChaCha20Poly1305,
+        new: &XChaCha20Poly1305,
+    ) -> Result<Rewrite> {
+        let records = self
+            .records
+            .values()
+            .map(|record| {
+                let key = record.unwrap_key(old).ok_or_else(|| {
+                    Error::corrupt(path, 0, format!("key {} does not unwrap", record.key_id))
+                })?;
+                KeyRecord::wrap(new, record.key_id, &record.entity, &key)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let header =
+            Header { generation: self.header.generation + 1, next_key_id: self.next_id, ..self.header };
+        Ok(Rewrite { header, records })
+    }
+
+    /// Takes the rewrapped records after the file was rewritten (`header`, `valid_len`
+    /// bytes); the data keys themselves are unchanged.
+    pub(super) fn rewrap(&mut self, rewrite: Rewrite, valid_len: u64) {
+        self.records = rewrite.records.into_iter().map(|r| (r.key_id, r)).collect();
+        self.header = rewrite.header;
+        self.valid_len = valid_len;
+    }
+
     /// Drops `entity`'s keys after the file was rewritten (`header`, `valid_len` bytes).
     pub(super) fn forget(&mut self, entity: &str, header: Header, valid_len: u64) {
         self.keys.retain(|_, k| !k.entity.is(entity));

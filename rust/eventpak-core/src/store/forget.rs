@@ -1,7 +1,8 @@
-//! Encrypted stores: opening sealed payloads, and forgetting an entity (crypto-shredding).
+//! Encrypted stores: opening sealed payloads, forgetting an entity (crypto-shredding), and
+//! rotating the store key.
 
 use super::Store;
-use crate::crypt::{PayloadBinding, PayloadKeys};
+use crate::crypt::{PayloadBinding, PayloadKeys, KEY_LEN};
 use crate::error::{Error, Result};
 use crate::names::validate_coordinate_part;
 use crate::segment::{FrameView, StoredEvent};
@@ -56,6 +57,45 @@ impl Store {
             // The key file may now be the old one or the new one, and this process's keys
             // no longer say which: like a failed frame write, it stops the writer, and a
             // reopen reads the file as it is.
+            if matches!(e, Error::StorageFailed { .. }) {
+                w.poison(e.clone());
+            }
+        })
+    }
+
+    /// Wraps every data key again by `new_key` (32 bytes) in place of the store key it was
+    /// opened with: the key file is replaced atomically, so a crash leaves it opening with
+    /// exactly one of the two keys; no payload is rewritten. From then on only `new_key`
+    /// opens the store (this handle goes on with it). Returns how many data keys it wrapped.
+    ///
+    /// Needs the data dir to itself: [`Error::InvalidConfig`] on a clear store, in shared
+    /// mode (the other processes hold the old key) and for a key that is not 32 bytes;
+    /// [`Error::ReadOnlyStore`] on a read-only store or a replica.
+    pub fn rotate_encryption_key(&self, new_key: &[u8]) -> Result<usize> {
+        self.check_open()?;
+        let Some(keys) = &self.shared.keys else {
+            return Err(Error::InvalidConfig(
+                "rotate_encryption_key needs an encrypted store (opened with encryption_key)".into(),
+            ));
+        };
+        let new_key: &[u8; KEY_LEN] = new_key.try_into().map_err(|_| {
+            Error::InvalidConfig(format!(
+                "the new encryption_key must be {KEY_LEN} bytes, not {}",
+                new_key.len()
+            ))
+        })?;
+        if self.shared.sharing.is_some() {
+            return Err(Error::InvalidConfig(
+                "rotate_encryption_key needs the data dir to itself: every process of a shared store \
+                 holds the old key (close them, open it without shared=True, rotate)"
+                    .into(),
+            ));
+        }
+        let writer = self.writer()?;
+        let mut w = writer.lock();
+        w.check_healthy()?;
+        keys.rotate(new_key).inspect_err(|e| {
+            // As for a forget: which key file is on disk is no longer known here.
             if matches!(e, Error::StorageFailed { .. }) {
                 w.poison(e.clone());
             }
