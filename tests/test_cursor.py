@@ -209,6 +209,18 @@ def test_interrupt_wakes_a_blocked_pull_batch(store):
     assert (cursor.position, cursor.started) == (0, False)
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["exclusive", "shared"])
+def test_close_wakes_a_blocked_pull_batch_with_store_closed(open_store, shared):
+    store = open_store(shared=shared)
+    cursor = store.cursor(R.all())
+    thread, started, results = _pull_in_thread(cursor, 10, 60.0)
+    assert started.wait(10)
+    store.close()
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "close() did not wake pull_batch (it would wait 60 s)"
+    assert isinstance(results.get_nowait(), ep.StoreClosed)
+
+
 def test_interrupted_cursor_still_delivers_afterwards(store, coord):
     cursor = store.cursor(R.all())
     thread, started, results = _pull_in_thread(cursor, 10, 60.0)

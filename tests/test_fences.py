@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import uuid
 from collections.abc import Callable
 
 import eventpak as ep
@@ -61,6 +62,28 @@ def test_committed_fence_events_become_visible_in_order(store, coord, event_key)
     assert store.get(r2.event_id).payload == 2
     assert [event_key(e) for e in delivered] == [event_key(e) for e in store.query(R.all(), after=0)]
     assert [e.entity_sequence for e in store.query(R.entity("a"))] == [0, 1, 2]
+
+
+def test_a_fence_append_takes_every_option_of_one_event(store, coord):
+    cause = store.append(coord("a"), "k", "cause", correlation_id=uuid.uuid4())
+    with store.fence() as fence:
+        receipt = fence.append(
+            coord("b"),
+            "k",
+            "effect",
+            caused_by=cause,
+            payload_version=2,
+            tags=["t1"],
+            idempotency_key="once",
+            expected_sequence=0,
+        )
+        with pytest.raises(TypeError):
+            fence.append(coord("b"), "k", "x", condition=None)  # type: ignore[call-arg]
+    event = store.get(receipt.event_id)
+    assert event.causation_id == cause.event_id
+    assert event.correlation_id == store.get(cause.event_id).correlation_id
+    assert (event.stored_payload_version, event.tags) == (2, ("t1",))
+    assert store.head() == 1
 
 
 def test_fence_commit_wakes_a_blocked_pull_batch(store, coord):

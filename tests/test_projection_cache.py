@@ -707,6 +707,25 @@ def test_garbage_from_a_user_cache_is_a_warning_and_a_replay(open_store, caplog)
     assert any(r.name == LOGGER and r.levelno == logging.WARNING for r in caplog.records)
 
 
+@pytest.mark.parametrize(
+    "entry",
+    [(b"\x01", None), (b"\x01", "meta"), (b"\x01", ep.CacheMeta(0, 0), "extra"), 5],
+    ids=["meta-none", "meta-str", "three-items", "not-a-pair"],
+)
+def test_a_malformed_entry_from_a_user_cache_is_a_warning_and_a_replay(open_store, caplog, entry):
+    class Malformed(DictCache):
+        def get(self, key):
+            return entry
+
+    store = open_store(projection_cache=Malformed())
+    deposit(store, 5)
+    projection = Balance()
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        assert store.project("acct:1", projection) == {"balance": 5, "events": 1}
+    assert projection.calls == 1
+    assert any(r.name == LOGGER and r.levelno == logging.WARNING for r in caplog.records)
+
+
 # ---------------------------------------------------------------------------------------------
 # A cached state is recorded at the watermark of the events folded into it
 # ---------------------------------------------------------------------------------------------

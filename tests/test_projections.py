@@ -262,8 +262,9 @@ def test_projection_with_empty_name_is_a_type_error():
 
 
 def test_maybe_stale_rejects_a_negative_age():
-    with pytest.raises(ValueError):
+    with pytest.raises(ep.InvalidArgument, match="max_stale_ms") as raised:
         ep.Freshness.maybe_stale(-1)
+    assert isinstance(raised.value, ValueError)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -532,3 +532,30 @@ def test_worker_steps_over_hidden_ranges_and_is_woken_by_fence_commits(
     handle.stop_and_join(timeout=10)
     assert handler.seqs == [0, 3, 4, 5], "hidden events must never reach a worker"
     _assert_checkpoint(data_dir, "fenced", 5, R.all())
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("not a region", lambda *a: None, None),
+        (ep.Region.all(), None, None),
+        (ep.Region.all(), lambda *a: None, {"batch_size": 10}),
+    ],
+    ids=["region", "handler", "config"],
+)
+def test_bad_worker_arguments_raise_before_a_thread_starts(open_store, args) -> None:
+    store = open_store()
+    threads = threading.active_count()
+    with pytest.raises(TypeError):
+        store.cursor_worker(*args)
+    assert threading.active_count() == threads
+
+
+@pytest.mark.parametrize(
+    "option",
+    [{"gap_observation": "x"}, {"idle_sleep": True}, {"standby": 1}],
+    ids=["gap_observation", "idle_sleep", "standby"],
+)
+def test_bad_worker_config_values_raise_invalid_config(option) -> None:
+    with pytest.raises(ep.InvalidConfig):
+        ep.CursorWorkerConfig(**option)

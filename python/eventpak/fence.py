@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, Unpack
 
-from ._native import AppendReceipt, AppendRequest, Coordinate, NativeFence
+from ._native import AppendReceipt, AppendRequest, NativeFence
 from .errors import FenceClosed
+from .options import BatchItem, CoordinateLike, EventOptions
 
 if TYPE_CHECKING:
     from ._native import NativeStore
@@ -43,34 +44,13 @@ class Fence:
         return self
 
     def append(
-        self,
-        coord: Coordinate | tuple[str, str],
-        kind: str,
-        payload: Any,
-        *,
-        idempotency_key: str | bytes | None = None,
-        expected_sequence: int | None = None,
-        causation_id: Any = None,
-        correlation_id: Any = None,
-        tags: Sequence[str] | None = None,
+        self, coord: CoordinateLike, kind: str, payload: Any, **options: Unpack[EventOptions]
     ) -> AppendReceipt:
-        """Appends one event through the fence (same options as ``Store.append``; a fence
-        takes no ``condition`` nor ``tracking``)."""
-        request = AppendRequest(
-            coord,
-            kind,
-            payload,
-            idempotency_key=idempotency_key,
-            expected_sequence=expected_sequence,
-            causation_id=causation_id,
-            correlation_id=correlation_id,
-            tags=tags,
-        )
-        return self.append_batch([request])[0]
+        """Appends one event through the fence (the options of one event, as for
+        ``Store.append``; a fence takes no ``condition`` nor ``tracking``)."""
+        return self.append_batch([AppendRequest(coord, kind, payload, **options)])[0]
 
-    def append_batch(
-        self, items: Iterable[AppendRequest | tuple[Coordinate | tuple[str, str], str, Any]]
-    ) -> list[AppendReceipt]:
+    def append_batch(self, items: Iterable[BatchItem]) -> list[AppendReceipt]:
         """Appends events through the fence atomically (same items as ``Store.append_batch``)."""
         if self._native is None or self._state != "open":
             raise FenceClosed(f"this fence is {self._state}; appends go through an open fence")

@@ -20,6 +20,7 @@ from ._native import (
     replay_head,
     target_identity,
 )
+from .errors import InvalidArgument
 
 __all__ = ["CacheMeta", "Freshness", "NativeCache", "NoCache", "Projection", "ProjectionCache"]
 
@@ -100,7 +101,7 @@ class Freshness:
     def maybe_stale(cls, max_stale_ms: int) -> Freshness:
         """Serve a cached state younger than ``max_stale_ms`` even if newer events exist."""
         if max_stale_ms < 0:
-            raise ValueError("max_stale_ms must be >= 0")
+            raise InvalidArgument("max_stale_ms", f"must be at least 0, got {max_stale_ms}")
         return cls(max_stale_ms)
 
 
@@ -142,6 +143,8 @@ class _Projector:
             if found is None:
                 return None
             value, meta = found
+            # Rebuilt here so that a malformed entry fails inside this try, not in project().
+            meta = CacheMeta(meta.watermark, meta.cached_at_us)
             return self.projection.decode(value), meta
         except Exception as exc:  # a cache never fails project(): warn and replay
             log.warning("projection cache get failed for %s: %r; replaying", type(self.projection).name, exc)

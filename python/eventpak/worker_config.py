@@ -8,14 +8,14 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from ._native import Cursor, CursorGapConfig, Event
+from ._native import Cursor, CursorGapConfig, Event, Region
 from .errors import InvalidConfig
 from .restart import RestartPolicy, check_count
 
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["AtLeastOnce", "CursorWorkerAction", "CursorWorkerConfig", "Handler"]
+__all__ = ["AtLeastOnce", "CursorWorkerAction", "CursorWorkerConfig", "Handler", "check_worker_args"]
 
 
 class CursorWorkerAction(enum.Enum):
@@ -69,12 +69,16 @@ class CursorWorkerConfig:
 
     def __post_init__(self) -> None:
         check_count("batch_size", self.batch_size, 1)
-        if not isinstance(self.idle_sleep, (int, float)) or not 0 < self.idle_sleep < 3600:
+        idle = self.idle_sleep
+        if isinstance(idle, bool) or not isinstance(idle, (int, float)) or not 0 < idle < 3600:
             raise InvalidConfig(f"idle_sleep must be seconds in (0, 3600), got {self.idle_sleep!r}")
         if not isinstance(self.restart, RestartPolicy):
             raise InvalidConfig(f"restart must be an ep.RestartPolicy, not {type(self.restart).__name__}")
         if self.checkpoint_id is not None:
             Cursor.validate_checkpoint_id(self.checkpoint_id)
+        if not isinstance(self.gap_observation, CursorGapConfig):
+            got = type(self.gap_observation).__name__
+            raise InvalidConfig(f"gap_observation must be an ep.CursorGapConfig, not {got}")
         if not isinstance(self.standby, bool):
             raise InvalidConfig(f"standby must be a bool, not {type(self.standby).__name__}")
         if self.dead_letter_after is not None:
@@ -84,6 +88,20 @@ class CursorWorkerConfig:
                     "dead_letter_after needs a checkpoint_id: dead letters are kept per checkpoint, "
                     "and a worker only moves past a parked event by committing a durable position"
                 )
+
+
+def check_worker_args(region: object, handler: object, config: object) -> CursorWorkerConfig:
+    """The worker's config (the default one for ``None``), once its arguments are checked:
+    before a worker starts, since it would only meet a bad one at its first poll."""
+    if not isinstance(region, Region):
+        raise TypeError(f"region must be an ep.Region, not {type(region).__name__}")
+    if not callable(handler):
+        raise TypeError(f"handler must be callable, not {type(handler).__name__}")
+    if config is None:
+        return CursorWorkerConfig()
+    if not isinstance(config, CursorWorkerConfig):
+        raise TypeError(f"config must be an ep.CursorWorkerConfig, not {type(config).__name__}")
+    return config
 
 
 class Handler(Protocol):

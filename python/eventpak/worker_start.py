@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from ._native import Region
 from .errors import CheckpointInUse
 from .worker import CursorWorkerHandle
-from .worker_config import CursorWorkerConfig, Handler
+from .worker_config import CursorWorkerConfig, Handler, check_worker_args
 
 if TYPE_CHECKING:
     from .store import Store
@@ -28,7 +28,7 @@ def start_worker(
     ``checkpoint_id`` first takes that checkpoint's lease: at most one live worker per
     checkpoint across every process of the data dir. When another holds it, this raises
     ``ep.CheckpointInUse``, or with ``standby=True`` starts a worker that waits for it."""
-    config = config or CursorWorkerConfig()
+    config = check_worker_args(region, handler, config)
     lease = None
     if config.checkpoint_id is not None and not store._native.read_only:
         lease = store._native.take_worker_lease(config.checkpoint_id)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from .._native import Region
 from ..errors import CheckpointInUse
-from ..worker_config import CursorWorkerConfig
+from ..worker_config import CursorWorkerConfig, check_worker_args
 
 if TYPE_CHECKING:
     from .store import AsyncStore
@@ -29,7 +29,7 @@ def start_async_worker(
 ) -> AsyncWorkerHandle:
     """Creates and starts an async worker; a ``checkpoint_id`` takes its lease first (as
     ``Store.cursor_worker`` does: ``ep.CheckpointInUse`` unless ``standby=True``)."""
-    config = config or CursorWorkerConfig()
+    config = check_worker_args(region, handler, config)
     lease = None
     native = store.sync_store._native
     if config.checkpoint_id is not None and not native.read_only:

@@ -127,7 +127,10 @@ pub enum Error {
         recorded: u64,
     },
     /// A plain append was attempted while a visibility fence is open.
-    #[error("a visibility fence is open: append through the fence, or commit or cancel it first")]
+    #[error(
+        "a visibility fence is open: the thread that opened it appends through it, or commits or \
+         cancels it first; another thread waits up to fence_wait_ms for it to close, then gets this"
+    )]
     FenceActive,
     /// An append went through a fence that was already committed or cancelled.
     #[error("this fence was already committed or cancelled; open a new fence")]

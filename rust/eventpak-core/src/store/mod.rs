@@ -256,6 +256,9 @@ impl Store {
         if self.shared.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        // Readers blocked waiting for a commit wake up to meet `StoreClosed` now, not when
+        // their timeout ends.
+        self.shared.announce_commit();
         // A compaction under way finishes (or stops at its next check) first.
         drop(self.shared.compaction.lock());
         // An unfinished fence never commits: hide its events before the checkpoint.
