@@ -804,9 +804,11 @@ def test_cli_verify_of_what_is_not_a_store_exits_1(tmp_path: Path, kind: str) ->
 
 
 def test_cli_verify_of_a_store_that_fails_to_open_exits_1(log: Log) -> None:
+    """A log that refuses to open (CorruptSegment) is reported as verify's one problem."""
     truncate(log.segments[-2], parse_frames(log.segments[-2])[-1].offset)
     done = run_cli("verify", str(log.data_dir))
     assert done.returncode == 1
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("eventpak: "), done.stderr
-    assert log.segments[-2].name in lines[0]
+    assert done.stderr == ""
+    problems = [line for line in done.stdout.splitlines() if line.startswith("  problem: ")]
+    assert len(problems) == 1 and log.segments[-2].name in problems[0], done.stdout
+    assert "refuses to open" in problems[0] and "damaged: 1 problem(s)" in done.stdout
