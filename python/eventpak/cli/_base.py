@@ -61,16 +61,17 @@ def check_data_dir(data_dir: str) -> None:
 KEY_VARIABLE = "EVENTPAK_ENCRYPTION_KEY"
 
 
-def encryption_key() -> bytes | None:
-    """The store key of an encrypted data dir, from ``EVENTPAK_ENCRYPTION_KEY`` (64 hex
-    digits): the environment, not the command line, so the key does not show in ``ps``."""
-    text = os.environ.get(KEY_VARIABLE)
+def encryption_key(variable: str = KEY_VARIABLE) -> bytes | None:
+    """The store key of an encrypted data dir, from ``EVENTPAK_ENCRYPTION_KEY`` (or
+    ``variable``; 64 hex digits): the environment, not the command line, so the key does not
+    show in ``ps``. ``None`` when the variable is unset or empty."""
+    text = os.environ.get(variable)
     if not text:
         return None
     try:
         return bytes.fromhex(text.strip())
     except ValueError:
-        raise Refused(f"{KEY_VARIABLE} must hold the store key as 64 hex digits") from None
+        raise Refused(f"{variable} must hold the store key as 64 hex digits") from None
 
 
 def open_for_reading(data_dir: str) -> Store:

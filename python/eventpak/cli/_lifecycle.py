@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 
 from .. import Store
@@ -100,18 +99,10 @@ def _compact(args: argparse.Namespace) -> int:
     return 0
 
 
-def _new_key() -> bytes:
-    text = os.environ.get(NEW_KEY_VARIABLE)
-    if not text:
-        raise Refused(f"{NEW_KEY_VARIABLE} must hold the new store key as 64 hex digits")
-    try:
-        return bytes.fromhex(text.strip())
-    except ValueError:
-        raise Refused(f"{NEW_KEY_VARIABLE} must hold the new store key as 64 hex digits") from None
-
-
 def _rotate_key(args: argparse.Namespace) -> int:
-    new_key = _new_key()
+    new_key = encryption_key(NEW_KEY_VARIABLE)
+    if new_key is None:
+        raise Refused(f"{NEW_KEY_VARIABLE} must hold the new store key as 64 hex digits")
     if encryption_key() is None:
         raise Refused(f"{KEY_VARIABLE} must hold the current store key as 64 hex digits")
     with _open_exclusive(args.data_dir) as store:
