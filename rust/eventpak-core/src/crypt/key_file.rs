@@ -5,8 +5,8 @@
 //!
 //! Records are appended (one `write`, then fsync) when an entity gets a key; the whole file
 //! is replaced atomically (temp, fsync, rename, directory fsync) when an entity is
-//! forgotten or the store key is rotated. Every write goes through [`Storage`], so the fault sweep and the crash
-//! simulator see it.
+//! forgotten or the store key is rotated. Every write goes through [`Storage`], so the
+//! fault sweep and the crash simulator see it.
 
 use std::fs::File;
 use std::io::Read;

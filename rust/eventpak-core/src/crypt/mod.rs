@@ -193,11 +193,8 @@ impl PayloadKeys {
             return Ok(0);
         }
         let next = ring.rewritten_without(entity);
-        let bytes = key_file::encode_file(&self.0.store.read(), next.header, &next.records)?;
-        let dir = self.0.path.parent().expect("the key file lies in the data dir");
-        crate::io::write_atomic(&*self.0.storage, dir, KEY_FILE, &bytes)
-            .map_err(|e| Error::storage("rewriting the key file", e))?;
-        ring.forget(entity, next.header, bytes.len() as u64);
+        let len = self.0.replace_file(&self.0.store.read(), &next)?;
+        ring.forget(entity, next.header, len);
         if let Some(page) = &self.0.shared {
             ring.seen_forgets = page.bump_keys_generation();
         }
@@ -216,11 +213,8 @@ impl PayloadKeys {
         let mut store = self.0.store.write();
         let next = ring.rewrapped(&self.0.path, &store, &new)?;
         let count = next.records.len();
-        let bytes = key_file::encode_file(&new, next.header, &next.records)?;
-        let dir = self.0.path.parent().expect("the key file lies in the data dir");
-        crate::io::write_atomic(&*self.0.storage, dir, KEY_FILE, &bytes)
-            .map_err(|e| Error::storage("rewriting the key file", e))?;
-        ring.rewrap(next, bytes.len() as u64);
+        let len = self.0.replace_file(&new, &next)?;
+        ring.rewrap(next, len);
         *store = new;
         Ok(count)
     }
@@ -233,6 +227,16 @@ impl PayloadKeys {
 }
 
 impl Inner {
+    /// Replaces the key file with `next`, its check value sealed by `store` (temp, fsync,
+    /// rename, directory fsync); returns the new file's length.
+    fn replace_file(&self, store: &XChaCha20Poly1305, next: &ring::Rewrite) -> Result<u64> {
+        let bytes = key_file::encode_file(store, next.header, &next.records)?;
+        let dir = self.path.parent().expect("the key file lies in the data dir");
+        crate::io::write_atomic(&*self.storage, dir, KEY_FILE, &bytes)
+            .map_err(|e| Error::storage("rewriting the key file", e))?;
+        Ok(bytes.len() as u64)
+    }
+
     fn load_ring(&self, seen_forgets: u64) -> Result<Ring> {
         let store = self.store.read();
         let file = key_file::load(&self.path, &store)?.ok_or_else(|| {

@@ -177,9 +177,13 @@ impl Ring {
     /// so far kept out of reach for good.
     pub(super) fn rewritten_without(&self, entity: &str) -> Rewrite {
         let kept = self.records.values().filter(|r| r.entity != entity).cloned().collect();
-        let header =
-            Header { generation: self.header.generation + 1, next_key_id: self.next_id, ..self.header };
-        Rewrite { header, records: kept }
+        Rewrite { header: self.rewritten_header(), records: kept }
+    }
+
+    /// The header of a rewrite of the file: the rewrite counter bumped, every id handed out
+    /// so far kept out of reach for good, the suite kept.
+    fn rewritten_header(&self) -> Header {
+        Header { generation: self.header.generation + 1, next_key_id: self.next_id, ..self.header }
     }
 
     /// The file with every record wrapped again, by `new` instead of `old` (a rotation of
@@ -201,9 +205,7 @@ impl Ring {
                 KeyRecord::wrap(new, record.key_id, &record.entity, &key)
             })
             .collect::<Result<Vec<_>>>()?;
-        let header =
-            Header { generation: self.header.generation + 1, next_key_id: self.next_id, ..self.header };
-        Ok(Rewrite { header, records })
+        Ok(Rewrite { header: self.rewritten_header(), records })
     }
 
     /// Takes the rewrapped records after the file was rewritten (`header`, `valid_len`
