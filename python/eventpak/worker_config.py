@@ -71,7 +71,7 @@ class CursorWorkerConfig:
         check_count("batch_size", self.batch_size, 1)
         idle = self.idle_sleep
         if isinstance(idle, bool) or not isinstance(idle, (int, float)) or not 0 < idle < 3600:
-            raise InvalidConfig(f"idle_sleep must be seconds in (0, 3600), got {self.idle_sleep!r}")
+            raise InvalidConfig(f"idle_sleep must be seconds in (0, 3600), got {idle!r}")
         if not isinstance(self.restart, RestartPolicy):
             raise InvalidConfig(f"restart must be an ep.RestartPolicy, not {type(self.restart).__name__}")
         if self.checkpoint_id is not None:

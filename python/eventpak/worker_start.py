@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ._native import Region
+from ._native import NativeStore, Region, WorkerLease
 from .errors import CheckpointInUse
 from .worker import CursorWorkerHandle
 from .worker_config import CursorWorkerConfig, Handler, check_worker_args
@@ -16,7 +16,7 @@ from .worker_config import CursorWorkerConfig, Handler, check_worker_args
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["start_worker", "stop_workers"]
+__all__ = ["start_worker", "stop_workers", "take_checkpoint_lease"]
 
 log = logging.getLogger("eventpak.worker")
 
@@ -29,14 +29,22 @@ def start_worker(
     checkpoint across every process of the data dir. When another holds it, this raises
     ``ep.CheckpointInUse``, or with ``standby=True`` starts a worker that waits for it."""
     config = check_worker_args(region, handler, config)
-    lease = None
-    if config.checkpoint_id is not None and not store._native.read_only:
-        lease = store._native.take_worker_lease(config.checkpoint_id)
-        if lease is None and not config.standby:
-            raise CheckpointInUse(config.checkpoint_id, store.path)
+    lease = take_checkpoint_lease(store._native, config, store.path)
     handle = CursorWorkerHandle(store, region, handler, config, lease)
     handle.start()
     return handle
+
+
+def take_checkpoint_lease(native: NativeStore, config: CursorWorkerConfig, path: str) -> WorkerLease | None:
+    """The lease of ``config.checkpoint_id``, taken without waiting (``None`` without a
+    checkpoint, on a read-only store, or for a standby whose checkpoint is held); raises
+    ``ep.CheckpointInUse`` when another worker holds it and ``standby`` is off."""
+    if config.checkpoint_id is None or native.read_only:
+        return None
+    lease = native.take_worker_lease(config.checkpoint_id)
+    if lease is None and not config.standby:
+        raise CheckpointInUse(config.checkpoint_id, path)
+    return lease
 
 
 def stop_workers(workers: Iterable[CursorWorkerHandle], timeout: float | None) -> None:

@@ -7,8 +7,8 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from .._native import Region
-from ..errors import CheckpointInUse
 from ..worker_config import CursorWorkerConfig, check_worker_args
+from ..worker_start import take_checkpoint_lease
 
 if TYPE_CHECKING:
     from .store import AsyncStore
@@ -30,13 +30,8 @@ def start_async_worker(
     """Creates and starts an async worker; a ``checkpoint_id`` takes its lease first (as
     ``Store.cursor_worker`` does: ``ep.CheckpointInUse`` unless ``standby=True``)."""
     config = check_worker_args(region, handler, config)
-    lease = None
-    native = store.sync_store._native
-    if config.checkpoint_id is not None and not native.read_only:
-        # Non-blocking: the lease is a lock file taken without waiting.
-        lease = native.take_worker_lease(config.checkpoint_id)
-        if lease is None and not config.standby:
-            raise CheckpointInUse(config.checkpoint_id, store.path)
+    # Non-blocking: the lease is a lock file taken without waiting.
+    lease = take_checkpoint_lease(store.sync_store._native, config, store.path)
     from .worker import AsyncWorkerHandle  # the handle's module imports this one
 
     return AsyncWorkerHandle(store, region, handler, config, lease)
