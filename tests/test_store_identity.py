@@ -139,6 +139,14 @@ def test_a_path_that_is_a_file_is_a_usage_error(tmp_path: Path) -> None:
     assert not_a_dir.read_text() == "box\n"
 
 
+def test_a_path_under_a_file_is_a_usage_error(tmp_path: Path) -> None:
+    a_file = tmp_path / "hostname"
+    a_file.write_text("box\n")
+    with pytest.raises(ep.InvalidConfig, match="cannot be made: a parent of it is a file"):
+        ep.Store.open(a_file / "data" / "deeper")
+    assert a_file.read_text() == "box\n"
+
+
 def test_a_read_only_open_of_a_dir_without_a_store_refuses_and_creates_nothing(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()

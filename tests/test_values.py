@@ -314,6 +314,78 @@ def test_plain_values_pickle(protocol: int) -> None:
         assert copy == value and hash(copy) == hash(value) and repr(copy) == repr(value)
 
 
+NAME_OF_THE_WRONG_TYPE = [
+    ("kind", ep.InvalidKind, lambda s: s.append(("e", "s"), 3, {})),
+    ("coord", ep.InvalidCoordinate, lambda s: s.append(123, "k", {})),
+    ("coord pair", ep.InvalidCoordinate, lambda s: s.append(("e", "s", "x"), "k", {})),
+    ("scope", ep.InvalidCoordinate, lambda s: s.append(("e", 1), "k", {})),
+    ("Coordinate", ep.InvalidCoordinate, lambda s: ep.Coordinate(b"e", "s")),
+    ("tag", ep.InvalidTag, lambda s: s.append(("e", "s"), "k", {}, tags=["a", 2])),
+    ("tags", ep.InvalidTag, lambda s: s.append(("e", "s"), "k", {}, tags="a")),
+    ("region kinds", ep.InvalidRegion, lambda s: R.all().with_kinds("k")),
+    ("region kind", ep.InvalidRegion, lambda s: R.all().with_kind(1)),
+    ("region entity", ep.InvalidRegion, lambda s: R.entity(1)),
+    ("checkpoint id", ep.InvalidCheckpointId, lambda s: ep.CursorWorkerConfig(checkpoint_id=7)),
+    ("loaded checkpoint id", ep.InvalidCheckpointId, lambda s: ep.Cursor.load_checkpoint(s.path, 7)),
+    (
+        "AppendRequest kind",
+        ep.InvalidKind,
+        lambda s: s.append_batch([ep.AppendRequest(("e", "s"), None, {})]),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("what", "typed", "call"), NAME_OF_THE_WRONG_TYPE, ids=[c[0] for c in NAME_OF_THE_WRONG_TYPE]
+)
+def test_a_name_of_the_wrong_type_raises_its_typed_error_which_is_also_a_type_error(
+    store: ep.Store, what: str, typed: type[Exception], call: Callable[[ep.Store], Any]
+) -> None:
+    with pytest.raises(typed) as caught:
+        call(store)
+    assert isinstance(caught.value, TypeError) and isinstance(caught.value, ep.EventpakError)
+    assert "must be" in str(caught.value)  # names the argument and what it takes
+    copy = _round_trip(caught.value, pickle.HIGHEST_PROTOCOL)
+    assert type(copy) is type(caught.value) and str(copy) == str(caught.value)
+    assert store.stats()["events"] == 0
+
+
+def test_gap_observations_are_built_as_a_cursor_records_them(store: ep.Store) -> None:
+    store.append(("a", "s"), "k", 0)
+    with store.fence() as fence:
+        fence.append(("a", "s"), "k", "hidden")
+        fence.cancel()
+    store.append(("a", "s"), "k", 2)
+    cursor = store.cursor(R.all()).with_gap_config(ep.CursorGapConfig.enabled(4))
+    cursor.poll_batch(10)
+    assert cursor.take_gaps() == [ep.GapObservation(1, 2, [(1, 2)])]
+    built = ep.GapObservation(
+        expected_sequence=3, delivered_sequence=9, cancelled_ranges=[[3, 4]], compacted_ranges=((5, 9),)
+    )
+    assert (built.expected_sequence, built.delivered_sequence) == (3, 9)
+    assert (built.cancelled_ranges, built.compacted_ranges) == ([(3, 4)], [(5, 9)])
+    assert ep.GapObservation(4, 4) == ep.GapObservation(4, 4, None, [])
+    assert _round_trip(built, pickle.HIGHEST_PROTOCOL) == built
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "message"),
+    [
+        ((-1, 2), ep.InvalidArgument, r"^expected_sequence: must be >= 0, got -1$"),
+        ((5, 2), ep.InvalidArgument, r"^delivered_sequence: must be >= expected_sequence \(5\), got 2$"),
+        ((1, 5, [(0, 2)]), ep.InvalidArgument, r"^cancelled_ranges\[0\]: \(0, 2\) is not a non-empty range"),
+        ((1, 5, [], [(1, 6)]), ep.InvalidArgument, r"^compacted_ranges\[0\]: \(1, 6\) is not"),
+        ((1, 5, [(3, 3)]), ep.InvalidArgument, r"^cancelled_ranges\[0\]: \(3, 3\) is not a non-empty"),
+        ((1, 5, [(1,)]), TypeError, r"^cancelled_ranges\[0\] must be a \(start, end\) pair"),
+        ((1, 5, [("1", 2)]), TypeError, r"^cancelled_ranges\[0\] must be an int, not str$"),
+        (("1", 5), TypeError, r"^expected_sequence must be an int, not str$"),
+    ],
+)
+def test_a_gap_observation_refuses_what_a_cursor_never_records(args, error, message) -> None:
+    with pytest.raises(error, match=message):
+        ep.GapObservation(*args)
+
+
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_receipts_pickle(store: ep.Store, protocol: int) -> None:
     receipt = store.append(("acct", "eu"), "k", 1)

@@ -405,6 +405,15 @@ class CursorGapConfig:
 class GapObservation:
     """A delivery that jumped over cancelled fence ranges or ranges removed by compaction."""
 
+    def __new__(
+        cls,
+        expected_sequence: int,
+        delivered_sequence: int,
+        cancelled_ranges: Iterable[tuple[int, int]] | None = None,
+        compacted_ranges: Iterable[tuple[int, int]] | None = None,
+    ) -> GapObservation:
+        """An observation as a cursor records it: each range ``(start, end)`` non-empty,
+        end exclusive, inside ``[expected_sequence, delivered_sequence)``."""
     @property
     def expected_sequence(self) -> int:
         """Sequence the cursor would have delivered next with no gap."""

@@ -9,7 +9,8 @@ message reads the same whichever layer raised it: what happened, then what to do
 This module defines the errors of the log itself (bad input, the store's state, its files);
 the errors of tags, conditions and tracking records (``_guard_errors``) and of the layers
 above the log (cursor checkpoints, workers, caches, gates, upcasters: ``_service_errors``)
-are defined beside them and exported from here too.
+are defined beside them and exported from here too. A name argument that is not a ``str``
+raises a subclass of its name's error that is also a ``TypeError`` (``_name_type_errors``).
 """
 
 from __future__ import annotations

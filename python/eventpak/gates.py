@@ -49,6 +49,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, Protocol, Unpack, final, runtime_checkable
 
+from ._name_type_errors import InvalidKindType
 from ._native import Coordinate
 from .errors import Denial
 from .options import AppendOptions, CoordinateLike
@@ -93,7 +94,7 @@ class Proposal:
         self, coord: CoordinateLike, kind: str, payload: Any, **options: Unpack[AppendOptions]
     ) -> None:
         if not isinstance(kind, str):
-            raise TypeError(f"kind must be a str, not {type(kind).__name__}")
+            raise InvalidKindType(f"kind must be a str, not {type(kind).__name__}")
         object.__setattr__(self, "coord", _coordinate(coord))
         object.__setattr__(self, "kind", kind)
         object.__setattr__(self, "payload", payload)

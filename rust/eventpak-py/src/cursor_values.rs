@@ -7,7 +7,7 @@ use pyo3::types::{PyString, PyType};
 
 use crate::args::{int_arg, opt_int_arg, type_name};
 use crate::errors::InvalidArgument;
-use crate::types::bool_arg;
+use crate::types::{bool_arg, sequence_items};
 
 /// Whether a cursor records gap observations, and how many it keeps.
 #[pyclass(frozen, eq, hash, module = "eventpak._native")]
@@ -86,9 +86,37 @@ impl GapObservation {
         )
     }
 
-    /// Pickles as `GapObservation._restore(expected, delivered, cancelled, compacted)`.
+    /// A gap observation as a cursor records it; tests and tools build them to compare.
+    /// Each range is `(start, end)` with `start < end`, inside `[expected, delivered)`.
+    #[new]
+    #[pyo3(signature = (expected_sequence, delivered_sequence, cancelled_ranges=None, compacted_ranges=None))]
+    fn new(
+        expected_sequence: &Bound<'_, PyAny>,
+        delivered_sequence: &Bound<'_, PyAny>,
+        cancelled_ranges: Option<&Bound<'_, PyAny>>,
+        compacted_ranges: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let expected: u64 = int_arg(expected_sequence, "expected_sequence")?;
+        let delivered: u64 = int_arg(delivered_sequence, "delivered_sequence")?;
+        if delivered < expected {
+            let reason = format!("must be >= expected_sequence ({expected}), got {delivered}");
+            return Err(InvalidArgument::new_err(("delivered_sequence".to_owned(), reason)));
+        }
+        let ranges = |value: Option<&Bound<'_, PyAny>>, name: &str| match value.filter(|v| !v.is_none()) {
+            None => Ok(Vec::new()),
+            Some(v) => gap_ranges(v, name, expected, delivered),
+        };
+        Ok(GapObservation {
+            expected_sequence: expected,
+            delivered_sequence: delivered,
+            cancelled_ranges: ranges(cancelled_ranges, "cancelled_ranges")?,
+            compacted_ranges: ranges(compacted_ranges, "compacted_ranges")?,
+        })
+    }
+
+    /// Pickles as `GapObservation(expected, delivered, cancelled, compacted)`.
     #[allow(clippy::type_complexity)]
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, GapState)> {
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyType>, GapState)> {
         let g = slf.get();
         let state = (
             g.expected_sequence,
@@ -96,11 +124,11 @@ impl GapObservation {
             g.cancelled_ranges.clone(),
             g.compacted_ranges.clone(),
         );
-        Ok((slf.get_type().getattr("_restore")?, state))
+        Ok((slf.get_type(), state))
     }
 
-    /// Rebuilds a pickled observation (one pickled before compaction existed has no
-    /// compacted ranges).
+    /// Rebuilds an observation pickled by an earlier version (one pickled before
+    /// compaction existed has no compacted ranges).
     #[classmethod]
     #[pyo3(signature = (expected_sequence, delivered_sequence, cancelled_ranges, compacted_ranges=Vec::new()))]
     fn _restore(
@@ -112,6 +140,38 @@ impl GapObservation {
     ) -> Self {
         GapObservation { expected_sequence, delivered_sequence, cancelled_ranges, compacted_ranges }
     }
+}
+
+/// Reads argument `name`: an iterable of `(start, end)` pairs, each non-empty and inside
+/// `[expected, delivered)`, as a cursor records them.
+fn gap_ranges(
+    value: &Bound<'_, PyAny>,
+    name: &str,
+    expected: u64,
+    delivered: u64,
+) -> PyResult<Vec<(u64, u64)>> {
+    let mut ranges = Vec::new();
+    for (i, item) in value.try_iter()?.enumerate() {
+        let item = item?;
+        let label = format!("{name}[{i}]");
+        let (start, end): (u64, u64) = match sequence_items(&item)? {
+            Some(pair) if pair.len() == 2 => (int_arg(&pair[0], &label)?, int_arg(&pair[1], &label)?),
+            _ => {
+                let shown = type_name(&item);
+                return Err(PyTypeError::new_err(format!(
+                    "{label} must be a (start, end) pair, not {shown} {item}"
+                )));
+            }
+        };
+        if !(expected <= start && start < end && end <= delivered) {
+            let reason = format!(
+                "({start}, {end}) is not a non-empty range inside [{expected}, {delivered}): end is exclusive"
+            );
+            return Err(InvalidArgument::new_err((label, reason)));
+        }
+        ranges.push((start, end));
+    }
+    Ok(ranges)
 }
 
 /// A saved cursor position (value type).

@@ -49,6 +49,13 @@ bind_errors!(
     UpcastFailed,
 );
 
+// A name argument that is not a `str`: its name's error, and a `TypeError` as well.
+pyo3::import_exception!(eventpak._name_type_errors, InvalidCheckpointIdType);
+pyo3::import_exception!(eventpak._name_type_errors, InvalidCoordinateType);
+pyo3::import_exception!(eventpak._name_type_errors, InvalidKindType);
+pyo3::import_exception!(eventpak._name_type_errors, InvalidRegionType);
+pyo3::import_exception!(eventpak._name_type_errors, InvalidTagType);
+
 /// Converts an engine error; `data_dir` is the path as the caller gave it.
 pub fn to_py(err: Error, data_dir: &str) -> PyErr {
     let message = err.to_string();

@@ -1,17 +1,21 @@
-//! Name arguments (entities, scopes, kinds, region filters, checkpoint ids). A value that is
-//! not a `str` raises a `TypeError` naming the argument ("kind must be a str, not int"). A
+//! Name arguments (entities, scopes, kinds, region filters, checkpoint ids, tags). A value
+//! that is not a `str` raises the name's typed error in a form that is a `TypeError` too
+//! (`ep.errors.InvalidKindType`, "kind must be a str, not int"), so both the contract's
+//! "bad input gets its typed error" and Python's "a wrong type is a `TypeError`" hold. A
 //! Python str that is not valid UTF-8 (lone surrogates, e.g. from `os.fsdecode` of bad
 //! bytes) is refused with the typed error of its kind of name, like any other bad name.
 
-use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
 use crate::args::type_name;
-use crate::errors::{InvalidCheckpointId, InvalidCoordinate, InvalidKind, InvalidRegion, InvalidTag};
+use crate::errors::{
+    InvalidCheckpointId, InvalidCheckpointIdType, InvalidCoordinate, InvalidCoordinateType, InvalidKind,
+    InvalidKindType, InvalidRegion, InvalidRegionType, InvalidTag, InvalidTagType,
+};
 
 macro_rules! name_arg {
-    ($(#[$doc:meta])* $name:ident => $error:ident, $label:literal) => {
+    ($(#[$doc:meta])* $name:ident => $error:ident / $type_error:ident, $label:literal) => {
         $(#[$doc])*
         pub struct $name(pub String);
 
@@ -19,7 +23,7 @@ macro_rules! name_arg {
             /// Reads argument `label` (the name messages give it).
             pub fn named(ob: &Bound<'_, PyAny>, label: &str) -> PyResult<Self> {
                 let Ok(text) = ob.downcast::<PyString>() else {
-                    return Err(PyTypeError::new_err(format!("{label} must be a str, not {}", type_name(ob))));
+                    return Err($type_error::new_err((format!("{label} must be a str, not {}", type_name(ob)),)));
                 };
                 match text.to_str() {
                     Ok(s) => Ok($name(s.to_owned())),
@@ -42,23 +46,23 @@ macro_rules! name_arg {
 
 name_arg!(
     /// An entity or scope.
-    CoordinatePart => InvalidCoordinate, "entity"
+    CoordinatePart => InvalidCoordinate / InvalidCoordinateType, "entity"
 );
 name_arg!(
     /// An event kind.
-    KindName => InvalidKind, "kind"
+    KindName => InvalidKind / InvalidKindType, "kind"
 );
 name_arg!(
     /// A region filter value.
-    RegionName => InvalidRegion, "region filter"
+    RegionName => InvalidRegion / InvalidRegionType, "region filter"
 );
 name_arg!(
     /// A cursor checkpoint id.
-    CheckpointId => InvalidCheckpointId, "checkpoint_id"
+    CheckpointId => InvalidCheckpointId / InvalidCheckpointIdType, "checkpoint_id"
 );
 name_arg!(
     /// A tag (or a tracking name, which follows the same rules).
-    TagName => InvalidTag, "tag"
+    TagName => InvalidTag / InvalidTagType, "tag"
 );
 
 /// Reads a tags argument: a list, tuple or other sequence of str (not a bare str), each
@@ -66,7 +70,7 @@ name_arg!(
 pub fn tag_list(tags: &Bound<'_, PyAny>, label: &str) -> PyResult<Vec<String>> {
     let Some(items) = crate::types::sequence_items(tags)? else {
         let shown = type_name(tags);
-        return Err(PyTypeError::new_err(format!("{label} must be a sequence of str, not {shown}")));
+        return Err(InvalidTagType::new_err((format!("{label} must be a sequence of str, not {shown}"),)));
     };
     items
         .iter()

@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyIterator, PyList, PySequence, PyString, PyTuple};
 
 use crate::args::type_name;
-use crate::errors::to_py;
+use crate::errors::{to_py, InvalidCoordinateType};
 use crate::names::CoordinatePart;
 
 /// The address of a stream: an entity (hash chain and clock) and a scope (isolation label).
@@ -110,12 +110,12 @@ pub fn coordinate_parts(obj: &Bound<'_, PyAny>) -> PyResult<(String, String)> {
             CoordinatePart::named(&items[0], "coord entity")?.0,
             CoordinatePart::named(&items[1], "coord scope")?.0,
         )),
-        Some(items) => Err(PyTypeError::new_err(format!(
+        Some(items) => Err(InvalidCoordinateType::new_err((format!(
             "{expected}, not a {} of length {}",
             type_name(obj),
             items.len()
-        ))),
-        None => Err(PyTypeError::new_err(format!("{expected}, not {}", type_name(obj)))),
+        ),))),
+        None => Err(InvalidCoordinateType::new_err((format!("{expected}, not {}", type_name(obj)),))),
     }
 }
 

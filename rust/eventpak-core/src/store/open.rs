@@ -46,8 +46,15 @@ impl Store {
                     data_dir.display()
                 )));
             }
-            create_durable_dir(&*storage, data_dir)
-                .map_err(|e| Error::storage("creating the data dir", e))?;
+            create_durable_dir(&*storage, data_dir).map_err(|e| match e.kind() {
+                // A file where a parent folder belongs: the path can never be a data dir,
+                // which is a usage error, not a failing disk.
+                std::io::ErrorKind::NotADirectory => Error::InvalidConfig(format!(
+                    "data dir {} cannot be made: a parent of it is a file, not a directory",
+                    data_dir.display()
+                )),
+                _ => Error::storage("creating the data dir", e),
+            })?;
         }
         let segments_dir = data_dir.join(SEGMENTS_DIR);
         if config.read_only && !segments_dir.is_dir() {

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 
 use super::{bool_arg, coordinate_parts, sequence_items};
 use crate::args::{int_arg, opt_int_arg, type_name};
-use crate::errors::to_py;
+use crate::errors::{to_py, InvalidRegionType};
 use crate::names::{tag_list, KindName, RegionName};
 
 /// The read predicate of queries, cursors and workers. Builders return new regions.
@@ -81,7 +81,9 @@ impl Region {
     fn with_kinds(&self, kinds: &Bound<'_, PyAny>) -> PyResult<Self> {
         let Some(items) = sequence_items(kinds)? else {
             let shown = type_name(kinds);
-            return Err(PyTypeError::new_err(format!("kinds must be a sequence of str, not {shown}")));
+            return Err(InvalidRegionType::new_err((format!(
+                "kinds must be a sequence of str, not {shown}"
+            ),)));
         };
         let kinds = items
             .iter()
