@@ -4,6 +4,7 @@ caches, failures."""
 from __future__ import annotations
 
 import logging
+import pickle
 import struct
 import time
 from pathlib import Path
@@ -429,6 +430,35 @@ def test_user_cache_protocol(open_store):
     assert store.project("acct:1", projection) == {"balance": 3, "events": 2}
     assert projection.calls == 0
     assert len(cache.gets) == 2 and len(cache.puts) == 1
+
+
+class PickledCache(DictCache):
+    """A user cache that keeps its entries pickled, as one backed by a file or a cache server does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pickled: dict[bytes, bytes] = {}
+
+    def get(self, key: bytes) -> tuple[bytes, ep.CacheMeta] | None:
+        self.gets.append(key)
+        row = self.pickled.get(key)
+        return None if row is None else pickle.loads(row)
+
+    def put(self, key: bytes, value: bytes, meta: ep.CacheMeta) -> None:
+        self.puts.append((key, value, meta))
+        self.pickled[key] = pickle.dumps((value, meta))
+
+
+def test_a_user_cache_may_keep_its_entries_pickled(open_store):
+    cache = PickledCache()
+    store = open_store(projection_cache=cache)
+    last = deposit(store, 5)
+    assert store.project("acct:1", Balance()) == {"balance": 5, "events": 1}
+    value, meta = pickle.loads(next(iter(cache.pickled.values())))
+    assert (value, meta) == cache.puts[0][1:] and meta.watermark == last.global_sequence
+    projection = Balance()
+    assert store.project("acct:1", projection) == {"balance": 5, "events": 1}
+    assert projection.calls == 0  # served from the unpickled entry
 
 
 def test_user_cache_keys_share_the_projection_prefix_and_differ_by_target(open_store):

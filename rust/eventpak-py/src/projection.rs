@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use eventpak_core::{CacheMeta as CoreMeta, NativeCache as CoreCache, ReplayTarget};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyType};
 
 use crate::args::{int_arg, opt_int_arg};
 use crate::event::Event;
@@ -34,6 +34,13 @@ impl CacheMeta {
 
     fn __repr__(&self) -> String {
         format!("CacheMeta(watermark={}, cached_at_us={})", self.watermark, self.cached_at_us)
+    }
+
+    /// Pickles as `CacheMeta(watermark, cached_at_us)`: a user cache may keep its entries in
+    /// pickled form (a file, a shared cache server).
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> (Bound<'py, PyType>, (u64, i64)) {
+        let meta = slf.get();
+        (slf.get_type(), (meta.watermark, meta.cached_at_us))
     }
 }
 
