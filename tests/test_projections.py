@@ -308,6 +308,27 @@ def test_project_if_changed_ignores_namespace_children_of_an_exact_entity(store)
     assert changed is not None and changed[1] == {"balance": 55}
 
 
+@pytest.mark.parametrize(
+    ("last", "error", "message"),
+    [
+        (-1, ep.InvalidArgument, r"^last_generation: must be in 0\.\.2\*\*64 - 1, got -1$"),
+        (
+            2**64,
+            ep.InvalidArgument,
+            r"^last_generation: must be in 0\.\.2\*\*64 - 1, got 18446744073709551616$",
+        ),
+        ("3", TypeError, r"^last_generation must be an int or None, not str$"),
+        (True, TypeError, r"^last_generation must be an int or None, not bool$"),
+    ],
+)
+def test_project_if_changed_refuses_a_generation_no_sequence_can_be(store, last, error, message):
+    store.append(("acct:1", "eu"), "deposit", 5)
+    projection = Balance()
+    with pytest.raises(error, match=message):
+        store.project_if_changed("acct:1", projection, last)
+    assert projection.kinds_seen == []
+
+
 def test_project_if_changed_generation_is_the_newest_relevant_sequence(store):
     receipts = [store.append(("acct:1", "eu"), kind, 1) for kind in ("deposit", "withdraw", "audit", "audit")]
     generation, state = store.project_if_changed("acct:1", Balance(), None)

@@ -275,3 +275,18 @@ def test_read_only_store_reads_but_refuses_appends(open_store, rotated):
     with pytest.raises(ep.ReadOnlyStore):
         store.append_batch([(("acct:1", "eu"), "deposit", 1)])
     assert store.stats()["events"] == 120
+
+
+def test_sync_on_a_read_only_store_has_nothing_to_do(open_store, rotated, data_dir):
+    def files() -> dict[str, bytes]:
+        return {
+            str(p.relative_to(data_dir)): p.read_bytes() for p in sorted(data_dir.rglob("*")) if p.is_file()
+        }
+
+    before = files()
+    store = open_store(read_only=True)
+    assert store.sync() is None  # it appends nothing, so nothing of its own awaits an fsync
+    assert files() == before
+    store.close()
+    with pytest.raises(ep.StoreClosed):
+        store.sync()

@@ -126,6 +126,8 @@ def test_a_bounded_window_starts_again_once_elapsed() -> None:
         lambda: ep.RestartPolicy(True),
         lambda: ep.RestartPolicy.bounded(-1, 1_000),
         lambda: ep.RestartPolicy.bounded(3, 0),
+        lambda: ep.RestartPolicy.bounded(2**64, 1_000),
+        lambda: ep.RestartPolicy.bounded(3, 2**64),
         lambda: ep.RestartPolicy.bounded(3, 1.5),  # type: ignore[arg-type]
         lambda: ep.RestartPolicy.unlimited(backoff_ms=(10, 5)),
         lambda: ep.RestartPolicy.once(backoff_ms=(-1, 5)),

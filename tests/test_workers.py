@@ -553,8 +553,22 @@ def test_bad_worker_arguments_raise_before_a_thread_starts(open_store, args) -> 
 
 @pytest.mark.parametrize(
     "option",
-    [{"gap_observation": "x"}, {"idle_sleep": True}, {"standby": 1}],
-    ids=["gap_observation", "idle_sleep", "standby"],
+    [
+        {"gap_observation": "x"},
+        {"idle_sleep": True},
+        {"standby": 1},
+        {"batch_size": 0},
+        {"batch_size": 2**64},
+        {"checkpoint_id": "c", "dead_letter_after": 2**64},
+    ],
+    ids=[
+        "gap_observation",
+        "idle_sleep",
+        "standby",
+        "batch_size 0",
+        "batch_size 2**64",
+        "dead_letter_after 2**64",
+    ],
 )
 def test_bad_worker_config_values_raise_invalid_config(option) -> None:
     with pytest.raises(ep.InvalidConfig):

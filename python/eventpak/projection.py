@@ -214,6 +214,12 @@ def project_if_changed(
     last_generation: int | None,
 ) -> tuple[int, Any] | None:
     """See :meth:`Store.project_if_changed`."""
+    if last_generation is not None:
+        # A generation is a global sequence: the same range, the same errors.
+        if isinstance(last_generation, bool) or not isinstance(last_generation, int):
+            raise TypeError(f"last_generation must be an int or None, not {type(last_generation).__name__}")
+        if not 0 <= last_generation < 2**64:
+            raise InvalidArgument("last_generation", f"must be in 0..2**64 - 1, got {last_generation}")
     generation = replay_head(store, target, list(type(projection).kinds))
     if generation is None or generation == last_generation:
         return None

@@ -13,12 +13,18 @@ __all__ = ["RestartPolicy"]
 DEFAULT_BACKOFF_MS = (50, 5_000)
 
 
+_U64_MAX = 2**64 - 1
+
+
 def check_count(name: str, value: object, minimum: int) -> None:
-    """Raises ``ep.InvalidConfig`` unless ``value`` is an int (not a bool) of at least ``minimum``."""
+    """Raises ``ep.InvalidConfig`` unless ``value`` is an int (not a bool) of at least
+    ``minimum`` that fits 64 bits, as every count the engine takes must."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidConfig(f"{name} must be an int, not {type(value).__name__}")
     if value < minimum:
         raise InvalidConfig(f"{name} must be at least {minimum}, got {value}")
+    if value > _U64_MAX:
+        raise InvalidConfig(f"{name} must be at most 2**64 - 1, got {value}")
 
 
 @dataclass(frozen=True)

@@ -173,10 +173,13 @@ impl Store {
     }
 
     /// Makes every event appended so far durable (an fsync barrier).
-    /// In shared mode, every event any process has appended so far.
+    /// In shared mode, every event any process has appended so far. A read-only store
+    /// appends nothing, so it has nothing to make durable: a no-op there, not a refusal
+    /// (the writers' own `sync` and `sync` policy make their events durable).
     pub fn sync(&self) -> Result<()> {
+        self.check_open()?;
         let published = self.shared.sharing.as_ref().map_or(0, |mode| mode.coord.mem.published_seq());
-        let writer = self.writer()?;
+        let Some(writer) = self.shared.writer.as_ref() else { return Ok(()) };
         self.shared.sync_pending_records(writer)?;
         self.durable_through(writer, |w| w.written().max(published))
     }
