@@ -4,6 +4,7 @@ data dir to itself, refuses to run without a rule, and reports what it removed."
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import eventpak as ep
@@ -47,9 +48,18 @@ def test_compact_without_a_rule_is_a_usage_error_and_changes_nothing(data_dir: P
 
 def test_compact_is_refused_while_another_process_has_the_store(data_dir: Path, tmp_path: Path) -> None:
     _store(data_dir)
+    before = snapshot(data_dir / "segments")  # the test's own opens rewrite the index checkpoint
     with ep.Store.open(data_dir, shared=True) as store:
-        assert_refused(run_cli("compact", str(data_dir), "--kind", "heartbeat"), "locked")
+        done = run_cli("compact", str(data_dir), "--kind", "heartbeat")
+        assert_refused(
+            done, f"compact needs {data_dir} to itself", "processes sharing it", "stop the service"
+        )
+        assert "shared=True" not in done.stderr  # StoreLocked's advice would not help here
         assert len(store.query(R.all())) == 120
+    with ep.Store.open(data_dir):
+        done = run_cli("compact", str(data_dir), "--kind", "heartbeat")
+        assert_refused(done, f"open in process {os.getpid()}", "stop the service")
+    assert snapshot(data_dir / "segments") == before
     missing = tmp_path / "missing"
     assert_refused(run_cli("compact", str(missing), "--kind", "heartbeat"))
     assert not missing.exists()

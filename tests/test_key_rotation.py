@@ -178,7 +178,7 @@ def test_the_command_line_rotates_with_both_keys_from_the_environment(data_dir: 
     assert_refused(no_old, "EVENTPAK_ENCRYPTION_KEY")
     both = {**env, "EVENTPAK_ENCRYPTION_KEY": old.hex(), "EVENTPAK_NEW_ENCRYPTION_KEY": new.hex()}
     with ep.Store.open(data_dir, encryption_key=old, shared=True):
-        assert_refused(run_cli("rotate-key", str(data_dir), env=both), "locked")
+        assert_refused(run_cli("rotate-key", str(data_dir), env=both), "rotate-key needs", "stop the service")
     assert _opens_with(data_dir, old)
     done = run_cli("rotate-key", str(data_dir), "--json", env=both)
     assert done.returncode == 0, done.stderr

@@ -8,7 +8,7 @@ import argparse
 import dataclasses
 import sys
 
-from .. import Store
+from .. import Store, StoreLocked
 from ..retention import Retention
 from ._base import KEY_VARIABLE, Refused, UsageError, check_data_dir, count, encryption_key
 from ._output import print_json, progress_bar
@@ -75,9 +75,18 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _open_exclusive(data_dir: str) -> Store:
+def _open_exclusive(data_dir: str, command: str) -> Store:
     check_data_dir(data_dir)
-    return Store.open(data_dir, encryption_key=encryption_key())
+    try:
+        return Store.open(data_dir, encryption_key=encryption_key())
+    except StoreLocked as exc:
+        # The error's own advice (share the dir with shared=True) does not apply here: these
+        # commands change the files other processes read, so they need the dir to themselves.
+        holder = f"process {exc.pid}" if exc.pid is not None else f"processes sharing it ({exc.mode} mode)"
+        raise Refused(
+            f"{command} needs {data_dir} to itself, but it is open in {holder}: stop the service "
+            "(every process that opens it), then run it again"
+        ) from exc
 
 
 def _compact(args: argparse.Namespace) -> int:
@@ -87,7 +96,7 @@ def _compact(args: argparse.Namespace) -> int:
             "of the sealed segments would be removed"
         )
     retention = Retention(max_age_s=args.max_age, kinds=args.kinds, keep_last_per_entity=args.keep_last)
-    with _open_exclusive(args.data_dir) as store, progress_bar(sys.stderr, "compact") as progress:
+    with _open_exclusive(args.data_dir, "compact") as store, progress_bar(sys.stderr, "compact") as progress:
         report = store.compact(retention, progress=progress)
     if args.json:
         print_json(sys.stdout, dataclasses.asdict(report))
@@ -105,7 +114,7 @@ def _rotate_key(args: argparse.Namespace) -> int:
         raise Refused(f"{NEW_KEY_VARIABLE} must hold the new store key as 64 hex digits")
     if encryption_key() is None:
         raise Refused(f"{KEY_VARIABLE} must hold the current store key as 64 hex digits")
-    with _open_exclusive(args.data_dir) as store:
+    with _open_exclusive(args.data_dir, "rotate-key") as store:
         wrapped = store.rotate_encryption_key(new_key)
     if args.json:
         print_json(sys.stdout, {"data_keys": wrapped})
