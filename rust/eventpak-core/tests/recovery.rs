@@ -144,6 +144,42 @@ fn damage_under_a_valid_index_checkpoint_is_never_served() {
     drop(store);
 }
 
+/// A log large enough that open checks its covered frames on several threads (when the
+/// machine has more than one core): damage in any thread's share of the log fails the open
+/// closed and changes nothing, and the intact log still opens from its checkpoint.
+#[test]
+fn damage_anywhere_in_a_large_covered_log_fails_the_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 100_000;
+    let store = open(dir.path(), config());
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        let batch = chunk.iter().map(|i| request(&format!("e{}", i % 97), "k", format!("p{i}").as_bytes()));
+        store.append_batch(batch.collect()).unwrap();
+    }
+    store.close().unwrap();
+    let seg = segment_paths(dir.path())[0].clone();
+    let pristine = std::fs::read(&seg).unwrap();
+    let located = frames(&pristine);
+    assert_eq!(located.len(), n);
+    for seq in [3, n / 2 - 1, n / 2 + 1, n - 2] {
+        let (at, len) = located[seq];
+        let mut damaged = pristine.clone();
+        damaged[at + len / 2] ^= 0x40;
+        std::fs::write(&seg, &damaged).unwrap();
+        let before = snapshot(dir.path());
+        let Err(err) = Store::open(dir.path(), StoreConfig { read_only: true, ..config() }) else {
+            panic!("damage to event {seq} must refuse the open")
+        };
+        assert!(matches!(err, Error::CorruptSegment { offset, .. } if offset == at as u64), "{seq}: {err}");
+        assert_eq!(snapshot(dir.path()), before);
+    }
+    std::fs::write(&seg, &pristine).unwrap();
+    let store = open(dir.path(), StoreConfig { read_only: true, ..config() });
+    assert_eq!(store.stats().unwrap().recovery.index_checkpoint, "loaded");
+    let last = store.read_events(&[n as u64 - 1]).unwrap();
+    assert_eq!(last[0].frame_bytes(), &pristine[located[n - 1].0..]);
+}
+
 #[test]
 fn a_damaged_last_frame_followed_by_zeros_is_a_torn_tail() {
     let dir = tempfile::tempdir().unwrap();

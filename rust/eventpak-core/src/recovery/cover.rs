@@ -1,9 +1,12 @@
 //! Deciding whether the index checkpoint can stand in for a scan of what it covers.
 
+use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use memmap2::Mmap;
 
+use crate::event::EventId;
 use crate::index::{CheckpointCover, Index};
 use crate::segment::{decode_frame, Decoded, SegmentHeader, SEGMENT_HEADER_LEN};
 
@@ -66,7 +69,8 @@ pub(super) fn cover_fits(
         }
         true
     };
-    let mut links = Vec::new();
+    // First the layout, in log order (cheap), then every event frame's contents (most of
+    // the time: a CRC over every byte), on several threads.
     for (seq, meta) in index.entries.iter().enumerate() {
         let seq = seq as u64;
         let segment = meta.segment as usize;
@@ -76,17 +80,6 @@ pub(super) fn cover_fits(
         if meta.offset != next_offset[segment] || meta.visible == hidden(seq) {
             return false;
         }
-        let Some(Decoded::Frame(event)) = frame(meta.segment, meta.offset, meta.len).map(decode_frame) else {
-            return false;
-        };
-        if event.global_sequence != seq
-            || u128::from_be_bytes(event.event_id()) != index.event_ids[seq as usize]
-        {
-            return false;
-        }
-        if !cover.has_causal {
-            links.push((seq, event.causation_id(), event.correlation_id()));
-        }
         next_offset[segment] += meta.len as u64;
     }
     if !tracking_until(index.len(), (u32::MAX, u64::MAX), &mut next_offset) {
@@ -95,8 +88,87 @@ pub(super) fn cover_fits(
     if !next_offset.iter().zip(&cover.segments).all(|(&end, &(_, len))| end == len) {
         return false;
     }
+    let Some(links) = frames_intact(index, maps, !cover.has_causal) else { return false };
     for (seq, causation, correlation) in links {
         index.link_causal(seq, causation, correlation);
     }
     true
+}
+
+/// Causal links read from frames: `(sequence, causation id, correlation id)`.
+type Links = Vec<(u64, Option<EventId>, EventId)>;
+
+/// Events below which one thread checks every frame: starting threads costs more than it
+/// saves on a small log.
+const PARALLEL_MIN_EVENTS: usize = 1 << 16;
+
+/// Checks that every event frame the index places is intact and is the event the index
+/// holds there (CRC, sequence, id), the log split among up to [`MAX_THREADS`] threads.
+/// With `read_links`, also returns each frame's causal links. `None`: a frame failed.
+fn frames_intact(index: &Index, maps: &[(SegmentHeader, Mmap)], read_links: bool) -> Option<Links> {
+    let n = index.entries.len();
+    let threads = if n < PARALLEL_MIN_EVENTS { 1 } else { available_threads() };
+    let check = |range: Range<usize>| check_frames(index, maps, range, read_links);
+    if threads == 1 {
+        return check(0..n);
+    }
+    let per = n.div_ceil(threads);
+    let parts: Vec<Option<Links>> = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads)
+            .map(|t| {
+                let range = (t * per).min(n)..((t + 1) * per).min(n);
+                let part = range.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("eventpak-open".into())
+                    .spawn_scoped(scope, move || check(part));
+                (spawned, range)
+            })
+            .collect();
+        let mut parts = vec![check(0..per.min(n))];
+        for (spawned, range) in helpers {
+            parts.push(match spawned {
+                Ok(helper) => helper.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                // No thread to be had: this one checks that part too.
+                Err(_) => check(range),
+            });
+        }
+        parts
+    });
+    let mut links = Vec::new();
+    for part in parts {
+        links.extend(part?);
+    }
+    Some(links)
+}
+
+fn check_frames(
+    index: &Index,
+    maps: &[(SegmentHeader, Mmap)],
+    range: Range<usize>,
+    read_links: bool,
+) -> Option<Links> {
+    let mut links = Vec::new();
+    for seq in range {
+        let meta = &index.entries[seq];
+        let start = meta.offset as usize;
+        let bytes = maps.get(meta.segment as usize)?.1.get(start..start + meta.len as usize)?;
+        let Decoded::Frame(event) = decode_frame(bytes) else { return None };
+        if event.global_sequence != seq as u64
+            || u128::from_be_bytes(event.event_id()) != index.event_ids[seq]
+        {
+            return None;
+        }
+        if read_links {
+            links.push((seq as u64, event.causation_id(), event.correlation_id()));
+        }
+    }
+    Some(links)
+}
+
+/// Most threads an open checks frames on.
+const MAX_THREADS: usize = 8;
+
+fn available_threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS))
 }
