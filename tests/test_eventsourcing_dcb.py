@@ -100,6 +100,16 @@ def test_a_tag_no_event_can_carry_matches_nothing(dcb: EventpakDCBRecorder) -> N
         dcb.append([_event("C", "bad\ntag")])
 
 
+def test_a_tag_that_is_not_a_str_is_refused_not_read_as_matching_nothing(dcb: EventpakDCBRecorder) -> None:
+    dcb.append([_event("A", "3")])
+    wrong = DCBQuery([DCBQueryItem(types=[], tags=[3])])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match=r"tags\[0\] must be a str, not int"):
+        list(dcb.read(wrong))
+    with pytest.raises(ep.InvalidTag):  # a condition that matches nothing would let it through
+        dcb.append([_event("B")], DCBAppendCondition(wrong))
+    assert [e.position for e in dcb.read()] == [1]
+
+
 def test_head_is_taken_before_the_read(dcb: EventpakDCBRecorder) -> None:
     assert dcb.read().head is None
     dcb.append([_event("A", "x"), _event("B", "y")])

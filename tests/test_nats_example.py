@@ -30,12 +30,24 @@ class Program:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.errors: list[str] = []
+        # Both pipes are drained by threads (stderr too, so a chatty child never blocks on a
+        # full pipe); only they read the pipes, to their ends.
+        self.readers = [
+            threading.Thread(target=self._read, daemon=True),
+            threading.Thread(target=self._read_errors, daemon=True),
+        ]
+        for reader in self.readers:
+            reader.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.lines.put(line)
+
+    def _read_errors(self) -> None:
+        assert self.proc.stderr is not None
+        self.errors.extend(self.proc.stderr)
 
     def wait_for_head(self, at_least: int, timeout: float = 60.0) -> None:
         """Returns once the program printed a head of at least ``at_least``."""
@@ -51,7 +63,10 @@ class Program:
         self.proc.wait(timeout=30)
 
     def finish(self, timeout: float = 60.0) -> str:
-        _, err = self.proc.communicate(timeout=timeout)
+        self.proc.wait(timeout=timeout)
+        for reader in self.readers:
+            reader.join(timeout)  # the pipes end with the process
+        err = "".join(self.errors)
         assert self.proc.returncode == 0, err
         return err
 

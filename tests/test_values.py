@@ -327,6 +327,7 @@ NAME_OF_THE_WRONG_TYPE = [
     ("region entity", ep.InvalidRegion, lambda s: R.entity(1)),
     ("checkpoint id", ep.InvalidCheckpointId, lambda s: ep.CursorWorkerConfig(checkpoint_id=7)),
     ("loaded checkpoint id", ep.InvalidCheckpointId, lambda s: ep.Cursor.load_checkpoint(s.path, 7)),
+    ("Proposal coord", ep.InvalidCoordinate, lambda s: ep.Proposal(123, "k", {})),
     (
         "AppendRequest kind",
         ep.InvalidKind,
@@ -364,15 +365,23 @@ def test_gap_observations_are_built_as_a_cursor_records_them(store: ep.Store) ->
     )
     assert (built.expected_sequence, built.delivered_sequence) == (3, 9)
     assert (built.cancelled_ranges, built.compacted_ranges) == ([(3, 4)], [(5, 9)])
-    assert ep.GapObservation(4, 4) == ep.GapObservation(4, 4, None, [])
+    assert ep.GapObservation(4, 5) == ep.GapObservation(4, 5, None, [])
+    adjacent = ep.GapObservation(0, 9, [(1, 3), (3, 5)])  # two fences cancelled one after another
+    assert adjacent.cancelled_ranges == [(1, 3), (3, 5)]
     assert _round_trip(built, pickle.HIGHEST_PROTOCOL) == built
+    # Pickled through `_restore`, which versions without the constructor have too.
+    assert built.__reduce__()[0] == ep.GapObservation._restore  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
     ("args", "error", "message"),
     [
         ((-1, 2), ep.InvalidArgument, r"^expected_sequence: must be >= 0, got -1$"),
-        ((5, 2), ep.InvalidArgument, r"^delivered_sequence: must be >= expected_sequence \(5\), got 2$"),
+        ((5, 2), ep.InvalidArgument, r"^delivered_sequence: must be > expected_sequence \(5\): a gap"),
+        ((5, 5), ep.InvalidArgument, r"^delivered_sequence: must be > expected_sequence \(5\)"),
+        ((1, 9, [(4, 6), (2, 3)]), ep.InvalidArgument, r"^cancelled_ranges\[1\]: \(2, 3\) .* ascending"),
+        ((1, 9, [(2, 5), (4, 6)]), ep.InvalidArgument, r"^cancelled_ranges\[1\]: \(4, 6\) .*overlapping"),
+        ((1, 5, 7), TypeError, r"^cancelled_ranges must be a sequence of \(start, end\) pairs, not int$"),
         ((1, 5, [(0, 2)]), ep.InvalidArgument, r"^cancelled_ranges\[0\]: \(0, 2\) is not a non-empty range"),
         ((1, 5, [], [(1, 6)]), ep.InvalidArgument, r"^compacted_ranges\[0\]: \(1, 6\) is not"),
         ((1, 5, [(3, 3)]), ep.InvalidArgument, r"^cancelled_ranges\[0\]: \(3, 3\) is not a non-empty"),

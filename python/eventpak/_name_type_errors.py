@@ -2,7 +2,8 @@
 kind, region filter, checkpoint id or tag belongs is bad input of that name, so it raises
 the name's typed error; it is also a wrong type, so the error is a ``TypeError`` as well, and
 ``except ep.InvalidKind`` and ``except TypeError`` both catch ``kind=3``. Catch them by the
-name's error (or ``TypeError``); the subclasses themselves are not part of the API."""
+name's error (or ``TypeError``); the subclasses themselves are not part of the API (shown, and
+pickled, as members of :mod:`eventpak.errors`, like every error)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,13 @@ class InvalidCheckpointIdType(_NotAStr, InvalidCheckpointId, TypeError):
 class InvalidTagType(_NotAStr, InvalidTag, TypeError):
     """A tag that is not a ``str``, or tags that are not a sequence of them: an
     ``ep.InvalidTag`` and a ``TypeError``."""
+
+
+for _error in (
+    InvalidCoordinateType,
+    InvalidKindType,
+    InvalidRegionType,
+    InvalidCheckpointIdType,
+    InvalidTagType,
+):
+    _error.__module__ = "eventpak.errors"

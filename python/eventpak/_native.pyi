@@ -412,8 +412,9 @@ class GapObservation:
         cancelled_ranges: Iterable[tuple[int, int]] | None = None,
         compacted_ranges: Iterable[tuple[int, int]] | None = None,
     ) -> GapObservation:
-        """An observation as a cursor records it: each range ``(start, end)`` non-empty,
-        end exclusive, inside ``[expected_sequence, delivered_sequence)``."""
+        """An observation as a cursor records it: a jump (``delivered_sequence >
+        expected_sequence``) and ranges ``(start, end)``, end exclusive, each non-empty, in
+        ascending order without overlap, inside ``[expected_sequence, delivered_sequence)``."""
     @property
     def expected_sequence(self) -> int:
         """Sequence the cursor would have delivered next with no gap."""
@@ -657,7 +658,8 @@ class NativeStore:
         """Deletes cursor checkpoint ``checkpoint_id`` (durably); ``False`` when there was none.
         Raises ``ReadOnlyStore`` on a read-only store."""
     def sync(self) -> None:
-        """fsync barrier: every event appended so far is durable when this returns."""
+        """fsync barrier: every event appended so far (in shared mode, by any process) is
+        durable when this returns; at once on a read-only store, which appends nothing."""
     def _commit_notifier(self) -> CommitNotifier:
         """The store's commit descriptor (one per store, made on first call)."""
     def _commit_generation(self) -> int:

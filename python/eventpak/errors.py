@@ -303,3 +303,12 @@ class StorageFailed(EventpakError, OSError):
             f"storage failed ({self.context}) in {self.path}: {self.strerror}{code}; nothing after "
             "this failure was acknowledged, reopen the store to recover"
         )
+
+
+# Subclasses of the name errors above that are also `TypeError`s (a name that is not a str):
+# importable from here, as their `__module__` says, so they pickle; not in `__all__`.
+from ._name_type_errors import InvalidCheckpointIdType as InvalidCheckpointIdType  # noqa: E402
+from ._name_type_errors import InvalidCoordinateType as InvalidCoordinateType  # noqa: E402
+from ._name_type_errors import InvalidKindType as InvalidKindType  # noqa: E402
+from ._name_type_errors import InvalidRegionType as InvalidRegionType  # noqa: E402
+from ._name_type_errors import InvalidTagType as InvalidTagType  # noqa: E402

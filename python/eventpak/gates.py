@@ -49,7 +49,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, Protocol, Unpack, final, runtime_checkable
 
-from ._name_type_errors import InvalidKindType
+from ._name_type_errors import InvalidCoordinateType, InvalidKindType
 from ._native import Coordinate
 from .errors import Denial
 from .options import AppendOptions, CoordinateLike
@@ -140,7 +140,8 @@ def _coordinate(coord: CoordinateLike) -> Coordinate:
             pass
         else:
             return Coordinate(entity, scope)
-    raise TypeError(f"coord must be an ep.Coordinate or an (entity, scope) pair, not {type(coord).__name__}")
+    shown = type(coord).__name__
+    raise InvalidCoordinateType(f"coord must be an ep.Coordinate or an (entity, scope) pair, not {shown}")
 
 
 @final

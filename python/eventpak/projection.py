@@ -215,7 +215,7 @@ def project_if_changed(
 ) -> tuple[int, Any] | None:
     """See :meth:`Store.project_if_changed`."""
     if last_generation is not None:
-        # A generation is a global sequence: the same range, the same errors.
+        # A generation is a global sequence: the same range, and the same error classes.
         if isinstance(last_generation, bool) or not isinstance(last_generation, int):
             raise TypeError(f"last_generation must be an int or None, not {type(last_generation).__name__}")
         if not 0 <= last_generation < 2**64:

@@ -245,7 +245,8 @@ class Store:
         return metrics(self)
 
     def sync(self) -> None:
-        """An fsync barrier: every event appended so far is durable when this returns."""
+        """An fsync barrier: every event appended so far (in shared mode, by any process) is
+        durable when this returns. A read-only store appends nothing: it returns at once."""
         self._native.sync()
 
     def verify(self, *, progress: Progress | None = None) -> VerifyReport:

@@ -136,7 +136,8 @@ class AsyncStore:
         return await self._offload(self._native.head)
 
     async def sync(self) -> None:
-        """An fsync barrier: every event appended so far is durable when it returns."""
+        """An fsync barrier: every event appended so far (in shared mode, by any process) is
+        durable when it returns. A read-only store appends nothing: it returns at once."""
         await self._offload(self._native.sync)
 
     async def verify(self, *, progress: Progress | None = None) -> VerifyReport:

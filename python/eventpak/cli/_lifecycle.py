@@ -82,7 +82,12 @@ def _open_exclusive(data_dir: str, command: str) -> Store:
     except StoreLocked as exc:
         # The error's own advice (share the dir with shared=True) does not apply here: these
         # commands change the files other processes read, so they need the dir to themselves.
-        holder = f"process {exc.pid}" if exc.pid is not None else f"processes sharing it ({exc.mode} mode)"
+        if exc.pid is not None:
+            holder = f"process {exc.pid}"
+        elif exc.mode == "shared":
+            holder = "processes sharing it"
+        else:
+            holder = "another process"
         raise Refused(
             f"{command} needs {data_dir} to itself, but it is open in {holder}: stop the service "
             "(every process that opens it), then run it again"

@@ -97,7 +97,9 @@ class EventpakDCBRecorder(DCBRecorder):
             if item.tags:
                 try:
                     region = region.with_tags(list(dict.fromkeys(item.tags)))
-                except ep.InvalidTag:
+                except ep.InvalidTag as exc:
+                    if isinstance(exc, TypeError):
+                        raise  # not a str at all: the caller's mistake, not an unmatchable tag
                     continue  # a tag no event can carry: the item matches nothing
             regions.append(region)
         if not regions:

@@ -145,8 +145,9 @@ fn damage_under_a_valid_index_checkpoint_is_never_served() {
 }
 
 /// A log large enough that open checks its covered frames on several threads (when the
-/// machine has more than one core): damage in any thread's share of the log fails the open
-/// closed and changes nothing, and the intact log still opens from its checkpoint.
+/// machine has more than one core): damage at either end of any thread's share of the log,
+/// for any number of threads, fails the open closed and changes nothing, and the intact log
+/// still opens from its checkpoint.
 #[test]
 fn damage_anywhere_in_a_large_covered_log_fails_the_open() {
     let dir = tempfile::tempdir().unwrap();
@@ -161,7 +162,18 @@ fn damage_anywhere_in_a_large_covered_log_fails_the_open() {
     let pristine = std::fs::read(&seg).unwrap();
     let located = frames(&pristine);
     assert_eq!(located.len(), n);
-    for seq in [3, n / 2 - 1, n / 2 + 1, n - 2] {
+    // The first and last frame of every thread's share, for 2 to 8 threads (the most an
+    // open uses), then two frames inside the log.
+    let mut damaged_at: Vec<usize> = (2..=8usize)
+        .flat_map(|threads| {
+            let per = n.div_ceil(threads);
+            (1..threads).flat_map(move |t| [t * per - 1, t * per])
+        })
+        .chain([3, n - 2])
+        .collect();
+    damaged_at.sort_unstable();
+    damaged_at.dedup();
+    for seq in damaged_at {
         let (at, len) = located[seq];
         let mut damaged = pristine.clone();
         damaged[at + len / 2] ^= 0x40;

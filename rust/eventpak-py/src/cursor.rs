@@ -13,9 +13,10 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::args::int_arg;
-use crate::cursor_values::{CursorCheckpoint, CursorGapConfig, GapObservation};
+use crate::cursor_values::{CursorCheckpoint, CursorGapConfig};
 use crate::errors::to_py;
 use crate::event::Event;
+use crate::gap_observation::GapObservation;
 use crate::gil::{detached, on_main_thread};
 use crate::names::CheckpointId;
 use crate::store::NativeStore;

@@ -16,6 +16,7 @@ mod cursor_values;
 mod errors;
 mod event;
 mod fence;
+mod gap_observation;
 mod gil;
 mod guards;
 mod lease;
@@ -56,11 +57,13 @@ mod _native {
     #[pymodule_export]
     use crate::cursor::Cursor;
     #[pymodule_export]
-    use crate::cursor_values::{CursorCheckpoint, CursorGapConfig, GapObservation};
+    use crate::cursor_values::{CursorCheckpoint, CursorGapConfig};
     #[pymodule_export]
     use crate::event::{AppendReceipt, Event};
     #[pymodule_export]
     use crate::fence::NativeFence;
+    #[pymodule_export]
+    use crate::gap_observation::GapObservation;
     #[pymodule_export]
     use crate::gil::mark_exiting;
     #[pymodule_export]

@@ -1,6 +1,6 @@
 //! Name arguments (entities, scopes, kinds, region filters, checkpoint ids, tags). A value
 //! that is not a `str` raises the name's typed error in a form that is a `TypeError` too
-//! (`ep.errors.InvalidKindType`, "kind must be a str, not int"), so both the contract's
+//! (`eventpak.errors.InvalidKindType`, "kind must be a str, not int"), so both the contract's
 //! "bad input gets its typed error" and Python's "a wrong type is a `TypeError`" hold. A
 //! Python str that is not valid UTF-8 (lone surrogates, e.g. from `os.fsdecode` of bad
 //! bytes) is refused with the typed error of its kind of name, like any other bad name.

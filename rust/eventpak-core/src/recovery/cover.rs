@@ -19,11 +19,12 @@ use crate::segment::{decode_frame, Decoded, SegmentHeader, SEGMENT_HEADER_LEN};
 /// the covered log fails the open closed, as it does without a checkpoint.
 ///
 /// What the checkpoint spares is rebuilding the index (names, entity clocks and chains,
-/// tags, causal links), not reading the frames: their CRCs are checked in one pass
-/// (docs/decisions.md, "What open checks").
+/// tags, causal links), not reading the frames: the layout is checked in log order, then
+/// every event frame's contents on several threads ([`frames_intact`]; docs/decisions.md,
+/// "What open checks").
 ///
 /// A checkpoint without causal sections (version 1) still loads; its frames' causal links
-/// are then read in the same pass.
+/// are then read as the frames are checked.
 pub(super) fn cover_fits(
     cover: &CheckpointCover,
     files: &[(u64, PathBuf)],
@@ -141,6 +142,7 @@ fn frames_intact(index: &Index, maps: &[(SegmentHeader, Mmap)], read_links: bool
     Some(links)
 }
 
+/// [`frames_intact`] for the events at `range`, on the calling thread.
 fn check_frames(
     index: &Index,
     maps: &[(SegmentHeader, Mmap)],
@@ -168,6 +170,7 @@ fn check_frames(
 /// Most threads an open checks frames on.
 const MAX_THREADS: usize = 8;
 
+/// The threads an open may check frames on: the cores there are, at most [`MAX_THREADS`].
 fn available_threads() -> usize {
     static THREADS: OnceLock<usize> = OnceLock::new();
     *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS))
