@@ -351,14 +351,20 @@ def test_a_name_of_the_wrong_type_raises_its_typed_error_which_is_also_a_type_er
     assert store.stats()["events"] == 0
 
 
-def test_gap_observations_are_built_as_a_cursor_records_them(store: ep.Store) -> None:
+def _cursor_past_a_cancelled_event(store: ep.Store) -> ep.Cursor:
+    """A gap-observing cursor that has read events 0 and 2, around event 1 of a cancelled fence."""
     store.append(("a", "s"), "k", 0)
     with store.fence() as fence:
         fence.append(("a", "s"), "k", "hidden")
         fence.cancel()
     store.append(("a", "s"), "k", 2)
     cursor = store.cursor(R.all()).with_gap_config(ep.CursorGapConfig.enabled(4))
-    cursor.poll_batch(10)
+    assert len(cursor.poll_batch(10)) == 2
+    return cursor
+
+
+def test_gap_observations_are_built_as_a_cursor_records_them(store: ep.Store) -> None:
+    cursor = _cursor_past_a_cancelled_event(store)
     assert cursor.take_gaps() == [ep.GapObservation(1, 2, [(1, 2)])]
     built = ep.GapObservation(
         expected_sequence=3, delivered_sequence=9, cancelled_ranges=[[3, 4]], compacted_ranges=((5, 9),)
@@ -406,14 +412,7 @@ def test_receipts_pickle(store: ep.Store, protocol: int) -> None:
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_gap_observations_pickle(store: ep.Store, protocol: int) -> None:
-    store.append(("a", "s"), "k", 0)
-    with store.fence() as fence:
-        fence.append(("a", "s"), "k", "hidden")
-        fence.cancel()
-    store.append(("a", "s"), "k", 2)
-    cursor = store.cursor(R.all()).with_gap_config(ep.CursorGapConfig.enabled(4))
-    assert len(cursor.poll_batch(10)) == 2
-    (gap,) = cursor.take_gaps()
+    (gap,) = _cursor_past_a_cancelled_event(store).take_gaps()
     copy = _round_trip(gap, protocol)
     assert copy == gap
     assert (copy.expected_sequence, copy.delivered_sequence, copy.cancelled_ranges) == (1, 2, [(1, 2)])
