@@ -139,6 +139,16 @@ def test_bad_restart_policies_raise_invalid_config(make) -> None:  # type: ignor
         make()
 
 
+def test_backoff_may_be_given_as_a_list_as_configuration_files_give_it() -> None:
+    from_config = ep.RestartPolicy.bounded(3, 1_000, backoff_ms=[10, 500])  # type: ignore[arg-type]
+    assert from_config.backoff_ms == (10, 500)
+    assert from_config == ep.RestartPolicy.bounded(3, 1_000, backoff_ms=(10, 500))
+    assert hash(from_config) == hash(ep.RestartPolicy.bounded(3, 1_000, backoff_ms=(10, 500)))
+    for bad in ([10], [10, 5], [10, 20, 30], "10,20"):
+        with pytest.raises(ep.InvalidConfig):
+            ep.RestartPolicy.once(backoff_ms=bad)  # type: ignore[arg-type]
+
+
 def test_max_restarts_none_means_no_limit() -> None:
     assert ep.RestartPolicy(None) == ep.RestartPolicy.unlimited()
     budget = RestartBudget(ep.RestartPolicy(None), lambda: 0.0)

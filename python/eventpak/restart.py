@@ -48,6 +48,10 @@ class RestartPolicy:
             check_count("max_restarts", self.max_restarts, 0)
         if self.within_ms is not None:
             check_count("within_ms", self.within_ms, 1)
+        if isinstance(self.backoff_ms, list):
+            # A pair read from JSON or YAML configuration arrives as a list; kept as the tuple
+            # it stands for, so policies compare and hash alike however they were written.
+            object.__setattr__(self, "backoff_ms", tuple(self.backoff_ms))
         if not isinstance(self.backoff_ms, tuple) or len(self.backoff_ms) != 2:
             raise InvalidConfig(f"backoff_ms must be a (first, most) pair of ints, not {self.backoff_ms!r}")
         first, most = self.backoff_ms
