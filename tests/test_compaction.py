@@ -4,6 +4,7 @@ the sealed segments; everything else keeps every field and byte, across close an
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -251,6 +252,36 @@ def test_clocks_cas_and_chains_continue_after_removed_events(open_store) -> None
         prev = store.query(ep.Region.entity("e1", exact=True))[-2]
         assert event.prev_hash == prev.hash
         assert store.verify().ok
+
+
+def test_a_compacted_store_reopens_from_its_index_checkpoint_as_a_scan_does(
+    open_store, tmp_path: Path
+) -> None:
+    store = open_store(**SMALL)
+    fill(store, 150, keyed=True)
+    store.compact(ep.Retention(predicate=lambda e: e.entity == "e2" or e.kind == "tick"))
+    store.close()
+    scanned = tmp_path / "scanned"
+    shutil.copytree(store.path, scanned)
+    loaded = open_store(**SMALL)
+    scan = open_store(scanned, enable_index_checkpoint=False, **SMALL)
+    assert (loaded.stats()["index_checkpoint"], loaded.stats()["scanned_events"]) == ("loaded", 0)
+    assert scan.stats()["index_checkpoint"] == "disabled"
+    assert snapshot(loaded) == snapshot(scan)
+    for s in (loaded, scan):
+        assert s.verify().ok
+    for entity in ("e0", "e1", "e2"):
+        assert loaded.next_sequence(entity) == scan.next_sequence(entity) == 50
+    # A removed event's key answers with its receipt on both.
+    same = {"i": 2, "pad": "x" * 20}
+    retried = [s.append(("e2", "s"), "tick", same, idempotency_key="key-2") for s in (loaded, scan)]
+    assert retried[0] == retried[1]
+    gaps = []
+    for s in (loaded, scan):
+        cursor = s.cursor(ep.Region.all()).with_gap_config(ep.CursorGapConfig.enabled(100))
+        cursor.poll_batch(1000)
+        gaps.append(cursor.take_gaps())
+    assert gaps[0] == gaps[1] and gaps[0]
 
 
 def test_walk_ancestors_stops_at_a_removed_predecessor(open_store) -> None:

@@ -67,7 +67,7 @@ pub struct RecoveryOptions {
     /// rotation, which the next writer replaces).
     pub last_segment: Option<u64>,
     /// The data dir is a replica's: event sequences increase but may jump (the skipped ones
-    /// become holes), and the index checkpoint, which cannot hold holes, is not used.
+    /// become holes).
     pub sequence_jumps: bool,
 }
 
@@ -80,12 +80,10 @@ pub fn recover(
     set: &SegmentSet,
 ) -> Result<Recovered> {
     let RecoveryOptions { use_index_checkpoint, read_only, stop_at, last_segment, sequence_jumps } = options;
-    // A compacted log has holes too (removed events), which the index checkpoint cannot
-    // hold; an interrupted compaction is finished or undone before anything is read.
+    // An interrupted compaction is finished or undone before anything is read.
     let compacted = Compacted::load(data_dir)?;
     let redirect = compacted.settle_temps(storage, segments_dir, read_only)?;
     let compacting = compacted.is_active();
-    let use_checkpoint = use_index_checkpoint && !sequence_jumps && !compacting;
     let mut files = list_segments(segments_dir).map_err(|e| Error::storage("listing segments", e))?;
     files.retain(|(id, _)| last_segment.is_none_or(|last| *id <= last));
     for (id, path) in &mut files {
@@ -145,11 +143,14 @@ pub fn recover(
     // A fence still open at the last close or crash never committed: its events stay hidden.
     let hidden =
         |seq: u64| visibility.is_cancelled(seq) || visibility.open_fence.is_some_and(|start| seq >= start);
-    let (mut index, cover) = if use_checkpoint {
+    let (mut index, cover) = if use_index_checkpoint {
         match load_checkpoint(data_dir) {
             Ok(Some((mut index, cover))) => {
                 let within = stop_at.is_none_or(|stop| index.len() <= stop);
-                if within && cover::cover_fits(&cover, &files, &maps, &mut index, &hidden) {
+                // Outside a replica (whose holes are the origin's events it skipped), its
+                // holes must be events the compaction record says were removed.
+                let holes_removed = index.holes() == 0 || sequence_jumps || index.holes_within(&compacted);
+                if within && holes_removed && cover::cover_fits(&cover, &files, &maps, &mut index, &hidden) {
                     report.index_checkpoint = "loaded";
                     (index, cover)
                 } else {

@@ -1344,6 +1344,10 @@ fn index_checkpoint_fields(b: &[u8]) -> Vec<(String, usize, usize)> {
             at += 4 + u32_at(at);
         }
     }
+    // Version 4: the entity postings that point at holes (none in this uncompacted store).
+    assert_eq!(u64_at(at), 0, "the pristine store has no holes");
+    fields.push(("n_hole_postings".to_owned(), at, 8));
+    at += 8;
     let n_events = u64_at(at);
     fields.push(("n_events".to_owned(), at, 8));
     at += 8;

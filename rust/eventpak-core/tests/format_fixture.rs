@@ -837,11 +837,24 @@ fn causal_sections(bytes: &[u8], n_links: usize, n_correlations: usize) -> Causa
 /// record: two empty name tables (u32 counts) around an empty tracking list (a u64 count).
 const EMPTY_VERSION_3_SECTIONS: [u8; 16] = [0; 16];
 
-/// What this build writes for an older checkpoint's index: the old bytes (without their
-/// CRC) with the version field set to 3 and the sections added since, then a new CRC.
-fn as_version_3(old: &[u8], added: &[u8]) -> Vec<u8> {
-    let mut expected = old[..old.len() - 4].to_vec();
-    expected[8..12].copy_from_slice(&3u32.to_le_bytes());
+/// What this build writes for an older checkpoint's index (which has no holes): the old
+/// bytes (without their CRC) with the version field set to 4, an empty hole section (a u64
+/// count) between the name tables and the entries, and the sections added at the end since,
+/// then a new CRC.
+fn as_version_4(old: &[u8], added: &[u8]) -> Vec<u8> {
+    let body = &old[..old.len() - 4];
+    let mut names_end = 24 + 16 * u32_at(body, 20) as usize;
+    for _table in 0..3 {
+        let count = u32_at(body, names_end);
+        names_end += 4;
+        for _ in 0..count {
+            names_end += 4 + u32_at(body, names_end) as usize;
+        }
+    }
+    let mut expected = body[..names_end].to_vec();
+    expected.extend_from_slice(&0u64.to_le_bytes());
+    expected.extend_from_slice(&body[names_end..]);
+    expected[8..12].copy_from_slice(&4u32.to_le_bytes());
     expected.extend_from_slice(added);
     let crc = crc32c::crc32c(&expected);
     expected.extend_from_slice(&crc.to_le_bytes());
@@ -849,7 +862,7 @@ fn as_version_3(old: &[u8], added: &[u8]) -> Vec<u8> {
 }
 
 #[test]
-fn the_index_checkpoint_decodes_and_re_encodes_as_version_3() {
+fn the_index_checkpoint_decodes_and_re_encodes_as_version_4() {
     for fixture in all() {
         let want = &fixture.want;
         let store = fixture.store;
@@ -891,23 +904,29 @@ fn the_index_checkpoint_decodes_and_re_encodes_as_version_3() {
             // A version-1 checkpoint holds no causal indexes: whoever loads it rebuilds them
             // from the frames (recovery does), so the loaded index has none yet.
             assert!(!cover.has_causal, "a version-1 checkpoint has no causal sections");
-            // Version 3 is version 1 with the version field set to 3, the causal sections
-            // (here two empty counts) and the empty tag and tracking sections before the CRC.
+            // Version 4 is version 1 with the version field set to 4, no hole postings, the
+            // causal sections (here two empty counts) and the empty tag and tracking sections.
             let added: Vec<u8> = [[0u8; 16], EMPTY_VERSION_3_SECTIONS].concat();
-            let expected = as_version_3(&old, &added);
-            assert!(written == expected, "index.ckpt version 3 is not version 1 plus the later sections");
+            let expected = as_version_4(&old, &added);
+            assert!(written == expected, "index.ckpt version 4 is not version 1 plus the later sections");
             continue;
         }
         assert!(cover.has_causal, "{store}: a version-2 checkpoint has causal sections");
         assert_eq!(u32_at(&old, 8), fixture.version, "{store}: index.ckpt version");
         if fixture.version == 3 {
-            assert!(written == old, "{store}: index.ckpt bytes changed");
+            assert!(
+                written == as_version_4(&old, &[]),
+                "{store}: index.ckpt version 4 is not version 3 plus no holes"
+            );
             check_version_3_sections(&index, listed, &cover.segments);
             continue;
         }
-        // Version 3 is version 2 plus the (empty) tag and tracking sections.
-        let expected = as_version_3(&old, &EMPTY_VERSION_3_SECTIONS);
-        assert!(written == expected, "{store}: index.ckpt version 3 is not version 2 plus two sections");
+        // Version 4 is version 2 plus no hole postings and the (empty) tag and tracking sections.
+        let expected = as_version_4(&old, &EMPTY_VERSION_3_SECTIONS);
+        assert!(
+            written == expected,
+            "{store}: index.ckpt version 4 is not version 2 plus the later sections"
+        );
         // The causal sections, as listed: sorted by the first sequence, every link pointing
         // backwards; the loaded index answers effects from them (visible effects only).
         let links: Vec<(u64, u64)> =

@@ -235,3 +235,31 @@ fn shared_readers_follow_a_replica_across_jumps_and_segments() {
         Err(Error::ReadOnlyStore(_))
     ));
 }
+
+#[test]
+fn a_replica_reopens_from_its_index_checkpoint_as_a_scan_rebuilds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (origin, all) = origin(&dir.path().join("o"));
+    let wanted = subset(&all);
+    let (path, scanned) = (dir.path().join("r"), dir.path().join("scanned"));
+    let store = replica(&path, config());
+    store.apply_replicated(origin.store_id(), wanted[..20].to_vec()).unwrap();
+    store.close().unwrap();
+    common::copy_dir(&path, &scanned);
+    let loaded = open(&path, config());
+    assert_eq!(loaded.stats().unwrap().recovery.index_checkpoint, "loaded");
+    let scan = open(&scanned, StoreConfig { enable_index_checkpoint: false, ..config() });
+    let tagged = Region::all().with_tags(&["t"]).unwrap();
+    for region in [Region::all(), Region::all().with_entity("e4").unwrap(), tagged] {
+        assert_eq!(records_of(&loaded, &region), records_of(&scan, &region));
+    }
+    assert_eq!(loaded.head().unwrap(), scan.head().unwrap());
+    assert_eq!(loaded.stats().unwrap().events, scan.stats().unwrap().events);
+    // Both take the rest alike, and refuse alike what does not continue the log.
+    for store in [&loaded, &scan] {
+        let outcome = store.apply_replicated(origin.store_id(), wanted[20..].to_vec()).unwrap();
+        assert_eq!((outcome.applied, outcome.refused.is_none()), (wanted.len() - 20, true));
+        assert!(store.verify(&mut |_, _| true).unwrap().ok());
+        assert_eq!(records_of(store, &Region::all()), wanted);
+    }
+}

@@ -4,7 +4,9 @@
 use std::mem::size_of;
 use std::path::Path;
 
+use super::checkpoint_holes::{write_hole_postings, HolePostings};
 use super::checkpoint_sections::{read_causal, read_tags, read_tracking, write_sections};
+use super::holes::HOLE;
 use super::{EntityState, EntryMeta, Index, Interner};
 use crate::event::Hash;
 use crate::io::{write_atomic, Storage};
@@ -12,8 +14,11 @@ use crate::io::{write_atomic, Storage};
 /// File name of the index checkpoint inside a data dir.
 pub const INDEX_CHECKPOINT_FILE: &str = "index.ckpt";
 const MAGIC: &[u8; 8] = b"EVPKIDX\0";
+/// Version 4 is version 3 with holes: entries of removed events, and before the entries the
+/// entity postings that point at them (`checkpoint_holes.rs`).
+const VERSION: u32 = 4;
 /// Version 3 is version 2 followed by the tag and tracking sections.
-const VERSION: u32 = 3;
+const VERSION_WITHOUT_HOLES: u32 = 3;
 /// Version 2 is version 1 followed by the causal sections (links, then correlations); its
 /// stores hold no tags nor tracking records, so it is still read as it is.
 const VERSION_WITHOUT_TAGS: u32 = 2;
@@ -103,9 +108,16 @@ pub fn write_checkpoint(
     for names in [&index.entity_names, &index.scope_names, &index.kind_names] {
         write_names(&mut w, names);
     }
+    write_hole_postings(&mut w, index);
     w.u64(index.entries.len() as u64);
-    for (m, id) in index.entries.iter().zip(&index.event_ids) {
-        w.0.extend_from_slice(&encode_entry(m, *id));
+    // A hole is written with the id of the event before it, as a scan rebuilds it (in
+    // memory, a hole made by an earlier compaction keeps the id it took then).
+    let mut last_id = 0;
+    for (m, &id) in index.entries.iter().zip(&index.event_ids) {
+        if !m.is_hole() {
+            last_id = id;
+        }
+        w.0.extend_from_slice(&encode_entry(m, last_id));
     }
     for state in &index.entities {
         w.0.extend_from_slice(&state.last_hash);
@@ -264,15 +276,30 @@ fn parse(body: &[u8]) -> Result<(Index, CheckpointCover), String> {
         kind_names,
         ..Default::default()
     };
+    let mut hole_postings = match version {
+        VERSION => HolePostings::read(&mut r, index.entities.len())?,
+        _ => HolePostings::default(),
+    };
     let n = r.count(true, ENTRY_LEN)?;
     index.entries.reserve_exact(n);
     index.event_ids.reserve_exact(n);
     for seq in 0..n as u64 {
         let (m, id) = decode_entry(r.take(ENTRY_LEN)?)?;
+        if m.is_hole() {
+            // A hole repeats the id before it (or is 0 at the start) and holds nothing else.
+            if version < VERSION || m != HOLE || id != index.last_event_id() {
+                return Err("bad hole entry".into());
+            }
+            index.event_ids.push(id);
+            index.entries.push(m);
+            index.holes += 1;
+            continue;
+        }
         let entity = index.entities.get_mut(m.entity as usize).ok_or("entity id out of range")?;
         let scope = index.scope_postings.get_mut(m.scope as usize).ok_or("scope id out of range")?;
         let kind = index.kind_postings.get_mut(m.kind as usize).ok_or("kind id out of range")?;
         if m.visible {
+            hole_postings.place_before(m.entity, entity, m.entity_sequence, seq, &index.entries)?;
             if entity.postings.len() as u64 != m.entity_sequence {
                 return Err("entity clock out of order".into());
             }
@@ -289,6 +316,7 @@ fn parse(body: &[u8]) -> Result<(Index, CheckpointCover), String> {
         index.event_ids.push(id);
         index.entries.push(m);
     }
+    hole_postings.place_rest(&mut index)?;
     for state in &mut index.entities {
         state.last_hash = r.take(CHAIN_HEAD_LEN)?.try_into().unwrap();
     }
@@ -303,7 +331,7 @@ fn parse(body: &[u8]) -> Result<(Index, CheckpointCover), String> {
     if has_causal {
         read_causal(&mut r, &mut index, n as u64)?;
     }
-    if version >= VERSION {
+    if version >= VERSION_WITHOUT_HOLES {
         read_tags(&mut r, &mut index)?;
         read_tracking(&mut r, &mut index, cover.segments.len())?;
     }

@@ -98,6 +98,23 @@ impl Index {
         true
     }
 
+    /// True when every hole is a sequence that `compacted` records as removed.
+    pub fn holes_within(&self, compacted: &Compacted) -> bool {
+        let mut seq = 0;
+        while seq < self.entries.len() {
+            if !self.entries[seq].is_hole() {
+                seq += 1;
+                continue;
+            }
+            let end = seq + self.entries[seq..].iter().take_while(|m| m.is_hole()).count();
+            if !compacted.covers(seq as u64, end as u64) {
+                return false;
+            }
+            seq = end;
+        }
+        true
+    }
+
     fn intern_entity(&mut self, entity: &str) -> u32 {
         let id = self.entity_names.intern(entity);
         if id as usize == self.entities.len() {

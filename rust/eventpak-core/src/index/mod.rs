@@ -2,6 +2,7 @@
 
 mod causal;
 mod checkpoint;
+mod checkpoint_holes;
 mod checkpoint_sections;
 mod compacted;
 mod holes;

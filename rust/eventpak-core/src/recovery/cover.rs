@@ -73,6 +73,9 @@ pub(super) fn cover_fits(
     // First the layout, in log order (cheap), then every event frame's contents (most of
     // the time: a CRC over every byte), on several threads.
     for (seq, meta) in index.entries.iter().enumerate() {
+        if meta.is_hole() {
+            continue; // no frame: a removed event (the caller checks it was removed)
+        }
         let seq = seq as u64;
         let segment = meta.segment as usize;
         if !tracking_until(seq, (meta.segment, meta.offset), &mut next_offset) {
@@ -152,6 +155,9 @@ fn check_frames(
     let mut links = Vec::new();
     for seq in range {
         let meta = &index.entries[seq];
+        if meta.is_hole() {
+            continue;
+        }
         let start = meta.offset as usize;
         let bytes = maps.get(meta.segment as usize)?.1.get(start..start + meta.len as usize)?;
         let Decoded::Frame(event) = decode_frame(bytes) else { return None };

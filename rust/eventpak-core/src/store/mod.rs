@@ -290,14 +290,6 @@ impl Store {
         outcome
     }
 
-    /// A replica's or a compacted store's index has holes, which the index checkpoint
-    /// cannot hold: it scans.
-    fn writes_index_checkpoint(&self) -> bool {
-        self.shared.config.enable_index_checkpoint
-            && !self.is_replica()
-            && !self.shared.index.read().compacted.is_active()
-    }
-
     fn finish_writer(&self) -> Result<()> {
         let Some(writer) = &self.shared.writer else { return Ok(()) };
         if writer.lock().failure().is_some() {
@@ -310,11 +302,11 @@ impl Store {
             // the checkpoint covers what this process has followed.
             self.shared.sync_pending_records(writer)?;
             self.shared.make_durable(self.shared.log_written(writer), writer)?;
-            let enabled = self.writes_index_checkpoint();
+            let enabled = self.shared.config.enable_index_checkpoint;
             return if enabled { self.write_shared_checkpoint(mode, writer) } else { Ok(()) };
         }
         writer.lock().sync_active().map_err(|e| Error::storage("fsync at close", e))?;
-        if !self.writes_index_checkpoint() {
+        if !self.shared.config.enable_index_checkpoint {
             return Ok(());
         }
         let mut w = writer.lock();
