@@ -157,7 +157,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                 // Open read only the last covered frame of each segment: damage to another
                 // is refused when read, and the full check reports it.
                 Err(Error::CorruptSegment { .. }) if loaded => {
-                    assert!(!store.verify(&mut |_, _| true).unwrap().ok(), "a refused read verify did not see");
+                    assert!(
+                        !store.verify(&mut |_, _| true).unwrap().ok(),
+                        "a refused read verify did not see"
+                    );
                 }
                 Err(other) => panic!("read after a successful open: {other:?}"),
             }

@@ -21,10 +21,11 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let mut bytes = SegmentHeader { segment_id: 0, base_sequence: next }.encode().to_vec();
     bytes.extend_from_slice(rest);
     let mut seen = Vec::new();
-    let result = scan_segment(Path::new("fuzz.seg"), &bytes, SEGMENT_HEADER_LEN, next, (is_last, jumps), |at, f| {
-        seen.push((at, f.global_sequence(), f.frame_len(), f.is_event()));
-        Ok(())
-    });
+    let result =
+        scan_segment(Path::new("fuzz.seg"), &bytes, SEGMENT_HEADER_LEN, next, (is_last, jumps), |at, f| {
+            seen.push((at, f.global_sequence(), f.frame_len(), f.is_event()));
+            Ok(())
+        });
     match result {
         Ok(end) => {
             assert_eq!(end.valid_len + end.torn_bytes, bytes.len() as u64);
