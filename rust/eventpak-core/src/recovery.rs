@@ -282,9 +282,14 @@ pub fn recover(
     }
 
     let fence_was_open = visibility.open_fence.take().map(|start| visibility.cancel(start, index.len()));
+    // Cancelled events past the end of the recovered log (a torn tail took them: a fence's
+    // frames are not fsynced at cancel) are gone, and their numbers go to the next appends,
+    // which must not start out hidden. Only a recovery of the whole log knows where it ends.
+    let whole_log = stop_at.is_none() && last_segment.is_none();
+    let clipped = whole_log && visibility.clip_to(index.len());
     // The whole log checked out: only now repair the tail.
     if !read_only {
-        if fence_was_open.is_some() {
+        if fence_was_open.is_some() || clipped {
             visibility.save(storage, data_dir)?;
         }
         if let Some((path, len)) = torn_cut {

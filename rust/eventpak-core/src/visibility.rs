@@ -118,6 +118,16 @@ impl Visibility {
         out
     }
 
+    /// Forgets what is cancelled from `end` on (sequences the log no longer holds); true
+    /// when anything changed.
+    pub fn clip_to(&mut self, end: u64) -> bool {
+        let before = self.cancelled.len();
+        self.cancelled.retain(|&(start, _)| start < end);
+        let last = self.cancelled.last_mut().filter(|last| last.1 > end);
+        let shortened = last.map(|last| last.1 = end).is_some();
+        shortened || self.cancelled.len() != before
+    }
+
     /// Hides `[start, end)` for good (merging with a directly preceding range).
     pub fn cancel(&mut self, start: u64, end: u64) {
         if start >= end {
@@ -142,6 +152,10 @@ mod tests {
         v.cancel(2, 4);
         v.cancel(4, 5);
         v.cancel(7, 8);
+        let mut clipped = v.clone();
+        assert!(!clipped.clip_to(8) && clipped == v);
+        assert!(clipped.clip_to(3) && clipped.cancelled == [(2, 3)]);
+        assert!(clipped.clip_to(2) && clipped.cancelled.is_empty());
         v.save(&crate::io::OsStorage, dir.path()).unwrap();
         let loaded = Visibility::load(dir.path()).unwrap();
         assert_eq!(loaded, v);

@@ -79,6 +79,35 @@ fn a_fence_left_open_by_a_crash_is_hidden_at_reopen() {
 }
 
 #[test]
+fn cancelled_events_a_torn_tail_took_leave_their_numbers_to_visible_appends() {
+    // A cancel makes hidden.ranges durable but not the fence's frames: a power loss can keep
+    // the range and tear the frames off the log. The numbers then go to new appends, which
+    // must stay visible through every later reopen.
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), config());
+    store.append(request("a", "k", b"0")).unwrap();
+    store.begin_fence().unwrap();
+    store.fence_append_batch(vec![request("a", "k", b"1"), request("b", "k", b"2")]).unwrap();
+    store.cancel_fence().unwrap();
+    store.close().unwrap();
+    let segment = segment_paths(dir.path()).pop().unwrap();
+    let len = std::fs::metadata(&segment).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&segment).unwrap().set_len(len - 1).unwrap();
+    let reopened = open(dir.path(), durable_config(None));
+    assert!(reopened.stats().unwrap().recovery.torn_tail_bytes > 0);
+    let receipt = reopened.append(request("a", "k", b"acked")).unwrap();
+    assert_eq!((receipt.global_sequence, receipt.durable), (1, true));
+    reopened.close().unwrap();
+    for config in [config(), eventpak_core::StoreConfig { enable_index_checkpoint: false, ..config() }] {
+        let again = open(dir.path(), config);
+        assert_eq!(seqs(&again.query(&Region::all(), None, None).unwrap()), [0, 1]);
+        assert_eq!(again.get(&receipt.event_id).unwrap().global_sequence(), 1);
+        assert!(again.verify(&mut |_, _| true).unwrap().ok());
+        again.close().unwrap();
+    }
+}
+
+#[test]
 fn cursors_deliver_in_order_step_over_hidden_ranges_and_record_gaps() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), config());
