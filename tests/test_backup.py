@@ -210,6 +210,17 @@ def test_bad_destinations_are_refused_and_untouched(store: ep.Store, tmp_path: P
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
     _refused(store, foreign)
+    dotted = tmp_path / "dotted"  # a repository or a desktop's folder file: not empty
+    (dotted / ".git").mkdir(parents=True)
+    (dotted / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    _refused(store, dotted)
+    # Paths that can never be folders are bad arguments, not failing disks.
+    _refused(store, afile / "below-a-file")
+    listed = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(ep.InvalidConfig, match="too long"):
+        store.backup(tmp_path / ("n" * 300))
+    assert sorted(p.name for p in tmp_path.iterdir()) == listed
+    assert tree(afile) == {".": b"not a folder"}
     with ep.Store.open(tmp_path / "other") as other:
         other.append(("x", "y"), "k", {})
     _refused(store, tmp_path / "other")

@@ -35,13 +35,13 @@ pub(super) fn inspect(dest: &Path, source: &Path, store_id: [u8; 16]) -> Result<
     let refuse =
         |why: &str| Err(Error::InvalidConfig(format!("backup destination {}: {why}", dest.display())));
     let source = source.canonicalize().map_err(|e| Error::storage("resolving the data dir", e))?;
-    let resolved = resolve(dest).map_err(|e| Error::storage("resolving the backup destination", e))?;
+    let resolved = resolve(dest).map_err(|e| path_error(dest, "resolving the backup destination", e))?;
     if resolved.starts_with(&source) || source.starts_with(&resolved) {
         return refuse("is the data dir, inside it, or holds it");
     }
     match std::fs::metadata(dest) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Nothing),
-        Err(e) => return Err(Error::storage("reading the backup destination", e)),
+        Err(e) => return Err(path_error(dest, "reading the backup destination", e)),
         Ok(meta) if !meta.is_dir() => return refuse("exists and is not a folder"),
         Ok(_) => {}
     }
@@ -57,8 +57,9 @@ pub(super) fn inspect(dest: &Path, source: &Path, store_id: [u8; 16]) -> Result<
             None => refuse("holds a damaged backup marker"),
         };
     }
-    // Only the lock file and dot-names (an interrupted first backup's staging): empty.
-    if names.iter().all(|n| n == crate::store::LOCK_FILE || n.starts_with('.')) {
+    // Only what an interrupted first backup leaves (the lock file, its staging folder, a
+    // temp file of its marker): empty. Any other name, dot-names included, is not ours.
+    if names.iter().all(|n| left_by_a_backup(n)) {
         return Ok(Found::Nothing);
     }
     if !dest.join(SEGMENTS_DIR).is_dir() {
@@ -68,6 +69,29 @@ pub(super) fn inspect(dest: &Path, source: &Path, store_id: [u8; 16]) -> Result<
         Some(id) if id == store_id => Ok(Found::Earlier),
         Some(_) => refuse("holds another store (its store.id differs)"),
         None => refuse("holds a store without a readable store.id"),
+    }
+}
+
+/// Names a first backup writes into its destination before it has a store there.
+fn left_by_a_backup(name: &str) -> bool {
+    let marker_temp = name
+        .strip_prefix('.')
+        .and_then(|n| n.strip_prefix(BACKUP_PENDING_FILE))
+        .is_some_and(|n| n.starts_with('.') && n.ends_with(".tmp"));
+    name == crate::store::LOCK_FILE || name == STAGING_DIR || marker_temp
+}
+
+/// A path that cannot be a folder (one of its parents is a file, or it is too long) is a
+/// bad argument, not a failing disk.
+fn path_error(dest: &Path, context: &'static str, e: std::io::Error) -> Error {
+    match e.raw_os_error() {
+        Some(libc::ENOTDIR) => {
+            Error::InvalidConfig(format!("backup destination {}: lies under a file", dest.display()))
+        }
+        Some(libc::ENAMETOOLONG) => {
+            Error::InvalidConfig(format!("backup destination {}: its name is too long", dest.display()))
+        }
+        _ => Error::storage(context, e),
     }
 }
 
