@@ -148,6 +148,7 @@ def test_cancelled_fence_events_are_never_selected(open_store) -> None:
         {"kinds": [1]},
         {"keep_last_per_entity": -1},
         {"keep_last_per_entity": 1.5},
+        {"keep_last_per_entity": 2**64},
         {"predicate": 3},
         {"predicate": lambda e: True, "kinds": ["tick"]},
         {"predicate": lambda e: True, "keep_last_per_entity": 1},

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import eventpak as ep
 import eventpak.nats
@@ -389,3 +390,27 @@ def test_the_wire_bytes_are_what_nats_py_would_send() -> None:
         data, n = nats_publish_commands(events, store.store_id, "EVENTS.events", None, "_INBOX.x.1", 1500)
         assert 1 <= n < len(events)
         assert data == asyncio.run(nats_py_bytes(events[:n], store.store_id, "_INBOX.x.1"))
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [
+        ("window", 0),
+        ("window", -1),
+        ("window_bytes", 0),
+        ("window_bytes", 2**64),
+        ("replicas", -1),
+        ("replicas", 1.0),
+        ("ack_timeout", -1.0),
+        ("ack_timeout", 0),
+        ("ack_timeout", float("inf")),
+        ("ack_timeout", "5"),
+    ],
+)
+def test_bad_publisher_arguments_are_refused_naming_them(tmp_path: Path, argument: str, value: Any) -> None:
+    with ep.Store.open(tmp_path / "origin") as store:
+        store.append(("a", "s"), "k", 1)
+        with pytest.raises(ep.InvalidConfig, match=argument):
+            ep.nats.Publisher(store, ep.Region.all(), servers=["nats://127.0.0.1:1"], **{argument: value})
+        assert store.checkpoints() == []  # no worker was started
+        assert [e.payload for e in store.query(ep.Region.all())] == [1]

@@ -636,3 +636,25 @@ def test_malformed_headers_are_bad_messages(tmp_path: Path) -> None:
                 decode({**good, key: value}, event.payload_bytes)
         with pytest.raises(BadMessage, match="Eventpak-tags is missing"):
             decode(None, b"")
+
+
+@pytest.mark.parametrize("batch", [0, -1, 1.5, True, 2**64])
+def test_a_bad_batch_is_refused_at_once_and_makes_no_store(tmp_path: Path, batch: Any) -> None:
+    with pytest.raises(ep.InvalidConfig, match="batch"):
+        ep.nats.Replica(tmp_path / "r", servers=["nats://127.0.0.1:1"], batch=batch)
+    assert not (tmp_path / "r").exists()
+
+
+def test_wait_for_refuses_a_sequence_no_event_can_have(tmp_path: Path) -> None:
+    # No server is needed: the replica keeps reconnecting while the arguments are checked.
+    replica = ep.nats.Replica(tmp_path / "r", servers=["nats://127.0.0.1:1"])
+    try:
+        for bad in (-1, 2**64, 1.5, True, "3"):
+            with pytest.raises(ep.InvalidArgument, match="global_sequence"):
+                replica.wait_for(bad)  # type: ignore[arg-type]
+        with pytest.raises(ep.InvalidArgument, match="timeout"):
+            replica.wait_for(0, timeout="1")  # type: ignore[arg-type]
+        assert replica.wait_for(0, timeout=0) is False  # nothing applied: answered at once
+        assert replica.is_alive()
+    finally:
+        replica.stop_and_join()

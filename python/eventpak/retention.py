@@ -74,8 +74,9 @@ class Retention:
         age = _age(max_age_s)
         names = _kinds(kinds)
         keep = keep_last_per_entity
-        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
-            raise InvalidConfig(f"keep_last_per_entity must be an int of at least 0, got {keep!r}")
+        # The engine counts in 64 bits: a larger count would overflow there, not be refused.
+        if isinstance(keep, bool) or not isinstance(keep, int) or not 0 <= keep < 2**64:
+            raise InvalidConfig(f"keep_last_per_entity must be an int from 0 to 2**64 - 1, got {keep!r}")
         if predicate is not None:
             if not callable(predicate):
                 raise InvalidConfig(f"predicate must be callable, not {type(predicate).__name__}")

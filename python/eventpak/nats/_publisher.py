@@ -8,13 +8,14 @@ import asyncio
 import importlib.metadata
 import json
 import logging
+import math
 import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from .._native import Event, Region
 from ..errors import InvalidConfig
-from ..restart import RestartPolicy
+from ..restart import RestartPolicy, check_count
 from ..worker_config import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig
 from ._loop import LoopThread
 from ._wire import HEADER_PREFIX, event_headers, nats_publish_commands
@@ -181,6 +182,14 @@ class _Link:
             await self.nc.close()
 
 
+def check_seconds(name: str, value: object) -> None:
+    """Raises ``ep.InvalidConfig`` unless ``value`` is a finite number of seconds above 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidConfig(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise InvalidConfig(f"{name} must be a finite number of seconds above 0, got {value!r}")
+
+
 class Publisher:
     """Publishes every event of ``region`` to the JetStream ``stream`` (created with
     ``replicas`` replicas when missing), as a durable worker on ``checkpoint_id``: it starts at
@@ -205,6 +214,11 @@ class Publisher:
             # Its frames hold sealed payloads a replica could neither read nor re-hash, and
             # publishing them opened would put plaintext outside the store: refused.
             raise InvalidConfig("an encrypted store cannot publish to NATS (see docs/lifecycle.md)")
+        # Checked here, before anything connects, so each refusal names the argument given.
+        check_count("replicas", replicas, 1)
+        check_count("window", window, 1)
+        check_count("window_bytes", window_bytes, 1)
+        check_seconds("ack_timeout", ack_timeout)
         self._lock = threading.Lock()
         self._published = 0
         self._counted_through = -1  # a retried batch acknowledges events again: count each once

@@ -13,7 +13,8 @@ import time
 from typing import Unpack
 
 from ..config import StoreOptions
-from ..errors import InvalidConfig
+from ..errors import InvalidArgument, InvalidConfig
+from ..restart import check_count
 from ..store import Store
 from ._follow import Follower, Stop
 from ._loop import LoopThread
@@ -48,6 +49,7 @@ class Replica:
     ) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_-]+", durable):
             raise InvalidConfig(f"durable must be letters, digits, '_' or '-' (a NATS name), not {durable!r}")
+        check_count("batch", batch, 1)
         self._stream, self._durable = stream, durable
         self.store = Store.open(data_dir, **store_options)
         try:
@@ -83,6 +85,12 @@ class Replica:
         the published region counts once a later event is applied); False after ``timeout``
         seconds, or at once when the replica stopped short of it. Raises the error that
         stopped the replica."""
+        seq = global_sequence
+        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq < 2**64:
+            raise InvalidArgument("global_sequence", f"must be an int from 0 to 2**64 - 1, got {seq!r}")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
+            raise InvalidArgument("timeout", f"must be a number of seconds or None, got {timeout!r}")
+        # A timeout of 0 or less answers at once, as threading's waits do.
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while True:
