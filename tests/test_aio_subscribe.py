@@ -82,7 +82,8 @@ def test_a_checkpointed_subscription_resumes_after_the_last_finished_batch(
                 seen.append(event.global_sequence)
                 if len(seen) == 100:
                     # The body finished the first batch: asking for more saves it. The second
-                    # batch is then left in the middle, so it is delivered again next time.
+                    # batch is then left in the middle: the loop ends on event 109, so the
+                    # events it finished, through 108, are saved and 109 comes again.
                     await store.append_batch([(("a", "s"), "k", i) for i in range(100, 150)])
                 if len(seen) == 110:
                     break
@@ -91,10 +92,25 @@ def test_a_checkpointed_subscription_resumes_after_the_last_finished_batch(
 
     async def second_run() -> list[int]:
         async with ep.aio.open(data_dir) as store:
-            return [e.global_sequence async for e in _take(store.subscribe(ALL, checkpoint_id="mailer"), 50)]
+            return [e.global_sequence async for e in _take(store.subscribe(ALL, checkpoint_id="mailer"), 41)]
 
     assert run(first_run()) == list(range(110))
-    assert run(second_run()) == list(range(100, 150))
+    assert run(second_run()) == list(range(109, 150))
+
+
+def test_a_loop_left_with_break_saves_what_its_body_finished(run: Runner[Any], data_dir: Path) -> None:
+    async def main() -> list[int]:
+        async with ep.aio.open(data_dir) as store:
+            await store.append_batch([(("a", "s"), "k", i) for i in range(3)])
+            # Positional, as `subscribe(region, after=None, checkpoint_id=None)` reads.
+            async for event in store.subscribe(ALL, None, "sse"):
+                if event.global_sequence == 2:
+                    break  # the subscription is dropped here: it ends, saving through 1
+            await store.append(("a", "s"), "k", 3)
+            again = store.subscribe(ALL, checkpoint_id="sse")  # the lease was released
+            return [e.global_sequence async for e in _take(again, 2)]
+
+    assert run(main()) == [2, 3]
 
 
 def test_a_checkpoint_has_one_live_subscription(run: Runner[Any], data_dir: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
@@ -25,19 +26,22 @@ class Subscription:
 
     Iterate it with ``async for`` (events) or ``async for batch in sub.batches()`` (lists,
     as fetched). With a ``checkpoint_id`` it resumes from that checkpoint and saves it after
-    each batch the loop body has finished (at-least-once: the batch in progress when the
-    loop is left is delivered again next time). Like a worker, it holds the checkpoint's
-    lease while it runs (``ep.CheckpointInUse`` if another holds it). Leaving the loop, or
-    the store closing, ends it.
+    each batch the loop body has finished, and when it ends (``aclose()``, ``async with``,
+    or the subscription dropped after a ``break``) through the last event the body finished:
+    the one before the event it was on (at-least-once: the event in progress when the loop
+    is left, or the batch in progress with ``batches()``, is delivered again next time).
+    Like a worker, it holds the checkpoint's lease while it runs (``ep.CheckpointInUse`` if
+    another holds it) and releases it when it ends; a ``break`` ends it once nothing refers
+    to it any more (keep it in a variable, and call ``aclose()`` or use ``async with``, to end
+    it at once). The store closing ends it too.
     """
 
     def __init__(
         self, store: AsyncStore, region: Region, after: int | None, checkpoint_id: str | None
     ) -> None:
+        # Every attribute is set before anything can raise: `__del__` ends what was begun.
         self._closed = False
         self._lease: WorkerLease | None = None
-        if checkpoint_id is not None:
-            Cursor.validate_checkpoint_id(checkpoint_id)
         self._store = store
         self._region = region
         self._after = after
@@ -49,6 +53,8 @@ class Subscription:
         # The fetch in progress: a task of its own, so a caller cancelled while it runs
         # loses nothing (the next call receives what it fetched, the cursor having moved).
         self._fetching: asyncio.Task[list[Event] | None] | None = None
+        if checkpoint_id is not None:
+            Cursor.validate_checkpoint_id(checkpoint_id)
 
     def __aiter__(self) -> Subscription:
         return self
@@ -75,7 +81,8 @@ class Subscription:
             yield batch
 
     async def aclose(self) -> None:
-        """Ends the subscription (saving nothing more) and releases its checkpoint's lease."""
+        """Ends the subscription: saves its checkpoint through the last event the loop body
+        finished, then releases the checkpoint's lease."""
         self._close()
 
     async def __aenter__(self) -> Subscription:
@@ -136,6 +143,23 @@ class Subscription:
         self._uncommitted = True
         return batch
 
+    def _save_finished(self) -> None:
+        """Saves the checkpoint through the last event the body finished (the one before the
+        event it was given last), when that is past what was saved."""
+        cursor, finished, checkpoint_id = self._cursor, self._next - 2, self._checkpoint_id
+        if cursor is None or checkpoint_id is None or self._lease is None or self._store.closed:
+            return
+        if not self._uncommitted or finished < 0:
+            return
+        position = self._buffer[finished].global_sequence
+        try:
+            cursor.seek(position, True)
+            cursor.commit(checkpoint_id)
+        except Exception:  # ending goes on: the batch is delivered again next time
+            logging.getLogger("eventpak").warning(
+                "subscription %r: saving its checkpoint at its end failed", self._checkpoint_id, exc_info=True
+            )
+
     def _ended(self) -> bool:
         return self._closed or self._store.closed
 
@@ -156,6 +180,7 @@ class Subscription:
         if self._closed:
             return
         self._closed = True
+        self._save_finished()
         self._buffer, self._next = [], 0
         if self._lease is not None:
             self._lease.release()
