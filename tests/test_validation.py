@@ -59,6 +59,28 @@ def _assert_untouched(open_store, store, snapshot, before):
 
 
 @pytest.mark.parametrize("bad", BAD_PARTS.values(), ids=BAD_PARTS.keys())
+def test_reads_by_entity_name_reject_invalid_entities(open_store, seeded, bad):
+    """An entity no append could name is a mistake, not an empty answer."""
+    store, snapshot = seeded
+    before = snapshot()
+
+    class Count(ep.Projection[int]):
+        name = "count"
+
+        def initial(self) -> int:
+            return 0
+
+        def apply(self, state: int, event: ep.Event) -> int:
+            return state + 1
+
+    with pytest.raises(ep.InvalidCoordinate):
+        store.next_sequence(bad)
+    with pytest.raises(ep.InvalidCoordinate):
+        store.project(bad, Count())
+    _assert_untouched(open_store, store, snapshot, before)
+
+
+@pytest.mark.parametrize("bad", BAD_PARTS.values(), ids=BAD_PARTS.keys())
 def test_coordinate_rejects_invalid_entity(bad):
     with pytest.raises(ep.InvalidCoordinate) as info:
         ep.Coordinate(bad, "scope")
@@ -263,6 +285,30 @@ def test_store_config_with_extra_keywords_raises_invalid_config(tmp_path):
     with pytest.raises(ep.InvalidConfig):
         ep.Store.open(ep.StoreConfig(tmp_path / "data"), sync="always")
     assert not (tmp_path / "data").exists()
+
+
+def test_create_false_refuses_a_folder_that_holds_no_store_and_writes_nothing(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ep.InvalidConfig, match="create=False"):
+        ep.Store.open(empty, create=False)
+    assert list(empty.iterdir()) == []
+    with ep.Store.open(empty):
+        pass
+    with ep.Store.open(empty, create=False) as store:  # now it holds one
+        assert store.stats()["events"] == 0
+
+
+def test_a_fence_of_a_closed_or_read_only_store_is_refused_when_asked_for(open_store, seeded):
+    store, _ = seeded
+    store.close()
+    with pytest.raises(ep.StoreClosed):
+        store.fence()
+    with pytest.raises(ep.StoreClosed):
+        store.store_id  # noqa: B018 -- the access being tested
+    reader = open_store(read_only=True)
+    with pytest.raises(ep.ReadOnlyStore):
+        reader.fence()
 
 
 def test_minimum_segment_size_is_accepted(open_store):

@@ -112,6 +112,7 @@ def _at_exit() -> None:
     # atexit runs after non-daemon threads are joined and before daemon threads are stopped:
     # stop workers and close stores while the interpreter is whole, then keep every other
     # thread that comes back from the engine out of Python (see _native.mark_exiting).
+    _native.mark_exit_started()
     close_open_stores_at_exit()
     _native.mark_exiting()
 

@@ -38,6 +38,7 @@ __all__ = [
     "encode_payload",
     "generate_encryption_key",
     "generate_signing_key",
+    "mark_exit_started",
     "mark_exiting",
     "nats_decode",
     "nats_publish_commands",
@@ -535,7 +536,7 @@ class NativeCache:
         """Deletes every entry whose key starts with ``prefix``; returns how many."""
     def sync(self) -> None:
         """Nothing to flush: puts are written at once (and a cache needs no fsync)."""
-    def prefetch(self, _key: bytes, _meta: CacheMeta) -> None:
+    def prefetch(self, key: bytes, meta: CacheMeta) -> None:
         """Nothing to prefetch: a get is one file read."""
 
 @final
@@ -738,6 +739,9 @@ class NativeStore:
     @property
     def store_id(self) -> bytes:
         """The 16 random bytes fixed when the data dir was created."""
+    def check_open(self) -> None:
+        """Raises ``StoreClosed`` when the store is closed, or was opened before a fork in
+        this (forked) process; else nothing."""
     def forget_entity(self, entity: str) -> int:
         """Destroys the data keys of exactly ``entity``; returns how many it destroyed."""
     def rotate_encryption_key(self, new_key: bytes) -> int:
@@ -753,6 +757,10 @@ class NativeFence:
 
     def __new__(cls, store: NativeStore) -> Self:
         """Opens the store's fence; raises ``FenceActive`` if one is already open."""
+    @staticmethod
+    def check(store: NativeStore) -> None:
+        """Raises what opening a fence on ``store`` would raise at once (``StoreClosed``,
+        ``ReadOnlyStore``), without opening one."""
     def append_batch(self, items: Iterable[_BatchItem]) -> list[AppendReceipt]:
         """Appends events through the fence atomically (items as in ``NativeStore.append_batch``).
         Raises ``FenceClosed`` once the fence was committed or cancelled."""
@@ -762,6 +770,11 @@ class NativeFence:
     def cancel(self) -> None:
         """Hides the fence's events for good (persisted); raises ``FenceClosed`` if it is no
         longer open."""
+
+def mark_exit_started() -> None:
+    """Called by the package's ``atexit`` hook before it closes the open stores: from now on,
+    another thread whose engine call ends because its store was closed parks for good instead
+    of raising ``StoreClosed``."""
 
 def mark_exiting() -> None:
     """Called by the package's ``atexit`` hook: from now on, threads other than the exiting

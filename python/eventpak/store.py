@@ -10,7 +10,16 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack
 
 from ._lifetime import open_stores
-from ._native import AppendCondition, AppendReceipt, Cursor, Event, NativeStore, Region, Tracking
+from ._native import (
+    AppendCondition,
+    AppendReceipt,
+    Cursor,
+    Event,
+    NativeFence,
+    NativeStore,
+    Region,
+    Tracking,
+)
 from .backup import BackupReport, backup_store
 from .config import StoreConfig, StoreOptions, StoreStats
 from .dead_letters import DeadLetter, read_dead_letters
@@ -172,7 +181,10 @@ class Store:
         return self._native.cursor(region)
 
     def fence(self) -> Fence:
-        """A visibility fence: ``with store.fence() as f: f.append(...)``. See :class:`Fence`."""
+        """A visibility fence: ``with store.fence() as f: f.append(...)``. See :class:`Fence`.
+        Raises ``ep.StoreClosed`` on a closed store and ``ep.ReadOnlyStore`` on a read-only
+        one (the fence opens when the ``with`` block is entered)."""
+        NativeFence.check(self._native)
         return Fence(self._native)
 
     def cursor_worker(
@@ -181,6 +193,7 @@ class Store:
         """Starts a supervised worker thread that feeds ``handler(batch, store, witness)``
         with the events of ``region`` in commit order. See :class:`CursorWorkerConfig`."""
         if self.closed:
+            self._native.check_open()  # the engine's own error (a fork's says so)
             raise StoreClosed(self.path)
         with self._workers_lock:
             self._workers = [w for w in self._workers if w.is_alive()]

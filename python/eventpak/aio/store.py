@@ -11,7 +11,15 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, Unpack
 
-from .._native import AppendCondition, AppendReceipt, AppendRequest, Event, Region, Tracking
+from .._native import (
+    AppendCondition,
+    AppendReceipt,
+    AppendRequest,
+    Event,
+    NativeFence,
+    Region,
+    Tracking,
+)
 from ..config import StoreConfig, StoreOptions, StoreStats
 from ..errors import FenceActive, StoreClosed
 from ..options import BatchItem, CoordinateLike, EventOptions
@@ -90,6 +98,7 @@ class AsyncStore:
         if self._fence_task is not None and asyncio.current_task() is self._fence_task:
             raise FenceActive()  # it would wait for its own task's fence
         if self.closed:
+            self._native.check_open()  # the engine's own error (a fork's says so)
             raise StoreClosed(self.path)
         if condition is not None or tracking is not None:
             call = functools.partial(self._native.append, condition=condition, tracking=tracking, **options)
@@ -163,11 +172,14 @@ class AsyncStore:
         return await self._offload(self._store.stats)
 
     def fence(self) -> AsyncFence:
-        """A visibility fence: ``async with store.fence() as f: await f.append(...)``."""
+        """A visibility fence: ``async with store.fence() as f: await f.append(...)``.
+        Raises ``ep.StoreClosed`` on a closed store and ``ep.ReadOnlyStore`` on a read-only
+        one (the fence opens when the ``async with`` block is entered)."""
+        NativeFence.check(self._native)
         return AsyncFence(self)
 
     def subscribe(
-        self, region: Region, *, after: int | None = None, checkpoint_id: str | None = None
+        self, region: Region, after: int | None = None, checkpoint_id: str | None = None
     ) -> Subscription:
         """``async for event in store.subscribe(region)``: the region's events in commit
         order, then each new one as it is committed (see :class:`Subscription`)."""
@@ -178,6 +190,7 @@ class AsyncStore:
         witness)`` with the region's events, with the actions, restart policies, standby and
         dead letters of ``ep.CursorWorkerConfig``. The handler receives this async store."""
         if self.closed:
+            self._native.check_open()  # the engine's own error (a fork's says so)
             raise StoreClosed(self.path)
         self._workers = [w for w in self._workers if not w.done]
         handle = start_async_worker(self, region, handler, config)
@@ -218,6 +231,7 @@ class AsyncStore:
     async def _offload(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Runs a blocking call on the store's threads and waits for it without blocking."""
         if self.closed:
+            self._native.check_open()  # the engine's own error (a fork's says so)
             raise StoreClosed(self.path)
         return await self._offload_always(call, *args, **kwargs)
 

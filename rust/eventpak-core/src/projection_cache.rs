@@ -160,7 +160,12 @@ impl NativeCache {
         for shard in shards.flatten() {
             let name = shard.file_name().to_string_lossy().into_owned();
             let could_match = name.len() == 2 && (wanted.starts_with(&name) || name.starts_with(&wanted));
-            if !could_match || !shard.path().is_dir() {
+            if !could_match {
+                continue;
+            }
+            // Not followed: a symlinked shard would delete files outside the cache.
+            refuse_symlink(&shard.path())?;
+            if !shard.path().is_dir() {
                 continue;
             }
             for file in std::fs::read_dir(shard.path()).map_err(|e| failed("listing a shard", e))?.flatten() {
@@ -203,5 +208,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(dir.path(), dir.path().join("link")).unwrap();
         assert!(matches!(NativeCache::open(&dir.path().join("link")), Err(Error::CacheFailed(_))));
+    }
+
+    #[test]
+    fn prefix_deletion_refuses_a_symlinked_shard_and_leaves_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = NativeCache::open(&dir.path().join("c")).unwrap();
+        cache.put(b"ab", b"state", CacheMeta { watermark: 1, cached_at_us: 2 }).unwrap();
+        let (shard, path) = cache.paths(b"ab").unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::rename(&shard, &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &shard).unwrap();
+        assert!(matches!(cache.delete_prefix(b"a"), Err(Error::CacheFailed(_))));
+        let moved = elsewhere.join(path.file_name().unwrap());
+        assert!(moved.exists(), "the file the symlink points at is left alone");
     }
 }

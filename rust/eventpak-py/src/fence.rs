@@ -22,6 +22,13 @@ impl NativeFence {
         Ok(NativeFence { store })
     }
 
+    /// Raises what opening a fence on `store` would raise at once (`ep.StoreClosed`,
+    /// `ep.ReadOnlyStore`), without opening one.
+    #[staticmethod]
+    fn check(py: Python<'_>, store: &Bound<'_, NativeStore>) -> PyResult<()> {
+        store.get().run(py, |s| s.check_can_fence())
+    }
+
     /// Appends events through the fence atomically.
     fn append_batch(&self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<Vec<AppendReceipt>> {
         let store = self.store.get();

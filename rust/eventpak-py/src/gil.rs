@@ -21,7 +21,18 @@ use pyo3::sync::PyOnceLock;
 use crate::errors::to_py;
 
 static EXITING: AtomicBool = AtomicBool::new(false);
+static EXIT_STARTED: AtomicBool = AtomicBool::new(false);
 static EXITING_THREAD: OnceLock<ThreadId> = OnceLock::new();
+
+/// Called by the package's `atexit` hook before it closes the open stores, in the thread
+/// that runs interpreter shutdown: from then on, another thread whose engine call ends
+/// because its store was closed (a cursor parked in `pull_batch` in a daemon thread) stays
+/// parked instead of raising `StoreClosed` into a thread the interpreter is about to drop.
+#[pyfunction]
+pub fn mark_exit_started() {
+    let _ = EXITING_THREAD.set(std::thread::current().id());
+    EXIT_STARTED.store(true, Ordering::Release);
+}
 
 /// Called by the package's `atexit` hook in the thread that runs interpreter shutdown.
 #[pyfunction]
@@ -30,9 +41,11 @@ pub fn mark_exiting() {
     EXITING.store(true, Ordering::Release);
 }
 
-/// Parks this thread for good if the interpreter is exiting on another thread.
-fn park_if_exiting() {
-    if EXITING.load(Ordering::Acquire) && EXITING_THREAD.get() != Some(&std::thread::current().id()) {
+/// Parks this thread for good if the interpreter is exiting on another thread, or, once
+/// exit has started, if `closed` (its call ended because its store was closed at exit).
+fn park_if_exiting(closed: bool) {
+    let exiting = EXITING.load(Ordering::Acquire) || (closed && EXIT_STARTED.load(Ordering::Acquire));
+    if exiting && EXITING_THREAD.get() != Some(&std::thread::current().id()) {
         loop {
             std::thread::park();
         }
@@ -64,7 +77,7 @@ pub fn detached<T: Send>(
     work: impl FnOnce() -> Result<T> + Send,
 ) -> PyResult<T> {
     py.detach(|| {
-        park_if_exiting();
+        park_if_exiting(false);
         let outcome = catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|panic| {
             let what = panic
                 .downcast_ref::<&str>()
@@ -73,7 +86,7 @@ pub fn detached<T: Send>(
                 .unwrap_or_else(|| "a panic".into());
             Err(Error::Internal(format!("the engine panicked: {what}")))
         });
-        park_if_exiting();
+        park_if_exiting(matches!(outcome, Err(Error::StoreClosed)));
         outcome
     })
     .map_err(|e| to_py(e, data_dir))

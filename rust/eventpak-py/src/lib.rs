@@ -65,7 +65,7 @@ mod _native {
     #[pymodule_export]
     use crate::gap_observation::GapObservation;
     #[pymodule_export]
-    use crate::gil::mark_exiting;
+    use crate::gil::{mark_exit_started, mark_exiting};
     #[pymodule_export]
     use crate::guards::{AppendCondition, Tracking};
     #[pymodule_export]

@@ -84,7 +84,9 @@ impl NativeCache {
     fn sync(&self) {}
 
     /// Nothing to prefetch: a get is one file read.
-    fn prefetch(&self, _key: &[u8], _meta: &CacheMeta) {}
+    fn prefetch(&self, key: &[u8], meta: &CacheMeta) {
+        let _ = (key, meta);
+    }
 }
 
 /// Reads a projection target: an exact entity (`str`) or a `Region`.
@@ -92,7 +94,10 @@ fn target(obj: &Bound<'_, PyAny>) -> PyResult<ReplayTarget> {
     if let Ok(region) = obj.downcast::<Region>() {
         return Ok(ReplayTarget::Region(region.get().inner.clone()));
     }
-    Ok(ReplayTarget::Entity(obj.extract::<crate::names::CoordinatePart>()?.0))
+    let entity = obj.extract::<crate::names::CoordinatePart>()?.0;
+    // An entity no append could name matches nothing: a typo is an error, not `None`.
+    eventpak_core::validate_coordinate_part("entity", &entity).map_err(|e| crate::errors::to_py(e, ""))?;
+    Ok(ReplayTarget::Entity(entity))
 }
 
 /// Up to `limit` relevant events (kind in `kinds`; empty: every kind) of a projection

@@ -160,8 +160,15 @@ impl NativeStore {
 
     /// The 16 random bytes fixed when the data dir was created.
     #[getter]
-    fn store_id<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &self.store.store_id())
+    fn store_id<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        self.check_open()?;
+        Ok(PyBytes::new(py, &self.store.store_id()))
+    }
+
+    /// Raises `ep.StoreClosed` when the store is closed, or was opened before a fork in
+    /// this (forked) process; else nothing.
+    fn check_open(&self) -> PyResult<()> {
+        self.store.check_open().map_err(|e| crate::errors::to_py(e, &self.path))
     }
 
     /// fsync barrier: every event appended so far is durable when this returns.

@@ -174,6 +174,13 @@ impl Store {
 
     /// Opens a fence. The marker is persisted before any fenced frame is written, so a
     /// crash with the fence open hides its events at reopen.
+    /// Refuses at once what [`Store::begin_fence`] would refuse before waiting for anything:
+    /// a closed or read-only store, a replica.
+    pub fn check_can_fence(&self) -> Result<()> {
+        self.writer()?;
+        self.refuse_on_replica("opening a fence")
+    }
+
     /// Another thread's open fence is waited for (up to `fence_wait_ms`).
     pub fn begin_fence(&self) -> Result<()> {
         let writer = self.writer()?;

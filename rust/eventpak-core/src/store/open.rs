@@ -57,9 +57,10 @@ impl Store {
             })?;
         }
         let segments_dir = data_dir.join(SEGMENTS_DIR);
-        if config.read_only && !segments_dir.is_dir() {
+        if (config.read_only || !config.create) && !segments_dir.is_dir() {
+            let why = if config.read_only { "read_only=True" } else { "create=False" };
             return Err(Error::InvalidConfig(format!(
-                "{} holds no eventpak store (read_only=True creates nothing)",
+                "{} holds no eventpak store ({why} creates nothing)",
                 data_dir.display()
             )));
         }

@@ -180,6 +180,7 @@ impl Store {
     /// The entity's next clock value: what `expected_sequence` must be for its next append
     /// (its visible events; an open fence's events count only once it commits).
     pub fn next_sequence(&self, entity: &str) -> Result<u64> {
+        crate::names::validate_coordinate_part("entity", entity)?;
         self.with_index(|index| {
             index.entity_names.get(entity).map_or(0, |id| index.entities[id as usize].postings.len() as u64)
         })
