@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ._native import NativeStore, Region
 from .errors import EventpakError, InvalidConfig
+from .restart import check_count
 
 if TYPE_CHECKING:
     from ._native import Event
@@ -74,9 +75,7 @@ class Retention:
         age = _age(max_age_s)
         names = _kinds(kinds)
         keep = keep_last_per_entity
-        # The engine counts in 64 bits: a larger count would overflow there, not be refused.
-        if isinstance(keep, bool) or not isinstance(keep, int) or not 0 <= keep < 2**64:
-            raise InvalidConfig(f"keep_last_per_entity must be an int from 0 to 2**64 - 1, got {keep!r}")
+        check_count("keep_last_per_entity", keep, 0)
         if predicate is not None:
             if not callable(predicate):
                 raise InvalidConfig(f"predicate must be callable, not {type(predicate).__name__}")
