@@ -213,3 +213,23 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, dict):
         return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
     return bool(a == b)
+
+
+@pytest.mark.parametrize("data", ["\x90", bytearray(b"\x90"), memoryview(b"\x90"), None, 144])
+def test_decode_takes_bytes_only(data: Any) -> None:
+    with pytest.raises(TypeError, match=rf"argument must be bytes, not {type(data).__name__}$"):
+        decode(data)
+
+
+def test_decode_takes_exactly_one_positional_argument() -> None:
+    import inspect
+
+    assert str(inspect.signature(decode)) == "(data, /)"
+    assert decode.__module__ == "eventpak._native" and "PayloadNotDecodable" in (decode.__doc__ or "")
+    with pytest.raises(TypeError):
+        decode()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        decode(b"\x90", b"\x90")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        decode(data=b"\x90")  # type: ignore[call-arg]
+    assert decode(b"\x90") == []

@@ -848,7 +848,7 @@ def encode_payload(value: Any, *, default: Callable[[Any], Any] | None = None) -
     ``default``, or when it raises, raises ``PayloadNotSerializable`` (the exception
     ``default`` raised is its ``__cause__``)."""
 
-def decode_payload(data: bytes) -> Any:
+def decode_payload(data: bytes, /) -> Any:
     """Decodes msgpack bytes the way the store does. Raises ``PayloadNotDecodable`` (a
     ``ValueError``) unless the bytes hold exactly one msgpack value whose every ``str`` is
     UTF-8 and whose extensions are timestamps."""

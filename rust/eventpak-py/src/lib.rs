@@ -110,10 +110,10 @@ mod _native {
         crate::payload::encode_bytes(value, default)
     }
 
-    /// Decodes msgpack bytes the way the store does.
-    #[pyfunction]
-    fn decode_payload<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-        crate::payload::decode(py, data)
+    /// Adds what is not a `#[pyfunction]`: `decode_payload` (see `payload/decode_fn.rs`).
+    #[pymodule_init]
+    fn init(module: &Bound<'_, PyModule>) -> PyResult<()> {
+        crate::payload::add_decode_payload(module)
     }
 
     /// Converts `append_batch` items into engine requests, as `append_batch` does before it

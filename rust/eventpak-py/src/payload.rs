@@ -5,6 +5,7 @@
 mod containers;
 mod copy;
 mod decode;
+mod decode_fn;
 mod encode;
 mod fail;
 mod fallback;
@@ -17,6 +18,7 @@ mod walk;
 mod write;
 
 pub use decode::decode;
+pub use decode_fn::add_to as add_decode_payload;
 pub use encode::encode_into;
 pub use output::encode_bytes;
 pub use timestamp::utc_from_micros;
