@@ -235,3 +235,93 @@ def test_close_without_a_timeout_waits_for_the_handler(store: ep.Store) -> None:
     release.set()
     closer.join(timeout=30)
     assert not closer.is_alive() and seen == [0]
+
+
+WAIT_FOR_FENCE_SCRIPT = """
+    import subprocess, sys, threading
+    import eventpak as ep
+
+    path, waits_for, call = sys.argv[1], sys.argv[2], sys.argv[3]
+    shared = waits_for == "process"
+    store = ep.Store.open(path, fence_wait_ms=600_000, shared=shared)
+    if shared:
+        # Another process holds the fence until it reads a line.
+        holder = subprocess.Popen([sys.executable, "-c", sys.argv[4], path], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "held"
+        release = lambda: (holder.stdin.write("go\\n"), holder.stdin.flush(), holder.wait())
+    else:
+        opened, go = threading.Event(), threading.Event()
+        def hold():
+            with store.fence() as fence:
+                fence.append(("acct:1", "eu"), "fenced", {"n": 1})
+                opened.set()
+                go.wait()
+        thread = threading.Thread(target=hold)
+        thread.start()
+        opened.wait()
+        release = lambda: (go.set(), thread.join())
+    try:
+        # Inside the try: a signal that lands just after the print is handled the same way.
+        print("waiting", flush=True)
+        if call == "append":
+            store.append(("acct:2", "eu"), "plain", {"n": 2})
+        else:
+            with store.fence() as fence:
+                fence.append(("acct:2", "eu"), "plain", {"n": 2})
+        print("not interrupted", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+    release()
+    print(",".join(e.kind for e in store.query(ep.Region.all())), flush=True)
+    store.append(("acct:3", "eu"), "after", {"n": 3})
+    print(",".join(e.kind for e in store.query(ep.Region.all())), flush=True)
+    store.close()
+"""
+
+HOLD_FENCE_SCRIPT = """
+import sys
+import eventpak as ep
+
+store = ep.Store.open(sys.argv[1], shared=True)
+with store.fence() as fence:
+    fence.append(("acct:1", "eu"), "fenced", {"n": 1})
+    print("held", flush=True)
+    sys.stdin.readline()
+store.close()
+"""
+
+
+@pytest.mark.parametrize(
+    ("waits_for", "call"),
+    [("thread", "append"), ("thread", "fence"), ("process", "append"), ("process", "fence")],
+)
+def test_ctrl_c_interrupts_a_main_thread_waiting_for_a_fence(
+    tmp_path: Path, waits_for: str, call: str
+) -> None:
+    """The wait for another thread's or process's fence lasts up to ``fence_wait_ms`` (ten
+    minutes here); Ctrl-C ends it, and the interrupted call has written nothing."""
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(WAIT_FOR_FENCE_SCRIPT),
+            str(tmp_path / "data"),
+            waits_for,
+            call,
+            HOLD_FENCE_SCRIPT,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "waiting"
+        _wait_until_sleeping(child.pid)  # blocked in the call: the holder is waiting already
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()  # and its holder, through the closed pipe, when the wait was not cut short
+    assert child.returncode == 0, err
+    assert out.split() == ["interrupted", "fenced", "fenced,after"]

@@ -132,6 +132,10 @@ pub enum Error {
          cancels it first; another thread waits up to fence_wait_ms for it to close, then gets this"
     )]
     FenceActive,
+    /// A long wait (for another thread's or process's fence) was given up because the
+    /// check its caller installed asked it to ([`crate::interruptible`]); nothing was written.
+    #[error("interrupted while waiting")]
+    Interrupted,
     /// An append went through a fence that was already committed or cancelled.
     #[error("this fence was already committed or cancelled; open a new fence")]
     FenceClosed,

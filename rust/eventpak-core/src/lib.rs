@@ -18,6 +18,7 @@ mod coord;
 mod crypt;
 mod cursor;
 mod error;
+mod interrupt;
 mod names;
 mod projection;
 mod projection_cache;
@@ -58,6 +59,7 @@ pub use cursor::{wait_for_events, Cursor, GapObservation};
 pub use cursor_checkpoint::{validate_checkpoint_id, CursorCheckpoint, MAX_CHECKPOINT_ID_BYTES};
 pub use error::{Error, Result};
 pub use event::{AppendRequest, EventId, EventRecord, Hash};
+pub use interrupt::interruptible;
 pub use io::{OsStorage, Storage};
 pub use names::{
     validate_coordinate_part, validate_kind, MAX_COORDINATE_PART_BYTES, MAX_KIND_BYTES, RESERVED_KINDS,

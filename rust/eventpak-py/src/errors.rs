@@ -123,5 +123,7 @@ pub fn to_py(err: Error, data_dir: &str) -> PyErr {
             PayloadForgotten::new_err((entity, global_sequence))
         }
         Error::Internal(_) => EventpakError::new_err((message,)),
+        // Raised by a signal handler in the wait: `gil::detached` raises that exception.
+        Error::Interrupted => pyo3::exceptions::PyKeyboardInterrupt::new_err((message,)),
     }
 }

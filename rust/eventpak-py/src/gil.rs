@@ -9,6 +9,7 @@
 //!   Once `mark_exiting` ran (from an `atexit` hook), threads other than the exiting one
 //!   that come back from the engine park for good instead: the process is ending anyway.
 
+use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
@@ -70,24 +71,53 @@ extern "C" {
     fn PyThread_get_thread_ident() -> std::ffi::c_ulong;
 }
 
+thread_local! {
+    /// The exception a signal handler raised during an engine wait on this thread.
+    static RAISED: RefCell<Option<PyErr>> = const { RefCell::new(None) };
+}
+
+/// The main thread's check between slices of a long engine wait (another thread's fence):
+/// runs the pending signal handlers; one that raises (Ctrl-C) ends the wait, and its
+/// exception is what the call raises.
+fn signal_raised() -> bool {
+    Python::attach(|py| match py.check_signals() {
+        Ok(()) => false,
+        Err(err) => {
+            RAISED.with(|raised| *raised.borrow_mut() = Some(err));
+            true
+        }
+    })
+}
+
 /// Runs `work` without the GIL and maps its error (or panic) to a typed Python exception.
+/// On the main thread, a signal handler that raises during a long wait of the engine ends
+/// the call with that exception (nothing written).
 pub fn detached<T: Send>(
     py: Python<'_>,
     data_dir: &str,
     work: impl FnOnce() -> Result<T> + Send,
 ) -> PyResult<T> {
+    let main = on_main_thread(py).unwrap_or(false);
     py.detach(|| {
         park_if_exiting(false);
-        let outcome = catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|panic| {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".into());
-            Err(Error::Internal(format!("the engine panicked: {what}")))
-        });
+        let run = || {
+            catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into());
+                Err(Error::Internal(format!("the engine panicked: {what}")))
+            })
+        };
+        let outcome = if main { eventpak_core::interruptible(signal_raised, run) } else { run() };
         park_if_exiting(matches!(outcome, Err(Error::StoreClosed)));
         outcome
     })
-    .map_err(|e| to_py(e, data_dir))
+    .map_err(|e| match e {
+        Error::Interrupted => {
+            RAISED.with(|raised| raised.borrow_mut().take()).unwrap_or_else(|| to_py(e, data_dir))
+        }
+        e => to_py(e, data_dir),
+    })
 }

@@ -5,6 +5,7 @@
 //! appear behind a reader's position): from the thread that opened it they fail at once
 //! with [`Error::FenceActive`] (they would wait on themselves); from any other thread they
 //! wait until it commits or cancels, up to `fence_wait_ms`, then fail with `FenceActive`.
+//! Every such wait can be cut short by the check its caller installed ([`crate::interruptible`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::ThreadId;
@@ -16,6 +17,7 @@ use super::shared_mode::SharedMode;
 use super::Store;
 use crate::coord::WriteGuard;
 use crate::error::{Error, Result};
+use crate::interrupt;
 use crate::writer::Writer;
 
 /// How often a wait for another process's fence checks that its owner is still alive.
@@ -45,8 +47,13 @@ impl FenceGate {
             match *owner {
                 Some(holder) if holder == me => return Err(Error::FenceActive),
                 Some(_) => {
-                    if self.ended.wait_until(&mut owner, deadline).timed_out() && owner.is_some() {
-                        return Err(Error::FenceActive);
+                    self.ended.wait_until(&mut owner, interrupt::slice_end(deadline));
+                    if owner.is_some() {
+                        if Instant::now() >= deadline {
+                            return Err(Error::FenceActive);
+                        }
+                        // The check may run Python code (signal handlers): not under our lock.
+                        MutexGuard::unlocked(&mut owner, interrupt::check)?;
                     }
                 }
                 None => {
@@ -115,7 +122,7 @@ impl Store {
             return Err(Error::FenceActive);
         }
         mode.coord.mem.commits().wait(seen, left.min(OWNER_CHECK_INTERVAL));
-        Ok(())
+        interrupt::check()
     }
 
     /// Cancels a fence whose owning process is gone (the caller holds the write locks and
@@ -148,6 +155,7 @@ impl Store {
                 return Err(Error::FenceActive);
             }
             mode.coord.mem.commits().wait(seen, left.min(OWNER_CHECK_INTERVAL));
+            interrupt::check()?;
         }
     }
 
