@@ -14,6 +14,7 @@ use std::path::Path;
 
 use chacha20poly1305::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{Key, Tag, XChaCha20Poly1305, XNonce};
+use zeroize::Zeroizing;
 
 use super::payload::PayloadSuite;
 use crate::error::{Error, Result};
@@ -141,13 +142,14 @@ impl KeyRecord {
     }
 
     /// The data key, or `None` when the wrapping does not open with `store` (damage: the
-    /// store key itself was checked against the header).
-    pub fn unwrap_key(&self, store: &XChaCha20Poly1305) -> Option<[u8; KEY_LEN]> {
-        let mut key = [0u8; KEY_LEN];
+    /// store key itself was checked against the header). Wiped when dropped: only the
+    /// cipher built from it is kept.
+    pub fn unwrap_key(&self, store: &XChaCha20Poly1305) -> Option<Zeroizing<[u8; KEY_LEN]>> {
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
         key.copy_from_slice(&self.wrapped[..KEY_LEN]);
         let tag = Tag::from_slice(&self.wrapped[KEY_LEN..]);
         let aad = wrap_aad(self.key_id, &self.entity);
-        store.decrypt_in_place_detached(XNonce::from_slice(&self.nonce), &aad, &mut key, tag).ok()?;
+        store.decrypt_in_place_detached(XNonce::from_slice(&self.nonce), &aad, &mut *key, tag).ok()?;
         Some(key)
     }
 

@@ -287,7 +287,8 @@ impl Inner {
         if let Some(found) = ring.current(entity) {
             return Ok(found);
         }
-        let key: [u8; KEY_LEN] = key_file::random()?;
+        // Wiped when dropped, on every path: only the cipher built from it is kept.
+        let key: zeroize::Zeroizing<[u8; KEY_LEN]> = zeroize::Zeroizing::new(key_file::random()?);
         let key_id = ring.next_key_id();
         let record = key_file::KeyRecord::wrap(&self.store.read(), key_id, entity, &key)?;
         let valid_len = key_file::append_record(&*self.storage, &self.path, ring.valid_len, &record)?;
