@@ -105,6 +105,44 @@ def test_upcasting_runs_on_first_payload_access_only_then_is_cached(
     assert len(calls) == 1
 
 
+def test_two_threads_reading_one_event_while_its_upcaster_runs_get_the_same_object(
+    open_store: Callable[..., ep.Store],
+) -> None:
+    """The first thread's upcaster lets the GIL go; the second thread reads the same event
+    meanwhile and fills its payload first: the first thread then returns that payload, not
+    its own, so an event's payload is one object whichever thread asked first."""
+    first_inside, second_done = threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    def slow_for_the_first(payload: dict[str, Any]) -> dict[str, Any]:
+        calls.append(threading.current_thread().name)
+        if len(calls) == 1:
+            first_inside.set()
+            assert second_done.wait(30)
+        return dict(payload, by=threading.current_thread().name)
+
+    store = open_store(upcasters=ep.Upcasters().add("deposit", 0, slow_for_the_first))
+    store.append(ACCT, "deposit", {"amount": 1})
+    event = store.query(ep.Region.all())[0]
+    got: dict[str, Any] = {}
+
+    def read(name: str) -> None:
+        got[name] = event.payload
+        if name == "second":
+            second_done.set()
+
+    first = threading.Thread(target=read, args=("first",), name="first")
+    first.start()
+    assert first_inside.wait(30)
+    second = threading.Thread(target=read, args=("second",), name="second")
+    second.start()
+    second.join(30)
+    first.join(30)
+    assert calls == ["first", "second"]
+    assert got["first"] is got["second"] is event.payload
+    assert event.payload == {"amount": 1, "by": "second"}
+
+
 def test_other_kinds_and_versions_outside_the_chain_are_left_as_stored(
     open_store: Callable[..., ep.Store],
 ) -> None:
