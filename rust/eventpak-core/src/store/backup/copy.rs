@@ -1,6 +1,7 @@
 //! What a backup writes, file by file, and the copying itself: whole files and ranges
 //! with `copy_file_range` (through `std::io::copy`), one fsync per file.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -21,6 +22,8 @@ const FINGERPRINT_BYTES: u64 = 4096;
 const COMPARE_CHUNK: usize = 1 << 20;
 /// Progress is reported (and a stop request seen) after each chunk this large.
 const CHUNK: u64 = 16 << 20;
+/// Files kept open with their fsync to come: bounded, for stores of thousands of segments.
+const UNSYNCED_FILES: usize = 32;
 
 /// Where the bytes of one file of the backup come from.
 pub(super) enum Source<'a> {
@@ -187,9 +190,43 @@ pub(super) struct Copier<'p> {
     pub(super) done: u64,
     pub(super) total: u64,
     pub(super) progress: &'p mut dyn FnMut(u64, u64) -> bool,
+    /// Files written whose fsync is still to come (see [`Copier::finish`]).
+    unsynced: VecDeque<(File, PathBuf)>,
 }
 
-impl Copier<'_> {
+impl<'p> Copier<'p> {
+    pub(super) fn new(
+        storage: &'p dyn Storage,
+        total: u64,
+        progress: &'p mut dyn FnMut(u64, u64) -> bool,
+    ) -> Self {
+        Copier { storage, done: 0, total, progress, unsynced: VecDeque::new() }
+    }
+
+    /// Fsyncs every file written and not yet fsynced. A file's fsync is put off until the
+    /// next files are copied (up to [`UNSYNCED_FILES`] of them), so the disk writes one
+    /// file while the next is copied instead of the copy waiting for each file in turn;
+    /// nothing is moved into place before this returns.
+    pub(super) fn finish(&mut self) -> Result<()> {
+        while self.sync_oldest()? {}
+        Ok(())
+    }
+
+    /// Queues `out`'s fsync, fsyncing the oldest queued file first when the queue is full.
+    fn sync_later(&mut self, out: File, to: &Path) -> Result<()> {
+        if self.unsynced.len() >= UNSYNCED_FILES {
+            self.sync_oldest()?;
+        }
+        self.unsynced.push_back((out, to.to_owned()));
+        Ok(())
+    }
+
+    fn sync_oldest(&mut self) -> Result<bool> {
+        let Some((out, to)) = self.unsynced.pop_front() else { return Ok(false) };
+        self.storage.sync(&out, &to).map_err(|e| Error::storage("fsync of the backup", e))?;
+        Ok(true)
+    }
+
     /// Writes the new file `to` from `source` (or `file[from..to_offset]`), fsynced.
     pub(super) fn write_new(&mut self, to: &Path, source: &Source<'_>) -> Result<()> {
         match source {
@@ -197,14 +234,14 @@ impl Copier<'_> {
             Source::Bytes(bytes) => {
                 let out = create_new(to)?;
                 self.storage.write(&out, to, bytes).map_err(|e| Error::storage("writing the backup", e))?;
-                self.storage.sync(&out, to).map_err(|e| Error::storage("fsync of the backup", e))?;
+                self.sync_later(out, to)?;
                 self.advance(bytes.len() as u64)
             }
         }
     }
 
-    /// Copies `file[from..end]` into the new file `to`, fsynced once at the end when
-    /// `durable`.
+    /// Copies `file[from..end]` into the new file `to`, fsynced once, by [`Copier::finish`]
+    /// at the latest, when `durable`.
     pub(super) fn copy_range(
         &mut self,
         file: &File,
@@ -233,7 +270,7 @@ impl Copier<'_> {
         if !durable {
             return Ok(());
         }
-        self.storage.sync(&out, to).map_err(|e| Error::storage("fsync of the backup", e))
+        self.sync_later(out, to)
     }
 
     fn advance(&mut self, n: u64) -> Result<()> {

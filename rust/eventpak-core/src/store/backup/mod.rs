@@ -121,7 +121,8 @@ fn clear_staging(staging: &Path) -> Result<()> {
     }
 }
 
-/// Copies every new, changed or grown file into `staging` (one flat file each, fsynced);
+/// Copies every new, changed or grown file into `staging` (one flat file each, all fsynced
+/// before it returns);
 /// returns where each item went (`None`: kept as it is).
 fn stage(
     storage: &dyn Storage,
@@ -129,7 +130,7 @@ fn stage(
     staging: &Path,
     progress: &mut dyn FnMut(u64, u64) -> bool,
 ) -> Result<Vec<Option<PathBuf>>> {
-    let mut copier = Copier { storage, done: 0, total: plan.total(), progress };
+    let mut copier = Copier::new(storage, plan.total(), progress);
     (copier.progress)(0, copier.total).then_some(()).ok_or_else(stopped)?;
     let mut staged = Vec::with_capacity(plan.items.len());
     for (i, (_, action)) in plan.items.iter().enumerate() {
@@ -145,6 +146,7 @@ fn stage(
         }
         staged.push(Some(to));
     }
+    copier.finish()?;
     Ok(staged)
 }
 
