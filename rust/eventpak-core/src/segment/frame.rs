@@ -209,6 +209,14 @@ impl<'a> FrameView<'a> {
         (part(e), part(s), part(k))
     }
 
+    /// The entity alone, as [`FrameView::names`] gives it, checking only its own bytes: an
+    /// encrypted payload's associated data and key lookup need nothing else of the names.
+    #[inline]
+    pub fn entity(&self) -> &'a str {
+        let [entity, ..] = variable_lens(self.body);
+        as_str(&self.body[BODY_FIXED_LEN..BODY_FIXED_LEN + entity]).unwrap_or("")
+    }
+
     /// The kind's bytes (UTF-8, checked by `decode_frame`), without validating the names
     /// again: for lookups by kind on the read path.
     #[inline]

@@ -35,6 +35,18 @@ fn round_trip() {
 }
 
 #[test]
+fn the_entity_alone_is_the_first_of_the_names() {
+    for entity in ["acct:é", "a", &"x".repeat(200), "日本:1"] {
+        let rec = EventRecord { entity: entity.into(), ..sample() };
+        let mut buf = Vec::new();
+        encode_frame(&mut buf, &rec, 0, 1);
+        let Decoded::Frame(view) = decode_frame(&buf) else { panic!("decode failed") };
+        assert_eq!(view.entity(), view.names().0);
+        assert_eq!(view.entity(), entity);
+    }
+}
+
+#[test]
 fn payload_version_round_trips_and_zero_takes_no_bytes() {
     let versioned = EventRecord { payload_version: 3, ..sample() };
     let mut buf = Vec::new();

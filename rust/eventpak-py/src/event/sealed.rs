@@ -13,8 +13,11 @@ use crate::errors::to_py;
 pub fn opened<'a>(stored: &'a StoredEvent, keys: Option<&PayloadKeys>) -> PyResult<Cow<'a, [u8]>> {
     let view = stored.view();
     let Some(keys) = keys else { return Ok(Cow::Borrowed(view.payload())) };
-    let (entity, _, _) = view.names();
-    let at = PayloadBinding { entity, event_id: view.event_id(), entity_sequence: view.entity_sequence() };
+    let at = PayloadBinding {
+        entity: view.entity(),
+        event_id: view.event_id(),
+        entity_sequence: view.entity_sequence(),
+    };
     keys.open(&at, view.global_sequence, view.payload()).map(Cow::Owned).map_err(|e| to_py(e, ""))
 }
 
@@ -29,7 +32,10 @@ pub fn read_opened<T>(
 ) -> PyResult<T> {
     let view = stored.view();
     let Some(keys) = keys else { return read(view.payload()) };
-    let (entity, _, _) = view.names();
-    let at = PayloadBinding { entity, event_id: view.event_id(), entity_sequence: view.entity_sequence() };
+    let at = PayloadBinding {
+        entity: view.entity(),
+        event_id: view.event_id(),
+        entity_sequence: view.entity_sequence(),
+    };
     keys.open_with(&at, view.global_sequence, view.payload(), read).map_err(|e| to_py(e, ""))?
 }
