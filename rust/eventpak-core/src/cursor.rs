@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::cursor_checkpoint::{checkpoint_path, CursorCheckpoint};
 use crate::error::{Error, Result};
+use crate::interrupt;
 use crate::region::Region;
 use crate::segment::StoredEvent;
 use crate::store::Store;
@@ -163,7 +164,8 @@ impl Cursor {
 /// Calls `poll` until it returns events, `max` is 0, `interrupted` says so, or `timeout`
 /// passes, sleeping on the store's commit signal in between. `poll` runs outside any lock
 /// this function holds, so a caller that guards its cursor with a lock takes it per poll
-/// and never holds it across the wait.
+/// and never holds it across the wait. A check installed with [`crate::interruptible`]
+/// is asked before each sleep, which then lasts one slice at most.
 pub fn wait_for_events(
     store: &Store,
     max: usize,
@@ -180,10 +182,12 @@ pub fn wait_for_events(
         if !batch.is_empty() || max == 0 || interrupted() {
             return Ok(batch);
         }
-        let now = Instant::now();
-        if now >= deadline {
+        if Instant::now() >= deadline {
             return Ok(batch);
         }
-        store.wait_for_commit(generation, deadline - now);
+        // Nothing yet: a caller's check (Ctrl-C on Python's main thread) may end the wait.
+        interrupt::check()?;
+        let slice_end = interrupt::slice_end(deadline);
+        store.wait_for_commit(generation, slice_end.saturating_duration_since(Instant::now()));
     }
 }

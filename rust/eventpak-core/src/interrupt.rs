@@ -1,7 +1,7 @@
 //! Long waits a caller can cut short.
 //!
-//! A wait of the engine that may last seconds (for another thread's or another process's
-//! fence, up to `fence_wait_ms`) sleeps in slices when its thread has a check installed
+//! A wait of the engine that may last seconds (a cursor's wait for events, or a wait for
+//! another thread's or another process's fence, up to `fence_wait_ms`) sleeps in slices when its thread has a check installed
 //! ([`interruptible`]), and asks the check between two slices whether to give up. When it
 //! says so, the wait fails with [`Error::Interrupted`] having written nothing. The Python
 //! binding installs, on the interpreter's main thread, a check that runs pending signal

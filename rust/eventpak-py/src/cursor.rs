@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use eventpak_core::{
     validate_checkpoint_id, wait_for_events, Cursor as CoreCursor, CursorCheckpoint as CoreCheckpoint,
@@ -17,14 +17,10 @@ use crate::cursor_values::{CursorCheckpoint, CursorGapConfig};
 use crate::errors::to_py;
 use crate::event::Event;
 use crate::gap_observation::GapObservation;
-use crate::gil::{detached, on_main_thread};
+use crate::gil::detached;
 use crate::names::CheckpointId;
 use crate::store::NativeStore;
 use crate::types::Region;
-
-/// On the main thread a blocking wait is cut into slices this long, so Ctrl-C (a pending
-/// signal) is noticed; other threads never run signal handlers and wait in one piece.
-const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
 /// Ordered, at-least-once pull delivery of the visible events of a region.
 ///
@@ -52,26 +48,12 @@ impl Cursor {
         let engine = native.engine();
         let poll = || self.state.lock().poll_batch(engine, max);
         let Some(wait) = wait else { return native.events(py, detached(py, native.shown_path(), poll)?) };
-        let slice = if on_main_thread(py)? { SIGNAL_CHECK } else { wait };
-        let deadline = Instant::now() + wait;
-        let was_interrupted = AtomicBool::new(false);
-        let interrupted = || {
-            let hit = self.interrupted.swap(false, Ordering::AcqRel);
-            was_interrupted.fetch_or(hit, Ordering::AcqRel);
-            hit
-        };
-        loop {
-            let this_wait = deadline.saturating_duration_since(Instant::now()).min(slice);
-            let batch = detached(py, native.shown_path(), || {
-                wait_for_events(engine, max, this_wait, &interrupted, poll)
-            })?;
-            let done = Instant::now() >= deadline || was_interrupted.load(Ordering::Acquire);
-            if !batch.is_empty() || done || max == 0 {
-                return native.events(py, batch);
-            }
-            // Nothing yet: let Python handle a pending signal (Ctrl-C), then wait again.
-            py.check_signals()?;
-        }
+        // On the main thread `detached` lets the engine's wait run pending signal handlers
+        // (Ctrl-C) between slices; elsewhere it sleeps in one piece.
+        let interrupted = || self.interrupted.swap(false, Ordering::AcqRel);
+        let batch =
+            detached(py, native.shown_path(), || wait_for_events(engine, max, wait, &interrupted, poll))?;
+        native.events(py, batch)
     }
 }
 

@@ -56,7 +56,7 @@ fn park_if_exiting(closed: bool) {
 /// Whether this is the interpreter's main thread (the only one that runs signal handlers).
 /// Answered without running Python code after the first call, so it is safe while the
 /// interpreter shuts down.
-pub fn on_main_thread(py: Python<'_>) -> PyResult<bool> {
+fn on_main_thread(py: Python<'_>) -> PyResult<bool> {
     let main = MAIN_THREAD.get_or_try_init(py, || {
         py.import("threading")?.call_method0("main_thread")?.getattr("ident")?.extract()
     })?;

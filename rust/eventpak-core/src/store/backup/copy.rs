@@ -227,7 +227,7 @@ impl<'p> Copier<'p> {
         Ok(true)
     }
 
-    /// Writes the new file `to` from `source` (or `file[from..to_offset]`), fsynced.
+    /// Writes the new file `to` from `source`, fsynced by [`Copier::finish`] at the latest.
     pub(super) fn write_new(&mut self, to: &Path, source: &Source<'_>) -> Result<()> {
         match source {
             Source::File(file, len) => self.copy_range(file, 0, *len, to, true),

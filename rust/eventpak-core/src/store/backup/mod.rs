@@ -122,8 +122,7 @@ fn clear_staging(staging: &Path) -> Result<()> {
 }
 
 /// Copies every new, changed or grown file into `staging` (one flat file each, all fsynced
-/// before it returns);
-/// returns where each item went (`None`: kept as it is).
+/// before it returns); returns where each item went (`None`: kept as it is).
 fn stage(
     storage: &dyn Storage,
     plan: &Plan<'_>,
