@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 import eventpak as ep
-from backup_support import events_of, fill, held_through
+import pytest
+from backup_support import events_of, fill, held_through, tree
 
 CHILD = Path(__file__).with_name("backup_child.py")
 KILLS = int(os.environ.get("EVENTPAK_BACKUP_KILLS", "24"))
@@ -104,3 +105,41 @@ def test_a_backup_killed_at_any_instant_leaves_the_old_or_the_new_backup(tmp_pat
                     origin / "cursors" / f"{name}.ckpt"
                 ).read_bytes()
     assert seen.get("new", 0) + seen.get("previous", 0) + seen.get("refused", 0) == KILLS
+
+
+_KILLED_MIDWAY = """
+import os, signal, sys
+import eventpak as ep
+import pytest
+
+def stop(done: int, total: int) -> None:
+    if done > 0:  # some files are staged, none moved in yet
+        os.kill(os.getpid(), signal.SIGKILL)
+
+with ep.Store.open(sys.argv[1], read_only=True) as store:
+    store.backup(sys.argv[2], progress=stop)
+"""
+
+
+def test_a_first_backup_killed_while_staging_refuses_to_open_until_backed_up_again(tmp_path: Path) -> None:
+    origin, dest = tmp_path / "data", tmp_path / "backup"
+    with ep.Store.open(origin, segment_max_bytes=16 << 10) as store:
+        fill(store, 800)
+    child = subprocess.run([sys.executable, "-c", _KILLED_MIDWAY, str(origin), str(dest)], check=False)
+    assert child.returncode == -9
+    # The lock file names the last process that took the lock: not part of what is compared.
+    left = {name: body for name, body in tree(dest).items() if name != "LOCK"}
+    assert ".backup.staging" in left and "segments" not in left
+    # Neither a new empty store nor a read-only view of nothing: a typed refusal, and the
+    # folder stays as the killed backup left it.
+    with pytest.raises(ep.InvalidConfig, match="interrupted first backup"):
+        ep.Store.open(dest)
+    with pytest.raises(ep.InvalidConfig):
+        ep.Store.open(dest, read_only=True)
+    assert {name: body for name, body in tree(dest).items() if name != "LOCK"} == left
+    with ep.Store.open(origin, read_only=True) as store:
+        report = store.backup(dest)
+        assert not report.incremental
+        with ep.Store.open(dest, read_only=True) as copy:
+            assert events_of(copy) == held_through(store, report.through)
+            assert copy.verify().ok

@@ -65,6 +65,8 @@ impl Store {
             )));
         }
         let lock_file = lock::take_lock(data_dir, config.read_only, config.shared)?;
+        // Under the lock: a first backup still running into this folder is `StoreLocked`.
+        super::backup::refuse_interrupted_first(data_dir)?;
         // Before anything is written: a key that does not fit the store is refused here.
         let key = config.encryption_key.as_ref().map(|k| k.0.as_slice());
         let mut keys = crate::crypt::open_keys(

@@ -157,3 +157,18 @@ pub(crate) fn refuse_unfinished(data_dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// Refuses to make a store in a folder where a first backup was interrupted before any of
+/// its files were moved in: it holds the backup's staging folder and no store yet. Opened,
+/// it would become a new empty store that the next backup into it refuses (another store),
+/// and a restore from it would silently start from nothing.
+pub(crate) fn refuse_interrupted_first(data_dir: &Path) -> Result<()> {
+    if data_dir.join(STAGING_DIR).is_dir() && !data_dir.join(SEGMENTS_DIR).is_dir() {
+        return Err(Error::InvalidConfig(format!(
+            "{} holds only an interrupted first backup, no store: run the backup into it \
+             again, or remove the folder",
+            data_dir.display()
+        )));
+    }
+    Ok(())
+}

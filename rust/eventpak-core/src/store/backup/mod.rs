@@ -16,7 +16,7 @@ mod copy;
 mod dest;
 mod snapshot;
 
-pub(crate) use dest::refuse_unfinished;
+pub(crate) use dest::{refuse_interrupted_first, refuse_unfinished};
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
