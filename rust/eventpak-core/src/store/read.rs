@@ -42,18 +42,25 @@ pub struct Stats {
     pub recovery: RecoveryReport,
 }
 
+/// How many frames ahead of the one being checked [`decode_all`] asks to be loaded: enough
+/// to cover a memory load's latency with the checks of the frames in between.
+const PREFETCH_AHEAD: usize = 8;
+
 /// Checks located frames and returns them in place; consecutive frames of one segment
 /// share one mapping.
 pub(super) fn decode_all(segments: &SegmentSet, located: Vec<(u64, EntryMeta)>) -> Result<Vec<StoredEvent>> {
     let mut out = Vec::with_capacity(located.len());
     let mut mapped: Option<(u32, crate::segment::reader::MappedSegment)> = None;
-    for (seq, meta) in located {
+    for (i, &(seq, meta)) in located.iter().enumerate() {
         let end = meta.offset + meta.len as u64;
         let reuse = matches!(&mapped, Some((seg, m)) if *seg == meta.segment && m.covers(end));
         if !reuse {
             mapped = Some((meta.segment, segments.map(meta.segment, end)?));
         }
         let (_, map) = mapped.as_ref().expect("mapped above");
+        if let Some((_, ahead)) = located.get(i + PREFETCH_AHEAD).filter(|(_, m)| m.segment == meta.segment) {
+            map.prefetch(ahead.offset, ahead.len);
+        }
         out.push(map.event(meta.offset, meta.len, seq)?);
     }
     Ok(out)
