@@ -15,6 +15,7 @@ from pathlib import Path
 import eventpak as ep
 import pytest
 from backup_support import events_of, fill, held_through, tree
+from cli_helpers import assert_refused, run_cli
 
 CHILD = Path(__file__).with_name("backup_child.py")
 KILLS = int(os.environ.get("EVENTPAK_BACKUP_KILLS", "24"))
@@ -134,8 +135,10 @@ def test_a_first_backup_killed_while_staging_refuses_to_open_until_backed_up_aga
     # folder stays as the killed backup left it.
     with pytest.raises(ep.InvalidConfig, match="interrupted first backup"):
         ep.Store.open(dest)
-    with pytest.raises(ep.InvalidConfig):
+    with pytest.raises(ep.InvalidConfig, match="interrupted first backup"):
         ep.Store.open(dest, read_only=True)
+    for command in ("verify", "stats"):
+        assert_refused(run_cli(command, str(dest)), "interrupted first backup")
     assert {name: body for name, body in tree(dest).items() if name != "LOCK"} == left
     with ep.Store.open(origin, read_only=True) as store:
         report = store.backup(dest)

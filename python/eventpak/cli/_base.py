@@ -55,6 +55,11 @@ def check_data_dir(data_dir: str) -> None:
     if not path.is_dir():
         raise Refused(f"{data_dir} is not a directory")
     if not is_data_dir(path):
+        if (path / ".backup.staging").is_dir():
+            raise Refused(
+                f"{data_dir} holds only an interrupted first backup, no store: "
+                "run the backup into it again, or remove the folder"
+            )
         raise Refused(f"{data_dir} is not an eventpak data dir (it has no segments/ folder)")
 
 

@@ -58,6 +58,8 @@ impl Store {
         }
         let segments_dir = data_dir.join(SEGMENTS_DIR);
         if (config.read_only || !config.create) && !segments_dir.is_dir() {
+            // Say so when it is what a killed first backup left (no lock needed to refuse).
+            super::backup::refuse_interrupted_first(data_dir)?;
             let why = if config.read_only { "read_only=True" } else { "create=False" };
             return Err(Error::InvalidConfig(format!(
                 "{} holds no eventpak store ({why} creates nothing)",
