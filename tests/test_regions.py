@@ -173,6 +173,23 @@ def test_matches_accepts_a_tuple_coordinate():
     assert not R.entity("alice").with_scope("eu").matches(("alice:x", "us"), "k")
 
 
+def test_matches_refuses_names_no_event_can_have():
+    region = R.all()
+    with pytest.raises(ep.InvalidCoordinate):
+        region.matches(("", "eu"), "k")
+    with pytest.raises(ep.InvalidCoordinate):
+        region.matches(("alice", "e\x00u"), "k")
+    with pytest.raises(ep.InvalidKind):
+        region.matches(("alice", "eu"), "")
+    with pytest.raises(ep.InvalidKind):
+        region.matches(("alice", "eu"), "k" * 256)
+    with pytest.raises(ep.InvalidKind):
+        region.matches(("alice", "eu"), "eventpak.made_up")
+    # The kinds the store writes itself are kinds events have.
+    assert region.matches(("alice", "eu"), "eventpak.dead_letter")
+    assert not region.with_kind("deposit").matches(("alice", "eu"), "eventpak.dead_letter")
+
+
 def test_matches_with_entity_sequence_checks_the_clock_range():
     region = R.all().with_clock_range(1, 2)
     c = ep.Coordinate("a", "s")

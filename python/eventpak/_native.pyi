@@ -142,7 +142,8 @@ class Region:
     ) -> bool:
         """True when an event at ``coord`` with ``kind``, carrying ``tags``, matches (for a
         union: when a member does); the clock range is checked only when
-        ``entity_sequence`` is given."""
+        ``entity_sequence`` is given. A coordinate or kind that breaks the naming rules
+        raises ``InvalidCoordinate`` / ``InvalidKind``."""
     @property
     def tags(self) -> list[str]:
         """The tags every matching event carries, sorted (empty for a union)."""

@@ -62,8 +62,8 @@ pub use event::{AppendRequest, EventId, EventRecord, Hash};
 pub use interrupt::interruptible;
 pub use io::{OsStorage, Storage};
 pub use names::{
-    validate_coordinate_part, validate_kind, MAX_COORDINATE_PART_BYTES, MAX_KIND_BYTES, RESERVED_KINDS,
-    RESERVED_KIND_PREFIX,
+    validate_coordinate_part, validate_kind, validate_kind_as, MAX_COORDINATE_PART_BYTES, MAX_KIND_BYTES,
+    RESERVED_KINDS, RESERVED_KIND_PREFIX,
 };
 pub use projection::ReplayTarget;
 pub use projection_cache::{CacheMeta, NativeCache};

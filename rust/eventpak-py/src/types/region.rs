@@ -121,6 +121,12 @@ impl Region {
     ) -> PyResult<bool> {
         let (entity, scope) = coordinate_parts(coord)?;
         let kind = KindName::named(kind, "kind")?.0;
+        // A name no event can have is a mistake in the call, not a region that misses it;
+        // the kinds the store writes itself are names events do have.
+        eventpak_core::validate_coordinate_part("entity", &entity)
+            .and_then(|()| eventpak_core::validate_coordinate_part("scope", &scope))
+            .and_then(|()| eventpak_core::validate_kind_as(&kind, true))
+            .map_err(|e| to_py(e, ""))?;
         let clock = opt_int_arg(entity_sequence, "entity_sequence")?;
         let tags = tags.map(|t| tag_list(t, "tags")).transpose()?.unwrap_or_default();
         let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
