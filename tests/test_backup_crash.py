@@ -111,7 +111,6 @@ def test_a_backup_killed_at_any_instant_leaves_the_old_or_the_new_backup(tmp_pat
 _KILLED_MIDWAY = """
 import os, signal, sys
 import eventpak as ep
-import pytest
 
 def stop(done: int, total: int) -> None:
     if done > 0:  # some files are staged, none moved in yet

@@ -35,9 +35,7 @@ impl Coordinate {
     fn new(entity: &Bound<'_, PyAny>, scope: &Bound<'_, PyAny>) -> PyResult<Self> {
         let entity = CoordinatePart::named(entity, "entity")?.0;
         let scope = CoordinatePart::named(scope, "scope")?.0;
-        validate_coordinate_part("entity", &entity)
-            .and_then(|()| validate_coordinate_part("scope", &scope))
-            .map_err(|e| to_py(e, ""))?;
+        check_coordinate(&entity, &scope)?;
         Ok(Coordinate { entity, scope })
     }
 
@@ -95,6 +93,13 @@ pub fn sequence_items<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<Vec<Bound
         Ok(seq) => Ok(Some(seq.try_iter()?.collect::<PyResult<_>>()?)),
         Err(_) => Ok(None),
     }
+}
+
+/// Checks an entity and a scope against the coordinate naming rules (`InvalidCoordinate`).
+pub fn check_coordinate(entity: &str, scope: &str) -> PyResult<()> {
+    validate_coordinate_part("entity", entity)
+        .and_then(|()| validate_coordinate_part("scope", scope))
+        .map_err(|e| to_py(e, ""))
 }
 
 /// Reads a coordinate argument: a `Coordinate` or an `(entity, scope)` pair of str (a

@@ -4,7 +4,7 @@ use eventpak_core::Region as CoreRegion;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
-use super::{bool_arg, coordinate_parts, sequence_items};
+use super::{bool_arg, check_coordinate, coordinate_parts, sequence_items};
 use crate::args::{int_arg, opt_int_arg, type_name};
 use crate::errors::{to_py, InvalidRegionType};
 use crate::names::{tag_list, KindName, RegionName};
@@ -123,10 +123,8 @@ impl Region {
         let kind = KindName::named(kind, "kind")?.0;
         // A name no event can have is a mistake in the call, not a region that misses it;
         // the kinds the store writes itself are names events do have.
-        eventpak_core::validate_coordinate_part("entity", &entity)
-            .and_then(|()| eventpak_core::validate_coordinate_part("scope", &scope))
-            .and_then(|()| eventpak_core::validate_kind_as(&kind, true))
-            .map_err(|e| to_py(e, ""))?;
+        check_coordinate(&entity, &scope)?;
+        eventpak_core::validate_kind_as(&kind, true).map_err(|e| to_py(e, ""))?;
         let clock = opt_int_arg(entity_sequence, "entity_sequence")?;
         let tags = tags.map(|t| tag_list(t, "tags")).transpose()?.unwrap_or_default();
         let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
