@@ -36,9 +36,13 @@ def terminal() -> Iterator[Callable[[list[str]], str]]:
         if os.environ.get("CI"):
             pytest.fail("tmux is not installed: .ci/run installs it")
         pytest.skip("tmux is not installed")
-    socket = f"eventpak-test-{os.getpid()}-{next(_sessions)}"
+    sockets: list[str] = []
 
     def run(argv: list[str]) -> str:
+        # A server of its own for each run: a second session on a server whose last session
+        # was just killed can meet that server while it exits ("server exited unexpectedly").
+        socket = f"eventpak-test-{os.getpid()}-{next(_sessions)}"
+        sockets.append(socket)
         # The pane signals "done" once the command has exited and waits (holding the screen as
         # it is) until the server is killed at teardown.
         # The command sees the pane's size, not a COLUMNS or LINES its shell may have set.
@@ -73,13 +77,13 @@ def terminal() -> Iterator[Callable[[list[str]], str]]:
             text=True,
             timeout=SAFETY_NET_S,
         ).stdout
-        subprocess.run([*base, "kill-session", "-t", "cli"], check=False, timeout=SAFETY_NET_S)
         return screen
 
     yield run
-    subprocess.run(
-        [tmux, "-L", socket, "kill-server"], check=False, capture_output=True, timeout=SAFETY_NET_S
-    )
+    for socket in sockets:
+        subprocess.run(
+            [tmux, "-L", socket, "kill-server"], check=False, capture_output=True, timeout=SAFETY_NET_S
+        )
 
 
 def eventpak(*args: str) -> list[str]:
