@@ -71,6 +71,19 @@ def test_kinds_remove_only_sealed_events_of_those_kinds_and_keep_the_rest_exactl
     assert reopened.verify().ok
 
 
+def test_verify_counts_the_events_the_log_still_holds(open_store) -> None:
+    store = open_store(**SMALL)
+    fill(store)
+    assert store.verify().events == 150 == store.stats()["events"]
+    removed = store.compact(ep.Retention(kinds=["tick"])).removed
+    assert removed > 0
+    checked = store.verify()
+    assert checked.ok and checked.events == 150 - removed == store.stats()["events"]
+    store.close()
+    reopened = open_store(**SMALL)
+    assert reopened.verify().events == 150 - removed == reopened.stats()["events"]
+
+
 def test_max_age_selects_only_older_events(open_store) -> None:
     store = open_store(**SMALL)
     fill(store, 100)

@@ -29,9 +29,10 @@ class VerifyProblem:
 
 @dataclass(frozen=True)
 class VerifyReport:
-    """What :meth:`Store.verify` checked (``events``, ``segments``, ``bytes`` of segments
-    read) and found (``problems``, empty when ``ok``). At most 1,000 problems are listed;
-    ``problems_not_listed`` counts the rest."""
+    """What :meth:`Store.verify` checked (``events``: those the log holds up to the head
+    when it started, not counting events a compaction removed; ``segments``; ``bytes`` of
+    segments read) and found (``problems``, empty when ``ok``). At most 1,000 problems are
+    listed; ``problems_not_listed`` counts the rest."""
 
     events: int
     segments: int

@@ -139,9 +139,9 @@ impl Checker<'_> {
                 self.problem(path, at, None, why);
             }
         }
-        if self.next_seq < self.report.events {
+        if self.next_seq < self.snapshot.events {
             let path = self.store.shared.data_dir.join(crate::segment::SEGMENTS_DIR);
-            let why = format!("the log holds {} of the {} indexed events", self.next_seq, self.report.events);
+            let why = format!("the log holds {} of the {} indexed events", self.next_seq, self.snapshot.events);
             self.problem(&path, 0, Some(self.next_seq), why);
         }
         self.check_record_counts();
@@ -170,7 +170,7 @@ impl Checker<'_> {
         // A segment begun during an open fence holds only the fence's events, which are not
         // checked yet: it starts past them.
         let unchecked = self.snapshot.visibility.open_fence.is_some()
-            && self.next_seq == self.report.events
+            && self.next_seq == self.snapshot.events
             && header.base_sequence > self.next_seq;
         // The previous segment's last events were removed.
         if header.base_sequence > self.next_seq
@@ -189,7 +189,7 @@ impl Checker<'_> {
 
     /// Checks the frame at `at`: an event, or a tracking record.
     fn check_frame(&mut self, path: &Path, segment: u32, bytes: &[u8], at: u64) -> Result<Step> {
-        let past = self.next_seq >= self.report.events;
+        let past = self.next_seq >= self.snapshot.events;
         let decoded = decode_frame(&bytes[at as usize..]);
         if let Decoded::Frame(frame) = &decoded {
             self.jump_holes(frame.global_sequence);

@@ -33,7 +33,8 @@ pub struct VerifyProblem {
 /// What `verify` checked and found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VerifyReport {
-    /// Events checked (the head seen at the start, plus one).
+    /// Events checked: those the log holds up to the head seen at the start (events a
+    /// compaction removed are not counted, as in `Stats::events`).
     pub events: u64,
     /// Segment files checked.
     pub segments: u64,
@@ -61,8 +62,10 @@ const INDEX_CHUNK: u64 = 64 * 1024;
 
 /// What the check compares the log with, taken under the index lock at the start.
 struct Snapshot {
-    /// Events to check: up to the head seen at the start (an open fence's events excluded).
+    /// Sequences to check: up to the head seen at the start (an open fence's events excluded).
     events: u64,
+    /// Events among them that the log holds (the rest were removed by compaction).
+    held: u64,
     /// `(id, path, bytes to read)` of each segment.
     segments: Vec<(u64, PathBuf, u64)>,
     visibility: Visibility,
@@ -124,7 +127,7 @@ impl Store {
         let total = snapshot.segments.iter().map(|(_, _, len)| len).sum();
         let mut checker = Checker {
             store: self,
-            report: VerifyReport { events: snapshot.events, ..Default::default() },
+            report: VerifyReport { events: snapshot.held, ..Default::default() },
             chains: Vec::new(),
             next_seq: 0,
             last_id: 0,
@@ -158,7 +161,9 @@ impl Store {
         // or its header alone.
         let files = self.shared.segments.list();
         let mut ends = vec![SEGMENT_HEADER_LEN as u64; files.len()];
+        let mut held = 0;
         for meta in index.entries.iter().take(events as usize).filter(|m| !m.is_hole()) {
+            held += 1;
             let end = meta.offset + meta.len as u64;
             ends[meta.segment as usize] = ends[meta.segment as usize].max(end);
         }
@@ -169,7 +174,7 @@ impl Store {
         let tag_postings = index.tag_postings.iter().map(|p| p.partition_point(|&s| s < events) as u64).sum();
         let segments = files.into_iter().zip(ends).map(|((id, path), end)| (id, path, end)).collect();
         let tracking_records = tracked.len() as u64;
-        Ok(Snapshot { events, segments, visibility, compacted, tracking_records, tag_postings })
+        Ok(Snapshot { events, held, segments, visibility, compacted, tracking_records, tag_postings })
     }
 }
 
