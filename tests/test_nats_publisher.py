@@ -383,13 +383,66 @@ def test_the_wire_bytes_are_what_nats_py_would_send() -> None:
         for i in range(10):
             store.append(ep.Coordinate(f"e{i}", "s"), "k", {"i": i})
         events = store.query(ep.Region.all())
-        data, n = nats_publish_commands(events, store.store_id, "EVENTS.events", None, "_INBOX.x.1", 1 << 30)
+        data, n = nats_publish_commands(
+            events, store.store_id, "EVENTS.events", None, "_INBOX.x.1", 1 << 30, 1 << 20
+        )
         assert n == len(events)
         assert data == asyncio.run(nats_py_bytes(events, store.store_id, "_INBOX.x.1"))
         # A byte budget cuts the batch after the message that reaches it, which gets the reply.
-        data, n = nats_publish_commands(events, store.store_id, "EVENTS.events", None, "_INBOX.x.1", 1500)
+        data, n = nats_publish_commands(
+            events, store.store_id, "EVENTS.events", None, "_INBOX.x.1", 1500, 1 << 20
+        )
         assert 1 <= n < len(events)
         assert data == asyncio.run(nats_py_bytes(events[:n], store.store_id, "_INBOX.x.1"))
+        # A message over the server's max_payload ends the run before it (the one before gets
+        # the reply), and a run starting with it is refused, naming it.
+        big = store.append(ep.Coordinate("e0", "s"), "big", b"\x00" * 4096)
+        store.append(ep.Coordinate("e1", "s"), "k", {})
+        events = store.query(ep.Region.all())
+        at = events.index(next(e for e in events if e.global_sequence == big.global_sequence))
+        data, n = nats_publish_commands(
+            events, store.store_id, "EVENTS.events", None, "_INBOX.x.1", 1 << 30, 4096
+        )
+        assert n == at
+        assert data == asyncio.run(nats_py_bytes(events[:at], store.store_id, "_INBOX.x.1"))
+        with pytest.raises(
+            ValueError,
+            match=rf"event {big.global_sequence} is a NATS message of \d+ bytes, over the server's "
+            r"max_payload of 4096",
+        ):
+            nats_publish_commands(
+                events[at:], store.store_id, "EVENTS.events", None, "_INBOX.x.1", 1 << 30, 4096
+            )
+
+
+def test_an_event_over_the_servers_max_payload_stops_the_stream_before_it_and_says_why(
+    nats_server: NatsServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="eventpak.worker")
+    store = ep.Store.open(tmp_path / "data")
+    try:
+        for i in range(3):
+            store.append(ep.Coordinate("e", "s"), "k", {"i": i})
+        big = store.append(ep.Coordinate("e", "s"), "big", b"\x00" * (1 << 20))  # over 1 MiB with headers
+        store.append(ep.Coordinate("e", "s"), "k", {"i": 4})
+        events = store.query(ep.Region.all())
+        pub = ep.nats.Publisher(
+            store, ep.Region.all(), servers=nats_server.urls, stream="EVENTS", ack_timeout=1.0
+        )
+
+        def said_why() -> bool:
+            errors = [r.exc_info[1] for r in caplog.records if r.exc_info and r.exc_info[1] is not None]
+            return any(f"event {big.global_sequence} is a NATS message" in str(e) for e in errors)
+
+        wait_until(said_why)
+        assert pub.is_alive() and pub.position is None  # the batch holding it is not checkpointed
+        pub.stop_and_join()
+        # Everything before it is in the stream, nothing from it on; the server was never
+        # made to drop the connection.
+        assert_stream_is(nats_server.urls, "EVENTS", events[:3])
+        assert "maximum payload" not in (tmp_path / "nats" / "n1.log").read_text()
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from eventpak.nats._wire import EXPECTED_LAST, MSG_ID, BadMessage, decode, event
 from nats_support import (  # noqa: F401 (the nats_server and nats_cluster fixtures)
     NatsCluster,
     NatsServer,
+    free_port,
     jsm_call,
     nats_cluster_fixture,
     nats_server_fixture,
@@ -216,6 +217,16 @@ def test_a_replica_starts_and_stops_while_the_server_is_down(nats_server: NatsSe
         assert time.monotonic() - started < 5
     finally:
         origin.close()
+
+
+def test_a_replica_stopped_at_once_while_nothing_listens_stops(tmp_path: Path) -> None:
+    # The stop's cancellation lands in the first connect attempt, which the NATS client can
+    # take for a refused connection and retry for ever: the stop must end it anyway.
+    servers = [f"nats://127.0.0.1:{free_port()}"]
+    for i in range(12):
+        replica = ep.nats.Replica(tmp_path / f"replica{i}", servers=servers, durable="r1")
+        replica.stop_and_join(timeout=10)
+        assert not replica.is_alive() and replica.error is None
 
 
 def test_replica_sigkilled_repeatedly_holds_every_event_once(nats_server: NatsServer, tmp_path: Path) -> None:

@@ -865,6 +865,7 @@ def nats_publish_commands(
     follows: str | None,
     reply: str,
     max_bytes: int,
+    max_message: int,
 ) -> tuple[bytes, int]:
     """The NATS protocol bytes publishing ``events`` in order on ``subject`` (used by
     ``eventpak.nats``), and how many of them it holds: one ``HPUB`` per event with its stored
@@ -872,7 +873,9 @@ def nats_publish_commands(
     ``eventpak.nats._wire.event_headers``), until the bytes reach ``max_bytes`` (at least one
     event). Each message names its predecessor in ``Nats-Expected-Last-Msg-Id`` (the first
     names ``follows``, or nothing when it is ``None``); only the last carries the reply
-    subject ``reply`` (none when empty)."""
+    subject ``reply`` (none when empty). A message over ``max_message`` bytes (the server's
+    ``max_payload``) ends the run before it; first in the run, it raises ``ValueError``
+    naming the event."""
 
 def nats_decode(
     headers: dict[str, Any] | None, payload: bytes | None

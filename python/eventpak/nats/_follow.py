@@ -13,11 +13,14 @@ from typing import Any
 from .._native import Region
 from ..errors import EventNotFound, EventpakError, ReplicationRefused
 from ..store import Store
+from ._loop import bounded
 from ._wire import BadMessage, WireEvent, decode
 
 __all__ = ["Follower", "Stop"]
 
 log = logging.getLogger("eventpak.nats")
+
+CONNECT_SECONDS = 5.0  # one connect attempt round before the replica backs off and tries again
 
 Item = tuple[int, Any, bytes | None, Any]  # (stream sequence, headers, payload, consumer message or None)
 Run = list[tuple[WireEvent, Any]]  # events to apply in one call, each with its consumer message or None
@@ -90,6 +93,8 @@ class Follower:
             except (asyncio.CancelledError, Stop, EventpakError):
                 raise  # stopped, a refusal, or the store failing: the replica stops
             except Exception as exc:  # the server down, the stream not there yet: retry
+                if self.stopping:  # a cancellation the NATS client turned into an error
+                    raise Stop from exc
                 failures += 1
                 level = logging.WARNING if failures == 1 else logging.DEBUG
                 log.log(level, "eventpak.nats: replica %r: %r; retrying", self.durable, exc)
@@ -109,11 +114,16 @@ class Follower:
         if self.sub is not None:
             return self.sub
         if self.nc is None or self.nc.is_closed:
-            self.nc = await nats.connect(
+            connecting = nats.connect(
                 servers=self.servers, connect_timeout=2, allow_reconnect=True, max_reconnect_attempts=-1,
                 reconnect_time_wait=0.25, error_cb=_quiet, disconnected_cb=_quiet_event,
                 reconnected_cb=_quiet_event,
             )  # fmt: skip
+            # Bounded: the first connect to an unreachable server retries for ever, and may
+            # miss the cancellation of a stop (see ``bounded``).
+            self.nc = await bounded(
+                connecting, CONNECT_SECONDS, f"connecting to NATS at {', '.join(self.servers)}"
+            )
         jsm = self.nc.jsm()
         try:
             info = await jsm.consumer_info(self.stream, self.durable)

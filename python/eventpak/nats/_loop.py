@@ -1,5 +1,6 @@
 """A private asyncio loop on a daemon thread: the home of a publisher's NATS connection, so
-the synchronous worker thread can run coroutines on it and wait for their results."""
+the synchronous worker thread can run coroutines on it and wait for their results; and
+``bounded``, a time limit that always ends what it limits."""
 
 from __future__ import annotations
 
@@ -10,6 +11,24 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+async def bounded(coro: Coroutine[Any, Any, T], timeout: float, what: str) -> T:
+    """Awaits ``coro`` for at most ``timeout`` seconds, then raises ``TimeoutError`` naming
+    ``what``. Unlike ``asyncio.wait_for`` on Python 3.11, the limit and a cancellation of the
+    caller always end ``coro``: it is cancelled again until it finishes. (nats-py's connect
+    loop, cancelled just as a connection is refused, can get the refusal instead of the
+    cancellation, take it for one more failed attempt and retry for ever.)"""
+    task = asyncio.ensure_future(coro)
+    try:
+        await asyncio.wait({task}, timeout=timeout)
+    finally:
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.05)
+    if task.cancelled():
+        raise TimeoutError(f"{what}: nothing within {timeout:g} s")
+    return task.result()
 
 
 class LoopThread:

@@ -17,7 +17,7 @@ from .._native import Event, Region
 from ..errors import InvalidConfig
 from ..restart import RestartPolicy, check_count
 from ..worker_config import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig
-from ._loop import LoopThread
+from ._loop import LoopThread, bounded
 from ._wire import HEADER_PREFIX, event_headers, nats_publish_commands
 
 if TYPE_CHECKING:
@@ -70,7 +70,9 @@ class _Link:
                 error_cb=self._quiet, disconnected_cb=self._quiet_event, reconnected_cb=self._quiet_event,
             )  # fmt: skip
             # An unreachable server would keep the first connect retrying for ever.
-            self.nc = await asyncio.wait_for(connecting, self.ack_timeout)
+            self.nc = await bounded(
+                connecting, self.ack_timeout, f"connecting to NATS at {', '.join(self.servers)}"
+            )
             missing = [name for name in NATS_INTERNALS if not hasattr(self.nc, name)]
             if missing:  # the publisher writes protocol bytes through them: fail loudly
                 version = importlib.metadata.version("nats-py")
@@ -157,7 +159,12 @@ class _Link:
         # The server refuses a message that would not follow the last one: order holds even
         # when a reconnect loses a message in flight and delivers the next.
         follows = None if self.tail is None else self.tail[1]
-        data, n = nats_publish_commands(group, self.store_id, self.subject, follows, reply, max_bytes)
+        try:
+            data, n = nats_publish_commands(
+                group, self.store_id, self.subject, follows, reply, max_bytes, nc.max_payload
+            )
+        except ValueError as exc:  # nothing sent: retried (the limit is read again on reconnect)
+            raise PublishFailed(f"{exc}: raise max_payload in the server's configuration") from exc
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.waiting[reply] = fut
         # nats-py's publish, minus its per-header Python encoding (tests pin these internals).

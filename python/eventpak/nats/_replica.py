@@ -64,6 +64,7 @@ class Replica:
         self._error: Exception | None = None
         self._done = threading.Event()
         self._task: asyncio.Task[None] | None = None
+        self._following = True  # until the consume task's follow loop ends
         self._loop = LoopThread(f"eventpak-nats-replica-{durable}")
         self._loop.run(self._start())
 
@@ -138,24 +139,38 @@ class Replica:
 
     async def _ask_stop(self) -> None:
         self._follower.stopping = True
-        if self._task is not None and not self._follower.applying:
-            self._task.cancel()  # waiting on the network: nothing to finish
+        if self._task is not None and not self._task.done():
+            asyncio.get_running_loop().create_task(self._cancel_until_done(self._task))
+
+    async def _cancel_until_done(self, task: asyncio.Task[None]) -> None:
+        """Cancels the consume task whenever no apply runs (waiting on the network: nothing
+        to finish), again and again until it ends: the NATS client can lose a cancellation
+        that meets a refused connection (see ``_loop.bounded``)."""
+        while self._following and not task.done():
+            if not self._follower.applying:
+                task.cancel()
+            await asyncio.wait({task}, timeout=0.1)
 
     async def _main(self) -> None:
         error: Exception | None = None
         try:
-            await self._follower.run()
+            try:
+                await self._follower.run()
+            finally:
+                self._following = False  # no cancelling the close below
         except (asyncio.CancelledError, Stop):
             pass
         except Exception as exc:
             log.error("eventpak.nats: replica %r of stream %s stopped: %s", self._durable, self._stream, exc)
             error = exc
         finally:
-            await self._follower.close()
-            with self._cond:  # stopped, and why, seen together
-                self._error = error
-                self._done.set()
-                self._cond.notify_all()
+            try:
+                await self._follower.close()
+            finally:
+                with self._cond:  # stopped, and why, seen together
+                    self._error = error
+                    self._done.set()
+                    self._cond.notify_all()
 
     def _applied_to(self, head: int | None, applied: int) -> None:
         with self._cond:

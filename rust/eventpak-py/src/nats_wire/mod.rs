@@ -25,9 +25,12 @@ fn uuid_text(id: [u8; 16]) -> uuid::fmt::Hyphenated {
 /// `Eventpak-*` headers, until the bytes reach `max_bytes` (at least one event). Each message
 /// names its predecessor in `Nats-Expected-Last-Msg-Id` (the first names `follows`, or
 /// nothing when it is `None`); only the last carries the reply subject `reply` (none when
-/// empty).
+/// empty). A message (headers and payload) over `max_message` bytes, the server's
+/// `max_payload`, ends the run before it; first in the run, it raises `ValueError` naming the
+/// event (the server would close the connection rather than refuse it).
 #[pyfunction]
-#[pyo3(signature = (events, store_id, subject, follows, reply, max_bytes))]
+#[pyo3(signature = (events, store_id, subject, follows, reply, max_bytes, max_message))]
+#[allow(clippy::too_many_arguments)] // the fields of one HPUB run, passed as the publisher holds them
 pub fn nats_publish_commands<'py>(
     py: Python<'py>,
     events: Vec<PyRef<'py, Event>>,
@@ -36,11 +39,13 @@ pub fn nats_publish_commands<'py>(
     follows: Option<String>,
     reply: &str,
     max_bytes: usize,
-) -> (Bytes<'py>, usize) {
+    max_message: usize,
+) -> PyResult<(Bytes<'py>, usize)> {
     let mut out: Vec<u8> = Vec::with_capacity(events.len().min(1024) * 1024);
     let mut h = String::with_capacity(1024);
     let mut follows = follows;
     let mut count = 0;
+    let mut reply_at = 0; // where the last message's reply subject would go
     for event in events.iter() {
         let stored = event.stored();
         let v = stored.view();
@@ -83,10 +88,25 @@ pub fn nats_publish_commands<'py>(
         h.push_str("\r\n");
         let payload = v.payload();
         let total = h.len() + payload.len();
+        if total > max_message && count > 0 {
+            // The events before it go (the last of them now asks for the ack); the next
+            // call starts with this one, and refuses it.
+            if !reply.is_empty() {
+                out.splice(reply_at..reply_at, format!(" {reply}").into_bytes());
+            }
+            break;
+        }
+        if total > max_message {
+            return Err(PyValueError::new_err(format!(
+                "event {} is a NATS message of {total} bytes, over the server's max_payload of {max_message}",
+                stored.global_sequence()
+            )));
+        }
         count += 1;
         let last = count == events.len() || out.len() + total + 64 >= max_bytes;
         let sep = if last && !reply.is_empty() { " " } else { "" };
         let to = if sep.is_empty() { "" } else { reply };
+        reply_at = out.len() + "HPUB ".len() + subject.len();
         out.extend_from_slice(format!("HPUB {subject}{sep}{to} {} {total}\r\n", h.len()).as_bytes());
         out.extend_from_slice(h.as_bytes());
         out.extend_from_slice(payload);
@@ -96,7 +116,7 @@ pub fn nats_publish_commands<'py>(
         }
         follows = Some(id);
     }
-    (PyBytes::new(py, &out), count)
+    Ok((PyBytes::new(py, &out), count))
 }
 
 type Bytes<'py> = Bound<'py, PyBytes>;

@@ -141,7 +141,8 @@ impl Checker<'_> {
         }
         if self.next_seq < self.snapshot.events {
             let path = self.store.shared.data_dir.join(crate::segment::SEGMENTS_DIR);
-            let why = format!("the log holds {} of the {} indexed events", self.next_seq, self.snapshot.events);
+            let why =
+                format!("the log holds {} of the {} indexed events", self.next_seq, self.snapshot.events);
             self.problem(&path, 0, Some(self.next_seq), why);
         }
         self.check_record_counts();
