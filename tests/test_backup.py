@@ -219,6 +219,15 @@ def test_bad_destinations_are_refused_and_untouched(store: ep.Store, tmp_path: P
     listed = sorted(p.name for p in tmp_path.iterdir())
     with pytest.raises(ep.InvalidConfig, match="too long"):
         store.backup(tmp_path / ("n" * 300))
+    # Under folders that do not exist yet: refused before any of them is made.
+    with pytest.raises(ep.InvalidConfig, match="too long"):
+        store.backup(tmp_path / "new-parent" / ("n" * 300))
+    with pytest.raises(ep.InvalidConfig, match="empty path"):
+        store.backup("")
+    with pytest.raises(ep.InvalidConfig, match="NUL byte"):
+        store.backup(str(tmp_path / "nul\0name"))
+    with pytest.raises(ep.InvalidConfig, match="progress must be callable"):
+        store.backup(tmp_path / "fine", progress=5)  # type: ignore[arg-type]
     assert sorted(p.name for p in tmp_path.iterdir()) == listed
     assert tree(afile) == {".": b"not a folder"}
     with ep.Store.open(tmp_path / "other") as other:
@@ -318,3 +327,19 @@ def test_every_data_file_comes_along_and_no_lock_or_temp_file(store: ep.Store, t
     assert (dest / "keys").read_bytes() == bytes(keys)
     assert not (dest / "nested" / "record").exists()
     assert_is_backup_of(store, dest, report)
+
+
+def test_a_destination_in_use_is_refused_naming_the_destination(store: ep.Store, tmp_path: Path) -> None:
+    fill(store, 20)
+    dest = tmp_path / "backup"
+    store.backup(dest)
+    before = tree(dest)
+    with ep.Store.open(dest, read_only=True) as holder:
+        assert holder.stats()["events"] == 20
+        with pytest.raises(ep.StoreLocked) as refused:
+            store.backup(dest)
+    err = refused.value
+    assert err.path == str(dest) and err.kind == "backup destination"
+    assert str(err).startswith(f"backup destination {dest} is locked") and "shared=True" not in str(err)
+    assert tree(dest) == before
+    assert store.backup(dest).incremental  # free again

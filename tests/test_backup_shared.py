@@ -90,6 +90,8 @@ def test_the_command_line_backs_up_and_then_incrementally(tmp_path: Path) -> Non
     first = run_cli("backup", str(tmp_path / "data"), str(tmp_path / "backup"))
     assert first.returncode == 0, first.stderr
     assert "full backup of 200 events (through sequence 199)" in first.stdout
+    copied = sum(p.stat().st_size for p in (tmp_path / "backup").rglob("*") if p.is_file())
+    assert copied < 1e6 and f"{copied / 1e3:,.1f} kB copied" in first.stdout  # not "0.0 MB"
     with ep.Store.open(tmp_path / "data") as store:
         fill(store, 5, start=200)
     second = run_cli("backup", str(tmp_path / "data"), str(tmp_path / "backup"), "--json")

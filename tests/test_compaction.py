@@ -399,7 +399,7 @@ def test_refused_in_shared_and_read_only_mode(data_dir: Path, open_store) -> Non
     fill(store, 100)
     store.close()
     ro = open_store(read_only=True)
-    with pytest.raises(ep.ReadOnlyStore):
+    with pytest.raises(ep.ReadOnlyStore, match="compacting is refused"):
         ro.compact(ep.Retention(kinds=["tick"]))
     ro.close()
     shared = open_store(shared=True)

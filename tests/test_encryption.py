@@ -145,7 +145,7 @@ def test_forget_entity_needs_an_encrypted_writable_store_and_an_exact_entity(ope
     assert store.query(R.entity("alice:1"))[0].payload == 2  # exact entity: a prefix is not forgotten
     store.close()
     reader = open_store(encryption_key=key, read_only=True)
-    with pytest.raises(ep.ReadOnlyStore):
+    with pytest.raises(ep.ReadOnlyStore, match="forgetting an entity is refused"):
         reader.forget_entity("alice:1")
 
 

@@ -3,6 +3,7 @@ closed stores."""
 
 from __future__ import annotations
 
+import os
 import random
 import struct
 import subprocess
@@ -580,3 +581,24 @@ def test_sync_makes_appends_durable(open_store):
     store.append(("a", "s"), "k", 1)
     store.sync()
     assert store.stats()["durable_events"] == 1
+
+
+def test_temp_files_of_dead_processes_are_removed_at_a_writable_open(open_store, data_dir: Path) -> None:
+    store = open_store()
+    store.append(("e", "s"), "k", 1)
+    cursor = store.cursor(ep.Region.all())
+    cursor.poll_batch(10)
+    cursor.commit("c")
+    store.close()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = [data_dir / f".index.ckpt.{dead.pid}.tmp", data_dir / "cursors" / f".c.ckpt.{dead.pid}.tmp"]
+    live = data_dir / f".store.id.{os.getpid()}.tmp"  # a process sharing the dir, mid-write
+    for path in [*left, live]:
+        path.write_bytes(b"half written")
+    open_store(read_only=True).close()
+    assert all(p.exists() for p in [*left, live])  # a read-only open writes nothing
+    reopened = open_store()
+    assert not any(p.exists() for p in left) and live.exists()
+    assert [e.payload for e in reopened.query(ep.Region.all())] == [1]
+    assert reopened.verify().ok

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 
 from ._native import NativeStore
-from .verify import Progress
+from .verify import Progress, check_progress
 
 __all__ = ["BackupReport", "backup_store"]
 
@@ -31,5 +31,6 @@ def backup_store(
     native: NativeStore, dest: str | os.PathLike[str], progress: Progress | None
 ) -> BackupReport:
     """Runs the engine's backup into ``dest`` and wraps what it did."""
+    check_progress(progress)
     through, events, bytes_copied, incremental = native.backup(os.fspath(dest), progress)
     return BackupReport(through, events, bytes_copied, incremental)

@@ -179,15 +179,27 @@ class BatchTooLarge(EventpakError, ValueError):
 
 class StoreLocked(EventpakError):
     """Another open store owns the data dir. ``pid`` is the holder's process id when known;
-    ``mode`` is how the holder opened it: ``"exclusive"`` (the default) or ``"shared"``."""
+    ``mode`` is how the holder opened it: ``"exclusive"`` (the default) or ``"shared"``.
+    ``kind`` is ``"backup destination"`` when ``path`` is the destination of a backup (a
+    store open on it, or another backup writing into it), not the store's own data dir."""
 
-    def __init__(self, path: str, pid: int | None = None, mode: str | None = None) -> None:
+    def __init__(
+        self, path: str, pid: int | None = None, mode: str | None = None, kind: str = "data dir"
+    ) -> None:
         holder = "another open store" if pid is None else f"another open store (process {pid})"
         opened = "" if mode is None else f" opened in {mode} mode"
-        super().__init__(
-            f"data dir {path} is locked by {holder}{opened}; close it, use another directory, "
-            "or, to share the data dir between processes, open it with shared=True in every process"
-        )
+        if kind == "backup destination":
+            message = (
+                f"backup destination {path} is locked by {holder}{opened}, or by another backup "
+                "writing into it: close that store or wait for that backup, then back up again"
+            )
+        else:
+            message = (
+                f"data dir {path} is locked by {holder}{opened}; close it, use another directory, "
+                "or, to share the data dir between processes, open it with shared=True in every process"
+            )
+        super().__init__(message)
+        self.kind = kind
         self.path = path
         self.pid = pid
         self.mode = mode

@@ -11,13 +11,12 @@ from typing import TYPE_CHECKING
 from ._native import NativeStore, Region
 from .errors import EventpakError, InvalidConfig
 from .restart import check_count
+from .verify import Progress, check_progress
 
 if TYPE_CHECKING:
     from ._native import Event
 
 __all__ = ["CompactionReport", "Retention", "compact_store"]
-
-Progress = Callable[[int, int], object]
 
 
 def _age(max_age_s: object) -> float | None:
@@ -103,8 +102,7 @@ def compact_store(native: NativeStore, retention: Retention, progress: Progress 
     """Runs a compaction on ``native`` (see :meth:`Store.compact`)."""
     if not isinstance(retention, Retention):
         raise InvalidConfig(f"compact() takes an ep.Retention, not {type(retention).__name__}")
-    if progress is not None and not callable(progress):
-        raise InvalidConfig(f"progress must be callable, not {type(progress).__name__}")
+    check_progress(progress)
     age = retention.max_age_s
     max_age_us = None if age is None else min(int(age * 1_000_000), 2**64 - 1)
     kinds = None if retention.kinds is None else sorted(retention.kinds)

@@ -6,10 +6,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ._native import NativeStore
+from .errors import InvalidConfig
 
-__all__ = ["VerifyProblem", "VerifyReport", "verify_store"]
+__all__ = ["VerifyProblem", "VerifyReport", "check_progress", "verify_store"]
 
 Progress = Callable[[int, int], object]
+
+
+def check_progress(progress: object) -> None:
+    """Raises ``ep.InvalidConfig`` unless ``progress`` is ``None`` or callable, before
+    anything runs (rather than a ``TypeError`` at its first call, midway)."""
+    if progress is not None and not callable(progress):
+        raise InvalidConfig(f"progress must be callable, not {type(progress).__name__}")
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,7 @@ class VerifyReport:
 
 def verify_store(native: NativeStore, progress: Progress | None) -> VerifyReport:
     """Runs the engine's check and wraps what it found."""
+    check_progress(progress)
     events, segments, size, problems, not_listed = native.verify(progress)
     listed = tuple(VerifyProblem(*p) for p in problems)
     return VerifyReport(events, segments, size, listed, not_listed)

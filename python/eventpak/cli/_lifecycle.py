@@ -11,7 +11,7 @@ import sys
 from .. import Store, StoreLocked
 from ..retention import Retention
 from ._base import KEY_VARIABLE, Refused, UsageError, check_data_dir, count, encryption_key
-from ._output import print_json, progress_bar
+from ._output import print_json, progress_bar, size
 
 NEW_KEY_VARIABLE = "EVENTPAK_NEW_ENCRYPTION_KEY"
 
@@ -108,7 +108,7 @@ def _compact(args: argparse.Namespace) -> int:
         return 0
     print(
         f"removed {report.removed:,} events, kept {report.kept:,} in the sealed segments, "
-        f"{report.bytes_freed / 1e6:,.1f} MB freed"
+        f"{size(report.bytes_freed)} freed"
     )
     return 0
 

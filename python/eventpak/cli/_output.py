@@ -14,7 +14,17 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["Column", "plain_line", "print_json", "print_table", "progress_bar", "terminal_console"]
+__all__ = ["Column", "plain_line", "print_json", "print_table", "progress_bar", "size", "terminal_console"]
+
+
+def size(n: int) -> str:
+    """``n`` bytes for a person: ``512 bytes``, ``23.4 kB``, ``1.2 MB``, ``3.0 GB``."""
+    if n < 1000:
+        return f"{n:,} byte" + ("" if n == 1 else "s")
+    for unit, scale in (("kB", 1e3), ("MB", 1e6)):
+        if n < scale * 1000:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n / 1e9:,.1f} GB"
 
 
 def terminal_console(stream: TextIO) -> Console | None:

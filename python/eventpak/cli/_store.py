@@ -12,7 +12,7 @@ from ..demo import run_demo
 from ..errors import CorruptSegment
 from ..verify import VerifyProblem, VerifyReport
 from ._base import UsageError, count, is_data_dir, open_for_reading
-from ._output import Column, print_json, print_table, progress_bar
+from ._output import Column, print_json, print_table, progress_bar, size
 
 __all__ = ["register"]
 
@@ -186,7 +186,7 @@ def _print_verify(args: argparse.Namespace, report: VerifyReport) -> int:
         }
         print_json(sys.stdout, record)
         return 0 if report.ok else 1
-    print(f"{report.events:,} events, {report.segments} segment(s), {report.bytes / 1e6:,.1f} MB checked")
+    print(f"{report.events:,} events, {report.segments} segment(s), {size(report.bytes)} checked")
     for problem in report.problems:
         print(f"  problem: {problem}")
     if report.problems_not_listed:
@@ -209,6 +209,6 @@ def _backup(args: argparse.Namespace) -> int:
     kind = "incremental" if report.incremental else "full"
     print(
         f"{kind} backup of {report.events:,} events ({through}) into {args.dest}: "
-        f"{report.bytes_copied / 1e6:,.1f} MB copied"
+        f"{size(report.bytes_copied)} copied"
     )
     return 0

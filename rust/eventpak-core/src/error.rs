@@ -52,12 +52,16 @@ pub enum Error {
     /// A batch has more events or bytes than the configured limits.
     #[error("batch too large: {0}")]
     BatchTooLarge(String),
-    /// Another store (in this or another process) owns the data dir.
+    /// Another store (in this or another process) owns the data dir, or the backup
+    /// destination `backup_dest` (a store open on it, or another backup writing into it).
     #[error(
-        "data dir is locked by another open store (process {holder_pid:?}, {holder_mode} mode); \
-         to share a data dir between processes, open it with shared=True in every process"
+        "{} is locked by another open store (process {holder_pid:?}, {holder_mode} mode); \
+         to share a data dir between processes, open it with shared=True in every process",
+        backup_dest.as_ref().map_or("data dir".to_owned(), |d| format!("backup destination {}", d.display()))
     )]
     StoreLocked {
+        /// The backup destination that is locked; `None`: the store's own data dir.
+        backup_dest: Option<PathBuf>,
         /// The process id the holder wrote into `LOCK`, when it wrote one.
         holder_pid: Option<u32>,
         /// How the holder opened it: `"exclusive"` or `"shared"`.

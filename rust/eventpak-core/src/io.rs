@@ -88,6 +88,34 @@ pub fn open_append(path: &Path, create: bool) -> std::io::Result<File> {
     OpenOptions::new().read(true).append(true).create(create).mode(0o600).open(path)
 }
 
+/// Removes the temp files of [`write_atomic`] that a process killed between its write and
+/// its rename left in `dir` (`.NAME.PID.tmp` of a process that is gone). Those of live
+/// processes (others sharing the data dir) stay; a process id reused since only leaves a
+/// file for a later open to remove.
+pub fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(temp_owner) else { continue };
+        if !process_exists(pid) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The process id in the name of a temp file of [`write_atomic`].
+fn temp_owner(name: &str) -> Option<libc::pid_t> {
+    let (_, pid) = name.strip_prefix('.')?.strip_suffix(".tmp")?.rsplit_once('.')?;
+    pid.parse().ok().filter(|&pid| pid > 0)
+}
+
+fn process_exists(pid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 sends nothing; it only asks whether `pid` could be signalled.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    // EPERM: it exists, under another user.
+    alive || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// Replaces `dir/name` with `bytes` atomically: temp file, fsync, rename, directory fsync.
 /// A crash leaves either the old file or the new one, never a mix. The temp file's name
 /// carries the process id, so processes sharing a data dir never write into each other's.

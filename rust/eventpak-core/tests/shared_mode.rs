@@ -79,7 +79,7 @@ fn exclusive_and_shared_opens_refuse_each_other_naming_the_mode() {
     let dir = tempfile::tempdir().unwrap();
     let exclusive = Store::open(dir.path(), StoreConfig::default()).unwrap();
     match Store::open(dir.path(), shared(SyncMode::Batch)) {
-        Err(Error::StoreLocked { holder_mode: "exclusive", holder_pid: Some(pid) }) => {
+        Err(Error::StoreLocked { holder_mode: "exclusive", holder_pid: Some(pid), backup_dest: None }) => {
             assert_eq!(pid, std::process::id())
         }
         other => panic!("expected StoreLocked by an exclusive holder, got {:?}", other.err()),

@@ -78,8 +78,11 @@ pub fn to_py(err: Error, data_dir: &str) -> PyErr {
         }
         Error::EventTooLarge { size, max } => EventTooLarge::new_err((size, max)),
         Error::BatchTooLarge(reason) => BatchTooLarge::new_err((reason,)),
-        Error::StoreLocked { holder_pid, holder_mode } => {
+        Error::StoreLocked { holder_pid, holder_mode, backup_dest: None } => {
             StoreLocked::new_err((data_dir.to_owned(), holder_pid, holder_mode))
+        }
+        Error::StoreLocked { holder_pid, holder_mode, backup_dest: Some(dest) } => {
+            StoreLocked::new_err((shown(&dest), holder_pid, holder_mode, "backup destination"))
         }
         Error::ReadOnlyStore(operation) => ReadOnlyStore::new_err((data_dir.to_owned(), operation)),
         Error::ReplicaStore { operation, stream } => ReadOnlyStore::new_err((

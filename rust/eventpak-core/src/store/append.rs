@@ -89,7 +89,7 @@ impl Store {
         let Some(written) = outcomes.iter().flatten().map(|r| r.global_sequence + 1).max() else {
             return outcomes;
         };
-        let Ok(writer) = self.writer() else { return outcomes };
+        let Ok(writer) = self.writer("appending") else { return outcomes };
         if let Err(e) = self.settle(written, writer) {
             // As with single appends, an event whose fsync failed is not acknowledged.
             for outcome in outcomes.iter_mut().filter(|o| o.is_ok()) {
@@ -113,7 +113,7 @@ impl Store {
         guards: &CommitGuards,
     ) -> Result<Vec<AppendReceipt>> {
         let Mode { is_batch, fenced, store_written, settle } = mode;
-        let writer = self.writer()?;
+        let writer = self.writer("appending")?;
         self.refuse_on_replica("appending")?;
         self.validate(&requests, is_batch, store_written)?;
         if let Some(tracking) = &guards.tracking {

@@ -185,13 +185,13 @@ impl Store {
     /// Refuses at once what [`Store::begin_fence`] would refuse before waiting for anything:
     /// a closed or read-only store, a replica.
     pub fn check_can_fence(&self) -> Result<()> {
-        self.writer()?;
+        self.writer("opening a fence")?;
         self.refuse_on_replica("opening a fence")
     }
 
     /// Another thread's open fence is waited for (up to `fence_wait_ms`).
     pub fn begin_fence(&self) -> Result<()> {
-        let writer = self.writer()?;
+        let writer = self.writer("opening a fence")?;
         self.refuse_on_replica("opening a fence")?;
         self.shared.fence.pass(|| self.fence_deadline(), true)?;
         if let Some(mode) = &self.shared.sharing {
@@ -238,7 +238,7 @@ impl Store {
     }
 
     fn reveal_fence(&self) -> Result<()> {
-        let writer = self.writer()?;
+        let writer = self.writer("committing a fence")?;
         let written = writer.lock().written();
         // The fence's frames must be on disk before the commit that reveals them is.
         self.shared.make_durable(written, writer)?;
@@ -262,7 +262,7 @@ impl Store {
 
     /// Cancels the open fence: its events are hidden for good (persisted).
     pub fn cancel_fence(&self) -> Result<()> {
-        let writer = self.writer()?;
+        let writer = self.writer("cancelling a fence")?;
         if !self.fence_open() {
             return Err(Error::FenceClosed);
         }

@@ -44,7 +44,7 @@ impl Store {
                 "forget_entity needs an encrypted store (opened with encryption_key)".into(),
             ));
         };
-        let writer = self.writer()?;
+        let writer = self.writer("forgetting an entity")?;
         // The writer lock keeps appends (and their key creation) out while the file is
         // rewritten; in shared mode, the write lock keeps other processes' out too.
         let mut w = writer.lock();
@@ -91,7 +91,7 @@ impl Store {
                     .into(),
             ));
         }
-        let writer = self.writer()?;
+        let writer = self.writer("rotating the encryption key")?;
         let mut w = writer.lock();
         w.check_healthy()?;
         keys.rotate(new_key).inspect_err(|e| {

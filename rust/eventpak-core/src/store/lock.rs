@@ -42,6 +42,7 @@ pub(super) fn take_lock(data_dir: &Path, read_only: bool, shared: bool) -> Resul
                 // either, and a shared probe tells which.
                 let holder_shared = !shared && holders_are_shared(&path);
                 return Err(Error::StoreLocked {
+                    backup_dest: None,
                     holder_pid: if holder_shared { None } else { holder_pid(&path) },
                     holder_mode: if holder_shared { "shared" } else { "exclusive" },
                 });

@@ -167,9 +167,10 @@ impl Store {
         Ok(())
     }
 
-    fn writer(&self) -> Result<&Mutex<Writer>> {
+    /// The writer, for `operation` (named when a read-only store refuses it).
+    fn writer(&self, operation: &'static str) -> Result<&Mutex<Writer>> {
         self.check_open()?;
-        self.shared.writer.as_ref().ok_or(Error::ReadOnlyStore("appending"))
+        self.shared.writer.as_ref().ok_or(Error::ReadOnlyStore(operation))
     }
 
     /// Makes every event appended so far durable (an fsync barrier).

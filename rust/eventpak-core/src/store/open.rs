@@ -81,6 +81,8 @@ impl Store {
         if !config.read_only {
             create_durable_dir(&*storage, &segments_dir)
                 .map_err(|e| Error::storage("creating the segments dir", e))?;
+            crate::io::remove_stale_temps(data_dir);
+            crate::io::remove_stale_temps(&data_dir.join(crate::cursor_checkpoint::CURSORS_DIR));
         }
         let segments = SegmentSet::new(config.segment_max_bytes);
         let (mut recovered, session) = if config.shared {

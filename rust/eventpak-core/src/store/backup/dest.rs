@@ -34,6 +34,9 @@ pub(super) enum Found {
 pub(super) fn inspect(dest: &Path, source: &Path, store_id: [u8; 16]) -> Result<Found> {
     let refuse =
         |why: &str| Err(Error::InvalidConfig(format!("backup destination {}: {why}", dest.display())));
+    if let Some(why) = unusable_name(dest) {
+        return refuse(why);
+    }
     let source = source.canonicalize().map_err(|e| Error::storage("resolving the data dir", e))?;
     let resolved = resolve(dest).map_err(|e| path_error(dest, "resolving the backup destination", e))?;
     if resolved.starts_with(&source) || source.starts_with(&resolved) {
@@ -81,18 +84,41 @@ fn left_by_a_backup(name: &str) -> bool {
     name == crate::store::LOCK_FILE || name == STAGING_DIR || marker_temp
 }
 
-/// A path that cannot be a folder (one of its parents is a file, or it is too long) is a
-/// bad argument, not a failing disk.
-fn path_error(dest: &Path, context: &'static str, e: std::io::Error) -> Error {
-    match e.raw_os_error() {
-        Some(libc::ENOTDIR) => {
-            Error::InvalidConfig(format!("backup destination {}: lies under a file", dest.display()))
-        }
-        Some(libc::ENAMETOOLONG) => {
-            Error::InvalidConfig(format!("backup destination {}: its name is too long", dest.display()))
-        }
-        _ => Error::storage(context, e),
+/// Why `dest` can never name a folder, found from the name alone: the system would say so
+/// only after the folders above it were created, or not at all (an empty path).
+fn unusable_name(dest: &Path) -> Option<&'static str> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = dest.as_os_str().as_bytes();
+    if bytes.is_empty() {
+        Some("is an empty path")
+    } else if bytes.contains(&0) {
+        Some("holds a NUL byte")
+    } else if dest.components().any(|c| c.as_os_str().len() > NAME_MAX) {
+        Some("its name is too long")
+    } else {
+        None
     }
+}
+
+/// What `path_error` is told when the destination folder itself is being made.
+pub(super) const CREATING: &str = "creating the backup destination";
+
+/// The longest file name Linux and macOS file systems take, in bytes.
+const NAME_MAX: usize = 255;
+
+/// A path that cannot be a folder (one of its parents is a file, or it is too long) or
+/// that this process may not write is a bad argument, not a failing disk.
+pub(super) fn path_error(dest: &Path, context: &'static str, e: std::io::Error) -> Error {
+    let why = match e.raw_os_error() {
+        Some(libc::ENOTDIR) => "lies under a file",
+        Some(libc::ENAMETOOLONG) => "its name is too long",
+        Some(libc::EACCES | libc::EPERM) => "this process may not write there (permission denied)",
+        Some(libc::EROFS) => "lies on a read-only file system",
+        // The folder above exists (it was looked at), yet nothing can be made in it: /proc.
+        Some(libc::ENOENT) if context == CREATING => "no folder can be made there",
+        _ => return Error::storage(context, e),
+    };
+    Error::InvalidConfig(format!("backup destination {}: {why}", dest.display()))
 }
 
 /// `dest` made absolute with every existing ancestor's links resolved (it may not exist).

@@ -56,12 +56,19 @@ impl Store {
         let store_id = self.store_id();
         let storage = &*self.shared.storage;
         dest::inspect(dest, &self.shared.data_dir, store_id)?;
-        let made = Made { dir: !dest.exists(), lock: !dest.join(super::LOCK_FILE).exists() };
-        create_durable_dir(storage, dest)
-            .map_err(|e| Error::storage("creating the backup destination", e))?;
+        let made = Made { dirs: missing_dirs(dest), lock: !dest.join(super::LOCK_FILE).exists() };
+        if let Err(e) = create_durable_dir(storage, dest) {
+            made.undo(dest);
+            return Err(dest::path_error(dest, dest::CREATING, e));
+        }
         // Held to the end: a second backup into the same folder, or a store opening it,
-        // is refused meanwhile.
-        let lock = super::lock::take_lock(dest, false, false)?;
+        // is refused meanwhile. (Refused, the folder is someone else's: nothing is undone.)
+        let lock = super::lock::take_lock(dest, false, false).map_err(|e| match e {
+            Error::StoreLocked { holder_pid, holder_mode, .. } => {
+                Error::StoreLocked { holder_pid, holder_mode, backup_dest: Some(dest.to_owned()) }
+            }
+            other => other,
+        })?;
         let staging = dest.join(STAGING_DIR);
         let marked = std::cell::Cell::new(false);
         let done = (|| {
@@ -96,20 +103,27 @@ impl Store {
 
 /// What a backup created in its destination before copying anything.
 struct Made {
-    dir: bool,
+    /// The folders `dest` and those above it that did not exist, `dest` first.
+    dirs: Vec<PathBuf>,
     lock: bool,
 }
 
 impl Made {
-    /// Removes it again (after a failure before anything was moved in).
+    /// Removes it again (after a failure before anything was moved in). A folder that
+    /// something else wrote into meanwhile is not empty, so it stays.
     fn undo(&self, dest: &Path) {
-        if self.lock || self.dir {
+        if self.lock || !self.dirs.is_empty() {
             let _ = std::fs::remove_file(dest.join(super::LOCK_FILE));
         }
-        if self.dir {
-            let _ = std::fs::remove_dir(dest);
+        for dir in &self.dirs {
+            let _ = std::fs::remove_dir(dir);
         }
     }
+}
+
+/// `dest` and the folders above it that do not exist yet, `dest` first.
+fn missing_dirs(dest: &Path) -> Vec<PathBuf> {
+    dest.ancestors().take_while(|p| !p.as_os_str().is_empty() && !p.exists()).map(Path::to_owned).collect()
 }
 
 fn clear_staging(staging: &Path) -> Result<()> {

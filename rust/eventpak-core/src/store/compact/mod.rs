@@ -51,7 +51,7 @@ impl Store {
         selection: Selection<'_>,
         progress: &mut dyn FnMut(u64, u64) -> bool,
     ) -> Result<CompactionReport> {
-        let writer = self.writer()?;
+        let writer = self.writer("compacting")?;
         self.refuse_on_replica("compacting")?;
         if self.shared.sharing.is_some() {
             return Err(Error::InvalidConfig(

@@ -76,7 +76,7 @@ impl Store {
         if self.is_encrypted() {
             return Err(Error::InvalidConfig("an encrypted store cannot be a replica".into()));
         }
-        let writer = self.writer()?;
+        let writer = self.writer("making a replica")?;
         let mut w = writer.lock(); // no append can slip in between the check and the marker
         let _writes = match &self.shared.sharing {
             Some(mode) => Some(self.lock_shared_writes(mode, &mut w)?),
