@@ -205,6 +205,39 @@ def test_versions_must_increase(factory: EventpakFactory) -> None:
     assert [s.originator_version for s in recorder.select_events(originator_id)] == [5]
 
 
+def test_a_snapshot_older_than_the_newest_is_taken_as_recorded_and_not_stored(tmp_path: Path) -> None:
+    # Another process may snapshot the aggregate further first; the library takes snapshots
+    # after the events are committed, so the older one must not make save() raise.
+    class Counter(Aggregate):
+        @event("Opened")
+        def __init__(self) -> None:
+            self.n = 0
+
+        @event("Bumped")
+        def bump(self) -> None:
+            self.n += 1
+
+    env = {"PERSISTENCE_MODULE": "eventpak.eventsourcing", "EVENTPAK_DATA_DIR": str(tmp_path / "data")}
+    app: Application[Any] = Application(env={**env, "IS_SNAPSHOTTING_ENABLED": "y"})
+    try:
+        counter = Counter()
+        for _ in range(6):
+            counter.bump()
+        app.save(counter)
+        app.take_snapshot(counter.id, version=6)
+        app.take_snapshot(counter.id, version=4)  # older: no error, nothing stored
+        assert app.snapshots is not None
+        assert [s.originator_version for s in app.snapshots.get(counter.id)] == [6]
+        assert app.repository.get(counter.id, version=5).n == 4
+        assert app.repository.get(counter.id).n == 6
+        with pytest.raises(IntegrityError):  # the same version twice is still refused
+            app.take_snapshot(counter.id, version=6)
+        with pytest.raises(IntegrityError):  # and events must still increase
+            app.events.recorder.insert_events([_stored(counter.id, 3)])
+    finally:
+        app.close()
+
+
 def test_a_batch_of_several_originators_is_atomic(factory: EventpakFactory) -> None:
     recorder = factory.application_recorder()
     first, second = uuid.uuid4(), uuid.uuid4()

@@ -196,7 +196,9 @@ class EventpakFactory(
         return f"{prefix}_{escape(purpose)}"
 
     def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
-        return self.aggregate_recorder_class(self.store, self._table(purpose))
+        recorder = self.aggregate_recorder_class(self.store, self._table(purpose))
+        recorder.skips_older = purpose == "snapshots"  # see EventpakAggregateRecorder
+        return recorder
 
     def application_recorder(self) -> ApplicationRecorder:
         topic = self.env.get(self.APPLICATION_RECORDER_TOPIC)

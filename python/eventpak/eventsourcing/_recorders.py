@@ -7,7 +7,7 @@ other recorders (``_application``, ``_dcb``) share with it.
   (``expected_sequence``): an insert names the clock it saw, so two writers of the same version
   cannot both succeed, in one process or several. Versions of one originator must increase
   (each insert's versions above every recorded one); anything else raises ``IntegrityError``
-  and writes nothing. A batch of events of several originators is one atomic ``append_batch``.
+  and writes nothing (but a snapshot older than the newest one: taken, not stored). A batch of events of several originators is one atomic ``append_batch``.
 - The payload is the state bytes themselves when ``originator_version == entity_sequence + 1``
   (how the library numbers an aggregate's events), else ``[version, state]``; when the topic is
   too long for a kind, ``[version, state, topic]``.
@@ -119,7 +119,15 @@ def _native_tracking(name: str, tracking: Tracking) -> ep.Tracking:
 
 
 class EventpakAggregateRecorder(AggregateRecorder):
-    """Stored events of aggregates (or snapshots) in one table of an eventpak store."""
+    """Stored events of aggregates (or snapshots) in one table of an eventpak store.
+
+    A snapshot recorder (``skips_older``) takes a snapshot older than the originator's newest
+    one as recorded without storing it: another process got further first, and the newer
+    snapshot serves every read the older one would have (the library takes snapshots after
+    the events are committed, so raising there would report a save that succeeded as failed).
+    """
+
+    skips_older = False
 
     def __init__(self, store: ep.Store, events_table: str) -> None:
         self.store = store
@@ -193,6 +201,8 @@ class EventpakAggregateRecorder(AggregateRecorder):
                 sequence, last_version = self._clock(entity, version, entity in fresh)
             else:
                 sequence, last_version = end
+            if last_version is not None and version < last_version and self.skips_older:
+                continue
             if last_version is not None and version <= last_version:
                 raise IntegrityError(
                     f"stored event already recorded or out of order: originator {stored.originator_id!r} "
