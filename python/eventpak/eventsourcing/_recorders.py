@@ -7,7 +7,8 @@ other recorders (``_application``, ``_dcb``) share with it.
   (``expected_sequence``): an insert names the clock it saw, so two writers of the same version
   cannot both succeed, in one process or several. Versions of one originator must increase
   (each insert's versions above every recorded one); anything else raises ``IntegrityError``
-  and writes nothing (but a snapshot older than the newest one: taken, not stored). A batch of events of several originators is one atomic ``append_batch``.
+  and writes nothing (but a snapshot older than the newest one: taken, not stored). A batch of
+  events of several originators is one atomic ``append_batch``.
 - The payload is the state bytes themselves when ``originator_version == entity_sequence + 1``
   (how the library numbers an aggregate's events), else ``[version, state]``; when the topic is
   too long for a kind, ``[version, state, topic]``.
