@@ -184,6 +184,55 @@ def test_a_fence_hides_its_events_until_the_block_ends(run: Runner[Any], data_di
     run(main())
 
 
+def test_a_task_cancelled_while_it_enters_a_fence_leaves_no_fence_open(
+    run: Runner[Any], data_dir: Path
+) -> None:
+    async def main() -> None:
+        async with ep.aio.open(data_dir, fence_wait_ms=5_000) as store:
+            # The fence thread is held, so the task's entry waits in its queue when cancelled;
+            # released, the thread opens the fence for a task that will never use it.
+            held = threading.Event()
+            store._fence_thread().submit(held.wait)
+            fences: list[Any] = []
+
+            async def body() -> None:
+                fences.append(store.fence())
+                async with fences[0] as fence:
+                    await fence.append(("a", "s"), "Never", {})
+
+            task = asyncio.create_task(body())
+            queue = store._fence_thread()._work_queue  # type: ignore[attr-defined]
+            while queue.qsize() < 1:
+                await asyncio.sleep(0)
+            task.cancel()
+            held.set()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert fences[0].state == "cancelled"
+            receipt = await store.append(("b", "s"), "After", {})  # not held back by a fence
+            async with store.fence() as fence:
+                await fence.append(("b", "s"), "Fenced", {})
+            assert [e.kind for e in await store.query(ALL)] == ["After", "Fenced"]
+            assert receipt.global_sequence == 0
+
+    run(main())
+
+
+def test_a_fence_used_after_its_store_closed_raises_store_closed(run: Runner[Any], data_dir: Path) -> None:
+    async def main() -> None:
+        store = await ep.aio.open(data_dir)
+        with pytest.raises(ep.StoreClosed):
+            async with store.fence() as fence:
+                await fence.append(("a", "s"), "Inside", {})
+                await store.close()  # cancels the fence left open
+                with pytest.raises(ep.StoreClosed):
+                    await fence.append(("a", "s"), "Late", {})
+        async with ep.aio.open(data_dir) as reopened:
+            assert await reopened.query(ALL) == []
+
+    run(main())
+
+
 def test_cancelling_pending_appends_never_damages_the_store(run: Runner[Any], data_dir: Path) -> None:
     async def main() -> None:
         async with ep.aio.open(data_dir, sync="always") as store:

@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Unpack
 
 from .._native import AppendReceipt, AppendRequest
+from ..errors import StoreClosed
 from ..fence import Fence
 from ..options import BatchItem, CoordinateLike, EventOptions
 
@@ -33,9 +34,24 @@ class AsyncFence:
         return self._fence.state
 
     async def __aenter__(self) -> AsyncFence:
-        await self._run(self._fence.__enter__)
+        entering = asyncio.ensure_future(self._run(self._fence.__enter__))
+        try:
+            await asyncio.shield(entering)
+        except asyncio.CancelledError:
+            # The fence thread may open the fence after this task was cancelled, and the
+            # block (so ``__aexit__``) never runs: cancel it then, shielded, so the fence
+            # never stays open holding back every other writer of the data dir.
+            await asyncio.shield(self._abandon(entering))
+            raise
         self._store._fence_task = asyncio.current_task()
         return self
+
+    async def _abandon(self, entering: asyncio.Future[Any]) -> None:
+        try:
+            await entering
+        except BaseException:  # not opened: nothing to cancel
+            return
+        await self._run(self._fence.cancel)
 
     async def append(
         self, coord: CoordinateLike, kind: str, payload: Any, **options: Unpack[EventOptions]
@@ -71,5 +87,14 @@ class AsyncFence:
             self._store._fence_task = None
 
     async def _run(self, call: Any, *args: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._store._fence_thread(), call, *args)
+        store = self._store
+        if not store.closed:
+            try:
+                running = asyncio.get_running_loop().run_in_executor(store._fence_thread(), call, *args)
+            except RuntimeError:  # the fence thread was shut down by a close() meanwhile
+                if not store.closed:
+                    raise
+            else:
+                return await running
+        store._native.check_open()  # the engine's own error (a fork's says so)
+        raise StoreClosed(store.path)
