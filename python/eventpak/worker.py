@@ -93,8 +93,9 @@ class CursorWorkerHandle:
     @property
     def is_active(self) -> bool:
         """True while this worker runs its handler loop; False while a standby waits for
-        the checkpoint's active worker to go, and after it stopped."""
-        return self._active.is_set()
+        the checkpoint's active worker to go, and after it stopped (in a child forked from
+        the process, where its thread does not exist, too)."""
+        return self._active.is_set() and self._thread.is_alive()
 
     @property
     def last_error(self) -> BaseException | None:
