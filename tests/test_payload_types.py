@@ -108,6 +108,26 @@ def test_a_naive_datetime_is_refused_like_an_unknown_type(store: ep.Store) -> No
     assert decode(encode([naive], default=lambda d: d.replace(tzinfo=UTC))) == [naive.replace(tzinfo=UTC)]
 
 
+@pytest.mark.parametrize(
+    "when",
+    [
+        dt.datetime(9999, 12, 31, 23, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5))),  # 10000-01-01 UTC
+        dt.datetime(1, 1, 1, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=23, minutes=59))),  # year 0 UTC
+    ],
+)
+def test_an_aware_datetime_no_utc_datetime_can_hold_is_refused_not_stored(
+    store: ep.Store, when: dt.datetime
+) -> None:
+    with pytest.raises(ep.PayloadNotSerializable, match="outside years 1 to 9999"):
+        store.append(("e", "s"), "k", {"at": when})
+    assert store.stats()["events"] == 0
+    # Like any value it cannot carry, it goes to `default`, and what that gives reads back.
+    assert decode(encode({"at": when}, default=dt.datetime.isoformat)) == {"at": when.isoformat()}
+    # The last instants that fit still round-trip.
+    edges = [dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), dt.datetime(1, 1, 1, tzinfo=UTC)]
+    assert decode(encode(edges)) == edges
+
+
 def test_datetimes_round_trip_through_the_store(store: ep.Store) -> None:
     when = dt.datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2)))
     payload = {"at": when, "history": [EPOCH, (INSTANTS["ts96-before-1970"][0],)], "n": 1}

@@ -3,7 +3,6 @@ closed stores."""
 
 from __future__ import annotations
 
-import os
 import random
 import struct
 import subprocess
@@ -583,22 +582,35 @@ def test_sync_makes_appends_durable(open_store):
     assert store.stats()["durable_events"] == 1
 
 
-def test_temp_files_of_dead_processes_are_removed_at_a_writable_open(open_store, data_dir: Path) -> None:
+def test_temp_files_of_killed_writers_are_removed_by_an_open_that_has_the_dir_to_itself(
+    open_store, data_dir: Path
+) -> None:
     store = open_store()
     store.append(("e", "s"), "k", 1)
     cursor = store.cursor(ep.Region.all())
     cursor.poll_batch(10)
     cursor.commit("c")
     store.close()
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    left = [data_dir / f".index.ckpt.{dead.pid}.tmp", data_dir / "cursors" / f".c.ckpt.{dead.pid}.tmp"]
-    live = data_dir / f".store.id.{os.getpid()}.tmp"  # a process sharing the dir, mid-write
-    for path in [*left, live]:
-        path.write_bytes(b"half written")
+    left = [data_dir / ".index.ckpt.4242.tmp", data_dir / "cursors" / ".c.ckpt.4242.tmp"]
+
+    def leave() -> None:
+        for path in left:
+            path.write_bytes(b"half written")
+
+    leave()
     open_store(read_only=True).close()
-    assert all(p.exists() for p in [*left, live])  # a read-only open writes nothing
-    reopened = open_store()
-    assert not any(p.exists() for p in left) and live.exists()
+    assert all(p.exists() for p in left)  # a read-only open writes nothing
+    first = open_store(shared=True)  # the first of a shared session: alone
+    assert not any(p.exists() for p in left)
+    leave()  # now they may be another process's, mid-write
+    join = "import eventpak as ep, sys; ep.Store.open(sys.argv[1], shared=True).close()"
+    joined = subprocess.run(
+        [sys.executable, "-c", join, str(data_dir)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert joined.returncode == 0, joined.stderr
+    assert all(p.exists() for p in left)  # a process joining the session leaves them
+    first.close()
+    reopened = open_store()  # exclusive
+    assert not any(p.exists() for p in left)
     assert [e.payload for e in reopened.query(ep.Region.all())] == [1]
     assert reopened.verify().ok

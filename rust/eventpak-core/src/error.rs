@@ -54,11 +54,7 @@ pub enum Error {
     BatchTooLarge(String),
     /// Another store (in this or another process) owns the data dir, or the backup
     /// destination `backup_dest` (a store open on it, or another backup writing into it).
-    #[error(
-        "{} is locked by another open store (process {holder_pid:?}, {holder_mode} mode); \
-         to share a data dir between processes, open it with shared=True in every process",
-        backup_dest.as_ref().map_or("data dir".to_owned(), |d| format!("backup destination {}", d.display()))
-    )]
+    #[error("{}", locked(backup_dest.as_deref(), *holder_pid, holder_mode))]
     StoreLocked {
         /// The backup destination that is locked; `None`: the store's own data dir.
         backup_dest: Option<PathBuf>,
@@ -207,6 +203,21 @@ pub enum Error {
     /// An engine invariant did not hold: a bug, never a user error.
     #[error("internal error: {0}; please report it")]
     Internal(String),
+}
+
+/// The message of [`Error::StoreLocked`].
+fn locked(backup_dest: Option<&std::path::Path>, holder_pid: Option<u32>, holder_mode: &str) -> String {
+    let holder = format!("another open store (process {holder_pid:?}, {holder_mode} mode)");
+    match backup_dest {
+        None => format!(
+            "data dir is locked by {holder}; to share a data dir between processes, open it with \
+             shared=True in every process"
+        ),
+        Some(dest) => format!(
+            "backup destination {} is locked by {holder}, or by another backup writing into it",
+            dest.display()
+        ),
+    }
 }
 
 impl Error {

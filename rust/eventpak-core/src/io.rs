@@ -88,32 +88,22 @@ pub fn open_append(path: &Path, create: bool) -> std::io::Result<File> {
     OpenOptions::new().read(true).append(true).create(create).mode(0o600).open(path)
 }
 
-/// Removes the temp files of [`write_atomic`] that a process killed between its write and
-/// its rename left in `dir` (`.NAME.PID.tmp` of a process that is gone). Those of live
-/// processes (others sharing the data dir) stay; a process id reused since only leaves a
-/// file for a later open to remove.
-pub fn remove_stale_temps(dir: &Path) {
+/// Removes the temp files [`write_atomic`] leaves in `dir` when its process is killed
+/// between the write and the rename (`.NAME.PID.tmp`). Only for a store that has the data
+/// dir to itself: another process's temp file may be one it is writing.
+pub fn remove_temps(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(temp_owner) else { continue };
-        if !process_exists(pid) {
+        if entry.file_name().to_str().is_some_and(is_temp_name) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
 }
 
-/// The process id in the name of a temp file of [`write_atomic`].
-fn temp_owner(name: &str) -> Option<libc::pid_t> {
-    let (_, pid) = name.strip_prefix('.')?.strip_suffix(".tmp")?.rsplit_once('.')?;
-    pid.parse().ok().filter(|&pid| pid > 0)
-}
-
-fn process_exists(pid: libc::pid_t) -> bool {
-    // SAFETY: signal 0 sends nothing; it only asks whether `pid` could be signalled.
-    let alive = unsafe { libc::kill(pid, 0) } == 0;
-    // EPERM: it exists, under another user.
-    alive || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+/// True for a name [`write_atomic`] gives its temp files.
+fn is_temp_name(name: &str) -> bool {
+    let pid = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")).and_then(|n| n.rsplit_once('.'));
+    pid.is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Replaces `dir/name` with `bytes` atomically: temp file, fsync, rename, directory fsync.

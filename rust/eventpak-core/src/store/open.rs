@@ -81,8 +81,6 @@ impl Store {
         if !config.read_only {
             create_durable_dir(&*storage, &segments_dir)
                 .map_err(|e| Error::storage("creating the segments dir", e))?;
-            crate::io::remove_stale_temps(data_dir);
-            crate::io::remove_stale_temps(&data_dir.join(crate::cursor_checkpoint::CURSORS_DIR));
         }
         let segments = SegmentSet::new(config.segment_max_bytes);
         let (mut recovered, session) = if config.shared {
@@ -100,6 +98,12 @@ impl Store {
         } else {
             (recover_nothing(), None)
         };
+        // A store that has the data dir to itself (an exclusive open, or the first of a shared
+        // session, under its open lock) knows every temp file there is a dead process's.
+        if !config.read_only && session.as_ref().is_none_or(|(_, first, _)| *first) {
+            crate::io::remove_temps(data_dir);
+            crate::io::remove_temps(&data_dir.join(crate::cursor_checkpoint::CURSORS_DIR));
+        }
         let store_id = identity::load_or_create(&*storage, data_dir, config.read_only)?;
         let replica = ReplicaOrigin::load(data_dir)?;
         let written = recovered.index.len();

@@ -83,6 +83,9 @@ impl<'py> Walk<'_, 'py> {
             return self.unknown(obj, depth, || format!("{} is not msgpack-serializable", type_name(obj)));
         }
         match timestamp::unix_parts(obj) {
+            Ok(Some((seconds, _))) if !timestamp::fits_datetime(seconds) => self.unknown(obj, depth, || {
+                "an aware datetime whose UTC instant is outside years 1 to 9999 could not be read back".into()
+            }),
             Ok(Some((seconds, nanos))) => {
                 write::ext(self.out, timestamp::EXT_TYPE, &timestamp::ext_data(seconds, nanos));
                 Ok(())

@@ -44,6 +44,14 @@ pub fn unix_parts(obj: &Bound<'_, PyAny>) -> PyResult<Option<(i64, u32)>> {
     Ok(Some((days * 86_400 + seconds, micros * 1_000)))
 }
 
+/// True when an instant `seconds` after the epoch reads back as a datetime: a UTC datetime
+/// holds years 1 to 9999 only, so an aware datetime near either end whose offset moves it
+/// past them (9999-12-31T23:00-05:00) names an instant no datetime can hold.
+pub fn fits_datetime(seconds: i64) -> bool {
+    // 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z.
+    (-62_135_596_800..=253_402_300_799).contains(&seconds)
+}
+
 /// The extension data of a timestamp, in the smallest of the spec's three forms:
 /// 32-bit seconds; 30-bit nanoseconds and 34-bit seconds; or 32-bit nanoseconds and
 /// signed 64-bit seconds.
