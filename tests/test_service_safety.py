@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import eventpak as ep
 import pytest
@@ -331,3 +333,37 @@ def test_ctrl_c_interrupts_a_main_thread_waiting_for_a_fence(
         child.kill()  # and its holder, through the closed pipe, when the wait was not cut short
     assert child.returncode == 0, err
     assert out.split() == ["interrupted", "fenced", "fenced,after"]
+
+
+def test_a_closed_store_kept_referenced_holds_no_segment_descriptor_or_mapping(
+    open_store: Any, data_dir: Path
+) -> None:
+    store = open_store(segment_max_bytes=4096, sync="never")
+    for i in range(40):
+        store.append_batch([(("e", "s"), "k", {"i": i, "pad": "x" * 200})] * 5)
+    cursor = store.cursor(ep.Region.all())
+    assert len(cursor.poll_batch(1000)) == 200
+    kept = store.query(ep.Region.all(), limit=1)[0]  # an event keeps its own segment's mapping
+    worker = store.cursor_worker(ep.Region.all(), lambda *args: None)
+    segments = str(data_dir / "segments")
+
+    def link(fd: str) -> str:
+        try:
+            return os.readlink(f"/proc/self/fd/{fd}")
+        except FileNotFoundError:  # the descriptor listdir itself used
+            return ""
+
+    def held() -> tuple[int, set[str]]:
+        fds = [link(fd) for fd in os.listdir("/proc/self/fd")]
+        maps = Path("/proc/self/maps").read_text().splitlines()
+        mapped = {line.split()[-1] for line in maps if segments in line}
+        return sum(1 for f in fds if f.startswith(segments)), mapped
+
+    assert held()[0] > 20  # a descriptor per segment while open
+    store.close()
+    fds, mapped = held()
+    # The store, its cursor and its worker handle are all still referenced here.
+    assert fds <= 1 and mapped <= {str(data_dir / "segments" / "00000000000000000000.seg")}
+    assert kept.payload == {"i": 0, "pad": "x" * 200} and not worker.is_alive()
+    with pytest.raises(ep.StoreClosed):
+        cursor.poll_batch(10)

@@ -26,6 +26,8 @@ pub struct SegmentSet {
     slots: RwLock<Vec<Arc<Slot>>>,
     /// Mapping length reserved for the active segment (its size limit).
     reserve: u64,
+    /// Set by [`SegmentSet::release`] when the store closes.
+    released: std::sync::atomic::AtomicBool,
 }
 
 /// A committed event, read in place from its segment's mapping: no copy of its bytes is
@@ -188,7 +190,24 @@ impl MappedSegment {
 impl SegmentSet {
     /// An empty set whose active segment mappings reserve `reserve` bytes.
     pub fn new(reserve: u64) -> Self {
-        SegmentSet { slots: RwLock::default(), reserve }
+        SegmentSet { slots: RwLock::default(), reserve, released: Default::default() }
+    }
+
+    /// Closes every segment file and drops every mapping the set holds (the store closed):
+    /// a closed store kept referenced holds no descriptor or mapping of its segments. Events
+    /// read before keep their own mappings. Later reads fail with [`Error::StoreClosed`].
+    pub fn release(&self) {
+        let mut slots = self.slots.write();
+        self.released.store(true, std::sync::atomic::Ordering::Release);
+        slots.clear();
+    }
+
+    /// The error for a position that is not registered.
+    fn unknown(&self, position: u32) -> Error {
+        if self.released.load(std::sync::atomic::Ordering::Acquire) {
+            return Error::StoreClosed;
+        }
+        Error::Internal(format!("segment position {position} is unknown"))
     }
 
     /// Registers segment `id` (at `path`) for reading; returns its position.
@@ -220,7 +239,7 @@ impl SegmentSet {
     /// `(id, current file length)` of the segment at `position`.
     pub fn file_len(&self, position: u32) -> Result<(u64, u64)> {
         let slot = self.slots.read().get(position as usize).cloned();
-        let slot = slot.ok_or_else(|| Error::Internal(format!("segment position {position} is unknown")))?;
+        let slot = slot.ok_or_else(|| self.unknown(position))?;
         let len = slot.file.metadata().map_err(|e| Error::storage("reading segment size", e))?.len();
         Ok((slot.id, len))
     }
@@ -255,10 +274,7 @@ impl SegmentSet {
     pub fn map(&self, position: u32, end: u64) -> Result<MappedSegment> {
         let (slot, active) = {
             let slots = self.slots.read();
-            let slot = slots
-                .get(position as usize)
-                .cloned()
-                .ok_or_else(|| Error::Internal(format!("segment position {position} is unknown")))?;
+            let slot = slots.get(position as usize).cloned().ok_or_else(|| self.unknown(position))?;
             (slot, position as usize + 1 == slots.len())
         };
         if let Some(map) = slot.map.read().as_ref().filter(|m| m.len() as u64 >= end) {

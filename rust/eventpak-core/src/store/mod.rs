@@ -288,6 +288,9 @@ impl Store {
             // alone would leave the lock held until then.
             lock.unlock();
         }
+        // A closed store that stays referenced (a handle kept by a worker, a cursor, an
+        // application object) must not keep a descriptor and a mapping per segment.
+        self.shared.segments.release();
         outcome
     }
 

@@ -91,6 +91,7 @@ impl Store {
         let seals = load_seals(&data_dir.join(SEGMENTS_DIR))?.by_segment;
         let mut segments = Vec::new();
         let listed = self.shared.segments.list();
+        self.check_open()?; // closed meanwhile, its segments may be released: no partial copy
         for (position, (id, path)) in listed.into_iter().enumerate() {
             if position as u32 > end {
                 break;

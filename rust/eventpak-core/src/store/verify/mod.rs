@@ -160,6 +160,7 @@ impl Store {
         // How far each segment holds the events being checked: the end of its last one,
         // or its header alone.
         let files = self.shared.segments.list();
+        self.check_open()?; // closed meanwhile, its segments may be released
         let mut ends = vec![SEGMENT_HEADER_LEN as u64; files.len()];
         let mut held = 0;
         for meta in index.entries.iter().take(events as usize).filter(|m| !m.is_hole()) {
