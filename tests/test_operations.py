@@ -56,6 +56,25 @@ def test_lag_counts_the_region_s_events_after_the_position(store: ep.Store, data
     assert store.checkpoints()[0].lag_events == n - k + 1
 
 
+@pytest.mark.parametrize("region", [ep.Region.all(), A, ep.Region.any_of([A, ep.Region.entity("b")])])
+def test_a_backlog_longer_than_one_counting_chunk_is_counted_whole(
+    store: ep.Store, region: ep.Region
+) -> None:
+    # The backlog is counted a chunk of 16,384 events at a time, the index lock released
+    # in between so that appends need not wait for the whole count.
+    for start in range(0, 50_000, 4_000):
+        store.append_batch(
+            [((f"a:{i % 3}" if i % 5 else "b", "eu"), "k", i) for i in range(start, start + 4_000)]
+        )
+    matching = store.query(region)
+    assert len(matching) > 2 * 16_384
+    _commit_after(store, region, "far-behind", 3)
+    [info] = store.checkpoints()
+    assert info.lag_events == len(matching) - 3
+    assert info.lag_seconds is not None and info.lag_seconds >= 0
+    assert store.metrics()["checkpoints"]["far-behind"]["lag_events"] == len(matching) - 3
+
+
 def test_caught_up_and_never_started_checkpoints(store: ep.Store) -> None:
     events = _workload(store, 5, 5)
     _commit_after(store, A, "done", 5)

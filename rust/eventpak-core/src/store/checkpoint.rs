@@ -58,6 +58,9 @@ pub struct Lag {
     pub oldest_timestamp_us: Option<u64>,
 }
 
+/// Hits counted per hold of the index lock by [`Store::region_lag`].
+const LAG_CHUNK: usize = 16 * 1024;
+
 /// A durable cursor checkpoint of the data dir, as [`Store::checkpoints`] lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckpointStatus {
@@ -78,18 +81,31 @@ impl Store {
     /// cursor has it): the visible events it has yet to read, and the oldest one's time.
     pub fn region_lag(&self, region: &Region, position: u64, started: bool) -> Result<Lag> {
         self.check_open()?;
-        let index = self.index()?;
-        let (mut events, mut first) = (0u64, None);
-        index.visit_hits_after(region, position, started, |seq| {
-            first.get_or_insert(seq);
-            events += 1;
-            true
-        });
-        let oldest_timestamp_us = match first {
-            Some(seq) => self.read_locked(&index, &[seq])?.first().map(|e| e.view().timestamp_us()),
-            None => None,
-        };
-        Ok(Lag { events, oldest_timestamp_us })
+        let (mut events, mut oldest_timestamp_us) = (0u64, None);
+        let mut after = (position, started);
+        // Counted a chunk at a time, the index lock released in between: appends wait for
+        // one chunk, not for the whole backlog of a checkpoint far behind (a metrics scrape
+        // of a million-event backlog held them for a third of a second). Events appended
+        // meanwhile may be counted: a lag is a reading, not a snapshot.
+        loop {
+            let index = self.index()?;
+            let (mut seen, mut first) = (0, None);
+            index.visit_hits_after(region, after.0, after.1, |seq| {
+                first.get_or_insert(seq);
+                after = (seq, true);
+                seen += 1;
+                seen < LAG_CHUNK
+            });
+            if let Some(seq) = first.filter(|_| events == 0) {
+                // Read under the lock that found it (a compaction may remove it after).
+                oldest_timestamp_us =
+                    self.read_locked(&index, &[seq])?.first().map(|e| e.view().timestamp_us());
+            }
+            events += seen as u64;
+            if seen < LAG_CHUNK {
+                return Ok(Lag { events, oldest_timestamp_us });
+            }
+        }
     }
 
     /// Every durable cursor checkpoint in the data dir (of running and stopped workers, of
