@@ -202,7 +202,8 @@ fn encrypted_bytes_follow_the_format() {
     assert_eq!(u64::from_le_bytes(sealed[..8].try_into().unwrap()), 0, "the first key's id");
     let keys = std::fs::read(dir.path().join(ENCRYPTION_KEY_FILE)).unwrap();
     assert_eq!(&keys[..8], b"EVPKKEY\0");
-    assert_eq!(u32::from_le_bytes(keys[8..12].try_into().unwrap()), 2, "key file version (AES-256-GCM)");
+    // Version 2 (AES-256-GCM), with bit 8: the file lists the keys it forgot.
+    assert_eq!(u32::from_le_bytes(keys[8..12].try_into().unwrap()), 2 | 1 << 8, "key file version");
     let crc = u32::from_le_bytes(keys[68..72].try_into().unwrap());
     assert_eq!(crc, crc32c::crc32c(&keys[..68]), "header CRC");
     let record_len = u32::from_le_bytes(keys[72..76].try_into().unwrap()) as usize;

@@ -1,7 +1,8 @@
 //! The key file (`encryption.keys`, `docs/format.md` "Key file"): a header proving which
 //! store key the data dir was made with and naming the cipher its payloads are sealed with
-//! (its version: 1 for AES-256-GCM-SIV, 2 for AES-256-GCM), then one self-checking record
-//! per data key, wrapped by that store key.
+//! (its version: 1 for AES-256-GCM-SIV, 2 for AES-256-GCM, plus bit 8 when it lists the
+//! keys it forgot), then one self-checking record per data key, wrapped by that store key,
+//! or a tombstone of a key a forget destroyed.
 //!
 //! Records are appended (one `write`, then fsync) when an entity gets a key; the whole file
 //! is replaced atomically (temp, fsync, rename, directory fsync) when an entity is
@@ -19,6 +20,7 @@ use zeroize::Zeroizing;
 use super::payload::PayloadSuite;
 use crate::error::{Error, Result};
 use crate::io::{open_append, Storage};
+use crate::names::MAX_COORDINATE_PART_BYTES;
 
 /// The key file's name in the data dir.
 pub const KEY_FILE: &str = "encryption.keys";
@@ -60,7 +62,15 @@ pub struct Header {
     pub next_key_id: u64,
     /// What the payloads are sealed with: the file's version. Kept by every rewrite.
     pub suite: PayloadSuite,
+    /// The file keeps a tombstone for every key it forgot ([`KeyRecord::tombstone`]), so a
+    /// key id below `next_key_id` that it holds neither as a key nor as a tombstone is
+    /// damage, not a forget. Bit 8 of the version; set by every file this build writes
+    /// whole (files forgotten by earlier builds hold no tombstones).
+    pub lists_forgotten: bool,
 }
+
+/// The version bit of [`Header::lists_forgotten`].
+const LISTS_FORGOTTEN: u32 = 1 << 8;
 
 /// One data key as stored: wrapped, with the entity and id it is bound to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,7 +125,8 @@ pub fn encode_header(store: &XChaCha20Poly1305, header: Header) -> Result<Vec<u8
         .map_err(|_| Error::Internal("sealing the key check value failed".into()))?;
     let mut out = Vec::with_capacity(HEADER_LEN);
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&header.suite.key_file_version().to_le_bytes());
+    let flags = if header.lists_forgotten { LISTS_FORGOTTEN } else { 0 };
+    out.extend_from_slice(&(header.suite.key_file_version() | flags).to_le_bytes());
     out.extend_from_slice(&header.generation.to_le_bytes());
     out.extend_from_slice(&header.next_key_id.to_le_bytes());
     out.extend_from_slice(&nonce);
@@ -139,6 +150,22 @@ impl KeyRecord {
             .map_err(|_| Error::Internal("wrapping a data key failed".into()))?;
         wrapped[KEY_LEN..].copy_from_slice(&tag);
         Ok(KeyRecord { key_id, entity: entity.to_owned(), nonce, wrapped })
+    }
+
+    /// The record a forget leaves of a destroyed key: its id and entity, nonce and wrapped
+    /// key all zeros (no wrapping is ever all zeros: its tag would have to be).
+    pub fn tombstone(key_id: u64, entity: &str) -> Self {
+        KeyRecord {
+            key_id,
+            entity: entity.to_owned(),
+            nonce: [0; NONCE_LEN],
+            wrapped: [0; KEY_LEN + TAG_LEN],
+        }
+    }
+
+    /// True for a [`KeyRecord::tombstone`].
+    pub fn is_tombstone(&self) -> bool {
+        self.nonce == [0; NONCE_LEN] && self.wrapped == [0; KEY_LEN + TAG_LEN]
     }
 
     /// The data key, or `None` when the wrapping does not open with `store` (damage: the
@@ -189,16 +216,17 @@ pub fn decode_header(bytes: &[u8], store: &XChaCha20Poly1305, path: &Path) -> Re
     if crc32c::crc32c(&bytes[..HEADER_CRC_AT]) != u32_at(bytes, HEADER_CRC_AT) {
         return bad("key file header CRC mismatch");
     }
-    let Some(suite) = PayloadSuite::of_key_file_version(u32_at(bytes, VERSION_AT)) else {
-        return bad("unsupported key file version");
-    };
+    let version = u32_at(bytes, VERSION_AT);
+    let suite = PayloadSuite::of_key_file_version(version & !LISTS_FORGOTTEN);
+    let Some(suite) = suite else { return bad("unsupported key file version") };
+    let lists_forgotten = version & LISTS_FORGOTTEN != 0;
     let nonce = XNonce::from_slice(&bytes[CHECK_NONCE_AT..CHECK_TAG_AT]);
     let tag = Tag::from_slice(&bytes[CHECK_TAG_AT..HEADER_CRC_AT]);
     if store.decrypt_in_place_detached(nonce, CHECK_AAD, &mut [], tag).is_err() {
         return Ok(None);
     }
     let (generation, next_key_id) = (u64_at(bytes, GENERATION_AT), u64_at(bytes, NEXT_KEY_ID_AT));
-    Ok(Some(Header { generation, next_key_id, suite }))
+    Ok(Some(Header { generation, next_key_id, suite, lists_forgotten }))
 }
 
 /// Decodes the records of `bytes` from `from`. A record cut short, or damaged and reaching
@@ -214,10 +242,12 @@ pub fn decode_records(bytes: &[u8], from: usize, path: &Path) -> Result<(Vec<Key
         }
         let len = u32_at(rest, 0) as usize;
         let end = RECORD_PREFIX + len;
-        if rest.len() < end || len < RECORD_FIXED || len > RECORD_FIXED + u16::MAX as usize {
-            // Too short for its length, or a length no record has (zeros left by a crash
-            // are the usual case): torn only when nothing intact can follow.
-            if rest.len() < end || rest.iter().all(|&b| b == 0) {
+        let possible = (RECORD_FIXED..=RECORD_FIXED + MAX_COORDINATE_PART_BYTES).contains(&len);
+        if rest.len() < end || !possible {
+            // A crash during an append leaves the record cut short, or zeros. A length no
+            // record can have, followed by bytes, is damage (a flipped length would
+            // otherwise pass every record after it off as a torn tail).
+            if (possible && rest.len() < end) || rest.iter().all(|&b| b == 0) {
                 break;
             }
             return Err(Error::corrupt(path, at as u64, "impossible key record length"));

@@ -170,7 +170,7 @@ impl PayloadKeys {
                 ring::Lookup::Found(cipher) => return opened(cipher),
                 ring::Lookup::Forgotten => return Err(forgotten()),
                 // Released before a reload takes the write lock.
-                ring::Lookup::Unknown => {}
+                ring::Lookup::Unknown | ring::Lookup::Lost => {}
             }
         }
         // A key id this process has not seen: another process made it (shared mode).
@@ -183,6 +183,14 @@ impl PayloadKeys {
                 self.0.path.clone(),
                 0,
                 format!("a payload names key {}, which the key file never held", parts.key_id),
+            )),
+            ring::Lookup::Lost => Err(Error::corrupt(
+                self.0.path.clone(),
+                0,
+                format!(
+                    "a payload names key {}, which the key file lost: no forget removed it",
+                    parts.key_id
+                ),
             )),
         }
     }
@@ -202,7 +210,7 @@ impl PayloadKeys {
         }
         let next = ring.rewritten_without(entity);
         let len = self.0.replace_file(&self.0.store.read(), &next)?;
-        ring.forget(entity, next.header, len);
+        ring.forget(entity, next, len);
         if let Some(page) = &self.0.shared {
             ring.seen_forgets = page.bump_keys_generation();
         }
@@ -220,7 +228,7 @@ impl PayloadKeys {
         let mut ring = self.0.ring.write();
         let mut store = self.0.store.write();
         let next = ring.rewrapped(&self.0.path, &store, &new)?;
-        let count = next.records.len();
+        let count = Ring::held_in(&next);
         let len = self.0.replace_file(&new, &next)?;
         ring.rewrap(next, len);
         *store = new;

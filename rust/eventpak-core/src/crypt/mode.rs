@@ -112,7 +112,8 @@ fn create(
     shared: bool,
 ) -> Result<KeyFile> {
     // New stores seal with AES-256-GCM; those made with key file version 1 keep GCM-SIV.
-    let header = Header { generation: 0, next_key_id: 0, suite: PayloadSuite::Aes256Gcm };
+    let header =
+        Header { generation: 0, next_key_id: 0, suite: PayloadSuite::Aes256Gcm, lists_forgotten: true };
     let bytes = key_file::encode_file(store, header, &[])?;
     let created = KeyFile { header, records: Vec::new(), valid_len: HEADER_LEN as u64 };
     if !shared {

@@ -1,7 +1,7 @@
 //! The data keys in memory: each one's AEAD, built once when the key is loaded or made
 //! and reused for every payload it seals or opens, with the suite the key file names.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -55,6 +55,9 @@ pub(super) enum Lookup<'a> {
     Found(&'a PayloadCipher),
     /// An id handed out before and no longer held: its entity was forgotten.
     Forgotten,
+    /// An id handed out before that the file holds neither as a key nor as forgotten:
+    /// the file was damaged (only in a file that lists what it forgot).
+    Lost,
     /// An id past every one this process has seen (another process made it).
     Unknown,
 }
@@ -68,7 +71,9 @@ pub(super) struct Rewrite {
 /// The loaded key file.
 pub(super) struct Ring {
     keys: HashMap<u64, DataKey, foldhash::fast::RandomState>,
-    /// The records of `keys`, as the file holds them, in key id order.
+    /// The ids of the file's tombstones: keys destroyed by a forget.
+    forgotten: HashSet<u64>,
+    /// The records of `keys` and the tombstones, as the file holds them, in key id order.
     records: BTreeMap<u64, KeyRecord>,
     /// Each entity's newest key: what its next append seals with.
     current: HashMap<Box<str>, (u64, Arc<PayloadCipher>), foldhash::fast::RandomState>,
@@ -91,6 +96,7 @@ impl Ring {
     ) -> Result<Ring> {
         let mut ring = Ring {
             keys: HashMap::default(),
+            forgotten: HashSet::new(),
             records: BTreeMap::new(),
             current: HashMap::default(),
             header: file.header,
@@ -111,8 +117,14 @@ impl Ring {
         valid_len: u64,
     ) -> Result<()> {
         for record in records {
-            if self.keys.contains_key(&record.key_id) {
+            if self.records.contains_key(&record.key_id) {
                 return Err(Error::corrupt(path, 0, format!("key {} recorded twice", record.key_id)));
+            }
+            if record.is_tombstone() {
+                self.next_id = self.next_id.max(record.key_id + 1);
+                self.forgotten.insert(record.key_id);
+                self.records.insert(record.key_id, record);
+                continue;
             }
             let key = record
                 .unwrap_key(store)
@@ -163,7 +175,11 @@ impl Ring {
         match self.keys.get(&key_id) {
             Some(key) if key.entity.is(entity) => Lookup::Found(&key.cipher),
             Some(_) => Lookup::Forgotten,
-            None if key_id < self.next_id => Lookup::Forgotten,
+            None if self.forgotten.contains(&key_id) => Lookup::Forgotten,
+            // A file forgotten by an earlier build keeps no tombstones: every id it lacks
+            // below its next one is taken as forgotten.
+            None if key_id < self.next_id && !self.header.lists_forgotten => Lookup::Forgotten,
+            None if key_id < self.next_id => Lookup::Lost,
             None => Lookup::Unknown,
         }
     }
@@ -173,17 +189,40 @@ impl Ring {
         self.keys.iter().filter(|(_, k)| k.entity.is(entity)).map(|(&id, _)| id).collect()
     }
 
-    /// The file without `entity`'s keys: the forget counter bumped, every id handed out
-    /// so far kept out of reach for good.
+    /// The file with `entity`'s keys replaced by tombstones: the forget counter bumped,
+    /// every id handed out so far kept out of reach for good.
     pub(super) fn rewritten_without(&self, entity: &str) -> Rewrite {
-        let kept = self.records.values().filter(|r| r.entity != entity).cloned().collect();
-        Rewrite { header: self.rewritten_header(), records: kept }
+        let records = self
+            .with_every_id()
+            .into_iter()
+            .map(|r| if r.entity == entity { KeyRecord::tombstone(r.key_id, &r.entity) } else { r })
+            .collect();
+        Rewrite { header: self.rewritten_header(), records }
+    }
+
+    /// The records, with a tombstone for every id below the next one that the file does
+    /// not hold: a file written whole by this build lists what it forgot, including what
+    /// an earlier build forgot without a tombstone (its entity unknown: empty).
+    fn with_every_id(&self) -> Vec<KeyRecord> {
+        if self.header.lists_forgotten {
+            return self.records.values().cloned().collect();
+        }
+        let lacking = (0..self.next_id).filter(|id| !self.records.contains_key(id));
+        let tombstones = lacking.map(|id| KeyRecord::tombstone(id, "")).collect::<Vec<_>>();
+        let mut all: Vec<KeyRecord> = self.records.values().cloned().chain(tombstones).collect();
+        all.sort_by_key(|r| r.key_id);
+        all
     }
 
     /// The header of a rewrite of the file: the rewrite counter bumped, every id handed out
-    /// so far kept out of reach for good, the suite kept.
+    /// so far kept out of reach for good, the suite kept, the forgotten keys listed.
     fn rewritten_header(&self) -> Header {
-        Header { generation: self.header.generation + 1, next_key_id: self.next_id, ..self.header }
+        Header {
+            generation: self.header.generation + 1,
+            next_key_id: self.next_id,
+            lists_forgotten: true,
+            ..self.header
+        }
     }
 
     /// The file with every record wrapped again, by `new` instead of `old` (a rotation of
@@ -196,9 +235,12 @@ impl Ring {
         new: &XChaCha20Poly1305,
     ) -> Result<Rewrite> {
         let records = self
-            .records
-            .values()
+            .with_every_id()
+            .into_iter()
             .map(|record| {
+                if record.is_tombstone() {
+                    return Ok(record);
+                }
                 let key = record.unwrap_key(old).ok_or_else(|| {
                     Error::corrupt(path, 0, format!("key {} does not unwrap", record.key_id))
                 })?;
@@ -211,18 +253,27 @@ impl Ring {
     /// Takes the rewrapped records after the file was rewritten (`header`, `valid_len`
     /// bytes); the data keys themselves are unchanged.
     pub(super) fn rewrap(&mut self, rewrite: Rewrite, valid_len: u64) {
+        self.took(rewrite, valid_len);
+    }
+
+    /// Drops `entity`'s keys after the file was rewritten as `rewrite` (`valid_len` bytes).
+    pub(super) fn forget(&mut self, entity: &str, rewrite: Rewrite, valid_len: u64) {
+        self.keys.retain(|_, k| !k.entity.is(entity));
+        self.current.remove(entity);
+        self.took(rewrite, valid_len);
+    }
+
+    /// Takes the records and header of the file as rewritten.
+    fn took(&mut self, rewrite: Rewrite, valid_len: u64) {
+        self.forgotten = rewrite.records.iter().filter(|r| r.is_tombstone()).map(|r| r.key_id).collect();
         self.records = rewrite.records.into_iter().map(|r| (r.key_id, r)).collect();
         self.header = rewrite.header;
         self.valid_len = valid_len;
     }
 
-    /// Drops `entity`'s keys after the file was rewritten (`header`, `valid_len` bytes).
-    pub(super) fn forget(&mut self, entity: &str, header: Header, valid_len: u64) {
-        self.keys.retain(|_, k| !k.entity.is(entity));
-        self.records.retain(|_, r| r.entity != entity);
-        self.current.remove(entity);
-        self.header = header;
-        self.valid_len = valid_len;
+    /// Keys the rewrite holds (its tombstones aside).
+    pub(super) fn held_in(rewrite: &Rewrite) -> usize {
+        rewrite.records.iter().filter(|r| !r.is_tombstone()).count()
     }
 
     /// Keys held.
