@@ -103,6 +103,27 @@ def test_stop_ends_a_restart_backoff_at_once(store: ep.Store) -> None:
     assert handle.restarts == 0
 
 
+@pytest.mark.parametrize("backoff", [(10**13, 10**13), (2**63, 2**64 - 1)])
+def test_a_backoff_longer_than_any_wait_can_be_waits_and_stops(
+    store: ep.Store, backoff: tuple[int, int]
+) -> None:
+    # A policy may name any u64 of milliseconds; a wait that long would make the wait raise.
+    failed = threading.Event()
+
+    def fails(batch: list[ep.Event], _store: ep.Store, _witness: object) -> None:
+        failed.set()
+        raise RuntimeError("come back in a few centuries")
+
+    policy = ep.RestartPolicy.unlimited(backoff_ms=backoff)
+    handle = store.cursor_worker(REGION, fails, ep.CursorWorkerConfig(restart=policy))
+    _append(store, 1)
+    assert failed.wait(30)
+    assert handle.is_alive()  # waiting out the backoff, not crashed
+    handle.stop_and_join(timeout=30)
+    assert handle.restarts == 0 and isinstance(handle.last_error, RuntimeError)
+    assert RestartBudget(policy, lambda: 0.0).backoff_s() == threading.TIMEOUT_MAX
+
+
 def test_backoff_doubles_up_to_its_ceiling_and_a_success_resets_it() -> None:
     budget = RestartBudget(ep.RestartPolicy.unlimited(backoff_ms=(50, 300)), lambda: 0.0)
     assert [budget.backoff_s() for _ in range(5)] == [0.05, 0.1, 0.2, 0.3, 0.3]

@@ -3,6 +3,7 @@ and how long the worker waits before each restart."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -116,10 +117,12 @@ class RestartBudget:
             ) from error
 
     def backoff_s(self) -> float:
-        """The wait before this restart, in seconds; the next one waits twice as long."""
+        """The wait before this restart, in seconds; the next one waits twice as long. At
+        most ``threading.TIMEOUT_MAX`` (about 292 years): a policy may name any u64 of
+        milliseconds, and a longer wait would make the wait itself raise."""
         wait = self._next_backoff_ms
         self._next_backoff_ms = min(max(wait * 2, 1), self._policy.backoff_ms[1])
-        return wait / 1000
+        return min(wait / 1000, threading.TIMEOUT_MAX)
 
     def succeeded(self) -> None:
         """A batch went through: the next failure starts the backoff over."""
