@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import shutil
 import struct
 import time
 from pathlib import Path
@@ -781,3 +782,43 @@ def test_append_racing_a_replay_is_not_folded_twice(open_store, path):
     expected = expected_balance(store, "acct:1")
     assert store.project("acct:1", projection) == expected
     assert store.project("acct:1", projection) == expected
+
+
+class Deposits(ep.Projection):
+    """The sum of deposits, folded on from a cached state."""
+
+    name = "deposits"
+    kinds = ("deposit",)
+    incremental = True
+
+    def initial(self) -> int:
+        return 0
+
+    def apply(self, state: int, event: ep.Event) -> int:
+        return state + int(event.payload["amount"])
+
+
+def test_a_state_cached_before_a_restore_is_not_served_once_the_history_went_another_way(
+    tmp_path: Path,
+) -> None:
+    # A backup keeps the store_id, so a restored data dir reads the same cache keys; the
+    # cached state at watermark W folds events the restored log no longer holds, and new
+    # appends bring the log back to W with other events.
+    data, backup, cache = tmp_path / "data", tmp_path / "backup", tmp_path / "cache"
+    with ep.Store.open(data, projection_cache=ep.NativeCache(cache)) as store:
+        for _ in range(5):
+            store.append(("acct:1", "eu"), "deposit", {"amount": 1})
+        store.backup(backup)
+        for _ in range(5):
+            store.append(("acct:1", "eu"), "deposit", {"amount": 100})
+        assert store.project("acct:1", Deposits()) == 505
+    shutil.rmtree(data)
+    shutil.copytree(backup, data)
+    with ep.Store.open(data, projection_cache=ep.NativeCache(cache)) as store:
+        for _ in range(5):
+            store.append(("acct:1", "eu"), "deposit", {"amount": 2})
+        assert store.project("acct:1", Deposits()) == 15  # the fold of this log, not 505
+        for _ in range(2):
+            store.append(("acct:1", "eu"), "deposit", {"amount": 3})
+        assert store.project("acct:1", Deposits()) == 21  # cached at 15, then folded on
+        assert store.project("acct:1", Deposits()) == 21  # a hit of its own history

@@ -136,6 +136,7 @@ class _Projector:
         self.store, self.cache, self.target, self.projection = store, cache, target, projection
         self.kinds = list(type(projection).kinds)
         self.key = projection_prefix(store.store_id, projection) + _digest(target_identity(target))
+        self.folded_to_us = 0  # timestamp of the last event folded
 
     def cached(self) -> tuple[Any, CacheMeta] | None:
         try:
@@ -145,10 +146,23 @@ class _Projector:
             value, meta = found
             # Rebuilt here so that a malformed entry fails inside this try, not in project().
             meta = CacheMeta(meta.watermark, meta.cached_at_us)
+            if not self.same_history(meta):
+                return None
             return self.projection.decode(value), meta
         except Exception as exc:  # a cache never fails project(): warn and replay
             log.warning("projection cache get failed for %s: %r; replaying", type(self.projection).name, exc)
             return None
+
+    def same_history(self, meta: CacheMeta) -> bool:
+        """False when the event now at the cached watermark was appended after the state was
+        cached: the data dir was restored from a backup (same ``store_id``) and its history
+        went another way since, so the state folds events the log no longer holds. (A state
+        is cached no earlier than its watermark event's timestamp: see ``remember``.)"""
+        w = meta.watermark
+        found = self.store.query(Region.all(), after=w - 1 if w else None, limit=1)
+        if not found or found[0].global_sequence != w:
+            return True  # hidden, removed by a compaction, or not there: nothing to compare
+        return found[0].timestamp_us <= meta.cached_at_us
 
     def fold(self, state: Any, after: int | None, watermark: int) -> Any:
         """Applies the relevant events in ``(after, watermark]``: events committed while the
@@ -159,6 +173,7 @@ class _Projector:
                 if event.global_sequence > watermark:
                     return state
                 state = self.projection.apply(state, event)
+                self.folded_to_us = event.timestamp_us
             if len(batch) < REPLAY_BATCH:
                 return state
             after = batch[-1].global_sequence
@@ -166,7 +181,10 @@ class _Projector:
     def remember(self, state: Any, watermark: int) -> None:
         try:
             value = self.projection.encode(state)
-            self.cache.put(self.key, value, CacheMeta(watermark, _now_us()))
+            # Never before the watermark event's own timestamp (the engine's clock may run
+            # ahead of the wall clock in a burst of appends), so `same_history` holds for it.
+            cached_at_us = max(_now_us(), self.folded_to_us)
+            self.cache.put(self.key, value, CacheMeta(watermark, cached_at_us))
         except Exception as exc:
             log.warning("projection cache put failed for %s: %r", type(self.projection).name, exc)
 
