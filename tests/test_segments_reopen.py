@@ -77,6 +77,23 @@ def test_small_segments_rotate(open_store, data_dir, segment_paths):
     assert store.stats()["bytes"] == sum(f.stat().st_size for f in files)
 
 
+def test_sealing_a_segment_makes_its_events_durable_in_every_sync_mode(
+    open_store, data_dir, segment_paths, read_frames
+):
+    # A segment is fsynced when it is sealed, so with sync="never" too every event before
+    # the active segment is durable, and stats() says so.
+    store = open_store(sync="never", segment_max_bytes=4096)
+    receipts = [store.append(("e", "s"), "k", {"i": i, "pad": "x" * 100}) for i in range(100)]
+    paths = segment_paths(data_dir)
+    assert len(paths) > 3
+    first_active = read_frames(paths[-1])[0].global_sequence
+    assert first_active > 0
+    durable = store.stats()["durable_events"]
+    assert first_active <= durable <= len(receipts)
+    late = store.append(("e", "s"), "k", "after")  # in the active segment: not yet
+    assert not late.durable and store.stats()["durable_events"] >= first_active
+
+
 def test_segment_headers_and_frames_follow_the_format(open_store, data_dir, segment_paths, read_frames):
     store = open_store(segment_max_bytes=SEG)
     _fill(store, 120)

@@ -67,6 +67,16 @@ impl Durability {
         self.state.lock().durable
     }
 
+    /// Notes that events `0..upto` are covered by an fsync made outside a group commit
+    /// (the one that seals a segment), waking waiters it satisfies.
+    pub fn covered(&self, upto: u64) {
+        let mut state = self.state.lock();
+        if upto > state.durable {
+            state.durable = upto;
+            self.changed.notify_all();
+        }
+    }
+
     /// Number of group-commit fsyncs so far.
     pub fn fsyncs(&self) -> u64 {
         self.state.lock().fsyncs

@@ -64,6 +64,8 @@ pub struct Writer {
     rotate_before_write: bool,
     /// The store is encrypted: new segments are written as format version 4, flagged.
     pub encrypted: bool,
+    /// Events written before the last segment this writer sealed: its fsync covered them.
+    sealed_events: u64,
 }
 
 impl Writer {
@@ -96,7 +98,13 @@ impl Writer {
             failure: None,
             rotate_before_write,
             encrypted: false,
+            sealed_events: 0,
         })
+    }
+
+    /// Events the fsync of the last segment this writer sealed covered (all before it).
+    pub fn sealed_events(&self) -> u64 {
+        self.sealed_events
     }
 
     /// Creates segment `id` holding events from `base_sequence` (header, fsync, dir fsync):
@@ -256,6 +264,7 @@ impl Writer {
     /// and the seal record lets open notice a sealed segment that lost frames.
     fn rotate(&mut self, segments: &SegmentSet) -> Result<()> {
         self.sync_active().map_err(|e| Error::storage("fsync while sealing a segment", e))?;
+        self.sealed_events = self.written;
         let seal = Seal { len: self.segment_len, next_sequence: self.written };
         append_seal(&*self.storage, &self.segments_dir, self.segment_id, seal)
             .map_err(|e| Error::storage("writing a seal record", e))?;
