@@ -118,9 +118,47 @@ pub fn write_atomic(storage: &dyn Storage, dir: &Path, name: &str, bytes: &[u8])
         _ => {}
     }
     let file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-    storage.write(&file, &tmp, bytes)?;
-    storage.sync(&file, &tmp)?;
+    let written = storage.write(&file, &tmp, bytes).and_then(|()| storage.sync(&file, &tmp));
     drop(file);
-    storage.rename(&tmp, &dir.join(name))?;
+    if let Err(e) = written.and_then(|()| storage.rename(&tmp, &dir.join(name))) {
+        // The old file stands; the temp file would only hold space (a full disk's, often).
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     storage.sync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fails every fsync, as a full or failing disk does.
+    #[derive(Debug)]
+    struct FailingSync;
+
+    impl Storage for FailingSync {
+        fn sync(&self, _file: &File, _path: &Path) -> std::io::Result<()> {
+            Err(std::io::Error::from_raw_os_error(libc::ENOSPC))
+        }
+    }
+
+    #[test]
+    fn a_failed_atomic_write_leaves_the_old_file_and_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        write_atomic(&OsStorage, dir.path(), "f", b"old").unwrap();
+        assert!(write_atomic(&FailingSync, dir.path(), "f", b"new").is_err());
+        assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"old");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(names, ["f"]);
+    }
+
+    #[test]
+    fn temp_file_names_are_told_apart_from_others() {
+        assert!(is_temp_name(".index.ckpt.4242.tmp") && is_temp_name(".c.ckpt.1.tmp"));
+        for other in
+            ["index.ckpt", ".index.ckpt.tmp", ".x.12a.tmp", "x.1.tmp", ".x.1.tmp.bak", ".backup.staging"]
+        {
+            assert!(!is_temp_name(other), "{other}");
+        }
+    }
 }

@@ -13,21 +13,23 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use eventpak_core::{PayloadKeys, StoredEvent};
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple, PyType};
 
 use self::payload_slot::PayloadSlot;
+use crate::errors::InvalidArgument;
 use crate::payload;
 use crate::types::Coordinate;
 use crate::upcast::{decode_typed, Upcasters};
 
-/// A frame the engine would not take as an event (from a damaged or forged pickle).
+/// A frame the engine would not take as an event (from a damaged or forged pickle):
+/// `ep.InvalidArgument` (a `ValueError`) naming the frame.
 fn refused(e: eventpak_core::Error) -> PyErr {
-    match e {
-        eventpak_core::Error::Internal(reason) => PyValueError::new_err(reason),
-        other => PyValueError::new_err(other.to_string()),
-    }
+    let reason = match e {
+        eventpak_core::Error::Internal(reason) => reason,
+        other => other.to_string(),
+    };
+    InvalidArgument::new_err(("pickled event frame".to_owned(), reason))
 }
 
 /// A committed event, read in place from the store's memory-mapped segment: fields are
