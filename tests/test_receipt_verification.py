@@ -4,7 +4,9 @@ bytes to another process verifies there with the public key alone."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import struct
 import subprocess
 import sys
 import textwrap
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import eventpak as ep
 import pytest
+from checksums import crc32c
 from receipt_bytes import (
     DURABLE,
     ENTITY_SEQUENCE,
@@ -99,9 +102,11 @@ def test_another_stores_receipts_are_refused(open_store: OpenStore, key: bytes, 
     original.close()
     # A copy of the log under another identity holds the same event.
     shutil.copytree(tmp_path / "a", tmp_path / "b")
-    (tmp_path / "b" / "store.id").unlink()
+    other_id = os.urandom(16)  # docs/format.md, "Store identity": magic | id | CRC-32C
+    ident = b"EVPKSID\0" + other_id
+    (tmp_path / "b" / "store.id").write_bytes(ident + struct.pack("<I", crc32c(ident)))
     copy = open_store(tmp_path / "b", signing_key=key)
-    assert copy.store_id != receipt.store_id and copy.get(receipt.event_id).hash == receipt.hash
+    assert copy.store_id == other_id != receipt.store_id and copy.get(receipt.event_id).hash == receipt.hash
     assert reason(copy, receipt) == "wrong store"
     repointed = edit(receipt, STORE_ID, copy.store_id)
     assert reason(copy, repointed) == "bad signature"  # the signature covers the store id

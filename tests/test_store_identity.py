@@ -54,15 +54,29 @@ def test_the_projection_cache_never_serves_another_stores_state(data_dir: Path, 
         assert store.project("acct:1", Balance()) == 3
 
 
-def test_a_read_only_open_of_a_store_without_an_id_file_changes_nothing(open_store, data_dir: Path) -> None:
-    store = open_store()
-    store.append(("a", "s"), "k", 1)
-    store.close()
-    (data_dir / "store.id").unlink()  # as left by a version that did not write one
+def test_a_read_only_open_of_a_store_without_an_id_file_changes_nothing(tmp_path: Path) -> None:
+    data_dir = tmp_path / "v1_store"  # written by format version 1 code, before store.id
+    shutil.copytree(Path(__file__).resolve().parent / "fixtures" / "v1_store", data_dir)
     with ep.Store.open(data_dir, read_only=True) as ro:
         derived = ro.store_id
     assert not (data_dir / "store.id").exists()
-    assert open_store().store_id == derived  # a writable open records the same identity
+    with ep.Store.open(data_dir) as store:
+        assert store.store_id == derived  # a writable open records the same identity
+    assert (data_dir / "store.id").exists()
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_a_store_id_file_lost_since_it_exists_is_damage(open_store, data_dir: Path, read_only: bool) -> None:
+    # A store written since store.id exists wrote it before its first event: without it, a
+    # new identity would make every receipt read as another store's and every cache miss.
+    store = open_store()
+    store.append(("a", "s"), "k", 1)
+    store.close()
+    (data_dir / "store.id").unlink()
+    before = sorted(p.relative_to(data_dir) for p in data_dir.rglob("*") if p.name != "LOCK")
+    with pytest.raises(ep.CorruptSegment, match=r"store\.id at offset 0: missing"):
+        ep.Store.open(data_dir, read_only=read_only)
+    assert sorted(p.relative_to(data_dir) for p in data_dir.rglob("*") if p.name != "LOCK") == before
 
 
 def test_head_is_the_newest_visible_sequence(store: ep.Store) -> None:

@@ -185,10 +185,13 @@ impl Store {
         });
         let frames = stamps.iter().zip(&requests).enumerate();
         let frames = frames.map(|(i, (s, r))| s.frame(r, &sealed, first_sequence + i as u64, timestamp_us));
+        let sealed_before = w.sealed_events();
         w.write_frames(frames, tracking, &self.shared.segments)?;
-        // A segment sealed on the way was fsynced whole: every event before it is durable,
-        // whatever the sync mode.
-        self.shared.durability.covered(w.sealed_events());
+        if w.sealed_events() != sealed_before {
+            // A segment sealed on the way was fsynced whole: every event before it is
+            // durable, whatever the sync mode.
+            self.shared.durability.covered(w.sealed_events());
+        }
         if !requests.is_empty() {
             self.shared.appends.fetch_add(1, Ordering::Relaxed);
             self.shared.appended_events.fetch_add(requests.len() as u64, Ordering::Relaxed);

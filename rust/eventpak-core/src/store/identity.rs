@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::io::{write_atomic, Storage};
-use crate::segment::{list_segments, SEGMENTS_DIR};
+use crate::segment::{list_segments, SegmentHeader, FIRST_SEALED_VERSION, SEGMENTS_DIR, SEGMENT_HEADER_LEN};
 
 /// File name of the store identity inside a data dir.
 pub const STORE_ID_FILE: &str = "store.id";
@@ -26,6 +26,10 @@ pub(super) fn load_or_create(storage: &dyn Storage, data_dir: &Path, read_only: 
         }
         Err(_) => {}
     }
+    if lost(data_dir) {
+        let why = "missing, yet the segments hold events written since it exists: restore it from a backup";
+        return Err(Error::corrupt(&path, 0, why));
+    }
     let id = legacy_id(data_dir).unwrap_or_else(|| uuid::Uuid::new_v4().into_bytes());
     if !read_only {
         write_atomic(storage, data_dir, STORE_ID_FILE, &encode(&id))
@@ -42,6 +46,22 @@ pub(super) fn existing(data_dir: &Path) -> Option<[u8; 16]> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => legacy_id(data_dir),
         Err(_) => None,
     }
+}
+
+/// True when `store.id` can only be missing through damage (or a hand): the first segment
+/// holds events and was written by a build that writes `store.id` before any event (format
+/// version 2 on). A store made new, or killed before its first event, has none yet.
+fn lost(data_dir: &Path) -> bool {
+    let Some((_, first)) =
+        list_segments(&data_dir.join(SEGMENTS_DIR)).ok().and_then(|l| l.into_iter().next())
+    else {
+        return false;
+    };
+    let mut head = vec![0; SEGMENT_HEADER_LEN + 1];
+    let Ok(n) = std::fs::File::open(first).and_then(|mut f| std::io::Read::read(&mut f, &mut head)) else {
+        return false;
+    };
+    n > SEGMENT_HEADER_LEN && SegmentHeader::version_of(&head) >= FIRST_SEALED_VERSION
 }
 
 /// A data dir made before `store.id` existed gets an id derived from its first segment,
