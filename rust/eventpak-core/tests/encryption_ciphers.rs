@@ -25,7 +25,7 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
 }
 
-/// The key file's version and its data keys, unwrapped with the store key.
+/// The key file's cipher version and its data keys, unwrapped with the store key.
 fn data_keys(dir: &Path, store_key: &[u8]) -> (u32, HashMap<u64, [u8; 32]>) {
     let bytes = std::fs::read(dir.join(ENCRYPTION_KEY_FILE)).unwrap();
     let store = XChaCha20Poly1305::new(store_key.into());
@@ -35,14 +35,18 @@ fn data_keys(dir: &Path, store_key: &[u8]) -> (u32, HashMap<u64, [u8; 32]>) {
         let body = &bytes[at + 8..at + 8 + u32_at(&bytes, at) as usize];
         let key_id = u64::from_le_bytes(body[..8].try_into().unwrap());
         let (nonce, wrapped, entity) = (&body[8..32], &body[32..80], &body[82..]);
+        at += 8 + body.len();
+        if nonce.iter().chain(wrapped).all(|&b| b == 0) {
+            continue; // a tombstone: the key a forget destroyed
+        }
         let aad = [b"eventpak data key v1".as_slice(), &key_id.to_le_bytes(), entity].concat();
         let mut key = [0u8; 32];
         key.copy_from_slice(&wrapped[..32]);
         store.decrypt_in_place_detached(nonce.into(), &aad, &mut key, wrapped[32..].into()).unwrap();
         keys.insert(key_id, key);
-        at += 8 + body.len();
     }
-    (u32_at(&bytes, 8), keys)
+    // The cipher is the low byte; bit 8 says the file lists the keys it forgot.
+    (u32_at(&bytes, 8) & 0xff, keys)
 }
 
 enum Cipher {

@@ -60,7 +60,7 @@ fn a_fence_left_open_by_a_crash_is_hidden_at_reopen() {
     std::mem::forget(store);
     std::fs::remove_file(dir.path().join("LOCK")).ok(); // the forgotten lock belongs to this process
     let copy = tempfile::tempdir().unwrap();
-    for entry in ["segments", "hidden.ranges"] {
+    for entry in ["segments", "hidden.ranges", "store.id"] {
         let from = dir.path().join(entry);
         if from.is_dir() {
             std::fs::create_dir_all(copy.path().join(entry)).unwrap();
