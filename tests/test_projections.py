@@ -267,6 +267,35 @@ def test_maybe_stale_rejects_a_negative_age():
     assert isinstance(raised.value, ValueError)
 
 
+def test_maybe_stale_refuses_an_age_that_is_not_a_number():
+    with pytest.raises(TypeError, match="max_stale_ms"):
+        ep.Freshness.maybe_stale("x")  # type: ignore[arg-type]
+
+
+def test_misused_projections_and_freshness_are_refused_before_anything_is_read(store):
+    store.append(("acct:1", "eu"), "deposit", {"amount": 1})
+
+    class OneKindWithoutItsComma(ep.Projection):
+        name = "bare"
+        kinds = "deposit"  # a str: it would match no kind and fold nothing
+
+        def initial(self) -> int:
+            return 0
+
+        def apply(self, state: int, event: ep.Event) -> int:
+            return state + 1
+
+    with pytest.raises(ep.InvalidConfig, match="kinds must be a tuple of kind names"):
+        store.project("acct:1", OneKindWithoutItsComma())
+    with pytest.raises(ep.InvalidConfig, match="kinds must be a tuple"):
+        store.project_if_changed("acct:1", OneKindWithoutItsComma(), None)
+    with pytest.raises(TypeError, match=r"projection must be an ep\.Projection"):
+        store.project("acct:1", object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="freshness must be"):
+        store.project("acct:1", Trace(), freshness="x")  # type: ignore[arg-type]
+    assert store.project("acct:1", Trace()) is not None  # the store is as it was
+
+
 # ---------------------------------------------------------------------------------------------
 # project_if_changed
 # ---------------------------------------------------------------------------------------------

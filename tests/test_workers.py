@@ -560,6 +560,7 @@ def test_bad_worker_arguments_raise_before_a_thread_starts(open_store, args) -> 
         {"batch_size": 0},
         {"batch_size": 2**64},
         {"checkpoint_id": "c", "dead_letter_after": 2**64},
+        {"standby": True},
     ],
     ids=[
         "gap_observation",
@@ -568,6 +569,7 @@ def test_bad_worker_arguments_raise_before_a_thread_starts(open_store, args) -> 
         "batch_size 0",
         "batch_size 2**64",
         "dead_letter_after 2**64",
+        "standby without a checkpoint_id",
     ],
 )
 def test_bad_worker_config_values_raise_invalid_config(option) -> None:

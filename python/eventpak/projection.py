@@ -20,7 +20,7 @@ from ._native import (
     replay_head,
     target_identity,
 )
-from .errors import InvalidArgument
+from .errors import InvalidArgument, InvalidConfig
 
 __all__ = ["CacheMeta", "Freshness", "NativeCache", "NoCache", "Projection", "ProjectionCache"]
 
@@ -100,6 +100,9 @@ class Freshness:
     @classmethod
     def maybe_stale(cls, max_stale_ms: int) -> Freshness:
         """Serve a cached state younger than ``max_stale_ms`` even if newer events exist."""
+        if isinstance(max_stale_ms, bool) or not isinstance(max_stale_ms, (int, float)):
+            kind = type(max_stale_ms).__name__
+            raise TypeError(f"max_stale_ms must be a number of milliseconds, not {kind}")
         if max_stale_ms < 0:
             raise InvalidArgument("max_stale_ms", f"must be at least 0, got {max_stale_ms}")
         return cls(max_stale_ms)
@@ -212,6 +215,25 @@ class _Projector:
         return state
 
 
+def check_projection(projection: object, freshness: object = Freshness.CONSISTENT) -> None:
+    """Refuses what ``project`` could only misuse: not a ``Projection`` (``TypeError``), a
+    ``kinds`` that is not a tuple of kind names (``ep.InvalidConfig``: ``("deposit")`` is a
+    str, and would fold nothing), a ``freshness`` that is not a ``Freshness``."""
+    if not isinstance(projection, Projection):
+        raise TypeError(f"projection must be an ep.Projection, not {type(projection).__name__}")
+    kinds = type(projection).kinds
+    if isinstance(kinds, str | bytes) or not all(isinstance(kind, str) for kind in kinds):
+        raise InvalidConfig(
+            f"{type(projection).__name__}.kinds must be a tuple of kind names, not {kinds!r}"
+            " (a tuple of one needs its comma: ('deposit',))"
+        )
+    if not isinstance(freshness, Freshness):
+        raise TypeError(
+            "freshness must be ep.Freshness.CONSISTENT or ep.Freshness.maybe_stale(ms), "
+            f"not {type(freshness).__name__}"
+        )
+
+
 def project(
     store: NativeStore,
     cache: ProjectionCache,
@@ -220,6 +242,7 @@ def project(
     freshness: Freshness,
 ) -> Any:
     """See :meth:`Store.project`."""
+    check_projection(projection, freshness)
     projector = _Projector(store, cache, target, projection)
     return projector.project(freshness, replay_head(store, target, projector.kinds))
 
@@ -232,6 +255,7 @@ def project_if_changed(
     last_generation: int | None,
 ) -> tuple[int, Any] | None:
     """See :meth:`Store.project_if_changed`."""
+    check_projection(projection)
     if last_generation is not None:
         # A generation is a global sequence: the same range, and the same error classes.
         if isinstance(last_generation, bool) or not isinstance(last_generation, int):

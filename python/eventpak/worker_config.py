@@ -81,6 +81,10 @@ class CursorWorkerConfig:
             raise InvalidConfig(f"gap_observation must be an ep.CursorGapConfig, not {got}")
         if not isinstance(self.standby, bool):
             raise InvalidConfig(f"standby must be a bool, not {type(self.standby).__name__}")
+        if self.standby and self.checkpoint_id is None:
+            # Standby is for the lease of a durable checkpoint: without one there is nothing
+            # to wait for, and the flag would be silently ignored.
+            raise InvalidConfig("standby needs a checkpoint_id: a standby waits for its checkpoint's lease")
         if self.dead_letter_after is not None:
             check_count("dead_letter_after", self.dead_letter_after, 1)
             if self.checkpoint_id is None:
