@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Unpack
@@ -40,8 +41,11 @@ class AsyncFence:
         except asyncio.CancelledError:
             # The fence thread may open the fence after this task was cancelled, and the
             # block (so ``__aexit__``) never runs: cancel it then, shielded, so the fence
-            # never stays open holding back every other writer of the data dir.
-            await asyncio.shield(self._abandon(entering))
+            # never stays open holding back every other writer of the data dir. The task
+            # still ends cancelled, whatever the cancel meets (a closed store cancels its
+            # fences itself).
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._abandon(entering))
             raise
         self._store._fence_task = asyncio.current_task()
         return self
