@@ -575,3 +575,17 @@ def test_bad_worker_arguments_raise_before_a_thread_starts(open_store, args) -> 
 def test_bad_worker_config_values_raise_invalid_config(option) -> None:
     with pytest.raises(ep.InvalidConfig):
         ep.CursorWorkerConfig(**option)
+
+
+def test_a_durable_worker_on_a_read_only_store_is_refused_at_start(open_store) -> None:
+    store = open_store()
+    store.append(("a", "s"), "k", 1)
+    store.close()
+    reader = open_store(read_only=True)
+    config = ep.CursorWorkerConfig(checkpoint_id="cp")
+    with pytest.raises(ep.ReadOnlyStore, match="starting a durable worker is refused"):
+        reader.cursor_worker(ep.Region.all(), lambda *args: None, config)
+    seen = threading.Event()
+    plain = reader.cursor_worker(ep.Region.all(), lambda *args: seen.set())  # no checkpoint: reads
+    assert seen.wait(30)
+    plain.stop_and_join(timeout=30)

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ._native import NativeStore, Region, WorkerLease
-from .errors import CheckpointInUse
+from .errors import CheckpointInUse, ReadOnlyStore
 from .worker import CursorWorkerHandle
 from .worker_config import CursorWorkerConfig, Handler, check_worker_args
 
@@ -37,10 +37,14 @@ def start_worker(
 
 def take_checkpoint_lease(native: NativeStore, config: CursorWorkerConfig, path: str) -> WorkerLease | None:
     """The lease of ``config.checkpoint_id``, taken without waiting (``None`` without a
-    checkpoint, on a read-only store, or for a standby whose checkpoint is held); raises
-    ``ep.CheckpointInUse`` when another worker holds it and ``standby`` is off."""
-    if config.checkpoint_id is None or native.read_only:
+    checkpoint, or for a standby whose checkpoint is held); raises ``ep.CheckpointInUse``
+    when another worker holds it and ``standby`` is off, and ``ep.ReadOnlyStore`` on a
+    read-only store, where the worker could never save its checkpoint (it would fail at its
+    first batch instead, seen only at ``join()``)."""
+    if config.checkpoint_id is None:
         return None
+    if native.read_only:
+        raise ReadOnlyStore(path, "starting a durable worker")  # it saves a checkpoint per batch
     lease = native.take_worker_lease(config.checkpoint_id)
     if lease is None and not config.standby:
         raise CheckpointInUse(config.checkpoint_id, path)
