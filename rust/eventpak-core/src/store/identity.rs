@@ -26,11 +26,12 @@ pub(super) fn load_or_create(storage: &dyn Storage, data_dir: &Path, read_only: 
         }
         Err(_) => {}
     }
-    if lost(data_dir) {
+    let head = first_segment_head(data_dir);
+    if head.as_deref().is_some_and(lost) {
         let why = "missing, yet the segments hold events written since it exists: restore it from a backup";
         return Err(Error::corrupt(&path, 0, why));
     }
-    let id = legacy_id(data_dir).unwrap_or_else(|| uuid::Uuid::new_v4().into_bytes());
+    let id = head.as_deref().map_or_else(|| uuid::Uuid::new_v4().into_bytes(), legacy_id);
     if !read_only {
         write_atomic(storage, data_dir, STORE_ID_FILE, &encode(&id))
             .map_err(|e| Error::storage("writing store.id", e))?;
@@ -43,35 +44,35 @@ pub(super) fn load_or_create(storage: &dyn Storage, data_dir: &Path, read_only: 
 pub(super) fn existing(data_dir: &Path) -> Option<[u8; 16]> {
     match std::fs::read(data_dir.join(STORE_ID_FILE)) {
         Ok(bytes) => decode(&bytes).ok(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => legacy_id(data_dir),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            first_segment_head(data_dir).as_deref().map(legacy_id)
+        }
         Err(_) => None,
     }
 }
 
-/// True when `store.id` can only be missing through damage (or a hand): the first segment
-/// holds events and was written by a build that writes `store.id` before any event (format
-/// version 2 on). A store made new, or killed before its first event, has none yet.
-fn lost(data_dir: &Path) -> bool {
-    let Some((_, first)) =
-        list_segments(&data_dir.join(SEGMENTS_DIR)).ok().and_then(|l| l.into_iter().next())
-    else {
-        return false;
-    };
-    let mut head = vec![0; SEGMENT_HEADER_LEN + 1];
-    let Ok(n) = std::fs::File::open(first).and_then(|mut f| std::io::Read::read(&mut f, &mut head)) else {
-        return false;
-    };
-    n > SEGMENT_HEADER_LEN && SegmentHeader::version_of(&head) >= FIRST_SEALED_VERSION
-}
-
-/// A data dir made before `store.id` existed gets an id derived from its first segment,
-/// so a read-only open and a later writable one (which then records it) agree.
-fn legacy_id(data_dir: &Path) -> Option<[u8; 16]> {
+/// The first 4 KiB of the first segment (less when it is shorter); `None` without one.
+fn first_segment_head(data_dir: &Path) -> Option<Vec<u8>> {
     let (_, first) = list_segments(&data_dir.join(SEGMENTS_DIR)).ok()?.into_iter().next()?;
     let mut head = vec![0; 4096];
     let n = std::io::Read::read(&mut std::fs::File::open(first).ok()?, &mut head).ok()?;
-    let digest = blake3::Hasher::new().update(b"eventpak legacy store id").update(&head[..n]).finalize();
-    Some(digest.as_bytes()[..16].try_into().expect("16 of 32 bytes"))
+    head.truncate(n);
+    Some(head)
+}
+
+/// True when `store.id` can only be missing through damage (or a hand): the first segment
+/// (whose `head` this is) holds events and was written by a build that writes `store.id`
+/// before any event (format version 2 on). A store made new, or killed before its first
+/// event, has none yet.
+fn lost(head: &[u8]) -> bool {
+    head.len() > SEGMENT_HEADER_LEN && SegmentHeader::version_of(head) >= FIRST_SEALED_VERSION
+}
+
+/// A data dir made before `store.id` existed gets an id derived from its first segment's
+/// `head`, so a read-only open and a later writable one (which then records it) agree.
+fn legacy_id(head: &[u8]) -> [u8; 16] {
+    let digest = blake3::Hasher::new().update(b"eventpak legacy store id").update(head).finalize();
+    digest.as_bytes()[..16].try_into().expect("16 of 32 bytes")
 }
 
 fn encode(id: &[u8; 16]) -> Vec<u8> {
