@@ -115,6 +115,31 @@ def test_checkpoints_plain_lines(ops_store: Path) -> None:
     assert float(rows[2][5]) > 0
 
 
+def test_a_corrupt_checkpoint_is_named_after_the_others_and_exits_1(tmp_path: Path) -> None:
+    data_dir = tmp_path / "d"
+    with ep.Store.open(data_dir) as store:
+        store.append_batch([(("acct:1", "eu"), "deposit", i) for i in range(3)])
+        store.cursor(R.all()).commit("a-fresh")
+        cursor = store.cursor(R.all())
+        assert len(cursor.poll_batch(2)) == 2
+        cursor.commit("c-late")
+    (data_dir / "cursors" / "b-bad.ckpt").write_bytes(b"not a checkpoint")
+    before = snapshot(data_dir, data_only=True)
+    done = run_cli("checkpoints", str(data_dir))
+    assert done.returncode == 1
+    assert [line.split("\t")[:3] for line in done.stdout.splitlines()] == [
+        ["a-fresh", R.all().checkpoint_identity, "-"],
+        ["c-late", R.all().checkpoint_identity, "1"],
+    ]
+    assert "b-bad.ckpt" in done.stderr and "Traceback" not in done.stderr
+    as_json = run_cli("checkpoints", str(data_dir), "--json")
+    assert as_json.returncode == 1 and "b-bad.ckpt" in as_json.stderr
+    assert [r["checkpoint_id"] for r in json_lines(as_json.stdout)] == ["a-fresh", "c-late"]
+    # dead-letters does not read checkpoint files: the damaged one stays out of its way
+    assert run_cli("dead-letters", str(data_dir)).returncode == 0
+    assert snapshot(data_dir, data_only=True) == before
+
+
 def test_checkpoints_of_a_store_without_any(tmp_path: Path) -> None:
     with ep.Store.open(tmp_path / "d") as store:
         store.append(("a", "s"), "k", 1)

@@ -137,6 +137,34 @@ def test_a_corrupt_checkpoint_is_reported_not_skipped(store: ep.Store, data_dir:
         store.checkpoints()
 
 
+def test_metrics_report_a_corrupt_checkpoint_beside_the_others(store: ep.Store, data_dir: Path) -> None:
+    """One damaged checkpoint file must not take the figures of every other checkpoint (and a
+    metrics scrape) down with it: it is reported as corrupt, the others as usual."""
+    events = _workload(store, 6, 2)
+    _commit_after(store, A, "a-good", 2)
+    _commit_after(store, A, "c-good", 5)
+    bad = data_dir / "cursors" / "b-bad.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    before = bad.read_bytes()
+    checkpoints = store.metrics()["checkpoints"]
+    assert list(checkpoints) == ["a-good", "b-bad", "c-good"]
+    assert checkpoints["b-bad"] == {
+        "position": None,
+        "lag_events": None,
+        "lag_seconds": None,
+        "dead_letters": 0,
+        "corrupt": True,
+    }
+    for checkpoint_id, read in (("a-good", 2), ("c-good", 5)):
+        figures = checkpoints[checkpoint_id]
+        assert (figures["position"], figures["lag_events"], figures["corrupt"]) == (
+            events[read - 1].global_sequence,
+            len(events) - read,
+            False,
+        )
+    assert bad.read_bytes() == before  # reported, never repaired or removed
+
+
 def test_stopped_workers_are_listed_and_a_read_only_store_lists_them(open_store, data_dir: Path) -> None:
     store = open_store()
     events = _workload(store, 6, 2)
@@ -229,6 +257,7 @@ def test_metrics_names_are_stable(store: ep.Store) -> None:
             "lag_events",
             "lag_seconds",
             "dead_letters",
+            "corrupt",
         }
     )
 
@@ -262,6 +291,7 @@ def test_metrics_values_follow_a_known_workload(open_store, data_dir: Path) -> N
             "lag_events": 2,
             "lag_seconds": metrics["checkpoints"]["cp"]["lag_seconds"],
             "dead_letters": 0,
+            "corrupt": False,
         }
     }
     assert metrics["checkpoints"]["cp"]["lag_seconds"] > 0

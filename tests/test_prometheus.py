@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import eventpak as ep
 import pytest
@@ -95,12 +96,28 @@ def test_names_are_stable_and_a_store_name_labels_every_sample(store: ep.Store) 
         "eventpak_checkpoint_lag_events",
         "eventpak_checkpoint_lag_seconds",
         "eventpak_checkpoint_dead_letters",
+        "eventpak_checkpoint_corrupt",
     }
     assert all(dict(labels)["store"] == "orders" for _, labels in samples)
     assert samples[("eventpak_checkpoint_lag_events", (("checkpoint_id", "fresh"), ("store", "orders")))] == 1
     assert isinstance(collector, StoreCollector)
     registry.unregister(collector)
     assert _scrape(registry) == {}
+
+
+def test_a_corrupt_checkpoint_is_scraped_as_corrupt_beside_the_others(store: ep.Store) -> None:
+    store.append(("a", "eu"), "k", 1)
+    store.cursor(A).commit("good")
+    (Path(store.path) / "cursors" / "bad.ckpt").write_bytes(b"not a checkpoint")
+    registry = prometheus_client.CollectorRegistry()
+    register(store, registry)
+    samples = _scrape(registry)
+    good, bad = (("checkpoint_id", "good"),), (("checkpoint_id", "bad"),)
+    assert samples[("eventpak_checkpoint_corrupt", good)] == 0
+    assert samples[("eventpak_checkpoint_corrupt", bad)] == 1
+    assert samples[("eventpak_checkpoint_lag_events", good)] == 1
+    assert ("eventpak_checkpoint_lag_events", bad) not in samples
+    assert samples[("eventpak_events", ())] == 1
 
 
 def test_a_closed_store_is_scraped_without_samples(open_store) -> None:

@@ -683,11 +683,13 @@ class NativeStore:
         """Applies events of origin ``origin_store_id`` in order, verbatim, then fsyncs;
         returns ``(applied, already_present)``. The first event that does not continue the
         log raises ``ReplicationRefused``; those before it are applied and durable."""
-    def checkpoints(
-        self,
-    ) -> list[tuple[str, str | None, int, bool, int, tuple[int, int | None] | None]]:
-        """Every durable cursor checkpoint of the data dir, sorted by id, as ``(checkpoint_id,
-        region_identity, position, started, saved_at_us, lag)``; ``lag`` is ``(events,
+    def checkpoint_ids(self) -> list[str]:
+        """The ids of the durable cursor checkpoints of the data dir, sorted."""
+    def checkpoint_status(
+        self, checkpoint_id: str
+    ) -> tuple[str, str | None, int, bool, int, tuple[int, int | None] | None] | None:
+        """Checkpoint ``checkpoint_id`` as ``(checkpoint_id, region_identity, position,
+        started, saved_at_us, lag)``, or ``None`` when there is none; ``lag`` is ``(events,
         oldest_timestamp_us)``, or ``None`` when the region identity cannot be read back.
         Raises ``CursorCheckpointCorrupt`` for a checkpoint that cannot be trusted."""
     def region_lag(self, region: Region, position: int, started: bool) -> tuple[int, int | None]:

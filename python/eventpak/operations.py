@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypedDict
 
 from .dead_letters import count_dead_letters
+from .errors import CursorCheckpointCorrupt
 
 if TYPE_CHECKING:
     from .store import Store
@@ -16,9 +17,11 @@ __all__ = [
     "CheckpointInfo",
     "CheckpointMetrics",
     "StoreMetrics",
+    "checkpoint_ids",
     "lag_seconds",
     "list_checkpoints",
     "metrics",
+    "survey_checkpoints",
 ]
 
 
@@ -50,18 +53,41 @@ def lag_seconds(oldest_timestamp_us: int | None, now_us: int) -> float:
 
 
 def list_checkpoints(store: Store) -> list[CheckpointInfo]:
-    """Every durable checkpoint of the store's data dir, sorted by id (``Store.checkpoints``)."""
-    listed = store._native.checkpoints()
+    """Every durable checkpoint of the store's data dir, sorted by id (``Store.checkpoints``).
+    The first one that cannot be trusted raises ``CursorCheckpointCorrupt``."""
+    infos, damaged = survey_checkpoints(store)
+    if damaged:
+        raise next(iter(damaged.values()))
+    return infos
+
+
+def checkpoint_ids(store: Store) -> list[str]:
+    """The ids of the durable checkpoints of the store's data dir, sorted, without reading
+    them (a damaged one is listed too)."""
+    return store._native.checkpoint_ids()
+
+
+def survey_checkpoints(store: Store) -> tuple[list[CheckpointInfo], dict[str, CursorCheckpointCorrupt]]:
+    """Every durable checkpoint that can be read, sorted by id, and the error of each one
+    that cannot, by id: one damaged file must not hide the others from an operator."""
     now_us = time.time_ns() // 1000
-    infos = []
-    for checkpoint_id, identity, position, started, saved_at_us, lag in listed:
+    infos, damaged = [], {}
+    for checkpoint_id in checkpoint_ids(store):
+        try:
+            status = store._native.checkpoint_status(checkpoint_id)
+        except CursorCheckpointCorrupt as exc:
+            damaged[checkpoint_id] = exc
+            continue
+        if status is None:
+            continue  # reset since it was listed
+        _, identity, position, started, saved_at_us, lag = status
         events, seconds = (None, None) if lag is None else (lag[0], lag_seconds(lag[1], now_us))
         infos.append(
             CheckpointInfo(
                 checkpoint_id, identity, position if started else None, saved_at_us, events, seconds
             )
         )
-    return infos
+    return infos, damaged
 
 
 class CheckpointMetrics(TypedDict):
@@ -72,6 +98,9 @@ class CheckpointMetrics(TypedDict):
     lag_seconds: float | None
     dead_letters: int
     """Dead letters parked under this checkpoint so far."""
+    corrupt: bool
+    """The checkpoint file cannot be trusted (``Store.checkpoints()`` raises
+    ``CursorCheckpointCorrupt`` for it); its position and lag are then ``None``."""
 
 
 class StoreMetrics(TypedDict):
@@ -99,15 +128,27 @@ class StoreMetrics(TypedDict):
 def metrics(store: Store) -> StoreMetrics:
     """The store's metrics (``Store.metrics``)."""
     stats = store.stats()
+    infos, damaged = survey_checkpoints(store)
     checkpoints: dict[str, CheckpointMetrics] = {
         info.checkpoint_id: {
             "position": info.position,
             "lag_events": info.lag_events,
             "lag_seconds": info.lag_seconds,
             "dead_letters": count_dead_letters(store, info.checkpoint_id),
+            "corrupt": False,
         }
-        for info in list_checkpoints(store)
+        for info in infos
     }
+    # A damaged checkpoint is still reported, so a dashboard sees it rather than going dark.
+    for checkpoint_id in damaged:
+        checkpoints[checkpoint_id] = {
+            "position": None,
+            "lag_events": None,
+            "lag_seconds": None,
+            "dead_letters": count_dead_letters(store, checkpoint_id),
+            "corrupt": True,
+        }
+    checkpoints = dict(sorted(checkpoints.items()))
     return {
         "appends": stats["appends"],
         "appended_events": stats["appended_events"],

@@ -69,6 +69,7 @@ _PER_CHECKPOINT = (
     ("eventpak_checkpoint_lag_events", "lag_events", "Events of the checkpoint's region after its position."),
     ("eventpak_checkpoint_lag_seconds", "lag_seconds", "Age of the oldest event after the position."),
     ("eventpak_checkpoint_dead_letters", "dead_letters", "Dead letters parked under the checkpoint."),
+    ("eventpak_checkpoint_corrupt", "corrupt", "1 when the checkpoint file cannot be trusted."),
 )
 
 
@@ -106,7 +107,7 @@ class StoreCollector(Collector):
             gauge = GaugeMetricFamily(name, text, labels=[*labels, "checkpoint_id"])
             for checkpoint_id, figures in checkpoints.items():
                 if figures[key] is not None:
-                    gauge.add_metric([*values, checkpoint_id], figures[key])
+                    gauge.add_metric([*values, checkpoint_id], float(figures[key]))
             yield gauge
 
 

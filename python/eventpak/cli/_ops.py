@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from .. import CheckpointInfo, Cursor, DeadLetter, InvalidCheckpointId
+from ..operations import checkpoint_ids, survey_checkpoints
 from ._base import Refused, UsageError, event_record, format_time_us, open_for_reading
 from ._output import Column, print_json, print_table
 
@@ -47,7 +48,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "checkpoint, fields separated by tabs: checkpoint id, region identity, position, "
             "saved time (UTC), lag events, lag seconds. --json prints one JSON object per "
             "checkpoint, keyed by ep.CheckpointInfo attribute names (checkpoint_id, "
-            "region_identity, position, saved_at_us, lag_events, lag_seconds)."
+            "region_identity, position, saved_at_us, lag_events, lag_seconds). A checkpoint "
+            "file that cannot be trusted is named on stderr after the others, and the exit "
+            "status is then 1."
         ),
     )
     checkpoints.add_argument("data_dir", metavar="DIR", help="an eventpak data dir")
@@ -100,7 +103,7 @@ def _checkpoint_cells(info: CheckpointInfo) -> list[str]:
 
 def _checkpoints(args: argparse.Namespace) -> int:
     with open_for_reading(args.data_dir) as store:
-        infos = store.checkpoints()
+        infos, damaged = survey_checkpoints(store)
     if args.json:
         for info in infos:
             print_json(
@@ -114,11 +117,14 @@ def _checkpoints(args: argparse.Namespace) -> int:
                     "lag_seconds": info.lag_seconds,
                 },
             )
-        return 0
-    print_table(sys.stdout, CHECKPOINT_COLUMNS, [_checkpoint_cells(info) for info in infos])
-    if not infos and sys.stdout.isatty():
-        print("no checkpoints")
-    return 0
+    else:
+        print_table(sys.stdout, CHECKPOINT_COLUMNS, [_checkpoint_cells(info) for info in infos])
+        if not infos and not damaged and sys.stdout.isatty():
+            print("no checkpoints")
+    # Damaged checkpoints go to stderr, after every readable one, and fail the command.
+    for error in damaged.values():
+        print(f"eventpak: {error}", file=sys.stderr)
+    return 1 if damaged else 0
 
 
 def _dead_letter_record(checkpoint_id: str, letter: DeadLetter) -> dict[str, Any]:
@@ -153,7 +159,7 @@ def _dead_letters(args: argparse.Namespace) -> int:
         except InvalidCheckpointId as exc:
             raise UsageError(str(exc)) from None
     with open_for_reading(args.data_dir) as store:
-        known = [info.checkpoint_id for info in store.checkpoints()]
+        known = checkpoint_ids(store)
         ids = known if args.checkpoint_id is None else [args.checkpoint_id]
         letters = [(cid, letter) for cid in ids for letter in store.dead_letters(cid)]
         if args.checkpoint_id is not None and args.checkpoint_id not in known and not letters:

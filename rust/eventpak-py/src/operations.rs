@@ -22,18 +22,20 @@ fn lag_tuple(lag: Lag) -> LagTuple {
 
 #[pymethods]
 impl NativeStore {
-    /// Every durable cursor checkpoint of the data dir, sorted by id, as `(checkpoint_id,
-    /// region_identity, position, started, saved_at_us, lag)`; `lag` is `(events,
+    /// The ids of the durable cursor checkpoints of the data dir, sorted.
+    fn checkpoint_ids(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        self.run(py, |s| s.checkpoint_ids())
+    }
+
+    /// Checkpoint `checkpoint_id` as `(checkpoint_id, region_identity, position, started,
+    /// saved_at_us, lag)`, or `None` when there is none; `lag` is `(events,
     /// oldest_timestamp_us)`, or `None` when the region identity cannot be read back.
-    fn checkpoints(&self, py: Python<'_>) -> PyResult<Vec<CheckpointTuple>> {
-        let listed = self.run(py, |s| s.checkpoints())?;
-        Ok(listed
-            .into_iter()
-            .map(|c| {
-                let ckpt = c.checkpoint;
-                (c.id, ckpt.region_identity, ckpt.position, ckpt.started, c.saved_at_us, c.lag.map(lag_tuple))
-            })
-            .collect())
+    fn checkpoint_status(&self, py: Python<'_>, checkpoint_id: &str) -> PyResult<Option<CheckpointTuple>> {
+        let status = self.run(py, |s| s.checkpoint_status(checkpoint_id))?;
+        Ok(status.map(|c| {
+            let ckpt = c.checkpoint;
+            (c.id, ckpt.region_identity, ckpt.position, ckpt.started, c.saved_at_us, c.lag.map(lag_tuple))
+        }))
     }
 
     /// `(events, oldest_timestamp_us)`: the visible events of `region` after cursor position

@@ -112,12 +112,19 @@ impl Store {
     /// this process and of others sharing the dir), sorted by id, each with its region's
     /// lag. A checkpoint that cannot be trusted raises [`Error::CursorCheckpointCorrupt`].
     pub fn checkpoints(&self) -> Result<Vec<CheckpointStatus>> {
+        let mut out = Vec::new();
+        for id in self.checkpoint_ids()? {
+            out.extend(self.checkpoint_status(&id)?);
+        }
+        Ok(out)
+    }
+
+    /// The ids of the durable cursor checkpoints in the data dir, sorted: what
+    /// [`Store::checkpoints`] lists, for a caller that reads each one on its own so that a
+    /// damaged one does not hide the others.
+    pub fn checkpoint_ids(&self) -> Result<Vec<String>> {
         self.check_open()?;
         let dir = self.shared.data_dir.join(CURSORS_DIR);
-        let unreadable = |path, e: std::io::Error| Error::CursorCheckpointCorrupt {
-            path,
-            reason: format!("unreadable: {e}"),
-        };
         let entries = match std::fs::read_dir(&dir) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(unreadable(dir, e)),
@@ -129,23 +136,28 @@ impl Store {
             .filter(|id| validate_checkpoint_id(id).is_ok())
             .collect();
         ids.sort();
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            // A checkpoint reset since the listing is simply gone.
-            let Some(checkpoint) = CursorCheckpoint::load(&self.shared.data_dir, &id)? else { continue };
-            let path = checkpoint_path(&self.shared.data_dir, &id)?;
-            let modified = std::fs::symlink_metadata(&path).and_then(|m| m.modified());
-            let modified = modified.map_err(|e| unreadable(path, e))?;
-            let saved_at_us = modified.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
-            let region = checkpoint.region_identity.as_deref().map(Region::from_checkpoint_identity);
-            let lag = match region {
-                Some(Ok(region)) => {
-                    Some(self.region_lag(&region, checkpoint.position, checkpoint.started)?)
-                }
-                _ => None,
-            };
-            out.push(CheckpointStatus { id, checkpoint, saved_at_us, lag });
-        }
-        Ok(out)
+        Ok(ids)
     }
+
+    /// Checkpoint `id` with its region's lag; `None` when there is none (a checkpoint reset
+    /// since it was listed is simply gone). A checkpoint that cannot be trusted raises
+    /// [`Error::CursorCheckpointCorrupt`].
+    pub fn checkpoint_status(&self, id: &str) -> Result<Option<CheckpointStatus>> {
+        self.check_open()?;
+        let Some(checkpoint) = CursorCheckpoint::load(&self.shared.data_dir, id)? else { return Ok(None) };
+        let path = checkpoint_path(&self.shared.data_dir, id)?;
+        let modified = std::fs::symlink_metadata(&path).and_then(|m| m.modified());
+        let modified = modified.map_err(|e| unreadable(path, e))?;
+        let saved_at_us = modified.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+        let region = checkpoint.region_identity.as_deref().map(Region::from_checkpoint_identity);
+        let lag = match region {
+            Some(Ok(region)) => Some(self.region_lag(&region, checkpoint.position, checkpoint.started)?),
+            _ => None,
+        };
+        Ok(Some(CheckpointStatus { id: id.to_owned(), checkpoint, saved_at_us, lag }))
+    }
+}
+
+fn unreadable(path: std::path::PathBuf, e: std::io::Error) -> Error {
+    Error::CursorCheckpointCorrupt { path, reason: format!("unreadable: {e}") }
 }
