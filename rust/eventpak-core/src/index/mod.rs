@@ -7,6 +7,7 @@ mod checkpoint_sections;
 mod compacted;
 mod holes;
 mod interner;
+mod newest;
 mod query;
 mod tag_filter;
 mod tracking;

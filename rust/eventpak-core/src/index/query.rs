@@ -9,7 +9,7 @@ use super::{EntryMeta, Index};
 use crate::region::{KindFilter, Region};
 
 /// A region's filters resolved to interned ids, checkable in O(1) per entry.
-struct IdFilter {
+pub(super) struct IdFilter {
     entities: Option<Vec<bool>>,
     scope: Option<u32>,
     kinds: Option<Vec<bool>>,
@@ -17,7 +17,7 @@ struct IdFilter {
 }
 
 impl IdFilter {
-    fn accepts(&self, m: &EntryMeta) -> bool {
+    pub(super) fn accepts(&self, m: &EntryMeta) -> bool {
         m.visible
             && self.entities.as_ref().is_none_or(|set| set[m.entity as usize])
             && self.scope.is_none_or(|s| s == m.scope)
@@ -109,32 +109,43 @@ impl Index {
     /// [`Index::visit_hits_after`] for a region that is not a union.
     fn visit_plain(&self, region: &Region, position: u64, started: bool, visit: &mut dyn FnMut(u64) -> bool) {
         let from = if started { position.saturating_add(1) } else { position };
+        let Some(scan) = self.plan_scan(region, from) else { return };
+        let mut tags = TagCheck::new(scan.tags);
+        let filter = scan.filter;
+        let mut take =
+            |seq: u64| !filter.accepts(&self.entries[seq as usize]) || !tags.accepts(seq) || visit(seq);
+        match scan.driver {
+            None => {
+                for seq in from..self.len() {
+                    if !take(seq) {
+                        break;
+                    }
+                }
+            }
+            Some(lists) => merge_lists(&lists, &mut take),
+        }
+    }
+
+    /// How to scan a plain region from sequence `from` on; `None` when it can match nothing
+    /// there (a name it filters on was never written, or `from` is past the log).
+    pub(super) fn plan_scan(&self, region: &Region, from: u64) -> Option<Scan<'_>> {
         if from >= self.len() {
-            return;
+            return None;
         }
         let entity_ids = match &region.entity {
             // An exact entity is one name lookup, never a walk of its namespace.
-            Some(name) if region.entity_exact => match self.entity_names.get(name) {
-                Some(id) => Some(vec![id]),
-                None => return,
-            },
+            Some(name) if region.entity_exact => Some(vec![self.entity_names.get(name)?]),
             Some(prefix) => Some(self.entities_under(prefix)),
             None => None,
         };
         let scope_id = match region.scope.as_deref() {
-            Some(scope) => match self.scope_names.get(scope) {
-                Some(id) => Some(id),
-                None => return,
-            },
+            Some(scope) => Some(self.scope_names.get(scope)?),
             None => None,
         };
         let kind_ids = self.kinds_of(&region.kinds);
-        let mut tag_lists = Vec::with_capacity(region.tags.len());
+        let mut tags = Vec::with_capacity(region.tags.len());
         for tag in &region.tags {
-            match self.tag_names.get(tag) {
-                Some(id) => tag_lists.push(after(&self.tag_postings[id as usize], from)),
-                None => return,
-            }
+            tags.push(after(&self.tag_postings[self.tag_names.get(tag)? as usize], from));
         }
 
         // Candidate lists, one set per filter; the cheapest set drives the scan.
@@ -163,28 +174,28 @@ impl Index {
         if let Some(ids) = &kind_ids {
             plans.push(ids.iter().map(|&id| after(&self.kind_postings[id as usize], from)).collect());
         }
-        plans.extend(tag_lists.iter().map(|&list| vec![list]));
-        let mut tags = TagCheck::new(tag_lists);
+        plans.extend(tags.iter().map(|&list| vec![list]));
         let filter = IdFilter {
             entities: entity_ids.map(|ids| bitmap(self.entity_names.len(), &ids)),
             scope: scope_id,
             kinds: kind_ids.map(|ids| bitmap(self.kind_names.len(), &ids)),
             clock: region.clock,
         };
-        let mut take =
-            |seq: u64| !filter.accepts(&self.entries[seq as usize]) || !tags.accepts(seq) || visit(seq);
         let cost = |plan: &Vec<&[u64]>| plan.iter().map(|l| l.len()).sum::<usize>();
-        match plans.into_iter().min_by_key(cost) {
-            None => {
-                for seq in from..self.len() {
-                    if !take(seq) {
-                        break;
-                    }
-                }
-            }
-            Some(lists) => merge_lists(&lists, &mut take),
-        }
+        let driver = plans.into_iter().min_by_key(cost);
+        Some(Scan { driver, filter, tags })
     }
+}
+
+/// A plain region's scan from some sequence on: the candidate lists that drive it (every
+/// sequence when `None`) and the checks each candidate must pass.
+pub(super) struct Scan<'i> {
+    /// Disjoint sorted lists whose union holds every match (the region's cheapest filter).
+    pub(super) driver: Option<Vec<&'i [u64]>>,
+    /// Visibility, entity, scope, kind and clock, per entry.
+    pub(super) filter: IdFilter,
+    /// The postings of each required tag.
+    pub(super) tags: Vec<&'i [u64]>,
 }
 
 /// Walks disjoint sorted lists in ascending order until `visit` returns false.

@@ -40,7 +40,10 @@ impl Store {
                         && (kinds.is_empty() || kinds.contains(&**index.kind_names.name(meta.kind)))
                 })
             }),
-            ReplayTarget::Region(_) => Ok(self.replay_hits(target, kinds, None, usize::MAX)?.last().copied()),
+            ReplayTarget::Region(region) => match narrowed(region, kinds) {
+                Some(region) => self.with_index(|index| index.newest_hit(&region)),
+                None => Ok(None),
+            },
         }
     }
 }
