@@ -298,6 +298,43 @@ def test_a_compacted_store_reopens_from_its_index_checkpoint_as_a_scan_does(
     assert gaps[0] == gaps[1] and gaps[0]
 
 
+def test_the_causal_graph_of_a_restored_backup_is_the_live_one(open_store, tmp_path: Path) -> None:
+    """A backup carries no index checkpoint: its graph is rebuilt from the segments, where a
+    removed event is a hole that repeats the id before it. Effects, descendants and
+    correlations must come out as the live store answers them, and both must verify."""
+    store = open_store(**SMALL)
+    placed = store.append(("order:1", "s"), "placed", {})
+    store.append(("debug", "s"), "tick", {})  # removed: its hole sits between cause and effect
+    shipped = store.append(("order:1", "s"), "shipped", {}, caused_by=placed)
+    receipts = [placed, shipped, *fill(store, 120)]
+    for i, cause in enumerate(receipts[:60]):
+        receipts.append(store.append((f"e{i % 3}", "s"), "keep", {"i": i}, caused_by=cause))
+    store.compact(ep.Retention(kinds=["tick"]))
+    store.compact(ep.Retention(keep_last_per_entity=30))  # removes events that earlier holes follow
+
+    def graph(s: ep.Store) -> dict[int, tuple[list[int], list[int], list[int]]]:
+        def seqs(events: list[ep.Event]) -> list[int]:
+            return [e.global_sequence for e in events]
+
+        return {
+            e.global_sequence: (
+                seqs(s.effects(e.event_id)),
+                seqs(s.descendants(e.event_id)),
+                seqs(s.correlated(e.event_id)),
+            )
+            for e in s.query(ep.Region.all())
+        }
+
+    live = graph(store)
+    assert shipped.global_sequence in live[placed.global_sequence][0]
+    assert store.verify().ok
+    store.backup(tmp_path / "backup")
+    restored = open_store(tmp_path / "backup", **SMALL)
+    assert restored.stats()["index_checkpoint"] == "missing"
+    assert graph(restored) == live
+    assert restored.verify().ok
+
+
 def test_walk_ancestors_stops_at_a_removed_predecessor(open_store) -> None:
     store = open_store(**SMALL)
     fill(store, 120)

@@ -52,6 +52,19 @@ impl<K: std::hash::Hash + Eq + Copy> PackedPostings<K> {
         }
     }
 
+    /// Keeps only the pairs `keep` accepts; a key left with no sequence is dropped.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&K, u64) -> bool) {
+        let spilled = &mut self.spilled;
+        self.heads.retain(|key, packed| {
+            if *packed & SPILLED == 0 {
+                return keep(key, *packed);
+            }
+            let list = &mut spilled[(*packed & !SPILLED) as usize];
+            list.retain(|&seq| keep(key, seq));
+            !list.is_empty()
+        });
+    }
+
     /// Every (key, sequence) pair, in no particular order.
     pub(crate) fn pairs(&self) -> impl Iterator<Item = (K, u64)> + '_ {
         self.heads.iter().flat_map(move |(&key, _)| self.get(&key).iter().map(move |&seq| (key, seq)))
@@ -117,11 +130,14 @@ impl super::Index {
         causation_id: Option<[u8; 16]>,
         correlation_id: [u8; 16],
     ) -> (Option<u64>, Option<u128>) {
-        let earlier = &self.event_ids[..seq as usize];
-        let cause = causation_id.and_then(|c| earlier.binary_search(&u128::from_be_bytes(c)).ok());
+        // The first of equal ids, as `sequence_of_any` finds it: a hole left by a compaction
+        // repeats the id before it, and must not pass for that event.
+        let cause = causation_id
+            .and_then(|c| self.sequence_of_any(&c))
+            .filter(|&cause| cause < seq && !self.entries[cause as usize].is_hole());
         let correlation = u128::from_be_bytes(correlation_id);
         let own = correlation == self.event_ids[seq as usize];
-        (cause.map(|c| c as u64), (!own).then_some(correlation))
+        (cause, (!own).then_some(correlation))
     }
 
     fn is_visible(&self, seq: u64) -> bool {

@@ -28,9 +28,15 @@ impl Index {
             let meta = std::mem::replace(&mut self.entries[seq as usize], HOLE);
             scopes.push(meta.scope);
             kinds.push(meta.kind);
-            // A hole repeats the id before it, as a rebuild from the segments makes it.
+            // A hole repeats the id before it, as a rebuild from the segments makes it; so do
+            // the holes an earlier compaction left right after it, which repeated its id.
             let before = if seq == 0 { 0 } else { self.event_ids[seq as usize - 1] };
-            self.event_ids[seq as usize] = before;
+            let mut at = seq as usize;
+            self.event_ids[at] = before;
+            while at + 1 < self.entries.len() && self.entries[at + 1].is_hole() {
+                at += 1;
+                self.event_ids[at] = before;
+            }
         }
         self.holes += removed.len() as u64;
         for ids in [&mut scopes, &mut kinds] {
@@ -46,6 +52,11 @@ impl Index {
         for postings in &mut self.tag_postings {
             postings.retain(|s| !gone(s));
         }
+        // The causal indexes forget the removed events, as a rebuild from the segments
+        // (which no longer hold their frames) would: their links to their causes, the links
+        // of their effects to them, and their correlations.
+        self.causal.effects.retain(|cause, seq| !gone(cause) && !gone(&seq));
+        self.causal.correlated.retain(|_, seq| !gone(&seq));
     }
 
     /// Moves the frames of segment position `segment` (rewritten): `events` are `(seq, new
