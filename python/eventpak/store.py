@@ -20,6 +20,7 @@ from ._native import (
     Region,
     Tracking,
 )
+from ._timeouts import wait_seconds
 from .backup import BackupReport, backup_store
 from .config import StoreConfig, StoreOptions, StoreStats
 from .dead_letters import DeadLetter, read_dead_letters
@@ -320,6 +321,7 @@ class Store:
         abandoned (logged; its next store call raises ``ep.StoreClosed``) and closing goes
         on, so shutdown is bounded. In a process forked after the store was opened, it does
         nothing: the parent still owns the store."""
+        timeout = wait_seconds(timeout)  # a bad one refused before anything is stopped
         with self._workers_lock:
             workers, self._workers = self._workers, []
         stop_workers(workers, timeout)

@@ -19,6 +19,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ._native import Cursor, Event, Region, WorkerLease
+from ._timeouts import wait_seconds
 from .dead_letters import dead_letter_filter, park_and_log
 from .errors import EventpakError, WorkerCrashed
 from .isolation import Isolation
@@ -134,6 +135,7 @@ class CursorWorkerHandle:
     def join(self, timeout: float | None = None) -> None:
         """Waits for the worker to finish (does not ask it to stop). Raises the error that
         stopped it, or ``TimeoutError`` if it still runs after ``timeout`` seconds."""
+        timeout = wait_seconds(timeout)
         self._refuse_self_join()
         self._thread.join(timeout)
         if self._thread.is_alive():
@@ -144,7 +146,9 @@ class CursorWorkerHandle:
     def stop_and_join(self, timeout: float | None = None) -> None:
         """:meth:`stop`, then :meth:`join`. From inside the worker's own handler it raises
         ``RuntimeError`` at once (it would wait on itself); call :meth:`stop` there."""
-        self._refuse_self_join()  # before stop(): a refused call must not stop the worker
+        # Both checked before stop(): a refused call must not stop the worker.
+        timeout = wait_seconds(timeout)
+        self._refuse_self_join()
         self.stop()
         self.join(timeout)
 

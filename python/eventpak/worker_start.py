@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ._native import NativeStore, Region, WorkerLease
+from ._timeouts import wait_seconds
 from .errors import CheckpointInUse, ReadOnlyStore
 from .worker import CursorWorkerHandle
 from .worker_config import CursorWorkerConfig, Handler, check_worker_args
@@ -56,6 +57,7 @@ def stop_workers(workers: Iterable[CursorWorkerHandle], timeout: float | None) -
     belong to their ``join()``). With a ``timeout`` (seconds, for all of them together), a
     worker still in its handler then is abandoned and logged: its next store call raises
     ``ep.StoreClosed``."""
+    timeout = wait_seconds(timeout)
     workers = list(workers)
     for worker in workers:
         worker.stop()

@@ -1,6 +1,8 @@
-//! Integer arguments. An out-of-range value raises `ep.InvalidArgument` naming the argument,
+//! Integer and timeout arguments. An out-of-range value raises `ep.InvalidArgument` naming the argument,
 //! a value of another type a `TypeError` saying what the argument takes: never a bare
 //! `OverflowError` or a message naming Rust types.
+
+use std::time::Duration;
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -33,4 +35,18 @@ pub fn int_arg<T: TryFrom<u64>>(value: &Bound<'_, PyAny>, name: &str) -> PyResul
 /// [`int_arg`] for an optional argument (`None` stays `None`).
 pub fn opt_int_arg<T: TryFrom<u64>>(value: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<T>> {
     value.filter(|v| !v.is_none()).map(|v| int_arg(v, name)).transpose()
+}
+
+/// The longest wait a timeout stands for (about 31 years): a longer one, `inf` included,
+/// waits this long, which no caller outlives, instead of overflowing a deadline.
+const LONGEST_WAIT: Duration = Duration::from_secs(1_000_000_000);
+
+/// A timeout in seconds: at least 0, not NaN (`ep.InvalidArgument` naming `name`
+/// otherwise); a longer one than [`LONGEST_WAIT`], `inf` included, is that.
+pub fn timeout_arg(seconds: f64, name: &str) -> PyResult<Duration> {
+    if seconds.is_nan() || seconds < 0.0 {
+        let reason = format!("must be a number of seconds >= 0, got {seconds}");
+        return Err(InvalidArgument::new_err((name.to_owned(), reason)));
+    }
+    Ok(Duration::try_from_secs_f64(seconds).map_or(LONGEST_WAIT, |wait| wait.min(LONGEST_WAIT)))
 }

@@ -9,10 +9,9 @@ use eventpak_core::{
     validate_checkpoint_id, wait_for_events, Cursor as CoreCursor, CursorCheckpoint as CoreCheckpoint,
 };
 use parking_lot::Mutex;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use crate::args::int_arg;
+use crate::args::{int_arg, timeout_arg};
 use crate::cursor_values::{CursorCheckpoint, CursorGapConfig};
 use crate::errors::to_py;
 use crate::event::Event;
@@ -73,8 +72,7 @@ impl Cursor {
     /// a commit or `interrupt()` ends the wait at once.
     fn pull_batch(&self, py: Python<'_>, max: &Bound<'_, PyAny>, timeout: f64) -> PyResult<Vec<Py<Event>>> {
         let max = int_arg(max, "max")?;
-        let timeout = Duration::try_from_secs_f64(timeout.max(0.0))
-            .map_err(|_| PyValueError::new_err("timeout must be a finite number of seconds"))?;
+        let timeout = timeout_arg(timeout, "timeout")?;
         self.events(py, max, Some(timeout))
     }
 

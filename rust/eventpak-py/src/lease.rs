@@ -1,6 +1,6 @@
 //! `WorkerLease`: the right to run the worker of one checkpoint id, in any process.
 
-use std::time::Duration;
+use crate::args::timeout_arg;
 
 use parking_lot::Mutex;
 use pyo3::prelude::*;
@@ -41,7 +41,7 @@ impl NativeStore {
         checkpoint_id: CheckpointId,
         timeout: f64,
     ) -> PyResult<Option<WorkerLease>> {
-        let timeout = Duration::try_from_secs_f64(timeout.max(0.0)).unwrap_or(Duration::MAX);
+        let timeout = timeout_arg(timeout, "timeout")?;
         let id = checkpoint_id.0;
         let lease = self.run(py, move |store| store.take_worker_lease(&id, timeout))?;
         Ok(lease.map(|lease| WorkerLease { lease: Mutex::new(Some(lease)) }))
