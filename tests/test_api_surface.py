@@ -221,7 +221,11 @@ total: int | None = store.project("acct:1", Count())
 handler: ep.Handler = handle
 store.append_typed(("acct:1", "eu"), Deposit(1), idempotency_key="k")
 ups: ep.Upcasters = ep.Upcasters().add("deposit", 0, lambda p: p)
-ep.Store.open("/nonexistent", upcasters=ups)
+ep.Store.open("/nonexistent", upcasters=ups, projection_cache=ep.NativeCache("/nonexistent-cache"))
+listed: list[str] = ["acct:1", "eu"]  # a coordinate read from JSON is a list
+store.append(listed, "opened", {})
+store.append_batch([(listed, "opened", {}), ep.AppendRequest(listed, "opened", {})])
+assert ep.Region.all().matches(listed, "opened")
 """
 
 
@@ -234,12 +238,14 @@ def test_the_public_api_type_checks_as_documented(tmp_path: Path) -> None:
     bad.write_text(
         TYPED_USE
         + 'ep.Store.open("/x", sync="sometimes")\nstore.project("a", Count()) + "s"\n'
+        + 'ep.Store.open("/x", projection_cache="/cache")\n'
         + "def wrong(event: ep.Event) -> str:\n    return event.decode(Deposit)\n"
     )
     out, _, status = mypy_api.run(["--strict", "--no-incremental", str(bad)])
     assert status == 1
     assert 'Argument "sync" to "open" of "Store" has incompatible type' in out
     assert 'Unsupported operand types for + ("int" and "str")' in out
+    assert 'Argument "projection_cache" to "open" of "Store" has incompatible type "str"' in out
     assert 'Incompatible return value type (got "Deposit", expected "str")' in out
 
 

@@ -88,7 +88,8 @@ class Coordinate:
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
-_CoordinateLike: TypeAlias = Coordinate | tuple[str, str]
+# A list of two str is accepted too; not `Sequence[str]`, which a bare str would satisfy.
+_CoordinateLike: TypeAlias = Coordinate | tuple[str, str] | list[str]
 _EventId: TypeAlias = uuid.UUID | str
 _BatchItem: TypeAlias = AppendRequest | tuple[_CoordinateLike, str, Any]
 _Cause: TypeAlias = Event | AppendReceipt | uuid.UUID | str | PriorItem

@@ -10,12 +10,16 @@ from typing import Any, Literal, TypedDict
 
 from ._native import check_store_options, store_defaults
 from .errors import InvalidConfig
+from .projection import ProjectionCache
 from .typed import Upcasters
 
 __all__ = ["StoreConfig", "StoreOptions", "StoreStats", "SyncMode"]
 
 SyncMode = Literal["always", "batch", "never"]
 _DEFAULTS: dict[str, Any] = store_defaults()
+# What `project()` calls on a projection cache: an object without them is a mistake (a
+# path given in place of `ep.NativeCache(path)`) that would only show as warnings later.
+_CACHE_METHODS = ("get", "put")
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ class StoreConfig:
     fence_wait_ms: int = _DEFAULTS["fence_wait_ms"]
     """How long a plain append (or a fence) waits for another thread's open fence before
     raising ``ep.FenceActive``."""
-    projection_cache: Any = None
+    projection_cache: ProjectionCache | None = None
     """An object with the projection cache protocol (``ep.NativeCache(dir)``, ``ep.NoCache()``
     or your own); ``None`` means ``NoCache``."""
     default: Callable[[Any], Any] | None = None
@@ -69,6 +73,12 @@ class StoreConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.path, (str, os.PathLike)):
             raise InvalidConfig(f"path must be a str or os.PathLike, not {type(self.path).__name__}")
+        cache = self.projection_cache
+        if cache is not None and not all(callable(getattr(cache, m, None)) for m in _CACHE_METHODS):
+            raise InvalidConfig(
+                "projection_cache must be a cache (ep.NativeCache(dir), ep.NoCache() or an object "
+                f"with {', '.join(_CACHE_METHODS)} methods), not {type(cache).__name__}"
+            )
         if self.default is not None and not callable(self.default):
             raise InvalidConfig(f"default must be callable, not {type(self.default).__name__}")
         if isinstance(self.verify_keys, list):
@@ -102,7 +112,7 @@ class StoreOptions(TypedDict, total=False):
     read_only: bool
     shared: bool
     fence_wait_ms: int
-    projection_cache: Any
+    projection_cache: ProjectionCache | None
     default: Callable[[Any], Any] | None
     signing_key: bytes | None
     verify_keys: Sequence[bytes]
@@ -138,6 +148,7 @@ class StoreStats(TypedDict):
     removed_segments: list[str]
     """Half-created segment files removed at open."""
     index_checkpoint: str
-    """How the index was loaded at open (``"used"``, ``"missing"``, ...)."""
+    """How the index was loaded at open: ``"loaded"`` (from its checkpoint), ``"missing"``,
+    ``"stale"``, ``"corrupt"`` or ``"disabled"`` (rebuilt from the segments)."""
     scanned_events: int
     """Events read from segments at open (not covered by the index checkpoint)."""

@@ -10,7 +10,8 @@ from ._native import AppendCondition, AppendReceipt, AppendRequest, Coordinate, 
 
 __all__ = ["AppendOptions", "BatchItem", "CoordinateLike", "EventOptions"]
 
-CoordinateLike = Coordinate | tuple[str, str]
+# A list of two str is accepted too; not `Sequence[str]`, which a bare str would satisfy.
+CoordinateLike = Coordinate | tuple[str, str] | list[str]
 BatchItem = AppendRequest | tuple[CoordinateLike, str, Any]
 
 

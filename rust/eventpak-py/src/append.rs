@@ -5,8 +5,7 @@ use pyo3::prelude::*;
 
 use crate::args::opt_int_arg;
 use crate::event::AppendReceipt;
-use crate::guards::guards;
-use crate::names::TagName;
+use crate::guards::{guards, tracking_name};
 use crate::request::{build, build_items, Options};
 use crate::store::NativeStore;
 
@@ -71,8 +70,9 @@ impl NativeStore {
     }
 
     /// The position recorded for tracking name `name`, or None.
-    fn tracking_position(&self, py: Python<'_>, name: TagName) -> PyResult<Option<u64>> {
-        self.run(py, |s| s.tracking_position(&name.0))
+    fn tracking_position(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<Option<u64>> {
+        let name = tracking_name(name)?;
+        self.run(py, |s| s.tracking_position(&name))
     }
 
     /// Appends atomically events the store writes itself: the reserved kinds (denials,

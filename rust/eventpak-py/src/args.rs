@@ -1,4 +1,4 @@
-//! Integer and timeout arguments. An out-of-range value raises `ep.InvalidArgument` naming the argument,
+//! Integer, timeout, bytes and bool arguments. An out-of-range value raises `ep.InvalidArgument` naming the argument,
 //! a value of another type a `TypeError` saying what the argument takes: never a bare
 //! `OverflowError` or a message naming Rust types.
 
@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyInt};
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyInt};
 
 use crate::errors::InvalidArgument;
 
@@ -49,4 +49,32 @@ pub fn timeout_arg(seconds: f64, name: &str) -> PyResult<Duration> {
         return Err(InvalidArgument::new_err((name.to_owned(), reason)));
     }
     Ok(Duration::try_from_secs_f64(seconds).map_or(LONGEST_WAIT, |wait| wait.min(LONGEST_WAIT)))
+}
+
+/// A `bytes` argument (a `bytearray` is copied): any other type raises a `TypeError` saying
+/// the argument takes bytes, where PyO3's own extraction would name its Rust type.
+pub struct BytesArg(pub Vec<u8>);
+
+impl<'py> FromPyObject<'py> for BytesArg {
+    fn extract_bound(ob: &Bound<'py, PyAny>) -> PyResult<Self> {
+        if let Ok(bytes) = ob.downcast::<PyBytes>() {
+            return Ok(BytesArg(bytes.as_bytes().to_vec()));
+        }
+        if let Ok(bytes) = ob.downcast::<PyByteArray>() {
+            return Ok(BytesArg(bytes.to_vec()));
+        }
+        Err(PyTypeError::new_err(format!("must be bytes, not {}", type_name(ob))))
+    }
+}
+
+/// A `bool` argument: any other type raises a `TypeError` saying the argument takes a bool.
+pub struct BoolArg(pub bool);
+
+impl<'py> FromPyObject<'py> for BoolArg {
+    fn extract_bound(ob: &Bound<'py, PyAny>) -> PyResult<Self> {
+        match ob.downcast::<PyBool>() {
+            Ok(flag) => Ok(BoolArg(flag.is_true())),
+            Err(_) => Err(PyTypeError::new_err(format!("must be a bool, not {}", type_name(ob)))),
+        }
+    }
 }

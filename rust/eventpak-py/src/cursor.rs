@@ -11,7 +11,7 @@ use eventpak_core::{
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 
-use crate::args::{int_arg, timeout_arg};
+use crate::args::{int_arg, timeout_arg, BoolArg};
 use crate::cursor_values::{CursorCheckpoint, CursorGapConfig};
 use crate::errors::to_py;
 use crate::event::Event;
@@ -100,9 +100,9 @@ impl Cursor {
 
     /// Moves the cursor: the next delivery is the first match after `position` (or at
     /// it, when `started` is False).
-    fn seek(&self, position: &Bound<'_, PyAny>, started: bool) -> PyResult<()> {
+    fn seek(&self, position: &Bound<'_, PyAny>, started: BoolArg) -> PyResult<()> {
         let position = int_arg(position, "position")?;
-        self.state.lock().seek(position, started);
+        self.state.lock().seek(position, started.0);
         Ok(())
     }
 

@@ -1,14 +1,15 @@
 //! `AppendCondition` and `Tracking`: what an append may carry besides its events, as value
 //! types (frozen, comparable, hashable, picklable).
 
-use eventpak_core::{AppendCondition as CoreCondition, CommitGuards, Tracking as CoreTracking};
+use eventpak_core::{
+    validate_tracking_name, AppendCondition as CoreCondition, CommitGuards, Tracking as CoreTracking,
+};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyString, PyTuple};
 
 use crate::args::{int_arg, opt_int_arg, type_name};
-use crate::errors::to_py;
-use crate::names::TagName;
+use crate::errors::{to_py, InvalidArgument};
 use crate::types::Region;
 
 /// Fails an append when a visible event matching `fail_if_events_match` was committed
@@ -59,6 +60,20 @@ impl AppendCondition {
     }
 }
 
+/// A tracking name argument: a `str` (`TypeError` otherwise) of valid UTF-8; every other
+/// rule, and this one, raise `ep.InvalidArgument` naming "tracking name".
+pub fn tracking_name(name: &Bound<'_, PyAny>) -> PyResult<String> {
+    let Ok(text) = name.downcast::<PyString>() else {
+        return Err(PyTypeError::new_err(format!("tracking name must be a str, not {}", type_name(name))));
+    };
+    let text = text.to_str().map_err(|_| {
+        let shown = text.to_string_lossy().into_owned();
+        InvalidArgument::new_err(("tracking name".to_owned(), format!("{shown:?} is not valid UTF-8 text")))
+    })?;
+    validate_tracking_name(text).map_err(|e| to_py(e, ""))?;
+    Ok(text.to_owned())
+}
+
 /// A consumer's position `position` in its input `name`, recorded atomically with the
 /// batch that processed it.
 #[pyclass(frozen, eq, hash, module = "eventpak._native")]
@@ -71,7 +86,7 @@ pub struct Tracking {
 impl Tracking {
     #[new]
     fn new(name: &Bound<'_, PyAny>, position: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let name = TagName::named(name, "name")?.0;
+        let name = tracking_name(name)?;
         let position = int_arg(position, "position")?;
         CoreTracking::new(&name, position).map(|inner| Tracking { inner }).map_err(|e| to_py(e, ""))
     }

@@ -7,7 +7,7 @@ use eventpak_core::{CacheMeta as CoreMeta, NativeCache as CoreCache, ReplayTarge
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyType};
 
-use crate::args::{int_arg, opt_int_arg};
+use crate::args::{int_arg, opt_int_arg, BytesArg};
 use crate::event::Event;
 use crate::gil::detached;
 use crate::store::NativeStore;
@@ -62,29 +62,29 @@ impl NativeCache {
     }
 
     /// `(value, CacheMeta)` for `key`, or `None`.
-    fn get<'py>(&self, py: Python<'py>, key: &[u8]) -> PyResult<Option<(Bound<'py, PyBytes>, CacheMeta)>> {
-        let found = detached(py, &self.shown, || self.inner.get(key))?;
+    fn get<'py>(&self, py: Python<'py>, key: BytesArg) -> PyResult<Option<(Bound<'py, PyBytes>, CacheMeta)>> {
+        let found = detached(py, &self.shown, || self.inner.get(&key.0))?;
         Ok(found.map(|(value, m)| {
             (PyBytes::new(py, &value), CacheMeta { watermark: m.watermark, cached_at_us: m.cached_at_us })
         }))
     }
 
     /// Stores `value` under `key`.
-    fn put(&self, py: Python<'_>, key: &[u8], value: &[u8], meta: &CacheMeta) -> PyResult<()> {
+    fn put(&self, py: Python<'_>, key: BytesArg, value: BytesArg, meta: &CacheMeta) -> PyResult<()> {
         let meta = CoreMeta { watermark: meta.watermark, cached_at_us: meta.cached_at_us };
-        detached(py, &self.shown, || self.inner.put(key, value, meta))
+        detached(py, &self.shown, || self.inner.put(&key.0, &value.0, meta))
     }
 
     /// Deletes every entry whose key starts with `prefix`; returns how many.
-    fn delete_prefix(&self, py: Python<'_>, prefix: &[u8]) -> PyResult<u64> {
-        detached(py, &self.shown, || self.inner.delete_prefix(prefix))
+    fn delete_prefix(&self, py: Python<'_>, prefix: BytesArg) -> PyResult<u64> {
+        detached(py, &self.shown, || self.inner.delete_prefix(&prefix.0))
     }
 
     /// Nothing to flush: puts are written at once (and a cache needs no fsync).
     fn sync(&self) {}
 
     /// Nothing to prefetch: a get is one file read.
-    fn prefetch(&self, key: &[u8], meta: &CacheMeta) {
+    fn prefetch(&self, key: BytesArg, meta: &CacheMeta) {
         let _ = (key, meta);
     }
 }

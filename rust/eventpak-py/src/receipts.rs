@@ -5,6 +5,7 @@ use eventpak_core::{parse_public_key, ReceiptError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
+use crate::args::BytesArg;
 use crate::errors::{to_py, InvalidArgument};
 use crate::event::AppendReceipt;
 use crate::store::NativeStore;
@@ -22,8 +23,8 @@ pub fn generate_signing_key(py: Python<'_>) -> PyResult<Bound<'_, PyBytes>> {
 
 /// The 32-byte public key of a signing key.
 #[pyfunction]
-pub fn public_key<'py>(py: Python<'py>, signing_key: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
-    let public = eventpak_core::public_key(signing_key).map_err(|e| refused("signing_key", e))?;
+pub fn public_key<'py>(py: Python<'py>, signing_key: BytesArg) -> PyResult<Bound<'py, PyBytes>> {
+    let public = eventpak_core::public_key(&signing_key.0).map_err(|e| refused("signing_key", e))?;
     Ok(PyBytes::new(py, &public))
 }
 
@@ -32,9 +33,9 @@ pub fn public_key<'py>(py: Python<'py>, signing_key: &[u8]) -> PyResult<Bound<'p
 pub fn verify_receipt_signature(
     py: Python<'_>,
     receipt: &Bound<'_, AppendReceipt>,
-    public_key: &[u8],
+    public_key: BytesArg,
 ) -> PyResult<bool> {
-    let key = parse_public_key(public_key).map_err(|e| refused("public_key", e))?;
+    let key = parse_public_key(&public_key.0).map_err(|e| refused("public_key", e))?;
     let receipt = receipt.get().core();
     Ok(py.detach(|| receipt.verify_signature(&key)))
 }

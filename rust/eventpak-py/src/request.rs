@@ -8,6 +8,7 @@ use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use crate::args::{opt_int_arg, type_name};
 use crate::causation;
+use crate::errors::InvalidIdempotencyKey;
 use crate::event::from_uuid;
 use crate::names::{tag_list, KindName};
 use crate::payload;
@@ -84,7 +85,12 @@ pub struct Options<'a, 'py> {
 
 fn key_bytes(key: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     if let Ok(text) = key.downcast::<PyString>() {
-        return Ok(text.to_str()?.as_bytes().to_vec());
+        // A str that is not valid UTF-8 (a lone surrogate) has no bytes to key by.
+        let Ok(text) = text.to_str() else {
+            let shown = text.to_string_lossy().into_owned();
+            return Err(InvalidIdempotencyKey::new_err((format!("{shown:?} is not valid UTF-8 text"),)));
+        };
+        return Ok(text.as_bytes().to_vec());
     }
     if let Ok(bytes) = key.downcast::<PyBytes>() {
         return Ok(bytes.as_bytes().to_vec());

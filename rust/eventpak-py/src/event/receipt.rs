@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyType};
 
 use super::ids::to_uuid;
+use crate::args::BytesArg;
 use crate::errors::InvalidArgument;
 
 /// What an append returns. Two receipts are equal when they name the same stored event of
@@ -87,7 +88,8 @@ impl AppendReceipt {
     /// Parses `to_bytes()` output; checks the form, not the content. Malformed bytes raise
     /// `ep.InvalidArgument`.
     #[classmethod]
-    fn from_bytes(_cls: &Bound<'_, PyType>, data: &[u8]) -> PyResult<Self> {
+    fn from_bytes(_cls: &Bound<'_, PyType>, data: BytesArg) -> PyResult<Self> {
+        let data = &data.0[..];
         CoreReceipt::from_bytes(data)
             .map(AppendReceipt::from)
             .map_err(|e| InvalidArgument::new_err(("data".to_owned(), e.to_string())))
