@@ -79,6 +79,10 @@ def test_a_fence_append_takes_every_option_of_one_event(store, coord):
         )
         with pytest.raises(TypeError):
             fence.append(coord("b"), "k", "x", condition=None)  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="takes no condition nor tracking: a fence's events commit"):
+            fence.append(  # type: ignore[call-arg]
+                coord("b"), "k", "x", condition=ep.AppendCondition(R.all()), tracking=ep.Tracking("t", 1)
+            )
     event = store.get(receipt.event_id)
     assert event.causation_id == cause.event_id
     assert event.correlation_id == store.get(cause.event_id).correlation_id

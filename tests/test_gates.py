@@ -390,6 +390,54 @@ def test_a_bypass_appends_the_event_and_its_audit_atomically(store: ep.Store) ->
     assert len(events(store)) == 2
 
 
+def test_a_bypass_takes_a_condition_and_a_tracking_record_for_its_commit(store: ep.Store) -> None:
+    pipeline = ep.Pipeline(store, [Refuse()])
+    taken = ep.AppendCondition(fail_if_events_match=ep.Region.entity("acct:1"), after=None)
+    receipt = pipeline.bypass(ACCT, "open", 1, reason="ops", condition=taken, tracking=ep.Tracking("in", 5))
+    assert store.tracking_position("in") == 5
+    assert [e.kind for e in events(store)] == ["open", "eventpak.bypass"]
+    # The same condition now fails: neither the event nor its audit is written.
+    with pytest.raises(ep.AppendConditionFailed):
+        pipeline.bypass(ACCT, "open", 2, reason="ops", condition=taken, tracking=ep.Tracking("in", 6))
+    assert (len(events(store)), store.tracking_position("in")) == (2, 5)
+    assert receipt.global_sequence == 0
+
+
+def test_a_denial_keeps_the_cause_given_as_caused_by(store: ep.Store) -> None:
+    root = store.append(ACCT, "placed", {})
+    with pytest.raises(ep.Denial):
+        ep.Pipeline(store, [Refuse()]).append(None, ACCT, "ship", {}, caused_by=root)
+    denial = store.query(ep.Region.all().with_kind("eventpak.denial"))[0]
+    assert denial.causation_id == root.event_id
+    assert denial.event_id in {e.event_id for e in store.correlated(root.event_id)}
+
+
+def test_a_denied_batch_item_caused_by_an_earlier_item_is_recorded_without_that_cause(
+    store: ep.Store,
+) -> None:
+    """The item it names was never written: the denial is recorded and raised all the same."""
+    correlation = uuid.uuid4()
+    items = [
+        ep.AppendRequest(ACCT, "open", {}),
+        ep.AppendRequest(ACCT, "ship", {}, causation_id=ep.PriorItem(0), correlation_id=correlation),
+    ]
+    with pytest.raises(ep.Denial):
+        ep.Pipeline(store, [Refuse(kind="ship")]).append_batch(None, items)
+    [denial] = events(store)
+    assert (denial.kind, denial.causation_id, denial.correlation_id) == ("eventpak.denial", None, correlation)
+
+
+@pytest.mark.parametrize("append", ["store", "pipeline"])
+def test_a_batch_tuple_with_options_says_where_options_go(store: ep.Store, append: str) -> None:
+    item = (ACCT, "k", {}, ["tag"])
+    with pytest.raises(TypeError, match=r"not a tuple of 4 \(options such as tags go in ep.AppendRequest"):
+        if append == "store":
+            store.append_batch([item])  # type: ignore[list-item]
+        else:
+            ep.Pipeline(store, [Allow()]).append_batch(None, [item])  # type: ignore[list-item]
+    assert events(store) == []
+
+
 def test_a_retried_bypass_with_a_key_writes_nothing_new(store: ep.Store) -> None:
     pipeline = ep.Pipeline(store, [Refuse()])
     first = pipeline.bypass(ACCT, "withdrawal", 1, reason="ops", idempotency_key="w-1")

@@ -625,7 +625,13 @@ class NativeStore:
         ``condition`` and ``tracking``, as ``append`` (``items`` may then be empty)."""
     def tracking_position(self, name: str) -> int | None:
         """The position last recorded for tracking name ``name``, or ``None``."""
-    def _append_reserved_batch(self, items: Iterable[_BatchItem]) -> list[AppendReceipt]:
+    def _append_reserved_batch(
+        self,
+        items: Iterable[_BatchItem],
+        *,
+        condition: AppendCondition | None = None,
+        tracking: Tracking | None = None,
+    ) -> list[AppendReceipt]:
         """Like ``append_batch``, for events the store writes itself: the reserved kinds
         ``eventpak.denial``, ``eventpak.bypass`` and ``eventpak.dead_letter`` are accepted beside
         ordinary ones (any other ``eventpak.`` kind raises ``InvalidKind``)."""

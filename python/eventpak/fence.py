@@ -48,6 +48,12 @@ class Fence:
     ) -> AppendReceipt:
         """Appends one event through the fence (the options of one event, as for
         ``Store.append``; a fence takes no ``condition`` nor ``tracking``)."""
+        refused = sorted(set(options) & {"condition", "tracking"})
+        if refused:
+            raise TypeError(
+                f"Fence.append() takes no {' nor '.join(refused)}: a fence's events commit with the "
+                "fence, so a condition or tracking record goes on a store.append_batch instead"
+            )
         return self.append_batch([AppendRequest(coord, kind, payload, **options)])[0]
 
     def append_batch(self, items: Iterable[BatchItem]) -> list[AppendReceipt]:

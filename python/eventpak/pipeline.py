@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any, Unpack, final
 
-from ._native import AppendReceipt, AppendRequest, NativeStore, decode_payload, encode_payload
+from ._native import AppendReceipt, AppendRequest, NativeStore, PriorItem, decode_payload, encode_payload
 from .errors import Denial, InvalidArgument, InvalidKind, PayloadNotSerializable
 from .gates import Gate, GateSet, Proposal
 from .options import AppendOptions, BatchItem, CoordinateLike
@@ -23,6 +23,8 @@ BYPASS_KIND = "eventpak.bypass"
 _RESERVED_PREFIX = "eventpak."
 # Every append option, as the store names them: read from AppendRequest items for gating.
 _OPTION_NAMES = tuple(AppendOptions.__annotations__)
+# The options of a whole commit, which an AppendRequest does not carry.
+_COMMIT_OPTIONS = ("condition", "tracking")
 
 
 @final
@@ -90,8 +92,11 @@ class Pipeline:
         audit_request = AppendRequest(
             proposal.coord, BYPASS_KIND, audit, idempotency_key=_audit_key(key), correlation_id=correlation
         )
-        event = AppendRequest(proposal.coord, kind, payload, **proposal.options)
-        return self._store._native._append_reserved_batch([event, audit_request])[0]
+        # A condition and a tracking record belong to the commit, not to one event of it.
+        item_options = {k: v for k, v in proposal.options.items() if k not in _COMMIT_OPTIONS}
+        guards = {k: v for k, v in proposal.options.items() if k in _COMMIT_OPTIONS}
+        event = AppendRequest(proposal.coord, kind, payload, **item_options)
+        return self._store._native._append_reserved_batch([event, audit_request], **guards)[0]
 
     def _gate(self, ctx: Any, proposal: Proposal) -> None:
         try:
@@ -110,9 +115,10 @@ def _proposal_of(item: BatchItem) -> Proposal:
         return Proposal(item.coord, item.kind, item.payload, **options)
     if isinstance(item, tuple) and len(item) == 3:
         return Proposal(*item)
-    raise TypeError(
-        f"batch items must be ep.AppendRequest or (coord, kind, payload) tuples, not {type(item).__name__}"
-    )
+    shown = type(item).__name__
+    if isinstance(item, tuple):  # options are not tuple fields: say where they go
+        shown = f"a tuple of {len(item)} (options such as tags go in ep.AppendRequest(coord, kind, payload, ...))"
+    raise TypeError(f"batch items must be ep.AppendRequest or (coord, kind, payload) tuples, not {shown}")
 
 
 def _audit_key(key: Any) -> Any:
@@ -139,9 +145,14 @@ def record_denial(native: NativeStore, denial: Denial, proposal: Proposal) -> Ap
         "context": denial.context,
         "proposed_kind": proposal.kind,
     }
-    # The denial joins the proposal's causal trace; it takes no idempotency key, since every
-    # refused attempt is a denial of its own.
-    trace = {name: proposal.options.get(name) for name in ("causation_id", "correlation_id")}
+    # The denial joins the proposal's causal trace (given as `caused_by` or as ids); it takes
+    # no idempotency key, since every refused attempt is a denial of its own. A cause that is
+    # another item of the refused batch was never written: the denial has no cause then.
+    trace = {
+        name: value
+        for name in ("causation_id", "caused_by", "correlation_id")
+        if not isinstance(value := proposal.options.get(name), PriorItem)
+    }
 
     def append(payload: dict[str, Any]) -> AppendReceipt:
         request = AppendRequest(proposal.coord, DENIAL_KIND, payload, **trace)

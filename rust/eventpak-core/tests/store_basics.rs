@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use eventpak_core::{Error, Region, StoreConfig, SyncMode};
+use eventpak_core::{CommitGuards, Error, Region, StoreConfig, SyncMode};
 
 #[test]
 fn appends_are_dense_chained_and_readable() {
@@ -149,11 +149,11 @@ fn reserved_kinds_are_written_only_through_the_store_entry() {
     }
     // An unlisted reserved kind anywhere in the batch refuses all of it.
     let batch = vec![request("e", "deposit", b"1"), request("e", "eventpak.other", b"2")];
-    assert!(matches!(store.append_reserved_batch(batch), Err(Error::InvalidKind(_))));
+    assert!(matches!(store.append_reserved_batch(batch, CommitGuards::none()), Err(Error::InvalidKind(_))));
     assert_eq!(store.head().unwrap(), None);
 
     let batch = vec![request("e", "deposit", b"1"), request("e", "eventpak.bypass", b"2")];
-    let receipts = store.append_reserved_batch(batch).unwrap();
+    let receipts = store.append_reserved_batch(batch, CommitGuards::none()).unwrap();
     assert_eq!(receipts.iter().map(|r| r.entity_sequence).collect::<Vec<_>>(), [0, 1]);
     let region = Region::all().with_kinds(&["eventpak.bypass"]).unwrap();
     let found = store.query(&region, None, None).unwrap();

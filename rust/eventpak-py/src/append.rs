@@ -76,16 +76,20 @@ impl NativeStore {
     }
 
     /// Appends atomically events the store writes itself: the reserved kinds (denials,
-    /// bypass audits, dead letters) are accepted beside ordinary ones. Used by the package
-    /// only, never re-exported on `ep.Store`.
-    #[pyo3(name = "_append_reserved_batch")]
+    /// bypass audits, dead letters) are accepted beside ordinary ones, with `condition` and
+    /// `tracking` as `append_batch` takes them. Used by the package only, never re-exported
+    /// on `ep.Store`.
+    #[pyo3(name = "_append_reserved_batch", signature = (items, *, condition=None, tracking=None))]
     fn append_reserved_batch(
         &self,
         py: Python<'_>,
         items: &Bound<'_, PyAny>,
+        condition: Option<&Bound<'_, PyAny>>,
+        tracking: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<AppendReceipt>> {
         let requests = build_items(items, self.default_encoder(py).as_ref())?;
-        let receipts = self.run(py, |s| s.append_reserved_batch(requests))?;
+        let guards = guards(condition, tracking)?;
+        let receipts = self.run(py, |s| s.append_reserved_batch(requests, guards))?;
         Ok(receipts.into_iter().map(AppendReceipt::from).collect())
     }
 }

@@ -175,7 +175,14 @@ pub fn build_item(
     }
     let py = item.py();
     let Ok(req) = item.downcast::<AppendRequest>() else {
-        let shown = type_name(item);
+        let shown = match item.downcast::<PyTuple>() {
+            // Options are not tuple fields: say where they go.
+            Ok(tuple) => format!(
+                "a tuple of {} (options such as tags go in ep.AppendRequest(coord, kind, payload, ...))",
+                tuple.len()
+            ),
+            Err(_) => type_name(item),
+        };
         return Err(PyTypeError::new_err(format!(
             "batch items must be ep.AppendRequest or (coord, kind, payload) tuples, not {shown}"
         )));

@@ -63,10 +63,14 @@ impl Store {
     }
 
     /// Appends, atomically, events the store writes itself (denials, bypass audits, dead
-    /// letters): like [`Store::append_batch`], but the kinds of
+    /// letters): like [`Store::append_batch_guarded`], but the kinds of
     /// [`RESERVED_KINDS`](crate::RESERVED_KINDS) are accepted beside ordinary ones.
-    pub fn append_reserved_batch(&self, requests: Vec<AppendRequest>) -> Result<Vec<AppendReceipt>> {
-        self.commit(requests, Mode { store_written: true, ..BATCH }, &CommitGuards::none())
+    pub fn append_reserved_batch(
+        &self,
+        requests: Vec<AppendRequest>,
+        guards: CommitGuards,
+    ) -> Result<Vec<AppendReceipt>> {
+        self.commit(requests, Mode { store_written: true, ..BATCH }, &guards)
     }
 
     /// Appends events through the open fence: written now, visible at its commit.
