@@ -25,6 +25,7 @@ _RESERVED_PREFIX = "eventpak."
 _OPTION_NAMES = tuple(AppendOptions.__annotations__)
 # The options of a whole commit, which an AppendRequest does not carry.
 _COMMIT_OPTIONS = ("condition", "tracking")
+_REQUEST_FORM = "ep.AppendRequest(coord, kind, payload, ...)"
 
 
 @final
@@ -117,7 +118,7 @@ def _proposal_of(item: BatchItem) -> Proposal:
         return Proposal(*item)
     shown = type(item).__name__
     if isinstance(item, tuple):  # options are not tuple fields: say where they go
-        shown = f"a tuple of {len(item)} (options such as tags go in ep.AppendRequest(coord, kind, payload, ...))"
+        shown = f"a tuple of {len(item)} (options such as tags go in {_REQUEST_FORM})"
     raise TypeError(f"batch items must be ep.AppendRequest or (coord, kind, payload) tuples, not {shown}")
 
 
