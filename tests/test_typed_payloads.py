@@ -51,6 +51,8 @@ class Order:
     pair: tuple[Money, int]
     tags: tuple[str, ...]
     total: int = dataclasses.field(init=False, default=0)
+    gifts: list[Line] | None = None
+    extra: dict[str, Money] | None = None
 
     def __post_init__(self) -> None:
         self.total = sum(line.price.cents for line in self.lines)
@@ -84,6 +86,8 @@ def test_nested_dataclasses_round_trip(store: ep.Store) -> None:
         fallback=None,
         pair=(Money(1, "USD"), 2),
         tags=("gift", "rush"),
+        gifts=[Line("g", Money(0, "EUR"))],
+        extra={"fee": Money(5, "EUR")},
     )
     assert order.total == 350
     store.append_typed(ACCT, order)
@@ -93,6 +97,23 @@ def test_nested_dataclasses_round_trip(store: ep.Store) -> None:
     assert decoded == order
     assert isinstance(decoded.lines[0].price, Money) and isinstance(decoded.pair, tuple)
     assert isinstance(decoded.by_sku["a"], Money) and isinstance(decoded.discount, Money)
+    # A container of dataclasses that may be None is rebuilt like the container alone.
+    assert decoded.gifts is not None and isinstance(decoded.gifts[0], Line)
+    assert decoded.extra is not None and isinstance(decoded.extra["fee"], Money)
+
+
+@ep.event_type("node")
+@dataclasses.dataclass
+class Node:
+    children: list[Node]
+
+
+def test_a_payload_that_refers_to_itself_is_not_serializable(store: ep.Store) -> None:
+    node = Node([])
+    node.children.append(node)
+    with pytest.raises(ep.PayloadNotSerializable, match="Node instance refers to itself"):
+        store.append_typed(ACCT, node)
+    assert store.query(ep.Region.all()) == []
 
 
 def test_append_typed_takes_the_append_options(store: ep.Store) -> None:

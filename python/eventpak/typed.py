@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from ._native import validate_kind
-from .errors import InvalidArgument, InvalidConfig
+from .errors import InvalidArgument, InvalidConfig, PayloadNotSerializable
 
 if TYPE_CHECKING:
     from ._native import AppendReceipt, Event, NativeStore
@@ -147,7 +147,14 @@ def append_typed(native: NativeStore, coord: Any, obj: object, options: Mapping[
     spec = _spec(type(obj))
     if "payload_version" in options:
         raise TypeError("append_typed takes payload_version from the class's @ep.event_type; do not pass it")
-    payload = dataclasses.asdict(obj)  # type: ignore[call-overload]
+    try:
+        payload = dataclasses.asdict(obj)  # type: ignore[call-overload]
+    except RecursionError:
+        # A payload that refers to itself (or nests past the interpreter's limit) is refused
+        # the way `append` refuses one nested too deep, before anything is written.
+        raise PayloadNotSerializable(
+            f"{type(obj).__qualname__} instance refers to itself or nests too deep to be a payload"
+        ) from None
     return native.append(coord, spec.kind, payload, payload_version=spec.version, **options)
 
 
@@ -201,8 +208,8 @@ def _field_types(cls: type) -> dict[str, Any]:
 
 def _convert(tp: Any, value: Any) -> Any:
     """Rebuilds the nested dataclasses that ``dataclasses.asdict`` turned into dicts, following
-    the field's annotation: a dataclass, ``X | None``, ``list[X]``, ``tuple[X, ...]``,
-    ``dict[str, X]``. Anything else is passed on as decoded."""
+    the field's annotation: a dataclass, ``list[X]``, ``tuple[X, ...]``, ``dict[str, X]``,
+    and any of them ``| None``. Anything else is passed on as decoded."""
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return _build(tp, value) if isinstance(value, dict) else value
     origin, args = typing.get_origin(tp), typing.get_args(tp)
@@ -217,7 +224,12 @@ def _convert(tp: Any, value: Any) -> Any:
     if origin is dict and isinstance(value, dict) and len(args) == 2:
         return {k: _convert(args[1], v) for k, v in value.items()}
     if origin in (typing.Union, types.UnionType) and value is not None:
-        classes = [a for a in args if isinstance(a, type) and dataclasses.is_dataclass(a)]
+        # `list[X] | None` is read as `list[X]`; of several members, only a dataclass that is
+        # the one dataclass among them can be told from the decoded value.
+        present = [a for a in args if a is not type(None)]
+        if len(present) == 1:
+            return _convert(present[0], value)
+        classes = [a for a in present if isinstance(a, type) and dataclasses.is_dataclass(a)]
         if len(classes) == 1:
             return _convert(classes[0], value)
     return value
