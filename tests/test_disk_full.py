@@ -63,3 +63,17 @@ def test_disk_full_poisons_the_writer_and_loses_nothing_acknowledged(small_fs: P
         assert all(e.payload["i"] == e.global_sequence for e in events)
         assert store.append(coord, "deposit", {"i": len(events)}).global_sequence == len(events)
     assert os.path.ismount(small_fs)
+
+
+def test_a_backup_onto_a_full_disk_fails_alone(small_fs: Path, tmp_path: Path) -> None:
+    """The backup fails with the OS error; its message says the store is unaffected, and the
+    store goes on appending."""
+    with ep.Store.open(tmp_path / "data", sync="never") as store:
+        store.append_batch([(("acct:1", "eu"), "deposit", {"pad": "x" * 1000})] * 1000)
+        with pytest.raises(ep.StorageFailed) as failed:
+            store.backup(small_fs / "backup")
+        assert failed.value.errno == errno.ENOSPC
+        assert failed.value.context.startswith("backup: ")
+        assert str(failed.value).endswith("the store itself is unaffected")
+        assert store.stats()["writer_failure"] is None
+        assert store.append(("acct:1", "eu"), "deposit", {}).global_sequence == 1000

@@ -298,6 +298,7 @@ class CorruptSegment(EventpakError):
 
 class StorageFailed(EventpakError, OSError):
     """The writer hit an I/O error and accepts no more appends; reopen the store to recover.
+    (A ``context`` starting with ``"backup: "`` is a backup's failure: the store is unaffected.)
 
     Also an ``OSError``: ``errno`` and ``strerror`` are the operating system's (``errno`` is
     ``None`` when the failure did not come from the OS), ``path`` (also ``filename``) is the
@@ -311,10 +312,13 @@ class StorageFailed(EventpakError, OSError):
 
     def __str__(self) -> str:
         code = "" if self.errno is None else f" [errno {self.errno}: {os.strerror(self.errno)}]"
-        return (
-            f"storage failed ({self.context}) in {self.path}: {self.strerror}{code}; nothing after "
-            "this failure was acknowledged, reopen the store to recover"
+        # A backup's failure is the backup's alone: the store's writer goes on.
+        advice = (
+            "the store itself is unaffected"
+            if self.context.startswith("backup: ")
+            else "nothing after this failure was acknowledged, reopen the store to recover"
         )
+        return f"storage failed ({self.context}) in {self.path}: {self.strerror}{code}; {advice}"
 
 
 # Subclasses of the name errors above that are also `TypeError`s (a name that is not a str):

@@ -178,11 +178,9 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
-    /// The writer hit an I/O error and is poisoned.
-    #[error(
-        "storage failed ({context}): {source}; nothing after this failure was acknowledged, \
-         reopen the store to recover"
-    )]
+    /// The writer hit an I/O error and is poisoned; or, with a context starting with
+    /// [`BACKUP_CONTEXT`], a backup did, and the store is unaffected.
+    #[error("storage failed ({context}): {source}; {}", storage_advice(context))]
     StorageFailed {
         /// What the engine was doing.
         context: String,
@@ -217,6 +215,19 @@ fn locked(backup_dest: Option<&std::path::Path>, holder_pid: Option<u32>, holder
             "backup destination {} is locked by {holder}, or by another backup writing into it",
             dest.display()
         ),
+    }
+}
+
+/// How the context of a [`Error::StorageFailed`] raised by a backup starts: the backup
+/// failed, the store it copies (and its writer) did not.
+pub const BACKUP_CONTEXT: &str = "backup: ";
+
+/// What a [`Error::StorageFailed`] means for the store, by its context.
+fn storage_advice(context: &str) -> &'static str {
+    if context.starts_with(BACKUP_CONTEXT) {
+        "the store itself is unaffected"
+    } else {
+        "nothing after this failure was acknowledged, reopen the store to recover"
     }
 }
 

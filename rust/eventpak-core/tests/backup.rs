@@ -58,7 +58,10 @@ fn a_fault_at_any_file_operation_leaves_the_old_or_the_new_backup() {
                 let store = Store::open_with(&origin, read_only.clone(), storage.clone()).unwrap();
                 let label = format!("{op:?} #{nth} (forever: {forever})");
                 match store.backup(&dest, &mut never_stop) {
-                    Err(Error::StorageFailed { .. }) => {}
+                    Err(e @ Error::StorageFailed { .. }) => {
+                        // The backup failed, not the store: the message must not say to reopen it.
+                        assert!(e.to_string().contains("the store itself is unaffected"), "{label}: {e}");
+                    }
                     other => panic!("{label}: expected a storage failure, got {other:?}"),
                 }
                 assert!(storage.tripped(), "{label}: the fault never fired");

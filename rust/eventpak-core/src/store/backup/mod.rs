@@ -21,7 +21,7 @@ pub(crate) use dest::{refuse_interrupted_first, refuse_unfinished};
 use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, BACKUP_CONTEXT};
 use crate::io::{create_durable_dir, create_private_dir, open_append, Storage};
 use crate::store::Store;
 
@@ -97,7 +97,18 @@ impl Store {
             lock.unlock();
             made.undo(dest);
         }
-        done
+        done.map_err(of_backup)
+    }
+}
+
+/// A storage failure of a backup says so: the backup failed, not the store's writer, so
+/// its message must not send the user to reopen the store.
+fn of_backup(e: Error) -> Error {
+    match e {
+        Error::StorageFailed { context, source } => {
+            Error::StorageFailed { context: format!("{BACKUP_CONTEXT}{context}"), source }
+        }
+        other => other,
     }
 }
 
