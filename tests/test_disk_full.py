@@ -4,6 +4,7 @@ space is back. Skipped, with the reason, only where the machine cannot mount a t
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -77,3 +78,26 @@ def test_a_backup_onto_a_full_disk_fails_alone(small_fs: Path, tmp_path: Path) -
         assert str(failed.value).endswith("the store itself is unaffected")
         assert store.stats()["writer_failure"] is None
         assert store.append(("acct:1", "eu"), "deposit", {}).global_sequence == 1000
+
+
+def test_a_compaction_that_fails_before_its_commit_fails_alone(small_fs: Path) -> None:
+    """Rewriting segments onto a full disk stops the compaction with nothing changed: the
+    message says the store is unaffected, the writer goes on and no event is lost."""
+    with ep.Store.open(small_fs / "data", segment_max_bytes=16384, sync="never") as store:
+        items = [((f"e:{i % 9}", "s"), "drop" if i % 2 else "keep", {"pad": "x" * 300}) for i in range(100)]
+        for _ in range(4):
+            store.append_batch(items)
+        store.sync()
+        stat = os.statvfs(small_fs)
+        with open(small_fs / "filler", "wb") as filler, contextlib.suppress(OSError):
+            filler.write(b"\0" * (stat.f_bavail * stat.f_frsize - 8192))  # leave about 8 KiB free
+        with pytest.raises(ep.StorageFailed) as failed:
+            store.compact(ep.Retention(kinds=["drop"]))
+        assert failed.value.errno == errno.ENOSPC
+        assert failed.value.context.startswith("compaction: ")
+        assert str(failed.value).endswith("the store itself is unaffected")
+        assert store.stats()["writer_failure"] is None
+        (small_fs / "filler").unlink()
+        assert len(store.query(ep.Region.all())) == 400
+        assert store.append(("e:1", "s"), "keep", {}).global_sequence == 400
+        assert store.verify().ok

@@ -296,9 +296,15 @@ class CorruptSegment(EventpakError):
         self.reason = reason
 
 
+# The engine's context prefixes of failures that leave the writer working (`BACKUP_CONTEXT`,
+# `COMPACTION_CONTEXT`, `READ_CONTEXT` in its error module).
+_BESIDE_WRITER = ("backup: ", "compaction: ", "read: ")
+
+
 class StorageFailed(EventpakError, OSError):
     """The writer hit an I/O error and accepts no more appends; reopen the store to recover.
-    (A ``context`` starting with ``"backup: "`` is a backup's failure: the store is unaffected.)
+    (A ``context`` starting with ``"backup: "``, ``"compaction: "`` or ``"read: "`` is the
+    failure of an operation beside the writer: the store is unaffected.)
 
     Also an ``OSError``: ``errno`` and ``strerror`` are the operating system's (``errno`` is
     ``None`` when the failure did not come from the OS), ``path`` (also ``filename``) is the
@@ -312,10 +318,10 @@ class StorageFailed(EventpakError, OSError):
 
     def __str__(self) -> str:
         code = "" if self.errno is None else f" [errno {self.errno}: {os.strerror(self.errno)}]"
-        # A backup's failure is the backup's alone: the store's writer goes on.
+        # A backup's, a compaction's before its commit, a read's: the store's writer goes on.
         advice = (
             "the store itself is unaffected"
-            if self.context.startswith("backup: ")
+            if self.context.startswith(_BESIDE_WRITER)
             else "nothing after this failure was acknowledged, reopen the store to recover"
         )
         return f"storage failed ({self.context}) in {self.path}: {self.strerror}{code}; {advice}"

@@ -8,7 +8,7 @@
 use std::mem::size_of;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, READ_CONTEXT};
 use crate::io::{create_durable_dir, write_atomic, OsStorage, Storage};
 use crate::names::check_name;
 
@@ -128,17 +128,24 @@ impl CursorCheckpoint {
     }
 
     /// Loads checkpoint `id`: `None` when there is none; [`Error::CursorCheckpointCorrupt`]
-    /// when it cannot be trusted (never a silent restart from the beginning).
+    /// when it cannot be trusted (never a silent restart from the beginning). A file that
+    /// cannot be read (no descriptor left, permission denied, an I/O error) is not
+    /// corrupt: that is [`Error::StorageFailed`], with the OS error, and the file stays.
     pub fn load(data_dir: &Path, id: &str) -> Result<Option<Self>> {
         let path = checkpoint_path(data_dir, id)?;
         let corrupt = |reason: String| Error::CursorCheckpointCorrupt { path: path.clone(), reason };
+        let unreadable = |e| Error::storage(&format!("{READ_CONTEXT}cursor checkpoint {id:?}"), e);
         match std::fs::symlink_metadata(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(corrupt(format!("unreadable: {e}"))),
+            Err(e) => return Err(unreadable(e)),
             Ok(meta) if !meta.file_type().is_file() => return Err(corrupt("not a regular file".into())),
             Ok(_) => {}
         }
-        let bytes = std::fs::read(&path).map_err(|e| corrupt(format!("unreadable: {e}")))?;
+        let bytes = match std::fs::read(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None), // reset meanwhile
+            Err(e) => return Err(unreadable(e)),
+            Ok(bytes) => bytes,
+        };
         Self::decode(&bytes).map(Some).map_err(corrupt)
     }
 

@@ -179,7 +179,8 @@ pub enum Error {
         reason: String,
     },
     /// The writer hit an I/O error and is poisoned; or, with a context starting with
-    /// [`BACKUP_CONTEXT`], a backup did, and the store is unaffected.
+    /// [`BACKUP_CONTEXT`], [`COMPACTION_CONTEXT`] or [`READ_CONTEXT`], an operation beside
+    /// the writer did, and the store is unaffected.
     #[error("storage failed ({context}): {source}; {}", storage_advice(context))]
     StorageFailed {
         /// What the engine was doing.
@@ -221,10 +222,16 @@ fn locked(backup_dest: Option<&std::path::Path>, holder_pid: Option<u32>, holder
 /// How the context of a [`Error::StorageFailed`] raised by a backup starts: the backup
 /// failed, the store it copies (and its writer) did not.
 pub const BACKUP_CONTEXT: &str = "backup: ";
+/// How the context of a compaction's [`Error::StorageFailed`] before its commit starts:
+/// nothing changed, and the writer goes on.
+pub const COMPACTION_CONTEXT: &str = "compaction: ";
+/// How the context of a failed read (a cursor checkpoint, the checkpoint listing) starts:
+/// the writer goes on.
+pub const READ_CONTEXT: &str = "read: ";
 
 /// What a [`Error::StorageFailed`] means for the store, by its context.
 fn storage_advice(context: &str) -> &'static str {
-    if context.starts_with(BACKUP_CONTEXT) {
+    if [BACKUP_CONTEXT, COMPACTION_CONTEXT, READ_CONTEXT].iter().any(|p| context.starts_with(p)) {
         "the store itself is unaffected"
     } else {
         "nothing after this failure was acknowledged, reopen the store to recover"
@@ -235,6 +242,19 @@ impl Error {
     /// Wraps an I/O error raised while writing or syncing into [`Error::StorageFailed`].
     pub fn storage(context: &str, err: std::io::Error) -> Self {
         Error::StorageFailed { context: context.to_owned(), source: Arc::new(err) }
+    }
+
+    /// This error with the context of its storage failure (if it is one) marked by
+    /// `prefix` ([`BACKUP_CONTEXT`], [`COMPACTION_CONTEXT`], [`READ_CONTEXT`]): an
+    /// operation beside the writer failed, and its message must not send the user to
+    /// reopen the store.
+    pub fn beside_writer(self, prefix: &str) -> Self {
+        match self {
+            Error::StorageFailed { context, source } => {
+                Error::StorageFailed { context: format!("{prefix}{context}"), source }
+            }
+            other => other,
+        }
     }
 
     /// This error as the reason a writer stops: a [`Error::StorageFailed`] stays as it is

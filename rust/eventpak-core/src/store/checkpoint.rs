@@ -6,7 +6,7 @@ use std::time::UNIX_EPOCH;
 
 use super::Store;
 use crate::cursor_checkpoint::{checkpoint_path, validate_checkpoint_id, CursorCheckpoint, CURSORS_DIR};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, READ_CONTEXT};
 use crate::region::Region;
 
 impl Store {
@@ -158,6 +158,8 @@ impl Store {
     }
 }
 
+/// A cursors folder or checkpoint file that cannot be read or stat-ed: an I/O failure (no
+/// descriptor left, permission denied), not damage.
 fn unreadable(path: std::path::PathBuf, e: std::io::Error) -> Error {
-    Error::CursorCheckpointCorrupt { path, reason: format!("unreadable: {e}") }
+    Error::storage(&format!("{READ_CONTEXT}{}", path.display()), e)
 }

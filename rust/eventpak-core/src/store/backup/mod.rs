@@ -97,18 +97,8 @@ impl Store {
             lock.unlock();
             made.undo(dest);
         }
-        done.map_err(of_backup)
-    }
-}
-
-/// A storage failure of a backup says so: the backup failed, not the store's writer, so
-/// its message must not send the user to reopen the store.
-fn of_backup(e: Error) -> Error {
-    match e {
-        Error::StorageFailed { context, source } => {
-            Error::StorageFailed { context: format!("{BACKUP_CONTEXT}{context}"), source }
-        }
-        other => other,
+        // The backup failed, not the store's writer.
+        done.map_err(|e: Error| e.beside_writer(BACKUP_CONTEXT))
     }
 }
 

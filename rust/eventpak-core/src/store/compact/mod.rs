@@ -24,7 +24,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::Store;
 use crate::compaction::{temp_segment_name, Compacted};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, COMPACTION_CONTEXT};
 use crate::index::INDEX_CHECKPOINT_FILE;
 use crate::segment::{segment_file_name, SEGMENTS_DIR};
 use rewrite::Rewritten;
@@ -87,14 +87,20 @@ impl Store {
         };
         let now_us = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
         let stopped = || Error::Internal("compaction stopped by its callback".into());
-        let (removed, examined) =
-            select::select(&self.shared.segments, &snapshot, selection, now_us)?.ok_or_else(stopped)?;
+        // Until the record is saved nothing has changed: a failure is the compaction's alone.
+        let beside = |e: Error| e.beside_writer(COMPACTION_CONTEXT);
+        let (removed, examined) = select::select(&self.shared.segments, &snapshot, selection, now_us)
+            .map_err(beside)?
+            .ok_or_else(stopped)?;
         if removed.is_empty() {
             progress(0, 0);
             return Ok(CompactionReport { removed: 0, kept: examined, bytes_freed: 0 });
         }
         let generation = self.shared.index.read().compacted.generation + 1;
-        let done = self.rewrite_all(&snapshot, &removed, generation, progress)?.ok_or_else(stopped)?;
+        let done = self
+            .rewrite_all(&snapshot, &removed, generation, progress)
+            .map_err(beside)?
+            .ok_or_else(stopped)?;
         let record = {
             let mut record = self.shared.index.read().compacted.clone();
             record.generation = generation;
