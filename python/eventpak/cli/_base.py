@@ -14,12 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import Event, Store
+from .. import Event, InvalidRegion, Region, Store
 from ..errors import PayloadForgotten
 
 __all__ = [
     "EVENT_COLUMNS_HELP",
     "KEY_VARIABLE",
+    "LARGEST",
     "Refused",
     "UsageError",
     "check_data_dir",
@@ -29,6 +30,7 @@ __all__ = [
     "event_record",
     "format_time_us",
     "is_data_dir",
+    "kind",
     "open_for_reading",
     "to_json",
 ]
@@ -96,8 +98,12 @@ def _payload(event: Event) -> Any:
         return None
 
 
-def count(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number of at least ``minimum``."""
+LARGEST = 2**64 - 1
+"""The largest sequence or count the store takes (an unsigned 64-bit number)."""
+
+
+def count(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum`` (and at most ``maximum``)."""
 
     def parse(text: str) -> int:
         try:
@@ -106,10 +112,22 @@ def count(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {value}")
         return value
 
     parse.__name__ = "count"  # argparse names the type in some messages
     return parse
+
+
+def kind(text: str) -> str:
+    """An argparse type: an event kind, by the naming rules of a read (so the reserved
+    ``eventpak.`` kinds may be named)."""
+    try:
+        Region.all().with_kinds([text])
+    except InvalidRegion as exc:
+        raise argparse.ArgumentTypeError(exc.reason) from None
+    return text
 
 
 # --- values as JSON and as table cells ---------------------------------------------------------

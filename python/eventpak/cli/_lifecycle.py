@@ -10,7 +10,16 @@ import sys
 
 from .. import Store, StoreLocked
 from ..retention import Retention
-from ._base import KEY_VARIABLE, Refused, UsageError, check_data_dir, count, encryption_key
+from ._base import (
+    KEY_VARIABLE,
+    LARGEST,
+    Refused,
+    UsageError,
+    check_data_dir,
+    count,
+    encryption_key,
+    kind,
+)
 from ._output import print_json, progress_bar, size
 
 NEW_KEY_VARIABLE = "EVENTPAK_NEW_ENCRYPTION_KEY"
@@ -31,14 +40,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     compact.add_argument("data_dir", metavar="DIR", help="an eventpak data dir")
     compact.add_argument(
-        "--kind", action="append", dest="kinds", metavar="KIND", help="a kind to remove (repeat for several)"
+        "--kind",
+        action="append",
+        dest="kinds",
+        type=kind,
+        metavar="KIND",
+        help="a kind to remove (repeat for several)",
     )
     compact.add_argument(
         "--max-age", type=_seconds, metavar="SECONDS", help="remove only events older than this"
     )
     compact.add_argument(
         "--keep-last",
-        type=count(0),
+        type=count(0, LARGEST),
         default=0,
         metavar="N",
         help="keep each entity's newest N selected events",
