@@ -20,6 +20,9 @@ Exit status, for scripts:
 - 130: interrupted by Ctrl-C (SIGINT), e.g. to end ``tail -f``;
 - 143: ended by SIGTERM.
 
+A signal that comes once ``compact``, ``backup`` or ``rotate-key`` has committed does not
+interrupt it: the command finishes, reports, and says on stderr that the signal came late.
+
 No command prints a Python traceback for any of these. Output that cannot be written (a pipe
 closed by its reader, a stdout the process was started without) ends the command quietly with
 status 1.

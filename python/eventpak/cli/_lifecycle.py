@@ -21,6 +21,7 @@ from ._base import (
     kind,
 )
 from ._output import print_json, progress_bar, size
+from ._signals import signals_held
 
 NEW_KEY_VARIABLE = "EVENTPAK_NEW_ENCRYPTION_KEY"
 
@@ -115,15 +116,17 @@ def _compact(args: argparse.Namespace) -> int:
             "of the sealed segments would be removed"
         )
     retention = Retention(max_age_s=args.max_age, kinds=args.kinds, keep_last_per_entity=args.keep_last)
-    with _open_exclusive(args.data_dir, "compact") as store, progress_bar(sys.stderr, "compact") as progress:
-        report = store.compact(retention, progress=progress)
-    if args.json:
-        print_json(sys.stdout, dataclasses.asdict(report))
-        return 0
-    print(
-        f"removed {report.removed:,} events, kept {report.kept:,} in the sealed segments, "
-        f"{size(report.bytes_freed)} freed"
-    )
+    # Held to the end: once committed, closing the store and the report are part of the job.
+    with signals_held("the compaction") as held:
+        with _open_exclusive(args.data_dir, "compact") as store, progress_bar(sys.stderr, "compact") as bar:
+            report = store.compact(retention, progress=held.progress(bar))
+        if args.json:
+            print_json(sys.stdout, dataclasses.asdict(report))
+            return 0
+        print(
+            f"removed {report.removed:,} events, kept {report.kept:,} in the sealed segments, "
+            f"{size(report.bytes_freed)} freed"
+        )
     return 0
 
 
@@ -133,10 +136,14 @@ def _rotate_key(args: argparse.Namespace) -> int:
         raise Refused(f"{NEW_KEY_VARIABLE} must hold the new store key as 64 hex digits")
     if encryption_key() is None:
         raise Refused(f"{KEY_VARIABLE} must hold the current store key as 64 hex digits")
-    with _open_exclusive(args.data_dir, "rotate-key") as store:
-        wrapped = store.rotate_encryption_key(new_key)
-    if args.json:
-        print_json(sys.stdout, {"data_keys": wrapped})
-        return 0
-    print(f"{wrapped:,} data keys wrapped by the new key: open {args.data_dir} with it from now on")
+    # The rotation takes milliseconds and is atomic: a signal during it waits for it, so that
+    # the operator always learns which key opens the store now.
+    with signals_held("the key rotation") as held:
+        with _open_exclusive(args.data_dir, "rotate-key") as store:
+            held.start()
+            wrapped = store.rotate_encryption_key(new_key)
+        if args.json:
+            print_json(sys.stdout, {"data_keys": wrapped})
+            return 0
+        print(f"{wrapped:,} data keys wrapped by the new key: open {args.data_dir} with it from now on")
     return 0
