@@ -8,7 +8,7 @@ import argparse
 import dataclasses
 import sys
 
-from .. import Store, StoreLocked
+from .. import StorageFailed, Store, StoreLocked
 from ..retention import Retention
 from ._base import (
     KEY_VARIABLE,
@@ -19,6 +19,7 @@ from ._base import (
     count,
     encryption_key,
     kind,
+    open_refusal,
 )
 from ._output import print_json, progress_bar, size
 from ._signals import signals_held
@@ -94,6 +95,8 @@ def _open_exclusive(data_dir: str, command: str) -> Store:
     check_data_dir(data_dir)
     try:
         return Store.open(data_dir, encryption_key=encryption_key())
+    except StorageFailed as exc:
+        raise open_refusal(exc, data_dir, f"{command} changes the store in place") from exc
     except StoreLocked as exc:
         # The error's own advice (share the dir with shared=True) does not apply here: these
         # commands change the files other processes read, so they need the dir to themselves.
