@@ -19,12 +19,12 @@ import logging
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._native import AppendReceipt, AppendRequest, Coordinate, Cursor, Event, Region
-from .errors import EventTooLarge, IdempotencyConflict
+from .errors import EventNotFound, EventTooLarge, IdempotencyConflict
 
 if TYPE_CHECKING:
     from .store import Store
@@ -173,15 +173,32 @@ def _shrunk(payload: dict[str, Any], too_large: EventTooLarge) -> dict[str, Any]
     }
 
 
+def _held(store: Store, checkpoint_id: str) -> Iterator[tuple[Event, Event]]:
+    """Each dead letter of ``checkpoint_id`` with the event it parked, oldest first. A dead
+    letter whose event a compaction removed is left out: the event is gone from the store,
+    as it is from ``get`` and queries, and its dead letter goes with it."""
+    for record in store.query(dead_letter_region(checkpoint_id)):
+        # Its cause is the parked event (kept as an id even once that event is removed).
+        parked_id = record.causation_id
+        if parked_id is None:  # never written so; read it as if the event were gone
+            continue
+        try:
+            parked = store.get(parked_id)
+        except EventNotFound:
+            continue
+        yield record, parked
+
+
 def read_dead_letters(store: Store, checkpoint_id: str) -> list[DeadLetter]:
-    """The dead letters of ``checkpoint_id``, oldest first (what ``Store.dead_letters`` returns)."""
+    """The dead letters of ``checkpoint_id``, oldest first (what ``Store.dead_letters`` returns):
+    those whose parked event the store still holds."""
     Cursor.validate_checkpoint_id(checkpoint_id)
     letters = []
-    for record in store.query(dead_letter_region(checkpoint_id)):
+    for record, parked in _held(store, checkpoint_id):
         p = record.payload
         letters.append(
             DeadLetter(
-                event=store.get(p["event_id"]),
+                event=parked,
                 error_type=p["error_type"],
                 message=p["message"],
                 traceback=p["traceback"],
@@ -193,8 +210,12 @@ def read_dead_letters(store: Store, checkpoint_id: str) -> list[DeadLetter]:
 
 
 def count_dead_letters(store: Store, checkpoint_id: str) -> int:
-    """How many dead letters ``checkpoint_id`` has (counted in the index, nothing read)."""
-    return store._native.region_lag(dead_letter_region(checkpoint_id), 0, False)[0]
+    """How many dead letters ``read_dead_letters`` lists for ``checkpoint_id``: counted in the
+    index when there is none; else each one's parked event is looked up by id (the records'
+    payloads are not read), so that a count never includes what the listing leaves out."""
+    if store._native.region_lag(dead_letter_region(checkpoint_id), 0, False)[0] == 0:
+        return 0
+    return sum(1 for _ in _held(store, checkpoint_id))
 
 
 def dead_letter_filter(

@@ -250,7 +250,8 @@ class Store:
         return list_checkpoints(self)
 
     def dead_letters(self, checkpoint_id: str) -> list[DeadLetter]:
-        """The events the workers of ``checkpoint_id`` parked, oldest first."""
+        """The events the workers of ``checkpoint_id`` parked, oldest first; one that a
+        compaction has since removed is no longer listed (nor counted by :meth:`metrics`)."""
         return read_dead_letters(self, checkpoint_id)
 
     def metrics(self) -> StoreMetrics:

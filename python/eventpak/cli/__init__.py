@@ -20,14 +20,18 @@ Exit status, for scripts:
 - 130: interrupted by Ctrl-C (SIGINT), e.g. to end ``tail -f``;
 - 143: ended by SIGTERM.
 
-No command prints a Python traceback for any of these.
+A signal that comes once ``compact``, ``backup`` or ``rotate-key`` has committed does not
+interrupt it: the command finishes, reports, and says on stderr that the signal came late.
+
+No command prints a Python traceback for any of these. Output that cannot be written (a pipe
+closed by its reader, a stdout the process was started without) ends the command quietly with
+status 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import signal
 import sys
 import threading
@@ -38,6 +42,7 @@ from .. import EventpakError, __version__
 from ..demo import DemoFailed
 from . import _bench, _events, _lifecycle, _ops, _store
 from ._base import Refused, UsageError
+from ._streams import flush_stdout, quiet_stdout, standard_streams
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_PROBLEM", "EXIT_TERMINATED", "EXIT_USAGE", "main"]
 
@@ -93,31 +98,9 @@ def _sigterm_unwinds() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _flush_stdout() -> None:
-    """Flushes what was printed so far, so it comes before the error message."""
-    with contextlib.suppress(OSError, ValueError):
-        sys.stdout.flush()
-
-
-def _quiet_stdout() -> None:
-    """stdout went away (``| head``): keep Python's exit-time flush from complaining."""
-    with contextlib.suppress(OSError, ValueError):
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-
-def _tolerant_streams() -> None:
-    """A character the output's encoding cannot carry (an entity name on a Latin-1 terminal) is
-    written as a backslash escape instead of failing the command."""
-    for stream in (sys.stdout, sys.stderr):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None:
-            with contextlib.suppress(Exception):
-                reconfigure(errors="backslashreplace")
-
-
 def main(argv: Sequence[str] | None = None, *, prog: str = "eventpak") -> int:
     """Runs the command line; returns the exit status. ``prog`` names it in usage messages."""
-    _tolerant_streams()
+    standard_streams()
     parser = _parser(prog)
     args = parser.parse_args(argv)  # usage errors exit with status 2
     try:
@@ -129,23 +112,23 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "eventpak") -> int:
         command: argparse.ArgumentParser = args.parser
         command.error(str(exc))  # exits with status 2
     except BrokenPipeError:
-        _quiet_stdout()
+        quiet_stdout()
         return EXIT_PROBLEM
     except (Refused, DemoFailed, EventpakError, OSError) as exc:
-        _flush_stdout()
+        flush_stdout()
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"eventpak: {message}", file=sys.stderr)
         return EXIT_PROBLEM
     except KeyboardInterrupt:
-        _flush_stdout()
+        flush_stdout()
         print("eventpak: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except _Terminated:
-        _flush_stdout()
+        flush_stdout()
         print("eventpak: terminated", file=sys.stderr)
         return EXIT_TERMINATED
     except Exception as exc:  # a bug: still one line, not a traceback
-        _flush_stdout()
+        flush_stdout()
         message = " ".join(str(exc).split())
         print(f"eventpak: unexpected error: {type(exc).__name__}: {message}", file=sys.stderr)
         return EXIT_PROBLEM

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime
+import errno
 import json
 import math
 import os
@@ -14,12 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import Event, Store
-from ..errors import PayloadForgotten
+from .. import Event, InvalidRegion, Region, Store
+from ..errors import PayloadForgotten, StorageFailed
 
 __all__ = [
     "EVENT_COLUMNS_HELP",
     "KEY_VARIABLE",
+    "LARGEST",
+    "READER_NEEDS",
     "Refused",
     "UsageError",
     "check_data_dir",
@@ -29,7 +32,9 @@ __all__ = [
     "event_record",
     "format_time_us",
     "is_data_dir",
+    "kind",
     "open_for_reading",
+    "open_refusal",
     "to_json",
 ]
 
@@ -85,7 +90,31 @@ def open_for_reading(data_dir: str) -> Store:
     exclusive opener refuses with ``StoreLocked``; an encrypted one needs its key in
     ``EVENTPAK_ENCRYPTION_KEY``."""
     check_data_dir(data_dir)
-    return Store.open(data_dir, read_only=True, shared=True, encryption_key=encryption_key())
+    try:
+        return Store.open(data_dir, read_only=True, shared=True, encryption_key=encryption_key())
+    except StorageFailed as exc:
+        raise open_refusal(exc, data_dir, READER_NEEDS) from exc
+
+
+READER_NEEDS = (
+    "a command that reads opens the store as a shared reader, which writes its LOCK file and shared/ folder"
+)
+# What the operating system says when the user, or the file system, may not write there.
+_NO_WRITE = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def open_refusal(exc: StorageFailed, data_dir: str, needs: str) -> Refused:
+    """The refusal for a store that failed to open on a storage error: what failed, without
+    the advice of a writer failure (reopening: nothing was acknowledged, nothing is to be
+    recovered), and when the data dir may not be written, what the command needs (``needs``)
+    and, for a permission problem, who may run it."""
+    what = exc.strerror if exc.errno is None else os.strerror(exc.errno)
+    message = f"cannot open {data_dir}: {what} ({exc.context})"
+    if exc.errno in _NO_WRITE:
+        message += f": {needs}"
+        if exc.errno != errno.EROFS:
+            message += f"; run it as a user who may write {data_dir} (such as the service's)"
+    return Refused(message)
 
 
 def _payload(event: Event) -> Any:
@@ -96,8 +125,12 @@ def _payload(event: Event) -> Any:
         return None
 
 
-def count(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number of at least ``minimum``."""
+LARGEST = 2**64 - 1
+"""The largest sequence or count the store takes (an unsigned 64-bit number)."""
+
+
+def count(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum`` (and at most ``maximum``)."""
 
     def parse(text: str) -> int:
         try:
@@ -106,10 +139,22 @@ def count(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {value}")
         return value
 
     parse.__name__ = "count"  # argparse names the type in some messages
     return parse
+
+
+def kind(text: str) -> str:
+    """An argparse type: an event kind, by the naming rules of a read (so the reserved
+    ``eventpak.`` kinds may be named)."""
+    try:
+        Region.all().with_kinds([text])
+    except InvalidRegion as exc:
+        raise argparse.ArgumentTypeError(exc.reason) from None
+    return text
 
 
 # --- values as JSON and as table cells ---------------------------------------------------------

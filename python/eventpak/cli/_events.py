@@ -7,12 +7,11 @@ import sys
 from collections.abc import Iterator
 
 from .. import Event, InvalidArgument, InvalidRegion, InvalidTag, Region, Store
-from ._base import EVENT_COLUMNS_HELP, UsageError, count, event_cells, event_record, open_for_reading
+from ._base import EVENT_COLUMNS_HELP, LARGEST, UsageError, count, event_cells, event_record, open_for_reading
 from ._output import Column, plain_line, print_json, print_table
 
 __all__ = ["build_region", "register"]
 
-CLOCK_MAX = 2**64 - 1
 PAGE = 1000  # events per query while listing
 EVENT_COLUMNS = [
     Column("seq", numeric=True),
@@ -38,7 +37,7 @@ def _clock_range(text: str) -> tuple[int, int]:
     start_text, colon, end_text = text.partition(":")
     try:
         start = int(start_text) if start_text else 0
-        end = (int(end_text) if end_text else CLOCK_MAX) if colon else start
+        end = (int(end_text) if end_text else LARGEST) if colon else start
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected START:END, START:, :END or N, got {text!r}") from None
     if start < 0 or end < 0:
@@ -120,7 +119,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     inspect.add_argument("data_dir", metavar="DIR", help="an eventpak data dir")
     add_region_options(inspect)
     inspect.add_argument(
-        "--after", type=count(0), metavar="SEQ", help="only events after global sequence SEQ"
+        "--after", type=count(0, LARGEST), metavar="SEQ", help="only events after global sequence SEQ"
     )
     inspect.add_argument("--limit", type=count(1), metavar="N", help="at most N events")
     inspect.add_argument("--json", action="store_true", help="one JSON object per event")

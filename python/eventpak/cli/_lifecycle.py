@@ -8,10 +8,21 @@ import argparse
 import dataclasses
 import sys
 
-from .. import Store, StoreLocked
+from .. import StorageFailed, Store, StoreLocked
 from ..retention import Retention
-from ._base import KEY_VARIABLE, Refused, UsageError, check_data_dir, count, encryption_key
+from ._base import (
+    KEY_VARIABLE,
+    LARGEST,
+    Refused,
+    UsageError,
+    check_data_dir,
+    count,
+    encryption_key,
+    kind,
+    open_refusal,
+)
 from ._output import print_json, progress_bar, size
+from ._signals import signals_held
 
 NEW_KEY_VARIABLE = "EVENTPAK_NEW_ENCRYPTION_KEY"
 
@@ -31,14 +42,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     compact.add_argument("data_dir", metavar="DIR", help="an eventpak data dir")
     compact.add_argument(
-        "--kind", action="append", dest="kinds", metavar="KIND", help="a kind to remove (repeat for several)"
+        "--kind",
+        action="append",
+        dest="kinds",
+        type=kind,
+        metavar="KIND",
+        help="a kind to remove (repeat for several)",
     )
     compact.add_argument(
         "--max-age", type=_seconds, metavar="SECONDS", help="remove only events older than this"
     )
     compact.add_argument(
         "--keep-last",
-        type=count(0),
+        type=count(0, LARGEST),
         default=0,
         metavar="N",
         help="keep each entity's newest N selected events",
@@ -79,6 +95,8 @@ def _open_exclusive(data_dir: str, command: str) -> Store:
     check_data_dir(data_dir)
     try:
         return Store.open(data_dir, encryption_key=encryption_key())
+    except StorageFailed as exc:
+        raise open_refusal(exc, data_dir, f"{command} changes the store in place") from exc
     except StoreLocked as exc:
         # The error's own advice (share the dir with shared=True) does not apply here: these
         # commands change the files other processes read, so they need the dir to themselves.
@@ -101,15 +119,17 @@ def _compact(args: argparse.Namespace) -> int:
             "of the sealed segments would be removed"
         )
     retention = Retention(max_age_s=args.max_age, kinds=args.kinds, keep_last_per_entity=args.keep_last)
-    with _open_exclusive(args.data_dir, "compact") as store, progress_bar(sys.stderr, "compact") as progress:
-        report = store.compact(retention, progress=progress)
-    if args.json:
-        print_json(sys.stdout, dataclasses.asdict(report))
-        return 0
-    print(
-        f"removed {report.removed:,} events, kept {report.kept:,} in the sealed segments, "
-        f"{size(report.bytes_freed)} freed"
-    )
+    # Held to the end: once committed, closing the store and the report are part of the job.
+    with signals_held("the compaction") as held:
+        with _open_exclusive(args.data_dir, "compact") as store, progress_bar(sys.stderr, "compact") as bar:
+            report = store.compact(retention, progress=held.progress(bar))
+        if args.json:
+            print_json(sys.stdout, dataclasses.asdict(report))
+            return 0
+        print(
+            f"removed {report.removed:,} events, kept {report.kept:,} in the sealed segments, "
+            f"{size(report.bytes_freed)} freed"
+        )
     return 0
 
 
@@ -119,10 +139,14 @@ def _rotate_key(args: argparse.Namespace) -> int:
         raise Refused(f"{NEW_KEY_VARIABLE} must hold the new store key as 64 hex digits")
     if encryption_key() is None:
         raise Refused(f"{KEY_VARIABLE} must hold the current store key as 64 hex digits")
-    with _open_exclusive(args.data_dir, "rotate-key") as store:
-        wrapped = store.rotate_encryption_key(new_key)
-    if args.json:
-        print_json(sys.stdout, {"data_keys": wrapped})
-        return 0
-    print(f"{wrapped:,} data keys wrapped by the new key: open {args.data_dir} with it from now on")
+    # The rotation takes milliseconds and is atomic: a signal during it waits for it, so that
+    # the operator always learns which key opens the store now.
+    with signals_held("the key rotation") as held:
+        with _open_exclusive(args.data_dir, "rotate-key") as store:
+            held.start()
+            wrapped = store.rotate_encryption_key(new_key)
+        if args.json:
+            print_json(sys.stdout, {"data_keys": wrapped})
+            return 0
+        print(f"{wrapped:,} data keys wrapped by the new key: open {args.data_dir} with it from now on")
     return 0

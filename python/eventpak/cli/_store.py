@@ -13,6 +13,7 @@ from ..errors import CorruptSegment
 from ..verify import VerifyProblem, VerifyReport
 from ._base import UsageError, count, is_data_dir, open_for_reading
 from ._output import Column, print_json, print_table, progress_bar, size
+from ._signals import signals_held
 
 __all__ = ["register"]
 
@@ -200,15 +201,17 @@ def _print_verify(args: argparse.Namespace, report: VerifyReport) -> int:
 
 def _backup(args: argparse.Namespace) -> int:
     """Backs DIR up into DEST; exit status 1 when DEST is refused."""
-    with open_for_reading(args.data_dir) as store, progress_bar(sys.stderr, "backup") as progress:
-        report = store.backup(args.dest, progress=progress)
-    if args.json:
-        print_json(sys.stdout, dataclasses.asdict(report))
-        return 0
-    through = "no event" if report.through is None else f"through sequence {report.through:,}"
-    kind = "incremental" if report.incremental else "full"
-    print(
-        f"{kind} backup of {report.events:,} events ({through}) into {args.dest}: "
-        f"{size(report.bytes_copied)} copied"
-    )
+    # Held to the end: a backup past its last progress call is complete (or about to be).
+    with signals_held("the backup") as held:
+        with open_for_reading(args.data_dir) as store, progress_bar(sys.stderr, "backup") as bar:
+            report = store.backup(args.dest, progress=held.progress(bar))
+        if args.json:
+            print_json(sys.stdout, dataclasses.asdict(report))
+            return 0
+        through = "no event" if report.through is None else f"through sequence {report.through:,}"
+        kind = "incremental" if report.incremental else "full"
+        print(
+            f"{kind} backup of {report.events:,} events ({through}) into {args.dest}: "
+            f"{size(report.bytes_copied)} copied"
+        )
     return 0
