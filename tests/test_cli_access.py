@@ -2,10 +2,11 @@
 another user): the command refuses in one line naming the permission problem and what the
 command needs, without the advice of a failed writer ("reopen the store to recover").
 
-Root passes permission checks through capabilities, so as root the command runs without
-CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and CAP_FOWNER: they are dropped from the bounding set
-before exec, which makes them absent from the new program's permitted set. Any other user is
-simply refused by the modes."""
+Root passes permission checks through capabilities, so as root the command runs in a child
+that first drops CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and CAP_FOWNER from its own effective
+and permitted sets (which any process may do, unlike changing the bounding set) and then runs
+the command line in the same process: an exec would give root its capabilities back. Any
+other user is simply refused by the modes."""
 
 from __future__ import annotations
 
@@ -23,15 +24,25 @@ from eventpak.cli._base import READER_NEEDS, open_refusal
 
 WITHOUT_WRITE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 # Run as `python -c UNPRIVILEGED ARGS...`: drops root's overriding capabilities, then runs
-# the command line in their absence.
+# the command line in their absence, in this process.
 UNPRIVILEGED = """
 import ctypes, os, sys
 if os.geteuid() == 0:
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    for cap in (1, 2, 3):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER
-        if prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
-            raise OSError(ctypes.get_errno(), "dropping a capability from the bounding set")
-os.execv(sys.executable, [sys.executable, "-m", "eventpak", *sys.argv[1:]])
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+    class Data(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_uint32) for name in ("effective", "permitted", "inheritable")]
+    libc = ctypes.CDLL(None, use_errno=True)
+    header, data = Header(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3
+    if libc.capget(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget")
+    drop = ~((1 << 1) | (1 << 2) | (1 << 3))  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER
+    data[0].effective &= drop
+    data[0].permitted &= drop
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+from eventpak.cli import main
+sys.exit(main(sys.argv[1:], prog="eventpak"))
 """
 
 
