@@ -92,9 +92,10 @@ class AsyncFence:
 
     async def _run(self, call: Any, *args: Any) -> Any:
         store = self._store
+        store._check_loop()
         if not store.closed:
             try:
-                running = asyncio.get_running_loop().run_in_executor(store._fence_thread(), call, *args)
+                running = store._loop.run_in_executor(store._fence_thread(), call, *args)
             except RuntimeError:  # the fence thread was shut down by a close() meanwhile
                 if not store.closed:
                     raise

@@ -39,6 +39,11 @@ P = ParamSpec("P")
 T = TypeVar("T")
 S = TypeVar("S")
 
+_OTHER_LOOP = (
+    "this AsyncStore belongs to the event loop that opened it and cannot be used from another "
+    "loop; open one store per loop, or use store.sync_store from other threads"
+)
+
 
 class AsyncStore:
     """An open store for asyncio code. Make it with ``await ep.aio.open(path, **options)``
@@ -90,6 +95,7 @@ class AsyncStore:
         """Appends one event (see ``Store.append``). Appends of concurrent tasks share one
         engine call and one fsync. Cancelling it before it is written means it is not. An
         append with a ``condition`` or ``tracking`` is its own engine call on the pool."""
+        self._check_loop()
         if self._fence_task is not None and asyncio.current_task() is self._fence_task:
             raise FenceActive()  # it would wait for its own task's fence
         if self.closed:
@@ -184,6 +190,7 @@ class AsyncStore:
         """Starts a supervised worker task on this loop: ``await handler(batch, store,
         witness)`` with the region's events, with the actions, restart policies, standby and
         dead letters of ``ep.CursorWorkerConfig``. The handler receives this async store."""
+        self._check_loop()
         if self.closed:
             self._native.check_open()  # the engine's own error (a fork's says so)
             raise StoreClosed(self.path)
@@ -195,6 +202,7 @@ class AsyncStore:
     async def close(self, timeout: float | None = None) -> None:
         """Stops this store's workers and subscriptions, then closes the store (sync,
         index checkpoint, release of the data dir). Idempotent."""
+        self._check_loop()
         if self._closing:
             return
         self._closing = True
@@ -225,10 +233,28 @@ class AsyncStore:
 
     async def _offload(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Runs a blocking call on the store's threads and waits for it without blocking."""
+        bound = functools.partial(call, *args, **kwargs) if args or kwargs else call
+        return await self._submit(bound)
+
+    def _submit(self, call: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Starts a blocking call on the store's threads; refused before it starts from
+        another loop, or when the store is closed."""
+        self._check_loop()
         if self.closed:
             self._native.check_open()  # the engine's own error (a fork's says so)
             raise StoreClosed(self.path)
-        return await self._offload_always(call, *args, **kwargs)
+        return self._loop.run_in_executor(self._executor, call, *args)
+
+    def _check_loop(self) -> None:
+        # Checked before anything is queued: a future of this loop awaited from another one
+        # fails only after its call was made (an append would be written, then reported
+        # as failed).
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not self._loop:
+            raise RuntimeError(_OTHER_LOOP)
 
     async def _offload_always(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         bound = functools.partial(call, *args, **kwargs) if args or kwargs else call
