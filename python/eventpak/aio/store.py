@@ -31,7 +31,7 @@ from .fence import AsyncFence
 from .subscribe import Subscription
 from .wakeup import CommitWatch
 from .worker import AsyncHandler, AsyncWorkerHandle
-from .worker_steps import start_async_worker
+from .worker_steps import start_async_worker, worker_of
 
 __all__ = ["AsyncStore"]
 
@@ -74,7 +74,8 @@ class AsyncStore:
 
     @property
     def closed(self) -> bool:
-        """True once :meth:`close` was called."""
+        """True once :meth:`close` was called. While close waits for a worker to finish the
+        batch in its handler, that worker's calls are still served; others' are refused."""
         return self._closing or self._store.closed
 
     @property
@@ -98,9 +99,7 @@ class AsyncStore:
         self._check_loop()
         if self._fence_task is not None and asyncio.current_task() is self._fence_task:
             raise FenceActive()  # it would wait for its own task's fence
-        if self.closed:
-            self._native.check_open()  # the engine's own error (a fork's says so)
-            raise StoreClosed(self.path)
+        self._check_open()
         if condition is not None or tracking is not None:
             call = functools.partial(self._native.append, condition=condition, tracking=tracking, **options)
             return await self._offload(call, coord, kind, payload)
@@ -200,12 +199,15 @@ class AsyncStore:
         return handle
 
     async def close(self, timeout: float | None = None) -> None:
-        """Stops this store's workers and subscriptions, then closes the store (sync,
-        index checkpoint, release of the data dir). Idempotent."""
+        """Stops this store's workers and subscriptions, waits for each worker to finish the
+        batch in its handler (saving its checkpoint, parking its dead letters; its calls are
+        still served meanwhile) and cancels those still in their handler after ``timeout``
+        seconds, then closes the store (sync, index checkpoint, release of the data dir).
+        Idempotent."""
         self._check_loop()
         if self._closing:
             return
-        self._closing = True
+        self._closing = True  # from here on only the stopping workers' calls are served
         workers, self._workers = self._workers, []
         for worker in workers:
             worker.stop()
@@ -238,11 +240,9 @@ class AsyncStore:
 
     def _submit(self, call: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Starts a blocking call on the store's threads; refused before it starts from
-        another loop, or when the store is closed."""
+        another loop, or when the store is closed (or closing, but for its workers)."""
         self._check_loop()
-        if self.closed:
-            self._native.check_open()  # the engine's own error (a fork's says so)
-            raise StoreClosed(self.path)
+        self._check_open()
         return self._loop.run_in_executor(self._executor, call, *args)
 
     def _check_loop(self) -> None:
@@ -255,6 +255,13 @@ class AsyncStore:
             running = None
         if running is not self._loop:
             raise RuntimeError(_OTHER_LOOP)
+
+    def _check_open(self) -> None:
+        # While close waits for the workers, the batch in a handler is finished as the sync
+        # store lets it be: the worker's calls (its handler's, its checkpoint's) are served.
+        if self._store.closed or (self._closing and worker_of.get() is not self):
+            self._native.check_open()  # the engine's own error (a fork's says so)
+            raise StoreClosed(self.path)
 
     async def _offload_always(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         bound = functools.partial(call, *args, **kwargs) if args or kwargs else call

@@ -18,7 +18,7 @@ from ..restart import RestartBudget
 from ..worker import save_at
 from ..worker_config import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig, checked_action
 from .pull import next_batch
-from .worker_steps import cancelled_from_outside
+from .worker_steps import cancelled_from_outside, worker_of
 
 if TYPE_CHECKING:
     from .store import AsyncStore
@@ -149,6 +149,7 @@ class AsyncWorkerHandle:
         self._store._watch().wake_all()
 
     async def _run(self) -> None:
+        worker_of.set(self._store)  # this task's context only (and tasks the handler starts)
         try:
             if await self._wait_for_lease():
                 self._active = True
