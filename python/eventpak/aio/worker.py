@@ -17,6 +17,7 @@ from ..isolation import Isolation
 from ..restart import RestartBudget
 from ..worker import save_at
 from ..worker_config import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig, checked_action
+from .pool import finish_on_pool
 from .pull import next_batch
 from .worker_steps import cancelled_from_outside, worker_of
 
@@ -170,8 +171,14 @@ class AsyncWorkerHandle:
     async def _wait_for_lease(self) -> bool:
         checkpoint_id = self._config.checkpoint_id
         native = self._store.sync_store._native
+
+        def take(checkpoint_id: str) -> None:
+            # Kept as soon as it is taken, on the pool thread: a worker cancelled meanwhile
+            # still releases it when it ends.
+            self._lease = native.take_worker_lease(checkpoint_id)
+
         while self._lease is None and checkpoint_id is not None and not self._stop.is_set():
-            self._lease = await self._store._offload(native.take_worker_lease, checkpoint_id)
+            await finish_on_pool(self._store, take, checkpoint_id)
             if self._lease is None:
                 await self._pause(_STANDBY_RETRY_S)
         return not self._stop.is_set()
@@ -254,7 +261,8 @@ class AsyncWorkerHandle:
             if step.park is not None:
                 parked = step.park
                 sync_store = self._store.sync_store
-                await self._store._offload(
+                await finish_on_pool(
+                    self._store,
                     park_and_log,
                     sync_store,
                     checkpoint_id,
@@ -287,7 +295,9 @@ class AsyncWorkerHandle:
         target = end if position is None else (position, True)
         checkpoint_id = self._config.checkpoint_id
         if checkpoint_id is not None:
-            await self._store._offload(save_at, cursor, checkpoint_id, target, end)
+            # Finished even if the worker is cancelled meanwhile: no checkpoint write may
+            # outlive the worker's lease.
+            await finish_on_pool(self._store, save_at, cursor, checkpoint_id, target, end)
         self._committed = target
 
     async def _call(self, batch: list[Event], witness: AtLeastOnce | None) -> CursorWorkerAction:
