@@ -14,6 +14,7 @@ import eventpak as ep
 import pytest
 from aio_support import Runner, run_fixture  # noqa: F401 (the `run` fixture)
 
+ALL = ep.Region.all()
 WORK = ep.Region.entity("e")
 
 
@@ -55,3 +56,29 @@ def test_close_lets_a_durable_worker_in_its_handler_finish_and_save_its_batch(
         assert len(store.query(ep.Region.entity("done"))) == 1
         parked = [d.event.global_sequence for d in store.dead_letters("w")]
         assert parked == ([0] if outcome == "parked" else [])
+
+
+@pytest.mark.parametrize("first", [3, 1024], ids=["part-of-a-batch", "a-whole-batch"])
+def test_mixing_events_and_batches_saves_what_the_body_finished(
+    run: Runner[Any], data_dir: Path, first: int
+) -> None:
+    async def main() -> None:
+        async with ep.aio.open(data_dir) as store:
+            await store.append_batch([(("e", "s"), "k", i) for i in range(4000)])
+            sub = store.subscribe(ALL, checkpoint_id="mix")
+            for _ in range(first):
+                await sub.__anext__()
+            seen = 0
+            async for batch in sub.batches():
+                seen += 1
+                if seen == 3:
+                    finished = batch[0].global_sequence - 1  # this batch is left unfinished
+                    break
+            await sub.aclose()
+            saved = ep.Cursor.load_checkpoint(data_dir, "mix")
+            assert saved is not None and saved.position == finished
+            again = store.subscribe(ALL, checkpoint_id="mix")  # the lease was released
+            assert (await again.__anext__()).global_sequence == finished + 1
+            await again.aclose()
+
+    run(main())

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 from .._native import Cursor, Event, Region, WorkerLease
 from ..errors import CheckpointInUse, StoreClosed
+from ..worker import save_at
+from .pool import finish_on_pool
 from .pull import next_batch
 
 if TYPE_CHECKING:
@@ -49,7 +51,13 @@ class Subscription:
         self._cursor: Cursor | None = None
         self._buffer: list[Event] = []
         self._next = 0
-        self._uncommitted = False
+        # Global sequences: the end of what the body was given last (an event, or a batch's
+        # last event), of what it finished (all it was given before it asked for more),
+        # and of what the checkpoint holds. Events and batches may be mixed: only these say
+        # what may be saved, and a save never goes back.
+        self._given: int | None = None
+        self._finished: int | None = None
+        self._saved: int | None = None
         # The fetch in progress: a task of its own, so a caller cancelled while it runs
         # loses nothing (the next call receives what it fetched, the cursor having moved).
         self._fetching: asyncio.Task[list[Event] | None] | None = None
@@ -60,24 +68,28 @@ class Subscription:
         return self
 
     async def __anext__(self) -> Event:
+        self._finished = self._given  # asking for more: the body finished what it was given
         if self._next < len(self._buffer):
             event = self._buffer[self._next]
             self._next += 1
-            return event
-        self._buffer = await self._fetch()
-        self._next = 1
-        return self._buffer[0]
+        else:
+            self._buffer, self._next = await self._fetch(), 1
+            event = self._buffer[0]
+        self._given = event.global_sequence
+        return event
 
     async def batches(self) -> AsyncIterator[list[Event]]:
         """The same events, one fetched batch at a time."""
-        if self._next < len(self._buffer):
-            rest, self._buffer = self._buffer[self._next :], []
-            yield rest
         while True:
-            try:
-                batch = await self._fetch()
-            except StopAsyncIteration:
-                return
+            self._finished = self._given
+            if self._next < len(self._buffer):  # what `async for` left of its batch
+                batch, self._buffer, self._next = self._buffer[self._next :], [], 0
+            else:
+                try:
+                    batch = await self._fetch()
+                except StopAsyncIteration:
+                    return
+            self._given = batch[-1].global_sequence
             yield batch
 
     async def aclose(self) -> None:
@@ -130,58 +142,79 @@ class Subscription:
             return None
 
     async def _fetch_or_raise(self) -> list[Event] | None:
-        store = self._store
+        store, checkpoint_id = self._store, self._checkpoint_id
         cursor = self._cursor or await self._open()
-        if self._uncommitted and self._checkpoint_id is not None:
-            # The body finished the previous batch (it asked for more): save past it.
-            await store._offload(cursor.commit, self._checkpoint_id)
-            self._uncommitted = False
+        finished = self._finished
+        if checkpoint_id is not None and finished is not None and not _saved(self._saved, finished):
+            # The body finished what it was given (it asked for more): save past it.
+            await finish_on_pool(store, self._save, cursor, checkpoint_id, finished)
         batch = await next_batch(store, cursor, _BATCH, self._ended)
         if batch is None:
             self._close()
             return None
-        self._uncommitted = True
         return batch
 
-    def _save_finished(self) -> None:
-        """Saves the checkpoint through the last event the body finished (the one before the
-        event it was given last), when that is past what was saved."""
-        cursor, finished, checkpoint_id = self._cursor, self._next - 2, self._checkpoint_id
-        if cursor is None or checkpoint_id is None or self._lease is None or self._store.closed:
-            return
-        if not self._uncommitted or finished < 0:
-            return
-        position = self._buffer[finished].global_sequence
+    def _save(self, cursor: Cursor, checkpoint_id: str, position: int) -> None:
+        """Saves the checkpoint through ``position``, leaving the cursor where it is (on a
+        pool thread, or where the subscription is dropped)."""
+        save_at(cursor, checkpoint_id, (position, True), (cursor.position, cursor.started))
+        self._saved = position
+
+    def _unsaved_at_end(self) -> int | None:
+        """Where the ending saves the checkpoint: through what the body finished, if that is
+        past what was saved (never back) and the subscription may still write it."""
+        finished = self._finished
+        if self._cursor is None or self._checkpoint_id is None or self._lease is None or finished is None:
+            return None
+        if self._store.closed or _saved(self._saved, finished):
+            return None
+        return finished
+
+    def _save_at_end(self, position: int) -> None:
+        assert self._cursor is not None and self._checkpoint_id is not None
         try:
-            cursor.seek(position, True)
-            cursor.commit(checkpoint_id)
+            self._save(self._cursor, self._checkpoint_id, position)
         except Exception:  # ending goes on: the batch is delivered again next time
-            logging.getLogger("eventpak").warning(
-                "subscription %r: saving its checkpoint at its end failed", self._checkpoint_id, exc_info=True
-            )
+            _log_failed_save(self._checkpoint_id)
 
     def _ended(self) -> bool:
         return self._closed or self._store.closed
 
     async def _open(self) -> Cursor:
         store = self._store
-        if self._checkpoint_id is not None and not store.sync_store._native.read_only:
-            lease = await store._offload(store.sync_store._native.take_worker_lease, self._checkpoint_id)
+        checkpoint_id = self._checkpoint_id
+        if checkpoint_id is not None and not store.sync_store._native.read_only:
+            lease = await store._offload(store.sync_store._native.take_worker_lease, checkpoint_id)
             if lease is None:
-                raise CheckpointInUse(self._checkpoint_id, store.sync_store.path)
+                raise CheckpointInUse(checkpoint_id, store.sync_store.path)
             self._lease = lease
         cursor = store.sync_store.cursor(self._region, after=self._after)
-        if self._checkpoint_id is not None:
-            await store._offload(cursor.resume, self._checkpoint_id)
+        if checkpoint_id is not None:
+            await store._offload(cursor.resume, checkpoint_id)
         self._cursor = cursor
         return cursor
 
     def _close(self) -> None:
-        if self._closed:
-            return
+        first = not self._closed
         self._closed = True
-        self._save_finished()
         self._buffer, self._next = [], 0
+        if first:
+            position = self._unsaved_at_end()
+            if position is not None:
+                self._save_at_end(position)
+        self._release()
+
+    def _release(self) -> None:
         if self._lease is not None:
             self._lease.release()
             self._lease = None
+
+
+def _saved(saved: int | None, finished: int) -> bool:
+    return saved is not None and finished <= saved
+
+
+def _log_failed_save(checkpoint_id: str | None) -> None:
+    logging.getLogger("eventpak").warning(
+        "subscription %r: saving its checkpoint at its end failed", checkpoint_id, exc_info=True
+    )
