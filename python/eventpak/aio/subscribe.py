@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from .._native import Cursor, Event, Region, WorkerLease
 from ..errors import CheckpointInUse, StoreClosed
 from ..worker import save_at
-from .pool import finish_on_pool
+from .pool import finish_on_pool, wait_out
 from .pull import next_batch
 
 if TYPE_CHECKING:
@@ -61,6 +61,7 @@ class Subscription:
         # The fetch in progress: a task of its own, so a caller cancelled while it runs
         # loses nothing (the next call receives what it fetched, the cursor having moved).
         self._fetching: asyncio.Task[list[Event] | None] | None = None
+        self._ending: asyncio.Task[None] | None = None
         if checkpoint_id is not None:
             Cursor.validate_checkpoint_id(checkpoint_id)
 
@@ -93,15 +94,20 @@ class Subscription:
             yield batch
 
     async def aclose(self) -> None:
-        """Ends the subscription: saves its checkpoint through the last event the loop body
-        finished, then releases the checkpoint's lease."""
-        self._close()
+        """Ends the subscription: waits for a fetch still in progress (even one whose caller
+        was cancelled), saves the checkpoint through the last event the loop body finished,
+        then releases the checkpoint's lease. The lease is free when it returns."""
+        self._store._check_loop()
+        if self._ending is None:
+            self._ending = asyncio.ensure_future(self._end())
+        # Shielded: a cancelled aclose() returns at once, and the ending still completes.
+        await asyncio.shield(self._ending)
 
     async def __aenter__(self) -> Subscription:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self._close()
+        await self.aclose()
 
     def __del__(self) -> None:
         # A loop left with `break` drops the subscription: its lease goes with it.
@@ -123,6 +129,8 @@ class Subscription:
         except asyncio.CancelledError:
             if task.cancelled():  # the fetch itself was cancelled (the loop is ending)
                 self._fetching = None
+                if self._closed and _not_cancelled_itself():
+                    raise StopAsyncIteration from None  # aclose() ended it meanwhile
             raise  # the caller was cancelled: the fetch goes on for the next call
         except BaseException:
             self._fetching = None
@@ -143,6 +151,9 @@ class Subscription:
 
     async def _fetch_or_raise(self) -> list[Event] | None:
         store, checkpoint_id = self._store, self._checkpoint_id
+        if self._ended():  # ended before its first fetch: no lease is taken for it
+            self._close()
+            return None
         cursor = self._cursor or await self._open()
         finished = self._finished
         if checkpoint_id is not None and finished is not None and not _saved(self._saved, finished):
@@ -184,21 +195,49 @@ class Subscription:
         store = self._store
         checkpoint_id = self._checkpoint_id
         if checkpoint_id is not None and not store.sync_store._native.read_only:
-            lease = await store._offload(store.sync_store._native.take_worker_lease, checkpoint_id)
-            if lease is None:
+            await finish_on_pool(store, self._take_lease, checkpoint_id)
+            if self._lease is None:
                 raise CheckpointInUse(checkpoint_id, store.sync_store.path)
-            self._lease = lease
         cursor = store.sync_store.cursor(self._region, after=self._after)
         if checkpoint_id is not None:
-            await store._offload(cursor.resume, checkpoint_id)
+            await finish_on_pool(store, cursor.resume, checkpoint_id)
         self._cursor = cursor
         return cursor
 
+    def _take_lease(self, checkpoint_id: str) -> None:
+        # Kept as soon as it is taken, on the pool thread: a fetch cancelled meanwhile
+        # leaves it to the ending to release, never to the garbage collector.
+        self._lease = self._store.sync_store._native.take_worker_lease(checkpoint_id)
+
+    async def _end(self) -> None:
+        """aclose(): ends the fetch in progress and waits for it (its calls on the pool, a
+        checkpoint save or a lease being taken, end first: nothing is written, and no lease
+        is taken, once the lease is let go), then saves and releases."""
+        self._closed = True
+        self._buffer, self._next = [], 0
+        try:
+            task = self._fetching
+            if task is not None:
+                task.cancel()
+                await wait_out(task)
+                if not task.cancelled():
+                    task.exception()  # fetched for a caller that gave up (was cancelled)
+            position = self._unsaved_at_end()
+            if position is not None:
+                try:
+                    await finish_on_pool(self._store, self._save_at_end, position)
+                except Exception:  # the store closed meanwhile: what it was given comes again
+                    _log_failed_save(self._checkpoint_id)
+        finally:
+            self._release()
+
     def _close(self) -> None:
+        """Ends the subscription where nothing can be awaited: dropped (``__del__``), or its
+        own fetch found the end (the store closed). No fetch is then in progress."""
         first = not self._closed
         self._closed = True
         self._buffer, self._next = [], 0
-        if first:
+        if first and self._ending is None:
             position = self._unsaved_at_end()
             if position is not None:
                 self._save_at_end(position)
@@ -212,6 +251,11 @@ class Subscription:
 
 def _saved(saved: int | None, finished: int) -> bool:
     return saved is not None and finished <= saved
+
+
+def _not_cancelled_itself() -> bool:
+    task = asyncio.current_task()
+    return task is None or task.cancelling() == 0
 
 
 def _log_failed_save(checkpoint_id: str | None) -> None:
