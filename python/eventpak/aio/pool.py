@@ -21,15 +21,26 @@ __all__ = ["finish_on_pool", "wait_out"]
 T = TypeVar("T")
 
 
-async def finish_on_pool(store: AsyncStore, call: Callable[..., T], *args: Any) -> T:
+async def finish_on_pool(
+    store: AsyncStore, call: Callable[..., T], *args: Any, keep: Callable[[T], None] | None = None
+) -> T:
     """Runs ``call(*args)`` on the store's pool; a cancellation meanwhile takes effect only
-    once the call has ended (its result is then dropped)."""
+    once the call has ended. ``keep`` receives the result, on the loop, even then (a lease
+    taken must reach its owner to be released).
+
+    Pass calls that refer to no object whose lifetime matters: the pool thread may still
+    hold the call for a moment after the loop has its result."""
     future = store._submit(call, *args)
     try:
-        return await asyncio.shield(future)
+        result = await asyncio.shield(future)
     except asyncio.CancelledError:
         await wait_out(future)
+        if keep is not None and future.exception() is None:
+            keep(future.result())
         raise
+    if keep is not None:
+        keep(result)
+    return result
 
 
 async def wait_out(future: asyncio.Future[Any]) -> None:

@@ -158,17 +158,14 @@ class Subscription:
         finished = self._finished
         if checkpoint_id is not None and finished is not None and not _saved(self._saved, finished):
             # The body finished what it was given (it asked for more): save past it.
-            await finish_on_pool(store, self._save, cursor, checkpoint_id, finished)
+            await finish_on_pool(store, _save, cursor, checkpoint_id, finished, keep=self._keep_saved)
         batch = await next_batch(store, cursor, _BATCH, self._ended)
         if batch is None:
             self._close()
             return None
         return batch
 
-    def _save(self, cursor: Cursor, checkpoint_id: str, position: int) -> None:
-        """Saves the checkpoint through ``position``, leaving the cursor where it is (on a
-        pool thread, or where the subscription is dropped)."""
-        save_at(cursor, checkpoint_id, (position, True), (cursor.position, cursor.started))
+    def _keep_saved(self, position: int) -> None:
         self._saved = position
 
     def _unsaved_at_end(self) -> int | None:
@@ -184,7 +181,7 @@ class Subscription:
     def _save_at_end(self, position: int) -> None:
         assert self._cursor is not None and self._checkpoint_id is not None
         try:
-            self._save(self._cursor, self._checkpoint_id, position)
+            self._saved = _save(self._cursor, self._checkpoint_id, position)
         except Exception:  # ending goes on: the batch is delivered again next time
             _log_failed_save(self._checkpoint_id)
 
@@ -193,9 +190,10 @@ class Subscription:
 
     async def _open(self) -> Cursor:
         store = self._store
-        checkpoint_id = self._checkpoint_id
-        if checkpoint_id is not None and not store.sync_store._native.read_only:
-            await finish_on_pool(store, self._take_lease, checkpoint_id)
+        checkpoint_id, native = self._checkpoint_id, store.sync_store._native
+        if checkpoint_id is not None and not native.read_only:
+            # Kept even by a fetch cancelled meanwhile: the ending releases it, not the GC.
+            await finish_on_pool(store, native.take_worker_lease, checkpoint_id, keep=self._keep_lease)
             if self._lease is None:
                 raise CheckpointInUse(checkpoint_id, store.sync_store.path)
         cursor = store.sync_store.cursor(self._region, after=self._after)
@@ -204,10 +202,8 @@ class Subscription:
         self._cursor = cursor
         return cursor
 
-    def _take_lease(self, checkpoint_id: str) -> None:
-        # Kept as soon as it is taken, on the pool thread: a fetch cancelled meanwhile
-        # leaves it to the ending to release, never to the garbage collector.
-        self._lease = self._store.sync_store._native.take_worker_lease(checkpoint_id)
+    def _keep_lease(self, lease: WorkerLease | None) -> None:
+        self._lease = lease
 
     async def _end(self) -> None:
         """aclose(): ends the fetch in progress and waits for it (its calls on the pool, a
@@ -224,10 +220,13 @@ class Subscription:
                     task.exception()  # fetched for a caller that gave up (was cancelled)
             position = self._unsaved_at_end()
             if position is not None:
+                cursor, checkpoint_id = self._cursor, self._checkpoint_id
                 try:
-                    await finish_on_pool(self._store, self._save_at_end, position)
-                except Exception:  # the store closed meanwhile: what it was given comes again
-                    _log_failed_save(self._checkpoint_id)
+                    await finish_on_pool(
+                        self._store, _save, cursor, checkpoint_id, position, keep=self._keep_saved
+                    )
+                except Exception:  # ending goes on: what it was given comes again
+                    _log_failed_save(checkpoint_id)
         finally:
             self._release()
 
@@ -247,6 +246,14 @@ class Subscription:
         if self._lease is not None:
             self._lease.release()
             self._lease = None
+
+
+def _save(cursor: Cursor, checkpoint_id: str, position: int) -> int:
+    """Saves the checkpoint through ``position``, leaving the cursor where it is. A function,
+    not a method: a pool thread holding it for a moment must not keep the subscription alive
+    (a subscription dropped after ``break`` releases its lease at once)."""
+    save_at(cursor, checkpoint_id, (position, True), (cursor.position, cursor.started))
+    return position
 
 
 def _saved(saved: int | None, finished: int) -> bool:

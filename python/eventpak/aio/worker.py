@@ -171,17 +171,15 @@ class AsyncWorkerHandle:
     async def _wait_for_lease(self) -> bool:
         checkpoint_id = self._config.checkpoint_id
         native = self._store.sync_store._native
-
-        def take(checkpoint_id: str) -> None:
-            # Kept as soon as it is taken, on the pool thread: a worker cancelled meanwhile
-            # still releases it when it ends.
-            self._lease = native.take_worker_lease(checkpoint_id)
-
         while self._lease is None and checkpoint_id is not None and not self._stop.is_set():
-            await finish_on_pool(self._store, take, checkpoint_id)
+            # Kept even by a worker cancelled meanwhile: it releases it when it ends.
+            await finish_on_pool(self._store, native.take_worker_lease, checkpoint_id, keep=self._keep_lease)
             if self._lease is None:
                 await self._pause(_STANDBY_RETRY_S)
         return not self._stop.is_set()
+
+    def _keep_lease(self, lease: WorkerLease | None) -> None:
+        self._lease = lease
 
     async def _pause(self, seconds: float) -> bool:
         """Waits ``seconds`` or until stopped; True if stopped."""
