@@ -7,7 +7,8 @@ watches a descriptor the store signals on commit. Works on the default loop and 
 """
 
 from .fence import AsyncFence
-from .store import AsyncStore, open
+from .opening import open
+from .store import AsyncStore
 from .subscribe import Subscription
 from .worker import AsyncHandler, AsyncWorkerHandle
 

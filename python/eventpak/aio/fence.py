@@ -92,13 +92,13 @@ class AsyncFence:
 
     async def _run(self, call: Any, *args: Any) -> Any:
         store = self._store
-        if not store.closed:
-            try:
-                running = asyncio.get_running_loop().run_in_executor(store._fence_thread(), call, *args)
-            except RuntimeError:  # the fence thread was shut down by a close() meanwhile
-                if not store.closed:
-                    raise
-            else:
-                return await running
-        store._native.check_open()  # the engine's own error (a fork's says so)
-        raise StoreClosed(store.path)
+        store._check_loop()
+        store._check_open()
+        try:
+            running = store._loop.run_in_executor(store._fence_thread(), call, *args)
+        except RuntimeError:  # the fence thread was shut down by a close() meanwhile
+            if not store.closed:
+                raise
+            store._native.check_open()  # the engine's own error (a fork's says so)
+            raise StoreClosed(store.path) from None
+        return await running

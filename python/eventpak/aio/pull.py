@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .._native import Cursor, Event
+from .pool import finish_on_pool
 
 if TYPE_CHECKING:
     from .store import AsyncStore
@@ -33,7 +34,9 @@ async def next_batch(
         if at_tail:
             batch = cursor.poll_batch(size)
         else:
-            batch = await store._offload(cursor.pull_batch, size, 0.0)
+            # Finished even if the caller is cancelled: what it ends next (a checkpoint saved
+            # from this cursor, a lease let go) must not overlap the pull.
+            batch = await finish_on_pool(store, cursor.pull_batch, size, 0.0)
         if batch:
             return batch
         if stopped():  # a stop during the pull found no waiter to wake

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import uuid
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, Unpack
@@ -20,7 +19,7 @@ from .._native import (
     Region,
     Tracking,
 )
-from ..config import StoreConfig, StoreOptions, StoreStats
+from ..config import StoreStats
 from ..errors import FenceActive, StoreClosed
 from ..options import BatchItem, CoordinateLike, EventOptions
 from ..projection import Freshness, Projection
@@ -32,17 +31,18 @@ from .fence import AsyncFence
 from .subscribe import Subscription
 from .wakeup import CommitWatch
 from .worker import AsyncHandler, AsyncWorkerHandle
-from .worker_steps import start_async_worker
+from .worker_steps import start_async_worker, worker_of
 
-__all__ = ["AsyncStore", "open"]
+__all__ = ["AsyncStore"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 S = TypeVar("S")
 
-# Threads per store for calls that touch the disk. Appends from any number of tasks share
-# one of them (see appender.py), so a few cover reads, syncs and checkpoint saves beside it.
-_THREADS = 4
+_OTHER_LOOP = (
+    "this AsyncStore belongs to the event loop that opened it and cannot be used from another "
+    "loop; open one store per loop, or use store.sync_store from other threads"
+)
 
 
 class AsyncStore:
@@ -74,7 +74,8 @@ class AsyncStore:
 
     @property
     def closed(self) -> bool:
-        """True once :meth:`close` was called."""
+        """True once :meth:`close` was called. While close waits for a worker to finish the
+        batch in its handler, that worker's calls are still served; others' are refused."""
         return self._closing or self._store.closed
 
     @property
@@ -95,11 +96,10 @@ class AsyncStore:
         """Appends one event (see ``Store.append``). Appends of concurrent tasks share one
         engine call and one fsync. Cancelling it before it is written means it is not. An
         append with a ``condition`` or ``tracking`` is its own engine call on the pool."""
+        self._check_loop()
         if self._fence_task is not None and asyncio.current_task() is self._fence_task:
             raise FenceActive()  # it would wait for its own task's fence
-        if self.closed:
-            self._native.check_open()  # the engine's own error (a fork's says so)
-            raise StoreClosed(self.path)
+        self._check_open()
         if condition is not None or tracking is not None:
             call = functools.partial(self._native.append, condition=condition, tracking=tracking, **options)
             return await self._offload(call, coord, kind, payload)
@@ -189,6 +189,7 @@ class AsyncStore:
         """Starts a supervised worker task on this loop: ``await handler(batch, store,
         witness)`` with the region's events, with the actions, restart policies, standby and
         dead letters of ``ep.CursorWorkerConfig``. The handler receives this async store."""
+        self._check_loop()
         if self.closed:
             self._native.check_open()  # the engine's own error (a fork's says so)
             raise StoreClosed(self.path)
@@ -198,11 +199,15 @@ class AsyncStore:
         return handle
 
     async def close(self, timeout: float | None = None) -> None:
-        """Stops this store's workers and subscriptions, then closes the store (sync,
-        index checkpoint, release of the data dir). Idempotent."""
+        """Stops this store's workers and subscriptions, waits for each worker to finish the
+        batch in its handler (saving its checkpoint, parking its dead letters; its calls are
+        still served meanwhile) and cancels those still in their handler after ``timeout``
+        seconds, then closes the store (sync, index checkpoint, release of the data dir).
+        Idempotent."""
+        self._check_loop()
         if self._closing:
             return
-        self._closing = True
+        self._closing = True  # from here on only the stopping workers' calls are served
         workers, self._workers = self._workers, []
         for worker in workers:
             worker.stop()
@@ -230,10 +235,33 @@ class AsyncStore:
 
     async def _offload(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Runs a blocking call on the store's threads and waits for it without blocking."""
-        if self.closed:
+        bound = functools.partial(call, *args, **kwargs) if args or kwargs else call
+        return await self._submit(bound)
+
+    def _submit(self, call: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Starts a blocking call on the store's threads; refused before it starts from
+        another loop, or when the store is closed (or closing, but for its workers)."""
+        self._check_loop()
+        self._check_open()
+        return self._loop.run_in_executor(self._executor, call, *args)
+
+    def _check_loop(self) -> None:
+        # Checked before anything is queued: a future of this loop awaited from another one
+        # fails only after its call was made (an append would be written, then reported
+        # as failed).
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not self._loop:
+            raise RuntimeError(_OTHER_LOOP)
+
+    def _check_open(self) -> None:
+        # While close waits for the workers, the batch in a handler is finished as the sync
+        # store lets it be: the worker's calls (its handler's, its checkpoint's) are served.
+        if self._store.closed or (self._closing and worker_of.get() is not self):
             self._native.check_open()  # the engine's own error (a fork's says so)
             raise StoreClosed(self.path)
-        return await self._offload_always(call, *args, **kwargs)
 
     async def _offload_always(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         bound = functools.partial(call, *args, **kwargs) if args or kwargs else call
@@ -250,58 +278,3 @@ class AsyncStore:
         if self._fence_executor is None:
             self._fence_executor = ThreadPoolExecutor(1, thread_name_prefix="eventpak-aio-fence")
         return self._fence_executor
-
-
-class _Opening:
-    """What ``ep.aio.open`` returns: await it for the store, or use it with ``async with``."""
-
-    def __init__(self, path: str | os.PathLike[str] | StoreConfig, options: StoreOptions) -> None:
-        self._path = path
-        self._options = options
-        self._store: AsyncStore | None = None
-
-    def __await__(self) -> Generator[Any, None, AsyncStore]:
-        return self._open().__await__()
-
-    async def __aenter__(self) -> AsyncStore:
-        self._store = await self._open()
-        return self._store
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._store is not None:
-            await self._store.close()
-
-    async def _open(self) -> AsyncStore:
-        loop = asyncio.get_running_loop()
-        executor = ThreadPoolExecutor(_THREADS, thread_name_prefix="eventpak-aio")
-        opened = functools.partial(Store.open, self._path, **self._options)
-        future = loop.run_in_executor(executor, opened)
-        try:
-            store = await asyncio.shield(future)
-        except asyncio.CancelledError:
-            # The open goes on in its thread; the cancellation ends once a store it still
-            # made is closed again, so the data dir is free when the caller sees it.
-            await _close_when_opened(future, executor)
-            raise
-        except BaseException:
-            executor.shutdown(wait=False)
-            raise
-        return AsyncStore(store, loop, executor)
-
-
-async def _close_when_opened(future: asyncio.Future[Store], executor: ThreadPoolExecutor) -> None:
-    try:
-        store = await asyncio.wait_for(asyncio.shield(future), None)
-    except BaseException:  # the open failed, or the wait was cancelled again: nothing to close
-        executor.shutdown(wait=False)
-        return
-    await asyncio.get_running_loop().run_in_executor(executor, store.close)
-    executor.shutdown(wait=False)
-
-
-def open(path: str | os.PathLike[str] | StoreConfig, **options: Unpack[StoreOptions]) -> _Opening:
-    """Opens (or creates) a store for asyncio code, with the options of ``ep.Store.open``:
-    ``store = await ep.aio.open(path)`` or ``async with ep.aio.open(path) as store``."""
-    return _Opening(path, options)

@@ -17,8 +17,9 @@ from ..isolation import Isolation
 from ..restart import RestartBudget
 from ..worker import save_at
 from ..worker_config import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig, checked_action
+from .pool import finish_on_pool
 from .pull import next_batch
-from .worker_steps import cancelled_from_outside
+from .worker_steps import cancelled_from_outside, worker_of
 
 if TYPE_CHECKING:
     from .store import AsyncStore
@@ -149,6 +150,7 @@ class AsyncWorkerHandle:
         self._store._watch().wake_all()
 
     async def _run(self) -> None:
+        worker_of.set(self._store)  # this task's context only (and tasks the handler starts)
         try:
             if await self._wait_for_lease():
                 self._active = True
@@ -170,10 +172,14 @@ class AsyncWorkerHandle:
         checkpoint_id = self._config.checkpoint_id
         native = self._store.sync_store._native
         while self._lease is None and checkpoint_id is not None and not self._stop.is_set():
-            self._lease = await self._store._offload(native.take_worker_lease, checkpoint_id)
+            # Kept even by a worker cancelled meanwhile: it releases it when it ends.
+            await finish_on_pool(self._store, native.take_worker_lease, checkpoint_id, keep=self._keep_lease)
             if self._lease is None:
                 await self._pause(_STANDBY_RETRY_S)
         return not self._stop.is_set()
+
+    def _keep_lease(self, lease: WorkerLease | None) -> None:
+        self._lease = lease
 
     async def _pause(self, seconds: float) -> bool:
         """Waits ``seconds`` or until stopped; True if stopped."""
@@ -253,7 +259,8 @@ class AsyncWorkerHandle:
             if step.park is not None:
                 parked = step.park
                 sync_store = self._store.sync_store
-                await self._store._offload(
+                await finish_on_pool(
+                    self._store,
                     park_and_log,
                     sync_store,
                     checkpoint_id,
@@ -286,7 +293,9 @@ class AsyncWorkerHandle:
         target = end if position is None else (position, True)
         checkpoint_id = self._config.checkpoint_id
         if checkpoint_id is not None:
-            await self._store._offload(save_at, cursor, checkpoint_id, target, end)
+            # Finished even if the worker is cancelled meanwhile: no checkpoint write may
+            # outlive the worker's lease.
+            await finish_on_pool(self._store, save_at, cursor, checkpoint_id, target, end)
         self._committed = target
 
     async def _call(self, batch: list[Event], witness: AtLeastOnce | None) -> CursorWorkerAction:

@@ -1,9 +1,10 @@
-"""Small steps of async workers: starting one, and telling a cancellation of the worker from
-a handler's own ``CancelledError``."""
+"""Small steps of async workers: starting one, telling a cancellation of the worker from a
+handler's own ``CancelledError``, and knowing which store's worker a task is."""
 
 from __future__ import annotations
 
 import asyncio
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 from .._native import Region
@@ -14,7 +15,12 @@ if TYPE_CHECKING:
     from .store import AsyncStore
     from .worker import AsyncHandler, AsyncWorkerHandle
 
-__all__ = ["cancelled_from_outside", "start_async_worker"]
+__all__ = ["cancelled_from_outside", "start_async_worker", "worker_of"]
+
+# The store whose worker the current task is (or was started by: tasks a handler starts
+# inherit it). While that store closes, it still serves these tasks, so the batch in a
+# handler is finished, its checkpoint saved and its dead letters parked.
+worker_of: ContextVar[object | None] = ContextVar("eventpak_aio_worker_of", default=None)
 
 
 def cancelled_from_outside(exc: BaseException) -> bool:
