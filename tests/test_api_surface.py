@@ -226,6 +226,16 @@ listed: list[str] = ["acct:1", "eu"]  # a coordinate read from JSON is a list
 store.append(listed, "opened", {})
 store.append_batch([(listed, "opened", {}), ep.AppendRequest(listed, "opened", {})])
 assert ep.Region.all().matches(listed, "opened")
+
+def plain(events: list[ep.Event], s: ep.aio.AsyncStore, proof: ep.AtLeastOnce | None) -> None:
+    return None
+
+async def coroutine(events: list[ep.Event], s: ep.aio.AsyncStore, proof: ep.AtLeastOnce | None) -> None:
+    return None
+
+async def workers(s: ep.aio.AsyncStore) -> None:
+    s.worker(ep.Region.all(), plain, ep.CursorWorkerConfig())  # a plain function works too
+    s.worker(ep.Region.all(), coroutine, ep.CursorWorkerConfig())
 """
 
 

@@ -31,7 +31,11 @@ _worker_numbers = itertools.count(1)
 # How often a standby tries its checkpoint's lease (it takes over within this of a release).
 _STANDBY_RETRY_S = 0.25
 
-AsyncHandler = Callable[[list[Event], "AsyncStore", AtLeastOnce | None], Awaitable[CursorWorkerAction | None]]
+# A coroutine function, or a plain function returning the action (run on the loop as is).
+AsyncHandler = Callable[
+    [list[Event], "AsyncStore", AtLeastOnce | None],
+    Awaitable[CursorWorkerAction | None] | CursorWorkerAction | None,
+]
 
 
 class AsyncWorkerHandle:
