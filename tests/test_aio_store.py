@@ -192,7 +192,9 @@ def test_a_task_cancelled_while_it_enters_a_fence_leaves_no_fence_open(
             # The fence thread is held, so the task's entry waits in its queue when cancelled;
             # released, the thread opens the fence for a task that will never use it.
             held = threading.Event()
-            store._fence_thread().submit(held.wait)
+            thread = store._take_fence_thread()  # the thread the next fence takes
+            thread.submit(held.wait)
+            store._return_fence_thread(thread)
             fences: list[Any] = []
 
             async def body() -> None:
@@ -201,7 +203,7 @@ def test_a_task_cancelled_while_it_enters_a_fence_leaves_no_fence_open(
                     await fence.append(("a", "s"), "Never", {})
 
             task = asyncio.create_task(body())
-            queue = store._fence_thread()._work_queue  # type: ignore[attr-defined]
+            queue = thread._work_queue  # type: ignore[attr-defined]
             while queue.qsize() < 1:
                 await asyncio.sleep(0)
             task.cancel()
@@ -214,6 +216,57 @@ def test_a_task_cancelled_while_it_enters_a_fence_leaves_no_fence_open(
                 await fence.append(("b", "s"), "Fenced", {})
             assert [e.kind for e in await store.query(ALL)] == ["After", "Fenced"]
             assert receipt.global_sequence == 0
+
+    run(main())
+
+
+def test_a_second_task_s_fence_waits_for_the_first_as_a_second_thread_s_does(
+    run: Runner[Any], data_dir: Path
+) -> None:
+    async def main() -> None:
+        async with ep.aio.open(data_dir, fence_wait_ms=30_000) as store:
+            opened = asyncio.Event()
+
+            async def second() -> str:
+                await opened.wait()
+                async with store.fence() as fence:
+                    await fence.append(("b", "s"), "Second", {})
+                return fence.state
+
+            waiting = asyncio.create_task(second())
+            async with store.fence() as fence:
+                await fence.append(("a", "s"), "First", {})
+                opened.set()
+                # Time for a second fence that meets this one as its own to fail at once (it
+                # used to); one that waits is still waiting when this fence commits.
+                await asyncio.wait({waiting}, timeout=0.2)
+                assert not waiting.done()
+            assert await waiting == "committed"
+            assert [e.kind for e in await store.query(ALL)] == ["First", "Second"]
+
+    run(main())
+
+
+def test_a_second_task_s_fence_gives_up_after_fence_wait_ms(run: Runner[Any], data_dir: Path) -> None:
+    async def main() -> None:
+        async with ep.aio.open(data_dir, fence_wait_ms=50) as store:
+            opened = asyncio.Event()
+
+            async def second() -> None:
+                await opened.wait()
+                async with store.fence() as fence:
+                    await fence.append(("b", "s"), "Never", {})
+
+            waiting = asyncio.create_task(second())
+            async with store.fence() as fence:
+                await fence.append(("a", "s"), "First", {})
+                opened.set()
+                with pytest.raises(ep.FenceActive):
+                    await waiting  # after the engine's wait, with this fence still open
+            assert [e.kind for e in await store.query(ALL)] == ["First"]
+            async with store.fence() as fence:  # the refused fence's thread serves the next one
+                await fence.append(("c", "s"), "Third", {})
+            assert [e.kind for e in await store.query(ALL)] == ["First", "Third"]
 
     run(main())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Unpack
 
@@ -28,6 +29,7 @@ class AsyncFence:
     def __init__(self, store: AsyncStore) -> None:
         self._store = store
         self._fence = Fence(store._native)
+        self._thread: ThreadPoolExecutor | None = None  # taken at the first call
 
     @property
     def state(self) -> str:
@@ -44,8 +46,13 @@ class AsyncFence:
             # never stays open holding back every other writer of the data dir. The task
             # still ends cancelled, whatever the cancel meets (a closed store cancels its
             # fences itself).
+            abandoning = asyncio.ensure_future(self._abandon(entering))
+            abandoning.add_done_callback(self._give_back)
             with contextlib.suppress(Exception):
-                await asyncio.shield(self._abandon(entering))
+                await asyncio.shield(abandoning)
+            raise
+        except BaseException:
+            self._give_back()  # not opened (another fence held on past fence_wait_ms, ...)
             raise
         self._store._fence_task = asyncio.current_task()
         return self
@@ -75,14 +82,17 @@ class AsyncFence:
             await self._run(self._fence.cancel)
         finally:
             self._release()
+            self._give_back()
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        ending = asyncio.ensure_future(self._run(self._fence.__exit__, exc_type, exc, tb))
+        ending.add_done_callback(self._give_back)
         try:
             # Shielded: a cancelled task still commits or cancels its fence, so the fence
             # never stays open holding back every other task's appends.
-            await asyncio.shield(self._run(self._fence.__exit__, exc_type, exc, tb))
+            await asyncio.shield(ending)
         finally:
             self._release()
 
@@ -90,12 +100,20 @@ class AsyncFence:
         if self._store._fence_task is asyncio.current_task():
             self._store._fence_task = None
 
+    def _give_back(self, _done: object = None) -> None:
+        """The fence has ended (or never opened): its thread serves the next fence."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._store._return_fence_thread(thread)
+
     async def _run(self, call: Any, *args: Any) -> Any:
         store = self._store
         store._check_loop()
         store._check_open()
         try:
-            running = store._loop.run_in_executor(store._fence_thread(), call, *args)
+            if self._thread is None:
+                self._thread = store._take_fence_thread()
+            running = store._loop.run_in_executor(self._thread, call, *args)
         except RuntimeError:  # the fence thread was shut down by a close() meanwhile
             if not store.closed:
                 raise

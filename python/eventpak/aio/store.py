@@ -60,7 +60,10 @@ class AsyncStore:
         self._native = store._native
         self._loop = loop
         self._executor = executor
-        self._fence_executor: ThreadPoolExecutor | None = None
+        # One thread per fence in use (kept for the next fence once it ends): see
+        # `_take_fence_thread`.
+        self._fence_threads: list[ThreadPoolExecutor] = []
+        self._idle_fence_threads: list[ThreadPoolExecutor] = []
         self._appender = Appender(store._native, loop, executor)
         self._commits: CommitWatch | None = None
         self._fence_task: asyncio.Task[Any] | None = None
@@ -219,8 +222,8 @@ class AsyncStore:
             self._commits.close()
         await self._offload_always(self._store.close)
         self._executor.shutdown(wait=False)
-        if self._fence_executor is not None:
-            self._fence_executor.shutdown(wait=False)
+        for thread in self._fence_threads:
+            thread.shutdown(wait=False)
 
     async def __aenter__(self) -> AsyncStore:
         return self
@@ -272,9 +275,18 @@ class AsyncStore:
             self._commits = CommitWatch(self._native, self._loop)
         return self._commits
 
-    def _fence_thread(self) -> ThreadPoolExecutor:
-        # A fence belongs to the thread that opened it: every fence call runs on this one,
-        # which makes no other append, so plain appends of other tasks wait for the fence.
-        if self._fence_executor is None:
-            self._fence_executor = ThreadPoolExecutor(1, thread_name_prefix="eventpak-aio-fence")
-        return self._fence_executor
+    def _take_fence_thread(self) -> ThreadPoolExecutor:
+        """The thread a fence runs every call on, from its entry to its end. A fence belongs
+        to the thread that opened it, so each fence has its own: a second task's fence then
+        waits in its thread for the first to end (up to ``fence_wait_ms``), as a second
+        thread's does, instead of meeting the first as its own and failing at once. Plain
+        appends never run there, so they wait for the fence as other threads' do."""
+        if self._idle_fence_threads:
+            return self._idle_fence_threads.pop()
+        thread = ThreadPoolExecutor(1, thread_name_prefix="eventpak-aio-fence")
+        self._fence_threads.append(thread)
+        return thread
+
+    def _return_fence_thread(self, thread: ThreadPoolExecutor) -> None:
+        """Keeps a fence's thread for the next fence (calls still queued on it run first)."""
+        self._idle_fence_threads.append(thread)
