@@ -220,20 +220,22 @@ def test_a_task_cancelled_while_it_enters_a_fence_leaves_no_fence_open(
     run(main())
 
 
+async def _fence_once_opened(store: ep.aio.AsyncStore, opened: asyncio.Event, kind: str) -> str:
+    """Once ``opened`` is set, appends one ``kind`` event through a fence of its own; returns
+    the fence's final state."""
+    await opened.wait()
+    async with store.fence() as fence:
+        await fence.append(("b", "s"), kind, {})
+    return fence.state
+
+
 def test_a_second_task_s_fence_waits_for_the_first_as_a_second_thread_s_does(
     run: Runner[Any], data_dir: Path
 ) -> None:
     async def main() -> None:
         async with ep.aio.open(data_dir, fence_wait_ms=30_000) as store:
             opened = asyncio.Event()
-
-            async def second() -> str:
-                await opened.wait()
-                async with store.fence() as fence:
-                    await fence.append(("b", "s"), "Second", {})
-                return fence.state
-
-            waiting = asyncio.create_task(second())
+            waiting = asyncio.create_task(_fence_once_opened(store, opened, "Second"))
             async with store.fence() as fence:
                 await fence.append(("a", "s"), "First", {})
                 opened.set()
@@ -251,13 +253,7 @@ def test_a_second_task_s_fence_gives_up_after_fence_wait_ms(run: Runner[Any], da
     async def main() -> None:
         async with ep.aio.open(data_dir, fence_wait_ms=50) as store:
             opened = asyncio.Event()
-
-            async def second() -> None:
-                await opened.wait()
-                async with store.fence() as fence:
-                    await fence.append(("b", "s"), "Never", {})
-
-            waiting = asyncio.create_task(second())
+            waiting = asyncio.create_task(_fence_once_opened(store, opened, "Never"))
             async with store.fence() as fence:
                 await fence.append(("a", "s"), "First", {})
                 opened.set()
