@@ -229,40 +229,35 @@ async def _fence_once_opened(store: ep.aio.AsyncStore, opened: asyncio.Event, ki
     return fence.state
 
 
-def test_a_second_task_s_fence_waits_for_the_first_as_a_second_thread_s_does(
-    run: Runner[Any], data_dir: Path
+@pytest.mark.parametrize("wait_ms", [30_000, 50])
+def test_a_second_task_s_fence_waits_for_the_first_up_to_fence_wait_ms(
+    run: Runner[Any], data_dir: Path, wait_ms: int
 ) -> None:
+    """As a second thread's fence does: it commits after the first, or gives up with
+    ``FenceActive`` after ``fence_wait_ms`` while the first is still open."""
+    gives_up = wait_ms == 50
+
     async def main() -> None:
-        async with ep.aio.open(data_dir, fence_wait_ms=30_000) as store:
+        async with ep.aio.open(data_dir, fence_wait_ms=wait_ms) as store:
             opened = asyncio.Event()
             waiting = asyncio.create_task(_fence_once_opened(store, opened, "Second"))
             async with store.fence() as fence:
                 await fence.append(("a", "s"), "First", {})
                 opened.set()
-                # Time for a second fence that meets this one as its own to fail at once (it
-                # used to); one that waits is still waiting when this fence commits.
-                await asyncio.wait({waiting}, timeout=0.2)
-                assert not waiting.done()
-            assert await waiting == "committed"
-            assert [e.kind for e in await store.query(ALL)] == ["First", "Second"]
-
-    run(main())
-
-
-def test_a_second_task_s_fence_gives_up_after_fence_wait_ms(run: Runner[Any], data_dir: Path) -> None:
-    async def main() -> None:
-        async with ep.aio.open(data_dir, fence_wait_ms=50) as store:
-            opened = asyncio.Event()
-            waiting = asyncio.create_task(_fence_once_opened(store, opened, "Never"))
-            async with store.fence() as fence:
-                await fence.append(("a", "s"), "First", {})
-                opened.set()
-                with pytest.raises(ep.FenceActive):
-                    await waiting  # after the engine's wait, with this fence still open
-            assert [e.kind for e in await store.query(ALL)] == ["First"]
-            async with store.fence() as fence:  # the refused fence's thread serves the next one
+                if gives_up:
+                    with pytest.raises(ep.FenceActive):
+                        await waiting  # after the engine's wait, with this fence still open
+                else:
+                    # Time for a second fence that meets this one as its own to fail at once
+                    # (it used to); one that waits is still waiting when this fence commits.
+                    await asyncio.wait({waiting}, timeout=0.2)
+                    assert not waiting.done()
+            if not gives_up:
+                assert await waiting == "committed"
+            async with store.fence() as fence:  # every fence thread serves the next fence
                 await fence.append(("c", "s"), "Third", {})
-            assert [e.kind for e in await store.query(ALL)] == ["First", "Third"]
+            expected = ["First", "Third"] if gives_up else ["First", "Second", "Third"]
+            assert [e.kind for e in await store.query(ALL)] == expected
 
     run(main())
 
