@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Self, Unpack
 
 from ._native import AppendReceipt, AppendRequest, NativeFence
 from .errors import FenceClosed
-from .options import BatchItem, CoordinateLike, EventOptions
+from .options import COMMIT_OPTIONS, BatchItem, CoordinateLike, EventOptions
 
 if TYPE_CHECKING:
     from ._native import NativeStore
@@ -48,7 +48,7 @@ class Fence:
     ) -> AppendReceipt:
         """Appends one event through the fence (the options of one event, as for
         ``Store.append``; a fence takes no ``condition`` nor ``tracking``)."""
-        refused = sorted(set(options) & {"condition", "tracking"})
+        refused = [name for name in COMMIT_OPTIONS if name in options]
         if refused:
             raise TypeError(
                 f"Fence.append() takes no {' nor '.join(refused)}: a fence's events commit with the "

@@ -8,7 +8,7 @@ from typing import Any, TypedDict
 
 from ._native import AppendCondition, AppendReceipt, AppendRequest, Coordinate, Event, PriorItem, Tracking
 
-__all__ = ["AppendOptions", "BatchItem", "CoordinateLike", "EventOptions"]
+__all__ = ["COMMIT_OPTIONS", "AppendOptions", "BatchItem", "CoordinateLike", "EventOptions"]
 
 # A list of two str is accepted too; not `Sequence[str]`, which a bare str would satisfy.
 CoordinateLike = Coordinate | tuple[str, str] | list[str]
@@ -54,3 +54,7 @@ class AppendOptions(EventOptions, total=False):
     no global sequence, and a position at or below the recorded one raises
     ``ep.TrackingConflict`` and writes nothing. A keyed batch already committed returns its
     original receipts before the condition or the tracking position is checked."""
+
+
+COMMIT_OPTIONS = tuple(k for k in AppendOptions.__annotations__ if k not in EventOptions.__annotations__)
+"""The options of a whole commit (``condition``, ``tracking``), which no event carries."""

@@ -10,7 +10,7 @@ from typing import Any, Unpack, final
 from ._native import AppendReceipt, AppendRequest, NativeStore, PriorItem, decode_payload, encode_payload
 from .errors import Denial, InvalidArgument, InvalidKind, PayloadNotSerializable
 from .gates import Gate, GateSet, Proposal
-from .options import AppendOptions, BatchItem, CoordinateLike
+from .options import COMMIT_OPTIONS, AppendOptions, BatchItem, CoordinateLike
 from .store import Store
 
 __all__ = ["BYPASS_KIND", "DENIAL_KIND", "Pipeline", "record_denial"]
@@ -23,8 +23,6 @@ BYPASS_KIND = "eventpak.bypass"
 _RESERVED_PREFIX = "eventpak."
 # Every append option, as the store names them: read from AppendRequest items for gating.
 _OPTION_NAMES = tuple(AppendOptions.__annotations__)
-# The options of a whole commit, which an AppendRequest does not carry.
-_COMMIT_OPTIONS = ("condition", "tracking")
 _REQUEST_FORM = "ep.AppendRequest(coord, kind, payload, ...)"
 
 
@@ -94,8 +92,8 @@ class Pipeline:
             proposal.coord, BYPASS_KIND, audit, idempotency_key=_audit_key(key), correlation_id=correlation
         )
         # A condition and a tracking record belong to the commit, not to one event of it.
-        item_options = {k: v for k, v in proposal.options.items() if k not in _COMMIT_OPTIONS}
-        guards = {k: v for k, v in proposal.options.items() if k in _COMMIT_OPTIONS}
+        item_options = {k: v for k, v in proposal.options.items() if k not in COMMIT_OPTIONS}
+        guards = {k: v for k, v in proposal.options.items() if k in COMMIT_OPTIONS}
         event = AppendRequest(proposal.coord, kind, payload, **item_options)
         return self._store._native._append_reserved_batch([event, audit_request], **guards)[0]
 
