@@ -10,6 +10,7 @@ use pyo3::types::{PyString, PyTuple};
 
 use crate::args::{int_arg, opt_int_arg, type_name};
 use crate::errors::{to_py, InvalidArgument};
+use crate::names::utf8_text;
 use crate::types::Region;
 
 /// Fails an append when a visible event matching `fail_if_events_match` was committed
@@ -66,10 +67,8 @@ pub fn tracking_name(name: &Bound<'_, PyAny>) -> PyResult<String> {
     let Ok(text) = name.downcast::<PyString>() else {
         return Err(PyTypeError::new_err(format!("tracking name must be a str, not {}", type_name(name))));
     };
-    let text = text.to_str().map_err(|_| {
-        let shown = text.to_string_lossy().into_owned();
-        InvalidArgument::new_err(("tracking name".to_owned(), format!("{shown:?} is not valid UTF-8 text")))
-    })?;
+    let text =
+        utf8_text(text).map_err(|reason| InvalidArgument::new_err(("tracking name".to_owned(), reason)))?;
     validate_tracking_name(text).map_err(|e| to_py(e, ""))?;
     Ok(text.to_owned())
 }

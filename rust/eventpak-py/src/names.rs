@@ -14,6 +14,12 @@ use crate::errors::{
     InvalidKindType, InvalidRegion, InvalidRegionType, InvalidTag, InvalidTagType,
 };
 
+/// The text of a Python str, or why it has none: a str holding a lone surrogate is not
+/// valid UTF-8 (the reason shows it with the surrogate replaced).
+pub fn utf8_text<'a>(text: &'a Bound<'_, PyString>) -> Result<&'a str, String> {
+    text.to_str().map_err(|_| format!("{:?} is not valid UTF-8 text", text.to_string_lossy()))
+}
+
 macro_rules! name_arg {
     ($(#[$doc:meta])* $name:ident => $error:ident / $type_error:ident, $label:literal) => {
         $(#[$doc])*
@@ -25,13 +31,7 @@ macro_rules! name_arg {
                 let Ok(text) = ob.downcast::<PyString>() else {
                     return Err($type_error::new_err((format!("{label} must be a str, not {}", type_name(ob)),)));
                 };
-                match text.to_str() {
-                    Ok(s) => Ok($name(s.to_owned())),
-                    Err(_) => {
-                        let shown = text.to_string_lossy().into_owned();
-                        Err($error::new_err((format!("{shown:?} is not valid UTF-8 text"),)))
-                    }
-                }
+                utf8_text(text).map(|s| $name(s.to_owned())).map_err(|reason| $error::new_err((reason,)))
             }
         }
 

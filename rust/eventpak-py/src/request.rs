@@ -10,7 +10,7 @@ use crate::args::{opt_int_arg, type_name};
 use crate::causation;
 use crate::errors::InvalidIdempotencyKey;
 use crate::event::from_uuid;
-use crate::names::{tag_list, KindName};
+use crate::names::{tag_list, utf8_text, KindName};
 use crate::payload;
 use crate::types::coordinate_parts;
 
@@ -86,10 +86,7 @@ pub struct Options<'a, 'py> {
 fn key_bytes(key: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     if let Ok(text) = key.downcast::<PyString>() {
         // A str that is not valid UTF-8 (a lone surrogate) has no bytes to key by.
-        let Ok(text) = text.to_str() else {
-            let shown = text.to_string_lossy().into_owned();
-            return Err(InvalidIdempotencyKey::new_err((format!("{shown:?} is not valid UTF-8 text"),)));
-        };
+        let text = utf8_text(text).map_err(|reason| InvalidIdempotencyKey::new_err((reason,)))?;
         return Ok(text.as_bytes().to_vec());
     }
     if let Ok(bytes) = key.downcast::<PyBytes>() {
