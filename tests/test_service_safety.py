@@ -335,12 +335,14 @@ def test_ctrl_c_interrupts_a_main_thread_waiting_for_a_fence(
     assert out.split() == ["interrupted", "fenced", "fenced,after"]
 
 
-def test_a_closed_store_kept_referenced_holds_no_segment_descriptor_or_mapping(
-    open_store: Any, data_dir: Path
+@pytest.mark.parametrize("shared", [False, True], ids=["exclusive", "shared"])
+def test_a_closed_store_kept_referenced_holds_no_descriptor_and_no_segment_mapping(
+    open_store: Any, data_dir: Path, shared: bool
 ) -> None:
-    store = open_store(segment_max_bytes=4096, sync="never")
+    store = open_store(segment_max_bytes=4096, sync="never", shared=shared)
     for i in range(40):
         store.append_batch([(("e", "s"), "k", {"i": i, "pad": "x" * 200})] * 5)
+    store.sync()  # in shared mode, opens the segment its group commit fsyncs
     cursor = store.cursor(ep.Region.all())
     assert len(cursor.poll_batch(1000)) == 200
     kept = store.query(ep.Region.all(), limit=1)[0]  # an event keeps its own segment's mapping
@@ -353,17 +355,18 @@ def test_a_closed_store_kept_referenced_holds_no_segment_descriptor_or_mapping(
         except FileNotFoundError:  # the descriptor listdir itself used
             return ""
 
-    def held() -> tuple[int, set[str]]:
+    def held() -> tuple[list[str], set[str]]:
         fds = [link(fd) for fd in os.listdir("/proc/self/fd")]
         maps = Path("/proc/self/maps").read_text().splitlines()
         mapped = {line.split()[-1] for line in maps if segments in line}
-        return sum(1 for f in fds if f.startswith(segments)), mapped
+        return [f for f in fds if f.startswith(str(data_dir))], mapped
 
-    assert held()[0] > 20  # a descriptor per segment while open
+    assert sum(1 for f in held()[0] if f.startswith(segments)) > 20  # one per segment
     store.close()
     fds, mapped = held()
-    # The store, its cursor and its worker handle are all still referenced here.
-    assert fds <= 1 and mapped <= {str(data_dir / "segments" / "00000000000000000000.seg")}
+    # The store, its cursor and its worker handle are all still referenced here: no
+    # segment, lock file or shared page of the data dir is held open.
+    assert fds == [] and mapped <= {str(data_dir / "segments" / "00000000000000000000.seg")}
     assert kept.payload == {"i": 0, "pad": "x" * 200} and not worker.is_alive()
     with pytest.raises(ep.StoreClosed):
         cursor.poll_batch(10)

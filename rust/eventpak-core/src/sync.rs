@@ -153,7 +153,9 @@ impl Durability {
             (w.active_for_sync(), w.written())
         };
         // Older segments were fsynced when the writer rotated away from them, so the
-        // active file is the only one that can hold unsynced events.
+        // active file is the only one that can hold unsynced events; a released one was
+        // fsynced by the close, after everything written.
+        let Some(file) = file else { return Ok((written, true)) };
         match file.sync() {
             Ok(()) => Ok((written, true)),
             Err(e) => {

@@ -45,7 +45,8 @@ pub struct Writer {
     segments_dir: PathBuf,
     path: PathBuf,
     segment_max_bytes: u64,
-    file: Arc<File>,
+    /// The active segment; `None` once the store closed ([`Writer::release`]).
+    file: Option<Arc<File>>,
     segment_id: u64,
     segment_position: u32,
     segment_len: u64,
@@ -86,7 +87,7 @@ impl Writer {
             path,
             segments_dir: segments_dir.to_owned(),
             segment_max_bytes,
-            file: Arc::new(file),
+            file: Some(Arc::new(file)),
             segment_id,
             segment_position,
             segment_len,
@@ -147,7 +148,7 @@ impl Writer {
             let path = self.segments_dir.join(segment_file_name(segment_id));
             let file =
                 open_append(&path, false).map_err(|e| Error::storage("opening the active segment", e))?;
-            self.file = Arc::new(file);
+            self.file = Some(Arc::new(file));
             self.path = path;
             self.segment_id = segment_id;
         }
@@ -158,14 +159,27 @@ impl Writer {
         Ok(())
     }
 
-    /// fsyncs the active segment; older segments were fsynced when sealed.
+    /// fsyncs the active segment; older segments were fsynced when sealed. Nothing to do
+    /// once released: the close fsynced it last.
     pub fn sync_active(&self) -> std::io::Result<()> {
-        self.storage.sync(&self.file, &self.path)
+        match &self.file {
+            Some(file) => self.storage.sync(file, &self.path),
+            None => Ok(()),
+        }
     }
 
-    /// What the group-commit leader needs to fsync the active segment without the lock.
-    pub fn active_for_sync(&self) -> ActiveSegment {
-        ActiveSegment { file: self.file.clone(), path: self.path.clone(), storage: self.storage.clone() }
+    /// What the group-commit leader needs to fsync the active segment without the lock;
+    /// `None` once released (everything written was fsynced by the close).
+    pub fn active_for_sync(&self) -> Option<ActiveSegment> {
+        let file = self.file.clone()?;
+        Some(ActiveSegment { file, path: self.path.clone(), storage: self.storage.clone() })
+    }
+
+    /// Closes the active segment's file once the store closed and fsynced it, so a closed
+    /// store that stays referenced holds no descriptor of it. Appends are refused by then
+    /// (they check the store is open under the writer lock).
+    pub fn release(&mut self) {
+        self.file = None;
     }
 
     /// Why the writer stopped accepting appends, if it did.
@@ -235,7 +249,8 @@ impl Writer {
         if full || self.rotate_before_write {
             self.rotate(segments).inspect_err(|e| self.poison(e.clone()))?;
         }
-        if let Err(e) = self.storage.write(&self.file, &self.path, &self.buf) {
+        let Some(file) = &self.file else { return Err(Error::StoreClosed) };
+        if let Err(e) = self.storage.write(file, &self.path, &self.buf) {
             let err = Error::storage("writing frames", e);
             self.poison(err.clone());
             return Err(err);
@@ -275,7 +290,7 @@ impl Writer {
         let file = open_append(&path, false).map_err(|e| Error::storage("opening the next segment", e))?;
         self.segment_position = segments.push(next, path.clone())?;
         self.path = path;
-        self.file = Arc::new(file);
+        self.file = Some(Arc::new(file));
         self.segment_id = next;
         self.segment_len = crate::segment::SEGMENT_HEADER_LEN as u64;
         self.rotate_before_write = false;

@@ -5,7 +5,7 @@
 //! It is not a file of the log: it never needs to survive a crash. The first process to
 //! open a shared session writes it from what recovery found; the others only join.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -72,10 +72,10 @@ pub struct Published {
     pub rotate_before_write: bool,
 }
 
-/// The mapped page.
+/// The mapped page. Its file is closed once mapped: the mapping keeps the page, and a
+/// store closed but still referenced holds no descriptor for it.
 pub struct SharedMemory {
     map: MmapMut,
-    _file: File,
 }
 
 impl SharedMemory {
@@ -89,7 +89,7 @@ impl SharedMemory {
         // SAFETY: the file is never shrunk below one page while mapped (only `open` sizes
         // it, upwards), and every access goes through atomics.
         let map = unsafe { MmapMut::map_mut(&file)? };
-        Ok(SharedMemory { map, _file: file })
+        Ok(SharedMemory { map })
     }
 
     fn u64_at(&self, at: usize) -> &AtomicU64 {

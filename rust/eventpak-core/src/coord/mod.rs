@@ -18,6 +18,8 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use parking_lot::RwLock;
+
 use crate::error::{Error, Result};
 use crate::io::create_private_dir;
 
@@ -25,14 +27,21 @@ use crate::io::create_private_dir;
 pub const SHARED_DIR: &str = "shared";
 
 /// An `flock`ed file: the lock is taken by [`FileLock::lock`] and dropped with the guard.
+///
+/// [`FileLock::close`] closes the file early (a store closed but still referenced keeps no
+/// descriptor); every call holds a read lock on the file for its system call, so the
+/// descriptor is never closed under one, and a call after the close is
+/// [`Error::StoreClosed`].
 pub struct FileLock {
-    file: File,
+    file: RwLock<Option<File>>,
     path: PathBuf,
 }
 
 impl Drop for FileLock {
     fn drop(&mut self) {
-        fork::unregister(self.file.as_raw_fd());
+        if let Some(file) = self.file.get_mut() {
+            fork::unregister(file.as_raw_fd());
+        }
     }
 }
 
@@ -41,7 +50,7 @@ pub struct LockGuard<'a>(&'a FileLock);
 
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
-        let _ = self.0.file.unlock();
+        self.0.unlock();
     }
 }
 
@@ -63,28 +72,38 @@ impl FileLock {
     /// Wraps an open file used as a lock (tracked so that forked children let go of it).
     pub fn from_file(file: File, path: &Path) -> Self {
         fork::register(file.as_raw_fd());
-        FileLock { file, path: path.to_owned() }
+        FileLock { file: RwLock::new(Some(file)), path: path.to_owned() }
+    }
+
+    /// Runs `call` on the open file; [`Error::StoreClosed`] once [`FileLock::close`] ran.
+    fn with_file<T>(&self, call: impl FnOnce(&File) -> Result<T>) -> Result<T> {
+        match &*self.file.read() {
+            Some(file) => call(file),
+            None => Err(Error::StoreClosed),
+        }
     }
 
     /// Blocks until the lock is held exclusively. A signal arriving meanwhile (a Python
     /// handler, gunicorn's SIGWINCH) interrupts the wait, which then goes on.
     pub fn lock(&self) -> Result<LockGuard<'_>> {
-        loop {
-            match self.file.lock() {
-                Ok(()) => return Ok(LockGuard(self)),
+        self.with_file(|file| loop {
+            match file.lock() {
+                Ok(()) => return Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(self.failed(e)),
             }
-        }
+        })?;
+        Ok(LockGuard(self))
     }
 
     /// The lock, if nobody else holds it right now.
     pub fn try_lock(&self) -> Result<Option<LockGuard<'_>>> {
-        match self.file.try_lock() {
-            Ok(()) => Ok(Some(LockGuard(self))),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        let taken = self.with_file(|file| match file.try_lock() {
+            Ok(()) => Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(false),
             Err(std::fs::TryLockError::Error(e)) => Err(self.failed(e)),
-        }
+        })?;
+        Ok(taken.then_some(LockGuard(self)))
     }
 
     /// Takes the lock for longer than a guard's scope (released by [`FileLock::unlock`]).
@@ -92,17 +111,29 @@ impl FileLock {
         Ok(self.try_lock()?.map(std::mem::forget).is_some())
     }
 
-    /// Releases a lock taken by [`FileLock::try_hold`] or [`FileLock::hold_shared`].
+    /// Releases a lock taken by [`FileLock::try_hold`] or [`FileLock::hold_shared`] (a
+    /// closed file holds no lock: nothing to do).
     pub fn unlock(&self) {
-        let _ = self.file.unlock();
+        if let Some(file) = &*self.file.read() {
+            let _ = file.unlock();
+        }
     }
 
     /// Takes a shared lock for good (until [`FileLock::unlock`] or the process ends).
     pub fn hold_shared(&self) -> Result<bool> {
-        match self.file.try_lock_shared() {
+        self.with_file(|file| match file.try_lock_shared() {
             Ok(()) => Ok(true),
             Err(std::fs::TryLockError::WouldBlock) => Ok(false),
             Err(std::fs::TryLockError::Error(e)) => Err(self.failed(e)),
+        })
+    }
+
+    /// Closes the file, which releases any lock held through it. Waits for a call in
+    /// progress on another thread (one blocked in [`FileLock::lock`] included).
+    pub fn close(&self) {
+        if let Some(file) = self.file.write().take() {
+            // Untracked before it closes: a fork must not redirect a reused number.
+            fork::unregister(file.as_raw_fd());
         }
     }
 
@@ -186,8 +217,14 @@ impl Coordination {
         Ok(self.fence_probe.try_lock()?.is_some())
     }
 
-    /// Leaves the session (the page and locks are dropped with `self`).
+    /// Leaves the session: every lock file is closed (releasing what it held), so a store
+    /// closed but still referenced keeps no descriptor of them. The page stays mapped
+    /// until `self` is dropped, for reads racing the close.
     pub fn leave(&self) {
-        self.members.unlock();
+        #[cfg(not(target_os = "linux"))]
+        self.writes.close();
+        for lock in [&self.syncs, &self.fence, &self.fence_probe, &self.members] {
+            lock.close();
+        }
     }
 }

@@ -34,6 +34,8 @@ impl Shared {
             w.check_healthy()?;
             w.active_for_sync()
         };
+        // Released: the close fsynced every record.
+        let Some(active) = active else { return Ok(()) };
         active.sync().map_err(|e| {
             let failure = Error::storage("fsync of a tracking record", e);
             writer.lock().poison(failure.clone());

@@ -275,12 +275,17 @@ impl Store {
         if let Some(handle) = self.flusher.lock().take() {
             let _ = handle.join(); // The flusher never panics; its failures poison the writer.
         }
-        let outcome = fence.and(self.finish_writer());
+        let finished = self.finish_writer();
+        if let (Ok(()), Some(writer)) = (&finished, &self.shared.writer) {
+            // Everything written is durable (or the writer is poisoned and says so).
+            writer.lock().release();
+        }
+        let outcome = fence.and(finished);
         if let Some(mode) = &self.shared.sharing {
             // A fence a poisoned writer could not cancel is cancelled by the next writer of
             // another process, once it sees the fence lock free.
             mode.coord.fence.unlock();
-            mode.coord.leave();
+            mode.leave();
         }
         if let Some(lock) = self.lock_file.lock().take() {
             // Released explicitly: a child that another thread is forking for a subprocess

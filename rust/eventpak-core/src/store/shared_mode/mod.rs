@@ -108,6 +108,15 @@ pub(super) fn join_session(
     Ok(Session { recovered, mode, first, open_lock })
 }
 
+impl SharedMode {
+    /// Leaves the session at close: the lock files and the segment kept open for fsyncs
+    /// are closed, so a closed store that stays referenced holds no descriptor.
+    pub(super) fn leave(&self) {
+        self.coord.leave();
+        self.sync_file.lock().take();
+    }
+}
+
 /// The end of what `index` holds: just past its newest frame (event or tracking record).
 fn tail_of(index: &Index, last_timestamp_us: u64) -> FollowTail {
     let (position, offset) = index.log_end().unwrap_or((0, SEGMENT_HEADER_LEN as u64));
