@@ -745,7 +745,10 @@ class NativeStore:
         """True once ``close()`` ran."""
     @property
     def path(self) -> str:
-        """The data dir as given to ``open``."""
+        """The data dir as given to ``open`` (what error messages name)."""
+    @property
+    def data_dir(self) -> str:
+        """The data dir made absolute at open: a later ``os.chdir`` does not move it."""
     @property
     def store_id(self) -> bytes:
         """The 16 random bytes fixed when the data dir was created."""

@@ -341,7 +341,8 @@ class Store:
 
     @property
     def path(self) -> str:
-        """The data dir as given to :meth:`open`."""
+        """The data dir as given to :meth:`open` (error messages name it so). The store itself
+        keeps the absolute form it had at open: a later ``os.chdir`` does not move it."""
         return self._native.path
 
     def __enter__(self) -> Self:

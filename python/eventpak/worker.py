@@ -117,7 +117,7 @@ class CursorWorkerHandle:
         position, started = self._committed
         checkpoint_id = self._config.checkpoint_id
         if self._cursor is None and checkpoint_id is not None:
-            saved = Cursor.load_checkpoint(self._store.path, checkpoint_id)
+            saved = Cursor.load_checkpoint(self._store._native.data_dir, checkpoint_id)
             if saved is not None:
                 position, started = saved.position, saved.started
         return self._store._native.region_lag(self._region, position, started)[0]

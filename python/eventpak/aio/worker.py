@@ -105,7 +105,7 @@ class AsyncWorkerHandle:
         checkpoint_id = self._config.checkpoint_id
         native = self._store.sync_store._native
         if self._cursor is None and checkpoint_id is not None:
-            saved = Cursor.load_checkpoint(self._store.path, checkpoint_id)
+            saved = Cursor.load_checkpoint(native.data_dir, checkpoint_id)
             if saved is not None:
                 position, started = saved.position, saved.started
         return native.region_lag(self._region, position, started)[0]

@@ -89,7 +89,8 @@ pub fn open_append(path: &Path, create: bool) -> std::io::Result<File> {
 }
 
 /// Removes the temp files [`write_atomic`] leaves in `dir` when its process is killed
-/// between the write and the rename (`.NAME.PID.tmp`). Only for a store that has the data
+/// between the write and the rename (`.NAME.PID.N.tmp`, or `.NAME.PID.tmp` from older
+/// versions). Only for a store that has the data
 /// dir to itself: another process's temp file may be one it is writing.
 pub fn remove_temps(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
@@ -106,26 +107,65 @@ fn is_temp_name(name: &str) -> bool {
     pid.is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// A name for a temp file of `name` no other writer uses at once: `.NAME.PID.N.tmp`, with
+/// the process id (processes sharing a data dir) and a number counted per process (two
+/// stores, or two threads, of one process writing the same file at once).
+pub fn temp_name(name: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(".{name}.{}.{n}.tmp", std::process::id())
+}
+
 /// Replaces `dir/name` with `bytes` atomically: temp file, fsync, rename, directory fsync.
-/// A crash leaves either the old file or the new one, never a mix. The temp file's name
-/// carries the process id, so processes sharing a data dir never write into each other's.
+/// A crash leaves either the old file or the new one, never a mix. Each call writes a temp
+/// file of its own ([`temp_name`]), so writers racing on one file never write into each
+/// other's: the last rename wins, whole.
 pub fn write_atomic(storage: &dyn Storage, dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    write_atomic_telling(storage, dir, name, bytes).map_err(|failed| failed.error)
+}
+
+/// A failed [`write_atomic_telling`]: the error, and whether the new file may have
+/// replaced the old one (`false`: the old file stands, untouched).
+#[derive(Debug)]
+pub struct AtomicWriteFailed {
+    /// What failed.
+    pub error: std::io::Error,
+    /// The rename was tried: the file at the name may be the old one or the new one.
+    pub may_have_replaced: bool,
+}
+
+/// [`write_atomic`], telling a failure that left the old file standing from one that may
+/// not have (for callers that must know which file is on disk now).
+pub fn write_atomic_telling(
+    storage: &dyn Storage,
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> Result<(), AtomicWriteFailed> {
+    let before = |error| AtomicWriteFailed { error, may_have_replaced: false };
+    let tmp = dir.join(temp_name(name));
     // A leftover temp file (or a planted symlink) is removed, not followed; `create_new`
     // (O_CREAT | O_EXCL) then fails rather than follow a link placed in between.
     match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(before(e)),
         _ => {}
     }
-    let file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    let file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(before)?;
     let written = storage.write(&file, &tmp, bytes).and_then(|()| storage.sync(&file, &tmp));
     drop(file);
-    if let Err(e) = written.and_then(|()| storage.rename(&tmp, &dir.join(name))) {
+    if let Err(e) = written {
         // The old file stands; the temp file would only hold space (a full disk's, often).
         let _ = std::fs::remove_file(&tmp);
-        return Err(e);
+        return Err(before(e));
     }
-    storage.sync_dir(dir)
+    let after = |error| AtomicWriteFailed { error, may_have_replaced: true };
+    if let Err(e) = storage.rename(&tmp, &dir.join(name)) {
+        // A failed rename normally changed nothing, but not on every file system: the
+        // caller may not rely on the old file.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(after(e));
+    }
+    storage.sync_dir(dir).map_err(after)
 }
 
 #[cfg(test)]
@@ -155,6 +195,8 @@ mod tests {
     #[test]
     fn temp_file_names_are_told_apart_from_others() {
         assert!(is_temp_name(".index.ckpt.4242.tmp") && is_temp_name(".c.ckpt.1.tmp"));
+        let fresh = temp_name("index.ckpt");
+        assert!(is_temp_name(&fresh) && fresh != temp_name("index.ckpt"));
         for other in
             ["index.ckpt", ".index.ckpt.tmp", ".x.12a.tmp", "x.1.tmp", ".x.1.tmp.bak", ".backup.staging"]
         {

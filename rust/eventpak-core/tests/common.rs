@@ -111,7 +111,8 @@ pub fn copy_dir(from: &Path, to: &Path) {
 /// Every file under `dir` with its bytes, to prove a failed open changed nothing.
 pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
-    for entry in walk(dir) {
+    // `LOCK` only names the process holding the dir (any open writes or clears it).
+    for entry in walk(dir).into_iter().filter(|p| p.file_name().is_none_or(|n| n != "LOCK")) {
         out.push((entry.clone(), std::fs::read(&entry).unwrap()));
     }
     out.sort();

@@ -199,9 +199,16 @@ impl NativeStore {
         self.store.is_closed()
     }
 
-    /// The data dir as given to `open`.
+    /// The data dir as given to `open` (what error messages name).
     #[getter]
     fn path(&self) -> &str {
         &self.path
+    }
+
+    /// The data dir as the store reaches it: made absolute at open, so a later change of
+    /// the working directory does not move it (leases and checkpoints are found here).
+    #[getter]
+    fn data_dir(&self) -> String {
+        self.store.data_dir().display().to_string()
     }
 }

@@ -50,13 +50,26 @@ pub(super) fn take_lock(data_dir: &Path, read_only: bool, shared: bool) -> Resul
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::storage("locking the data dir", e)),
         }
     }
-    if !read_only && !shared {
+    if !shared {
         // Informational only (it names the holder in others' errors), so it is neither
         // fsynced nor routed through `Storage`, and failing to write it is not an error.
-        let _ =
-            file.set_len(0).and_then(|()| (&file).write_all(format!("{}\n", std::process::id()).as_bytes()));
+        // A read-only holder clears what a writer that died left (when it may write the
+        // file), so a refused opener is not told of a process long gone.
+        let _ = file.set_len(0);
+        if !read_only {
+            let _ = (&file).write_all(format!("{}\n", std::process::id()).as_bytes());
+        }
     }
     Ok(FileLock::from_file(file, &path))
+}
+
+/// Clears the process id an exclusive writable owner wrote, just before it unlocks at
+/// close: a later read-only holder of the dir (which may be unable to write `LOCK`) must
+/// not be reported as this process.
+pub(super) fn clear_holder(data_dir: &Path) {
+    if let Ok(file) = std::fs::OpenOptions::new().write(true).open(data_dir.join(LOCK_FILE)) {
+        let _ = file.set_len(0);
+    }
 }
 
 /// True when a shared lock on `path` can be taken now: its holders are shared openers.

@@ -288,6 +288,9 @@ impl Store {
             mode.leave();
         }
         if let Some(lock) = self.lock_file.lock().take() {
+            if self.shared.sharing.is_none() && self.shared.writer.is_some() {
+                lock::clear_holder(&self.shared.data_dir);
+            }
             // Released explicitly: a child that another thread is forking for a subprocess
             // shares the lock's file description until it execs, and closing our descriptor
             // alone would leave the lock held until then.

@@ -30,6 +30,11 @@ impl Store {
     /// (tests use this to inject I/O faults and to record what was made durable).
     pub fn open_with(data_dir: &Path, config: StoreConfig, storage: Arc<dyn Storage>) -> Result<Store> {
         config.validate()?;
+        // Every file of the store is reached through this path for its whole life: a
+        // relative one would move with the process's working directory (a segment sealed,
+        // a lease taken or a checkpoint saved in another folder).
+        let data_dir = &std::path::absolute(data_dir)
+            .map_err(|e| Error::storage("finding the working directory for a relative data dir", e))?;
         // A backup being moved into this folder: its files are a mix of two backups.
         super::backup::refuse_unfinished(data_dir)?;
         let seed = config.signing_key.as_ref().map(|s| s.0.as_slice());

@@ -91,6 +91,8 @@ impl Store {
                 incremental: found == Found::Earlier,
             })
         })();
+        // Before the lock goes: a later holder of the folder is not this backup.
+        super::lock::clear_holder(dest);
         if done.is_err() && !marked.get() {
             // Nothing was moved in: the destination goes back to what it was.
             let _ = std::fs::remove_dir_all(&staging);
