@@ -297,14 +297,15 @@ class CorruptSegment(EventpakError):
 
 
 # The engine's context prefixes of failures that leave the writer working (`BACKUP_CONTEXT`,
-# `COMPACTION_CONTEXT`, `READ_CONTEXT` in its error module).
-_BESIDE_WRITER = ("backup: ", "compaction: ", "read: ")
+# `COMPACTION_CONTEXT`, `READ_CONTEXT`, `KEY_FILE_CONTEXT` in its error module).
+_BESIDE_WRITER = ("backup: ", "compaction: ", "read: ", "key file: ")
 
 
 class StorageFailed(EventpakError, OSError):
     """The writer hit an I/O error and accepts no more appends; reopen the store to recover.
-    (A ``context`` starting with ``"backup: "``, ``"compaction: "`` or ``"read: "`` is the
-    failure of an operation beside the writer: the store is unaffected.)
+    (A ``context`` starting with ``"backup: "``, ``"compaction: "``, ``"read: "`` or
+    ``"key file: "`` is the failure of an operation beside the writer: the store is
+    unaffected.)
 
     Also an ``OSError``: ``errno`` and ``strerror`` are the operating system's (``errno`` is
     ``None`` when the failure did not come from the OS), ``path`` (also ``filename``) is the

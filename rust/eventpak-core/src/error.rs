@@ -179,8 +179,8 @@ pub enum Error {
         reason: String,
     },
     /// The writer hit an I/O error and is poisoned; or, with a context starting with
-    /// [`BACKUP_CONTEXT`], [`COMPACTION_CONTEXT`] or [`READ_CONTEXT`], an operation beside
-    /// the writer did, and the store is unaffected.
+    /// [`BACKUP_CONTEXT`], [`COMPACTION_CONTEXT`], [`READ_CONTEXT`] or [`KEY_FILE_CONTEXT`],
+    /// an operation beside the writer did, and the store is unaffected.
     #[error("storage failed ({context}): {source}; {}", storage_advice(context))]
     StorageFailed {
         /// What the engine was doing.
@@ -228,10 +228,22 @@ pub const COMPACTION_CONTEXT: &str = "compaction: ";
 /// How the context of a failed read (a cursor checkpoint, the checkpoint listing) starts:
 /// the writer goes on.
 pub const READ_CONTEXT: &str = "read: ";
+/// How the context of a key file rewrite (a forget, a key rotation) that failed before
+/// the new file replaced the old one starts: nothing changed, and the writer goes on.
+pub const KEY_FILE_CONTEXT: &str = "key file: ";
+
+/// Every context prefix of a failure beside the writer.
+pub const BESIDE_WRITER: [&str; 4] = [BACKUP_CONTEXT, COMPACTION_CONTEXT, READ_CONTEXT, KEY_FILE_CONTEXT];
+
+/// True when `err` is a failure beside the writer (its context says so): the store is
+/// unaffected, and the writer must not be stopped for it.
+pub fn is_beside_writer(err: &Error) -> bool {
+    matches!(err, Error::StorageFailed { context, .. } if BESIDE_WRITER.iter().any(|p| context.starts_with(p)))
+}
 
 /// What a [`Error::StorageFailed`] means for the store, by its context.
 fn storage_advice(context: &str) -> &'static str {
-    if [BACKUP_CONTEXT, COMPACTION_CONTEXT, READ_CONTEXT].iter().any(|p| context.starts_with(p)) {
+    if BESIDE_WRITER.iter().any(|p| context.starts_with(p)) {
         "the store itself is unaffected"
     } else {
         "nothing after this failure was acknowledged, reopen the store to recover"

@@ -57,7 +57,7 @@ pub use crypt::{
 };
 pub use cursor::{wait_for_events, Cursor, GapObservation};
 pub use cursor_checkpoint::{validate_checkpoint_id, CursorCheckpoint, MAX_CHECKPOINT_ID_BYTES};
-pub use error::{Error, Result, BACKUP_CONTEXT, COMPACTION_CONTEXT, READ_CONTEXT};
+pub use error::{Error, Result, BACKUP_CONTEXT, COMPACTION_CONTEXT, KEY_FILE_CONTEXT, READ_CONTEXT};
 pub use event::{AppendRequest, EventId, EventRecord, Hash};
 pub use interrupt::interruptible;
 pub use io::{OsStorage, Storage};

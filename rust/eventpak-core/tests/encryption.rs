@@ -249,3 +249,63 @@ fn a_forget_that_fails_after_its_rename_stops_the_writer_and_reopens_forgotten()
     assert_eq!(store.payload_of(&events[3]).unwrap(), b"a2");
     assert!(store.verify(&mut |_, _| true).unwrap().ok());
 }
+
+#[test]
+fn a_forget_or_rotation_that_fails_before_its_rename_leaves_the_writer_going() {
+    // A full disk while writing the new key file: the old file stands, nothing changed.
+    let dir = tempfile::tempdir().unwrap();
+    let key = generate_encryption_key().unwrap();
+    let storage = Arc::new(FailKeyWrites::default());
+    let store = Store::open_with(dir.path(), durable_config(Some(&key)), storage.clone()).unwrap();
+    store.append(request("alice", b"a1")).unwrap();
+    storage.0.store(true, Ordering::SeqCst);
+    let beside = |result: Result<usize, Error>| match result {
+        Err(Error::StorageFailed { context, .. }) => context.starts_with(eventpak_core::KEY_FILE_CONTEXT),
+        other => panic!("not a storage failure: {other:?}"),
+    };
+    assert!(beside(store.forget_entity("alice")));
+    assert!(beside(store.rotate_encryption_key(&generate_encryption_key().unwrap())));
+    storage.0.store(false, Ordering::SeqCst);
+    store.append(request("alice", b"a2")).unwrap();
+    let events = store.query(&Region::all(), None, None).unwrap();
+    assert_eq!(store.payload_of(&events[0]).unwrap(), b"a1", "nothing was forgotten");
+    assert_eq!(store.forget_entity("alice").unwrap(), 1);
+    store.close().unwrap();
+    let store = Store::open(dir.path(), durable_config(Some(&key))).unwrap();
+    let events = store.query(&Region::all(), None, None).unwrap();
+    assert_eq!(events.len(), 2);
+    assert!(matches!(store.payload_of(&events[1]), Err(Error::PayloadForgotten { .. })));
+    assert!(store.verify(&mut |_, _| true).unwrap().ok());
+}
+
+/// Plays a shared session's first opener, which removes every temp file it finds in the
+/// data dir, between a creator's fsync of its new key file and its link into place.
+#[derive(Debug, Default)]
+struct FirstOpenerBetween;
+
+impl Storage for FirstOpenerBetween {
+    fn sync(&self, file: &std::fs::File, path: &Path) -> std::io::Result<()> {
+        file.sync_data()?;
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with(&format!(".{ENCRYPTION_KEY_FILE}.")) {
+            // The first opener made its own key file (the same store key: the same header)
+            // and then cleared the temp files, this one's included.
+            std::fs::copy(path, path.with_file_name(ENCRYPTION_KEY_FILE))?;
+            std::fs::remove_file(path)?;
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_shared_creator_whose_key_file_temp_went_opens_the_file_the_first_opener_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = generate_encryption_key().unwrap();
+    let config = StoreConfig { shared: true, ..durable_config(Some(&key)) };
+    let store = Store::open_with(dir.path(), config, Arc::new(FirstOpenerBetween)).unwrap();
+    store.append(request("alice", b"a1")).unwrap();
+    store.close().unwrap();
+    let store = Store::open(dir.path(), durable_config(Some(&key))).unwrap();
+    let events = store.query(&Region::all(), None, None).unwrap();
+    assert_eq!(store.payload_of(&events[0]).unwrap(), b"a1");
+}

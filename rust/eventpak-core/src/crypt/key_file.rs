@@ -288,8 +288,16 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
 /// Reads and decodes the key file; `Ok(None)` when `store` is the wrong key.
 pub fn load(path: &Path, store: &XChaCha20Poly1305) -> Result<Option<KeyFile>> {
     let bytes = read_bytes(path)?;
-    let Some(header) = decode_header(&bytes, store, path)? else { return Ok(None) };
+    let Some(mut header) = decode_header(&bytes, store, path)? else { return Ok(None) };
     let (records, valid_len) = decode_records(&bytes, HEADER_LEN, path)?;
+    if valid_len < bytes.len() as u64 {
+        // A tail that will be cut: a crash during an append, or a damaged last record,
+        // which the two cannot be told apart. Its id is never handed out again: were it
+        // the damaged record of a key in use, its payloads must read as damage (a lost
+        // key), not open with (or be taken as forgotten under) a new entity's key.
+        let past = records.iter().map(|r| r.key_id + 1).max().unwrap_or(0).max(header.next_key_id);
+        header.next_key_id = past + 1;
+    }
     Ok(Some(KeyFile { header, records, valid_len }))
 }
 

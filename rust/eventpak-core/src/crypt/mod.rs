@@ -170,7 +170,7 @@ impl PayloadKeys {
                 ring::Lookup::Found(cipher) => return opened(cipher),
                 ring::Lookup::Forgotten => return Err(forgotten()),
                 // Released before a reload takes the write lock.
-                ring::Lookup::Unknown | ring::Lookup::Lost => {}
+                ring::Lookup::Unknown | ring::Lookup::Lost | ring::Lookup::OtherEntity => {}
             }
         }
         // A key id this process has not seen: another process made it (shared mode).
@@ -183,6 +183,10 @@ impl PayloadKeys {
                 self.0.path.clone(),
                 0,
                 format!("a payload names key {}, which the key file never held", parts.key_id),
+            )),
+            ring::Lookup::OtherEntity => Err(self.damaged(
+                global_sequence,
+                &format!("its payload names key {}, which belongs to another entity", parts.key_id),
             )),
             ring::Lookup::Lost => Err(Error::corrupt(
                 self.0.path.clone(),
@@ -248,8 +252,12 @@ impl Inner {
     fn replace_file(&self, store: &XChaCha20Poly1305, next: &ring::Rewrite) -> Result<u64> {
         let bytes = key_file::encode_file(store, next.header, &next.records)?;
         let dir = self.path.parent().expect("the key file lies in the data dir");
-        crate::io::write_atomic(&*self.storage, dir, KEY_FILE, &bytes)
-            .map_err(|e| Error::storage("rewriting the key file", e))?;
+        crate::io::write_atomic_telling(&*self.storage, dir, KEY_FILE, &bytes).map_err(|failed| {
+            // Before the rename, the old file stands and this process's keys still say
+            // what it holds: the failure is beside the writer (see `Store::forget_entity`).
+            let context = if failed.may_have_replaced { "" } else { crate::error::KEY_FILE_CONTEXT };
+            Error::storage(&format!("{context}rewriting the key file"), failed.error)
+        })?;
         Ok(bytes.len() as u64)
     }
 

@@ -121,7 +121,7 @@ fn create(
             .map_err(|e| Error::storage("creating the key file", e))?;
         return Ok(created);
     }
-    let tmp = data_dir.join(format!(".{KEY_FILE}.{}.tmp", std::process::id()));
+    let tmp = data_dir.join(crate::io::temp_name(KEY_FILE));
     let fail = |e| Error::storage("creating the key file", e);
     match std::fs::remove_file(&tmp) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail(e)),
@@ -134,9 +134,13 @@ fn create(
     let path = data_dir.join(KEY_FILE);
     let linked = std::fs::hard_link(&tmp, &path);
     let _ = std::fs::remove_file(&tmp);
+    // Not found: the temp file went before the link, removed by the first opener of the
+    // shared session as a dead process's (it cannot tell a live creator's from one). That
+    // opener had made or found the key file first, so there is one to load.
+    let lost_temp = matches!(&linked, Err(e) if e.kind() == std::io::ErrorKind::NotFound) && path.exists();
     match linked {
         Ok(()) => storage.sync_dir(data_dir).map_err(fail)?,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists || lost_temp => {
             return key_file::load(&path, store)?.ok_or_else(|| {
                 Error::InvalidConfig("encryption_key is not the key this store was encrypted with".into())
             });

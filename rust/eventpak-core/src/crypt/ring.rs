@@ -60,6 +60,9 @@ pub(super) enum Lookup<'a> {
     Lost,
     /// An id past every one this process has seen (another process made it).
     Unknown,
+    /// The key of another entity: the frame or the file is damaged (a forget never moves
+    /// a key to another entity, and a key id is never handed out twice).
+    OtherEntity,
 }
 
 /// A key file as it will be after a forget.
@@ -169,12 +172,12 @@ impl Ring {
     }
 
     /// The key `key_id` for an event of `entity`. A key of another entity is never
-    /// handed out: the payload would not open anyway, and its id says it was not this
-    /// entity's.
+    /// handed out: the payload would not open anyway, and it says the frame or the file
+    /// is damaged, not that anything was forgotten.
     pub(super) fn lookup(&self, key_id: u64, entity: &str) -> Lookup<'_> {
         match self.keys.get(&key_id) {
             Some(key) if key.entity.is(entity) => Lookup::Found(&key.cipher),
-            Some(_) => Lookup::Forgotten,
+            Some(_) => Lookup::OtherEntity,
             None if self.forgotten.contains(&key_id) => Lookup::Forgotten,
             // A file forgotten by an earlier build keeps no tombstones: every id it lacks
             // below its next one is taken as forgotten.

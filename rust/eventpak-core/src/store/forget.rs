@@ -54,10 +54,11 @@ impl Store {
             None => None,
         };
         keys.forget(entity).inspect_err(|e| {
-            // The key file may now be the old one or the new one, and this process's keys
-            // no longer say which: like a failed frame write, it stops the writer, and a
-            // reopen reads the file as it is.
-            if matches!(e, Error::StorageFailed { .. }) {
+            // Once the rename was tried, the key file may be the old one or the new one,
+            // and this process's keys no longer say which: like a failed frame write, it
+            // stops the writer, and a reopen reads the file as it is. A failure before it
+            // (a full disk) left the old file: nothing was forgotten, the writer goes on.
+            if matches!(e, Error::StorageFailed { .. }) && !crate::error::is_beside_writer(e) {
                 w.poison(e.clone());
             }
         })
@@ -95,8 +96,9 @@ impl Store {
         let mut w = writer.lock();
         w.check_healthy()?;
         keys.rotate(new_key).inspect_err(|e| {
-            // As for a forget: which key file is on disk is no longer known here.
-            if matches!(e, Error::StorageFailed { .. }) {
+            // As for a forget: once the rename was tried, which key file is on disk is no
+            // longer known here.
+            if matches!(e, Error::StorageFailed { .. }) && !crate::error::is_beside_writer(e) {
                 w.poison(e.clone());
             }
         })
