@@ -55,17 +55,29 @@ pub struct Compacted {
 }
 
 /// The digest an idempotency retry is compared with: every field `replayed_receipts`
-/// compares, length-prefixed.
+/// compares, length-prefixed. The payload is the plaintext (an encrypted store's sealed
+/// bytes differ at every seal); `None` stands for a payload whose key was forgotten before
+/// the compaction, which a retry is not compared on (as with a live forgotten event).
 pub fn content_digest<'a>(
     (entity, scope, kind): (&str, &str, &str),
     payload_version: u32,
-    payload: &[u8],
+    payload: Option<&[u8]>,
     tags: impl Iterator<Item = &'a str>,
 ) -> Hash {
     let mut h = blake3::Hasher::new();
-    for part in [entity.as_bytes(), scope.as_bytes(), kind.as_bytes(), payload] {
+    for part in [entity.as_bytes(), scope.as_bytes(), kind.as_bytes()] {
         h.update(&(part.len() as u64).to_le_bytes());
         h.update(part);
+    }
+    match payload {
+        Some(payload) => {
+            h.update(&(payload.len() as u64).to_le_bytes());
+            h.update(payload);
+        }
+        // No payload is this long: the marker matches no plaintext's prefix.
+        None => {
+            h.update(&u64::MAX.to_le_bytes());
+        }
     }
     h.update(&payload_version.to_le_bytes());
     for tag in tags {

@@ -252,3 +252,40 @@ fn appends_and_reads_go_on_while_compacting() {
     }
     assert!(store.verify(&mut |_, _| true).unwrap().ok());
 }
+
+#[test]
+fn an_encrypted_store_compares_a_removed_key_retry_with_the_plaintext() {
+    // Sealed bytes differ at every seal (a fresh nonce): the digest is of the plaintext.
+    let dir = tempfile::tempdir().unwrap();
+    let key = eventpak_core::generate_encryption_key().unwrap();
+    let encrypted =
+        StoreConfig { encryption_key: Some(eventpak_core::EncryptionKey(key.to_vec())), ..small() };
+    let store = open(dir.path(), encrypted.clone());
+    let keyed = |entity: &str, key: &[u8], payload: &[u8]| {
+        let mut r = request(entity, "tick", payload);
+        r.idempotency_key = Some(key.to_vec());
+        r
+    };
+    let kept_alice = store.append(keyed("alice", b"a", b"alice's")).unwrap();
+    let kept_bob = store.append(keyed("bob", b"b", b"bob's")).unwrap();
+    for i in 0..120 {
+        store.append(request(&format!("e{}", i % 3), "keep", &[i as u8; 40])).unwrap();
+    }
+    // Bob's key goes before the compaction: his payload is not compared on a retry.
+    store.forget_entity("bob").unwrap();
+    assert_eq!(compact(&store, rules(&["tick"], 0)).removed, 2);
+    let fields = |r: &eventpak_core::AppendReceipt| (r.event_id, r.global_sequence, r.hash);
+    let check = |store: &Store, reopen: bool| {
+        let again = store.append(keyed("alice", b"a", b"alice's")).unwrap();
+        assert_eq!(fields(&again), fields(&kept_alice), "reopened: {reopen}");
+        let other = store.append(keyed("alice", b"a", b"someone else's"));
+        assert!(matches!(other, Err(Error::IdempotencyConflict(_))), "reopened: {reopen}");
+        let forgotten = store.append(keyed("bob", b"b", b"anything")).unwrap();
+        assert_eq!(fields(&forgotten), fields(&kept_bob), "reopened: {reopen}");
+        let elsewhere = store.append(keyed("carol", b"b", b"bob's"));
+        assert!(matches!(elsewhere, Err(Error::IdempotencyConflict(_))), "reopened: {reopen}");
+        store.close().unwrap();
+    };
+    check(&store, false);
+    check(&open(dir.path(), encrypted), true);
+}

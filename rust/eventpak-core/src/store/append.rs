@@ -303,7 +303,8 @@ impl Store {
                 })?;
                 let tags = r.tags.iter().map(String::as_str);
                 let names = (&*r.entity, &*r.scope, &*r.kind);
-                if content_digest(names, r.payload_version, &r.payload, tags) != original.content {
+                let digest = |payload| content_digest(names, r.payload_version, payload, tags.clone());
+                if digest(Some(&r.payload)) != original.content && digest(None) != original.content {
                     return Err(conflict());
                 }
                 let (id, clock, hash, at) =

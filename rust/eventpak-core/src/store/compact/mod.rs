@@ -169,7 +169,7 @@ impl Store {
                 &*self.shared.storage,
                 (map.path(), temp),
                 (position, id),
-                &map.bytes()[..len as usize],
+                (&map.bytes()[..len as usize], self.shared.keys.as_ref()),
                 removed,
                 &mut report,
             );

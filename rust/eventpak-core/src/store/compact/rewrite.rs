@@ -7,6 +7,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::compaction::{content_digest, RemovedKey};
+use crate::crypt::{PayloadBinding, PayloadKeys};
 use crate::error::{Error, Result};
 use crate::event::Hash;
 use crate::io::Storage;
@@ -34,12 +35,14 @@ pub(super) struct Rewritten {
 }
 
 /// Writes `bytes` (a whole sealed segment at `path`) to `temp` without the events at
-/// `removed` (ascending), fsyncs it, and reports progress per chunk written.
+/// `removed` (ascending), fsyncs it, and reports progress per chunk written. `keys` (an
+/// encrypted store's) open the payloads of removed events that had an idempotency key,
+/// whose retries are compared with the plaintext.
 pub(super) fn rewrite(
     storage: &dyn Storage,
     (path, temp): (&Path, PathBuf),
     (position, id): (u32, u64),
-    bytes: &[u8],
+    (bytes, keys): (&[u8], Option<&PayloadKeys>),
     removed: &[u64],
     progress: &mut dyn FnMut(u64) -> bool,
 ) -> Result<Option<Rewritten>> {
@@ -94,10 +97,25 @@ pub(super) fn rewrite(
                     *head = (frame.entity_sequence(), frame.hash());
                 }
                 if let Some(key) = frame.idempotency_key() {
+                    let plain = match keys {
+                        None => Some(std::borrow::Cow::Borrowed(frame.payload())),
+                        Some(keys) => {
+                            let at = PayloadBinding {
+                                entity,
+                                event_id: frame.event_id(),
+                                entity_sequence: frame.entity_sequence(),
+                            };
+                            match keys.open(&at, frame.global_sequence, frame.payload()) {
+                                Ok(plain) => Some(std::borrow::Cow::Owned(plain)),
+                                Err(Error::PayloadForgotten { .. }) => None,
+                                Err(e) => return Err(e),
+                            }
+                        }
+                    };
                     let content = content_digest(
                         (entity, scope, kind),
                         frame.payload_version(),
-                        frame.payload(),
+                        plain.as_deref(),
                         frame.tags(),
                     );
                     let receipt = RemovedKey {
