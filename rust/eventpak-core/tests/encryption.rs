@@ -309,3 +309,36 @@ fn a_shared_creator_whose_key_file_temp_went_opens_the_file_the_first_opener_mad
     let events = store.query(&Region::all(), None, None).unwrap();
     assert_eq!(store.payload_of(&events[0]).unwrap(), b"a1");
 }
+
+#[test]
+fn shared_stores_take_up_each_others_keys_appended_and_rewritten() {
+    // Two opens of one dir stand for two processes: each reloads only what the other
+    // appended to the key file, and the whole file after the other's forget.
+    let dir = tempfile::tempdir().unwrap();
+    let key = generate_encryption_key().unwrap();
+    let config = StoreConfig { shared: true, ..durable_config(Some(&key)) };
+    let stores = [Store::open(dir.path(), config.clone()).unwrap(), Store::open(dir.path(), config).unwrap()];
+    let mut want: Vec<(String, Result<Vec<u8>, ()>)> = Vec::new();
+    for round in 0..6 {
+        let (writer, reader) = (&stores[round % 2], &stores[1 - round % 2]);
+        for i in 0..5 {
+            let entity = format!("e{round}-{i}");
+            writer.append(request(&entity, entity.as_bytes())).unwrap();
+            want.push((entity.clone(), Ok(entity.into_bytes())));
+        }
+        if round == 3 {
+            assert_eq!(writer.forget_entity("e1-0").unwrap(), 1);
+            want.iter_mut().filter(|(e, _)| e == "e1-0").for_each(|(_, w)| *w = Err(()));
+        }
+        let events = reader.query(&Region::all(), None, None).unwrap();
+        let read: Vec<_> = events
+            .iter()
+            .map(|e| {
+                let payload = reader.payload_of(e);
+                assert!(matches!(payload, Ok(_) | Err(Error::PayloadForgotten { .. })), "{payload:?}");
+                (e.view().names().0.to_owned(), payload.map_err(|_| ()))
+            })
+            .collect();
+        assert_eq!(read, want, "round {round}");
+    }
+}

@@ -233,8 +233,15 @@ pub fn decode_header(bytes: &[u8], store: &XChaCha20Poly1305, path: &Path) -> Re
 /// the end of the file, is a crash during its append: decoding stops before it. Any other
 /// damage is corruption.
 pub fn decode_records(bytes: &[u8], from: usize, path: &Path) -> Result<(Vec<KeyRecord>, u64)> {
+    decode_records_at(&bytes[from..], from as u64, path)
+}
+
+/// [`decode_records`] of `bytes`, the file's content from offset `base` on (what a reload of
+/// the records appended since `base` reads). Offsets reported are the file's.
+pub fn decode_records_at(bytes: &[u8], base: u64, path: &Path) -> Result<(Vec<KeyRecord>, u64)> {
+    let corrupt = |at: usize, why: &str| Error::corrupt(path, base + at as u64, why.to_owned());
     let mut records = Vec::new();
-    let mut at = from;
+    let mut at = 0;
     while at < bytes.len() {
         let rest = &bytes[at..];
         if rest.len() < RECORD_PREFIX {
@@ -250,20 +257,20 @@ pub fn decode_records(bytes: &[u8], from: usize, path: &Path) -> Result<(Vec<Key
             if (possible && rest.len() < end) || rest.iter().all(|&b| b == 0) {
                 break;
             }
-            return Err(Error::corrupt(path, at as u64, "impossible key record length"));
+            return Err(corrupt(at, "impossible key record length"));
         }
         let body = &rest[RECORD_PREFIX..end];
         if crc32c::crc32c(body) != u32_at(rest, 4) {
             if end == rest.len() {
                 break;
             }
-            return Err(Error::corrupt(path, at as u64, "key record CRC mismatch"));
+            return Err(corrupt(at, "key record CRC mismatch"));
         }
         let entity_len = u16::from_le_bytes([body[RECORD_FIXED - 2], body[RECORD_FIXED - 1]]) as usize;
         let entity =
             std::str::from_utf8(&body[RECORD_FIXED..]).ok().filter(|_| entity_len == len - RECORD_FIXED);
         let Some(entity) = entity else {
-            return Err(Error::corrupt(path, at as u64, "key record entity does not fit"));
+            return Err(corrupt(at, "key record entity does not fit"));
         };
         records.push(KeyRecord {
             key_id: u64_at(body, 0),
@@ -273,7 +280,7 @@ pub fn decode_records(bytes: &[u8], from: usize, path: &Path) -> Result<(Vec<Key
         });
         at += end;
     }
-    Ok((records, at as u64))
+    Ok((records, base + at as u64))
 }
 
 /// Reads the whole key file at `path`.
@@ -283,6 +290,21 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>> {
         .and_then(|mut f| f.read_to_end(&mut bytes))
         .map_err(|e| Error::storage("reading the key file", e))?;
     Ok(bytes)
+}
+
+/// Reads the key file's header and its bytes from `from` on (the records appended since a
+/// reload that ended at `from`), without reading the records in between.
+pub fn read_header_and_tail(path: &Path, from: u64) -> Result<(Vec<u8>, Vec<u8>)> {
+    use std::os::unix::fs::FileExt;
+    let failed = |e| Error::storage("reading the key file", e);
+    let file = File::open(path).map_err(failed)?;
+    let len = file.metadata().map_err(failed)?.len();
+    let mut header = vec![0u8; HEADER_LEN.min(len as usize)];
+    file.read_exact_at(&mut header, 0).map_err(failed)?;
+    let from = from.max(HEADER_LEN as u64).min(len);
+    let mut tail = vec![0u8; (len - from) as usize];
+    file.read_exact_at(&mut tail, from).map_err(failed)?;
+    Ok((header, tail))
 }
 
 /// Reads and decodes the key file; `Ok(None)` when `store` is the wrong key.

@@ -274,22 +274,26 @@ impl Inner {
         if self.shared.is_none() {
             return Ok(()); // Nobody else writes the file.
         }
-        let bytes = key_file::read_bytes(&self.path)?;
-        let header = key_file::decode_header(&bytes, &self.store.read(), &self.path)?.ok_or_else(|| {
+        let mut ring = self.ring.write();
+        // Only the header and what was appended since the last load are read: a process
+        // making a key reloads first, and the whole file of a store with many entities
+        // would cost it milliseconds under the cross-process write lock.
+        let (head, tail) = key_file::read_header_and_tail(&self.path, ring.valid_len)?;
+        let header = key_file::decode_header(&head, &self.store.read(), &self.path)?.ok_or_else(|| {
             Error::InvalidConfig("the key file no longer opens with this encryption_key".into())
         })?;
-        let mut ring = self.ring.write();
         if header.generation != ring.generation() {
             // Rewritten by a forget this process has not been told of (its counter bump
             // never came): the file did not only grow, so it is read whole.
             let seen = ring.seen_forgets;
+            let bytes = key_file::read_bytes(&self.path)?;
             let (records, valid_len) = key_file::decode_records(&bytes, key_file::HEADER_LEN, &self.path)?;
             let file = key_file::KeyFile { header, records, valid_len };
             *ring = Ring::build(&self.path, &self.store.read(), file, seen)?;
             return Ok(());
         }
-        let from = ring.valid_len as usize;
-        let (records, valid_len) = key_file::decode_records(&bytes, from.min(bytes.len()), &self.path)?;
+        let from = ring.valid_len.max(key_file::HEADER_LEN as u64);
+        let (records, valid_len) = key_file::decode_records_at(&tail, from, &self.path)?;
         ring.add(&self.path, &self.store.read(), records, valid_len)
     }
 
