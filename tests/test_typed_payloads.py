@@ -200,6 +200,34 @@ def test_decode_refuses_a_class_of_another_version(store: ep.Store) -> None:
         event.decode(Deposit)
 
 
+def test_decode_of_a_newer_payload_says_the_class_is_older(store: ep.Store) -> None:
+    store.append_typed(ACCT, Deposit(Money(5, "EUR")))
+    (event,) = store.query(ep.Region.all())
+    with pytest.raises(TypeError, match="this code's class is older than the payload") as info:
+        event.decode(DepositV1)
+    assert "register upcasters" not in str(info.value)  # they only go up: no help here
+
+
+def test_decode_given_an_instance_asks_for_its_class(store: ep.Store) -> None:
+    store.append_typed(ACCT, DepositV1(5, "EUR"))
+    (event,) = store.query(ep.Region.all())
+    with pytest.raises(TypeError, match="pass the class DepositV1 itself, not an instance of it"):
+        event.decode(DepositV1(5, "EUR"))  # type: ignore[arg-type]
+
+
+def test_decode_rebuilds_nested_fields_beside_one_that_does_not_resolve(store: ep.Store) -> None:
+    # `from __future__ import annotations` is on here: `Unresolvable` exists only as a string.
+    @ep.event_type("order", version=1)
+    @dataclasses.dataclass(frozen=True)
+    class Order:
+        lines: list[Line]
+        note: Unresolvable | None = None  # type: ignore[name-defined]  # noqa: F821
+
+    store.append_typed(ACCT, Order([Line("a", Money(1, "EUR"))]))
+    (event,) = store.query(ep.Region.all())
+    assert event.decode(Order).lines == [Line("a", Money(1, "EUR"))]
+
+
 def test_decode_refuses_an_undeclared_class(store: ep.Store) -> None:
     store.append(ACCT, "deposit", {"amount": 5})
     (event,) = store.query(ep.Region.all())

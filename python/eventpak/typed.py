@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import sys
 import types
 import typing
 import weakref
@@ -133,10 +134,15 @@ def event_type(kind: str, *, version: int = 0) -> Callable[[type[T]], type[T]]:
 
 def _spec(cls: object) -> EventType:
     # Looked up in the class itself: a subclass does not inherit its parent's kind.
-    spec = vars(cls).get(_SPEC) if isinstance(cls, type) else None
+    if not isinstance(cls, type):
+        # An instance where the class belongs (``event.decode(Deposited(5))``) would otherwise
+        # be told its class is not declared, which is false when it is.
+        if isinstance(vars(type(cls)).get(_SPEC), EventType):
+            raise TypeError(f"pass the class {type(cls).__qualname__} itself, not an instance of it")
+        raise TypeError(f"{type(cls).__name__} is not declared with @ep.event_type (and a class is needed)")
+    spec = vars(cls).get(_SPEC)
     if not isinstance(spec, EventType):
-        shown = cls.__qualname__ if isinstance(cls, type) else type(cls).__name__
-        raise TypeError(f"{shown} is not declared with @ep.event_type(kind, version=...)")
+        raise TypeError(f"{cls.__qualname__} is not declared with @ep.event_type(kind, version=...)")
     return spec
 
 
@@ -170,10 +176,15 @@ def decode_event(event: Event, cls: type[T]) -> T:
     if event.kind != spec.kind:
         raise TypeError(f"{cls.__qualname__} is declared for kind {spec.kind!r}, not for {where}")
     if event.payload_version != spec.version:
+        # Upcasters only go up: a payload newer than the class needs newer code, not upcasters.
+        advice = (
+            "this code's class is older than the payload: decode it with the class of that version"
+            if event.payload_version > spec.version
+            else "register upcasters to its newest version, or decode it with the class of that version"
+        )
         raise TypeError(
             f"{cls.__qualname__} is declared for payload version {spec.version}, but {where} reads as "
-            f"version {event.payload_version} (stored {event.stored_payload_version}); register "
-            "upcasters to its newest version, or decode it with the class of that version"
+            f"version {event.payload_version} (stored {event.stored_payload_version}); {advice}"
         )
     try:
         return _build(cls, event.payload)
@@ -197,13 +208,35 @@ def _field_types(cls: type) -> dict[str, Any]:
     Resolved once per class: annotations are evaluated, which is not cheap."""
     found = _FIELD_TYPES.get(cls)
     if found is None:
+        fields = dataclasses.fields(cls)
         try:
             hints = typing.get_type_hints(cls)
         except Exception:
-            hints = {}
-        fields = dataclasses.fields(cls)
+            # One annotation that does not resolve (a name imported under TYPE_CHECKING) must
+            # not leave every other field unresolved: each is tried on its own.
+            hints = {f.name: _resolve_one(cls, f) for f in fields}
         found = _FIELD_TYPES[cls] = {f.name: hints.get(f.name, f.type) for f in fields}
     return found
+
+
+def _resolve_one(cls: type, field: dataclasses.Field[Any]) -> Any:
+    """The resolved annotation of one field of ``cls``, or the annotation as written."""
+    if not isinstance(field.type, str):
+        return field.type
+    module = sys.modules.get(cls.__module__)
+    namespace = dict(vars(module)) if module is not None else {}
+    namespace.setdefault(cls.__name__, cls)
+    try:
+        return typing.get_type_hints(_OneField(field.type), namespace, dict(vars(cls)))["value"]
+    except Exception:
+        return field.type
+
+
+class _OneField:
+    """A holder of one string annotation, for ``typing.get_type_hints`` to resolve."""
+
+    def __init__(self, annotation: str) -> None:
+        self.__annotations__ = {"value": annotation}
 
 
 def _convert(tp: Any, value: Any) -> Any:
