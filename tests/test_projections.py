@@ -289,6 +289,20 @@ def test_misused_projections_and_freshness_are_refused_before_anything_is_read(s
         store.project("acct:1", OneKindWithoutItsComma())
     with pytest.raises(ep.InvalidConfig, match="kinds must be a tuple"):
         store.project_if_changed("acct:1", OneKindWithoutItsComma(), None)
+
+    class NoEventHasThisKind(ep.Projection):
+        name = "slash"
+        kinds = ("order/placed",)  # a kind no append accepts: it would fold nothing
+
+        def initial(self) -> int:
+            return 0
+
+        def apply(self, state: int, event: ep.Event) -> int:
+            return state + 1
+
+    for _ in range(2):  # also once its kinds could have been remembered as checked
+        with pytest.raises(ep.InvalidConfig, match=r"NoEventHasThisKind\.kinds: kind \"order/placed\""):
+            store.project("acct:1", NoEventHasThisKind())
     with pytest.raises(TypeError, match=r"projection must be an ep\.Projection"):
         store.project("acct:1", object())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="freshness must be"):

@@ -20,7 +20,7 @@ from ._native import (
     replay_head,
     target_identity,
 )
-from .errors import InvalidArgument, InvalidConfig
+from .errors import InvalidArgument, InvalidConfig, InvalidRegion
 
 __all__ = ["CacheMeta", "Freshness", "NativeCache", "NoCache", "Projection", "ProjectionCache"]
 
@@ -215,6 +215,10 @@ class _Projector:
         return state
 
 
+# Kind tuples already checked (one per projection class in practice): `project` stays cheap.
+_VALID_KINDS: set[tuple[str, ...]] = set()
+
+
 def check_projection(projection: object, freshness: object = Freshness.CONSISTENT) -> None:
     """Refuses what ``project`` could only misuse: not a ``Projection`` (``TypeError``), a
     ``kinds`` that is not a tuple of kind names (``ep.InvalidConfig``: ``("deposit")`` is a
@@ -227,6 +231,14 @@ def check_projection(projection: object, freshness: object = Freshness.CONSISTEN
             f"{type(projection).__name__}.kinds must be a tuple of kind names, not {kinds!r}"
             " (a tuple of one needs its comma: ('deposit',))"
         )
+    if kinds and tuple(kinds) not in _VALID_KINDS:
+        # A name no event can have ("order/placed") would fold nothing, silently: the rules
+        # are a region's (a projection may read reserved kinds, as a region may).
+        try:
+            Region.all().with_kinds(list(kinds))
+        except InvalidRegion as exc:
+            raise InvalidConfig(f"{type(projection).__name__}.kinds: {exc.reason}") from None
+        _VALID_KINDS.add(tuple(kinds))
     if not isinstance(freshness, Freshness):
         raise TypeError(
             "freshness must be ep.Freshness.CONSISTENT or ep.Freshness.maybe_stale(ms), "
