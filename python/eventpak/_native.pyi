@@ -529,7 +529,9 @@ class NativeCache:
     writes are atomic (temp, rename) but not fsynced; a damaged file is deleted and missed."""
 
     def __new__(cls, dir: str | os.PathLike[str]) -> Self:
-        """Opens the cache in ``dir``, creating it if needed; raises ``CacheFailed``."""
+        """Opens the cache in ``dir`` (made absolute: a later ``os.chdir`` does not move it),
+        creating it if needed and removing temp files killed writers left there over ten
+        minutes ago; raises ``CacheFailed``."""
     def get(self, key: bytes) -> tuple[bytes, CacheMeta] | None:
         """``(value, CacheMeta)`` for ``key`` (1 to 100 bytes), or ``None``."""
     def put(self, key: bytes, value: bytes, meta: CacheMeta) -> None:

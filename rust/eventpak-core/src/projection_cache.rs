@@ -51,16 +51,47 @@ fn refuse_symlink(path: &Path) -> Result<()> {
     }
 }
 
+/// A temp file of [`NativeCache::put`] older than this is a killed writer's: a put holds
+/// its temp file only for one write and one rename. (Processes sharing a cache folder may
+/// live in other PID namespaces, so the process id in the name decides nothing.)
+pub const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Removes the temp files of puts killed between their write and their rename, which would
+/// otherwise stay for good (a web worker killed again and again leaks one each time).
+fn remove_stale_temps(root: &Path) {
+    let Ok(shards) = std::fs::read_dir(root) else { return };
+    for shard in shards.flatten() {
+        // Not followed: a symlinked shard would lead outside the cache.
+        let is_shard = shard.file_name().len() == 2 && shard.file_type().is_ok_and(|t| t.is_dir());
+        let Some(files) = is_shard.then(|| std::fs::read_dir(shard.path()).ok()).flatten() else { continue };
+        for file in files.flatten() {
+            let name = file.file_name();
+            let name = name.to_string_lossy();
+            let stale = file
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|at| at.elapsed().is_ok_and(|age| age > STALE_TEMP));
+            if name.starts_with('.') && name.ends_with(".tmp") && stale {
+                let _ = std::fs::remove_file(file.path());
+            }
+        }
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl NativeCache {
-    /// Opens (creating) the cache folder `root`; a symlinked folder is refused.
+    /// Opens (creating) the cache folder `root`; a symlinked folder is refused. The path is
+    /// made absolute here, so a later change of the working directory does not move the
+    /// cache. Temp files that killed writers left in it are removed ([`STALE_TEMP`]).
     pub fn open(root: &Path) -> Result<Self> {
-        refuse_symlink(root)?;
-        crate::io::create_private_dir(root).map_err(|e| failed("creating the cache folder", e))?;
-        Ok(NativeCache { root: root.to_owned() })
+        let root = std::path::absolute(root).map_err(|e| failed("finding the cache folder", e))?;
+        refuse_symlink(&root)?;
+        crate::io::create_private_dir(&root).map_err(|e| failed("creating the cache folder", e))?;
+        remove_stale_temps(&root);
+        Ok(NativeCache { root })
     }
 
     fn paths(&self, key: &[u8]) -> Result<(PathBuf, PathBuf)> {
@@ -201,6 +232,30 @@ mod tests {
         assert!(!path.exists());
         assert_eq!(cache.delete_prefix(b"a").unwrap(), 1);
         assert_eq!(cache.delete_prefix(b"a").unwrap(), 0);
+    }
+
+    #[test]
+    fn stale_temp_files_of_killed_writers_go_at_open_and_fresh_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("c");
+        let cache = NativeCache::open(&root).unwrap();
+        cache.put(b"ab", b"state", CacheMeta { watermark: 1, cached_at_us: 2 }).unwrap();
+        let (shard, entry) = cache.paths(b"ab").unwrap();
+        let (stale, fresh) = (shard.join(".ab.41.0.tmp"), shard.join(".ab.42.0.tmp"));
+        for temp in [&stale, &fresh] {
+            std::fs::write(temp, b"half a state").unwrap();
+        }
+        let long_ago = std::time::SystemTime::now() - STALE_TEMP - std::time::Duration::from_secs(60);
+        std::fs::File::options().write(true).open(&stale).unwrap().set_modified(long_ago).unwrap();
+        NativeCache::open(&root).unwrap();
+        assert!(!stale.exists() && fresh.exists() && entry.exists());
+    }
+
+    #[test]
+    fn a_relative_folder_stays_where_it_was_opened() {
+        let cache = NativeCache::open(Path::new("relative-cache-folder")).unwrap();
+        assert!(cache.root.is_absolute() && cache.root.ends_with("relative-cache-folder"));
+        std::fs::remove_dir(&cache.root).unwrap();
     }
 
     #[test]
