@@ -8,11 +8,14 @@ import importlib.metadata
 import json
 import logging
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._native import Event
+from .._native import Event, Region
 from ._loop import bounded
 from ._wire import HEADER_PREFIX, nats_publish_commands
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 __all__ = ["ACK_EVERY", "NATS_INTERNALS", "Link", "PublishFailed"]
 
@@ -29,7 +32,8 @@ class PublishFailed(Exception):
 class Link:
     """The NATS side, living on the publisher's loop: the connection, the stream, the inbox
     acks arrive on, and the stream's last event (``tail``; asked again when ``tail_known`` is
-    False, after any failure)."""
+    False, after any failure; ``tail_read`` until the events of ``region`` after it are
+    compared with the next batch)."""
 
     def __init__(
         self,
@@ -38,15 +42,17 @@ class Link:
         subject: str,
         replicas: int,
         ack_timeout: float,
-        store_id: bytes,
+        store: Store,
+        region: Region,
     ) -> None:
-        self.servers, self.stream, self.subject, self.store_id = servers, stream, subject, store_id
+        self.servers, self.stream, self.subject = servers, stream, subject
+        self.store, self.region, self.store_id = store, region, store.store_id
         self.replicas, self.ack_timeout = replicas, ack_timeout
         self.nc: Any = None
         self.waiting: dict[str, asyncio.Future[Any]] = {}
         self.inbox = ""
         self.tail: tuple[int, str] | None = None  # (global_sequence, event id) of the stream's last message
-        self.tail_known = False
+        self.tail_known = self.tail_read = False
         self.counter = 0
 
     async def ready(self) -> None:
@@ -89,7 +95,7 @@ class Link:
                     "a stream takes one publisher's events only"
                 )
             self.tail = (int(headers[HEADER_PREFIX + "global_sequence"]), headers["Nats-Msg-Id"])
-        self.tail_known = True
+        self.tail_known = self.tail_read = True
 
     async def _quiet(self, exc: Exception) -> None:
         log.debug("nats: %s", exc)
@@ -109,35 +115,57 @@ class Link:
         events the stream holds, in order. Raises on any failure."""
         try:
             await self.ready()
+            # The stream is the truth of what was delivered: one that lost messages it had
+            # acknowledged (its store restored from a copy, or a power loss before its fsync)
+            # gets the region's events after its last message again, before this batch.
+            while missed := self._missed(events[0].global_sequence, window):
+                await self._pipeline(missed, window, window_bytes, acked)
             skip = -1 if self.tail is None else self.tail[0]
             todo = [e for e in events if e.global_sequence > skip]
             if len(todo) < len(events):
                 acked(events[: len(events) - len(todo)])
-            flight: deque[tuple[list[Event], asyncio.Future[Any], int]] = deque()
-            i = msgs = size = 0
-            while i < len(todo) or flight:
-                if i < len(todo) and msgs < window and size < window_bytes:
-                    group = todo[i : i + min(ACK_EVERY, window - msgs)]
-                    fut, n, sent = await self._send(group, window_bytes - size)
-                    flight.append((group[:n], fut, sent))
-                    i, msgs, size = i + n, msgs + n, size + sent
-                    # Lets nats-py's flusher write this group while the next one is built.
-                    await asyncio.sleep(0)
-                    continue
-                group, fut, sent = flight.popleft()
-                # The ack of a group's last message proves the whole group (and all before it)
-                # is in the stream: each message names its predecessor, so the server stores
-                # one only after storing the one before it, and refuses every later one if an
-                # earlier one was refused or lost. A duplicate is stored already.
-                self._check(await asyncio.wait_for(fut, self.ack_timeout))
-                acked(group)
-                msgs, size = msgs - len(group), size - sent
+            await self._pipeline(todo, window, window_bytes, acked)
         except BaseException:
             self.tail_known = False  # some acks may be lost: ask the stream on the next attempt
             for fut in self.waiting.values():
                 fut.cancel()
             self.waiting.clear()
             raise
+
+    def _missed(self, before: int, limit: int) -> list[Event]:
+        """The region's events after the stream's tail (just read from it) and before global
+        sequence ``before``, at most ``limit``: those the stream lost."""
+        if not self.tail_read:
+            return []
+        after = None if self.tail is None else self.tail[0]
+        nxt = self.store.query(self.region, after=after, limit=1)
+        if not nxt or nxt[0].global_sequence >= before:
+            self.tail_read = False  # the batch follows the stream: no need to ask until it is read again
+            return []
+        missed = self.store.query(self.region, after=after, limit=limit)
+        return [e for e in missed if e.global_sequence < before]
+
+    async def _pipeline(self, todo: list[Event], window: int, window_bytes: int, acked: Any) -> None:
+        """Sends ``todo`` through the window, awaiting the acks in order."""
+        flight: deque[tuple[list[Event], asyncio.Future[Any], int]] = deque()
+        i = msgs = size = 0
+        while i < len(todo) or flight:
+            if i < len(todo) and msgs < window and size < window_bytes:
+                group = todo[i : i + min(ACK_EVERY, window - msgs)]
+                fut, n, sent = await self._send(group, window_bytes - size)
+                flight.append((group[:n], fut, sent))
+                i, msgs, size = i + n, msgs + n, size + sent
+                # Lets nats-py's flusher write this group while the next one is built.
+                await asyncio.sleep(0)
+                continue
+            group, fut, sent = flight.popleft()
+            # The ack of a group's last message proves the whole group (and all before it)
+            # is in the stream: each message names its predecessor, so the server stores
+            # one only after storing the one before it, and refuses every later one if an
+            # earlier one was refused or lost. A duplicate is stored already.
+            self._check(await asyncio.wait_for(fut, self.ack_timeout))
+            acked(group)
+            msgs, size = msgs - len(group), size - sent
 
     async def _send(self, group: list[Event], max_bytes: int) -> tuple[asyncio.Future[Any], int, int]:
         """Sends the first events of ``group`` (at least one, about ``max_bytes`` at most),

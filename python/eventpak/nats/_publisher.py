@@ -68,7 +68,7 @@ class Publisher:
         self._window, self._window_bytes = window, window_bytes
         self._loop = LoopThread(f"eventpak-nats-{checkpoint_id}")
         subject = subject or f"{stream}.events"
-        self._link = Link(list(servers), stream, subject, replicas, ack_timeout, store.store_id)
+        self._link = Link(list(servers), stream, subject, replicas, ack_timeout, store, region)
         try:
             # Creates the stream at once when the server is up; otherwise the first batch will.
             self._loop.run(self._link.ready(), timeout=ack_timeout + 5)
