@@ -9,6 +9,7 @@ from pathlib import Path
 
 import eventpak as ep
 import eventpak.nats
+import pytest
 from nats_support import (  # noqa: F401 (the nats_server fixture)
     NatsServer,
     nats_server_fixture,
@@ -50,3 +51,79 @@ def test_a_stream_that_lost_acknowledged_messages_gets_them_again(
         assert_stream_is(nats_server.urls, "EVENTS", store.query(ALL))
     finally:
         store.close()
+
+
+def checkpoint(store: ep.Store) -> int | None:
+    saved = ep.Cursor.load_checkpoint(store.path, "nats-out")
+    return None if saved is None else saved.position
+
+
+def published_twenty_then_restored(nats_server: NatsServer, tmp_path: Path) -> tuple[list[ep.Event], Path]:
+    """An origin that published twenty events after a backup taken at its tenth; the events
+    the stream holds, and the backup (the restored origin's data dir)."""
+    with ep.Store.open(tmp_path / "origin") as origin:
+        pub = ep.nats.Publisher(origin, ALL, servers=nats_server.urls, stream="EVENTS")
+        append(origin, 10)
+        wait_until(lambda: pub.position == 9)
+        origin.backup(tmp_path / "restored")
+        append(origin, 10)
+        wait_until(lambda: pub.position == 19)
+        pub.stop_and_join()
+        return origin.query(ALL), tmp_path / "restored"
+
+
+def test_an_origin_restored_from_an_older_backup_is_refused_at_once(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    # The restored store's new events reuse sequences 10..24, which the stream holds as other
+    # events: neither skipped as published nor chained onto events the store does not have.
+    published, restored = published_twenty_then_restored(nats_server, tmp_path)
+    with ep.Store.open(restored) as store:
+        append(store, 15)
+        with pytest.raises(ep.ReplicationRefused, match="publisher stops") as refused:
+            ep.nats.Publisher(store, ALL, servers=nats_server.urls, stream="EVENTS")
+        theirs, ours = str(published[19].event_id), str(store.query(ALL)[19].event_id)
+        assert f"is event {theirs} at global sequence 19, and this store holds event {ours} there" in str(
+            refused.value
+        )
+        assert checkpoint(store) == 9
+    assert_stream_is(nats_server.urls, "EVENTS", published)
+
+
+def test_an_origin_restored_from_an_older_backup_stops_its_publisher_once_connected(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    published, restored = published_twenty_then_restored(nats_server, tmp_path)
+    nats_server.stop()
+    with ep.Store.open(restored) as store:
+        append(store, 5)  # through 14, short of the stream's 19
+        pub = ep.nats.Publisher(store, ALL, servers=nats_server.urls, stream="EVENTS", ack_timeout=0.5)
+        assert pub.is_alive() and pub.error is None
+        nats_server.start()
+        wait_until(lambda: not pub.is_alive())
+        assert isinstance(pub.error, ep.ReplicationRefused)
+        assert "global sequence 19, and this store ends at global sequence 14" in str(pub.error)
+        with pytest.raises(ep.ReplicationRefused) as refused:
+            pub.stop_and_join()
+        assert refused.value is pub.error
+        assert pub.published == 0 and checkpoint(store) == 9
+    assert_stream_is(nats_server.urls, "EVENTS", published)
+
+
+def test_a_stream_ending_at_an_event_compaction_removed_is_still_this_stores(tmp_path: Path) -> None:
+    # Compacting events already published is allowed: a stream whose last message is one of
+    # them has nothing to compare it with, and is not refused; a visible event that differs is.
+    from eventpak.nats._tail import check_ours
+
+    with ep.Store.open(tmp_path / "origin", segment_max_bytes=64 * 1024) as store:
+        for i in range(2000):
+            store.append((f"sensor:{i % 10}", "plant"), "debug" if i % 2 else "reading", {"pad": "x" * 20})
+        events = store.query(ALL)
+        store.compact(ep.Retention(predicate=lambda e: e.kind == "debug"))
+        removed = next(e for e in events if e.kind == "debug")
+        with pytest.raises(ep.EventNotFound):
+            store.get(removed.event_id)
+        check_ours(store, "EVENTS", removed.global_sequence, str(removed.event_id))
+        check_ours(store, "EVENTS", events[-1].global_sequence, str(events[-1].event_id))
+        with pytest.raises(ep.ReplicationRefused, match="this store holds event"):
+            check_ours(store, "EVENTS", events[0].global_sequence, str(removed.event_id))

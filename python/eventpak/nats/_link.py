@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from .._native import Event, Region
 from ._loop import bounded
-from ._wire import HEADER_PREFIX, nats_publish_commands
+from ._tail import read_tail
+from ._wire import nats_publish_commands
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -57,8 +58,6 @@ class Link:
 
     async def ready(self) -> None:
         import nats
-        from nats.js.api import StreamConfig
-        from nats.js.errors import NotFoundError
 
         if self.nc is None or self.nc.is_closed:
             connecting = nats.connect(
@@ -79,22 +78,7 @@ class Link:
             self.tail_known = False
         if self.tail_known:
             return
-        jsm = self.nc.jsm()
-        try:
-            info = await jsm.stream_info(self.stream)
-        except NotFoundError:
-            cfg = StreamConfig(name=self.stream, subjects=[self.subject], num_replicas=self.replicas)
-            info = await jsm.add_stream(cfg)
-        self.tail = None
-        if info.state.messages:
-            last = await jsm.get_msg(self.stream, info.state.last_seq)
-            headers = last.headers or {}
-            if HEADER_PREFIX + "global_sequence" not in headers or "Nats-Msg-Id" not in headers:
-                raise PublishFailed(
-                    f"the last message of stream {self.stream} was not sent by an eventpak publisher: "
-                    "a stream takes one publisher's events only"
-                )
-            self.tail = (int(headers[HEADER_PREFIX + "global_sequence"]), headers["Nats-Msg-Id"])
+        self.tail = await read_tail(self.nc.jsm(), self.stream, self.subject, self.replicas, self.store)
         self.tail_known = self.tail_read = True
 
     async def _quiet(self, exc: Exception) -> None:

@@ -10,7 +10,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from .._native import Event, Region
-from ..errors import InvalidConfig
+from ..errors import InvalidConfig, ReplicationRefused
 from ..restart import RestartPolicy, check_count
 from ..worker_config import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig
 from ._link import Link
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 __all__ = ["Publisher", "event_headers"]
 
 log = logging.getLogger("eventpak.nats")
+
+# What retrying cannot mend: a stream that does not continue the store's log.
+REFUSALS = (ReplicationRefused, InvalidConfig)
 
 
 def check_seconds(name: str, value: object) -> None:
@@ -69,9 +72,13 @@ class Publisher:
         self._loop = LoopThread(f"eventpak-nats-{checkpoint_id}")
         subject = subject or f"{stream}.events"
         self._link = Link(list(servers), stream, subject, replicas, ack_timeout, store, region)
+        self._error: Exception | None = None
         try:
             # Creates the stream at once when the server is up; otherwise the first batch will.
             self._loop.run(self._link.ready(), timeout=ack_timeout + 5)
+        except REFUSALS:
+            self._shutdown()
+            raise
         except Exception as exc:
             log.warning("eventpak.nats: %s not reachable yet (%s); retrying in the background", servers, exc)
         config = CursorWorkerConfig(
@@ -103,23 +110,41 @@ class Publisher:
             self._published += sum(1 for e in events if e.global_sequence > through)
             self._counted_through = max(through, events[-1].global_sequence)
 
+    @property
+    def error(self) -> Exception | None:
+        """What stopped the publisher: ``ep.ReplicationRefused`` (a stream that does not
+        continue the store's log); ``None`` while it runs and after a plain stop."""
+        with self._lock:
+            return self._error
+
     def _handle(self, batch: list[Event], store: Store, witness: AtLeastOnce | None) -> CursorWorkerAction:
         coro = self._link.publish(batch, self._window, self._window_bytes, self._acked)
-        self._loop.run(coro)
+        try:
+            self._loop.run(coro)
+        except REFUSALS as exc:
+            # Retrying cannot mend it: the worker stops, checkpointing nothing of the batch.
+            log.error("eventpak.nats: publisher to stream %s stopped: %s", self._link.stream, exc)
+            with self._lock:
+                self._error = exc
+            return CursorWorkerAction.STOP_WITH_ROLLBACK
         return CursorWorkerAction.CONTINUE
 
     def is_alive(self) -> bool:
+        """True until the publisher stopped (asked to, or refused: see :attr:`error`)."""
         return self._worker.is_alive()
 
     def stop(self) -> None:
         self._worker.stop()
 
     def stop_and_join(self, timeout: float | None = None) -> None:
-        """Stops publishing and waits for the worker (raising its errors, as ``join`` does)."""
+        """Stops publishing and waits for the worker (raising its errors, as ``join`` does),
+        then raises the refusal that stopped it, if any (see :attr:`error`)."""
         try:
             self._worker.stop_and_join(timeout)
         finally:
             self._shutdown()
+        if self.error is not None:
+            raise self.error
 
     def _shutdown(self) -> None:
         try:

@@ -1,0 +1,81 @@
+"""What a publisher's stream holds, read on every (re)connect and after any failure: the
+stream (created when missing) and its last message, checked to be an event of the publishing
+store, at the place the store holds it, before anything is sent after it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .._native import Region
+from ..errors import EventNotFound, ReplicationRefused
+from ._wire import HEADER_PREFIX, MSG_ID
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+__all__ = ["PUBLISHER_STOPS", "NotAnEvent", "read_tail"]
+
+PUBLISHER_STOPS = "the publisher stops here"
+
+
+class NotAnEvent(Exception):
+    """The stream's last message was not sent by an eventpak publisher (retried: it may be
+    deleted)."""
+
+
+async def read_tail(
+    jsm: Any, stream: str, subject: str, replicas: int, store: Store
+) -> tuple[int, str] | None:
+    """``(global_sequence, event id)`` of the stream's last message (``None`` for an empty
+    stream), created with ``subject`` and ``replicas`` when missing. Raises
+    ``ep.ReplicationRefused`` when that message is not ``store``'s event at that sequence."""
+    from nats.js.api import StreamConfig
+    from nats.js.errors import NotFoundError
+
+    try:
+        info = await jsm.stream_info(stream)
+    except NotFoundError:
+        cfg = StreamConfig(name=stream, subjects=[subject], num_replicas=replicas)
+        info = await jsm.add_stream(cfg)
+    if not info.state.messages:
+        return None
+    last = await jsm.get_msg(stream, info.state.last_seq)
+    headers = last.headers or {}
+    if HEADER_PREFIX + "global_sequence" not in headers or MSG_ID not in headers:
+        raise NotAnEvent(
+            f"the last message of stream {stream} was not sent by an eventpak publisher: "
+            "a stream takes one publisher's events only"
+        )
+    tail = (int(headers[HEADER_PREFIX + "global_sequence"]), headers[MSG_ID])
+    check_ours(store, stream, *tail)
+    return tail
+
+
+def check_ours(store: Store, stream: str, global_sequence: int, event_id: str) -> None:
+    """Raises ``ep.ReplicationRefused`` unless ``store`` holds event ``event_id`` at
+    ``global_sequence``, or holds no event there that could be compared (a hole: an event
+    removed by compaction, a cancelled fence)."""
+    try:
+        here = store.get(event_id).global_sequence
+    except EventNotFound:
+        here = None
+    if here == global_sequence:
+        return
+    head = store.head()
+    if here is not None:
+        why = f"this store holds that event at global sequence {here}"
+    elif head is None or head < global_sequence:
+        why = f"this store ends at global sequence {head}"
+    else:
+        at = store.query(Region.all(), after=global_sequence - 1 if global_sequence else None, limit=1)
+        if not at or at[0].global_sequence != global_sequence:
+            return  # nothing here to compare with
+        why = f"this store holds event {at[0].event_id} there"
+    raise ReplicationRefused(
+        None,
+        f"the last message of stream {stream} is event {event_id} at global sequence "
+        f"{global_sequence}, and {why}: the stream does not continue this store's log (the "
+        "store was restored from a backup older than the stream, or another copy of it "
+        "publishes there); publish to a new stream and build its replicas from it",
+        stops=PUBLISHER_STOPS,
+    )
