@@ -127,3 +127,19 @@ def test_a_stream_ending_at_an_event_compaction_removed_is_still_this_stores(tmp
         check_ours(store, "EVENTS", events[-1].global_sequence, str(events[-1].event_id))
         with pytest.raises(ep.ReplicationRefused, match="this store holds event"):
             check_ours(store, "EVENTS", events[0].global_sequence, str(removed.event_id))
+
+
+def test_a_second_store_publishing_to_a_stream_is_refused(nats_server: NatsServer, tmp_path: Path) -> None:
+    with ep.Store.open(tmp_path / "a") as a, ep.Store.open(tmp_path / "b") as b:
+        append(a, 20)
+        append(b, 25)  # holds sequences past the stream's last: only its store id tells
+        pub = ep.nats.Publisher(a, ALL, servers=nats_server.urls, stream="EVENTS")
+        wait_until(lambda: pub.position == 19)
+        pub.stop_and_join()
+        with pytest.raises(ep.ReplicationRefused) as refused:
+            ep.nats.Publisher(b, ALL, servers=nats_server.urls, stream="EVENTS")
+        assert f"holds the events of store {a.store_id.hex()}, not of this store {b.store_id.hex()}" in str(
+            refused.value
+        )
+        assert checkpoint(b) is None
+        assert_stream_is(nats_server.urls, "EVENTS", a.query(ALL))

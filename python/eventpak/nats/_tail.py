@@ -46,6 +46,15 @@ async def read_tail(
             f"the last message of stream {stream} was not sent by an eventpak publisher: "
             "a stream takes one publisher's events only"
         )
+    origin = headers.get(HEADER_PREFIX + "store_id")
+    if origin != store.store_id.hex():
+        raise ReplicationRefused(
+            None,
+            f"stream {stream} holds the events of store {origin}, not of this store "
+            f"{store.store_id.hex()}: a stream takes one store's events; give this publisher a "
+            "stream of its own",
+            stops=PUBLISHER_STOPS,
+        )
     tail = (int(headers[HEADER_PREFIX + "global_sequence"]), headers[MSG_ID])
     check_ours(store, stream, *tail)
     return tail
