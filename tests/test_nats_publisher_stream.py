@@ -10,9 +10,12 @@ from pathlib import Path
 import eventpak as ep
 import eventpak.nats
 import pytest
+from eventpak.nats._wire import decode
 from nats_support import (  # noqa: F401 (the nats_server fixture)
     NatsServer,
+    jsm_call,
     nats_server_fixture,
+    stream_messages,
 )
 from test_nats_publisher import assert_stream_is, wait_until
 
@@ -143,3 +146,40 @@ def test_a_second_store_publishing_to_a_stream_is_refused(nats_server: NatsServe
         )
         assert checkpoint(b) is None
         assert_stream_is(nats_server.urls, "EVENTS", a.query(ALL))
+
+
+def test_a_stream_its_limits_emptied_goes_on_for_a_caught_up_replica_only(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    # Every message gone (max_age, max_msgs or a purge) and the server restarted, so it knows
+    # no last message id: the next event names its predecessor for the replicas, and what the
+    # stream removed is not sent again.
+    urls = nats_server.urls
+    with ep.Store.open(tmp_path / "origin") as origin:
+        append(origin, 10)
+        pub = ep.nats.Publisher(origin, ALL, servers=urls, stream="EVENTS")
+        replica = ep.nats.Replica(tmp_path / "replica", servers=urls, durable="r1")
+        try:
+            assert replica.wait_for(9, timeout=30)
+            pub.stop_and_join()
+            jsm_call(urls, lambda jsm: jsm.purge_stream("EVENTS"))
+            nats_server.stop()
+            nats_server.start()
+            append(origin, 1)
+            pub = ep.nats.Publisher(origin, ALL, servers=urls, stream="EVENTS")
+            assert replica.wait_for(10, timeout=30) and replica.error is None
+            assert [e.event_id for e in replica.store.query(ALL)] == [e.event_id for e in origin.query(ALL)]
+            wait_until(lambda: pub.position == 10)
+            pub.stop_and_join()
+            before, last = origin.query(ALL)[-2:]
+            assert [m.headers["Nats-Msg-Id"] for m in stream_messages(urls, "EVENTS")] == [str(last.event_id)]
+            raw = jsm_call(urls, lambda jsm: jsm.get_msg("EVENTS", 11))  # as a catch-up reads it
+            assert decode(raw.headers, raw.data).follows == str(before.event_id)
+        finally:
+            replica.stop_and_join()
+        # A replica that lacks event 9 still meets a gap.
+        fresh = ep.nats.Replica(tmp_path / "fresh", servers=urls, durable="r2")
+        with pytest.raises(ep.ReplicationRefused, match="a message is missing"):
+            fresh.wait_for(10, timeout=30)
+        with pytest.raises(ep.ReplicationRefused):
+            fresh.stop_and_join()

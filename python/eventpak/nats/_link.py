@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from .._native import Event, Region
 from ._loop import bounded
-from ._tail import read_tail
-from ._wire import nats_publish_commands
+from ._tail import predecessor, read_tail
+from ._wire import FOLLOWS, event_headers, nats_publish_commands
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -45,15 +45,19 @@ class Link:
         ack_timeout: float,
         store: Store,
         region: Region,
+        checkpoint_id: str,
     ) -> None:
         self.servers, self.stream, self.subject = servers, stream, subject
         self.store, self.region, self.store_id = store, region, store.store_id
+        self.checkpoint_id = checkpoint_id
         self.replicas, self.ack_timeout = replicas, ack_timeout
         self.nc: Any = None
         self.waiting: dict[str, asyncio.Future[Any]] = {}
         self.inbox = ""
         self.tail: tuple[int, str] | None = None  # (global_sequence, event id) of the stream's last message
         self.tail_known = self.tail_read = False
+        self.emptied = False  # the stream is empty, having held messages
+        self.named: str | None = None  # the next message's predecessor, named in FOLLOWS
         self.counter = 0
 
     async def ready(self) -> None:
@@ -78,7 +82,8 @@ class Link:
             self.tail_known = False
         if self.tail_known:
             return
-        self.tail = await read_tail(self.nc.jsm(), self.stream, self.subject, self.replicas, self.store)
+        jsm = self.nc.jsm()
+        self.tail, self.emptied = await read_tail(jsm, self.stream, self.subject, self.replicas, self.store)
         self.tail_known = self.tail_read = True
 
     async def _quiet(self, exc: Exception) -> None:
@@ -108,6 +113,12 @@ class Link:
             todo = [e for e in events if e.global_sequence > skip]
             if len(todo) < len(events):
                 acked(events[: len(events) - len(todo)])
+            if self.tail is None and self.emptied and todo:
+                # The server has no message left to check the next one against (and forgets
+                # the id of the last one when it restarts): the next one names its
+                # predecessor for the replicas, so a caught-up replica takes it.
+                self.named = predecessor(self.store, self.region, self.checkpoint_id, todo[0].global_sequence)
+                self.emptied = False
             await self._pipeline(todo, window, window_bytes, acked)
         except BaseException:
             self.tail_known = False  # some acks may be lost: ask the stream on the next attempt
@@ -120,6 +131,9 @@ class Link:
         """The region's events after the stream's tail (just read from it) and before global
         sequence ``before``, at most ``limit``: those the stream lost."""
         if not self.tail_read:
+            return []
+        if self.tail is None and self.emptied:  # its limits or a purge removed them: not sent again
+            self.tail_read = False
             return []
         after = None if self.tail is None else self.tail[0]
         nxt = self.store.query(self.region, after=after, limit=1)
@@ -162,18 +176,24 @@ class Link:
         # The server refuses a message that would not follow the last one: order holds even
         # when a reconnect loses a message in flight and delivers the next.
         follows = None if self.tail is None else self.tail[1]
+        named, self.named = self.named, None
         try:
             data, n = nats_publish_commands(
-                group, self.store_id, self.subject, follows, reply, max_bytes, nc.max_payload
-            )
+                group[:1] if named else group, self.store_id, self.subject, follows, reply, max_bytes,
+                nc.max_payload,
+            )  # fmt: skip
         except ValueError as exc:  # nothing sent: retried (the limit is read again on reconnect)
             raise PublishFailed(f"{exc}: raise max_payload in the server's configuration") from exc
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.waiting[reply] = fut
-        # nats-py's publish, minus its per-header Python encoding (tests pin these internals).
-        await nc._send_command(data)
-        if nc._flush_queue is not None and nc._flush_queue.empty():
-            await nc._flush_pending()
+        if named is not None:  # alone, through nats-py's own publish, with the header added
+            headers = {**event_headers(group[0], self.store_id), FOLLOWS: named}
+            await nc.publish(self.subject, group[0].payload_bytes, reply=reply, headers=headers)
+        else:
+            # nats-py's publish, minus its per-header Python encoding (tests pin these internals).
+            await nc._send_command(data)
+            if nc._flush_queue is not None and nc._flush_queue.empty():
+                await nc._flush_pending()
         last = group[n - 1]
         self.tail = (last.global_sequence, str(last.event_id))  # what the next one must follow
         return fut, n, len(data)

@@ -71,7 +71,7 @@ class Publisher:
         self._window, self._window_bytes = window, window_bytes
         self._loop = LoopThread(f"eventpak-nats-{checkpoint_id}")
         subject = subject or f"{stream}.events"
-        self._link = Link(list(servers), stream, subject, replicas, ack_timeout, store, region)
+        self._link = Link(list(servers), stream, subject, replicas, ack_timeout, store, region, checkpoint_id)
         self._error: Exception | None = None
         try:
             # Creates the stream at once when the server is up; otherwise the first batch will.

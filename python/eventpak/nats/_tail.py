@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._native import Region
+from .._native import Cursor, Region
 from ..errors import EventNotFound, ReplicationRefused
 from ._wire import HEADER_PREFIX, MSG_ID
 
 if TYPE_CHECKING:
     from ..store import Store
 
-__all__ = ["PUBLISHER_STOPS", "NotAnEvent", "read_tail"]
+__all__ = ["PUBLISHER_STOPS", "NotAnEvent", "predecessor", "read_tail"]
 
 PUBLISHER_STOPS = "the publisher stops here"
 
@@ -25,10 +25,11 @@ class NotAnEvent(Exception):
 
 async def read_tail(
     jsm: Any, stream: str, subject: str, replicas: int, store: Store
-) -> tuple[int, str] | None:
+) -> tuple[tuple[int, str] | None, bool]:
     """``(global_sequence, event id)`` of the stream's last message (``None`` for an empty
-    stream), created with ``subject`` and ``replicas`` when missing. Raises
-    ``ep.ReplicationRefused`` when that message is not ``store``'s event at that sequence."""
+    stream), and whether the stream is empty having held messages (its limits or a purge
+    removed them); the stream is created with ``subject`` and ``replicas`` when missing.
+    Raises ``ep.ReplicationRefused`` when that message is not ``store``'s event there."""
     from nats.js.api import StreamConfig
     from nats.js.errors import NotFoundError
 
@@ -38,7 +39,7 @@ async def read_tail(
         cfg = StreamConfig(name=stream, subjects=[subject], num_replicas=replicas)
         info = await jsm.add_stream(cfg)
     if not info.state.messages:
-        return None
+        return None, info.state.last_seq > 0
     last = await jsm.get_msg(stream, info.state.last_seq)
     headers = last.headers or {}
     if HEADER_PREFIX + "global_sequence" not in headers or MSG_ID not in headers:
@@ -57,7 +58,17 @@ async def read_tail(
         )
     tail = (int(headers[HEADER_PREFIX + "global_sequence"]), headers[MSG_ID])
     check_ours(store, stream, *tail)
-    return tail
+    return tail, False
+
+
+def predecessor(store: Store, region: Region, checkpoint_id: str, before: int) -> str | None:
+    """The id of the event of ``region`` the publisher's checkpoint stands on, the one before
+    global sequence ``before``: ``None`` before the first, or when it is gone (compacted)."""
+    saved = Cursor.load_checkpoint(store.path, checkpoint_id)
+    if saved is None or not saved.started or saved.position >= before:
+        return None
+    at = store.query(region, after=saved.position - 1 if saved.position else None, limit=1)
+    return str(at[0].event_id) if at and at[0].global_sequence == saved.position else None
 
 
 def check_ours(store: Store, stream: str, global_sequence: int, event_id: str) -> None:
