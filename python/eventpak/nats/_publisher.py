@@ -15,6 +15,7 @@ from ..restart import RestartPolicy, check_count
 from ..worker_config import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig
 from ._link import Link
 from ._loop import LoopThread
+from ._options import check_servers
 from ._wire import event_headers
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ class Publisher:
             # publishing them opened would put plaintext outside the store: refused.
             raise InvalidConfig("an encrypted store cannot publish to NATS (see docs/lifecycle.md)")
         # Checked here, before anything connects, so each refusal names the argument given.
+        servers = check_servers(servers)
         check_count("replicas", replicas, 1)
         check_count("window", window, 1)
         check_count("window_bytes", window_bytes, 1)
@@ -71,7 +73,7 @@ class Publisher:
         self._window, self._window_bytes = window, window_bytes
         self._loop = LoopThread(f"eventpak-nats-{checkpoint_id}")
         subject = subject or f"{stream}.events"
-        self._link = Link(list(servers), stream, subject, replicas, ack_timeout, store, region, checkpoint_id)
+        self._link = Link(servers, stream, subject, replicas, ack_timeout, store, region, checkpoint_id)
         self._error: Exception | None = None
         try:
             # Creates the stream at once when the server is up; otherwise the first batch will.

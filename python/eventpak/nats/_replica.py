@@ -18,6 +18,7 @@ from ..restart import check_count
 from ..store import Store
 from ._follow import Follower, Stop
 from ._loop import LoopThread
+from ._options import check_servers
 
 __all__ = ["Replica"]
 
@@ -50,6 +51,7 @@ class Replica:
         if not re.fullmatch(r"[A-Za-z0-9_-]+", durable):
             raise InvalidConfig(f"durable must be letters, digits, '_' or '-' (a NATS name), not {durable!r}")
         check_count("batch", batch, 1)
+        servers = check_servers(servers)
         self._stream, self._durable = stream, durable
         self.store = Store.open(data_dir, **store_options)
         try:
