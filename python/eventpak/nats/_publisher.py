@@ -4,9 +4,11 @@ acknowledged all of it, so the worker's checkpoint never covers an unacknowledge
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import math
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from .._native import Event, Region
@@ -75,6 +77,8 @@ class Publisher:
         subject = subject or f"{stream}.events"
         self._link = Link(servers, stream, subject, replicas, ack_timeout, store, region, checkpoint_id)
         self._error: Exception | None = None
+        self._running: concurrent.futures.Future[None] | None = None  # the batch on the loop
+        self._stopping = False
         try:
             # Creates the stream at once when the server is up; otherwise the first batch will.
             self._loop.run(self._link.ready(), timeout=ack_timeout + 5)
@@ -120,15 +124,24 @@ class Publisher:
             return self._error
 
     def _handle(self, batch: list[Event], store: Store, witness: AtLeastOnce | None) -> CursorWorkerAction:
-        coro = self._link.publish(batch, self._window, self._window_bytes, self._acked)
+        running = self._loop.submit(self._link.publish(batch, self._window, self._window_bytes, self._acked))
+        with self._lock:
+            self._running = running
+            if self._stopping:
+                running.cancel()
         try:
-            self._loop.run(coro)
+            running.result()
+        except concurrent.futures.CancelledError:
+            return CursorWorkerAction.STOP_WITH_ROLLBACK  # stopped: the batch comes again next time
         except REFUSALS as exc:
             # Retrying cannot mend it: the worker stops, checkpointing nothing of the batch.
             log.error("eventpak.nats: publisher to stream %s stopped: %s", self._link.stream, exc)
             with self._lock:
                 self._error = exc
             return CursorWorkerAction.STOP_WITH_ROLLBACK
+        finally:
+            with self._lock:
+                self._running = None
         return CursorWorkerAction.CONTINUE
 
     def is_alive(self) -> bool:
@@ -136,21 +149,36 @@ class Publisher:
         return self._worker.is_alive()
 
     def stop(self) -> None:
+        """Asks the publisher to stop, without waiting. A batch waiting on the server (acks, a
+        connect) is given up, unacknowledged, and comes again from the checkpoint next time."""
+        with self._lock:
+            self._stopping = True
+            if self._running is not None:
+                self._running.cancel()
         self._worker.stop()
 
     def stop_and_join(self, timeout: float | None = None) -> None:
-        """Stops publishing and waits for the worker (raising its errors, as ``join`` does),
+        """Stops publishing and waits for the worker (raising its errors, as ``join`` does,
+        and ``TimeoutError`` after ``timeout`` seconds, closing the connection within them),
         then raises the refusal that stopped it, if any (see :attr:`error`)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self.stop()
         try:
             self._worker.stop_and_join(timeout)
         finally:
-            self._shutdown()
+            self._shutdown(deadline)
         if self.error is not None:
             raise self.error
 
-    def _shutdown(self) -> None:
+    def _shutdown(self, deadline: float | None = None) -> None:
+        """Closes the connection and the loop, each given 5 s at most, and together no more
+        than is left until ``deadline`` (monotonic)."""
+
+        def left() -> float:
+            return 5.0 if deadline is None else max(0.0, min(5.0, deadline - time.monotonic()))
+
         try:
-            self._loop.run(self._link.close(), timeout=5)
+            self._loop.run(self._link.close(), timeout=left())
         except Exception as exc:  # closing a dead connection: nothing left to flush
             log.debug("eventpak.nats: close: %s", exc)
-        self._loop.close()
+        self._loop.close(left())

@@ -5,6 +5,7 @@ replica's last event; the consumer is acknowledged only once the apply is durabl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -112,8 +113,8 @@ class Replica:
 
     def stop(self) -> None:
         """Asks the replica to stop once the apply in progress is done (without waiting)."""
-        if not self._loop.loop.is_closed():
-            self._loop.run(self._ask_stop())
+        with contextlib.suppress(RuntimeError):  # not waited for: the loop may be blocked, or closed
+            self._loop.submit(self._ask_stop())
 
     def stop_and_join(self, timeout: float | None = None) -> None:
         """Stops the replica, closes its connection and its store, then raises the error that
