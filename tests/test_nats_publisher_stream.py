@@ -183,3 +183,34 @@ def test_a_stream_its_limits_emptied_goes_on_for_a_caught_up_replica_only(
             fresh.wait_for(10, timeout=30)
         with pytest.raises(ep.ReplicationRefused):
             fresh.stop_and_join()
+
+
+def test_a_deleted_last_message_is_sent_again_and_the_stream_goes_on(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    # The stream's last message (event 9) deleted by an operator, and the server restarted:
+    # the publisher reads the newest message left (event 8), sends event 9 again naming it,
+    # and goes on; a replica that held event 9 takes what follows.
+    urls = nats_server.urls
+    with ep.Store.open(tmp_path / "origin") as origin:
+        append(origin, 10)
+        pub = ep.nats.Publisher(origin, ALL, servers=urls, stream="EVENTS")
+        replica = ep.nats.Replica(tmp_path / "replica", servers=urls, durable="r1")
+        try:
+            assert replica.wait_for(9, timeout=30)
+            pub.stop_and_join()
+            jsm_call(urls, lambda jsm: jsm.delete_msg("EVENTS", 10))
+            nats_server.stop()
+            nats_server.start()
+            append(origin, 1)
+            pub = ep.nats.Publisher(origin, ALL, servers=urls, stream="EVENTS")
+            wait_until(lambda: pub.position == 10)
+            pub.stop_and_join()
+            events = origin.query(ALL)
+            assert_stream_is(urls, "EVENTS", events)
+            raw = jsm_call(urls, lambda jsm: jsm.get_msg("EVENTS", 11))
+            assert decode(raw.headers, raw.data).follows == str(events[8].event_id)
+            assert replica.wait_for(10, timeout=30) and replica.error is None
+            assert [e.event_id for e in replica.store.query(ALL)] == [e.event_id for e in events]
+        finally:
+            replica.stop_and_join()

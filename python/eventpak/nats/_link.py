@@ -56,7 +56,7 @@ class Link:
         self.inbox = ""
         self.tail: tuple[int, str] | None = None  # (global_sequence, event id) of the stream's last message
         self.tail_known = self.tail_read = False
-        self.emptied = False  # the stream is empty, having held messages
+        self.unchecked = False  # the server has no last message to check the next one against
         self.named: str | None = None  # the next message's predecessor, named in FOLLOWS
         self.counter = 0
 
@@ -83,7 +83,7 @@ class Link:
         if self.tail_known:
             return
         jsm = self.nc.jsm()
-        self.tail, self.emptied = await read_tail(jsm, self.stream, self.subject, self.replicas, self.store)
+        self.tail, self.unchecked = await read_tail(jsm, self.stream, self.subject, self.replicas, self.store)
         self.tail_known = self.tail_read = True
 
     async def _quiet(self, exc: Exception) -> None:
@@ -108,17 +108,14 @@ class Link:
             # acknowledged (its store restored from a copy, or a power loss before its fsync)
             # gets the region's events after its last message again, before this batch.
             while missed := self._missed(events[0].global_sequence, window):
+                self._name_predecessor(missed[0])
                 await self._pipeline(missed, window, window_bytes, acked)
             skip = -1 if self.tail is None else self.tail[0]
             todo = [e for e in events if e.global_sequence > skip]
             if len(todo) < len(events):
                 acked(events[: len(events) - len(todo)])
-            if self.tail is None and self.emptied and todo:
-                # The server has no message left to check the next one against (and forgets
-                # the id of the last one when it restarts): the next one names its
-                # predecessor for the replicas, so a caught-up replica takes it.
-                self.named = predecessor(self.store, self.region, self.checkpoint_id, todo[0].global_sequence)
-                self.emptied = False
+            if todo:
+                self._name_predecessor(todo[0])
             await self._pipeline(todo, window, window_bytes, acked)
         except BaseException:
             self.tail_known = False  # some acks may be lost: ask the stream on the next attempt
@@ -127,12 +124,24 @@ class Link:
             self.waiting.clear()
             raise
 
+    def _name_predecessor(self, first: Event) -> None:
+        """When the server has no last message to check ``first`` against (and it forgets the
+        id of the last one when it restarts), ``first`` names its predecessor for the replicas
+        (the stream's newest message, or the event the checkpoint stands on), so a replica
+        that holds it takes ``first``."""
+        if self.unchecked:
+            self.unchecked = False
+            if self.tail is not None:
+                self.named = self.tail[1]
+            else:
+                self.named = predecessor(self.store, self.region, self.checkpoint_id, first.global_sequence)
+
     def _missed(self, before: int, limit: int) -> list[Event]:
         """The region's events after the stream's tail (just read from it) and before global
         sequence ``before``, at most ``limit``: those the stream lost."""
         if not self.tail_read:
             return []
-        if self.tail is None and self.emptied:  # its limits or a purge removed them: not sent again
+        if self.tail is None and self.unchecked:  # its limits or a purge removed them: not sent again
             self.tail_read = False
             return []
         after = None if self.tail is None else self.tail[0]

@@ -26,9 +26,10 @@ class NotAnEvent(Exception):
 async def read_tail(
     jsm: Any, stream: str, subject: str, replicas: int, store: Store
 ) -> tuple[tuple[int, str] | None, bool]:
-    """``(global_sequence, event id)`` of the stream's last message (``None`` for an empty
-    stream), and whether the stream is empty having held messages (its limits or a purge
-    removed them); the stream is created with ``subject`` and ``replicas`` when missing.
+    """``(global_sequence, event id)`` of the stream's newest message (``None`` for an empty
+    stream), and whether the server has no last message to check the next one against: the
+    stream is empty having held messages (its limits or a purge removed them), or its last
+    message was deleted. The stream is created with ``subject`` and ``replicas`` when missing.
     Raises ``ep.ReplicationRefused`` when that message is not ``store``'s event there."""
     from nats.js.api import StreamConfig
     from nats.js.errors import NotFoundError
@@ -40,8 +41,17 @@ async def read_tail(
         info = await jsm.add_stream(cfg)
     if not info.state.messages:
         return None, info.state.last_seq > 0
-    last = await jsm.get_msg(stream, info.state.last_seq)
-    headers = last.headers or {}
+    # A deleted last message: the newest one left stands for it (found within as many steps
+    # back as the stream has deleted messages; the server's last-by-subject lookup does not
+    # find one there).
+    seq, last = info.state.last_seq, None
+    while last is None and seq >= info.state.first_seq:
+        try:
+            last = await jsm.get_msg(stream, seq)
+        except NotFoundError:
+            seq -= 1
+    gone = seq != info.state.last_seq
+    headers = (last.headers if last is not None else None) or {}
     if HEADER_PREFIX + "global_sequence" not in headers or MSG_ID not in headers:
         raise NotAnEvent(
             f"the last message of stream {stream} was not sent by an eventpak publisher: "
@@ -58,7 +68,7 @@ async def read_tail(
         )
     tail = (int(headers[HEADER_PREFIX + "global_sequence"]), headers[MSG_ID])
     check_ours(store, stream, *tail)
-    return tail, False
+    return tail, gone
 
 
 def predecessor(store: Store, region: Region, checkpoint_id: str, before: int) -> str | None:
