@@ -45,3 +45,23 @@ def test_a_refused_server_url_does_not_show_its_password(tmp_path: Path) -> None
         with pytest.raises(ep.InvalidConfig, match=r"127\.0\.0\.1:99999") as refused:
             ep.nats.Replica(tmp_path / "r", servers=[url])
         assert "s3cret" not in str(refused.value)
+
+
+BAD_STREAMS = ["", "ORDERS.v1", "ORDERS*", "ORDERS>", "MY ORDERS", "a/b", "a\\b", "tab\there", None, 5]
+
+
+@pytest.mark.parametrize("stream", BAD_STREAMS)
+def test_a_stream_name_jetstream_refuses_is_refused_by_the_publisher(tmp_path: Path, stream: Any) -> None:
+    with ep.Store.open(tmp_path / "origin") as store:
+        store.append(("a", "s"), "k", 1)
+        with pytest.raises(ep.InvalidConfig, match="stream"):
+            ep.nats.Publisher(store, ep.Region.all(), servers=["nats://127.0.0.1:1"], stream=stream)
+        assert store.checkpoints() == []
+
+
+@pytest.mark.parametrize("stream", BAD_STREAMS)
+def test_a_stream_name_jetstream_refuses_is_refused_by_the_replica(tmp_path: Path, stream: Any) -> None:
+    # Before the data dir is marked a replica of that name, for good.
+    with pytest.raises(ep.InvalidConfig, match="stream"):
+        ep.nats.Replica(tmp_path / "r", servers=["nats://127.0.0.1:1"], stream=stream)
+    assert not (tmp_path / "r").exists()

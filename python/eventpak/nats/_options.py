@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from ..errors import InvalidConfig
 
-__all__ = ["check_servers", "shown"]
+__all__ = ["check_servers", "check_stream_name", "shown"]
 
 SCHEMES = ("nats", "tls", "ws", "wss")
 EXAMPLE = "['nats://127.0.0.1:4222']"
@@ -46,3 +46,17 @@ def check_servers(servers: object) -> list[str]:
     if len(schemes) > 1:
         raise InvalidConfig("servers mix websocket (ws, wss) and plain NATS URLs, which nats-py refuses")
     return list(servers)
+
+
+def check_stream_name(stream: object) -> None:
+    """Raises ``ep.InvalidConfig`` unless ``stream`` is a name JetStream takes for a stream:
+    not empty, and no ``.``, ``*``, ``>``, path separator, whitespace or unprintable
+    character."""
+    if not isinstance(stream, str) or not stream:
+        raise InvalidConfig(f"stream must be a non-empty str (a JetStream stream name), not {stream!r}")
+    bad = sorted({ch for ch in stream if ch in ".*>/\\" or ch.isspace() or not ch.isprintable()})
+    if bad:
+        raise InvalidConfig(
+            f"stream {stream!r} is not a JetStream stream name: it holds {', '.join(map(repr, bad))} "
+            "(no '.', '*', '>', path separators, whitespace or unprintable characters)"
+        )

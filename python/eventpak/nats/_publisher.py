@@ -17,7 +17,7 @@ from ..restart import RestartPolicy, check_count
 from ..worker_config import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig
 from ._link import Link
 from ._loop import LoopThread
-from ._options import check_servers
+from ._options import check_servers, check_stream_name
 from ._wire import event_headers
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ class Publisher:
             raise InvalidConfig("an encrypted store cannot publish to NATS (see docs/lifecycle.md)")
         # Checked here, before anything connects, so each refusal names the argument given.
         servers = check_servers(servers)
+        check_stream_name(stream)
         check_count("replicas", replicas, 1)
         check_count("window", window, 1)
         check_count("window_bytes", window_bytes, 1)

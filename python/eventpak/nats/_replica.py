@@ -19,7 +19,7 @@ from ..restart import check_count
 from ..store import Store
 from ._follow import Follower, Stop
 from ._loop import LoopThread
-from ._options import check_servers
+from ._options import check_servers, check_stream_name
 
 __all__ = ["Replica"]
 
@@ -53,6 +53,7 @@ class Replica:
             raise InvalidConfig(f"durable must be letters, digits, '_' or '-' (a NATS name), not {durable!r}")
         check_count("batch", batch, 1)
         servers = check_servers(servers)
+        check_stream_name(stream)
         self._stream, self._durable = stream, durable
         self.store = Store.open(data_dir, **store_options)
         try:
