@@ -11,6 +11,7 @@ import eventpak as ep
 import eventpak.nats
 import pytest
 from eventpak.nats._wire import decode
+from nats.js.api import StreamConfig
 from nats_support import (  # noqa: F401 (the nats_server fixture)
     NatsServer,
     jsm_call,
@@ -214,3 +215,19 @@ def test_a_deleted_last_message_is_sent_again_and_the_stream_goes_on(
             assert [e.event_id for e in replica.store.query(ALL)] == [e.event_id for e in events]
         finally:
             replica.stop_and_join()
+
+
+def test_a_stream_that_does_not_capture_the_publishers_subject_is_refused(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    urls = nats_server.urls
+    jsm_call(urls, lambda jsm: jsm.add_stream(StreamConfig(name="ORDERS", subjects=["orders.>"])))
+    with ep.Store.open(tmp_path / "origin") as store:
+        append(store, 3)
+        with pytest.raises(ep.InvalidConfig, match=r"stream ORDERS does not capture subject ORDERS\.events"):
+            ep.nats.Publisher(store, ALL, servers=urls, stream="ORDERS")
+        assert checkpoint(store) is None
+        pub = ep.nats.Publisher(store, ALL, servers=urls, stream="ORDERS", subject="orders.placed")
+        wait_until(lambda: pub.position == 2)
+        pub.stop_and_join()
+        assert_stream_is(urls, "ORDERS", store.query(ALL))

@@ -27,7 +27,8 @@ __all__ = ["Publisher", "event_headers"]
 
 log = logging.getLogger("eventpak.nats")
 
-# What retrying cannot mend: a stream that does not continue the store's log.
+# What retrying cannot mend: a stream that does not continue the store's log, or does not
+# take the publisher's subject.
 REFUSALS = (ReplicationRefused, InvalidConfig)
 
 
@@ -120,7 +121,8 @@ class Publisher:
     @property
     def error(self) -> Exception | None:
         """What stopped the publisher: ``ep.ReplicationRefused`` (a stream that does not
-        continue the store's log); ``None`` while it runs and after a plain stop."""
+        continue the store's log) or ``ep.InvalidConfig`` (a stream that does not capture its
+        subject); ``None`` while it runs and after a plain stop."""
         with self._lock:
             return self._error
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .._native import Cursor, Region
-from ..errors import EventNotFound, ReplicationRefused
+from ..errors import EventNotFound, InvalidConfig, ReplicationRefused
 from ._wire import HEADER_PREFIX, MSG_ID
 
 if TYPE_CHECKING:
@@ -39,6 +39,14 @@ async def read_tail(
     except NotFoundError:
         cfg = StreamConfig(name=stream, subjects=[subject], num_replicas=replicas)
         info = await jsm.add_stream(cfg)
+    subjects = list(info.config.subjects or [])
+    if not any(captures(pattern, subject) for pattern in subjects):
+        # The server would answer every message with "no responders" (503), for ever.
+        raise InvalidConfig(
+            f"stream {stream} does not capture subject {subject}, which the publisher sends to "
+            f"(its subjects: {subjects}): add the subject to the stream, or give the publisher a "
+            "subject it captures"
+        )
     if not info.state.messages:
         return None, info.state.last_seq > 0
     # A deleted last message: the newest one left stands for it (found within as many steps
@@ -109,3 +117,15 @@ def check_ours(store: Store, stream: str, global_sequence: int, event_id: str) -
         "publishes there); publish to a new stream and build its replicas from it",
         stops=PUBLISHER_STOPS,
     )
+
+
+def captures(pattern: str, subject: str) -> bool:
+    """Whether the subject ``pattern`` (tokens split by ``.``; ``*`` stands for one token,
+    a last ``>`` for one or more) matches ``subject``."""
+    want, have = pattern.split("."), subject.split(".")
+    for i, token in enumerate(want):
+        if token == ">" and i == len(want) - 1:
+            return len(have) > i
+        if i >= len(have) or token not in ("*", have[i]):
+            return False
+    return len(want) == len(have)
