@@ -13,7 +13,7 @@ from typing import Any
 from .._native import Region
 from ..errors import EventNotFound, EventpakError, ReplicationRefused
 from ..store import Store
-from ._loop import bounded
+from ._connect import Connector
 from ._wire import BadMessage, WireEvent, decode
 
 __all__ = ["Follower", "Stop"]
@@ -53,6 +53,7 @@ class Follower:
             batch,
         )
         self.on_applied = on_applied
+        self.connector = Connector(servers)
         marked = store._native._replica_origin()
         self.origin = marked[1] if marked is not None else None
         self.head = store.head()
@@ -107,23 +108,15 @@ class Follower:
                 await asyncio.sleep(min(0.05 * 2 ** (failures - 1), 1.0))
 
     async def _subscribe(self) -> Any:
-        import nats
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
         from nats.js.errors import NotFoundError
 
         if self.sub is not None:
             return self.sub
         if self.nc is None or self.nc.is_closed:
-            connecting = nats.connect(
-                servers=self.servers, connect_timeout=2, allow_reconnect=True, max_reconnect_attempts=-1,
-                reconnect_time_wait=0.25, error_cb=_quiet, disconnected_cb=_quiet_event,
-                reconnected_cb=_quiet_event,
-            )  # fmt: skip
             # Bounded: the first connect to an unreachable server retries for ever, and may
             # miss the cancellation of a stop (see ``bounded``).
-            self.nc = await bounded(
-                connecting, CONNECT_SECONDS, f"connecting to NATS at {', '.join(self.servers)}"
-            )
+            self.nc = await self.connector.connect(CONNECT_SECONDS)
         jsm = self.nc.jsm()
         try:
             info = await jsm.consumer_info(self.stream, self.durable)
@@ -283,11 +276,3 @@ class Follower:
         msgs = [msg for _, msg in run if msg is not None]
         if msgs:
             await max(msgs, key=lambda m: m.metadata.sequence.stream).ack()
-
-
-async def _quiet(exc: Exception) -> None:
-    log.debug("nats: %s", exc)
-
-
-async def _quiet_event() -> None:
-    log.debug("nats: connection state changed")

@@ -11,7 +11,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from .._native import Event, Region
-from ._loop import bounded
+from ._connect import Connector
 from ._tail import predecessor, read_tail
 from ._wire import FOLLOWS, event_headers, nats_publish_commands
 
@@ -50,6 +50,7 @@ class Link:
         self.servers, self.stream, self.subject = servers, stream, subject
         self.store, self.region, self.store_id = store, region, store.store_id
         self.checkpoint_id = checkpoint_id
+        self.connector = Connector(servers, pending_size=8 * 1024 * 1024)
         self.replicas, self.ack_timeout = replicas, ack_timeout
         self.nc: Any = None
         self.waiting: dict[str, asyncio.Future[Any]] = {}
@@ -61,18 +62,8 @@ class Link:
         self.counter = 0
 
     async def ready(self) -> None:
-        import nats
-
         if self.nc is None or self.nc.is_closed:
-            connecting = nats.connect(
-                servers=self.servers, connect_timeout=2, allow_reconnect=True, max_reconnect_attempts=-1,
-                reconnect_time_wait=0.25, pending_size=8 * 1024 * 1024,
-                error_cb=self._quiet, disconnected_cb=self._quiet_event, reconnected_cb=self._quiet_event,
-            )  # fmt: skip
-            # An unreachable server would keep the first connect retrying for ever.
-            self.nc = await bounded(
-                connecting, self.ack_timeout, f"connecting to NATS at {', '.join(self.servers)}"
-            )
+            self.nc = await self.connector.connect(self.ack_timeout)
             missing = [name for name in NATS_INTERNALS if not hasattr(self.nc, name)]
             if missing:  # the publisher writes protocol bytes through them: fail loudly
                 version = importlib.metadata.version("nats-py")
@@ -85,12 +76,6 @@ class Link:
         jsm = self.nc.jsm()
         self.tail, self.unchecked = await read_tail(jsm, self.stream, self.subject, self.replicas, self.store)
         self.tail_known = self.tail_read = True
-
-    async def _quiet(self, exc: Exception) -> None:
-        log.debug("nats: %s", exc)
-
-    async def _quiet_event(self) -> None:
-        log.debug("nats: connection state changed")
 
     async def _on_ack(self, msg: Any) -> None:
         fut = self.waiting.pop(msg.subject, None)

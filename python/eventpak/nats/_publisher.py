@@ -88,7 +88,8 @@ class Publisher:
             self._shutdown()
             raise
         except Exception as exc:
-            log.warning("eventpak.nats: %s not reachable yet (%s); retrying in the background", servers, exc)
+            where = self._link.connector.where
+            log.warning("eventpak.nats: %s not reachable yet (%s); retrying in the background", where, exc)
         config = CursorWorkerConfig(
             batch_size=window,
             checkpoint_id=checkpoint_id,

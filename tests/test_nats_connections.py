@@ -1,9 +1,11 @@
 """Stopping eventpak.nats.Publisher and Replica keeps to the timeout given: a batch waiting on
 the server is given up, and a private loop that does not answer (the NATS client spinning)
-turns into a TimeoutError instead of a stop that never returns."""
+turns into a TimeoutError instead of a stop that never returns. And a connect that fails says
+why (wrong credentials), not only that time ran out."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,10 +14,14 @@ from typing import Any
 
 import eventpak as ep
 import eventpak.nats
+import pytest
 from nats_support import (  # noqa: F401 (the nats_server fixture)
+    NatsNode,
     NatsServer,
     free_port,
     nats_server_fixture,
+    require_nats_server,
+    wait_connectable,
 )
 from test_nats_publisher import wait_until
 
@@ -93,3 +99,43 @@ def test_a_replica_whose_loop_does_not_answer_times_out_its_stop(tmp_path: Path)
         assert len(outcome) == 1 and isinstance(outcome[0], TimeoutError)
     replica.stop_and_join(timeout=DEADLINE)
     assert not replica.is_alive() and replica.store.closed
+
+
+class AuthNode(NatsNode):
+    """A node that takes only clients giving the token ``s3cret``."""
+
+    def command(self) -> list[str]:
+        return [*super().command(), "--auth", "s3cret"]
+
+
+def test_wrong_credentials_are_named_not_taken_for_a_server_that_does_not_answer(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    require_nats_server()
+    (tmp_path / "js").mkdir()
+    node = AuthNode("auth", tmp_path / "js")
+    node.start()
+    caplog.set_level(logging.DEBUG, logger="eventpak")
+    try:
+        wait_connectable([f"nats://s3cret@127.0.0.1:{node.port}"])
+        with ep.Store.open(tmp_path / "origin") as store:
+            store.append(("e", "s"), "k", {})
+            servers = [f"nats://user:wrong-password@127.0.0.1:{node.port}"]
+            pub = ep.nats.Publisher(store, ep.Region.all(), servers=servers, ack_timeout=0.5)
+            wait_until(lambda: pub._worker.last_error is not None)
+            assert "Authorization Violation" in str(pub._worker.last_error)
+            pub.stop_and_join()
+        warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert any("Authorization Violation" in m for m in warned)
+        assert "wrong-password" not in caplog.text
+        caplog.clear()
+        replica = ep.nats.Replica(tmp_path / "r", servers=[f"nats://wrong-token@127.0.0.1:{node.port}"])
+        try:
+            wait_until(lambda: any("retrying" in r.getMessage() for r in caplog.records))
+            warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+            assert any("retrying" in m and "Authorization Violation" in m for m in warned)
+            assert "wrong-token" not in caplog.text
+        finally:
+            replica.stop_and_join()
+    finally:
+        node.kill()
