@@ -186,13 +186,18 @@ class Follower:
     async def _catch_up(self, before: int) -> None:
         """Applies the stream's messages from the one after the replica's head up to (not
         including) stream sequence ``before``, read from the stream itself in batches."""
-        start = await self._after_head(before - 1)
-        for first in range(start, before, self.batch):
+        seq = await self._after_head(before - 1)
+        while seq < before:
             items: list[Item] = []
-            for seq in range(first, min(first + self.batch, before)):
-                raw = await self._stream_msg(seq)
-                if raw is not None:  # a deleted one is left out: the next does not follow it
-                    items.append((seq, raw.headers, raw.data, None))
+            while seq < before and len(items) < self.batch:
+                # The next message there is: one request steps over what limits, a purge or
+                # a delete removed (a deleted one is left out: the next does not follow it).
+                raw = await self._stream_msg(seq, following=True)
+                if raw is None or raw.seq >= before:
+                    seq = before
+                else:
+                    items.append((raw.seq, raw.headers, raw.data, None))
+                    seq = raw.seq + 1
             await self._take(items)
 
     async def _after_head(self, last: int) -> int:
@@ -222,10 +227,14 @@ class Follower:
         except BadMessage:
             return False
 
-    async def _stream_msg(self, seq: int) -> Any:
+    async def _stream_msg(self, seq: int, following: bool = False) -> Any:
+        """Stream message ``seq`` (``following``: the first there is from ``seq`` on), or
+        ``None``."""
         from nats.js.errors import NotFoundError
 
         try:
+            if following:
+                return await self.nc.jsm().get_msg(self.stream, seq, subject=">", next=True)
             return await self.nc.jsm().get_msg(self.stream, seq)
         except NotFoundError:
             return None
