@@ -77,3 +77,25 @@ def test_a_replica_reads_past_removed_messages_in_one_request(
         with pytest.raises(ep.ReplicationRefused):
             replica.stop_and_join()
         assert len(gets) < 10
+
+
+def test_a_replica_of_an_origin_compacted_before_publishing_says_so(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    # Replication does not carry compaction: the first kept reading of a sensor jumps its
+    # clock, and the refusal names compaction beside a lost message and a split entity.
+    with ep.Store.open(tmp_path / "origin", segment_max_bytes=64 * 1024) as origin:
+        for i in range(2000):
+            origin.append((f"sensor:{i % 10}", "plant"), "reading", {"i": i, "celsius": 20 + i % 7})
+        origin.compact(ep.Retention(kinds=["reading"], keep_last_per_entity=5))
+        first = origin.query(ALL)[0]
+        assert first.entity_sequence > 0
+        pub = ep.nats.Publisher(origin, ALL, servers=nats_server.urls)
+        replica = ep.nats.Replica(tmp_path / "replica", servers=nats_server.urls)
+        with pytest.raises(ep.ReplicationRefused, match="compact only events published and replicated") as no:
+            replica.wait_for(first.global_sequence, timeout=30)
+        assert no.value.global_sequence == first.global_sequence
+        assert f"the event has clock {first.entity_sequence}" in str(no.value)
+        with pytest.raises(ep.ReplicationRefused):
+            replica.stop_and_join()
+        pub.stop_and_join()

@@ -21,6 +21,11 @@ __all__ = ["Follower", "Stop"]
 log = logging.getLogger("eventpak.nats")
 
 CONNECT_SECONDS = 5.0  # one connect attempt round before the replica backs off and tries again
+COMPACTED = (
+    ", or the origin removed events by compaction before they were replicated (compact only "
+    "events published and replicated; a compacted origin cannot seed a new replica: see "
+    "docs/lifecycle.md)"
+)
 
 Item = tuple[int, Any, bytes | None, Any]  # (stream sequence, headers, payload, consumer message or None)
 Run = list[tuple[WireEvent, Any]]  # events to apply in one call, each with its consumer message or None
@@ -251,11 +256,14 @@ class Follower:
             applied, _ = await loop.run_in_executor(
                 self.executor, apply, run[0][0].origin, [e.fields for e, _ in run]
             )
-        except ReplicationRefused:
+        except ReplicationRefused as exc:
             run = self._applied_prefix(run)
             self._advance(run, sum(1 for e, _ in run if self.head is None or e.global_sequence > self.head))
             await self._ack(run)
-            raise
+            if "the published region does not hold whole entities" not in exc.reason:
+                raise
+            # A clock jump is also what an origin's compaction of unpublished events looks like.
+            raise ReplicationRefused(exc.global_sequence, exc.reason + COMPACTED) from None
         finally:
             self.applying = False
         self.origin = run[0][0].origin
