@@ -5,6 +5,7 @@ back, an origin restored from a backup, another store's stream, a stream emptied
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import eventpak as ep
@@ -231,3 +232,32 @@ def test_a_stream_that_does_not_capture_the_publishers_subject_is_refused(
         wait_until(lambda: pub.position == 2)
         pub.stop_and_join()
         assert_stream_is(urls, "ORDERS", store.query(ALL))
+
+
+def test_a_server_restarted_after_its_duplicate_window_takes_the_next_event(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    # The server keeps the stream's last message id in memory and, restarted, learns it again
+    # only from messages within its duplicate window: past it, it refuses every
+    # Nats-Expected-Last-Msg-Id. The publisher then names the predecessor for the replicas.
+    urls = nats_server.urls
+    cfg = StreamConfig(name="EVENTS", subjects=["EVENTS.events"], duplicate_window=0.2)
+    jsm_call(urls, lambda jsm: jsm.add_stream(cfg))
+    with ep.Store.open(tmp_path / "origin") as origin:
+        append(origin, 10)
+        pub = ep.nats.Publisher(origin, ALL, servers=urls, stream="EVENTS")
+        replica = ep.nats.Replica(tmp_path / "replica", servers=urls, durable="r1")
+        try:
+            assert replica.wait_for(9, timeout=30)
+            pub.stop_and_join()
+            time.sleep(0.5)  # past the duplicate window: nothing to wait on but the time
+            nats_server.stop()
+            nats_server.start()
+            append(origin, 1)
+            pub = ep.nats.Publisher(origin, ALL, servers=urls, stream="EVENTS")
+            wait_until(lambda: pub.position == 10)
+            pub.stop_and_join()
+            assert_stream_is(urls, "EVENTS", origin.query(ALL))
+            assert replica.wait_for(10, timeout=30) and replica.error is None
+        finally:
+            replica.stop_and_join()

@@ -58,6 +58,7 @@ class Link:
         self.tail: tuple[int, str] | None = None  # (global_sequence, event id) of the stream's last message
         self.tail_known = self.tail_read = False
         self.unchecked = False  # the server has no last message to check the next one against
+        self.forgotten = False  # the server refused an expected id for not knowing its last one
         self.named: str | None = None  # the next message's predecessor, named in FOLLOWS
         self.counter = 0
 
@@ -75,6 +76,7 @@ class Link:
             return
         jsm = self.nc.jsm()
         self.tail, self.unchecked = await read_tail(jsm, self.stream, self.subject, self.replicas, self.store)
+        self.unchecked, self.forgotten = self.unchecked or self.forgotten, False
         self.tail_known = self.tail_read = True
 
     async def _on_ack(self, msg: Any) -> None:
@@ -192,14 +194,20 @@ class Link:
         self.tail = (last.global_sequence, str(last.event_id))  # what the next one must follow
         return fut, n, len(data)
 
-    @staticmethod
-    def _check(msg: Any) -> None:
+    def _check(self, msg: Any) -> None:
         if not msg.data:
             status = (msg.headers or {}).get("Status", "?")
             raise PublishFailed(f"no JetStream acknowledgement (status {status})")
         answer = json.loads(msg.data)
         if "error" in answer:
-            raise PublishFailed(f"JetStream refused the message: {answer['error']}")
+            error = answer["error"]
+            # "wrong last msg ID: " naming none: the server forgot its last message's id (it
+            # restarted after that message left its duplicate window) and refuses every
+            # expected id; the next attempt names the predecessor for the replicas instead.
+            self.forgotten = (
+                error.get("err_code") == 10070 and error.get("description") == "wrong last msg ID: "
+            )
+            raise PublishFailed(f"JetStream refused the message: {error}")
 
     async def close(self) -> None:
         if self.nc is not None and not self.nc.is_closed:
