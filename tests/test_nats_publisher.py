@@ -351,7 +351,7 @@ def test_the_wire_bytes_are_what_nats_py_would_send() -> None:
     # readable headers (eventpak.nats._wire.event_headers).
     import inspect
 
-    from eventpak.nats._publisher import NATS_INTERNALS
+    from eventpak.nats._link import NATS_INTERNALS
     from eventpak.nats._wire import EXPECTED_LAST, event_headers, nats_publish_commands
     from nats.aio.client import Client
 

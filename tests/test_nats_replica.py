@@ -395,7 +395,8 @@ def test_a_message_behind_the_replica_is_refused(followed: Followed) -> None:
     forged[MSG_ID] = forged["Eventpak-event_id"] = str(uuid.uuid4())  # a new event, an old sequence
     assert "error" not in publish_raw(f.urls, forged, old.payload_bytes)
     f.origin.append(("acct:1", "in"), "deposited", {"i": 10})
-    f.publish_pending()  # a valid event after it
+    event = f.origin.query(ALL)[-1]  # a valid event after it (a publisher refuses that stream)
+    assert "error" not in publish_raw(f.urls, f.headers(event, follows=forged[MSG_ID]), event.payload_bytes)
     f.assert_refused_and_untouched(old.global_sequence)
 
 

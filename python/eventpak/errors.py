@@ -227,11 +227,14 @@ class ReplicationRefused(EventpakError):
     """A replica refused an event: it does not continue the replica's log (out of order, a
     lost predecessor, forged content, another origin or stream). Nothing from it on was
     applied; ``global_sequence`` is the sequence the event claims (``None`` when refused
-    before any event)."""
+    before any event). A publisher raises it too, with ``stops`` saying so, for a stream that
+    does not continue its store's log (another store's, or one ahead of a restored store)."""
 
-    def __init__(self, global_sequence: int | None, reason: str) -> None:
+    def __init__(
+        self, global_sequence: int | None, reason: str, *, stops: str = "the replica stops applying here"
+    ) -> None:
         where = "" if global_sequence is None else f" event {global_sequence}"
-        super().__init__(f"replication refused{where}: {reason}; the replica stops applying here")
+        super().__init__(f"replication refused{where}: {reason}; {stops}")
         self.global_sequence = global_sequence
         self.reason = reason
 

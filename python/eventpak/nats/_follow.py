@@ -13,7 +13,7 @@ from typing import Any
 from .._native import Region
 from ..errors import EventNotFound, EventpakError, ReplicationRefused
 from ..store import Store
-from ._loop import bounded
+from ._connect import Connector
 from ._wire import BadMessage, WireEvent, decode
 
 __all__ = ["Follower", "Stop"]
@@ -21,6 +21,11 @@ __all__ = ["Follower", "Stop"]
 log = logging.getLogger("eventpak.nats")
 
 CONNECT_SECONDS = 5.0  # one connect attempt round before the replica backs off and tries again
+COMPACTED = (
+    ", or the origin removed events by compaction before they were replicated (compact only "
+    "events published and replicated; a compacted origin cannot seed a new replica: see "
+    "docs/lifecycle.md)"
+)
 
 Item = tuple[int, Any, bytes | None, Any]  # (stream sequence, headers, payload, consumer message or None)
 Run = list[tuple[WireEvent, Any]]  # events to apply in one call, each with its consumer message or None
@@ -53,6 +58,7 @@ class Follower:
             batch,
         )
         self.on_applied = on_applied
+        self.connector = Connector(servers)
         marked = store._native._replica_origin()
         self.origin = marked[1] if marked is not None else None
         self.head = store.head()
@@ -107,23 +113,15 @@ class Follower:
                 await asyncio.sleep(min(0.05 * 2 ** (failures - 1), 1.0))
 
     async def _subscribe(self) -> Any:
-        import nats
         from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
         from nats.js.errors import NotFoundError
 
         if self.sub is not None:
             return self.sub
         if self.nc is None or self.nc.is_closed:
-            connecting = nats.connect(
-                servers=self.servers, connect_timeout=2, allow_reconnect=True, max_reconnect_attempts=-1,
-                reconnect_time_wait=0.25, error_cb=_quiet, disconnected_cb=_quiet_event,
-                reconnected_cb=_quiet_event,
-            )  # fmt: skip
             # Bounded: the first connect to an unreachable server retries for ever, and may
             # miss the cancellation of a stop (see ``bounded``).
-            self.nc = await bounded(
-                connecting, CONNECT_SECONDS, f"connecting to NATS at {', '.join(self.servers)}"
-            )
+            self.nc = await self.connector.connect(CONNECT_SECONDS)
         jsm = self.nc.jsm()
         try:
             info = await jsm.consumer_info(self.stream, self.durable)
@@ -193,13 +191,18 @@ class Follower:
     async def _catch_up(self, before: int) -> None:
         """Applies the stream's messages from the one after the replica's head up to (not
         including) stream sequence ``before``, read from the stream itself in batches."""
-        start = await self._after_head(before - 1)
-        for first in range(start, before, self.batch):
+        seq = await self._after_head(before - 1)
+        while seq < before:
             items: list[Item] = []
-            for seq in range(first, min(first + self.batch, before)):
-                raw = await self._stream_msg(seq)
-                if raw is not None:  # a deleted one is left out: the next does not follow it
-                    items.append((seq, raw.headers, raw.data, None))
+            while seq < before and len(items) < self.batch:
+                # The next message there is: one request steps over what limits, a purge or
+                # a delete removed (a deleted one is left out: the next does not follow it).
+                raw = await self._stream_msg(seq, following=True)
+                if raw is None or raw.seq >= before:
+                    seq = before
+                else:
+                    items.append((raw.seq, raw.headers, raw.data, None))
+                    seq = raw.seq + 1
             await self._take(items)
 
     async def _after_head(self, last: int) -> int:
@@ -229,10 +232,14 @@ class Follower:
         except BadMessage:
             return False
 
-    async def _stream_msg(self, seq: int) -> Any:
+    async def _stream_msg(self, seq: int, following: bool = False) -> Any:
+        """Stream message ``seq`` (``following``: the first there is from ``seq`` on), or
+        ``None``."""
         from nats.js.errors import NotFoundError
 
         try:
+            if following:
+                return await self.nc.jsm().get_msg(self.stream, seq, subject=">", next=True)
             return await self.nc.jsm().get_msg(self.stream, seq)
         except NotFoundError:
             return None
@@ -249,11 +256,14 @@ class Follower:
             applied, _ = await loop.run_in_executor(
                 self.executor, apply, run[0][0].origin, [e.fields for e, _ in run]
             )
-        except ReplicationRefused:
+        except ReplicationRefused as exc:
             run = self._applied_prefix(run)
             self._advance(run, sum(1 for e, _ in run if self.head is None or e.global_sequence > self.head))
             await self._ack(run)
-            raise
+            if "the published region does not hold whole entities" not in exc.reason:
+                raise
+            # A clock jump is also what an origin's compaction of unpublished events looks like.
+            raise ReplicationRefused(exc.global_sequence, exc.reason + COMPACTED) from None
         finally:
             self.applying = False
         self.origin = run[0][0].origin
@@ -283,11 +293,3 @@ class Follower:
         msgs = [msg for _, msg in run if msg is not None]
         if msgs:
             await max(msgs, key=lambda m: m.metadata.sequence.stream).ack()
-
-
-async def _quiet(exc: Exception) -> None:
-    log.debug("nats: %s", exc)
-
-
-async def _quiet_event() -> None:
-    log.debug("nats: connection state changed")

@@ -5,6 +5,7 @@ the synchronous worker thread can run coroutines on it and wait for their result
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import threading
 from collections.abc import Coroutine
@@ -39,28 +40,37 @@ class LoopThread:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.run_forever()
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.close()  # here, so a loop that stops after close() gave up is closed too
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Runs ``coro`` on the loop and waits for its result (re-raising its exception)."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        return self.submit(coro).result(timeout)
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Starts ``coro`` on the loop; cancelling the future cancels it. Raises
+        ``RuntimeError`` once the loop has stopped (nothing would ever run it)."""
+        if not self._thread.is_alive() or self.loop.is_closed():
+            coro.close()
+            raise RuntimeError("the NATS loop has stopped")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def close(self, timeout: float | None = 5.0) -> None:
-        """Cancels what still runs on the loop (a client's reader and reconnect tasks), waits
-        for it, then stops and closes the loop."""
-        if self.loop.is_closed():
-            return
-        with contextlib.suppress(Exception):  # a task that will not die: stop the loop anyway
-            self.run(_cancel_others(), timeout)
-        self.loop.call_soon_threadsafe(self.loop.stop)
+        """Cancels what still runs on the loop (a client's reader and reconnect tasks), then
+        stops and closes the loop, waiting ``timeout`` seconds at most: a loop that does not
+        answer by then does so by itself once it does."""
+        with contextlib.suppress(RuntimeError):  # stopped already
+            self.submit(_cancel_others_and_stop())
         self._thread.join(timeout)
-        if not self._thread.is_alive():
-            self.loop.close()
 
 
-async def _cancel_others() -> None:
+async def _cancel_others_and_stop() -> None:
     me = asyncio.current_task()
     others = [t for t in asyncio.all_tasks() if t is not me]
     for task in others:
         task.cancel()
-    await asyncio.gather(*others, return_exceptions=True)
+    if others:  # a task that will not die: the loop stops anyway
+        await asyncio.wait(others, timeout=5.0)
+    asyncio.get_running_loop().stop()

@@ -4,21 +4,21 @@ acknowledged all of it, so the worker's checkpoint never covers an unacknowledge
 
 from __future__ import annotations
 
-import asyncio
-import importlib.metadata
-import json
+import concurrent.futures
 import logging
 import math
 import threading
-from collections import deque
-from typing import TYPE_CHECKING, Any
+import time
+from typing import TYPE_CHECKING
 
 from .._native import Event, Region
-from ..errors import InvalidConfig
+from ..errors import InvalidConfig, ReplicationRefused
 from ..restart import RestartPolicy, check_count
 from ..worker_config import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig
-from ._loop import LoopThread, bounded
-from ._wire import HEADER_PREFIX, event_headers, nats_publish_commands
+from ._link import Link
+from ._loop import LoopThread
+from ._options import check_servers, check_stream_name
+from ._wire import event_headers
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -27,166 +27,9 @@ __all__ = ["Publisher", "event_headers"]
 
 log = logging.getLogger("eventpak.nats")
 
-ACK_EVERY = 128  # messages per acknowledged group: one reply and one ack per group
-NATS_INTERNALS = ("_send_command", "_flush_pending", "_flush_queue", "_pending")
-
-
-class PublishFailed(Exception):
-    """JetStream refused a message or did not acknowledge it in time (the batch is retried)."""
-
-
-class _Link:
-    """The NATS side, living on the publisher's loop: the connection, the stream, the inbox
-    acks arrive on, and the stream's last event (``tail``; asked again when ``tail_known`` is
-    False, after any failure)."""
-
-    def __init__(
-        self,
-        servers: list[str],
-        stream: str,
-        subject: str,
-        replicas: int,
-        ack_timeout: float,
-        store_id: bytes,
-    ) -> None:
-        self.servers, self.stream, self.subject, self.store_id = servers, stream, subject, store_id
-        self.replicas, self.ack_timeout = replicas, ack_timeout
-        self.nc: Any = None
-        self.waiting: dict[str, asyncio.Future[Any]] = {}
-        self.inbox = ""
-        self.tail: tuple[int, str] | None = None  # (global_sequence, event id) of the stream's last message
-        self.tail_known = False
-        self.counter = 0
-
-    async def ready(self) -> None:
-        import nats
-        from nats.js.api import StreamConfig
-        from nats.js.errors import NotFoundError
-
-        if self.nc is None or self.nc.is_closed:
-            connecting = nats.connect(
-                servers=self.servers, connect_timeout=2, allow_reconnect=True, max_reconnect_attempts=-1,
-                reconnect_time_wait=0.25, pending_size=8 * 1024 * 1024,
-                error_cb=self._quiet, disconnected_cb=self._quiet_event, reconnected_cb=self._quiet_event,
-            )  # fmt: skip
-            # An unreachable server would keep the first connect retrying for ever.
-            self.nc = await bounded(
-                connecting, self.ack_timeout, f"connecting to NATS at {', '.join(self.servers)}"
-            )
-            missing = [name for name in NATS_INTERNALS if not hasattr(self.nc, name)]
-            if missing:  # the publisher writes protocol bytes through them: fail loudly
-                version = importlib.metadata.version("nats-py")
-                raise RuntimeError(f"nats-py {version} lacks {missing}: eventpak.nats needs updating for it")
-            self.inbox = self.nc.new_inbox()
-            await self.nc.subscribe(self.inbox + ".*", cb=self._on_ack)
-            self.tail_known = False
-        if self.tail_known:
-            return
-        jsm = self.nc.jsm()
-        try:
-            info = await jsm.stream_info(self.stream)
-        except NotFoundError:
-            cfg = StreamConfig(name=self.stream, subjects=[self.subject], num_replicas=self.replicas)
-            info = await jsm.add_stream(cfg)
-        self.tail = None
-        if info.state.messages:
-            last = await jsm.get_msg(self.stream, info.state.last_seq)
-            headers = last.headers or {}
-            if HEADER_PREFIX + "global_sequence" not in headers or "Nats-Msg-Id" not in headers:
-                raise PublishFailed(
-                    f"the last message of stream {self.stream} was not sent by an eventpak publisher: "
-                    "a stream takes one publisher's events only"
-                )
-            self.tail = (int(headers[HEADER_PREFIX + "global_sequence"]), headers["Nats-Msg-Id"])
-        self.tail_known = True
-
-    async def _quiet(self, exc: Exception) -> None:
-        log.debug("nats: %s", exc)
-
-    async def _quiet_event(self) -> None:
-        log.debug("nats: connection state changed")
-
-    async def _on_ack(self, msg: Any) -> None:
-        fut = self.waiting.pop(msg.subject, None)
-        if fut is not None and not fut.done():
-            fut.set_result(msg)
-
-    async def publish(self, events: list[Event], window: int, window_bytes: int, acked: Any) -> None:
-        """Publishes ``events`` in order (those the stream already holds are skipped), at most
-        ``window`` messages / ``window_bytes`` in flight, in groups of up to ``ACK_EVERY``
-        whose last message alone asks for an ack; calls ``acked(group)`` with each group of
-        events the stream holds, in order. Raises on any failure."""
-        try:
-            await self.ready()
-            skip = -1 if self.tail is None else self.tail[0]
-            todo = [e for e in events if e.global_sequence > skip]
-            if len(todo) < len(events):
-                acked(events[: len(events) - len(todo)])
-            flight: deque[tuple[list[Event], asyncio.Future[Any], int]] = deque()
-            i = msgs = size = 0
-            while i < len(todo) or flight:
-                if i < len(todo) and msgs < window and size < window_bytes:
-                    group = todo[i : i + min(ACK_EVERY, window - msgs)]
-                    fut, n, sent = await self._send(group, window_bytes - size)
-                    flight.append((group[:n], fut, sent))
-                    i, msgs, size = i + n, msgs + n, size + sent
-                    # Lets nats-py's flusher write this group while the next one is built.
-                    await asyncio.sleep(0)
-                    continue
-                group, fut, sent = flight.popleft()
-                # The ack of a group's last message proves the whole group (and all before it)
-                # is in the stream: each message names its predecessor, so the server stores
-                # one only after storing the one before it, and refuses every later one if an
-                # earlier one was refused or lost. A duplicate is stored already.
-                self._check(await asyncio.wait_for(fut, self.ack_timeout))
-                acked(group)
-                msgs, size = msgs - len(group), size - sent
-        except BaseException:
-            self.tail_known = False  # some acks may be lost: ask the stream on the next attempt
-            for fut in self.waiting.values():
-                fut.cancel()
-            self.waiting.clear()
-            raise
-
-    async def _send(self, group: list[Event], max_bytes: int) -> tuple[asyncio.Future[Any], int, int]:
-        """Sends the first events of ``group`` (at least one, about ``max_bytes`` at most),
-        the last with a reply subject; their ack, how many were sent, and their size."""
-        nc = self.nc
-        if nc.is_closed:
-            raise PublishFailed("the NATS connection is closed")
-        self.counter += 1
-        reply = f"{self.inbox}.{self.counter}"
-        # The server refuses a message that would not follow the last one: order holds even
-        # when a reconnect loses a message in flight and delivers the next.
-        follows = None if self.tail is None else self.tail[1]
-        try:
-            data, n = nats_publish_commands(
-                group, self.store_id, self.subject, follows, reply, max_bytes, nc.max_payload
-            )
-        except ValueError as exc:  # nothing sent: retried (the limit is read again on reconnect)
-            raise PublishFailed(f"{exc}: raise max_payload in the server's configuration") from exc
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.waiting[reply] = fut
-        # nats-py's publish, minus its per-header Python encoding (tests pin these internals).
-        await nc._send_command(data)
-        if nc._flush_queue is not None and nc._flush_queue.empty():
-            await nc._flush_pending()
-        last = group[n - 1]
-        self.tail = (last.global_sequence, str(last.event_id))  # what the next one must follow
-        return fut, n, len(data)
-
-    @staticmethod
-    def _check(msg: Any) -> None:
-        if not msg.data:
-            status = (msg.headers or {}).get("Status", "?")
-            raise PublishFailed(f"no JetStream acknowledgement (status {status})")
-        answer = json.loads(msg.data)
-        if "error" in answer:
-            raise PublishFailed(f"JetStream refused the message: {answer['error']}")
-
-    async def close(self) -> None:
-        if self.nc is not None and not self.nc.is_closed:
-            await self.nc.close()
+# What retrying cannot mend: a stream that does not continue the store's log, or does not
+# take the publisher's subject.
+REFUSALS = (ReplicationRefused, InvalidConfig)
 
 
 def check_seconds(name: str, value: object) -> None:
@@ -222,6 +65,8 @@ class Publisher:
             # publishing them opened would put plaintext outside the store: refused.
             raise InvalidConfig("an encrypted store cannot publish to NATS (see docs/lifecycle.md)")
         # Checked here, before anything connects, so each refusal names the argument given.
+        servers = check_servers(servers)
+        check_stream_name(stream)
         check_count("replicas", replicas, 1)
         check_count("window", window, 1)
         check_count("window_bytes", window_bytes, 1)
@@ -232,12 +77,19 @@ class Publisher:
         self._window, self._window_bytes = window, window_bytes
         self._loop = LoopThread(f"eventpak-nats-{checkpoint_id}")
         subject = subject or f"{stream}.events"
-        self._link = _Link(list(servers), stream, subject, replicas, ack_timeout, store.store_id)
+        self._link = Link(servers, stream, subject, replicas, ack_timeout, store, region, checkpoint_id)
+        self._error: Exception | None = None
+        self._running: concurrent.futures.Future[None] | None = None  # the batch on the loop
+        self._stopping = False
         try:
             # Creates the stream at once when the server is up; otherwise the first batch will.
             self._loop.run(self._link.ready(), timeout=ack_timeout + 5)
+        except REFUSALS:
+            self._shutdown()
+            raise
         except Exception as exc:
-            log.warning("eventpak.nats: %s not reachable yet (%s); retrying in the background", servers, exc)
+            where = self._link.connector.where
+            log.warning("eventpak.nats: %s not reachable yet (%s); retrying in the background", where, exc)
         config = CursorWorkerConfig(
             batch_size=window,
             checkpoint_id=checkpoint_id,
@@ -267,27 +119,70 @@ class Publisher:
             self._published += sum(1 for e in events if e.global_sequence > through)
             self._counted_through = max(through, events[-1].global_sequence)
 
+    @property
+    def error(self) -> Exception | None:
+        """What stopped the publisher: ``ep.ReplicationRefused`` (a stream that does not
+        continue the store's log) or ``ep.InvalidConfig`` (a stream that does not capture its
+        subject); ``None`` while it runs and after a plain stop."""
+        with self._lock:
+            return self._error
+
     def _handle(self, batch: list[Event], store: Store, witness: AtLeastOnce | None) -> CursorWorkerAction:
-        coro = self._link.publish(batch, self._window, self._window_bytes, self._acked)
-        self._loop.run(coro)
+        running = self._loop.submit(self._link.publish(batch, self._window, self._window_bytes, self._acked))
+        with self._lock:
+            self._running = running
+            if self._stopping:
+                running.cancel()
+        try:
+            running.result()
+        except concurrent.futures.CancelledError:
+            return CursorWorkerAction.STOP_WITH_ROLLBACK  # stopped: the batch comes again next time
+        except REFUSALS as exc:
+            # Retrying cannot mend it: the worker stops, checkpointing nothing of the batch.
+            log.error("eventpak.nats: publisher to stream %s stopped: %s", self._link.stream, exc)
+            with self._lock:
+                self._error = exc
+            return CursorWorkerAction.STOP_WITH_ROLLBACK
+        finally:
+            with self._lock:
+                self._running = None
         return CursorWorkerAction.CONTINUE
 
     def is_alive(self) -> bool:
+        """True until the publisher stopped (asked to, or refused: see :attr:`error`)."""
         return self._worker.is_alive()
 
     def stop(self) -> None:
+        """Asks the publisher to stop, without waiting. A batch waiting on the server (acks, a
+        connect) is given up, unacknowledged, and comes again from the checkpoint next time."""
+        with self._lock:
+            self._stopping = True
+            if self._running is not None:
+                self._running.cancel()
         self._worker.stop()
 
     def stop_and_join(self, timeout: float | None = None) -> None:
-        """Stops publishing and waits for the worker (raising its errors, as ``join`` does)."""
+        """Stops publishing and waits for the worker (raising its errors, as ``join`` does,
+        and ``TimeoutError`` after ``timeout`` seconds, closing the connection within them),
+        then raises the refusal that stopped it, if any (see :attr:`error`)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self.stop()
         try:
             self._worker.stop_and_join(timeout)
         finally:
-            self._shutdown()
+            self._shutdown(deadline)
+        if self.error is not None:
+            raise self.error
 
-    def _shutdown(self) -> None:
+    def _shutdown(self, deadline: float | None = None) -> None:
+        """Closes the connection and the loop, each given 5 s at most, and together no more
+        than is left until ``deadline`` (monotonic)."""
+
+        def left() -> float:
+            return 5.0 if deadline is None else max(0.0, min(5.0, deadline - time.monotonic()))
+
         try:
-            self._loop.run(self._link.close(), timeout=5)
+            self._loop.run(self._link.close(), timeout=left())
         except Exception as exc:  # closing a dead connection: nothing left to flush
             log.debug("eventpak.nats: close: %s", exc)
-        self._loop.close()
+        self._loop.close(left())

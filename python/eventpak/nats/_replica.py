@@ -5,6 +5,7 @@ replica's last event; the consumer is acknowledged only once the apply is durabl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
@@ -18,6 +19,7 @@ from ..restart import check_count
 from ..store import Store
 from ._follow import Follower, Stop
 from ._loop import LoopThread
+from ._options import check_servers, check_stream_name
 
 __all__ = ["Replica"]
 
@@ -50,6 +52,8 @@ class Replica:
         if not re.fullmatch(r"[A-Za-z0-9_-]+", durable):
             raise InvalidConfig(f"durable must be letters, digits, '_' or '-' (a NATS name), not {durable!r}")
         check_count("batch", batch, 1)
+        servers = check_servers(servers)
+        check_stream_name(stream)
         self._stream, self._durable = stream, durable
         self.store = Store.open(data_dir, **store_options)
         try:
@@ -110,8 +114,8 @@ class Replica:
 
     def stop(self) -> None:
         """Asks the replica to stop once the apply in progress is done (without waiting)."""
-        if not self._loop.loop.is_closed():
-            self._loop.run(self._ask_stop())
+        with contextlib.suppress(RuntimeError):  # not waited for: the loop may be blocked, or closed
+            self._loop.submit(self._ask_stop())
 
     def stop_and_join(self, timeout: float | None = None) -> None:
         """Stops the replica, closes its connection and its store, then raises the error that

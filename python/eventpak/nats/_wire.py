@@ -13,6 +13,7 @@ from .._native import Event, nats_decode, nats_publish_commands
 
 __all__ = [
     "EXPECTED_LAST",
+    "FOLLOWS",
     "HEADER_PREFIX",
     "BadMessage",
     "WireEvent",
@@ -24,6 +25,9 @@ __all__ = [
 HEADER_PREFIX = "Eventpak-"
 MSG_ID = "Nats-Msg-Id"
 EXPECTED_LAST = "Nats-Expected-Last-Msg-Id"
+# The predecessor of a message the server cannot check (the first one sent to a stream its
+# limits emptied): named for the replicas only.
+FOLLOWS = HEADER_PREFIX + "follows"
 
 
 def event_headers(event: Event, store_id: bytes) -> dict[str, str]:
@@ -59,8 +63,8 @@ class BadMessage(Exception):
 @dataclass(frozen=True)
 class WireEvent:
     """An event read from a message: ``fields`` is the tuple ``_apply_replicated`` takes;
-    ``follows`` is the event id the message's ``Nats-Expected-Last-Msg-Id`` names (``None``
-    for the stream's first message)."""
+    ``follows`` is the event id the message's ``Nats-Expected-Last-Msg-Id`` (or, without it,
+    ``Eventpak-follows``) names: ``None`` for the stream's first message."""
 
     origin: bytes
     fields: tuple[Any, ...]
@@ -78,4 +82,6 @@ def decode(headers: Mapping[str, str] | None, payload: bytes | None) -> WireEven
         origin, fields, event_id, global_sequence, follows = nats_decode(headers, payload)
     except ValueError as exc:
         raise BadMessage(str(exc)) from None
+    if follows is None and headers is not None:
+        follows = headers.get(FOLLOWS)
     return WireEvent(origin, fields, event_id, global_sequence, follows)

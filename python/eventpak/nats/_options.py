@@ -1,0 +1,62 @@
+"""Checks of the arguments the publisher and the replica share, made before anything connects
+or is written, so that each refusal is an ``ep.InvalidConfig`` naming the argument given
+(nats-py would spin on an empty server list, and retry a bad name or URL for ever)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from ..errors import InvalidConfig
+
+__all__ = ["check_servers", "check_stream_name", "shown"]
+
+SCHEMES = ("nats", "tls", "ws", "wss")
+EXAMPLE = "['nats://127.0.0.1:4222']"
+
+
+def shown(url: str) -> str:
+    """``url`` without the password or token it may carry (``nats://user:***@host``,
+    ``nats://***@host``)."""
+    return re.sub(r"//([^/@:]*)(:[^/@]*)?@", lambda m: f"//{m[1] + ':***' if m[2] else '***'}@", url)
+
+
+def check_servers(servers: object) -> list[str]:
+    """``servers`` as a list, once it is a non-empty list (or tuple) of NATS URLs:
+    ``nats://host:port`` (or ``tls``, ``ws``, ``wss``; ``host:port`` means ``nats://``), not
+    mixing websocket and plain ones, as nats-py takes them."""
+    if isinstance(servers, str) or not isinstance(servers, (list, tuple)):
+        raise InvalidConfig(f"servers must be a list of NATS URLs such as {EXAMPLE}, not {servers!r}")
+    if not servers:
+        raise InvalidConfig(f"servers must name at least one NATS URL, such as {EXAMPLE}")
+    schemes = set()
+    for url in servers:
+        if not isinstance(url, str):
+            raise InvalidConfig(f"servers must be NATS URLs (str), not {url!r}")
+        try:
+            parts = urlsplit(url if "://" in url else f"nats://{url}")
+            parts.port  # noqa: B018 (raises ValueError for a port out of range)
+        except ValueError as exc:
+            raise InvalidConfig(f"servers: {shown(url)!r} is not a NATS URL: {exc}") from None
+        if parts.scheme not in SCHEMES or not parts.hostname:
+            raise InvalidConfig(
+                f"servers: {shown(url)!r} is not a NATS URL (nats://host:port; tls, ws or wss also do)"
+            )
+        schemes.add(parts.scheme in ("ws", "wss"))
+    if len(schemes) > 1:
+        raise InvalidConfig("servers mix websocket (ws, wss) and plain NATS URLs, which nats-py refuses")
+    return list(servers)
+
+
+def check_stream_name(stream: object) -> None:
+    """Raises ``ep.InvalidConfig`` unless ``stream`` is a name JetStream takes for a stream:
+    not empty, and no ``.``, ``*``, ``>``, path separator, whitespace or unprintable
+    character."""
+    if not isinstance(stream, str) or not stream:
+        raise InvalidConfig(f"stream must be a non-empty str (a JetStream stream name), not {stream!r}")
+    bad = sorted({ch for ch in stream if ch in ".*>/\\" or ch.isspace() or not ch.isprintable()})
+    if bad:
+        raise InvalidConfig(
+            f"stream {stream!r} is not a JetStream stream name: it holds {', '.join(map(repr, bad))} "
+            "(no '.', '*', '>', path separators, whitespace or unprintable characters)"
+        )

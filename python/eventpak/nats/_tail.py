@@ -1,0 +1,131 @@
+"""What a publisher's stream holds, read on every (re)connect and after any failure: the
+stream (created when missing) and its last message, checked to be an event of the publishing
+store, at the place the store holds it, before anything is sent after it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .._native import Cursor, Region
+from ..errors import EventNotFound, InvalidConfig, ReplicationRefused
+from ._wire import HEADER_PREFIX, MSG_ID
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+__all__ = ["PUBLISHER_STOPS", "NotAnEvent", "predecessor", "read_tail"]
+
+PUBLISHER_STOPS = "the publisher stops here"
+
+
+class NotAnEvent(Exception):
+    """The stream's last message was not sent by an eventpak publisher (retried: it may be
+    deleted)."""
+
+
+async def read_tail(
+    jsm: Any, stream: str, subject: str, replicas: int, store: Store
+) -> tuple[tuple[int, str] | None, bool]:
+    """``(global_sequence, event id)`` of the stream's newest message (``None`` for an empty
+    stream), and whether the server has no last message to check the next one against: the
+    stream is empty having held messages (its limits or a purge removed them), or its last
+    message was deleted. The stream is created with ``subject`` and ``replicas`` when missing.
+    Raises ``ep.ReplicationRefused`` when that message is not ``store``'s event there."""
+    from nats.js.api import StreamConfig
+    from nats.js.errors import NotFoundError
+
+    try:
+        info = await jsm.stream_info(stream)
+    except NotFoundError:
+        cfg = StreamConfig(name=stream, subjects=[subject], num_replicas=replicas)
+        info = await jsm.add_stream(cfg)
+    subjects = list(info.config.subjects or [])
+    if not any(captures(pattern, subject) for pattern in subjects):
+        # The server would answer every message with "no responders" (503), for ever.
+        raise InvalidConfig(
+            f"stream {stream} does not capture subject {subject}, which the publisher sends to "
+            f"(its subjects: {subjects}): add the subject to the stream, or give the publisher a "
+            "subject it captures"
+        )
+    if not info.state.messages:
+        return None, info.state.last_seq > 0
+    # A deleted last message: the newest one left stands for it (found within as many steps
+    # back as the stream has deleted messages; the server's last-by-subject lookup does not
+    # find one there).
+    seq, last = info.state.last_seq, None
+    while last is None and seq >= info.state.first_seq:
+        try:
+            last = await jsm.get_msg(stream, seq)
+        except NotFoundError:
+            seq -= 1
+    gone = seq != info.state.last_seq
+    headers = (last.headers if last is not None else None) or {}
+    if HEADER_PREFIX + "global_sequence" not in headers or MSG_ID not in headers:
+        raise NotAnEvent(
+            f"the last message of stream {stream} was not sent by an eventpak publisher: "
+            "a stream takes one publisher's events only"
+        )
+    origin = headers.get(HEADER_PREFIX + "store_id")
+    if origin != store.store_id.hex():
+        raise ReplicationRefused(
+            None,
+            f"stream {stream} holds the events of store {origin}, not of this store "
+            f"{store.store_id.hex()}: a stream takes one store's events; give this publisher a "
+            "stream of its own",
+            stops=PUBLISHER_STOPS,
+        )
+    tail = (int(headers[HEADER_PREFIX + "global_sequence"]), headers[MSG_ID])
+    check_ours(store, stream, *tail)
+    return tail, gone
+
+
+def predecessor(store: Store, region: Region, checkpoint_id: str, before: int) -> str | None:
+    """The id of the event of ``region`` the publisher's checkpoint stands on, the one before
+    global sequence ``before``: ``None`` before the first, or when it is gone (compacted)."""
+    saved = Cursor.load_checkpoint(store.path, checkpoint_id)
+    if saved is None or not saved.started or saved.position >= before:
+        return None
+    at = store.query(region, after=saved.position - 1 if saved.position else None, limit=1)
+    return str(at[0].event_id) if at and at[0].global_sequence == saved.position else None
+
+
+def check_ours(store: Store, stream: str, global_sequence: int, event_id: str) -> None:
+    """Raises ``ep.ReplicationRefused`` unless ``store`` holds event ``event_id`` at
+    ``global_sequence``, or holds no event there that could be compared (a hole: an event
+    removed by compaction, a cancelled fence)."""
+    try:
+        here = store.get(event_id).global_sequence
+    except EventNotFound:
+        here = None
+    if here == global_sequence:
+        return
+    head = store.head()
+    if here is not None:
+        why = f"this store holds that event at global sequence {here}"
+    elif head is None or head < global_sequence:
+        why = f"this store ends at global sequence {head}"
+    else:
+        at = store.query(Region.all(), after=global_sequence - 1 if global_sequence else None, limit=1)
+        if not at or at[0].global_sequence != global_sequence:
+            return  # nothing here to compare with
+        why = f"this store holds event {at[0].event_id} there"
+    raise ReplicationRefused(
+        None,
+        f"the last message of stream {stream} is event {event_id} at global sequence "
+        f"{global_sequence}, and {why}: the stream does not continue this store's log (the "
+        "store was restored from a backup older than the stream, or another copy of it "
+        "publishes there); publish to a new stream and build its replicas from it",
+        stops=PUBLISHER_STOPS,
+    )
+
+
+def captures(pattern: str, subject: str) -> bool:
+    """Whether the subject ``pattern`` (tokens split by ``.``; ``*`` stands for one token,
+    a last ``>`` for one or more) matches ``subject``."""
+    want, have = pattern.split("."), subject.split(".")
+    for i, token in enumerate(want):
+        if token == ">" and i == len(want) - 1:
+            return len(have) > i
+        if i >= len(have) or token not in ("*", have[i]):
+            return False
+    return len(want) == len(have)

@@ -1,0 +1,101 @@
+"""The replica against streams whose messages were removed (limits, purges) and origins whose
+events were (compaction): real nats-server -js on loopback, tests/nats_support.py."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import eventpak as ep
+import eventpak.nats
+import nats
+import pytest
+from nats.js.api import StreamConfig
+from nats.js.manager import JetStreamManager
+from nats_support import (  # noqa: F401 (the nats_server fixture)
+    NatsServer,
+    nats_server_fixture,
+)
+from test_nats_publisher import wait_until
+
+ALL = ep.Region.all()
+
+
+def test_a_replica_reads_past_removed_messages_in_one_request(
+    nats_server: NatsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 2,000 messages purged before the origin's events, then the oldest 50 of those trimmed
+    # away: the new replica reads the stream itself from its start to find the gap, asking for
+    # the next message there is, not for each of the 2,050 sequences gone.
+    urls = nats_server.urls
+
+    async def fill() -> None:
+        nc = await nats.connect(servers=urls)
+        try:
+            jsm = nc.jsm()
+            await jsm.add_stream(StreamConfig(name="EVENTS", subjects=["EVENTS.events"]))
+            for _ in range(2000):
+                await nc.publish("EVENTS.events", b"filler")
+            await nc.flush()
+            deadline = time.monotonic() + 30
+            while (await jsm.stream_info("EVENTS")).state.last_seq < 2000:  # stored, then purged
+                assert time.monotonic() < deadline
+                await nc.flush()
+            await jsm.purge_stream("EVENTS")
+        finally:
+            await nc.close()
+
+    asyncio.run(fill())
+    gets: list[int] = []
+    get_msg = JetStreamManager.get_msg
+
+    async def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        gets.append(1)
+        return await get_msg(self, *args, **kwargs)
+
+    with ep.Store.open(tmp_path / "origin") as origin:
+        for i in range(100):
+            origin.append((f"e{i % 10}", "s"), "k", {"i": i})
+        pub = ep.nats.Publisher(origin, ALL, servers=urls, stream="EVENTS")
+        wait_until(lambda: pub.position == 99)
+        pub.stop_and_join()
+
+        async def trim() -> None:
+            nc = await nats.connect(servers=urls)
+            try:
+                await nc.jsm().purge_stream("EVENTS", keep=50)
+            finally:
+                await nc.close()
+
+        asyncio.run(trim())
+        monkeypatch.setattr(JetStreamManager, "get_msg", counted)
+        replica = ep.nats.Replica(tmp_path / "replica", servers=urls)
+        with pytest.raises(ep.ReplicationRefused, match="a message is missing"):
+            replica.wait_for(99, timeout=60)
+        with pytest.raises(ep.ReplicationRefused):
+            replica.stop_and_join()
+        assert len(gets) < 10
+
+
+def test_a_replica_of_an_origin_compacted_before_publishing_says_so(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    # Replication does not carry compaction: the first kept reading of a sensor jumps its
+    # clock, and the refusal names compaction beside a lost message and a split entity.
+    with ep.Store.open(tmp_path / "origin", segment_max_bytes=64 * 1024) as origin:
+        for i in range(2000):
+            origin.append((f"sensor:{i % 10}", "plant"), "reading", {"i": i, "celsius": 20 + i % 7})
+        origin.compact(ep.Retention(kinds=["reading"], keep_last_per_entity=5))
+        first = origin.query(ALL)[0]
+        assert first.entity_sequence > 0
+        pub = ep.nats.Publisher(origin, ALL, servers=nats_server.urls)
+        replica = ep.nats.Replica(tmp_path / "replica", servers=nats_server.urls)
+        with pytest.raises(ep.ReplicationRefused, match="compact only events published and replicated") as no:
+            replica.wait_for(first.global_sequence, timeout=30)
+        assert no.value.global_sequence == first.global_sequence
+        assert f"the event has clock {first.entity_sequence}" in str(no.value)
+        with pytest.raises(ep.ReplicationRefused):
+            replica.stop_and_join()
+        pub.stop_and_join()
