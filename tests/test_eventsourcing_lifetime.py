@@ -4,6 +4,7 @@ factory or a recorder it made holds it, and no longer once the last one lets go.
 from __future__ import annotations
 
 import gc
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -109,3 +110,49 @@ def test_a_factory_closing_leaves_the_store_to_another_factorys_recorder(tmp_pat
     del kept
     gc.collect()
     assert store.closed
+
+
+def test_a_factory_opening_the_dir_while_the_last_holder_closes_it_waits_for_the_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = Environment(env=_env(tmp_path))
+    first = EventpakFactory(env)
+    store = first.store
+    closing, go_on = threading.Event(), threading.Event()
+    real_close = store.close
+
+    def held_close(timeout: float | None = None) -> None:
+        closing.set()
+        go_on.wait()
+        real_close(timeout)
+
+    monkeypatch.setattr(store, "close", held_close)
+    closer = threading.Thread(target=first.close)
+    closer.start()
+    outcome: dict[str, Any] = {}
+
+    def open_second() -> None:
+        try:
+            second = EventpakFactory(env)
+            outcome["factory"], outcome["store"] = second, second.store
+        except Exception as exc:
+            outcome["error"] = exc
+
+    opener = threading.Thread(target=open_second)
+    try:
+        assert closing.wait(10)
+        opener.start()
+        # An open that does not wait for the close meets the closing store's lock
+        # (StoreLocked) at once; one that waits is still waiting, whatever the timing, until
+        # go_on is set.
+        opener.join(timeout=1.0)
+        assert "error" not in outcome and opener.is_alive()
+    finally:
+        go_on.set()
+        closer.join()
+        if opener.is_alive():
+            opener.join()
+    assert "error" not in outcome
+    assert outcome["store"] is not store and not outcome["store"].closed
+    outcome["factory"].close()
+    assert outcome["store"].closed

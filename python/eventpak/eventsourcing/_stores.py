@@ -32,6 +32,10 @@ class _Entry:
 
 # Every store this process opened through a factory, by the real path of its data dir.
 _entries: dict[str, _Entry] = {}
+# Data dirs whose store the last lease's release is closing: set once the close is over. An
+# acquire waits for it, since opening the dir again before then would meet the closing store's
+# lock (ep.StoreLocked, in exclusive mode).
+_closing: dict[str, threading.Event] = {}
 # Reentrant: a recorder's lease is released by a finalizer, which a garbage collection may run
 # in a thread that holds this lock already (opening a store allocates).
 _lock = threading.RLock()
@@ -42,6 +46,7 @@ def _forget_stores_in_child() -> None:
     # Store.close() in the child leaves the parent's store alone).
     global _lock
     _entries.clear()
+    _closing.clear()
     _lock = threading.RLock()
 
 
@@ -88,27 +93,43 @@ class StoreLease:
                 return
             if _entries.get(entry.key) is entry:
                 del _entries[entry.key]
-        entry.store.close()
+            if entry.store.closed:  # closed by its user directly: nothing to wait for
+                return
+            done = threading.Event()
+            _closing[entry.key] = done
+        # Closed outside the lock, so that other data dirs' factories need not wait for it
+        # (writing the index checkpoint of a large store takes a while).
+        try:
+            entry.store.close()
+        finally:
+            with _lock:
+                if _closing.get(entry.key) is done:
+                    del _closing[entry.key]
+            done.set()
 
 
 def acquire(data_dir: str, options: dict[str, Any]) -> StoreLease:
     """A lease on the store of ``data_dir``: the one this process has open (which must have
     been opened with the same ``options``, else ``OSError``), or a new one."""
     key = os.path.realpath(data_dir)
-    with _lock:
-        entry = _entries.get(key)
-        if entry is not None and not entry.store.closed:
-            if entry.options != options:
-                raise OSError(
-                    f"eventpak data dir {data_dir!r} is already open in this process with other "
-                    f"options ({entry.options} rather than {options}): give every application on "
-                    "it the same EVENTPAK_* settings"
-                )
-            entry.users += 1
-            return StoreLease(entry)
-        entry = _Entry(key, ep.Store.open(data_dir, **options), options)
-        _entries[key] = entry
-        return StoreLease(entry)
+    while True:
+        with _lock:
+            closing = _closing.get(key)
+            if closing is None:
+                entry = _entries.get(key)
+                if entry is not None and not entry.store.closed:
+                    if entry.options != options:
+                        raise OSError(
+                            f"eventpak data dir {data_dir!r} is already open in this process with other "
+                            f"options ({entry.options} rather than {options}): give every application on "
+                            "it the same EVENTPAK_* settings"
+                        )
+                    entry.users += 1
+                    return StoreLease(entry)
+                entry = _Entry(key, ep.Store.open(data_dir, **options), options)
+                _entries[key] = entry
+                return StoreLease(entry)
+        closing.wait()
 
 
 def hold_while_alive(holder: object, lease: StoreLease) -> None:
