@@ -17,8 +17,13 @@ pytest.importorskip("eventsourcing")
 
 import eventpak as ep
 import eventsourcing.dcb.tests as library
+from eventpak.errors import InvalidTag
 from eventpak.eventsourcing import EventpakDCBRecorder, EventpakFactory
 from eventsourcing.dcb.api import DCBAppendCondition, DCBEvent, DCBQuery, DCBQueryItem, DCBRecorder
+from eventsourcing.dcb.application import DCBApplication
+from eventsourcing.dcb.domain import EnduringObject
+from eventsourcing.dcb.msgpack import Decision, InitialDecision
+from eventsourcing.dcb.popo import InMemoryDCBRecorder
 from eventsourcing.persistence import IntegrityError, ProgrammingError, StoredEvent
 from eventsourcing.utils import Environment
 
@@ -130,3 +135,75 @@ def test_a_subscription_follows_its_query(dcb: EventpakDCBRecorder) -> None:
 def test_append_without_events_is_refused(dcb: EventpakDCBRecorder) -> None:
     with pytest.raises(ProgrammingError):
         dcb.append([])
+
+
+def test_a_repeated_tag_is_stored_once_and_matches_as_in_the_in_memory_recorder(
+    dcb: EventpakDCBRecorder,
+) -> None:
+    memory = InMemoryDCBRecorder()
+    written = [_event("A", "b", "a", "b", "a", "c"), _event("B", "a", "a"), _event("C", "c")]
+    for recorder in (dcb, memory):
+        recorder.append(written)
+    # Each tag once, in the order of its first occurrence: the in-memory recorder's tags as a set.
+    assert [e.event.tags for e in dcb.read()] == [["b", "a", "c"], ["a"], ["c"]]
+    assert [set(e.event.tags) for e in dcb.read()] == [set(e.event.tags) for e in memory.read()]
+    assert dcb.store.query(ep.Region.scope("stored_dcb"))[0].tags == ("b", "a", "c")
+    for tags in (["a"], ["a", "b"], ["b", "b"], ["c", "a", "c"], ["a", "a"]):
+        query = DCBQuery([DCBQueryItem(tags=tags)])
+        assert [e.position for e in dcb.read(query)] == [e.position for e in memory.read(query)]
+
+
+class Thing(EnduringObject[Decision, str]):
+    class Created(InitialDecision):
+        thing_id: str
+
+    class Renamed(Decision):
+        name: str
+
+        def apply(self, obj: Thing) -> None:
+            obj.renames += 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.renames = 0
+
+    def rename(self, name: str, *related: str) -> None:
+        self.trigger_event(self.Renamed, [self.id, *related], name=name)
+
+
+def test_an_enduring_object_naming_itself_among_its_tags_is_saved_and_read_back(tmp_path: Path) -> None:
+    env = {
+        "PERSISTENCE_MODULE": "eventpak.eventsourcing",
+        "EVENTPAK_DATA_DIR": str(tmp_path / "data"),
+        "MAPPER_TOPIC": "eventsourcing.dcb.msgpack:MessagePackMapper",
+    }
+    app = DCBApplication(env=env)
+    try:
+        thing = Thing()
+        thing.rename("x", thing.id, "group:1")  # trigger_event puts thing.id first a second time
+        app.repository.save(thing)
+        assert app.repository.get(thing.id).renames == 1
+        assert [t.renames for t in app.repository.get_many(thing.id)] == [1]  # type: ignore[union-attr]
+        assert [e.event.tags for e in app.recorder.read()][-1] == [thing.id, "group:1"]
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [[""], ["a\nb"], ["\x7f"], ["x" * 256], [f"t{i}" for i in range(65)]],
+    ids=["empty", "newline", "delete", "256 bytes", "65 tags"],
+)
+def test_the_other_tag_rules_raise_invalid_tag_and_write_nothing(
+    dcb: EventpakDCBRecorder, tags: list[str]
+) -> None:
+    dcb.append([_event("A", "ok")])
+    with pytest.raises(InvalidTag):
+        dcb.append([_event("B", "ok", "ok"), _event("C", *tags)])
+    assert [e.position for e in dcb.read()] == [1]
+
+
+def test_at_most_64_distinct_tags_after_repeats_are_left_out(dcb: EventpakDCBRecorder) -> None:
+    tags = [f"t{i}" for i in range(64)]
+    dcb.append([_event("A", *tags, "t0", "t63")])
+    assert [e.event.tags for e in dcb.read()] == [tags]

@@ -356,7 +356,7 @@ def test_settings_come_from_the_environment(tmp_path: Path) -> None:
         assert factory.application_recorder().events_table == "orders_events"  # type: ignore[attr-defined]
     finally:
         factory.close()
-    assert factory._store is None
+    assert factory._lease is None
 
 
 @pytest.mark.parametrize(

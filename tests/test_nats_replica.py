@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import queue
 import random
 import shutil
@@ -655,6 +656,30 @@ def test_a_bad_batch_is_refused_at_once_and_makes_no_store(tmp_path: Path, batch
     with pytest.raises(ep.InvalidConfig, match="batch"):
         ep.nats.Replica(tmp_path / "r", servers=["nats://127.0.0.1:1"], batch=batch)
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new dir", "empty dir"])
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ({"encryption_key": ep.generate_encryption_key()}, "encrypted store cannot be a replica"),
+        ({"encryption_key": b"short"}, "encryption_key"),
+        ({"sync": "sometimes"}, "sync"),
+        ({"no_such_option": 1}, "no_such_option"),
+    ],
+    ids=["encryption key", "bad key", "bad sync", "unknown option"],
+)
+def test_store_options_no_replica_can_have_are_refused_before_the_dir_is_touched(
+    tmp_path: Path, options: dict[str, Any], says: str, existing: bool
+) -> None:
+    data_dir = tmp_path / "r"
+    if existing:
+        data_dir.mkdir()
+    with pytest.raises(ep.InvalidConfig, match=says):
+        ep.nats.Replica(data_dir, servers=["nats://127.0.0.1:1"], **options)
+    assert (sorted(os.listdir(data_dir)) == []) if existing else not data_dir.exists()
+    replica = ep.nats.Replica(data_dir, servers=["nats://127.0.0.1:1"])  # the dir is still free to use
+    replica.stop_and_join()
 
 
 def test_wait_for_refuses_a_sequence_no_event_can_have(tmp_path: Path) -> None:

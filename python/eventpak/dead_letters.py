@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._native import AppendReceipt, AppendRequest, Coordinate, Cursor, Event, Region
-from .errors import EventNotFound, EventTooLarge, IdempotencyConflict
+from .errors import EventNotFound, EventTooLarge, IdempotencyConflict, PayloadForgotten
 
 if TYPE_CHECKING:
     from .store import Store
@@ -173,14 +173,27 @@ def _shrunk(payload: dict[str, Any], too_large: EventTooLarge) -> dict[str, Any]
     }
 
 
+def _forgotten(record: Event) -> bool:
+    """True when the record's payload was forgotten (``forget_entity`` of its entity)."""
+    try:
+        record.payload  # noqa: B018 - opened and decoded once: the listing then reads it from the event
+    except PayloadForgotten:
+        return True
+    return False
+
+
 def _held(store: Store, checkpoint_id: str) -> Iterator[tuple[Event, Event]]:
     """Each dead letter of ``checkpoint_id`` with the event it parked, oldest first. A dead
     letter whose event a compaction removed is left out: the event is gone from the store,
-    as it is from ``get`` and queries, and its dead letter goes with it."""
+    as it is from ``get`` and queries, and its dead letter goes with it. So is one whose own
+    record was forgotten (``forget_entity`` of its entity erases a handler's error text)."""
+    encrypted = store.encrypted  # only an encrypted store forgets: a clear one's stay unopened
     for record in store.query(dead_letter_region(checkpoint_id)):
         # Its cause is the parked event (kept as an id even once that event is removed).
         parked_id = record.causation_id
         if parked_id is None:  # never written so; read it as if the event were gone
+            continue
+        if encrypted and _forgotten(record):
             continue
         try:
             parked = store.get(parked_id)
@@ -191,7 +204,7 @@ def _held(store: Store, checkpoint_id: str) -> Iterator[tuple[Event, Event]]:
 
 def read_dead_letters(store: Store, checkpoint_id: str) -> list[DeadLetter]:
     """The dead letters of ``checkpoint_id``, oldest first (what ``Store.dead_letters`` returns):
-    those whose parked event the store still holds."""
+    those whose parked event the store still holds and whose record was not forgotten."""
     Cursor.validate_checkpoint_id(checkpoint_id)
     letters = []
     for record, parked in _held(store, checkpoint_id):
@@ -211,8 +224,9 @@ def read_dead_letters(store: Store, checkpoint_id: str) -> list[DeadLetter]:
 
 def count_dead_letters(store: Store, checkpoint_id: str) -> int:
     """How many dead letters ``read_dead_letters`` lists for ``checkpoint_id``: counted in the
-    index when there is none; else each one's parked event is looked up by id (the records'
-    payloads are not read), so that a count never includes what the listing leaves out."""
+    index when there is none; else each one's parked event is looked up by id (and, on an
+    encrypted store, its record's payload opened), so that a count never includes what the
+    listing leaves out."""
     if store._native.region_lag(dead_letter_region(checkpoint_id), 0, False)[0] == 0:
         return 0
     return sum(1 for _ in _held(store, checkpoint_id))

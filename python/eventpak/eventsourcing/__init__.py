@@ -17,20 +17,22 @@ settings may: ``BANKACCOUNTS_EVENTPAK_DATA_DIR``):
   the same names (``ep.StoreConfig``), unset ones keeping eventpak's defaults. ``EVENTPAK_SHARED=1``
   lets several processes (web workers, process applications) use one data dir.
 
-Factories of one process that name the same data dir share one open store (closed when the
-last of them closes). Tables are scopes: ``<name>_events`` for an application's events,
-``<name>_snapshots`` for its snapshots, ``<name>_tracking`` for its tracking records and
-``<name>_dcb`` for DCB events, ``<name>`` being the application's name in lower case; so
-several applications can share a data dir (their notification ids then have gaps).
+Factories of one process that name the same data dir share one open store, closed when the
+last of them closes; a factory dropped without closing lets go of it, and each recorder holds
+it too, until it is dropped or its factory closes. Tables are scopes: ``<name>_events`` for an
+application's events, ``<name>_snapshots`` for its snapshots, ``<name>_tracking`` for its
+tracking records and ``<name>_dcb`` for DCB events, ``<name>`` being the application's name in
+lower case; so several applications can share a data dir (their notification ids then have
+gaps).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
-from dataclasses import MISSING, dataclass, fields
-from typing import Any
+from collections.abc import Callable
+from dataclasses import MISSING, fields
+from typing import Any, TypeVar
 
 try:
     from eventsourcing.dcb.persistence import DCBInfrastructureFactory
@@ -57,6 +59,7 @@ from ._application import (
 from ._dcb import EventpakDCBReadResponse, EventpakDCBRecorder, EventpakDCBSubscription
 from ._names import escape
 from ._recorders import EventpakAggregateRecorder
+from ._stores import StoreLease, acquire, hold_while_alive
 
 __all__ = [
     "EventpakAggregateRecorder",
@@ -79,57 +82,7 @@ _OPTION_TYPES: dict[str, type] = {
     if field.name != "path" and field.default is not MISSING and type(field.default) in (str, int, bool)
 }
 
-
-@dataclass
-class _OpenStore:
-    store: ep.Store
-    options: dict[str, Any]
-    users: int
-
-
-# Every store this process opened through a factory, by the real path of its data dir.
-_open_stores: dict[str, _OpenStore] = {}
-_open_stores_lock = threading.Lock()
-
-
-def _forget_stores_in_child() -> None:
-    # A store opened before a fork belongs to the parent: the child opens its own.
-    global _open_stores_lock
-    _open_stores.clear()
-    _open_stores_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_stores_in_child)
-
-
-def _acquire_store(data_dir: str, options: dict[str, Any]) -> ep.Store:
-    key = os.path.realpath(data_dir)
-    with _open_stores_lock:
-        entry = _open_stores.get(key)
-        if entry is not None and not entry.store.closed:
-            if entry.options != options:
-                raise OSError(
-                    f"eventpak data dir {data_dir!r} is already open in this process with other options "
-                    f"({entry.options} rather than {options}): give every application on it the same "
-                    "EVENTPAK_* settings"
-                )
-            entry.users += 1
-            return entry.store
-        store = ep.Store.open(data_dir, **options)
-        _open_stores[key] = _OpenStore(store, options, 1)
-        return store
-
-
-def _release_store(store: ep.Store) -> None:
-    with _open_stores_lock:
-        for key, entry in list(_open_stores.items()):
-            if entry.store is store:
-                entry.users -= 1
-                if entry.users > 0:
-                    return
-                del _open_stores[key]
-                break
-    store.close()
+R = TypeVar("R")
 
 
 class EventpakFactory(
@@ -159,7 +112,8 @@ class EventpakFactory(
         self.data_dir = data_dir
         self.store_options = self._read_store_options()
         ep.StoreConfig(data_dir, **self.store_options)  # bad values fail here, before any file is touched
-        self._store: ep.Store | None = None
+        self._lease: StoreLease | None = None  # the factory's own hold on the store
+        self._lent: list[StoreLease] = []  # the holds of the recorders it made
         self._store_lock = threading.Lock()
 
     def _read_store_options(self) -> dict[str, Any]:
@@ -187,16 +141,40 @@ class EventpakFactory(
     def store(self) -> ep.Store:
         """The eventpak store the recorders write to (opened on first use)."""
         with self._store_lock:
-            if self._store is None or self._store.closed:
-                self._store = _acquire_store(self.data_dir, self.store_options)
-            return self._store
+            return self._own_lease().store
+
+    def _own_lease(self) -> StoreLease:
+        """The factory's lease, taken now when it has none (call with ``_store_lock`` held)."""
+        if self._lease is not None and self._lease.store.closed:  # its user closed it directly
+            self._lease.release()
+            self._lease = None
+        if self._lease is None:
+            self._lease = acquire(self.data_dir, self.store_options)
+        return self._lease
+
+    def _held(self, make: Callable[[ep.Store], R]) -> R:
+        """A recorder ``make(store)`` holding a lease of its own on the store: it keeps the
+        store open after this factory is dropped without :meth:`close` (the library's
+        ``ProjectionRunner`` keeps only its view), until it is dropped too."""
+        with self._store_lock:
+            lease = self._own_lease().share()
+            self._lent = [held for held in self._lent if not held.released]
+            self._lent.append(lease)
+        try:
+            recorder = make(lease.store)
+        except BaseException:
+            lease.release()
+            raise
+        hold_while_alive(recorder, lease)
+        return recorder
 
     def _table(self, purpose: str, default_prefix: str = "stored") -> str:
         prefix = escape(self.env.name.lower()) or default_prefix
         return f"{prefix}_{escape(purpose)}"
 
     def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
-        recorder = self.aggregate_recorder_class(self.store, self._table(purpose))
+        table = self._table(purpose)
+        recorder = self._held(lambda store: self.aggregate_recorder_class(store, table))
         recorder.skips_older = purpose == "snapshots"  # see EventpakAggregateRecorder
         return recorder
 
@@ -207,7 +185,8 @@ class EventpakFactory(
         )
         if not issubclass(cls, EventpakApplicationRecorder):
             raise TypeError(f"{topic} is not an EventpakApplicationRecorder")
-        return cls(self.store, self._table("events"))
+        table = self._table("events")
+        return self._held(lambda store: cls(store, table))
 
     def tracking_recorder(
         self, tracking_recorder_class: type[EventpakTrackingRecorder] | None = None
@@ -218,30 +197,38 @@ class EventpakFactory(
             cls = resolve_topic(topic) if topic else self.tracking_recorder_class
         if not issubclass(cls, EventpakTrackingRecorder):
             raise TypeError(f"{cls} is not an EventpakTrackingRecorder")
-        return cls(self.store, self._table("tracking", "notification"))
+        tracking_cls, table = cls, self._table("tracking", "notification")
+        return self._held(lambda store: tracking_cls(store, table))
 
     def process_recorder(self) -> ProcessRecorder:
         topic = self.env.get(self.PROCESS_RECORDER_TOPIC)
         cls: type[EventpakProcessRecorder] = resolve_topic(topic) if topic else self.process_recorder_class
         if not issubclass(cls, EventpakProcessRecorder):
             raise TypeError(f"{topic} is not an EventpakProcessRecorder")
-        return cls(self.store, self._table("events"), self._table("tracking", "notification"))
+        events, tracking = self._table("events"), self._table("tracking", "notification")
+        return self._held(lambda store: cls(store, events, tracking))
 
     def dcb_recorder(self) -> EventpakDCBRecorder:
-        return self.dcb_recorder_class(self.store, self._table("dcb"))
+        table = self._table("dcb")
+        return self._held(lambda store: self.dcb_recorder_class(store, table))
 
     def close(self) -> None:
-        """Releases the store (closed when no other factory of this process uses it)."""
+        """Releases the store for this factory and every recorder it made (the library calls it
+        from ``Application.close()``): it closes when no other factory of this process, nor a
+        recorder of one, still holds it."""
         with self._store_lock:
-            store, self._store = self._store, None
-        if store is not None and not store.closed:
-            _release_store(store)
+            leases = [*self._lent, *([self._lease] if self._lease is not None else [])]
+            self._lease, self._lent = None, []
+        for lease in leases:
+            lease.release()
 
     def __del__(self) -> None:
-        # As the library's SQLite datastore does: a factory dropped without close() releases
-        # its store (applications are not always closed).
-        with contextlib.suppress(Exception):  # interpreter shutdown
-            self.close()
+        # As the library's SQLite datastore does: a factory dropped without close() lets go of
+        # the store, but only of its own hold: the recorders it made may outlive it.
+        with contextlib.suppress(Exception):  # interpreter shutdown, or a failed __init__
+            lease, self._lease = self._lease, None
+            if lease is not None:
+                lease.release()
 
 
 Factory = EventpakFactory

@@ -2,7 +2,9 @@
 
 - A DCB event is an eventpak event in the scope ``<table>`` (entity ``<table>`` too: DCB events
   belong to no stream), its type the kind (escaped as topics are, see ``_names``), its data the
-  payload bytes, its tags eventpak tags (literal: matched and indexed as they are).
+  payload bytes, its tags eventpak tags (literal: matched and indexed as they are). A tag given
+  twice is stored once (the library matches tags as a set); eventpak's other tag rules apply
+  and raise ``ep.InvalidTag``.
 - A DCB position is ``global_sequence + 1`` (positions start at 1); ``after=p`` (events with a
   position above ``p``) reads strictly after ``global_sequence p - 1``.
 - A query is the union (``Region.any_of``) of one region per item: the item's types as kinds, its
@@ -59,6 +61,18 @@ def _dcb_event(event: ep.Event) -> DCBSequencedEvent:
     return DCBSequencedEvent(
         event=DCBEvent(type=type_, data=data, tags=list(event.tags)), position=event.global_sequence + 1
     )
+
+
+def _distinct(tags: Any) -> Any:
+    """``tags`` with every repeat left out, in the order of their first occurrence.
+
+    The library's recorders take a tag twice on one event (``EnduringObject.trigger_event``
+    adds the object's id before the tags it is given, which may name it again) and match tags
+    as a set, where a repeat changes nothing; eventpak refuses one. What is not a list or
+    tuple of str is passed on as it is, for the store to refuse with its own error."""
+    if isinstance(tags, (list, tuple)) and all(isinstance(tag, str) for tag in tags):
+        return list(dict.fromkeys(tags))
+    return tags
 
 
 class EventpakDCBReadResponse(DCBReadResponse):
@@ -136,7 +150,7 @@ class EventpakDCBRecorder(DCBRecorder):
             kind, hashed = kind_for_topic(event.type)
             data = event.data if type(event.data) is bytes else bytes(event.data)
             payload: Any = [data, event.type] if hashed else data
-            items.append(ep.AppendRequest(self._coordinate, kind, payload, tags=event.tags))
+            items.append(ep.AppendRequest(self._coordinate, kind, payload, tags=_distinct(event.tags)))
         native_condition = None
         if condition is not None:
             region = self.region(condition.fail_if_events_match)

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Unpack
 
-from ..config import StoreOptions
+from ..config import StoreConfig, StoreOptions
 from ..errors import InvalidArgument, InvalidConfig
 from ..restart import check_count
 from ..store import Store
@@ -24,6 +24,18 @@ from ._options import check_servers, check_stream_name
 __all__ = ["Replica"]
 
 log = logging.getLogger("eventpak.nats")
+
+
+def _check_store_options(data_dir: str | os.PathLike[str], store_options: StoreOptions) -> None:
+    """Refuses the store options no replica can have, before ``Store.open`` writes anything:
+    refused after it, an encryption key would leave a new encrypted store in ``data_dir``,
+    which a replica can never be made of."""
+    try:
+        StoreConfig(data_dir, **store_options)  # bad values, unknown names
+    except TypeError as exc:
+        raise InvalidConfig(f"unknown store option: {exc}") from None
+    if store_options.get("encryption_key") is not None:
+        raise InvalidConfig("an encrypted store cannot be a replica: give no encryption_key")
 
 
 class Replica:
@@ -54,6 +66,7 @@ class Replica:
         check_count("batch", batch, 1)
         servers = check_servers(servers)
         check_stream_name(stream)
+        _check_store_options(data_dir, store_options)
         self._stream, self._durable = stream, durable
         self.store = Store.open(data_dir, **store_options)
         try:
