@@ -359,10 +359,29 @@ def test_settings_come_from_the_environment(tmp_path: Path) -> None:
     assert factory._lease is None
 
 
+def test_an_encryption_key_setting_seals_the_applications_payloads(tmp_path: Path) -> None:
+    key = ep.generate_encryption_key()
+    env = {"EVENTPAK_DATA_DIR": str(tmp_path / "data"), "EVENTPAK_ENCRYPTION_KEY": key.hex()}
+    factory = EventpakFactory(Environment(env=env))
+    try:
+        recorder = factory.application_recorder()
+        marker = b"sealed-marker-5e1d"
+        event = StoredEvent(originator_id=uuid.uuid4(), originator_version=1, topic="t", state=marker)
+        recorder.insert_events([event])
+        assert [e.state for e in recorder.select_events(event.originator_id)] == [marker]
+    finally:
+        factory.close()
+    files = [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
+    assert files and not any(marker in p.read_bytes() for p in files)
+    with pytest.raises(ep.InvalidConfig):  # the same dir without its key
+        ep.Store.open(tmp_path / "data")
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
         ({}, "EVENTPAK_DATA_DIR"),
+        ({"EVENTPAK_DATA_DIR": "x", "EVENTPAK_ENCRYPTION_KEY": "not hex"}, "EVENTPAK_ENCRYPTION_KEY"),
         ({"EVENTPAK_DATA_DIR": "x", "EVENTPAK_SYNC_INTERVAL_MS": "soon"}, "EVENTPAK_SYNC_INTERVAL_MS"),
         ({"EVENTPAK_DATA_DIR": "x", "EVENTPAK_SHARED": "perhaps"}, "EVENTPAK_SHARED"),
     ],

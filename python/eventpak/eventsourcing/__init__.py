@@ -15,7 +15,9 @@ settings may: ``BANKACCOUNTS_EVENTPAK_DATA_DIR``):
   ``EVENTPAK_MAX_BATCH_BYTES``, ``EVENTPAK_ENABLE_INDEX_CHECKPOINT``, ``EVENTPAK_CREATE``,
   ``EVENTPAK_READ_ONLY``, ``EVENTPAK_SHARED``, ``EVENTPAK_FENCE_WAIT_MS``: the store options of
   the same names (``ep.StoreConfig``), unset ones keeping eventpak's defaults. ``EVENTPAK_SHARED=1``
-  lets several processes (web workers, process applications) use one data dir.
+  lets several processes (web workers, process applications) use one data dir;
+- ``EVENTPAK_ENCRYPTION_KEY``: the store key of an encrypted store, 64 hex digits (as the
+  command line reads it), so the application's payloads are sealed at rest.
 
 Factories of one process that name the same data dir share one open store, closed when the
 last of them closes; a factory dropped without closing lets go of it, and each recorder holds
@@ -135,6 +137,14 @@ class EventpakFactory(
                 raise OSError(
                     f"eventpak environment value for key '{key}' is invalid: {text!r} (expected {expected})"
                 ) from None
+        key = self.EVENTPAK_OPTION_PREFIX + "ENCRYPTION_KEY"
+        text = self.env.get(key)
+        if text is not None and text.strip():
+            try:
+                options["encryption_key"] = bytes.fromhex(text.strip())
+            except ValueError:
+                # The value is a secret: it is not repeated in the message.
+                raise OSError(f"eventpak environment value for key '{key}' must be 64 hex digits") from None
         return options
 
     @property
