@@ -4,8 +4,10 @@ back, an origin restored from a backup, another store's stream, a stream emptied
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import eventpak as ep
@@ -27,6 +29,30 @@ ALL = ep.Region.all()
 def append(store: ep.Store, n: int) -> None:
     for _ in range(n):
         store.append((f"order:{store.next_sequence('order:0') % 3}", "shop"), "placed", {})
+
+
+@contextlib.contextmanager
+def caught_up_then(
+    nats_server: NatsServer, tmp_path: Path, between: Callable[[list[str]], object]
+) -> Iterator[tuple[ep.Store, ep.nats.Publisher, ep.nats.Replica]]:
+    """An origin of 10 events, published and replicated; then its publisher stops,
+    ``between(urls)`` runs, the server restarts, one more event is appended and a new
+    publisher starts: yields the origin, that publisher and the replica (stopped after)."""
+    urls = nats_server.urls
+    with ep.Store.open(tmp_path / "origin") as origin:
+        append(origin, 10)
+        pub = ep.nats.Publisher(origin, ALL, servers=urls, stream="EVENTS")
+        replica = ep.nats.Replica(tmp_path / "replica", servers=urls, durable="r1")
+        try:
+            assert replica.wait_for(9, timeout=30)
+            pub.stop_and_join()
+            between(urls)
+            nats_server.stop()
+            nats_server.start()
+            append(origin, 1)
+            yield origin, ep.nats.Publisher(origin, ALL, servers=urls, stream="EVENTS"), replica
+        finally:
+            replica.stop_and_join()
 
 
 def test_a_stream_that_lost_acknowledged_messages_gets_them_again(
@@ -157,34 +183,22 @@ def test_a_stream_its_limits_emptied_goes_on_for_a_caught_up_replica_only(
     # no last message id: the next event names its predecessor for the replicas, and what the
     # stream removed is not sent again.
     urls = nats_server.urls
-    with ep.Store.open(tmp_path / "origin") as origin:
-        append(origin, 10)
-        pub = ep.nats.Publisher(origin, ALL, servers=urls, stream="EVENTS")
-        replica = ep.nats.Replica(tmp_path / "replica", servers=urls, durable="r1")
-        try:
-            assert replica.wait_for(9, timeout=30)
-            pub.stop_and_join()
-            jsm_call(urls, lambda jsm: jsm.purge_stream("EVENTS"))
-            nats_server.stop()
-            nats_server.start()
-            append(origin, 1)
-            pub = ep.nats.Publisher(origin, ALL, servers=urls, stream="EVENTS")
-            assert replica.wait_for(10, timeout=30) and replica.error is None
-            assert [e.event_id for e in replica.store.query(ALL)] == [e.event_id for e in origin.query(ALL)]
-            wait_until(lambda: pub.position == 10)
-            pub.stop_and_join()
-            before, last = origin.query(ALL)[-2:]
-            assert [m.headers["Nats-Msg-Id"] for m in stream_messages(urls, "EVENTS")] == [str(last.event_id)]
-            raw = jsm_call(urls, lambda jsm: jsm.get_msg("EVENTS", 11))  # as a catch-up reads it
-            assert decode(raw.headers, raw.data).follows == str(before.event_id)
-        finally:
-            replica.stop_and_join()
-        # A replica that lacks event 9 still meets a gap.
-        fresh = ep.nats.Replica(tmp_path / "fresh", servers=urls, durable="r2")
-        with pytest.raises(ep.ReplicationRefused, match="a message is missing"):
-            fresh.wait_for(10, timeout=30)
-        with pytest.raises(ep.ReplicationRefused):
-            fresh.stop_and_join()
+    purge = lambda urls: jsm_call(urls, lambda jsm: jsm.purge_stream("EVENTS"))  # noqa: E731
+    with caught_up_then(nats_server, tmp_path, purge) as (origin, pub, replica):
+        assert replica.wait_for(10, timeout=30) and replica.error is None
+        assert [e.event_id for e in replica.store.query(ALL)] == [e.event_id for e in origin.query(ALL)]
+        wait_until(lambda: pub.position == 10)
+        pub.stop_and_join()
+        before, last = origin.query(ALL)[-2:]
+        assert [m.headers["Nats-Msg-Id"] for m in stream_messages(urls, "EVENTS")] == [str(last.event_id)]
+        raw = jsm_call(urls, lambda jsm: jsm.get_msg("EVENTS", 11))  # as a catch-up reads it
+        assert decode(raw.headers, raw.data).follows == str(before.event_id)
+    # A replica that lacks event 9 still meets a gap.
+    fresh = ep.nats.Replica(tmp_path / "fresh", servers=urls, durable="r2")
+    with pytest.raises(ep.ReplicationRefused, match="a message is missing"):
+        fresh.wait_for(10, timeout=30)
+    with pytest.raises(ep.ReplicationRefused):
+        fresh.stop_and_join()
 
 
 def test_a_deleted_last_message_is_sent_again_and_the_stream_goes_on(
@@ -194,28 +208,16 @@ def test_a_deleted_last_message_is_sent_again_and_the_stream_goes_on(
     # the publisher reads the newest message left (event 8), sends event 9 again naming it,
     # and goes on; a replica that held event 9 takes what follows.
     urls = nats_server.urls
-    with ep.Store.open(tmp_path / "origin") as origin:
-        append(origin, 10)
-        pub = ep.nats.Publisher(origin, ALL, servers=urls, stream="EVENTS")
-        replica = ep.nats.Replica(tmp_path / "replica", servers=urls, durable="r1")
-        try:
-            assert replica.wait_for(9, timeout=30)
-            pub.stop_and_join()
-            jsm_call(urls, lambda jsm: jsm.delete_msg("EVENTS", 10))
-            nats_server.stop()
-            nats_server.start()
-            append(origin, 1)
-            pub = ep.nats.Publisher(origin, ALL, servers=urls, stream="EVENTS")
-            wait_until(lambda: pub.position == 10)
-            pub.stop_and_join()
-            events = origin.query(ALL)
-            assert_stream_is(urls, "EVENTS", events)
-            raw = jsm_call(urls, lambda jsm: jsm.get_msg("EVENTS", 11))
-            assert decode(raw.headers, raw.data).follows == str(events[8].event_id)
-            assert replica.wait_for(10, timeout=30) and replica.error is None
-            assert [e.event_id for e in replica.store.query(ALL)] == [e.event_id for e in events]
-        finally:
-            replica.stop_and_join()
+    delete_last = lambda urls: jsm_call(urls, lambda jsm: jsm.delete_msg("EVENTS", 10))  # noqa: E731
+    with caught_up_then(nats_server, tmp_path, delete_last) as (origin, pub, replica):
+        wait_until(lambda: pub.position == 10)
+        pub.stop_and_join()
+        events = origin.query(ALL)
+        assert_stream_is(urls, "EVENTS", events)
+        raw = jsm_call(urls, lambda jsm: jsm.get_msg("EVENTS", 11))
+        assert decode(raw.headers, raw.data).follows == str(events[8].event_id)
+        assert replica.wait_for(10, timeout=30) and replica.error is None
+        assert [e.event_id for e in replica.store.query(ALL)] == [e.event_id for e in events]
 
 
 def test_a_stream_that_does_not_capture_the_publishers_subject_is_refused(
@@ -243,21 +245,9 @@ def test_a_server_restarted_after_its_duplicate_window_takes_the_next_event(
     urls = nats_server.urls
     cfg = StreamConfig(name="EVENTS", subjects=["EVENTS.events"], duplicate_window=0.2)
     jsm_call(urls, lambda jsm: jsm.add_stream(cfg))
-    with ep.Store.open(tmp_path / "origin") as origin:
-        append(origin, 10)
-        pub = ep.nats.Publisher(origin, ALL, servers=urls, stream="EVENTS")
-        replica = ep.nats.Replica(tmp_path / "replica", servers=urls, durable="r1")
-        try:
-            assert replica.wait_for(9, timeout=30)
-            pub.stop_and_join()
-            time.sleep(0.5)  # past the duplicate window: nothing to wait on but the time
-            nats_server.stop()
-            nats_server.start()
-            append(origin, 1)
-            pub = ep.nats.Publisher(origin, ALL, servers=urls, stream="EVENTS")
-            wait_until(lambda: pub.position == 10)
-            pub.stop_and_join()
-            assert_stream_is(urls, "EVENTS", origin.query(ALL))
-            assert replica.wait_for(10, timeout=30) and replica.error is None
-        finally:
-            replica.stop_and_join()
+    past_window = lambda urls: time.sleep(0.5)  # noqa: E731 (nothing to wait on but the time)
+    with caught_up_then(nats_server, tmp_path, past_window) as (origin, pub, replica):
+        wait_until(lambda: pub.position == 10)
+        pub.stop_and_join()
+        assert_stream_is(urls, "EVENTS", origin.query(ALL))
+        assert replica.wait_for(10, timeout=30) and replica.error is None

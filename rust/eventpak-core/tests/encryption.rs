@@ -162,14 +162,20 @@ impl Storage for FailKeyWrites {
     }
 }
 
-#[test]
-fn a_failed_key_write_writes_no_event_and_reopens_clean() {
+/// An encrypted store holding alice's event, whose key file writes fail from now on.
+fn alice_then_failing_key_writes() -> (tempfile::TempDir, [u8; 32], Arc<FailKeyWrites>, Store) {
     let dir = tempfile::tempdir().unwrap();
     let key = generate_encryption_key().unwrap();
     let storage = Arc::new(FailKeyWrites::default());
     let store = Store::open_with(dir.path(), durable_config(Some(&key)), storage.clone()).unwrap();
     store.append(request("alice", b"a1")).unwrap();
     storage.0.store(true, Ordering::SeqCst);
+    (dir, key, storage, store)
+}
+
+#[test]
+fn a_failed_key_write_writes_no_event_and_reopens_clean() {
+    let (dir, key, _storage, store) = alice_then_failing_key_writes();
     assert!(matches!(store.append(request("bob", b"b1")), Err(Error::StorageFailed { .. })));
     assert!(matches!(store.forget_entity("alice"), Err(Error::StorageFailed { .. })));
     drop(store);
@@ -253,12 +259,7 @@ fn a_forget_that_fails_after_its_rename_stops_the_writer_and_reopens_forgotten()
 #[test]
 fn a_forget_or_rotation_that_fails_before_its_rename_leaves_the_writer_going() {
     // A full disk while writing the new key file: the old file stands, nothing changed.
-    let dir = tempfile::tempdir().unwrap();
-    let key = generate_encryption_key().unwrap();
-    let storage = Arc::new(FailKeyWrites::default());
-    let store = Store::open_with(dir.path(), durable_config(Some(&key)), storage.clone()).unwrap();
-    store.append(request("alice", b"a1")).unwrap();
-    storage.0.store(true, Ordering::SeqCst);
+    let (dir, key, storage, store) = alice_then_failing_key_writes();
     let beside = |result: Result<usize, Error>| match result {
         Err(Error::StorageFailed { context, .. }) => context.starts_with(eventpak_core::KEY_FILE_CONTEXT),
         other => panic!("not a storage failure: {other:?}"),
