@@ -246,6 +246,9 @@ impl Writer {
         }
         let has_frames = self.segment_len > crate::segment::SEGMENT_HEADER_LEN as u64;
         let full = has_frames && self.segment_len + self.buf.len() as u64 > self.segment_max_bytes;
+        if self.file.is_none() {
+            return Err(Error::StoreClosed); // Released at close: no segment is started either.
+        }
         if full || self.rotate_before_write {
             self.rotate(segments).inspect_err(|e| self.poison(e.clone()))?;
         }
