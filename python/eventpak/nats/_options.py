@@ -17,8 +17,15 @@ EXAMPLE = "['nats://127.0.0.1:4222']"
 
 def shown(url: str) -> str:
     """``url`` without the password or token it may carry (``nats://user:***@host``,
-    ``nats://***@host``)."""
-    return re.sub(r"//([^/@:]*)(:[^/@]*)?@", lambda m: f"//{m[1] + ':***' if m[2] else '***'}@", url)
+    ``nats://***@host``). The user part ends at the authority's last ``@``, as urllib (and so
+    nats-py) splits it: a password may hold ``@`` itself."""
+
+    def hide(found: re.Match[str]) -> str:
+        user, colon, _ = found[2].partition(":")
+        return f"{found[1]}{user}:***@" if colon else f"{found[1]}***@"
+
+    # From `//`, or from the start of a URL given without its scheme (`user:pw@host:port`).
+    return re.sub(r"(^|//)([^/?#]*)@", hide, url, count=1)
 
 
 def check_servers(servers: object) -> list[str]:
