@@ -16,6 +16,8 @@ BAD_SERVERS = [
     pytest.param("nats://127.0.0.1:4222", id="a-bare-string"),
     pytest.param([""], id="empty-url"),
     pytest.param(["nats://127.0.0.1:99999"], id="port-out-of-range"),
+    pytest.param(["NATS://127.0.0.1:4222"], id="scheme-in-capitals"),
+    pytest.param(["nats://127.0.0.1:0"], id="port-zero"),
     pytest.param([4222], id="not-a-str"),
     pytest.param(["http://127.0.0.1:4222"], id="not-nats"),
     pytest.param(["nats://:4222"], id="no-host"),
@@ -51,7 +53,20 @@ def test_a_refused_server_url_does_not_show_its_password(tmp_path: Path) -> None
         assert "s3c" not in str(refused.value) and "ret@" not in str(refused.value)
 
 
-BAD_STREAMS = ["", "ORDERS.v1", "ORDERS*", "ORDERS>", "MY ORDERS", "a/b", "a\\b", "tab\there", None, 5]
+BAD_STREAMS = [
+    "",
+    "S" * 256,
+    "é" * 128,
+    "ORDERS.v1",
+    "ORDERS*",
+    "ORDERS>",
+    "MY ORDERS",
+    "a/b",
+    "a\\b",
+    "tab\there",
+    None,
+    5,
+]
 
 
 @pytest.mark.parametrize("stream", BAD_STREAMS)

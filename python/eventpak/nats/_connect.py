@@ -24,6 +24,7 @@ class Connector:
         self.where = ", ".join(shown(url) for url in servers)
         self.options = options
         self.last: BaseException | None = None  # the last error of the connect in progress
+        self.last_said = False  # `last` is what a server answered, not a transport error
         self.warned: set[str] = set()
 
     async def connect(self, timeout: float) -> Any:
@@ -32,7 +33,7 @@ class Connector:
         ever)."""
         import nats
 
-        self.last = None
+        self.last, self.last_said = None, False
         connecting = nats.connect(
             servers=self.servers, connect_timeout=2, allow_reconnect=True, max_reconnect_attempts=-1,
             reconnect_time_wait=0.25, error_cb=self._on_error, disconnected_cb=_changed,
@@ -48,11 +49,14 @@ class Connector:
     async def _on_error(self, exc: Exception) -> None:
         from nats import errors
 
-        self.last = exc
         # What a server answered (wrong credentials, a permission refused) is worth a warning,
         # once for each text; the transport's comings and goings while a server is down are not.
         quiet = (errors.UnexpectedEOF, errors.StaleConnectionError, errors.ConnectionClosedError)
         said = isinstance(exc, errors.Error) and not isinstance(exc, (*quiet, errors.TimeoutError))
+        # A server that refused the credentials then resets the connection: its answer, not the
+        # reset after it, is why the connect fails.
+        if said or not self.last_said:
+            self.last, self.last_said = exc, said
         if said and str(exc) not in self.warned:
             self.warned.add(str(exc))
             log.warning("eventpak.nats: NATS at %s: %s", self.where, exc)

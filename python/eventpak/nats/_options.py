@@ -45,7 +45,14 @@ def check_servers(servers: object) -> list[str]:
             parts.port  # noqa: B018 (raises ValueError for a port out of range)
         except ValueError as exc:
             raise InvalidConfig(f"servers: {shown(url)!r} is not a NATS URL: {exc}") from None
-        if parts.scheme not in SCHEMES or not parts.hostname:
+        # nats-py looks for its schemes in lower case: `NATS://h` would be read as host "NATS".
+        scheme_given = url.split("://", 1)[0] if "://" in url else "nats"
+        if (
+            scheme_given != parts.scheme
+            or parts.scheme not in SCHEMES
+            or not parts.hostname
+            or parts.port == 0
+        ):
             raise InvalidConfig(
                 f"servers: {shown(url)!r} is not a NATS URL (nats://host:port; tls, ws or wss also do)"
             )
@@ -61,6 +68,8 @@ def check_stream_name(stream: object) -> None:
     character."""
     if not isinstance(stream, str) or not stream:
         raise InvalidConfig(f"stream must be a non-empty str (a JetStream stream name), not {stream!r}")
+    if len(stream.encode("utf-8", "surrogatepass")) > 255:
+        raise InvalidConfig(f"stream {stream[:40]!r}... is not a JetStream stream name: it is over 255 bytes")
     bad = sorted({ch for ch in stream if ch in ".*>/\\" or ch.isspace() or not ch.isprintable()})
     if bad:
         raise InvalidConfig(
