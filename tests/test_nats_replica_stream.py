@@ -99,3 +99,30 @@ def test_a_replica_of_an_origin_compacted_before_publishing_says_so(
         with pytest.raises(ep.ReplicationRefused):
             replica.stop_and_join()
         pub.stop_and_join()
+
+
+def test_a_replica_whose_consumer_was_deleted_makes_it_again_and_goes_on(
+    nats_server: NatsServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A fetch from a deleted consumer only times out, as on a quiet stream: the replica asks
+    # for its consumer now and then, and makes it again (reading from its own head).
+    from nats_support import jsm_call
+
+    urls = nats_server.urls
+    with ep.Store.open(tmp_path / "origin") as origin:
+        pub = ep.nats.Publisher(origin, ALL, servers=urls)
+        replica = ep.nats.Replica(tmp_path / "replica", servers=urls, durable="r1")
+        try:
+            for i in range(10):
+                origin.append((f"order:{i % 3}", "shop"), "placed", {})
+            assert replica.wait_for(9, timeout=30)
+            jsm_call(urls, lambda jsm: jsm.delete_consumer("EVENTS", "r1"))
+            for i in range(5):
+                origin.append((f"order:{i % 3}", "shop"), "placed", {})
+            assert replica.wait_for(14, timeout=60) and replica.error is None
+            assert [e.event_id for e in replica.store.query(ALL)] == [e.event_id for e in origin.query(ALL)]
+            assert jsm_call(urls, lambda jsm: jsm.consumer_info("EVENTS", "r1")).ack_floor.stream_seq == 15
+            assert "consumer r1 of stream EVENTS is gone" in caplog.text
+        finally:
+            replica.stop_and_join()
+            pub.stop_and_join()

@@ -14,6 +14,7 @@ from .._native import Region
 from ..errors import EventNotFound, EventpakError, ReplicationRefused
 from ..store import Store
 from ._connect import Connector
+from ._stream_read import after_head, stream_msg
 from ._wire import BadMessage, WireEvent, decode
 
 __all__ = ["Follower", "Stop"]
@@ -21,6 +22,7 @@ __all__ = ["Follower", "Stop"]
 log = logging.getLogger("eventpak.nats")
 
 CONNECT_SECONDS = 5.0  # one connect attempt round before the replica backs off and tries again
+IDLE_CHECK = 5  # idle fetches (of 1 s) between two checks that the consumer is still there
 COMPACTED = (
     ", or the origin removed events by compaction before they were replicated (compact only "
     "events published and replicated; a compacted origin cannot seed a new replica: see "
@@ -33,6 +35,11 @@ Run = list[tuple[WireEvent, Any]]  # events to apply in one call, each with its 
 
 class Stop(Exception):
     """Ends the consume task once a stop was asked for and the last apply is acknowledged."""
+
+
+class ConsumerGone(Exception):
+    """The replica's consumer was deleted (or its stream): it is made again, from the
+    replica's head, by the retry that follows."""
 
 
 class Follower:
@@ -84,7 +91,7 @@ class Follower:
         while True:
             try:
                 sub = await self._subscribe()
-                failures, idle = 0, False
+                failures, idle, quiet = 0, False, 0
                 while True:
                     # Idle, it waits for one message (a fetch of one returns as it arrives); then
                     # it takes what is there in batches (returned when full or when the request
@@ -94,6 +101,11 @@ class Follower:
                         msgs = await fetch
                     except TimeoutError:
                         msgs = []
+                    # A deleted consumer looks like a quiet stream to a fetch: asked now and
+                    # then, so the replica does not wait for ever on a consumer that is gone.
+                    quiet = quiet + 1 if idle and not msgs else 0
+                    if quiet % IDLE_CHECK == IDLE_CHECK - 1:
+                        await self._check_consumer()
                     idle = not msgs if idle else len(msgs) < self.batch
                     await self._take([(m.metadata.sequence.stream, m.headers, m.data, m) for m in msgs])
             except (asyncio.CancelledError, Stop, EventpakError):
@@ -139,6 +151,16 @@ class Follower:
         js = self.nc.jetstream()
         self.sub = await js.pull_subscribe_bind(consumer=self.durable, stream=self.stream)
         return self.sub
+
+    async def _check_consumer(self) -> None:
+        """Raises ``ConsumerGone`` when the replica's consumer (or its stream) is not there."""
+        from nats.js.errors import NotFoundError
+
+        try:
+            await self.nc.jsm().consumer_info(self.stream, self.durable)
+        except NotFoundError:
+            gone = f"consumer {self.durable} of stream {self.stream} is gone: making it again"
+            raise ConsumerGone(gone) from None
 
     async def _take(self, items: list[Item]) -> None:
         """Applies ``items`` in order, the consecutive ones that follow the replica in one call.
@@ -191,58 +213,19 @@ class Follower:
     async def _catch_up(self, before: int) -> None:
         """Applies the stream's messages from the one after the replica's head up to (not
         including) stream sequence ``before``, read from the stream itself in batches."""
-        seq = await self._after_head(before - 1)
+        seq = await after_head(self.nc.jsm(), self.stream, self.durable, self.head, before - 1)
         while seq < before:
             items: list[Item] = []
             while seq < before and len(items) < self.batch:
                 # The next message there is: one request steps over what limits, a purge or
                 # a delete removed (a deleted one is left out: the next does not follow it).
-                raw = await self._stream_msg(seq, following=True)
+                raw = await stream_msg(self.nc.jsm(), self.stream, seq, following=True)
                 if raw is None or raw.seq >= before:
                     seq = before
                 else:
                     items.append((raw.seq, raw.headers, raw.data, None))
                     seq = raw.seq + 1
             await self._take(items)
-
-    async def _after_head(self, last: int) -> int:
-        """The stream sequence after the replica's head: after the consumer's ack floor (all
-        before it is applied) unless the consumer acknowledged past the replica (a replica dir
-        replaced or restored), then found by bisecting stream sequences 1..``last``."""
-        floor = (await self.nc.jsm().consumer_info(self.stream, self.durable)).ack_floor.stream_seq or 0
-        if floor == 0 or await self._at_or_before_head(floor):
-            return floor + 1
-        lo, hi = 1, min(floor, last)  # the answer is in lo..hi+1
-        while lo <= hi:
-            mid = (lo + hi) // 2
-            if await self._at_or_before_head(mid):
-                lo = mid + 1
-            else:
-                hi = mid - 1
-        return lo
-
-    async def _at_or_before_head(self, seq: int) -> bool:
-        """Whether stream message ``seq`` holds an event at or before the replica's head (a
-        missing or foreign one counts as after: reading again from before it is harmless)."""
-        raw = await self._stream_msg(seq)
-        if raw is None or self.head is None:
-            return False
-        try:
-            return decode(raw.headers, raw.data).global_sequence <= self.head
-        except BadMessage:
-            return False
-
-    async def _stream_msg(self, seq: int, following: bool = False) -> Any:
-        """Stream message ``seq`` (``following``: the first there is from ``seq`` on), or
-        ``None``."""
-        from nats.js.errors import NotFoundError
-
-        try:
-            if following:
-                return await self.nc.jsm().get_msg(self.stream, seq, subject=">", next=True)
-            return await self.nc.jsm().get_msg(self.stream, seq)
-        except NotFoundError:
-            return None
 
     async def _apply(self, run: Run) -> None:
         """Applies ``run`` durably, off the loop, then acknowledges its newest consumer message

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._native import Event, Region
 from ._connect import Connector
+from ._mark import Mark, load_mark, save_mark
 from ._tail import predecessor, read_tail
 from ._wire import FOLLOWS, event_headers, nats_publish_commands
 
@@ -34,7 +35,7 @@ class Link:
     """The NATS side, living on the publisher's loop: the connection, the stream, the inbox
     acks arrive on, and the stream's last event (``tail``; asked again when ``tail_known`` is
     False, after any failure; ``tail_read`` until the events of ``region`` after it are
-    compared with the next batch)."""
+    compared with the next batch), and the publisher's mark (``_mark.py``)."""
 
     def __init__(
         self,
@@ -61,6 +62,7 @@ class Link:
         self.forgotten = False  # the server refused an expected id for not knowing its last one
         self.named: str | None = None  # the next message's predecessor, named in FOLLOWS
         self.counter = 0
+        self.mark = self.saved_mark = load_mark(store, checkpoint_id, stream)
 
     async def ready(self) -> None:
         if self.nc is None or self.nc.is_closed:
@@ -74,9 +76,12 @@ class Link:
             self.tail_known = False
         if self.tail_known:
             return
-        jsm = self.nc.jsm()
-        self.tail, self.unchecked = await read_tail(jsm, self.stream, self.subject, self.replicas, self.store)
-        self.unchecked, self.forgotten = self.unchecked or self.forgotten, False
+        end = await read_tail(self.nc.jsm(), self.stream, self.subject, self.replicas, self.store)
+        self.tail, self.unchecked = end.resume_point(self.mark, self.store, self.region)
+        self.mark = end.mark(self.stream) or self.mark
+        # A server that forgot its last message's id cannot check the next one either; a new
+        # stream (nothing to follow) needs no check.
+        self.unchecked, self.forgotten = self.unchecked or (self.forgotten and self.tail is not None), False
         self.tail_known = self.tail_read = True
 
     async def _on_ack(self, msg: Any) -> None:
@@ -104,6 +109,10 @@ class Link:
             if todo:
                 self._name_predecessor(todo[0])
             await self._pipeline(todo, window, window_bytes, acked)
+            if self.mark != self.saved_mark and self.mark is not None:
+                # Before the worker saves its checkpoint: the mark is never behind it.
+                save_mark(self.store, self.checkpoint_id, self.mark)
+                self.saved_mark = self.mark
         except BaseException:
             self.tail_known = False  # some acks may be lost: ask the stream on the next attempt
             for fut in self.waiting.values():
@@ -157,7 +166,9 @@ class Link:
             # is in the stream: each message names its predecessor, so the server stores
             # one only after storing the one before it, and refuses every later one if an
             # earlier one was refused or lost. A duplicate is stored already.
-            self._check(await asyncio.wait_for(fut, self.ack_timeout))
+            seq = self._check(await asyncio.wait_for(fut, self.ack_timeout))
+            last = group[-1]
+            self.mark = Mark(self.stream, seq, last.global_sequence, str(last.event_id))
             acked(group)
             msgs, size = msgs - len(group), size - sent
 
@@ -194,7 +205,9 @@ class Link:
         self.tail = (last.global_sequence, str(last.event_id))  # what the next one must follow
         return fut, n, len(data)
 
-    def _check(self, msg: Any) -> None:
+    def _check(self, msg: Any) -> int:
+        """The stream sequence JetStream acknowledged ``msg`` with; raises ``PublishFailed``
+        for anything else."""
         if not msg.data:
             status = (msg.headers or {}).get("Status", "?")
             raise PublishFailed(f"no JetStream acknowledgement (status {status})")
@@ -208,6 +221,7 @@ class Link:
                 error.get("err_code") == 10070 and error.get("description") == "wrong last msg ID: "
             )
             raise PublishFailed(f"JetStream refused the message: {error}")
+        return int(answer["seq"])
 
     async def close(self) -> None:
         if self.nc is not None and not self.nc.is_closed:

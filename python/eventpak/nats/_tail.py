@@ -4,16 +4,18 @@ store, at the place the store holds it, before anything is sent after it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .._native import Cursor, Region
 from ..errors import EventNotFound, InvalidConfig, ReplicationRefused
+from ._mark import Mark, event_before_last
 from ._wire import HEADER_PREFIX, MSG_ID
 
 if TYPE_CHECKING:
     from ..store import Store
 
-__all__ = ["PUBLISHER_STOPS", "NotAnEvent", "predecessor", "read_tail"]
+__all__ = ["PUBLISHER_STOPS", "NotAnEvent", "StreamEnd", "predecessor", "read_tail"]
 
 PUBLISHER_STOPS = "the publisher stops here"
 
@@ -23,14 +25,45 @@ class NotAnEvent(Exception):
     deleted)."""
 
 
-async def read_tail(
-    jsm: Any, stream: str, subject: str, replicas: int, store: Store
-) -> tuple[tuple[int, str] | None, bool]:
-    """``(global_sequence, event id)`` of the stream's newest message (``None`` for an empty
-    stream), and whether the server has no last message to check the next one against: the
-    stream is empty having held messages (its limits or a purge removed them), or its last
-    message was deleted. The stream is created with ``subject`` and ``replicas`` when missing.
-    Raises ``ep.ReplicationRefused`` when that message is not ``store``'s event there."""
+@dataclass(frozen=True)
+class StreamEnd:
+    """How a stream ends: ``tail``, ``(global_sequence, event id)`` of its newest message
+    (``None`` for an empty stream), which is message ``tail_seq``; ``last_seq``, the last
+    sequence the stream gave (it never goes down unless the stream lost messages); and
+    ``unchecked``: the server has no last message to check the next one against (the stream
+    is empty having held messages, or its last message was deleted)."""
+
+    tail: tuple[int, str] | None
+    tail_seq: int
+    last_seq: int
+    unchecked: bool
+
+    def mark(self, stream: str) -> Mark | None:
+        """The publisher's mark this end shows (``None`` for an empty stream)."""
+        return None if self.tail is None else Mark(stream, self.tail_seq, *self.tail)
+
+    def resume_point(
+        self, mark: Mark | None, store: Store, region: Region
+    ) -> tuple[tuple[int, str] | None, bool]:
+        """The event the next one sent must follow (``None``: the region's first) and whether
+        the server cannot check it (then the next one names it for the replicas). For an
+        empty stream that held messages the publisher's ``mark`` tells whether its limits or
+        a purge removed them (what they held was delivered: the next event follows the
+        marked one) or it lost them (the events of the lost sequences are sent again)."""
+        if self.tail is not None or self.last_seq == 0:
+            return self.tail, self.unchecked
+        if mark is None or self.last_seq > mark.stream_seq:
+            return None, self.unchecked  # nothing to tell by: the checkpoint stands for it
+        if self.last_seq == mark.stream_seq:
+            return (mark.global_sequence, mark.event_id), True
+        lost = mark.stream_seq - self.last_seq  # one event of the region per stream sequence
+        before = event_before_last(store, region, mark.global_sequence, lost)
+        return before, before is not None
+
+
+async def read_tail(jsm: Any, stream: str, subject: str, replicas: int, store: Store) -> StreamEnd:
+    """How ``stream`` ends, created with ``subject`` and ``replicas`` when missing. Raises
+    ``ep.ReplicationRefused`` when its newest message is not ``store``'s event there."""
     from nats.js.api import StreamConfig
     from nats.js.errors import NotFoundError
 
@@ -48,7 +81,7 @@ async def read_tail(
             "subject it captures"
         )
     if not info.state.messages:
-        return None, info.state.last_seq > 0
+        return StreamEnd(None, 0, info.state.last_seq, info.state.last_seq > 0)
     # A deleted last message: the newest one left stands for it (found within as many steps
     # back as the stream has deleted messages; the server's last-by-subject lookup does not
     # find one there).
@@ -76,7 +109,7 @@ async def read_tail(
         )
     tail = (int(headers[HEADER_PREFIX + "global_sequence"]), headers[MSG_ID])
     check_ours(store, stream, *tail)
-    return tail, gone
+    return StreamEnd(tail, seq, info.state.last_seq, gone)
 
 
 def predecessor(store: Store, region: Region, checkpoint_id: str, before: int) -> str | None:
