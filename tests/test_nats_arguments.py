@@ -84,3 +84,16 @@ def test_a_stream_name_jetstream_refuses_is_refused_by_the_replica(tmp_path: Pat
     with pytest.raises(ep.InvalidConfig, match="stream"):
         ep.nats.Replica(tmp_path / "r", servers=["nats://127.0.0.1:1"], stream=stream)
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    "subject", ["", "ORDERS.*", "ORDERS.>", "ORDERS..events", ".ORDERS", "ORDERS.", "a b", b"ORDERS", 7]
+)
+def test_a_subject_nothing_can_be_published_to_is_refused(tmp_path: Path, subject: Any) -> None:
+    # nats-py sent such a subject and the server never answered it: retried for ever.
+    with ep.Store.open(tmp_path / "origin") as store:
+        store.append(("a", "s"), "k", 1)
+        with pytest.raises(ep.InvalidConfig, match="subject"):
+            ep.nats.Publisher(store, ep.Region.all(), servers=["nats://127.0.0.1:1"], subject=subject)
+        assert store.checkpoints() == []
+        assert not (tmp_path / "origin" / "nats").exists()

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from ..errors import InvalidConfig
 
-__all__ = ["check_servers", "check_stream_name", "shown"]
+__all__ = ["check_servers", "check_stream_name", "check_subject", "shown"]
 
 SCHEMES = ("nats", "tls", "ws", "wss")
 EXAMPLE = "['nats://127.0.0.1:4222']"
@@ -75,4 +75,19 @@ def check_stream_name(stream: object) -> None:
         raise InvalidConfig(
             f"stream {stream!r} is not a JetStream stream name: it holds {', '.join(map(repr, bad))} "
             "(no '.', '*', '>', path separators, whitespace or unprintable characters)"
+        )
+
+
+def check_subject(subject: object) -> None:
+    """Raises ``ep.InvalidConfig`` unless ``subject`` is a subject a message can be published
+    to: dot-separated tokens, none empty or a wildcard (``*``, ``>``), with no whitespace or
+    unprintable character."""
+    if not isinstance(subject, str) or not subject:
+        raise InvalidConfig(f"subject must be a non-empty str (a NATS subject), not {subject!r}")
+    bad = sorted({ch for ch in subject if ch.isspace() or not ch.isprintable()})
+    tokens = subject.split(".")
+    if bad or any(token in ("", "*", ">") for token in tokens):
+        raise InvalidConfig(
+            f"subject {subject!r} cannot be published to: a NATS subject is tokens split by '.', "
+            "none empty or a wildcard ('*', '>'), with no whitespace"
         )

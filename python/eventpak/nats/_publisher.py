@@ -17,7 +17,7 @@ from ..restart import RestartPolicy, check_count
 from ..worker_config import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig
 from ._link import Link
 from ._loop import LoopThread
-from ._options import check_servers, check_stream_name
+from ._options import check_servers, check_stream_name, check_subject
 from ._wire import event_headers
 
 if TYPE_CHECKING:
@@ -71,12 +71,13 @@ class Publisher:
         check_count("window", window, 1)
         check_count("window_bytes", window_bytes, 1)
         check_seconds("ack_timeout", ack_timeout)
+        subject = f"{stream}.events" if subject is None else subject
+        check_subject(subject)
         self._lock = threading.Lock()
         self._published = 0
         self._counted_through = -1  # a retried batch acknowledges events again: count each once
         self._window, self._window_bytes = window, window_bytes
         self._loop = LoopThread(f"eventpak-nats-{checkpoint_id}")
-        subject = subject or f"{stream}.events"
         self._link = Link(servers, stream, subject, replicas, ack_timeout, store, region, checkpoint_id)
         self._error: Exception | None = None
         self._running: concurrent.futures.Future[None] | None = None  # the batch on the loop
@@ -89,7 +90,7 @@ class Publisher:
             raise
         except Exception as exc:
             where = self._link.connector.where
-            log.warning("eventpak.nats: %s not reachable yet (%s); retrying in the background", where, exc)
+            log.warning("eventpak.nats: publishing via %s cannot start yet (%s); retrying", where, exc)
         config = CursorWorkerConfig(
             batch_size=window,
             checkpoint_id=checkpoint_id,
