@@ -10,6 +10,7 @@ import logging
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import eventpak as ep
 import eventpak.nats
@@ -218,3 +219,19 @@ def test_the_event_a_count_before_another_is_found_in_a_sparse_region(tmp_path: 
             assert at[1] == str(store.query(region, after=at[0] - 1 if at[0] else None, limit=1)[0].event_id)
         assert event_before_last(store, region, 999, len(ours)) is None
         assert event_before_last(store, region, 600, 0) == (600, str(store.query(ALL)[600].event_id))
+
+
+@pytest.mark.parametrize(
+    ("checkpoint_id", "error"),
+    [("", ep.InvalidCheckpointId), ("../escape", ep.InvalidCheckpointId), (5, TypeError)],
+)
+def test_a_bad_checkpoint_id_is_refused_before_the_stream_is_made(
+    nats_server: NatsServer, tmp_path: Path, checkpoint_id: Any, error: type[Exception]
+) -> None:
+    # It names the publisher's checkpoint and its mark file: nothing is read, made or sent.
+    with ep.Store.open(tmp_path / "origin") as store:
+        with pytest.raises(error):
+            ep.nats.Publisher(store, ALL, servers=nats_server.urls, checkpoint_id=checkpoint_id)
+        assert store.checkpoints() == []
+        assert not (tmp_path / "origin" / "nats").exists()
+    assert jsm_call(nats_server.urls, lambda jsm: jsm.streams_info()) == []

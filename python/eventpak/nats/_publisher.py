@@ -73,6 +73,11 @@ class Publisher:
         check_seconds("ack_timeout", ack_timeout)
         subject = f"{stream}.events" if subject is None else subject
         check_subject(subject)
+        config = CursorWorkerConfig(
+            batch_size=window,
+            checkpoint_id=checkpoint_id,
+            restart=RestartPolicy.unlimited(backoff_ms=(50, 1_000)),
+        )  # checks checkpoint_id, which also names the publisher's mark file
         self._lock = threading.Lock()
         self._published = 0
         self._counted_through = -1  # a retried batch acknowledges events again: count each once
@@ -91,11 +96,6 @@ class Publisher:
         except Exception as exc:
             where = self._link.connector.where
             log.warning("eventpak.nats: publishing via %s cannot start yet (%s); retrying", where, exc)
-        config = CursorWorkerConfig(
-            batch_size=window,
-            checkpoint_id=checkpoint_id,
-            restart=RestartPolicy.unlimited(backoff_ms=(50, 1_000)),
-        )
         try:
             self._worker = store.cursor_worker(region, self._handle, config)
         except BaseException:
