@@ -184,6 +184,53 @@ def test_a_fence_hides_its_events_until_the_block_ends(run: Runner[Any], data_di
     run(main())
 
 
+def test_a_fence_holders_reads_do_not_queue_behind_writes_waiting_for_its_fence(
+    run: Runner[Any], data_dir: Path
+) -> None:
+    # More conditional appends wait for the fence than the store has threads for calls: each
+    # blocks its thread until the fence ends. The holder's read, and so its fence, must not
+    # wait for them (it did, until they gave up after fence_wait_ms with ep.FenceActive).
+    boundary = ep.AppendCondition(ALL.with_tags(["seat:1"]))
+
+    async def main() -> list[str]:
+        async with ep.aio.open(data_dir, fence_wait_ms=60_000) as store:
+            opened = await store.append(("hall", "s"), "Opened", {})
+
+            async def claim(i: int) -> str:
+                try:
+                    await store.append((f"claim{i}", "s"), "Claimed", {}, tags=["seat:1"], condition=boundary)
+                    return "claimed"
+                except ep.AppendConditionFailed:
+                    return "condition failed"
+                except ep.FenceActive:
+                    return "FenceActive"
+
+            async with store.fence() as fence:
+                await fence.append(("hall", "s"), "Prepared", {}, tags=["seat:1"])
+                claims = [asyncio.create_task(claim(i)) for i in range(8)]
+                await asyncio.sleep(0)  # one loop turn: each claim task submits its append
+                assert (await store.get(opened.event_id)).kind == "Opened"
+                assert [e.kind for e in await store.query(ALL)] == ["Opened"]
+            return await asyncio.gather(*claims)
+
+    # The fence's event matches every claim's boundary: each fails its condition once it ends.
+    assert run(main()) == ["condition failed"] * 8
+
+
+def test_a_fence_append_refuses_a_condition_or_tracking_saying_why(run: Runner[Any], data_dir: Path) -> None:
+    async def main() -> None:
+        async with ep.aio.open(data_dir) as store:
+            async with store.fence() as fence:
+                with pytest.raises(TypeError, match="takes no condition: a fence's events commit with"):
+                    await fence.append(("a", "s"), "k", {}, condition=ep.AppendCondition(ALL))  # type: ignore[call-arg]
+                with pytest.raises(TypeError, match="takes no tracking"):
+                    await fence.append(("a", "s"), "k", {}, tracking=ep.Tracking("in", 1))  # type: ignore[call-arg]
+                await fence.append(("a", "s"), "Kept", {})
+            assert [e.kind for e in await store.query(ALL)] == ["Kept"]
+
+    run(main())
+
+
 def test_a_task_cancelled_while_it_enters_a_fence_leaves_no_fence_open(
     run: Runner[Any], data_dir: Path
 ) -> None:

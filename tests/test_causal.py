@@ -281,6 +281,26 @@ def test_prior_item_in_a_single_append_is_refused(store, coord, option):
     assert _log(store) == before
 
 
+@pytest.mark.parametrize(("ahead", "named"), [(0, "its own id"), (1, "the id of item 1")])
+def test_a_causation_id_naming_the_event_itself_or_a_later_item_writes_nothing(store, coord, ahead, named):
+    # Ids are predictable: within a millisecond the next id is the last one plus one. A
+    # guess that lands is refused; one that misses (a new millisecond began) names an
+    # unknown event, which is allowed, and the guess is made again.
+    for _ in range(1000):
+        last = store.append(coord("a"), "k", "before")
+        before = _log(store)
+        guess = uuid.UUID(int=last.event_id.int + 1 + ahead)
+        batch = [ep.AppendRequest(coord("b"), "k", 0, causation_id=guess)]
+        batch.append(ep.AppendRequest(coord("b"), "k", 1))
+        try:
+            store.append_batch(batch)
+        except ep.InvalidCausation as refused:
+            assert f"item 0's causation id {guess} is {named} in this append" in str(refused)
+            assert _log(store) == before
+            return
+    pytest.fail("no guess of the next id landed")
+
+
 def test_a_refused_batch_inside_a_fence_leaves_the_fence_as_it_was(store, coord):
     with store.fence() as fence:
         kept = fence.append(coord("a"), "k", "kept")

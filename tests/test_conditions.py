@@ -193,3 +193,8 @@ def test_racing_processes_in_shared_mode_get_exactly_one_winner(spawn: Children,
             # Each loser was told which event beat it.
             assert all(o in ("won", claims[0].global_sequence) for o in this_round)
         assert store.verify().ok
+
+
+def test_a_conditions_repr_spells_after_as_python_does() -> None:
+    assert repr(ep.AppendCondition(COURSE, after=5)) == f"AppendCondition({COURSE!r}, after=5)"
+    assert repr(ep.AppendCondition(COURSE)) == f"AppendCondition({COURSE!r}, after=None)"

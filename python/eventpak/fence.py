@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, Unpack
 
@@ -13,7 +13,17 @@ from .options import COMMIT_OPTIONS, BatchItem, CoordinateLike, EventOptions
 if TYPE_CHECKING:
     from ._native import NativeStore
 
-__all__ = ["Fence"]
+__all__ = ["Fence", "refuse_commit_options"]
+
+
+def refuse_commit_options(options: Mapping[str, object]) -> None:
+    """Raises ``TypeError`` for the options a fence's append does not take, saying why."""
+    refused = [name for name in COMMIT_OPTIONS if name in options]
+    if refused:
+        raise TypeError(
+            f"Fence.append() takes no {' nor '.join(refused)}: a fence's events commit with the "
+            "fence, so a condition or tracking record goes on a store.append_batch instead"
+        )
 
 
 class Fence:
@@ -48,12 +58,7 @@ class Fence:
     ) -> AppendReceipt:
         """Appends one event through the fence (the options of one event, as for
         ``Store.append``; a fence takes no ``condition`` nor ``tracking``)."""
-        refused = [name for name in COMMIT_OPTIONS if name in options]
-        if refused:
-            raise TypeError(
-                f"Fence.append() takes no {' nor '.join(refused)}: a fence's events commit with the "
-                "fence, so a condition or tracking record goes on a store.append_batch instead"
-            )
+        refuse_commit_options(options)
         return self.append_batch([AppendRequest(coord, kind, payload, **options)])[0]
 
     def append_batch(self, items: Iterable[BatchItem]) -> list[AppendReceipt]:

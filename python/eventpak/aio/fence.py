@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 from .._native import AppendReceipt, AppendRequest
 from ..errors import StoreClosed
-from ..fence import Fence
+from ..fence import Fence, refuse_commit_options
 from ..options import BatchItem, CoordinateLike, EventOptions
 
 if TYPE_CHECKING:
@@ -67,7 +67,9 @@ class AsyncFence:
     async def append(
         self, coord: CoordinateLike, kind: str, payload: Any, **options: Unpack[EventOptions]
     ) -> AppendReceipt:
-        """Appends one event through the fence (options of ``Store.append``)."""
+        """Appends one event through the fence (options of ``Store.append``; a fence takes no
+        ``condition`` nor ``tracking``)."""
+        refuse_commit_options(options)
         receipts = await self.append_batch([AppendRequest(coord, kind, payload, **options)])
         return receipts[0]
 

@@ -45,6 +45,9 @@ _OTHER_LOOP = (
 )
 
 
+WRITE_THREADS = 4  # appends with a condition, batches, compaction: each blocks one
+
+
 class AsyncStore:
     """An open store for asyncio code. Make it with ``await ep.aio.open(path, **options)``
     or ``async with ep.aio.open(...) as store``.
@@ -60,11 +63,15 @@ class AsyncStore:
         self._native = store._native
         self._loop = loop
         self._executor = executor
+        # Writes have threads of their own: a write can wait there for another task's fence
+        # (up to `fence_wait_ms`), and reads, the fence holder's among them, must not queue
+        # behind it meanwhile (the fence would end only when the waiting writes gave up).
+        self._write_executor = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="eventpak-aio-write")
         # One thread per fence in use (kept for the next fence once it ends): see
         # `_take_fence_thread`.
         self._fence_threads: list[ThreadPoolExecutor] = []
         self._idle_fence_threads: list[ThreadPoolExecutor] = []
-        self._appender = Appender(store._native, loop, executor)
+        self._appender = Appender(store._native, loop, self._write_executor)
         self._commits: CommitWatch | None = None
         self._fence_task: asyncio.Task[Any] | None = None
         self._workers: list[AsyncWorkerHandle] = []
@@ -105,7 +112,7 @@ class AsyncStore:
         self._check_open()
         if condition is not None or tracking is not None:
             call = functools.partial(self._native.append, condition=condition, tracking=tracking, **options)
-            return await self._offload(call, coord, kind, payload)
+            return await self._offload_write(call, coord, kind, payload)
         return await self._appender.append(AppendRequest(coord, kind, payload, **options))
 
     async def append_batch(
@@ -120,7 +127,7 @@ class AsyncStore:
         if self._fence_task is not None and asyncio.current_task() is self._fence_task:
             raise FenceActive()
         call = functools.partial(self._native.append_batch, condition=condition, tracking=tracking)
-        return await self._offload(call, list(items))
+        return await self._offload_write(call, list(items))
 
     async def tracking_position(self, name: str) -> int | None:
         """The position last recorded for tracking name ``name``, or ``None``."""
@@ -159,16 +166,16 @@ class AsyncStore:
     async def compact(self, retention: Retention, *, progress: Progress | None = None) -> CompactionReport:
         """Removes the events ``retention`` selects from the sealed segments (see
         ``Store.compact``); the predicate and ``progress`` run on a pool thread."""
-        return await self._offload(functools.partial(self._store.compact, retention, progress=progress))
+        return await self._offload_write(functools.partial(self._store.compact, retention, progress=progress))
 
     async def forget_entity(self, entity: str) -> None:
         """Crypto-shredding (see ``Store.forget_entity``): destroys ``entity``'s data keys."""
-        await self._offload(functools.partial(self._store.forget_entity, entity))
+        await self._offload_write(functools.partial(self._store.forget_entity, entity))
 
     async def rotate_encryption_key(self, new_key: bytes) -> int:
         """Replaces the store key (see ``Store.rotate_encryption_key``); returns how many data
         keys were wrapped again."""
-        return await self._offload(functools.partial(self._store.rotate_encryption_key, new_key))
+        return await self._offload_write(functools.partial(self._store.rotate_encryption_key, new_key))
 
     async def stats(self) -> StoreStats:
         """Counts, sizes, and what recovery did at open."""
@@ -222,6 +229,7 @@ class AsyncStore:
             self._commits.close()
         await self._offload_always(self._store.close)
         self._executor.shutdown(wait=False)
+        self._write_executor.shutdown(wait=False)
         for thread in self._fence_threads:
             thread.shutdown(wait=False)
 
@@ -241,12 +249,20 @@ class AsyncStore:
         bound = functools.partial(call, *args, **kwargs) if args or kwargs else call
         return await self._submit(bound)
 
-    def _submit(self, call: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-        """Starts a blocking call on the store's threads; refused before it starts from
-        another loop, or when the store is closed (or closing, but for its workers)."""
+    async def _offload_write(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``_offload`` on the writes' threads."""
+        bound = functools.partial(call, *args, **kwargs) if args or kwargs else call
+        return await self._submit(bound, executor=self._write_executor)
+
+    def _submit(
+        self, call: Callable[..., T], *args: Any, executor: ThreadPoolExecutor | None = None
+    ) -> asyncio.Future[T]:
+        """Starts a blocking call on the store's threads (the reads' unless ``executor`` is
+        given); refused before it starts from another loop, or when the store is closed (or
+        closing, but for its workers)."""
         self._check_loop()
         self._check_open()
-        return self._loop.run_in_executor(self._executor, call, *args)
+        return self._loop.run_in_executor(executor or self._executor, call, *args)
 
     def _check_loop(self) -> None:
         # Checked before anything is queued: a future of this loop awaited from another one

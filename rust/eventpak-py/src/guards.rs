@@ -52,7 +52,9 @@ impl AppendCondition {
 
     fn __repr__(&self) -> String {
         let region = self.inner.fail_if_events_match.checkpoint_identity();
-        format!("AppendCondition(Region({region:?}), after={:?})", self.inner.after)
+        // Python's spelling of the value, as the constructor takes it back.
+        let after = self.inner.after.map_or_else(|| "None".to_owned(), |n| n.to_string());
+        format!("AppendCondition(Region({region:?}), after={after})")
     }
 
     fn __getnewargs__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
+use super::read::uuid_text;
 use super::Store;
 use crate::crypt::PayloadBinding;
 use crate::error::{Error, Result};
@@ -122,6 +123,7 @@ impl Store {
             };
             stamps.push(stamp);
         }
+        refuse_later_causes(requests, &stamps)?;
         Ok(Stamped { stamps, sealed: sealer.map(|s| s.into_sealed()).unwrap_or_default() })
     }
 
@@ -155,6 +157,27 @@ impl Store {
         };
         Ok((Some(id), correlation))
     }
+}
+
+/// Refuses a causation id naming the event itself or a later event of its batch (ids are
+/// predictable: within a millisecond the next one is the last one plus one). Such a link
+/// would point forward in the log, where the causal graph never looks.
+fn refuse_later_causes(requests: &[AppendRequest], stamps: &[Stamp]) -> Result<()> {
+    for (i, (r, own)) in requests.iter().zip(stamps).enumerate() {
+        let Some(cause) = r.causation_id else { continue };
+        // Ids only grow: a cause below this event's id is an earlier event, the usual case.
+        if cause < own.event_id {
+            continue;
+        }
+        if let Some(j) = stamps[i..].iter().position(|later| later.event_id == cause) {
+            let names = if j == 0 { "its own id".to_owned() } else { format!("the id of item {}", i + j) };
+            return Err(Error::InvalidCausation(format!(
+                "item {i}'s causation id {} is {names} in this append; a cause must be an earlier event",
+                uuid_text(&cause)
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl Stamp {
