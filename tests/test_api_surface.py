@@ -5,6 +5,8 @@ their fields and the operating system's errno."""
 from __future__ import annotations
 
 import errno
+import subprocess
+import sys
 import tomllib
 import typing
 from pathlib import Path
@@ -265,3 +267,13 @@ def test_the_package_exports_what_all_names() -> None:
     public = {n for n, v in vars(ep).items() if not n.startswith("_") and not isinstance(v, type(ep))}
     assert public - {"annotations", "atexit", "os", "close_open_stores_at_exit"} <= set(ep.__all__)
     assert issubclass(ep.UpcastFailed, ep.EventpakError) and ep.UpcastFailed is ep.errors.UpcastFailed
+
+
+def test_aio_and_nats_load_on_first_use() -> None:
+    code = (
+        "import sys, eventpak as ep\n"
+        "assert 'eventpak.nats' not in sys.modules and 'eventpak.aio' not in sys.modules\n"
+        "assert ep.nats.Publisher.__module__ == 'eventpak.nats._publisher'\n"
+        "assert ep.aio.open is sys.modules['eventpak.aio'].open\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -93,17 +93,19 @@ from .worker import (
 
 if _TYPE_CHECKING:
     from . import aio as aio
+    from . import nats as nats
 
 # A store opened before os.fork() belongs to the parent: the child must not use it.
 os.register_at_fork(after_in_child=_native.after_fork_in_child)
 
 
 def __getattr__(name: str) -> object:
-    # `ep.aio` is imported on first use, so sync-only programs never load asyncio.
-    if name == "aio":
+    # `ep.aio` and `ep.nats` are imported on first use, so sync-only programs never load
+    # asyncio, and `ep.nats.Publisher` works as the docs write it without an import of its own.
+    if name in ("aio", "nats"):
         import importlib
 
-        return importlib.import_module(".aio", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'eventpak' has no attribute {name!r}")
 
 
