@@ -14,7 +14,7 @@ from .._native import Region
 from ..errors import EventNotFound, EventpakError, ReplicationRefused
 from ..store import Store
 from ._connect import Connector
-from ._stream_read import after_head, stream_msg
+from ._stream_read import Held, after_head, first_after, stream_msg
 from ._wire import BadMessage, WireEvent, decode
 
 __all__ = ["Follower", "Stop"]
@@ -139,10 +139,15 @@ class Follower:
             info = await jsm.consumer_info(self.stream, self.durable)
         except NotFoundError:
             # Acking a message acknowledges all before it: everything before it in the stream
-            # is in the replica, as each applied event follows the one before it.
+            # is in the replica, as each applied event follows the one before it. A replica
+            # that holds events (its consumer deleted, or a new durable name) starts after them.
+            start = 1
+            if self.head is not None:
+                start = await first_after(jsm, self.stream, Held(self.origin, self.head))
             config = ConsumerConfig(
-                durable_name=self.durable, deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.ALL,
-                max_ack_pending=4 * self.batch,
+                durable_name=self.durable, ack_policy=AckPolicy.ALL, max_ack_pending=4 * self.batch,
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE if start > 1 else DeliverPolicy.ALL,
+                opt_start_seq=start if start > 1 else None,
             )  # fmt: skip
             info = await jsm.add_consumer(self.stream, config)
         # What the consumer delivered to a replica killed before applying it would come again
@@ -213,7 +218,9 @@ class Follower:
     async def _catch_up(self, before: int) -> None:
         """Applies the stream's messages from the one after the replica's head up to (not
         including) stream sequence ``before``, read from the stream itself in batches."""
-        seq = await after_head(self.nc.jsm(), self.stream, self.durable, self.head, before - 1)
+        seq = await after_head(
+            self.nc.jsm(), self.stream, self.durable, Held(self.origin, self.head), before - 1
+        )
         while seq < before:
             items: list[Item] = []
             while seq < before and len(items) < self.batch:
