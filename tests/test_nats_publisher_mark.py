@@ -24,7 +24,7 @@ from nats_support import (  # noqa: F401 (the nats_server fixture)
     stream_messages,
 )
 from test_nats_publisher import assert_stream_is, wait_until
-from test_nats_publisher_stream import append
+from test_nats_publisher_stream import append, checkpoint
 
 ALL = ep.Region.all()
 
@@ -234,4 +234,39 @@ def test_a_bad_checkpoint_id_is_refused_before_the_stream_is_made(
             ep.nats.Publisher(store, ALL, servers=nats_server.urls, checkpoint_id=checkpoint_id)
         assert store.checkpoints() == []
         assert not (tmp_path / "origin" / "nats").exists()
+    assert jsm_call(nats_server.urls, lambda jsm: jsm.streams_info()) == []
+
+
+def test_a_mark_naming_an_event_the_store_does_not_hold_is_refused(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    # The origin came back without its newest events (restored from an older backup) while
+    # its mark survived, and the stream was emptied meanwhile: the mark cannot stand for the
+    # stream's end, or new events at the mark's sequences would be counted sent unsent.
+    urls = nats_server.urls
+    with ep.Store.open(tmp_path / "origin") as store:
+        pub = ep.nats.Publisher(store, ALL, servers=urls, ack_timeout=1.0)
+        append(store, 10)
+        wait_until(lambda: pub.position == 9)
+        store.backup(tmp_path / "older")
+        append(store, 10)
+        wait_until(lambda: pub.position == 19)
+        pub.stop_and_join()
+        shutil.copy(mark_path(store, "nats-out"), tmp_path / "older" / "nats" / "nats-out.mark")
+    purge(urls)
+    with ep.Store.open(tmp_path / "older") as older:
+        append(older, 15)
+        with pytest.raises(ep.ReplicationRefused, match="at global sequence 19, and this store holds event"):
+            ep.nats.Publisher(older, ALL, servers=urls)
+        assert checkpoint(older) == 9
+    assert held(urls) == []
+
+
+def test_a_read_only_store_is_refused_before_the_stream_is_made(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    with ep.Store.open(tmp_path / "origin") as store:
+        append(store, 1)
+    with ep.Store.open(tmp_path / "origin", read_only=True) as read_only, pytest.raises(ep.ReadOnlyStore):
+        ep.nats.Publisher(read_only, ALL, servers=nats_server.urls)
     assert jsm_call(nats_server.urls, lambda jsm: jsm.streams_info()) == []

@@ -251,3 +251,50 @@ def test_a_server_restarted_after_its_duplicate_window_takes_the_next_event(
         pub.stop_and_join()
         assert_stream_is(urls, "EVENTS", origin.query(ALL))
         assert replica.wait_for(10, timeout=30) and replica.error is None
+
+
+def test_a_publisher_of_another_region_of_the_store_is_refused(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    # Each would skip its own events up to the other's last message as already sent.
+    urls = nats_server.urls
+    with ep.Store.open(tmp_path / "origin") as store:
+        orders = ep.nats.Publisher(store, ep.Region.entity("order"), servers=urls, checkpoint_id="orders")
+        for i in range(5):
+            store.append((f"order:{i}", "s"), "placed", {})
+            store.append((f"user:{i}", "s"), "joined", {})
+        wait_until(lambda: orders.position == 8)
+        orders.stop_and_join()
+        with pytest.raises(ep.ReplicationRefused, match="not in this publisher's region"):
+            ep.nats.Publisher(store, ep.Region.entity("user"), servers=urls, checkpoint_id="users")
+        assert checkpoint(store) is None and ep.Cursor.load_checkpoint(store.path, "users") is None
+        assert_stream_is(urls, "EVENTS", store.query(ep.Region.entity("order")))
+
+
+def test_two_publishers_of_one_store_sending_at_once_leave_nothing_counted_unsent(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    urls = nats_server.urls
+    regions = {"orders": ep.Region.entity("order"), "users": ep.Region.entity("user")}
+    with ep.Store.open(tmp_path / "origin") as store:
+        pubs = {
+            name: ep.nats.Publisher(store, r, servers=urls, checkpoint_id=name) for name, r in regions.items()
+        }
+        try:
+            for i in range(20):
+                store.append((f"order:{i}", "s"), "placed", {})
+                store.append((f"user:{i}", "s"), "joined", {})
+            # Each message names its predecessor: the second one to send after the other
+            # meets a stream that does not follow it, reads its last message, and stops.
+            wait_until(lambda: any(p.error is not None for p in pubs.values()))
+        finally:
+            for pub in pubs.values():
+                with contextlib.suppress(ep.ReplicationRefused):
+                    pub.stop_and_join()
+        held = {m.headers["Eventpak-event_id"] for m in stream_messages(urls, "EVENTS")}
+        for name, region in regions.items():
+            saved = ep.Cursor.load_checkpoint(store.path, name)
+            through = -1 if saved is None or not saved.started else saved.position
+            sent = [str(e.event_id) for e in store.query(region) if e.global_sequence <= through]
+            assert set(sent) <= held, f"{name} checkpointed events the stream does not hold"
+        assert any(isinstance(p.error, ep.ReplicationRefused) for p in pubs.values())

@@ -76,7 +76,9 @@ class Link:
             self.tail_known = False
         if self.tail_known:
             return
-        end = await read_tail(self.nc.jsm(), self.stream, self.subject, self.replicas, self.store)
+        end = await read_tail(
+            self.nc.jsm(), self.stream, self.subject, self.replicas, self.store, self.region
+        )
         self.tail, self.unchecked = end.resume_point(self.mark, self.store, self.region)
         self.mark = end.mark(self.stream) or self.mark
         # A server that forgot its last message's id cannot check the next one either; a new

@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .._native import Event, Region
-from ..errors import InvalidConfig, ReplicationRefused
+from ..errors import InvalidConfig, ReadOnlyStore, ReplicationRefused
 from ..restart import RestartPolicy, check_count
 from ..worker_config import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig
 from ._link import Link
@@ -60,6 +60,8 @@ class Publisher:
         window_bytes: int = 4 * 1024 * 1024,
         ack_timeout: float = 5.0,
     ) -> None:
+        if store._native.read_only:  # its checkpoint could never be saved: refused before anything connects
+            raise ReadOnlyStore(store.path, "publishing to NATS (a durable worker)")
         if store.encrypted:
             # Its frames hold sealed payloads a replica could neither read nor re-hash, and
             # publishing them opened would put plaintext outside the store: refused.

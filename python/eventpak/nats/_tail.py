@@ -54,6 +54,9 @@ class StreamEnd:
             return self.tail, self.unchecked
         if mark is None or self.last_seq > mark.stream_seq:
             return None, self.unchecked  # nothing to tell by: the checkpoint stands for it
+        # The mark must name this store's event, as a last message must: a data dir put back
+        # under a newer mark (or that lost its newest events) does not hold it.
+        check_ours(store, mark.stream, mark.global_sequence, mark.event_id)
         if self.last_seq == mark.stream_seq:
             return (mark.global_sequence, mark.event_id), True
         lost = mark.stream_seq - self.last_seq  # one event of the region per stream sequence
@@ -61,9 +64,12 @@ class StreamEnd:
         return before, before is not None
 
 
-async def read_tail(jsm: Any, stream: str, subject: str, replicas: int, store: Store) -> StreamEnd:
+async def read_tail(
+    jsm: Any, stream: str, subject: str, replicas: int, store: Store, region: Region
+) -> StreamEnd:
     """How ``stream`` ends, created with ``subject`` and ``replicas`` when missing. Raises
-    ``ep.ReplicationRefused`` when its newest message is not ``store``'s event there."""
+    ``ep.ReplicationRefused`` when its newest message is not ``store``'s event there, or is
+    not an event of ``region``."""
     from nats.js.api import StreamConfig
     from nats.js.errors import NotFoundError
 
@@ -109,6 +115,7 @@ async def read_tail(jsm: Any, stream: str, subject: str, replicas: int, store: S
         )
     tail = (int(headers[HEADER_PREFIX + "global_sequence"]), headers[MSG_ID])
     check_ours(store, stream, *tail)
+    check_region(store, region, stream, tail[1])
     return StreamEnd(tail, seq, info.state.last_seq, gone)
 
 
@@ -150,6 +157,24 @@ def check_ours(store: Store, stream: str, global_sequence: int, event_id: str) -
         "publishes there); publish to a new stream and build its replicas from it",
         stops=PUBLISHER_STOPS,
     )
+
+
+def check_region(store: Store, region: Region, stream: str, event_id: str) -> None:
+    """Raises ``ep.ReplicationRefused`` when ``store``'s event ``event_id`` is not one of
+    ``region``: another publisher of the store (of another region) sends to the stream, and
+    each would skip the other's events as sent. An event compaction removed is not checked."""
+    try:
+        event = store.get(event_id)
+    except EventNotFound:
+        return
+    if not region.matches((event.entity, event.scope), event.kind, event.entity_sequence, tags=event.tags):
+        raise ReplicationRefused(
+            None,
+            f"the last message of stream {stream} is event {event_id} ({event.entity}, {event.kind}), "
+            "which is not in this publisher's region: another publisher of this store sends "
+            "there; a stream takes one publisher's events, so give each region a stream of its own",
+            stops=PUBLISHER_STOPS,
+        )
 
 
 def captures(pattern: str, subject: str) -> bool:
