@@ -329,6 +329,23 @@ def test_every_data_file_comes_along_and_no_lock_or_temp_file(store: ep.Store, t
     assert_is_backup_of(store, dest, report)
 
 
+def test_a_checkpoint_whose_id_starts_with_a_dot_comes_along(store: ep.Store, tmp_path: Path) -> None:
+    # A leading dot is a temp file's mark only with its `.tmp` ending (and at the top).
+    fill(store, 10)
+    identity = ep.Region.all().checkpoint_identity
+    for name in (".mailer", "mailer"):
+        ep.Cursor.save_checkpoint(store.path, name, ep.CursorCheckpoint(4, True, None, identity))
+    temp = Path(store.path) / "cursors" / ".mailer.ckpt.77.0.tmp"
+    temp.write_bytes(b"half written")
+    store.backup(tmp_path / "backup")
+    with ep.Store.open(tmp_path / "backup") as copy:
+        assert sorted(c.checkpoint_id for c in copy.checkpoints()) == [".mailer", "mailer"]
+    assert not (tmp_path / "backup" / "cursors" / temp.name).exists()
+    assert store.reset_checkpoint(".mailer")
+    store.backup(tmp_path / "backup")  # the next backup drops what the store dropped
+    assert not (tmp_path / "backup" / "cursors" / ".mailer.ckpt").exists()
+
+
 def test_a_destination_in_use_is_refused_naming_the_destination(store: ep.Store, tmp_path: Path) -> None:
     fill(store, 20)
     dest = tmp_path / "backup"

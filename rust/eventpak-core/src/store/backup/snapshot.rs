@@ -127,12 +127,14 @@ fn cut_point(index: &Index, next_seq: u64) -> (u32, u64) {
     index.log_end().unwrap_or((0, SEGMENT_HEADER_LEN as u64))
 }
 
-/// True for names a backup never copies or removes: temp files and folders of this and
-/// other writers (a leading dot), and at the top, the lock file and coordination folders.
+/// True for names a backup never copies or removes: temp files of this and other writers
+/// (`.NAME.PID.N.tmp`), and at the top, folders with a leading dot (a backup's staging), the
+/// lock file and coordination folders. Below the top a leading dot alone is no sign of a
+/// temp file: a checkpoint id may start with one (`cursors/.mailer.ckpt`).
 pub(super) fn skipped(rel_dir: &Path, name: &str) -> bool {
-    name.starts_with('.')
-        || (rel_dir.as_os_str().is_empty()
-            && (NOT_DATA.contains(&name) || name == super::BACKUP_PENDING_FILE))
+    let top = rel_dir.as_os_str().is_empty();
+    (name.starts_with('.') && (top || name.ends_with(".tmp")))
+        || (top && (NOT_DATA.contains(&name) || name == super::BACKUP_PENDING_FILE))
 }
 
 /// Opens every data file under `root/rel_dir` except segment files and `seals` (copied
