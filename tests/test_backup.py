@@ -160,6 +160,34 @@ def test_a_backup_opened_and_appended_to_is_brought_back_to_the_origin(
     assert_is_backup_of(store, dest, report)
 
 
+def test_a_backup_compacted_otherwise_than_the_origin_is_brought_back_to_it(
+    open_store, tmp_path: Path
+) -> None:
+    # A restore drill: the backup is opened, appended to and compacted by the same schedule
+    # as the origin. Each side removes another event of the same size from the middle of one
+    # sealed segment: same length, same seal record, same ends, other frames in between.
+    rule = ep.Retention(kinds=["position"], keep_last_per_entity=1)
+    origin = open_store(segment_max_bytes=65536)
+    for j in range(40):
+        origin.append_batch(
+            [((f"acct:{i % 9}", "s"), "deposit", {"i": i, "pad": "x" * 50}) for i in range(50)]
+        )
+        if j == 5:
+            origin.append_batch(
+                [(("pos:1", "s"), "position", {"at": 1}), (("pos:2", "s"), "position", {"at": 1})]
+            )
+    dest = tmp_path / "backup"
+    origin.backup(dest)
+    with ep.Store.open(dest) as drill:
+        drill.append(("pos:1", "s"), "position", {"at": 2})
+        assert drill.compact(rule).removed == 1
+    origin.append(("pos:2", "s"), "position", {"at": 2})
+    assert origin.compact(rule).removed == 1
+    report = origin.backup(dest)
+    assert report.incremental
+    assert_is_backup_of(origin, dest, report)
+
+
 def test_progress_counts_up_to_the_bytes_copied(store: ep.Store, tmp_path: Path) -> None:
     fill(store, 500)
     calls: list[tuple[int, int]] = []

@@ -7,6 +7,7 @@ use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::compaction::COMPACTED_RANGES_FILE;
 use crate::cursor_checkpoint::CursorCheckpoint;
 use crate::error::{Error, Result};
 use crate::index::INDEX_CHECKPOINT_FILE;
@@ -74,6 +75,11 @@ pub(super) fn plan<'a>(snap: &'a Snapshot, dest: &Path, reuse: bool) -> Result<P
     } else {
         Default::default()
     };
+    // A compacted segment keeps its seal record, and two compactions of one segment (the
+    // origin's, and one made in an opened backup) can leave the same length and the same
+    // ends with other frames removed between them: unless both sides hold the same
+    // compaction record, such a segment is compared in full.
+    let compactions_differ = reuse && !same_compactions(snap, dest).map_err(io)?;
     for part in &snap.segments {
         let rel = segment_rel(part.id);
         let old_seal = dest_seals.get(&part.id);
@@ -82,10 +88,14 @@ pub(super) fn plan<'a>(snap: &'a Snapshot, dest: &Path, reuse: bool) -> Result<P
             Some(old) => {
                 let old_len = old.metadata().map_err(io)?.len();
                 let seal_agrees = part.seal.is_none() || old_seal.is_none_or(|s| Some(*s) == part.seal);
-                if old_len == part.len && seal_agrees && same_ends(&part.file, &old, old_len).map_err(io)? {
+                let same = |len| match part.compacted && compactions_differ {
+                    true => same_bytes(&part.file, &old, len),
+                    false => same_ends(&part.file, &old, len),
+                };
+                if old_len == part.len && seal_agrees && same(old_len).map_err(io)? {
                     Action::Keep
                 } else if (SEGMENT_HEADER_LEN as u64..part.len).contains(&old_len)
-                    && same_ends(&part.file, &old, old_len).map_err(io)?
+                    && same(old_len).map_err(io)?
                 {
                     Action::Append { file: &part.file, from: old_len, to: part.len }
                 } else {
@@ -131,6 +141,24 @@ pub(super) fn plan<'a>(snap: &'a Snapshot, dest: &Path, reuse: bool) -> Result<P
         }
     }
     Ok(Plan { items })
+}
+
+/// Whether `dest` holds the compaction record of the snapshot (or, like it, none).
+fn same_compactions(snap: &Snapshot, dest: &Path) -> std::io::Result<bool> {
+    let ours = snap.files.iter().find(|f| f.rel == Path::new(COMPACTED_RANGES_FILE));
+    let theirs = match std::fs::read(dest.join(COMPACTED_RANGES_FILE)) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    match (ours, theirs) {
+        (None, None) => Ok(true),
+        (Some(ours), Some(theirs)) => {
+            let len = ours.file.metadata()?.len();
+            Ok(len == theirs.len() as u64 && read_all(&ours.file, len)? == theirs)
+        }
+        _ => Ok(false),
+    }
 }
 
 fn is_cursor_checkpoint(rel: &Path) -> bool {

@@ -25,6 +25,9 @@ pub(super) struct SegmentPart {
     pub(super) len: u64,
     /// Its seal record, when one seals exactly `len` bytes.
     pub(super) seal: Option<Seal>,
+    /// Rewritten by compaction: shorter than its seal record says, with frames removed
+    /// anywhere in it.
+    pub(super) compacted: bool,
 }
 
 /// Any other data file, by its path relative to the data dir.
@@ -107,7 +110,7 @@ impl Store {
             };
             let seal =
                 seals.get(&id).copied().filter(|seal| compacted.get(&id).copied().unwrap_or(seal.len) == len);
-            segments.push(SegmentPart { id, file, len, seal });
+            segments.push(SegmentPart { id, file, len, seal, compacted: compacted.contains_key(&id) });
         }
         let mut files = Vec::new();
         collect_side_files(data_dir, Path::new(""), &mut files)?;
