@@ -84,6 +84,18 @@ def test_verify_counts_the_events_the_log_still_holds(open_store) -> None:
     assert reopened.verify().events == 150 - removed == reopened.stats()["events"]
 
 
+def test_durable_events_counts_the_events_the_log_still_holds(open_store) -> None:
+    store = open_store(**SMALL)
+    fill(store)
+    removed = store.compact(ep.Retention(kinds=["tick"])).removed
+    store.sync()
+    stats = store.stats()
+    assert stats["durable_events"] == stats["events"] == 150 - removed
+    store.append(("late", "s"), "tick", {})
+    store.sync()
+    assert store.stats()["durable_events"] == 151 - removed
+
+
 def test_max_age_selects_only_older_events(open_store) -> None:
     store = open_store(**SMALL)
     fill(store, 100)

@@ -196,11 +196,21 @@ impl Store {
     /// Size and health figures.
     pub fn stats(&self) -> Result<Stats> {
         self.check_open()?;
-        let (events, hidden, (entities, scopes, kinds)) = {
+        let (events, hidden, durable_events, (entities, scopes, kinds)) = {
             let index = self.index()?;
             let cancelled: u64 = index.visibility.cancelled.iter().map(|(start, end)| end - start).sum();
-            // A replica's holes are numbers its log skips, not events.
-            (index.len() - index.holes(), cancelled + index.pending.len() as u64, index.cardinalities())
+            // A replica's holes are numbers its log skips, and compaction's the events it
+            // removed: neither is an event, durable or not. Holes past the durable ones are
+            // few (the unsynced tail), so they are counted and the rest taken from the total.
+            let durable_seqs = self.durable_events().min(index.len());
+            let holes_after = index.entries[durable_seqs as usize..].iter().filter(|m| m.is_hole()).count();
+            let durable = durable_seqs - (index.holes() - holes_after as u64);
+            (
+                index.len() - index.holes(),
+                cancelled + index.pending.len() as u64,
+                durable,
+                index.cardinalities(),
+            )
         };
         let files = self.shared.segments.list();
         let bytes = files.iter().filter_map(|(_, p)| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
@@ -209,7 +219,7 @@ impl Store {
         Ok(Stats {
             events,
             visible_events: events - hidden,
-            durable_events: self.durable_events(),
+            durable_events,
             fsyncs: self.shared.durability.fsyncs(),
             appends: self.shared.appends.load(Ordering::Relaxed),
             appended_events: self.shared.appended_events.load(Ordering::Relaxed),
