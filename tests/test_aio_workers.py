@@ -62,6 +62,29 @@ def test_a_worker_feeds_its_handler_in_order_and_commits_durably(run: Runner[Any
     assert run(second()) == [160]  # resumed after the durable checkpoint
 
 
+def test_a_workers_gap_observations_are_read_through_its_handle(run: Runner[Any], data_dir: Path) -> None:
+    async def main() -> None:
+        async with ep.aio.open(data_dir) as store:
+            async with store.fence() as fence:
+                await fence.append_batch([(("a", "s"), "k", i) for i in range(2)])
+                await fence.cancel()
+            await store.append(("a", "s"), "k", 2)
+            delivered = asyncio.Event()
+
+            async def handler(batch: list[ep.Event], st: Any, witness: Any) -> None:
+                delivered.set()
+
+            config = ep.CursorWorkerConfig(gap_observation=ep.CursorGapConfig.enabled(4))
+            handle = store.worker(ALL, handler, config)
+            await delivered.wait()
+            (gap,) = handle.take_gaps()
+            assert (gap.expected_sequence, gap.delivered_sequence, gap.cancelled_ranges) == (0, 2, [(0, 2)])
+            assert handle.take_gaps() == []
+            await handle.stop_and_join(10)
+
+    run(main())
+
+
 def test_stop_and_rollback_actions(run: Runner[Any], data_dir: Path) -> None:
     async def main() -> None:
         async with ep.aio.open(data_dir) as store:

@@ -527,6 +527,10 @@ def test_worker_steps_over_hidden_ranges_and_is_woken_by_fence_commits(
         fence.append(coord("a"), "k", "c3")
         fence.append(coord("b"), "k", "c4")
     wait_until(lambda: handler.seqs == [0, 3, 4], timeout=10, what="the committed fence's events")
+    # The jump over the cancelled fence, read through the handle.
+    (gap,) = handle.take_gaps()
+    assert (gap.expected_sequence, gap.delivered_sequence, gap.cancelled_ranges) == (1, 3, [(1, 3)])
+    assert handle.take_gaps() == []
     store.append(coord("a"), "k", "v5")
     wait_until(lambda: handler.seqs == [0, 3, 4, 5], timeout=10, what="v5")
     handle.stop_and_join(timeout=10)

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from ._native import Cursor, Event, Region, WorkerLease
+from ._native import Cursor, Event, GapObservation, Region, WorkerLease
 from ._timeouts import wait_seconds
 from .dead_letters import dead_letter_filter, park_and_log
 from .errors import EventpakError, WorkerCrashed
@@ -108,6 +108,11 @@ class CursorWorkerHandle:
         """Restarts so far in the worker's life (with ``dead_letter_after``: the failures
         charged to the restart policy, see :mod:`eventpak.isolation`)."""
         return self._restarts
+
+    def take_gaps(self) -> list[GapObservation]:
+        """Drains the gap observations the worker's cursor recorded, oldest first (with
+        ``gap_observation`` enabled in its config; always empty otherwise)."""
+        return [] if self._cursor is None else self._cursor.take_gaps()
 
     @property
     def lag(self) -> int:

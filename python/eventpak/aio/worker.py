@@ -10,7 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from .._native import Cursor, Event, Region, WorkerLease
+from .._native import Cursor, Event, GapObservation, Region, WorkerLease
 from ..dead_letters import dead_letter_filter, park_and_log
 from ..errors import EventpakError, WorkerCrashed
 from ..isolation import Isolation
@@ -95,6 +95,11 @@ class AsyncWorkerHandle:
     def restarts(self) -> int:
         """Restarts so far in the worker's life."""
         return self._restarts
+
+    def take_gaps(self) -> list[GapObservation]:
+        """Drains the gap observations the worker's cursor recorded, oldest first (with
+        ``gap_observation`` enabled in its config; always empty otherwise)."""
+        return [] if self._cursor is None else self._cursor.take_gaps()
 
     @property
     def lag(self) -> int:
