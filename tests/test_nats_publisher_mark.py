@@ -270,3 +270,26 @@ def test_a_read_only_store_is_refused_before_the_stream_is_made(
     with ep.Store.open(tmp_path / "origin", read_only=True) as read_only, pytest.raises(ep.ReadOnlyStore):
         ep.nats.Publisher(read_only, ALL, servers=nats_server.urls)
     assert jsm_call(nats_server.urls, lambda jsm: jsm.streams_info()) == []
+
+
+def test_a_stream_made_again_after_the_publisher_read_it_empty_gets_the_region(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    # The publisher reads the purged stream when it starts, and its next event is to name its
+    # predecessor; the stream is made again before that event comes. The event carries the
+    # last sequence the publisher read, so the new stream refuses it and is read again.
+    urls = nats_server.urls
+    with ep.Store.open(tmp_path / "origin") as store:
+        pub = ep.nats.Publisher(store, ALL, servers=urls, ack_timeout=1.0)
+        append(store, 10)
+        wait_until(lambda: pub.position == 9)
+        pub.stop_and_join()
+        purge(urls)
+        pub = ep.nats.Publisher(store, ALL, servers=urls, ack_timeout=1.0)
+        recreate_stream(urls)
+        append(store, 1)
+        wait_until(lambda: pub.position == 10)
+        pub.stop_and_join()
+        assert_stream_is(urls, "EVENTS", store.query(ALL))
+        first = stream_messages(urls, "EVENTS")[0].headers
+        assert "Eventpak-follows" not in first and first["Nats-Expected-Last-Sequence"] == "0"

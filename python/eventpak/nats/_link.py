@@ -25,6 +25,7 @@ log = logging.getLogger("eventpak.nats")
 
 ACK_EVERY = 128  # messages per acknowledged group: one reply and one ack per group
 NATS_INTERNALS = ("_send_command", "_flush_pending", "_flush_queue", "_pending")
+EXPECTED_LAST_SEQUENCE = "Nats-Expected-Last-Sequence"  # JetStream's check of a stream's last sequence
 
 
 class PublishFailed(Exception):
@@ -61,6 +62,7 @@ class Link:
         self.unchecked = False  # the server has no last message to check the next one against
         self.forgotten = False  # the server refused an expected id for not knowing its last one
         self.named: str | None = None  # the next message's predecessor, named in FOLLOWS
+        self.expect_seq: int | None = None  # the stream's last sequence, as read last
         self.counter = 0
         self.mark = self.saved_mark = load_mark(store, checkpoint_id, stream)
 
@@ -80,6 +82,7 @@ class Link:
             self.nc.jsm(), self.stream, self.subject, self.replicas, self.store, self.region
         )
         self.tail, self.unchecked = end.resume_point(self.mark, self.store, self.region)
+        self.expect_seq = end.last_seq
         self.mark = end.mark(self.stream) or self.mark
         # A server that forgot its last message's id cannot check the next one either; a new
         # stream (nothing to follow) needs no check.
@@ -186,17 +189,28 @@ class Link:
         # when a reconnect loses a message in flight and delivers the next.
         follows = None if self.tail is None else self.tail[1]
         named, self.named = self.named, None
+        # A first message the server cannot check by its predecessor's id (naming it for the
+        # replicas, or the region's first) is checked by the stream's last sequence as read:
+        # a stream made again or put back meanwhile refuses it, and is read again.
+        expect, self.expect_seq = self.expect_seq, None
+        if named is None and follows is not None:
+            expect = None
+        alone = named is not None or expect is not None
         try:
             data, n = nats_publish_commands(
-                group[:1] if named else group, self.store_id, self.subject, follows, reply, max_bytes,
+                group[:1] if alone else group, self.store_id, self.subject, follows, reply, max_bytes,
                 nc.max_payload,
             )  # fmt: skip
         except ValueError as exc:  # nothing sent: retried (the limit is read again on reconnect)
             raise PublishFailed(f"{exc}: raise max_payload in the server's configuration") from exc
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.waiting[reply] = fut
-        if named is not None:  # alone, through nats-py's own publish, with the header added
-            headers = {**event_headers(group[0], self.store_id), FOLLOWS: named}
+        if alone:  # through nats-py's own publish, with the headers added
+            headers = event_headers(group[0], self.store_id)
+            if named is not None:
+                headers[FOLLOWS] = named
+            if expect is not None:
+                headers[EXPECTED_LAST_SEQUENCE] = str(expect)
             await nc.publish(self.subject, group[0].payload_bytes, reply=reply, headers=headers)
         else:
             # nats-py's publish, minus its per-header Python encoding (tests pin these internals).
