@@ -191,10 +191,19 @@ def test_a_damaged_mark_is_ignored_and_replaced(
             "stream": "EVENTS", "stream_seq": 5, "global_sequence": 4,
             "event_id": str(store.query(ALL)[4].event_id),
         }  # fmt: skip
-        path.write_text('{"stream": "EVENTS", "stream_se')
-        with caplog.at_level(logging.WARNING, logger="eventpak.nats"):
-            pub = ep.nats.Publisher(store, ALL, servers=nats_server.urls, stream="EVENTS")
-        assert "mark is unreadable" in caplog.text
+        for damaged in (
+            '{"stream": "EVENTS", "stream_se',
+            json.dumps({**saved, "global_sequence": 2**64}),
+            json.dumps({**saved, "stream_seq": 0}),
+            json.dumps({**saved, "event_id": "not an id"}),
+        ):
+            path.write_text(damaged)
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="eventpak.nats"):
+                pub = ep.nats.Publisher(store, ALL, servers=nats_server.urls, stream="EVENTS")
+            assert "mark is unreadable" in caplog.text
+            pub.stop_and_join()
+        pub = ep.nats.Publisher(store, ALL, servers=nats_server.urls, stream="EVENTS")
         append(store, 1)
         wait_until(lambda: pub.position == 5)
         pub.stop_and_join()

@@ -130,3 +130,59 @@ def test_a_replica_whose_consumer_was_deleted_makes_it_again_and_goes_on(
         finally:
             replica.stop_and_join()
             pub.stop_and_join()
+
+
+def test_a_replica_whose_consumer_acks_ahead_of_its_deliveries_makes_it_again(
+    nats_server: NatsServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The server's store is put back to an older copy while the replica applies a batch; the
+    # batch's ack reaches the restored server (nats-py holds it through the reconnect) and
+    # moves the consumer's ack floor past what it delivers: it then ignores every later ack
+    # and, at max_ack_pending, delivers nothing more, for good.
+    import shutil
+    import threading
+
+    from eventpak.nats import _follow
+
+    applying, restored = threading.Event(), threading.Event()
+    hold = threading.Event()
+    plain_ack = _follow.Follower._ack
+
+    async def ack_after_the_restore(self: Any, run: Any) -> None:
+        if hold.is_set() and any(msg is not None for _, msg in run):
+            hold.clear()
+            applying.set()
+            await asyncio.to_thread(restored.wait, 60)
+        await plain_ack(self, run)
+
+    monkeypatch.setattr(_follow.Follower, "_ack", ack_after_the_restore)
+    urls, store_dir, copy = nats_server.urls, nats_server.node.store_dir, tmp_path / "copy"
+    with ep.Store.open(tmp_path / "origin") as origin:
+        pub = ep.nats.Publisher(origin, ALL, servers=urls)
+        replica = ep.nats.Replica(tmp_path / "replica", servers=urls, durable="r1")
+        try:
+            origin.append_batch([((f"order:{i % 7}", "s"), "placed", {}) for i in range(100)])
+            assert replica.wait_for(99, timeout=30)
+            nats_server.stop()
+            shutil.copytree(store_dir, copy)  # the older copy: consumer at 100
+            nats_server.start()
+            origin.append_batch([((f"order:{i % 7}", "s"), "placed", {}) for i in range(3000)])
+            assert replica.wait_for(3099, timeout=60)
+            hold.set()
+            origin.append_batch([((f"order:{i % 7}", "s"), "placed", {}) for i in range(300)])
+            assert applying.wait(30)
+            nats_server.kill()
+            shutil.rmtree(store_dir)
+            shutil.copytree(copy, store_dir)
+            nats_server.start()
+            restored.set()
+            origin.append_batch([((f"order:{i % 7}", "s"), "placed", {}) for i in range(100)])
+            head = origin.head()
+            assert head is not None
+            assert replica.wait_for(head, timeout=90) and replica.error is None
+            assert [e.event_id for e in replica.store.query(ALL)] == [e.event_id for e in origin.query(ALL)]
+            assert "delivers nothing while" in caplog.text
+        finally:
+            restored.set()
+            replica.stop_and_join()
+            pub.stop_and_join()

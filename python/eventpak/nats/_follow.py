@@ -158,14 +158,24 @@ class Follower:
         return self.sub
 
     async def _check_consumer(self) -> None:
-        """Raises ``ConsumerGone`` when the replica's consumer (or its stream) is not there."""
+        """Raises ``ConsumerGone`` when the replica's consumer (or its stream) is not there, or
+        delivers nothing while messages wait: all its acknowledgements pending (a server store
+        put back while an ack was in flight leaves its ack floor past what it delivers, so
+        the acks of what it delivers next are ignored). Such a consumer is deleted first."""
         from nats.js.errors import NotFoundError
 
+        jsm = self.nc.jsm()
         try:
-            await self.nc.jsm().consumer_info(self.stream, self.durable)
+            info = await jsm.consumer_info(self.stream, self.durable)
         except NotFoundError:
             gone = f"consumer {self.durable} of stream {self.stream} is gone: making it again"
             raise ConsumerGone(gone) from None
+        if info.num_pending and info.num_ack_pending >= (info.config.max_ack_pending or 0) > 0:
+            await jsm.delete_consumer(self.stream, self.durable)
+            raise ConsumerGone(
+                f"consumer {self.durable} of stream {self.stream} delivers nothing while {info.num_pending} "
+                f"messages wait ({info.num_ack_pending} deliveries unacknowledged): making it again"
+            )
 
     async def _take(self, items: list[Item]) -> None:
         """Applies ``items`` in order, the consecutive ones that follow the replica in one call.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,6 +49,9 @@ def load_mark(store: Store, checkpoint_id: str, stream: str) -> Mark | None:
             str(fields["stream"]), int(fields["stream_seq"]), int(fields["global_sequence"]),
             str(fields["event_id"]),
         )  # fmt: skip
+        if not (0 < mark.stream_seq < 2**64 and 0 <= mark.global_sequence < 2**64):
+            raise ValueError(f"sequences out of range: {mark.stream_seq}, {mark.global_sequence}")
+        uuid.UUID(mark.event_id)
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
