@@ -145,3 +145,80 @@ def test_a_first_backup_killed_while_staging_refuses_to_open_until_backed_up_aga
         with ep.Store.open(dest, read_only=True) as copy:
             assert events_of(copy) == held_through(store, report.through)
             assert copy.verify().ok
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["first-backup", "incremental"])
+def test_a_folder_a_backup_is_running_into_is_locked_not_unfinished(tmp_path: Path, first: bool) -> None:
+    # Staging (a first backup) and `backup.pending` (a later one) are also what a killed
+    # backup leaves; while the backup runs, it holds the folder's lock, and that is the answer.
+    import threading
+
+    origin, dest = tmp_path / "data", tmp_path / "backup"
+    with ep.Store.open(origin, segment_max_bytes=16 << 10) as store:
+        fill(store, 800)
+        if not first:
+            store.backup(dest)
+            fill(store, 800)
+        inside, release = threading.Event(), threading.Event()
+
+        def hold(done: int, total: int) -> None:
+            inside.set()
+            release.wait(60)
+
+        running = threading.Thread(target=lambda: store.backup(dest, progress=hold))
+        running.start()
+        try:
+            assert inside.wait(30)
+            for options in ({"read_only": True}, {}, {"read_only": True, "shared": True}):
+                with pytest.raises(ep.StoreLocked):
+                    ep.Store.open(dest, **options)
+            if first:
+                result = run_cli("stats", str(dest))
+                assert result.returncode == 1 and "is locked" in result.stderr
+        finally:
+            release.set()
+            running.join(60)
+        with ep.Store.open(dest, read_only=True) as copy:
+            assert copy.verify().ok
+
+
+def test_a_refused_writable_open_leaves_no_process_id_in_the_lock(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with ep.Store.open(data) as store:
+        fill(store, 10)
+    assert (data / "LOCK").read_text() == ""  # cleared at close
+    with pytest.raises(ep.InvalidConfig, match="without encryption"):
+        ep.Store.open(data, encryption_key=ep.generate_encryption_key())
+    assert (data / "LOCK").read_text() == ""
+
+
+_READ_AS = """
+import os, sys
+import eventpak as ep
+if len(sys.argv) > 2:  # root may write anything: read as an unprivileged user instead
+    os.setgid(65534)
+    os.setuid(65534)
+with ep.Store.open(sys.argv[1], read_only=True) as store:
+    print(store.stats()["events"])
+"""
+
+
+def test_a_read_only_open_locks_a_lock_file_it_may_not_write(tmp_path: Path) -> None:
+    # A read-only mount, a snapshot, a user who may only read: `flock` needs no write access.
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as outside:  # a folder any user may reach
+        data = Path(outside) / "data"
+        with ep.Store.open(data) as store:
+            fill(store, 10)
+        for path in [Path(outside), data, *data.rglob("*")]:
+            os.chmod(path, 0o755 if path.is_dir() else 0o444)
+        as_other_user = ["nobody"] if os.geteuid() == 0 else []
+        child = subprocess.run(
+            [sys.executable, "-c", _READ_AS, str(data), *as_other_user], capture_output=True, text=True
+        )
+        assert child.returncode == 0, child.stderr
+        assert child.stdout.strip() == "10"
+        assert (data / "LOCK").stat().st_mode & 0o777 == 0o444
+        for path in [Path(outside), data, *data.rglob("*")]:
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)

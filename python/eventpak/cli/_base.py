@@ -61,10 +61,10 @@ def check_data_dir(data_dir: str) -> None:
         raise Refused(f"{data_dir} is not a directory")
     if not is_data_dir(path):
         if (path / ".backup.staging").is_dir():
-            raise Refused(
-                f"{data_dir} holds only an interrupted first backup, no store: "
-                "run the backup into it again, or remove the folder"
-            )
+            # The engine tells a first backup still running into the folder (it holds the
+            # lock: ep.StoreLocked) from one a kill interrupted (its advice, ep.InvalidConfig).
+            Store.open(data_dir, read_only=True).close()
+            return  # that backup has just finished: the store is there now
         raise Refused(f"{data_dir} is not an eventpak data dir (it has no segments/ folder)")
 
 

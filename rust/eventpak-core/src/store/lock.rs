@@ -23,9 +23,22 @@ pub(super) fn take_lock(data_dir: &Path, read_only: bool, shared: bool) -> Resul
     let path = data_dir.join(LOCK_FILE);
     // A shared reader must be able to take a lock writers see, so it creates `LOCK` too.
     let create = !read_only || shared;
-    let file =
-        if !create && !path.exists() { File::open(data_dir) } else { crate::io::open_append(&path, true) }
-            .map_err(|e| Error::storage("opening the lock file", e))?;
+    let file = if !create && !path.exists() {
+        File::open(data_dir)
+    } else {
+        crate::io::open_append(&path, true).or_else(|e| {
+            // A reader that may not write `LOCK` (a read-only mount, a snapshot, a user who
+            // may only read the store) locks it as it is: `flock` needs no write access.
+            let unwritable =
+                e.kind() == std::io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(libc::EROFS);
+            if read_only && unwritable && path.exists() {
+                File::open(&path)
+            } else {
+                Err(e)
+            }
+        })
+    }
+    .map_err(|e| Error::storage("opening the lock file", e))?;
     // `close()` unlocks explicitly, but a holder that simply ended its descriptor can leave
     // the lock with a child another thread forked (subprocess) and that has not exec'd yet:
     // the child shares the locked file description. Give such a holder a few milliseconds.
@@ -61,6 +74,16 @@ pub(super) fn take_lock(data_dir: &Path, read_only: bool, shared: bool) -> Resul
         }
     }
     Ok(FileLock::from_file(file, &path))
+}
+
+/// Fails with [`Error::StoreLocked`] when another opener holds the data dir's lock (a backup
+/// running into the folder, say); takes the lock and lets it go otherwise. For refusals made
+/// before the lock is taken, so that work in progress is not called unfinished.
+pub(super) fn refuse_if_held(data_dir: &Path) -> Result<()> {
+    if !data_dir.join(LOCK_FILE).exists() {
+        return Ok(());
+    }
+    take_lock(data_dir, true, false).map(drop)
 }
 
 /// Clears the process id an exclusive writable owner wrote, just before it unlocks at

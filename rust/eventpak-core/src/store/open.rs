@@ -35,8 +35,9 @@ impl Store {
         // a lease taken or a checkpoint saved in another folder).
         let data_dir = &std::path::absolute(data_dir)
             .map_err(|e| Error::storage("finding the working directory for a relative data dir", e))?;
-        // A backup being moved into this folder: its files are a mix of two backups.
-        super::backup::refuse_unfinished(data_dir)?;
+        // A backup being moved into this folder: its files are a mix of two backups (unless
+        // that backup is still running: then the folder is locked, and that is the answer).
+        super::backup::refuse_unfinished(data_dir).or_else(|e| lock::refuse_if_held(data_dir).and(Err(e)))?;
         let seed = config.signing_key.as_ref().map(|s| s.0.as_slice());
         let receipt_keys = ReceiptKeys::new(seed, &config.verify_keys)
             .map_err(|e| Error::InvalidConfig(format!("receipt keys: {e}")))?;
@@ -63,8 +64,10 @@ impl Store {
         }
         let segments_dir = data_dir.join(SEGMENTS_DIR);
         if (config.read_only || !config.create) && !segments_dir.is_dir() {
-            // Say so when it is what a killed first backup left (no lock needed to refuse).
-            super::backup::refuse_interrupted_first(data_dir)?;
+            // Say so when it is what a killed first backup left, or that a first backup still
+            // runs into it (it holds the lock).
+            super::backup::refuse_interrupted_first(data_dir)
+                .or_else(|e| lock::refuse_if_held(data_dir).and(Err(e)))?;
             let why = if config.read_only { "read_only=True" } else { "create=False" };
             return Err(Error::InvalidConfig(format!(
                 "{} holds no eventpak store ({why} creates nothing)",
@@ -72,6 +75,8 @@ impl Store {
             )));
         }
         let lock_file = lock::take_lock(data_dir, config.read_only, config.shared)?;
+        // A refused open leaves no process id in `LOCK`: it names only a holder that runs.
+        let mut holder = HolderNote { data_dir, written: !config.read_only && !config.shared };
         // Under the lock: a first backup still running into this folder is `StoreLocked`.
         super::backup::refuse_interrupted_first(data_dir)?;
         // Before anything is written: a key that does not fit the store is refused here.
@@ -192,7 +197,23 @@ impl Store {
                     .map_err(|e| Error::storage("starting the flusher thread", e))
             })
             .transpose()?;
+        holder.written = false; // opened: the id stays until close clears it
         Ok(Store { shared, flusher: Mutex::new(flusher), lock_file: Mutex::new(Some(lock_file)) })
+    }
+}
+
+/// The process id an exclusive writable open wrote into `LOCK`, cleared when the open fails
+/// after taking the lock (dropped before the lock is, so still under it).
+struct HolderNote<'a> {
+    data_dir: &'a Path,
+    written: bool,
+}
+
+impl Drop for HolderNote<'_> {
+    fn drop(&mut self) {
+        if self.written {
+            lock::clear_holder(self.data_dir);
+        }
     }
 }
 
