@@ -222,3 +222,57 @@ def test_a_read_only_open_locks_a_lock_file_it_may_not_write(tmp_path: Path) -> 
         assert (data / "LOCK").stat().st_mode & 0o777 == 0o444
         for path in [Path(outside), data, *data.rglob("*")]:
             os.chmod(path, 0o755 if path.is_dir() else 0o644)
+
+
+_BACKUP_AS = """
+import os, resource, signal, sys
+import eventpak as ep
+if sys.argv[3] == "nobody":  # root may write anything: back up as an unprivileged user instead
+    os.setgid(65534)
+    os.setuid(65534)
+if sys.argv[3] == "small-files":  # a destination that takes no file over 64 KiB
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, resource.RLIM_INFINITY))
+with ep.Store.open(sys.argv[1], read_only=sys.argv[3] != "small-files") as store:
+    try:
+        store.backup(sys.argv[2])
+    except ep.EventpakError as exc:
+        print(type(exc).__name__, exc)
+"""
+
+
+def test_a_backup_into_a_folder_it_may_not_write_is_refused_naming_it(tmp_path: Path) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as outside:  # a folder any user may reach
+        data, dest = Path(outside) / "data", Path(outside) / "dest"
+        with ep.Store.open(data) as store:
+            fill(store, 10)
+        dest.mkdir()
+        for path in [Path(outside), data, *data.rglob("*")]:
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        os.chmod(dest, 0o555)
+        who = "nobody" if os.geteuid() == 0 else "me"
+        child = subprocess.run(
+            [sys.executable, "-c", _BACKUP_AS, str(data), str(dest), who], capture_output=True, text=True
+        )
+        os.chmod(dest, 0o755)
+        assert child.stdout.strip() == (
+            f"InvalidConfig invalid config: backup destination {dest}: this process may not write there "
+            "(permission denied)"
+        ), child.stderr
+        assert list(dest.iterdir()) == []
+
+
+def test_a_backup_failing_in_its_destination_names_it_and_not_the_writer(tmp_path: Path) -> None:
+    data, dest = tmp_path / "data", tmp_path / "dest"
+    with ep.Store.open(data, segment_max_bytes=1 << 20) as store:
+        fill(store, 3000)
+    child = subprocess.run(
+        [sys.executable, "-c", _BACKUP_AS, str(data), str(dest), "small-files"],
+        capture_output=True,
+        text=True,
+    )
+    assert child.stdout.startswith("StorageFailed"), child.stderr
+    assert f"(backup: copying into the backup, destination {dest})" in child.stdout
+    assert "the store itself is unaffected" in child.stdout and "reopen" not in child.stdout

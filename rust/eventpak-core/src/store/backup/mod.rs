@@ -67,7 +67,12 @@ impl Store {
             Error::StoreLocked { holder_pid, holder_mode, .. } => {
                 Error::StoreLocked { holder_pid, holder_mode, backup_dest: Some(dest.to_owned()) }
             }
-            other => other,
+            // A folder this process may not write is a bad argument, as when it is created.
+            Error::StorageFailed { source, .. } if source.raw_os_error().is_some() => {
+                let code = source.raw_os_error().unwrap_or_default();
+                failed(dest::path_error(dest, LOCKING, std::io::Error::from_raw_os_error(code)), dest)
+            }
+            other => failed(other, dest),
         })?;
         let staging = dest.join(STAGING_DIR);
         let marked = std::cell::Cell::new(false);
@@ -99,8 +104,20 @@ impl Store {
             lock.unlock();
             made.undo(dest);
         }
-        // The backup failed, not the store's writer.
-        done.map_err(|e: Error| e.beside_writer(BACKUP_CONTEXT))
+        done.map_err(|e| failed(e, dest))
+    }
+}
+
+const LOCKING: &str = "locking the backup destination";
+
+/// A storage failure of a backup: the backup failed, not the store's writer, and the
+/// destination is named beside the store the error is reported for.
+fn failed(e: Error, dest: &Path) -> Error {
+    match e.beside_writer(BACKUP_CONTEXT) {
+        Error::StorageFailed { context, source } => {
+            Error::StorageFailed { context: format!("{context}, destination {}", dest.display()), source }
+        }
+        other => other,
     }
 }
 
