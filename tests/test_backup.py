@@ -388,3 +388,14 @@ def test_a_destination_in_use_is_refused_naming_the_destination(store: ep.Store,
     assert str(err).startswith(f"backup destination {dest} is locked") and "shared=True" not in str(err)
     assert tree(dest) == before
     assert store.backup(dest).incremental  # free again
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_dir_with_no_segment_yet_is_refused_with_nothing_made(tmp_path: Path, shared: bool) -> None:
+    # What a first writable open killed before its first segment leaves: readable, empty.
+    data = tmp_path / "data"
+    (data / "segments").mkdir(parents=True)
+    refused = pytest.raises(ep.InvalidConfig, match="holds no segment yet")
+    with ep.Store.open(data, read_only=True, shared=shared) as store, refused:
+        store.backup(tmp_path / "backup")
+    assert not (tmp_path / "backup").exists()

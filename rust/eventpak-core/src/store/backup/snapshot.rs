@@ -64,6 +64,16 @@ impl Store {
         // A compaction commits its record before it renames its segments into place: the
         // snapshot waits for a running one, so it never pairs the new record with old files.
         let _no_compaction = self.hold_off_compaction("backup()")?;
+        let data_dir = &self.shared.data_dir;
+        let first = data_dir.join(SEGMENTS_DIR).join(crate::segment::segment_file_name(0));
+        if self.shared.segments.list().is_empty() && !first.exists() {
+            // A read-only open of a dir whose first writable open was killed before it made
+            // its first segment (and its identity): there is no store to copy yet.
+            return Err(Error::InvalidConfig(format!(
+                "{} holds no segment yet (a writable open makes the first): nothing to back up",
+                data_dir.display()
+            )));
+        }
         if let Some(writer) = &self.shared.writer {
             let (_writer, _writes) = self.lock_writer(writer)?;
             return self.snapshot_locked();
@@ -95,6 +105,7 @@ impl Store {
         let mut segments = Vec::new();
         let listed = self.shared.segments.list();
         self.check_open()?; // closed meanwhile, its segments may be released: no partial copy
+
         for (position, (id, path)) in listed.into_iter().enumerate() {
             if position as u32 > end {
                 break;
