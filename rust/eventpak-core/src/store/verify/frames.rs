@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use super::{Chain, Checker, INDEX_CHUNK};
+use crate::crypt::PayloadKeys;
 use crate::error::{Error, Result};
+use crate::store::forget::open_view;
 use crate::event::{chain_hash, HashedFields};
 use crate::segment::layout::SEGMENT_PADDING_OFFSET;
 use crate::segment::{
@@ -12,7 +14,21 @@ use crate::segment::{
     SEALS_FILE, SEGMENT_HEADER_LEN,
 };
 
-/// Whether the frame at `at` (already decoded once) holds the hash of its own content.
+/// What is wrong with the frame at `at` (already decoded once): a hash that is not that of
+/// its own content, or, in an encrypted store, a payload that does not open (a key the key
+/// file lost, a sealed payload altered); a forgotten entity's payload is no problem.
+fn frame_problem(bytes: &[u8], at: u64, keys: Option<&PayloadKeys>) -> Option<String> {
+    if !hash_holds(bytes, at) {
+        return Some("event hash does not match its content".into());
+    }
+    let frame = FrameView::trusted(&bytes[at as usize..]);
+    match keys.map(|keys| open_view(keys, &frame)) {
+        Some(Err(Error::PayloadForgotten { .. })) | Some(Ok(_)) | None => None,
+        Some(Err(e)) => Some(format!("payload does not open: {e}")),
+    }
+}
+
+/// Whether the frame at `at` holds the hash of its own content.
 fn hash_holds(bytes: &[u8], at: u64) -> bool {
     let frame = FrameView::trusted(&bytes[at as usize..]);
     let (entity, scope, kind) = frame.names();
@@ -288,22 +304,24 @@ impl Checker<'_> {
     /// each frame's hash depends on that frame alone.
     fn check_hashes(&mut self, path: &Path, bytes: &[u8]) {
         let frames = std::mem::take(&mut self.to_hash);
+        let keys = self.store.shared.keys.as_ref();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
         let per_thread = frames.len().div_ceil(threads).max(1);
-        let mut bad: Vec<(u64, u64)> = std::thread::scope(|scope| {
+        let mut bad: Vec<(u64, u64, String)> = std::thread::scope(|scope| {
             let workers: Vec<_> = frames
                 .chunks(per_thread)
                 .map(|chunk| {
                     scope.spawn(move || {
-                        chunk.iter().copied().filter(|&(at, _)| !hash_holds(bytes, at)).collect::<Vec<_>>()
+                        let found = chunk.iter().map(|&(at, seq)| (at, seq, frame_problem(bytes, at, keys)));
+                        found.filter_map(|(at, seq, why)| Some((at, seq, why?))).collect::<Vec<_>>()
                     })
                 })
                 .collect();
             workers.into_iter().flat_map(|w| w.join().unwrap_or_default()).collect()
         });
         bad.sort_unstable();
-        for (at, seq) in bad {
-            self.problem(path, at, Some(seq), "event hash does not match its content");
+        for (at, seq, why) in bad {
+            self.problem(path, at, Some(seq), why);
         }
     }
 
