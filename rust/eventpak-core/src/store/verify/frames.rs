@@ -6,13 +6,13 @@ use std::path::Path;
 use super::{Chain, Checker, INDEX_CHUNK};
 use crate::crypt::PayloadKeys;
 use crate::error::{Error, Result};
-use crate::store::forget::open_view;
 use crate::event::{chain_hash, HashedFields};
 use crate::segment::layout::SEGMENT_PADDING_OFFSET;
 use crate::segment::{
     decode_frame, load_seals, map_segment, Decoded, FrameView, SegmentHeader, FIRST_SEALED_VERSION,
     SEALS_FILE, SEGMENT_HEADER_LEN,
 };
+use crate::store::forget::open_view;
 
 /// What is wrong with the frame at `at` (already decoded once): a hash that is not that of
 /// its own content, or, in an encrypted store, a payload that does not open (a key the key
