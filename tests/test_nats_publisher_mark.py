@@ -29,6 +29,15 @@ from test_nats_publisher_stream import append, checkpoint
 ALL = ep.Region.all()
 
 
+def publishing(store: ep.Store, urls: list[str], n: int) -> ep.nats.Publisher:
+    """A publisher of ``store``, once it published ``n`` events appended now."""
+    pub = ep.nats.Publisher(store, ALL, servers=urls, ack_timeout=1.0)
+    append(store, n)
+    head = store.head()
+    wait_until(lambda: pub.position == head)
+    return pub
+
+
 def purge(urls: list[str]) -> None:
     jsm_call(urls, lambda jsm: jsm.purge_stream("EVENTS"))
 
@@ -129,9 +138,7 @@ def test_a_stream_made_again_under_a_running_publisher_gets_the_region_from_the_
     # server that forgot its last id would; the stream is new (last sequence 0), so the region
     # goes from its first event, naming no predecessor.
     with ep.Store.open(tmp_path / "origin") as store:
-        pub = ep.nats.Publisher(store, ALL, servers=nats_server.urls, stream="EVENTS", ack_timeout=1.0)
-        append(store, 10)
-        wait_until(lambda: pub.position == 9)
+        pub = publishing(store, nats_server.urls, 10)
         recreate_stream(nats_server.urls)
         append(store, 1)
         wait_until(lambda: pub.position == 10)
@@ -254,9 +261,7 @@ def test_a_mark_naming_an_event_the_store_does_not_hold_is_refused(
     # stream's end, or new events at the mark's sequences would be counted sent unsent.
     urls = nats_server.urls
     with ep.Store.open(tmp_path / "origin") as store:
-        pub = ep.nats.Publisher(store, ALL, servers=urls, ack_timeout=1.0)
-        append(store, 10)
-        wait_until(lambda: pub.position == 9)
+        pub = publishing(store, urls, 10)
         store.backup(tmp_path / "older")
         append(store, 10)
         wait_until(lambda: pub.position == 19)
@@ -289,10 +294,7 @@ def test_a_stream_made_again_after_the_publisher_read_it_empty_gets_the_region(
     # last sequence the publisher read, so the new stream refuses it and is read again.
     urls = nats_server.urls
     with ep.Store.open(tmp_path / "origin") as store:
-        pub = ep.nats.Publisher(store, ALL, servers=urls, ack_timeout=1.0)
-        append(store, 10)
-        wait_until(lambda: pub.position == 9)
-        pub.stop_and_join()
+        publishing(store, urls, 10).stop_and_join()
         purge(urls)
         pub = ep.nats.Publisher(store, ALL, servers=urls, ack_timeout=1.0)
         recreate_stream(urls)

@@ -31,7 +31,7 @@ pub(super) fn take_lock(data_dir: &Path, read_only: bool, shared: bool) -> Resul
             // may only read the store) locks it as it is: `flock` needs no write access.
             let unwritable =
                 e.kind() == std::io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(libc::EROFS);
-            if read_only && unwritable && path.exists() {
+            if read_only && !shared && unwritable && path.exists() {
                 File::open(&path)
             } else {
                 Err(e)
