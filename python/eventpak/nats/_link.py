@@ -194,7 +194,7 @@ class Link:
         # a stream made again or put back meanwhile refuses it, and is read again.
         expect, self.expect_seq = self.expect_seq, None
         if named is None and follows is not None:
-            expect = None
+            expect = None  # chained: the server checks it by its predecessor's id
         alone = named is not None or expect is not None
         try:
             data, n = nats_publish_commands(

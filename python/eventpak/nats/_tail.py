@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._native import Cursor, Region
+from .._native import Cursor, Event, Region
 from ..errors import EventNotFound, InvalidConfig, ReplicationRefused
 from ._mark import Mark, event_before_last
 from ._wire import HEADER_PREFIX, MSG_ID
@@ -114,8 +114,9 @@ async def read_tail(
             stops=PUBLISHER_STOPS,
         )
     tail = (int(headers[HEADER_PREFIX + "global_sequence"]), headers[MSG_ID])
-    check_ours(store, stream, *tail)
-    check_region(store, region, stream, tail[1])
+    event = check_ours(store, stream, *tail)
+    if event is not None:  # an event compaction removed is not checked
+        check_region(region, stream, event)
     return StreamEnd(tail, seq, info.state.last_seq, gone)
 
 
@@ -129,16 +130,17 @@ def predecessor(store: Store, region: Region, checkpoint_id: str, before: int) -
     return str(at[0].event_id) if at and at[0].global_sequence == saved.position else None
 
 
-def check_ours(store: Store, stream: str, global_sequence: int, event_id: str) -> None:
-    """Raises ``ep.ReplicationRefused`` unless ``store`` holds event ``event_id`` at
-    ``global_sequence``, or holds no event there that could be compared (a hole: an event
-    removed by compaction, a cancelled fence)."""
+def check_ours(store: Store, stream: str, global_sequence: int, event_id: str) -> Event | None:
+    """The event ``event_id``, which ``store`` holds at ``global_sequence``; ``None`` when it
+    holds no event there that could be compared (a hole: an event removed by compaction, a
+    cancelled fence). Raises ``ep.ReplicationRefused`` otherwise."""
     try:
-        here = store.get(event_id).global_sequence
+        event: Event | None = store.get(event_id)
     except EventNotFound:
-        here = None
+        event = None
+    here = None if event is None else event.global_sequence
     if here == global_sequence:
-        return
+        return event
     head = store.head()
     if here is not None:
         why = f"this store holds that event at global sequence {here}"
@@ -147,7 +149,7 @@ def check_ours(store: Store, stream: str, global_sequence: int, event_id: str) -
     else:
         at = store.query(Region.all(), after=global_sequence - 1 if global_sequence else None, limit=1)
         if not at or at[0].global_sequence != global_sequence:
-            return  # nothing here to compare with
+            return None  # nothing here to compare with
         why = f"this store holds event {at[0].event_id} there"
     raise ReplicationRefused(
         None,
@@ -159,18 +161,14 @@ def check_ours(store: Store, stream: str, global_sequence: int, event_id: str) -
     )
 
 
-def check_region(store: Store, region: Region, stream: str, event_id: str) -> None:
-    """Raises ``ep.ReplicationRefused`` when ``store``'s event ``event_id`` is not one of
+def check_region(region: Region, stream: str, event: Event) -> None:
+    """Raises ``ep.ReplicationRefused`` when the stream's last ``event`` is not one of
     ``region``: another publisher of the store (of another region) sends to the stream, and
-    each would skip the other's events as sent. An event compaction removed is not checked."""
-    try:
-        event = store.get(event_id)
-    except EventNotFound:
-        return
+    each would skip the other's events as sent."""
     if not region.matches((event.entity, event.scope), event.kind, event.entity_sequence, tags=event.tags):
         raise ReplicationRefused(
             None,
-            f"the last message of stream {stream} is event {event_id} ({event.entity}, {event.kind}), "
+            f"the last message of stream {stream} is event {event.event_id} ({event.entity}, {event.kind}), "
             "which is not in this publisher's region: another publisher of this store sends "
             "there; a stream takes one publisher's events, so give each region a stream of its own",
             stops=PUBLISHER_STOPS,
