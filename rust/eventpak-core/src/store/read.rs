@@ -200,11 +200,17 @@ impl Store {
             let index = self.index()?;
             let cancelled: u64 = index.visibility.cancelled.iter().map(|(start, end)| end - start).sum();
             // A replica's holes are numbers its log skips, and compaction's the events it
-            // removed: neither is an event, durable or not. Holes past the durable ones are
-            // few (the unsynced tail), so they are counted and the rest taken from the total.
+            // removed: neither is an event, durable or not. The holes past the durable ones
+            // (in the unsynced tail, which with sync="never" may be a whole segment) are
+            // counted only when the log has any, and the rest taken from the total.
             let durable_seqs = self.durable_events().min(index.len());
-            let holes_after = index.entries[durable_seqs as usize..].iter().filter(|m| m.is_hole()).count();
-            let durable = durable_seqs - (index.holes() - holes_after as u64);
+            let durable = match index.holes() {
+                0 => durable_seqs,
+                holes => {
+                    let tail = &index.entries[durable_seqs as usize..];
+                    durable_seqs - (holes - tail.iter().filter(|m| m.is_hole()).count() as u64)
+                }
+            };
             (
                 index.len() - index.holes(),
                 cancelled + index.pending.len() as u64,
