@@ -309,3 +309,42 @@ def test_the_command_line_reads_an_encrypted_store_with_its_key_from_the_environ
     records = [json.loads(line) for line in done.stdout.splitlines()]
     assert [(r["entity"], r["payload"]) for r in records] == [("a", {"v": 1}), ("gone", None)]
     assert key.hex() not in done.stdout + done.stderr + refused.stderr
+
+
+def test_the_command_line_names_its_key_variable_when_the_key_is_missing_short_wrong_or_not_wanted(
+    data_dir, key, tmp_path
+) -> None:
+    import os
+
+    from cli_helpers import run_cli
+
+    with ep.Store.open(data_dir, encryption_key=key) as store:
+        store.append(("a", "s"), "k", {"v": 1})
+    clear_dir = tmp_path / "clear"
+    with ep.Store.open(clear_dir) as store:
+        store.append(("a", "s"), "k", {"v": 1})
+    env = {k: v for k, v in os.environ.items() if k != "EVENTPAK_ENCRYPTION_KEY"}
+
+    def stderr(command: str, target, value: str | None) -> str:
+        extra = {} if value is None else {"EVENTPAK_ENCRYPTION_KEY": value}
+        rule = ["--kind", "k"] if command == "compact" else []
+        done = run_cli(command, str(target), *rule, env={**env, **extra})
+        assert done.returncode == 1, done.stdout
+        return done.stderr.strip()
+
+    for command in ("stats", "verify", "compact"):
+        assert stderr(command, data_dir, None) == (
+            f"eventpak: {data_dir} is encrypted: set EVENTPAK_ENCRYPTION_KEY to its store key (64 hex digits)"
+        )
+        # Hex of the wrong length is refused as the variable's fault, before the store is opened.
+        assert stderr(command, data_dir, key.hex()[:-2]) == (
+            "eventpak: EVENTPAK_ENCRYPTION_KEY must hold the store key as 64 hex digits"
+        )
+        assert stderr(command, data_dir, "ab" * 32) == (
+            "eventpak: EVENTPAK_ENCRYPTION_KEY is not the key this store was encrypted with"
+        )
+        assert stderr(command, clear_dir, key.hex()) == (
+            f"eventpak: {clear_dir} was created without encryption: unset EVENTPAK_ENCRYPTION_KEY"
+        )
+    with ep.Store.open(data_dir, encryption_key=key, read_only=True) as store:
+        assert [e.payload for e in store.query(ep.Region.all())] == [{"v": 1}]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import Event, InvalidRegion, Region, Store
-from ..errors import PayloadForgotten, StorageFailed
+from ..errors import InvalidConfig, PayloadForgotten, StorageFailed
 
 __all__ = [
     "EVENT_COLUMNS_HELP",
@@ -79,9 +79,31 @@ def encryption_key(variable: str = KEY_VARIABLE) -> bytes | None:
     if not text:
         return None
     try:
-        return bytes.fromhex(text.strip())
+        key = bytes.fromhex(text.strip())
     except ValueError:
-        raise Refused(f"{variable} must hold the store key as 64 hex digits") from None
+        key = b""
+    if len(key) != 32:
+        raise Refused(f"{variable} must hold the store key as 64 hex digits")
+    return key
+
+
+def open_with_key(data_dir: str, **options: Any) -> Store:
+    """``Store.open`` with the key from ``EVENTPAK_ENCRYPTION_KEY``. The engine's refusals of a
+    missing or wrong key name the ``encryption_key`` argument; a command-line user sets the
+    variable instead, so the refusal names that."""
+    key = encryption_key()
+    try:
+        return Store.open(data_dir, encryption_key=key, **options)
+    except InvalidConfig as exc:
+        text = exc.reason
+        if "encryption_key" not in text:
+            raise
+        if key is None and "is encrypted" in text:
+            needs = f"set {KEY_VARIABLE} to its store key (64 hex digits)"
+            raise Refused(f"{data_dir} is encrypted: {needs}") from exc
+        if "without encryption" in text:
+            raise Refused(f"{data_dir} was created without encryption: unset {KEY_VARIABLE}") from exc
+        raise Refused(text.replace("encryption_key", KEY_VARIABLE)) from exc
 
 
 def open_for_reading(data_dir: str) -> Store:
@@ -91,7 +113,7 @@ def open_for_reading(data_dir: str) -> Store:
     ``EVENTPAK_ENCRYPTION_KEY``."""
     check_data_dir(data_dir)
     try:
-        return Store.open(data_dir, read_only=True, shared=True, encryption_key=encryption_key())
+        return open_with_key(data_dir, read_only=True, shared=True)
     except StorageFailed as exc:
         raise open_refusal(exc, data_dir, READER_NEEDS) from exc
 

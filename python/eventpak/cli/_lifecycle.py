@@ -20,6 +20,7 @@ from ._base import (
     encryption_key,
     kind,
     open_refusal,
+    open_with_key,
 )
 from ._output import print_json, progress_bar, size
 from ._signals import signals_held
@@ -94,7 +95,7 @@ def _seconds(text: str) -> float:
 def _open_exclusive(data_dir: str, command: str) -> Store:
     check_data_dir(data_dir)
     try:
-        return Store.open(data_dir, encryption_key=encryption_key())
+        return open_with_key(data_dir)
     except StorageFailed as exc:
         raise open_refusal(exc, data_dir, f"{command} changes the store in place") from exc
     except StoreLocked as exc:
