@@ -147,8 +147,11 @@ impl Durability {
     pub fn lead(writer: &Mutex<Writer>) -> Result<(u64, bool)> {
         let (file, written) = {
             let w = writer.lock();
-            if let Some(failure) = w.failure() {
-                return Err(failure.clone());
+            match w.failure() {
+                // Events written before a failed frame write are acknowledged once fsynced.
+                Some(_) if w.may_sync() => {}
+                Some(failure) => return Err(failure.clone()),
+                None => {}
             }
             (w.active_for_sync(), w.written())
         };

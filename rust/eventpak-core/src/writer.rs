@@ -60,6 +60,11 @@ pub struct Writer {
     batch_start: u64,
     /// The first failure (always a [`Error::StorageFailed`]); set once, reported forever.
     failure: Option<Error>,
+    /// The failure is a frame write that failed (a full disk, say) and nothing was fsynced
+    /// since: the batches written before it can still be made durable by a first fsync.
+    /// Any other failure (an fsync above all: its outcome is unknown, it is never retried)
+    /// clears it.
+    only_a_write_failed: bool,
     /// The active segment must not take more frames: it is already sealed (a crash came
     /// between its seal and the next segment), or it is of an older format version.
     rotate_before_write: bool,
@@ -97,6 +102,7 @@ impl Writer {
             spans: Vec::new(),
             batch_start: 0,
             failure: None,
+            only_a_write_failed: false,
             rotate_before_write,
             encrypted: false,
             sealed_events: 0,
@@ -190,6 +196,14 @@ impl Writer {
     /// Stops the writer for good: later appends fail with [`Error::StorageFailed`].
     pub fn poison(&mut self, why: Error) {
         self.failure.get_or_insert_with(|| why.into_storage_failure());
+        self.only_a_write_failed = false;
+    }
+
+    /// True when what this writer wrote may still be fsynced: it is healthy, or it only
+    /// stopped on a failed frame write. The frames before that write are whole in the
+    /// page cache; a torn batch after them is cut off by recovery, as after a crash.
+    pub fn may_sync(&self) -> bool {
+        self.failure.is_none() || self.only_a_write_failed
     }
 
     /// Errors when the writer is poisoned.
@@ -255,7 +269,9 @@ impl Writer {
         let Some(file) = &self.file else { return Err(Error::StoreClosed) };
         if let Err(e) = self.storage.write(file, &self.path, &self.buf) {
             let err = Error::storage("writing frames", e);
+            let first = self.failure.is_none();
             self.poison(err.clone());
+            self.only_a_write_failed = first;
             return Err(err);
         }
         self.batch_start = self.segment_len;

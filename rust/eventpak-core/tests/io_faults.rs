@@ -105,3 +105,46 @@ fn a_failed_write_or_fsync_poisons_the_writer_for_good() {
         assert!(store.stats().unwrap().writer_failure.is_some());
     }
 }
+
+/// `append_each` (the event loop's way of appending for many tasks at once) writes each
+/// request as its own commit. When a frame write fails part-way (a full disk), the events
+/// written before it are whole: one fsync still makes them durable, so they are
+/// acknowledged, and only the failed write and those after it are errors. Reporting the
+/// earlier ones as failed would have a caller retry events the store keeps.
+#[test]
+fn a_failed_write_leaves_the_events_written_before_it_acknowledged() {
+    let req = |i: usize| eventpak_core::AppendRequest {
+        entity: "e".into(),
+        scope: "s".into(),
+        kind: "k".into(),
+        payload: format!("payload {i}").into_bytes(),
+        ..Default::default()
+    };
+    let counting = Arc::new(FaultStorage::default());
+    let dir = tempfile::tempdir().unwrap();
+    Store::open_with(dir.path(), config(), counting.clone()).unwrap().close().unwrap();
+    let writes_at_open = counting.count(Op::Write);
+
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Arc::new(FaultStorage::failing(Op::Write, writes_at_open + 5, false));
+    let store = Store::open_with(dir.path(), config(), storage.clone()).unwrap();
+    let outcomes = store.append_each((0..10).map(req).collect());
+    assert!(storage.tripped());
+    let acknowledged: Vec<u64> = outcomes.iter().flatten().map(|r| r.global_sequence).collect();
+    let written = acknowledged.len();
+    assert!((1..10).contains(&written), "the write fails part-way: {outcomes:?}");
+    assert_eq!(acknowledged, (0..written as u64).collect::<Vec<_>>(), "{outcomes:?}");
+    assert!(outcomes.iter().flatten().all(|r| r.durable), "sync=always: each acknowledged event is durable");
+    for outcome in &outcomes[written..] {
+        assert!(matches!(outcome, Err(Error::StorageFailed { .. })), "{outcome:?}");
+    }
+    // The writer stays stopped: nothing more is written, and sync() says why.
+    assert!(matches!(store.append(req(10)), Err(Error::StorageFailed { .. })));
+    assert!(matches!(store.sync(), Err(Error::StorageFailed { .. })));
+    drop(store);
+
+    let store = Store::open_with(dir.path(), config(), Arc::new(OsStorage)).unwrap();
+    let stored = store.read_events(&(0..10).collect::<Vec<u64>>()).unwrap();
+    let payloads: Vec<Vec<u8>> = stored.iter().map(|e| e.view().payload().to_vec()).collect();
+    assert_eq!(payloads, (0..written).map(|i| req(i).payload).collect::<Vec<_>>());
+}
