@@ -243,3 +243,42 @@ fn rotation_torn_at(torn_write: usize) {
     assert_eq!(reopened.stats().unwrap().segments, 2, "the sealed segment took no frame after its seal");
     assert!(reopened.verify(&mut |_, _| true).unwrap().problems.is_empty());
 }
+
+/// A batch's tracking record comes after its last event. A process that followed the
+/// other's batch (by reading, or only at its close) must follow it to its end: its index
+/// checkpoint once ended between the events and the record, and every later open of the
+/// dir failed with "frame out of place in its batch"; a shared reader's verify reported the
+/// batch as torn.
+#[test]
+fn a_follower_stops_after_a_batchs_tracking_record_not_inside_the_batch() {
+    use eventpak_core::{CommitGuards, Tracking};
+    let tracked = |position| CommitGuards {
+        tracking: Some(Tracking::new("mailer", position).unwrap()),
+        ..CommitGuards::none()
+    };
+    for reader_reads in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Store::open(dir.path(), shared(SyncMode::Always)).unwrap();
+        let reader =
+            Store::open(dir.path(), StoreConfig { read_only: true, ..shared(SyncMode::Always) }).unwrap();
+        let follower = Store::open(dir.path(), shared(SyncMode::Always)).unwrap();
+        writer.append(request("a", "k", b"first")).unwrap();
+        writer.append_batch_guarded(vec![request("b", "k", b"tracked")], tracked(7)).unwrap();
+        if reader_reads {
+            assert_eq!(all(&follower).len(), 2);
+        }
+        let report = reader.verify(&mut |_, _| true).unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        drop(reader);
+        // The writer leaves first: the follower's close writes the index checkpoint.
+        writer.close().unwrap();
+        follower.close().unwrap();
+        assert!(dir.path().join("index.ckpt").exists());
+        for config in [StoreConfig::default(), shared(SyncMode::Always)] {
+            let reopened = Store::open(dir.path(), config).unwrap();
+            assert_eq!(all(&reopened).len(), 2);
+            assert_eq!(reopened.tracking_position("mailer").unwrap(), Some(7));
+            assert!(reopened.verify(&mut |_, _| true).unwrap().problems.is_empty());
+        }
+    }
+}

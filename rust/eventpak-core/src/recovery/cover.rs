@@ -8,7 +8,7 @@ use memmap2::Mmap;
 
 use crate::event::EventId;
 use crate::index::{CheckpointCover, Index};
-use crate::segment::{decode_frame, Decoded, SegmentHeader, SEGMENT_HEADER_LEN};
+use crate::segment::{decode_frame, Decoded, LogFrame, SegmentHeader, SEGMENT_HEADER_LEN};
 
 /// True when the checkpoint describes a prefix of the segments as they are now: the same
 /// segment ids, the same lengths for all but its last segment, frames (event entries and
@@ -92,11 +92,36 @@ pub(super) fn cover_fits(
     if !next_offset.iter().zip(&cover.segments).all(|(&end, &(_, len))| end == len) {
         return false;
     }
+    if !ends_between_batches(index, maps, n - 1) {
+        return false;
+    }
     let Some(links) = frames_intact(index, maps, !cover.has_causal) else { return false };
     for (seq, causation, correlation) in links {
         index.link_causal(seq, causation, correlation);
     }
     true
+}
+
+/// True when the last frame the checkpoint covers in segment `last` ends its batch (or
+/// the segment has none), so the scan after the cover starts at a batch. A shared-mode
+/// follower of an older build could stop between a batch's events and its tracking record
+/// and checkpoint there; such a checkpoint is stale, and the full scan reads the batch whole.
+/// (In a compacted segment a batch may have lost its last frames: a stale verdict there
+/// only costs the scan.)
+fn ends_between_batches(index: &Index, maps: &[(SegmentHeader, Mmap)], last: usize) -> bool {
+    let in_last = |segment: u32| segment as usize == last;
+    let event = index.entries.iter().rev().filter(|m| !m.is_hole()).take_while(|m| in_last(m.segment)).next();
+    let tracking = index.tracking.frames.iter().rev().find(|f| in_last(f.segment));
+    let place = match (event.map(|m| (m.offset, m.len)), tracking.map(|f| (f.offset, f.len))) {
+        (Some(e), Some(t)) => e.max(t),
+        (e, t) => match e.or(t) {
+            Some(place) => place,
+            None => return true,
+        },
+    };
+    let (offset, len) = (place.0 as usize, place.1 as usize);
+    let Some(bytes) = maps[last].1.get(offset..offset + len) else { return false };
+    LogFrame::decode(bytes).is_ok_and(|frame| frame.batch_index() + 1 == frame.batch_len())
 }
 
 /// Causal links read from frames: `(sequence, causation id, correlation id)`.
@@ -180,4 +205,43 @@ const MAX_THREADS: usize = 8;
 fn available_threads() -> usize {
     static THREADS: OnceLock<usize> = OnceLock::new();
     *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::index::{load_checkpoint, write_checkpoint, TrackingIndex};
+    use crate::io::OsStorage;
+    use crate::{AppendRequest, CommitGuards, Region, Store, StoreConfig, Tracking};
+
+    /// An index checkpoint whose cover ends between a batch's event and its tracking record
+    /// (what a shared-mode follower of an older build wrote at close) is stale: the open
+    /// scans instead of starting mid-batch and failing with "frame out of place".
+    #[test]
+    fn a_checkpoint_ending_inside_a_batch_is_stale_and_the_open_scans() {
+        let dir = tempfile::tempdir().unwrap();
+        let request = |entity: &str| AppendRequest {
+            entity: entity.into(),
+            scope: "s".into(),
+            kind: "k".into(),
+            payload: b"p".to_vec(),
+            ..Default::default()
+        };
+        let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+        store.append(request("a")).unwrap();
+        let tracked =
+            CommitGuards { tracking: Some(Tracking::new("mailer", 7).unwrap()), ..CommitGuards::none() };
+        store.append_batch_guarded(vec![request("b")], tracked).unwrap();
+        store.close().unwrap();
+        drop(store);
+
+        let (mut index, mut cover) = load_checkpoint(dir.path()).unwrap().expect("close wrote one");
+        let record = index.tracking.frames()[0];
+        index.tracking = TrackingIndex::default();
+        cover.segments.last_mut().unwrap().1 = record.offset;
+        write_checkpoint(&OsStorage, dir.path(), &index, &cover).unwrap();
+
+        let store = Store::open(dir.path(), StoreConfig::default()).unwrap();
+        assert_eq!(store.query(&Region::all(), None, None).unwrap().len(), 2);
+        assert_eq!(store.tracking_position("mailer").unwrap(), Some(7));
+    }
 }

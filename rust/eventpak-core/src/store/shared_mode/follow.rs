@@ -26,9 +26,9 @@ impl Store {
     /// Indexes every event published since the last follow, and adopts a changed
     /// `hidden.ranges`. Costs two atomic loads when nothing changed.
     ///
-    /// Tracking records are indexed as the follow passes them, so one published after the
-    /// newest event is not reached here: [`Store::follow_to_end`] reads to the published
-    /// end of the log, under the write lock.
+    /// Tracking records are indexed as the follow passes them: one that ends the batch of
+    /// the newest event is reached here; one written in a batch of its own after it is not
+    /// ([`Store::follow_to_end`] reads to the published end of the log, under the write lock).
     pub(in crate::store) fn follow(&self, mode: &SharedMode) -> Result<()> {
         self.follow_through(mode, None)
     }
@@ -101,7 +101,14 @@ impl Store {
         let map = segments.map(tail.position, file_len)?;
         let bytes = &map.bytes()[..file_len as usize];
         let visibility = index.visibility.clone();
-        while (index.len() < target || before_end(segments, tail, end)) && tail.offset < file_len {
+        // The tail stops only between batches: a batch's tracking record comes after its
+        // last event, and an index checkpoint or a verify that ended at the tail would
+        // otherwise start or stop inside the batch. A batch is written whole before any of
+        // its events is published, so its frames are all in the file by now.
+        let mut inside_batch = false;
+        while (index.len() < target || inside_batch || before_end(segments, tail, end))
+            && tail.offset < file_len
+        {
             let at = tail.offset;
             let frame = match LogFrame::decode(&bytes[at as usize..]) {
                 Ok(frame) => frame,
@@ -130,6 +137,7 @@ impl Store {
                 }
             }
             tail.offset += frame.frame_len() as u64;
+            inside_batch = frame.batch_index() + 1 < frame.batch_len();
         }
         Ok(())
     }
