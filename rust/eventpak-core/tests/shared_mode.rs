@@ -267,9 +267,16 @@ fn a_follower_stops_after_a_batchs_tracking_record_not_inside_the_batch() {
         if reader_reads {
             assert_eq!(all(&follower).len(), 2);
         }
-        let report = reader.verify(&mut |_, _| true).unwrap();
-        assert!(report.problems.is_empty(), "{:?}", report.problems);
-        drop(reader);
+        // A reader that was there before the batch follows it; one that joins after it
+        // reads it at open.
+        let joiner =
+            Store::open(dir.path(), StoreConfig { read_only: true, ..shared(SyncMode::Always) }).unwrap();
+        for reader in [&reader, &joiner] {
+            let report = reader.verify(&mut |_, _| true).unwrap();
+            assert!(report.problems.is_empty(), "{:?}", report.problems);
+            assert_eq!(reader.tracking_position("mailer").unwrap(), Some(7));
+        }
+        drop((reader, joiner));
         // The writer leaves first: the follower's close writes the index checkpoint.
         writer.close().unwrap();
         follower.close().unwrap();
