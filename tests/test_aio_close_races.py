@@ -178,3 +178,53 @@ def test_aclose_from_another_task_ends_the_loop_whose_fetch_it_ends(run: Runner[
             assert saved is not None and saved.position == 0  # it had asked for more
 
     run(main())
+
+
+def test_a_cancelled_close_still_closes_and_every_close_waits_for_it(run: Runner[Any], data_dir: Path) -> None:
+    async def main() -> None:
+        store = await ep.aio.open(data_dir)
+        await store.append(("e", "s"), "k", 1)
+        in_handler, release = asyncio.Event(), asyncio.Event()
+
+        async def handler(batch: list[ep.Event], st: Any, witness: Any) -> None:
+            in_handler.set()
+            await release.wait()
+
+        store.worker(WORK, handler)
+        await in_handler.wait()
+        first = asyncio.create_task(store.close())
+        second = asyncio.create_task(store.close())
+        await asyncio.sleep(0)  # both are waiting for the worker's batch now
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert not second.done() and not store.sync_store.closed
+        release.set()
+        await second  # returns only once the store is closed, though the first was cancelled
+        assert store.sync_store.closed
+        await store.close()  # idempotent
+        with ep.Store.open(data_dir) as again:  # the data dir was released
+            assert again.stats()["events"] == 1
+
+    run(main())
+
+
+def test_close_from_a_workers_handler_returns_and_the_store_closes_after_it(
+    run: Runner[Any], data_dir: Path
+) -> None:
+    async def main() -> None:
+        store = await ep.aio.open(data_dir)
+        await store.append(("e", "s"), "shutdown", 1)
+        returned = asyncio.Event()
+
+        async def handler(batch: list[ep.Event], st: Any, witness: Any) -> None:
+            await st.close()
+            returned.set()
+
+        handle = store.worker(WORK, handler)
+        await returned.wait()
+        await handle.join()
+        await store.close()  # waits for the closing the handler started
+        assert store.sync_store.closed
+
+    run(main())

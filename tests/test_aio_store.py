@@ -162,6 +162,10 @@ def test_a_fence_hides_its_events_until_the_block_ends(run: Runner[Any], data_di
                 assert await store.query(ALL) == []  # invisible while open
                 with pytest.raises(ep.FenceActive):
                     await store.append(("a", "s"), "Own", {})  # this task's own fence
+                with pytest.raises(ep.FenceActive):  # at once, not after fence_wait_ms
+                    async with store.fence():
+                        pass
+                assert fence.state == "open"
                 entered.set()
                 await asyncio.sleep(0)  # let the other task queue its append behind the fence
                 assert outside == []

@@ -4,6 +4,7 @@ waiting for commits with no thread and no wake-up while idle."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import selectors
 import threading
 import time
@@ -322,3 +323,62 @@ def test_closing_the_store_while_a_worker_pulls_does_not_hang(run: Runner[Any], 
 
     for _ in range(5):
         run(main())
+
+
+def test_a_read_only_store_refuses_a_subscription_with_a_checkpoint_id_at_once(
+    run: Runner[Any], data_dir: Path
+) -> None:
+    with ep.Store.open(data_dir) as store:
+        store.append_batch([(("e", "s"), "k", i) for i in range(1500)])
+
+    async def main() -> None:
+        async with await ep.aio.open(data_dir, read_only=True) as store:
+            with pytest.raises(ep.ReadOnlyStore, match="checkpoint_id"):
+                store.subscribe(ep.Region.all(), checkpoint_id="reader")
+            # Without one it reads, from the start or from a position the caller keeps.
+            seen = []
+            async for event in store.subscribe(ep.Region.all(), after=1497):
+                seen.append(event.payload)
+                if len(seen) == 2:
+                    break
+            assert seen == [1498, 1499]
+        assert not (data_dir / "cursors" / "reader.ckpt").exists()
+
+    run(main())
+
+
+def test_a_subscriber_cancelled_at_the_tail_ends_and_its_lease_goes_when_it_is_dropped(
+    run: Runner[Any], data_dir: Path
+) -> None:
+    """A client that disconnects from a stream: its task is cancelled while the subscription
+    pulls or waits for a commit. Once nothing is fetched for it, the fetch ends; the dropped
+    subscription then lets its checkpoint's lease go, and the client can connect again."""
+
+    async def main() -> None:
+        async with ep.aio.open(data_dir) as store:
+            await store.append(("other", "s"), "k", 0)
+
+            async def client(user: int) -> None:
+                async for _ in store.subscribe(ep.Region.entity(f"user{user}"), checkpoint_id=f"u{user}"):
+                    pass
+
+            for ready_steps in range(6):  # cancelled at different points of the first fetch
+                tasks = [asyncio.create_task(client(i)) for i in range(10)]
+                for _ in range(ready_steps):
+                    await asyncio.sleep(0)
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                del tasks
+                # A fetch already on the pool finishes its pull first, then ends.
+                deadline = time.monotonic() + 60
+                while asyncio.all_tasks() != {asyncio.current_task()} and time.monotonic() < deadline:
+                    gc.collect()
+                    await asyncio.sleep(0.001)
+                assert asyncio.all_tasks() == {asyncio.current_task()}, "a fetch task was left behind"
+            await store.append(("user0", "s"), "k", "hello")
+            async for event in store.subscribe(ep.Region.entity("user0"), checkpoint_id="u0"):
+                assert event.payload == "hello"
+                break
+
+    run(main())

@@ -60,12 +60,12 @@ class CheckpointWriteFailed(EventpakError):
 
 
 class CheckpointInUse(EventpakError):
-    """A live worker already uses this checkpoint id; at most one may."""
+    """A live worker or subscription already uses this checkpoint id; at most one may."""
 
     def __init__(self, checkpoint_id: str, path: str) -> None:
         super().__init__(
-            f"checkpoint {checkpoint_id!r} of {path} is in use by a live worker; stop it first, "
-            "or give this worker another checkpoint_id"
+            f"checkpoint {checkpoint_id!r} of {path} is in use by a live worker or subscription "
+            "(in this process or another); stop it first, or use another checkpoint_id"
         )
         self.checkpoint_id = checkpoint_id
         self.path = path

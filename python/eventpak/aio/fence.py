@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Unpack
 
 from .._native import AppendReceipt, AppendRequest
-from ..errors import StoreClosed
+from ..errors import FenceActive, StoreClosed
 from ..fence import Fence, refuse_commit_options
 from ..options import BatchItem, CoordinateLike, EventOptions
 
@@ -37,6 +37,9 @@ class AsyncFence:
         return self._fence.state
 
     async def __aenter__(self) -> AsyncFence:
+        if self._store._fence_task is not None and asyncio.current_task() is self._store._fence_task:
+            self._give_back()
+            raise FenceActive()  # a second fence in the task holding one would wait for it
         entering = asyncio.ensure_future(self._run(self._fence.__enter__))
         try:
             await asyncio.shield(entering)

@@ -23,10 +23,16 @@ __all__ = ["next_batch"]
 
 
 async def next_batch(
-    store: AsyncStore, cursor: Cursor, size: int, stopped: Callable[[], bool]
+    store: AsyncStore,
+    cursor: Cursor,
+    size: int,
+    stopped: Callable[[], bool],
+    parked: Callable[[bool], None] = lambda _: None,
 ) -> list[Event] | None:
     """The cursor's next non-empty batch of at most ``size`` events, waiting for commits as
-    long as it takes; ``None`` once ``stopped()`` says so (checked before each wait)."""
+    long as it takes; ``None`` once ``stopped()`` says so (checked before each wait).
+    ``parked(True)`` and ``parked(False)`` frame each wait for a commit: cancelling the pull
+    there loses nothing (the cursor has not moved since its last empty pull)."""
     watch = store._watch()
     at_tail = False
     while not stopped():
@@ -41,6 +47,10 @@ async def next_batch(
             return batch
         if stopped():  # a stop during the pull found no waiter to wake
             break
-        await watch.wait(seen)
+        parked(True)
+        try:
+            await watch.wait(seen)
+        finally:
+            parked(False)
         at_tail = True
     return None

@@ -20,7 +20,7 @@ from .._native import (
     Tracking,
 )
 from ..config import StoreStats
-from ..errors import FenceActive, StoreClosed
+from ..errors import FenceActive, ReadOnlyStore, StoreClosed
 from ..options import BatchItem, CoordinateLike, EventOptions
 from ..projection import Freshness, Projection
 from ..retention import CompactionReport, Retention
@@ -76,6 +76,7 @@ class AsyncStore:
         self._fence_task: asyncio.Task[Any] | None = None
         self._workers: list[AsyncWorkerHandle] = []
         self._closing = False
+        self._close_task: asyncio.Future[None] | None = None
 
     @property
     def sync_store(self) -> Store:
@@ -192,7 +193,11 @@ class AsyncStore:
         self, region: Region, after: int | None = None, checkpoint_id: str | None = None
     ) -> Subscription:
         """``async for event in store.subscribe(region)``: the region's events in commit
-        order, then each new one as it is committed (see :class:`Subscription`)."""
+        order, then each new one as it is committed (see :class:`Subscription`). With
+        ``checkpoint_id`` it saves its position as it goes, which a ``read_only`` store
+        refuses at once (``ep.ReadOnlyStore``), as it refuses a durable worker."""
+        if checkpoint_id is not None and self._native.read_only:
+            raise ReadOnlyStore(self.path, "a subscription with a checkpoint_id (it saves its position)")
         return Subscription(self, region, after, checkpoint_id)
 
     def worker(self, region: Region, handler: AsyncHandler, config: Any = None) -> AsyncWorkerHandle:
@@ -213,11 +218,18 @@ class AsyncStore:
         batch in its handler (saving its checkpoint, parking its dead letters; its calls are
         still served meanwhile) and cancels those still in their handler after ``timeout``
         seconds, then closes the store (sync, index checkpoint, release of the data dir).
-        Idempotent."""
+        Idempotent: every call waits for the one closing, and cancelling a call does not
+        stop the closing. From a worker's handler it returns at once (the closing waits for
+        that handler to return)."""
         self._check_loop()
-        if self._closing:
+        if self._close_task is None:
+            self._closing = True  # from here on only the stopping workers' calls are served
+            self._close_task = asyncio.ensure_future(self._close_now(timeout))
+        if worker_of.get() is self:
             return
-        self._closing = True  # from here on only the stopping workers' calls are served
+        await asyncio.shield(self._close_task)
+
+    async def _close_now(self, timeout: float | None) -> None:
         workers, self._workers = self._workers, []
         for worker in workers:
             worker.stop()

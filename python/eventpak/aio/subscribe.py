@@ -62,6 +62,11 @@ class Subscription:
         # loses nothing (the next call receives what it fetched, the cursor having moved).
         self._fetching: asyncio.Task[list[Event] | None] | None = None
         self._ending: asyncio.Task[None] | None = None
+        # True while the fetch waits for a commit, having fetched nothing.
+        self._parked = False
+        # True once the caller of the fetch under way was cancelled and none has come back:
+        # a fetch that then finds nothing ends instead of waiting on for nobody.
+        self._abandoned = False
         if checkpoint_id is not None:
             Cursor.validate_checkpoint_id(checkpoint_id)
 
@@ -121,6 +126,7 @@ class Subscription:
 
     async def _fetch(self) -> list[Event]:
         """The next non-empty batch, waiting for commits as long as it takes."""
+        self._abandoned = False
         task = self._fetching
         if task is None:
             task = self._fetching = asyncio.ensure_future(self._fetch_or_end())
@@ -131,7 +137,13 @@ class Subscription:
                 self._fetching = None
                 if self._closed and _not_cancelled_itself():
                     raise StopAsyncIteration from None  # aclose() ended it meanwhile
-            raise  # the caller was cancelled: the fetch goes on for the next call
+            # The caller was cancelled. A fetch on the pool goes on for the next call; one
+            # waiting for a commit has fetched nothing and ends with its caller, so that a
+            # subscription then dropped (a client gone) holds no task, and its lease goes.
+            self._abandoned = True
+            if self._parked:
+                self._stop_fetch()
+            raise
         except BaseException:
             self._fetching = None
             raise
@@ -159,11 +171,21 @@ class Subscription:
         if checkpoint_id is not None and finished is not None and not _saved(self._saved, finished):
             # The body finished what it was given (it asked for more): save past it.
             await finish_on_pool(store, _save, cursor, checkpoint_id, finished, keep=self._keep_saved)
-        batch = await next_batch(store, cursor, _BATCH, self._ended)
+        batch = await next_batch(store, cursor, _BATCH, self._ended, self._park)
         if batch is None:
             self._close()
             return None
         return batch
+
+    def _park(self, parked: bool) -> None:
+        self._parked = parked
+        if parked and self._abandoned:
+            self._stop_fetch()
+
+    def _stop_fetch(self) -> None:
+        task, self._fetching = self._fetching, None
+        if task is not None:
+            task.cancel()
 
     def _keep_saved(self, position: int) -> None:
         self._saved = position
@@ -191,7 +213,7 @@ class Subscription:
     async def _open(self) -> Cursor:
         store = self._store
         checkpoint_id, native = self._checkpoint_id, store.sync_store._native
-        if checkpoint_id is not None and not native.read_only:
+        if checkpoint_id is not None:  # (a read-only store refused it at subscribe())
             # Kept even by a fetch cancelled meanwhile: the ending releases it, not the GC.
             await finish_on_pool(store, native.take_worker_lease, checkpoint_id, keep=self._keep_lease)
             if self._lease is None:
