@@ -180,7 +180,9 @@ def test_aclose_from_another_task_ends_the_loop_whose_fetch_it_ends(run: Runner[
     run(main())
 
 
-def test_a_cancelled_close_still_closes_and_every_close_waits_for_it(run: Runner[Any], data_dir: Path) -> None:
+def test_a_cancelled_close_still_closes_and_every_close_waits_for_it(
+    run: Runner[Any], data_dir: Path
+) -> None:
     async def main() -> None:
         store = await ep.aio.open(data_dir)
         await store.append(("e", "s"), "k", 1)
