@@ -59,7 +59,7 @@ def ops_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         store.cursor(R.all().with_kind("note")).commit("fresh")
         events = store.query(R.all())
         assert park(store, "mailer", events[2], _fail("bad amount\nsecond line"), 3)
-        assert park(store, "mailer", events[6], _fail("again"), 2)
+        assert park(store, "mailer", events[6], _fail("again \x1b[2J\x07"), 2)
         assert park(store, "audit", events[1], _fail("audit failed"), 1)
         audit = store.cursor(R.all())
         while audit.poll_batch(1000):
@@ -179,9 +179,9 @@ def test_dead_letters_json_of_one_checkpoint(ops_store: Path) -> None:
         assert record["event"]["hash"] == event.hash.hex()
     assert [(r["message"], r["attempts"], r["error_type"]) for r in records] == [
         ("bad amount\nsecond line", 3, "ValueError"),
-        ("again", 2, "ValueError"),
+        ("again \x1b[2J\x07", 2, "ValueError"),
     ]
-    assert "ValueError: again" in records[1]["traceback"]
+    assert "ValueError: again \x1b[2J\x07" in records[1]["traceback"]
 
 
 def test_dead_letters_of_every_checkpoint_in_plain_lines(ops_store: Path) -> None:
@@ -189,11 +189,12 @@ def test_dead_letters_of_every_checkpoint_in_plain_lines(ops_store: Path) -> Non
     assert done.returncode == 0, done.stderr
     rows = [line.split("\t") for line in done.stdout.splitlines()]
     # Checkpoints in id order, each one's dead letters oldest first; a newline in a message is
-    # written \n, so one dead letter stays one line.
+    # written \n, so one dead letter stays one line, and other control characters (a terminal
+    # escape sequence quoted from a payload) \xNN, so none reaches the terminal raw.
     assert [r[:7] for r in rows] == [
         ["audit", "1", "acct:2", "deposit", "1", "ValueError", "audit failed"],
         ["mailer", "2", "acct:1", "deposit", "3", "ValueError", "bad amount\\nsecond line"],
-        ["mailer", "6", "acct:1", "deposit", "2", "ValueError", "again"],
+        ["mailer", "6", "acct:1", "deposit", "2", "ValueError", "again \\x1b[2J\\x07"],
     ]
     assert all(len(r) == 8 for r in rows)
     every = json_lines(run_cli("dead-letters", str(ops_store), "--json").stdout)

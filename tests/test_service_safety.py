@@ -370,3 +370,49 @@ def test_a_closed_store_kept_referenced_holds_no_descriptor_and_no_segment_mappi
     assert kept.payload == {"i": 0, "pad": "x" * 200} and not worker.is_alive()
     with pytest.raises(ep.StoreClosed):
         cursor.poll_batch(10)
+
+
+def test_a_second_ctrl_c_while_exit_waits_for_a_handler_still_closes_the_store(tmp_path: Path) -> None:
+    """The first Ctrl-C ends the script; exit then waits (bounded) for a handler still
+    running. A second one asks it not to wait: the store is closed all the same (its index
+    checkpoint written), and the process ends without an abort."""
+    script = """
+        import sys, threading, time
+        import eventpak as ep
+
+        store = ep.Store.open(sys.argv[1])
+        entered = threading.Event()
+
+        def handler(batch, st, witness):
+            entered.set()
+            threading.Event().wait()  # never returns: exit has to give up on it
+
+        store.cursor_worker(ep.Region.all(), handler, ep.CursorWorkerConfig(checkpoint_id="slow"))
+        store.append(("a", "s"), "k", 1)
+        entered.wait()
+        print("in handler", flush=True)
+        time.sleep(3600)
+    """
+    data_dir = tmp_path / "data"
+    child = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script), str(data_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    assert child.stdout.readline().strip() == "in handler"
+    _wait_until_sleeping(child.pid)
+    child.send_signal(signal.SIGINT)
+    # The traceback of the first interrupt is printed before the exit hooks run.
+    for line in child.stderr:
+        if line.strip() == "KeyboardInterrupt":
+            break
+    _wait_until_sleeping(child.pid)  # in the exit hook, waiting for the handler
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode in (-signal.SIGINT, 128 + signal.SIGINT), err
+    assert "FATAL" not in err and "Exception ignored in atexit" not in err, err
+    with ep.Store.open(data_dir) as store:
+        assert store.stats()["index_checkpoint"] == "loaded", "the exit closed the store"
+        assert [e.payload for e in store.query(ep.Region.all())] == [1]

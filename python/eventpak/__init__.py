@@ -115,8 +115,10 @@ def _at_exit() -> None:
     # stop workers and close stores while the interpreter is whole, then keep every other
     # thread that comes back from the engine out of Python (see _native.mark_exiting).
     _native.mark_exit_started()
-    close_open_stores_at_exit()
-    _native.mark_exiting()
+    try:
+        close_open_stores_at_exit()
+    finally:
+        _native.mark_exiting()
 
 
 __all__ = [

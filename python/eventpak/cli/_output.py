@@ -52,13 +52,18 @@ class Column:
     wide: bool = False
 
 
-_ESCAPES = str.maketrans({"\t": "\\t", "\n": "\\n", "\r": "\\r"})
+# Every C0 control character and DEL: a dead letter's message may quote a payload holding
+# escape sequences, which would drive the reader's terminal (or a pager) if printed raw.
+_ESCAPES = str.maketrans(
+    {chr(c): f"\\x{c:02x}" for c in [*range(0x20), 0x7F]} | {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+)
 
 
 def plain_line(cells: Iterable[str]) -> str:
     """Cells joined by tabs; a tab, newline or carriage return inside a cell (a dead letter's
-    message may hold one) is written ``\\t``, ``\\n``, ``\\r``, so that one record is one line.
-    A payload's JSON never holds one (JSON escapes them itself)."""
+    message may hold one) is written ``\\t``, ``\\n``, ``\\r``, so that one record is one line,
+    and any other control character as ``\\xNN``, so that none reaches the terminal. A
+    payload's JSON never holds one (JSON escapes them itself)."""
     return "\t".join(cell.translate(_ESCAPES) for cell in cells)
 
 
