@@ -539,3 +539,24 @@ def test_committed_fence_after_a_cancelled_one_continues_the_entity_chain(store,
     assert [e.payload for e in events] == [0, 1, 2]
     assert events[1].prev_hash == first.hash
     assert events[2].prev_hash == r1.hash
+
+
+def test_a_fence_the_store_closed_under_says_cancelled_and_the_blocks_own_error_goes_on(
+    data_dir, coord
+) -> None:
+    store = ep.Store.open(data_dir)
+    with pytest.raises(ValueError, match="the block's own"):
+        with store.fence() as fence:
+            fence.append(coord("a"), "Inside", 1)
+            store.close()  # e.g. from a signal handler or another thread
+            assert fence.state == "cancelled"
+            raise ValueError("the block's own error")
+    assert fence.state == "cancelled"
+    store = ep.Store.open(data_dir)
+    with pytest.raises(ep.StoreClosed):  # a block that ends normally learns it did not commit
+        with store.fence() as fence:
+            fence.append(coord("a"), "Inside", 2)
+            store.close()
+    assert fence.state == "cancelled"
+    with ep.Store.open(data_dir) as reopened:
+        assert reopened.query(ep.Region.all()) == []

@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, Unpack
 
 from ._native import AppendReceipt, AppendRequest, NativeFence
-from .errors import FenceClosed
+from .errors import FenceClosed, StoreClosed
 from .options import COMMIT_OPTIONS, BatchItem, CoordinateLike, EventOptions
 
 if TYPE_CHECKING:
@@ -43,7 +43,10 @@ class Fence:
 
     @property
     def state(self) -> str:
-        """``"new"``, ``"open"``, ``"committed"`` or ``"cancelled"``."""
+        """``"new"``, ``"open"``, ``"committed"`` or ``"cancelled"`` (also once the store
+        closed under an open fence: closing cancels it)."""
+        if self._state == "open" and self._store.closed:
+            return "cancelled"
         return self._state
 
     def __enter__(self) -> Self:
@@ -83,8 +86,15 @@ class Fence:
         if self._native is None or self._state != "open":
             return
         if exc_type is None:
-            self._native.commit()
+            try:
+                self._native.commit()
+            except StoreClosed:
+                self._state = "cancelled"  # the store closed under it, which cancelled it
+                raise
             self._state = "committed"
-        else:
+            return
+        try:
             self._native.cancel()
-            self._state = "cancelled"
+        except StoreClosed:
+            pass  # the closing store cancelled it already: the block's own error goes on
+        self._state = "cancelled"
