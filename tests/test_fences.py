@@ -545,18 +545,17 @@ def test_a_fence_the_store_closed_under_says_cancelled_and_the_blocks_own_error_
     data_dir, coord
 ) -> None:
     store = ep.Store.open(data_dir)
-    with pytest.raises(ValueError, match="the block's own"):
-        with store.fence() as fence:
-            fence.append(coord("a"), "Inside", 1)
-            store.close()  # e.g. from a signal handler or another thread
-            assert fence.state == "cancelled"
-            raise ValueError("the block's own error")
+    with pytest.raises(ValueError, match="the block's own"), store.fence() as fence:
+        fence.append(coord("a"), "Inside", 1)
+        store.close()  # e.g. from a signal handler or another thread
+        assert fence.state == "cancelled"
+        raise ValueError("the block's own error")
     assert fence.state == "cancelled"
     store = ep.Store.open(data_dir)
-    with pytest.raises(ep.StoreClosed):  # a block that ends normally learns it did not commit
-        with store.fence() as fence:
-            fence.append(coord("a"), "Inside", 2)
-            store.close()
+    # A block that ends normally learns that it did not commit.
+    with pytest.raises(ep.StoreClosed), store.fence() as fence:
+        fence.append(coord("a"), "Inside", 2)
+        store.close()
     assert fence.state == "cancelled"
     with ep.Store.open(data_dir) as reopened:
         assert reopened.query(ep.Region.all()) == []

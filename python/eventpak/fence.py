@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, Unpack
@@ -93,8 +94,7 @@ class Fence:
                 raise
             self._state = "committed"
             return
-        try:
+        # A store closed meanwhile cancelled it already: the block's own error goes on.
+        with contextlib.suppress(StoreClosed):
             self._native.cancel()
-        except StoreClosed:
-            pass  # the closing store cancelled it already: the block's own error goes on
         self._state = "cancelled"
