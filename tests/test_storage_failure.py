@@ -77,3 +77,51 @@ def test_a_failed_write_poisons_the_writer_and_reopen_recovers(tmp_path: Path) -
         receipt = store.append(ep.Coordinate("acct:1", "eu"), "deposit", {"i": len(acked)})
         assert receipt.global_sequence == len(acked)
         assert receipt.entity_sequence == len(acked)
+
+
+ADVICE_CHILD = textwrap.dedent(
+    """
+    import json, resource, signal, sys
+    import eventpak as ep
+
+    data_dir, fresh_dir = sys.argv[1], sys.argv[2]
+    store = ep.Store.open(data_dir, sync="always")
+    store.append_batch([(("acct:1", "eu"), "deposit", {"i": i}) for i in range(100)])
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1, 1))  # no file may grow past one byte
+    messages = {}
+    try:
+        store.close()  # everything is fsynced; the index checkpoint cannot be written
+    except ep.StorageFailed as exc:
+        messages["close"] = [exc.context, str(exc)]
+    try:
+        ep.Store.open(fresh_dir)
+    except ep.StorageFailed as exc:
+        messages["open"] = [exc.context, str(exc)]
+    print(json.dumps(messages))
+    """
+)
+
+
+def test_failures_of_open_and_of_the_checkpoint_at_close_do_not_advise_reopening(tmp_path: Path) -> None:
+    """Reopening is the advice for a writer that stopped: what it acknowledged is recovered by
+    the next open. A failed open has no store to reopen, and a checkpoint that could not be
+    written at close loses nothing (the log was fsynced first)."""
+    data_dir = tmp_path / "data"
+    done = subprocess.run(
+        [sys.executable, "-c", ADVICE_CHILD, str(data_dir), str(tmp_path / "fresh")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    messages = json.loads(done.stdout)
+    context, message = messages["close"]
+    assert context == "writing the index checkpoint"
+    assert "reopen" not in message and "every event is durable" in message, message
+    context, message = messages["open"]
+    assert "reopen" not in message and message.endswith("the store was not opened"), message
+    with ep.Store.open(data_dir) as store:
+        assert store.stats()["index_checkpoint"] == "missing"
+        assert [e.payload["i"] for e in store.query(ep.Region.all())] == list(range(100))

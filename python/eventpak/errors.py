@@ -302,6 +302,7 @@ class CorruptSegment(EventpakError):
 # The engine's context prefixes of failures that leave the writer working (`BACKUP_CONTEXT`,
 # `COMPACTION_CONTEXT`, `READ_CONTEXT`, `KEY_FILE_CONTEXT` in its error module).
 _BESIDE_WRITER = ("backup: ", "compaction: ", "read: ", "key file: ")
+_CHECKPOINT_CONTEXT = "writing the index checkpoint"
 
 
 class StorageFailed(EventpakError, OSError):
@@ -319,16 +320,23 @@ class StorageFailed(EventpakError, OSError):
         OSError.__init__(self, errno, strerror, path)
         self.context = context
         self.path = path
+        # Set by `Store.open` for a failure of the open itself: there is no store to reopen.
+        self.opening = False
 
     def __str__(self) -> str:
         code = "" if self.errno is None else f" [errno {self.errno}: {os.strerror(self.errno)}]"
-        # A backup's, a compaction's before its commit, a read's: the store's writer goes on.
-        advice = (
-            "the store itself is unaffected"
-            if self.context.startswith(_BESIDE_WRITER)
-            else "nothing after this failure was acknowledged, reopen the store to recover"
-        )
-        return f"storage failed ({self.context}) in {self.path}: {self.strerror}{code}; {advice}"
+        return f"storage failed ({self.context}) in {self.path}: {self.strerror}{code}; {self._advice()}"
+
+    def _advice(self) -> str:
+        if self.opening:
+            return "the store was not opened"
+        if self.context.startswith(_BESIDE_WRITER):
+            # A backup's, a compaction's before its commit, a read's: the store's writer goes on.
+            return "the store itself is unaffected"
+        if self.context == _CHECKPOINT_CONTEXT:
+            # Written at close after the final fsync: only the cache of the index is missing.
+            return "every event is durable; the next open scans the log instead of loading the checkpoint"
+        return "nothing after this failure was acknowledged, reopen the store to recover"
 
 
 # Subclasses of the name errors above that are also `TypeError`s (a name that is not a str):

@@ -24,7 +24,7 @@ from ._timeouts import wait_seconds
 from .backup import BackupReport, backup_store
 from .config import StoreConfig, StoreOptions, StoreStats
 from .dead_letters import DeadLetter, read_dead_letters
-from .errors import Denial, InvalidConfig, StoreClosed
+from .errors import Denial, InvalidConfig, StorageFailed, StoreClosed
 from .fence import Fence
 from .operations import CheckpointInfo, StoreMetrics, list_checkpoints, metrics
 from .options import AppendOptions, BatchItem, CoordinateLike
@@ -78,9 +78,13 @@ class Store:
                 raise InvalidConfig(f"unknown store option: {exc}") from None
         store = cls.__new__(cls)
         upcasters = config.upcasters.chains() if config.upcasters is not None else None
-        store._native = NativeStore.open(
-            os.fspath(config.path), default=config.default, upcasters=upcasters, **config.engine_options()
-        )
+        try:
+            store._native = NativeStore.open(
+                os.fspath(config.path), default=config.default, upcasters=upcasters, **config.engine_options()
+            )
+        except StorageFailed as exc:
+            exc.opening = True  # its message then does not advise reopening a store never opened
+            raise
         store._projection_cache = (
             config.projection_cache if config.projection_cache is not None else NoCache()
         )
