@@ -822,3 +822,30 @@ def test_a_state_cached_before_a_restore_is_not_served_once_the_history_went_ano
             store.append(("acct:1", "eu"), "deposit", {"amount": 3})
         assert store.project("acct:1", Deposits()) == 21  # cached at 15, then folded on
         assert store.project("acct:1", Deposits()) == 21  # a hit of its own history
+
+
+class Kinds(ep.Projection[tuple[str, ...]]):
+    """An incremental state msgpack cannot carry as it is: a tuple comes back a list."""
+
+    name = "kinds-seen"
+    incremental = True
+
+    def initial(self) -> tuple[str, ...]:
+        return ()
+
+    def apply(self, state: tuple[str, ...], event: ep.Event) -> tuple[str, ...]:
+        return (*state, event.kind)
+
+
+def test_a_state_msgpack_would_change_is_not_cached_and_project_never_fails(
+    cached_store, cache_dir, caplog
+) -> None:
+    with caplog.at_level("WARNING", logger="eventpak"):
+        deposit(cached_store, 1, kind="opened")
+        assert cached_store.project("acct:1", Kinds()) == ("opened",)
+        assert cached_store.project("acct:1", Kinds()) == ("opened",)
+        deposit(cached_store, 2)
+        assert cached_store.project("acct:1", Kinds()) == ("opened", "deposit")
+    assert cache_files(cache_dir) == []
+    warned = [r for r in caplog.records if "kinds-seen is not cached" in r.getMessage()]
+    assert len(warned) == 1  # once per projection per process, not on every call

@@ -34,7 +34,8 @@ class Projection(Generic[S]):
     ``name`` (stable), ``version`` (bump to invalidate cached states), ``kinds`` (relevant
     kinds; empty = every kind) and ``incremental`` (whether a cached state may be brought
     forward with ``apply``); define ``initial`` and ``apply``. Override ``encode``/``decode``
-    for states msgpack cannot carry. Subclasses that define ``__init__`` call
+    for states msgpack cannot carry as they are (a tuple comes back a list: such a state is
+    not cached by the default codec, and each call replays). Subclasses that define ``__init__`` call
     ``super().__init__()``."""
 
     name: ClassVar[str] = ""
@@ -184,6 +185,18 @@ class _Projector:
     def remember(self, state: Any, watermark: int) -> None:
         try:
             value = self.projection.encode(state)
+            if type(self.projection).encode is Projection.encode and decode_payload(value) != state:
+                # msgpack has no tuple (it comes back a list): a cached state must come back
+                # as it was, or the next project() would hand `apply` another type.
+                name = type(self.projection).name
+                if name not in _NOT_CACHEABLE:
+                    _NOT_CACHEABLE.add(name)
+                    log.warning(
+                        "projection %s is not cached: its state does not come back from msgpack "
+                        "as it was (a tuple comes back a list); override encode/decode",
+                        name,
+                    )
+                return
             # Never before the watermark event's own timestamp (the engine's clock may run
             # ahead of the wall clock in a burst of appends), so `same_history` holds for it.
             cached_at_us = max(_now_us(), self.folded_to_us)
@@ -214,6 +227,9 @@ class _Projector:
         self.remember(state, watermark)
         return state
 
+
+# Projections whose state the default codec cannot carry as it is (warned about once).
+_NOT_CACHEABLE: set[str] = set()
 
 # Kind tuples already checked (one per projection class in practice): `project` stays cheap.
 _VALID_KINDS: set[tuple[str, ...]] = set()
