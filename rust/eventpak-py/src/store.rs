@@ -30,6 +30,20 @@ pub struct NativeStore {
     upcasters: Option<Arc<Upcasters>>,
 }
 
+impl Drop for NativeStore {
+    /// A store dropped unclosed closes itself: on a big store its final fsync and index
+    /// checkpoint take a while, which other Python threads must not wait out. Without the GIL
+    /// then, as `close()` runs. (At interpreter exit every store left open was closed first,
+    /// by the package's exit hook, so no thread re-takes the GIL here while Python ends.)
+    fn drop(&mut self) {
+        if self.store.is_closed() {
+            return;
+        }
+        let store = &self.store;
+        Python::attach(|py| py.detach(|| drop(store.close())));
+    }
+}
+
 impl NativeStore {
     /// The engine store.
     pub fn engine(&self) -> &Store {
