@@ -127,3 +127,39 @@ def test_two_shared_stores_of_one_process_close_at_once(tmp_path: Path) -> None:
         with ep.Store.open(path) as store:
             assert len(store.query(ep.Region.all())) == 100 and store.verify().ok
     assert not [n for n in os.listdir(tmp_path / "r0") if n.endswith(".tmp")]
+
+
+def test_a_link_on_the_path_re_pointed_while_open_does_not_move_the_store(tmp_path: Path) -> None:
+    """A deploy switches ``current`` from one release to the next while the old process still
+    runs: the old store keeps writing where it opened, and the new release's store is not
+    touched by it."""
+    old, new, current = tmp_path / "v1", tmp_path / "v2", tmp_path / "current"
+    old.mkdir()
+    new.mkdir()
+    current.symlink_to(old)
+    store = ep.Store.open(current / "data", segment_max_bytes=4096, sync="never")
+    try:
+        assert store.path == str(current / "data")  # messages name the path as given
+        store.append(("a", "s"), "k", {"i": -1})
+        switched = tmp_path / "switch"
+        switched.symlink_to(new)
+        switched.replace(current)  # the atomic re-point a deploy does
+        other = ep.Store.open(current / "data", segment_max_bytes=4096)
+        other.append(("b", "s"), "k", "v2")
+        # Enough to seal several 4 KiB segments, and a checkpoint: all in v1.
+        for i in range(60):
+            store.append(("a", "s"), "k", {"i": i, "pad": "x" * 200})
+        cursor = store.cursor(ep.Region.all())
+        cursor.poll_batch(10)
+        cursor.commit("indexer")
+        other.close()
+    finally:
+        store.close()
+    with ep.Store.open(old / "data") as reopened:
+        assert [e.payload["i"] for e in reopened.query(ep.Region.all())] == list(range(-1, 60))
+        assert reopened.verify().ok
+    assert ep.Cursor.load_checkpoint(old / "data", "indexer") is not None
+    with ep.Store.open(new / "data") as reopened:
+        assert [e.payload for e in reopened.query(ep.Region.all())] == ["v2"]
+        assert reopened.verify().ok
+    assert ep.Cursor.load_checkpoint(new / "data", "indexer") is None

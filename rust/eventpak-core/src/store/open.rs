@@ -62,6 +62,10 @@ impl Store {
                 _ => Error::storage("creating the data dir", e),
             })?;
         }
+        // Links resolved once, now: a link on the path re-pointed while the store is open (a
+        // deploy switching `current` to a new release) must not move it into another store.
+        let resolved = data_dir.canonicalize().map_err(|e| Error::storage("resolving the data dir", e))?;
+        let data_dir = &resolved;
         let segments_dir = data_dir.join(SEGMENTS_DIR);
         if (config.read_only || !config.create) && !segments_dir.is_dir() {
             // Say so when it is what a killed first backup left, or that a first backup still
