@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import eventpak as ep
 
@@ -47,17 +48,19 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_a_failed_write_poisons_the_writer_and_reopen_recovers(tmp_path: Path) -> None:
-    data_dir = tmp_path / "data"
+def _child_report(script: str, *args: str) -> Any:
+    """Runs ``script`` in a child interpreter (its file-size limit must not reach this one)
+    and returns the JSON it printed."""
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(data_dir), "20000"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+    return json.loads(done.stdout)
+
+
+def test_a_failed_write_poisons_the_writer_and_reopen_recovers(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    report = _child_report(CHILD, str(data_dir), "20000")
     acked = report["acked"]
     assert acked == list(range(len(acked))) and len(acked) > 10
     # Every append after the failure is refused, single or batch: the writer is poisoned.
@@ -108,15 +111,7 @@ def test_failures_of_open_and_of_the_checkpoint_at_close_do_not_advise_reopening
     the next open. A failed open has no store to reopen, and a checkpoint that could not be
     written at close loses nothing (the log was fsynced first)."""
     data_dir = tmp_path / "data"
-    done = subprocess.run(
-        [sys.executable, "-c", ADVICE_CHILD, str(data_dir), str(tmp_path / "fresh")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    messages = json.loads(done.stdout)
+    messages = _child_report(ADVICE_CHILD, str(data_dir), str(tmp_path / "fresh"))
     context, message = messages["close"]
     assert context == "writing the index checkpoint"
     assert "reopen" not in message and "every event is durable" in message, message
