@@ -202,17 +202,17 @@ pub fn recover(
         // A joiner stops after the last published event, but a tracking record closing that
         // event's batch belongs to the batch: the follow tail (and an index checkpoint or a
         // verify of what it followed) must not end inside a batch.
-        let mut batch_indexed = false;
+        let mut previous_indexed = false;
         let end = scan_segment(path, map, start, index.len(), (is_last, jumps), |offset, frame| {
-            let closes_batch = batch_indexed
+            let closes_batch = previous_indexed
                 && !frame.is_event()
                 && frame.batch_index() > 0
                 && frame.global_sequence() == index.len();
-            batch_indexed = false;
+            previous_indexed = false;
             if stopped(&index) && !closes_batch {
                 return Ok(());
             }
-            batch_indexed = true;
+            previous_indexed = true;
             let frame = match frame {
                 LogFrame::Event(frame) => frame,
                 LogFrame::Tracking(tracking) => {

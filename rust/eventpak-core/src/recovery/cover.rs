@@ -110,16 +110,14 @@ pub(super) fn cover_fits(
 /// only costs the scan.)
 fn ends_between_batches(index: &Index, maps: &[(SegmentHeader, Mmap)], last: usize) -> bool {
     let in_last = |segment: u32| segment as usize == last;
-    let event = index.entries.iter().rev().filter(|m| !m.is_hole()).take_while(|m| in_last(m.segment)).next();
+    let event = index.entries.iter().rev().find(|m| !m.is_hole()).filter(|m| in_last(m.segment));
     let tracking = index.tracking.frames.iter().rev().find(|f| in_last(f.segment));
-    let place = match (event.map(|m| (m.offset, m.len)), tracking.map(|f| (f.offset, f.len))) {
-        (Some(e), Some(t)) => e.max(t),
-        (e, t) => match e.or(t) {
-            Some(place) => place,
-            None => return true,
-        },
+    // The later of the two (`None` orders first).
+    let Some((offset, len)) = event.map(|m| (m.offset, m.len)).max(tracking.map(|f| (f.offset, f.len)))
+    else {
+        return true;
     };
-    let (offset, len) = (place.0 as usize, place.1 as usize);
+    let (offset, len) = (offset as usize, len as usize);
     let Some(bytes) = maps[last].1.get(offset..offset + len) else { return false };
     LogFrame::decode(bytes).is_ok_and(|frame| frame.batch_index() + 1 == frame.batch_len())
 }
