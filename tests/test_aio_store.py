@@ -229,6 +229,9 @@ def test_a_fence_append_refuses_a_condition_or_tracking_saying_why(run: Runner[A
                     await fence.append(("a", "s"), "k", {}, condition=ep.AppendCondition(ALL))  # type: ignore[call-arg]
                 with pytest.raises(TypeError, match="takes no tracking"):
                     await fence.append(("a", "s"), "k", {}, tracking=ep.Tracking("in", 1))  # type: ignore[call-arg]
+                with pytest.raises(TypeError, match=r"append_batch\(\) takes no condition: a fence's"):
+                    batch = [(("a", "s"), "k", {})]
+                    await fence.append_batch(batch, condition=ep.AppendCondition(ALL))  # type: ignore[arg-type]
                 await fence.append(("a", "s"), "Kept", {})
             assert [e.kind for e in await store.query(ALL)] == ["Kept"]
 

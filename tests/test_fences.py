@@ -83,6 +83,10 @@ def test_a_fence_append_takes_every_option_of_one_event(store, coord):
             fence.append(  # type: ignore[call-arg]
                 coord("b"), "k", "x", condition=ep.AppendCondition(R.all()), tracking=ep.Tracking("t", 1)
             )
+        with pytest.raises(TypeError, match=r"Fence.append_batch\(\) takes no condition: a fence's events"):
+            fence.append_batch([(coord("b"), "k", "x")], condition=ep.AppendCondition(R.all()))  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match=r"append_batch\(\) takes no tracking"):
+            fence.append_batch([(coord("b"), "k", "x")], tracking=ep.Tracking("t", 1))  # type: ignore[arg-type]
     event = store.get(receipt.event_id)
     assert event.causation_id == cause.event_id
     assert event.correlation_id == store.get(cause.event_id).correlation_id

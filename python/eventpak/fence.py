@@ -14,17 +14,25 @@ from .options import COMMIT_OPTIONS, BatchItem, CoordinateLike, EventOptions
 if TYPE_CHECKING:
     from ._native import NativeStore
 
-__all__ = ["Fence", "refuse_commit_options"]
+__all__ = ["Fence", "refuse_batch_commit_options", "refuse_commit_options"]
 
 
-def refuse_commit_options(options: Mapping[str, object]) -> None:
+def refuse_commit_options(options: Mapping[str, object], method: str = "append") -> None:
     """Raises ``TypeError`` for the options a fence's append does not take, saying why."""
     refused = [name for name in COMMIT_OPTIONS if name in options]
     if refused:
         raise TypeError(
-            f"Fence.append() takes no {' nor '.join(refused)}: a fence's events commit with the "
+            f"Fence.{method}() takes no {' nor '.join(refused)}: a fence's events commit with the "
             "fence, so a condition or tracking record goes on a store.append_batch instead"
         )
+
+
+def refuse_batch_commit_options(condition: object, tracking: object) -> None:
+    """``refuse_commit_options`` for a fence's ``append_batch``, whose two are keywords."""
+    given = {
+        name: value for name, value in (("condition", condition), ("tracking", tracking)) if value is not None
+    }
+    refuse_commit_options(given, "append_batch")
 
 
 class Fence:
@@ -65,8 +73,12 @@ class Fence:
         refuse_commit_options(options)
         return self.append_batch([AppendRequest(coord, kind, payload, **options)])[0]
 
-    def append_batch(self, items: Iterable[BatchItem]) -> list[AppendReceipt]:
-        """Appends events through the fence atomically (same items as ``Store.append_batch``)."""
+    def append_batch(
+        self, items: Iterable[BatchItem], *, condition: None = None, tracking: None = None
+    ) -> list[AppendReceipt]:
+        """Appends events through the fence atomically (same items as ``Store.append_batch``;
+        a fence takes no ``condition`` nor ``tracking``: they are refused, saying why)."""
+        refuse_batch_commit_options(condition, tracking)
         if self._native is None or self._state != "open":
             raise FenceClosed(f"this fence is {self._state}; appends go through an open fence")
         return self._native.append_batch(items)

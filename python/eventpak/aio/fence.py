@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 from .._native import AppendReceipt, AppendRequest
 from ..errors import FenceActive, StoreClosed
-from ..fence import Fence, refuse_commit_options
+from ..fence import Fence, refuse_batch_commit_options, refuse_commit_options
 from ..options import BatchItem, CoordinateLike, EventOptions
 
 if TYPE_CHECKING:
@@ -76,8 +76,12 @@ class AsyncFence:
         receipts = await self.append_batch([AppendRequest(coord, kind, payload, **options)])
         return receipts[0]
 
-    async def append_batch(self, items: Iterable[BatchItem]) -> list[AppendReceipt]:
-        """Appends events through the fence atomically."""
+    async def append_batch(
+        self, items: Iterable[BatchItem], *, condition: None = None, tracking: None = None
+    ) -> list[AppendReceipt]:
+        """Appends events through the fence atomically (no ``condition`` nor ``tracking``, as
+        ``Fence.append_batch``)."""
+        refuse_batch_commit_options(condition, tracking)
         receipts: list[AppendReceipt] = await self._run(self._fence.append_batch, list(items))
         return receipts
 
