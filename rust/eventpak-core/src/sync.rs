@@ -147,11 +147,9 @@ impl Durability {
     pub fn lead(writer: &Mutex<Writer>) -> Result<(u64, bool)> {
         let (file, written) = {
             let w = writer.lock();
-            match w.failure() {
-                // Events written before a failed frame write are acknowledged once fsynced.
-                Some(_) if w.may_sync() => {}
-                Some(failure) => return Err(failure.clone()),
-                None => {}
+            // Events written before a failed frame write are acknowledged once fsynced.
+            if let Some(failure) = w.failure().filter(|_| !w.may_sync()) {
+                return Err(failure.clone());
             }
             (w.active_for_sync(), w.written())
         };
