@@ -37,7 +37,7 @@ class AsyncFence:
         return self._fence.state
 
     async def __aenter__(self) -> AsyncFence:
-        if self._store._fence_task is not None and asyncio.current_task() is self._store._fence_task:
+        if self._store._in_own_fence():
             self._give_back()
             raise FenceActive()  # a second fence in the task holding one would wait for it
         entering = asyncio.ensure_future(self._run(self._fence.__enter__))

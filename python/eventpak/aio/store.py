@@ -108,7 +108,7 @@ class AsyncStore:
         engine call and one fsync. Cancelling it before it is written means it is not. An
         append with a ``condition`` or ``tracking`` is its own engine call on the pool."""
         self._check_loop()
-        if self._fence_task is not None and asyncio.current_task() is self._fence_task:
+        if self._in_own_fence():
             raise FenceActive()  # it would wait for its own task's fence
         self._check_open()
         if condition is not None or tracking is not None:
@@ -125,7 +125,7 @@ class AsyncStore:
     ) -> list[AppendReceipt]:
         """Appends items atomically, with an optional ``condition`` and ``tracking`` record
         (see ``Store.append_batch``)."""
-        if self._fence_task is not None and asyncio.current_task() is self._fence_task:
+        if self._in_own_fence():
             raise FenceActive()
         call = functools.partial(self._native.append_batch, condition=condition, tracking=tracking)
         return await self._offload_write(call, list(items))
@@ -255,6 +255,11 @@ class AsyncStore:
 
     def __repr__(self) -> str:
         return f"<eventpak.aio.AsyncStore {self.path!r} {'closed' if self.closed else 'open'}>"
+
+    def _in_own_fence(self) -> bool:
+        """True in the task that holds this store's fence: its own appends, or a second fence,
+        would wait for that fence, which only this task can end."""
+        return self._fence_task is not None and asyncio.current_task() is self._fence_task
 
     async def _offload(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Runs a blocking call on the store's threads and waits for it without blocking."""
