@@ -230,3 +230,30 @@ def test_close_from_a_workers_handler_returns_and_the_store_closes_after_it(
         assert store.sync_store.closed
 
     run(main())
+
+
+def test_close_inside_its_own_fence_block_does_not_wait_for_a_worker_blocked_on_that_fence(
+    run: Runner[Any], data_dir: Path
+) -> None:
+    async def main() -> list[str]:
+        # Were the fence left open, the worker's append would give up after fence_wait_ms
+        # (FenceActive) and only then let the close go on: "Handled" would be missing.
+        store = await ep.aio.open(data_dir, fence_wait_ms=60_000)
+        await store.append(("e", "s"), "Trigger", 0)
+        handling = asyncio.Event()
+
+        async def handler(batch: list[ep.Event], st: Any, witness: Any) -> None:
+            handling.set()
+            await st.append(("out", "s"), "Handled", len(batch))  # waits for the fence
+
+        store.worker(WORK, handler, ep.CursorWorkerConfig(batch_size=1))
+        with pytest.raises(ep.StoreClosed):  # the block learns its fence did not commit
+            async with store.fence() as fence:
+                await fence.append(("fenced", "s"), "Inside", 1)
+                await handling.wait()
+                await store.close()
+        return [fence.state]
+
+    assert run(main()) == ["cancelled"]
+    with ep.Store.open(data_dir) as reopened:
+        assert [e.kind for e in reopened.query(ALL)] == ["Trigger", "Handled"]

@@ -563,3 +563,39 @@ def test_a_fence_the_store_closed_under_says_cancelled_and_the_blocks_own_error_
     assert fence.state == "cancelled"
     with ep.Store.open(data_dir) as reopened:
         assert reopened.query(ep.Region.all()) == []
+
+
+def test_closing_inside_its_own_fence_block_does_not_wait_for_a_worker_blocked_on_that_fence(
+    data_dir, coord
+) -> None:
+    # The worker's handler appends, so it waits for the fence; the close joins the worker.
+    # Without the fence cancelled first, the two would wait on each other for fence_wait_ms.
+    store = ep.Store.open(data_dir, fence_wait_ms=600_000)
+    store.append(coord("in"), "Trigger", 0)
+    handling = threading.Event()
+
+    def handler(batch, store, witness):
+        handling.set()
+        store.append(coord("out"), "Handled", len(batch))
+
+    store.cursor_worker(R.entity("in"), handler, ep.CursorWorkerConfig(batch_size=1, idle_sleep=0.001))
+    outcome: list[object] = []
+
+    def close_inside_the_fence() -> None:
+        try:
+            with store.fence() as fence:
+                fence.append(coord("fenced"), "Inside", 1)
+                assert handling.wait(timeout=30)
+                store.close()
+        except BaseException as e:  # the outcome is what the test checks
+            outcome.append(e)
+        outcome.append(fence.state)
+
+    closer = threading.Thread(target=close_inside_the_fence, daemon=True)
+    closer.start()
+    closer.join(timeout=120)
+    assert not closer.is_alive(), "close() waited for a worker blocked on the closer's own fence"
+    assert isinstance(outcome[0], ep.StoreClosed)  # the block learns its fence did not commit
+    assert outcome[1] == "cancelled"
+    with ep.Store.open(data_dir) as reopened:
+        assert [e.kind for e in reopened.query(R.all())] == ["Trigger", "Handled"]

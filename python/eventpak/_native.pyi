@@ -776,6 +776,9 @@ class NativeFence:
     def check(store: NativeStore) -> None:
         """Raises what opening a fence on ``store`` would raise at once (``StoreClosed``,
         ``ReadOnlyStore``), without opening one."""
+    @staticmethod
+    def cancel_own(store: NativeStore) -> bool:
+        """Cancels the store's open fence if the calling thread opened it; true when it did."""
     def append_batch(self, items: Iterable[_BatchItem]) -> list[AppendReceipt]:
         """Appends events through the fence atomically (items as in ``NativeStore.append_batch``).
         Raises ``FenceClosed`` once the fence was committed or cancelled."""

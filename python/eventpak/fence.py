@@ -8,13 +8,24 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, Unpack
 
 from ._native import AppendReceipt, AppendRequest, NativeFence
-from .errors import FenceClosed, StoreClosed
+from .errors import EventpakError, FenceClosed, StoreClosed
 from .options import COMMIT_OPTIONS, BatchItem, CoordinateLike, EventOptions
 
 if TYPE_CHECKING:
     from ._native import NativeStore
 
-__all__ = ["Fence", "refuse_batch_commit_options", "refuse_commit_options"]
+__all__ = ["Fence", "cancel_callers_fence", "refuse_batch_commit_options", "refuse_commit_options"]
+
+
+def cancel_callers_fence(store: NativeStore) -> None:
+    """Before ``close()`` joins the workers: cancels the open fence if the closing thread
+    opened it (``close()`` called inside its own fence block). A worker's append waiting
+    for that fence then goes ahead; left open, it would wait ``fence_wait_ms`` while the
+    close waits for the worker. Closing cancels the fence anyway; an error here (a store
+    already closed, a failed writer) is left for the close itself to meet."""
+    if not store.closed:
+        with contextlib.suppress(EventpakError):
+            NativeFence.cancel_own(store)
 
 
 def refuse_commit_options(options: Mapping[str, object], method: str = "append") -> None:

@@ -25,7 +25,7 @@ from .backup import BackupReport, backup_store
 from .config import StoreConfig, StoreOptions, StoreStats
 from .dead_letters import DeadLetter, read_dead_letters
 from .errors import Denial, InvalidConfig, StorageFailed, StoreClosed
-from .fence import Fence
+from .fence import Fence, cancel_callers_fence
 from .operations import CheckpointInfo, StoreMetrics, list_checkpoints, metrics
 from .options import AppendOptions, BatchItem, CoordinateLike
 from .projection import Freshness, NoCache, Projection, ProjectionCache, project, project_if_changed
@@ -327,6 +327,7 @@ class Store:
         on, so shutdown is bounded. In a process forked after the store was opened, it does
         nothing: the parent still owns the store."""
         timeout = wait_seconds(timeout)  # a bad one refused before anything is stopped
+        cancel_callers_fence(self._native)
         with self._workers_lock:
             workers, self._workers = self._workers, []
         stop_workers(workers, timeout)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Unpack
 
 from .._native import AppendReceipt, AppendRequest
 from ..errors import FenceActive, StoreClosed
-from ..fence import Fence, refuse_batch_commit_options, refuse_commit_options
+from ..fence import Fence, cancel_callers_fence, refuse_batch_commit_options, refuse_commit_options
 from ..options import BatchItem, CoordinateLike, EventOptions
 
 if TYPE_CHECKING:
@@ -58,6 +58,7 @@ class AsyncFence:
             self._give_back()  # not opened (another fence held on past fence_wait_ms, ...)
             raise
         self._store._fence_task = asyncio.current_task()
+        self._store._open_fence = self
         return self
 
     async def _abandon(self, entering: asyncio.Future[Any]) -> None:
@@ -105,9 +106,17 @@ class AsyncFence:
         finally:
             self._release()
 
+    async def _cancel_for_close(self) -> None:
+        """Cancels the fence from the thread that opened it, before its own task closes the
+        store: other tasks' appends waiting for it (a worker's) go ahead instead of holding
+        up the close for ``fence_wait_ms`` (see ``cancel_callers_fence``)."""
+        if self._thread is not None:
+            await self._store._loop.run_in_executor(self._thread, cancel_callers_fence, self._store._native)
+
     def _release(self) -> None:
         if self._store._fence_task is asyncio.current_task():
             self._store._fence_task = None
+            self._store._open_fence = None
 
     def _give_back(self, _done: object = None) -> None:
         """The fence has ended (or never opened): its thread serves the next fence."""

@@ -74,6 +74,7 @@ class AsyncStore:
         self._appender = Appender(store._native, loop, self._write_executor)
         self._commits: CommitWatch | None = None
         self._fence_task: asyncio.Task[Any] | None = None
+        self._open_fence: AsyncFence | None = None  # the fence `_fence_task` holds
         self._workers: list[AsyncWorkerHandle] = []
         self._closing = False
         self._close_task: asyncio.Future[None] | None = None
@@ -224,12 +225,15 @@ class AsyncStore:
         self._check_loop()
         if self._close_task is None:
             self._closing = True  # from here on only the stopping workers' calls are served
-            self._close_task = asyncio.ensure_future(self._close_now(timeout))
+            own_fence = self._open_fence if self._in_own_fence() else None
+            self._close_task = asyncio.ensure_future(self._close_now(timeout, own_fence))
         if worker_of.get() is self:
             return
         await asyncio.shield(self._close_task)
 
-    async def _close_now(self, timeout: float | None) -> None:
+    async def _close_now(self, timeout: float | None, own_fence: AsyncFence | None) -> None:
+        if own_fence is not None:  # closed from inside the block of the fence its task holds
+            await own_fence._cancel_for_close()
         workers, self._workers = self._workers, []
         for worker in workers:
             worker.stop()

@@ -29,6 +29,14 @@ impl NativeFence {
         store.get().run(py, |s| s.check_can_fence())
     }
 
+    /// Cancels the store's open fence if the calling thread opened it; true when it did.
+    /// `Store.close()` calls it first, so appends waiting for that fence do not hold up the
+    /// close for `fence_wait_ms`.
+    #[staticmethod]
+    fn cancel_own(py: Python<'_>, store: &Bound<'_, NativeStore>) -> PyResult<bool> {
+        store.get().run(py, |s| s.cancel_fence_of_caller())
+    }
+
     /// Appends events through the fence atomically.
     fn append_batch(&self, py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<Vec<AppendReceipt>> {
         let store = self.store.get();

@@ -67,6 +67,11 @@ impl FenceGate {
         }
     }
 
+    /// True when the calling thread opened the fence that is open.
+    fn held_by_caller(&self) -> bool {
+        *self.owner.lock() == Some(std::thread::current().id())
+    }
+
     /// Ends the fence (commit, cancel, close): wakes every waiting append.
     fn release(&self) {
         let mut owner = self.owner.lock();
@@ -267,6 +272,17 @@ impl Store {
             return Err(Error::FenceClosed);
         }
         self.cancel_open_fence(writer)
+    }
+
+    /// Cancels the open fence if the calling thread opened it, and says whether it did. A
+    /// thread about to close the store from inside its own fence block calls this first:
+    /// appends waiting for that fence (a worker's handler) then go ahead at once rather
+    /// than wait out `fence_wait_ms` while the closing thread waits for them.
+    pub fn cancel_fence_of_caller(&self) -> Result<bool> {
+        if !self.shared.fence.held_by_caller() {
+            return Ok(false);
+        }
+        self.cancel_fence().map(|()| true)
     }
 
     /// Cancels the open fence, if any, without checking that the store is open.
