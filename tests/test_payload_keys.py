@@ -2,6 +2,9 @@
 however many keys of the same length differ by one byte, share a cache slot or evict each
 other, and a str key is never confused with another of the same bytes' length."""
 
+import gc
+import sys
+
 import eventpak as ep
 import msgpack
 import pytest
@@ -45,3 +48,23 @@ def test_key_bytes_that_are_not_utf8_are_refused_even_when_a_key_of_that_length_
     bad = b"\x81\xa2\xff\xfe\x01"  # {<2 bytes, not UTF-8>: 1}
     with pytest.raises(ep.PayloadNotDecodable, match="not valid UTF-8"):
         decode_payload(bad)
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["k" * 40, 1_000, b"raw-key"],  # a str longer than the cache takes, an int, bytes
+    ids=["long-str", "int", "bytes"],
+)
+def test_a_repeated_key_keeps_the_last_value_and_frees_the_repeated_key_object(key) -> None:
+    # A map with a repeated key (written by another msgpack writer, or from two distinct but
+    # equal keys): the dict keeps the first key object and the last value; the second key
+    # object, which nothing holds, must be freed, not leaked once per decode.
+    data = b"\x82" + msgpack.packb(key) + b"\x01" + msgpack.packb(key) + b"\x02"
+    assert decode_payload(data) == {key: 2}
+    decodes = 20_000
+    gc.collect()
+    before = sys.getallocatedblocks()
+    for _ in range(decodes):
+        decode_payload(data)
+    gc.collect()
+    assert sys.getallocatedblocks() - before < decodes // 10

@@ -192,9 +192,11 @@ impl<'a, 'py> Reader<'a, 'py> {
             if unsafe { ffi::PyDict_SetItem(dict.as_ptr(), key.as_ptr(), value.as_ptr()) } != 0 {
                 return Err(PyErr::fetch(self.py).into());
             }
-            // SAFETY: the dict now holds a reference to each, so ours are not the last.
+            // SAFETY: the dict now holds the value, so ours is not its last reference; it
+            // holds the key unless an equal key was stored before (a repeated key in the map:
+            // the dict keeps the first key object and the last value), so that one may be.
             unsafe {
-                refs::release_not_last(key.into_ptr());
+                refs::release(key.into_ptr());
                 refs::release_not_last(value.into_ptr());
             }
         }

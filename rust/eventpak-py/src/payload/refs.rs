@@ -27,3 +27,21 @@ pub unsafe fn release_not_last(obj: *mut ffi::PyObject) {
     // SAFETY: see the function's contract.
     unsafe { (*obj).ob_refcnt -= 1 };
 }
+
+/// Gives up a reference to `obj`, freeing it when it was the last. For a dict key: a dict
+/// that already holds an equal key keeps that one, so a repeated key's object may have no
+/// other holder.
+///
+/// # Safety
+/// The caller owns a reference to `obj` and the GIL is held.
+#[inline(always)]
+pub unsafe fn release(obj: *mut ffi::PyObject) {
+    // SAFETY: see the function's contract; the last reference goes through CPython.
+    unsafe {
+        if (*obj).ob_refcnt == 1 {
+            ffi::Py_DecRef(obj);
+        } else {
+            (*obj).ob_refcnt -= 1;
+        }
+    }
+}
