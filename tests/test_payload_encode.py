@@ -7,6 +7,7 @@ nesting: ``test_payload_encode_safety.py``; datetimes: ``test_payload_types.py``
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import enum
 from typing import Any, NamedTuple
 
@@ -157,6 +158,39 @@ SUBCLASSES = {
 def test_a_subclass_encodes_as_its_base_type(value: Any, base: Any) -> None:
     assert encode(value) == packb(base)
     assert decode(encode(value)) == base
+
+
+def test_a_dict_subclass_encodes_as_its_items_show_it() -> None:
+    # Its storage need not be what it shows: an OrderedDict moved with move_to_end keeps its
+    # dict order underneath, a multi-value mapping stores lists. As msgpack and json do,
+    # the encoder writes what items() gives.
+    moved = collections.OrderedDict(first=1, second=2)
+    moved.move_to_end("first")
+    assert encode(moved) == packb({"second": 2, "first": 1})
+
+    class FirstValue(dict):  # stores lists, shows one value per key (werkzeug's MultiDict)
+        def items(self):  # type: ignore[override]
+            return [(key, values[0]) for key, values in super().items()]
+
+    assert decode(encode({"form": FirstValue(a=["1", "2"])})) == {"form": {"a": "1"}}
+
+
+def test_a_dict_subclass_whose_items_are_not_pairs_is_refused() -> None:
+    class Odd(dict):
+        def items(self):  # type: ignore[override]
+            return ["not a pair"]
+
+    with pytest.raises(ep.PayloadNotSerializable, match=r"Odd.items\(\) gave str, not a \(key, value\) pair"):
+        encode(Odd(a=1))
+
+
+def test_a_datetime_subclass_is_stored_as_its_instant_whatever_its_subtraction_says() -> None:
+    class Skewed(dt.datetime):
+        def __sub__(self, other):  # type: ignore[override]
+            return dt.timedelta(days=2**20)
+
+    when = Skewed(2020, 1, 1, tzinfo=dt.UTC)
+    assert decode(encode(when)) == dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 
 
 def test_an_int_subclass_beyond_64_bits_goes_to_default() -> None:

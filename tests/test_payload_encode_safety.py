@@ -152,6 +152,43 @@ def test_default_resizing_a_dict_being_encoded_is_refused(resize: Any) -> None:
         encode([table], default=lambda value: resize(table))
 
 
+def test_default_moving_a_dicts_keys_without_changing_its_size_is_refused() -> None:
+    # Keys taken out and put back after a resize renumbered the entries: the size is the
+    # same, but going on from where the walk was would write a key twice.
+    table: dict[str, Any] = {"a": Opaque(), "b": 2}
+
+    def shuffle(value: Any) -> Any:
+        del table["a"], table["b"]
+        for i in range(12):  # enough to make the dict resize, which renumbers its entries
+            table[f"t{i}"] = i
+        for i in range(12):
+            del table[f"t{i}"]
+        table["b"], table["a"] = 2, 1
+        return "converted"
+
+    with pytest.raises(ep.PayloadNotSerializable, match="dict changed while it was being encoded"):
+        encode(table, default=shuffle)
+
+
+def test_a_store_refusing_a_dict_changed_during_encoding_keeps_nothing(tmp_path) -> None:
+    table: dict[str, Any] = {"a": Opaque(), "b": 2}
+
+    def shuffle(value: Any) -> Any:
+        del table["a"], table["b"]
+        for i in range(12):
+            table[f"t{i}"] = i
+        for i in range(12):
+            del table[f"t{i}"]
+        table["b"], table["a"] = 2, 1
+        return "converted"
+
+    with ep.Store.open(tmp_path / "s", default=shuffle) as store:
+        store.append(("e", "s"), "k", {"before": 1})
+        with pytest.raises(ep.PayloadNotSerializable):
+            store.append_batch([(("e", "s"), "k", table)])
+        assert [e.payload for e in store.query(ep.Region.all())] == [{"before": 1}]
+
+
 def test_default_replacing_items_of_the_same_size_encodes_what_is_read() -> None:
     items: list[Any] = [Opaque(), fresh("old" * 500)]
 

@@ -68,3 +68,15 @@ def test_a_repeated_key_keeps_the_last_value_and_frees_the_repeated_key_object(k
         decode_payload(data)
     gc.collect()
     assert sys.getallocatedblocks() - before < decodes // 10
+
+
+def test_failed_decodes_free_what_their_errors_held() -> None:
+    bad = b"\xa2\xff\xfe"  # a str that is not UTF-8: the error carries a UnicodeDecodeError
+    decodes = 20_000
+    gc.collect()
+    before = sys.getallocatedblocks()
+    for _ in range(decodes):
+        with pytest.raises(ep.PayloadNotDecodable):
+            decode_payload(bad)
+    gc.collect()
+    assert sys.getallocatedblocks() - before < decodes // 10

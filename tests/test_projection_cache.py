@@ -3,6 +3,9 @@ caches, failures."""
 
 from __future__ import annotations
 
+import collections
+import datetime as dt
+import enum
 import logging
 import pickle
 import shutil
@@ -849,3 +852,35 @@ def test_a_state_msgpack_would_change_is_not_cached_and_project_never_fails(
     assert cache_files(cache_dir) == []
     warned = [r for r in caplog.records if "kinds-seen is not cached" in r.getMessage()]
     assert len(warned) == 1  # once per projection per process, not on every call
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+    HIGH = 2
+
+
+class LevelSeen(ep.Projection[dict[str, Any]]):
+    """A state equal to what msgpack gives back, but not of its types: an IntEnum comes back
+    an int, an OrderedDict a dict, a datetime in another zone its UTC twin."""
+
+    name = "level-seen"
+
+    def initial(self) -> dict[str, Any]:
+        return {}
+
+    def apply(self, state: dict[str, Any], event: ep.Event) -> dict[str, Any]:
+        return {
+            "level": Level.HIGH,
+            "ordered": collections.OrderedDict(a=1),
+            "at": dt.datetime(2024, 1, 1, 12, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+        }
+
+
+def test_a_state_equal_to_its_msgpack_copy_but_of_other_types_is_not_cached(cached_store, cache_dir) -> None:
+    deposit(cached_store, 1)
+    for _ in range(2):  # the second call would be served from the cache
+        state = cached_store.project("acct:1", LevelSeen())
+        assert type(state["level"]) is Level
+        assert type(state["ordered"]) is collections.OrderedDict
+        assert state["at"].utcoffset() == dt.timedelta(hours=2)
+    assert cache_files(cache_dir) == []

@@ -20,6 +20,7 @@ from ._native import (
     replay_head,
     target_identity,
 )
+from ._round_trip import comes_back_as_it_was
 from .errors import InvalidArgument, InvalidConfig, InvalidRegion
 
 __all__ = ["CacheMeta", "Freshness", "NativeCache", "NoCache", "Projection", "ProjectionCache"]
@@ -185,15 +186,19 @@ class _Projector:
     def remember(self, state: Any, watermark: int) -> None:
         try:
             value = self.projection.encode(state)
-            if type(self.projection).encode is Projection.encode and decode_payload(value) != state:
-                # msgpack has no tuple (it comes back a list): a cached state must come back
-                # as it was, or the next project() would hand `apply` another type.
+            if type(self.projection).encode is Projection.encode and not comes_back_as_it_was(
+                state, decode_payload(value)
+            ):
+                # A cached state must come back as it was, or the next project() would hand
+                # `apply` another type: msgpack has no tuple (it comes back a list), no enum
+                # (an IntEnum comes back an int), no dict subclass, only UTC datetimes.
                 name = type(self.projection).name
                 if name not in _NOT_CACHEABLE:
                     _NOT_CACHEABLE.add(name)
                     log.warning(
                         "projection %s is not cached: its state does not come back from msgpack "
-                        "as it was (a tuple comes back a list); override encode/decode",
+                        "as it was (a tuple comes back a list, an enum its value); override "
+                        "encode/decode",
                         name,
                     )
                 return

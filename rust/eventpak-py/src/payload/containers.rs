@@ -52,6 +52,16 @@ impl Walk<'_, '_> {
             // SAFETY: `value` is borrowed from the dict (above).
             unsafe { self.value(value, depth + 1)? };
             written += 1;
+            // Python code ran while the dict was open (it is held then): it may have changed
+            // the dict without changing its size, e.g. taken keys out and put them back after
+            // a resize renumbered its entries, so that going on from `pos` would write a key
+            // twice. The entry just written must still be where it was.
+            // SAFETY: the dict is held, so alive; `key` is only compared by address.
+            if slot < self.held && !unsafe { entry_unchanged(obj, pos, key) } {
+                // SAFETY: as above.
+                let resized_too = unsafe { ffi::PyDict_Size(obj) } as usize != len;
+                return Err(if resized_too { resized("dict") } else { changed("dict") });
+            }
         }
         // SAFETY: `obj` is the dict opened in `slot`.
         if !unsafe { self.close(slot, obj, len, ffi::PyDict_Size) } || written != len {
@@ -65,7 +75,7 @@ impl Walk<'_, '_> {
     /// # Safety
     /// `key` is a live object.
     #[inline(always)]
-    unsafe fn key(&mut self, key: *mut ffi::PyObject) -> Step {
+    pub(super) unsafe fn key(&mut self, key: *mut ffi::PyObject) -> Step {
         // SAFETY: `key` is live (this function's contract).
         unsafe {
             if ffi::Py_TYPE(key) == addr_of_mut!(ffi::PyUnicode_Type) || ffi::PyUnicode_Check(key) != 0 {
@@ -149,6 +159,21 @@ impl Walk<'_, '_> {
 #[cold]
 pub fn too_deep() -> Fail {
     refused(format!("payload nests deeper than {MAX_DEPTH} levels"))
+}
+
+/// True when the entry `PyDict_Next` gave before moving to `pos` is still `key`'s.
+///
+/// # Safety
+/// `dict` is a live dict; `key` is not dereferenced.
+unsafe fn entry_unchanged(dict: *mut ffi::PyObject, pos: ffi::Py_ssize_t, key: *mut ffi::PyObject) -> bool {
+    let (mut at, mut found, mut value) = (pos - 1, null_mut(), null_mut());
+    // SAFETY: `dict` is live; `PyDict_Next` stays in bounds for any position.
+    unsafe { ffi::PyDict_Next(dict, &mut at, &mut found, &mut value) != 0 && at == pos && found == key }
+}
+
+#[cold]
+fn changed(what: &str) -> Fail {
+    refused(format!("a {what} changed while it was being encoded"))
 }
 
 #[cold]

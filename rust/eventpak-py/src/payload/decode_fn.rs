@@ -36,6 +36,10 @@ unsafe extern "C" fn decode_payload(
         Ok(value) => value.into_ptr(),
         Err(err) => {
             err.restore(py);
+            // Objects an error path let go of (a fetched exception) went to PyO3's deferred
+            // release pool, since this entry point did not go through PyO3's: attaching
+            // through PyO3 releases them now rather than at some later native call.
+            Python::attach(|_| ());
             std::ptr::null_mut()
         }
     }

@@ -1,9 +1,10 @@
 //! Values that are not of an exact built-in type: subclasses of the built-in types (an
-//! `IntEnum`, a `StrEnum`, an `OrderedDict`, a namedtuple), encoded as their base type;
-//! datetimes; and everything else (ints beyond 64 bits included), which goes through
-//! `default`. Kept out of line, so that the walk's hot path stays small. Subclasses are read
-//! like their base types; the other paths run Python code, so they first hold what the walk
-//! reads (`hold.rs`) and take a reference of their own to the value.
+//! `IntEnum`, a `StrEnum`, a namedtuple), encoded as their base type; dict subclasses (an
+//! `OrderedDict`), as their `items()` show them; datetimes; and everything else (ints beyond
+//! 64 bits included), which goes through `default`. Kept out of line, so that the walk's hot
+//! path stays small. Subclasses other than dicts are read like their base types; the other
+//! paths run Python code, so they first hold what the walk reads (`hold.rs`) and take a
+//! reference of their own to the value.
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -12,7 +13,7 @@ use pyo3::types::{PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use super::containers::{too_deep, MAX_DEPTH};
 use super::encode::{raised, refused};
 use super::timestamp;
-use super::walk::{Step, Walk};
+use super::walk::{too_long, Step, Walk};
 use super::write;
 use crate::args::type_name;
 
@@ -66,13 +67,49 @@ impl<'py> Walk<'_, 'py> {
             } else if obj.is_instance_of::<PyTuple>() {
                 self.tuple(ptr, depth)
             } else if obj.is_instance_of::<PyDict>() {
-                self.dict(ptr, depth)
+                // Python code runs from here on (`items()`): hold what the walk reads first.
+                self.hold();
+                self.mapping(&obj.to_owned(), depth)
             } else {
                 // Python code runs from here on: hold what the walk reads first, and the value.
                 self.hold();
                 self.datetime_or_unknown(&obj.to_owned(), depth)
             }
         }
+    }
+
+    /// A dict subclass as a map of what its `items()` gives, in that order, as `json` and
+    /// msgpack-python write one: its storage need not be what it shows (an `OrderedDict`
+    /// moved with `move_to_end` keeps its dict order; a multi-value mapping stores lists).
+    /// The items are taken first, so the mapping changing meanwhile cannot mix two states.
+    fn mapping(&mut self, obj: &Bound<'py, PyAny>, depth: u32) -> Step {
+        let shown = type_name(obj);
+        let items = obj
+            .call_method0("items")
+            .and_then(|items| items.try_iter()?.collect::<PyResult<Vec<_>>>())
+            .map_err(|e| raised(format!("{shown}.items() raised"), e))?;
+        if items.len() > write::MAX_LEN {
+            return Err(too_long("dict", items.len()));
+        }
+        write::map_header(self.out, items.len());
+        for item in &items {
+            let Ok((key, value)) = item.extract::<(Bound<'py, PyAny>, Bound<'py, PyAny>)>() else {
+                return Err(refused(format!(
+                    "{shown}.items() gave {}, not a (key, value) pair",
+                    type_name(item)
+                )));
+            };
+            // SAFETY: `items` holds each pair, and each pair its key and value, until the end.
+            unsafe { self.key(key.as_ptr())? };
+            if depth >= MAX_DEPTH {
+                return Err(too_deep());
+            }
+            // SAFETY: as above.
+            unsafe { self.value(value.as_ptr(), depth + 1)? };
+        }
+        // Dropping the items may free long data noted from them.
+        self.hold();
+        Ok(())
     }
 
     /// An aware datetime as a msgpack timestamp; a naive one, or any other value, goes to
@@ -93,7 +130,7 @@ impl<'py> Walk<'_, 'py> {
             Ok(None) => {
                 self.unknown(obj, depth, || "a naive datetime (without tzinfo) names no instant".into())
             }
-            Err(err) => Err(raised("reading the datetime's UTC offset raised".into(), err)),
+            Err(err) => Err(raised("reading the datetime's instant raised".into(), err)),
         }
     }
 

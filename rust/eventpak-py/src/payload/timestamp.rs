@@ -37,11 +37,21 @@ pub fn unix_parts(obj: &Bound<'_, PyAny>) -> PyResult<Option<(i64, u32)>> {
     }
     // Aware subtraction is exact integer arithmetic in any timezone; a timedelta keeps
     // 0 <= seconds < 86400 and 0 <= microseconds < 10**6, so the parts come out floored.
-    let delta = obj.sub(epoch(obj.py())?)?;
+    // `datetime`'s own subtraction: a subclass's `__sub__` could return anything.
+    let py = obj.py();
+    let delta = DATETIME.import(py, "datetime", "datetime")?.getattr("__sub__")?.call1((obj, epoch(py)?))?;
     let days: i64 = delta.getattr("days")?.extract()?;
     let seconds: i64 = delta.getattr("seconds")?.extract()?;
     let micros: u32 = delta.getattr("microseconds")?.extract()?;
-    Ok(Some((days * 86_400 + seconds, micros * 1_000)))
+    let instant = days.checked_mul(86_400).and_then(|s| s.checked_add(seconds));
+    match instant {
+        Some(instant) if (0..86_400).contains(&seconds) && micros < 1_000_000 => {
+            Ok(Some((instant, micros * 1_000)))
+        }
+        _ => Err(PyValueError::new_err(format!(
+            "the datetime is {days} days, {seconds} s and {micros} us from the epoch, which is no instant"
+        ))),
+    }
 }
 
 /// True when an instant `seconds` after the epoch reads back as a datetime: a UTC datetime
