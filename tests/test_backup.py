@@ -254,6 +254,11 @@ def test_bad_destinations_are_refused_and_untouched(store: ep.Store, tmp_path: P
         store.backup("")
     with pytest.raises(ep.InvalidConfig, match="NUL byte"):
         store.backup(str(tmp_path / "nul\0name"))
+    # A link to a path that is gone: named as such, not a failing disk of the store.
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    listed = sorted([*listed, "dangling"])
+    with pytest.raises(ep.InvalidConfig, match="dangling: it is a link to a path that does not exist"):
+        store.backup(tmp_path / "dangling")
     with pytest.raises(ep.InvalidConfig, match="progress must be callable"):
         store.backup(tmp_path / "fine", progress=5)  # type: ignore[arg-type]
     assert sorted(p.name for p in tmp_path.iterdir()) == listed

@@ -4,6 +4,9 @@ refusals at open, forget_entity, and reads through every layer."""
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -348,3 +351,47 @@ def test_the_command_line_names_its_key_variable_when_the_key_is_missing_short_w
         )
     with ep.Store.open(data_dir, encryption_key=key, read_only=True) as store:
         assert [e.payload for e in store.query(ep.Region.all())] == [{"v": 1}]
+
+
+_RACER = r"""
+import sys, time
+import eventpak as ep
+data_dir, key, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
+options = {"shared": True}
+if key != "-":
+    options["encryption_key"] = bytes.fromhex(key)
+while time.time() < start:  # both processes open at the same instant
+    pass
+try:
+    store = ep.Store.open(data_dir, **options)
+except ep.EventpakError as e:
+    print("refused", type(e).__name__)
+    sys.exit(0)
+for i in range(5):
+    store.append(("e", "s"), "k", {"i": i})
+store.close()
+print("opened")
+"""
+
+
+def test_a_new_shared_store_opened_at_once_with_and_without_a_key_refuses_one_of_them(tmp_path, key) -> None:
+    # Both find the data dir new before either has made anything; the first to reach the
+    # session's open lock decides the store's mode, and the other is refused there.
+    for attempt in range(10):
+        data_dir = tmp_path / f"store-{attempt}"
+        start = time.time() + 0.5
+        keys = [key.hex(), "-"] if attempt % 2 == 0 else ["-", key.hex()]
+        racers = [
+            subprocess.Popen(
+                [sys.executable, "-c", _RACER, str(data_dir), k, str(start)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for k in keys
+        ]
+        outcomes = [racer.communicate(timeout=120)[0].strip() for racer in racers]
+        assert sorted(outcomes) == ["opened", "refused InvalidConfig"], outcomes
+        winner_key = key if outcomes[keys.index(key.hex())] == "opened" else None
+        with ep.Store.open(data_dir, encryption_key=winner_key) as store:
+            assert [e.payload["i"] for e in store.query(ep.Region.all())] == list(range(5))
+            assert store.verify().ok

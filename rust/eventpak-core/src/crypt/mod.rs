@@ -19,7 +19,7 @@ use parking_lot::RwLock;
 
 use self::key_file::TAG_LEN;
 pub use self::key_file::{KEY_FILE, KEY_LEN};
-pub use self::mode::open_keys;
+pub use self::mode::{open_keys, recheck_shared};
 use self::payload::{Aad, PayloadCipher, BODY_AT};
 pub use self::payload::{PayloadBinding, PayloadSuite, PAYLOAD_NONCE_LEN, SEALED_OVERHEAD};
 use self::ring::Ring;

@@ -121,31 +121,88 @@ fn create(
             .map_err(|e| Error::storage("creating the key file", e))?;
         return Ok(created);
     }
-    let tmp = data_dir.join(crate::io::temp_name(KEY_FILE));
     let fail = |e| Error::storage("creating the key file", e);
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail(e)),
-        _ => {}
-    }
-    let file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(fail)?;
-    storage.write(&file, &tmp, &bytes).map_err(fail)?;
-    storage.sync(&file, &tmp).map_err(fail)?;
-    drop(file);
     let path = data_dir.join(KEY_FILE);
-    let linked = std::fs::hard_link(&tmp, &path);
-    let _ = std::fs::remove_file(&tmp);
-    // Not found: the temp file went before the link, removed by the first opener of the
-    // shared session as a dead process's (it cannot tell a live creator's from one). That
-    // opener had made or found the key file first, so there is one to load.
-    let lost_temp = matches!(&linked, Err(e) if e.kind() == std::io::ErrorKind::NotFound) && path.exists();
-    match linked {
-        Ok(()) => storage.sync_dir(data_dir).map_err(fail)?,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists || lost_temp => {
-            return key_file::load(&path, store)?.ok_or_else(|| {
-                Error::InvalidConfig("encryption_key is not the key this store was encrypted with".into())
-            });
+    // The first opener of a shared session removes every temp file as a dead process's (it
+    // cannot tell a live creator's from one): a temp file lost before its link is written
+    // again. That opener runs once per session, so a second try is nearly always the last.
+    for _ in 0..CREATE_ATTEMPTS {
+        let tmp = data_dir.join(crate::io::temp_name(KEY_FILE));
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail(e)),
+            _ => {}
         }
-        Err(e) => return Err(fail(e)),
+        let file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(fail)?;
+        storage.write(&file, &tmp, &bytes).map_err(fail)?;
+        storage.sync(&file, &tmp).map_err(fail)?;
+        drop(file);
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {
+                storage.sync_dir(data_dir).map_err(fail)?;
+                return Ok(created);
+            }
+            // Another process made the store's key file first (or made it, then lost its
+            // own temp file the same way): load that one.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists || path.exists() => {
+                return key_file::load(&path, store)?.ok_or_else(|| {
+                    Error::InvalidConfig("encryption_key is not the key this store was encrypted with".into())
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(fail(e)),
+        }
     }
-    Ok(created)
+    Err(fail(std::io::Error::other("its temp file was removed before it could be linked, on every try")))
+}
+
+/// How many times a shared open writes the new key file's temp file before it gives up.
+const CREATE_ATTEMPTS: usize = 5;
+
+/// The check of a shared open, under the session's open lock, that the store's mode did not
+/// change since [`open_keys`] read it: two processes opening a new data dir at once, one
+/// with a key and one without, could each have found it new. The first of them to get here
+/// makes its first segment under that lock, so the other sees it (or the key file) now and
+/// is refused. A process that made the key file of a store that turns out clear removes it
+/// again: a clear store holding a key file would refuse every open without a key.
+pub fn recheck_shared(
+    storage: &dyn Storage,
+    data_dir: &Path,
+    segments_dir: &Path,
+    keyed: bool,
+    found_key_file: bool,
+) -> Result<()> {
+    let refuse = |why: &str| Err(Error::InvalidConfig(why.to_owned()));
+    let path = data_dir.join(KEY_FILE);
+    if !keyed {
+        return match std::fs::symlink_metadata(&path) {
+            Ok(_) => refuse("this store is encrypted: open it with its encryption_key"),
+            Err(_) => Ok(()),
+        };
+    }
+    if found_key_file {
+        return Ok(()); // encrypted before this open began: its segments are sealed
+    }
+    if !has_clear_segment(segments_dir) {
+        return Ok(());
+    }
+    std::fs::remove_file(&path)
+        .and_then(|()| storage.sync_dir(data_dir))
+        .map_err(|e| Error::storage("removing the key file made for a store created clear meanwhile", e))?;
+    refuse("this store was created without encryption (by another process, just now); an encryption_key cannot be added to it")
+}
+
+/// True when a segment whose header reads and decodes is not encrypted.
+fn has_clear_segment(segments_dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(segments_dir) else { return false };
+    entries.flatten().any(|entry| {
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(|n| n.len() == 24 && n.ends_with(".seg")) {
+            return false;
+        }
+        let mut head = [0u8; SEGMENT_HEADER_LEN];
+        let read = std::fs::File::open(entry.path()).and_then(|mut f| f.read_exact(&mut head));
+        read.is_ok() && SegmentHeader::decode(&head).is_ok() && !SegmentHeader::is_encrypted(&head)
+    })
 }

@@ -85,6 +85,7 @@ impl Store {
         super::backup::refuse_interrupted_first(data_dir)?;
         // Before anything is written: a key that does not fit the store is refused here.
         let key = config.encryption_key.as_ref().map(|k| k.0.as_slice());
+        let found_key_file = data_dir.join(crate::crypt::KEY_FILE).exists();
         let mut keys = crate::crypt::open_keys(
             data_dir,
             &segments_dir,
@@ -99,6 +100,17 @@ impl Store {
         let segments = SegmentSet::new(config.segment_max_bytes);
         let (mut recovered, session) = if config.shared {
             let session = shared_mode::join_session(&*storage, data_dir, &segments_dir, &config, &segments)?;
+            if !config.read_only {
+                // Under the session's open lock: another process may have made the store
+                // meanwhile, in the other mode.
+                crate::crypt::recheck_shared(
+                    &*storage,
+                    data_dir,
+                    &segments_dir,
+                    keys.is_some(),
+                    found_key_file,
+                )?;
+            }
             (session.recovered, Some((session.mode, session.first, session.open_lock)))
         } else if segments_dir.is_dir() {
             let options = RecoveryOptions {

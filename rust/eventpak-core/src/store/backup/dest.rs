@@ -116,6 +116,8 @@ pub(super) fn path_error(dest: &Path, context: &'static str, e: std::io::Error) 
         Some(libc::EROFS) => "lies on a read-only file system",
         // The folder above exists (it was looked at), yet nothing can be made in it: /proc.
         Some(libc::ENOENT) if context == CREATING => "no folder can be made there",
+        // Nothing was found there, yet the name is taken: a link to a path that is gone.
+        Some(libc::EEXIST) if context == CREATING => "it is a link to a path that does not exist",
         _ => return Error::storage(context, e),
     };
     Error::InvalidConfig(format!("backup destination {}: {why}", dest.display()))

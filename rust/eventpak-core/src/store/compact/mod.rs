@@ -169,7 +169,7 @@ impl Store {
                 &*self.shared.storage,
                 (map.path(), temp),
                 (position, id),
-                (&map.bytes()[..len as usize], self.shared.keys.as_ref()),
+                (&map.bytes()[..len as usize], self.shared.keys.is_some()),
                 removed,
                 &mut report,
             );

@@ -7,7 +7,6 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::compaction::{content_digest, RemovedKey};
-use crate::crypt::{PayloadBinding, PayloadKeys};
 use crate::error::{Error, Result};
 use crate::event::Hash;
 use crate::io::Storage;
@@ -35,14 +34,13 @@ pub(super) struct Rewritten {
 }
 
 /// Writes `bytes` (a whole sealed segment at `path`) to `temp` without the events at
-/// `removed` (ascending), fsyncs it, and reports progress per chunk written. `keys` (an
-/// encrypted store's) open the payloads of removed events that had an idempotency key,
-/// whose retries are compared with the plaintext.
+/// `removed` (ascending), fsyncs it, and reports progress per chunk written. `encrypted`:
+/// the segment belongs to an encrypted store (see the digest of removed keyed events).
 pub(super) fn rewrite(
     storage: &dyn Storage,
     (path, temp): (&Path, PathBuf),
     (position, id): (u32, u64),
-    (bytes, keys): (&[u8], Option<&PayloadKeys>),
+    (bytes, encrypted): (&[u8], bool),
     removed: &[u64],
     progress: &mut dyn FnMut(u64) -> bool,
 ) -> Result<Option<Rewritten>> {
@@ -97,27 +95,13 @@ pub(super) fn rewrite(
                     *head = (frame.entity_sequence(), frame.hash());
                 }
                 if let Some(key) = frame.idempotency_key() {
-                    let plain = match keys {
-                        None => Some(std::borrow::Cow::Borrowed(frame.payload())),
-                        Some(keys) => {
-                            let at = PayloadBinding {
-                                entity,
-                                event_id: frame.event_id(),
-                                entity_sequence: frame.entity_sequence(),
-                            };
-                            match keys.open(&at, frame.global_sequence, frame.payload()) {
-                                Ok(plain) => Some(std::borrow::Cow::Owned(plain)),
-                                Err(Error::PayloadForgotten { .. }) => None,
-                                Err(e) => return Err(e),
-                            }
-                        }
-                    };
-                    let content = content_digest(
-                        (entity, scope, kind),
-                        frame.payload_version(),
-                        plain.as_deref(),
-                        frame.tags(),
-                    );
+                    // An encrypted store's payload stays out of the digest: an unkeyed hash
+                    // of it, kept for good, would let anyone who guesses a removed payload
+                    // confirm it, even after its entity was forgotten. Its retries are then
+                    // not compared on the payload, as a forgotten event's are not.
+                    let plain = if encrypted { None } else { Some(frame.payload()) };
+                    let content =
+                        content_digest((entity, scope, kind), frame.payload_version(), plain, frame.tags());
                     let receipt = RemovedKey {
                         seq: frame.global_sequence,
                         event_id: frame.event_id(),
