@@ -30,13 +30,17 @@ def test_open_append_read_close_round_trip(run: Runner[Any], data_dir: Path) -> 
             await store.sync()
             assert (await store.stats())["events"] == 2
             assert (await store.verify()).ok
+            seen: list[tuple[int, int]] = []
+            report = await store.backup(data_dir.parent / "backup", progress=lambda *p: seen.append(p))
+            assert (report.through, report.events) == (1, 2) and seen and seen[-1][0] == seen[-1][1]
             again = await store.append(("acct-1", "bank"), "Deposited", {"amount": 5}, idempotency_key="k1")
             assert again == receipt  # the retry writes nothing
         assert store.closed
 
     run(main())
-    with ep.Store.open(data_dir) as sync_store:
-        assert [e.kind for e in sync_store.query(ALL)] == ["Deposited", "Withdrawn"]
+    for copy in (data_dir, data_dir.parent / "backup"):
+        with ep.Store.open(copy) as sync_store:
+            assert [e.kind for e in sync_store.query(ALL)] == ["Deposited", "Withdrawn"]
 
 
 def test_awaiting_open_gives_the_store_and_close_releases_it(run: Runner[Any], data_dir: Path) -> None:

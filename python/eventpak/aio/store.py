@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,7 @@ from .._native import (
     Region,
     Tracking,
 )
+from ..backup import BackupReport
 from ..config import StoreStats
 from ..errors import FenceActive, ReadOnlyStore, StoreClosed
 from ..options import BatchItem, CoordinateLike, EventOptions
@@ -164,6 +166,11 @@ class AsyncStore:
     async def verify(self, *, progress: Progress | None = None) -> VerifyReport:
         """The full integrity check (see ``Store.verify``); ``progress`` runs on a pool thread."""
         return await self._offload(functools.partial(self._store.verify, progress=progress))
+
+    async def backup(self, dest: str | os.PathLike[str], *, progress: Progress | None = None) -> BackupReport:
+        """The online backup into ``dest`` (see ``Store.backup``); ``progress`` runs on a pool
+        thread."""
+        return await self._offload(functools.partial(self._store.backup, dest, progress=progress))
 
     async def compact(self, retention: Retention, *, progress: Progress | None = None) -> CompactionReport:
         """Removes the events ``retention`` selects from the sealed segments (see
