@@ -315,3 +315,19 @@ def test_main_returns_the_exit_status(tmp_path: Path, capsys: pytest.CaptureFixt
         pass
     assert main(["stats", str(tmp_path / "d")]) == 0
     assert "events: 0" in capsys.readouterr().out
+
+
+def test_a_payload_nested_past_what_python_recursion_allows_is_shown_with_a_note() -> None:
+    # The decoder reads up to 1,024 levels (bytes another msgpack writer made); the encoder
+    # writes at most 256. Past 300 the CLI shows a note instead of failing on recursion.
+    import json
+
+    from eventpak._native import decode_payload
+    from eventpak.cli._base import SHOWN_LEVELS, to_json
+
+    deep = decode_payload(b"\x91" * 1000 + b"\x01")
+    shown = json.dumps(to_json(deep))
+    assert shown.count("[") == SHOWN_LEVELS + 1
+    assert f'"$unshown": "nested deeper than {SHOWN_LEVELS} levels"' in shown
+    kept = [[[1]]]
+    assert to_json(kept) == kept

@@ -182,10 +182,18 @@ def kind(text: str) -> str:
 # --- values as JSON and as table cells ---------------------------------------------------------
 
 
-def to_json(value: Any) -> Any:
+# Deeper than any payload the encoder writes (256 levels): only bytes written by another
+# msgpack writer nest further (up to the decoder's 1,024), past what Python's recursion allows.
+SHOWN_LEVELS = 300
+
+
+def to_json(value: Any, depth: int = 0) -> Any:
     """A payload (or any value the store holds) as plain JSON data: bytes become
     ``{"$bytes": "<base64>"}``, a ``datetime`` its ISO 8601 text, a UUID its text, a tuple a
-    list, a float that JSON cannot carry (nan, inf) its ``repr``; dict keys become strings."""
+    list, a float that JSON cannot carry (nan, inf) its ``repr``; dict keys become strings.
+    What nests deeper than ``SHOWN_LEVELS`` is replaced by a note saying so."""
+    if depth > SHOWN_LEVELS:
+        return {"$unshown": f"nested deeper than {SHOWN_LEVELS} levels"}
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
@@ -197,9 +205,9 @@ def to_json(value: Any) -> Any:
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, dict):
-        return {str(key): to_json(item) for key, item in value.items()}
+        return {str(key): to_json(item, depth + 1) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [to_json(item) for item in value]
+        return [to_json(item, depth + 1) for item in value]
     return repr(value)
 
 
