@@ -25,6 +25,8 @@ pub struct StoreMode {
     pub encrypted_segment: bool,
     /// Any segment file exists: the store's mode was fixed when its first one was made.
     pub any_segment: bool,
+    /// A segment header reads, decodes and carries no encrypted flag: the store is clear.
+    pub clear_segment: bool,
 }
 
 impl StoreMode {
@@ -32,7 +34,8 @@ impl StoreMode {
     /// segment's first bytes).
     pub fn of(data_dir: &Path, segments_dir: &Path) -> Result<StoreMode> {
         let key_file = std::fs::symlink_metadata(data_dir.join(KEY_FILE)).is_ok();
-        let mut mode = StoreMode { key_file, encrypted_segment: false, any_segment: false };
+        let mut mode =
+            StoreMode { key_file, encrypted_segment: false, any_segment: false, clear_segment: false };
         let Ok(entries) = std::fs::read_dir(segments_dir) else { return Ok(mode) };
         for entry in entries.flatten() {
             let name = entry.file_name();
@@ -44,8 +47,10 @@ impl StoreMode {
             let mut head = [0u8; SEGMENT_HEADER_LEN];
             let read = std::fs::File::open(entry.path()).and_then(|mut f| f.read_exact(&mut head));
             // A header that does not read or decode is for recovery to judge.
-            if read.is_ok() && SegmentHeader::decode(&head).is_ok() && SegmentHeader::is_encrypted(&head) {
-                mode.encrypted_segment = true;
+            if read.is_ok() && SegmentHeader::decode(&head).is_ok() {
+                let encrypted = SegmentHeader::is_encrypted(&head);
+                mode.encrypted_segment |= encrypted;
+                mode.clear_segment |= !encrypted;
             }
         }
         Ok(mode)
@@ -184,25 +189,11 @@ pub fn recheck_shared(
     if found_key_file {
         return Ok(()); // encrypted before this open began: its segments are sealed
     }
-    if !has_clear_segment(segments_dir) {
+    if !StoreMode::of(data_dir, segments_dir)?.clear_segment {
         return Ok(());
     }
     std::fs::remove_file(&path)
         .and_then(|()| storage.sync_dir(data_dir))
         .map_err(|e| Error::storage("removing the key file made for a store created clear meanwhile", e))?;
     refuse("this store was created without encryption (by another process, just now); an encryption_key cannot be added to it")
-}
-
-/// True when a segment whose header reads and decodes is not encrypted.
-fn has_clear_segment(segments_dir: &Path) -> bool {
-    let Ok(entries) = std::fs::read_dir(segments_dir) else { return false };
-    entries.flatten().any(|entry| {
-        let name = entry.file_name();
-        if !name.to_str().is_some_and(|n| n.len() == 24 && n.ends_with(".seg")) {
-            return false;
-        }
-        let mut head = [0u8; SEGMENT_HEADER_LEN];
-        let read = std::fs::File::open(entry.path()).and_then(|mut f| f.read_exact(&mut head));
-        read.is_ok() && SegmentHeader::decode(&head).is_ok() && !SegmentHeader::is_encrypted(&head)
-    })
 }
