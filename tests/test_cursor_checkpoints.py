@@ -263,3 +263,24 @@ def test_loading_a_symlinked_checkpoint_fails_closed(tmp_path):
     _ckpt_path(data_dir, "w").symlink_to(tmp_path / "does-not-exist")
     with pytest.raises(ep.CursorCheckpointCorrupt):
         ep.Cursor.load_checkpoint(data_dir, "w")
+
+
+def test_committing_a_position_past_the_head_saves_it_without_waiting_for_events(data_dir) -> None:
+    # A cursor made with after= beyond the head: its commit syncs what was written and saves
+    # the position, rather than wait for events up to it that nobody may ever write.
+    import threading
+
+    store = ep.Store.open(data_dir, sync="never")
+    store.append(("a", "s"), "k", 1)  # head 0
+    cursor = store.cursor(ep.Region.all(), after=5)
+    committing = threading.Thread(target=cursor.commit, args=("past-head",), daemon=True)
+    committing.start()
+    committing.join(timeout=60)
+    assert not committing.is_alive(), "commit() waited for events past the head"
+    saved = ep.Cursor.load_checkpoint(data_dir, "past-head")
+    assert saved is not None and saved.position == 5
+    store.append(("a", "s"), "k", 2)  # sequence 1: still before the saved position
+    resumed = store.cursor(ep.Region.all())
+    assert resumed.resume("past-head")
+    assert resumed.poll_batch(10) == []
+    store.close()

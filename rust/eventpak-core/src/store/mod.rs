@@ -240,7 +240,18 @@ impl Store {
         self.check_open()?;
         // A read-only store appends nothing; what it reads is all it will ever have.
         let Some(writer) = self.shared.writer.as_ref() else { return Ok(()) };
-        self.durable_through(writer, |_| seq.saturating_add(1))
+        // A position past the head (a cursor made with `after=` beyond it) asks for events
+        // nobody wrote: waiting for them would never end. Alone on the data dir, this
+        // writer knows every event written, so everything written is what there is to sync.
+        let exclusive = self.shared.sharing.is_none();
+        self.durable_through(writer, |w| {
+            let upto = seq.saturating_add(1);
+            if exclusive {
+                upto.min(w.written())
+            } else {
+                upto
+            }
+        })
     }
 
     /// Number of leading events covered by an fsync (by any process, in shared mode).
