@@ -231,3 +231,37 @@ def test_gaps_are_observed_after_reopen(open_store, coord):
     cursor = _gap_cursor(reopened)
     assert _seqs(cursor.poll_batch(10)) == [0, 3]
     assert _gaps(cursor) == [(1, 3, [(1, 3)])]
+
+
+def test_an_unstarted_seek_past_a_cancelled_range_records_no_gap(store, coord):
+    assert _cancel(store, coord, 2) == [0, 1]
+    for _ in range(5):
+        _visible(store, coord)  # 2..6
+    cursor = _gap_cursor(store)
+    cursor.seek(4, False)
+    assert _seqs(cursor.poll_batch(10)) == [4, 5, 6]
+    assert cursor.take_gaps() == []
+
+
+def test_an_unstarted_seek_into_a_cancelled_range_records_the_jump_from_the_seek(store, coord):
+    _visible(store, coord)  # 0
+    assert _cancel(store, coord, 4) == [1, 2, 3, 4]
+    assert _visible(store, coord) == 5
+    cursor = _gap_cursor(store)
+    cursor.seek(3, False)
+    assert _seqs(cursor.poll_batch(10)) == [5]
+    assert _gaps(cursor) == [(3, 5, [(3, 5)])]
+
+
+def test_a_cursor_resumed_from_an_unstarted_checkpoint_records_gaps_from_its_position(store, coord):
+    assert _cancel(store, coord, 2) == [0, 1]
+    for _ in range(3):
+        _visible(store, coord)  # 2..4
+    moved = store.cursor(R.all())
+    moved.seek(3, False)
+    moved.commit("unstarted")
+    resumed = _gap_cursor(store)
+    assert resumed.resume("unstarted")
+    assert (resumed.position, resumed.started) == (3, False)
+    assert _seqs(resumed.poll_batch(10)) == [3, 4]
+    assert resumed.take_gaps() == []

@@ -83,7 +83,7 @@ impl Cursor {
         let Some(&last) = hits.last() else { return Ok(Vec::new()) };
         let events = store.read_events(&hits)?;
         if self.gaps.is_some() {
-            let mut expected = if self.started { self.position + 1 } else { 0 };
+            let mut expected = if self.started { self.position + 1 } else { self.position };
             for &delivered in &hits {
                 if delivered > expected {
                     self.record_gap(store, expected, delivered);
