@@ -8,6 +8,7 @@ them back in commit order with :class:`Region` queries.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
@@ -109,16 +110,28 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'eventpak' has no attribute {name!r}")
 
 
+# How long interpreter exit waits for the Python code that other threads run from inside the
+# engine: once it ends, those threads park for good (see _native.mark_exiting).
+_EXIT_CALLBACK_TIMEOUT_S = 5.0
+
+
 @atexit.register
 def _at_exit() -> None:
     # atexit runs after non-daemon threads are joined and before daemon threads are stopped:
     # stop workers and close stores while the interpreter is whole, then keep every other
-    # thread that comes back from the engine out of Python (see _native.mark_exiting).
+    # thread that comes back from the engine out of Python (see _native.mark_exiting), after
+    # the Python code other threads run from inside the engine (upcasters, progress
+    # callbacks, `default=`) returned.
     _native.mark_exit_started()
     try:
         close_open_stores_at_exit()
     finally:
-        _native.mark_exiting()
+        if not _native.mark_exiting(_EXIT_CALLBACK_TIMEOUT_S):
+            logging.getLogger("eventpak").warning(
+                "a callback called by eventpak (an upcaster, a progress callback, default=) was still "
+                "running %.0f s into interpreter exit; exit went on without it",
+                _EXIT_CALLBACK_TIMEOUT_S,
+            )
 
 
 __all__ = [

@@ -794,9 +794,12 @@ def mark_exit_started() -> None:
     another thread whose engine call ends because its store was closed parks for good instead
     of raising ``StoreClosed``."""
 
-def mark_exiting() -> None:
+def mark_exiting(timeout: float = 5.0) -> bool:
     """Called by the package's ``atexit`` hook: from now on, threads other than the exiting
-    one that come back from the engine park for good instead of taking the GIL again."""
+    one that come back from the engine, or are about to run Python code from inside it (an
+    upcaster, ``default=``, a progress callback), park for good instead of taking the GIL
+    again. Then waits up to ``timeout`` seconds for such Python code already running to
+    return; ``False`` when some still runs."""
 
 def after_fork_in_child() -> None:
     """Marks this process as a child just forked: stores opened before the fork become

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use eventpak_core::{Retention, Selection, StoredEvent};
 use pyo3::prelude::*;
 
+use crate::exit::attach_calling_python;
 use crate::progress::ProgressCallback;
 use crate::store::NativeStore;
 
@@ -30,7 +31,7 @@ impl NativeStore {
         let mut progress = ProgressCallback::new(progress);
         let mut ask = |event: &StoredEvent| -> Option<bool> {
             let callback = predicate.as_ref()?;
-            Python::attach(|py| {
+            attach_calling_python(|py| {
                 self.events(py, vec![event.clone()])
                     .and_then(|mut events| callback.call1(py, (events.remove(0),)))
                     .and_then(|verdict| verdict.bind(py).is_truthy())

@@ -1,64 +1,30 @@
 //! The one way the binding calls into the engine: with the GIL released, so other
 //! Python threads run while Rust works, waits on locks or waits for fsync.
 //!
-//! Two things can go wrong around that and are handled here, once:
-//! - a Rust panic must reach Python as a typed `ep.EventpakError`, never as PyO3's
-//!   `PanicException` (a `BaseException` that `except Exception` does not catch);
-//! - while the interpreter exits, a daemon thread that takes the GIL back is ended by
-//!   CPython with a forced unwind, which aborts the process when it crosses Rust frames.
-//!   Once `mark_exiting` ran (from an `atexit` hook), threads other than the exiting one
-//!   that come back from the engine park for good instead: the process is ending anyway.
+//! A Rust panic must reach Python as a typed `ep.EventpakError`, never as PyO3's
+//! `PanicException` (a `BaseException` that `except Exception` does not catch); and a
+//! thread coming back from the engine while the interpreter exits must not take the GIL
+//! again ([`crate::exit`]).
 
 use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
-use std::thread::ThreadId;
 
 use eventpak_core::{Error, Result};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
 use crate::errors::to_py;
-
-static EXITING: AtomicBool = AtomicBool::new(false);
-static EXIT_STARTED: AtomicBool = AtomicBool::new(false);
-static EXITING_THREAD: OnceLock<ThreadId> = OnceLock::new();
-
-/// Called by the package's `atexit` hook before it closes the open stores, in the thread
-/// that runs interpreter shutdown: from then on, another thread whose engine call ends
-/// because its store was closed (a cursor parked in `pull_batch` in a daemon thread) stays
-/// parked instead of raising `StoreClosed` into a thread the interpreter is about to drop.
-#[pyfunction]
-pub fn mark_exit_started() {
-    let _ = EXITING_THREAD.set(std::thread::current().id());
-    EXIT_STARTED.store(true, Ordering::Release);
-}
-
-/// Called by the package's `atexit` hook in the thread that runs interpreter shutdown.
-#[pyfunction]
-pub fn mark_exiting() {
-    let _ = EXITING_THREAD.set(std::thread::current().id());
-    EXITING.store(true, Ordering::Release);
-}
-
-/// Parks this thread for good if the interpreter is exiting on another thread, or, once
-/// exit has started, if `closed` (its call ended because its store was closed at exit).
-fn park_if_exiting(closed: bool) {
-    let exiting = EXITING.load(Ordering::Acquire) || (closed && EXIT_STARTED.load(Ordering::Acquire));
-    if exiting && EXITING_THREAD.get() != Some(&std::thread::current().id()) {
-        loop {
-            std::thread::park();
-        }
-    }
-}
+use crate::exit::{calling_python, park_if_exiting};
 
 /// Whether this is the interpreter's main thread (the only one that runs signal handlers).
 /// Answered without running Python code after the first call, so it is safe while the
 /// interpreter shuts down.
 fn on_main_thread(py: Python<'_>) -> PyResult<bool> {
     let main = MAIN_THREAD.get_or_try_init(py, || {
-        py.import("threading")?.call_method0("main_thread")?.getattr("ident")?.extract()
+        // `threading.main_thread()` is Python code.
+        calling_python(py, || {
+            py.import("threading")?.call_method0("main_thread")?.getattr("ident")?.extract()
+        })
     })?;
     // SAFETY: a plain query of the calling thread's id, valid with or without the GIL.
     Ok(unsafe { PyThread_get_thread_ident() } == *main)

@@ -15,6 +15,7 @@ mod cursor;
 mod cursor_values;
 mod errors;
 mod event;
+mod exit;
 mod fence;
 mod gap_observation;
 mod gil;
@@ -61,11 +62,11 @@ mod _native {
     #[pymodule_export]
     use crate::event::{AppendReceipt, Event};
     #[pymodule_export]
+    use crate::exit::{mark_exit_started, mark_exiting};
+    #[pymodule_export]
     use crate::fence::NativeFence;
     #[pymodule_export]
     use crate::gap_observation::GapObservation;
-    #[pymodule_export]
-    use crate::gil::{mark_exit_started, mark_exiting};
     #[pymodule_export]
     use crate::guards::{AppendCondition, Tracking};
     #[pymodule_export]

@@ -4,6 +4,8 @@
 
 use pyo3::prelude::*;
 
+use crate::exit::attach_calling_python;
+
 /// The callback of one call (`None`: no callback) and the first exception it raised.
 pub struct ProgressCallback {
     callback: Option<Py<PyAny>>,
@@ -19,7 +21,7 @@ impl ProgressCallback {
     /// Calls `progress(done, total)`; false (stop the work) once it raised.
     pub fn report(&mut self, done: u64, total: u64) -> bool {
         let Some(callback) = &self.callback else { return true };
-        Python::attach(|py| match callback.call1(py, (done, total)) {
+        attach_calling_python(|py| match callback.call1(py, (done, total)) {
             Ok(_) => true,
             Err(e) => {
                 self.raised.get_or_insert(e);

@@ -16,6 +16,7 @@ use pyo3::types::{PyDict, PyTuple};
 
 use crate::args::int_arg;
 use crate::errors::UpcastFailed;
+use crate::exit::calling_python;
 use crate::names::KindName;
 
 /// The steps of one kind: `steps[i]` takes a payload from version `first + i` to `first + i + 1`.
@@ -106,7 +107,7 @@ impl Upcasters {
         let py = payload.py();
         let mut value = payload;
         for (version, step) in (stored..).zip(chain.steps.iter().skip(skip as usize)) {
-            value = call_one(step.bind(py), &value).map_err(|cause| {
+            value = calling_python(py, || call_one(step.bind(py), &value)).map_err(|cause| {
                 if !cause.is_instance_of::<PyException>(py) {
                     return cause;
                 }
@@ -143,5 +144,5 @@ fn malformed() -> PyErr {
 pub fn decode_typed<'py>(event: &Bound<'py, PyAny>, cls: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     static DECODE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let decode = DECODE.import(event.py(), "eventpak.typed", "decode_event")?;
-    decode.call1((event, cls))
+    calling_python(event.py(), || decode.call1((event, cls)))
 }

@@ -7,6 +7,7 @@ use pyo3::types::{PyBytes, PyDict, PyString, PyType};
 
 use crate::args::type_name;
 use crate::errors::InvalidArgument;
+use crate::exit::calling_python;
 
 static UUID_CLASS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
@@ -15,7 +16,8 @@ pub fn to_uuid<'py>(py: Python<'py>, id: &[u8; 16]) -> PyResult<Bound<'py, PyAny
     let class = UUID_CLASS.import(py, "uuid", "UUID")?;
     let kwargs = PyDict::new(py);
     kwargs.set_item("bytes", PyBytes::new(py, id))?;
-    class.call((), Some(&kwargs))
+    // `uuid.UUID` is Python code.
+    calling_python(py, || class.call((), Some(&kwargs)))
 }
 
 /// Reads event id argument `name`: a `uuid.UUID`, or its string form. A string that is not
@@ -24,7 +26,7 @@ pub fn to_uuid<'py>(py: Python<'py>, id: &[u8; 16]) -> PyResult<Bound<'py, PyAny
 pub fn from_uuid(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<[u8; 16]> {
     let class = UUID_CLASS.import(obj.py(), "uuid", "UUID")?;
     if obj.is_instance(class)? {
-        let bytes = obj.getattr("bytes")?;
+        let bytes = calling_python(obj.py(), || obj.getattr("bytes"))?;
         return Ok(bytes.downcast::<PyBytes>()?.as_bytes().try_into()?);
     }
     if let Ok(text) = obj.downcast::<PyString>() {

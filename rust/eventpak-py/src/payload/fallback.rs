@@ -16,6 +16,7 @@ use super::timestamp;
 use super::walk::{too_long, Step, Walk};
 use super::write;
 use crate::args::type_name;
+use crate::exit::calling_python;
 
 impl<'py> Walk<'_, 'py> {
     /// An int beyond `i64`: as uint64 when it fits, else through `default`.
@@ -84,10 +85,10 @@ impl<'py> Walk<'_, 'py> {
     /// The items are taken first, so the mapping changing meanwhile cannot mix two states.
     fn mapping(&mut self, obj: &Bound<'py, PyAny>, depth: u32) -> Step {
         let shown = type_name(obj);
-        let items = obj
-            .call_method0("items")
-            .and_then(|items| items.try_iter()?.collect::<PyResult<Vec<_>>>())
-            .map_err(|e| raised(format!("{shown}.items() raised"), e))?;
+        let items = calling_python(obj.py(), || {
+            obj.call_method0("items").and_then(|items| items.try_iter()?.collect::<PyResult<Vec<_>>>())
+        })
+        .map_err(|e| raised(format!("{shown}.items() raised"), e))?;
         if items.len() > write::MAX_LEN {
             return Err(too_long("dict", items.len()));
         }
@@ -144,7 +145,7 @@ impl<'py> Walk<'_, 'py> {
     ) -> Step {
         let Some(default) = self.default else { return Err(refused(why())) };
         let shown = type_name(obj);
-        match default.call1((obj,)) {
+        match calling_python(obj.py(), || default.call1((obj,))) {
             Ok(value) if value.is(obj) => {
                 Err(refused(format!("default() returned the {shown} it was given")))
             }

@@ -6,6 +6,8 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 
+use crate::exit::calling_python;
+
 /// The msgpack extension type of timestamps.
 pub const EXT_TYPE: i8 = -1;
 
@@ -32,6 +34,11 @@ pub fn is_datetime(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
 /// Seconds since the epoch (floored) and nanoseconds past them of an aware datetime;
 /// `None` for a naive one, which names no instant.
 pub fn unix_parts(obj: &Bound<'_, PyAny>) -> PyResult<Option<(i64, u32)>> {
+    // A tzinfo (or a subclass's `utcoffset`) may be Python code.
+    calling_python(obj.py(), || aware_unix_parts(obj))
+}
+
+fn aware_unix_parts(obj: &Bound<'_, PyAny>) -> PyResult<Option<(i64, u32)>> {
     if obj.call_method0("utcoffset")?.is_none() {
         return Ok(None);
     }
