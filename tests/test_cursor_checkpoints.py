@@ -265,12 +265,13 @@ def test_loading_a_symlinked_checkpoint_fails_closed(tmp_path):
         ep.Cursor.load_checkpoint(data_dir, "w")
 
 
-def test_committing_a_position_past_the_head_saves_it_without_waiting_for_events(data_dir) -> None:
+@pytest.mark.parametrize("shared", [False, True], ids=["exclusive", "shared"])
+def test_committing_a_position_past_the_head_saves_it_without_waiting_for_events(data_dir, shared) -> None:
     # A cursor made with after= beyond the head: its commit syncs what was written and saves
     # the position, rather than wait for events up to it that nobody may ever write.
     import threading
 
-    store = ep.Store.open(data_dir, sync="never")
+    store = ep.Store.open(data_dir, sync="never", shared=shared)
     store.append(("a", "s"), "k", 1)  # head 0
     cursor = store.cursor(ep.Region.all(), after=5)
     committing = threading.Thread(target=cursor.commit, args=("past-head",), daemon=True)

@@ -241,16 +241,13 @@ impl Store {
         // A read-only store appends nothing; what it reads is all it will ever have.
         let Some(writer) = self.shared.writer.as_ref() else { return Ok(()) };
         // A position past the head (a cursor made with `after=` beyond it) asks for events
-        // nobody wrote: waiting for them would never end. Alone on the data dir, this
-        // writer knows every event written, so everything written is what there is to sync.
-        let exclusive = self.shared.sharing.is_none();
+        // nobody wrote: waiting for them would never end. Everything written is what there
+        // is to sync: alone on the data dir, what this writer wrote; shared, what any
+        // process published (a delivered event always is).
+        let sharing = self.shared.sharing.as_ref();
         self.durable_through(writer, |w| {
-            let upto = seq.saturating_add(1);
-            if exclusive {
-                upto.min(w.written())
-            } else {
-                upto
-            }
+            let written = sharing.map_or_else(|| w.written(), |mode| mode.coord.mem.published_seq());
+            seq.saturating_add(1).min(written)
         })
     }
 
