@@ -65,6 +65,23 @@ def test_a_read_only_open_of_a_store_without_an_id_file_changes_nothing(tmp_path
     assert (data_dir / "store.id").exists()
 
 
+def test_a_read_only_open_of_a_closed_store_touches_no_file(data_dir: Path) -> None:
+    with ep.Store.open(data_dir) as store:
+        store.append(("a", "s"), "k", 1)
+    files = sorted(path for path in data_dir.rglob("*") if path.is_file())
+    assert data_dir / "LOCK" in files
+    # Every file dated in the past: any write, even of the same bytes or a truncation of an
+    # empty file, would date it now.
+    for path in files:
+        os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    contents = {path: path.read_bytes() for path in files}
+    with ep.Store.open(data_dir, read_only=True) as store:
+        assert [e.payload for e in store.query(ep.Region.all())] == [1]
+    assert sorted(path for path in data_dir.rglob("*") if path.is_file()) == files
+    assert {path: path.read_bytes() for path in files} == contents
+    assert {path: path.stat().st_mtime_ns for path in files} == dict.fromkeys(files, 1_000_000_000)
+
+
 @pytest.mark.parametrize("read_only", [False, True])
 def test_a_store_id_file_lost_since_it_exists_is_damage(open_store, data_dir: Path, read_only: bool) -> None:
     # A store written since store.id exists wrote it before its first event: without it, a

@@ -62,6 +62,14 @@ impl StoreMode {
     }
 }
 
+/// What [`open_keys`] found and made.
+pub struct OpenedKeys {
+    /// The store's keys; `None` for a clear store.
+    pub keys: Option<PayloadKeys>,
+    /// The key file was there when the open began (this open did not make it).
+    pub key_file_found: bool,
+}
+
 /// The store's keys for an open with `key` (`None`: no encryption_key given). Refuses
 /// with [`Error::InvalidConfig`], having written nothing, a wrong key, a missing key for an
 /// encrypted store, and a key for a store made clear. A new store opened with a key gets
@@ -71,9 +79,20 @@ pub fn open_keys(
     segments_dir: &Path,
     storage: &Arc<dyn Storage>,
     key: Option<&[u8]>,
+    read_only_shared: (bool, bool),
+) -> Result<OpenedKeys> {
+    let mode = StoreMode::of(data_dir, segments_dir)?;
+    let keys = keys_of(mode, data_dir, storage, key, read_only_shared)?;
+    Ok(OpenedKeys { keys, key_file_found: mode.key_file })
+}
+
+fn keys_of(
+    mode: StoreMode,
+    data_dir: &Path,
+    storage: &Arc<dyn Storage>,
+    key: Option<&[u8]>,
     (read_only, shared): (bool, bool),
 ) -> Result<Option<PayloadKeys>> {
-    let mode = StoreMode::of(data_dir, segments_dir)?;
     let refuse = |why: &str| Err(Error::InvalidConfig(why.to_owned()));
     let Some(key) = key else {
         if mode.encrypted() {
@@ -176,7 +195,7 @@ pub fn recheck_shared(
     data_dir: &Path,
     segments_dir: &Path,
     keyed: bool,
-    found_key_file: bool,
+    key_file_found: bool,
 ) -> Result<()> {
     let refuse = |why: &str| Err(Error::InvalidConfig(why.to_owned()));
     let path = data_dir.join(KEY_FILE);
@@ -186,7 +205,7 @@ pub fn recheck_shared(
             Err(_) => Ok(()),
         };
     }
-    if found_key_file {
+    if key_file_found {
         return Ok(()); // encrypted before this open began: its segments are sealed
     }
     if !StoreMode::of(data_dir, segments_dir)?.clear_segment {

@@ -178,6 +178,7 @@ mod tests {
             let segments = dir.path().join("segments");
             super::super::open_keys(dir.path(), &segments, &storage, Some(&key), (false, false))
                 .unwrap()
+                .keys
                 .unwrap()
         };
         let mut seen = HashSet::new();

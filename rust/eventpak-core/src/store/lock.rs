@@ -67,8 +67,11 @@ pub(super) fn take_lock(data_dir: &Path, read_only: bool, shared: bool) -> Resul
         // Informational only (it names the holder in others' errors), so it is neither
         // fsynced nor routed through `Storage`, and failing to write it is not an error.
         // A read-only holder clears what a writer that died left (when it may write the
-        // file), so a refused opener is not told of a process long gone.
-        let _ = file.set_len(0);
+        // file), so a refused opener is not told of a process long gone; an empty file it
+        // leaves alone, as truncating it would still touch its times.
+        if !read_only || file.metadata().is_ok_and(|m| m.len() > 0) {
+            let _ = file.set_len(0);
+        }
         if !read_only {
             let _ = (&file).write_all(format!("{}\n", std::process::id()).as_bytes());
         }

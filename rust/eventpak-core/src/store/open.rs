@@ -85,14 +85,14 @@ impl Store {
         super::backup::refuse_interrupted_first(data_dir)?;
         // Before anything is written: a key that does not fit the store is refused here.
         let key = config.encryption_key.as_ref().map(|k| k.0.as_slice());
-        let found_key_file = data_dir.join(crate::crypt::KEY_FILE).exists();
-        let mut keys = crate::crypt::open_keys(
+        let opened = crate::crypt::open_keys(
             data_dir,
             &segments_dir,
             &storage,
             key,
             (config.read_only, config.shared),
         )?;
+        let mut keys = opened.keys;
         if !config.read_only {
             create_durable_dir(&*storage, &segments_dir)
                 .map_err(|e| Error::storage("creating the segments dir", e))?;
@@ -108,7 +108,7 @@ impl Store {
                     data_dir,
                     &segments_dir,
                     keys.is_some(),
-                    found_key_file,
+                    opened.key_file_found,
                 )?;
             }
             (session.recovered, Some((session.mode, session.first, session.open_lock)))
