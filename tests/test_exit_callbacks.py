@@ -127,3 +127,45 @@ def test_exit_while_a_daemon_thread_runs_python_code_called_by_eventpak_is_norma
         # The store the thread was using is whole.
         with ep.Store.open(data_dir) as store:
             assert store.verify().ok
+
+
+FORK_SCRIPT = """
+    import os, sys, threading
+    import eventpak as ep
+
+    inside, release = threading.Event(), threading.Event()
+
+    def upcast(payload):
+        inside.set()
+        release.wait(60)  # in the upcaster when the process forks
+        return payload
+
+    store = ep.Store.open(sys.argv[1], upcasters=ep.Upcasters().add("k", 0, upcast))
+    store.append(("a:1", "s"), "k", {"i": 1})
+    (event,) = store.query(ep.Region.all())
+    threading.Thread(target=lambda: event.payload, daemon=True).start()
+    assert inside.wait(60)
+    pid = os.fork()
+    if pid == 0:
+        sys.exit(0)  # a normal exit, through the exit hooks
+    _, status = os.waitpid(pid, 0)
+    release.set()
+    print(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_child_forked_while_another_thread_runs_an_upcaster_does_not_wait_for_it_at_exit(
+    tmp_path: Path,
+) -> None:
+    # The upcaster's thread does not exist in the child: its call never returns there, and
+    # exit would wait out its whole bound for it, then warn.
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(FORK_SCRIPT), str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "0"
+    assert "still running" not in done.stderr, done.stderr

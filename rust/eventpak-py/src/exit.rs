@@ -71,6 +71,12 @@ pub fn mark_exiting(py: Python<'_>, timeout: f64) -> bool {
     })
 }
 
+/// In a child just forked only the forking thread lives on: the calls into Python that
+/// other threads were making will never return here, and exit must not wait for them.
+pub fn after_fork_in_child() {
+    IN_PYTHON.store(DEPTH.with(Cell::get), Ordering::SeqCst);
+}
+
 fn is_exiting_thread() -> bool {
     EXITING_THREAD.get() == Some(&std::thread::current().id())
 }

@@ -98,6 +98,7 @@ mod _native {
     #[pyfunction]
     fn after_fork_in_child() {
         eventpak_core::note_fork_in_child();
+        crate::exit::after_fork_in_child();
     }
 
     /// Encodes a payload to msgpack the way the store does (for tests and tools); values
