@@ -169,3 +169,43 @@ def test_a_child_forked_while_another_thread_runs_an_upcaster_does_not_wait_for_
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "0"
     assert "still running" not in done.stderr, done.stderr
+
+
+CLOSED_SCRIPT = """
+    import sys, threading
+    import eventpak as ep
+
+    store = ep.Store.open(sys.argv[1])
+    threads = int(sys.argv[2])
+    started = threading.Barrier(threads + 1)
+
+    def wait_for_events(k):
+        cursor = store.cursor(ep.Region.entity(f"w:{k}", exact=True))
+        started.wait()
+        try:
+            while True:
+                cursor.pull_batch(10, 0.5)
+        except ep.StoreClosed:
+            pass
+
+    for k in range(threads):
+        threading.Thread(target=wait_for_events, args=(k,), daemon=True).start()
+    started.wait()
+    store.close()  # every waiting cursor wakes to StoreClosed while the script ends
+"""
+
+
+def test_exit_right_after_close_wakes_many_waiting_cursors_is_normal(tmp_path: Path) -> None:
+    # Each woken thread takes the GIL back and builds its StoreClosed (Python code) as the
+    # interpreter begins to exit: exit waits for those, and parks the ones that come later.
+    for run in range(RUNS):
+        done = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(CLOSED_SCRIPT), str(tmp_path / f"data-{run}"), "200"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode != -signal.SIGABRT, done.stderr
+        assert "FATAL" not in done.stderr and "Fatal Python error" not in done.stderr, done.stderr
+        assert done.returncode == 0, done.stderr

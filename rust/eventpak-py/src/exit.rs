@@ -124,13 +124,23 @@ fn leave(calls: usize) {
 }
 
 /// Ends a counted call when dropped, also when the call unwinds.
-struct Counted;
+pub struct Counted;
 
 impl Drop for Counted {
     fn drop(&mut self) {
         DEPTH.with(|depth| depth.set(depth.get() - 1));
         leave(1);
     }
+}
+
+/// Called without the GIL by a thread about to take it back and run what may be Python
+/// code before its call returns (an engine call's error is built by a Python class):
+/// counted until the guard drops. Once the exit is marked, parks for good instead.
+pub fn returning_to_python() -> Counted {
+    if !enter() {
+        park_for_good();
+    }
+    Counted
 }
 
 /// Runs `call`, which runs Python code (a user's callback), from Rust with the GIL held.

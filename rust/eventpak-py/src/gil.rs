@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
 use crate::errors::to_py;
-use crate::exit::{calling_python, park_if_exiting};
+use crate::exit::{calling_python, park_if_exiting, returning_to_python};
 
 /// Whether this is the interpreter's main thread (the only one that runs signal handlers).
 /// Answered without running Python code after the first call, so it is safe while the
@@ -64,7 +64,7 @@ pub fn detached<T: Send>(
     work: impl FnOnce() -> Result<T> + Send,
 ) -> PyResult<T> {
     let main = on_main_thread(py).unwrap_or(false);
-    py.detach(|| {
+    let (outcome, _returning) = py.detach(|| {
         park_if_exiting(false);
         let run = || {
             catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|panic| {
@@ -78,12 +78,20 @@ pub fn detached<T: Send>(
         };
         let outcome = if main { eventpak_core::interruptible(signal_raised, run) } else { run() };
         park_if_exiting(matches!(outcome, Err(Error::StoreClosed)));
-        outcome
-    })
-    .map_err(|e| match e {
-        Error::Interrupted => {
-            RAISED.with(|raised| raised.borrow_mut().take()).unwrap_or_else(|| to_py(e, data_dir))
-        }
-        e => to_py(e, data_dir),
+        // Counted from before the GIL is taken back until the error (whose class runs
+        // Python code as it is built) is made: the exit waits for this thread rather than
+        // end it inside this call.
+        (outcome, returning_to_python())
+    });
+    outcome.map_err(|e| {
+        let err = match e {
+            Error::Interrupted => {
+                RAISED.with(|raised| raised.borrow_mut().take()).unwrap_or_else(|| to_py(e, data_dir))
+            }
+            e => to_py(e, data_dir),
+        };
+        // Built now, not when PyO3 raises it after this returns (still inside the call).
+        let _ = err.value(py);
+        err
     })
 }
