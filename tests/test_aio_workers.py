@@ -62,6 +62,31 @@ def test_a_worker_feeds_its_handler_in_order_and_commits_durably(run: Runner[Any
     assert run(second()) == [160]  # resumed after the durable checkpoint
 
 
+def test_a_resumed_durable_worker_reports_its_checkpoint_as_its_position_from_the_start(
+    run: Runner[Any], data_dir: Path
+) -> None:
+    async def main() -> list[tuple[int | None, int]]:
+        async with ep.aio.open(data_dir) as store:
+            await store.append_batch([(("a", "s"), "k", i) for i in range(10)])
+            cursor = store.sync_store.cursor(ALL)
+            cursor.poll_batch(100)
+            cursor.commit("resumed")  # saved at 9
+
+            async def handler(batch: list[ep.Event], st: Any, witness: Any) -> None:
+                return None
+
+            seen = []
+            for _ in range(5):
+                # Read before the worker's task ran: from the checkpoint, not None.
+                handle = store.worker(ALL, handler, ep.CursorWorkerConfig(checkpoint_id="resumed"))
+                seen.append((handle.position, handle.lag))
+                handle.stop()
+                await handle.join(10)
+            return seen
+
+    assert run(main()) == [(9, 0)] * 5
+
+
 def test_a_workers_gap_observations_are_read_through_its_handle(run: Runner[Any], data_dir: Path) -> None:
     async def main() -> None:
         async with ep.aio.open(data_dir) as store:

@@ -285,6 +285,23 @@ def test_stop_persists_the_position(open_store, data_dir, coord):
     assert again.batches == [[4, 5]]
 
 
+def test_a_resumed_durable_worker_reports_its_checkpoint_as_its_position_from_the_start(open_store, coord):
+    store = open_store()
+    for i in range(10):
+        store.append(coord("a"), "k", i)
+    cursor = store.cursor(R.entity("a"))
+    cursor.poll_batch(100)
+    cursor.commit("resumed")  # saved at 9
+    for _ in range(20):
+        # Read at once, before or after the worker's thread resumed its cursor: the same.
+        handle = store.cursor_worker(R.entity("a"), Recorder(), _config(checkpoint_id="resumed"))
+        assert handle.position == 9
+        assert handle.lag == 0
+        handle.stop()
+        handle.join(timeout=10)
+        assert handle.position == 9
+
+
 def test_stop_with_rollback_on_the_first_batch_persists_nothing(open_store, data_dir, coord):
     store = open_store()
     store.append(coord("a"), "k", 0)

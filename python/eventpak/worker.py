@@ -27,6 +27,7 @@ from .restart import RestartBudget, RestartPolicy
 from .worker_config import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig, Handler, checked_action
 
 if TYPE_CHECKING:
+    from ._native import NativeStore
     from .store import Store
 
 __all__ = [
@@ -86,9 +87,9 @@ class CursorWorkerHandle:
 
     @property
     def position(self) -> int | None:
-        """The last committed global sequence (a durable worker starts from its checkpoint);
-        ``None`` before the first commit."""
-        position, started = self._committed
+        """The last committed global sequence (a durable worker starts from its checkpoint,
+        also before its thread has resumed it); ``None`` before the first commit."""
+        position, started = self._committed_or_saved()
         return position if started else None
 
     @property
@@ -119,13 +120,12 @@ class CursorWorkerHandle:
         """The worker's backlog: how many visible events of its region lie after its
         committed position (the batch in its handler included); 0 when caught up. Before a
         durable worker starts (a standby), counted from its checkpoint."""
-        position, started = self._committed
-        checkpoint_id = self._config.checkpoint_id
-        if self._cursor is None and checkpoint_id is not None:
-            saved = Cursor.load_checkpoint(self._store._native.data_dir, checkpoint_id)
-            if saved is not None:
-                position, started = saved.position, saved.started
+        position, started = self._committed_or_saved()
         return self._store._native.region_lag(self._region, position, started)[0]
+
+    def _committed_or_saved(self) -> tuple[int, bool]:
+        resumed = self._cursor is not None
+        return committed_or_saved(self._committed, resumed, self._config.checkpoint_id, self._store._native)
 
     def start(self) -> None:
         """Starts the worker thread (done by ``Store.cursor_worker``)."""
@@ -201,11 +201,13 @@ class CursorWorkerHandle:
         cursor = self._store.cursor(self._region).with_gap_config(config.gap_observation)
         if config.checkpoint_id is not None:
             cursor.resume(config.checkpoint_id)
+        # Before the cursor is published: `position` and `lag` read the saved checkpoint
+        # until then.
+        self._committed = (cursor.position, cursor.started)
         self._cursor = cursor
         if self._stop.is_set():
             return
         witness = None if config.checkpoint_id is None else AtLeastOnce(config.checkpoint_id)
-        self._committed = (cursor.position, cursor.started)
         budget = RestartBudget(config.restart, time.monotonic)
         leave_out = dead_letter_filter(self._region, config.checkpoint_id, self._store)
         while not self._stop.is_set():
@@ -295,6 +297,18 @@ class CursorWorkerHandle:
         if checkpoint_id is not None:
             save_at(cursor, checkpoint_id, target, end)
         self._committed = target
+
+
+def committed_or_saved(
+    committed: tuple[int, bool], resumed: bool, checkpoint_id: str | None, native: NativeStore
+) -> tuple[int, bool]:
+    """A worker's committed position; before its cursor was ``resumed`` (just started, or
+    a standby), a durable worker's saved checkpoint (sync and asyncio workers alike)."""
+    if not resumed and checkpoint_id is not None:
+        saved = Cursor.load_checkpoint(native.data_dir, checkpoint_id)
+        if saved is not None:
+            return saved.position, saved.started
+    return committed
 
 
 def save_at(cursor: Cursor, checkpoint_id: str, target: tuple[int, bool], end: tuple[int, bool]) -> None:

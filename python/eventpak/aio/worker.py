@@ -15,7 +15,7 @@ from ..dead_letters import dead_letter_filter, park_and_log
 from ..errors import EventpakError, WorkerCrashed
 from ..isolation import Isolation
 from ..restart import RestartBudget
-from ..worker import save_at
+from ..worker import committed_or_saved, save_at
 from ..worker_config import AtLeastOnce, CursorWorkerAction, CursorWorkerConfig, checked_action
 from .pool import finish_on_pool
 from .pull import next_batch
@@ -77,8 +77,9 @@ class AsyncWorkerHandle:
 
     @property
     def position(self) -> int | None:
-        """The last committed global sequence; ``None`` before the first commit."""
-        position, started = self._committed
+        """The last committed global sequence (a durable worker starts from its checkpoint,
+        also before its task has resumed it); ``None`` before the first commit."""
+        position, started = self._committed_or_saved()
         return position if started else None
 
     @property
@@ -106,14 +107,14 @@ class AsyncWorkerHandle:
         """The worker's backlog: visible events of its region after its committed position
         (the batch in its handler included); 0 when caught up. A standby counts from its
         checkpoint. Counted in the in-memory index."""
-        position, started = self._committed
-        checkpoint_id = self._config.checkpoint_id
+        position, started = self._committed_or_saved()
+        return self._store.sync_store._native.region_lag(self._region, position, started)[0]
+
+    def _committed_or_saved(self) -> tuple[int, bool]:
         native = self._store.sync_store._native
-        if self._cursor is None and checkpoint_id is not None:
-            saved = Cursor.load_checkpoint(native.data_dir, checkpoint_id)
-            if saved is not None:
-                position, started = saved.position, saved.started
-        return native.region_lag(self._region, position, started)[0]
+        return committed_or_saved(
+            self._committed, self._cursor is not None, self._config.checkpoint_id, native
+        )
 
     @property
     def done(self) -> bool:
@@ -203,9 +204,9 @@ class AsyncWorkerHandle:
         cursor = store.sync_store.cursor(self._region).with_gap_config(config.gap_observation)
         if config.checkpoint_id is not None:
             await store._offload(cursor.resume, config.checkpoint_id)
+        self._committed = (cursor.position, cursor.started)  # before `position` reads it
         self._cursor = cursor
         witness = None if config.checkpoint_id is None else AtLeastOnce(config.checkpoint_id)
-        self._committed = (cursor.position, cursor.started)
         budget = RestartBudget(config.restart, store._loop.time)
         leave_out = dead_letter_filter(self._region, config.checkpoint_id, store.sync_store)
         while not self._stop.is_set():
