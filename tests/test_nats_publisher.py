@@ -187,6 +187,40 @@ def test_backpressure_while_the_server_is_down(nats_server: NatsServer, tmp_path
         store.close()
 
 
+def test_an_unacknowledged_batch_is_logged_saying_what_and_where(
+    nats_server: NatsServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="eventpak")
+    store = ep.Store.open(tmp_path / "data")
+    try:
+        pub = ep.nats.Publisher(
+            store, ep.Region.all(), servers=nats_server.urls, stream="EVENTS", ack_timeout=0.5
+        )
+        store.append(ep.Coordinate("e", "s"), "k", {})
+        wait_until(lambda: pub.published == 1)
+        nats_server.stop()
+        store.append(ep.Coordinate("e", "s"), "k", {})  # sequence 1: never acknowledged
+
+        def timeouts() -> list[BaseException]:
+            return [
+                r.exc_info[1]
+                for r in caplog.records
+                if r.exc_info and isinstance(r.exc_info[1], TimeoutError)
+            ]
+
+        def unacknowledged() -> list[str]:
+            return [str(exc) for exc in timeouts() if "acknowledged no publish" in str(exc)]
+
+        wait_until(lambda: bool(unacknowledged()))
+        assert all(str(exc) for exc in timeouts())  # no bare TimeoutError()
+        said = unacknowledged()[0]
+        assert "NATS stream EVENTS" in said and "events 1-1" in said and "ack_timeout=0.5 s" in said, said
+        nats_server.start()
+        published_all(pub, nats_server.urls, store.query(ep.Region.all()))
+    finally:
+        store.close()
+
+
 def test_cluster_node_killed_mid_run_with_an_r3_stream(nats_cluster: NatsCluster, tmp_path: Path) -> None:
     store = ep.Store.open(tmp_path / "data")
     stop = threading.Event()

@@ -171,11 +171,24 @@ class Link:
             # is in the stream: each message names its predecessor, so the server stores
             # one only after storing the one before it, and refuses every later one if an
             # earlier one was refused or lost. A duplicate is stored already.
-            seq = self._check(await asyncio.wait_for(fut, self.ack_timeout))
+            seq = self._check(await self._ack(fut, group))
             last = group[-1]
             self.mark = Mark(self.stream, seq, last.global_sequence, str(last.event_id))
             acked(group)
             msgs, size = msgs - len(group), size - sent
+
+    async def _ack(self, fut: asyncio.Future[Any], group: list[Event]) -> Any:
+        """The ack of ``group``'s last message; a ``TimeoutError`` saying what went
+        unacknowledged, where, after ``ack_timeout`` (the worker's log shows it)."""
+        try:
+            return await asyncio.wait_for(fut, self.ack_timeout)
+        except TimeoutError:
+            first, last = group[0].global_sequence, group[-1].global_sequence
+            raise TimeoutError(
+                f"NATS stream {self.stream} at {self.connector.where} acknowledged no publish of "
+                f"events {first}-{last} within ack_timeout={self.ack_timeout:g} s; they are "
+                "published again from the checkpoint"
+            ) from None
 
     async def _send(self, group: list[Event], max_bytes: int) -> tuple[asyncio.Future[Any], int, int]:
         """Sends the first events of ``group`` (at least one, about ``max_bytes`` at most),
