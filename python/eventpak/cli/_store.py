@@ -72,7 +72,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "Opens DIR read-only (as a shared reader: beside running processes that share it) "
             "and prints its statistics: a table on a terminal, 'name: value' lines otherwise. "
             "DIR must be an eventpak data dir: nothing in it is changed (a shared opener adds "
-            "only its lock files, LOCK and shared/, when they are missing)."
+            "only its lock files, LOCK and shared/, when they are missing). The store's own "
+            "figures (events, segments, bytes, durable events) are shared by every process; the "
+            "counters of an open (sync mode, appends, fsyncs) are this command's own, not those "
+            "of the processes writing to DIR."
         ),
     )
     stats.add_argument("data_dir", metavar="DIR", help="an eventpak data dir")
@@ -151,7 +154,8 @@ def _stats(args: argparse.Namespace) -> int:
         return 0
     rows = [[key, str(value)] for key, value in stats.items()]
     if sys.stdout.isatty():
-        print_table(sys.stdout, [Column("statistic"), Column("value", wide=True)], rows, title=args.data_dir)
+        title = f"{args.data_dir} (the counters of an open are this command's read-only open's)"
+        print_table(sys.stdout, [Column("statistic"), Column("value", wide=True)], rows, title=title)
     else:
         for key, value in rows:
             print(f"{key:>20}: {value}")
