@@ -19,6 +19,7 @@ mod crypt;
 mod cursor;
 mod error;
 mod interrupt;
+mod mapped_alloc;
 mod names;
 mod projection;
 mod projection_cache;
@@ -61,6 +62,7 @@ pub use error::{Error, Result, BACKUP_CONTEXT, COMPACTION_CONTEXT, KEY_FILE_CONT
 pub use event::{AppendRequest, EventId, EventRecord, Hash};
 pub use interrupt::interruptible;
 pub use io::{OsStorage, Storage};
+pub use mapped_alloc::{MappedLarge, MAPPED_FROM};
 pub use names::{
     validate_coordinate_part, validate_kind, validate_kind_as, MAX_COORDINATE_PART_BYTES, MAX_KIND_BYTES,
     RESERVED_KINDS, RESERVED_KIND_PREFIX,

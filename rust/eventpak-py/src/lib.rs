@@ -41,9 +41,12 @@ use pyo3::prelude::*;
 /// Rust's allocations in this extension (never Python objects, which CPython allocates) go
 /// to mimalloc. A batch append holds a thousand small buffers at once and then frees them
 /// together, which empties glibc's per-thread cache and sends every allocation down its
-/// slow path; mimalloc's per-page free lists keep that at a few dozen instructions.
+/// slow path; mimalloc's per-page free lists keep that at a few dozen instructions. Blocks
+/// of a megabyte and more get mappings of their own, so that the index's arrays grow
+/// without being copied under its lock ([`eventpak_core::MappedLarge`]).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: eventpak_core::MappedLarge<mimalloc::MiMalloc> =
+    eventpak_core::MappedLarge(mimalloc::MiMalloc);
 
 #[pymodule]
 mod _native {
