@@ -12,7 +12,7 @@
 use std::alloc::{GlobalAlloc, Layout};
 
 /// Blocks of at least this many bytes are mapped on their own.
-pub const MAPPED_FROM: usize = 1 << 20;
+pub const MAPPED_FROM: usize = 4 << 20;
 
 /// Hands allocations of at least [`MAPPED_FROM`] bytes to the kernel as private anonymous
 /// mappings (grown and shrunk with `mremap`), and every other one to `A`. On systems

@@ -42,7 +42,7 @@ use pyo3::prelude::*;
 /// to mimalloc. A batch append holds a thousand small buffers at once and then frees them
 /// together, which empties glibc's per-thread cache and sends every allocation down its
 /// slow path; mimalloc's per-page free lists keep that at a few dozen instructions. Blocks
-/// of a megabyte and more get mappings of their own, so that the index's arrays grow
+/// of 4 MiB and more get mappings of their own, so that the index's arrays grow
 /// without being copied under its lock ([`eventpak_core::MappedLarge`]).
 #[global_allocator]
 static ALLOCATOR: eventpak_core::MappedLarge<mimalloc::MiMalloc> =
