@@ -7,6 +7,7 @@ figure of it (performance is measured by the benches, not by timed tests).
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 
 from bench_support import run_quick_bench
@@ -34,6 +35,14 @@ def test_aio_bench_quick_run(tmp_path: Path) -> None:
         assert expected <= keys, expected - keys
     assert ("1", "threads") in keys
     for row in doc["rows"]:
+        if row["case"] == "3" and row["unit"] == "us":
+            # A latency taken from an append's return is signed: on a busy machine the
+            # handler can see the event before the appending thread gets the GIL back (the
+            # bench counts those as before_return), so only that a figure exists is checked.
+            assert math.isfinite(row["median"]), row
+            if row["ratio_label"] is not None:
+                assert row["ratio"] is not None and math.isfinite(row["ratio"]), row
+            continue
         assert row["median"] > 0, row
         if row["ratio_label"] is not None:
             assert row["ratio"] is not None and row["ratio"] > 0, row
