@@ -209,3 +209,13 @@ def test_exit_right_after_close_wakes_many_waiting_cursors_is_normal(tmp_path: P
         assert done.returncode != -signal.SIGABRT, done.stderr
         assert "FATAL" not in done.stderr and "Fatal Python error" not in done.stderr, done.stderr
         assert done.returncode == 0, done.stderr
+
+
+def test_the_exit_mark_takes_a_timeout_too_long_to_reach() -> None:
+    # In a child: the mark makes the process exiting for good.
+    script = "import eventpak._native as n; print(n.mark_exiting(float('inf')), n.mark_exiting(1e300))"
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True"]

@@ -56,12 +56,15 @@ pub fn mark_exiting(py: Python<'_>, timeout: f64) -> bool {
     // SeqCst pairs with `enter`: a thread either sees the mark, or is counted before it.
     EXITING.store(true, Ordering::SeqCst);
     let own = DEPTH.with(Cell::get);
-    let deadline = Instant::now() + Duration::try_from_secs_f64(timeout.max(0.0)).unwrap_or(Duration::MAX);
+    // `None`: a timeout too long to reach, waited without a bound.
+    let deadline =
+        Duration::try_from_secs_f64(timeout.max(0.0)).ok().and_then(|wait| Instant::now().checked_add(wait));
     py.detach(|| {
         let (lock, returned) = &RETURNED;
         let mut guard = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         while IN_PYTHON.load(Ordering::SeqCst) > own {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left =
+                deadline.map_or(Duration::from_secs(3600), |at| at.saturating_duration_since(Instant::now()));
             if left.is_zero() {
                 return false;
             }
